@@ -1,0 +1,224 @@
+"""build_app: the Starlette app every service is, with its lifespan, health, metrics and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+
+from libs.common import bus as busmod
+from libs.common import db, log as logmod, migrate, outbox
+from libs.common.errors import EXCEPTION_HANDLERS
+from libs.common.events import (
+    ServiceHeartbeat,
+    ServiceStarted,
+    ServiceStopping,
+    now_iso,
+    service_event,
+)
+from libs.common.http import RequestContextMiddleware, json_response
+from libs.common.metrics import metrics_endpoint
+from libs.common.settings import Settings, SettingsError
+
+log = structlog.get_logger()
+
+Extra = Callable[[dict[str, Any]], AbstractAsyncContextManager[dict[str, Any] | None]]
+
+
+def instance_id(settings: Settings) -> str:
+    """This replica's id: SWITCHBOARD_INSTANCE, else host and pid."""
+    return settings.instance or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@asynccontextmanager
+async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterator[dict[str, Any]]:
+    """Open the pool and NATS, migrate, relay the outbox, announce the replica and beat."""
+    schema = settings.service
+    instance = instance_id(settings)
+    started_at = now_iso()
+    t0 = time.monotonic()
+    async with db.open_pool(settings) as pool, busmod.connect(settings) as bus:
+        await migrate.apply(pool, schema=schema, directory=migrations)
+        async with outbox.relaying(pool, schema, bus):
+            started = service_event(schema, "started", ServiceStarted).event(
+                ServiceStarted(schema, instance, settings.version, started_at), source=schema
+            )
+            await _publish_quietly(bus, started)
+
+            async def beat() -> None:
+                kind = service_event(schema, "heartbeat", ServiceHeartbeat)
+                while True:
+                    payload = ServiceHeartbeat(
+                        schema,
+                        instance,
+                        settings.version,
+                        started_at,
+                        round(time.monotonic() - t0, 3),
+                        settings.heartbeat_s,
+                    )
+                    await _publish_quietly(bus, kind.event(payload, source=schema))
+                    await asyncio.sleep(settings.heartbeat_s)
+
+            heart = asyncio.create_task(beat())
+            try:
+                yield {
+                    "pool": pool,
+                    "bus": bus,
+                    "settings": settings,
+                    "instance": instance,
+                    "started_at": started_at,
+                }
+            finally:
+                heart.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heart
+                stopping = service_event(schema, "stopping", ServiceStopping)
+                await _publish_quietly(
+                    bus, stopping.event(ServiceStopping(schema, instance), source=schema)
+                )
+
+
+async def _publish_quietly(bus: busmod.Bus, event: Any) -> None:
+    """Publish a platform event; NATS being away must not stop the service."""
+    try:
+        await bus.publish(event, timeout=2)
+    except Exception as exc:
+        log.warning("platform_event_not_published", event_type=event.type, error=str(exc))
+
+
+async def healthz(request: Request) -> Response:
+    """Alive."""
+    return json_response({"status": "ok", "service": request.app.state.service})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when Postgres and NATS answer."""
+    checks = {
+        "postgres": await db.ping(request.state.pool),
+        "nats": request.state.bus.nc.is_connected,
+    }
+    ready = all(checks.values())
+    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    return json_response(body, 200 if ready else 503)
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI document, built from the routes and their docstrings."""
+    return json_response(
+        build_openapi(request.app.state.service, request.app.state.version, request.app.routes)
+    )
+
+
+def build_openapi(service: str, version: str, routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """Paths, methods and summaries of every HTTP route."""
+    paths: dict[str, dict[str, Any]] = {}
+    for path, route in _walk(routes, ""):
+        if not isinstance(route, Route):
+            continue
+        doc = (route.endpoint.__doc__ or route.name or "").strip().splitlines()
+        for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
+            paths.setdefault(path, {})[method.lower()] = {
+                "summary": doc[0] if doc else "",
+                "operationId": f"{route.name}_{method.lower()}",
+                "responses": {"default": {"description": "JSON; errors use the error envelope"}},
+            }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"Switchboard {service}", "version": version},
+        "paths": dict(sorted(paths.items())),
+    }
+
+
+def _walk(routes: Sequence[BaseRoute], prefix: str) -> list[tuple[str, BaseRoute]]:
+    """Flatten mounts into (full path, route) pairs."""
+    out: list[tuple[str, BaseRoute]] = []
+    for route in routes:
+        if isinstance(route, Mount):
+            out.extend(_walk(route.routes or [], prefix + route.path))
+        elif isinstance(route, (Route, WebSocketRoute)):
+            out.append((prefix + route.path, route))
+    return out
+
+
+def build_app(
+    settings: Settings,
+    routes: Sequence[BaseRoute],
+    *,
+    migrations: Path,
+    extra: Extra | None = None,
+    middleware: Sequence[Middleware] = (),
+) -> Starlette:
+    """The service app: platform runtime, then `extra` (service-specific) in the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with platform_runtime(settings, migrations) as state:
+            if extra is None:
+                yield state
+                return
+            async with extra(state) as more:
+                yield {**state, **(more or {})}
+
+    all_routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *routes,
+    ]
+    app = Starlette(
+        routes=all_routes,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            Middleware(
+                RequestContextMiddleware,
+                service=settings.service,
+                max_body_bytes=settings.max_body_bytes,
+                routes=all_routes,
+            ),
+            *middleware,
+        ],
+    )
+    app.router.redirect_slashes = False  # /x/ and /x are different routes; unknown → JSON 404
+    app.state.service = settings.service
+    app.state.version = settings.version
+    app.state.settings = settings
+    return app
+
+
+def run(settings_cls: type[Settings], create_app: Callable[[Any], Starlette]) -> None:
+    """`python -m services.<name>`: settings, logging, uvicorn with uvloop and httptools."""
+    try:
+        settings = settings_cls.from_env()
+    except SettingsError as exc:
+        print(f"{settings_cls.service}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logmod.configure(settings.service, settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.drain_s),
+        lifespan="on",
+        server_header=False,
+    )

@@ -1,0 +1,312 @@
+"""NATS: one connection per service, the EVENTS stream, acknowledged publishing, RPC and consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import nats
+import orjson
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+
+from libs.common.errors import ApiError, Unavailable, UpstreamError, UpstreamTimeout
+from libs.common.events import Event
+from libs.common.log import request_id_var, trace_id_var
+from libs.common.settings import Settings
+
+log = structlog.get_logger()
+
+STREAM = "EVENTS"
+STREAM_MAX_AGE_S = 7 * 24 * 3600
+Handler = Callable[[Event], Awaitable[None]]
+TxHandler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+RpcHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class RpcError(ApiError):
+    """An RPC answered with an error; keeps the remote code and status."""
+
+    def __init__(self, code: str, message: str, status: int, details: dict | None = None) -> None:
+        super().__init__(message, details=details)
+        self.code = code
+        self.status = status
+
+
+class Bus:
+    """A namespaced view of one NATS connection and its JetStream context."""
+
+    def __init__(self, nc: NatsClient, namespace: str, source: str) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.namespace = namespace
+        self.source = source
+        self.stream = f"{namespace}_{STREAM}" if namespace else STREAM
+        self._tasks: list[asyncio.Task] = []
+        self._subs: list[Any] = []
+
+    def subject(self, name: str) -> str:
+        """Prefix a subject with the namespace (tests run in their own)."""
+        return f"{self.namespace}.{name}" if self.namespace else name
+
+    def unprefix(self, subject: str) -> str:
+        """Drop the namespace prefix from a received subject."""
+        prefix = f"{self.namespace}." if self.namespace else ""
+        return subject[len(prefix) :] if prefix and subject.startswith(prefix) else subject
+
+    async def ensure_stream(self) -> None:
+        """Create the EVENTS stream on `events.>` when it is missing."""
+        try:
+            await self.js.stream_info(self.stream)
+        except NotFoundError:
+            config = StreamConfig(
+                name=self.stream,
+                subjects=[self.subject("events.>")],
+                max_age=STREAM_MAX_AGE_S,
+                duplicate_window=120,
+            )
+            try:
+                await self.js.add_stream(config)
+            except Exception:  # another replica created it first
+                await self.js.stream_info(self.stream)
+
+    async def publish(self, event: Event, timeout: float = 5.0) -> None:
+        """Publish to JetStream and wait for its acknowledgement (deduplicated by event id)."""
+        await self.js.publish(
+            self.subject(event.subject),
+            event.to_bytes(),
+            timeout=timeout,
+            stream=self.stream,
+            headers={"Nats-Msg-Id": event.id},
+        )
+
+    # ---- request / reply ------------------------------------------------------------------
+
+    async def request(self, name: str, data: dict[str, Any], timeout: float = 5.0) -> Any:
+        """Call `rpc.<service>.<verb>`; remote errors come back as RpcError."""
+        headers = {"X-Request-Id": request_id_var.get(), "X-Trace-Id": trace_id_var.get()}
+        try:
+            msg = await self.nc.request(
+                self.subject(name), orjson.dumps(data), timeout=timeout, headers=headers
+            )
+        except NoRespondersError:
+            raise Unavailable(f"No service answers {name}.", details={"subject": name}) from None
+        except NatsTimeout:
+            raise UpstreamTimeout(f"{name} did not answer in {timeout}s.") from None
+        try:
+            reply = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{name} answered with something that is not JSON.") from None
+        if reply.get("ok"):
+            return reply.get("data")
+        err = reply.get("error") or {}
+        raise RpcError(
+            err.get("code", "INTERNAL"),
+            err.get("message", "remote error"),
+            int(err.get("status", 500)),
+            err.get("details"),
+        )
+
+    async def serve(self, name: str, handler: RpcHandler, queue: str | None = None) -> None:
+        """Answer `name` with `handler`, shared over replicas by the queue group."""
+
+        async def on_msg(msg: Msg) -> None:
+            rid = (msg.headers or {}).get("X-Request-Id", "")
+            tid = (msg.headers or {}).get("X-Trace-Id", "")
+            rid_token, tid_token = request_id_var.set(rid), trace_id_var.set(tid)
+            try:
+                data = orjson.loads(msg.data) if msg.data else {}
+                reply = {"ok": True, "data": await handler(data)}
+            except ApiError as exc:
+                reply = {"ok": False, "error": _error_dict(exc)}
+            except orjson.JSONDecodeError:
+                reply = {
+                    "ok": False,
+                    "error": {
+                        "code": "VALIDATION_ERROR",
+                        "status": 400,
+                        "message": "The request is not JSON.",
+                    },
+                }
+            except Exception:
+                log.exception("rpc_handler_failed", subject=name)
+                reply = {
+                    "ok": False,
+                    "error": {"code": "INTERNAL", "status": 500, "message": "The handler failed."},
+                }
+            finally:
+                request_id_var.reset(rid_token)
+                trace_id_var.reset(tid_token)
+            if msg.reply:
+                await msg.respond(orjson.dumps(reply, default=str))
+
+        sub = await self.nc.subscribe(self.subject(name), queue=queue or self.source, cb=on_msg)
+        self._subs.append(sub)
+
+    # ---- following and consuming events --------------------------------------------------
+
+    async def follow(self, pattern: str, handler: Handler) -> None:
+        """Receive live events on `pattern` (core NATS, every replica gets each one, no replay)."""
+
+        async def on_msg(msg: Msg) -> None:
+            try:
+                await handler(Event.from_bytes(msg.data))
+            except Exception:
+                log.exception("event_follow_failed", subject=msg.subject)
+
+        self._subs.append(await self.nc.subscribe(self.subject(pattern), cb=on_msg))
+
+    def consume(
+        self,
+        durable: str,
+        subjects: Sequence[str],
+        handler: Handler,
+        *,
+        batch: int = 64,
+        deliver_new: bool = False,
+    ) -> None:
+        """Run a durable pull consumer: ack after `handler` returns, redeliver when it raises."""
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30,
+            max_deliver=-1,
+            deliver_policy=DeliverPolicy.NEW if deliver_new else DeliverPolicy.ALL,
+            filter_subjects=[self.subject(s) for s in subjects],
+        )
+        task = asyncio.create_task(self._pull_loop(durable, config, handler, batch))
+        self._tasks.append(task)
+
+    async def _pull_loop(
+        self, durable: str, config: ConsumerConfig, handler: Handler, batch: int
+    ) -> None:
+        """Fetch, handle, ack; back off and retry on every failure."""
+        sub = None
+        while True:
+            try:
+                if sub is None:
+                    await self.ensure_stream()
+                    try:
+                        await self.js.add_consumer(self.stream, config)
+                    except Exception:  # exists already (another replica) — bind to it
+                        pass
+                    sub = await self.js.pull_subscribe_bind(durable, stream=self.stream)
+                try:
+                    msgs = await sub.fetch(batch, timeout=1)
+                except NatsTimeout:
+                    continue
+                for msg in msgs:
+                    await self._handle(msg, handler)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer_retrying", durable=durable, error=str(exc))
+                sub = None if not self.nc.is_connected else sub
+                await asyncio.sleep(1)
+
+    async def _handle(self, msg: Msg, handler: Handler) -> None:
+        """Handle one message: bad envelopes are terminated, failures redelivered."""
+        try:
+            event = Event.from_bytes(msg.data)
+        except ValueError:
+            log.warning("event_malformed", subject=msg.subject)
+            await msg.term()
+            return
+        try:
+            await handler(event)
+        except Exception:
+            log.exception("event_handler_failed", event_type=event.type, event_id=event.id)
+            await msg.nak(delay=1)
+            return
+        await msg.ack()
+
+    async def close(self) -> None:
+        """Stop consumers, flush and drain the connection."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.nc.flush(timeout=2)
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+
+
+def _error_dict(exc: ApiError) -> dict[str, Any]:
+    """An ApiError as an RPC error reply."""
+    return {"code": exc.code, "status": exc.status, "message": exc.message, "details": exc.details}
+
+
+def transactional(pool: asyncpg.Pool, schema: str, consumer: str, handler: TxHandler) -> Handler:
+    """Wrap `handler` so each event is applied once: its id is recorded in the same transaction."""
+
+    async def run(event: Event) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                f'INSERT INTO "{schema}".processed_events (consumer, event_id) VALUES ($1, $2)'
+                " ON CONFLICT DO NOTHING RETURNING true",
+                consumer,
+                event.id,
+            )
+            if fresh:
+                await handler(conn, event)
+
+    return run
+
+
+def deduplicated(handler: Handler, size: int = 10_000) -> Handler:
+    """Wrap `handler` to skip event ids seen recently (for consumers without a database)."""
+    seen: OrderedDict[str, None] = OrderedDict()
+
+    async def run(event: Event) -> None:
+        if event.id in seen:
+            return
+        await handler(event)
+        seen[event.id] = None
+        if len(seen) > size:
+            seen.popitem(last=False)
+
+    return run
+
+
+@asynccontextmanager
+async def connect(settings: Settings, name: str | None = None) -> AsyncIterator[Bus]:
+    """One reconnecting NATS connection for the service; the EVENTS stream ensured."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats_error", error=str(exc))
+
+    async def on_disconnect() -> None:
+        log.warning("nats_disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats_reconnected")
+
+    nc = await nats.connect(
+        settings.nats_url,
+        name=name or f"switchboard-{settings.service}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+    bus = Bus(nc, settings.namespace, settings.service)
+    try:
+        await bus.ensure_stream()
+        yield bus
+    finally:
+        await bus.close()

@@ -1,0 +1,201 @@
+"""HTTP plumbing every service shares: the request middleware, JSON in and out."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any, TypeVar
+
+import orjson
+import pydantic
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from libs.common import metrics
+from libs.common.errors import (
+    Internal,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+    ValidationError,
+    render,
+)
+from libs.common.log import request_id_var, trace_id_var
+
+log = structlog.get_logger()
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Serialise `data` (dicts, lists, pydantic models, datetimes, UUIDs) with orjson."""
+    return Response(_dumps(data), status, headers=headers, media_type="application/json")
+
+
+def _dumps(data: Any) -> bytes:
+    """orjson with pydantic models understood."""
+    return orjson.dumps(data, default=_default)
+
+
+def _default(obj: Any) -> Any:
+    """Fallback serialiser for orjson."""
+    if isinstance(obj, pydantic.BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError
+
+
+def no_content() -> Response:
+    """204 with no body."""
+    return Response(status_code=204)
+
+
+async def read_json(request: Request) -> Any:
+    """Parse the body as JSON: 415 when it is not JSON, 400 when it does not parse."""
+    ctype = request.headers.get("content-type", "")
+    if ctype and "json" not in ctype.split(";")[0]:
+        raise UnsupportedMediaType(
+            "The body must be JSON (Content-Type: application/json).",
+            details={"content_type": ctype},
+        )
+    body = await request.body()
+    if not body:
+        raise ValidationError("The request body is empty; JSON is expected.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError("The body is not valid JSON.", details={"error": str(exc)}) from None
+
+
+async def parse_body(request: Request, model: type[M]) -> M:
+    """Read the body into `model`; field errors become 422 with `details.fields`."""
+    return validate(model, await read_json(request))
+
+
+def validate(model: type[M], data: Any) -> M:
+    """Validate `data` against `model`, raising 422 with field details."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise Unprocessable(
+            "The request body is invalid.", details={"fields": field_errors(exc)}
+        ) from None
+
+
+def field_errors(exc: pydantic.ValidationError) -> dict[str, str]:
+    """Map pydantic errors to {"a.b": "message"}."""
+    fields: dict[str, str] = {}
+    for err in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(p) for p in err["loc"]) or "body"
+        fields.setdefault(path, err["msg"])
+    return fields
+
+
+def query_model(request: Request, model: type[M]) -> M:
+    """Validate query parameters into `model` (400 → 422 with field details)."""
+    return validate(model, dict(request.query_params))
+
+
+class RequestContextMiddleware:
+    """Request id, trace id, body limit, metrics, access log and the last-resort error handler."""
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int, routes: Any) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get("x-request-id", "")
+        if not REQUEST_ID_RE.match(request_id):
+            request_id = uuid.uuid4().hex
+        match = TRACEPARENT_RE.match(headers.get("traceparent", ""))
+        trace_id = match.group(1) if match else uuid.uuid4().hex
+        rid_token = request_id_var.set(request_id)
+        tid_token = trace_id_var.set(trace_id)
+        scope.setdefault("state", {})
+        scope["state"]["request_id"] = request_id
+        scope["state"]["trace_id"] = trace_id
+        if scope["type"] == "websocket":
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                request_id_var.reset(rid_token)
+                trace_id_var.reset(tid_token)
+            return
+        await self._http(scope, receive, send, headers, request_id, rid_token, tid_token)
+
+    async def _http(self, scope, receive, send, headers, request_id, rid_token, tid_token) -> None:
+        start = time.perf_counter()
+        status = 500
+        started = False
+        route = metrics.route_template(self.routes, scope)
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [
+                    (b"x-request-id", request_id.encode())
+                ]
+            await send(message)
+
+        try:
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise PayloadTooLarge(
+                    f"The body is larger than {self.max_body_bytes} bytes.",
+                    details={"limit": self.max_body_bytes},
+                )
+            await self.app(scope, self._limited(receive), send_wrapper)
+        except PayloadTooLarge as exc:
+            if not started:
+                await render(exc)(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled_exception", path=scope.get("path"), method=scope["method"])
+            if not started:
+                err = Internal("An unexpected error occurred.", details={"request_id": request_id})
+                await render(err)(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            metrics.observe_request(self.service, scope["method"], route, status, elapsed)
+            if route not in metrics.QUIET_ROUTES:
+                log.info(
+                    "http_request",
+                    method=scope["method"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
+            request_id_var.reset(rid_token)
+            trace_id_var.reset(tid_token)
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Wrap `receive` so a streamed body over the limit raises PayloadTooLarge."""
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise PayloadTooLarge(
+                        f"The body is larger than {limit} bytes.", details={"limit": limit}
+                    )
+            return message
+
+        return wrapped

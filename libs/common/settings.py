@@ -1,0 +1,102 @@
+"""Settings read once from the environment into frozen dataclasses, with errors naming the variable."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T", bound="Settings")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A variable is missing or malformed; the message names it."""
+
+
+def env(name: str, default: Any = dataclasses.MISSING, *, secret: bool = False) -> Any:
+    """Declare a settings field read from the variable `name`."""
+    kwargs: dict[str, Any] = {"metadata": {"env": name}, "repr": not secret}
+    if isinstance(default, (list, dict, set)):
+        kwargs["default_factory"] = lambda: type(default)(default)
+    elif default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    return field(**kwargs)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every service reads; subclasses add `<SERVICE>_*` fields."""
+
+    service: ClassVar[str] = "switchboard"
+    default_port: ClassVar[int] = 8000
+
+    database_url: str = env("DATABASE_URL", "postgresql://127.0.0.1:5432/switchboard", secret=True)
+    nats_url: str = env("NATS_URL", "nats://127.0.0.1:4222")
+    log_level: str = env("LOG_LEVEL", "info")
+    namespace: str = env("SWITCHBOARD_NAMESPACE", "")
+    version: str = env("SWITCHBOARD_VERSION", "0.1.0")
+    instance: str = env("SWITCHBOARD_INSTANCE", "")
+    heartbeat_s: float = env("SWITCHBOARD_HEARTBEAT_S", 5.0)
+    max_body_bytes: int = env("SWITCHBOARD_MAX_BODY_BYTES", 4 * 1024 * 1024)
+    db_pool_max: int = env("SWITCHBOARD_DB_POOL_MAX", 10)
+    drain_s: float = env("SWITCHBOARD_DRAIN_S", 10.0)
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    @classmethod
+    def from_env(cls: type[T], environ: typing.Mapping[str, str] | None = None) -> T:
+        """Read every field from `environ` (default: the process environment)."""
+        source = os.environ if environ is None else environ
+        prefix = cls.service.upper()
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            name = f.metadata.get("env") or f"{prefix}_{f.name.upper()}"
+            raw = source.get(name)
+            if raw is None:
+                if f.name == "port":
+                    values["port"] = cls.default_port
+                    continue
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise SettingsError(f"{name} is required but not set")
+                continue
+            values[f.name] = _convert(name, raw, hints[f.name])
+        return cls(**values)
+
+
+def _convert(name: str, raw: str, hint: Any) -> Any:
+    """Turn the text of variable `name` into a value of type `hint`."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if raw == "":
+            return None
+        return _convert(name, raw, args[0])
+    if hint is bool:
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise SettingsError(f"{name} must be a boolean (got {raw!r})")
+    if hint is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer (got {raw!r})") from None
+    if hint is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number (got {raw!r})") from None
+    if origin is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw

@@ -1,0 +1,1 @@
+COMMENT ON SCHEMA gateway IS 'Switchboard gateway: nothing durable; the schema holds framework tables only';

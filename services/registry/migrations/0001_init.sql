@@ -1,0 +1,1 @@
+COMMENT ON SCHEMA registry IS 'Switchboard registry service: servers, tools, health, settings';

@@ -1,0 +1,1 @@
+COMMENT ON SCHEMA sandbox IS 'Switchboard sandbox service: hosted processes, code tools, approvals, policy';
