@@ -22,7 +22,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from libs.common import bus as busmod
-from libs.common import db, log as logmod, migrate, outbox
+from libs.common import db, migrate, outbox
+from libs.common import log as logmod
 from libs.common.errors import EXCEPTION_HANDLERS
 from libs.common.events import (
     ServiceHeartbeat,

@@ -1,4 +1,4 @@
-"""NATS: one connection per service, the EVENTS stream, acknowledged publishing, RPC and consumers."""
+"""NATS: one connection per service, the EVENTS stream, acked publishing, RPC and consumers."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ def observe_request(service: str, method: str, route: str, status: int, seconds:
 
 
 def route_template(routes: Any, scope: dict[str, Any], prefix: str = "") -> str:
-    """The template of the route matching `scope` (e.g. /api/v1/servers/{name}), never the raw path."""
+    """The template of the route matching `scope` (e.g. /api/v1/servers/{name}), not the path."""
     for route in routes:
         try:
             match, child = route.matches(scope)

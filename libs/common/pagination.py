@@ -45,7 +45,7 @@ def list_query(
     default_sort: str | None = None,
     default_order: str = "desc",
 ) -> ListQuery:
-    """Parse and validate list parameters; unknown sort or bad numbers are 422 with field details."""
+    """Parse and validate list parameters; a bad sort or number is 422 with field details."""
     params = request.query_params
     problems: dict[str, str] = {}
     page = _positive_int(params, "page", 1, problems)

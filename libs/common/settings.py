@@ -1,4 +1,4 @@
-"""Settings read once from the environment into frozen dataclasses, with errors naming the variable."""
+"""Settings read once from the environment into frozen dataclasses; errors name the variable."""
 
 from __future__ import annotations
 
