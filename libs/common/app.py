@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
+from libs.common import authn, db, migrate, outbox
 from libs.common import bus as busmod
-from libs.common import db, migrate, outbox
 from libs.common import log as logmod
 from libs.common.errors import EXCEPTION_HANDLERS
 from libs.common.events import (
@@ -55,6 +55,8 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
     t0 = time.monotonic()
     async with db.open_pool(settings) as pool, busmod.connect(settings) as bus:
         await migrate.apply(pool, schema=schema, directory=migrations)
+        verifier = authn.Verifier(bus)
+        await verifier.start()
         async with outbox.relaying(pool, schema, bus):
             started = service_event(schema, "started", ServiceStarted).event(
                 ServiceStarted(schema, instance, settings.version, started_at), source=schema

@@ -1,0 +1,376 @@
+"""Verification of every credential kind, the Principal it yields, and the checks made on it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+import structlog
+from starlette.requests import HTTPConnection
+
+from libs.common import rpc
+from libs.common.bus import Bus, RpcError
+from libs.common.errors import ApiError, Forbidden, Unauthenticated, Unavailable
+from libs.common.events import Event
+
+log = structlog.get_logger()
+
+ROLE_ORDER = ("viewer", "member", "admin", "owner")
+PERMISSIONS = ("read", "execute", "write")
+JWT_ALGORITHMS = ["EdDSA", "RS256"]
+JWT_AUDIENCE = "switchboard"
+SESSION_COOKIE = "sb_session"
+CSRF_COOKIE = "sb_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+OPAQUE_PREFIXES = {
+    "sbk_": "api_key",
+    "sbt_": "service_token",
+    "sba_": "admin_token",
+    "sbs_": "session",
+}
+
+
+def hash_token(token: str) -> str:
+    """The stored form of an opaque credential: hex SHA-256 (the tokens are high-entropy)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A team's permissions on one server, optionally narrowed to listed tools."""
+
+    team: str
+    server: str
+    permissions: frozenset[str]
+    tools: tuple[str, ...] | None = None
+
+    def covers(self, permission: str, server: str, tool: str | None) -> bool:
+        """True when this grant gives `permission` on `server` (and `tool`)."""
+        if self.server != server:
+            return False
+        # write implies read; any grant lets the holder see (read) what it may use
+        held = set(self.permissions) | ({"read"} if self.permissions else set())
+        if permission not in held:
+            return False
+        return tool is None or self.tools is None or tool in self.tools
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (JWT, cookie, API key) or a token, with its orgs, teams and grants."""
+
+    kind: str  # user | api_key | service_token | admin_token
+    id: str  # user id, or token id for service and admin tokens
+    name: str
+    user_id: str | None = None
+    platform_role: str | None = None
+    orgs: Mapping[str, str] = field(default_factory=dict)  # org id → role
+    org_slugs: Mapping[str, str] = field(default_factory=dict)  # org slug → org id
+    teams: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    grants: tuple[Grant, ...] = ()
+    credential_id: str | None = None  # API key or token id, for the audit trail
+    org: str | None = None  # the org a token belongs to, else the user's first org
+
+    @property
+    def is_platform_admin(self) -> bool:
+        """Platform admins (and the admin token) may do everything."""
+        return self.platform_role == "platform_admin"
+
+    def role_in(self, org_id: str) -> str | None:
+        """The principal's role in `org_id` (platform admins count as owner)."""
+        if self.is_platform_admin:
+            return "owner"
+        return self.orgs.get(org_id)
+
+    def has_org_role(self, org_id: str, minimum: str) -> bool:
+        """True when the role in `org_id` is at least `minimum`."""
+        role = self.role_in(org_id)
+        return role is not None and ROLE_ORDER.index(role) >= ROLE_ORDER.index(minimum)
+
+    def has_scope(self, scope: str) -> bool:
+        """Users have every scope their roles give; tokens only those they carry (`*` matches)."""
+        if self.is_platform_admin:
+            return True
+        want = scope.split(":")
+        for held in self.scopes:
+            have = held.split(":")
+            if len(have) == len(want) and all(
+                h in ("*", w) for h, w in zip(have, want, strict=True)
+            ):
+                return True
+        return False
+
+    def permits(self, permission: str, server: str, tool: str | None = None) -> bool:
+        """True when a grant (or platform admin) gives `permission` on `server`/`tool`."""
+        if self.is_platform_admin:
+            return True
+        return any(g.covers(permission, server, tool) for g in self.grants)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, as rpc.auth.introspect returns it."""
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "name": self.name,
+            "user_id": self.user_id,
+            "platform_role": self.platform_role,
+            "orgs": dict(self.orgs),
+            "org_slugs": dict(self.org_slugs),
+            "teams": list(self.teams),
+            "scopes": list(self.scopes),
+            "grants": [
+                {
+                    "team": g.team,
+                    "server": g.server,
+                    "permissions": sorted(g.permissions),
+                    "tools": list(g.tools) if g.tools is not None else None,
+                }
+                for g in self.grants
+            ],
+            "credential_id": self.credential_id,
+            "org": self.org,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Principal:
+        """Parse the JSON form."""
+        return cls(
+            kind=doc["kind"],
+            id=doc["id"],
+            name=doc.get("name") or "",
+            user_id=doc.get("user_id"),
+            platform_role=doc.get("platform_role"),
+            orgs=dict(doc.get("orgs") or {}),
+            org_slugs=dict(doc.get("org_slugs") or {}),
+            teams=tuple(doc.get("teams") or ()),
+            scopes=tuple(doc.get("scopes") or ()),
+            grants=tuple(
+                Grant(
+                    team=g["team"],
+                    server=g["server"],
+                    permissions=frozenset(g.get("permissions") or ()),
+                    tools=tuple(g["tools"]) if g.get("tools") is not None else None,
+                )
+                for g in doc.get("grants") or ()
+            ),
+            credential_id=doc.get("credential_id"),
+            org=doc.get("org"),
+        )
+
+
+class Verifier:
+    """Verifies credentials: JWTs locally against cached JWKS, opaque ones via rpc.auth.introspect.
+
+    Principals are cached for `ttl` seconds; any `events.auth.>` event clears the cache, so a
+    revoked key, a suspended user or a changed grant takes effect within the event's delivery.
+    """
+
+    def __init__(self, bus: Bus, ttl: float = 30.0, rpc_timeout: float = 3.0) -> None:
+        self.bus = bus
+        self.ttl = ttl
+        self.rpc_timeout = rpc_timeout
+        self._cache: dict[tuple[str, ...], tuple[float, Principal]] = {}
+        self._keys: dict[str, Any] = {}
+        self._keys_fetched = 0.0
+        self._keys_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Follow auth events to drop cached principals and keys."""
+        await self.bus.follow("events.auth.>", self._on_auth_event)
+
+    async def _on_auth_event(self, event: Event) -> None:
+        """Any change in auth may change a principal: forget them all."""
+        if event.type.endswith(".login.failed") or event.type.endswith(".login.succeeded"):
+            return
+        self._cache.clear()
+        if event.type.startswith("auth.signing_key."):
+            self._keys_fetched = 0.0
+
+    def clear(self) -> None:
+        """Forget every cached principal."""
+        self._cache.clear()
+
+    async def verify(self, token: str) -> Principal:
+        """The principal for a bearer credential, or Unauthenticated."""
+        token = token.strip()
+        if not token:
+            raise Unauthenticated("An empty credential was given.")
+        if any(token.startswith(prefix) for prefix in OPAQUE_PREFIXES):
+            return await self._introspect(
+                ("token", hash_token(token)), {"token_hash": hash_token(token)}
+            )
+        if token.count(".") == 2:
+            claims = await self._verify_jwt(token)
+            key = ("user", claims["sub"], claims.get("sid") or "")
+            return await self._introspect(
+                key, {"user_id": claims["sub"], "session_id": claims.get("sid")}
+            )
+        raise Unauthenticated("The credential is not of a known kind.")
+
+    async def _introspect(self, key: tuple[str, ...], request: dict[str, Any]) -> Principal:
+        """Cached principal lookup through rpc.auth.introspect."""
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            doc = await self.bus.request(rpc.AUTH_INTROSPECT, request, timeout=self.rpc_timeout)
+        except RpcError as exc:
+            if exc.status in (401, 403, 404):
+                raise Unauthenticated("The credential is not valid.") from None
+            raise Unavailable("The auth service could not check the credential.") from None
+        except ApiError:
+            raise Unavailable("The auth service is not reachable.") from None
+        principal = Principal.from_dict(doc)
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[key] = (now + self.ttl, principal)
+        return principal
+
+    async def _verify_jwt(self, token: str) -> dict[str, Any]:
+        """Check the signature against the JWKS (refetched once for an unknown kid) and claims."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("The token is malformed.") from None
+        kid = header.get("kid")
+        if header.get("alg") not in JWT_ALGORITHMS or not isinstance(kid, str):
+            raise Unauthenticated("The token's algorithm or key id is not accepted.")
+        key = self._keys.get(kid) or await self._refresh_keys(kid)
+        if key is None:
+            raise Unauthenticated("The token was signed with an unknown key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=JWT_ALGORITHMS,
+                audience=JWT_AUDIENCE,
+                options={"require": ["exp", "iat", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("The token has expired.") from None
+        except jwt.PyJWTError:
+            raise Unauthenticated("The token does not verify.") from None
+        if claims.get("typ") != "access":
+            raise Unauthenticated("The token is not an access token.")
+        return claims
+
+    async def _refresh_keys(self, kid: str) -> Any:
+        """Fetch the JWKS from auth, at most once a second."""
+        async with self._keys_lock:
+            if kid in self._keys:
+                return self._keys[kid]
+            if time.monotonic() - self._keys_fetched < 1.0:
+                return None
+            self._keys_fetched = time.monotonic()
+            try:
+                doc = await self.bus.request(rpc.AUTH_JWKS, {}, timeout=self.rpc_timeout)
+            except ApiError:
+                raise Unavailable("The auth service's keys could not be fetched.") from None
+            keys = {}
+            for jwk in doc.get("keys", []):
+                try:
+                    keys[jwk["kid"]] = jwt.PyJWK(jwk).key
+                except (jwt.PyJWTError, KeyError):
+                    log.warning("jwks_key_skipped", kid=jwk.get("kid"))
+            self._keys = keys
+            return keys.get(kid)
+
+
+def credential_from(conn: HTTPConnection) -> tuple[str | None, bool]:
+    """The bearer credential of a request and whether it came from the session cookie."""
+    auth = conn.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip(), False
+    api_key = conn.headers.get("x-api-key")
+    if api_key:
+        return api_key.strip(), False
+    cookie = conn.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return cookie, True
+    return None, False
+
+
+def check_csrf(conn: HTTPConnection) -> None:
+    """Cookie-authenticated state changes must echo the CSRF cookie in X-CSRF-Token."""
+    method = conn.scope.get("method", "GET")
+    if method in SAFE_METHODS:
+        return
+    cookie = conn.cookies.get(CSRF_COOKIE)
+    header = conn.headers.get(CSRF_HEADER)
+    if not cookie or not header or not _equal(cookie, header):
+        raise Forbidden("A state-changing request made with the session cookie needs X-CSRF-Token.")
+
+
+def _equal(a: str, b: str) -> bool:
+    """Constant-time comparison."""
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+async def authenticate(conn: HTTPConnection) -> Principal:
+    """The request's principal (cached on the request), or 401."""
+    cached = getattr(conn.state, "principal", None)
+    if cached is not None:
+        return cached
+    token, from_cookie = credential_from(conn)
+    if token is None:
+        raise Unauthenticated(
+            "Authentication is required: send Authorization: Bearer <token> or X-API-Key.",
+            headers={"WWW-Authenticate": 'Bearer realm="switchboard"'},
+        )
+    if from_cookie:
+        check_csrf(conn)
+    principal = await conn.state.verifier.verify(token)
+    conn.state.principal = principal
+    return principal
+
+
+async def optional_principal(conn: HTTPConnection) -> Principal | None:
+    """The principal when a credential was sent, else None (a bad credential is still 401)."""
+    token, _ = credential_from(conn)
+    return None if token is None else await authenticate(conn)
+
+
+def require_platform_admin(principal: Principal) -> None:
+    """403 unless a platform admin."""
+    if not principal.is_platform_admin:
+        raise Forbidden("Only a platform admin may do this.")
+
+
+def require_org_role(principal: Principal, org_id: str, minimum: str = "admin") -> None:
+    """403 unless the principal's role in the org is at least `minimum`."""
+    if not principal.has_org_role(org_id, minimum):
+        raise Forbidden(
+            f"This needs the {minimum} role in the organisation.",
+            details={"org": org_id, "required_role": minimum},
+        )
+
+
+def require_scope(principal: Principal, scope: str) -> None:
+    """403 unless the token carries `scope` (users: unless platform admin)."""
+    if not principal.has_scope(scope):
+        raise Forbidden(f"This needs the scope {scope!r}.", details={"required_scope": scope})
+
+
+def require_grant(
+    principal: Principal, permission: str, server: str, tool: str | None = None
+) -> None:
+    """403 unless a grant gives `permission` on the server (and tool)."""
+    if not principal.permits(permission, server, tool):
+        details = {"permission": permission, "server": server}
+        if tool is not None:
+            details["tool"] = tool
+        raise Forbidden(f"No grant gives {permission} on {server!r}.", details=details)
+
+
+def visible(principal: Principal, servers: Iterable[str], permission: str = "read") -> list[str]:
+    """The servers among `servers` the principal may `permission`."""
+    return [s for s in servers if principal.permits(permission, s)]

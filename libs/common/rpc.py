@@ -1,0 +1,11 @@
+"""RPC subjects (`rpc.<service>.<verb>`), defined once; payloads are JSON objects."""
+
+# auth
+AUTH_INTROSPECT = "rpc.auth.introspect"  # {"token_hash"} | {"user_id", "session_id"} → principal
+AUTH_JWKS = "rpc.auth.jwks"  # {} → {"keys": [JWK, ...]}
+
+# registry
+REGISTRY_SNAPSHOT = "rpc.registry.snapshot"  # {} → the routable view: servers, tools, versions
+
+# sandbox
+SANDBOX_CALL = "rpc.sandbox.call"  # {"server", "message"} → JSON-RPC response of a hosted server

