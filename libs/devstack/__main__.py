@@ -102,14 +102,15 @@ async def run() -> int:
             "Press Ctrl-C (or run `make stop`) to stop.",
             flush=True,
         )
+        reported: set[str] = set()
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=2)
             except TimeoutError:
                 for replica in stack.replicas:
-                    if not replica.alive() and replica.process.returncode is not None:
+                    if not replica.alive() and replica.instance not in reported:
+                        reported.add(replica.instance)
                         print(f"devstack: {replica.instance} exited; see {replica.log_path}")
-                        replica.process.returncode = None if False else replica.process.returncode
         return 0
     except (StackError, RuntimeError) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
