@@ -119,3 +119,35 @@ class ServiceStopping:
 def service_event(service: str, verb: str, payload_type: type[P]) -> EventType[P]:
     """`<service>.service.<verb>` for the platform events every service sends."""
     return EventType(f"{service}.service.{verb}", payload_type)
+
+
+# ---- gateway ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolCalled:
+    """One tools/call through the gateway (or a refusal of one); audit stores it as a record."""
+
+    server: str
+    tool: str
+    status: str  # ok | error | denied
+    principal_kind: str | None = None
+    principal_id: str | None = None
+    principal_name: str | None = None
+    credential_id: str | None = None  # API key / service token id
+    org: str | None = None
+    team: str | None = None
+    endpoint: str = "/mcp"  # /mcp, /mcp/{team}, /mcp/servers/{path}, admin call-tool
+    method: str = "tools/call"
+    error_code: int | None = None  # JSON-RPC error code when status != ok
+    error_message: str | None = None
+    latency_ms: float = 0.0  # total time in the gateway
+    upstream_ms: float | None = None  # time spent waiting on the upstream
+    request_bytes: int = 0
+    response_bytes: int = 0
+    arguments: dict[str, Any] | None = None  # full; audit redacts per its policy before storing
+    session_id: str | None = None
+    client: str | None = None  # client name/version from clientInfo or _meta
+
+
+TOOL_CALLED = EventType("gateway.tool.called", ToolCalled)

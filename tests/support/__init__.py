@@ -1,0 +1,64 @@
+"""Test support: run a service app on a real port in-process, and build its settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from libs.common.settings import Settings
+
+S = TypeVar("S", bound=Settings)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def settings_for(
+    cls: type[S], *, pg_url: str, nats_url: str, namespace: str, **env: Any
+) -> S:
+    """Settings of a service pointed at the test database and NATS namespace."""
+    environ = {
+        "DATABASE_URL": pg_url,
+        "NATS_URL": nats_url,
+        "SWITCHBOARD_NAMESPACE": namespace,
+        "SWITCHBOARD_HEARTBEAT_S": "1",
+        "LOG_LEVEL": "warning",
+    }
+    environ.update({k: str(v) for k, v in env.items()})
+    return cls.from_env(environ)
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """Run `app` under uvicorn (lifespan included) on 127.0.0.1 and yield its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(30):
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the app exited during startup")
+            await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 15)
