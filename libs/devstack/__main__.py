@@ -76,6 +76,8 @@ async def run() -> int:
         bus = nats.ensure_nats("nats")
         user, password, source = admin_credentials()
         env = {"SWITCHBOARD_ADMIN_USER": user, "SWITCHBOARD_ADMIN_PASSWORD": password}
+        # Short drain so Ctrl-C is quick; a variable set by the caller wins.
+        env.setdefault("SWITCHBOARD_DRAIN_S", os.environ.get("SWITCHBOARD_DRAIN_S", "2"))
         config = StackConfig(
             database_url=database_url,
             nats_url=bus.url,

@@ -1,6 +1,7 @@
 """Start and stop the five services as subprocesses, one process group each."""
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -81,12 +82,12 @@ def start_service(
     return ServiceProcess(service, index, host, port, log_path, process)
 
 
-def stop_all(replicas: list[ServiceProcess], timeout: float = 10.0) -> None:
+def stop_all(replicas: list[ServiceProcess], timeout: float = 5.0) -> None:
     """Stop replicas together: SIGTERM to all first, then wait for each."""
     for replica in replicas:
         if replica.alive():
             try:
-                os.killpg(replica.process.pid, 15)
+                os.killpg(replica.process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
     for replica in replicas:

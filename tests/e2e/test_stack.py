@@ -1,0 +1,101 @@
+"""The whole stack through nginx: routing, nginx's own JSON errors, health, replicas."""
+
+import asyncio
+import secrets
+
+import httpx
+import pytest
+
+from libs.devstack import postgres
+from libs.devstack.services import SERVICES
+from libs.devstack.stack import Stack
+
+DOWN_DEADLINE_S = 15
+
+
+@pytest.fixture
+async def api(e2e_stack: Stack) -> httpx.AsyncClient:
+    """An HTTP client on nginx's public URL."""
+    async with httpx.AsyncClient(base_url=e2e_stack.url, timeout=10) as client:
+        yield client
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_every_service_answers_healthz_through_nginx(
+    api: httpx.AsyncClient, service: str
+) -> None:
+    resp = await api.get(f"/healthz/{service}")
+    assert resp.status_code == 200
+    assert resp.json()["status"] == "ok"
+
+
+async def test_platform_health_lists_all_five_services_up(api: httpx.AsyncClient) -> None:
+    resp = await api.get("/api/v1/health")
+    assert resp.status_code == 200
+    statuses = {s["service"]: s["status"] for s in resp.json()["services"]}
+    assert statuses == {service: "up" for service in SERVICES}
+
+
+async def test_an_unknown_path_answers_nginx_json_not_found(api: httpx.AsyncClient) -> None:
+    resp = await api.get("/no/such/path")
+    assert resp.status_code == 404
+    assert resp.headers["content-type"].startswith("application/json")
+    assert resp.json()["error"]["code"] == "NOT_FOUND"
+
+
+async def test_an_oversized_body_answers_payload_too_large(api: httpx.AsyncClient) -> None:
+    resp = await api.post("/api/v1/servers", content=b"x" * (5 * 1024 * 1024))
+    assert resp.status_code == 413
+    assert resp.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_nginx_passes_the_caller_request_id_on(api: httpx.AsyncClient) -> None:
+    resp = await api.get("/healthz/registry", headers={"X-Request-Id": "e2e-request-id"})
+    assert resp.status_code == 200
+    assert resp.headers["x-request-id"] == "e2e-request-id"
+
+
+async def test_two_replicas_started_together_on_a_fresh_database_both_start(
+    e2e_stack: Stack, pg_server: postgres.Postgres, namespace: str
+) -> None:
+    database = f"sbrace_{secrets.token_hex(4)}"
+    url = await postgres.create_database(pg_server.url, database)
+    env = {"DATABASE_URL": url, "SWITCHBOARD_NAMESPACE": f"{namespace}race"}
+    replicas = [e2e_stack.spawn("registry", env=env) for _ in range(2)]
+    try:
+        await asyncio.gather(*(e2e_stack.wait_replica_healthy(r, timeout=30) for r in replicas))
+        async with httpx.AsyncClient(timeout=5) as client:
+            for replica in replicas:
+                resp = await client.get(f"{replica.url}/readyz")
+                assert resp.status_code == 200
+    finally:
+        for replica in replicas:
+            replica.stop()
+        await postgres.drop_database(pg_server.url, database)
+
+
+async def test_a_second_routed_replica_shows_in_platform_health(
+    e2e_stack: Stack, api: httpx.AsyncClient
+) -> None:
+    replica = await e2e_stack.start_replica("registry")
+    async with asyncio.timeout(DOWN_DEADLINE_S):
+        while True:
+            resp = await api.get("/api/v1/health")
+            registry = next(s for s in resp.json()["services"] if s["service"] == "registry")
+            up = {i["instance"] for i in registry["instances"] if i["status"] == "up"}
+            if replica.instance in up:
+                break
+            await asyncio.sleep(0.2)
+    resp = await api.get("/healthz/registry")
+    assert resp.status_code == 200
+
+
+async def test_a_killed_service_turns_down_within_the_heartbeat_window(e2e_stack: Stack) -> None:
+    e2e_stack.kill("sandbox")
+    try:
+        async with asyncio.timeout(DOWN_DEADLINE_S):
+            while await e2e_stack.service_status("sandbox") != "down":
+                await asyncio.sleep(0.2)
+    finally:
+        await e2e_stack.restart("sandbox")
+        await e2e_stack.wait_healthy(timeout=30)
