@@ -1,0 +1,70 @@
+# Switchboard developer entry points; `make` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Each xdist worker gets its own database, namespace and (for e2e) stack; loadfile keeps a
+# module's tests on one worker so a session stack is booted once per module group.
+XDIST ?= -n 2 --dist loadfile
+PYTEST := $(PY) -m pytest
+# pytest exits 5 when a folder holds no tests yet; that is not a failure.
+NO_TESTS_OK := || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help setup run stop test test-unit test-integration test-e2e lint fmt bench k8s-check clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
+		echo "Installing python3-venv"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; \
+	fi
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+setup: $(STAMP) ## Create .venv, install the Python deps and missing system packages (nginx, postgresql)
+	@$(PY) -m libs.devstack setup
+
+run: setup ## Start Postgres, NATS, the five services and nginx on http://127.0.0.1:8080 (SWITCHBOARD_PORT)
+	$(PY) -m libs.devstack run
+
+stop: ## Stop the stack started by `make run`
+	@if [ -x $(PY) ]; then $(PY) -m libs.devstack stop; else echo "not running"; fi
+
+test: setup ## Run every test (unit, integration, e2e) in parallel
+	$(PYTEST) $(XDIST) tests $(NO_TESTS_OK)
+
+test-unit: setup ## Run the unit tests
+	$(PYTEST) tests/unit $(NO_TESTS_OK)
+
+test-integration: setup ## Run the integration tests (real Postgres and NATS)
+	$(PYTEST) $(XDIST) tests/integration $(NO_TESTS_OK)
+
+test-e2e: setup ## Run the end-to-end tests (the whole stack behind nginx)
+	$(PYTEST) tests/e2e $(NO_TESTS_OK)
+
+lint: setup ## Check lint and formatting (changes nothing)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: setup ## Format the code and apply safe lint fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup ## Run the benchmarks
+	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "No benchmarks yet."; fi
+
+k8s-check: ## Validate the Kubernetes manifests
+	@echo "k8s-check: not yet (deploy/k8s is not written yet)."
+
+clean: stop ## Remove .run (logs, private Postgres/NATS data, nginx prefix) and caches; keeps .venv
+	rm -rf .run .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
