@@ -82,6 +82,7 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
                 yield {
                     "pool": pool,
                     "bus": bus,
+                    "verifier": verifier,
                     "settings": settings,
                     "instance": instance,
                     "started_at": started_at,
