@@ -151,3 +151,168 @@ class ToolCalled:
 
 
 TOOL_CALLED = EventType("gateway.tool.called", ToolCalled)
+
+
+# ---- registry ---------------------------------------------------------------------------
+# every registry event carries `server` (its name) or `key` (a setting), and `version`, the
+# registry's change counter, which a follower compares with its snapshot's version.
+
+
+@dataclass(frozen=True)
+class ServerChanged:
+    """A server was created, updated (fields or its tool listing) or deleted."""
+
+    server: str
+    server_id: str
+    version: int
+    changed: list[str] = field(default_factory=list)  # field names, or ["tools"] after a refresh
+
+
+@dataclass(frozen=True)
+class ServerToggled:
+    """A server was enabled or disabled."""
+
+    server: str
+    server_id: str
+    version: int
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class ServerStatusChanged:
+    """A health check or refresh changed a server's status."""
+
+    server: str
+    server_id: str
+    version: int
+    status: str  # healthy | unhealthy | unknown
+    previous: str
+    error: str | None = None
+    latency_ms: float | None = None
+    tool_count: int = 0
+    checked_at: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolChanged:
+    """A tool was discovered, changed upstream, quarantined, approved, enabled/disabled or removed."""
+
+    server: str
+    tool: str
+    version: int
+    state: str  # approved | quarantined | removed
+    routable: bool
+    fingerprint: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SettingsUpdated:
+    """An admin setting changed; `value` is None for secret settings."""
+
+    key: str
+    version: int
+    value: Any = None
+    secret: bool = False
+
+
+def registry_event(entity: str, verb: str, payload_type: type[P]) -> EventType[P]:
+    """`registry.<entity>.<verb>`."""
+    return EventType(f"registry.{entity}.{verb}", payload_type)
+
+
+SERVER_CREATED = registry_event("server", "created", ServerChanged)
+SERVER_UPDATED = registry_event("server", "updated", ServerChanged)
+SERVER_DELETED = registry_event("server", "deleted", ServerChanged)
+SERVER_TOGGLED = registry_event("server", "toggled", ServerToggled)
+SERVER_STATUS = registry_event("server", "status", ServerStatusChanged)
+TOOL_DISCOVERED = registry_event("tool", "discovered", ToolChanged)
+TOOL_CHANGED = registry_event("tool", "changed", ToolChanged)  # a quarantined tool changed again
+TOOL_QUARANTINED = registry_event("tool", "quarantined", ToolChanged)
+TOOL_APPROVED = registry_event("tool", "approved", ToolChanged)
+TOOL_ENABLED = registry_event("tool", "enabled", ToolChanged)
+TOOL_DISABLED = registry_event("tool", "disabled", ToolChanged)
+TOOL_REMOVED = registry_event("tool", "removed", ToolChanged)
+SETTINGS_UPDATED = registry_event("settings", "updated", SettingsUpdated)
+
+
+# ---- sandbox ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    """A hosted process (stdio server) changed state on a sandbox replica."""
+
+    server: str
+    key: str  # server, or server@tenant for per-user servers
+    state: str  # starting | running | stopping | stopped | crashed | backoff | failed
+    previous: str | None = None
+    reason: str | None = None
+    pid: int | None = None
+    restarts: int = 0
+    exit_code: int | None = None
+    backoff_s: float | None = None
+    isolation: str | None = None
+    instance: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalChanged:
+    """An approval (tool, module or network host) was requested or decided."""
+
+    id: str
+    kind: str  # tool | module | network
+    subject: str  # tool name, module name, or host
+    status: str  # pending | approved | rejected | revoked
+    action: str  # request | approve | reject | revoke
+    server: str | None = None
+    version: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CodeToolChanged:
+    """A code tool was created, updated, approved, revoked or deleted (registry refreshes)."""
+
+    id: str
+    name: str
+    version: int
+    status: str
+    approved_version: int | None = None
+    server: str = "code"
+
+
+@dataclass(frozen=True)
+class ExecutionFinished:
+    """One sandboxed run of code ended; `outcome` says how (ok, error, killed, timeout)."""
+
+    kind: str  # test | call
+    tool: str | None
+    outcome: str
+    exit_code: int | None = None
+    signal: int | None = None
+    limit: str | None = None  # memory | cpu | timeout | processes | file_size when one was hit
+    error_type: str | None = None
+    duration_ms: float | None = None
+    memory_kb: int | None = None
+    isolation: str | None = None
+
+
+@dataclass(frozen=True)
+class EgressRefused:
+    """The egress proxy refused a sandboxed process's connection."""
+
+    server: str
+    host: str
+    port: int
+    reason: str
+
+
+PROCESS_STATUS = EventType("sandbox.process.status", ProcessStatus)
+APPROVAL_REQUESTED = EventType("sandbox.approval.requested", ApprovalChanged)
+APPROVAL_DECIDED = EventType("sandbox.approval.decided", ApprovalChanged)
+CODE_TOOL_CREATED = EventType("sandbox.code_tool.created", CodeToolChanged)
+CODE_TOOL_UPDATED = EventType("sandbox.code_tool.updated", CodeToolChanged)
+CODE_TOOL_DELETED = EventType("sandbox.code_tool.deleted", CodeToolChanged)
+EXECUTION_FINISHED = EventType("sandbox.execution.finished", ExecutionFinished)
+EGRESS_REFUSED = EventType("sandbox.egress.refused", EgressRefused)

@@ -5,7 +5,8 @@ AUTH_INTROSPECT = "rpc.auth.introspect"  # {"token_hash"} | {"user_id", "session
 AUTH_JWKS = "rpc.auth.jwks"  # {} → {"keys": [JWK, ...]}
 
 # registry
-REGISTRY_SNAPSHOT = "rpc.registry.snapshot"  # {} → the routable view: servers, tools, versions
+REGISTRY_SNAPSHOT = "rpc.registry.snapshot"  # {names?, offset?, limit?} → routable view, paged
 
 # sandbox
 SANDBOX_CALL = "rpc.sandbox.call"  # {"server", "message"} → JSON-RPC response of a hosted server
+SANDBOX_DISCOVER = "rpc.sandbox.discover"  # {"server"} → {"tools", "resources", "prompts"}

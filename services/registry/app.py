@@ -1,10 +1,17 @@
 """The registry service app."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 
 from libs.common.app import build_app
+from services.registry import consumers, health, rpc
+from services.registry.context import Registry
+from services.registry.crypto import SecretBox
+from services.registry.routes import servers
 from services.registry.settings import RegistrySettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -12,4 +19,14 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 def create_app(settings: RegistrySettings) -> Starlette:
     """Build the registry app."""
-    return build_app(settings, [], migrations=MIGRATIONS_DIR)
+    box = SecretBox.from_base64(settings.master_key or "", settings.master_key_id)
+
+    @asynccontextmanager
+    async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        reg = Registry(pool=state["pool"], bus=state["bus"], settings=settings, box=box)
+        await rpc.serve(reg)
+        await consumers.ensure_code_server(reg)
+        async with consumers.running(reg), health.running(reg):
+            yield {"registry": reg}
+
+    return build_app(settings, [*servers.routes], migrations=MIGRATIONS_DIR, extra=extra)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from libs.common.settings import Settings
+from libs.common.settings import Settings, env
 
 
 @dataclass(frozen=True)
@@ -12,3 +12,15 @@ class RegistrySettings(Settings):
 
     service: ClassVar[str] = "registry"
     default_port: ClassVar[int] = 8102
+
+    # base64 of 32 random bytes; encrypts upstream header/env values and secret settings
+    master_key: str = env("REGISTRY_MASTER_KEY", secret=True)
+    master_key_id: str = env("REGISTRY_MASTER_KEY_ID", "k1")
+    # CIDRs an upstream URL may resolve into despite the SSRF rules (until the setting is stored)
+    ssrf_allowlist: tuple[str, ...] = env("REGISTRY_SSRF_ALLOWLIST", ())
+    health_interval_s: float = env("REGISTRY_HEALTH_INTERVAL_S", 30.0)
+    health_concurrency: int = env("REGISTRY_HEALTH_CONCURRENCY", 8)
+    health_enabled: bool = env("REGISTRY_HEALTH_ENABLED", True)
+    discovery_timeout_s: float = env("REGISTRY_DISCOVERY_TIMEOUT_S", 10.0)
+    sandbox_timeout_s: float = env("REGISTRY_SANDBOX_TIMEOUT_S", 5.0)
+    llm_timeout_s: float = env("REGISTRY_LLM_TIMEOUT_S", 30.0)

@@ -1,0 +1,65 @@
+"""Events the registry consumes: sandbox code-tool changes refresh the built-in `code` server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import structlog
+
+from libs.common import events as ev
+from libs.common.events import Event
+from services.registry import refresh
+from services.registry.context import SCHEMA, Registry
+from services.registry.store import servers as servers_store
+
+log = structlog.get_logger()
+
+CODE_SERVER = "code"
+DURABLE = "registry-code-tools"
+
+
+async def ensure_code_server(reg: Registry) -> None:
+    """Create the built-in `code` server (tools: the sandbox's approved code tools) if missing."""
+    async with reg.pool.acquire() as conn, conn.transaction():
+        if await servers_store.get_server(conn, CODE_SERVER) is not None:
+            return
+        try:
+            async with conn.transaction():
+                server = await servers_store.insert_server(
+                    conn,
+                    {
+                        "name": CODE_SERVER,
+                        "path": CODE_SERVER,
+                        "display_name": "Code tools",
+                        "description": "Python code tools approved in the sandbox.",
+                        "transport": "code",
+                        "created_by": "registry",
+                    },
+                )
+        except asyncpg.UniqueViolationError:  # another replica created it first
+            return
+        payload = ev.ServerChanged(
+            server["name"], str(server["id"]), server["version"], ["created"]
+        )
+        await reg.emit(conn, ev.SERVER_CREATED.event(payload, source=SCHEMA))
+
+
+async def on_code_tool_changed(reg: Registry, event: Event) -> None:
+    """A code tool was created, approved, changed or removed: rediscover the code server."""
+    async with reg.pool.acquire() as conn:
+        server = await servers_store.get_server(conn, CODE_SERVER)
+    if server is not None:
+        await refresh.refresh(reg, server["id"], event.actor)
+
+
+@asynccontextmanager
+async def running(reg: Registry) -> AsyncIterator[None]:
+    """Consume sandbox code-tool events durably (shared across replicas)."""
+
+    async def handler(event: Event) -> None:
+        await on_code_tool_changed(reg, event)
+
+    reg.bus.consume(DURABLE, ["events.sandbox.code_tool.>"], handler, deliver_new=True)
+    yield

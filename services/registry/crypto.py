@@ -1,0 +1,57 @@
+"""AES-GCM encryption of upstream secrets under the master key, with the key id stored."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+MASK = "********"
+
+
+class MasterKeyError(ValueError):
+    """The master key is missing or not base64 of 32 bytes."""
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """An encrypted value: nonce, ciphertext (with tag) and the id of the key used."""
+
+    nonce: bytes
+    ciphertext: bytes
+    key_id: str
+
+
+@dataclass(frozen=True)
+class SecretBox:
+    """Encrypts and decrypts with the current key; older keys decrypt what they sealed."""
+
+    key_id: str
+    keys: dict[str, bytes] = field(repr=False)
+
+    @classmethod
+    def from_base64(cls, key_b64: str, key_id: str) -> SecretBox:
+        """Build from REGISTRY_MASTER_KEY (base64 of 32 bytes)."""
+        try:
+            raw = base64.b64decode(key_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise MasterKeyError("REGISTRY_MASTER_KEY must be base64") from None
+        if len(raw) != 32:
+            raise MasterKeyError("REGISTRY_MASTER_KEY must decode to 32 bytes")
+        return cls(key_id=key_id, keys={key_id: raw})
+
+    def seal(self, plaintext: str, aad: str) -> Sealed:
+        """Encrypt `plaintext`, bound to `aad` (the secret's identity) so rows cannot be swapped."""
+        nonce = os.urandom(12)
+        ct = AESGCM(self.keys[self.key_id]).encrypt(nonce, plaintext.encode(), aad.encode())
+        return Sealed(nonce, ct, self.key_id)
+
+    def open(self, sealed: Sealed, aad: str) -> str:
+        """Decrypt a sealed value."""
+        key = self.keys.get(sealed.key_id)
+        if key is None:
+            raise MasterKeyError(f"no master key with id {sealed.key_id!r} is configured")
+        return AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, aad.encode()).decode()

@@ -1,0 +1,168 @@
+"""Discovery: list an upstream's tools, resources and prompts (all pages) or ask the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from libs.common import rpc
+from libs.common.bus import Bus, RpcError
+from libs.common.errors import ApiError, Unavailable, UpstreamTimeout
+from services.registry import ssrf
+
+MAX_PAGES = 50
+
+
+class DiscoveryFailed(Exception):
+    """The upstream could not be listed; `status` is what the server's status becomes."""
+
+    def __init__(self, message: str, status: str = "unhealthy") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Listing:
+    """What a server offers."""
+
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    latency_ms: float = 0.0
+
+
+def tool_dict(tool: Any) -> dict[str, Any]:
+    """An mcp Tool (or a sandbox dict in either case style) as our snake_case dict."""
+    doc = tool.model_dump(mode="json", by_alias=False) if hasattr(tool, "model_dump") else tool
+    return {
+        "name": doc["name"],
+        "title": doc.get("title"),
+        "description": doc.get("description") or "",
+        "input_schema": doc.get("input_schema") or doc.get("inputSchema") or {},
+        "output_schema": doc.get("output_schema") or doc.get("outputSchema"),
+        "annotations": doc.get("annotations"),
+    }
+
+
+def _plain(item: Any) -> dict[str, Any]:
+    """A resource or prompt as JSON (drops nothing but None values)."""
+    doc = item.model_dump(mode="json", by_alias=True) if hasattr(item, "model_dump") else item
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def _transport(
+    transport: str, url: str, headers: dict[str, str], timeout: float
+) -> AbstractAsyncContextManager[Any]:
+    """The client transport for a remote server."""
+    if transport == "sse":
+        return sse_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
+
+    @asynccontextmanager
+    async def streamable() -> AsyncIterator[Any]:
+        http = create_mcp_http_client(headers=headers, timeout=httpx2.Timeout(timeout))
+        async with http, streamable_http_client(url, http_client=http) as streams:
+            yield streams
+
+    return streamable()
+
+
+async def _pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -> list[Any]:
+    """Follow next_cursor until the listing ends."""
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await fetch(cursor)
+        items.extend(getattr(page, attr))
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return items
+
+
+async def discover_remote(
+    transport: str,
+    url: str,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    allow: list[ssrf.IPNetwork],
+) -> Listing:
+    """Connect with the official MCP client and list everything (SSRF re-checked after DNS)."""
+    try:
+        await ssrf.check_resolved(url, allow)
+    except ssrf.SsrfRefused as exc:
+        raise DiscoveryFailed(f"refused by SSRF rules: the URL {exc}") from None
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            async with Client(_transport(transport, url, headers, timeout), cache=None) as client:
+                caps = client.server_capabilities
+                tools = await _pages(lambda c: client.list_tools(cursor=c), "tools")
+                resources = (
+                    await _pages(lambda c: client.list_resources(cursor=c), "resources")
+                    if caps.resources is not None
+                    else []
+                )
+                prompts = (
+                    await _pages(lambda c: client.list_prompts(cursor=c), "prompts")
+                    if caps.prompts is not None
+                    else []
+                )
+    except TimeoutError:
+        raise DiscoveryFailed(f"no answer within {timeout:g}s") from None
+    except Exception as exc:
+        raise DiscoveryFailed(_describe(exc)) from None
+    return Listing(
+        tools=[tool_dict(t) for t in tools],
+        resources=[_plain(r) for r in resources],
+        prompts=[_plain(p) for p in prompts],
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, secret-free description of a connection failure."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, httpx2.HTTPStatusError):
+        return f"upstream answered HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx2.ConnectError | ConnectionError | OSError):
+        return "connection refused or unreachable"
+    if isinstance(exc, httpx2.TimeoutException):
+        return "upstream timed out"
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def discover_sandboxed(bus: Bus, server: str, *, timeout: float) -> Listing:
+    """Ask the sandbox (stdio servers and code tools) over rpc.sandbox.discover."""
+    started = time.perf_counter()
+    try:
+        data = await bus.request(rpc.SANDBOX_DISCOVER, {"server": server}, timeout=timeout)
+    except Unavailable:
+        raise DiscoveryFailed("sandbox unavailable", status="unknown") from None
+    except UpstreamTimeout:
+        raise DiscoveryFailed(f"sandbox did not answer within {timeout:g}s", "unknown") from None
+    except RpcError as exc:
+        raise DiscoveryFailed(f"sandbox: {exc.message}") from None
+    except ApiError as exc:
+        raise DiscoveryFailed(f"sandbox: {exc.message}", status="unknown") from None
+    data = data or {}
+    return Listing(
+        tools=[
+            tool_dict(t) for t in data.get("tools") or [] if isinstance(t, dict) and "name" in t
+        ],
+        resources=[_plain(r) for r in data.get("resources") or [] if isinstance(r, dict)],
+        prompts=[_plain(p) for p in data.get("prompts") or [] if isinstance(p, dict)],
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+    )

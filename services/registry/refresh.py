@@ -1,0 +1,159 @@
+"""Refresh: discover a server's offer, reconcile its tools (rug-pull quarantine), record health."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+
+from libs.common import events as ev
+from services.registry import discovery, review, views
+from services.registry.context import SCHEMA, Registry
+from services.registry.store import secrets as secrets_store
+from services.registry.store import servers as servers_store
+from services.registry.store import tools as tools_store
+
+log = structlog.get_logger()
+
+TOOL_EVENTS = {
+    "discovered": ev.TOOL_DISCOVERED,
+    "quarantined": ev.TOOL_QUARANTINED,
+    "changed": ev.TOOL_CHANGED,
+    "restored": ev.TOOL_APPROVED,
+    "removed": ev.TOOL_REMOVED,
+}
+
+
+async def _listing(reg: Registry, server: Any) -> discovery.Listing:
+    """Discover through the right path for the server's transport."""
+    if server["transport"] in ("stdio", "code"):
+        return await discovery.discover_sandboxed(
+            reg.bus, server["name"], timeout=reg.settings.sandbox_timeout_s
+        )
+    async with reg.pool.acquire() as conn:
+        rows = await secrets_store.list_secrets(conn, [server["id"]])
+        allow = await reg.allowlist(conn)
+    headers = views.secrets_by_kind(rows, reg.box)["header"]
+    timeout = min(float(server["timeout_s"]), reg.settings.discovery_timeout_s)
+    return await discovery.discover_remote(
+        server["transport"], server["url"], headers, timeout=timeout, allow=allow
+    )
+
+
+async def refresh(reg: Registry, server_id: uuid.UUID, actor: str | None = None) -> dict[str, Any]:
+    """Check and discover one server now; returns {"status", "error", "changes"}."""
+    async with reg.pool.acquire() as conn:
+        server = await servers_store.get_server_by_id(conn, server_id)
+    if server is None:
+        return {"status": "unknown", "error": "deleted", "changes": []}
+    try:
+        listing: discovery.Listing | None = await _listing(reg, server)
+        status, error = "healthy", None
+    except discovery.DiscoveryFailed as exc:
+        listing, status, error = None, exc.status, str(exc)
+    async with reg.pool.acquire() as conn, conn.transaction():
+        await servers_store.lock_server(conn, server_id)
+        current = await servers_store.get_server_by_id(conn, server_id)
+        if current is None:
+            return {"status": "unknown", "error": "deleted", "changes": []}
+        changes = await _reconcile(reg, conn, current, listing, actor) if listing else []
+        listing_changed = bool(changes) or (
+            listing is not None
+            and (listing.resources != current["resources"] or listing.prompts != current["prompts"])
+        )
+        version = await servers_store.record_discovery(
+            conn,
+            server_id,
+            status=status,
+            error=error,
+            latency_ms=listing.latency_ms if listing else None,
+            resources=listing.resources if listing else None,
+            prompts=listing.prompts if listing else None,
+            bump=listing_changed or status != current["status"],
+        )
+        tool_count = len(listing.tools) if listing else current["tool_count"]
+        if status != current["status"]:
+            payload = ev.ServerStatusChanged(
+                current["name"],
+                str(server_id),
+                version,
+                status,
+                current["status"],
+                error,
+                listing.latency_ms if listing else None,
+                tool_count,
+                ev.now_iso(),
+            )
+            await reg.emit(
+                conn,
+                ev.SERVER_STATUS.event(payload, source=SCHEMA, actor=actor, org=current["org"]),
+            )
+        if listing_changed:
+            payload = ev.ServerChanged(current["name"], str(server_id), version, ["tools"])
+            await reg.emit(
+                conn,
+                ev.SERVER_UPDATED.event(payload, source=SCHEMA, actor=actor, org=current["org"]),
+            )
+    if status != current["status"]:
+        log.info("server_status_changed", server=current["name"], status=status, error=error)
+    return {
+        "status": status,
+        "error": error,
+        "tool_count": tool_count,
+        "changes": [{"tool": c.name, "change": c.kind, "state": c.state} for c in changes],
+    }
+
+
+async def _reconcile(
+    reg: Registry, conn: Any, server: Any, listing: discovery.Listing, actor: str | None
+) -> list[review.ToolChange]:
+    """Apply a fresh listing to the stored tools; one event per changed tool."""
+    stored = {t["name"]: dict(t) for t in await tools_store.list_for_servers(conn, [server["id"]])}
+    cfg = await reg.config(conn)
+    changes = review.plan(
+        stored,
+        listing.tools,
+        first_discovery=server["discovered_at"] is None,
+        policy=cfg["new_tool_policy"],
+        foreign_tools=await tools_store.foreign_tool_names(conn, server["id"]),
+    )
+    if not changes:
+        return changes
+    version = await servers_store.next_version(conn)
+    disabled = set(server["disabled_tools"])
+    for change in changes:
+        fp = None
+        if change.kind == "removed":
+            await tools_store.delete_tool(conn, server["id"], change.name)
+        else:
+            fp = review.fingerprint(change.tool)
+            approve = change.state == "approved" and change.kind in ("discovered", "restored")
+            await tools_store.upsert_tool(
+                conn,
+                server["id"],
+                change.tool,
+                fingerprint=fp,
+                state=change.state,
+                flags=change.flags,
+                approve=approve,
+            )
+        is_routable = (
+            server["enabled"] and change.state == "approved" and change.name not in disabled
+        )
+        payload = ev.ToolChanged(
+            server["name"], change.name, version, change.state, is_routable, fp, change.flags
+        )
+        await reg.emit(
+            conn,
+            TOOL_EVENTS[change.kind].event(payload, source=SCHEMA, actor=actor, org=server["org"]),
+        )
+        if change.kind in ("quarantined", "discovered") and change.state == "quarantined":
+            log.warning(
+                "tool_quarantined",
+                server=server["name"],
+                tool=change.name,
+                reason=change.kind,
+                flags=change.flags,
+            )
+    return changes

@@ -1,0 +1,151 @@
+"""Tool review: fingerprints, tool-poisoning flags, diffs and the plan a new listing implies."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+DEFINITION_FIELDS = ("name", "title", "description", "input_schema", "output_schema", "annotations")
+
+POISON_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    (
+        "hidden_instruction_tag",
+        re.compile(r"<\s*/?\s*(important|system|instructions?|secret)\b", re.I),
+    ),
+    (
+        "ignore_instructions",
+        re.compile(
+            r"\b(ignore|disregard|forget)\s+(all\s+)?(the\s+)?(previous|prior|above|earlier)"
+            r"\s+(instructions|prompts?|rules)",
+            re.I,
+        ),
+    ),
+    (
+        "conceal_from_user",
+        re.compile(
+            r"\b(do\s+not|don'?t|never)\s+(tell|inform|mention|reveal)"
+            r"\b.{0,40}\buser\b",
+            re.I,
+        ),
+    ),
+    (
+        "exfiltration_hint",
+        re.compile(r"(~/\.ssh|id_rsa|\.env\b|api[_ ]?keys?\b.{0,30}\bsend)", re.I),
+    ),
+]
+INVISIBLE = re.compile(
+    "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
+
+
+def definition(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a tool that make up its definition (what the fingerprint covers)."""
+    return {
+        "name": tool.get("name"),
+        "title": tool.get("title"),
+        "description": tool.get("description") or "",
+        "input_schema": tool.get("input_schema") or {},
+        "output_schema": tool.get("output_schema"),
+        "annotations": tool.get("annotations"),
+    }
+
+
+def fingerprint(tool: Mapping[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of the tool's definition."""
+    canonical = orjson.dumps(definition(tool), option=orjson.OPT_SORT_KEYS)
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str, Any]:
+    """The definition fields that differ: {field: {"before", "after"}}."""
+    old = definition(before or {})
+    new = definition(after)
+    return {f: {"before": old[f], "after": new[f]} for f in DEFINITION_FIELDS if old[f] != new[f]}
+
+
+def _texts(tool: Mapping[str, Any]) -> list[str]:
+    """The description and every schema property description of a tool."""
+    texts = [tool.get("description") or "", tool.get("title") or ""]
+    props = (tool.get("input_schema") or {}).get("properties") or {}
+    if isinstance(props, dict):
+        for prop in props.values():
+            if isinstance(prop, dict) and isinstance(prop.get("description"), str):
+                texts.append(prop["description"])
+    return texts
+
+
+def poisoning_flags(tool: Mapping[str, Any], foreign_tools: Iterable[str] = ()) -> list[str]:
+    """Markers of tool poisoning in the tool's texts; `foreign_tools` are other servers' tools."""
+    flags: list[str] = []
+    text = "\n".join(_texts(tool))
+    for name, pattern in POISON_PATTERNS:
+        if pattern.search(text):
+            flags.append(name)
+    if INVISIBLE.search(text) or any(unicodedata.category(c) == "Cf" for c in text):
+        flags.append("invisible_unicode")
+    own = tool.get("name")
+    for other in sorted(set(foreign_tools)):
+        if (
+            other != own
+            and len(other) >= 4
+            and re.search(rf"(?<![\w-]){re.escape(other)}(?![\w-])", text)
+        ):
+            flags.append(f"references_other_tool:{other}")
+    return flags
+
+
+@dataclass
+class ToolChange:
+    """One tool's fate in a refresh."""
+
+    name: str
+    kind: str  # discovered | quarantined | changed | restored | removed
+    tool: dict[str, Any] = field(default_factory=dict)
+    state: str = "approved"
+    flags: list[str] = field(default_factory=list)
+
+
+def plan(
+    stored: Mapping[str, Mapping[str, Any]],
+    listed: list[dict[str, Any]],
+    *,
+    first_discovery: bool,
+    policy: str,
+    foreign_tools: Iterable[str] = (),
+) -> list[ToolChange]:
+    """What to do with each tool given the stored rows (by name) and a fresh listing."""
+    foreign = set(foreign_tools)
+    changes: list[ToolChange] = []
+    seen: set[str] = set()
+    for tool in listed:
+        name = tool["name"]
+        if name in seen:
+            continue
+        seen.add(name)
+        fp = fingerprint(tool)
+        flags = poisoning_flags(tool, foreign)
+        row = stored.get(name)
+        if row is None:
+            trusted = first_discovery or policy == "auto_approve"
+            state = "approved" if trusted and not flags else "quarantined"
+            changes.append(ToolChange(name, "discovered", tool, state, flags))
+            continue
+        if row["fingerprint"] == fp:
+            continue
+        approved = row.get("approved")
+        if approved is not None and fingerprint(approved) == fp:
+            changes.append(ToolChange(name, "restored", tool, "approved", flags))
+        elif row["state"] == "approved":
+            changes.append(ToolChange(name, "quarantined", tool, "quarantined", flags))
+        else:
+            changes.append(ToolChange(name, "changed", tool, row["state"], flags))
+    for name in stored:
+        if name not in seen:
+            changes.append(ToolChange(name, "removed", state="removed"))
+    return changes

@@ -1,0 +1,150 @@
+"""/api/v1/servers: CRUD, toggle, refresh, details."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from libs.common.authn import authenticate
+from libs.common.http import json_response, no_content, parse_body, read_json, validate
+from libs.common.pagination import list_query, page_body
+from services.registry import permissions, refresh, servers, views
+from services.registry.context import Registry
+from services.registry.schemas import ServerCreate, ServerUpdate, ToggleBody
+from services.registry.store import servers as servers_store
+from services.registry.store import tools as tools_store
+
+
+def _reg(request: Request) -> Registry:
+    """The registry's shared parts."""
+    return request.state.registry
+
+
+async def create_server(request: Request) -> Response:
+    """Register a server, then discover its tools."""
+    principal = await authenticate(request)
+    body = await parse_body(request, ServerCreate)
+    org = permissions.creation_org(principal, body.org)
+    reg = _reg(request)
+    async with reg.pool.acquire() as conn, conn.transaction():
+        server = await servers.create(reg, conn, body, org, principal.id)
+    if server["enabled"]:
+        await refresh.refresh(reg, server["id"], principal.id)
+    async with reg.pool.acquire() as conn:
+        server = await servers_store.get_server_by_id(conn, server["id"])
+        return json_response(await servers.public_view(conn, server), 201)
+
+
+async def list_servers(request: Request) -> Response:
+    """List the servers the caller may read (filters: status, team, tag, transport, enabled, q)."""
+    principal = await authenticate(request)
+    query = list_query(
+        request,
+        sorts=servers_store.SORTS,
+        filters=servers_store.FILTERS,
+        default_sort="name",
+        default_order="asc",
+    )
+    names, orgs = permissions.visibility(principal)
+    async with _reg(request).pool.acquire() as conn:
+        rows, total = await servers_store.list_servers(conn, query, names, orgs)
+        items = await servers.public_views(conn, rows)
+    return json_response(page_body(items, total, query))
+
+
+async def get_server(request: Request) -> Response:
+    """One server by name, path or id."""
+    principal = await authenticate(request)
+    ref = request.path_params["name"]
+    async with _reg(request).pool.acquire() as conn:
+        server = await servers.get_or_404(conn, ref)
+        permissions.require_read(principal, server, ref)
+        return json_response(await servers.public_view(conn, server))
+
+
+async def server_details(request: Request) -> Response:
+    """A server with its tools, resources and prompts (MCP Gateway Registry details)."""
+    principal = await authenticate(request)
+    ref = request.path_params["name"]
+    async with _reg(request).pool.acquire() as conn:
+        server = await servers.get_or_404(conn, ref)
+        permissions.require_read(principal, server, ref)
+        view = await servers.public_view(conn, server)
+        tool_rows = await tools_store.list_for_servers(conn, [server["id"]])
+    view["tools"] = [views.tool_out(server, t) for t in tool_rows]
+    view["resources"] = server["resources"]
+    view["prompts"] = server["prompts"]
+    return json_response(view)
+
+
+async def update_server(request: Request) -> Response:
+    """Change a server (PATCH: given fields; PUT: the same, headers/env replaced as given)."""
+    principal = await authenticate(request)
+    ref = request.path_params["name"]
+    body = await parse_body(request, ServerUpdate)
+    reg = _reg(request)
+    async with reg.pool.acquire() as conn, conn.transaction():
+        server = await servers.get_or_404(conn, ref)
+        permissions.require_write(principal, server, ref)
+        server, due = await servers.update(reg, conn, server, body, principal.id)
+    if due and server["enabled"]:
+        await refresh.refresh(reg, server["id"], principal.id)
+    async with reg.pool.acquire() as conn:
+        server = await servers_store.get_server_by_id(conn, server["id"])
+        return json_response(await servers.public_view(conn, server))
+
+
+async def delete_server(request: Request) -> Response:
+    """Delete a server with its tools and secrets."""
+    principal = await authenticate(request)
+    ref = request.path_params["name"]
+    reg = _reg(request)
+    async with reg.pool.acquire() as conn, conn.transaction():
+        server = await servers.get_or_404(conn, ref)
+        permissions.require_write(principal, server, ref)
+        await servers.delete(reg, conn, server, principal.id)
+    return no_content()
+
+
+async def toggle_server(request: Request) -> Response:
+    """Enable or disable a server (`{"enabled": bool}`; no body flips it)."""
+    principal = await authenticate(request)
+    ref = request.path_params["name"]
+    raw = await read_json(request) if await request.body() else {}
+    body = validate(ToggleBody, raw)
+    reg = _reg(request)
+    async with reg.pool.acquire() as conn, conn.transaction():
+        server = await servers.get_or_404(conn, ref)
+        permissions.require_write(principal, server, ref)
+        enabled = (not server["enabled"]) if body.enabled is None else body.enabled
+        server = await servers.toggle(reg, conn, server, enabled, principal.id)
+    if enabled:
+        await refresh.refresh(reg, server["id"], principal.id)
+    async with reg.pool.acquire() as conn:
+        server = await servers_store.get_server_by_id(conn, server["id"])
+        return json_response(await servers.public_view(conn, server))
+
+
+async def refresh_server(request: Request) -> Response:
+    """Health check and tool discovery now; answers the outcome and the tool changes."""
+    principal = await authenticate(request)
+    ref = request.path_params["name"]
+    reg = _reg(request)
+    async with reg.pool.acquire() as conn:
+        server = await servers.get_or_404(conn, ref)
+        permissions.require_write(principal, server, ref)
+    outcome = await refresh.refresh(reg, server["id"], principal.id)
+    return json_response({"server": server["name"], **outcome})
+
+
+routes = [
+    Route("/api/v1/servers", create_server, methods=["POST"]),
+    Route("/api/v1/servers", list_servers, methods=["GET"]),
+    Route("/api/v1/servers/{name}", get_server, methods=["GET"]),
+    Route("/api/v1/servers/{name}", update_server, methods=["PUT", "PATCH"]),
+    Route("/api/v1/servers/{name}", delete_server, methods=["DELETE"]),
+    Route("/api/v1/servers/{name}/toggle", toggle_server, methods=["POST"]),
+    Route("/api/v1/servers/{name}/refresh", refresh_server, methods=["POST"]),
+    Route("/api/v1/servers/{name}/details", server_details, methods=["GET"]),
+]

@@ -1,0 +1,80 @@
+"""rpc.registry.* handlers: the routable snapshot the gateway starts from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from libs.common import rpc
+from libs.common.errors import ValidationError
+from services.registry import setting_keys, views
+from services.registry.context import Registry
+from services.registry.store import secrets as secrets_store
+from services.registry.store import servers as servers_store
+from services.registry.store import tools as tools_store
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_REPLY_BYTES = 900_000
+
+
+def _params(data: dict[str, Any]) -> tuple[list[str] | None, int, int]:
+    """Validate {"names"?, "offset"?, "limit"?}."""
+    names = data.get("names")
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValidationError("names must be a list of server names.", details={"field": "names"})
+    offset, limit = data.get("offset", 0), data.get("limit", DEFAULT_LIMIT)
+    for name, value in (("offset", offset), ("limit", limit)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValidationError(
+                f"{name} must be a non-negative integer.", details={"field": name}
+            )
+    return names, offset, max(1, min(limit, MAX_LIMIT))
+
+
+async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
+    """A page of server views with tools and decrypted secrets, under the NATS payload limit."""
+    names, offset, limit = _params(data)
+    async with reg.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        version = await servers_store.current_version(conn)
+        cfg = await reg.config(conn)
+        servers = await servers_store.list_page(conn, names, offset, limit + 1)
+        page = servers[:limit]
+        ids = [s["id"] for s in page]
+        tools = await tools_store.list_for_servers(conn, ids)
+        secrets = await secrets_store.list_secrets(conn, ids)
+    by_tools: dict[Any, list] = {}
+    for tool in tools:
+        by_tools.setdefault(tool["server_id"], []).append(tool)
+    by_secrets: dict[Any, list] = {}
+    for row in secrets:
+        by_secrets.setdefault(row["server_id"], []).append(row)
+    out: list[dict[str, Any]] = []
+    size = 0
+    for server in page:
+        view = views.snapshot_server(
+            server, by_tools.get(server["id"], []), by_secrets.get(server["id"], []), reg.box
+        )
+        size += len(orjson.dumps(view))
+        if out and size > MAX_REPLY_BYTES:
+            break
+        out.append(view)
+    more = len(out) < len(page) or len(servers) > limit
+    return {
+        "version": version,
+        "settings": {k: cfg[k] for k, key in setting_keys.KEYS.items() if key.routing},
+        "servers": out,
+        "next_offset": offset + len(out) if more else None,
+    }
+
+
+async def serve(reg: Registry) -> None:
+    """Answer rpc.registry.* (queue group: registry)."""
+
+    async def on_snapshot(data: dict[str, Any]) -> dict[str, Any]:
+        return await snapshot(reg, data)
+
+    await reg.bus.serve(rpc.REGISTRY_SNAPSHOT, on_snapshot)

@@ -1,0 +1,143 @@
+"""Request models of the registry API (validation gives 422 with field details)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_RE = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+HEADER_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+Transport = Literal["stdio", "sse", "streamable-http"]
+
+
+def _check_map(value: dict[str, str] | None, pattern: re.Pattern[str], what: str) -> Any:
+    """Keys must match `pattern`; values are strings without control characters."""
+    for key, val in (value or {}).items():
+        if not pattern.match(key):
+            raise ValueError(f"{key!r} is not a valid {what} name")
+        if any(c in val for c in "\r\n\x00"):
+            raise ValueError(f"the value of {key!r} contains a control character")
+    return value
+
+
+class ServerFields(BaseModel):
+    """Fields shared by create and update; all optional here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=4000)
+    transport: Transport | None = None
+    url: str | None = Field(None, max_length=2048)
+    headers: dict[str, str] | None = None
+    command: str | None = Field(None, min_length=1, max_length=1024)
+    args: list[str] | None = Field(None, max_length=200)
+    env: dict[str, str] | None = None
+    cwd: str | None = Field(None, max_length=1024)
+    path: str | None = Field(None, pattern=NAME_RE)
+    tags: list[str] | None = Field(None, max_length=50)
+    enabled: bool | None = None
+    owner_team: str | None = Field(None, max_length=200)
+    timeout_s: float | None = Field(None, gt=0, le=600)
+    max_concurrency: int | None = Field(None, ge=1, le=1000)
+    per_user: bool | None = None
+    health_interval_s: float | None = Field(None, ge=1, le=86400)
+    license: str | None = Field(None, max_length=200)
+    stars: int | None = Field(None, ge=0)
+    language: str | None = Field(None, max_length=100)
+    repo_url: str | None = Field(None, max_length=2048)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str] | None) -> Any:
+        return _check_map(value, HEADER_RE, "header")
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str] | None) -> Any:
+        return _check_map(value, KEY_RE, "environment variable")
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> Any:
+        for tag in value or []:
+            if not 1 <= len(tag) <= 64:
+                raise ValueError("each tag must have 1 to 64 characters")
+        return value
+
+
+class ServerCreate(ServerFields):
+    """POST /api/v1/servers."""
+
+    name: str = Field(pattern=NAME_RE)
+    transport: Transport
+    org: str | None = Field(None, max_length=200)
+
+
+class ServerUpdate(ServerFields):
+    """PATCH (partial) or PUT (full) of /api/v1/servers/{name}."""
+
+
+class ToggleBody(BaseModel):
+    """POST /api/v1/servers/{name}/toggle; no body flips the state."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+
+
+class DisabledTools(BaseModel):
+    """PUT /api/v1/servers/{name}/disabled-tools."""
+
+    model_config = ConfigDict(extra="forbid")
+    tools: list[str] = Field(max_length=1000)
+
+
+class ToolPatch(BaseModel):
+    """PATCH /api/v1/servers/{name}/tools/{tool}."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+
+
+class SecretValue(BaseModel):
+    """PUT /api/v1/servers/{name}/secrets/{key}."""
+
+    model_config = ConfigDict(extra="forbid")
+    value: str = Field(max_length=16384)
+    kind: Literal["env", "header"] = "env"
+
+
+class SecretCreate(SecretValue):
+    """POST /api/v1/servers/{name}/secrets (MCPBox: a placeholder when value is empty)."""
+
+    key: str = Field(min_length=1, max_length=128)
+    value: str = Field("", max_length=16384)
+
+
+class SettingValue(BaseModel):
+    """PUT /api/v1/settings/{key}."""
+
+    model_config = ConfigDict(extra="forbid")
+    value: Any
+
+
+class ImportBody(BaseModel):
+    """POST /api/v1/import when the config is wrapped with options."""
+
+    model_config = ConfigDict(extra="forbid")
+    config: dict[str, Any]
+    format: Literal["auto", "generic", "claude", "vscode", "mcphub"] = "auto"
+    dry_run: bool = False
+    on_conflict: Literal["fail", "skip", "overwrite"] = "fail"
+
+
+class SyncBody(BaseModel):
+    """POST /api/v1/servers/sync."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(None, max_length=2048)
+    format: Literal["auto", "mcp-registry", "modelscope"] = "auto"
+    dry_run: bool = False

@@ -1,0 +1,35 @@
+"""SQL for registry.settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.registry.crypto import Sealed
+
+
+async def list_settings(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every stored setting (secret ones with ciphertext)."""
+    return await conn.fetch(
+        "SELECT key, value, nonce, ciphertext, key_id, updated_by, updated_at"
+        " FROM registry.settings ORDER BY key"
+    )
+
+
+async def put_setting(
+    conn: asyncpg.Connection, key: str, value: Any, sealed: Sealed | None, by: str | None
+) -> None:
+    """Store a value (plain in `value`, or sealed)."""
+    await conn.execute(
+        "INSERT INTO registry.settings (key, value, nonce, ciphertext, key_id, updated_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,"
+        " nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext, key_id = EXCLUDED.key_id,"
+        " updated_by = EXCLUDED.updated_by, updated_at = now()",
+        key,
+        None if sealed else value,
+        sealed.nonce if sealed else None,
+        sealed.ciphertext if sealed else None,
+        sealed.key_id if sealed else None,
+        by,
+    )

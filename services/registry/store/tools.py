@@ -1,0 +1,131 @@
+"""SQL for registry.tools."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from libs.common.pagination import ListQuery
+
+COLUMNS = (
+    "t.id, t.server_id, t.name, t.title, t.description, t.input_schema, t.output_schema,"
+    " t.annotations, t.fingerprint, t.state, t.approved, t.flags, t.approved_by, t.approved_at,"
+    " t.created_at, t.updated_at"
+)
+SORTS = ("name", "created_at", "updated_at", "state")
+
+
+async def list_for_servers(
+    conn: asyncpg.Connection, server_ids: list[uuid.UUID]
+) -> list[asyncpg.Record]:
+    """Every tool of the given servers, by name."""
+    return await conn.fetch(
+        f"SELECT {COLUMNS} FROM registry.tools t WHERE t.server_id = ANY($1) ORDER BY t.name",
+        server_ids,
+    )
+
+
+async def get_tool(conn: asyncpg.Connection, server_id: uuid.UUID, name: str) -> asyncpg.Record:
+    """One tool of a server, or None."""
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM registry.tools t WHERE t.server_id = $1 AND t.name = $2",
+        server_id,
+        name,
+    )
+
+
+async def foreign_tool_names(conn: asyncpg.Connection, server_id: uuid.UUID) -> list[str]:
+    """Names of other servers' tools (for the cross-reference poisoning check)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT name FROM registry.tools WHERE server_id <> $1", server_id
+    )
+    return [r["name"] for r in rows]
+
+
+async def upsert_tool(
+    conn: asyncpg.Connection,
+    server_id: uuid.UUID,
+    tool: dict[str, Any],
+    *,
+    fingerprint: str,
+    state: str,
+    flags: list[str],
+    approve: bool,
+) -> None:
+    """Insert or replace a tool's definition; `approve` also records it as the approved version."""
+    await conn.execute(
+        "INSERT INTO registry.tools (id, server_id, name, title, description, input_schema,"
+        " output_schema, annotations, fingerprint, state, flags, approved, approved_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+        "  CASE WHEN $13 THEN now() END)"
+        " ON CONFLICT (server_id, name) DO UPDATE SET title = EXCLUDED.title,"
+        " description = EXCLUDED.description, input_schema = EXCLUDED.input_schema,"
+        " output_schema = EXCLUDED.output_schema, annotations = EXCLUDED.annotations,"
+        " fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, flags = EXCLUDED.flags,"
+        " approved = CASE WHEN $13 THEN EXCLUDED.approved ELSE registry.tools.approved END,"
+        " approved_at = CASE WHEN $13 THEN now() ELSE registry.tools.approved_at END,"
+        " updated_at = now()",
+        uuid.uuid4(),
+        server_id,
+        tool["name"],
+        tool.get("title"),
+        tool.get("description") or "",
+        tool.get("input_schema") or {},
+        tool.get("output_schema"),
+        tool.get("annotations"),
+        fingerprint,
+        state,
+        flags,
+        tool if approve else None,
+        approve,
+    )
+
+
+async def delete_tool(conn: asyncpg.Connection, server_id: uuid.UUID, name: str) -> None:
+    """Remove a tool the upstream no longer lists."""
+    await conn.execute(
+        "DELETE FROM registry.tools WHERE server_id = $1 AND name = $2", server_id, name
+    )
+
+
+async def approve_tool(
+    conn: asyncpg.Connection, server_id: uuid.UUID, name: str, by: str, definition: dict[str, Any]
+) -> None:
+    """Approve the current definition."""
+    await conn.execute(
+        "UPDATE registry.tools SET state = 'approved', approved = $3, approved_by = $4,"
+        " approved_at = now(), updated_at = now() WHERE server_id = $1 AND name = $2",
+        server_id,
+        name,
+        definition,
+        by,
+    )
+
+
+async def search_tools(
+    conn: asyncpg.Connection, query: ListQuery, names: list[str] | None, orgs: list[str] | None
+) -> tuple[list[asyncpg.Record], int]:
+    """A page of tools across visible servers, with their server's name and flags."""
+    args: list[Any] = [names, orgs]
+    clauses = ["($1::text[] IS NULL OR s.name = ANY($1) OR s.org = ANY($2))"]
+    if query.q:
+        args.append(f"%{query.q}%")
+        clauses.append(f"(t.name ILIKE ${len(args)} OR t.description ILIKE ${len(args)})")
+    if "server" in query.filters:
+        args.append(query.filters["server"])
+        clauses.append(f"s.name = ${len(args)}")
+    if "state" in query.filters:
+        args.append(query.filters["state"])
+        clauses.append(f"t.state = ${len(args)}")
+    where = " AND ".join(clauses)
+    base = f"FROM registry.tools t JOIN registry.servers s ON s.id = t.server_id WHERE {where}"
+    total = await conn.fetchval(f"SELECT count(*) {base}", *args)
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS}, s.name AS server, s.enabled AS server_enabled,"
+        f" s.disabled_tools {base} ORDER BY t.{query.order_sql}, s.name"
+        f" LIMIT {query.page_size} OFFSET {query.offset}",
+        *args,
+    )
+    return rows, total

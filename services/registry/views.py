@@ -1,0 +1,160 @@
+"""JSON views of servers and tools: public (secrets masked) and snapshot (secrets decrypted)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+
+from services.registry import review
+from services.registry.crypto import MASK, Sealed, SecretBox
+
+METADATA_FIELDS = ("license", "stars", "language", "repo_url")
+
+
+def _iso(value: Any) -> str | None:
+    """RFC 3339 UTC text of a timestamp."""
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def secrets_by_kind(rows: Iterable[asyncpg.Record], box: SecretBox | None) -> dict[str, dict]:
+    """{"header": {k: v}, "env": {k: v}}; values decrypted with `box`, else masked."""
+    out: dict[str, dict[str, str]] = {"header": {}, "env": {}}
+    for row in rows:
+        if box is None:
+            value = MASK
+        else:
+            sealed = Sealed(row["nonce"], row["ciphertext"], row["key_id"])
+            value = box.open(sealed, secret_aad(row["server_id"], row["kind"], row["key"]))
+        out[row["kind"]][row["key"]] = value
+    return out
+
+
+def secret_aad(server_id: Any, kind: str, key: str) -> str:
+    """The associated data binding a sealed value to its row."""
+    return f"server:{server_id}:{kind}:{key}"
+
+
+def server_out(server: asyncpg.Record, secrets: Iterable[asyncpg.Record]) -> dict[str, Any]:
+    """The public view: header and env values masked."""
+    masked = secrets_by_kind(secrets, None)
+    meta = dict(server["metadata"] or {})
+    return {
+        "id": str(server["id"]),
+        "name": server["name"],
+        "path": server["path"],
+        "display_name": server["display_name"] or server["name"],
+        "description": server["description"],
+        "transport": server["transport"],
+        "url": server["url"],
+        "headers": masked["header"],
+        "command": server["command"],
+        "args": server["args"],
+        "env": masked["env"],
+        "cwd": server["cwd"],
+        "tags": list(server["tags"]),
+        "enabled": server["enabled"],
+        "org": server["org"],
+        "owner_team": server["owner_team"],
+        "timeout_s": server["timeout_s"],
+        "max_concurrency": server["max_concurrency"],
+        "per_user": server["per_user"],
+        "health_interval_s": server["health_interval_s"],
+        "disabled_tools": list(server["disabled_tools"]),
+        **{f: meta.pop(f, None) for f in METADATA_FIELDS},
+        "metadata": meta,
+        "status": server["status"],
+        "error": server["status_error"],
+        "last_checked_at": _iso(server["last_checked_at"]),
+        "latency_ms": server["latency_ms"],
+        "tool_count": server["tool_count"],
+        "discovered_at": _iso(server["discovered_at"]),
+        "version": server["version"],
+        "created_at": _iso(server["created_at"]),
+        "updated_at": _iso(server["updated_at"]),
+    }
+
+
+def routable(server: asyncpg.Record, tool: asyncpg.Record) -> bool:
+    """The gateway may route a call to this tool."""
+    return (
+        server["enabled"]
+        and tool["state"] == "approved"
+        and tool["name"] not in set(server["disabled_tools"])
+    )
+
+
+def tool_out(server: asyncpg.Record, tool: asyncpg.Record) -> dict[str, Any]:
+    """The public view of a tool, with a diff when a changed version waits in quarantine."""
+    out = {
+        "id": str(tool["id"]),
+        "server": server["name"],
+        "name": tool["name"],
+        "title": tool["title"],
+        "description": tool["description"],
+        "input_schema": tool["input_schema"],
+        "output_schema": tool["output_schema"],
+        "annotations": tool["annotations"],
+        "fingerprint": tool["fingerprint"],
+        "state": tool["state"],
+        "quarantined": tool["state"] == "quarantined",
+        "disabled": tool["name"] in set(server["disabled_tools"]),
+        "enabled": tool["name"] not in set(server["disabled_tools"]),
+        "routable": routable(server, tool),
+        "flags": tool["flags"],
+        "approved_by": tool["approved_by"],
+        "approved_at": _iso(tool["approved_at"]),
+        "updated_at": _iso(tool["updated_at"]),
+    }
+    if tool["state"] == "quarantined":
+        out["diff"] = review.diff(tool["approved"], dict(tool)) if tool["approved"] else None
+        out["previous_fingerprint"] = (
+            review.fingerprint(tool["approved"]) if tool["approved"] else None
+        )
+    return out
+
+
+def snapshot_server(
+    server: asyncpg.Record,
+    tools: Iterable[asyncpg.Record],
+    secrets: Iterable[asyncpg.Record],
+    box: SecretBox,
+) -> dict[str, Any]:
+    """The server view of rpc.registry.snapshot (docs/CONTRACTS.md), secrets decrypted."""
+    plain = secrets_by_kind(secrets, box)
+    return {
+        "id": str(server["id"]),
+        "name": server["name"],
+        "path": server["path"],
+        "org": server["org"],
+        "owner_team": server["owner_team"],
+        "transport": server["transport"],
+        "url": server["url"],
+        "headers": plain["header"],
+        "command": server["command"],
+        "args": server["args"],
+        "env": plain["env"],
+        "cwd": server["cwd"],
+        "enabled": server["enabled"],
+        "status": server["status"],
+        "timeout_s": server["timeout_s"],
+        "max_concurrency": server["max_concurrency"],
+        "per_user": server["per_user"],
+        "version": server["version"],
+        "tools": [
+            {
+                "name": t["name"],
+                "title": t["title"],
+                "description": t["description"],
+                "input_schema": t["input_schema"],
+                "output_schema": t["output_schema"],
+                "annotations": t["annotations"],
+                "fingerprint": t["fingerprint"],
+                "routable": routable(server, t),
+            }
+            for t in tools
+        ],
+        "resources": server["resources"],
+        "prompts": server["prompts"],
+    }
