@@ -1,15 +1,58 @@
 """The gateway service app."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 
 from libs.common.app import build_app
+from services.gateway import registry_sync, sessions
+from services.gateway.protocol import Gateway
+from services.gateway.routes import admin, mcp, wellknown
+from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
+from services.gateway.upstream import UpstreamPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: GatewaySettings) -> Starlette:
     """Build the gateway app."""
-    return build_app(settings, [], migrations=MIGRATIONS_DIR)
+
+    @asynccontextmanager
+    async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        bus = state["bus"]
+        table = RoutingTable(settings.separator)
+        pool = UpstreamPool(settings, bus)
+        await pool.start()
+        gateway = Gateway(settings, table, pool, bus)
+        notifier = sessions.Notifier()
+        codec = sessions.SessionCodec(
+            await sessions.shared_secret(bus, settings.session_secret), settings.session_ttl_s
+        )
+        await sessions.follow_ended(bus, codec)
+        sync = registry_sync.RegistrySync(
+            bus, table, pool, notifier.tools_changed, settings.resync_s
+        )
+        try:
+            async with registry_sync.running(sync):
+                yield {
+                    "gateway": gateway,
+                    "table": table,
+                    "pool": pool,
+                    "sessions": codec,
+                    "notifier": notifier,
+                    "registry_sync": sync,
+                    "inflight": {},
+                }
+        finally:
+            await pool.close()
+
+    return build_app(
+        settings,
+        [*mcp.routes, *admin.routes, *wellknown.routes],
+        migrations=MIGRATIONS_DIR,
+        extra=extra,
+    )

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from libs.common.settings import Settings
+from libs.common.settings import Settings, env
 
 
 @dataclass(frozen=True)
@@ -12,3 +12,20 @@ class GatewaySettings(Settings):
 
     service: ClassVar[str] = "gateway"
     default_port: ClassVar[int] = 8103
+
+    separator: str = env("GATEWAY_SEPARATOR", "__")
+    exposure_mode: str = env("GATEWAY_EXPOSURE_MODE", "direct")  # direct | progressive
+    upstream_timeout_s: float = env("GATEWAY_UPSTREAM_TIMEOUT_S", 60.0)
+    connect_timeout_s: float = env("GATEWAY_CONNECT_TIMEOUT_S", 5.0)
+    max_concurrency: int = env("GATEWAY_MAX_CONCURRENCY", 64)
+    breaker_failures: int = env("GATEWAY_BREAKER_FAILURES", 5)
+    breaker_reset_s: float = env("GATEWAY_BREAKER_RESET_S", 30.0)
+    max_result_bytes: int = env("GATEWAY_MAX_RESULT_BYTES", 8 * 1024 * 1024)
+    audit_async: bool = env("GATEWAY_AUDIT_ASYNC", False)
+    allowed_origins: tuple[str, ...] = env("GATEWAY_ALLOWED_ORIGINS", ())
+    list_page_size: int = env("GATEWAY_LIST_PAGE_SIZE", 1000)
+    list_ttl_ms: int = env("GATEWAY_LIST_TTL_MS", 10000)
+    resync_s: float = env("GATEWAY_RESYNC_S", 300.0)
+    session_secret: str = env("GATEWAY_SESSION_SECRET", "", secret=True)
+    session_ttl_s: float = env("GATEWAY_SESSION_TTL_S", 24 * 3600.0)
+    rate_limit_per_min: int = env("GATEWAY_RATE_LIMIT_PER_MIN", 0)  # 0: unlimited

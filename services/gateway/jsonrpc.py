@@ -1,0 +1,86 @@
+"""JSON-RPC messages and the gateway's error codes (documented in docs/GATEWAY.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp_types import (
+    HEADER_MISMATCH,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
+)
+
+__all__ = [
+    "HEADER_MISMATCH",
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "UNSUPPORTED_PROTOCOL_VERSION",
+]
+
+# Server-defined codes (-32000..-32099) the gateway answers with.
+UNAUTHENTICATED = -32001
+FORBIDDEN = -32003
+SESSION_NOT_FOUND = -32004
+UPSTREAM_ERROR = -32010
+UPSTREAM_TIMEOUT = -32011
+UPSTREAM_UNAVAILABLE = -32012
+RESULT_TOO_LARGE = -32013
+RATE_LIMITED = -32029
+
+# HTTP status for protocol-level failures; method-level errors travel with 200 (legacy) or
+# the SDK's table (modern).
+HTTP_STATUS = {
+    PARSE_ERROR: 400,
+    INVALID_REQUEST: 400,
+    HEADER_MISMATCH: 400,
+    UNSUPPORTED_PROTOCOL_VERSION: 400,
+    UNAUTHENTICATED: 401,
+    SESSION_NOT_FOUND: 404,
+    RATE_LIMITED: 429,
+}
+MODERN_HTTP_STATUS = {**HTTP_STATUS, INVALID_PARAMS: 400, METHOD_NOT_FOUND: 404}
+
+
+class RpcFault(Exception):
+    """A JSON-RPC error to send back to the client."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def error(self) -> dict[str, Any]:
+        """The `error` member."""
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            err["data"] = self.data
+        return err
+
+
+def response(request_id: Any, result: Any) -> dict[str, Any]:
+    """A JSON-RPC result message."""
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    """A JSON-RPC error message."""
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": err}
+
+
+def notification(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON-RPC notification."""
+    msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        msg["params"] = params
+    return msg

@@ -1,0 +1,52 @@
+"""Gateway metrics, named after the OpenTelemetry MCP semantic conventions where they exist."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.gateway.breaker import STATE_VALUES
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+# mcp.server.operation.duration (OTel MCP semconv), by mcp.method.name and outcome
+OPERATION_DURATION = Histogram(
+    "mcp_server_operation_duration_seconds",
+    "Duration of MCP requests handled by the gateway, by method (mcp.method.name) and status.",
+    ["mcp_method_name", "status"],
+    buckets=_BUCKETS,
+)
+TOOL_CALLS = Counter(
+    "switchboard_gateway_tool_calls_total",
+    "tools/call through the gateway by server (gen_ai.tool.name) and status.",
+    ["server", "gen_ai_tool_name", "status"],
+)
+# mcp.client.operation.duration: the time the gateway waited on the upstream
+UPSTREAM_DURATION = Histogram(
+    "mcp_client_operation_duration_seconds",
+    "Time spent waiting on upstream MCP servers, by server and method.",
+    ["server", "mcp_method_name"],
+    buckets=_BUCKETS,
+)
+GATEWAY_OVERHEAD = Histogram(
+    "switchboard_gateway_added_duration_seconds",
+    "Time the gateway added to a tools/call (total minus upstream).",
+    ["mcp_method_name"],
+    buckets=_BUCKETS,
+)
+OPEN_SESSIONS = Gauge(
+    "switchboard_gateway_sessions_open", "Client sessions (legacy streams) open on this replica."
+)
+UPSTREAM_SESSIONS = Gauge(
+    "switchboard_gateway_upstream_sessions", "Initialised upstream MCP sessions.", ["server"]
+)
+CIRCUIT_STATE = Gauge(
+    "switchboard_gateway_circuit_state",
+    "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
+    ["server"],
+)
+ROUTING_TOOLS = Gauge("switchboard_gateway_routing_tools", "Tools in the routing table.")
+
+
+def set_circuit(server: str, state: str) -> None:
+    """Record a breaker's state."""
+    CIRCUIT_STATE.labels(server).set(STATE_VALUES.get(state, 0))

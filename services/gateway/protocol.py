@@ -1,0 +1,380 @@
+"""The MCP methods the gateway answers, for both protocol generations."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+
+from libs.common.authn import Principal
+from libs.common.bus import Bus
+from libs.common.events import TOOL_CALLED, ToolCalled
+from services.gateway import metrics
+from services.gateway.jsonrpc import (
+    FORBIDDEN,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    RESULT_TOO_LARGE,
+    RpcFault,
+)
+from services.gateway.routing_table import RoutingTable, ServerEntry, ToolEntry
+from services.gateway.settings import GatewaySettings
+from services.gateway.upstream import Notify, UpstreamPool
+
+log = structlog.get_logger()
+
+SERVER_INFO = {"name": "switchboard-gateway", "title": "Switchboard", "version": "0.1.0"}
+UNAVAILABLE_META = "io.switchboard/unavailableServers"
+PASSTHROUGH = frozenset(
+    {
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+    }
+)
+
+
+@dataclass
+class CallContext:
+    """Who is asking, through which endpoint, in which protocol generation."""
+
+    principal: Principal
+    endpoint: str = "/mcp"
+    team: str | None = None
+    server: ServerEntry | None = None  # /mcp/servers/{path}: one server, names unprefixed
+    modern: bool = False
+    protocol: str = HANDSHAKE_PROTOCOL_VERSIONS[-1]
+    session_id: str | None = None
+    client: str | None = None
+    request_bytes: int = 0
+    notify: Notify | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def capabilities() -> dict[str, Any]:
+    """What the gateway offers clients."""
+    return {
+        "tools": {"listChanged": True},
+        "resources": {"listChanged": True, "subscribe": False},
+        "prompts": {"listChanged": True},
+        "completions": {},
+        "logging": {},
+    }
+
+
+def negotiate(requested: Any) -> str:
+    """The legacy protocol version to use: the client's when we speak it, else our newest."""
+    if isinstance(requested, str) and requested in HANDSHAKE_PROTOCOL_VERSIONS:
+        return requested
+    return HANDSHAKE_PROTOCOL_VERSIONS[-1]
+
+
+class Gateway:
+    """Routes MCP requests to upstreams through the routing table."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        table: RoutingTable,
+        pool: UpstreamPool,
+        bus: Bus | None,
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.pool = pool
+        self.bus = bus
+        self._background: set[asyncio.Task] = set()
+        self.handlers = {
+            "ping": self.ping,
+            "server/discover": self.discover,
+            "tools/list": self.list_tools,
+            "tools/call": self.call_tool,
+            "logging/setLevel": self.ping,
+        }
+
+    async def handle(self, method: str, params: dict[str, Any], ctx: CallContext) -> Any:
+        """Answer one request; raises RpcFault for every failure."""
+        handler = self.handlers.get(method)
+        if handler is not None:
+            result = await handler(params, ctx)
+            if ctx.modern and "resultType" not in result:
+                result["resultType"] = "complete"
+            return result
+        if method in PASSTHROUGH and ctx.server is not None:
+            return await self.forward(ctx.server, method, params, ctx)
+        if method == "initialize":
+            raise RpcFault(-32600, "initialize is only valid as the first request of a session.")
+        raise RpcFault(METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def ping(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """An empty result."""
+        return {}
+
+    def initialize_result(self, protocol: str) -> dict[str, Any]:
+        """The legacy handshake's result."""
+        return {
+            "protocolVersion": protocol,
+            "capabilities": capabilities(),
+            "serverInfo": SERVER_INFO,
+            "instructions": "Tools of every MCP server you may use, named {server}__{tool}.",
+        }
+
+    async def discover(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """server/discover (2026-07-28): versions and capabilities."""
+        return {
+            "supportedVersions": [*MODERN_PROTOCOL_VERSIONS, *HANDSHAKE_PROTOCOL_VERSIONS],
+            "capabilities": capabilities(),
+            "serverInfo": SERVER_INFO,
+            "ttlMs": self.settings.list_ttl_ms,
+            "cacheScope": "public",
+        }
+
+    # ---- tools -----------------------------------------------------------------------------
+
+    def _visible(self, ctx: CallContext) -> list[tuple[str, ToolEntry]]:
+        """(name as listed, tool) for the endpoint and principal."""
+        if ctx.server is not None:
+            server = ctx.server
+            return [(t.name, t) for t in server.tools if self.table.permits(ctx.principal, t)]
+        return [(t.public, t) for t in self.table.visible_tools(ctx.principal, ctx.team)]
+
+    async def list_tools(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """tools/list: permitted tools in a deterministic order, paged by cursor."""
+        visible = self._visible(ctx)
+        offset = _decode_cursor(params.get("cursor"))
+        size = self.settings.list_page_size
+        page = visible[offset : offset + size]
+        missing = sorted(
+            {t.server for _, t in visible if self.pool.breaker(t.server).state == "open"}
+        )
+        tools = [t.as_listed(name) for name, t in page if t.server not in missing]
+        result: dict[str, Any] = {"tools": tools}
+        if offset + size < len(visible):
+            result["nextCursor"] = _encode_cursor(offset + size)
+        if missing:
+            result["_meta"] = {UNAVAILABLE_META: missing}
+        if ctx.modern:
+            result["ttlMs"] = self.settings.list_ttl_ms
+            result["cacheScope"] = "private"
+        return result
+
+    def resolve(self, name: Any, ctx: CallContext) -> ToolEntry:
+        """The tool a client names; unknown and invisible tools are -32602, unexecutable -32003."""
+        if not isinstance(name, str) or not name:
+            raise RpcFault(INVALID_PARAMS, "params.name must be a non-empty string.")
+        if ctx.server is not None:
+            tool = next((t for t in ctx.server.tools if t.name == name), None)
+        else:
+            tool = self.table.by_public.get(name)
+        server = self.table.servers.get(tool.server) if tool is not None else None
+        if tool is None or server is None or not server.routable:
+            raise RpcFault(INVALID_PARAMS, f"Unknown tool: {name}", {"tool": name})
+        if not self.table.permits(ctx.principal, tool, ctx.team):
+            if self.table.permits(ctx.principal, tool, ctx.team, "read"):
+                raise RpcFault(FORBIDDEN, f"No grant allows calling {name}.", {"tool": name})
+            raise RpcFault(INVALID_PARAMS, f"Unknown tool: {name}", {"tool": name})
+        return tool
+
+    async def call_tool(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """tools/call: check, forward over the pooled session, audit."""
+        t0 = time.perf_counter()
+        name = params.get("name")
+        tool: ToolEntry | None = None
+        upstream_ms: float | None = None
+        status, code, message, size = "ok", None, None, 0
+        try:
+            tool = self.resolve(name, ctx)
+            arguments = params.get("arguments")
+            if arguments is not None and not isinstance(arguments, dict):
+                raise RpcFault(INVALID_PARAMS, "params.arguments must be an object.")
+            forwarded: dict[str, Any] = {"name": tool.name, "arguments": arguments or {}}
+            if params.get("_meta"):
+                forwarded["_meta"] = _client_meta(params["_meta"])
+            reply, upstream_ms = await self.pool.request(
+                self.table.servers[tool.server],
+                "tools/call",
+                forwarded,
+                on_notify=ctx.notify,
+                retry=tool.read_only or tool.idempotent,
+                principal=ctx.principal.to_dict() if _sandboxed(self.table, tool) else None,
+            )
+            if "error" in reply:
+                err = reply["error"] or {}
+                raise RpcFault(
+                    int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
+                )
+            result = reply.get("result") or {}
+            size = len(orjson.dumps(result))
+            if size > self.settings.max_result_bytes:
+                raise RpcFault(
+                    RESULT_TOO_LARGE,
+                    f"The tool result is {size} bytes; the limit is "
+                    f"{self.settings.max_result_bytes}.",
+                    {"size": size, "limit": self.settings.max_result_bytes},
+                )
+            if result.get("isError"):
+                status = "error"
+            return _for_client(result, ctx)
+        except RpcFault as fault:
+            status = "denied" if fault.code == FORBIDDEN or tool is None else "error"
+            code, message = fault.code, fault.message
+            raise
+        except asyncio.CancelledError:
+            status, code, message = "error", -32800, "cancelled by the client"
+            raise
+        finally:
+            elapsed = (time.perf_counter() - t0) * 1000
+            server = tool.server if tool is not None else ctx.server.name if ctx.server else ""
+            tool_name = tool.name if tool is not None else str(name or "")
+            record = ToolCalled(
+                server=server,
+                tool=tool_name,
+                status=status,
+                principal_kind=ctx.principal.kind,
+                principal_id=ctx.principal.id,
+                principal_name=ctx.principal.name,
+                credential_id=ctx.principal.credential_id,
+                org=ctx.principal.org,
+                team=ctx.team,
+                endpoint=ctx.endpoint,
+                error_code=code,
+                error_message=message,
+                latency_ms=round(elapsed, 3),
+                upstream_ms=round(upstream_ms, 3) if upstream_ms is not None else None,
+                request_bytes=ctx.request_bytes,
+                response_bytes=size,
+                arguments=params.get("arguments")
+                if isinstance(params.get("arguments"), dict)
+                else None,
+                session_id=ctx.session_id,
+                client=ctx.client,
+            )
+            self._observe(record, elapsed, upstream_ms)
+            await self.record(record, ctx.principal)
+
+    def _observe(self, record: ToolCalled, elapsed_ms: float, upstream_ms: float | None) -> None:
+        """Tool-call metrics: count, upstream time and the time the gateway added."""
+        known = record.server in self.table.servers
+        metrics.TOOL_CALLS.labels(
+            record.server if known else "<unknown>",
+            record.tool if known else "<unknown>",
+            record.status,
+        ).inc()
+        if upstream_ms is not None:
+            metrics.UPSTREAM_DURATION.labels(record.server, "tools/call").observe(
+                upstream_ms / 1000
+            )
+            metrics.GATEWAY_OVERHEAD.labels("tools/call").observe(
+                max(0.0, elapsed_ms - upstream_ms) / 1000
+            )
+
+    async def record(self, record: ToolCalled, principal: Principal) -> None:
+        """Publish gateway.tool.called: acknowledged before the response, unless async."""
+        if self.bus is None:
+            return
+        event = TOOL_CALLED.event(
+            record, source="gateway", actor=principal.name or principal.id, org=principal.org
+        )
+        if self.settings.audit_async:
+            task = asyncio.get_running_loop().create_task(self._publish(event))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
+        await self._publish(event)
+
+    async def _publish(self, event: Any) -> None:
+        """Publish one audit event; a failure is logged (the call itself already happened)."""
+        assert self.bus is not None
+        try:
+            await self.bus.publish(event, timeout=5)
+        except Exception as exc:
+            log.error("tool_call_record_not_published", error=str(exc), event_id=event.id)
+
+    # ---- passthrough -----------------------------------------------------------------------
+
+    async def forward(
+        self, server: ServerEntry, method: str, params: dict[str, Any], ctx: CallContext
+    ) -> Any:
+        """Forward a request to one server (the /mcp/servers/{path} endpoint)."""
+        if not (
+            self.table.may_read_server(ctx.principal, server) or ctx.principal.is_platform_admin
+        ):
+            raise RpcFault(FORBIDDEN, f"No grant allows reading {server.name!r}.")
+        forwarded = dict(params)
+        if "_meta" in forwarded:
+            forwarded["_meta"] = _client_meta(forwarded["_meta"])
+        reply, _ = await self.pool.request(server, method, forwarded, on_notify=ctx.notify)
+        if "error" in reply:
+            err = reply["error"] or {}
+            raise RpcFault(
+                int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
+            )
+        return _for_client(reply.get("result") or {}, ctx)
+
+
+def _arguments(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The call's arguments when they are an object."""
+    args = params.get("arguments")
+    return args if isinstance(args, dict) else None
+
+
+def _upstream_fault(reply: dict[str, Any]) -> RpcFault:
+    """An upstream's JSON-RPC error, relayed as-is."""
+    err = reply.get("error") or {}
+    return RpcFault(int(err.get("code", -32603)), str(err.get("message", "")), err.get("data"))
+
+
+def _sandboxed(table: RoutingTable, tool: ToolEntry) -> bool:
+    """True for tools served through the sandbox (they get the principal)."""
+    return table.servers[tool.server].transport in ("stdio", "code")
+
+
+def _client_meta(meta: Any) -> dict[str, Any]:
+    """The parts of a client's `_meta` that travel upstream (progress token; not the envelope)."""
+    if not isinstance(meta, dict):
+        return {}
+    return {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
+
+
+def _for_client(result: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    """Adapt an upstream result to the client's generation."""
+    if ctx.modern:
+        if "resultType" not in result:
+            result = {**result, "resultType": "complete"}
+    elif "resultType" in result:
+        result = {k: v for k, v in result.items() if k != "resultType"}
+    return result
+
+
+def _encode_cursor(offset: int) -> str:
+    """An opaque cursor."""
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: Any) -> int:
+    """The offset in a cursor; a bad cursor is -32602."""
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(str(cursor).encode()).decode()
+        if not text.startswith("o:"):
+            raise ValueError
+        offset = int(text[2:])
+        if offset < 0:
+            raise ValueError
+        return offset
+    except (ValueError, UnicodeDecodeError):
+        raise RpcFault(INVALID_PARAMS, "Invalid cursor.", {"cursor": str(cursor)[:100]}) from None

@@ -1,0 +1,122 @@
+"""Keep the routing table current: a registry snapshot at start, then registry events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+
+from libs.common import rpc
+from libs.common.bus import Bus
+from libs.common.errors import ApiError
+from libs.common.events import Event
+from services.gateway import metrics
+from services.gateway.routing_table import RoutingTable
+from services.gateway.upstream import UpstreamPool
+
+log = structlog.get_logger()
+
+PAGE = 50
+Changed = Callable[[], Awaitable[None]]
+
+
+class RegistrySync:
+    """Loads the routing table from rpc.registry.snapshot and applies registry events."""
+
+    def __init__(
+        self, bus: Bus, table: RoutingTable, pool: UpstreamPool, on_change: Changed, resync_s: float
+    ) -> None:
+        self.bus = bus
+        self.table = table
+        self.pool = pool
+        self.on_change = on_change
+        self.resync_s = resync_s
+        self.loaded = asyncio.Event()
+
+    async def fetch(self, names: list[str] | None = None) -> tuple[list[dict[str, Any]], dict]:
+        """Page through the snapshot (optionally for some names only)."""
+        views: list[dict[str, Any]] = []
+        settings: dict[str, Any] = {}
+        offset: int | None = 0
+        while offset is not None:
+            request: dict[str, Any] = {"offset": offset, "limit": PAGE}
+            if names is not None:
+                request["names"] = names
+            page = await self.bus.request(rpc.REGISTRY_SNAPSHOT, request, timeout=10)
+            views.extend(page.get("servers") or [])
+            settings = page.get("settings") or settings
+            offset = page.get("next_offset")
+        return views, settings
+
+    async def load(self) -> None:
+        """Replace the table with a full snapshot."""
+        views, settings = await self.fetch()
+        self.table.replace(views)
+        self.table.settings = settings
+        for name in list(self.pool._upstreams):
+            if name not in self.table.servers:
+                self.pool.forget(name)
+        metrics.ROUTING_TOOLS.set(len(self.table.by_public))
+        log.info("routing_table_loaded", servers=len(views), tools=len(self.table.by_public))
+
+    async def run(self) -> None:
+        """Load until the registry answers, then resync periodically (events may be missed)."""
+        delay = 0.2
+        while True:
+            try:
+                await self.load()
+                if self.loaded.is_set():
+                    await self.on_change()
+                self.loaded.set()
+                await asyncio.sleep(self.resync_s)
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except ApiError as exc:
+                log.warning("registry_snapshot_retrying", error=exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def on_event(self, event: Event) -> None:
+        """Apply one registry event: refetch the server, drop it, or reload everything."""
+        if event.type == "registry.settings.updated":
+            await self.load()
+            await self.on_change()
+            return
+        name = event.data.get("server")
+        if not isinstance(name, str):
+            return
+        if event.type == "registry.server.deleted":
+            self.table.remove(name)
+            self.pool.forget(name)
+        else:
+            try:
+                views, _ = await self.fetch([name])
+            except ApiError as exc:
+                log.warning("registry_refetch_failed", server=name, error=exc.message)
+                return
+            view = next((v for v in views if v.get("name") == name), None)
+            if view is None:
+                self.table.remove(name)
+                self.pool.forget(name)
+            else:
+                self.table.upsert(view)
+        metrics.ROUTING_TOOLS.set(len(self.table.by_public))
+        await self.on_change()
+
+
+@asynccontextmanager
+async def running(sync: RegistrySync) -> AsyncIterator[None]:
+    """Follow registry events and keep the table loaded while the service runs."""
+    await sync.bus.follow("events.registry.>", sync.on_event)
+    task = asyncio.create_task(sync.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

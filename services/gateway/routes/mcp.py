@@ -1,0 +1,336 @@
+"""The MCP endpoints: /mcp, /mcp/{team}, /mcp/servers/{path} (Streamable HTTP, both generations)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from mcp.shared.inbound import (
+    InboundLadderRejection,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+)
+from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from libs.common.authn import Principal, authenticate
+from libs.common.errors import ApiError
+from services.gateway import metrics
+from services.gateway.jsonrpc import (
+    FORBIDDEN,
+    HEADER_MISMATCH,
+    HTTP_STATUS,
+    INVALID_REQUEST,
+    MODERN_HTTP_STATUS,
+    PARSE_ERROR,
+    SESSION_NOT_FOUND,
+    UNAUTHENTICATED,
+    RpcFault,
+    error,
+    response,
+)
+from services.gateway.protocol import CallContext, negotiate
+from services.gateway.sessions import broadcast_ended
+
+SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
+KEEPALIVE_S = 15.0
+
+
+def _json(message: dict[str, Any], status: int = 200, headers: dict | None = None) -> Response:
+    """A JSON-RPC message as an HTTP response."""
+    return Response(orjson.dumps(message), status, headers=headers, media_type="application/json")
+
+
+def _fault(request_id: Any, fault: RpcFault, modern: bool, headers: dict | None = None) -> Response:
+    """A JSON-RPC error with the HTTP status its code maps to."""
+    table = MODERN_HTTP_STATUS if modern else HTTP_STATUS
+    msg = error(request_id, fault.code, fault.message, fault.data)
+    return _json(msg, table.get(fault.code, 200), headers)
+
+
+def _check_origin(request: Request) -> None:
+    """Refuse browser requests from origins not on the allowlist (DNS rebinding)."""
+    origin = request.headers.get("origin")
+    if not origin:
+        return
+    allowed = request.state.settings.allowed_origins
+    if origin in allowed or "*" in allowed:
+        return
+    if urlsplit(origin).netloc == request.headers.get("host"):
+        return
+    raise RpcFault(FORBIDDEN, "This Origin is not allowed.", {"origin": origin[:200]})
+
+
+async def _principal(request: Request) -> Principal:
+    """Authenticate, turning the API error into a JSON-RPC one."""
+    try:
+        return await authenticate(request)
+    except ApiError as exc:
+        raise RpcFault(UNAUTHENTICATED, exc.message, {"code": exc.code}) from None
+
+
+def _www_authenticate(request: Request) -> dict[str, str]:
+    """The challenge pointing MCP clients at the protected-resource metadata."""
+    base = str(request.base_url).rstrip("/")
+    return {
+        "WWW-Authenticate": f'Bearer realm="switchboard", resource_metadata="{base}'
+        '/.well-known/oauth-protected-resource"'
+    }
+
+
+def _endpoint(request: Request, principal: Principal) -> CallContext:
+    """The call context for the path: all tools, one team's, or one server's."""
+    gateway = request.state.gateway
+    params = request.path_params
+    if "path" in params:
+        server = gateway.table.by_path.get(params["path"]) or gateway.table.servers.get(
+            params["path"]
+        )
+        if server is None or not server.routable:
+            raise RpcFault(SESSION_NOT_FOUND, f"No server at {params['path']!r}.")
+        return CallContext(principal, endpoint="/mcp/servers/{path}", server=server)
+    if "team" in params:
+        team = params["team"]
+        if not principal.is_platform_admin and team not in principal.teams:
+            raise RpcFault(FORBIDDEN, f"You are not a member of team {team!r}.")
+        return CallContext(principal, endpoint="/mcp/{team}", team=team)
+    return CallContext(principal)
+
+
+async def post_mcp(request: Request) -> Response:
+    """One JSON-RPC request or notification (Streamable HTTP POST)."""
+    request_id: Any = None
+    modern = request.headers.get("mcp-protocol-version") in MODERN_PROTOCOL_VERSIONS
+    try:
+        _check_origin(request)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return _json(
+                error(None, INVALID_REQUEST, "Content-Type must be application/json."), 415
+            )
+        raw = await request.body()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return _json(error(None, PARSE_ERROR, "Parse error: the body is not JSON."), 400)
+        if (
+            not isinstance(body, dict)
+            or body.get("jsonrpc") != "2.0"
+            or not isinstance(body.get("method"), str)
+        ):
+            return _json(error(None, INVALID_REQUEST, "Expected one JSON-RPC request object."), 400)
+        request_id = body.get("id")
+        params = body.get("params")
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise RpcFault(INVALID_REQUEST, "params must be an object.")
+        meta = params.get("_meta")
+        modern = modern or (isinstance(meta, dict) and PROTOCOL_VERSION_META_KEY in meta)
+        if "id" not in body:
+            return await _notification(request, body["method"], params)
+        principal = await _principal(request)
+        ctx = _endpoint(request, principal)
+        ctx.modern, ctx.request_bytes = modern, len(raw)
+        return await _request(request, body, params, ctx, raw)
+    except RpcFault as fault:
+        headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
+        return _fault(request_id, fault, modern, headers)
+
+
+async def _notification(request: Request, method: str, params: dict[str, Any]) -> Response:
+    """Notifications are accepted (cancellation of in-flight calls is by request id)."""
+    if method == "notifications/cancelled":
+        inflight = request.state.inflight
+        key = (request.headers.get("mcp-session-id"), params.get("requestId"))
+        task = inflight.get(key)
+        if task is not None:
+            task.cancel()
+    return Response(status_code=202)
+
+
+async def _request(
+    request: Request, body: dict[str, Any], params: dict[str, Any], ctx: CallContext, raw: bytes
+) -> Response:
+    """Check the generation's envelope, then dispatch."""
+    gateway = request.state.gateway
+    method = body["method"]
+    headers: dict[str, str] = {}
+    if ctx.modern:
+        dup = find_duplicated_routing_header(request.headers.items())
+        verdict = classify_inbound_request(body, headers=dict(request.headers))
+        if dup is not None:
+            raise RpcFault(HEADER_MISMATCH, f"The {dup} header appears more than once.")
+        if isinstance(verdict, InboundLadderRejection):
+            raise RpcFault(verdict.code, verdict.message, verdict.data)
+        ctx.protocol = verdict.protocol_version
+        ctx.client = _client_name(verdict.client_info)
+    elif method == "initialize":
+        protocol = negotiate(params.get("protocolVersion"))
+        client = _client_name(params.get("clientInfo"))
+        session_id = request.state.sessions.issue(ctx.principal, protocol, client)
+        metrics.OPEN_SESSIONS.inc()
+        result = gateway.initialize_result(protocol)
+        return _json(response(body["id"], result), headers={"Mcp-Session-Id": session_id})
+    else:
+        info = _session(request, ctx.principal)
+        ctx.session_id, ctx.protocol, ctx.client = info.id, info.protocol, info.client
+    accepts_sse = "text/event-stream" in request.headers.get("accept", "")
+    progress = isinstance(params.get("_meta"), dict) and "progressToken" in params["_meta"]
+    if accepts_sse and progress:
+        return _streamed(request, body, params, ctx, headers)
+    task = asyncio.ensure_future(gateway.handle(method, params, ctx))
+    key = (ctx.session_id, body["id"])
+    request.state.inflight[key] = task
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        raise RpcFault(-32800, "The request was cancelled.") from None
+    finally:
+        request.state.inflight.pop(key, None)
+    return _json(response(body["id"], result), headers=headers)
+
+
+def _session(request: Request, principal: Principal) -> Any:
+    """The legacy session named by Mcp-Session-Id (400 when missing, 404 when unknown)."""
+    session_id = request.headers.get("mcp-session-id")
+    if not session_id:
+        raise RpcFault(INVALID_REQUEST, "Missing Mcp-Session-Id: send initialize first.")
+    info = request.state.sessions.open(session_id, principal)
+    if info is None:
+        raise RpcFault(SESSION_NOT_FOUND, "Unknown or ended session.", {"session": "not found"})
+    return info
+
+
+def _client_name(info: Any) -> str | None:
+    """`name/version` from clientInfo."""
+    if not isinstance(info, dict):
+        return None
+    return f"{info.get('name', '')}/{info.get('version', '')}"[:120]
+
+
+def _streamed(
+    request: Request, body: dict[str, Any], params: dict[str, Any], ctx: CallContext, headers: dict
+) -> Response:
+    """Answer as SSE so progress notifications reach the client before the result."""
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def notify(msg: dict[str, Any]) -> None:
+        await queue.put(msg)
+
+    ctx.notify = notify
+    gateway = request.state.gateway
+
+    async def run() -> None:
+        try:
+            result = await gateway.handle(body["method"], params, ctx)
+            await queue.put(response(body["id"], result))
+        except RpcFault as fault:
+            await queue.put(error(body["id"], fault.code, fault.message, fault.data))
+        finally:
+            await queue.put(None)
+
+    async def stream() -> AsyncIterator[bytes]:
+        task = asyncio.ensure_future(run())
+        key = (ctx.session_id, body["id"])
+        request.state.inflight[key] = task
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_S):
+                        msg = await queue.get()
+                except TimeoutError:
+                    yield b": ping\n\n"
+                    continue
+                if msg is None:
+                    return
+                yield b"event: message\ndata: " + orjson.dumps(msg) + b"\n\n"
+        finally:
+            request.state.inflight.pop(key, None)
+            if not task.done():
+                task.cancel()
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+    )
+
+
+async def get_mcp(request: Request) -> Response:
+    """The legacy session's server-to-client stream (list-changed), resumable by Last-Event-ID."""
+    try:
+        _check_origin(request)
+        if request.headers.get("mcp-protocol-version") in MODERN_PROTOCOL_VERSIONS:
+            return Response(status_code=405, headers={"Allow": "POST"})
+        principal = await _principal(request)
+        info = _session(request, principal)
+    except RpcFault as fault:
+        return _fault(None, fault, False)
+    notifier = request.state.notifier
+    last = request.headers.get("last-event-id", "")
+    queue = notifier.subscribe()
+    if last.isdigit() and int(last) < notifier.last_change_ns:
+        queue.put_nowait({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+
+    async def stream() -> AsyncIterator[bytes]:
+        metrics.OPEN_SESSIONS.inc()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_S):
+                        msg = await queue.get()
+                except TimeoutError:
+                    yield b": ping\n\n"
+                    continue
+                event_id = str(notifier.last_change_ns).encode()
+                yield b"id: " + event_id + b"\nevent: message\ndata: " + orjson.dumps(msg) + b"\n\n"
+        finally:
+            notifier.unsubscribe(queue)
+            metrics.OPEN_SESSIONS.dec()
+
+    del info
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def delete_mcp(request: Request) -> Response:
+    """End a legacy session (on every replica)."""
+    try:
+        principal = await _principal(request)
+        info = _session(request, principal)
+    except RpcFault as fault:
+        return _fault(None, fault, False)
+    request.state.sessions.end(info.id)
+    with contextlib.suppress(Exception):
+        await broadcast_ended(request.state.bus, info.id)
+    metrics.OPEN_SESSIONS.dec()
+    return Response(status_code=204)
+
+
+_METHODS = ["POST", "GET", "DELETE"]
+
+
+def _endpoint_routes(path: str, name: str) -> list[Route]:
+    """POST/GET/DELETE on one MCP path."""
+    return [Route(path, _dispatch, methods=_METHODS, name=name)]
+
+
+async def _dispatch(request: Request) -> Response:
+    """Route by HTTP method."""
+    if request.method == "POST":
+        return await post_mcp(request)
+    if request.method == "GET":
+        return await get_mcp(request)
+    return await delete_mcp(request)
+
+
+routes = [
+    *_endpoint_routes("/mcp", "mcp"),
+    *_endpoint_routes("/mcp/servers/{path:path}", "mcp_server"),
+    *_endpoint_routes("/mcp/{team}", "mcp_team"),
+]

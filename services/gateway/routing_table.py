@@ -1,0 +1,220 @@
+"""The in-memory routing table: servers and tools from the registry snapshot, client-safe names."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from libs.common.authn import Principal
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]")
+MAX_NAME = 64
+UNROUTABLE_STATUSES = frozenset(
+    {"quarantined", "disabled", "down", "unhealthy", "error", "offline"}
+)
+HTTP_TRANSPORTS = frozenset({"streamable-http", "http", "sse"})
+
+
+def public_name(server: str, tool: str, separator: str = "__") -> str:
+    """`{server}{sep}{tool}` when client-safe, else a stable alias that ends in a short hash."""
+    name = f"{server}{separator}{tool}"
+    if NAME_RE.match(name):
+        return name
+    digest = hashlib.sha256(f"{server}\0{tool}".encode()).hexdigest()[:8]
+    safe = UNSAFE_RE.sub("_", name)[: MAX_NAME - 9]
+    return f"{safe}-{digest}"
+
+
+@dataclass(frozen=True)
+class ToolEntry:
+    """One routable tool: where it lives and how clients see it."""
+
+    server: str
+    name: str  # the upstream's name
+    public: str  # the name on /mcp
+    definition: Mapping[str, Any]  # the MCP tool object as the upstream described it
+    read_only: bool = False
+    idempotent: bool = False
+
+    def as_listed(self, name: str) -> dict[str, Any]:
+        """The MCP tool object under `name` (schemas passed on intact)."""
+        return {**self.definition, "name": name}
+
+
+@dataclass
+class ServerEntry:
+    """A server view from the snapshot and its tools."""
+
+    name: str
+    id: str
+    path: str
+    org: str | None
+    owner_team: str | None
+    transport: str
+    url: str | None
+    headers: dict[str, str] = field(repr=False, default_factory=dict)
+    enabled: bool = True
+    status: str = "unknown"
+    timeout_s: float | None = None
+    max_concurrency: int | None = None
+    tools: tuple[ToolEntry, ...] = ()
+    resources: tuple[dict[str, Any], ...] = ()
+    prompts: tuple[dict[str, Any], ...] = ()
+    fingerprint: str = ""
+
+    @property
+    def routable(self) -> bool:
+        """Enabled and not quarantined, disabled or down."""
+        return self.enabled and self.status not in UNROUTABLE_STATUSES
+
+
+def tool_definition(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """The MCP tool object from a snapshot tool (snake_case fields → MCP camelCase)."""
+    out: dict[str, Any] = {"name": tool["name"]}
+    if tool.get("title"):
+        out["title"] = tool["title"]
+    out["description"] = tool.get("description") or ""
+    out["inputSchema"] = tool.get("input_schema") or tool.get("inputSchema") or {"type": "object"}
+    output = tool.get("output_schema") or tool.get("outputSchema")
+    if output:
+        out["outputSchema"] = output
+    if tool.get("annotations"):
+        out["annotations"] = tool["annotations"]
+    return out
+
+
+def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
+    """Build a ServerEntry from a registry server view."""
+    name = view["name"]
+    tools = []
+    for tool in view.get("tools") or ():
+        if not tool.get("routable", True):
+            continue
+        annotations = tool.get("annotations") or {}
+        tools.append(
+            ToolEntry(
+                server=name,
+                name=tool["name"],
+                public=public_name(name, tool["name"], separator),
+                definition=tool_definition(tool),
+                read_only=bool(annotations.get("readOnlyHint")),
+                idempotent=bool(annotations.get("idempotentHint")),
+            )
+        )
+    tools.sort(key=lambda t: t.name)
+    return ServerEntry(
+        name=name,
+        id=str(view.get("id") or name),
+        path=(view.get("path") or name).strip("/") or name,
+        org=view.get("org"),
+        owner_team=view.get("owner_team"),
+        transport=view.get("transport") or "streamable-http",
+        url=view.get("url"),
+        headers=dict(view.get("headers") or {}),
+        enabled=bool(view.get("enabled", True)),
+        status=str(view.get("status") or "unknown"),
+        timeout_s=view.get("timeout_s"),
+        max_concurrency=view.get("max_concurrency"),
+        tools=tuple(tools),
+        resources=tuple(view.get("resources") or ()),
+        prompts=tuple(view.get("prompts") or ()),
+        fingerprint=_fingerprint(view),
+    )
+
+
+def _fingerprint(view: Mapping[str, Any]) -> str:
+    """What identifies a connection: a changed URL, transport or headers means a new session."""
+    parts = [str(view.get(k)) for k in ("transport", "url", "command", "args")]
+    parts.append(repr(sorted((view.get("headers") or {}).items())))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def grants_key(principal: Principal, team: str | None) -> tuple[Any, ...]:
+    """A cache key for what a principal may see through an endpoint."""
+    return (principal.is_platform_admin, principal.grants, team)
+
+
+class RoutingTable:
+    """Servers and tools by name; rebuilt piecewise on registry events, read lock-free."""
+
+    def __init__(self, separator: str = "__") -> None:
+        self.separator = separator
+        self.servers: dict[str, ServerEntry] = {}
+        self.by_public: dict[str, ToolEntry] = {}
+        self.by_path: dict[str, ServerEntry] = {}
+        self.version = 0
+        self.settings: dict[str, Any] = {}
+        self._visible: dict[tuple[Any, ...], tuple[int, list[ToolEntry]]] = {}
+
+    def replace(self, views: Iterable[Mapping[str, Any]]) -> None:
+        """Replace the whole table with the given server views."""
+        self.servers = {v["name"]: server_from_view(v, self.separator) for v in views}
+        self._reindex()
+
+    def upsert(self, view: Mapping[str, Any]) -> ServerEntry:
+        """Add or replace one server."""
+        entry = server_from_view(view, self.separator)
+        self.servers[entry.name] = entry
+        self._reindex()
+        return entry
+
+    def remove(self, name: str) -> ServerEntry | None:
+        """Drop one server; returns it when it was present."""
+        entry = self.servers.pop(name, None)
+        if entry is not None:
+            self._reindex()
+        return entry
+
+    def _reindex(self) -> None:
+        """Rebuild the name indexes (sorted, so lists are deterministic) and bump the version."""
+        by_public: dict[str, ToolEntry] = {}
+        for server in sorted(self.servers.values(), key=lambda s: s.name):
+            for tool in server.tools:
+                by_public[tool.public] = tool
+        self.by_public = dict(sorted(by_public.items()))
+        self.by_path = {s.path: s for s in self.servers.values()}
+        self.version += 1
+        self._visible.clear()
+
+    def visible_tools(self, principal: Principal, team: str | None = None) -> list[ToolEntry]:
+        """Tools the principal may execute (through a team's endpoint: that team's grants only)."""
+        key = grants_key(principal, team)
+        hit = self._visible.get(key)
+        if hit is not None and hit[0] == self.version:
+            return hit[1]
+        out = [
+            tool
+            for tool in self.by_public.values()
+            if self.servers[tool.server].routable and self.permits(principal, tool, team)
+        ]
+        if len(self._visible) > 10_000:
+            self._visible.clear()
+        self._visible[key] = (self.version, out)
+        return out
+
+    def permits(
+        self, principal: Principal, tool: ToolEntry, team: str | None = None, permission="execute"
+    ) -> bool:
+        """True when a grant (of `team`, when given) allows `permission` on the tool."""
+        server = self.servers.get(tool.server)
+        if server is None:
+            return False
+        if team is None:
+            if principal.is_platform_admin:
+                return True
+            grants = principal.grants
+        else:
+            grants = tuple(g for g in principal.grants if g.team == team)
+        return any(
+            g.covers(permission, server.name, tool.name)
+            or g.covers(permission, server.id, tool.name)
+            for g in grants
+        )
+
+    def may_read_server(self, principal: Principal, server: ServerEntry) -> bool:
+        """True when the principal may see the server at all."""
+        return principal.permits("read", server.name) or principal.permits("read", server.id)

@@ -1,0 +1,159 @@
+"""Legacy client sessions that any replica can serve, and the list-changed notifier.
+
+A session id is self-contained and signed (HMAC-SHA256 with a secret shared by every replica
+through NATS KV or GATEWAY_SESSION_SECRET): it carries the negotiated protocol version, a
+fingerprint of the principal and the issue time, so any replica validates it without a shared
+store or sticky routing. DELETE ends a session everywhere: the id is broadcast on NATS and each
+replica keeps it in a deny set until it would have expired anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+
+from libs.common.authn import Principal
+from libs.common.bus import Bus
+
+log = structlog.get_logger()
+
+KV_BUCKET = "gateway"
+KV_SECRET_KEY = "session-secret"
+ENDED_SUBJECT = "live.gateway.session.ended"
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What a legacy session id says."""
+
+    id: str
+    protocol: str
+    principal: str
+    issued_at: float
+    client: str | None
+
+
+def principal_fingerprint(principal: Principal) -> str:
+    """A short, stable fingerprint of who owns a session."""
+    ident = f"{principal.kind}:{principal.id}:{principal.credential_id or ''}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+class SessionCodec:
+    """Issues and checks signed session ids; remembers ended ones."""
+
+    def __init__(self, secret: bytes, ttl_s: float) -> None:
+        self.secret = secret
+        self.ttl_s = ttl_s
+        self.ended: dict[str, float] = {}
+
+    def issue(self, principal: Principal, protocol: str, client: str | None) -> str:
+        """A new session id for `principal` at `protocol`."""
+        payload = {
+            "v": protocol,
+            "p": principal_fingerprint(principal),
+            "t": int(time.time()),
+            "n": secrets.token_hex(8),
+            "c": (client or "")[:80],
+        }
+        body = base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode()
+        return f"{body}.{self._sign(body)}"
+
+    def _sign(self, body: str) -> str:
+        """The MAC of a session id's body."""
+        return hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def open(self, session_id: str, principal: Principal) -> SessionInfo | None:
+        """The session when the id is genuine, live, not ended and owned by `principal`."""
+        body, _, mac = session_id.partition(".")
+        if not body or not hmac.compare_digest(mac, self._sign(body)):
+            return None
+        if session_id in self.ended:
+            return None
+        try:
+            doc = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        except (ValueError, orjson.JSONDecodeError):
+            return None
+        if time.time() - doc["t"] > self.ttl_s:
+            return None
+        if doc["p"] != principal_fingerprint(principal):
+            return None
+        return SessionInfo(session_id, doc["v"], doc["p"], doc["t"], doc.get("c") or None)
+
+    def end(self, session_id: str) -> None:
+        """Remember an ended session (until it would have expired)."""
+        now = time.time()
+        self.ended[session_id] = now + self.ttl_s
+        if len(self.ended) > 100_000:
+            self.ended = {k: v for k, v in self.ended.items() if v > now}
+
+
+async def shared_secret(bus: Bus, configured: str) -> bytes:
+    """The session secret: configured, else created once in NATS KV and shared by replicas."""
+    if configured:
+        return configured.encode()
+    bucket = f"{bus.namespace}_{KV_BUCKET}" if bus.namespace else KV_BUCKET
+    try:
+        kv = await bus.js.key_value(bucket)
+    except Exception:
+        try:
+            kv = await bus.js.create_key_value(bucket=bucket)
+        except Exception:
+            kv = await bus.js.key_value(bucket)
+    try:
+        await kv.create(KV_SECRET_KEY, secrets.token_hex(32).encode())
+    except Exception:  # another replica created it first
+        pass
+    entry = await kv.get(KV_SECRET_KEY)
+    assert entry.value is not None
+    return entry.value
+
+
+async def follow_ended(bus: Bus, codec: SessionCodec) -> None:
+    """Learn about sessions ended on other replicas."""
+
+    async def on_msg(msg: Any) -> None:
+        codec.end(msg.data.decode())
+
+    await bus.nc.subscribe(bus.subject(ENDED_SUBJECT), cb=on_msg)
+
+
+async def broadcast_ended(bus: Bus, session_id: str) -> None:
+    """Tell every replica a session ended."""
+    await bus.nc.publish(bus.subject(ENDED_SUBJECT), session_id.encode())
+
+
+class Notifier:
+    """Fans list-changed notifications out to open client streams on this replica."""
+
+    def __init__(self) -> None:
+        self.queues: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.last_change_ns = time.time_ns()
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        """A queue that receives every notification from now on."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
+        self.queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """Stop delivering to `queue`."""
+        self.queues.discard(queue)
+
+    async def tools_changed(self) -> None:
+        """Send notifications/tools/list_changed to every stream."""
+        self.last_change_ns = time.time_ns()
+        message = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+        for queue in list(self.queues):
+            if queue.full():
+                continue
+            queue.put_nowait(message)

@@ -1,0 +1,423 @@
+"""Upstream MCP servers: one pooled, initialised session each; limits, timeouts, breakers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
+    CLIENT_INFO_META_KEY,
+    PROTOCOL_VERSION_META_KEY,
+)
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION
+
+from libs.common import rpc
+from libs.common.bus import Bus
+from libs.common.errors import ApiError
+from services.gateway import metrics
+from services.gateway.breaker import CircuitBreaker
+from services.gateway.jsonrpc import (
+    UPSTREAM_ERROR,
+    UPSTREAM_TIMEOUT,
+    UPSTREAM_UNAVAILABLE,
+    RpcFault,
+)
+from services.gateway.routing_table import ServerEntry
+from services.gateway.settings import GatewaySettings
+
+log = structlog.get_logger()
+
+LATEST_LEGACY = HANDSHAKE_PROTOCOL_VERSIONS[-1]
+CLIENT_INFO = {"name": "switchboard-gateway", "version": "0.1.0"}
+ACCEPT = "application/json, text/event-stream"
+NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+Notify = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class TransportFailure(Exception):
+    """The upstream could not be reached or answered with something that is not MCP."""
+
+
+class SessionExpired(Exception):
+    """The upstream no longer knows our session (404): initialise again."""
+
+
+class HttpUpstream:
+    """A Streamable HTTP upstream: the newest revision it speaks, one session, reused."""
+
+    def __init__(self, server: ServerEntry, http: aiohttp.ClientSession) -> None:
+        self.server = server
+        self.http = http
+        self.modern = False
+        self.protocol: str | None = None
+        self.session_id: str | None = None
+        self.connected = False
+        self._lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+
+    def _headers(self, method: str | None, params: dict[str, Any] | None) -> dict[str, str]:
+        """Transport headers: the server's own (secrets), protocol and routing headers."""
+        headers = {**self.server.headers, "Accept": ACCEPT, "Content-Type": "application/json"}
+        if self.protocol:
+            headers["MCP-Protocol-Version"] = self.protocol
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        if self.modern and method:
+            headers["Mcp-Method"] = method
+            key = NAME_PARAM.get(method)
+            if key and params and isinstance(params.get(key), str) and params[key].isascii():
+                headers["Mcp-Name"] = params[key]
+        return headers
+
+    async def connect(self) -> None:
+        """Discover (2026-07-28) or initialise (earlier revisions); once per session."""
+        async with self._lock:
+            if self.connected:
+                return
+            self.session_id, self.protocol, self.modern = None, None, False
+            meta = {
+                PROTOCOL_VERSION_META_KEY: LATEST_MODERN_VERSION,
+                CLIENT_INFO_META_KEY: CLIENT_INFO,
+                CLIENT_CAPABILITIES_META_KEY: {},
+            }
+            self.protocol, self.modern = LATEST_MODERN_VERSION, True
+            try:
+                reply = await self._post("server/discover", {"_meta": meta}, None)
+                versions = (reply.get("result") or {}).get("supportedVersions") or []
+            except (TransportFailure, SessionExpired):
+                versions = []
+            if LATEST_MODERN_VERSION in versions:
+                self.connected = True
+                return
+            self.protocol, self.modern = None, False
+            params = {
+                "protocolVersion": LATEST_LEGACY,
+                "capabilities": {},
+                "clientInfo": CLIENT_INFO,
+            }
+            reply = await self._post("initialize", params, None, keep_session=True)
+            if "error" in reply:
+                raise TransportFailure(f"initialize failed: {reply['error'].get('message')}")
+            self.protocol = (reply.get("result") or {}).get("protocolVersion") or LATEST_LEGACY
+            await self._notify("notifications/initialized")
+            self.connected = True
+            metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
+
+    async def request(
+        self, method: str, params: dict[str, Any] | None, on_notify: Notify | None = None
+    ) -> dict[str, Any]:
+        """Send one request over the pooled session; re-initialise once when it expired."""
+        for attempt in range(2):
+            if not self.connected:
+                await self.connect()
+            if self.modern:
+                params = _with_modern_meta(params, self.protocol or LATEST_MODERN_VERSION)
+            try:
+                return await self._post(method, params, on_notify)
+            except SessionExpired:
+                self.connected = False
+                if attempt:
+                    raise TransportFailure("the upstream keeps rejecting the session") from None
+        raise AssertionError("unreachable")
+
+    async def _notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        """Send a notification (202 expected)."""
+        body: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            body["params"] = params
+        try:
+            async with self.http.post(
+                self.server.url, data=orjson.dumps(body), headers=self._headers(method, params)
+            ) as resp:
+                await resp.read()
+        except aiohttp.ClientError as exc:
+            raise TransportFailure(str(exc)) from None
+
+    async def _post(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        on_notify: Notify | None,
+        keep_session: bool = False,
+    ) -> dict[str, Any]:
+        """POST one request and read its response (JSON, or SSE relaying notifications)."""
+        rid = next(self._ids)
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            body["params"] = params
+        headers = self._headers(method, params)
+        try:
+            async with self.http.post(
+                self.server.url, data=orjson.dumps(body), headers=headers
+            ) as resp:
+                if resp.status == 404 and self.session_id:
+                    raise SessionExpired()
+                if keep_session and resp.headers.get("mcp-session-id"):
+                    self.session_id = resp.headers["mcp-session-id"]
+                ctype = resp.headers.get("content-type", "")
+                if ctype.startswith("text/event-stream"):
+                    return await _read_sse(resp, rid, on_notify)
+                raw = await resp.read()
+                if not ctype.startswith("application/json"):
+                    raise TransportFailure(f"HTTP {resp.status} with content type {ctype!r}")
+                return _parse_reply(raw, rid)
+        except aiohttp.ClientError as exc:
+            raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+
+    async def close(self) -> None:
+        """End the upstream session (DELETE) when it had one."""
+        if self.session_id and self.server.url:
+            try:
+                async with self.http.delete(
+                    self.server.url, headers=self._headers(None, None), timeout=_SHORT
+                ) as resp:
+                    await resp.read()
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+        if self.connected and not self.modern:
+            metrics.UPSTREAM_SESSIONS.labels(self.server.name).dec()
+        self.connected = False
+
+
+_SHORT = aiohttp.ClientTimeout(total=2)
+
+
+def _with_modern_meta(params: dict[str, Any] | None, version: str) -> dict[str, Any]:
+    """Add the 2026-07-28 per-request envelope to `params._meta`."""
+    params = dict(params or {})
+    meta = dict(params.get("_meta") or {})
+    meta.setdefault(PROTOCOL_VERSION_META_KEY, version)
+    meta.setdefault(CLIENT_INFO_META_KEY, CLIENT_INFO)
+    meta.setdefault(CLIENT_CAPABILITIES_META_KEY, {})
+    params["_meta"] = meta
+    return params
+
+
+def _parse_reply(raw: bytes, rid: int) -> dict[str, Any]:
+    """Parse a JSON reply; anything that is not the JSON-RPC response to `rid` is a failure."""
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise TransportFailure("the upstream answered with something that is not JSON") from None
+    if not isinstance(msg, dict) or ("result" not in msg and "error" not in msg):
+        raise TransportFailure("the upstream answered with something that is not JSON-RPC")
+    return msg
+
+
+async def _read_sse(resp: aiohttp.ClientResponse, rid: int, on_notify: Notify | None) -> dict:
+    """Read SSE events until the response to `rid`; relay notifications on the way."""
+    data: list[bytes] = []
+    async for line in resp.content:
+        line = line.rstrip(b"\r\n")
+        if line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" "))
+            continue
+        if line or not data:
+            continue
+        payload, data = b"\n".join(data), []
+        try:
+            msg = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise TransportFailure("the upstream sent an SSE event that is not JSON") from None
+        if not isinstance(msg, dict):
+            continue
+        if msg.get("id") == rid and ("result" in msg or "error" in msg):
+            return msg
+        if "method" in msg and "id" not in msg and on_notify is not None:
+            await on_notify(msg)
+    raise TransportFailure("the upstream closed the stream before answering")
+
+
+class SandboxUpstream:
+    """stdio servers and code tools, reached through the sandbox over NATS."""
+
+    modern = False
+
+    def __init__(self, server: ServerEntry, bus: Bus) -> None:
+        self.server = server
+        self.bus = bus
+        self._ids = itertools.count(1)
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        on_notify: Notify | None = None,
+        principal: dict[str, Any] | None = None,
+        timeout_s: float = 60.0,
+    ) -> dict[str, Any]:
+        """One JSON-RPC request as an rpc.sandbox.call."""
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": next(self._ids), "method": method}
+        if params is not None:
+            message["params"] = params
+        request: dict[str, Any] = {"server": self.server.name, "message": message}
+        request["timeout_s"] = timeout_s
+        if principal is not None:
+            request["principal"] = principal
+        try:
+            data = await self.bus.request(rpc.SANDBOX_CALL, request, timeout=timeout_s + 1)
+        except ApiError as exc:
+            if exc.status == 504:
+                raise TimeoutError() from None
+            raise TransportFailure(f"sandbox: {exc.code}: {exc.message}") from None
+        reply = (data or {}).get("message")
+        if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
+            raise TransportFailure("the sandbox answered without a JSON-RPC response")
+        return reply
+
+    async def close(self) -> None:
+        """Nothing is held per server."""
+
+
+class UpstreamPool:
+    """One upstream connection per server, with its concurrency limit and circuit breaker."""
+
+    def __init__(self, settings: GatewaySettings, bus: Bus | None) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.http: aiohttp.ClientSession | None = None
+        self._upstreams: dict[str, tuple[str, HttpUpstream | SandboxUpstream]] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self.breakers: dict[str, CircuitBreaker] = {}
+
+    async def start(self) -> None:
+        """Open the keep-alive pool."""
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout_s)
+        self.http = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, json_serialize=lambda o: orjson.dumps(o).decode()
+        )
+
+    async def close(self) -> None:
+        """End every upstream session and close the pool."""
+        for _, upstream in list(self._upstreams.values()):
+            await upstream.close()
+        self._upstreams.clear()
+        if self.http is not None:
+            await self.http.close()
+
+    def upstream(self, server: ServerEntry) -> HttpUpstream | SandboxUpstream:
+        """The pooled upstream of `server` (a new one when its connection details changed)."""
+        held = self._upstreams.get(server.name)
+        if held is not None and held[0] == server.fingerprint:
+            held[1].server = server
+            return held[1]
+        if held is not None:
+            asyncio.get_running_loop().create_task(held[1].close())
+        if server.transport in ("stdio", "code"):
+            if self.bus is None:
+                raise RpcFault(UPSTREAM_UNAVAILABLE, "The sandbox is not reachable.")
+            upstream: HttpUpstream | SandboxUpstream = SandboxUpstream(server, self.bus)
+        else:
+            assert self.http is not None
+            upstream = HttpUpstream(server, self.http)
+        self._upstreams[server.name] = (server.fingerprint, upstream)
+        self._limits[server.name] = asyncio.Semaphore(
+            server.max_concurrency or self.settings.max_concurrency
+        )
+        return upstream
+
+    def forget(self, name: str) -> None:
+        """Drop a deleted server's session."""
+        held = self._upstreams.pop(name, None)
+        self._limits.pop(name, None)
+        self.breakers.pop(name, None)
+        if held is not None:
+            asyncio.get_running_loop().create_task(held[1].close())
+
+    def breaker(self, name: str) -> CircuitBreaker:
+        """The breaker of one server."""
+        br = self.breakers.get(name)
+        if br is None:
+            br = self.breakers[name] = CircuitBreaker(
+                self.settings.breaker_failures, self.settings.breaker_reset_s
+            )
+        return br
+
+    async def request(
+        self,
+        server: ServerEntry,
+        method: str,
+        params: dict[str, Any] | None,
+        *,
+        on_notify: Notify | None = None,
+        retry: bool = False,
+        principal: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], float]:
+        """Forward one request; returns the upstream's JSON-RPC reply and the upstream ms."""
+        upstream = self.upstream(server)
+        breaker = self.breaker(server.name)
+        if not breaker.allow():
+            raise RpcFault(
+                UPSTREAM_UNAVAILABLE,
+                f"The server {server.name!r} is unavailable (circuit open).",
+                {"server": server.name, "retry_in_s": round(breaker.retry_in(), 1)},
+            )
+        timeout = server.timeout_s or self.settings.upstream_timeout_s
+        relayed = False
+
+        async def relay(msg: dict[str, Any]) -> None:
+            nonlocal relayed
+            relayed = True
+            if on_notify is not None:
+                await on_notify(msg)
+
+        t0 = time.perf_counter()
+        attempts = 2 if retry else 1
+        for attempt in range(attempts):
+            try:
+                async with asyncio.timeout(timeout), self._limits[server.name]:
+                    if isinstance(upstream, SandboxUpstream):
+                        reply = await upstream.request(
+                            method, params, relay, principal=principal, timeout_s=timeout
+                        )
+                    else:
+                        reply = await upstream.request(method, params, relay)
+            except TimeoutError:
+                self._failed(server.name, breaker)
+                if isinstance(upstream, HttpUpstream):
+                    upstream.connected = False
+                raise RpcFault(
+                    UPSTREAM_TIMEOUT,
+                    f"The server {server.name!r} did not answer in {timeout:g}s.",
+                    {"server": server.name, "timeout_s": timeout},
+                ) from None
+            except TransportFailure as exc:
+                self._failed(server.name, breaker)
+                if isinstance(upstream, HttpUpstream):
+                    upstream.connected = False
+                if attempt + 1 < attempts and not relayed and breaker.allow():
+                    continue
+                log.warning("upstream_failed", server=server.name, error=str(exc))
+                raise RpcFault(
+                    UPSTREAM_ERROR,
+                    f"The server {server.name!r} failed: {exc}",
+                    {"server": server.name},
+                ) from None
+            self._succeeded(server.name, breaker)
+            return reply, (time.perf_counter() - t0) * 1000
+        raise AssertionError("unreachable")
+
+    def _failed(self, name: str, breaker: CircuitBreaker) -> None:
+        """Count a failure; note a state change in metrics and the log."""
+        before = breaker.state
+        after = breaker.failure()
+        if after != before:
+            log.warning("circuit_state_changed", server=name, state=after)
+            metrics.set_circuit(name, after)
+
+    def _succeeded(self, name: str, breaker: CircuitBreaker) -> None:
+        """Count a success."""
+        if breaker.state != "closed":
+            breaker.success()
+            log.info("circuit_state_changed", server=name, state="closed")
+            metrics.set_circuit(name, "closed")
+        else:
+            breaker.failures = 0
