@@ -188,7 +188,7 @@ class Verifier:
 
     async def _on_auth_event(self, event: Event) -> None:
         """Any change in auth may change a principal: forget them all."""
-        if event.type.endswith(".login.failed") or event.type.endswith(".login.succeeded"):
+        if event.type.startswith("auth.login."):
             return
         self._cache.clear()
         if event.type.startswith("auth.signing_key."):

@@ -153,6 +153,145 @@ class ToolCalled:
 TOOL_CALLED = EventType("gateway.tool.called", ToolCalled)
 
 
+# ---- auth -------------------------------------------------------------------------------
+# Subjects events.auth.<entity>.<verb>; payloads never carry secrets or hashes.
+
+
+@dataclass(frozen=True)
+class UserChanged:
+    """A user was created, updated, suspended, activated or deleted."""
+
+    id: str
+    username: str
+    email: str | None
+    display_name: str
+    platform_role: str
+    status: str
+
+
+@dataclass(frozen=True)
+class OrgChanged:
+    """An organisation was created, updated, suspended, activated or deleted."""
+
+    id: str
+    slug: str
+    name: str
+    plan: str
+    status: str
+
+
+@dataclass(frozen=True)
+class MembershipChanged:
+    """A user's role in an org (team is None) or in a team changed."""
+
+    org: str
+    user: str | None
+    role: str
+    status: str = "active"
+    team: str | None = None  # team name when this is a team membership
+    email: str | None = None  # for pending invites
+
+
+@dataclass(frozen=True)
+class TeamChanged:
+    """A team (group, area) was created, updated or deleted."""
+
+    id: str
+    name: str
+    org: str
+    parent: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class GrantChanged:
+    """A team's permissions on a server were set or removed."""
+
+    id: str
+    team: str
+    org: str
+    server: str
+    permissions: list[str]
+    tools: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class CredentialChanged:
+    """An API key, service token or admin token was created or revoked (never the secret)."""
+
+    id: str
+    kind: str  # api_key | service_token | admin_token
+    name: str
+    prefix: str
+    user: str | None = None
+    org: str | None = None
+    scopes: list[str] | None = None
+    teams: list[str] | None = None
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionChanged:
+    """A sign-in session was revoked (logout, refresh reuse, password change)."""
+
+    id: str
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SigningKeyChanged:
+    """A JWT signing key was created or rotated; `kid` identifies it in the JWKS."""
+
+    kid: str
+    previous: str | None = None
+
+
+@dataclass(frozen=True)
+class LoginAttempted:
+    """A sign-in succeeded, failed or was refused by throttling (audit keeps these)."""
+
+    username: str
+    source: str
+    user: str | None = None
+    reason: str | None = None  # bad_password | unknown_user | locked | mfa_required | ...
+
+
+def auth_event(entity: str, verb: str, payload_type: type[P]) -> EventType[P]:
+    """`auth.<entity>.<verb>`."""
+    return EventType(f"auth.{entity}.{verb}", payload_type)
+
+
+USER_CREATED = auth_event("user", "created", UserChanged)
+USER_UPDATED = auth_event("user", "updated", UserChanged)
+USER_SUSPENDED = auth_event("user", "suspended", UserChanged)
+USER_ACTIVATED = auth_event("user", "activated", UserChanged)
+USER_DELETED = auth_event("user", "deleted", UserChanged)
+ORG_CREATED = auth_event("org", "created", OrgChanged)
+ORG_UPDATED = auth_event("org", "updated", OrgChanged)
+ORG_SUSPENDED = auth_event("org", "suspended", OrgChanged)
+ORG_ACTIVATED = auth_event("org", "activated", OrgChanged)
+ORG_DELETED = auth_event("org", "deleted", OrgChanged)
+MEMBERSHIP_CREATED = auth_event("membership", "created", MembershipChanged)
+MEMBERSHIP_UPDATED = auth_event("membership", "updated", MembershipChanged)
+MEMBERSHIP_DELETED = auth_event("membership", "deleted", MembershipChanged)
+TEAM_CREATED = auth_event("team", "created", TeamChanged)
+TEAM_UPDATED = auth_event("team", "updated", TeamChanged)
+TEAM_DELETED = auth_event("team", "deleted", TeamChanged)
+GRANT_UPDATED = auth_event("grant", "updated", GrantChanged)
+GRANT_DELETED = auth_event("grant", "deleted", GrantChanged)
+KEY_CREATED = auth_event("key", "created", CredentialChanged)
+KEY_REVOKED = auth_event("key", "revoked", CredentialChanged)
+TOKEN_CREATED = auth_event("token", "created", CredentialChanged)
+TOKEN_REVOKED = auth_event("token", "revoked", CredentialChanged)
+SESSION_REVOKED = auth_event("session", "revoked", SessionChanged)
+SIGNING_KEY_CREATED = auth_event("signing_key", "created", SigningKeyChanged)
+SIGNING_KEY_ROTATED = auth_event("signing_key", "rotated", SigningKeyChanged)
+LOGIN_SUCCEEDED = auth_event("login", "succeeded", LoginAttempted)
+LOGIN_FAILED = auth_event("login", "failed", LoginAttempted)
+LOGIN_LOCKED = auth_event("login", "locked", LoginAttempted)
+
+
 # ---- registry ---------------------------------------------------------------------------
 # every registry event carries `server` (its name) or `key` (a setting), and `version`, the
 # registry's change counter, which a follower compares with its snapshot's version.

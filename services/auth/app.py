@@ -1,15 +1,63 @@
 """The auth service app."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import structlog
 from starlette.applications import Starlette
 
 from libs.common.app import build_app
+from libs.common.authn import hash_token
+from services.auth import principals, rpc
+from services.auth.passwords import Passwords
+from services.auth.routes import auth, browser, keys, mfa, orgs, teams, users
 from services.auth.settings import AuthSettings
+from services.auth.signing import KeyStore
+from services.auth.store import credentials
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = structlog.get_logger()
 
 
 def create_app(settings: AuthSettings) -> Starlette:
     """Build the auth app."""
-    return build_app(settings, [], migrations=MIGRATIONS_DIR)
+
+    @asynccontextmanager
+    async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        pool, bus = state["pool"], state["bus"]
+        keystore = KeyStore(settings.key_encryption_secret, settings.access_ttl_s)
+        await keystore.ensure(pool)
+        await _install_admin_token(pool, settings)
+        await rpc.serve(bus, pool, keystore)
+        yield {
+            "keystore": keystore,
+            "passwords": Passwords(settings),
+            "verifier": principals.LocalVerifier(bus, pool, keystore),
+        }
+
+    routes = [
+        *auth.routes,
+        *browser.routes,
+        *mfa.routes,
+        *users.routes,
+        *orgs.routes,
+        *teams.routes,
+        *keys.routes,
+    ]
+    return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra)
+
+
+async def _install_admin_token(pool: Any, settings: AuthSettings) -> None:
+    """Make SWITCHBOARD_ADMIN_TOKEN the live admin token when it is set and not already."""
+    token = settings.admin_token
+    if not token:
+        return
+    if not token.startswith("sba_") or len(token) < 24:
+        log.warning("admin_token_ignored", reason="must start with sba_ and be 24+ characters")
+        return
+    digest = hash_token(token)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await credentials.admin_token_exists(conn, digest):
+            await credentials.replace_admin_token(conn, token[:10], digest, None)

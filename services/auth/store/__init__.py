@@ -1,0 +1,1 @@
+"""SQL for the auth schema, one module per aggregate."""

@@ -1,0 +1,167 @@
+"""SQL for auth.teams, auth.team_members and auth.grants."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from libs.common.pagination import ListQuery
+
+COLUMNS = (
+    "t.id, t.org_id, t.parent_id, t.name, t.description, t.created_at, t.updated_at,"
+    " o.slug AS org_slug"
+)
+SORTS = ("created_at", "name")
+GRANT_COLUMNS = "g.id, g.team_id, g.server, g.permissions, g.tools, g.created_at, g.updated_at"
+
+
+async def insert(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    name: str,
+    description: str,
+    parent_id: uuid.UUID | None,
+) -> uuid.UUID:
+    """Create a team; UniqueViolationError when the name is taken."""
+    return await conn.fetchval(
+        "INSERT INTO auth.teams (id, org_id, name, description, parent_id)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        uuid.uuid4(),
+        org_id,
+        name,
+        description,
+        parent_id,
+    )
+
+
+async def get(conn: asyncpg.Connection, ref: str) -> asyncpg.Record | None:
+    """A team by id or name."""
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM auth.teams t JOIN auth.orgs o ON o.id = t.org_id"
+        " WHERE t.id::text = $1 OR t.name = $1",
+        ref,
+    )
+
+
+async def list_teams(
+    conn: asyncpg.Connection, query: ListQuery, orgs: list[uuid.UUID] | None
+) -> tuple[list, int]:
+    """A page of teams, optionally only in `orgs`, with q and org filters."""
+    where = ["o.status <> 'deleted'"]
+    args: list[Any] = []
+    if orgs is not None:
+        args.append(orgs)
+        where.append(f"t.org_id = ANY(${len(args)})")
+    if "org" in query.filters:
+        args.append(query.filters["org"])
+        where.append(f"(o.id::text = ${len(args)} OR o.slug = ${len(args)})")
+    if query.q:
+        args.append(f"%{query.q}%")
+        where.append(f"(t.name ILIKE ${len(args)} OR t.description ILIKE ${len(args)})")
+    sql_where = " AND ".join(f"({w})" for w in where)
+    base = f"FROM auth.teams t JOIN auth.orgs o ON o.id = t.org_id WHERE {sql_where}"
+    total = await conn.fetchval(f"SELECT count(*) {base}", *args)
+    args += [query.page_size, query.offset]
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} {base} ORDER BY t.{query.order_sql}, t.id"
+        f" LIMIT ${len(args) - 1} OFFSET ${len(args)}",
+        *args,
+    )
+    return rows, total
+
+
+async def update(conn: asyncpg.Connection, team_id: uuid.UUID, fields: dict[str, Any]) -> None:
+    """Set name, description and/or parent."""
+    names = [f for f in fields if f in ("name", "description", "parent_id")]
+    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
+    sets = f"{sets}, updated_at = now()" if sets else "updated_at = now()"
+    await conn.execute(
+        f"UPDATE auth.teams SET {sets} WHERE id = $1", team_id, *[fields[n] for n in names]
+    )
+
+
+async def delete(conn: asyncpg.Connection, team_id: uuid.UUID) -> None:
+    """Delete a team with its members and grants."""
+    await conn.execute("DELETE FROM auth.teams WHERE id = $1", team_id)
+
+
+async def list_members(conn: asyncpg.Connection, team_id: uuid.UUID) -> list[asyncpg.Record]:
+    """A team's members with their names."""
+    return await conn.fetch(
+        "SELECT tm.user_id, tm.role, tm.created_at, u.username, u.email, u.display_name"
+        " FROM auth.team_members tm JOIN auth.users u ON u.id = tm.user_id"
+        " WHERE tm.team_id = $1 ORDER BY tm.created_at, u.username",
+        team_id,
+    )
+
+
+async def upsert_member(
+    conn: asyncpg.Connection, team_id: uuid.UUID, user_id: uuid.UUID, role: str
+) -> None:
+    """Add a member or change their role."""
+    await conn.execute(
+        "INSERT INTO auth.team_members (team_id, user_id, role) VALUES ($1, $2, $3)"
+        " ON CONFLICT (team_id, user_id) DO UPDATE SET role = $3",
+        team_id,
+        user_id,
+        role,
+    )
+
+
+async def member_role(
+    conn: asyncpg.Connection, team_id: uuid.UUID, user_id: uuid.UUID
+) -> str | None:
+    """A user's role in a team."""
+    return await conn.fetchval(
+        "SELECT role FROM auth.team_members WHERE team_id = $1 AND user_id = $2", team_id, user_id
+    )
+
+
+async def delete_member(conn: asyncpg.Connection, team_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Remove a member; False when they were not one."""
+    done = await conn.execute(
+        "DELETE FROM auth.team_members WHERE team_id = $1 AND user_id = $2", team_id, user_id
+    )
+    return done != "DELETE 0"
+
+
+async def list_grants(conn: asyncpg.Connection, team_id: uuid.UUID) -> list[asyncpg.Record]:
+    """A team's grants."""
+    return await conn.fetch(
+        f"SELECT {GRANT_COLUMNS} FROM auth.grants g WHERE g.team_id = $1 ORDER BY g.server",
+        team_id,
+    )
+
+
+async def upsert_grant(
+    conn: asyncpg.Connection,
+    team_id: uuid.UUID,
+    server: str,
+    permissions: list[str],
+    tools: list[str] | None,
+) -> asyncpg.Record:
+    """Set a team's permissions on a server (replacing earlier ones)."""
+    return await conn.fetchrow(
+        "INSERT INTO auth.grants AS g (id, team_id, server, permissions, tools)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id, server) DO UPDATE SET"
+        f" permissions = $4, tools = $5, updated_at = now() RETURNING {GRANT_COLUMNS}",
+        uuid.uuid4(),
+        team_id,
+        server,
+        permissions,
+        tools,
+    )
+
+
+async def delete_grant(
+    conn: asyncpg.Connection, team_id: uuid.UUID, ref: str
+) -> asyncpg.Record | None:
+    """Remove a grant by id or server name."""
+    return await conn.fetchrow(
+        "DELETE FROM auth.grants g WHERE g.team_id = $1 AND (g.id::text = $2 OR g.server = $2)"
+        f" RETURNING {GRANT_COLUMNS}",
+        team_id,
+        ref,
+    )

@@ -1,0 +1,204 @@
+"""SQL for auth.users and the failed-login bookkeeping."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from libs.common.pagination import ListQuery
+
+COLUMNS = (
+    "id, username, email, display_name, password_hash, platform_role, status, plan, mfa_secret,"
+    " mfa_enabled, failed_logins, locked_until, last_login_at, password_changed_at, created_at,"
+    " updated_at"
+)
+SORTS = ("created_at", "username", "email", "status", "last_login_at")
+UPDATABLE = ("email", "display_name", "plan", "platform_role")
+
+
+async def count_admins(conn: asyncpg.Connection) -> int:
+    """Platform admins ever created (setup is allowed only when zero)."""
+    return await conn.fetchval(
+        "SELECT count(*) FROM auth.users WHERE platform_role = 'platform_admin'"
+    )
+
+
+async def insert(
+    conn: asyncpg.Connection,
+    *,
+    username: str,
+    email: str | None,
+    display_name: str,
+    password_hash: str | None,
+    platform_role: str = "user",
+) -> asyncpg.Record:
+    """Create a user; raises UniqueViolationError on a taken username or email."""
+    return await conn.fetchrow(
+        "INSERT INTO auth.users (id, username, email, display_name, password_hash, platform_role,"
+        " password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, now())"
+        f" RETURNING {COLUMNS}",
+        uuid.uuid4(),
+        username,
+        email,
+        display_name,
+        password_hash,
+        platform_role,
+    )
+
+
+async def get(conn: asyncpg.Connection, ref: str) -> asyncpg.Record | None:
+    """A user (not deleted) by id or username."""
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM auth.users WHERE status <> 'deleted'"
+        " AND (id::text = $1 OR username = $1)",
+        ref,
+    )
+
+
+async def get_for_login(conn: asyncpg.Connection, login: str) -> asyncpg.Record | None:
+    """A user by username or email, for sign-in."""
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM auth.users WHERE status <> 'deleted'"
+        " AND (username = $1 OR lower(email) = lower($1)) LIMIT 1",
+        login,
+    )
+
+
+async def list_users(conn: asyncpg.Connection, query: ListQuery) -> tuple[list, int]:
+    """A page of users with search (q) and filters (role, status, org)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if "status" in query.filters:
+        args.append(query.filters["status"])
+        where.append(f"u.status = ${len(args)}")
+    else:
+        where.append("u.status <> 'deleted'")
+    if query.q:
+        args.append(f"%{query.q}%")
+        n = len(args)
+        where.append(f"(u.username ILIKE ${n} OR u.email ILIKE ${n} OR u.display_name ILIKE ${n})")
+    if "role" in query.filters:
+        args.append(query.filters["role"])
+        where.append(f"u.platform_role = ${len(args)}")
+    if "org" in query.filters:
+        args.append(query.filters["org"])
+        where.append(
+            "EXISTS (SELECT 1 FROM auth.memberships m JOIN auth.orgs o ON o.id = m.org_id"
+            f" WHERE m.user_id = u.id AND (o.id::text = ${len(args)} OR o.slug = ${len(args)}))"
+        )
+    sql_where = " AND ".join(f"({w})" for w in where)
+    total = await conn.fetchval(f"SELECT count(*) FROM auth.users u WHERE {sql_where}", *args)
+    args += [query.page_size, query.offset]
+    rows = await conn.fetch(
+        f"SELECT {', '.join('u.' + c.strip() for c in COLUMNS.split(','))} FROM auth.users u"
+        f" WHERE {sql_where} ORDER BY u.{query.order_sql} NULLS LAST, u.id"
+        f" LIMIT ${len(args) - 1} OFFSET ${len(args)}",
+        *args,
+    )
+    return rows, total
+
+
+async def update(
+    conn: asyncpg.Connection, user_id: uuid.UUID, fields: dict[str, Any]
+) -> asyncpg.Record:
+    """Set the given updatable fields."""
+    names = [f for f in fields if f in UPDATABLE]
+    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
+    sets = f"{sets}, updated_at = now()" if sets else "updated_at = now()"
+    return await conn.fetchrow(
+        f"UPDATE auth.users SET {sets} WHERE id = $1 RETURNING {COLUMNS}",
+        user_id,
+        *[fields[n] for n in names],
+    )
+
+
+async def set_status(
+    conn: asyncpg.Connection, user_ids: Sequence[uuid.UUID], status: str
+) -> list[asyncpg.Record]:
+    """Set the status of the listed (not deleted) users; returns the changed ones."""
+    return await conn.fetch(
+        f"UPDATE auth.users SET status = $2, updated_at = now()"
+        f" WHERE id = ANY($1) AND status <> 'deleted' AND status <> $2 RETURNING {COLUMNS}",
+        list(user_ids),
+        status,
+    )
+
+
+async def set_password(conn: asyncpg.Connection, user_id: uuid.UUID, password_hash: str) -> None:
+    """Replace the password hash."""
+    await conn.execute(
+        "UPDATE auth.users SET password_hash = $2, password_changed_at = now(), updated_at = now()"
+        " WHERE id = $1",
+        user_id,
+        password_hash,
+    )
+
+
+async def set_mfa(
+    conn: asyncpg.Connection, user_id: uuid.UUID, secret: str | None, enabled: bool
+) -> None:
+    """Store the TOTP secret and whether MFA is required."""
+    await conn.execute(
+        "UPDATE auth.users SET mfa_secret = $2, mfa_enabled = $3, updated_at = now() WHERE id = $1",
+        user_id,
+        secret,
+        enabled,
+    )
+
+
+async def record_failure(
+    conn: asyncpg.Connection, user_id: uuid.UUID, max_failures: int, lockout_s: int
+) -> asyncpg.Record:
+    """Count a failed sign-in; lock the account after `max_failures` in a row."""
+    return await conn.fetchrow(
+        "UPDATE auth.users SET failed_logins = failed_logins + 1,"
+        " locked_until = CASE WHEN failed_logins + 1 >= $2"
+        " THEN now() + make_interval(secs => $3) ELSE locked_until END"
+        " WHERE id = $1 RETURNING failed_logins, locked_until",
+        user_id,
+        max_failures,
+        float(lockout_s),
+    )
+
+
+async def record_success(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    """Reset failures and note the sign-in time."""
+    await conn.execute(
+        "UPDATE auth.users SET failed_logins = 0, locked_until = NULL, last_login_at = now()"
+        " WHERE id = $1",
+        user_id,
+    )
+
+
+async def source_locked(conn: asyncpg.Connection, source: str) -> bool:
+    """True while a source address is locked out."""
+    return bool(
+        await conn.fetchval(
+            "SELECT locked_until > now() FROM auth.login_failures WHERE source = $1", source
+        )
+    )
+
+
+async def record_source_failure(
+    conn: asyncpg.Connection, source: str, max_failures: int, window_s: int, lockout_s: int
+) -> int:
+    """Count a failure from `source` in its window; lock the source at `max_failures`."""
+    return await conn.fetchval(
+        "INSERT INTO auth.login_failures AS f (source, failures, window_start)"
+        " VALUES ($1, 1, now())"
+        " ON CONFLICT (source) DO UPDATE SET"
+        " failures = CASE WHEN f.window_start < now() - make_interval(secs => $3) THEN 1"
+        " ELSE f.failures + 1 END,"
+        " window_start = CASE WHEN f.window_start < now() - make_interval(secs => $3) THEN now()"
+        " ELSE f.window_start END,"
+        " locked_until = CASE WHEN f.window_start >= now() - make_interval(secs => $3)"
+        " AND f.failures + 1 >= $2 THEN now() + make_interval(secs => $4) ELSE f.locked_until END"
+        " RETURNING failures",
+        source,
+        max_failures,
+        float(window_s),
+        float(lockout_s),
+    )
