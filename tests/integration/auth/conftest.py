@@ -1,14 +1,63 @@
-"""The auth service, started once per session for the auth tests."""
+"""The auth service and a second service that verifies its credentials, once per session."""
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
+import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from libs.common.app import build_app
+from libs.common.authn import authenticate, require_grant
+from libs.common.http import json_response
+from libs.common.settings import Settings
+from tests.support import serving, settings_for
 from tests.support.auth import AuthClient, auth_service
+
+EMPTY_MIGRATIONS = Path(__file__).parent / "probe_migrations"
+
+
+@dataclass(frozen=True)
+class ProbeSettings(Settings):
+    """A stand-in for any other service."""
+
+    service: ClassVar[str] = "authprobe"
+
+
+async def whoami(request: Request) -> Response:
+    """A protected route: the caller's principal."""
+    principal = await authenticate(request)
+    return json_response(principal.to_dict())
+
+
+async def call_tool(request: Request) -> Response:
+    """A route that needs execute on a server's tool."""
+    principal = await authenticate(request)
+    require_grant(principal, "execute", request.path_params["server"], request.query_params["tool"])
+    return json_response({"ok": True})
 
 
 @pytest.fixture(scope="session")
 async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
     """The running auth service and an admin-capable client."""
     async with auth_service(pg_url, nats_url, namespace) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def probe(
+    auth: AuthClient, pg_url: str, nats_url: str, namespace: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Another service (built with build_app) whose routes verify credentials through auth."""
+    settings = settings_for(ProbeSettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
+    routes = [
+        Route("/api/v1/probe/whoami", whoami, methods=["GET", "POST"]),
+        Route("/api/v1/probe/servers/{server}/call", call_tool, methods=["POST"]),
+    ]
+    app = build_app(settings, routes, migrations=EMPTY_MIGRATIONS)
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         yield client

@@ -1,0 +1,2 @@
+-- the probe service keeps nothing of its own
+SELECT 1;

@@ -1,0 +1,178 @@
+"""Sessions: refresh, logout, change-password, lockout, MFA, browser cookie + CSRF, key rotation."""
+
+import asyncio
+
+import httpx
+import jwt
+import pyotp
+
+from libs.common.authn import CSRF_COOKIE, SESSION_COOKIE
+from tests.support.auth import AuthClient, auth_service
+
+WHOAMI = "/api/v1/probe/whoami"
+
+
+async def test_refresh_gives_a_working_access_token(auth: AuthClient) -> None:
+    user = await auth.create_user()
+    first = await auth.login(user.username, user.password)
+    resp = await auth.http.post(
+        "/api/v1/auth/refresh", json={"refreshToken": first["refreshToken"]}
+    )
+    assert resp.status_code == 200
+    me = await auth.call("GET", "/api/v1/auth/me", resp.json()["access_token"])
+    assert me["user"]["id"] == user.id
+
+
+async def test_logout_with_the_refresh_token_ends_that_session(auth: AuthClient) -> None:
+    user = await auth.create_user()
+    other = await auth.login(user.username, user.password)
+    await auth.call(
+        "POST", "/api/v1/auth/logout", user.token, json={"refresh_token": other["refresh_token"]}
+    )
+    resp = await auth.http.post(
+        "/api/v1/auth/refresh", json={"refresh_token": other["refresh_token"]}
+    )
+    assert resp.status_code == 401
+
+
+async def test_changing_the_password_ends_other_sessions(
+    auth: AuthClient, probe: httpx.AsyncClient
+) -> None:
+    user = await auth.create_user()
+    other = await auth.login(user.username, user.password)
+    body = {"current_password": user.password, "new_password": "N3w-Passw0rd-Long!"}
+    await auth.call("POST", "/api/v1/auth/change-password", user.token, json=body)
+    assert (
+        await auth.http.get("/api/v1/auth/me", headers=auth.bearer(user.token))
+    ).status_code == 200
+    async with asyncio.timeout(1):
+        while (
+            await probe.get(WHOAMI, headers=auth.bearer(other["access_token"]))
+        ).status_code != 401:
+            await asyncio.sleep(0.02)
+    old = await auth.http.post(
+        "/api/v1/auth/login", json={"username": user.username, "password": user.password}
+    )
+    assert old.status_code == 401
+    await auth.login(user.username, "N3w-Passw0rd-Long!")
+
+
+async def test_a_wrong_current_password_or_a_weak_new_one_is_refused(auth: AuthClient) -> None:
+    user = await auth.create_user()
+    wrong = {"current_password": "nope-nope-nope", "new_password": "N3w-Passw0rd-Long!"}
+    resp = await auth.http.post(
+        "/api/v1/auth/change-password", json=wrong, headers=auth.bearer(user.token)
+    )
+    assert resp.status_code == 401
+    weak = {"current_password": user.password, "new_password": "short"}
+    resp = await auth.http.post(
+        "/api/v1/auth/change-password", json=weak, headers=auth.bearer(user.token)
+    )
+    assert resp.status_code == 422
+    assert "new_password" in resp.json()["error"]["details"]["fields"]
+
+
+async def test_five_wrong_passwords_lock_the_account(auth: AuthClient) -> None:
+    user = await auth.create_user()
+    bad = {"username": user.username, "password": "Wrong-Passw0rd!"}
+    for _ in range(5):
+        resp = await auth.http.post("/api/v1/auth/login", json=bad)
+        assert resp.status_code == 401
+    good = {"username": user.username, "password": user.password}
+    resp = await auth.http.post("/api/v1/auth/login", json=good)
+    assert resp.status_code == 429
+    assert resp.json()["error"]["code"] == "RATE_LIMITED"
+    assert int(resp.headers["retry-after"]) > 0
+
+
+async def test_too_many_failures_from_one_source_lock_the_source(
+    pg_url: str, nats_url: str, namespace: str
+) -> None:
+    async with auth_service(
+        pg_url, nats_url, f"{namespace}s", AUTH_MAX_SOURCE_FAILURES=3
+    ) as strict:
+        source = {"X-Real-IP": "203.0.113.7"}
+        for i in range(3):
+            body = {"username": f"nobody-{i}", "password": "Wrong-Passw0rd!"}
+            resp = await strict.http.post("/api/v1/auth/login", json=body, headers=source)
+            assert resp.status_code == 401
+        body = {"username": "nobody-x", "password": "Wrong-Passw0rd!"}
+        resp = await strict.http.post("/api/v1/auth/login", json=body, headers=source)
+        assert resp.status_code == 429
+        elsewhere = await strict.http.post(
+            "/api/v1/auth/login", json=body, headers={"X-Real-IP": "203.0.113.8"}
+        )
+        assert elsewhere.status_code == 401
+
+
+async def test_mfa_enrol_confirm_require_and_disable(auth: AuthClient) -> None:
+    user = await auth.create_user()
+    enrol = await auth.call("POST", "/api/v1/auth/mfa/enroll", user.token, expect=201)
+    assert enrol["otpauth_uri"].startswith("otpauth://totp/")
+    totp = pyotp.TOTP(enrol["secret"])
+    bad = await auth.http.post(
+        "/api/v1/auth/mfa/confirm", json={"code": "000000"}, headers=auth.bearer(user.token)
+    )
+    assert bad.status_code == 422
+    await auth.call("POST", "/api/v1/auth/mfa/confirm", user.token, json={"code": totp.now()})
+    creds = {"username": user.username, "password": user.password}
+    resp = await auth.http.post("/api/v1/auth/login", json=creds)
+    assert resp.status_code == 401
+    assert resp.json()["error"]["details"]["mfa_required"] is True
+    token = (await auth.login(user.username, user.password, mfa_code=totp.now()))["access_token"]
+    await auth.call("POST", "/api/v1/auth/mfa/disable", token, json={"code": totp.now()})
+    await auth.login(user.username, user.password)
+
+
+async def test_browser_login_sets_an_httponly_cookie_and_needs_csrf_for_changes(
+    auth: AuthClient, probe: httpx.AsyncClient
+) -> None:
+    user = await auth.create_user()
+    async with httpx.AsyncClient(base_url=auth.url) as browser:
+        form = await browser.get("/api/v1/auth/login-form")
+        assert form.status_code == 200 and "<form" in form.text
+        csrf = browser.cookies[CSRF_COOKIE]
+        data = {"username": user.username, "password": user.password, "csrf_token": csrf}
+        resp = await browser.post("/api/v1/auth/login-form", data=data)
+        assert resp.status_code == 200
+        set_cookie = [v for k, v in resp.headers.multi_items() if k == "set-cookie"]
+        session = next(c for c in set_cookie if c.startswith(SESSION_COOKIE))
+        assert "HttpOnly" in session and "SameSite=lax" in session
+        assert browser.cookies[SESSION_COOKIE].startswith("sbs_")
+        me = await browser.get("/api/v1/auth/me")
+        assert me.status_code == 200 and me.json()["user"]["id"] == user.id
+        cookies = {"Cookie": f"{SESSION_COOKIE}={browser.cookies[SESSION_COOKIE]}"}
+        elsewhere = await probe.get(WHOAMI, headers=cookies)
+        assert elsewhere.status_code == 200
+        no_csrf = await browser.post("/api/v1/auth/logout-form")
+        assert no_csrf.status_code == 403
+        assert no_csrf.json()["error"]["code"] == "FORBIDDEN"
+        token = browser.cookies[CSRF_COOKIE]
+        out = await browser.post("/api/v1/auth/logout-form", headers={"X-CSRF-Token": token})
+        assert out.status_code == 200
+        async with asyncio.timeout(1):
+            while (await probe.get(WHOAMI, headers=cookies)).status_code != 401:
+                await asyncio.sleep(0.02)
+
+
+async def test_the_login_form_refuses_a_missing_csrf_echo(auth: AuthClient) -> None:
+    user = await auth.create_user()
+    data = {"username": user.username, "password": user.password}
+    resp = await auth.http.post("/api/v1/auth/login-form", data=data)
+    assert resp.status_code == 403
+
+
+async def test_rotating_the_signing_key_keeps_old_tokens_valid(
+    auth: AuthClient, probe: httpx.AsyncClient
+) -> None:
+    user = await auth.create_user()
+    old_kid = jwt.get_unverified_header(user.token)["kid"]
+    rotated = await auth.call("POST", "/api/v1/auth/signing-keys/rotate", expect=201)
+    assert rotated["previous"] == old_kid
+    fresh = await auth.login(user.username, user.password)
+    assert jwt.get_unverified_header(fresh["access_token"])["kid"] == rotated["kid"]
+    kids = {k["kid"] for k in (await auth.http.get("/api/v1/auth/jwks.json")).json()["keys"]}
+    assert {old_kid, rotated["kid"]} <= kids
+    for token in (user.token, fresh["access_token"]):
+        resp = await probe.get(WHOAMI, headers=auth.bearer(token))
+        assert resp.status_code == 200
