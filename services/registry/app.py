@@ -11,22 +11,29 @@ from libs.common.app import build_app
 from services.registry import consumers, health, rpc
 from services.registry.context import Registry
 from services.registry.crypto import SecretBox
-from services.registry.routes import servers
+from services.registry.routes import secrets, servers, settings, tools, transfer
 from services.registry.settings import RegistrySettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def create_app(settings: RegistrySettings) -> Starlette:
+def create_app(settings_: RegistrySettings) -> Starlette:
     """Build the registry app."""
-    box = SecretBox.from_base64(settings.master_key or "", settings.master_key_id)
+    box = SecretBox.from_base64(settings_.master_key or "", settings_.master_key_id)
 
     @asynccontextmanager
     async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        reg = Registry(pool=state["pool"], bus=state["bus"], settings=settings, box=box)
+        reg = Registry(pool=state["pool"], bus=state["bus"], settings=settings_, box=box)
         await rpc.serve(reg)
         await consumers.ensure_code_server(reg)
         async with consumers.running(reg), health.running(reg):
             yield {"registry": reg}
 
-    return build_app(settings, [*servers.routes], migrations=MIGRATIONS_DIR, extra=extra)
+    routes = [
+        *transfer.routes,  # /api/v1/servers/export before /api/v1/servers/{name}
+        *servers.routes,
+        *tools.routes,
+        *secrets.routes,
+        *settings.routes,
+    ]
+    return build_app(settings_, routes, migrations=MIGRATIONS_DIR, extra=extra)

@@ -174,3 +174,28 @@ async def server_row(pool: asyncpg.Pool, name: str) -> asyncpg.Record:
     """A server's row (test helper)."""
     async with pool.acquire() as conn:
         return await conn.fetchrow("SELECT * FROM registry.servers WHERE name = $1", name)
+
+
+@pytest.fixture(scope="session")
+async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[Any]:
+    """The real auth service for this session."""
+    from tests.support.auth import auth_service
+
+    async with auth_service(pg_url, nats_url, namespace) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def admin_token(auth: Any) -> str:
+    """A platform admin's JWT."""
+    return await auth.admin_token()
+
+
+@pytest.fixture
+async def api(registry_url: str, admin_token: str) -> AsyncIterator[Any]:
+    """An HTTP client of the registry as the platform admin."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    async with httpx.AsyncClient(base_url=registry_url, headers=headers, timeout=20) as client:
+        yield client

@@ -1,0 +1,40 @@
+"""/api/v1/settings: the documented admin settings (platform admins only)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from libs.common.authn import authenticate, require_platform_admin
+from libs.common.http import json_response, parse_body
+from services.registry import config, setting_keys
+from services.registry.context import Registry
+from services.registry.schemas import SettingValue
+
+
+async def get_settings(request: Request) -> Response:
+    """Every setting (secrets masked) with its documentation."""
+    require_platform_admin(await authenticate(request))
+    reg: Registry = request.state.registry
+    async with reg.pool.acquire() as conn:
+        values = await config.masked(reg, conn)
+    keys = {name: {"secret": key.secret, "doc": key.doc} for name, key in setting_keys.KEYS.items()}
+    return json_response({"settings": values, "keys": keys})
+
+
+async def put_setting(request: Request) -> Response:
+    """Set one setting (`{"value": ...}`), validated per key."""
+    principal = await authenticate(request)
+    require_platform_admin(principal)
+    body = await parse_body(request, SettingValue)
+    reg: Registry = request.state.registry
+    async with reg.pool.acquire() as conn, conn.transaction():
+        out = await config.put(reg, conn, request.path_params["key"], body.value, principal.id)
+    return json_response(out)
+
+
+routes = [
+    Route("/api/v1/settings", get_settings, methods=["GET"]),
+    Route("/api/v1/settings/{key}", put_setting, methods=["PUT"]),
+]
