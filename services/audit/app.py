@@ -20,7 +20,9 @@ def create_app(settings: AuditSettings) -> Starlette:
 
     @asynccontextmanager
     async def extra(state: dict[str, Any]) -> AsyncIterator[None]:
-        async with consumers.running(state["bus"], state["pool"]):
+        async with consumers.running(
+            state["bus"], state["pool"], settings.arguments, settings.ack_wait_s
+        ):
             yield
 
     return build_app(

@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from libs.common.settings import Settings
+from libs.common.settings import Settings, SettingsError, env
+from services.audit.redaction import POLICIES
 
 
 @dataclass(frozen=True)
@@ -12,3 +13,29 @@ class AuditSettings(Settings):
 
     service: ClassVar[str] = "audit"
     default_port: ClassVar[int] = 8105
+
+    arguments: str = env("AUDIT_ARGUMENTS", "keys")  # none | keys | full (secrets masked)
+    ack_wait_s: float = env("AUDIT_ACK_WAIT_S", 30.0)
+    retention_days: int = env("AUDIT_RETENTION_DAYS", 90)
+    retention_batch: int = env("AUDIT_RETENTION_BATCH", 5000)
+    retention_interval_s: float = env("AUDIT_RETENTION_INTERVAL_S", 3600.0)
+    alert_interval_s: float = env("AUDIT_ALERT_INTERVAL_S", 15.0)
+    alert_webhook_url: str = env("AUDIT_ALERT_WEBHOOK_URL", "")
+    ws_queue: int = env("AUDIT_WS_QUEUE", 256)
+    ws_ping_s: float = env("AUDIT_WS_PING_S", 20.0)
+    ws_auth_timeout_s: float = env("AUDIT_WS_AUTH_TIMEOUT_S", 10.0)
+    monitoring_interval_s: float = env("AUDIT_MONITORING_INTERVAL_S", 5.0)
+    health_interval_s: float = env("AUDIT_HEALTH_INTERVAL_S", 2.0)
+
+    def __post_init__(self) -> None:
+        """Check the values that have a fixed set or range."""
+        if self.arguments not in POLICIES:
+            raise SettingsError(
+                f"AUDIT_ARGUMENTS must be one of {', '.join(POLICIES)} (got {self.arguments!r})"
+            )
+        if self.retention_days < 1:
+            raise SettingsError(
+                f"AUDIT_RETENTION_DAYS must be at least 1 (got {self.retention_days})"
+            )
+        if self.ws_queue < 1:
+            raise SettingsError(f"AUDIT_WS_QUEUE must be at least 1 (got {self.ws_queue})")

