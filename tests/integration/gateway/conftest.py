@@ -1,0 +1,185 @@
+"""Gateway test fixtures: the real registry, real upstream MCP servers, the gateway's core parts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import pytest
+from mcp.server.mcpserver import MCPServer
+
+from libs.common import bus as busmod
+from libs.common import db
+from libs.common.authn import Grant, Principal
+from libs.common.events import Event
+from services.gateway.protocol import CallContext, Gateway
+from services.gateway.registry_sync import RegistrySync
+from services.gateway.routing_table import RoutingTable
+from services.gateway.sessions import Notifier
+from services.gateway.settings import GatewaySettings
+from services.gateway.upstream import UpstreamPool
+from services.registry import refresh, servers
+from services.registry.app import create_app as create_registry
+from services.registry.context import Registry
+from services.registry.crypto import SecretBox
+from services.registry.schemas import ServerCreate
+from tests.integration.registry.conftest import MASTER_KEY, registry_settings
+from tests.support import serving, settings_for
+
+ADMIN = Principal(kind="user", id="u-admin", name="admin", platform_role="platform_admin")
+
+
+def member(*grants: tuple[str, str, set[str]], teams: tuple[str, ...] = ("team-a",)) -> Principal:
+    """A user whose teams hold the given (team, server, permissions) grants."""
+    return Principal(
+        kind="api_key",
+        id="u-member",
+        name="member",
+        teams=teams,
+        credential_id="key-1",
+        grants=tuple(Grant(team, server, frozenset(perms)) for team, server, perms in grants),
+    )
+
+
+def calculator(name: str = "calc") -> MCPServer:
+    """An upstream with arithmetic tools, one slow and one that reports progress."""
+    server = MCPServer(name)
+
+    @server.tool(description="Add two integers.")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @server.tool(description="Echo a text back.")
+    def echo(text: str) -> str:
+        return text
+
+    @server.tool(description="Return a large text of n characters.")
+    def big(n: int) -> str:
+        return "x" * n
+
+    @server.tool(description="Sleep then answer.")
+    async def slow(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "done"
+
+    return server
+
+
+@pytest.fixture(scope="session")
+async def registry(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[Registry]:
+    """A real registry app for the session, plus its logic on our own pool and bus."""
+    settings = registry_settings(pg_url, nats_url, namespace)
+    async with (
+        serving(create_registry(settings)),
+        db.open_pool(settings) as pool,
+        busmod.connect(settings, name="gateway-test-registry") as bus,
+    ):
+        yield Registry(
+            pool=pool, bus=bus, settings=settings, box=SecretBox.from_base64(MASTER_KEY, "k1")
+        )
+
+
+@pytest.fixture(autouse=True)
+async def clean_registry(registry: Registry) -> AsyncIterator[None]:
+    """Every test starts without user servers."""
+    async with registry.pool.acquire() as conn:
+        await conn.execute("DELETE FROM registry.servers WHERE name <> 'code'")
+    yield
+
+
+async def register(registry: Registry, name: str, url: str, **extra: Any) -> Any:
+    """Register and discover a server through the registry's own logic."""
+    body = ServerCreate(
+        name=name, transport=extra.pop("transport", "streamable-http"), url=url, **extra
+    )
+    async with registry.pool.acquire() as conn, conn.transaction():
+        server = await servers.create(registry, conn, body, None, "test")
+    await refresh.refresh(registry, server["id"], "test")
+    return server
+
+
+@dataclass
+class Core:
+    """The gateway's parts, wired as the app wires them."""
+
+    settings: GatewaySettings
+    table: RoutingTable
+    pool: UpstreamPool
+    gateway: Gateway
+    sync: RegistrySync
+    notifier: Notifier
+
+    async def call(self, principal: Principal, method: str, params: dict, **ctx: Any) -> Any:
+        """One MCP request through the gateway core."""
+        return await self.gateway.handle(method, params, CallContext(principal, **ctx))
+
+    async def wait_for_tool(self, name: str, present: bool = True) -> None:
+        """Wait until the routing table has (or lacks) a tool."""
+        async with asyncio.timeout(5):
+            while (name in self.table.by_public) != present:
+                await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def core_factory(
+    registry: Registry, pg_url: str, nats_url: str, namespace: str
+) -> AsyncIterator[Callable[..., Any]]:
+    """Build a gateway core with settings overrides; each is loaded from the real registry."""
+    made: list[Core] = []
+
+    async def make(**env: Any) -> Core:
+        settings = settings_for(
+            GatewaySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace, **env
+        )
+        table = RoutingTable(settings.separator)
+        pool = UpstreamPool(settings, registry.bus)
+        await pool.start()
+        notifier = Notifier()
+        sync = RegistrySync(registry.bus, table, pool, notifier.tools_changed, settings.resync_s)
+        await registry.bus.follow("events.registry.>", sync.on_event)
+        await sync.load()
+        core = Core(
+            settings, table, pool, Gateway(settings, table, pool, registry.bus), sync, notifier
+        )
+        made.append(core)
+        return core
+
+    yield make
+    for core in made:
+        await core.pool.close()
+
+
+class Events:
+    """Events received on a subject pattern."""
+
+    def __init__(self) -> None:
+        self.items: list[Event] = []
+        self.arrived = asyncio.Condition()
+
+    async def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 5) -> Event:
+        """The first event that matches (already seen or arriving)."""
+        async with asyncio.timeout(timeout), self.arrived:
+            while True:
+                for event in self.items:
+                    if predicate(event):
+                        return event
+                await self.arrived.wait()
+
+
+@pytest.fixture
+async def calls(nats_url: str, namespace: str) -> AsyncIterator[Events]:
+    """gateway.tool.called events of one test."""
+    box = Events()
+    nc = await nats.connect(nats_url)
+
+    async def on_msg(msg: Any) -> None:
+        async with box.arrived:
+            box.items.append(Event.from_bytes(msg.data))
+            box.arrived.notify_all()
+
+    await nc.subscribe(f"{namespace}.events.gateway.tool.called", cb=on_msg)
+    yield box
+    await nc.close()

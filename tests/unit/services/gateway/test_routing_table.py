@@ -1,0 +1,78 @@
+"""Client-safe tool names and what the routing table shows to whom."""
+
+from libs.common.authn import Grant, Principal
+from services.gateway.routing_table import NAME_RE, RoutingTable, public_name
+
+
+def view(name: str, *tools: str, **extra) -> dict:
+    """A registry server view with the given tool names."""
+    return {
+        "id": f"id-{name}",
+        "name": name,
+        "transport": "streamable-http",
+        "url": "http://127.0.0.1:1/mcp",
+        "enabled": True,
+        "status": "healthy",
+        "tools": [{"name": t, "description": t, "input_schema": {"type": "object"}} for t in tools],
+        **extra,
+    }
+
+
+def test_a_short_safe_name_is_server_separator_tool() -> None:
+    assert public_name("github", "create_issue") == "github__create_issue"
+
+
+def test_a_long_name_gets_a_stable_alias_of_at_most_64_safe_characters() -> None:
+    alias = public_name(
+        "a-very-long-server-name-for-testing", "an_even_longer_tool_name_that_overflows"
+    )
+    assert len(alias) <= 64
+    assert NAME_RE.match(alias)
+    assert alias == public_name(
+        "a-very-long-server-name-for-testing", "an_even_longer_tool_name_that_overflows"
+    )
+
+
+def test_unsafe_characters_are_replaced_and_names_stay_distinct() -> None:
+    one, two = public_name("files", "read.file"), public_name("files", "read_file")
+    assert NAME_RE.match(one)
+    assert one != two
+
+
+def test_names_do_not_change_when_another_server_is_added() -> None:
+    table = RoutingTable()
+    table.replace([view("alpha", "x")])
+    before = list(table.by_public)
+    table.upsert(view("beta", "x"))
+    assert before[0] in table.by_public
+    assert list(table.by_public) == ["alpha__x", "beta__x"]
+
+
+def test_disabled_quarantined_and_unroutable_tools_are_not_visible() -> None:
+    table = RoutingTable()
+    hidden_tool = view("gamma", "ok")
+    hidden_tool["tools"].append({"name": "bad", "routable": False})
+    table.replace(
+        [view("alpha", "x", enabled=False), view("beta", "y", status="quarantined"), hidden_tool]
+    )
+    admin = Principal(kind="user", id="1", name="a", platform_role="platform_admin")
+    assert [t.public for t in table.visible_tools(admin)] == ["gamma__ok"]
+
+
+def test_grants_on_single_tools_narrow_the_list() -> None:
+    table = RoutingTable()
+    table.replace([view("alpha", "x", "y")])
+    user = Principal(
+        kind="user",
+        id="1",
+        name="u",
+        grants=(Grant("t", "alpha", frozenset({"execute"}), tools=("y",)),),
+    )
+    assert [t.public for t in table.visible_tools(user)] == ["alpha__y"]
+
+
+def test_a_removed_server_takes_its_tools_along() -> None:
+    table = RoutingTable()
+    table.replace([view("alpha", "x"), view("beta", "y")])
+    table.remove("alpha")
+    assert list(table.by_public) == ["beta__y"]
