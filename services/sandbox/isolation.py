@@ -1,0 +1,251 @@
+"""How a hosted process is confined: the active tier, and the bwrap + prlimit command for it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.sandbox import seccomp
+from services.sandbox.settings import SandboxSettings
+
+BWRAP_USERNS = "bwrap-userns"
+LANDLOCK_FALLBACK = "landlock-fallback"
+NONE = "none"
+
+SANDBOX_UID = 65534  # the uid the process sees inside its namespace
+SITE_PACKAGES = "/opt/switchboard/site-packages"
+TOOL_PACKAGES = "/opt/switchboard/tool-packages"
+PROXY_SOCKET = "/run/switchboard/proxy.sock"
+SUPPORT_DIR = "/opt/switchboard/support"
+WORK = "/work"
+PROXY_PORT = 3128
+
+
+@dataclass(frozen=True)
+class Limits:
+    """rlimits applied to every process of one sandbox."""
+
+    memory_mb: int
+    cpu_s: int
+    nofile: int
+    nproc: int
+    fsize_mb: int
+
+    def prlimit_args(self) -> list[str]:
+        """`prlimit` options (soft CPU limit one second before the hard kill)."""
+        cpu_soft = max(self.cpu_s - 1, 1)
+        return [
+            f"--as={self.memory_mb * 1024 * 1024}",
+            f"--cpu={cpu_soft}:{self.cpu_s}",
+            f"--nofile={self.nofile}",
+            f"--nproc={self.nproc}",
+            f"--fsize={self.fsize_mb * 1024 * 1024}",
+            "--core=0",
+        ]
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON form."""
+        return {
+            "memory_mb": self.memory_mb,
+            "cpu_s": self.cpu_s,
+            "nofile": self.nofile,
+            "nproc": self.nproc,
+            "fsize_mb": self.fsize_mb,
+        }
+
+
+@dataclass
+class Confinement:
+    """What one sandboxed process gets: its work dir, extra read-only mounts, env and limits."""
+
+    key: str
+    workdir: Path
+    limits: Limits
+    env: dict[str, str] = field(default_factory=dict)
+    ro_binds: list[tuple[str, str]] = field(default_factory=list)
+    proxy_socket: Path | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """argv to spawn, the fds it inherits, and the host uid/gid to run it as."""
+
+    argv: list[str]
+    pass_fds: tuple[int, ...]
+    uid: int | None
+    gid: int | None
+    env: dict[str, str]
+
+
+def probe_tier(settings: SandboxSettings) -> tuple[str, str]:
+    """The strongest tier that works here, with a reason when it is not bwrap-userns."""
+    if settings.isolation == NONE:
+        return NONE, "isolation disabled by SANDBOX_ISOLATION=none"
+    bwrap = shutil.which(settings.bwrap)
+    if bwrap is None:
+        return NONE, f"{settings.bwrap} not found (install Debian's bubblewrap)"
+    try:
+        probe = subprocess.run(
+            [
+                bwrap,
+                "--unshare-all",
+                "--unshare-user",
+                "--ro-bind",
+                "/usr",
+                "/usr",
+                "--symlink",
+                "usr/bin",
+                "/bin",
+                "--symlink",
+                "usr/lib",
+                "/lib",
+                "--symlink",
+                "usr/lib64",
+                "/lib64",
+                "/usr/bin/true",
+            ],
+            capture_output=True,
+            timeout=10,
+            **_host_identity(settings, "probe"),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return NONE, f"bwrap failed to run: {exc}"
+    if probe.returncode != 0:
+        reason = probe.stderr.decode(errors="replace").strip()[:200]
+        return NONE, f"user namespaces unavailable: {reason}"
+    return BWRAP_USERNS, ""
+
+
+def host_uid(settings: SandboxSettings, key: str) -> int | None:
+    """The unprivileged host uid of a sandbox (one per key), or None when not running as root."""
+    if os.geteuid() != 0:
+        return None
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
+    return settings.uid_base + digest % settings.uid_count
+
+
+def _host_identity(settings: SandboxSettings, key: str) -> dict:
+    """subprocess kwargs that drop to the sandbox's host uid when we are root."""
+    uid = host_uid(settings, key)
+    if uid is None:
+        return {}
+    return {"user": uid, "group": uid, "extra_groups": []}
+
+
+def prepare_dir(path: Path, uid: int | None, mode: int = 0o700) -> None:
+    """Create a directory owned by the sandbox uid (others cannot enter it)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if uid is not None:
+        os.chown(path, uid, uid)
+    path.chmod(mode)
+
+
+def build_command(
+    settings: SandboxSettings, tier: str, conf: Confinement, argv: list[str]
+) -> Command:
+    """The full command: prlimit → bwrap (namespaces, mounts, seccomp) → the process."""
+    uid = host_uid(settings, conf.key)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": WORK,
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": SITE_PACKAGES,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **conf.env,
+    }
+    if conf.proxy_socket is not None:
+        proxy = f"http://127.0.0.1:{PROXY_PORT}"
+        env.update(HTTP_PROXY=proxy, HTTPS_PROXY=proxy, http_proxy=proxy, https_proxy=proxy)
+    prlimit = ["prlimit", *conf.limits.prlimit_args(), "--"]
+    if tier == NONE:
+        return Command([*prlimit, *argv], (), uid, uid, {**env, "HOME": str(conf.workdir)})
+    args = [
+        settings.bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--hostname",
+        "sandbox",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/sbin",
+        "/sbin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--ro-bind-try",
+        "/etc/ld.so.cache",
+        "/etc/ld.so.cache",
+        "--ro-bind-try",
+        "/etc/alternatives",
+        "/etc/alternatives",
+        "--ro-bind-try",
+        "/etc/ssl",
+        "/etc/ssl",
+        "--ro-bind-try",
+        "/etc/ca-certificates",
+        "/etc/ca-certificates",
+        "--ro-bind-try",
+        "/etc/localtime",
+        "/etc/localtime",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        str(conf.workdir),
+        WORK,
+        "--chdir",
+        WORK,
+        "--clearenv",
+    ]
+    if settings.python_packages and Path(settings.python_packages).is_dir():
+        args += ["--ro-bind", settings.python_packages, SITE_PACKAGES]
+    args += ["--ro-bind", str(Path(__file__).parent / "inside"), SUPPORT_DIR]
+    for path in settings.ro_paths:
+        args += ["--ro-bind-try", path, path]
+    for src, dest in conf.ro_binds:
+        args += ["--ro-bind", src, dest]
+    if conf.proxy_socket is not None:
+        args += ["--ro-bind", str(conf.proxy_socket), PROXY_SOCKET]
+    for name, value in env.items():
+        args += ["--setenv", name, value]
+    fds: tuple[int, ...] = ()
+    if seccomp.supported():
+        fd = _memfd(seccomp.build_filter())
+        args += ["--seccomp", str(fd)]
+        fds = (fd,)
+    if conf.proxy_socket is not None:
+        argv = [settings.python, f"{SUPPORT_DIR}/bridge.py", "--", *argv]
+    return Command([*prlimit, *args, *argv], fds, uid, uid, {})
+
+
+def _memfd(data: bytes) -> int:
+    """An inheritable fd holding `data` at offset 0 (what --seccomp reads)."""
+    fd = os.memfd_create("switchboard-seccomp", 0)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    return fd

@@ -1,0 +1,195 @@
+"""The sandbox runtime: process manager, egress proxy and spec source wired to Postgres and NATS."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+
+from libs.common import outbox, rpc
+from libs.common.bus import Bus, RpcError
+from libs.common.errors import NotFound, Unprocessable
+from libs.common.events import (
+    APPROVAL_REQUESTED,
+    EGRESS_REFUSED,
+    PROCESS_STATUS,
+    ApprovalChanged,
+    EgressRefused,
+    ProcessStatus,
+)
+from services.sandbox import isolation, store
+from services.sandbox.egress import EgressProxy, host_matches
+from services.sandbox.processes import ProcessManager, ServerSpec
+from services.sandbox.settings import SandboxSettings
+
+log = structlog.get_logger()
+SCHEMA = "sandbox"
+HOSTS_TTL_S = 5.0
+
+
+class Runtime:
+    """Everything the routes and RPC handlers of the sandbox share."""
+
+    def __init__(
+        self, settings: SandboxSettings, pool: asyncpg.Pool, bus: Bus, instance: str
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.bus = bus
+        self.instance = instance
+        self.tier, self.tier_reason = isolation.probe_tier(settings)
+        self.proxy = EgressProxy(self.host_allowed, self.egress_refused)
+        self.manager = ProcessManager(
+            settings,
+            self.tier,
+            on_status=self.process_status,
+            on_log=self.publish_log,
+            proxy=self.proxy,
+        )
+        self._specs: dict[str, tuple[float, ServerSpec]] = {}
+        self._hosts: dict[str, tuple[float, list[str]]] = {}
+
+    async def start(self) -> None:
+        """Prepare the work root and start supervising."""
+        root = Path(self.settings.work_root).resolve()
+        for sub in (root, root / "servers", root / "runs"):
+            sub.mkdir(parents=True, exist_ok=True)
+            sub.chmod(0o711)  # sandbox uids traverse to their own dir, and list nothing
+        await self.manager.start()
+
+    async def close(self) -> None:
+        """Stop every process and the proxy."""
+        await self.manager.close()
+        await self.proxy.close()
+
+    def require_isolation(self) -> None:
+        """Refuse untrusted code when no isolation is active, unless explicitly allowed."""
+        if self.tier == isolation.NONE and not self.settings.allow_unisolated:
+            raise Unprocessable(
+                "No sandbox isolation is available here; untrusted code is refused.",
+                details={"isolation": self.tier, "reason": self.tier_reason},
+            )
+
+    # ---- specs -----------------------------------------------------------------------
+
+    async def spec(self, name: str) -> ServerSpec:
+        """The stdio spec of a server, from the registry (cached briefly, dropped on events)."""
+        hit = self._specs.get(name)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        try:
+            doc = await self.bus.request(rpc.REGISTRY_SNAPSHOT, {"names": [name]}, timeout=5)
+        except RpcError as exc:
+            if exc.status == 404:
+                raise NotFound(
+                    f"Server {name!r} is not registered.", details={"server": name}
+                ) from None
+            raise
+        views = [v for v in doc.get("servers") or [] if v.get("name") == name]
+        if not views:
+            raise NotFound(f"Server {name!r} is not registered.", details={"server": name})
+        view = views[0]
+        if view.get("transport") != "stdio" or not view.get("command"):
+            raise Unprocessable(
+                f"Server {name!r} is not a stdio server the sandbox hosts.",
+                details={"server": name, "transport": view.get("transport")},
+            )
+        spec = ServerSpec.from_view(view)
+        self._specs[name] = (time.monotonic() + self.settings.spec_ttl_s, spec)
+        return spec
+
+    def forget_spec(self, name: str) -> None:
+        """Drop a cached spec (the registry changed the server)."""
+        self._specs.pop(name, None)
+
+    # ---- hooks -------------------------------------------------------------------------
+
+    async def process_status(self, snap: dict[str, Any]) -> None:
+        """Store a process's state and publish sandbox.process.status in one transaction."""
+        payload = ProcessStatus(
+            server=snap["server"],
+            key=snap["key"],
+            state=snap["state"],
+            previous=snap.get("previous"),
+            reason=snap.get("reason"),
+            pid=snap.get("pid"),
+            restarts=snap.get("restarts") or 0,
+            exit_code=snap.get("exit_code"),
+            backoff_s=snap.get("backoff_s"),
+            isolation=self.tier,
+            instance=self.instance,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.upsert_process(conn, snap, self.instance)
+            await outbox.enqueue(conn, SCHEMA, PROCESS_STATUS.event(payload, source=SCHEMA))
+
+    async def publish_log(self, line: dict[str, Any]) -> None:
+        """Publish a log line live on core NATS (not stored in the stream)."""
+        try:
+            subject = self.bus.subject(f"live.sandbox.logs.{_token(line['server'])}")
+            await self.bus.nc.publish(subject, orjson.dumps(line))
+        except Exception as exc:
+            log.warning("sandbox_log_not_published", error=str(exc))
+
+    async def allowed_hosts(self, server: str) -> list[str]:
+        """A server's egress allowlist (cached a few seconds)."""
+        hit = self._hosts.get(server)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        async with self.pool.acquire() as conn:
+            hosts = await store.list_allowed_hosts(conn, server)
+        self._hosts[server] = (time.monotonic() + HOSTS_TTL_S, hosts)
+        return hosts
+
+    def forget_hosts(self, server: str) -> None:
+        """Drop the cached allowlist of a server."""
+        self._hosts.pop(server, None)
+
+    async def host_allowed(self, server: str, host: str, port: int) -> bool:
+        """True when the server may reach host:port."""
+        return any(host_matches(p, host, port) for p in await self.allowed_hosts(server))
+
+    async def egress_refused(self, server: str, host: str, port: int, reason: str) -> None:
+        """Record a refusal: an event, and a pending network approval (one per host)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.insert_approval(
+                conn, kind="network", subject=host, server=server, details={"port": port}
+            )
+            refused = EgressRefused(server=server, host=host, port=port, reason=reason)
+            await outbox.enqueue(conn, SCHEMA, EGRESS_REFUSED.event(refused, source=SCHEMA))
+            if row is not None:
+                approval = ApprovalChanged(
+                    id=str(row["id"]),
+                    kind="network",
+                    subject=host,
+                    status="pending",
+                    action="request",
+                    server=server,
+                )
+                await outbox.enqueue(
+                    conn, SCHEMA, APPROVAL_REQUESTED.event(approval, source=SCHEMA)
+                )
+
+
+def _token(name: str) -> str:
+    """A server name as one NATS subject token."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "_"
+
+
+@asynccontextmanager
+async def running(
+    settings: SandboxSettings, pool: asyncpg.Pool, bus: Bus, instance: str
+) -> AsyncIterator[Runtime]:
+    """Start the runtime for the app's lifetime; every process is stopped on exit."""
+    runtime = Runtime(settings, pool, bus, instance)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.close()

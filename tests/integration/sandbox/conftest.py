@@ -1,0 +1,167 @@
+"""Sandbox test fixtures: real auth, registry and sandbox apps in-process, and an event tap."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import orjson
+import pytest
+
+from libs.common import bus as busmod
+from libs.common.bus import Bus
+from services.registry.app import create_app as create_registry
+from services.registry.settings import RegistrySettings
+from services.sandbox.app import create_app as create_sandbox
+from services.sandbox.settings import SandboxSettings
+from tests.support import serving, settings_for
+from tests.support.auth import AuthClient, auth_service
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sandbox"
+ECHO_SERVER = str(FIXTURES / "echo_server.py")
+WORK_ROOT = Path(__file__).resolve().parents[3] / ".run" / "test-sandbox"
+
+
+@pytest.fixture(scope="session")
+async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
+    """The real auth service."""
+    async with auth_service(pg_url, nats_url, namespace) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def admin(auth: AuthClient) -> dict[str, str]:
+    """Headers of the platform admin."""
+    return auth.bearer(await auth.admin_token())
+
+
+@pytest.fixture(scope="session")
+async def registry(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[str]:
+    """The real registry (servers and their decrypted specs come from it)."""
+    settings = settings_for(
+        RegistrySettings,
+        pg_url=pg_url,
+        nats_url=nats_url,
+        namespace=namespace,
+        REGISTRY_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
+        REGISTRY_HEALTH_ENABLED="false",
+        REGISTRY_SANDBOX_TIMEOUT_S="10",
+    )
+    async with serving(create_registry(settings)) as url:
+        yield url
+
+
+def sandbox_settings(pg_url: str, nats_url: str, namespace: str, **env: Any) -> SandboxSettings:
+    """Sandbox settings for tests: fixtures mounted read-only, short idle and backoff."""
+    base = {
+        "SANDBOX_WORK_ROOT": str(WORK_ROOT / secrets.token_hex(4)),
+        "SANDBOX_RO_PATHS": str(FIXTURES),
+        "SANDBOX_IDLE_TIMEOUT_S": "3",
+        "SANDBOX_BACKOFF_BASE_S": "0.5",
+        "SANDBOX_HEALTH_INTERVAL_S": "2",
+        "SANDBOX_CALL_TIMEOUT_S": "15",
+    }
+    base.update(env)
+    return settings_for(
+        SandboxSettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace, **base
+    )
+
+
+@pytest.fixture(scope="session")
+async def sandbox(
+    pg_url: str, nats_url: str, namespace: str, auth: AuthClient, registry: str
+) -> AsyncIterator[Any]:
+    """The sandbox app under test (its state reachable as `sandbox.state`)."""
+    app = create_sandbox(sandbox_settings(pg_url, nats_url, namespace))
+    async with serving(app) as url:
+        app.url = url  # type: ignore[attr-defined]
+        yield app
+
+
+@pytest.fixture(scope="session")
+async def api(sandbox: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP client of the sandbox."""
+    async with httpx.AsyncClient(base_url=sandbox.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def reg_api(registry: str) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP client of the registry."""
+    async with httpx.AsyncClient(base_url=registry, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def bus(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[Bus]:
+    """A bus of our own in the test namespace, for RPC calls like the gateway makes."""
+    settings = sandbox_settings(pg_url, nats_url, namespace)
+    async with busmod.connect(settings, name="sandbox-test") as connected:
+        yield connected
+
+
+class EventTap:
+    """Every sandbox event published in the namespace, for asserting on."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.changed = asyncio.Event()
+
+    def on(self, data: bytes) -> None:
+        """Record one event."""
+        self.events.append(orjson.loads(data))
+        self.changed.set()
+
+    async def wait_for(
+        self, pred: Callable[[dict[str, Any]], bool], timeout: float = 10
+    ) -> dict[str, Any]:
+        """The first event (already seen or coming) that matches."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events:
+                    if pred(event):
+                        return event
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@pytest.fixture(scope="session")
+async def events(nats_url: str, namespace: str) -> AsyncIterator[EventTap]:
+    """A core-NATS tap on events.sandbox.> (JetStream publishes reach core subscribers too)."""
+    tap = EventTap()
+    client = await nats.connect(nats_url)
+
+    async def cb(msg: Any) -> None:
+        tap.on(msg.data)
+
+    await client.subscribe(f"{namespace}.events.sandbox.>", cb=cb)
+    yield tap
+    await client.close()
+
+
+async def register_stdio(
+    reg_api: httpx.AsyncClient, admin: dict[str, str], name: str, **fields: Any
+) -> dict[str, Any]:
+    """Register the echo fixture as a stdio server in the real registry."""
+    body = {
+        "name": name,
+        "transport": "stdio",
+        "command": "python3",
+        "args": [ECHO_SERVER],
+        **fields,
+    }
+    resp = await reg_api.post("/api/v1/servers", json=body, headers=admin)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def unique_name(prefix: str = "echo") -> str:
+    """A server name no other test uses."""
+    return f"{prefix}-{secrets.token_hex(3)}"
