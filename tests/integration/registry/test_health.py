@@ -1,0 +1,46 @@
+"""The periodic health loop: an upstream going down is reported within one interval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.registry.app import create_app
+from tests.integration.registry.conftest import make_upstream, registry_settings, run_upstream
+from tests.support import serving
+
+INTERVAL_S = 1.0
+
+
+async def test_an_upstream_going_down_publishes_unhealthy_within_one_interval(
+    api: Any, events: Any, port: int, pg_url: str, nats_url: str, namespace: str
+) -> None:
+    settings = registry_settings(
+        pg_url,
+        nats_url,
+        namespace,
+        REGISTRY_HEALTH_ENABLED="true",
+        REGISTRY_HEALTH_INTERVAL_S=str(INTERVAL_S),
+    )
+    async with serving(create_app(settings)):
+        async with run_upstream(make_upstream(), port=port) as url:
+            resp = await api.post(
+                "/api/v1/servers",
+                json={"name": "weather", "transport": "streamable-http", "url": url},
+            )
+            assert resp.json()["status"] == "healthy"
+        # one interval (+10% jitter), plus the discovery attempt and the outbox relay
+        event = await events.wait_for(
+            lambda e: e.type == "registry.server.status" and e.data["status"] == "unhealthy",
+            timeout=INTERVAL_S * 1.1 + 2.5,
+        )
+        async with run_upstream(make_upstream(), port=port):
+            back = await events.wait_for(
+                lambda e: (
+                    e.type == "registry.server.status"
+                    and e.data["status"] == "healthy"
+                    and e.data["previous"] == "unhealthy"
+                ),
+                timeout=INTERVAL_S * 1.1 + 2.5,
+            )
+    assert event.data["server"] == "weather" and event.data["error"]
+    assert back.data["tool_count"] == 2
