@@ -183,3 +183,79 @@ async def calls(nats_url: str, namespace: str) -> AsyncIterator[Events]:
     await nc.subscribe(f"{namespace}.events.gateway.tool.called", cb=on_msg)
     yield box
     await nc.close()
+
+
+@dataclass
+class Stack:
+    """The gateway app served over HTTP, with the real auth service and registry behind it."""
+
+    url: str
+    auth: Any
+    admin: str  # the platform admin's JWT
+
+    async def wait_for_tool(self, http: Any, name: str, token: str | None = None) -> None:
+        """Poll tools/list (modern, stateless) until `name` is listed."""
+        async with asyncio.timeout(5):
+            while name not in [t["name"] for t in (await self.list_tools(http, token))]:
+                await asyncio.sleep(0.05)
+
+    async def list_tools(self, http: Any, token: str | None = None) -> list[dict[str, Any]]:
+        """One stateless tools/list."""
+        resp = await http.post(
+            f"{self.url}/mcp",
+            json=modern_body("tools/list", {}),
+            headers={**modern_headers("tools/list"), **bearer(token or self.admin)},
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.json()["result"]["tools"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+MODERN = "2026-07-28"
+
+
+def modern_body(method: str, params: dict[str, Any], rid: int = 1) -> dict[str, Any]:
+    """A 2026-07-28 request with its per-request envelope."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+    }
+    return {"jsonrpc": "2.0", "id": rid, "method": method, "params": {**params, "_meta": meta}}
+
+
+def modern_headers(method: str, name: str | None = None) -> dict[str, str]:
+    """The routing headers of a 2026-07-28 request."""
+    headers = {
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": method,
+        "Accept": "application/json, text/event-stream",
+    }
+    if name is not None:
+        headers["Mcp-Name"] = name
+    return headers
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    registry: Registry, pg_url: str, nats_url: str, namespace: str
+) -> AsyncIterator[Stack]:
+    """The real auth service, the registry (above) and the gateway app on a port."""
+    from services.gateway.app import create_app
+    from tests.support.auth import auth_service
+
+    async with auth_service(pg_url, nats_url, namespace) as auth:
+        settings = settings_for(
+            GatewaySettings,
+            pg_url=pg_url,
+            nats_url=nats_url,
+            namespace=namespace,
+            GATEWAY_MAX_RESULT_BYTES=100_000,
+            SWITCHBOARD_MAX_BODY_BYTES=200_000,
+        )
+        async with serving(create_app(settings)) as url:
+            yield Stack(url=url, auth=auth, admin=await auth.admin_token())
