@@ -1,0 +1,305 @@
+"""The permission matrix: every auth endpoint × every kind of caller, asserting exact statuses."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.support.auth import AuthClient, User, unique
+
+CALLERS = (
+    "anonymous",
+    "viewer",
+    "member",
+    "org_admin",
+    "platform_admin",
+    "token",
+    "token_no_scope",
+)
+
+
+@dataclass
+class World:
+    """One org with a member of each role, a team, a throwaway user and two service tokens."""
+
+    org: dict
+    other_org: dict
+    team: dict
+    viewer: User
+    member: User
+    admin: User
+    spare: User
+    creds: dict[str, str | None]
+
+
+@pytest.fixture(scope="module")
+async def world(auth: AuthClient) -> World:
+    """Build the org and callers once for the matrix."""
+    org, other = await auth.create_org(), await auth.create_org()
+    team = await auth.create_team(org["slug"])
+    viewer, member, admin, spare = [await auth.create_user() for _ in range(4)]
+    await auth.add_member(team["name"], viewer, "viewer")
+    await auth.add_org_member(org["slug"], viewer, "viewer")
+    await auth.add_member(team["name"], member, "member")
+    await auth.add_org_member(org["slug"], admin, "admin")
+    await auth.add_org_member(org["slug"], spare, "member")
+    token = await auth.service_token(org["slug"], [f"admin:org:{org['slug']}"])
+    no_scope = await auth.service_token(other["slug"], [f"admin:org:{other['slug']}"])
+    creds = {
+        "anonymous": None,
+        "viewer": viewer.token,
+        "member": member.token,
+        "org_admin": admin.token,
+        "platform_admin": await auth.admin_token(),
+        "token": token,
+        "token_no_scope": no_scope,
+    }
+    return World(org, other, team, viewer, member, admin, spare, creds)
+
+
+Body = Callable[[World], Any] | None
+
+
+def row(method: str, path: str, body: Body, *statuses: int) -> tuple[str, str, Body, tuple]:
+    """One endpoint and the status each caller in CALLERS gets."""
+    assert len(statuses) == len(CALLERS)
+    return method, path, body, statuses
+
+
+ORG = "/api/v1/orgs/{org}"
+TEAM = "/api/v1/teams/{team}"
+MATRIX = [
+    row("GET", "/api/v1/auth/me", None, 401, 200, 200, 200, 200, 200, 200),
+    row("GET", "/api/v1/auth/verify", None, 401, 200, 200, 200, 200, 200, 200),
+    row("GET", "/api/v1/auth/setup", None, 200, 200, 200, 200, 200, 200, 200),
+    row("GET", "/api/v1/auth/jwks.json", None, 200, 200, 200, 200, 200, 200, 200),
+    row(
+        "POST",
+        "/api/v1/auth/setup",
+        lambda w: {"username": unique("x"), "password": "Aa1!aaaaaaaa"},
+        409,
+        409,
+        409,
+        409,
+        409,
+        409,
+        409,
+    ),
+    row("POST", "/api/v1/auth/signing-keys/rotate", None, 401, 403, 403, 403, 201, 403, 403),
+    row("POST", "/api/v1/auth/mfa/enroll", None, 401, 201, 201, 201, 201, 403, 403),
+    row("GET", "/api/v1/users", None, 401, 403, 403, 403, 200, 403, 403),
+    row("GET", "/api/v1/admin/users", None, 401, 403, 403, 403, 200, 403, 403),
+    row(
+        "POST",
+        "/api/v1/users",
+        lambda w: {"username": unique("u")},
+        401,
+        403,
+        403,
+        403,
+        201,
+        403,
+        403,
+    ),
+    row("GET", "/api/v1/users/{member_id}", None, 401, 403, 200, 403, 200, 403, 403),
+    row(
+        "PATCH",
+        "/api/v1/users/{spare_id}",
+        lambda w: {"display_name": "S"},
+        401,
+        403,
+        403,
+        403,
+        200,
+        403,
+        403,
+    ),
+    row("POST", "/api/v1/users/{spare_id}/activate", None, 401, 403, 403, 403, 200, 403, 403),
+    row(
+        "PATCH",
+        "/api/v1/admin/users/{spare_id}/plan",
+        lambda w: {"plan": "pro"},
+        401,
+        403,
+        403,
+        403,
+        200,
+        403,
+        403,
+    ),
+    row(
+        "POST",
+        "/api/v1/users/bulk/activate",
+        lambda w: {"user_ids": [w.spare.id]},
+        401,
+        403,
+        403,
+        403,
+        200,
+        403,
+        403,
+    ),
+    row("GET", "/api/v1/orgs", None, 401, 200, 200, 200, 200, 200, 200),
+    row("POST", "/api/v1/orgs", lambda w: {"slug": unique("o")}, 401, 403, 403, 403, 201, 403, 403),
+    row("GET", ORG, None, 401, 200, 200, 200, 200, 200, 403),
+    row("PATCH", ORG, lambda w: {"display_name": "Org"}, 401, 403, 403, 200, 200, 200, 403),
+    row(
+        "PATCH",
+        "/api/v1/admin/orgs/{org}/plan",
+        lambda w: {"plan": "enterprise"},
+        401,
+        403,
+        403,
+        403,
+        200,
+        403,
+        403,
+    ),
+    row("POST", "/api/v1/admin/orgs/{org}/activate", None, 401, 403, 403, 403, 200, 403, 403),
+    row("GET", ORG + "/members", None, 401, 200, 200, 200, 200, 200, 403),
+    row(
+        "PATCH",
+        ORG + "/members/{spare_id}",
+        lambda w: {"role": "member"},
+        401,
+        403,
+        403,
+        200,
+        200,
+        200,
+        403,
+    ),
+    row(
+        "POST",
+        ORG + "/users/invite",
+        lambda w: {"email": f"{unique('i')}@example.com"},
+        401,
+        403,
+        403,
+        201,
+        201,
+        201,
+        403,
+    ),
+    row("GET", ORG + "/roles", None, 401, 200, 200, 200, 200, 200, 403),
+    row("GET", ORG + "/tokens", None, 401, 403, 403, 200, 200, 200, 403),
+    row(
+        "POST",
+        ORG + "/tokens",
+        lambda w: {"name": "t", "scopes": [f"read:org:{w.org['slug']}"]},
+        401,
+        403,
+        403,
+        201,
+        201,
+        201,
+        403,
+    ),
+    row("GET", ORG + "/areas", None, 401, 200, 200, 200, 200, 200, 403),
+    row("GET", "/api/v1/teams", None, 401, 200, 200, 200, 200, 200, 200),
+    row("GET", "/api/v1/groups", None, 401, 200, 200, 200, 200, 200, 200),
+    row(
+        "POST",
+        "/api/v1/teams",
+        lambda w: {"name": unique("t"), "org": w.org["slug"]},
+        401,
+        403,
+        403,
+        201,
+        201,
+        201,
+        403,
+    ),
+    row("GET", TEAM, None, 401, 200, 200, 200, 200, 200, 403),
+    row("PATCH", TEAM, lambda w: {"description": "d"}, 401, 403, 403, 200, 200, 200, 403),
+    row("GET", TEAM + "/members", None, 401, 200, 200, 200, 200, 200, 403),
+    row(
+        "PATCH",
+        TEAM + "/members/{member_id}",
+        lambda w: {"role": "member"},
+        401,
+        403,
+        403,
+        200,
+        200,
+        200,
+        403,
+    ),
+    row("GET", TEAM + "/grants", None, 401, 200, 200, 200, 200, 200, 403),
+    row(
+        "POST",
+        TEAM + "/grants",
+        lambda w: {"server": "s1", "permissions": ["read"]},
+        401,
+        403,
+        403,
+        201,
+        201,
+        201,
+        403,
+    ),
+    row("GET", "/api/v1/keys", None, 401, 200, 200, 200, 200, 403, 403),
+    row("POST", "/api/v1/keys", lambda w: {"name": "k"}, 401, 201, 201, 201, 201, 403, 403),
+    row(
+        "DELETE",
+        "/api/v1/keys/00000000-0000-0000-0000-000000000000",
+        None,
+        401,
+        404,
+        404,
+        404,
+        404,
+        403,
+        403,
+    ),
+]
+
+
+async def test_every_endpoint_answers_each_caller_with_the_expected_status(
+    auth: AuthClient, world: World
+) -> None:
+    wrong: list[str] = []
+    for method, template, body, statuses in MATRIX:
+        path = template.format(
+            org=world.org["slug"],
+            team=world.team["name"],
+            member_id=world.member.id,
+            spare_id=world.spare.id,
+        )
+        for caller, expected in zip(CALLERS, statuses, strict=True):
+            token = world.creds[caller]
+            headers = auth.bearer(token) if token else {}
+            json = body(world) if body else None
+            resp = await auth.http.request(method, path, headers=headers, json=json)
+            if resp.status_code != expected:
+                wrong.append(f"{method} {template} as {caller}: {resp.status_code} != {expected}")
+            elif expected >= 400:
+                code = resp.json()["error"]["code"]
+                want = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT"}
+                if code != want[expected]:
+                    wrong.append(f"{method} {template} as {caller}: code {code}")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_only_an_owner_may_make_an_owner(auth: AuthClient, world: World) -> None:
+    resp = await auth.http.patch(
+        f"/api/v1/orgs/{world.org['slug']}/members/{world.spare.id}",
+        json={"role": "owner"},
+        headers=auth.bearer(world.admin.token),
+    )
+    assert resp.status_code == 403
+    assert resp.json()["error"]["code"] == "FORBIDDEN"
+
+
+async def test_an_api_key_cannot_be_narrowed_to_someone_elses_team(
+    auth: AuthClient, world: World
+) -> None:
+    other = await auth.create_team(world.org["slug"])
+    resp = await auth.http.post(
+        "/api/v1/keys",
+        json={"name": "k", "teams": [other["name"]]},
+        headers=auth.bearer(world.member.token),
+    )
+    assert resp.status_code == 422
+    assert "teams" in resp.json()["error"]["details"]["fields"]

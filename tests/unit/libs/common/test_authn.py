@@ -1,0 +1,78 @@
+"""Principal checks, grants, scopes and CSRF — the verification every service uses."""
+
+import pytest
+from starlette.requests import Request
+
+from libs.common.authn import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    Grant,
+    Principal,
+    check_csrf,
+    credential_from,
+    require_grant,
+    require_org_role,
+    require_scope,
+)
+from libs.common.errors import Forbidden
+
+GRANT = Grant("eng", "github", frozenset({"execute"}), ("search",))
+
+
+def request(method: str = "GET", headers: dict[str, str] | None = None) -> Request:
+    """A bare request with headers."""
+    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return Request({"type": "http", "method": method, "headers": raw, "path": "/"})
+
+
+def test_a_grant_covers_its_tools_and_implies_read() -> None:
+    assert GRANT.covers("execute", "github", "search")
+    assert GRANT.covers("read", "github", None)
+    assert not GRANT.covers("execute", "github", "delete")
+    assert not GRANT.covers("write", "github", None)
+    assert not GRANT.covers("execute", "jira", None)
+
+
+def test_principals_round_trip_through_their_json_form() -> None:
+    p = Principal("user", "u1", "ann", user_id="u1", orgs={"o1": "admin"}, grants=(GRANT,))
+    assert Principal.from_dict(p.to_dict()) == p
+
+
+def test_org_roles_rank_and_platform_admins_pass_everything() -> None:
+    member = Principal("user", "u1", "ann", orgs={"o1": "member"})
+    require_org_role(member, "o1", "viewer")
+    with pytest.raises(Forbidden):
+        require_org_role(member, "o1", "admin")
+    with pytest.raises(Forbidden):
+        require_org_role(member, "o2", "viewer")
+    admin = Principal("user", "a", "root", platform_role="platform_admin")
+    require_org_role(admin, "o9", "owner")
+    require_scope(admin, "admin:org:x")
+    require_grant(admin, "write", "anything")
+
+
+def test_token_scopes_match_exactly_or_by_wildcard() -> None:
+    token = Principal("service_token", "t1", "ci", scopes=("ci:org:acme", "read:org:*"))
+    require_scope(token, "ci:org:acme")
+    require_scope(token, "read:org:other")
+    with pytest.raises(Forbidden):
+        require_scope(token, "admin:org:acme")
+    with pytest.raises(Forbidden):
+        require_scope(token, "ci:org:other")
+
+
+def test_credentials_come_from_bearer_then_api_key_then_cookie() -> None:
+    assert credential_from(request(headers={"Authorization": "Bearer abc"})) == ("abc", False)
+    assert credential_from(request(headers={"X-API-Key": "sbk_x"})) == ("sbk_x", False)
+    cookie = {"Cookie": f"{SESSION_COOKIE}=sbs_y"}
+    assert credential_from(request(headers=cookie)) == ("sbs_y", True)
+    assert credential_from(request()) == (None, False)
+
+
+def test_cookie_state_changes_need_the_csrf_echo() -> None:
+    check_csrf(request("GET"))
+    with pytest.raises(Forbidden):
+        check_csrf(request("POST", {"Cookie": f"{CSRF_COOKIE}=abc"}))
+    with pytest.raises(Forbidden):
+        check_csrf(request("POST", {"Cookie": f"{CSRF_COOKIE}=abc", "X-CSRF-Token": "abd"}))
+    check_csrf(request("POST", {"Cookie": f"{CSRF_COOKIE}=abc", "X-CSRF-Token": "abc"}))
