@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from libs.common.authn import hash_token
-from services.auth import principals, rpc
+from services.auth import bootstrap, principals, rpc
 from services.auth.passwords import Passwords
 from services.auth.routes import auth, browser, keys, mfa, orgs, teams, users
 from services.auth.settings import AuthSettings
@@ -30,10 +30,13 @@ def create_app(settings: AuthSettings) -> Starlette:
         keystore = KeyStore(settings.key_encryption_secret, settings.access_ttl_s)
         await keystore.ensure(pool)
         await _install_admin_token(pool, settings)
+        passwords = Passwords(settings)
+        if settings.bootstrap_admin:
+            await bootstrap.first_admin(pool, passwords, settings)
         await rpc.serve(bus, pool, keystore)
         yield {
             "keystore": keystore,
-            "passwords": Passwords(settings),
+            "passwords": passwords,
             "verifier": principals.LocalVerifier(bus, pool, keystore),
         }
 

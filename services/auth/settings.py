@@ -32,5 +32,10 @@ class AuthSettings(Settings):
     failure_delay_s: float = env("AUTH_FAILURE_DELAY_S", 0.25)
     invite_ttl_s: int = env("AUTH_INVITE_TTL_S", 7 * 24 * 3600)
     cookie_secure: bool = env("AUTH_COOKIE_SECURE", True)
+    # first start: create the platform admin unless one exists (the password is printed once
+    # to stderr when SWITCHBOARD_ADMIN_PASSWORD is not set)
+    bootstrap_admin: bool = env("AUTH_BOOTSTRAP_ADMIN", True)
+    admin_user: str = env("SWITCHBOARD_ADMIN_USER", "admin")
+    admin_password: str = env("SWITCHBOARD_ADMIN_PASSWORD", "", secret=True)
     # the admin token (sba_...) to install at start when set (rotate it via the API afterwards)
     admin_token: str = env("SWITCHBOARD_ADMIN_TOKEN", "", secret=True)

@@ -19,7 +19,7 @@ Usage (inside an async test or a session fixture)::
   `rpc.auth.introspect` / `rpc.auth.jwks` responders on NATS and the outbox relay, so any other
   service started with the same `namespace` verifies these credentials for real.
 - The database is shared by the whole pytest session, so names are random by default and the
-  platform admin (`ADMIN_USERNAME` / `ADMIN_PASSWORD`) is created by setup once and reused.
+  platform admin (`ADMIN_USERNAME` / `ADMIN_PASSWORD`) is created at the first start and reused.
 - `auth.admin_api_token` is the platform admin token (`sba_...`, SWITCHBOARD_ADMIN_TOKEN).
 - A user's token is a JWT that stays valid for AUTH_ACCESS_TTL_S (900 s here).
 - Hashing is argon2id with cheap parameters here so tests stay fast; `**env` overrides settings.
@@ -49,6 +49,8 @@ TEST_ENV = {
     "AUTH_MAX_SOURCE_FAILURES": 100000,
     "AUTH_COOKIE_SECURE": "false",
     "AUTH_KEY_ENCRYPTION_SECRET": "test-key-encryption-secret",
+    "SWITCHBOARD_ADMIN_USER": ADMIN_USERNAME,
+    "SWITCHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
 }
 
 
