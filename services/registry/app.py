@@ -11,7 +11,7 @@ from libs.common.app import build_app
 from services.registry import consumers, health, rpc
 from services.registry.context import Registry
 from services.registry.crypto import SecretBox
-from services.registry.routes import secrets, servers, settings, tools, transfer
+from services.registry.routes import catalog, secrets, servers, settings, tools, transfer
 from services.registry.settings import RegistrySettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -31,6 +31,7 @@ def create_app(settings_: RegistrySettings) -> Starlette:
 
     routes = [
         *transfer.routes,  # /api/v1/servers/export before /api/v1/servers/{name}
+        *catalog.routes,
         *servers.routes,
         *tools.routes,
         *secrets.routes,

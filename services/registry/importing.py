@@ -38,8 +38,9 @@ async def run(
     fmt: str,
     dry_run: bool,
     on_conflict: str,
+    lenient: bool = False,
 ) -> dict[str, Any]:
-    """Plan the import; unless dry-run, apply it all-or-nothing; returns the report."""
+    """Plan the import; unless dry-run, apply it all-or-nothing (`lenient`: skip invalid ones)."""
     org = permissions.creation_org(principal, None)
     report: dict[str, Any] = {
         "format": fmt,
@@ -77,7 +78,7 @@ async def run(
                 report["conflicts"].append({"server": body.name, "reason": "exists"})
     if dry_run:
         return report
-    if report["errors"]:
+    if report["errors"] and not lenient:
         raise Unprocessable(
             "Some servers are invalid; nothing was imported.", details={"servers": report["errors"]}
         )
