@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from services.audit import consumers
-from services.audit.routes import health
+from services.audit.routes import activity, calls, health
 from services.audit.settings import AuditSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -27,7 +27,7 @@ def create_app(settings: AuditSettings) -> Starlette:
 
     return build_app(
         settings,
-        health.routes,
+        [*health.routes, *calls.routes, *activity.routes],
         migrations=MIGRATIONS_DIR,
         extra=extra,
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from libs.common import bus as busmod
@@ -13,6 +15,7 @@ from libs.common import db, migrate
 from services.audit.app import MIGRATIONS_DIR, create_app
 from services.audit.settings import AuditSettings
 from tests.support import serving, settings_for
+from tests.support.auth import AuthClient, User, auth_service
 
 TABLES = (
     "tool_calls",
@@ -82,3 +85,54 @@ def fetchval(audit_pool: asyncpg.Pool) -> Callable[..., Awaitable[Any]]:
             return await conn.fetchval(sql, *args)
 
     return run
+
+
+@dataclass(frozen=True)
+class People:
+    """Real principals from the auth service: the admin, org admins, a member."""
+
+    auth: AuthClient
+    admin: str  # platform admin JWT
+    org_a: dict[str, Any]
+    org_b: dict[str, Any]
+    alice: User  # admin of org A
+    bob: User  # member of org A
+    carol: User  # admin of org B
+
+
+@pytest.fixture(scope="session")
+async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
+    """The real auth service, in-process, on the session's namespace."""
+    async with auth_service(pg_url, nats_url, namespace) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def people(auth: AuthClient) -> People:
+    """Two orgs with an admin each and a member in the first."""
+    org_a = await auth.create_org()
+    org_b = await auth.create_org()
+    alice, bob, carol = [await auth.create_user() for _ in range(3)]
+    await auth.add_org_member(org_a["id"], alice, "admin")
+    await auth.add_org_member(org_a["id"], bob, "member")
+    await auth.add_org_member(org_b["id"], carol, "admin")
+    # log in again so the tokens' principals carry the memberships
+    alice, bob, carol = [
+        User(
+            u.id, u.username, u.password, (await auth.login(u.username, u.password))["access_token"]
+        )
+        for u in (alice, bob, carol)
+    ]
+    return People(auth, await auth.admin_token(), org_a, org_b, alice, bob, carol)
+
+
+@pytest.fixture
+async def api(audit_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the shared audit app."""
+    async with httpx.AsyncClient(base_url=audit_url, timeout=10) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for `token`."""
+    return {"Authorization": f"Bearer {token}"}
