@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from libs.devstack import nats, nginx, postgres, proc
+from libs.devstack import nats, nginx, ports, postgres, proc
 from libs.devstack.stack import Stack, StackConfig, StackError
 
 DEFAULT_PORT = 8080
@@ -60,6 +60,10 @@ async def run() -> int:
     if (pid := running_pid()) is not None:
         print(f"devstack: already running (pid {pid}); `make stop` first.", file=sys.stderr)
         return 1
+    port = public_port()
+    if not ports.is_free(port):
+        print(f"devstack: port {port} is taken; set SWITCHBOARD_PORT to another.", file=sys.stderr)
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -81,7 +85,7 @@ async def run() -> int:
         config = StackConfig(
             database_url=database_url,
             nats_url=bus.url,
-            port=public_port(),
+            port=port,
             namespace=os.environ.get("SWITCHBOARD_NAMESPACE", ""),
             env=env,
         )

@@ -50,6 +50,7 @@ class Nginx:
     host: str = "127.0.0.1"
     name: str = "nginx"
     upstreams: dict[str, list[str]] = field(default_factory=dict)
+    log_dir: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     prefix: Path | None = None
 
@@ -61,6 +62,8 @@ class Nginx:
     @property
     def log_path(self) -> Path:
         """Return the file holding nginx's access and error log."""
+        if self.log_dir is not None:
+            return self.log_dir / "nginx.log"
         return proc.run_dir() / "logs" / f"{self.name}.log"
 
     def write_config(self) -> Path:

@@ -37,7 +37,8 @@ class Stack:
         """Prepare a stack; nothing starts before start()."""
         self.config = config
         self.replicas: list[ServiceProcess] = []
-        self.nginx = Nginx(port=config.port, name="-".join(filter(None, ["nginx", config.name])))
+        name = "-".join(filter(None, ["nginx", config.name]))
+        self.nginx = Nginx(port=config.port, name=name, log_dir=config.log_dir)
         self._routed: list[ServiceProcess] = []
         self._next_index: dict[str, int] = {}
 
