@@ -1,5 +1,7 @@
 """The audit service app."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -8,8 +10,8 @@ from typing import Any
 from starlette.applications import Starlette
 
 from libs.common.app import build_app
-from services.audit import consumers
-from services.audit.routes import activity, calls, health
+from services.audit import consumers, retention
+from services.audit.routes import activity, calls, health, monitoring
 from services.audit.settings import AuditSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -23,11 +25,29 @@ def create_app(settings: AuditSettings) -> Starlette:
         async with consumers.running(
             state["bus"], state["pool"], settings.arguments, settings.ack_wait_s
         ):
-            yield
+            pool = state["pool"]
+            jobs = [
+                asyncio.create_task(
+                    retention.run_forever(
+                        pool,
+                        settings.retention_days,
+                        settings.retention_batch,
+                        settings.retention_interval_s,
+                    )
+                ),
+            ]
+            try:
+                yield
+            finally:
+                for job in jobs:
+                    job.cancel()
+                for job in jobs:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await job
 
     return build_app(
         settings,
-        [*health.routes, *calls.routes, *activity.routes],
+        [*health.routes, *calls.routes, *activity.routes, *monitoring.routes],
         migrations=MIGRATIONS_DIR,
         extra=extra,
     )
