@@ -1,0 +1,177 @@
+"""deploy/nginx/nginx.conf routing, on real nginx, with one echo upstream per service."""
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import web
+
+from libs.devstack import ports
+from libs.devstack.nginx import SERVICES, Nginx
+
+ROUTES = {
+    "auth": [
+        "/api/v1/auth/login",
+        "/api/v1/users",
+        "/api/v1/orgs/o1",
+        "/api/v1/teams",
+        "/api/v1/groups/g1/members",
+        "/api/v1/keys",
+        "/api/v1/tokens",
+        "/api/v1/admin/users",
+        "/api/v1/admin/orgs/o1",
+        "/oauth/token",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/jwks.json",
+    ],
+    "registry": [
+        "/api/v1/servers",
+        "/api/v1/servers/github",
+        "/api/v1/servers/github/tools",
+        "/api/v1/servers/github/tools/test",
+        "/api/v1/tools",
+        "/api/v1/catalog/x",
+        "/api/v1/mcps",
+        "/api/v1/policies",
+        "/api/v1/ci/evaluate",
+        "/api/v1/settings",
+        "/api/v1/import",
+        "/api/v1/export/claude",
+        "/api/v1/webhooks/github",
+        "/api/v1/admin/mcps",
+        "/api/v1/admin/categories",
+        "/api/v1/admin/tags",
+    ],
+    "gateway": [
+        "/api/v1/servers/github/test",
+        "/api/v1/servers/github/call-tool",
+        "/mcp",
+        "/mcp/team-a",
+        "/mcp/servers/github",
+        "/sse",
+        "/messages",
+        "/.well-known/oauth-protected-resource",
+    ],
+    "sandbox": ["/api/v1/sandbox/processes", "/ws/terminal"],
+    "audit": [
+        "/api/v1/audit/events",
+        "/api/v1/activity",
+        "/api/v1/monitoring/status",
+        "/api/v1/health",
+        "/api/v1/dashboard",
+        "/api/v1/alerts",
+        "/ws/events",
+        "/ws/health_status",
+    ],
+}
+
+
+def echo_app(service: str) -> web.Application:
+    """An upstream answering every request with its service name, path and request id."""
+
+    async def echo(request: web.Request) -> web.Response:
+        body = {
+            "service": service,
+            "path": request.path,
+            "request_id": request.headers.get("X-Request-Id"),
+        }
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app
+
+
+def start_nginx(log_dir: Path, upstreams: dict[str, list[str]]) -> Nginx:
+    """Start nginx on a free port with its own prefix and logs in log_dir."""
+    nginx = Nginx(
+        port=ports.free_port(),
+        name=f"nginx-routes-{ports.free_port()}",
+        upstreams=upstreams,
+        log_dir=log_dir,
+    )
+    nginx.start()
+    return nginx
+
+
+def stop_nginx(nginx: Nginx) -> None:
+    """Stop nginx and remove its prefix directory."""
+    nginx.stop()
+    if nginx.prefix is not None:
+        shutil.rmtree(nginx.prefix, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A directory for nginx's log in these tests."""
+    yield tmp_path_factory.mktemp("nginx-routes")
+
+
+@pytest.fixture(scope="module")
+async def edge(log_dir: Path) -> AsyncIterator[str]:
+    """Real nginx on the rendered template with an echo server as each service's upstream."""
+    runners = []
+    upstreams: dict[str, list[str]] = {}
+    for service in SERVICES:
+        runner = web.AppRunner(echo_app(service))
+        await runner.setup()
+        port = ports.free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        upstreams[service] = [f"127.0.0.1:{port}"]
+    nginx = start_nginx(log_dir, upstreams)
+    try:
+        yield nginx.url
+    finally:
+        stop_nginx(nginx)
+        for runner in runners:
+            await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("path", "service"), [(path, service) for service, paths in ROUTES.items() for path in paths]
+)
+async def test_each_prefix_reaches_its_service(edge: str, path: str, service: str) -> None:
+    async with httpx.AsyncClient(base_url=edge) as client:
+        resp = await client.get(path)
+    assert resp.status_code == 200
+    assert resp.json()["service"] == service
+    assert resp.json()["path"] == path
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_healthz_of_a_service_reaches_its_healthz(edge: str, service: str) -> None:
+    async with httpx.AsyncClient(base_url=edge) as client:
+        resp = await client.get(f"/healthz/{service}")
+    assert resp.json() == {
+        "service": service,
+        "path": "/healthz",
+        "request_id": resp.headers["x-request-id"],
+    }
+
+
+async def test_a_request_without_id_gets_one_from_nginx(edge: str) -> None:
+    async with httpx.AsyncClient(base_url=edge) as client:
+        resp = await client.get("/api/v1/servers")
+    assert len(resp.headers["x-request-id"]) == 32
+    assert resp.json()["request_id"] == resp.headers["x-request-id"]
+
+
+async def test_an_unrouted_api_path_answers_json_not_found(edge: str) -> None:
+    async with httpx.AsyncClient(base_url=edge) as client:
+        resp = await client.get("/api/v1/nothing-here")
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "NOT_FOUND"
+
+
+async def test_a_service_without_replicas_answers_upstream_error(log_dir: Path) -> None:
+    nginx = start_nginx(log_dir, upstreams={})
+    try:
+        async with httpx.AsyncClient(base_url=nginx.url) as client:
+            resp = await client.get("/api/v1/sandbox/processes")
+    finally:
+        stop_nginx(nginx)
+    assert resp.status_code == 502
+    assert resp.json()["error"]["code"] == "UPSTREAM_ERROR"
