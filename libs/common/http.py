@@ -159,7 +159,13 @@ class RequestContextMiddleware:
                     f"The body is larger than {self.max_body_bytes} bytes.",
                     details={"limit": self.max_body_bytes},
                 )
+            if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+                # Postgres text cannot hold NUL: refuse it here rather than fail later with a 500
+                raise ValidationError("The path or query contains a NUL character.")
             await self.app(scope, self._limited(receive), send_wrapper)
+        except ValidationError as exc:
+            if not started:
+                await render(exc)(scope, receive, send_wrapper)
         except PayloadTooLarge as exc:
             if not started:
                 await render(exc)(scope, receive, send_wrapper)

@@ -22,6 +22,27 @@ class Body(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """Postgres text cannot hold NUL characters: refuse them as invalid input."""
+        if _has_nul(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
+
+
+def _has_nul(value: Any, depth: int = 0) -> bool:
+    """True when a NUL character is anywhere in `value`."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if depth > 5:
+        return False
+    if isinstance(value, dict):
+        return any(_has_nul(k, depth + 1) or _has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v, depth + 1) for v in value)
+    return False
+
 
 def _email(value: str | None) -> str | None:
     """Check an optional email address."""

@@ -75,6 +75,8 @@ async def submit_login_form(request: Request) -> Response:
         raise Forbidden("The form's CSRF token does not match its cookie; reload the form.")
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
+    if "\x00" in username + password:
+        raise ValidationError("The form contains a NUL character.")
     if not username or not password:
         raise ValidationError(
             "Username and password are required.",

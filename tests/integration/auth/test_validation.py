@@ -141,3 +141,16 @@ async def test_no_password_token_or_key_appears_in_the_logs(auth: AuthClient) ->
         "Z" * 40,
     ]:
         assert secret not in output
+
+
+async def test_nul_characters_are_refused_not_a_500(auth: AuthClient) -> None:
+    headers = auth.bearer(await auth.admin_token())
+    login = await auth.http.post(
+        "/api/v1/auth/login", json={"username": "a\u0000b", "password": "x"}
+    )
+    assert login.status_code == 422
+    path = await auth.http.get("/api/v1/users/a%00b", headers=headers)
+    assert path.status_code == 400
+    query = await auth.http.get("/api/v1/users", params={"q": "a\u0000"}, headers=headers)
+    assert query.status_code == 400
+    assert query.json()["error"]["code"] == "VALIDATION_ERROR"
