@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from libs.common.authn import authenticate, hash_token
+from libs.common.authn import CSRF_COOKIE, SESSION_COOKIE, authenticate, hash_token
 from libs.common.errors import Conflict, Unauthenticated, Unprocessable
 from libs.common.events import USER_CREATED
 from libs.common.http import json_response, parse_body
@@ -127,7 +127,11 @@ async def logout(request: Request) -> Response:
             row = await credentials.session_of_refresh(conn, hash_token(body.refresh_token))
             if row is not None and str(row["user_id"]) == principal.user_id:
                 ended = await sessions.end(conn, row["id"], row["user_id"], "logout") or ended
-    return json_response({"logged_out": True, "session_ended": ended})
+    response = json_response({"logged_out": True, "session_ended": ended})
+    if request.cookies.get(SESSION_COOKIE):
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        response.delete_cookie(CSRF_COOKIE, path="/")
+    return response
 
 
 async def verify(request: Request) -> Response:

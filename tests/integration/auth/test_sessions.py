@@ -176,3 +176,23 @@ async def test_rotating_the_signing_key_keeps_old_tokens_valid(
     for token in (user.token, fresh["access_token"]):
         resp = await probe.get(WHOAMI, headers=auth.bearer(token))
         assert resp.status_code == 200
+
+
+async def test_the_json_logout_with_the_cookie_needs_csrf_and_clears_the_cookies(
+    auth: AuthClient,
+) -> None:
+    user = await auth.create_user()
+    async with httpx.AsyncClient(base_url=auth.url) as browser:
+        await browser.get("/api/v1/auth/login-form")
+        data = {
+            "username": user.username,
+            "password": user.password,
+            "csrf_token": browser.cookies[CSRF_COOKIE],
+        }
+        assert (await browser.post("/api/v1/auth/login-form", data=data)).status_code == 200
+        assert (await browser.post("/api/v1/auth/logout")).status_code == 403
+        csrf = {"X-CSRF-Token": browser.cookies[CSRF_COOKIE]}
+        out = await browser.post("/api/v1/auth/logout", headers=csrf)
+        assert out.status_code == 200 and out.json()["session_ended"] is True
+        assert SESSION_COOKIE not in browser.cookies
+        assert (await browser.get("/api/v1/auth/me")).status_code == 401
