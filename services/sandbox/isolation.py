@@ -230,6 +230,7 @@ def build_command(
         args += ["--ro-bind", src, dest]
     if conf.proxy_socket is not None:
         args += ["--ro-bind", str(conf.proxy_socket), PROXY_SOCKET]
+    args += ["--remount-ro", "/"]  # the root tmpfs too: only /work and /tmp are writable
     for name, value in env.items():
         args += ["--setenv", name, value]
     fds: tuple[int, ...] = ()

@@ -66,7 +66,8 @@ def main() -> None:
         os.dup2(devnull, fd)  # stdio belongs to the command
     threading.Thread(target=serve, args=(listener,), daemon=True).start()
     _, status = os.waitpid(pid, 0)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(128 - code if code < 0 else code)  # killed by a signal: 128 + signal, like a shell
 
 
 if __name__ == "__main__":

@@ -1,0 +1,164 @@
+"""One-shot sandboxed runs of Python code (code tools, test-code): result, output, limits hit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+from libs.common import outbox
+from libs.common.events import EXECUTION_FINISHED, ExecutionFinished
+from services.sandbox import isolation
+from services.sandbox.runtime import SCHEMA, Runtime
+
+log = structlog.get_logger()
+
+RESULT_MARK = b"@@SWITCHBOARD_RESULT@@"
+OUTPUT_LIMIT = 1024 * 1024
+SIGNAL_LIMITS = {signal.SIGXCPU: "cpu", signal.SIGXFSZ: "file_size"}
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run and under which limits."""
+
+    code: str
+    args: dict[str, Any]
+    kind: str = "test"  # test | call
+    tool: str | None = None
+    server: str = "code"  # whose egress allowlist applies
+    limits: isolation.Limits | None = None
+    timeout_s: float | None = None
+    packages: str | None = None  # a per-tool read-only site-packages to mount
+
+
+async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
+    """Run `main(**args)` from `req.code` in a fresh sandbox; publish sandbox.execution.finished."""
+    rt.require_isolation()
+    limits = req.limits or rt.manager.limits()
+    timeout = req.timeout_s or rt.settings.code_timeout_s
+    key = f"run-{uuid.uuid4().hex}"
+    root = Path(rt.settings.work_root).resolve() / "runs"
+    workdir = root / key
+    uid = isolation.host_uid(rt.settings, key)
+    isolation.prepare_dir(workdir, uid)
+    proxy = await rt.manager.proxy_for(key, req.server, root / f".{key}.sock")
+    conf = isolation.Confinement(key=key, workdir=workdir, limits=limits, proxy_socket=proxy)
+    if req.packages:
+        conf.ro_binds.append((req.packages, isolation.TOOL_PACKAGES))
+        conf.env["PYTHONPATH"] = f"{isolation.TOOL_PACKAGES}:{isolation.SITE_PACKAGES}"
+    runner = f"{isolation.SUPPORT_DIR}/runner.py"
+    if rt.tier == isolation.NONE:
+        runner = str(Path(__file__).parent / "inside" / "runner.py")
+    cmd = isolation.build_command(rt.settings, rt.tier, conf, [rt.settings.python, runner])
+    started = time.perf_counter()
+    try:
+        outcome = await _spawn(cmd, orjson.dumps({"code": req.code, "args": req.args}), timeout)
+    finally:
+        for fd in cmd.pass_fds:
+            os.close(fd)
+        await rt.manager.release_proxy(key)
+        shutil.rmtree(workdir, ignore_errors=True)
+    outcome["duration_ms"] = outcome.get("duration_ms") or round(
+        (time.perf_counter() - started) * 1000, 2
+    )
+    outcome["isolation"] = rt.tier
+    await _publish(rt, req, outcome)
+    return outcome
+
+
+async def _spawn(cmd: isolation.Command, job: bytes, timeout: float) -> dict[str, Any]:
+    """Run the command with `job` on stdin; classify how it ended."""
+    identity = {} if cmd.uid is None else {"user": cmd.uid, "group": cmd.gid, "extra_groups": []}
+    proc = await asyncio.create_subprocess_exec(
+        *cmd.argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        pass_fds=cmd.pass_fds,
+        start_new_session=True,
+        env=cmd.env or {},
+        **identity,
+    )
+    timed_out = False
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate(job)
+    except TimeoutError:
+        timed_out = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = await proc.communicate()
+    return _classify(proc.returncode, out[:OUTPUT_LIMIT], err[:OUTPUT_LIMIT], timed_out)
+
+
+def _classify(code: int | None, out: bytes, err: bytes, timed_out: bool) -> dict[str, Any]:
+    """The run's result from the runner's marked line, its exit status and stderr."""
+    head, mark, tail = out.rpartition(RESULT_MARK)
+    reply: dict[str, Any] = {}
+    if mark:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            reply = orjson.loads(tail.strip().splitlines()[0])
+    sig = -code if code is not None and code < 0 else None
+    if sig is None and code is not None and code > 128:
+        sig = code - 128  # bwrap reports a child killed by a signal as 128 + signal
+    limit = None
+    if timed_out:
+        limit = "timeout"
+    elif sig is not None:
+        limit = SIGNAL_LIMITS.get(sig, "memory" if sig == signal.SIGKILL else None)
+    error = reply.get("error") or {}
+    if error.get("type") == "MemoryError":
+        limit = "memory"
+    if error.get("type") == "BlockingIOError":  # EAGAIN from fork: RLIMIT_NPROC
+        limit = "processes"
+    if reply.get("ok"):
+        outcome = "ok"
+    elif reply:
+        outcome = "error"
+    else:
+        outcome = "timeout" if timed_out else "killed"
+    return {
+        "outcome": outcome,
+        "ok": bool(reply.get("ok")),
+        "result": reply.get("result"),
+        "error": error or None,
+        "stdout": reply.get("stdout", head.decode(errors="replace")[-65536:]),
+        "stderr": reply.get("stderr", err.decode(errors="replace")[-65536:]),
+        "duration_ms": reply.get("duration_ms"),
+        "memory_kb": reply.get("memory_kb"),
+        "exit_code": code,
+        "signal": sig,
+        "limit": limit,
+    }
+
+
+async def _publish(rt: Runtime, req: RunRequest, outcome: dict[str, Any]) -> None:
+    """sandbox.execution.finished through the outbox."""
+    payload = ExecutionFinished(
+        kind=req.kind,
+        tool=req.tool,
+        outcome=outcome["outcome"],
+        exit_code=outcome["exit_code"],
+        signal=outcome["signal"],
+        limit=outcome["limit"],
+        error_type=(outcome["error"] or {}).get("type"),
+        duration_ms=outcome["duration_ms"],
+        memory_kb=outcome["memory_kb"],
+        isolation=rt.tier,
+    )
+    try:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue(conn, SCHEMA, EXECUTION_FINISHED.event(payload, source=SCHEMA))
+    except Exception:
+        log.exception("execution_event_not_stored", tool=req.tool)
