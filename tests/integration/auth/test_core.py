@@ -64,3 +64,56 @@ async def test_jwks_lists_the_signing_key(auth: AuthClient) -> None:
     assert resp.status_code == 200
     keys = resp.json()["keys"]
     assert keys and keys[0]["kty"] == "OKP" and keys[0]["alg"] == "EdDSA" and "d" not in keys[0]
+
+
+async def test_an_invite_token_makes_the_user_a_member_once(auth: AuthClient) -> None:
+    org = await auth.create_org()
+    invite = await auth.call(
+        "POST",
+        f"/api/v1/orgs/{org['slug']}/users/invite",
+        json={"email": "new.person@example.com", "role": "VIEWER"},
+        expect=201,
+    )
+    assert invite["invite_token"].startswith("sbi_") and invite["status"] == "pending"
+    user = await auth.create_user()
+    body = {"token": invite["invite_token"]}
+    member = await auth.call("POST", "/api/v1/auth/invites/accept", user.token, json=body)
+    assert member["role"] == "viewer" and member["status"] == "active"
+    again = await auth.http.post(
+        "/api/v1/auth/invites/accept", json=body, headers=auth.bearer(user.token)
+    )
+    assert again.status_code == 404
+    me = await auth.call("GET", "/api/v1/auth/me", user.token)
+    assert me["principal"]["orgs"] == {org["id"]: "viewer"}
+
+
+async def test_suspending_an_org_drops_its_roles_grants_and_tokens(auth: AuthClient) -> None:
+    org = await auth.create_org()
+    team = await auth.create_team(org["slug"])
+    user = await auth.create_user()
+    await auth.add_member(team["name"], user)
+    await auth.grant(team["name"], "wiki", ["read"])
+    token = await auth.service_token(org["slug"], [f"read:org:{org['slug']}"])
+    await auth.call("POST", f"/api/v1/admin/orgs/{org['slug']}/suspend")
+    me = await auth.call("GET", "/api/v1/auth/me", user.token)
+    assert me["principal"]["orgs"] == {} and me["principal"]["grants"] == []
+    resp = await auth.http.get("/api/v1/auth/verify", headers=auth.bearer(token))
+    assert resp.status_code == 401
+    await auth.call("POST", f"/api/v1/admin/orgs/{org['slug']}/activate")
+    me = await auth.call("GET", "/api/v1/auth/me", user.token)
+    assert [g["server"] for g in me["principal"]["grants"]] == ["wiki"]
+
+
+async def test_a_deleted_org_is_gone_and_its_slug_stays_taken(auth: AuthClient) -> None:
+    org = await auth.create_org()
+    await auth.call("DELETE", f"/api/v1/orgs/{org['slug']}", expect=204)
+    resp = await auth.http.get(
+        f"/api/v1/orgs/{org['slug']}", headers=auth.bearer(await auth.admin_token())
+    )
+    assert resp.status_code == 404
+    again = await auth.http.post(
+        "/api/v1/orgs",
+        json={"slug": org["slug"]},
+        headers=auth.bearer(await auth.admin_token()),
+    )
+    assert again.status_code == 409
