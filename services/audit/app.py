@@ -11,7 +11,8 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from services.audit import consumers, retention
-from services.audit.routes import activity, calls, health, monitoring
+from services.audit.live import Hub
+from services.audit.routes import activity, calls, health, live, monitoring
 from services.audit.settings import AuditSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -21,7 +22,7 @@ def create_app(settings: AuditSettings) -> Starlette:
     """Build the audit app."""
 
     @asynccontextmanager
-    async def extra(state: dict[str, Any]) -> AsyncIterator[None]:
+    async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         async with consumers.running(
             state["bus"], state["pool"], settings.arguments, settings.ack_wait_s
         ):
@@ -36,9 +37,12 @@ def create_app(settings: AuditSettings) -> Starlette:
                     )
                 ),
             ]
+            hub = Hub(state["bus"], pool, settings)
+            await hub.start()
             try:
-                yield
+                yield {"hub": hub}
             finally:
+                await hub.stop()
                 for job in jobs:
                     job.cancel()
                 for job in jobs:
@@ -47,7 +51,7 @@ def create_app(settings: AuditSettings) -> Starlette:
 
     return build_app(
         settings,
-        [*health.routes, *calls.routes, *activity.routes, *monitoring.routes],
+        [*health.routes, *calls.routes, *activity.routes, *monitoring.routes, *live.routes],
         migrations=MIGRATIONS_DIR,
         extra=extra,
     )

@@ -1,0 +1,209 @@
+"""The live hub behind /ws/events and /ws/health_status: NATS events relayed to clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+
+from libs.common.authn import Principal
+from libs.common.bus import Bus
+from libs.common.events import TOOL_CALLED, Event
+from services.audit import health, monitoring, records, store
+from services.audit.store import calls, servers
+from services.audit.visibility import scope_for
+
+log = structlog.get_logger()
+
+CHANNELS = ("server-status", "health", "server-logs", "activity", "tool-calls", "monitoring",
+            "alerts")  # fmt: skip
+ADMIN_CHANNELS = ("monitoring", "alerts")
+FILTER_ALIASES = {"serverId": "server", "server_name": "server", "tool_name": "tool"}
+SLOW_CLOSE_CODE = 4008
+
+
+def channel_of(event: Event) -> str | None:
+    """The channel an event is relayed on (None: not relayed; heartbeats feed `health`)."""
+    if event.type == TOOL_CALLED.name:
+        return "tool-calls"
+    if event.type.startswith("registry.server."):
+        return "server-status"
+    if event.type.startswith("audit.alert."):
+        return "alerts"
+    if ".service." in event.type:
+        return None
+    return "activity"
+
+
+def may_see(principal: Principal, channel: str, event: Event | None, data: dict[str, Any]) -> bool:
+    """Only what the principal may see: admins all, org admins their org, members their own."""
+    if principal.is_platform_admin:
+        return True
+    if channel in ADMIN_CHANNELS:
+        return False
+    if channel == "health":
+        return True
+    scope = scope_for(principal)
+    if channel in ("server-status", "server-logs"):
+        server = str(data.get("server") or "")
+        return principal.permits("read", server) or (
+            event is not None and event.org is not None and event.org in scope.orgs
+        )
+    if channel == "tool-calls":
+        return scope.allows(data.get("org") or (event and event.org), data.get("principal_id"))
+    return event is not None and scope.allows(event.org, event.actor)
+
+
+def matches(filters: dict[str, Any], data: dict[str, Any]) -> bool:
+    """True when every filter equals the message's field (serverId is an alias of server)."""
+    for key, want in filters.items():
+        if data.get(FILTER_ALIASES.get(key, key)) != want:
+            return False
+    return True
+
+
+@dataclass(eq=False)
+class Client:
+    """One WebSocket: its principal (None for /ws/health_status), subscriptions and queue."""
+
+    principal: Principal | None
+    queue: asyncio.Queue[bytes]
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    slow: asyncio.Event = field(default_factory=asyncio.Event)
+    health_only: bool = False
+
+    def offer(self, message: dict[str, Any]) -> None:
+        """Queue a message; a full queue marks the client slow (it is then closed)."""
+        try:
+            self.queue.put_nowait(orjson.dumps(message, default=str))
+        except asyncio.QueueFull:
+            self.slow.set()
+
+
+class Hub:
+    """Follows NATS, keeps the clients, computes the health map and monitoring numbers."""
+
+    def __init__(self, bus: Bus, pool: asyncpg.Pool, settings: Any) -> None:
+        self.bus = bus
+        self.pool = pool
+        self.settings = settings
+        self.clients: set[Client] = set()
+        self.health: dict[str, Any] | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._subs: list[Any] = []
+
+    async def start(self) -> None:
+        """Subscribe to events and live logs; start the health and monitoring loops."""
+        await self.bus.follow("events.>", self.on_event)
+        sub = await self.bus.nc.subscribe(self.bus.subject("live.sandbox.logs.>"), cb=self.on_log)
+        self._subs.append(sub)
+        self._tasks.append(asyncio.create_task(self._health_loop()))
+        self._tasks.append(asyncio.create_task(self._monitoring_loop()))
+
+    async def stop(self) -> None:
+        """Stop the loops and the log subscription."""
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def register(self, principal: Principal | None, health_only: bool = False) -> Client:
+        """A new client with a bounded queue."""
+        client = Client(principal, asyncio.Queue(self.settings.ws_queue), health_only=health_only)
+        self.clients.add(client)
+        return client
+
+    def unregister(self, client: Client) -> None:
+        """Forget a client."""
+        self.clients.discard(client)
+
+    def publish(self, channel: str, data: dict[str, Any], event: Event | None = None) -> None:
+        """Send to every client subscribed to `channel` that may see it and whose filters match."""
+        message = {"type": "event", "channel": channel, "data": data}
+        if event is not None:
+            message |= {"event_type": event.type, "id": event.id, "time": event.time}
+        for client in list(self.clients):
+            if client.health_only:
+                continue
+            filters = client.subscriptions.get(channel)
+            if filters is None or client.principal is None:
+                continue
+            if matches(filters, data) and may_see(client.principal, channel, event, data):
+                client.offer(message)
+
+    async def on_event(self, event: Event) -> None:
+        """Relay an event on its channel (tool calls without their arguments)."""
+        channel = channel_of(event)
+        if channel is None:
+            return
+        data = records.tool_call_live(event) if channel == "tool-calls" else dict(event.data)
+        self.publish(channel, data, event)
+
+    async def on_log(self, msg: Any) -> None:
+        """Relay a hosted process's log line from `live.sandbox.logs.<server>`."""
+        server = self.bus.unprefix(msg.subject).split(".", 3)[-1]
+        try:
+            doc = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            doc = {"line": msg.data.decode(errors="replace")}
+        data = doc if isinstance(doc, dict) else {"line": doc}
+        self.publish("server-logs", {"server": server, **data})
+
+    async def health_map(self) -> dict[str, Any]:
+        """Services and servers with their status (what /ws/health_status sends)."""
+        async with self.pool.acquire() as conn:
+            rows = await store.list_instances(conn, datetime.now(UTC) - timedelta(hours=1))
+            known = await servers.list_server_status(conn)
+        platform = health.platform_health(rows)
+        return {
+            "status": platform["status"],
+            "services": {s["service"]: s["status"] for s in platform["services"]},
+            "servers": {r["server"]: r["status"] for r in known},
+        }
+
+    async def _health_loop(self) -> None:
+        """Recompute the health map; on a change send it to `health` subscribers."""
+        while True:
+            try:
+                current = await self.health_map()
+                if current != self.health:
+                    self.health = current
+                    message = {"type": "health", "channel": "health", "data": current}
+                    for client in list(self.clients):
+                        if client.health_only or "health" in client.subscriptions:
+                            client.offer(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("audit_health_map_failed", error=str(exc))
+            await asyncio.sleep(self.settings.health_interval_s)
+
+    async def _monitoring_loop(self) -> None:
+        """Every interval, the monitoring numbers to `monitoring` subscribers (admins)."""
+        while True:
+            try:
+                if any("monitoring" in c.subscriptions for c in self.clients):
+                    now = datetime.now(UTC)
+                    async with self.pool.acquire() as conn:
+                        rows = await servers.list_server_status(conn)
+                        totals = await calls.rollup_totals(conn, now - timedelta(minutes=5), now)
+                    data = {
+                        "servers": monitoring.server_counts(rows),
+                        "performance": monitoring.performance(totals, 5),
+                    }
+                    self.publish("monitoring", data)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("audit_monitoring_push_failed", error=str(exc))
+            await asyncio.sleep(self.settings.monitoring_interval_s)

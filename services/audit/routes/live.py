@@ -1,0 +1,148 @@
+"""WebSockets: /ws/events (authenticated channels) and /ws/health_status (public health map)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import orjson
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from libs.common.authn import SESSION_COOKIE, Principal
+from libs.common.errors import ApiError
+from services.audit.live import ADMIN_CHANNELS, CHANNELS, SLOW_CLOSE_CODE, Client
+
+AUTH_CLOSE_CODE = 4401
+
+
+async def _principal(ws: WebSocket) -> Principal | None:
+    """From the session cookie or bearer header, else the first message `{"type":"auth"}`."""
+    verifier = ws.state.verifier
+    token = ws.cookies.get(SESSION_COOKIE)
+    auth = ws.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        token = auth[7:]
+    if token is None:
+        try:
+            async with asyncio.timeout(ws.state.settings.ws_auth_timeout_s):
+                first = orjson.loads(await ws.receive_text())
+        except (TimeoutError, orjson.JSONDecodeError, WebSocketDisconnect, KeyError):
+            return None
+        if not isinstance(first, dict) or first.get("type") != "auth":
+            return None
+        token = str(first.get("token") or "")
+    try:
+        return await verifier.verify(token)
+    except ApiError:
+        return None
+
+
+async def _writer(ws: WebSocket, client: Client) -> None:
+    """Send queued messages; close with 4008 when the client fell too far behind."""
+    slow = asyncio.create_task(client.slow.wait())
+    try:
+        while True:
+            get = asyncio.create_task(client.queue.get())
+            done, _ = await asyncio.wait({get, slow}, return_when=asyncio.FIRST_COMPLETED)
+            if slow in done:
+                get.cancel()
+                await ws.close(SLOW_CLOSE_CODE, "slow consumer: queue full")
+                return
+            await ws.send_text(get.result().decode())
+    finally:
+        slow.cancel()
+
+
+async def _handle(ws: WebSocket, client: Client, msg: dict) -> None:
+    """Answer one client message: subscribe, unsubscribe, ping."""
+    kind = msg.get("type")
+    if kind == "ping":
+        client.offer({"type": "pong", "id": msg.get("id")})
+    elif kind in ("subscribe", "unsubscribe"):
+        channel = msg.get("channel")
+        filters = msg.get("filters") or {}
+        if channel not in CHANNELS or not isinstance(filters, dict):
+            client.offer({"type": "error", "code": "VALIDATION_ERROR",
+                          "message": f"channel must be one of {', '.join(CHANNELS)}"})  # fmt: skip
+            return
+        assert client.principal is not None
+        if channel in ADMIN_CHANNELS and not client.principal.is_platform_admin:
+            message = "Only a platform admin may subscribe to this channel."
+            client.offer({"type": "error", "code": "FORBIDDEN", "channel": channel,
+                          "message": message})  # fmt: skip
+            return
+        if kind == "subscribe":
+            client.subscriptions[channel] = filters
+        else:
+            client.subscriptions.pop(channel, None)
+        client.offer({"type": f"{kind}d", "channel": channel, "filters": filters})
+        if kind == "subscribe" and channel == "health" and ws.state.hub.health is not None:
+            client.offer({"type": "health", "channel": "health", "data": ws.state.hub.health})
+    else:
+        client.offer({"type": "error", "code": "VALIDATION_ERROR",
+                      "message": "type must be subscribe, unsubscribe or ping"})  # fmt: skip
+
+
+async def events_ws(ws: WebSocket) -> None:
+    """Authenticate, then relay the subscribed channels the principal may see."""
+    await ws.accept()
+    principal = await _principal(ws)
+    if principal is None:
+        await ws.send_text('{"type":"error","code":"UNAUTHENTICATED"}')
+        await ws.close(AUTH_CLOSE_CODE, "authentication required")
+        return
+    hub = ws.state.hub
+    client = hub.register(principal)
+    who = {"kind": principal.kind, "id": principal.id, "name": principal.name}
+    client.offer({"type": "authenticated", "principal": who, "channels": list(CHANNELS)})
+    writer = asyncio.create_task(_writer(ws, client))
+    try:
+        while not writer.done():
+            receive = asyncio.create_task(ws.receive_text())
+            done, _ = await asyncio.wait({receive, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:
+                receive.cancel()
+                break
+            try:
+                msg = orjson.loads(receive.result())
+            except orjson.JSONDecodeError:
+                msg = {}
+            await _handle(ws, client, msg if isinstance(msg, dict) else {})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unregister(client)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+
+
+async def health_status_ws(ws: WebSocket) -> None:
+    """The health map on connect and on every change (public; no secrets)."""
+    await ws.accept()
+    hub = ws.state.hub
+    client = hub.register(None, health_only=True)
+    client.offer({"type": "health", "channel": "health", "data": await hub.health_map()})
+    writer = asyncio.create_task(_writer(ws, client))
+    try:
+        while not writer.done():
+            receive = asyncio.create_task(ws.receive_text())
+            done, _ = await asyncio.wait({receive, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:
+                receive.cancel()
+                break
+            receive.result()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unregister(client)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+
+
+routes = [
+    WebSocketRoute("/ws/events", events_ws),
+    WebSocketRoute("/ws/health_status", health_status_ws),
+]

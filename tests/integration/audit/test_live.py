@@ -1,0 +1,164 @@
+"""Live: /ws/events relays what a principal may see within a second; /ws/health_status."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+import websockets
+
+from libs.common import bus as busmod
+from libs.common.events import TOOL_CALLED, Event, ToolCalled
+from services.audit.app import create_app
+from tests.integration.audit.conftest import People, audit_settings_for
+from tests.support import serving
+
+
+def ws_url(base: str, path: str) -> str:
+    """The ws:// URL of `path`."""
+    return base.replace("http://", "ws://") + path
+
+
+async def receive(ws, kind: str, timeout: float = 1.0) -> dict:
+    """The next message of `kind` (others skipped) within `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            msg = orjson.loads(await ws.recv())
+            if msg.get("type") == kind or msg.get("channel") == kind:
+                return msg
+
+
+async def connect(base: str, token: str, *channels: str):
+    """An authenticated /ws/events connection subscribed to `channels`."""
+    ws = await websockets.connect(ws_url(base, "/ws/events"))
+    await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
+    await receive(ws, "authenticated", 5)
+    for channel in channels:
+        await ws.send(orjson.dumps({"type": "subscribe", "channel": channel}).decode())
+        await receive(ws, "subscribed", 5)
+    return ws
+
+
+async def test_an_org_admin_gets_their_orgs_status_change_and_call_within_a_second_only(
+    audit_url: str, publisher: busmod.Bus, people: People
+) -> None:
+    a, b = people.org_a["id"], people.org_b["id"]
+    ws = await connect(audit_url, people.alice.token, "server-status", "tool-calls")
+    try:
+        other = f"other-{uuid.uuid4().hex[:6]}"
+        mine = f"mine-{uuid.uuid4().hex[:6]}"
+        for server, org in ((other, b), (mine, a)):
+            await publisher.publish(
+                Event(
+                    type="registry.server.status",
+                    source="registry",
+                    org=org,
+                    data={"server": server, "status": "unhealthy"},
+                )  # fmt: skip
+            )
+            await publisher.publish(
+                TOOL_CALLED.event(
+                    ToolCalled(
+                        server=server,
+                        tool="x",
+                        status="ok",
+                        org=org,
+                        arguments={"token": "sbk_secretsecret"},
+                    ),
+                    source="gateway",
+                )  # fmt: skip
+            )
+        status = await receive(ws, "server-status")
+        call = await receive(ws, "tool-calls")
+        assert status["data"]["server"] == mine  # org B's came first and was not delivered
+        assert call["data"]["server"] == mine
+        assert "arguments" not in call["data"]
+    finally:
+        await ws.close()
+
+
+async def test_filters_ping_and_bad_messages(audit_url: str, publisher: busmod.Bus, people: People):
+    ws = await connect(audit_url, people.admin)
+    try:
+        await ws.send('{"type":"ping","id":7}')
+        assert (await receive(ws, "pong"))["id"] == 7
+        await ws.send('{"type":"subscribe","channel":"nope"}')
+        assert (await receive(ws, "error"))["code"] == "VALIDATION_ERROR"
+        want = f"f-{uuid.uuid4().hex[:6]}"
+        sub = {"type": "subscribe", "channel": "tool-calls", "filters": {"serverId": want}}
+        await ws.send(orjson.dumps(sub).decode())
+        await receive(ws, "subscribed")
+        for server in ("not-this", want):
+            event = TOOL_CALLED.event(
+                ToolCalled(server=server, tool="x", status="ok"), source="gateway"
+            )
+            await publisher.publish(event)
+        assert (await receive(ws, "tool-calls"))["data"]["server"] == want
+    finally:
+        await ws.close()
+
+
+async def test_members_may_not_subscribe_to_admin_channels(audit_url: str, people: People):
+    ws = await connect(audit_url, people.bob.token)
+    try:
+        await ws.send('{"type":"subscribe","channel":"monitoring"}')
+        assert (await receive(ws, "error"))["code"] == "FORBIDDEN"
+    finally:
+        await ws.close()
+
+
+async def test_a_bad_or_missing_credential_closes_with_4401(audit_url: str) -> None:
+    async with websockets.connect(ws_url(audit_url, "/ws/events")) as ws:
+        await ws.send('{"type":"auth","token":"sbk_not-a-real-key"}')
+        assert (await receive(ws, "error", 5))["code"] == "UNAUTHENTICATED"
+        async with asyncio.timeout(5):
+            await ws.wait_closed()
+        assert ws.close_code == 4401
+
+
+async def test_health_status_sends_the_map_on_connect_and_on_a_change(
+    audit_url: str, publisher: busmod.Bus
+) -> None:
+    server = f"h-{uuid.uuid4().hex[:6]}"
+    async with websockets.connect(ws_url(audit_url, "/ws/health_status")) as ws:
+        first = await receive(ws, "health", 5)
+        assert "services" in first["data"] and "servers" in first["data"]
+        await publisher.publish(
+            Event(
+                type="registry.server.status",
+                source="registry",
+                data={"server": server, "status": "healthy"},
+            )  # fmt: skip
+        )
+        async with asyncio.timeout(5):
+            while True:
+                msg = await receive(ws, "health", 5)
+                if msg["data"]["servers"].get(server) == "healthy":
+                    break
+
+
+async def test_a_slow_client_is_closed_with_4008_without_slowing_others(
+    pg_url: str, nats_url: str, namespace: str, publisher: busmod.Bus, people: People
+) -> None:
+    settings = audit_settings_for(
+        pg_url, nats_url, namespace, AUDIT_WS_QUEUE="2", SWITCHBOARD_INSTANCE="audit-slow"
+    )
+    async with serving(create_app(settings)) as url:
+        ws = await connect(url, people.admin, "tool-calls")
+        try:
+            for _ in range(50):  # a burst: the hub queues faster than the socket drains
+                event = TOOL_CALLED.event(
+                    ToolCalled(server="s", tool="x", status="ok"), source="gateway"
+                )
+                # core publish (not stored): only the live relay sees it
+                await publisher.nc.publish(publisher.subject(event.subject), event.to_bytes())
+            async with asyncio.timeout(5):
+                while True:
+                    try:
+                        await ws.recv()
+                    except websockets.ConnectionClosed:
+                        break
+            assert ws.close_code == 4008
+        finally:
+            await ws.close()
