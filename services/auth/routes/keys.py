@@ -159,6 +159,17 @@ async def list_tokens(request: Request) -> Response:
     return json_response({"items": items, "total": len(items)})
 
 
+async def list_all_tokens(request: Request) -> Response:
+    """Service tokens of every org where the caller is an admin (platform admins: all)."""
+    principal = await authenticate(request)
+    admin_of = [uuid.UUID(o) for o, role in principal.orgs.items() if role in ("admin", "owner")]
+    only = None if principal.is_platform_admin else admin_of
+    async with request.state.pool.acquire() as conn:
+        rows = await credentials.list_tokens_in(conn, only)
+    items = [token_view(r) for r in rows]
+    return json_response({"items": items, "total": len(items)})
+
+
 async def revoke_token(request: Request) -> Response:
     """Revoke a service token (org admin)."""
     principal = await authenticate(request)
@@ -209,6 +220,7 @@ routes = [
     Route("/api/v1/orgs/{org}/tokens", create_token, methods=["POST"]),
     Route("/api/v1/orgs/{org}/tokens", list_tokens, methods=["GET"]),
     Route("/api/v1/orgs/{org}/tokens/{id}", revoke_token, methods=["DELETE"]),
+    Route("/api/v1/tokens", list_all_tokens, methods=["GET"]),
     Route("/api/v1/auth/admin-token/rotate", rotate_admin_token, methods=["POST"]),
     Route("/api/v1/auth/signing-keys/rotate", rotate_signing_key, methods=["POST"]),
 ]

@@ -283,3 +283,14 @@ async def session_of_refresh(conn: asyncpg.Connection, token_hash: str) -> async
         " WHERE r.token_hash = $1",
         token_hash,
     )
+
+
+async def list_tokens_in(
+    conn: asyncpg.Connection, org_ids: list[uuid.UUID] | None
+) -> list[asyncpg.Record]:
+    """Live service tokens of the listed orgs (None: every org)."""
+    return await conn.fetch(
+        f"SELECT {TOKEN_COLUMNS} FROM auth.service_tokens WHERE revoked_at IS NULL"
+        " AND ($1::uuid[] IS NULL OR org_id = ANY($1)) ORDER BY created_at DESC",
+        org_ids,
+    )

@@ -240,6 +240,7 @@ MATRIX = [
         403,
     ),
     row("GET", "/api/v1/keys", None, 401, 200, 200, 200, 200, 403, 403),
+    row("GET", "/api/v1/tokens", None, 401, 200, 200, 200, 200, 200, 200),
     row("POST", "/api/v1/keys", lambda w: {"name": "k"}, 401, 201, 201, 201, 201, 403, 403),
     row(
         "DELETE",
@@ -303,3 +304,12 @@ async def test_an_api_key_cannot_be_narrowed_to_someone_elses_team(
     )
     assert resp.status_code == 422
     assert "teams" in resp.json()["error"]["details"]["fields"]
+
+
+async def test_the_token_list_shows_only_orgs_one_administers(
+    auth: AuthClient, world: World
+) -> None:
+    as_admin = await auth.call("GET", "/api/v1/tokens", world.admin.token)
+    assert as_admin["items"] and {t["org_id"] for t in as_admin["items"]} == {world.org["id"]}
+    as_member = await auth.call("GET", "/api/v1/tokens", world.member.token)
+    assert as_member["items"] == []
