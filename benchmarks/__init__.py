@@ -1,0 +1,1 @@
+"""`make bench`: tools/call and tools/list directly and through the gateway."""

@@ -1,0 +1,200 @@
+"""Run the gateway benchmark: `python -m benchmarks` (what `make bench` runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from libs.devstack import nats as devnats
+from libs.devstack import postgres
+from tests.support import free_port
+
+PY = sys.executable
+MODERN = "2026-07-28"
+META = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+}
+DURATION_S = float(os.environ.get("BENCH_DURATION_S", "5"))
+SERVERS = int(os.environ.get("BENCH_SERVERS", "100"))
+
+
+def body(method: str, params: dict[str, Any]) -> bytes:
+    """A 2026-07-28 request."""
+    return orjson.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": META}}
+    )
+
+
+def headers(method: str, name: str | None, token: str | None) -> dict[str, str]:
+    """Routing headers (and credential)."""
+    out = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": method,
+    }
+    if name:
+        out["Mcp-Name"] = name
+    if token:
+        out["Authorization"] = f"Bearer {token}"
+    return out
+
+
+async def drive(url: str, payload: bytes, hdrs: dict, concurrency: int) -> dict[str, float]:
+    """POST `payload` from `concurrency` workers for DURATION_S; calls/s, p50, p99 (ms)."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + DURATION_S
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                async with http.post(url, data=payload, headers=hdrs) as resp:
+                    data = await resp.read()
+                if resp.status != 200 or b'"error"' in data[:200]:
+                    errors += 1
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        for _ in range(3):  # warm up
+            async with http.post(url, data=payload, headers=hdrs) as resp:
+                await resp.read()
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "calls_s": len(latencies) / elapsed,
+        "p50": statistics.median(latencies),
+        "p99": latencies[int(len(latencies) * 0.99) - 1],
+        "errors": errors,
+    }
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def wait_http(url: str) -> None:
+    """Wait until something answers on `url`."""
+    async with asyncio.timeout(60), aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(url) as resp:
+                    await resp.read()
+                    return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+
+
+async def main() -> None:
+    """Start upstream, auth + registry, gateway; measure; print."""
+    pg = await postgres.ensure_postgres("pg-bench")
+    pg_url = await postgres.create_database(pg.url, f"sbbench_{secrets.token_hex(3)}")
+    nats_url = devnats.ensure_nats("nats-bench").url
+    namespace = f"b{secrets.token_hex(4)}"
+    up_port, gw_port = free_port(), free_port()
+    upstream = f"http://127.0.0.1:{up_port}/mcp"
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "LOG_LEVEL": "warning"}
+    procs = [subprocess.Popen([PY, "-m", "benchmarks.upstream", str(up_port)], env=env)]
+    try:
+        await wait_http(f"http://127.0.0.1:{up_port}/")
+        platform = subprocess.Popen(
+            [PY, "-m", "benchmarks.platform", pg_url, nats_url, namespace, upstream, str(SERVERS)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(platform)
+        assert platform.stdout is not None
+        token = ""
+        while not token:
+            line = await asyncio.to_thread(platform.stdout.readline)
+            if not line:
+                raise RuntimeError("the platform process exited")
+            if line.startswith("TOKEN "):
+                token = line.split()[1]
+        gw_env = {
+            **env,
+            "DATABASE_URL": pg_url,
+            "NATS_URL": nats_url,
+            "SWITCHBOARD_NAMESPACE": namespace,
+            "GATEWAY_PORT": str(gw_port),
+            "GATEWAY_LIST_PAGE_SIZE": "10000",
+            "LOG_LEVEL": "error",
+        }
+        gateway = subprocess.Popen([PY, "-m", "services.gateway"], env=gw_env)
+        procs.append(gateway)
+        gw = f"http://127.0.0.1:{gw_port}/mcp"
+        await wait_http(f"http://127.0.0.1:{gw_port}/healthz")
+        call = body("tools/call", {"name": "echo", "arguments": {"text": "hi"}})
+        gw_call = body("tools/call", {"name": "s000__echo", "arguments": {"text": "hi"}})
+        async with asyncio.timeout(60):
+            while True:
+                r = await drive_once(gw, body("tools/list", {}), headers("tools/list", None, token))
+                got = len(r.get("result", {}).get("tools", []))
+                if got >= SERVERS * 50:
+                    break
+                print(f"waiting for the routing table: {got} tools", r.get("error"), flush=True)
+                await asyncio.sleep(0.5)
+        rows = []
+        for conc in (1, 32):
+            direct = await drive(upstream, call, headers("tools/call", "echo", None), conc)
+            through = await drive(gw, gw_call, headers("tools/call", "s000__echo", token), conc)
+            rows.append((conc, direct, through))
+        listing = await drive(gw, body("tools/list", {}), headers("tools/list", None, token), 1)
+        rss = rss_mb(gateway.pid)
+        print(f"\ntools/call, {DURATION_S:g}s per run, upstream = official SDK stateless JSON")
+        print(
+            f"{'conc':>4} {'direct/s':>9} {'gw/s':>9} {'ratio':>6} {'d p50':>7} {'g p50':>7}"
+            f" {'added':>7} {'d p99':>7} {'g p99':>7} {'errors':>6}"
+        )
+        for conc, d, g in rows:
+            print(
+                f"{conc:>4} {d['calls_s']:>9.0f} {g['calls_s']:>9.0f} "
+                f"{g['calls_s'] / d['calls_s']:>6.2f} {d['p50']:>7.2f} {g['p50']:>7.2f} "
+                f"{g['p50'] - d['p50']:>7.2f} {d['p99']:>7.2f} {g['p99']:>7.2f} "
+                f"{int(d['errors'] + g['errors']):>6}"
+            )
+        print(
+            f"tools/list of {SERVERS * 50} tools: p50 {listing['p50']:.1f} ms, "
+            f"p99 {listing['p99']:.1f} ms, {listing['calls_s']:.0f}/s"
+        )
+        print(f"gateway RSS: {rss:.0f} MB")
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await postgres.drop_database(pg.url, pg_url.rsplit("/", 1)[1])
+
+
+async def drive_once(url: str, payload: bytes, hdrs: dict) -> dict:
+    """One request, parsed."""
+    async with aiohttp.ClientSession() as http, http.post(url, data=payload, headers=hdrs) as r:
+        return orjson.loads(await r.read())
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
