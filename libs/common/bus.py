@@ -55,6 +55,7 @@ class Bus:
         self.stream = f"{namespace}_{STREAM}" if namespace else STREAM
         self._tasks: list[asyncio.Task] = []
         self._subs: list[Any] = []
+        self._pull_subs: list[Any] = []
 
     def subject(self, name: str) -> str:
         """Prefix a subject with the namespace (tests run in their own)."""
@@ -175,16 +176,22 @@ class Bus:
         *,
         batch: int = 64,
         deliver_new: bool = False,
+        ack_wait_s: float = 30.0,
     ) -> None:
         """Run a durable pull consumer: ack after `handler` returns, redeliver when it raises."""
         config = ConsumerConfig(
             durable_name=durable,
             ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=30,
+            ack_wait=ack_wait_s,
             max_deliver=-1,
             deliver_policy=DeliverPolicy.NEW if deliver_new else DeliverPolicy.ALL,
-            filter_subjects=[self.subject(s) for s in subjects],
         )
+        # nats-server before 2.10 knows only one filter subject (Debian 12 ships 2.9)
+        filters = [self.subject(s) for s in subjects]
+        if len(filters) == 1:
+            config.filter_subject = filters[0]
+        else:
+            config.filter_subjects = filters
         task = asyncio.create_task(self._pull_loop(durable, config, handler, batch))
         self._tasks.append(task)
 
@@ -202,6 +209,7 @@ class Bus:
                     except Exception:  # exists already (another replica) — bind to it
                         pass
                     sub = await self.js.pull_subscribe_bind(durable, stream=self.stream)
+                    self._pull_subs.append(sub)
                 try:
                     msgs = await sub.fetch(batch, timeout=1)
                 except NatsTimeout:
@@ -238,6 +246,10 @@ class Bus:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # a pull subscription left open makes drain wait its whole timeout
+        for sub in self._pull_subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
         with contextlib.suppress(Exception):
             await self.nc.flush(timeout=2)
         with contextlib.suppress(Exception):
@@ -298,6 +310,7 @@ async def connect(settings: Settings, name: str | None = None) -> AsyncIterator[
         settings.nats_url,
         name=name or f"switchboard-{settings.service}",
         max_reconnect_attempts=-1,
+        drain_timeout=5,
         reconnect_time_wait=0.5,
         connect_timeout=5,
         error_cb=on_error,

@@ -68,8 +68,10 @@ async def relaying(pool: asyncpg.Pool, schema: str, bus: Bus) -> AsyncIterator[N
     listener = await pool.acquire()
     await listener.add_listener(_channel(schema), on_notify)
 
+    stopping = False
+
     async def loop() -> None:
-        while True:
+        while not stopping:
             try:
                 while await relay_once(pool, schema, bus) == BATCH:
                     pass
@@ -85,9 +87,13 @@ async def relaying(pool: asyncpg.Pool, schema: str, bus: Bus) -> AsyncIterator[N
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # let a batch in flight finish: cancelling mid-publish would roll back and resend it
+        stopping = True
+        wake.set()
+        try:
+            await asyncio.wait_for(task, 5)
+        except (TimeoutError, asyncio.CancelledError):
+            pass
         with contextlib.suppress(Exception):
             await relay_once(pool, schema, bus)
         with contextlib.suppress(Exception):

@@ -22,9 +22,13 @@ class SettingsError(ValueError):
 def env(name: str, default: Any = dataclasses.MISSING, *, secret: bool = False) -> Any:
     """Declare a settings field read from the variable `name`."""
     kwargs: dict[str, Any] = {"metadata": {"env": name}, "repr": not secret}
-    if isinstance(default, (list, dict, set)):
+    if default is dataclasses.MISSING:
+        # required: a placeholder default keeps field order free; from_env insists on a value
+        kwargs["metadata"] = {"env": name, "required": True}
+        kwargs["default"] = None
+    elif isinstance(default, (list, dict, set)):
         kwargs["default_factory"] = lambda: type(default)(default)
-    elif default is not dataclasses.MISSING:
+    else:
         kwargs["default"] = default
     return field(**kwargs)
 
@@ -65,7 +69,7 @@ class Settings:
                 if f.name == "port":
                     values["port"] = cls.default_port
                     continue
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                if f.metadata.get("required"):
                     raise SettingsError(f"{name} is required but not set")
                 continue
             values[f.name] = _convert(name, raw, hints[f.name])

@@ -1,0 +1,130 @@
+"""NATS: acked publishing, durable consumers with redelivery, dedup, RPC, the outbox."""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from libs.common import bus as busmod
+from libs.common import migrate, outbox
+from libs.common.bus import Bus, RpcError
+from libs.common.errors import Conflict, Unavailable
+from libs.common.events import Event
+from tests.integration.common.demo_app import DemoSettings
+from tests.support import settings_for
+
+MIGRATIONS = Path(__file__).parents[2] / "fixtures" / "common" / "migrations"
+
+
+@pytest.fixture
+async def bus(nats_url: str, namespace: str, pg_url: str) -> AsyncIterator[Bus]:
+    settings = settings_for(DemoSettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
+    async with busmod.connect(settings) as b:
+        yield b
+
+
+def an_event(kind: str = "demo.widget.created", **data: object) -> Event:
+    return Event(type=kind, source="demo", data=dict(data))
+
+
+async def test_a_durable_consumer_redelivers_until_the_handler_succeeds(bus: Bus) -> None:
+    seen: list[str] = []
+    done = asyncio.Event()
+    failures = {"left": 2}
+
+    async def handler(event: Event) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("not yet")
+        seen.append(event.id)
+        done.set()
+
+    kind = f"demo.retry{secrets.token_hex(2)}.done"
+    bus.consume(f"demo-retry-{secrets.token_hex(2)}", [f"events.{kind}"], handler)
+    event = an_event(kind)
+    await bus.publish(event)
+    async with asyncio.timeout(10):
+        await done.wait()
+    assert seen == [event.id]
+
+
+async def test_publishing_the_same_event_twice_is_stored_once(bus: Bus) -> None:
+    event = an_event(f"demo.dup{secrets.token_hex(2)}.made")
+    await bus.publish(event)
+    await bus.publish(event)
+    info = await bus.js.stream_info(bus.stream, subjects_filter=bus.subject(event.subject))
+    assert info.state.subjects == {bus.subject(event.subject): 1}
+
+
+async def test_transactional_handlers_apply_each_event_once(bus: Bus, pg_url: str) -> None:
+    schema = f"c_{secrets.token_hex(3)}"
+    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=2)
+    try:
+        await migrate.apply(pool, schema=schema, directory=MIGRATIONS)
+
+        async def insert(conn: asyncpg.Connection, event: Event) -> None:
+            await conn.execute(
+                f"INSERT INTO {schema}.widgets (name) VALUES ($1)", event.data["name"]
+            )
+
+        handle = busmod.transactional(pool, schema, "demo-store", insert)
+        event = an_event(name="once")
+        await handle(event)
+        await handle(event)
+        async with pool.acquire() as conn:
+            assert await conn.fetchval(f"SELECT count(*) FROM {schema}.widgets") == 1
+    finally:
+        await pool.close()
+
+
+async def test_rpc_returns_data_and_remote_errors(bus: Bus) -> None:
+    async def handler(data: dict) -> dict:
+        if data.get("fail"):
+            raise Conflict("taken", details={"name": "x"})
+        return {"echo": data["value"]}
+
+    subject = f"rpc.demo.echo{secrets.token_hex(2)}"
+    await bus.serve(subject, handler)
+    assert await bus.request(subject, {"value": 7}) == {"echo": 7}
+    with pytest.raises(RpcError) as err:
+        await bus.request(subject, {"fail": True})
+    assert (err.value.code, err.value.status, err.value.details) == ("CONFLICT", 409, {"name": "x"})
+
+
+async def test_rpc_without_responders_is_unavailable(bus: Bus) -> None:
+    with pytest.raises(Unavailable):
+        await bus.request("rpc.nobody.home", {}, timeout=1)
+
+
+async def test_the_outbox_publishes_committed_events_only(bus: Bus, pg_url: str) -> None:
+    schema = f"o_{secrets.token_hex(3)}"
+    pool = await asyncpg.create_pool(pg_url, min_size=2, max_size=4)
+    received: list[str] = []
+    arrived = asyncio.Event()
+    kind = f"demo.outbox{secrets.token_hex(2)}.made"
+
+    async def on_event(event: Event) -> None:
+        received.append(event.data["name"])
+        arrived.set()
+
+    await bus.follow(f"events.{kind}", on_event)
+    try:
+        await migrate.apply(pool, schema=schema, directory=MIGRATIONS)
+        async with outbox.relaying(pool, schema, bus):
+            async with pool.acquire() as conn:
+                with pytest.raises(RuntimeError):
+                    async with conn.transaction():
+                        await outbox.enqueue(conn, schema, an_event(kind, name="rolled-back"))
+                        raise RuntimeError("abort")
+                async with conn.transaction():
+                    await outbox.enqueue(conn, schema, an_event(kind, name="committed"))
+            async with asyncio.timeout(5):
+                await arrived.wait()
+        assert received == ["committed"]
+        async with pool.acquire() as conn:
+            assert await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 0
+    finally:
+        await pool.close()

@@ -1,0 +1,70 @@
+"""Settings: read once from the environment, errors name the variable."""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+from libs.common.settings import Settings, SettingsError, env
+
+
+@dataclass(frozen=True)
+class DemoSettings(Settings):
+    service: ClassVar[str] = "demo"
+    default_port: ClassVar[int] = 9001
+    limit: int = 3
+    ratio: float = 0.5
+    enabled: bool = False
+    hosts: tuple[str, ...] = ()
+    master_key: str = env("DEMO_MASTER_KEY", secret=True)
+
+
+def test_values_come_from_the_named_variables() -> None:
+    s = DemoSettings.from_env(
+        {
+            "DEMO_MASTER_KEY": "k",
+            "DEMO_LIMIT": "7",
+            "DEMO_ENABLED": "yes",
+            "DEMO_HOSTS": "a, b",
+            "DEMO_PORT": "9100",
+            "DATABASE_URL": "postgresql://x/y",
+            "SWITCHBOARD_HEARTBEAT_S": "2.5",
+        }
+    )
+    assert (s.limit, s.enabled, s.hosts, s.port) == (7, True, ("a", "b"), 9100)
+    assert s.database_url == "postgresql://x/y"
+    assert s.heartbeat_s == 2.5
+
+
+def test_defaults_apply_when_variables_are_absent() -> None:
+    s = DemoSettings.from_env({"DEMO_MASTER_KEY": "k"})
+    assert (s.limit, s.ratio, s.port, s.namespace) == (3, 0.5, 9001, "")
+
+
+def test_a_malformed_integer_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match=r"DEMO_LIMIT must be an integer \(got 'abc'\)"):
+        DemoSettings.from_env({"DEMO_MASTER_KEY": "k", "DEMO_LIMIT": "abc"})
+
+
+def test_a_malformed_boolean_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="DEMO_ENABLED must be a boolean"):
+        DemoSettings.from_env({"DEMO_MASTER_KEY": "k", "DEMO_ENABLED": "maybe"})
+
+
+def test_a_missing_required_variable_is_named() -> None:
+    with pytest.raises(SettingsError, match="DEMO_MASTER_KEY is required"):
+        DemoSettings.from_env({})
+
+
+def test_secrets_stay_out_of_the_repr() -> None:
+    s = DemoSettings.from_env(
+        {"DEMO_MASTER_KEY": "topsecret", "DATABASE_URL": "postgresql://u:pw@h/d"}
+    )
+    assert "topsecret" not in repr(s)
+    assert "pw@" not in repr(s)
+
+
+def test_settings_are_frozen() -> None:
+    s = DemoSettings.from_env({"DEMO_MASTER_KEY": "k"})
+    with pytest.raises(AttributeError):
+        s.limit = 9  # type: ignore[misc]
