@@ -9,7 +9,8 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from services.sandbox import consumers, rpc, runtime
-from services.sandbox.routes import lifecycle, status
+from services.sandbox.codetools import CodeServer
+from services.sandbox.routes import approvals, lifecycle, policy, status, tools
 from services.sandbox.settings import SandboxSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -21,14 +22,14 @@ def create_app(settings: SandboxSettings) -> Starlette:
     @asynccontextmanager
     async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         async with runtime.running(settings, state["pool"], state["bus"], state["instance"]) as rt:
-            await rpc.serve(state["bus"], rt)
+            await rpc.serve(state["bus"], rt, CodeServer(rt))
             await consumers.start(state["bus"], rt)
             app.state.runtime = rt  # tests and tools reach the live runtime here
             yield {"runtime": rt}
 
     app = build_app(
         settings,
-        [*status.routes, *lifecycle.routes],
+        [*status.routes, *lifecycle.routes, *tools.routes, *approvals.routes, *policy.routes],
         migrations=MIGRATIONS_DIR,
         extra=extra,
     )

@@ -25,6 +25,7 @@ from libs.common.events import (
 )
 from services.sandbox import isolation, store
 from services.sandbox.egress import EgressProxy, host_matches
+from services.sandbox.policy import Policy, PolicyCache
 from services.sandbox.processes import ProcessManager, ServerSpec
 from services.sandbox.settings import SandboxSettings
 
@@ -52,6 +53,7 @@ class Runtime:
             on_log=self.publish_log,
             proxy=self.proxy,
         )
+        self.policy_cache = PolicyCache()
         self._specs: dict[str, tuple[float, ServerSpec]] = {}
         self._hosts: dict[str, tuple[float, list[str]]] = {}
 
@@ -68,9 +70,17 @@ class Runtime:
         await self.manager.close()
         await self.proxy.close()
 
+    async def policy(self) -> Policy:
+        """The current security policy."""
+        async with self.pool.acquire() as conn:
+            return await self.policy_cache.get(conn)
+
     def require_isolation(self) -> None:
         """Refuse untrusted code when no isolation is active, unless explicitly allowed."""
-        if self.tier == isolation.NONE and not self.settings.allow_unisolated:
+        allowed = self.settings.allow_unisolated or bool(
+            self.policy_cache._value and self.policy_cache._value.allow_unisolated
+        )
+        if self.tier == isolation.NONE and not allowed:
             raise Unprocessable(
                 "No sandbox isolation is available here; untrusted code is refused.",
                 details={"isolation": self.tier, "reason": self.tier_reason},
@@ -158,9 +168,12 @@ class Runtime:
     async def egress_refused(self, server: str, host: str, port: int, reason: str) -> None:
         """Record a refusal: an event, and a pending network approval (one per host)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await store.insert_approval(
-                conn, kind="network", subject=host, server=server, details={"port": port}
-            )
+            ask = (await self.policy_cache.get(conn)).network_default == "ask"
+            row = None
+            if ask:
+                row = await store.insert_approval(
+                    conn, kind="network", subject=host, server=server, details={"port": port}
+                )
             refused = EgressRefused(server=server, host=host, port=port, reason=reason)
             await outbox.enqueue(conn, SCHEMA, EGRESS_REFUSED.event(refused, source=SCHEMA))
             if row is not None:

@@ -51,3 +51,79 @@ def check_name(name: str) -> str:
     if not name or len(name) > 128:
         raise Unprocessable("Bad server name.", details={"fields": {"name": "1-128 characters"}})
     return name
+
+
+MODULE_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+TOOL_NAME_RE = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
+
+
+class ToolCreate(BaseModel):
+    """POST /tools."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=TOOL_NAME_RE)
+    description: str = Field("", max_length=4000)
+    code: str = Field(min_length=1, max_length=256 * 1024)
+    input_schema: dict = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ToolUpdate(BaseModel):
+    """PATCH /tools/{id}: any of description, code, input_schema."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str | None = Field(None, max_length=4000)
+    code: str | None = Field(None, min_length=1, max_length=256 * 1024)
+    input_schema: dict | None = None
+    note: str | None = Field(None, max_length=500)
+
+
+class CodeCheck(BaseModel):
+    """POST /tools/validate-code and /tools/test-code."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=256 * 1024)
+    input_schema: dict = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    args: dict = Field(default_factory=dict)
+    timeout_s: float | None = Field(None, gt=0, le=600)
+
+
+class Decision(BaseModel):
+    """POST /approvals/{kind}/{id}/action."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: str = Field(pattern="^(approve|reject)$")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class Revoke(BaseModel):
+    """POST /approvals/{kind}/{id}/revoke."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ModuleRequest(BaseModel):
+    """POST /approvals/modules: ask for a module to be allowed."""
+
+    model_config = ConfigDict(extra="forbid")
+    module: str = Field(pattern=MODULE_RE)
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ModulesPatch(BaseModel):
+    """PATCH /modules."""
+
+    model_config = ConfigDict(extra="forbid")
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("add", "remove")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        """Package names only."""
+        import re
+
+        for name in value:
+            if not re.match(MODULE_RE, name):
+                raise ValueError(f"{name!r} is not a module name")
+        return value

@@ -1,0 +1,138 @@
+"""Approvals of tools, modules and network hosts: lists, stats, decisions, revocation."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from libs.common import outbox
+from libs.common.authn import Principal, authenticate, require_platform_admin
+from libs.common.errors import Conflict, NotFound
+from libs.common.events import APPROVAL_REQUESTED, ApprovalChanged
+from libs.common.http import json_response, parse_body
+from libs.common.pagination import list_query, page_body
+from services.sandbox import codetools, store
+from services.sandbox.runtime import SCHEMA
+from services.sandbox.schemas import Decision, ModuleRequest, Revoke
+
+BASE = "/api/v1/sandbox/approvals"
+
+
+async def _approver(request: Request) -> Principal:
+    """Approvals are decided by platform admins."""
+    principal = await authenticate(request)
+    require_platform_admin(principal)
+    return principal
+
+
+def _approval_id(request: Request) -> uuid.UUID:
+    """The approval id from the path, or 404."""
+    try:
+        return uuid.UUID(request.path_params["id"])
+    except ValueError:
+        raise NotFound("No such approval.", details={"id": request.path_params["id"]}) from None
+
+
+async def stats(request: Request) -> Response:
+    """Counts by kind and status."""
+    await _approver(request)
+    async with request.state.pool.acquire() as conn:
+        rows = await store.approval_stats(conn)
+    out: dict[str, dict[str, int]] = {
+        k: {"pending": 0, "approved": 0, "rejected": 0, "revoked": 0}
+        for k in codetools.KINDS.values()
+    }
+    for row in rows:
+        out[row["kind"]][row["status"]] = row["n"]
+    pending = sum(v["pending"] for v in out.values())
+    return json_response({"by_kind": out, "pending": pending})
+
+
+async def list_approvals(request: Request) -> Response:
+    """Approvals of one kind (tools, modules, network), `status` filter, paged."""
+    await _approver(request)
+    kind = codetools.check_kind(request.path_params["kind"])
+    query = list_query(request, sorts=["created_at", "updated_at"], filters=["status"])
+    async with request.state.pool.acquire() as conn:
+        rows, total = await store.list_approvals(
+            conn, kind, query.filters.get("status"), query.order_sql, query.page_size, query.offset
+        )
+    return json_response(page_body([codetools.approval_out(r) for r in rows], total, query))
+
+
+async def request_module(request: Request) -> Response:
+    """Ask for a module to be put on the allowlist (a pending module approval)."""
+    principal = await authenticate(request)
+    body = await parse_body(request, ModuleRequest)
+    async with request.state.pool.acquire() as conn, conn.transaction():
+        row = await store.insert_approval(
+            conn,
+            kind="module",
+            subject=body.module,
+            requested_by=principal.id,
+            details={"reason": body.reason} if body.reason else {},
+        )
+        if row is None:
+            raise Conflict(
+                "This module is already awaiting approval.", details={"module": body.module}
+            )
+        payload = ApprovalChanged(
+            id=str(row["id"]),
+            kind="module",
+            subject=body.module,
+            status="pending",
+            action="request",
+            reason=body.reason,
+        )
+        await outbox.enqueue(
+            conn, SCHEMA, APPROVAL_REQUESTED.event(payload, source=SCHEMA, actor=principal.id)
+        )
+    return json_response(codetools.approval_out(row), 201)
+
+
+async def act(request: Request) -> Response:
+    """Approve or reject a pending request."""
+    principal = await _approver(request)
+    kind = codetools.check_kind(request.path_params["kind"])
+    body = await parse_body(request, Decision)
+    async with request.state.pool.acquire() as conn, conn.transaction():
+        row = await codetools.decide(
+            request.state.runtime,
+            conn,
+            kind,
+            _approval_id(request),
+            body.action,
+            body.reason,
+            principal.id,
+        )
+    return json_response(codetools.approval_out(row))
+
+
+async def revoke(request: Request) -> Response:
+    """Revoke an approval: the tool stops being served, the host or module is removed."""
+    principal = await _approver(request)
+    kind = codetools.check_kind(request.path_params["kind"])
+    body = Revoke() if not await request.body() else await parse_body(request, Revoke)
+    async with request.state.pool.acquire() as conn, conn.transaction():
+        row = await codetools.decide(
+            request.state.runtime,
+            conn,
+            kind,
+            _approval_id(request),
+            "revoke",
+            body.reason,
+            principal.id,
+        )
+    return json_response(codetools.approval_out(row))
+
+
+routes = [
+    Route(f"{BASE}/stats", stats, methods=["GET"]),
+    Route(f"{BASE}/modules", request_module, methods=["POST"]),
+    Route(BASE + "/{kind}", list_approvals, methods=["GET"]),
+    Route(BASE + "/{kind}/{id}/action", act, methods=["POST"]),
+    Route(BASE + "/{kind}/{id}/revoke", revoke, methods=["POST"]),
+]
