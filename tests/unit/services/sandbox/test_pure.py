@@ -1,0 +1,83 @@
+"""Pure logic of the sandbox: seccomp program, validation, egress parsing, command building."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from services.sandbox import isolation, seccomp
+from services.sandbox.egress import host_matches, parse_target
+from services.sandbox.settings import SandboxSettings
+from services.sandbox.validation import check_arguments, validate_code
+
+
+def test_the_seccomp_program_denies_each_listed_syscall_and_ends_in_allow_then_eperm() -> None:
+    prog = seccomp.build_filter()
+    ins = [struct.unpack("=HBBI", prog[i : i + 8]) for i in range(0, len(prog), 8)]
+    assert ins[-2] == (seccomp.RET_K, 0, 0, seccomp.RET_ALLOW)
+    assert ins[-1][3] == seccomp.RET_ERRNO | 1
+    checked = {k for code, _, _, k in ins if code == seccomp.JEQ_K}
+    assert set(seccomp.DENIED_X86_64.values()) <= checked
+    for index, (code, jt, _, k) in enumerate(ins):
+        if code == seccomp.JEQ_K and k in seccomp.DENIED_X86_64.values():
+            assert index + 1 + jt == len(ins) - 1  # every deny jumps to the EPERM return
+
+
+def test_validation_finds_forbidden_imports_calls_and_a_missing_entry_point() -> None:
+    report = validate_code("import os\nx = eval('1')", {"type": "object"}, [])
+    kinds = [p["kind"] for p in report["problems"]]
+    assert report["valid"] is False
+    assert kinds.count("import") == 1 and "forbidden" in kinds and "entry_point" in kinds
+    ok = validate_code("import json\nasync def main(a: int):\n  return a", {"type": "object"}, [])
+    assert ok["valid"] is True and ok["imports"] == ["json"]
+
+
+def test_arguments_are_checked_against_the_schema() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}, "s": {"type": "string"}},
+        "required": ["n"],
+        "additionalProperties": False,
+    }
+    assert check_arguments(schema, {"n": 1, "s": "x"}) == {}
+    assert check_arguments(schema, {"n": True, "zz": 1}) == {
+        "n": "must be of type integer",
+        "zz": "is not an allowed argument",
+    }
+    assert check_arguments(schema, {}) == {"n": "is required"}
+
+
+def test_proxy_targets_and_allowlist_patterns() -> None:
+    assert parse_target("CONNECT api.example.com:443 HTTP/1.1") == (
+        "CONNECT",
+        "api.example.com",
+        443,
+        "",
+    )
+    assert parse_target("GET http://h:8080/a?b HTTP/1.1") == ("GET", "h", 8080, "/a?b")
+    assert parse_target("GET http://h HTTP/1.1") == ("GET", "h", 80, "/")
+    assert parse_target("GET /relative HTTP/1.1") is None
+    assert parse_target("CONNECT nohost HTTP/1.1") is None
+    assert host_matches("*.example.com", "api.example.com", 443)
+    assert not host_matches("*.example.com", "example.org", 443)
+    assert host_matches("h:8080", "h", 8080) and not host_matches("h:8080", "h", 80)
+
+
+def test_the_bwrap_command_isolates_everything_and_passes_the_seccomp_fd(tmp_path: Path) -> None:
+    settings = SandboxSettings(work_root=str(tmp_path))
+    limits = isolation.Limits(256, 5, 64, 16, 1)
+    conf = isolation.Confinement(key="k", workdir=tmp_path, limits=limits, env={"A": "1"})
+    cmd = isolation.build_command(settings, isolation.BWRAP_USERNS, conf, ["python3", "x.py"])
+    try:
+        argv = cmd.argv
+        assert argv[0] == "prlimit" and "--as=268435456" in argv and "--nproc=16" in argv
+        for flag in ("--unshare-all", "--die-with-parent", "--disable-userns", "--clearenv"):
+            assert flag in argv
+        assert argv[argv.index("--seccomp") + 1] == str(cmd.pass_fds[0])
+        assert argv[-2:] == ["python3", "x.py"]
+        assert "/etc/shadow" not in argv
+    finally:
+        import os
+
+        for fd in cmd.pass_fds:
+            os.close(fd)
