@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from libs.common.app import build_app
 from services.sandbox import consumers, rpc, runtime
 from services.sandbox.codetools import CodeServer
-from services.sandbox.routes import approvals, lifecycle, policy, status, tools
+from services.sandbox.routes import approvals, files, lifecycle, policy, status, tools
 from services.sandbox.settings import SandboxSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -29,7 +29,14 @@ def create_app(settings: SandboxSettings) -> Starlette:
 
     app = build_app(
         settings,
-        [*status.routes, *lifecycle.routes, *tools.routes, *approvals.routes, *policy.routes],
+        [
+            *status.routes,
+            *lifecycle.routes,
+            *tools.routes,
+            *approvals.routes,
+            *policy.routes,
+            *files.routes,
+        ],
         migrations=MIGRATIONS_DIR,
         extra=extra,
     )

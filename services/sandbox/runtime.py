@@ -28,6 +28,7 @@ from services.sandbox.egress import EgressProxy, host_matches
 from services.sandbox.policy import Policy, PolicyCache
 from services.sandbox.processes import ProcessManager, ServerSpec
 from services.sandbox.settings import SandboxSettings
+from services.sandbox.workspace import Workspace
 
 log = structlog.get_logger()
 SCHEMA = "sandbox"
@@ -54,6 +55,11 @@ class Runtime:
             proxy=self.proxy,
         )
         self.policy_cache = PolicyCache()
+        self.workspace = Workspace(
+            Path(settings.work_root) / "workspace",
+            settings.max_file_bytes,
+            settings.max_extract_bytes,
+        )
         self._specs: dict[str, tuple[float, ServerSpec]] = {}
         self._hosts: dict[str, tuple[float, list[str]]] = {}
 
@@ -63,6 +69,7 @@ class Runtime:
         for sub in (root, root / "servers", root / "runs"):
             sub.mkdir(parents=True, exist_ok=True)
             sub.chmod(0o711)  # sandbox uids traverse to their own dir, and list nothing
+        self.workspace.ensure()
         await self.manager.start()
 
     async def close(self) -> None:

@@ -48,3 +48,5 @@ class SandboxSettings(Settings):
     ro_paths: tuple[str, ...] = env("SANDBOX_RO_PATHS", ())
     max_code_bytes: int = env("SANDBOX_MAX_CODE_BYTES", 256 * 1024)
     code_timeout_s: float = env("SANDBOX_CODE_TIMEOUT_S", 30.0)
+    max_file_bytes: int = env("SANDBOX_MAX_FILE_BYTES", 4 * 1024 * 1024)
+    max_extract_bytes: int = env("SANDBOX_MAX_EXTRACT_BYTES", 64 * 1024 * 1024)
