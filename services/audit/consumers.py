@@ -81,7 +81,11 @@ async def running(
     bus: Bus, pool: asyncpg.Pool, default_policy: str, ack_wait_s: float = 30.0
 ) -> AsyncIterator[None]:
     """Consume while the service runs (the bus stops the consumer on close)."""
-    del ack_wait_s  # TODO(bus): pass to bus.consume once it takes ack_wait
     handler = make_handler(default_policy)
-    bus.consume(DURABLE, ["events.>"], transactional(pool, "audit", DURABLE, handler))
+    bus.consume(
+        DURABLE,
+        ["events.>"],
+        transactional(pool, "audit", DURABLE, handler),
+        ack_wait_s=ack_wait_s,
+    )
     yield
