@@ -447,6 +447,18 @@ class EgressRefused:
     reason: str
 
 
+@dataclass(frozen=True)
+class TerminalSession:
+    """An admin opened or closed a sandboxed terminal (/ws/terminal)."""
+
+    session: str
+    user: str
+    isolation: str
+    duration_s: float | None = None
+    input_bytes: int | None = None
+    exit_code: int | None = None
+
+
 PROCESS_STATUS = EventType("sandbox.process.status", ProcessStatus)
 APPROVAL_REQUESTED = EventType("sandbox.approval.requested", ApprovalChanged)
 APPROVAL_DECIDED = EventType("sandbox.approval.decided", ApprovalChanged)
@@ -455,3 +467,5 @@ CODE_TOOL_UPDATED = EventType("sandbox.code_tool.updated", CodeToolChanged)
 CODE_TOOL_DELETED = EventType("sandbox.code_tool.deleted", CodeToolChanged)
 EXECUTION_FINISHED = EventType("sandbox.execution.finished", ExecutionFinished)
 EGRESS_REFUSED = EventType("sandbox.egress.refused", EgressRefused)
+TERMINAL_OPENED = EventType("sandbox.terminal.opened", TerminalSession)
+TERMINAL_CLOSED = EventType("sandbox.terminal.closed", TerminalSession)

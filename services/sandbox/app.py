@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from libs.common.app import build_app
 from services.sandbox import consumers, rpc, runtime
 from services.sandbox.codetools import CodeServer
-from services.sandbox.routes import approvals, files, lifecycle, policy, status, tools
+from services.sandbox.routes import approvals, files, lifecycle, policy, status, terminal, tools
 from services.sandbox.settings import SandboxSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -36,6 +36,7 @@ def create_app(settings: SandboxSettings) -> Starlette:
             *approvals.routes,
             *policy.routes,
             *files.routes,
+            *terminal.routes,
         ],
         migrations=MIGRATIONS_DIR,
         extra=extra,

@@ -1,0 +1,83 @@
+"""/ws/terminal: off by default, admins only, a shell inside a sandbox, every session audited."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.integration.sandbox.conftest import EventTap
+
+
+def ws_url(sandbox: Any) -> str:
+    """The terminal's WebSocket URL."""
+    return sandbox.url.replace("http://", "ws://") + "/ws/terminal"
+
+
+async def set_terminal(api: httpx.AsyncClient, admin: dict, enabled: bool) -> None:
+    """Turn the terminal on or off in the policy."""
+    resp = await api.patch(
+        "/api/v1/sandbox/policy", json={"terminal_enabled": enabled}, headers=admin
+    )
+    assert resp.status_code == 200
+
+
+async def test_the_terminal_is_refused_while_the_policy_keeps_it_off(
+    sandbox: Any, api: httpx.AsyncClient, admin: dict
+) -> None:
+    await set_terminal(api, admin, False)
+    with pytest.raises(InvalidStatus) as err:
+        async with connect(ws_url(sandbox), additional_headers=admin):
+            pass
+    assert err.value.response.status_code == 403
+
+
+async def test_only_platform_admins_get_a_terminal(
+    sandbox: Any, api: httpx.AsyncClient, admin: dict, auth: Any
+) -> None:
+    await set_terminal(api, admin, True)
+    user = await auth.create_user()
+    try:
+        with pytest.raises(InvalidStatus) as err:
+            async with connect(ws_url(sandbox), additional_headers=auth.bearer(user.token)):
+                pass
+        assert err.value.response.status_code == 403
+    finally:
+        await set_terminal(api, admin, False)
+
+
+async def test_an_admin_shell_runs_sandboxed_in_the_workspace_and_is_audited(
+    sandbox: Any, api: httpx.AsyncClient, admin: dict, events: EventTap
+) -> None:
+    await set_terminal(api, admin, True)
+    marker = secrets.token_hex(4)
+    try:
+        async with connect(ws_url(sandbox), additional_headers=admin) as ws:
+            await ws.send(
+                f"echo {marker} > /work/{marker}.txt; id -u; hostname; echo done-$((6*7))\n"
+            )
+            seen = ""
+            async with asyncio.timeout(10):
+                while "done-42" not in seen:
+                    seen += str(await ws.recv())
+            assert "65534" in seen
+            assert "sandbox" in seen
+            await ws.send("exit\n")
+    finally:
+        await set_terminal(api, admin, False)
+    root = sandbox.state.runtime.workspace.root
+    assert (root / f"{marker}.txt").read_text() == f"{marker}\n"
+    opened = await events.wait_for(lambda e: e["type"] == "sandbox.terminal.opened")
+    closed = await events.wait_for(
+        lambda e: (
+            e["type"] == "sandbox.terminal.closed"
+            and e["data"]["session"] == opened["data"]["session"]
+        )
+    )
+    assert closed["data"]["input_bytes"] > 0
+    assert closed["actor"] is not None
