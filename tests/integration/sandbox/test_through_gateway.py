@@ -1,0 +1,106 @@
+"""The whole path: an MCP client → gateway /mcp → rpc.sandbox.call → the sandboxed process."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from services.gateway.app import create_app as create_gateway
+from services.gateway.settings import GatewaySettings
+from tests.integration.sandbox.conftest import register_stdio, unique_name
+from tests.support import serving, settings_for
+
+MODERN = "2026-07-28"
+META = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "sandbox-test", "version": "1"},
+}
+
+
+@pytest.fixture(scope="session")
+async def gateway(
+    pg_url: str, nats_url: str, namespace: str, sandbox: Any, registry: str
+) -> AsyncIterator[str]:
+    """The real gateway."""
+    settings = settings_for(GatewaySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
+    async with serving(create_gateway(settings)) as url:
+        yield url
+
+
+async def mcp(http: httpx.AsyncClient, url: str, admin: dict, method: str, params: dict) -> dict:
+    """One stateless MCP request to /mcp."""
+    headers = {
+        **admin,
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": method,
+        "Accept": "application/json, text/event-stream",
+    }
+    if method == "tools/call":
+        headers["Mcp-Name"] = params["name"]
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": META}}
+    resp = await http.post(f"{url}/mcp", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def wait_for_tool(http: httpx.AsyncClient, url: str, admin: dict, name: str) -> None:
+    """Poll tools/list until the gateway routes `name`."""
+    async with asyncio.timeout(15):
+        while True:
+            listed = await mcp(http, url, admin, "tools/list", {})
+            if name in {t["name"] for t in listed["result"]["tools"]}:
+                return
+            await asyncio.sleep(0.1)
+
+
+async def test_a_stdio_tool_is_called_through_the_gateway(
+    gateway: str, reg_api: httpx.AsyncClient, admin: dict
+) -> None:
+    name = unique_name("gw")
+    await register_stdio(reg_api, admin, name)
+    async with httpx.AsyncClient(timeout=30) as http:
+        await wait_for_tool(http, gateway, admin, f"{name}__echo")
+        reply = await mcp(
+            http,
+            gateway,
+            admin,
+            "tools/call",
+            {"name": f"{name}__echo", "arguments": {"text": "through"}},
+        )
+    assert reply["result"]["isError"] is False
+    assert reply["result"]["content"][0]["text"] == "through"
+
+
+async def test_an_approved_code_tool_is_called_through_the_gateway(
+    gateway: str, api: httpx.AsyncClient, admin: dict
+) -> None:
+    tool = f"double-{secrets.token_hex(3)}"
+    body = {
+        "name": tool,
+        "code": "async def main(n: int):\n    return n * 2",
+        "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+    }
+    created = await api.post("/api/v1/sandbox/tools", json=body, headers=admin)
+    assert created.status_code == 201
+    pending = await api.get(
+        "/api/v1/sandbox/approvals/tools", params={"status": "pending"}, headers=admin
+    )
+    approval = next(a for a in pending.json()["items"] if a["subject"] == created.json()["id"])
+    decided = await api.post(
+        f"/api/v1/sandbox/approvals/tools/{approval['id']}/action",
+        json={"action": "approve"},
+        headers=admin,
+    )
+    assert decided.status_code == 200
+    async with httpx.AsyncClient(timeout=30) as http:
+        await wait_for_tool(http, gateway, admin, f"code__{tool}")
+        reply = await mcp(
+            http, gateway, admin, "tools/call", {"name": f"code__{tool}", "arguments": {"n": 21}}
+        )
+    assert reply["result"]["structuredContent"] == {"result": 42}
