@@ -27,6 +27,8 @@ from tests.support.auth import AuthClient, auth_service
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sandbox"
 ECHO_SERVER = str(FIXTURES / "echo_server.py")
 WORK_ROOT = Path(__file__).resolve().parents[3] / ".run" / "test-sandbox"
+NPM_DIR = Path(__file__).resolve().parents[3] / ".run" / "npm-everything"
+EVERYTHING = NPM_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything"
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +64,7 @@ def sandbox_settings(pg_url: str, nats_url: str, namespace: str, **env: Any) -> 
     """Sandbox settings for tests: fixtures mounted read-only, short idle and backoff."""
     base = {
         "SANDBOX_WORK_ROOT": str(WORK_ROOT / secrets.token_hex(4)),
-        "SANDBOX_RO_PATHS": str(FIXTURES),
+        "SANDBOX_RO_PATHS": f"{FIXTURES},{NPM_DIR}",
         "SANDBOX_IDLE_TIMEOUT_S": "3",
         "SANDBOX_BACKOFF_BASE_S": "0.5",
         "SANDBOX_HEALTH_INTERVAL_S": "2",
@@ -165,3 +167,25 @@ async def register_stdio(
 def unique_name(prefix: str = "echo") -> str:
     """A server name no other test uses."""
     return f"{prefix}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+async def server_everything() -> Path:
+    """`@modelcontextprotocol/server-everything` from npm, installed once under .run/."""
+    entry = EVERYTHING / "dist" / "index.js"
+    if not entry.exists():
+        NPM_DIR.mkdir(parents=True, exist_ok=True)
+        proc = await asyncio.create_subprocess_exec(
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(NPM_DIR),
+            "@modelcontextprotocol/server-everything",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    return entry
