@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 
 from libs.common.errors import UpstreamError, UpstreamTimeout
-from services.registry import ssrf
+from services.registry import pinning, ssrf
 from services.registry.transfer import slug
 
 MAX_PAGES = 20
@@ -92,14 +92,14 @@ async def fetch(
     url: str, token: str | None, fmt: str, allow: list[ssrf.IPNetwork], timeout: float
 ) -> tuple[str, list[dict[str, Any]]]:
     """Every catalog entry (following the registry's cursor), converted to server fields."""
-    await ssrf.check_resolved(url, allow)
+    session = await pinning.pinned_session(url, allow, timeout=aiohttp.ClientTimeout(total=timeout))
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+        async with session as http:
             for _ in range(MAX_PAGES):
                 params = {"cursor": cursor} if cursor else {}
                 async with http.get(

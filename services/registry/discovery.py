@@ -13,12 +13,11 @@ import httpx2
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from libs.common import rpc
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import ApiError, Unavailable, UpstreamTimeout
-from services.registry import ssrf
+from services.registry import pinning, ssrf
 
 MAX_PAGES = 50
 
@@ -61,15 +60,25 @@ def _plain(item: Any) -> dict[str, Any]:
 
 
 def _transport(
-    transport: str, url: str, headers: dict[str, str], timeout: float
+    transport: str,
+    url: str,
+    headers: dict[str, str],
+    timeout: float,
+    factory: ssrf.ClientFactory,
 ) -> AbstractAsyncContextManager[Any]:
-    """The client transport for a remote server."""
+    """The client transport for a remote server; HTTP goes through the pinned `factory`."""
     if transport == "sse":
-        return sse_client(url, headers=headers, timeout=timeout, sse_read_timeout=timeout)
+        return sse_client(
+            url,
+            headers=headers,
+            timeout=timeout,
+            sse_read_timeout=timeout,
+            httpx_client_factory=factory,
+        )
 
     @asynccontextmanager
     async def streamable() -> AsyncIterator[Any]:
-        http = create_mcp_http_client(headers=headers, timeout=httpx2.Timeout(timeout))
+        http = factory(headers=headers, timeout=httpx2.Timeout(timeout))
         async with http, streamable_http_client(url, http_client=http) as streams:
             yield streams
 
@@ -97,15 +106,17 @@ async def discover_remote(
     timeout: float,
     allow: list[ssrf.IPNetwork],
 ) -> Listing:
-    """Connect with the official MCP client and list everything (SSRF re-checked after DNS)."""
+    """Connect with the official MCP client and list everything (connections pinned)."""
     try:
-        await ssrf.check_resolved(url, allow)
+        factory = await pinning.pinned_factory(url, allow)
     except ssrf.SsrfRefused as exc:
         raise DiscoveryFailed(f"refused by SSRF rules: the URL {exc}") from None
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
-            async with Client(_transport(transport, url, headers, timeout), cache=None) as client:
+            async with Client(
+                _transport(transport, url, headers, timeout, factory), cache=None
+            ) as client:
                 caps = client.server_capabilities
                 tools = await _pages(lambda c: client.list_tools(cursor=c), "tools")
                 resources = (

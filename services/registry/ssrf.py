@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ClientFactory = Callable[..., Any]  # mcp McpHttpClientFactory
 
 METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
 
@@ -78,8 +81,12 @@ def check_url(url: str, allow: list[IPNetwork]) -> str:
     return host
 
 
-async def check_resolved(url: str, allow: list[IPNetwork]) -> None:
-    """Connect-time check: every address the host resolves to must be allowed (DNS rebinding)."""
+async def resolve_checked(url: str, allow: list[IPNetwork]) -> tuple[str, tuple[str, ...]]:
+    """Resolve the URL's host once; every address must be allowed. Returns (host, addresses).
+
+    Connections must then go to these addresses only (pinning.py), so an answer that changes
+    between this check and the connect (DNS rebinding) is never used.
+    """
     host = check_url(url, allow)
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -87,8 +94,19 @@ async def check_resolved(url: str, allow: list[IPNetwork]) -> None:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise SsrfRefused(f"host {host!r} does not resolve ({exc.strerror or exc})") from None
+    addrs: list[str] = []
     for info in infos:
-        addr = ipaddress.ip_address(info[4][0].split("%")[0])
-        problem = address_problem(addr, allow)
+        text = str(info[4][0]).split("%")[0]
+        problem = address_problem(ipaddress.ip_address(text), allow)
         if problem:
             raise SsrfRefused(f"resolves to a {problem}")
+        if text not in addrs:
+            addrs.append(text)
+    if not addrs:
+        raise SsrfRefused(f"host {host!r} has no address")
+    return host, tuple(addrs)
+
+
+async def check_resolved(url: str, allow: list[IPNetwork]) -> None:
+    """Connect-time check without pinning (kept for callers that only validate)."""
+    await resolve_checked(url, allow)
