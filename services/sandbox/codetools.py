@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -20,10 +21,10 @@ from libs.common.events import (
     ApprovalChanged,
     CodeToolChanged,
 )
-from services.sandbox import store
+from services.sandbox import modules, store
 from services.sandbox.execution import RunRequest, run_code
 from services.sandbox.runtime import SCHEMA, Runtime
-from services.sandbox.validation import check_arguments
+from services.sandbox.validation import check_arguments, validate_code
 
 SERVER = "code"
 DECISIONS = {"approve": "approved", "reject": "rejected"}
@@ -294,6 +295,7 @@ class CodeServer:
         if problems:
             return _err(rid, -32602, "Invalid arguments.", {"fields": problems})
         policy = await self.rt.policy()
+        imports = validate_code(tool["code"], tool["input_schema"], [])["imports"]
         run = await run_code(
             self.rt,
             RunRequest(
@@ -303,6 +305,7 @@ class CodeServer:
                 tool=name,
                 limits=policy.limits(),
                 timeout_s=min(timeout or policy.timeout_s, policy.timeout_s),
+                packages=await packages_for(self.rt, imports),
             ),
         )
         if run["ok"]:
@@ -334,6 +337,14 @@ def _err(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
     if data is not None:
         error["data"] = data
     return {"jsonrpc": "2.0", "id": rid, "error": error}
+
+
+async def packages_for(rt: Runtime, imports: list[str]) -> tuple[str, ...]:
+    """Installed package dirs of allowlisted modules the code imports (what gets mounted)."""
+    async with rt.pool.acquire() as conn:
+        allowed = [r["name"] for r in await store.list_modules(conn)]
+    root = Path(rt.settings.work_root).resolve()
+    return tuple(str(p) for p in modules.mounts_for(root, allowed, imports))
 
 
 def check_kind(kind: str) -> str:

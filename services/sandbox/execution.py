@@ -39,7 +39,7 @@ class RunRequest:
     server: str = "code"  # whose egress allowlist applies
     limits: isolation.Limits | None = None
     timeout_s: float | None = None
-    packages: str | None = None  # a per-tool read-only site-packages to mount
+    packages: tuple[str, ...] = ()  # installed module dirs to mount read-only (the allowlist)
 
 
 async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
@@ -53,14 +53,20 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
     uid = isolation.host_uid(rt.settings, key)
     isolation.prepare_dir(workdir, uid)
     proxy = await rt.manager.proxy_for(key, req.server, root / f".{key}.sock")
-    conf = isolation.Confinement(key=key, workdir=workdir, limits=limits, proxy_socket=proxy)
+    conf = isolation.Confinement(
+        key=key, workdir=workdir, limits=limits, proxy_socket=proxy, service_packages=False
+    )
     if req.packages:
-        conf.ro_binds.append((req.packages, isolation.TOOL_PACKAGES))
-        conf.env["PYTHONPATH"] = f"{isolation.TOOL_PACKAGES}:{isolation.SITE_PACKAGES}"
+        paths = []
+        for index, src in enumerate(req.packages):
+            dest = f"{isolation.TOOL_PACKAGES}/{index}"
+            conf.ro_binds.append((src, dest))
+            paths.append(dest)
+        conf.env["PYTHONPATH"] = ":".join(paths)
     runner = f"{isolation.SUPPORT_DIR}/runner.py"
     if rt.tier == isolation.NONE:
         runner = str(Path(__file__).parent / "inside" / "runner.py")
-    cmd = isolation.build_command(rt.settings, rt.tier, conf, [rt.settings.python, runner])
+    cmd = isolation.build_command(rt.settings, rt.tier, conf, [rt.settings.python, "-S", runner])
     started = time.perf_counter()
     try:
         outcome = await _spawn(cmd, orjson.dumps({"code": req.code, "args": req.args}), timeout)

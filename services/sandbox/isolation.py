@@ -68,6 +68,8 @@ class Confinement:
     env: dict[str, str] = field(default_factory=dict)
     ro_binds: list[tuple[str, str]] = field(default_factory=list)
     proxy_socket: Path | None = None
+    # hosted servers get the service's packages (the MCP SDK); code tools only what they import
+    service_packages: bool = True
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,9 @@ def build_command(
         WORK,
         "--clearenv",
     ]
-    if settings.python_packages and Path(settings.python_packages).is_dir():
+    if not conf.service_packages:
+        env["PYTHONPATH"] = conf.env.get("PYTHONPATH", "")
+    elif settings.python_packages and Path(settings.python_packages).is_dir():
         args += ["--ro-bind", settings.python_packages, SITE_PACKAGES]
     args += ["--ro-bind", str(Path(__file__).parent / "inside"), SUPPORT_DIR]
     for path in settings.ro_paths:

@@ -372,3 +372,18 @@ async def delete_module(conn: asyncpg.Connection, name: str) -> bool:
     return bool(
         await conn.fetchval(f"DELETE FROM {S}.modules WHERE name = $1 RETURNING true", name)
     )
+
+
+async def set_module_install(
+    conn: asyncpg.Connection, name: str, status: str, version: str | None, error: str | None
+) -> asyncpg.Record | None:
+    """Record the outcome of an install."""
+    return await conn.fetchrow(
+        f"UPDATE {S}.modules SET status = $2, version = coalesce($3, version),"
+        " install_error = $4, updated_at = now() WHERE name = $1"
+        " RETURNING name, version, status, install_error, added_by, created_at, updated_at",
+        name,
+        status,
+        version,
+        error,
+    )

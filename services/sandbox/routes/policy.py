@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from libs.common.authn import authenticate, require_platform_admin
+from libs.common.errors import Conflict
 from libs.common.http import json_response, parse_body, validate
-from services.sandbox import store
+from services.sandbox import modules, store
 from services.sandbox.policy import Policy, PolicyPatch, merged
 from services.sandbox.schemas import ModulesPatch
 from services.sandbox.validation import STDLIB_ALLOWED
@@ -62,4 +65,78 @@ routes = [
     Route("/api/v1/sandbox/policy", patch_policy, methods=["PATCH"]),
     Route("/api/v1/sandbox/modules", list_modules, methods=["GET"]),
     Route("/api/v1/sandbox/modules", patch_modules, methods=["PATCH"]),
+]
+
+
+async def _admin(request: Request) -> None:
+    """Module management is for platform admins."""
+    require_platform_admin(await authenticate(request))
+
+
+async def modules_enhanced(request: Request) -> Response:
+    """The allowlist with install status, versions and the import names each package provides."""
+    await _admin(request)
+    root = Path(request.state.runtime.settings.work_root).resolve()
+    async with request.state.pool.acquire() as conn:
+        rows = await store.list_modules(conn)
+    items = []
+    for row in rows:
+        target = modules.package_dir(root, row["name"])
+        items.append(
+            {
+                **dict(row),
+                "installed": target.is_dir(),
+                "imports": sorted(modules.import_names(target)),
+            }
+        )
+    return json_response({"items": items, "total": len(items)})
+
+
+async def package_metadata(request: Request) -> Response:
+    """Metadata of a package on the configured index (its newest wheel)."""
+    await _admin(request)
+    name = modules.check_name(request.path_params["name"])
+    return json_response(await modules.metadata(name))
+
+
+async def install_module(request: Request) -> Response:
+    """Install an allowlisted module (wheels only) into its own read-only package directory."""
+    await _admin(request)
+    name = modules.check_name(request.path_params["name"])
+    async with request.state.pool.acquire() as conn:
+        allowed = {r["name"] for r in await store.list_modules(conn)}
+    if name not in allowed:
+        raise Conflict(f"{name!r} is not on the module allowlist.", details={"name": name})
+    row = await _install(request, name)
+    return json_response(dict(row), 200 if row["status"] == "installed" else 502)
+
+
+async def _install(request: Request, name: str):
+    """Install and record the outcome."""
+    root = Path(request.state.runtime.settings.work_root).resolve()
+    outcome = await modules.install(root, name)
+    async with request.state.pool.acquire() as conn:
+        return await store.set_module_install(
+            conn, name, outcome["status"], outcome["version"], outcome["error"]
+        )
+
+
+async def sync_modules(request: Request) -> Response:
+    """Install every allowlisted module that is not installed yet."""
+    await _admin(request)
+    root = Path(request.state.runtime.settings.work_root).resolve()
+    async with request.state.pool.acquire() as conn:
+        rows = await store.list_modules(conn)
+    results = []
+    for row in rows:
+        if not modules.package_dir(root, row["name"]).is_dir():
+            results.append(dict(await _install(request, row["name"])))
+    return json_response({"installed": results})
+
+
+routes += [
+    Route("/api/v1/sandbox/modules/enhanced", modules_enhanced, methods=["GET"]),
+    Route("/api/v1/sandbox/modules/sync", sync_modules, methods=["POST"]),
+    Route("/api/v1/sandbox/modules/pypi/{name}", package_metadata, methods=["GET"]),
+    Route("/api/v1/sandbox/modules/{name}/install", install_module, methods=["POST"]),
 ]

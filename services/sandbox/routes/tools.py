@@ -195,8 +195,14 @@ async def test_code(request: Request) -> Response:
     rt = request.state.runtime
     policy = await rt.policy()
     timeout = min(body.timeout_s or policy.timeout_s, policy.timeout_s)
+    packages = await codetools.packages_for(rt, report["imports"])
     req = RunRequest(
-        code=body.code, args=body.args, kind="test", limits=policy.limits(), timeout_s=timeout
+        code=body.code,
+        args=body.args,
+        kind="test",
+        limits=policy.limits(),
+        timeout_s=timeout,
+        packages=packages,
     )
     return json_response(await run_code(rt, req))
 
