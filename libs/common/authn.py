@@ -171,20 +171,61 @@ class Verifier:
 
     Principals are cached for `ttl` seconds; any `events.auth.>` event clears the cache, so a
     revoked key, a suspended user or a changed grant takes effect within the event's delivery.
+    The cache is also cleared whenever the NATS connection comes back, since events published
+    while it was away are not replayed. JWTs must have `aud="switchboard"` or one of the extra
+    `audiences` (or a path under one: `<url>/mcp` also accepts `<url>/mcp/team-a`), which a
+    resource server such as the gateway adds for the OAuth tokens minted for it.
     """
 
-    def __init__(self, bus: Bus, ttl: float = 30.0, rpc_timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        ttl: float = 30.0,
+        rpc_timeout: float = 3.0,
+        audiences: Iterable[str] = (),
+    ) -> None:
         self.bus = bus
         self.ttl = ttl
         self.rpc_timeout = rpc_timeout
+        self.audiences: set[str] = set()
+        for audience in audiences:
+            self.accept_audience(audience)
         self._cache: dict[tuple[str, ...], tuple[float, Principal]] = {}
         self._keys: dict[str, Any] = {}
         self._keys_fetched = 0.0
         self._keys_lock = asyncio.Lock()
 
+    def accept_audience(self, audience: str) -> None:
+        """Also accept JWTs whose `aud` is `audience` (e.g. the gateway's public `/mcp` URL)."""
+        audience = canonical_resource(audience)
+        if audience:
+            self.audiences.add(audience)
+
+    def audience_ok(self, aud: object) -> bool:
+        """True when a token's `aud` claim (a string or a list) names an accepted audience."""
+        values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        for value in values:
+            if not isinstance(value, str):
+                continue
+            if value == JWT_AUDIENCE:
+                return True
+            value = canonical_resource(value)
+            if any(value == a or value.startswith(a + "/") for a in self.audiences):
+                return True
+        return False
+
     async def start(self) -> None:
-        """Follow auth events to drop cached principals and keys."""
+        """Follow auth events to drop cached principals and keys; forget them on reconnect."""
         await self.bus.follow("events.auth.>", self._on_auth_event)
+        on_reconnect = getattr(self.bus, "on_reconnect", None)
+        if on_reconnect is not None:
+            on_reconnect(self._on_reconnect)
+
+    async def _on_reconnect(self) -> None:
+        """Events sent while NATS was away are lost to us: drop what they might have changed."""
+        self._cache.clear()
+        self._keys_fetched = 0.0
+        log.info("verifier_cache_cleared", reason="nats_reconnected")
 
     async def _on_auth_event(self, event: Event) -> None:
         """Any change in auth may change a principal: forget them all."""
@@ -252,13 +293,14 @@ class Verifier:
                 token,
                 key=key,
                 algorithms=JWT_ALGORITHMS,
-                audience=JWT_AUDIENCE,
-                options={"require": ["exp", "iat", "sub"]},
+                options={"require": ["exp", "iat", "sub", "aud"], "verify_aud": False},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("The token has expired.") from None
         except jwt.PyJWTError:
             raise Unauthenticated("The token does not verify.") from None
+        if not self.audience_ok(claims.get("aud")):
+            raise Unauthenticated("The token is not meant for this service.")
         if claims.get("typ") != "access":
             raise Unauthenticated("The token is not an access token.")
         return claims
@@ -283,6 +325,17 @@ class Verifier:
                     log.warning("jwks_key_skipped", kid=jwk.get("kid"))
             self._keys = keys
             return keys.get(kid)
+
+
+def canonical_resource(url: str) -> str:
+    """A resource URL compared as RFC 8707 says: no fragment, lower-case scheme and host, no
+    trailing slash."""
+    url = url.strip().split("#", 1)[0]
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url.rstrip("/")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}://{host.lower()}{slash}{path}".rstrip("/")
 
 
 def credential_from(conn: HTTPConnection) -> tuple[str | None, bool]:

@@ -56,6 +56,19 @@ class Bus:
         self._tasks: list[asyncio.Task] = []
         self._subs: list[Any] = []
         self._pull_subs: list[Any] = []
+        self._reconnect_hooks: list[Callable[[], Awaitable[None]]] = []
+
+    def on_reconnect(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Call `hook` each time the connection comes back (after subscriptions are restored)."""
+        self._reconnect_hooks.append(hook)
+
+    async def reconnected(self) -> None:
+        """Run the reconnect hooks; one failing does not stop the others."""
+        for hook in list(self._reconnect_hooks):
+            try:
+                await hook()
+            except Exception:
+                log.exception("nats_reconnect_hook_failed")
 
     def subject(self, name: str) -> str:
         """Prefix a subject with the namespace (tests run in their own)."""
@@ -303,8 +316,12 @@ async def connect(settings: Settings, name: str | None = None) -> AsyncIterator[
     async def on_disconnect() -> None:
         log.warning("nats_disconnected")
 
+    buses: list[Bus] = []  # the Bus does not exist yet when the callbacks are registered
+
     async def on_reconnect() -> None:
         log.info("nats_reconnected")
+        for each in buses:
+            await each.reconnected()
 
     nc = await nats.connect(
         settings.nats_url,
@@ -318,6 +335,7 @@ async def connect(settings: Settings, name: str | None = None) -> AsyncIterator[
         reconnected_cb=on_reconnect,
     )
     bus = Bus(nc, settings.namespace, settings.service)
+    buses.append(bus)
     try:
         await bus.ensure_stream()
         yield bus

@@ -12,7 +12,7 @@ from libs.common.app import build_app
 from libs.common.authn import hash_token
 from services.auth import bootstrap, principals, rpc
 from services.auth.passwords import Passwords
-from services.auth.routes import auth, browser, keys, mfa, orgs, teams, users
+from services.auth.routes import auth, browser, keys, mfa, oauth, orgs, teams, users
 from services.auth.settings import AuthSettings
 from services.auth.signing import KeyStore
 from services.auth.store import credentials
@@ -48,6 +48,7 @@ def create_app(settings: AuthSettings) -> Starlette:
         *orgs.routes,
         *teams.routes,
         *keys.routes,
+        *oauth.routes,
     ]
     return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra)
 

@@ -64,6 +64,8 @@ async def rotate(
     row = await credentials.use_refresh(conn, token_hash)
     if row is None or row["session_revoked_at"] is not None or not row["live"]:
         raise Unauthenticated("The refresh token is not valid.")
+    if row["kind"] == "oauth":  # an MCP client's grant never becomes a platform-wide token
+        raise Unauthenticated("The refresh token is not valid.")
     if row["used_at"] is not None:
         await end(conn, row["session_id"], row["user_id"], "refresh_reuse")
         return {}

@@ -264,7 +264,8 @@ async def use_refresh(conn: asyncpg.Connection, token_hash: str) -> asyncpg.Reco
     """Lock a refresh token with its session state (caller checks reuse and expiry)."""
     return await conn.fetchrow(
         "SELECT r.id, r.session_id, r.used_at, r.expires_at > now() AS live, s.user_id,"
-        " s.revoked_at AS session_revoked_at FROM auth.refresh_tokens r"
+        " s.revoked_at AS session_revoked_at, s.kind, s.oauth_client_id, s.resource, s.scope"
+        " FROM auth.refresh_tokens r"
         " JOIN auth.sessions s ON s.id = r.session_id WHERE r.token_hash = $1 FOR UPDATE OF r",
         token_hash,
     )
