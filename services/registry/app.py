@@ -11,7 +11,15 @@ from libs.common.app import build_app
 from services.registry import consumers, health, rpc
 from services.registry.context import Registry
 from services.registry.crypto import SecretBox
-from services.registry.routes import catalog, secrets, servers, settings, tools, transfer
+from services.registry.routes import (
+    catalog,
+    secrets,
+    servers,
+    settings,
+    sources,
+    tools,
+    transfer,
+)
 from services.registry.settings import RegistrySettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -35,6 +43,7 @@ def create_app(settings_: RegistrySettings) -> Starlette:
         *servers.routes,
         *tools.routes,
         *secrets.routes,
+        *sources.routes,
         *settings.routes,
     ]
     return build_app(settings_, routes, migrations=MIGRATIONS_DIR, extra=extra)

@@ -109,7 +109,12 @@ async def _reconcile(
     reg: Registry, conn: Any, server: Any, listing: discovery.Listing, actor: str | None
 ) -> list[review.ToolChange]:
     """Apply a fresh listing to the stored tools; one event per changed tool."""
-    stored = {t["name"]: dict(t) for t in await tools_store.list_for_servers(conn, [server["id"]])}
+    # tools imported from external sources are reconciled by their source, not the upstream
+    stored = {
+        t["name"]: dict(t)
+        for t in await tools_store.list_for_servers(conn, [server["id"]])
+        if t["source_id"] is None
+    }
     cfg = await reg.config(conn)
     changes = review.plan(
         stored,
@@ -118,8 +123,21 @@ async def _reconcile(
         policy=cfg["new_tool_policy"],
         foreign_tools=await tools_store.foreign_tool_names(conn, server["id"]),
     )
+    await apply_changes(reg, conn, server, changes, actor)
+    return changes
+
+
+async def apply_changes(
+    reg: Registry,
+    conn: Any,
+    server: Any,
+    changes: list[review.ToolChange],
+    actor: str | None,
+    source_id: uuid.UUID | None = None,
+) -> None:
+    """Store planned tool changes (of the upstream, or of one external source), one event each."""
     if not changes:
-        return changes
+        return
     version = await servers_store.next_version(conn)
     disabled = set(server["disabled_tools"])
     for change in changes:
@@ -137,6 +155,7 @@ async def _reconcile(
                 state=change.state,
                 flags=change.flags,
                 approve=approve,
+                source_id=source_id,
             )
         is_routable = (
             server["enabled"] and change.state == "approved" and change.name not in disabled
@@ -156,4 +175,3 @@ async def _reconcile(
                 reason=change.kind,
                 flags=change.flags,
             )
-    return changes

@@ -141,3 +141,35 @@ class SyncBody(BaseModel):
     url: str | None = Field(None, max_length=2048)
     format: Literal["auto", "mcp-registry", "modelscope"] = "auto"
     dry_run: bool = False
+
+
+class SourceFields(BaseModel):
+    """Fields of an external MCP source (MCPBox); all optional on update."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, pattern=NAME_RE)
+    description: str | None = Field(None, max_length=4000)
+    transport: Literal["sse", "streamable-http"] | None = None
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    headers: dict[str, str] | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str] | None) -> Any:
+        return _check_map(value, HEADER_RE, "header")
+
+
+class SourceCreate(SourceFields):
+    """POST /api/v1/servers/{name}/sources."""
+
+    name: str = Field(pattern=NAME_RE)
+    url: str = Field(min_length=1, max_length=2048)
+    transport: Literal["sse", "streamable-http"] = "streamable-http"
+
+
+class SourceImport(BaseModel):
+    """POST /api/v1/sources/{id}/import: the tools to import (all discovered when omitted)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tools: list[str] | None = Field(None, max_length=1000)

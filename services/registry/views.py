@@ -106,6 +106,7 @@ def tool_out(server: asyncpg.Record, tool: asyncpg.Record) -> dict[str, Any]:
         "approved_by": tool["approved_by"],
         "approved_at": _iso(tool["approved_at"]),
         "updated_at": _iso(tool["updated_at"]),
+        "source_id": str(tool["source_id"]) if tool["source_id"] else None,
     }
     if tool["state"] == "quarantined":
         out["diff"] = review.diff(tool["approved"], dict(tool)) if tool["approved"] else None

@@ -12,7 +12,7 @@ from libs.common.pagination import ListQuery
 COLUMNS = (
     "t.id, t.server_id, t.name, t.title, t.description, t.input_schema, t.output_schema,"
     " t.annotations, t.fingerprint, t.state, t.approved, t.flags, t.approved_by, t.approved_at,"
-    " t.created_at, t.updated_at"
+    " t.created_at, t.updated_at, t.source_id"
 )
 SORTS = ("name", "created_at", "updated_at", "state")
 
@@ -53,13 +53,14 @@ async def upsert_tool(
     state: str,
     flags: list[str],
     approve: bool,
+    source_id: uuid.UUID | None = None,
 ) -> None:
     """Insert or replace a tool's definition; `approve` also records it as the approved version."""
     await conn.execute(
         "INSERT INTO registry.tools (id, server_id, name, title, description, input_schema,"
-        " output_schema, annotations, fingerprint, state, flags, approved, approved_at)"
+        " output_schema, annotations, fingerprint, state, flags, approved, approved_at, source_id)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-        "  CASE WHEN $13 THEN now() END)"
+        "  CASE WHEN $13 THEN now() END, $14)"
         " ON CONFLICT (server_id, name) DO UPDATE SET title = EXCLUDED.title,"
         " description = EXCLUDED.description, input_schema = EXCLUDED.input_schema,"
         " output_schema = EXCLUDED.output_schema, annotations = EXCLUDED.annotations,"
@@ -80,6 +81,7 @@ async def upsert_tool(
         flags,
         tool if approve else None,
         approve,
+        source_id,
     )
 
 
