@@ -469,3 +469,29 @@ EXECUTION_FINISHED = EventType("sandbox.execution.finished", ExecutionFinished)
 EGRESS_REFUSED = EventType("sandbox.egress.refused", EgressRefused)
 TERMINAL_OPENED = EventType("sandbox.terminal.opened", TerminalSession)
 TERMINAL_CLOSED = EventType("sandbox.terminal.closed", TerminalSession)
+
+
+# ---- audit ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertChanged:
+    """An alert rule's condition started (fired) or stopped (resolved) holding."""
+
+    alert_id: str
+    rule_id: str
+    rule: str
+    kind: str  # error_rate | latency_p95 | server_unhealthy
+    status: str  # firing | resolved
+    message: str
+    fired_at: str
+    server: str | None = None
+    org: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    window_minutes: int | None = None
+    resolved_at: str | None = None
+
+
+ALERT_FIRED = EventType("audit.alert.fired", AlertChanged)
+ALERT_RESOLVED = EventType("audit.alert.resolved", AlertChanged)

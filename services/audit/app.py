@@ -10,9 +10,10 @@ from typing import Any
 from starlette.applications import Starlette
 
 from libs.common.app import build_app
-from services.audit import consumers, retention
+from services.audit import alerts, consumers, retention
 from services.audit.live import Hub
 from services.audit.routes import activity, calls, health, live, monitoring
+from services.audit.routes import alerts as alert_routes
 from services.audit.settings import AuditSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -36,6 +37,9 @@ def create_app(settings: AuditSettings) -> Starlette:
                         settings.retention_interval_s,
                     )
                 ),
+                asyncio.create_task(
+                    alerts.run_forever(pool, settings.alert_interval_s, settings.alert_webhook_url)
+                ),
             ]
             hub = Hub(state["bus"], pool, settings)
             await hub.start()
@@ -51,7 +55,14 @@ def create_app(settings: AuditSettings) -> Starlette:
 
     return build_app(
         settings,
-        [*health.routes, *calls.routes, *activity.routes, *monitoring.routes, *live.routes],
+        [
+            *health.routes,
+            *calls.routes,
+            *activity.routes,
+            *monitoring.routes,
+            *alert_routes.routes,
+            *live.routes,
+        ],
         migrations=MIGRATIONS_DIR,
         extra=extra,
     )

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CALL_CSV = (
     "id", "time", "server", "tool", "status", "principal_kind", "principal_id", "principal_name",
@@ -78,3 +79,95 @@ def agg_out(row: Mapping[str, Any]) -> dict[str, Any]:
         "p95_ms": round_or_none(row["p95_ms"]),
         "p99_ms": round_or_none(row["p99_ms"]),
     }
+
+
+ALERT_KINDS = ("error_rate", "latency_p95", "server_unhealthy")
+
+
+def _webhook(url: str | None) -> str | None:
+    """An http(s) URL with a host, or None."""
+    if url in (None, ""):
+        return None
+    assert url is not None
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest or rest.startswith("/"):
+        raise ValueError("must be an http or https URL")
+    return url
+
+
+class RuleFields(BaseModel):
+    """The changeable fields of an alert rule (threshold: error rate 0..1, or ms)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    server: str | None = Field(default=None, min_length=1, max_length=200)
+    threshold: float = Field(default=0.0, ge=0)
+    window_minutes: int = Field(default=5, ge=1, le=1440)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    enabled: bool = True
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook(cls, value: str | None) -> str | None:
+        return _webhook(value)
+
+
+class RuleIn(RuleFields):
+    """POST /api/v1/alerts/rules."""
+
+    kind: str
+    org: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in ALERT_KINDS:
+            raise ValueError(f"must be one of {', '.join(ALERT_KINDS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> RuleIn:
+        check_rule(self.kind, self.server, self.threshold)
+        return self
+
+
+class RulePatch(BaseModel):
+    """PATCH /api/v1/alerts/rules/{id}: any of the fields (kind and org are fixed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    server: str | None = Field(default=None, min_length=1, max_length=200)
+    threshold: float | None = Field(default=None, ge=0)
+    window_minutes: int | None = Field(default=None, ge=1, le=1440)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    enabled: bool | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook(cls, value: str | None) -> str | None:
+        return _webhook(value)
+
+
+def check_rule(kind: str, server: str | None, threshold: float) -> None:
+    """A rule's fields make sense for its kind (ValueError naming the problem)."""
+    if kind == "server_unhealthy" and not server:
+        raise ValueError("server is required for server_unhealthy rules")
+    if kind == "error_rate" and threshold > 1:
+        raise ValueError("threshold of an error_rate rule is a fraction between 0 and 1")
+
+
+def rule_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An alert rule (org_refs are internal)."""
+    out = record_out(row)
+    out.pop("org_refs", None)
+    return out
+
+
+def alert_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An alert (firing or resolved)."""
+    out = record_out(row)
+    out["rule_id"] = str(row["rule_id"]) if row["rule_id"] else None
+    out["state"] = out["status"]
+    return out

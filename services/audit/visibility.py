@@ -30,10 +30,30 @@ def scope_for(principal: Principal) -> Scope:
     """The scope of `principal` (orgs by id and by slug, since events may carry either)."""
     if principal.is_platform_admin:
         return Scope(everything=True)
-    admin_ids = {org for org, role in principal.orgs.items() if role in ADMIN_ROLES}
-    slugs = {slug for slug, org in principal.org_slugs.items() if org in admin_ids}
     own = {p for p in (principal.id, principal.user_id) if p}
-    return Scope(orgs=tuple(sorted(admin_ids | slugs)), principals=tuple(sorted(own)))
+    if principal.kind == "service_token":
+        return Scope(orgs=_token_orgs(principal, "read"), principals=tuple(sorted(own)))
+    return Scope(orgs=admin_orgs(principal), principals=tuple(sorted(own)))
+
+
+def admin_orgs(principal: Principal) -> tuple[str, ...]:
+    """Orgs (ids and slugs) the principal administers: admin/owner role, or `admin:org:` scope."""
+    if principal.kind == "service_token":
+        return _token_orgs(principal, "admin")
+    ids = {org for org, role in principal.orgs.items() if role in ADMIN_ROLES}
+    slugs = {slug for slug, org in principal.org_slugs.items() if org in ids}
+    return tuple(sorted(ids | slugs))
+
+
+def _token_orgs(principal: Principal, verb: str) -> tuple[str, ...]:
+    """A service token's org (id and slug) when it carries `<verb>:org:<slug>`."""
+    found = {
+        ref
+        for slug, org in principal.org_slugs.items()
+        if principal.has_scope(f"{verb}:org:{slug}")
+        for ref in (slug, org)
+    }
+    return tuple(sorted(found))
 
 
 def org_id(principal: Principal, ref: str) -> str:
