@@ -8,10 +8,11 @@ import orjson
 
 from libs.common import rpc
 from libs.common.errors import ValidationError
-from services.registry import setting_keys, views
+from services.registry import setting_keys, sources, views
 from services.registry.context import Registry
 from services.registry.store import secrets as secrets_store
 from services.registry.store import servers as servers_store
+from services.registry.store import sources as sources_store
 from services.registry.store import tools as tools_store
 
 DEFAULT_LIMIT = 50
@@ -46,6 +47,16 @@ async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
         ids = [s["id"] for s in page]
         tools = await tools_store.list_for_servers(conn, ids)
         secrets = await secrets_store.list_secrets(conn, ids)
+        source_rows = await sources_store.list_for_servers(conn, ids)
+    upstreams = {
+        row["id"]: {
+            "source_id": str(row["id"]),
+            "transport": row["transport"],
+            "url": row["url"],
+            "headers": sources.headers_of(reg, row),
+        }
+        for row in source_rows
+    }
     by_tools: dict[Any, list] = {}
     for tool in tools:
         by_tools.setdefault(tool["server_id"], []).append(tool)
@@ -56,7 +67,11 @@ async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
     size = 0
     for server in page:
         view = views.snapshot_server(
-            server, by_tools.get(server["id"], []), by_secrets.get(server["id"], []), reg.box
+            server,
+            by_tools.get(server["id"], []),
+            by_secrets.get(server["id"], []),
+            reg.box,
+            upstreams,
         )
         size += len(orjson.dumps(view))
         if out and size > MAX_REPLY_BYTES:

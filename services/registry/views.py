@@ -121,8 +121,14 @@ def snapshot_server(
     tools: Iterable[asyncpg.Record],
     secrets: Iterable[asyncpg.Record],
     box: SecretBox,
+    upstreams: dict[Any, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The server view of rpc.registry.snapshot (docs/CONTRACTS.md), secrets decrypted."""
+    """The server view of rpc.registry.snapshot (docs/CONTRACTS.md), secrets decrypted.
+
+    A tool imported from an external source carries `upstream` (its source's transport, url and
+    headers): calls to it go there, not to the server's own url.
+    """
+    upstreams = upstreams or {}
     plain = secrets_by_kind(secrets, box)
     return {
         "id": str(server["id"]),
@@ -153,6 +159,7 @@ def snapshot_server(
                 "annotations": t["annotations"],
                 "fingerprint": t["fingerprint"],
                 "routable": routable(server, t),
+                "upstream": upstreams.get(t["source_id"]),
             }
             for t in tools
         ],

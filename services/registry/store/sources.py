@@ -49,6 +49,15 @@ async def list_sources(conn: asyncpg.Connection, server_id: uuid.UUID) -> list[a
     )
 
 
+async def list_for_servers(
+    conn: asyncpg.Connection, server_ids: list[uuid.UUID]
+) -> list[asyncpg.Record]:
+    """Every source of the given servers."""
+    return await conn.fetch(
+        f"SELECT {COLUMNS} FROM registry.sources c WHERE c.server_id = ANY($1)", server_ids
+    )
+
+
 async def update_source(
     conn: asyncpg.Connection, source_id: uuid.UUID, fields: dict[str, Any]
 ) -> None:

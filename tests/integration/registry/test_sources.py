@@ -6,6 +6,8 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
+from services.registry.context import Registry
+from services.registry.rpc import snapshot
 from tests.integration.registry.conftest import make_upstream, run_upstream
 
 
@@ -24,7 +26,9 @@ def make_source() -> MCPServer:
     return server
 
 
-async def test_a_sources_tools_are_discovered_imported_and_survive_a_refresh(api: Any) -> None:
+async def test_a_sources_tools_are_discovered_imported_and_survive_a_refresh(
+    api: Any, reg: Registry
+) -> None:
     library = make_source()
     async with run_upstream(make_upstream()) as host_url, run_upstream(library) as source_url:
         resp = await api.post(
@@ -58,6 +62,12 @@ async def test_a_sources_tools_are_discovered_imported_and_survive_a_refresh(api
         assert set(by_name) == {"forecast", "temperature", "lookup"}
         assert by_name["lookup"]["source_id"] == sid and by_name["lookup"]["routable"]
         assert by_name["forecast"]["source_id"] is None
+        # the gateway learns where calls to the imported tool go (headers decrypted)
+        snap = await snapshot(reg, {"names": ["weather"]})
+        upstreams = {t["name"]: t["upstream"] for t in snap["servers"][0]["tools"]}
+        assert upstreams["forecast"] is None
+        assert upstreams["lookup"]["url"] == source_url
+        assert upstreams["lookup"]["headers"] == {"Authorization": "Bearer s3"}
 
         # the host's own refresh leaves imported tools alone
         resp = await api.post("/api/v1/servers/weather/refresh")
