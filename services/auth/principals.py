@@ -7,9 +7,11 @@ from typing import Any
 
 import asyncpg
 import jwt
+import orjson
 
 from libs.common.authn import ROLE_ORDER, Grant, Principal, Verifier, hash_token
 from libs.common.errors import Unauthenticated
+from services.auth.grants import as_grants, owned
 from services.auth.store import credentials, principals, users
 
 ADMIN_TOKEN_ID = "admin-token"
@@ -82,6 +84,7 @@ async def by_token_hash(conn: asyncpg.Connection, token_hash: str) -> Principal:
             name=token["name"],
             org_slugs={token["org_slug"]: org},
             scopes=tuple(token["scopes"]),
+            grants=await _token_grants(conn, token),
             credential_id=str(token["id"]),
             org=org,
         )
@@ -100,6 +103,16 @@ async def by_token_hash(conn: asyncpg.Connection, token_hash: str) -> Principal:
         user = await _active_user(conn, session["user_id"])
         return await for_user(conn, user, credential_id=str(session["id"]))
     raise Unauthenticated("The credential is not valid.")
+
+
+async def _token_grants(conn: asyncpg.Connection, token: asyncpg.Record) -> tuple[Grant, ...]:
+    """A token's grants that its org still holds (a grant the org lost stops working)."""
+    raw = token["grants"]
+    if not raw:
+        return ()
+    stored = as_grants(orjson.loads(raw) if isinstance(raw, str) else raw, team="")
+    org_owns = as_grants(await principals.org_grants(conn, token["org_id"]))
+    return tuple(g for g in stored if owned(g, org_owns))
 
 
 async def by_session(conn: asyncpg.Connection, user_id: str, session_id: str | None) -> Principal:

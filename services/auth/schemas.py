@@ -8,6 +8,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import asyncpg
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_RE = r"^[a-z0-9][a-z0-9_.\-]{0,62}$"
@@ -541,8 +542,14 @@ def token_view(row: asyncpg.Record) -> dict[str, Any]:
         "description": row["description"],
         "prefix": row["prefix"],
         "scopes": list(row["scopes"]),
+        "grants": _json(row["grants"]),
         "expires_at": _iso(row["expires_at"]),
         "last_used_at": _iso(row["last_used_at"]),
         "revoked_at": _iso(row["revoked_at"]),
         "created_at": _iso(row["created_at"]),
     }
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column's value (asyncpg returns it as text without a codec)."""
+    return orjson.loads(value) if isinstance(value, str) else value

@@ -22,8 +22,9 @@ from libs.common.http import json_response, no_content, parse_body
 from services.auth.access import get_org, require_org
 from services.auth.credentials import ADMIN_TOKEN, API_KEY, SERVICE_TOKEN, new_credential
 from services.auth.events_out import emit
+from services.auth.grants import as_grants, not_owned, to_json
 from services.auth.schemas import KeyIn, TokenIn, key_view, token_view
-from services.auth.store import credentials
+from services.auth.store import credentials, principals
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:
@@ -133,6 +134,16 @@ async def create_token(request: Request) -> Response:
                 "Scopes must name this org.",
                 details={"fields": {"scopes": f"not this org: {', '.join(foreign)}"}},
             )
+        grants = None
+        if body.grants is not None:
+            grants = as_grants([g.model_dump() for g in body.grants], team="")
+            org_owns = as_grants(await principals.org_grants(conn, org["id"]))
+            missing = not_owned(grants, org_owns)
+            if missing:
+                raise Unprocessable(
+                    "A service token may only carry grants its org's teams hold.",
+                    details={"fields": {"grants": f"not held by the org: {', '.join(missing)}"}},
+                )
         row = await credentials.insert_token(
             conn,
             org["id"],
@@ -143,6 +154,7 @@ async def create_token(request: Request) -> Response:
             body.scopes,
             uuid.UUID(principal.user_id) if principal.user_id else None,
             expires,
+            to_json(grants) if grants is not None else None,
         )
         await emit(conn, TOKEN_CREATED, _token_payload(row, org["slug"]), principal, str(org["id"]))
     return json_response({**token_view(row), "token": cred.secret}, 201)

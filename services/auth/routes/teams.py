@@ -132,9 +132,16 @@ async def update_team(request: Request) -> Response:
         require_org(principal, team_org_ref(team), "admin")
         fields: dict[str, Any] = body.model_dump(exclude_none=True, exclude={"parent"})
         if body.parent is not None:
+            await teams.lock_hierarchy(conn, team["org_id"])
             fields["parent_id"] = await _parent(conn, team["org_id"], body.parent)
             if fields["parent_id"] == team["id"]:
                 raise Unprocessable("Invalid team.", details={"fields": {"parent": "is the team"}})
+            parent_id = fields["parent_id"]
+            if parent_id is not None and team["id"] in await teams.ancestors(conn, parent_id):
+                raise Unprocessable(
+                    "Invalid team.",
+                    details={"fields": {"parent": "is a descendant of the team (a cycle)"}},
+                )
         try:
             await teams.update(conn, team["id"], fields)
         except UniqueViolationError:

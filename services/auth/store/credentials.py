@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+import orjson
 
 KEY_COLUMNS = "id, user_id, name, prefix, teams, expires_at, last_used_at, revoked_at, created_at"
 TOKEN_COLUMNS = (
     "id, org_id, name, description, prefix, scopes, created_by, expires_at, last_used_at,"
-    " revoked_at, created_at"
+    " revoked_at, created_at, grants"
 )
 SESSION_COLUMNS = "id, user_id, kind, source, expires_at, revoked_at, revoked_reason, created_at"
 
@@ -84,11 +86,13 @@ async def insert_token(
     scopes: list[str],
     created_by: uuid.UUID | None,
     expires_at: datetime | None,
+    grants: list[dict[str, Any]] | None = None,
 ) -> asyncpg.Record:
-    """Store a new service token's hash."""
+    """Store a new service token's hash (with its server grants, if any)."""
     return await conn.fetchrow(
         "INSERT INTO auth.service_tokens (id, org_id, name, description, prefix, token_hash,"
-        " scopes, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " scopes, created_by, expires_at, grants)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)"
         f" RETURNING {TOKEN_COLUMNS}",
         uuid.uuid4(),
         org_id,
@@ -99,6 +103,7 @@ async def insert_token(
         scopes,
         created_by,
         expires_at,
+        orjson.dumps(grants).decode() if grants is not None else None,
     )
 
 
@@ -129,7 +134,7 @@ async def token_by_hash(conn: asyncpg.Connection, token_hash: str) -> asyncpg.Re
         "UPDATE auth.service_tokens t SET last_used_at = now() FROM auth.orgs o"
         " WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND o.id = t.org_id"
         " AND o.status = 'active' AND (t.expires_at IS NULL OR t.expires_at > now())"
-        " RETURNING t.id, t.org_id, t.name, t.scopes, o.slug AS org_slug",
+        " RETURNING t.id, t.org_id, t.name, t.scopes, t.grants, o.slug AS org_slug",
         token_hash,
     )
 

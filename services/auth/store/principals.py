@@ -6,6 +6,9 @@ import uuid
 
 import asyncpg
 
+# parent chains longer than this are cut (cycles are refused on update; this is the backstop)
+MAX_TEAM_DEPTH = 32
+
 
 async def user_orgs(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[asyncpg.Record]:
     """The user's active memberships in active orgs."""
@@ -28,10 +31,25 @@ async def user_teams(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[async
 
 
 async def team_grants(conn: asyncpg.Connection, team_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
-    """The grants of the listed teams."""
+    """The grants of the listed teams and of their ancestors (parent teams), each labelled with
+    the listed team it reaches the holder through; the depth bound stops a cycle."""
+    return await conn.fetch(
+        "WITH RECURSIVE chain (origin, team_id, depth) AS ("
+        " SELECT id, id, 0 FROM auth.teams WHERE id = ANY($1)"
+        " UNION ALL SELECT c.origin, t.parent_id, c.depth + 1 FROM chain c"
+        " JOIN auth.teams t ON t.id = c.team_id"
+        f" WHERE t.parent_id IS NOT NULL AND c.depth < {MAX_TEAM_DEPTH})"
+        " SELECT DISTINCT o.name AS team, g.server, g.permissions, g.tools FROM chain c"
+        " JOIN auth.grants g ON g.team_id = c.team_id JOIN auth.teams o ON o.id = c.origin"
+        " ORDER BY 1, 2",
+        team_ids,
+    )
+
+
+async def org_grants(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[asyncpg.Record]:
+    """Every grant held by a team of the org (what the org owns, for service tokens)."""
     return await conn.fetch(
         "SELECT t.name AS team, g.server, g.permissions, g.tools FROM auth.grants g"
-        " JOIN auth.teams t ON t.id = g.team_id WHERE g.team_id = ANY($1)"
-        " ORDER BY t.name, g.server",
-        team_ids,
+        " JOIN auth.teams t ON t.id = g.team_id WHERE t.org_id = $1",
+        org_id,
     )

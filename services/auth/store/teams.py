@@ -165,3 +165,21 @@ async def delete_grant(
         team_id,
         ref,
     )
+
+
+async def ancestors(conn: asyncpg.Connection, team_id: uuid.UUID) -> list[uuid.UUID]:
+    """The team's parent, grandparent, … (bounded, so an existing cycle cannot loop)."""
+    rows = await conn.fetch(
+        "WITH RECURSIVE up (id, depth) AS (SELECT parent_id, 1 FROM auth.teams WHERE id = $1"
+        " UNION ALL SELECT t.parent_id, u.depth + 1 FROM up u JOIN auth.teams t ON t.id = u.id"
+        " WHERE u.depth < 64) SELECT id FROM up WHERE id IS NOT NULL",
+        team_id,
+    )
+    return [r["id"] for r in rows]
+
+
+async def lock_hierarchy(conn: asyncpg.Connection, org_id: uuid.UUID) -> None:
+    """Serialise re-parenting within an org, so two concurrent moves cannot close a cycle."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('auth.team_parents'), hashtext($1))", str(org_id)
+    )
