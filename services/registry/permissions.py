@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from libs.common.authn import Principal
@@ -21,12 +22,59 @@ def visibility(principal: Principal) -> tuple[list[str] | None, list[str]]:
     return names, admin_orgs(principal)
 
 
-def can(principal: Principal, permission: str, server: Any) -> bool:
-    """True when the principal may `permission` the server."""
+@dataclass(frozen=True)
+class ToolVisibility:
+    """Which tools a principal may read: everything, whole servers, or (server, tool) pairs."""
+
+    everything: bool
+    servers: list[str]  # every tool of these servers (grants not narrowed to tools)
+    orgs: list[str]  # every tool of these orgs' servers (org admin)
+    teams: list[str]  # every tool of servers these teams own
+    pairs: list[tuple[str, str]]  # single tools of grants narrowed to tools
+
+
+def tool_visibility(principal: Principal) -> ToolVisibility:
+    """The tools `principal` may read, for a filtered listing."""
+    if principal.is_platform_admin:
+        return ToolVisibility(True, [], [], [], [])
+    whole = {
+        g.server for g in principal.grants if g.tools is None and g.covers("read", g.server, None)
+    }
+    pairs = {
+        (g.server, tool)
+        for g in principal.grants
+        if g.tools is not None and g.server not in whole
+        for tool in g.tools
+        if g.covers("read", g.server, tool)
+    }
+    return ToolVisibility(
+        False, sorted(whole), admin_orgs(principal), list(principal.teams), sorted(pairs)
+    )
+
+
+def team_role(principal: Principal, team: str) -> str | None:
+    """The principal's role in `team`, when its credential carries team roles (`team_roles`)."""
+    roles = getattr(principal, "team_roles", None) or {}
+    return roles.get(team)
+
+
+def can(principal: Principal, permission: str, server: Any, tool: str | None = None) -> bool:
+    """True when the principal may `permission` the server (or one of its tools).
+
+    Org admins and platform admins may everything; members of the server's owner team may read
+    it, and the owner team's admins (team role admin or owner) may also write it; otherwise a
+    grant decides (one narrowed to tools covers only those tools).
+    """
     org = server["org"]
     if org and principal.has_org_role(org, "admin"):
         return True
-    return principal.permits(permission, server["name"])
+    team = server.get("owner_team")
+    if team and team in principal.teams:
+        if permission == "read":
+            return True
+        if team_role(principal, team) in ("admin", "owner"):
+            return True
+    return principal.permits(permission, server["name"], tool)
 
 
 def require_read(principal: Principal, server: Any, ref: str) -> None:

@@ -48,7 +48,9 @@ async def list_servers(request: Request) -> Response:
     )
     names, orgs = permissions.visibility(principal)
     async with _reg(request).pool.acquire() as conn:
-        rows, total = await servers_store.list_servers(conn, query, names, orgs)
+        rows, total = await servers_store.list_servers(
+            conn, query, names, orgs, list(principal.teams)
+        )
         items = await servers.public_views(conn, rows)
     return json_response(page_body(items, total, query))
 

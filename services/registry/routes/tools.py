@@ -7,6 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from libs.common.authn import authenticate
+from libs.common.errors import NotFound
 from libs.common.http import json_response, parse_body
 from libs.common.pagination import list_query, page_body, paginate
 from services.registry import permissions, servers, tools, views
@@ -29,7 +30,11 @@ async def list_server_tools(request: Request) -> Response:
         server = await servers.get_or_404(conn, ref)
         permissions.require_read(principal, server, ref)
         rows = await tools_store.list_for_servers(conn, [server["id"]])
-    items = [views.tool_out(server, t) for t in rows]
+    items = [
+        views.tool_out(server, t)
+        for t in rows
+        if permissions.can(principal, "read", server, t["name"])
+    ]
     if query.q:
         needle = query.q.lower()
         items = [
@@ -48,9 +53,9 @@ async def list_tools(request: Request) -> Response:
         default_sort="name",
         default_order="asc",
     )
-    names, orgs = permissions.visibility(principal)
+    visible = permissions.tool_visibility(principal)
     async with _reg(request).pool.acquire() as conn:
-        rows, total = await tools_store.search_tools(conn, query, names, orgs)
+        rows, total = await tools_store.search_tools(conn, query, visible)
     items = []
     for row in rows:
         server = {
@@ -69,6 +74,8 @@ async def get_tool(request: Request) -> Response:
     async with _reg(request).pool.acquire() as conn:
         server = await servers.get_or_404(conn, ref)
         permissions.require_read(principal, server, ref)
+        if not permissions.can(principal, "read", server, name):
+            raise NotFound(f"Tool {name!r} not found.", details={"server": ref, "tool": name})
         return json_response(views.tool_out(server, await tools.get_or_404(conn, server, name)))
 
 

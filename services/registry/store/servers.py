@@ -94,11 +94,13 @@ async def lock_server(conn: asyncpg.Connection, server_id: uuid.UUID) -> None:
 
 
 def _where(
-    query: ListQuery, names: list[str] | None, orgs: list[str] | None
+    query: ListQuery, names: list[str] | None, orgs: list[str] | None, teams: list[str]
 ) -> tuple[str, list[Any]]:
-    """WHERE clause for a filtered, visibility-limited list."""
-    args: list[Any] = [names, orgs]
-    clauses = ["($1::text[] IS NULL OR s.name = ANY($1) OR s.org = ANY($2))"]
+    """WHERE clause for a filtered, visibility-limited list (owner teams see their servers)."""
+    args: list[Any] = [names, orgs, teams]
+    clauses = [
+        "($1::text[] IS NULL OR s.name = ANY($1) OR s.org = ANY($2) OR s.owner_team = ANY($3))"
+    ]
     f = query.filters
     simple = {
         "status": "s.status",
@@ -127,10 +129,14 @@ def _where(
 
 
 async def list_servers(
-    conn: asyncpg.Connection, query: ListQuery, names: list[str] | None, orgs: list[str] | None
+    conn: asyncpg.Connection,
+    query: ListQuery,
+    names: list[str] | None,
+    orgs: list[str] | None,
+    teams: list[str] | None = None,
 ) -> tuple[list[asyncpg.Record], int]:
-    """A page of servers visible through `names` (None: all) or `orgs`, and the total."""
-    where, args = _where(query, names, orgs)
+    """A page of servers visible through `names` (None: all), `orgs` or owner `teams`."""
+    where, args = _where(query, names, orgs, list(teams or []))
     total = await conn.fetchval(f"SELECT count(*) FROM registry.servers s WHERE {where}", *args)
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM registry.servers s WHERE {where}"

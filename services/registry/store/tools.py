@@ -107,11 +107,21 @@ async def approve_tool(
 
 
 async def search_tools(
-    conn: asyncpg.Connection, query: ListQuery, names: list[str] | None, orgs: list[str] | None
+    conn: asyncpg.Connection, query: ListQuery, visible: Any
 ) -> tuple[list[asyncpg.Record], int]:
-    """A page of tools across visible servers, with their server's name and flags."""
-    args: list[Any] = [names, orgs]
-    clauses = ["($1::text[] IS NULL OR s.name = ANY($1) OR s.org = ANY($2))"]
+    """A page of the tools `visible` (a ToolVisibility) lets one read, with server info."""
+    args: list[Any] = [
+        None if visible.everything else visible.servers,
+        visible.orgs,
+        visible.teams,
+        [p[0] for p in visible.pairs],
+        [p[1] for p in visible.pairs],
+    ]
+    clauses = [
+        "($1::text[] IS NULL OR s.name = ANY($1) OR s.org = ANY($2) OR s.owner_team = ANY($3)"
+        " OR EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS g(srv, tool)"
+        "  WHERE g.srv = s.name AND g.tool = t.name))"
+    ]
     if query.q:
         args.append(f"%{query.q}%")
         clauses.append(f"(t.name ILIKE ${len(args)} OR t.description ILIKE ${len(args)})")

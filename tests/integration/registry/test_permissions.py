@@ -78,3 +78,49 @@ async def test_an_api_key_carries_its_users_grants(api: Any, auth: Any, registry
     async with httpx.AsyncClient(base_url=registry_url, headers={"X-API-Key": key}) as c:
         assert (await c.get("/api/v1/servers/files")).status_code == 200
         assert (await c.delete("/api/v1/servers/files")).status_code == 403
+
+
+async def test_tool_listings_follow_grants_narrowed_to_tools(
+    api: Any, auth: Any, registry_url: str
+) -> None:
+    from tests.integration.registry.conftest import make_upstream, run_upstream
+
+    org = await auth.create_org()
+    narrow = await auth.create_team(org["slug"])
+    owners = await auth.create_team(org["slug"], name=unique("owners"))
+    user, owner = await auth.create_user(), await auth.create_user()
+    await auth.add_member(narrow["name"], user)
+    await auth.add_member(owners["name"], owner)
+    await auth.grant(narrow["name"], "weather", ["read", "execute"], tools=["temperature"])
+    async with run_upstream(make_upstream()) as url:
+        body = {
+            "name": "weather",
+            "transport": "streamable-http",
+            "url": url,
+            "owner_team": owners["name"],
+        }
+        assert (await api.post("/api/v1/servers", json=body)).status_code == 201
+    await api.post("/api/v1/servers", json={"name": "other", "transport": "stdio", "command": "x"})
+    tokens = {u: (await auth.login(u.username, u.password))["access_token"] for u in (user, owner)}
+
+    def as_(who: Any) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {tokens[who]}"}
+        return httpx.AsyncClient(base_url=registry_url, timeout=20, headers=headers)
+
+    async with as_(user) as c:
+        listed = (await c.get("/api/v1/tools")).json()
+        assert [t["name"] for t in listed["items"]] == ["temperature"] and listed["total"] == 1
+        own = (await c.get("/api/v1/servers/weather/tools")).json()
+        assert [t["name"] for t in own["items"]] == ["temperature"]
+        hidden = await c.get("/api/v1/servers/weather/tools/forecast")
+        assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "NOT_FOUND"
+        assert (await c.get("/api/v1/servers/weather/tools/temperature")).status_code == 200
+    # the owner team's members read the server and all its tools without a grant, but a plain
+    # member (team role member) may not write it
+    async with as_(owner) as c:
+        servers = (await c.get("/api/v1/servers")).json()
+        assert [s["name"] for s in servers["items"]] == ["weather"]
+        tools = (await c.get("/api/v1/tools")).json()
+        assert sorted(t["name"] for t in tools["items"]) == ["forecast", "temperature"]
+        denied = await c.patch("/api/v1/servers/weather", json={"description": "x"})
+        assert denied.status_code == 403 and denied.json()["error"]["code"] == "FORBIDDEN"
