@@ -61,10 +61,10 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
         for index, src in enumerate(req.packages):
             dest = f"{isolation.TOOL_PACKAGES}/{index}"
             conf.ro_binds.append((src, dest))
-            paths.append(dest)
+            paths.append(dest if rt.tier == isolation.BWRAP_USERNS else src)
         conf.env["PYTHONPATH"] = ":".join(paths)
     runner = f"{isolation.SUPPORT_DIR}/runner.py"
-    if rt.tier == isolation.NONE:
+    if rt.tier != isolation.BWRAP_USERNS:
         runner = str(Path(__file__).parent / "inside" / "runner.py")
     cmd = isolation.build_command(rt.settings, rt.tier, conf, [rt.settings.python, "-S", runner])
     started = time.perf_counter()
@@ -94,6 +94,7 @@ async def _spawn(cmd: isolation.Command, job: bytes, timeout: float) -> dict[str
         pass_fds=cmd.pass_fds,
         start_new_session=True,
         env=cmd.env or {},
+        cwd=cmd.cwd,
         **identity,
     )
     timed_out = False

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -81,15 +83,36 @@ class Command:
     uid: int | None
     gid: int | None
     env: dict[str, str]
+    cwd: str | None = None
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version (0 when Landlock is unavailable)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        return max(int(libc.syscall(444, None, 0, 1)), 0)
+    except (OSError, AttributeError):
+        return 0
+
+
+def _fallback(settings: SandboxSettings, why: str) -> tuple[str, str]:
+    """Landlock + seccomp + rlimits + uid when the kernel has Landlock, else none."""
+    abi = landlock_abi()
+    if abi >= 1 and seccomp.supported() and settings.isolation != NONE:
+        return LANDLOCK_FALLBACK, f"{why}; Landlock ABI {abi} + seccomp + rlimits instead"
+    return NONE, why
 
 
 def probe_tier(settings: SandboxSettings) -> tuple[str, str]:
     """The strongest tier that works here, with a reason when it is not bwrap-userns."""
     if settings.isolation == NONE:
         return NONE, "isolation disabled by SANDBOX_ISOLATION=none"
+    if settings.isolation == LANDLOCK_FALLBACK:
+        return _fallback(settings, "SANDBOX_ISOLATION=landlock-fallback")
     bwrap = shutil.which(settings.bwrap)
     if bwrap is None:
-        return NONE, f"{settings.bwrap} not found (install Debian's bubblewrap)"
+        return _fallback(settings, f"{settings.bwrap} not found (install Debian's bubblewrap)")
     try:
         probe = subprocess.run(
             [
@@ -115,10 +138,10 @@ def probe_tier(settings: SandboxSettings) -> tuple[str, str]:
             **_host_identity(settings, "probe"),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return NONE, f"bwrap failed to run: {exc}"
+        return _fallback(settings, f"bwrap failed to run: {exc}")
     if probe.returncode != 0:
         reason = probe.stderr.decode(errors="replace").strip()[:200]
-        return NONE, f"user namespaces unavailable: {reason}"
+        return _fallback(settings, f"user namespaces unavailable: {reason}")
     return BWRAP_USERNS, ""
 
 
@@ -166,7 +189,11 @@ def build_command(
         env.update(HTTP_PROXY=proxy, HTTPS_PROXY=proxy, http_proxy=proxy, https_proxy=proxy)
     prlimit = ["prlimit", *conf.limits.prlimit_args(), "--"]
     if tier == NONE:
-        return Command([*prlimit, *argv], (), uid, uid, {**env, "HOME": str(conf.workdir)})
+        return Command(
+            [*prlimit, *argv], (), uid, uid, {**env, "HOME": str(conf.workdir)}, str(conf.workdir)
+        )
+    if tier == LANDLOCK_FALLBACK:
+        return _fallback_command(settings, conf, env, prlimit, argv, uid)
     args = [
         settings.bwrap,
         "--unshare-all",
@@ -245,6 +272,53 @@ def build_command(
     if conf.proxy_socket is not None:
         argv = [settings.python, f"{SUPPORT_DIR}/bridge.py", "--", *argv]
     return Command([*prlimit, *args, *argv], fds, uid, uid, {})
+
+
+def _fallback_command(
+    settings: SandboxSettings,
+    conf: Confinement,
+    env: dict[str, str],
+    prlimit: list[str],
+    argv: list[str],
+    uid: int | None,
+) -> Command:
+    """Host paths, Landlock rules for them, seccomp, no network (the pod's policy adds egress)."""
+    support = str(Path(__file__).parent / "inside")
+    tmp = conf.workdir / ".tmp"
+    tmp.mkdir(exist_ok=True)
+    if uid is not None:
+        os.chown(tmp, uid, uid)
+    ro = [
+        "/usr",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib64",
+        "/etc/ld.so.cache",
+        "/etc/alternatives",
+        "/etc/ssl",
+        "/etc/ca-certificates",
+        "/etc/localtime",
+        "/proc",
+        "/dev/urandom",
+        "/dev/random",
+        "/dev/zero",
+        support,
+        *settings.ro_paths,
+        *(s for s, _ in conf.ro_binds),
+    ]
+    env = {**env, "HOME": str(conf.workdir), "TMPDIR": str(tmp)}
+    if conf.service_packages and settings.python_packages:
+        ro.append(settings.python_packages)
+        env["PYTHONPATH"] = settings.python_packages
+    else:
+        env["PYTHONPATH"] = conf.env.get("PYTHONPATH", "")
+    fd = _memfd(seccomp.build_filter())
+    env["SWITCHBOARD_CONFINE"] = json.dumps(
+        {"ro": ro, "rw": [str(conf.workdir), "/dev/null"], "seccomp_fd": fd}
+    )
+    launcher = [settings.python, "-S", f"{support}/confine.py", "--"]
+    return Command([*prlimit, *launcher, *argv], (fd,), uid, uid, env, str(conf.workdir))
 
 
 def _memfd(data: bytes) -> int:

@@ -207,6 +207,7 @@ class HostedProcess:
                 start_new_session=True,
                 limit=STREAM_LIMIT,
                 env=cmd.env or {},
+                cwd=cmd.cwd,
                 **_identity(cmd),
             )
         except OSError as exc:
@@ -629,7 +630,7 @@ class ProcessManager:
 
     async def proxy_for(self, key: str, server: str, path: Path) -> Path | None:
         """The egress proxy socket for this process, when the proxy runs."""
-        if self.proxy is None or self.tier == isolation.NONE:
+        if self.proxy is None or self.tier != isolation.BWRAP_USERNS:
             return None
         uid = isolation.host_uid(self.settings, key)
         return await self.proxy.open_socket(key, server, path, uid)

@@ -99,6 +99,7 @@ async def _spawn_shell(rt: Runtime, tty: int) -> tuple[asyncio.subprocess.Proces
         pass_fds=cmd.pass_fds,
         start_new_session=True,
         env=cmd.env or {},
+        cwd=cmd.cwd,
         **identity,
     )
     return proc, cmd.pass_fds

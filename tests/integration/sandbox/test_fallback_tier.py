@@ -1,0 +1,122 @@
+"""The landlock-fallback tier (no user namespaces): Landlock + seccomp + rlimits + its own uid."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import textwrap
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from libs.common import bus as busmod
+from libs.common import db
+from services.sandbox import runtime as runtime_mod
+from services.sandbox.execution import RunRequest, run_code
+from services.sandbox.isolation import LANDLOCK_FALLBACK, Limits
+from services.sandbox.processes import ServerSpec
+from services.sandbox.runtime import Runtime
+from tests.integration.sandbox.conftest import ECHO_SERVER, sandbox_settings
+
+SMALL = Limits(memory_mb=256, cpu_s=2, nofile=64, nproc=16, fsize_mb=1)
+
+
+@pytest.fixture(scope="module")
+async def fallback(
+    pg_url: str, nats_url: str, namespace: str, sandbox: Any
+) -> AsyncIterator[Runtime]:
+    """A runtime forced onto the fallback tier (migrations were applied by the sandbox app)."""
+    settings = sandbox_settings(pg_url, nats_url, namespace, SANDBOX_ISOLATION="landlock-fallback")
+    async with (
+        db.open_pool(settings) as pool,
+        busmod.connect(settings, name="sandbox-fallback-test") as bus,
+        runtime_mod.running(settings, pool, bus, "fallback-test") as rt,
+    ):
+        yield rt
+
+
+async def run(rt: Runtime, code: str) -> dict[str, Any]:
+    """Run code on the fallback tier with small limits."""
+    return await run_code(rt, RunRequest(code=textwrap.dedent(code), args={}, limits=SMALL))
+
+
+async def test_the_fallback_tier_is_reported_and_runs_code(fallback: Runtime) -> None:
+    assert fallback.tier == LANDLOCK_FALLBACK
+    result = await run(fallback, "async def main():\n    return 6 * 7")
+    assert result["result"] == 42
+    assert result["isolation"] == LANDLOCK_FALLBACK
+
+
+async def test_files_outside_the_work_dir_are_neither_read_nor_written(fallback: Runtime) -> None:
+    result = await run(
+        fallback,
+        """
+        import os
+        def main():
+            out = {}
+            for path in ("/etc/shadow", "/etc/passwd", "/root", "/work"):
+                try:
+                    os.listdir(path) if os.path.isdir(path) else open(path).read()
+                    out[path] = "read"
+                except OSError as exc:
+                    out[path] = type(exc).__name__
+            for path in ("/tmp/evil", "/usr/evil"):
+                try:
+                    open(path, "w").write("x")
+                    out[path] = "written"
+                except OSError as exc:
+                    out[path] = type(exc).__name__
+            open("fine.txt", "w").write("ok")
+            return out
+        """,
+    )
+    assert result["outcome"] == "ok", result
+    assert set(result["result"].values()) <= {"PermissionError", "FileNotFoundError"}
+
+
+async def test_tcp_ptrace_and_the_service_environment_are_blocked(fallback: Runtime) -> None:
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await run(
+            fallback,
+            f"""
+            import ctypes, errno, socket
+            def main():
+                out = {{}}
+                try:
+                    socket.create_connection(("127.0.0.1", {port}), timeout=3)
+                    out["tcp"] = "connected"
+                except OSError as exc:
+                    out["tcp"] = type(exc).__name__
+                libc = ctypes.CDLL(None, use_errno=True)
+                rc = libc.ptrace(16, {os.getpid()}, None, None)
+                out["ptrace"] = errno.errorcode.get(ctypes.get_errno()) if rc == -1 else "ok"
+                try:
+                    out["environ"] = open("/proc/{os.getpid()}/environ", "rb").read()[:10].hex()
+                except OSError as exc:
+                    out["environ"] = type(exc).__name__
+                return out
+            """,
+        )
+    finally:
+        server.close()
+    assert result["result"] == {
+        "tcp": "PermissionError",
+        "ptrace": "EPERM",
+        "environ": "PermissionError",
+    }
+
+
+async def test_a_stdio_server_is_hosted_on_the_fallback_tier(fallback: Runtime) -> None:
+    spec = ServerSpec(name="fallback-echo", command="python3", args=(ECHO_SERVER,))
+    message = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "landlocked"}},
+    }
+    reply = await fallback.manager.call(spec, message)
+    assert reply["result"]["content"][0]["text"] == "landlocked"
+    await fallback.manager.stop(spec.name)
