@@ -8,6 +8,8 @@ from libs.common.authn import (
     SESSION_COOKIE,
     Grant,
     Principal,
+    Verifier,
+    canonical_resource,
     check_csrf,
     credential_from,
     require_grant,
@@ -76,3 +78,22 @@ def test_cookie_state_changes_need_the_csrf_echo() -> None:
     with pytest.raises(Forbidden):
         check_csrf(request("POST", {"Cookie": f"{CSRF_COOKIE}=abc", "X-CSRF-Token": "abd"}))
     check_csrf(request("POST", {"Cookie": f"{CSRF_COOKIE}=abc", "X-CSRF-Token": "abc"}))
+
+
+def test_canonical_resources_ignore_case_of_scheme_and_host_trailing_slash_and_fragment() -> None:
+    assert canonical_resource("HTTPS://Sb.Example.COM/mcp/#x") == "https://sb.example.com/mcp"
+    assert canonical_resource("https://sb.example.com/MCP") == "https://sb.example.com/MCP"
+
+
+def test_the_verifier_accepts_switchboard_and_configured_audiences_only() -> None:
+    plain = Verifier(bus=None)  # type: ignore[arg-type]
+    assert plain.audience_ok("switchboard")
+    assert not plain.audience_ok("https://sb.example.com/mcp")
+    gateway = Verifier(bus=None, audiences=["https://sb.example.com/mcp/"])  # type: ignore[arg-type]
+    assert gateway.audience_ok("https://sb.example.com/mcp")
+    assert gateway.audience_ok(["other", "https://sb.example.com/mcp/team-a"])
+    assert gateway.audience_ok("switchboard")
+    assert not gateway.audience_ok("https://sb.example.com/mcpx")
+    assert not gateway.audience_ok("https://evil.example/mcp")
+    assert not gateway.audience_ok(None)
+    assert not gateway.audience_ok([1, 2])
