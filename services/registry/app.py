@@ -27,7 +27,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 def create_app(settings_: RegistrySettings) -> Starlette:
     """Build the registry app."""
-    box = SecretBox.from_base64(settings_.master_key or "", settings_.master_key_id)
+    box = SecretBox.from_settings(
+        settings_.master_keys, settings_.master_key, settings_.master_key_id
+    )
 
     @asynccontextmanager
     async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

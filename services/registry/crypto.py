@@ -43,6 +43,37 @@ class SecretBox:
             raise MasterKeyError("REGISTRY_MASTER_KEY must decode to 32 bytes")
         return cls(key_id=key_id, keys={key_id: raw})
 
+    @classmethod
+    def from_keyring(cls, entries: tuple[str, ...] | list[str]) -> SecretBox:
+        """Build from REGISTRY_MASTER_KEYS ("kid:base64", ...): the first seals, all open."""
+        keys: dict[str, bytes] = {}
+        for entry in entries:
+            kid, sep, key_b64 = entry.strip().partition(":")
+            if not sep or not kid or kid in keys:
+                raise MasterKeyError(
+                    "REGISTRY_MASTER_KEYS must be a comma-separated list of distinct"
+                    " 'key_id:base64' entries"
+                )
+            keys[kid] = cls.from_base64(key_b64, kid).keys[kid]
+        if not keys:
+            raise MasterKeyError("REGISTRY_MASTER_KEYS holds no key")
+        return cls(key_id=next(iter(keys)), keys=keys)
+
+    @classmethod
+    def from_settings(cls, keyring: tuple[str, ...], key_b64: str | None, key_id: str) -> SecretBox:
+        """REGISTRY_MASTER_KEYS when set, else REGISTRY_MASTER_KEY under REGISTRY_MASTER_KEY_ID."""
+        if keyring:
+            return cls.from_keyring(keyring)
+        if not key_b64:
+            raise MasterKeyError("set REGISTRY_MASTER_KEYS or REGISTRY_MASTER_KEY")
+        return cls.from_base64(key_b64, key_id)
+
+    def reseal(self, sealed: Sealed, aad: str) -> Sealed | None:
+        """The value sealed under the current key, or None when it already is."""
+        if sealed.key_id == self.key_id:
+            return None
+        return self.seal(self.open(sealed, aad), aad)
+
     def seal(self, plaintext: str, aad: str) -> Sealed:
         """Encrypt `plaintext`, bound to `aad` (the secret's identity) so rows cannot be swapped."""
         nonce = os.urandom(12)

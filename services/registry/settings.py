@@ -14,8 +14,10 @@ class RegistrySettings(Settings):
     default_port: ClassVar[int] = 8102
 
     # base64 of 32 random bytes; encrypts upstream header/env values and secret settings
-    master_key: str = env("REGISTRY_MASTER_KEY", secret=True)
+    master_key: str = env("REGISTRY_MASTER_KEY", "", secret=True)
     master_key_id: str = env("REGISTRY_MASTER_KEY_ID", "k1")
+    # rotation: "kid:base64,kid:base64"; the first seals new values, all open; wins when set
+    master_keys: tuple[str, ...] = env("REGISTRY_MASTER_KEYS", (), secret=True)
     # CIDRs an upstream URL may resolve into despite the SSRF rules (until the setting is stored)
     ssrf_allowlist: tuple[str, ...] = env("REGISTRY_SSRF_ALLOWLIST", ())
     health_interval_s: float = env("REGISTRY_HEALTH_INTERVAL_S", 30.0)

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from libs.common.authn import authenticate, require_platform_admin
 from libs.common.http import json_response, parse_body
-from services.registry import config, setting_keys
+from services.registry import config, rotation, setting_keys
 from services.registry.context import Registry
 from services.registry.schemas import SettingValue
 
@@ -34,7 +34,17 @@ async def put_setting(request: Request) -> Response:
     return json_response(out)
 
 
+async def reencrypt_secrets(request: Request) -> Response:
+    """Rewrite every sealed value under the current master key (after adding a new first key)."""
+    require_platform_admin(await authenticate(request))
+    reg: Registry = request.state.registry
+    async with reg.pool.acquire() as conn, conn.transaction():
+        out = await rotation.reencrypt(reg, conn)
+    return json_response(out)
+
+
 routes = [
+    Route("/api/v1/settings/secrets/reencrypt", reencrypt_secrets, methods=["POST"]),
     Route("/api/v1/settings", get_settings, methods=["GET"]),
     Route("/api/v1/settings/{key}", put_setting, methods=["PUT"]),
 ]

@@ -57,3 +57,28 @@ async def delete_kind(conn: asyncpg.Connection, server_id: uuid.UUID, kind: str)
     await conn.execute(
         "DELETE FROM registry.secrets WHERE server_id = $1 AND kind = $2", server_id, kind
     )
+
+
+async def list_not_under(conn: asyncpg.Connection, key_id: str) -> list[asyncpg.Record]:
+    """Secrets sealed under another key than `key_id`, locked for re-encryption."""
+    return await conn.fetch(
+        "SELECT server_id, kind, key, nonce, ciphertext, key_id FROM registry.secrets"
+        " WHERE key_id <> $1 FOR UPDATE",
+        key_id,
+    )
+
+
+async def reseal_secret(
+    conn: asyncpg.Connection, server_id: uuid.UUID, kind: str, key: str, sealed: Sealed
+) -> None:
+    """Replace a value's ciphertext (same plaintext, new key)."""
+    await conn.execute(
+        "UPDATE registry.secrets SET nonce = $4, ciphertext = $5, key_id = $6"
+        " WHERE server_id = $1 AND kind = $2 AND key = $3",
+        server_id,
+        kind,
+        key,
+        sealed.nonce,
+        sealed.ciphertext,
+        sealed.key_id,
+    )

@@ -33,3 +33,23 @@ async def put_setting(
         sealed.key_id if sealed else None,
         by,
     )
+
+
+async def list_not_under(conn: asyncpg.Connection, key_id: str) -> list[asyncpg.Record]:
+    """Secret settings sealed under another key than `key_id`, locked for re-encryption."""
+    return await conn.fetch(
+        "SELECT key, nonce, ciphertext, key_id FROM registry.settings"
+        " WHERE ciphertext IS NOT NULL AND key_id <> $1 FOR UPDATE",
+        key_id,
+    )
+
+
+async def reseal_setting(conn: asyncpg.Connection, key: str, sealed: Sealed) -> None:
+    """Replace a secret setting's ciphertext (same plaintext, new key)."""
+    await conn.execute(
+        "UPDATE registry.settings SET nonce = $2, ciphertext = $3, key_id = $4 WHERE key = $1",
+        key,
+        sealed.nonce,
+        sealed.ciphertext,
+        sealed.key_id,
+    )

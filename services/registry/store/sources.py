@@ -118,8 +118,21 @@ async def delete_source(conn: asyncpg.Connection, source_id: uuid.UUID) -> None:
     await conn.execute("DELETE FROM registry.sources WHERE id = $1", source_id)
 
 
-async def list_sealed(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Every source with sealed headers (for re-encryption)."""
+async def list_not_under(conn: asyncpg.Connection, key_id: str) -> list[asyncpg.Record]:
+    """Sources whose headers are sealed under another key than `key_id`, locked."""
     return await conn.fetch(
-        "SELECT id, nonce, ciphertext, key_id FROM registry.sources WHERE ciphertext IS NOT NULL"
+        "SELECT id, nonce, ciphertext, key_id FROM registry.sources"
+        " WHERE ciphertext IS NOT NULL AND key_id <> $1 FOR UPDATE",
+        key_id,
+    )
+
+
+async def reseal_headers(conn: asyncpg.Connection, source_id: uuid.UUID, sealed: Sealed) -> None:
+    """Replace the headers' ciphertext (same plaintext, new key)."""
+    await conn.execute(
+        "UPDATE registry.sources SET nonce = $2, ciphertext = $3, key_id = $4 WHERE id = $1",
+        source_id,
+        sealed.nonce,
+        sealed.ciphertext,
+        sealed.key_id,
     )
