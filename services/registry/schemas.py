@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_RE = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
@@ -49,6 +49,22 @@ class ServerFields(BaseModel):
     stars: int | None = Field(None, ge=0)
     language: str | None = Field(None, max_length=100)
     repo_url: str | None = Field(None, max_length=2048)
+    is_python: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_aliases(cls, data: Any) -> Any:
+        """MCP Gateway Registry names: `proxy_pass_url` is `url`, `num_stars` is `stars`."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for alias, name in (("proxy_pass_url", "url"), ("num_stars", "stars")):
+            if alias in data:
+                value = data.pop(alias)
+                if name in data and data[name] != value:
+                    raise ValueError(f"{alias} and {name} differ; give one of them")
+                data[name] = value
+        return data
 
     @field_validator("headers")
     @classmethod

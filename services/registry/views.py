@@ -10,7 +10,7 @@ import asyncpg
 from services.registry import review
 from services.registry.crypto import MASK, Sealed, SecretBox
 
-METADATA_FIELDS = ("license", "stars", "language", "repo_url")
+METADATA_FIELDS = ("license", "stars", "language", "repo_url", "is_python")
 
 
 def _iso(value: Any) -> str | None:
@@ -63,6 +63,8 @@ def server_out(server: asyncpg.Record, secrets: Iterable[asyncpg.Record]) -> dic
         "health_interval_s": server["health_interval_s"],
         "disabled_tools": list(server["disabled_tools"]),
         **{f: meta.pop(f, None) for f in METADATA_FIELDS},
+        "num_stars": server["metadata"].get("stars") if server["metadata"] else None,
+        "proxy_pass_url": server["url"],
         "metadata": meta,
         "status": server["status"],
         "error": server["status_error"],

@@ -211,3 +211,36 @@ async def test_settings_are_validated_and_secret_ones_masked(api: Any, events: A
     assert (await api.put("/api/v1/settings/nope", json={"value": 1})).status_code == 404
     ok = await api.put("/api/v1/settings/exposure_mode", json={"value": "progressive"})
     assert ok.json()["value"] == "progressive"
+
+
+async def test_mcp_gateway_registry_fields_are_accepted_on_create_and_update(api: Any) -> None:
+    body = {
+        "name": "gw",
+        "transport": "streamable-http",
+        "proxy_pass_url": "http://127.0.0.1:9/mcp",
+        "path": "gw-path",
+        "num_stars": 12,
+        "is_python": True,
+        "license": "MIT",
+        "enabled": False,
+    }
+    resp = await api.post("/api/v1/servers", json=body)
+    assert resp.status_code == 201, resp.text
+    out = resp.json()
+    assert out["url"] == out["proxy_pass_url"] == "http://127.0.0.1:9/mcp"
+    assert (out["stars"], out["num_stars"], out["is_python"], out["license"]) == (
+        12,
+        12,
+        True,
+        "MIT",
+    )
+    assert out["path"] == "gw-path"
+    resp = await api.patch("/api/v1/servers/gw", json={"num_stars": 13, "is_python": False})
+    assert resp.status_code == 200 and resp.json()["num_stars"] == 13
+    assert resp.json()["is_python"] is False
+    clash = {"url": "http://127.0.0.1:9/a", "proxy_pass_url": "http://127.0.0.1:9/b"}
+    resp = await api.patch("/api/v1/servers/gw", json=clash)
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert resp.json()["error"]["details"]["fields"]
+    resp = await api.patch("/api/v1/servers/gw", json={"num_stars": -1})
+    assert resp.status_code == 422 and "stars" in resp.json()["error"]["details"]["fields"]
