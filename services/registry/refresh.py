@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 import structlog
 
 from libs.common import events as ev
-from services.registry import discovery, review, views
+from services.registry import discovery, metrics, review, views
 from services.registry.context import SCHEMA, Registry
 from services.registry.store import secrets as secrets_store
 from services.registry.store import servers as servers_store
@@ -47,11 +48,15 @@ async def refresh(reg: Registry, server_id: uuid.UUID, actor: str | None = None)
         server = await servers_store.get_server_by_id(conn, server_id)
     if server is None:
         return {"status": "unknown", "error": "deleted", "changes": []}
+    started = time.perf_counter()
     try:
         listing: discovery.Listing | None = await _listing(reg, server)
         status, error = "healthy", None
     except discovery.DiscoveryFailed as exc:
         listing, status, error = None, exc.status, str(exc)
+    metrics.observe_discovery(
+        server["transport"], listing is not None, time.perf_counter() - started
+    )
     async with reg.pool.acquire() as conn, conn.transaction():
         await servers_store.lock_server(conn, server_id)
         current = await servers_store.get_server_by_id(conn, server_id)
@@ -95,6 +100,8 @@ async def refresh(reg: Registry, server_id: uuid.UUID, actor: str | None = None)
                 conn,
                 ev.SERVER_UPDATED.event(payload, source=SCHEMA, actor=actor, org=current["org"]),
             )
+    async with reg.pool.acquire() as conn:
+        await metrics.update_gauges(conn)
     if status != current["status"]:
         log.info("server_status_changed", server=current["name"], status=status, error=error)
     return {

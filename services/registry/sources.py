@@ -8,13 +8,14 @@ definition is quarantined, a tool the source no longer lists is removed.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
 import asyncpg
 
 from libs.common.errors import Conflict, NotFound, Unprocessable
-from services.registry import discovery, refresh, review, servers, ssrf
+from services.registry import discovery, metrics, refresh, review, servers, ssrf
 from services.registry.context import Registry
 from services.registry.crypto import MASK, Sealed
 from services.registry.schemas import SourceCreate, SourceFields
@@ -161,6 +162,7 @@ async def discover(reg: Registry, source: Any, actor: str | None) -> dict[str, A
     async with reg.pool.acquire() as conn:
         allow = await reg.allowlist(conn)
     timeout = reg.settings.discovery_timeout_s
+    started = time.perf_counter()
     try:
         listing: discovery.Listing | None = await discovery.discover_remote(
             source["transport"],
@@ -172,6 +174,7 @@ async def discover(reg: Registry, source: Any, actor: str | None) -> dict[str, A
         status, error = "healthy", None
     except discovery.DiscoveryFailed as exc:
         listing, status, error = None, "unhealthy", str(exc)
+    metrics.observe_discovery("source", listing is not None, time.perf_counter() - started)
     changes: list[review.ToolChange] = []
     async with reg.pool.acquire() as conn, conn.transaction():
         await servers_store.lock_server(conn, source["server_id"])

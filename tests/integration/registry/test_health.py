@@ -44,3 +44,21 @@ async def test_an_upstream_going_down_publishes_unhealthy_within_one_interval(
             )
     assert event.data["server"] == "weather" and event.data["error"]
     assert back.data["tool_count"] == 2
+
+
+async def test_registry_metrics_count_servers_by_status_and_time_discoveries(
+    api: Any, registry_url: str
+) -> None:
+    import httpx
+
+    async with run_upstream(make_upstream()) as url:
+        body = {"name": "weather", "transport": "streamable-http", "url": url}
+        assert (await api.post("/api/v1/servers", json=body)).status_code == 201
+    async with httpx.AsyncClient(base_url=registry_url) as c:
+        text = (await c.get("/metrics")).text
+    assert 'switchboard_registry_servers{status="healthy"} 1.0' in text
+    assert "switchboard_registry_quarantined_tools 0.0" in text
+    assert (
+        'switchboard_registry_discovery_duration_seconds_count{outcome="ok",'
+        'transport="streamable-http"}' in text
+    )

@@ -1,0 +1,35 @@
+"""Registry metrics (bounded labels: status, transport, outcome; never server names or ids)."""
+
+from __future__ import annotations
+
+import asyncpg
+from prometheus_client import Gauge, Histogram
+
+STATUSES = ("healthy", "unhealthy", "unknown")
+
+SERVERS = Gauge("switchboard_registry_servers", "Registered servers by health status.", ["status"])
+QUARANTINED_TOOLS = Gauge(
+    "switchboard_registry_quarantined_tools", "Tools waiting in quarantine for an approval."
+)
+DISCOVERY_SECONDS = Histogram(
+    "switchboard_registry_discovery_duration_seconds",
+    "Time to discover one server or source, by transport and outcome.",
+    ["transport", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def observe_discovery(transport: str, ok: bool, seconds: float) -> None:
+    """Record one discovery (transport is one of the five known values)."""
+    DISCOVERY_SECONDS.labels(transport, "ok" if ok else "failed").observe(seconds)
+
+
+async def update_gauges(conn: asyncpg.Connection) -> None:
+    """Recount servers by status and quarantined tools (two small aggregate queries)."""
+    rows = await conn.fetch("SELECT status, count(*)::int AS n FROM registry.servers GROUP BY 1")
+    counts = {r["status"]: r["n"] for r in rows}
+    for status in STATUSES:
+        SERVERS.labels(status).set(counts.get(status, 0))
+    QUARANTINED_TOOLS.set(
+        await conn.fetchval("SELECT count(*) FROM registry.tools WHERE state = 'quarantined'")
+    )
