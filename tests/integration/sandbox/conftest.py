@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,14 @@ async def sandbox(
     pg_url: str, nats_url: str, namespace: str, auth: AuthClient, registry: str
 ) -> AsyncIterator[Any]:
     """The sandbox app under test (its state reachable as `sandbox.state`)."""
-    app = create_sandbox(sandbox_settings(pg_url, nats_url, namespace))
-    async with serving(app) as url:
-        app.url = url  # type: ignore[attr-defined]
-        yield app
+    settings = sandbox_settings(pg_url, nats_url, namespace)
+    app = create_sandbox(settings)
+    try:
+        async with serving(app) as url:
+            app.url = url  # type: ignore[attr-defined]
+            yield app
+    finally:
+        shutil.rmtree(settings.work_root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import textwrap
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,6 +35,7 @@ async def fallback(
         runtime_mod.running(settings, pool, bus, "fallback-test") as rt,
     ):
         yield rt
+    shutil.rmtree(settings.work_root, ignore_errors=True)
 
 
 async def run(rt: Runtime, code: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -32,10 +33,11 @@ def processes_of(uid: int) -> list[int]:
 
 async def test_killing_the_service_leaves_no_sandboxed_process_behind() -> None:
     name = f"orphan-{secrets.token_hex(3)}"
+    work_root = WORK_ROOT / secrets.token_hex(4)
     driver = await asyncio.create_subprocess_exec(
         sys.executable,
         str(FIXTURES / "hold_server.py"),
-        str(WORK_ROOT / secrets.token_hex(4)),
+        str(work_root),
         name,
         cwd=str(ROOT),
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -51,6 +53,7 @@ async def test_killing_the_service_leaves_no_sandboxed_process_behind() -> None:
     async with asyncio.timeout(10):
         while processes_of(uid) if os.geteuid() == 0 else _alive(pid):
             await asyncio.sleep(0.1)
+    shutil.rmtree(work_root, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -53,6 +54,7 @@ async def manager() -> AsyncIterator[tuple[ProcessManager, list[dict[str, Any]]]
     await mgr.start()
     yield mgr, seen
     await mgr.close()
+    shutil.rmtree(settings.work_root, ignore_errors=True)
 
 
 def tools_call(tool: str) -> dict[str, Any]:
