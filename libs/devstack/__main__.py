@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from libs.devstack import nats, nginx, ports, postgres, proc
+from libs.devstack import devsecrets, nats, nginx, ports, postgres, proc
 from libs.devstack.stack import Stack, StackConfig, StackError
 
 DEFAULT_PORT = 8080
@@ -80,6 +80,7 @@ async def run() -> int:
         bus = nats.ensure_nats("nats")
         user, password, source = admin_credentials()
         env = {"SWITCHBOARD_ADMIN_USER": user, "SWITCHBOARD_ADMIN_PASSWORD": password}
+        env.update(devsecrets.load(proc.run_dir() / "dev-secrets.env"))
         # Short drain so Ctrl-C is quick; a variable set by the caller wins.
         env.setdefault("SWITCHBOARD_DRAIN_S", os.environ.get("SWITCHBOARD_DRAIN_S", "2"))
         config = StackConfig(

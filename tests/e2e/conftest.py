@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from libs.devstack import ports, postgres, proc
+from libs.devstack import devsecrets, ports, postgres, proc
 from libs.devstack.stack import Stack, StackConfig
 
 STACK_ENV = {
@@ -51,7 +51,7 @@ async def e2e_stack(
             namespace=f"{namespace}e2e",
             name=name,
             log_dir=proc.run_dir() / "logs" / name,
-            env=STACK_ENV,
+            env={**STACK_ENV, **devsecrets.load()},
         )
     )
     try:

@@ -1,0 +1,31 @@
+"""Secrets the services require, generated for local stacks (the caller's environment wins)."""
+
+import base64
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+GENERATORS: dict[str, Callable[[], str]] = {
+    # AES-GCM master key for upstream secrets: base64 of 32 bytes.
+    "REGISTRY_MASTER_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+}
+
+
+def load(path: Path | None = None) -> dict[str, str]:
+    """Return every required secret: from os.environ, else from path (created once), else new."""
+    stored: dict[str, str] = {}
+    if path is not None and path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                stored[key.strip()] = value.strip()
+    values = {}
+    for key, generate in GENERATORS.items():
+        values[key] = os.environ.get(key) or stored.get(key) or generate()
+    missing = {k: v for k, v in values.items() if k not in stored and not os.environ.get(k)}
+    if path is not None and missing:
+        stored.update(missing)
+        path.touch(mode=0o600)
+        path.write_text("".join(f"{k}={v}\n" for k, v in stored.items()))
+    return values
