@@ -315,6 +315,11 @@ class UpstreamPool:
             if self.bus is None:
                 raise RpcFault(UPSTREAM_UNAVAILABLE, "The sandbox is not reachable.")
             upstream: HttpUpstream | SandboxUpstream = SandboxUpstream(server, self.bus)
+        elif server.transport == "sse":  # the deprecated HTTP+SSE transport
+            from services.gateway.sse_upstream import SseUpstream  # it imports this module
+
+            assert self.http is not None
+            upstream = SseUpstream(server, self.http)  # type: ignore[assignment]
         else:
             assert self.http is not None
             upstream = HttpUpstream(server, self.http)

@@ -1,0 +1,242 @@
+"""Upstreams on the deprecated HTTP+SSE transport (`transport: sse`, protocol 2024-11-05).
+
+One long-lived `GET` stream per upstream per replica carries every response; requests are POSTed
+to the URL the stream's first `endpoint` event names. Responses are matched to requests by
+JSON-RPC id (the gateway numbers its own requests), progress notifications by a progress token
+the gateway rewrites to a unique one per request and maps back. The session is initialised once
+and reused by every call; when the stream ends, pending calls fail and the next call reconnects.
+A request cancelled by the client or by the timeout sends `notifications/cancelled` upstream.
+Server-to-client requests on the stream: `ping` is answered; the others are refused with
+-32601 (sampling, elicitation and roots are not relayed from SSE upstreams).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urljoin
+
+import aiohttp
+import orjson
+import structlog
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+from services.gateway import metrics
+from services.gateway.routing_table import ServerEntry
+from services.gateway.upstream import CLIENT_INFO, Notify, TransportFailure
+
+log = structlog.get_logger()
+
+SSE_PROTOCOL = "2024-11-05"
+ENDPOINT_TIMEOUT_S = 10.0
+
+
+async def sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, bytes]]:
+    """(event, data) pairs of an SSE response, in order."""
+    event, data = "message", []
+    async for raw in resp.content:
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            if data:
+                yield event, b"\n".join(data)
+            event, data = "message", []
+        elif line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" "))
+        elif line.startswith(b"event:"):
+            event = line[6:].strip().decode(errors="replace")
+
+
+class SseUpstream:
+    """An HTTP+SSE upstream: one stream, one initialised session, reused by every call."""
+
+    modern = False
+
+    def __init__(self, server: ServerEntry, http: aiohttp.ClientSession) -> None:
+        self.server = server
+        self.http = http
+        self.connected = False
+        self.protocol: str | None = None
+        self.post_url: str | None = None
+        self._lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._progress: dict[str, tuple[Any, Notify]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._resp: aiohttp.ClientResponse | None = None
+
+    async def connect(self) -> None:
+        """Open the stream, learn the POST URL, initialise the session."""
+        async with self._lock:
+            if self.connected:
+                return
+            await self._teardown()
+            headers = {**self.server.headers, "Accept": "text/event-stream"}
+            try:
+                resp = await self.http.get(self.server.url or "", headers=headers)
+            except aiohttp.ClientError as exc:
+                raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+            ctype = resp.headers.get("content-type", "")
+            if resp.status != 200 or not ctype.startswith("text/event-stream"):
+                resp.release()
+                raise TransportFailure(f"SSE stream: HTTP {resp.status} with {ctype!r}")
+            self._resp = resp
+            events = sse_events(resp)
+            try:
+                async with asyncio.timeout(ENDPOINT_TIMEOUT_S):
+                    kind, data = await anext(events)
+            except (StopAsyncIteration, TimeoutError, aiohttp.ClientError):
+                await self._teardown()
+                raise TransportFailure("the SSE upstream sent no endpoint event") from None
+            if kind != "endpoint":
+                await self._teardown()
+                raise TransportFailure(f"the SSE upstream's first event is {kind!r}")
+            self.post_url = urljoin(self.server.url or "", data.decode().strip())
+            self._reader = asyncio.get_running_loop().create_task(self._read(events))
+            params = {
+                "protocolVersion": HANDSHAKE_PROTOCOL_VERSIONS[-1],
+                "capabilities": {},
+                "clientInfo": CLIENT_INFO,
+            }
+            reply = await self._call("initialize", params, None)
+            if "error" in reply:
+                await self._teardown()
+                raise TransportFailure(f"initialize failed: {reply['error'].get('message')}")
+            self.protocol = (reply.get("result") or {}).get("protocolVersion") or SSE_PROTOCOL
+            await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            self.connected = True
+            metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
+
+    async def request(
+        self, method: str, params: dict[str, Any] | None, on_notify: Notify | None = None
+    ) -> dict[str, Any]:
+        """One request over the pooled session."""
+        if not self.connected:
+            await self.connect()
+        return await self._call(method, params, on_notify)
+
+    async def _call(
+        self, method: str, params: dict[str, Any] | None, on_notify: Notify | None
+    ) -> dict[str, Any]:
+        """POST a request and wait for its response on the stream."""
+        rid = next(self._ids)
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+        token_key: str | None = None
+        if params is not None:
+            meta = params.get("_meta")
+            if isinstance(meta, dict) and "progressToken" in meta and on_notify is not None:
+                token_key = f"sb-{rid}"
+                self._progress[token_key] = (meta["progressToken"], on_notify)
+                params = {**params, "_meta": {**meta, "progressToken": token_key}}
+            body["params"] = params
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            await self._send(body)
+            return await future
+        except asyncio.CancelledError:
+            if self.connected:
+                cancel = {"requestId": rid, "reason": "cancelled by the gateway's client"}
+                note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel}
+                task = asyncio.get_running_loop().create_task(self._send_quietly(note))
+                task.add_done_callback(lambda _: None)
+            raise
+        finally:
+            self._pending.pop(rid, None)
+            if token_key is not None:
+                self._progress.pop(token_key, None)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        """POST one message to the session's endpoint (202 expected)."""
+        if self.post_url is None:
+            raise TransportFailure("the SSE session is not open")
+        headers = {**self.server.headers, "Content-Type": "application/json"}
+        try:
+            async with self.http.post(
+                self.post_url, data=orjson.dumps(message), headers=headers
+            ) as resp:
+                await resp.read()
+                if resp.status == 404:
+                    self.connected = False
+                    raise TransportFailure("the SSE upstream no longer knows the session")
+                if resp.status >= 300:
+                    raise TransportFailure(f"POST to the SSE upstream: HTTP {resp.status}")
+        except aiohttp.ClientError as exc:
+            self.connected = False
+            raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+
+    async def _send_quietly(self, message: dict[str, Any]) -> None:
+        """Send a notification whose failure does not matter."""
+        with contextlib.suppress(TransportFailure, asyncio.CancelledError):
+            await self._send(message)
+
+    async def _read(self, events: AsyncIterator[tuple[str, bytes]]) -> None:
+        """Dispatch the stream: responses to waiting calls, progress to their relays."""
+        try:
+            async for kind, data in events:
+                if kind != "message":
+                    continue
+                try:
+                    msg = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    log.warning("sse_upstream_garbage", server=self.server.name)
+                    continue
+                if isinstance(msg, dict):
+                    await self._dispatch(msg)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.info("sse_upstream_stream_ended", server=self.server.name, error=str(exc))
+        finally:
+            self._fail_pending("the SSE upstream closed its stream")
+
+    async def _dispatch(self, msg: dict[str, Any]) -> None:
+        """Route one message from the upstream."""
+        if "method" not in msg:
+            future = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
+            if future is not None and not future.done():
+                future.set_result(msg)
+            return
+        if "id" in msg:  # a server-to-client request
+            if msg["method"] == "ping":
+                reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg["id"], "result": {}}
+            else:
+                reply = {
+                    "jsonrpc": "2.0",
+                    "id": msg["id"],
+                    "error": {"code": -32601, "message": f"{msg['method']} is not relayed."},
+                }
+            await self._send_quietly(reply)
+            return
+        params = msg.get("params") or {}
+        token = params.get("progressToken") if isinstance(params, dict) else None
+        held = self._progress.get(token) if isinstance(token, str) else None
+        if held is not None:
+            original, notify = held
+            await notify({**msg, "params": {**params, "progressToken": original}})
+
+    def _fail_pending(self, reason: str) -> None:
+        """The stream is gone: every waiting call fails, the next one reconnects."""
+        if self.connected:
+            metrics.UPSTREAM_SESSIONS.labels(self.server.name).dec()
+        self.connected = False
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(TransportFailure(reason))
+
+    async def _teardown(self) -> None:
+        """Stop the reader and close the stream."""
+        reader, self._reader = self._reader, None
+        if reader is not None and not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        resp, self._resp = self._resp, None
+        if resp is not None:
+            resp.close()
+        self.post_url = None
+
+    async def close(self) -> None:
+        """Close the stream (the upstream ends the session with it)."""
+        self._fail_pending("the gateway closed the session")
+        await self._teardown()

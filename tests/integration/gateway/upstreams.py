@@ -1,0 +1,75 @@
+"""Upstream MCP servers (official SDK) for protocol tests: progress, hangs, resources, prompts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import Completion, PromptReference
+
+
+class Hangs:
+    """What the `hang` tool saw: calls started and calls the upstream saw cancelled."""
+
+    def __init__(self) -> None:
+        self.started: set[str] = set()
+        self.cancelled: set[str] = set()
+        self.changed = asyncio.Condition()
+
+    async def mark(self, kind: set[str], tag: str) -> None:
+        """Record `tag` and wake waiters."""
+        async with self.changed:
+            kind.add(tag)
+            self.changed.notify_all()
+
+    async def wait(self, kind: set[str], tag: str, timeout: float = 5) -> None:
+        """Until `tag` is recorded in `kind`."""
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(lambda: tag in kind)
+
+
+def rich(name: str = "rich", hangs: Hangs | None = None) -> MCPServer:
+    """Tools (add, progress, hang), resources (static and templated), a prompt with completion."""
+    server = MCPServer(name)
+    hangs = hangs or Hangs()
+
+    @server.tool(description="Add two integers.")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @server.tool(description="Report `steps` progress notifications, then answer.")
+    async def progress(steps: int, ctx: Context) -> str:
+        for i in range(steps):
+            await ctx.report_progress(i + 1, steps, f"step {i + 1}")
+        return f"{steps} steps"
+
+    @server.tool(description="Hang until cancelled.")
+    async def hang(tag: str) -> str:
+        await hangs.mark(hangs.started, tag)
+        try:
+            await asyncio.sleep(120)
+        except asyncio.CancelledError:
+            await hangs.mark(hangs.cancelled, tag)
+            raise
+        return "never"
+
+    @server.resource(f"{name}://readme", description="The readme.")
+    def readme() -> str:
+        return f"readme of {name}"
+
+    @server.resource(f"{name}://items/{{item}}", description="One item.")
+    def item(item: str) -> str:
+        return f"item {item} of {name}"
+
+    @server.prompt(description="Greet someone.")
+    def greet(who: str) -> str:
+        return f"Hello {who} from {name}"
+
+    @server.completion()
+    async def complete(ref, argument, context):  # noqa: ANN001, ANN202
+        if isinstance(ref, PromptReference) and argument.name == "who":
+            names = ["alice", "albert", "bob"]
+            return Completion(values=[n for n in names if n.startswith(argument.value)])
+        return None
+
+    return server
