@@ -16,10 +16,12 @@ async def start(bus: Bus, runtime: Runtime) -> None:
         name = event.data.get("server")
         if not isinstance(name, str):
             return
-        runtime.forget_spec(name)
         changed = event.data.get("changed") or []
         if event.type == "registry.server.updated" and changed == ["tools"]:
             return  # a tool refresh changes nothing the process runs with
+        if event.type == "registry.server.status":
+            return
+        runtime.forget_spec(name)
         if event.type == "registry.server.toggled" and event.data.get("enabled"):
             return
         if event.type in STOP_ON and runtime.manager.running(name):

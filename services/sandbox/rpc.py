@@ -54,7 +54,13 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
         if name == CODE_SERVER and code is not None:
             return await code.discover()
         runtime.require_isolation()
-        return await runtime.manager.discover(await runtime.spec(name))
+        spec = await runtime.spec(name)
+        cached = runtime.listings.get(name)
+        if cached is not None and cached[0] == spec and not runtime.manager.running(name):
+            return cached[1]  # a health check must not start an idle server again
+        listing = await runtime.manager.discover(spec)
+        runtime.listings[name] = (spec, listing)
+        return listing
 
     await bus.serve(rpc.SANDBOX_CALL, call, queue="sandbox")
     await bus.serve(rpc.SANDBOX_DISCOVER, discover, queue="sandbox")

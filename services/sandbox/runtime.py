@@ -61,6 +61,8 @@ class Runtime:
             settings.max_extract_bytes,
         )
         self._specs: dict[str, tuple[float, ServerSpec]] = {}
+        # the last listing of each server, answered while its process is stopped and unchanged
+        self.listings: dict[str, tuple[ServerSpec, dict[str, Any]]] = {}
         self._hosts: dict[str, tuple[float, list[str]]] = {}
 
     async def start(self) -> None:
@@ -124,6 +126,7 @@ class Runtime:
     def forget_spec(self, name: str) -> None:
         """Drop a cached spec (the registry changed the server)."""
         self._specs.pop(name, None)
+        self.listings.pop(name, None)
 
     # ---- hooks -------------------------------------------------------------------------
 

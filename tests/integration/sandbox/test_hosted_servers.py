@@ -231,3 +231,16 @@ async def test_the_status_reports_the_isolation_tier(api: httpx.AsyncClient, adm
     assert resp.status_code == 200
     assert resp.json()["isolation"]["tier"] == "bwrap-userns"
     assert resp.json()["limits"]["memory_mb"] == 2048
+
+
+async def test_discovering_a_stopped_server_answers_its_last_listing_without_starting_it(
+    sandbox: Any, reg_api: httpx.AsyncClient, admin: dict, bus: Bus
+) -> None:
+    name = unique_name()
+    await register_stdio(reg_api, admin, name)
+    first = await bus.request(rpc.SANDBOX_DISCOVER, {"server": name}, timeout=30)
+    rt = sandbox.state.runtime
+    await rt.manager.stop(name)
+    again = await bus.request(rpc.SANDBOX_DISCOVER, {"server": name}, timeout=30)
+    assert again == first
+    assert not rt.manager.running(name)
