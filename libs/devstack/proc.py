@@ -1,5 +1,7 @@
 """Process, user and package helpers shared by the devstack modules."""
 
+import ctypes
+import ctypes.util
 import hashlib
 import os
 import pwd
@@ -14,6 +16,7 @@ from typing import IO
 
 ROOT = Path(__file__).resolve().parents[2]
 UNPRIVILEGED_USER = "nobody"
+PR_SET_PDEATHSIG = 1
 
 
 def run_dir() -> Path:
@@ -91,6 +94,15 @@ def apt_install(*packages: str) -> None:
     )
 
 
+def die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies, so a crash leaves no orphans."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
 def spawn(
     argv: list[str],
     log_path: Path,
@@ -115,6 +127,7 @@ def spawn(
             env=env,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
             **user,  # type: ignore[arg-type]
         )
     finally:
