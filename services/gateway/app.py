@@ -10,7 +10,8 @@ from starlette.applications import Starlette
 from libs.common.app import build_app
 from services.gateway import registry_sync, sessions
 from services.gateway.protocol import Gateway
-from services.gateway.routes import admin, mcp, wellknown
+from services.gateway.relay import Relay
+from services.gateway.routes import admin, legacy_sse, mcp, wellknown
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstream import UpstreamPool
@@ -36,6 +37,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
         sync = registry_sync.RegistrySync(
             bus, table, pool, notifier.tools_changed, settings.resync_s
         )
+        inflight: dict = {}
+        relay = Relay(bus, inflight)  # SSE session streams and cancellation across replicas
+        await relay.start()
         try:
             async with registry_sync.running(sync):
                 yield {
@@ -45,14 +49,16 @@ def create_app(settings: GatewaySettings) -> Starlette:
                     "sessions": codec,
                     "notifier": notifier,
                     "registry_sync": sync,
-                    "inflight": {},
+                    "inflight": inflight,
+                    "relay": relay,
                 }
         finally:
+            await relay.stop()
             await pool.close()
 
     return build_app(
         settings,
-        [*mcp.routes, *admin.routes, *wellknown.routes],
+        [*mcp.routes, *legacy_sse.routes, *admin.routes, *wellknown.routes],
         migrations=MIGRATIONS_DIR,
         extra=extra,
     )

@@ -170,6 +170,14 @@ class HttpUpstream:
                 return _parse_reply(raw, rid)
         except aiohttp.ClientError as exc:
             raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+        except asyncio.CancelledError:
+            if self.session_id and not keep_session:  # a legacy session: say so, not just close
+                note = {"requestId": rid, "reason": "cancelled by the gateway's client"}
+                task = asyncio.get_running_loop().create_task(
+                    self._notify("notifications/cancelled", note)
+                )
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            raise
 
     async def close(self) -> None:
         """End the upstream session (DELETE) when it had one."""

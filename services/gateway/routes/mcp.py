@@ -147,12 +147,10 @@ async def post_mcp(request: Request) -> Response:
 
 async def _notification(request: Request, method: str, params: dict[str, Any]) -> Response:
     """Notifications are accepted (cancellation of in-flight calls is by request id)."""
-    if method == "notifications/cancelled":
-        inflight = request.state.inflight
-        key = (request.headers.get("mcp-session-id"), params.get("requestId"))
-        task = inflight.get(key)
-        if task is not None:
-            task.cancel()
+    session_id = request.headers.get("mcp-session-id")
+    if method == "notifications/cancelled" and session_id:
+        # the replica running the call may be another one: relay.cancel reaches every replica
+        await request.state.relay.cancel(session_id, params.get("requestId"))
     return Response(status_code=202)
 
 

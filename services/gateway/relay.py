@@ -1,0 +1,142 @@
+"""Messages between replicas: HTTP+SSE session streams and cancellation, over core NATS.
+
+The deprecated HTTP+SSE transport opens one `GET /sse` stream per session and sends each request
+as a separate `POST /messages?session_id=...`; behind round-robin nginx that POST usually lands on
+another replica than the stream. The replica that receives a POST answers 202, runs the request,
+and publishes every message for the client (progress, the response) on
+`live.gateway.sse.<key>` (key: a hash of the signed session id); the replica holding the stream
+subscribed to that subject when the stream opened and writes what arrives. A message for a stream
+on the same replica skips NATS. Nothing is stored: a message for a stream that has closed is
+dropped, as it would be on a single server.
+
+`notifications/cancelled` from any generation and any replica is published on
+`live.gateway.cancel` (session id, request id); every replica cancels the matching in-flight
+call, which closes (or, for session-based upstreams, cancels) the upstream request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import orjson
+import structlog
+
+from libs.common.bus import Bus
+
+log = structlog.get_logger()
+
+SSE_SUBJECT = "live.gateway.sse"
+CANCEL_SUBJECT = "live.gateway.cancel"
+STREAM_BUFFER = 1000
+
+Inflight = dict[tuple[Any, Any], asyncio.Future[Any]]
+
+
+def stream_key(session_id: str) -> str:
+    """A NATS-token-safe key of a session id."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:32]
+
+
+class Relay:
+    """Delivers client-bound messages to SSE session streams on any replica; relays cancels."""
+
+    def __init__(self, bus: Bus | None, inflight: Inflight) -> None:
+        self.bus = bus
+        self.inflight = inflight
+        self.streams: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._subs: dict[str, Any] = {}
+        self._cancel_sub: Any = None
+
+    async def start(self) -> None:
+        """Follow cancellations from every replica."""
+        if self.bus is None:
+            return
+
+        async def on_cancel(msg: Any) -> None:
+            try:
+                doc = orjson.loads(msg.data)
+                self.cancel_local(doc.get("session"), doc.get("request"))
+            except (orjson.JSONDecodeError, AttributeError):
+                log.warning("bad_cancel_message")
+
+        self._cancel_sub = await self.bus.nc.subscribe(
+            self.bus.subject(CANCEL_SUBJECT), cb=on_cancel
+        )
+
+    async def stop(self) -> None:
+        """Stop following."""
+        for sub in [self._cancel_sub, *self._subs.values()]:
+            if sub is not None:
+                try:
+                    await sub.unsubscribe()
+                except Exception:  # the connection may already be closed
+                    pass
+        self._subs.clear()
+
+    # ---- SSE session streams ---------------------------------------------------------------
+
+    async def open_stream(self, session_id: str) -> asyncio.Queue[dict[str, Any]]:
+        """A queue receiving every message sent to `session_id`, from any replica."""
+        key = stream_key(session_id)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=STREAM_BUFFER)
+        self.streams[key] = queue
+        if self.bus is not None:
+
+            async def on_msg(msg: Any) -> None:
+                self._put(queue, orjson.loads(msg.data))
+
+            self._subs[key] = await self.bus.nc.subscribe(
+                self.bus.subject(f"{SSE_SUBJECT}.{key}"), cb=on_msg
+            )
+        return queue
+
+    async def close_stream(self, session_id: str) -> None:
+        """Stop delivering to the session's stream."""
+        key = stream_key(session_id)
+        self.streams.pop(key, None)
+        sub = self._subs.pop(key, None)
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # the connection may already be closed
+                pass
+
+    async def send(self, session_id: str, message: dict[str, Any]) -> None:
+        """Deliver one message to the session's stream, wherever it is."""
+        key = stream_key(session_id)
+        local = self.streams.get(key)
+        if local is not None:
+            self._put(local, message)
+        elif self.bus is not None:
+            await self.bus.nc.publish(
+                self.bus.subject(f"{SSE_SUBJECT}.{key}"), orjson.dumps(message)
+            )
+
+    @staticmethod
+    def _put(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
+        """Queue without blocking; a stream that stopped reading loses messages."""
+        if not queue.full():
+            queue.put_nowait(message)
+
+    # ---- cancellation ----------------------------------------------------------------------
+
+    async def cancel(self, session_id: str | None, request_id: Any) -> None:
+        """Cancel an in-flight call here and on every other replica."""
+        self.cancel_local(session_id, request_id)
+        if self.bus is not None:
+            body = orjson.dumps({"session": session_id, "request": request_id})
+            await self.bus.nc.publish(self.bus.subject(CANCEL_SUBJECT), body)
+
+    def cancel_local(self, session_id: str | None, request_id: Any) -> None:
+        """Cancel the matching in-flight call when this replica runs it."""
+        task = self.inflight.get((session_id, request_id))
+        if task is not None and not task.done():
+            task.cancel()
+
+    # ---- answers to server-to-client requests ----------------------------------------------
+
+    async def client_reply(self, session_id: str | None, message: dict[str, Any]) -> None:
+        """A client's answer to a server-to-client request; not relayed yet (dropped)."""
+        log.info("client_reply_dropped", session=bool(session_id), id=str(message.get("id"))[:40])

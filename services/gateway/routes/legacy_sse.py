@@ -1,0 +1,179 @@
+"""The deprecated HTTP+SSE transport (2024-11-05): `GET /sse` + `POST /messages?session_id=`.
+
+`GET /sse` authenticates like `/mcp`, issues a signed session id (the same codec as Streamable
+HTTP sessions, so any replica can check it) and opens the stream; its first event is `endpoint`
+with the POST URL. `POST /messages` checks the credential and the session (it must belong to the
+same principal), answers 202 and sends the JSON-RPC response over the session's stream, on
+whichever replica holds it (see `services.gateway.relay`). The endpoint is `/mcp`'s: every
+permitted tool, named `{server}__{tool}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from services.gateway import metrics
+from services.gateway.jsonrpc import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    SESSION_NOT_FOUND,
+    UNAUTHENTICATED,
+    RpcFault,
+    error,
+    response,
+)
+from services.gateway.protocol import CallContext, negotiate
+from services.gateway.routes.mcp import (
+    KEEPALIVE_S,
+    SSE_HEADERS,
+    _check_origin,
+    _fault,
+    _json,
+    _principal,
+    _www_authenticate,
+)
+
+SSE_PROTOCOL = "2024-11-05"
+
+
+def _frame(event: str, data: bytes) -> bytes:
+    """One SSE event."""
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+async def get_sse(request: Request) -> Response:
+    """Open a session: the endpoint event, then every message for the client."""
+    try:
+        _check_origin(request)
+        principal = await _principal(request)
+    except RpcFault as fault:
+        headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
+        return _fault(None, fault, False, headers)
+    session_id = request.state.sessions.issue(principal, SSE_PROTOCOL, None)
+    relay = request.state.relay
+    notifier = request.state.notifier
+    queue = await relay.open_stream(session_id)
+    changes = notifier.subscribe()
+    endpoint = request.scope.get("root_path", "").rstrip("/") + f"/messages?session_id={session_id}"
+
+    async def stream() -> AsyncIterator[bytes]:
+        metrics.OPEN_SESSIONS.inc()
+        getters: dict[asyncio.Task[Any], str] = {}
+        try:
+            yield _frame("endpoint", endpoint.encode())
+            getters = {
+                asyncio.ensure_future(queue.get()): "msg",
+                asyncio.ensure_future(changes.get()): "change",
+            }
+            while True:
+                done, _ = await asyncio.wait(
+                    getters, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    yield b": ping\n\n"
+                    continue
+                for task in done:
+                    kind = getters.pop(task)
+                    yield _frame("message", orjson.dumps(task.result()))
+                    source = queue if kind == "msg" else changes
+                    getters[asyncio.ensure_future(source.get())] = kind
+        finally:
+            for task in getters:
+                task.cancel()
+            notifier.unsubscribe(changes)
+            await relay.close_stream(session_id)
+            metrics.OPEN_SESSIONS.dec()
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def post_message(request: Request) -> Response:
+    """One client message for an SSE session: 202, the answer goes over the stream."""
+    try:
+        _check_origin(request)
+        principal = await _principal(request)
+        session_id = request.query_params.get("session_id") or ""
+        if not session_id:
+            raise RpcFault(INVALID_REQUEST, "session_id is required: open GET /sse first.")
+        info = request.state.sessions.open(session_id, principal)
+        if info is None:
+            raise RpcFault(SESSION_NOT_FOUND, "Unknown or ended session.", {"session": "not found"})
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return _json(
+                error(None, INVALID_REQUEST, "Content-Type must be application/json."), 415
+            )
+        raw = await request.body()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return _json(error(None, PARSE_ERROR, "Parse error: the body is not JSON."), 400)
+        if not isinstance(body, dict) or body.get("jsonrpc") != "2.0":
+            return _json(error(None, INVALID_REQUEST, "Expected one JSON-RPC message."), 400)
+    except RpcFault as fault:
+        headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
+        return _fault(None, fault, False, headers)
+    ctx = CallContext(principal, endpoint="/sse", session_id=session_id, client=info.client)
+    ctx.request_bytes = len(raw)
+    await _accept(request, body, ctx)
+    return Response("Accepted", status_code=202)
+
+
+async def _accept(request: Request, body: dict[str, Any], ctx: CallContext) -> None:
+    """Route a notification now; run a request in the background, answering over the stream."""
+    relay = request.state.relay
+    method = body.get("method")
+    params = body.get("params") if isinstance(body.get("params"), dict) else {}
+    if "method" not in body:  # a response to a server-to-client request
+        await relay.client_reply(ctx.session_id, body)
+        return
+    if "id" not in body:
+        if method == "notifications/cancelled" and ctx.session_id:
+            await relay.cancel(ctx.session_id, params.get("requestId"))
+        return
+    session_id = ctx.session_id
+    assert session_id is not None
+
+    async def notify(msg: dict[str, Any]) -> None:
+        await relay.send(session_id, msg)
+
+    ctx.notify = notify
+    gateway = request.state.gateway
+    inflight = request.state.inflight
+    key = (session_id, body["id"])
+
+    async def run() -> None:
+        try:
+            if not isinstance(method, str):
+                raise RpcFault(INVALID_REQUEST, "method must be a string.")
+            if method == "initialize":
+                protocol = negotiate(params.get("protocolVersion"))
+                result = gateway.initialize_result(protocol)
+            else:
+                result = await gateway.handle(method, params, ctx)
+            await relay.send(session_id, response(body["id"], result))
+        except RpcFault as fault:
+            await relay.send(session_id, error(body["id"], fault.code, fault.message, fault.data))
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await relay.send(session_id, error(body["id"], -32800, "Request cancelled."))
+        finally:
+            inflight.pop(key, None)
+
+    task = asyncio.ensure_future(run())
+    inflight[key] = task
+
+
+routes = [
+    Route("/sse", get_sse, methods=["GET"], name="legacy_sse"),
+    Route("/messages", post_message, methods=["POST"], name="legacy_messages"),
+    Route("/messages/", post_message, methods=["POST"], name="legacy_messages_slash"),
+]

@@ -1,0 +1,127 @@
+"""The deprecated HTTP+SSE transport toward clients: `GET /sse` + `POST /messages`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.shared.exceptions import MCPError
+
+from services.gateway.settings import GatewaySettings
+from tests.integration.gateway.conftest import bearer, register
+from tests.integration.gateway.upstreams import rich
+from tests.integration.registry.conftest import run_upstream
+from tests.support import serving, settings_for
+
+
+@pytest.fixture
+async def replica_b(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[str]:
+    """A second gateway replica on the same NATS namespace (shares the session secret)."""
+    from services.gateway.app import create_app
+
+    settings = settings_for(GatewaySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
+    async with serving(create_app(settings)) as url:
+        yield url
+
+
+def sse_sdk_client(url: str, token: str) -> Client:
+    """The official SDK client on the HTTP+SSE transport."""
+    return Client(sse_client(f"{url}/sse", headers=bearer(token), timeout=10), mode="legacy")
+
+
+async def test_the_sdk_sse_client_lists_calls_and_sees_progress(registry, stack) -> None:
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async with run_upstream(rich("calc")) as url, httpx.AsyncClient() as probe:
+        await register(registry, "calc", url)
+        await stack.wait_for_tool(probe, "calc__add")
+        async with sse_sdk_client(stack.url, stack.admin) as client:
+            tools = await client.list_tools()
+            added = await client.call_tool("calc__add", {"a": 40, "b": 2})
+            stepped = await client.call_tool(
+                "calc__progress", {"steps": 3}, progress_callback=on_progress
+            )
+            with pytest.raises(MCPError) as exc:
+                await client.call_tool("calc__nope", {})
+    assert "calc__add" in [t.name for t in tools.tools]
+    assert added.structured_content == {"result": 42}
+    assert stepped.content[0].text == "3 steps"
+    assert progress == [1, 2, 3]
+    assert exc.value.error.code == -32602
+
+
+async def test_sse_needs_a_credential_and_a_live_session_of_the_same_principal(stack) -> None:
+    other = await stack.auth.create_user()
+    async with httpx.AsyncClient(timeout=10) as http:
+        anonymous = await http.get(f"{stack.url}/sse")
+        async with http.stream("GET", f"{stack.url}/sse", headers=bearer(stack.admin)) as stream:
+            endpoint = await _endpoint(stream)
+            ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            foreign = await http.post(stack.url + endpoint, json=ping, headers=bearer(other.token))
+            forged = await http.post(
+                f"{stack.url}/messages?session_id=abc.def", json=ping, headers=bearer(stack.admin)
+            )
+            garbage = await http.post(
+                stack.url + endpoint,
+                content=b"{nope",
+                headers={**bearer(stack.admin), "Content-Type": "application/json"},
+            )
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == -32001
+    assert foreign.status_code == 404 and foreign.json()["error"]["code"] == -32004
+    assert forged.status_code == 404
+    assert garbage.status_code == 400 and garbage.json()["error"]["code"] == -32700
+
+
+async def test_a_post_on_another_replica_is_answered_on_the_stream(stack, replica_b) -> None:
+    async with httpx.AsyncClient(timeout=10, headers=bearer(stack.admin)) as http:
+        async with http.stream("GET", f"{stack.url}/sse") as stream:
+            lines = stream.aiter_lines()
+            endpoint = await _endpoint(stream, lines)
+            init = {
+                "jsonrpc": "2.0",
+                "id": "x-1",
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            }
+            accepted = await http.post(replica_b + endpoint, json=init)
+            reply = await _next_message(lines)
+            unknown = {"jsonrpc": "2.0", "id": "x-2", "method": "nope/nope"}
+            await http.post(replica_b + endpoint, json=unknown)
+            failed = await _next_message(lines)
+    assert accepted.status_code == 202
+    assert reply["id"] == "x-1" and reply["result"]["protocolVersion"] == "2025-06-18"
+    assert failed["id"] == "x-2" and failed["error"]["code"] == -32601
+
+
+async def _endpoint(stream: httpx.Response, lines: AsyncIterator[str] | None = None) -> str:
+    """The POST URL from the stream's first event."""
+    assert stream.status_code == 200
+    async with asyncio.timeout(5):
+        event = None
+        async for line in lines or stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "endpoint":
+                return line[5:].strip()
+    raise AssertionError("no endpoint event")
+
+
+async def _next_message(lines: AsyncIterator[str]) -> dict:
+    """The next `message` event's JSON."""
+    async with asyncio.timeout(5):
+        async for line in lines:
+            if line.startswith("data:"):
+                return orjson.loads(line[5:].strip())
+    raise AssertionError("the stream ended")
