@@ -16,6 +16,7 @@ from libs.common.authn import Principal
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, ToolCalled
 from services.gateway import metrics
+from services.gateway.aggregate import AGGREGATED, Aggregate
 from services.gateway.jsonrpc import (
     FORBIDDEN,
     INVALID_PARAMS,
@@ -41,6 +42,7 @@ PASSTHROUGH = frozenset(
         "prompts/list",
         "prompts/get",
         "completion/complete",
+        "logging/setLevel",
     }
 )
 
@@ -95,12 +97,12 @@ class Gateway:
         self.pool = pool
         self.bus = bus
         self._background: set[asyncio.Task] = set()
+        self.aggregate = Aggregate(self)  # resources, prompts, completion, logging on /mcp
         self.handlers = {
             "ping": self.ping,
             "server/discover": self.discover,
             "tools/list": self.list_tools,
             "tools/call": self.call_tool,
-            "logging/setLevel": self.ping,
         }
 
     async def handle(self, method: str, params: dict[str, Any], ctx: CallContext) -> Any:
@@ -113,6 +115,8 @@ class Gateway:
             return result
         if method in PASSTHROUGH and ctx.server is not None:
             return await self.forward(ctx.server, method, params, ctx)
+        if method in AGGREGATED:
+            return _for_client(await self.aggregate.handle(method, params, ctx), ctx)
         if method == "initialize":
             raise RpcFault(-32600, "initialize is only valid as the first request of a session.")
         raise RpcFault(METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})

@@ -1,0 +1,230 @@
+"""Resources, prompts, completion and logging of every readable server, on `/mcp` and `/mcp/{team}`.
+
+Lists are gathered live from the upstreams the caller may read (in parallel over the pooled
+sessions; the registry snapshot has no templates), in a deterministic order: by server name, then
+the upstream's own order. One page holds everything; a server that fails is left out and named in
+`_meta["io.switchboard/unavailableServers"]`; a server that does not offer the method (-32601)
+is simply skipped.
+
+Names and URIs are namespaced so they never collide and route without any lookup state:
+- prompts: `{server}{separator}{name}` (like tools, same client-safe alias when too long);
+- resources and templates: `switchboard://{server}/{upstream URI}`, the upstream URI kept
+  verbatim after the first `/` (so a template still expands: `switchboard://docs/file:///{path}`);
+  `resources/read` (and `completion/complete` on a `ref/resource`) strips the prefix, forwards
+  the upstream URI and wraps the URIs in the result again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from services.gateway.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcFault
+from services.gateway.routing_table import ServerEntry, public_name
+
+if TYPE_CHECKING:
+    from services.gateway.protocol import CallContext, Gateway
+
+SCHEME = "switchboard://"
+UNAVAILABLE_META = "io.switchboard/unavailableServers"
+MAX_PAGES = 20
+LISTS = {
+    "resources/list": "resources",
+    "resources/templates/list": "resourceTemplates",
+    "prompts/list": "prompts",
+}
+AGGREGATED = frozenset(
+    {*LISTS, "resources/read", "prompts/get", "completion/complete", "logging/setLevel"}
+)
+
+
+def wrap(server: str, uri: str) -> str:
+    """The gateway URI of an upstream resource (or template)."""
+    return f"{SCHEME}{server}/{uri}"
+
+
+def unwrap(uri: Any) -> tuple[str, str]:
+    """(server, upstream URI) of a gateway URI; anything else is -32602."""
+    if not isinstance(uri, str) or not uri.startswith(SCHEME):
+        raise RpcFault(
+            INVALID_PARAMS, f"Unknown resource: {str(uri)[:200]}", {"uri": str(uri)[:200]}
+        )
+    server, sep, rest = uri[len(SCHEME) :].partition("/")
+    if not server or not sep or not rest:
+        raise RpcFault(INVALID_PARAMS, f"Unknown resource: {uri[:200]}", {"uri": uri[:200]})
+    return server, rest
+
+
+class Aggregate:
+    """The non-tool methods of the aggregated endpoints."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def servers(self, ctx: CallContext) -> list[ServerEntry]:
+        """Routable servers the caller may read through this endpoint, by name (code tools have
+        neither resources nor prompts)."""
+        out = []
+        for server in sorted(self.gateway.table.servers.values(), key=lambda s: s.name):
+            if server.routable and server.transport != "code" and self._readable(ctx, server):
+                out.append(server)
+        return out
+
+    @staticmethod
+    def _readable(ctx: CallContext, server: ServerEntry) -> bool:
+        """Whether the caller may read `server` (through a team endpoint: that team's grants)."""
+        principal = ctx.principal
+        if ctx.team is None:
+            return principal.permits("read", server.name) or principal.permits("read", server.id)
+        return any(
+            g.team == ctx.team
+            and (g.covers("read", server.name, None) or g.covers("read", server.id, None))
+            for g in principal.grants
+        )
+
+    def server(self, name: str, ctx: CallContext) -> ServerEntry:
+        """A server the caller named; unknown or unreadable is -32602."""
+        server = self.gateway.table.servers.get(name)
+        if server is None or not server.routable or not self._readable(ctx, server):
+            raise RpcFault(INVALID_PARAMS, f"Unknown server: {name[:100]}", {"server": name[:100]})
+        return server
+
+    async def handle(self, method: str, params: dict[str, Any], ctx: CallContext) -> Any:
+        """Answer one aggregated method."""
+        if method in LISTS:
+            if params.get("cursor") is not None:
+                raise RpcFault(INVALID_PARAMS, "Invalid cursor.", {"cursor": "never issued"})
+            return await self.list(method, ctx)
+        if method == "resources/read":
+            server, uri = unwrap(params.get("uri"))
+            result = await self._forward(self.server(server, ctx), method, {**params, "uri": uri})
+            for item in result.get("contents") or ():
+                if isinstance(item, dict) and isinstance(item.get("uri"), str):
+                    item["uri"] = wrap(server, item["uri"])
+            return result
+        if method == "prompts/get":
+            server, name = self.resolve_prompt(params.get("name"), ctx)
+            return await self._forward(server, method, {**params, "name": name})
+        if method == "completion/complete":
+            return await self.complete(params, ctx)
+        if method == "logging/setLevel":
+            await asyncio.gather(
+                *(self._quietly(s, method, params) for s in self.servers(ctx)),
+            )
+            return {}
+        raise RpcFault(METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})
+
+    async def list(self, method: str, ctx: CallContext) -> dict[str, Any]:
+        """One list over every readable server."""
+        key = LISTS[method]
+        servers = self.servers(ctx)
+        gathered = await asyncio.gather(*(self._list_one(s, method, key) for s in servers))
+        items: list[dict[str, Any]] = []
+        missing: list[str] = []
+        for server, got in zip(servers, gathered, strict=True):
+            if got is None:
+                missing.append(server.name)
+                continue
+            for item in got:
+                if not isinstance(item, dict):
+                    continue
+                if key == "prompts" and isinstance(item.get("name"), str):
+                    items.append({**item, "name": self._prompt_name(server.name, item["name"])})
+                elif key == "resources" and isinstance(item.get("uri"), str):
+                    items.append({**item, "uri": wrap(server.name, item["uri"])})
+                elif key == "resourceTemplates" and isinstance(item.get("uriTemplate"), str):
+                    items.append({**item, "uriTemplate": wrap(server.name, item["uriTemplate"])})
+        result: dict[str, Any] = {key: items}
+        if missing:
+            result["_meta"] = {UNAVAILABLE_META: missing}
+        if ctx.modern:
+            result["ttlMs"] = self.gateway.settings.list_ttl_ms
+            result["cacheScope"] = "private"
+        return result
+
+    async def _list_one(self, server: ServerEntry, method: str, key: str) -> list[Any] | None:
+        """Every page of one server's list; [] when it lacks the method, None when it failed."""
+        items: list[Any] = []
+        params: dict[str, Any] = {}
+        for _ in range(MAX_PAGES):
+            try:
+                reply, _ = await self.gateway.pool.request(server, method, params)
+            except RpcFault:
+                return None
+            if "error" in reply:
+                code = (reply.get("error") or {}).get("code")
+                return items if code == METHOD_NOT_FOUND else None
+            result = reply.get("result") or {}
+            items.extend(result.get(key) or ())
+            cursor = result.get("nextCursor")
+            if not cursor:
+                break
+            params = {"cursor": cursor}
+        return items
+
+    def _prompt_name(self, server: str, name: str) -> str:
+        """The listed name of a prompt."""
+        return public_name(server, name, self.gateway.table.separator)
+
+    def resolve_prompt(self, name: Any, ctx: CallContext) -> tuple[ServerEntry, str]:
+        """(server, upstream prompt name) of a listed prompt name."""
+        if not isinstance(name, str) or not name:
+            raise RpcFault(INVALID_PARAMS, "params.name must be a non-empty string.")
+        sep = self.gateway.table.separator
+        for server in sorted(self.servers(ctx), key=lambda s: -len(s.name)):
+            prefix = server.name + sep
+            if name.startswith(prefix) and len(name) > len(prefix):
+                return server, name[len(prefix) :]
+        for server in self.servers(ctx):  # a shortened alias: match against the snapshot
+            for prompt in server.prompts:
+                upstream = prompt.get("name")
+                if isinstance(upstream, str) and self._prompt_name(server.name, upstream) == name:
+                    return server, upstream
+        raise RpcFault(INVALID_PARAMS, f"Unknown prompt: {name[:100]}", {"prompt": name[:100]})
+
+    async def complete(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """completion/complete for a namespaced prompt or resource template."""
+        ref = params.get("ref")
+        if not isinstance(ref, dict):
+            raise RpcFault(INVALID_PARAMS, "params.ref must be an object.")
+        if ref.get("type") == "ref/prompt":
+            server, name = self.resolve_prompt(ref.get("name"), ctx)
+            ref = {**ref, "name": name}
+        elif ref.get("type") == "ref/resource":
+            server_name, uri = unwrap(ref.get("uri"))
+            server, ref = self.server(server_name, ctx), {**ref, "uri": uri}
+        else:
+            raise RpcFault(INVALID_PARAMS, "params.ref.type must be ref/prompt or ref/resource.")
+        return await self._forward(server, "completion/complete", {**params, "ref": ref})
+
+    async def _forward(
+        self, server: ServerEntry, method: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One request to one server; its JSON-RPC error relayed."""
+        if "_meta" in params:
+            meta = params["_meta"]
+            params = {**params, "_meta": _upstream_meta(meta)}
+        reply, _ = await self.gateway.pool.request(server, method, params)
+        if "error" in reply:
+            err = reply["error"] or {}
+            raise RpcFault(
+                int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
+            )
+        return dict(reply.get("result") or {})
+
+    async def _quietly(self, server: ServerEntry, method: str, params: dict[str, Any]) -> None:
+        """A best-effort request (logging level): one server's failure does not matter."""
+        try:
+            await self._forward(server, method, params)
+        except RpcFault:
+            pass
+
+
+def _upstream_meta(meta: Any) -> dict[str, Any]:
+    """The parts of a client's `_meta` that travel upstream (not the 2026-07-28 envelope)."""
+    if not isinstance(meta, dict):
+        return {}
+    return {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
+
+
+__all__ = ["AGGREGATED", "Aggregate", "unwrap", "wrap"]

@@ -1,0 +1,109 @@
+"""Resources, templates, prompts, completion and logging of every readable server on /mcp."""
+
+from __future__ import annotations
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import PromptReference
+
+from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
+from tests.integration.gateway.conftest import ADMIN, bearer, member, register
+from tests.integration.gateway.upstreams import rich
+from tests.integration.registry.conftest import run_upstream
+from tests.support import free_port
+
+
+async def test_lists_are_namespaced_and_read_routes_back(registry, core_factory) -> None:
+    async with run_upstream(rich("alpha")) as a, run_upstream(rich("beta"), transport="sse") as b:
+        await register(registry, "alpha", a)
+        await register(registry, "beta", b, transport="sse")
+        core = await core_factory()
+        resources = await core.call(ADMIN, "resources/list", {})
+        templates = await core.call(ADMIN, "resources/templates/list", {})
+        prompts = await core.call(ADMIN, "prompts/list", {})
+        read = await core.call(ADMIN, "resources/read", {"uri": "switchboard://beta/beta://readme"})
+        item = await core.call(
+            ADMIN, "resources/read", {"uri": "switchboard://alpha/alpha://items/42"}
+        )
+        prompt = await core.call(
+            ADMIN, "prompts/get", {"name": "beta__greet", "arguments": {"who": "Ada"}}
+        )
+        completed = await core.call(
+            ADMIN,
+            "completion/complete",
+            {
+                "ref": {"type": "ref/prompt", "name": "alpha__greet"},
+                "argument": {"name": "who", "value": "al"},
+            },
+        )
+        level = await core.call(ADMIN, "logging/setLevel", {"level": "warning"})
+    assert [r["uri"] for r in resources["resources"]] == [
+        "switchboard://alpha/alpha://readme",
+        "switchboard://beta/beta://readme",
+    ]
+    assert [t["uriTemplate"] for t in templates["resourceTemplates"]] == [
+        "switchboard://alpha/alpha://items/{item}",
+        "switchboard://beta/beta://items/{item}",
+    ]
+    assert [p["name"] for p in prompts["prompts"]] == ["alpha__greet", "beta__greet"]
+    assert read["contents"][0]["text"] == "readme of beta"
+    assert read["contents"][0]["uri"] == "switchboard://beta/beta://readme"
+    assert item["contents"][0]["text"] == "item 42 of alpha"
+    assert prompt["messages"][0]["content"]["text"] == "Hello Ada from beta"
+    assert completed["completion"]["values"] == ["alice", "albert"]
+    assert level == {}
+
+
+async def test_only_readable_servers_are_listed_or_read(registry, core_factory) -> None:
+    alice = member(("team-a", "alpha", {"read"}))
+    async with run_upstream(rich("alpha")) as a, run_upstream(rich("beta")) as b:
+        await register(registry, "alpha", a)
+        await register(registry, "beta", b)
+        core = await core_factory()
+        prompts = await core.call(alice, "prompts/list", {})
+        with pytest.raises(RpcFault) as read:
+            await core.call(alice, "resources/read", {"uri": "switchboard://beta/beta://readme"})
+        with pytest.raises(RpcFault) as get:
+            await core.call(alice, "prompts/get", {"name": "beta__greet", "arguments": {}})
+        with pytest.raises(RpcFault) as bad:
+            await core.call(alice, "resources/read", {"uri": "alpha://readme"})
+    assert [p["name"] for p in prompts["prompts"]] == ["alpha__greet"]
+    assert read.value.code == get.value.code == bad.value.code == INVALID_PARAMS
+
+
+async def test_a_down_server_is_named_and_the_others_are_listed(registry, core_factory) -> None:
+    async with run_upstream(rich("alpha")) as a:
+        await register(registry, "alpha", a)
+        await register(registry, "gone", f"http://127.0.0.1:{free_port()}/mcp")
+        core = await core_factory()
+        core.table.servers["gone"].status = "healthy"  # the registry saw it up a moment ago
+        listed = await core.call(ADMIN, "resources/list", {})
+    assert [r["uri"] for r in listed["resources"]] == ["switchboard://alpha/alpha://readme"]
+    assert listed["_meta"]["io.switchboard/unavailableServers"] == ["gone"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_the_sdk_client_reads_resources_and_prompts(registry, stack, mode) -> None:
+    async with run_upstream(rich("docs")) as url, httpx.AsyncClient() as probe:
+        await register(registry, "docs", url)
+        await stack.wait_for_tool(probe, "docs__add")
+        http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
+        client = Client(streamable_http_client(f"{stack.url}/mcp", http_client=http), mode=mode)
+        async with http, client:
+            resources = await client.list_resources()
+            read = await client.read_resource(resources.resources[0].uri)
+            prompt = await client.get_prompt("docs__greet", {"who": "Bo"})
+            done = await client.complete(
+                PromptReference(name="docs__greet"), {"name": "who", "value": "b"}
+            )
+            with pytest.raises(MCPError) as exc:
+                await client.get_prompt("docs__nope", {})
+    assert str(resources.resources[0].uri) == "switchboard://docs/docs://readme"
+    assert read.contents[0].text == "readme of docs"
+    assert prompt.messages[0].content.text == "Hello Bo from docs"
+    assert done.completion.values == ["bob"]
+    assert exc.value.error.code in (-32602, -32603)
