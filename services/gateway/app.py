@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from libs.common.app import build_app
 from services.gateway import registry_sync, sessions
 from services.gateway.protocol import Gateway
+from services.gateway.rate_limit import RateLimiter, parse_overrides
 from services.gateway.relay import Relay
 from services.gateway.routes import admin, legacy_sse, mcp, wellknown
 from services.gateway.routing_table import RoutingTable
@@ -40,6 +41,10 @@ def create_app(settings: GatewaySettings) -> Starlette:
         inflight: dict = {}
         relay = Relay(bus, inflight)  # SSE session streams and cancellation across replicas
         await relay.start()
+        limiter = RateLimiter(
+            bus, settings.rate_limit_per_min, parse_overrides(settings.rate_limit_overrides)
+        )
+        await limiter.start()
         try:
             async with registry_sync.running(sync):
                 yield {
@@ -51,6 +56,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                     "registry_sync": sync,
                     "inflight": inflight,
                     "relay": relay,
+                    "limiter": limiter,
                 }
         finally:
             await relay.stop()

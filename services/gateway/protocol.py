@@ -24,6 +24,7 @@ from services.gateway.jsonrpc import (
     RESULT_TOO_LARGE,
     RpcFault,
 )
+from services.gateway.progressive import META_NAMES, Progressive
 from services.gateway.routing_table import RoutingTable, ServerEntry, ToolEntry
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstream import Notify, UpstreamPool
@@ -62,6 +63,7 @@ class CallContext:
     request_bytes: int = 0
     notify: Notify | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    exposure: str = ""  # `?exposure=`: all | progressive | '' (settings decide)
 
 
 def capabilities() -> dict[str, Any]:
@@ -97,6 +99,7 @@ class Gateway:
         self.pool = pool
         self.bus = bus
         self._background: set[asyncio.Task] = set()
+        self.progressive = Progressive(self)
         self.aggregate = Aggregate(self)  # resources, prompts, completion, logging on /mcp
         self.handlers = {
             "ping": self.ping,
@@ -157,6 +160,8 @@ class Gateway:
 
     async def list_tools(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """tools/list: permitted tools in a deterministic order, paged by cursor."""
+        if self.progressive.enabled(ctx):
+            return self.progressive.list_result(ctx)
         visible = self._visible(ctx)
         offset = _decode_cursor(params.get("cursor"))
         size = self.settings.list_page_size
@@ -194,6 +199,8 @@ class Gateway:
 
     async def call_tool(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """tools/call: check, forward over the pooled session, audit."""
+        if params.get("name") in META_NAMES and self.progressive.handles(params, ctx):
+            return await self.progressive.call(params, ctx)
         t0 = time.perf_counter()
         name = params.get("name")
         tool: ToolEntry | None = None

@@ -14,7 +14,7 @@ class GatewaySettings(Settings):
     default_port: ClassVar[int] = 8103
 
     separator: str = env("GATEWAY_SEPARATOR", "__")
-    exposure_mode: str = env("GATEWAY_EXPOSURE_MODE", "direct")  # direct | progressive
+    exposure_mode: str = env("GATEWAY_EXPOSURE_MODE", "")  # all | progressive | "": registry
     upstream_timeout_s: float = env("GATEWAY_UPSTREAM_TIMEOUT_S", 60.0)
     connect_timeout_s: float = env("GATEWAY_CONNECT_TIMEOUT_S", 5.0)
     max_concurrency: int = env("GATEWAY_MAX_CONCURRENCY", 64)
@@ -29,3 +29,4 @@ class GatewaySettings(Settings):
     session_secret: str = env("GATEWAY_SESSION_SECRET", "", secret=True)
     session_ttl_s: float = env("GATEWAY_SESSION_TTL_S", 24 * 3600.0)
     rate_limit_per_min: int = env("GATEWAY_RATE_LIMIT_PER_MIN", 0)  # 0: unlimited
+    rate_limit_overrides: tuple[str, ...] = env("GATEWAY_RATE_LIMIT_OVERRIDES", ())  # id=n

@@ -36,7 +36,9 @@ from services.gateway.jsonrpc import (
     error,
     response,
 )
+from services.gateway.progressive import parse_mode
 from services.gateway.protocol import CallContext, negotiate
+from services.gateway.rate_limit import rate_limit, with_rate_headers
 from services.gateway.sessions import broadcast_ended
 
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
@@ -71,9 +73,11 @@ def _check_origin(request: Request) -> None:
 async def _principal(request: Request) -> Principal:
     """Authenticate, turning the API error into a JSON-RPC one."""
     try:
-        return await authenticate(request)
+        principal = await authenticate(request)
     except ApiError as exc:
         raise RpcFault(UNAUTHENTICATED, exc.message, {"code": exc.code}) from None
+    await rate_limit(request, principal)
+    return principal
 
 
 def _www_authenticate(request: Request) -> dict[str, str]:
@@ -139,6 +143,7 @@ async def post_mcp(request: Request) -> Response:
         principal = await _principal(request)
         ctx = _endpoint(request, principal)
         ctx.modern, ctx.request_bytes = modern, len(raw)
+        ctx.exposure = parse_mode(request.query_params.get("exposure"))
         return await _request(request, body, params, ctx, raw)
     except RpcFault as fault:
         headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
@@ -319,12 +324,14 @@ def _endpoint_routes(path: str, name: str) -> list[Route]:
 
 
 async def _dispatch(request: Request) -> Response:
-    """Route by HTTP method."""
+    """Route by HTTP method; every answer to a known identity carries its X-RateLimit-* headers."""
     if request.method == "POST":
-        return await post_mcp(request)
-    if request.method == "GET":
-        return await get_mcp(request)
-    return await delete_mcp(request)
+        response = await post_mcp(request)
+    elif request.method == "GET":
+        response = await get_mcp(request)
+    else:
+        response = await delete_mcp(request)
+    return with_rate_headers(request, response)
 
 
 routes = [
