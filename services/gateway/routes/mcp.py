@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from libs.common.authn import Principal, authenticate
 from libs.common.errors import ApiError
-from services.gateway import metrics
+from services.gateway import metrics, subscriptions
 from services.gateway.jsonrpc import (
     FORBIDDEN,
     HEADER_MISMATCH,
@@ -175,6 +175,8 @@ async def _request(
             raise RpcFault(verdict.code, verdict.message, verdict.data)
         ctx.protocol = verdict.protocol_version
         ctx.client = _client_name(verdict.client_info)
+        if method == "subscriptions/listen":
+            return subscriptions.listen(request, body, params, headers)
     elif method == "initialize":
         protocol = negotiate(params.get("protocolVersion"))
         client = _client_name(params.get("clientInfo"))
