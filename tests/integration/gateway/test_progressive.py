@@ -74,6 +74,9 @@ async def test_the_exposure_setting_switches_tools_list_and_a_bad_value_is_inval
         await core.wait_for_tool("calc__add")
         progressive = await core.call(ADMIN, "tools/list", {})
         direct = await core.call(ADMIN, "tools/list", {}, exposure="all")
+        following = await core_factory()
+        following.table.settings = {**following.table.settings, "exposure_mode": "progressive"}
+        from_registry = await following.call(ADMIN, "tools/list", {})
         nobody = member(("team-a", "other", {"execute"}))
         empty = await core.call(
             nobody, "tools/call", {"name": "search_tools", "arguments": {"query": "add"}}
@@ -85,5 +88,6 @@ async def test_the_exposure_setting_switches_tools_list_and_a_bad_value_is_inval
         )
     assert {t["name"] for t in progressive["tools"]} == META
     assert "calc__add" in {t["name"] for t in direct["tools"]}
+    assert {t["name"] for t in from_registry["tools"]} == META
     assert empty["structuredContent"]["tools"] == []
     assert resp.json()["error"]["code"] == -32602
