@@ -15,7 +15,8 @@ import aiohttp
 import orjson
 
 from libs.devstack import nats as devnats
-from libs.devstack import postgres
+from libs.devstack import postgres, proc
+from libs.devstack.nginx import Nginx
 from tests.support import free_port
 
 PY = sys.executable
@@ -27,6 +28,7 @@ META = {
 }
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", "5"))
 SERVERS = int(os.environ.get("BENCH_SERVERS", "100"))
+SESSIONS = int(os.environ.get("BENCH_SESSIONS", "1000"))
 
 
 def body(method: str, params: dict[str, Any]) -> bytes:
@@ -84,6 +86,22 @@ async def drive(url: str, payload: bytes, hdrs: dict, concurrency: int) -> dict[
     }
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (contention-independent cost measure)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(pid: int, url: str, payload: bytes, hdrs: dict, conc: int) -> dict[str, float]:
+    """drive(), plus the CPU microseconds process `pid` spent per call."""
+    before = cpu_s(pid)
+    result = await drive(url, payload, hdrs, conc)
+    calls = result["calls_s"] * DURATION_S
+    result["cpu_us"] = (cpu_s(pid) - before) * 1e6 / max(calls, 1)
+    return result
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process."""
     with open(f"/proc/{pid}/status") as fh:
@@ -115,6 +133,7 @@ async def main() -> None:
     upstream = f"http://127.0.0.1:{up_port}/mcp"
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "LOG_LEVEL": "warning"}
     procs = [subprocess.Popen([PY, "-m", "benchmarks.upstream", str(up_port)], env=env)]
+    stops: list = []
     try:
         await wait_http(f"http://127.0.0.1:{up_port}/")
         platform = subprocess.Popen(
@@ -145,6 +164,15 @@ async def main() -> None:
         procs.append(gateway)
         gw = f"http://127.0.0.1:{gw_port}/mcp"
         await wait_http(f"http://127.0.0.1:{gw_port}/healthz")
+        nginx = Nginx(
+            port=free_port(),
+            name=f"nginx-{namespace}",
+            upstreams={"gateway": [f"127.0.0.1:{gw_port}"]},
+            log_dir=proc.run_dir() / "logs",
+        )
+        nginx.start()
+        stops.append(nginx.stop)
+        via_nginx = f"{nginx.url}/mcp"
         call = body("tools/call", {"name": "echo", "arguments": {"text": "hi"}})
         gw_call = body("tools/call", {"name": "s000__echo", "arguments": {"text": "hi"}})
         async with asyncio.timeout(60):
@@ -156,38 +184,93 @@ async def main() -> None:
                 print(f"waiting for the routing table: {got} tools", r.get("error"), flush=True)
                 await asyncio.sleep(0.5)
         rows = []
+        gw_hdrs = headers("tools/call", "s000__echo", token)
+        up_hdrs = headers("tools/call", "echo", None)
         for conc in (1, 32):
-            direct = await drive(upstream, call, headers("tools/call", "echo", None), conc)
-            through = await drive(gw, gw_call, headers("tools/call", "s000__echo", token), conc)
-            rows.append((conc, direct, through))
-        listing = await drive(gw, body("tools/list", {}), headers("tools/list", None, token), 1)
+            up_pid, gw_pid = procs[0].pid, gateway.pid
+            direct = await measured(up_pid, upstream, call, up_hdrs, conc)
+            through = await measured(gw_pid, gw, gw_call, gw_hdrs, conc)
+            nginxed = await measured(gw_pid, via_nginx, gw_call, gw_hdrs, conc)
+            rows.append((conc, direct, through, nginxed))
+        list_hdrs = headers("tools/list", None, token)
+        listing = await drive(gw, body("tools/list", {}), list_hdrs, 1)
+        list_nginx = await drive(via_nginx, body("tools/list", {}), list_hdrs, 1)
         rss = rss_mb(gateway.pid)
         print(f"\ntools/call, {DURATION_S:g}s per run, upstream = official SDK stateless JSON")
+        print("gw = gateway port directly; nginx = through nginx + gateway (the deployed path)")
         print(
-            f"{'conc':>4} {'direct/s':>9} {'gw/s':>9} {'ratio':>6} {'d p50':>7} {'g p50':>7}"
-            f" {'added':>7} {'d p99':>7} {'g p99':>7} {'errors':>6}"
+            f"{'conc':>4} {'path':>6} {'calls/s':>8} {'ratio':>6} {'p50':>7} {'added':>7}"
+            f" {'p99':>7} {'errors':>6} {'cpu/call':>9}"
         )
-        for conc, d, g in rows:
+        for conc, d, g, n in rows:
+            for label, r in (("direct", d), ("gw", g), ("nginx", n)):
+                print(
+                    f"{conc:>4} {label:>6} {r['calls_s']:>8.0f} "
+                    f"{r['calls_s'] / d['calls_s']:>6.2f} {r['p50']:>7.2f} "
+                    f"{r['p50'] - d['p50']:>+7.2f} {r['p99']:>7.2f} {int(r['errors']):>6} "
+                    f"{r['cpu_us']:>7.0f}us"
+                )
+        print("cpu/call: CPU time of the upstream (direct) or of the gateway (gw, nginx) per call")
+        for label, r in (("gw", listing), ("nginx", list_nginx)):
             print(
-                f"{conc:>4} {d['calls_s']:>9.0f} {g['calls_s']:>9.0f} "
-                f"{g['calls_s'] / d['calls_s']:>6.2f} {d['p50']:>7.2f} {g['p50']:>7.2f} "
-                f"{g['p50'] - d['p50']:>7.2f} {d['p99']:>7.2f} {g['p99']:>7.2f} "
-                f"{int(d['errors'] + g['errors']):>6}"
+                f"tools/list of {SERVERS * 50} tools ({label}): p50 {r['p50']:.1f} ms, "
+                f"p99 {r['p99']:.1f} ms, {r['calls_s']:.0f}/s"
             )
+        print(f"gateway RSS after the load: {rss:.0f} MB")
+        opened, rss_open = await open_sessions(gw, token, SESSIONS, gateway.pid)
         print(
-            f"tools/list of {SERVERS * 50} tools: p50 {listing['p50']:.1f} ms, "
-            f"p99 {listing['p99']:.1f} ms, {listing['calls_s']:.0f}/s"
+            f"gateway RSS with {SERVERS * 50} tools and {SESSIONS} open legacy sessions "
+            f"(initialised + GET stream each; sessions gauge {opened}): {rss_open:.0f} MB"
         )
-        print(f"gateway RSS: {rss:.0f} MB")
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
+        for stop in stops:
+            stop()
+        for child in reversed(procs):
+            child.terminate()
+        for child in procs:
             try:
-                proc.wait(10)
+                child.wait(10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                child.kill()
         await postgres.drop_database(pg.url, pg_url.rsplit("/", 1)[1])
+
+
+async def open_sessions(url: str, token: str, count: int, pid: int) -> tuple[int, float]:
+    """Initialise `count` legacy sessions and hold a GET stream open on each; return how many."""
+    init = orjson.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "1"},
+            },
+        }
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    post = {**auth, "Content-Type": "application/json", "Accept": "application/json"}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        ids = []
+        for _ in range(count):
+            async with http.post(url, data=init, headers=post) as resp:
+                await resp.read()
+                ids.append(resp.headers["Mcp-Session-Id"])
+        streams = []
+        for sid in ids:
+            hdrs = {**auth, "Accept": "text/event-stream", "Mcp-Session-Id": sid}
+            resp = await http.get(url, headers=hdrs)
+            assert resp.status == 200, resp.status
+            streams.append(resp)
+        metrics = await (await http.get(url.replace("/mcp", "/metrics"))).text()
+        line = next(
+            (x for x in metrics.splitlines() if x.startswith("switchboard_gateway_sessions_open")),
+            "",
+        )
+        opened = int(float(line.split()[-1])) if line else 0
+        return opened, rss_mb(pid)  # read while every stream is still open
 
 
 async def drive_once(url: str, payload: bytes, hdrs: dict) -> dict:

@@ -40,7 +40,7 @@ class Event:
 
     def to_bytes(self) -> bytes:
         """JSON bytes of the envelope."""
-        return orjson.dumps(dataclasses.asdict(self))
+        return orjson.dumps(self)  # orjson serialises dataclasses natively (no deep copy)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Event:

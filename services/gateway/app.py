@@ -6,9 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
-from libs.common.app import build_app
+from libs.common.app import build_app, instance_id
 from services.gateway import registry_sync, sessions
+from services.gateway.auth_cache import PrincipalCache
+from services.gateway.instance import InstanceHeader
 from services.gateway.protocol import Gateway
 from services.gateway.rate_limit import RateLimiter, parse_overrides
 from services.gateway.relay import Relay
@@ -38,6 +41,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
         sync = registry_sync.RegistrySync(
             bus, table, pool, notifier.tools_changed, settings.resync_s
         )
+        principals = PrincipalCache()  # hot path: a dict lookup per request
+        await principals.start(bus)
         inflight: dict = {}
         relay = Relay(bus, inflight)  # SSE session streams and cancellation across replicas
         await relay.start()
@@ -55,6 +60,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                     "notifier": notifier,
                     "registry_sync": sync,
                     "inflight": inflight,
+                    "principals": principals,
                     "relay": relay,
                     "limiter": limiter,
                 }
@@ -67,4 +73,5 @@ def create_app(settings: GatewaySettings) -> Starlette:
         [*mcp.routes, *legacy_sse.routes, *admin.routes, *wellknown.routes],
         migrations=MIGRATIONS_DIR,
         extra=extra,
+        middleware=[Middleware(InstanceHeader, instance=instance_id(settings))],
     )

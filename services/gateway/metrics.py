@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.gateway.breaker import STATE_VALUES
@@ -50,3 +52,28 @@ ROUTING_TOOLS = Gauge("switchboard_gateway_routing_tools", "Tools in the routing
 def set_circuit(server: str, state: str) -> None:
     """Record a breaker's state."""
     CIRCUIT_STATE.labels(server).set(STATE_VALUES.get(state, 0))
+
+
+# Pre-bound label children: `.labels()` hashes and locks on every call; the hot path looks the
+# child up in a plain dict instead (bounded by servers × tools × statuses).
+CALL_OVERHEAD = GATEWAY_OVERHEAD.labels("tools/call")
+_TOOL_CALLS: dict[tuple[str, str, str], Any] = {}
+_UPSTREAM: dict[tuple[str, str], Any] = {}
+
+
+def tool_calls(server: str, tool: str, status: str) -> Any:
+    """The TOOL_CALLS child for these labels."""
+    key = (server, tool, status)
+    child = _TOOL_CALLS.get(key)
+    if child is None:
+        child = _TOOL_CALLS[key] = TOOL_CALLS.labels(server, tool, status)
+    return child
+
+
+def upstream_duration(server: str, method: str) -> Any:
+    """The UPSTREAM_DURATION child for these labels."""
+    key = (server, method)
+    child = _UPSTREAM.get(key)
+    if child is None:
+        child = _UPSTREAM[key] = UPSTREAM_DURATION.labels(server, method)
+    return child

@@ -33,6 +33,7 @@ log = structlog.get_logger()
 
 SERVER_INFO = {"name": "switchboard-gateway", "title": "Switchboard", "version": "0.1.0"}
 UNAVAILABLE_META = "io.switchboard/unavailableServers"
+MRTR_KEYS = ("inputResponses", "requestState")
 PASSTHROUGH = frozenset(
     {
         "resources/list",
@@ -214,6 +215,9 @@ class Gateway:
             forwarded: dict[str, Any] = {"name": tool.name, "arguments": arguments or {}}
             if params.get("_meta"):
                 forwarded["_meta"] = _client_meta(params["_meta"])
+            for key in MRTR_KEYS:  # a multi-round-trip retry (2026-07-28): answers and state
+                if key in params:
+                    forwarded[key] = params[key]
             reply, upstream_ms = await self.pool.request(
                 self.table.servers[tool.server],
                 "tools/call",
@@ -279,25 +283,24 @@ class Gateway:
     def _observe(self, record: ToolCalled, elapsed_ms: float, upstream_ms: float | None) -> None:
         """Tool-call metrics: count, upstream time and the time the gateway added."""
         known = record.server in self.table.servers
-        metrics.TOOL_CALLS.labels(
+        metrics.tool_calls(
             record.server if known else "<unknown>",
             record.tool if known else "<unknown>",
             record.status,
         ).inc()
         if upstream_ms is not None:
-            metrics.UPSTREAM_DURATION.labels(record.server, "tools/call").observe(
-                upstream_ms / 1000
-            )
-            metrics.GATEWAY_OVERHEAD.labels("tools/call").observe(
-                max(0.0, elapsed_ms - upstream_ms) / 1000
-            )
+            metrics.upstream_duration(record.server, "tools/call").observe(upstream_ms / 1000)
+            metrics.CALL_OVERHEAD.observe(max(0.0, elapsed_ms - upstream_ms) / 1000)
 
     async def record(self, record: ToolCalled, principal: Principal) -> None:
         """Publish gateway.tool.called: acknowledged before the response, unless async."""
         if self.bus is None:
             return
-        event = TOOL_CALLED.event(
-            record, source="gateway", actor=principal.name or principal.id, org=principal.org
+        event = TOOL_CALLED.event(  # vars(): a shallow dict, no dataclasses.asdict deep copy
+            vars(record),  # type: ignore[arg-type]
+            source="gateway",
+            actor=principal.name or principal.id,
+            org=principal.org,
         )
         if self.settings.audit_async:
             task = asyncio.get_running_loop().create_task(self._publish(event))

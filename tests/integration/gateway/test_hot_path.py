@@ -1,0 +1,47 @@
+"""Hot-path shortcuts keep their guarantees: cached credentials still revoke; replica header."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.integration.gateway.conftest import bearer, modern_body, modern_headers
+
+
+async def _list_status(http: httpx.AsyncClient, url: str, key: str) -> int:
+    """The HTTP status of one stateless tools/list with `key`."""
+    resp = await http.post(
+        f"{url}/mcp",
+        json=modern_body("tools/list", {}),
+        headers={**modern_headers("tools/list"), **bearer(key)},
+    )
+    return resp.status_code
+
+
+async def test_a_revoked_api_key_stops_working_although_the_gateway_caches_it(stack) -> None:
+    auth = stack.auth
+    user = await auth.create_user()
+    created = await auth.call("POST", "/api/v1/keys", user.token, json={"name": "c"}, expect=201)
+    key = created["key"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert await _list_status(http, stack.url, key) == 200
+        assert await _list_status(http, stack.url, key) == 200  # served from the cache
+        await auth.call("DELETE", f"/api/v1/keys/{created['id']}", user.token, expect=204)
+        async with asyncio.timeout(5):
+            while (status := await _list_status(http, stack.url, key)) == 200:
+                await asyncio.sleep(0.02)
+    assert status == 401
+
+
+async def test_every_gateway_response_names_the_replica_that_answered(stack) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        ok = await http.post(
+            f"{stack.url}/mcp",
+            json=modern_body("tools/list", {}),
+            headers={**modern_headers("tools/list"), **bearer(stack.admin)},
+        )
+        refused = await http.post(f"{stack.url}/mcp", json=modern_body("tools/list", {}))
+    assert ok.headers["x-switchboard-instance"]
+    assert refused.status_code == 401
+    assert refused.headers["x-switchboard-instance"] == ok.headers["x-switchboard-instance"]
