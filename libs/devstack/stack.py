@@ -90,7 +90,10 @@ class Stack:
         self._routed = [self.spawn(service) for service in SERVICES]
         self._route()
         self.nginx.start()
-        await self.wait_healthy(timeout)
+        # Heartbeats can precede the HTTP listener, so also wait for each replica's /healthz.
+        deadline = time.monotonic() + timeout
+        await asyncio.gather(*(self.wait_replica_healthy(r, timeout) for r in self._routed))
+        await self.wait_healthy(max(deadline - time.monotonic(), 1.0))
 
     async def start_replica(self, service: str, timeout: float = 30.0) -> ServiceProcess:
         """Start one more routed replica of service and wait until its /healthz answers."""
