@@ -24,9 +24,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def settings_for(
-    cls: type[S], *, pg_url: str, nats_url: str, namespace: str, **env: Any
-) -> S:
+def settings_for(cls: type[S], *, pg_url: str, nats_url: str, namespace: str, **env: Any) -> S:
     """Settings of a service pointed at the test database and NATS namespace."""
     environ = {
         "DATABASE_URL": pg_url,
@@ -34,6 +32,8 @@ def settings_for(
         "SWITCHBOARD_NAMESPACE": namespace,
         "SWITCHBOARD_HEARTBEAT_S": "1",
         "LOG_LEVEL": "warning",
+        # many apps share one test Postgres; small pools keep under max_connections
+        "SWITCHBOARD_DB_POOL_MAX": "4",
     }
     environ.update({k: str(v) for k, v in env.items()})
     return cls.from_env(environ)
@@ -44,7 +44,12 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
     """Run `app` under uvicorn (lifespan included) on 127.0.0.1 and yield its base URL."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on",
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
         timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
@@ -53,7 +58,11 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
     async with asyncio.timeout(30):
         while not server.started:
             if task.done():
-                task.result()
+                # uvicorn answers a failed lifespan with SystemExit, which would stop pytest
+                try:
+                    task.result()
+                except BaseException as exc:
+                    raise RuntimeError(f"the app failed to start: {exc!r}") from None
                 raise RuntimeError("the app exited during startup")
             await asyncio.sleep(0.02)
     try:
