@@ -31,6 +31,16 @@ def managed_orgs(principal: Principal) -> tuple[str, ...] | None:
     return orgs
 
 
+def check_webhook_allowed(principal: Principal, webhook_url: str | None) -> None:
+    """Only platform admins choose where alerts are POSTed: a URL is an outbound request the
+    audit service makes, and an org admin must not aim it at internal addresses."""
+    if webhook_url and not principal.is_platform_admin:
+        raise Forbidden(
+            "Only a platform admin may set a rule's webhook_url; org rules use the platform's.",
+            details={"field": "webhook_url"},
+        )
+
+
 async def _rule(request: Request, conn: asyncpg.Connection) -> asyncpg.Record:
     """The rule of the path, if the caller manages it (404 otherwise)."""
     orgs = managed_orgs(await authenticate(request))
@@ -55,6 +65,7 @@ async def create_rule(request: Request) -> Response:
     principal = await authenticate(request)
     orgs = managed_orgs(principal)
     body = await parse_body(request, schemas.RuleIn)
+    check_webhook_allowed(principal, body.webhook_url)
     fields = body.model_dump() | {"created_by": principal.id, "org_refs": []}
     if body.org is not None:
         fields["org"] = org_id(principal, body.org)
@@ -82,6 +93,7 @@ async def update_rule(request: Request) -> Response:
     async with request.state.pool.acquire() as conn:
         row = await _rule(request, conn)
         changes = (await parse_body(request, schemas.RulePatch)).model_dump(exclude_unset=True)
+        check_webhook_allowed(await authenticate(request), changes.get("webhook_url"))
         merged = dict(row) | changes
         try:
             schemas.check_rule(merged["kind"], merged["server"], merged["threshold"])

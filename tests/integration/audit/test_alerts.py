@@ -154,6 +154,13 @@ async def test_org_admins_manage_only_their_orgs_rules(
         resp = await api.post("/api/v1/alerts/rules", json=body, headers=alice)
         assert resp.status_code == 403
         assert resp.json()["error"]["code"] == "FORBIDDEN"
+    hooked = {**mine, "name": unique("r"), "webhook_url": "http://169.254.169.254/latest"}
+    resp = await api.post("/api/v1/alerts/rules", json=hooked, headers=alice)
+    assert resp.status_code == 403
+    assert resp.json()["error"]["details"] == {"field": "webhook_url"}
+    resp = await api.patch(f"/api/v1/alerts/rules/{rule['id']}", headers=alice,
+                           json={"webhook_url": "http://10.0.0.1/"})  # fmt: skip
+    assert resp.status_code == 403
     resp = await api.get(f"/api/v1/alerts/rules/{rule['id']}", headers=carol)
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "NOT_FOUND"
