@@ -91,6 +91,7 @@ async def run() -> int:
             env=env,
         )
         stack = Stack(config)
+        print(f"devstack: starting the services (logs in {config.log_dir}/)", flush=True)
         start = asyncio.create_task(stack.start())
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
