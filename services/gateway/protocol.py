@@ -15,7 +15,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from libs.common.authn import Principal
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, ToolCalled
-from services.gateway import metrics
+from services.gateway import input_bridge, metrics
 from services.gateway.aggregate import AGGREGATED, Aggregate
 from services.gateway.jsonrpc import (
     FORBIDDEN,
@@ -64,6 +64,7 @@ class CallContext:
     request_bytes: int = 0
     notify: Notify | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    ask: Any = None  # legacy sessions: send a server-to-client request, await the answer
     exposure: str = ""  # `?exposure=`: all | progressive | '' (settings decide)
 
 
@@ -232,6 +233,11 @@ class Gateway:
                     int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
                 )
             result = reply.get("result") or {}
+            if not ctx.modern and result.get("resultType") == "input_required":
+                server_entry = self.table.servers[tool.server]
+                result = await input_bridge.resolve(
+                    self, server_entry, "tools/call", forwarded, result, ctx
+                )
             size = len(orjson.dumps(result))
             if size > self.settings.max_result_bytes:
                 raise RpcFault(

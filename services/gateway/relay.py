@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from typing import Any
 
 import orjson
@@ -29,6 +30,7 @@ log = structlog.get_logger()
 
 SSE_SUBJECT = "live.gateway.sse"
 CANCEL_SUBJECT = "live.gateway.cancel"
+REPLY_SUBJECT = "live.gateway.reply"
 STREAM_BUFFER = 1000
 
 Inflight = dict[tuple[Any, Any], asyncio.Future[Any]]
@@ -48,6 +50,8 @@ class Relay:
         self.streams: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._subs: dict[str, Any] = {}
         self._cancel_sub: Any = None
+        self._reply_sub: Any = None
+        self.asks: dict[tuple[str, Any], asyncio.Future[dict[str, Any]]] = {}
 
     async def start(self) -> None:
         """Follow cancellations from every replica."""
@@ -61,13 +65,21 @@ class Relay:
             except (orjson.JSONDecodeError, AttributeError):
                 log.warning("bad_cancel_message")
 
+        async def on_reply(msg: Any) -> None:
+            try:
+                doc = orjson.loads(msg.data)
+                self._answer_local(doc["session"], doc["message"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                log.warning("bad_reply_message")
+
         self._cancel_sub = await self.bus.nc.subscribe(
             self.bus.subject(CANCEL_SUBJECT), cb=on_cancel
         )
+        self._reply_sub = await self.bus.nc.subscribe(self.bus.subject(REPLY_SUBJECT), cb=on_reply)
 
     async def stop(self) -> None:
         """Stop following."""
-        for sub in [self._cancel_sub, *self._subs.values()]:
+        for sub in [self._cancel_sub, self._reply_sub, *self._subs.values()]:
             if sub is not None:
                 try:
                     await sub.unsubscribe()
@@ -77,10 +89,12 @@ class Relay:
 
     # ---- SSE session streams ---------------------------------------------------------------
 
-    async def open_stream(self, session_id: str) -> asyncio.Queue[dict[str, Any]]:
-        """A queue receiving every message sent to `session_id`, from any replica."""
+    async def open_stream(
+        self, session_id: str, queue: asyncio.Queue[dict[str, Any]] | None = None
+    ) -> asyncio.Queue[dict[str, Any]]:
+        """A queue (new, or the one given) receiving every message sent to `session_id`."""
         key = stream_key(session_id)
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=STREAM_BUFFER)
+        queue = queue if queue is not None else asyncio.Queue(maxsize=STREAM_BUFFER)
         self.streams[key] = queue
         if self.bus is not None:
 
@@ -135,8 +149,37 @@ class Relay:
         if task is not None and not task.done():
             task.cancel()
 
-    # ---- answers to server-to-client requests ----------------------------------------------
+    # ---- server-to-client requests and the client's answers ---------------------------------
+
+    async def ask(
+        self, session_id: str, method: str, params: dict[str, Any] | None, timeout_s: float
+    ) -> dict[str, Any]:
+        """Send a request to a legacy client's stream and wait for its answer (any replica)."""
+        rid = f"sb-{uuid.uuid4().hex}"
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            message["params"] = params
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.asks[(session_id, rid)] = future
+        try:
+            await self.send(session_id, message)
+            async with asyncio.timeout(timeout_s):
+                return await future
+        finally:
+            self.asks.pop((session_id, rid), None)
 
     async def client_reply(self, session_id: str | None, message: dict[str, Any]) -> None:
-        """A client's answer to a server-to-client request; not relayed yet (dropped)."""
-        log.info("client_reply_dropped", session=bool(session_id), id=str(message.get("id"))[:40])
+        """A client's answer to a server-to-client request: to the replica that asked."""
+        if not session_id or not self._answer_local(session_id, message):
+            if self.bus is not None and session_id:
+                body = orjson.dumps({"session": session_id, "message": message})
+                await self.bus.nc.publish(self.bus.subject(REPLY_SUBJECT), body)
+
+    def _answer_local(self, session_id: str, message: dict[str, Any]) -> bool:
+        """Resolve the waiting ask on this replica; False when it is not here."""
+        future = self.asks.get((session_id, message.get("id")))
+        if future is None:
+            return False
+        if not future.done():
+            future.set_result(message)
+        return True

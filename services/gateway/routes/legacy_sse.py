@@ -145,7 +145,12 @@ async def _accept(request: Request, body: dict[str, Any], ctx: CallContext) -> N
     async def notify(msg: dict[str, Any]) -> None:
         await relay.send(session_id, msg)
 
-    ctx.notify = notify
+    async def ask(method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        return await relay.ask(
+            session_id, method, params, request.state.settings.upstream_timeout_s
+        )
+
+    ctx.notify, ctx.ask = notify, ask
     gateway = request.state.gateway
     inflight = request.state.inflight
     key = (session_id, body["id"])

@@ -124,6 +124,8 @@ async def post_mcp(request: Request) -> Response:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return _json(error(None, PARSE_ERROR, "Parse error: the body is not JSON."), 400)
+        if _is_reply(body) and request.headers.get("mcp-session-id"):
+            return await _client_reply(request, body)
         if (
             not isinstance(body, dict)
             or body.get("jsonrpc") != "2.0"
@@ -187,6 +189,7 @@ async def _request(
     else:
         info = _session(request, ctx.principal)
         ctx.session_id, ctx.protocol, ctx.client = info.id, info.protocol, info.client
+        ctx.ask = _asker(request, info.id)
     accepts_sse = "text/event-stream" in request.headers.get("accept", "")
     progress = isinstance(params.get("_meta"), dict) and "progressToken" in params["_meta"]
     if accepts_sse and progress:
@@ -201,6 +204,33 @@ async def _request(
     finally:
         request.state.inflight.pop(key, None)
     return _json(response(body["id"], result), headers=headers)
+
+
+def _is_reply(body: Any) -> bool:
+    """A client's response to a server-to-client request."""
+    return (
+        isinstance(body, dict)
+        and "method" not in body
+        and "id" in body
+        and ("result" in body or "error" in body)
+    )
+
+
+async def _client_reply(request: Request, body: dict[str, Any]) -> Response:
+    """Route a legacy client's answer to the replica that asked."""
+    info = _session(request, await _principal(request))
+    await request.state.relay.client_reply(info.id, body)
+    return Response(status_code=202)
+
+
+def _asker(request: Request, session_id: str) -> Any:
+    """Sends a server-to-client request over the session's stream and awaits the answer."""
+    relay, timeout_s = request.state.relay, request.state.settings.upstream_timeout_s
+
+    async def ask(method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        return await relay.ask(session_id, method, params, timeout_s)
+
+    return ask
 
 
 def _session(request: Request, principal: Principal) -> Any:
@@ -280,6 +310,8 @@ async def get_mcp(request: Request) -> Response:
     notifier = request.state.notifier
     last = request.headers.get("last-event-id", "")
     queue = notifier.subscribe()
+    session_id, relay = info.id, request.state.relay
+    await relay.open_stream(session_id, queue)  # server-to-client requests, from any replica
     if last.isdigit() and int(last) < notifier.last_change_ns:
         queue.put_nowait({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
 
@@ -297,6 +329,7 @@ async def get_mcp(request: Request) -> Response:
                 yield b"id: " + event_id + b"\nevent: message\ndata: " + orjson.dumps(msg) + b"\n\n"
         finally:
             notifier.unsubscribe(queue)
+            await relay.close_stream(session_id)
             metrics.OPEN_SESSIONS.dec()
 
     del info

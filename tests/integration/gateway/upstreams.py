@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import Completion, PromptReference
+from mcp_types import (
+    Completion,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    InputRequiredResult,
+    PromptReference,
+)
 
 
 class Hangs:
@@ -52,6 +59,17 @@ def rich(name: str = "rich", hangs: Hangs | None = None) -> MCPServer:
             await hangs.mark(hangs.cancelled, tag)
             raise
         return "never"
+
+    @server.tool(description="Ask the user's name (2026-07-28 multi-round-trip), then greet.")
+    async def ask(ctx: Context) -> str | InputRequiredResult:
+        answer = (ctx.input_responses or {}).get("name")
+        if not isinstance(answer, ElicitResult) or answer.content is None:
+            schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+            request = ElicitRequest(
+                params=ElicitRequestFormParams(message="Your name?", requested_schema=schema)
+            )
+            return InputRequiredResult(input_requests={"name": request}, request_state="asked")
+        return f"hello {answer.content['name']} ({ctx.request_state})"
 
     @server.resource(f"{name}://readme", description="The readme.")
     def readme() -> str:

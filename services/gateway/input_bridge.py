@@ -1,0 +1,71 @@
+"""A 2026-07-28 upstream's `input_required` result, answered for a legacy (session) client.
+
+Current-revision clients get `input_required` results as they are and retry with
+`inputResponses` + `requestState`, which the gateway forwards (any replica can take the retry:
+the state lives in the upstream's opaque `requestState`). A legacy client cannot: it expects
+server-to-client requests. So for a legacy session the gateway sends each embedded request
+(`elicitation/create`, `sampling/createMessage`, `roots/list`) to the client over the session's
+stream (the `GET /mcp` stream, or the `GET /sse` stream), waits for the answer the client POSTs
+(which may land on any replica: `Relay.client_reply` routes it over NATS), and retries the
+upstream call with the answers, for up to `MAX_ROUNDS` rounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from services.gateway.jsonrpc import UPSTREAM_ERROR, RpcFault
+
+if TYPE_CHECKING:
+    from services.gateway.protocol import CallContext, Gateway
+    from services.gateway.routing_table import ServerEntry
+
+MAX_ROUNDS = 5
+Ask = Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]]
+
+
+async def resolve(
+    gateway: Gateway,
+    server: ServerEntry,
+    method: str,
+    forwarded: dict[str, Any],
+    result: dict[str, Any],
+    ctx: CallContext,
+) -> dict[str, Any]:
+    """Ask the legacy client what the upstream needs, retry, until a complete result."""
+    for _ in range(MAX_ROUNDS):
+        if result.get("resultType") != "input_required":
+            return result
+        if ctx.ask is None:
+            raise RpcFault(
+                UPSTREAM_ERROR,
+                "The server needs input from the client, which this connection cannot carry.",
+                {"server": server.name},
+            )
+        responses: dict[str, Any] = {}
+        for key, request in (result.get("inputRequests") or {}).items():
+            if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+                raise RpcFault(UPSTREAM_ERROR, "The server sent a malformed input request.")
+            try:
+                answer = await ctx.ask(request["method"], request.get("params"))
+            except TimeoutError:
+                raise RpcFault(
+                    UPSTREAM_ERROR, "The client did not answer the input request."
+                ) from None
+            if "error" in answer:
+                err = answer.get("error") or {}
+                raise RpcFault(int(err.get("code", -32603)), str(err.get("message", "")))
+            responses[key] = answer.get("result") or {}
+        forwarded = {**forwarded, "inputResponses": responses}
+        forwarded.pop("requestState", None)
+        if "requestState" in result:
+            forwarded["requestState"] = result["requestState"]
+        reply, _ = await gateway.pool.request(server, method, forwarded, on_notify=ctx.notify)
+        if "error" in reply:
+            err = reply.get("error") or {}
+            raise RpcFault(
+                int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
+            )
+        result = reply.get("result") or {}
+    raise RpcFault(UPSTREAM_ERROR, f"The server asked for input more than {MAX_ROUNDS} times.")
