@@ -12,6 +12,10 @@ dropped, as it would be on a single server.
 `notifications/cancelled` from any generation and any replica is published on
 `live.gateway.cancel` (session id, request id); every replica cancels the matching in-flight
 call, which closes (or, for session-based upstreams, cancels) the upstream request.
+
+Server-to-client requests for legacy clients (`ask`) go out over the session's stream the same
+way (`GET /mcp` streams open one too); the client POSTs its answer to any replica, which resolves
+the waiting request locally or publishes it on `live.gateway.reply` for the replica that asked.
 """
 
 from __future__ import annotations
