@@ -24,6 +24,8 @@ STACK_ENV = {
     "SWITCHBOARD_DB_POOL_MAX": "4",
     "SWITCHBOARD_ADMIN_USER": "admin",
     "SWITCHBOARD_ADMIN_PASSWORD": "e2e-" + secrets.token_hex(8),
+    # upstream MCP servers of the gateway tests run in the test process on 127.0.0.1
+    "REGISTRY_SSRF_ALLOWLIST": "127.0.0.0/8",
 }
 
 

@@ -1,0 +1,85 @@
+"""A TypeScript SDK client (from npm) lists and calls tools through nginx with an API key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from libs.devstack import proc
+from libs.devstack.stack import Stack
+from tests.e2e.gateway_support import admin_token, api_key, register, wait_listed
+from tests.integration.gateway.conftest import calculator
+from tests.integration.registry.conftest import run_upstream
+
+SDK_VERSION = "1.32.2"  # @modelcontextprotocol/sdk, pinned so runs are reproducible
+SCRIPT = Path(__file__).with_name("ts_client.mjs")
+
+
+@pytest.fixture(scope="session")
+def ts_sdk() -> Path:
+    """The npm package installed once into .run/node (cached across runs); its ESM dir."""
+    for tool in ("node", "npm"):
+        assert shutil.which(tool), f"{tool} is needed for the TypeScript client test"
+    prefix = proc.run_dir() / "node"
+    package = prefix / "node_modules" / "@modelcontextprotocol" / "sdk"
+    installed = package / "package.json"
+    if not installed.exists() or json.loads(installed.read_text())["version"] != SDK_VERSION:
+        prefix.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+             f"@modelcontextprotocol/sdk@{SDK_VERSION}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
+    return package / "dist" / "esm"
+
+
+@pytest.fixture(scope="module")
+async def calc_server(e2e_stack: Stack) -> AsyncIterator[tuple[str, str]]:
+    """A calculator upstream registered through nginx; yields (server name, admin API key)."""
+    async with (
+        run_upstream(calculator()) as url,
+        httpx.AsyncClient(base_url=e2e_stack.url, timeout=10) as api,
+    ):
+        token = await admin_token(api)
+        key = await api_key(api, token)
+        name = f"tscalc{secrets.token_hex(3)}"
+        await register(api, token, name, url)
+        for replica in [r for r in e2e_stack.replicas_of("gateway") if r.alive()]:
+            await wait_listed(api, replica.url, key, f"{name}__add")
+        yield name, key
+
+
+async def test_the_typescript_sdk_client_lists_and_calls_through_nginx(
+    e2e_stack: Stack, ts_sdk: Path, calc_server: tuple[str, str]
+) -> None:
+    name, key = calc_server
+    argv = [str(SCRIPT), f"{e2e_stack.url}/mcp", key, f"{name}__add", '{"a": 20, "b": 22}']
+    node = await asyncio.create_subprocess_exec(
+        shutil.which("node") or "node",
+        *argv,
+        env={**os.environ, "SDK_DIR": str(ts_sdk)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await node.communicate()
+    assert node.returncode == 0, err.decode()
+    report = json.loads(out.decode().strip().splitlines()[-1])
+    assert report["server"]["name"] == "switchboard-gateway"
+    assert report["sessionId"]  # the TS SDK speaks a session-based revision: the legacy path
+    assert f"{name}__add" in report["tools"]
+    assert report["result"]["structuredContent"] == {"result": 42}
+    assert report["result"]["content"][0]["text"] == "42"
+    assert report["error"]["code"] == -32602  # unknown tool: a JSON-RPC error, not a crash
