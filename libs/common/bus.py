@@ -217,10 +217,7 @@ class Bus:
             try:
                 if sub is None:
                     await self.ensure_stream()
-                    try:
-                        await self.js.add_consumer(self.stream, config)
-                    except Exception:  # exists already (another replica) — bind to it
-                        pass
+                    await self._ensure_consumer(config)
                     sub = await self.js.pull_subscribe_bind(durable, stream=self.stream)
                     self._pull_subs.append(sub)
                 try:
@@ -232,9 +229,28 @@ class Bus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("consumer_retrying", durable=durable, error=str(exc))
+                log.warning("consumer_retrying", durable=durable, error=repr(exc))
                 sub = None if not self.nc.is_connected else sub
                 await asyncio.sleep(1)
+
+    async def _ensure_consumer(self, config: ConsumerConfig) -> None:
+        """Create the durable, or bind to it; one left by an older filter is recreated."""
+        durable = config.durable_name or ""
+        try:
+            info = await self.js.consumer_info(self.stream, durable)
+        except NotFoundError:
+            try:
+                await self.js.add_consumer(self.stream, config)
+            except Exception:  # another replica created it at the same moment
+                await self.js.consumer_info(self.stream, durable)
+            return
+        wanted = sorted(config.filter_subjects or [config.filter_subject or ""])
+        have = sorted(info.config.filter_subjects or [info.config.filter_subject or ""])
+        if wanted != have:
+            # its position is lost; handlers are idempotent, so redelivery doubles nothing
+            log.warning("consumer_recreated", durable=durable, had=have, wants=wanted)
+            await self.js.delete_consumer(self.stream, durable)
+            await self.js.add_consumer(self.stream, config)
 
     async def _handle(self, msg: Msg, handler: Handler) -> None:
         """Handle one message: bad envelopes are terminated, failures redelivered."""

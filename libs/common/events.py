@@ -334,7 +334,7 @@ class ServerStatusChanged:
 
 @dataclass(frozen=True)
 class ToolChanged:
-    """A tool was discovered, changed upstream, quarantined, approved, enabled/disabled or removed."""
+    """A tool was discovered, changed, quarantined, approved, enabled/disabled or removed."""
 
     server: str
     tool: str

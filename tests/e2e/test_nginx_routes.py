@@ -43,6 +43,7 @@ ROUTES = {
         "/api/v1/admin/mcps",
         "/api/v1/admin/categories",
         "/api/v1/admin/tags",
+        "/api/v1/sources/s1/discover",
     ],
     "gateway": [
         "/api/v1/servers/github/test",
@@ -56,6 +57,9 @@ ROUTES = {
     ],
     "sandbox": ["/api/v1/sandbox/processes", "/ws/terminal"],
     "audit": [
+        "/api/v1/orgs/acme/audit-events",
+        "/api/v1/admin/audit",
+        "/api/v1/admin/audit/users/u1",
         "/api/v1/audit/events",
         "/api/v1/activity",
         "/api/v1/monitoring/status",
