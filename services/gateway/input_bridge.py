@@ -8,10 +8,17 @@ server-to-client requests. So for a legacy session the gateway sends each embedd
 stream (the `GET /mcp` stream, or the `GET /sse` stream), waits for the answer the client POSTs
 (which may land on any replica: `Relay.client_reply` routes it over NATS), and retries the
 upstream call with the answers, for up to `MAX_ROUNDS` rounds.
+
+A session-based (2025-era) upstream instead sends server-to-client JSON-RPC requests on the
+call's SSE response (or its SSE stream). `relaying` answers them: `ping` at once; for a legacy
+client, by asking it over its session stream as above and POSTing the answer upstream on the
+upstream session; a 2026-07-28 client cannot take a standalone request, so the upstream gets
+-32601 (its tool then fails or falls back).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +29,7 @@ if TYPE_CHECKING:
     from services.gateway.routing_table import ServerEntry
 
 MAX_ROUNDS = 5
+_answering: set[asyncio.Task[None]] = set()
 Ask = Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]]
 
 
@@ -69,3 +77,43 @@ async def resolve(
             )
         result = reply.get("result") or {}
     raise RpcFault(UPSTREAM_ERROR, f"The server asked for input more than {MAX_ROUNDS} times.")
+
+
+def relaying(gateway: Gateway, server: str, ctx: CallContext) -> Callable[[dict], Awaitable[None]]:
+    """The upstream message hook of one call: notifications to the client, requests answered."""
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        if "id" not in msg:
+            if ctx.notify is not None:
+                await ctx.notify(msg)
+            return
+        task = asyncio.get_running_loop().create_task(_answer(gateway, server, msg, ctx))
+        _answering.add(task)
+        task.add_done_callback(_answering.discard)
+
+    return on_message
+
+
+async def _answer(gateway: Gateway, server: str, msg: dict[str, Any], ctx: CallContext) -> None:
+    """Answer one server-to-client request of an upstream, through the client when possible."""
+    reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg["id"]}
+    method = str(msg.get("method"))
+    if method == "ping":
+        reply["result"] = {}
+    elif ctx.ask is None or ctx.modern:
+        reply["error"] = {"code": -32601, "message": f"The gateway's client cannot take {method}."}
+    else:
+        try:
+            answer = await ctx.ask(method, msg.get("params"))
+        except TimeoutError:
+            answer = {"error": {"code": -32001, "message": "The client did not answer in time."}}
+        if "result" in answer:
+            reply["result"] = answer["result"]
+        else:
+            reply["error"] = answer.get("error") or {"code": -32603, "message": "no answer"}
+    entry = gateway.table.servers.get(server)
+    if entry is not None:
+        upstream = gateway.pool.upstream(entry)
+        respond = getattr(upstream, "respond", None)
+        if respond is not None:
+            await respond(reply)

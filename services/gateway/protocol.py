@@ -223,7 +223,7 @@ class Gateway:
                 self.table.servers[tool.server],
                 "tools/call",
                 forwarded,
-                on_notify=ctx.notify,
+                on_notify=input_bridge.relaying(self, tool.server, ctx),
                 retry=tool.read_only or tool.idempotent,
                 principal=ctx.principal.to_dict() if _sandboxed(self.table, tool) else None,
             )
@@ -336,7 +336,8 @@ class Gateway:
         forwarded = dict(params)
         if "_meta" in forwarded:
             forwarded["_meta"] = _client_meta(forwarded["_meta"])
-        reply, _ = await self.pool.request(server, method, forwarded, on_notify=ctx.notify)
+        relaying = input_bridge.relaying(self, server.name, ctx)
+        reply, _ = await self.pool.request(server, method, forwarded, on_notify=relaying)
         if "error" in reply:
             err = reply["error"] or {}
             raise RpcFault(

@@ -6,8 +6,9 @@ JSON-RPC id (the gateway numbers its own requests), progress notifications by a 
 the gateway rewrites to a unique one per request and maps back. The session is initialised once
 and reused by every call; when the stream ends, pending calls fail and the next call reconnects.
 A request cancelled by the client or by the timeout sends `notifications/cancelled` upstream.
-Server-to-client requests on the stream: `ping` is answered; the others are refused with
--32601 (sampling, elicitation and roots are not relayed from SSE upstreams).
+Server-to-client requests on the stream: `ping` is answered; the others are relayed to the
+client of the call when exactly one call is in flight on the session (the transport does not say
+which call asked), and refused with -32601 otherwise.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class SseUpstream:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._progress: dict[str, tuple[Any, Notify]] = {}
+        self._relays: dict[int, Notify] = {}
         self._reader: asyncio.Task[None] | None = None
         self._resp: aiohttp.ClientResponse | None = None
 
@@ -133,6 +135,8 @@ class SseUpstream:
             body["params"] = params
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
+        if on_notify is not None:
+            self._relays[rid] = on_notify
         try:
             await self._send(body)
             return await future
@@ -145,6 +149,7 @@ class SseUpstream:
             raise
         finally:
             self._pending.pop(rid, None)
+            self._relays.pop(rid, None)
             if token_key is not None:
                 self._progress.pop(token_key, None)
 
@@ -166,6 +171,10 @@ class SseUpstream:
         except aiohttp.ClientError as exc:
             self.connected = False
             raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+
+    async def respond(self, message: dict[str, Any]) -> None:
+        """Send our answer to a server-to-client request."""
+        await self._send_quietly(message)
 
     async def _send_quietly(self, message: dict[str, Any]) -> None:
         """Send a notification whose failure does not matter."""
@@ -198,6 +207,10 @@ class SseUpstream:
                 future.set_result(msg)
             return
         if "id" in msg:  # a server-to-client request
+            if msg["method"] != "ping" and len(self._relays) == 1:
+                # the stream does not say which call asked: only unambiguous with one call
+                await next(iter(self._relays.values()))(msg)
+                return
             if msg["method"] == "ping":
                 reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg["id"], "result": {}}
             else:

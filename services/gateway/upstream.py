@@ -127,6 +127,16 @@ class HttpUpstream:
                     raise TransportFailure("the upstream keeps rejecting the session") from None
         raise AssertionError("unreachable")
 
+    async def respond(self, message: dict[str, Any]) -> None:
+        """Send our answer to a server-to-client request over the session."""
+        try:
+            async with self.http.post(
+                self.server.url, data=orjson.dumps(message), headers=self._headers(None, None)
+            ) as resp:
+                await resp.read()
+        except aiohttp.ClientError as exc:
+            log.info("upstream_answer_not_sent", server=self.server.name, error=str(exc))
+
     async def _notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         """Send a notification (202 expected)."""
         body: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
@@ -238,7 +248,7 @@ async def _read_sse(resp: aiohttp.ClientResponse, rid: int, on_notify: Notify | 
             continue
         if msg.get("id") == rid and ("result" in msg or "error" in msg):
             return msg
-        if "method" in msg and "id" not in msg and on_notify is not None:
+        if "method" in msg and on_notify is not None:  # notifications and server requests
             await on_notify(msg)
     raise TransportFailure("the upstream closed the stream before answering")
 

@@ -89,20 +89,20 @@ async def test_a_down_server_is_named_and_the_others_are_listed(registry, core_f
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_the_sdk_client_reads_resources_and_prompts(registry, stack, mode) -> None:
     async with run_upstream(rich("docs")) as url, httpx.AsyncClient() as probe:
-        await register(registry, "docs", url)
-        await stack.wait_for_tool(probe, "docs__add")
+        await register(registry, f"docs-{mode}", url)
+        await stack.wait_for_tool(probe, f"docs-{mode}__add")
         http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
         client = Client(streamable_http_client(f"{stack.url}/mcp", http_client=http), mode=mode)
         async with http, client:
             resources = await client.list_resources()
             read = await client.read_resource(resources.resources[0].uri)
-            prompt = await client.get_prompt("docs__greet", {"who": "Bo"})
+            prompt = await client.get_prompt(f"docs-{mode}__greet", {"who": "Bo"})
             done = await client.complete(
-                PromptReference(name="docs__greet"), {"name": "who", "value": "b"}
+                PromptReference(name=f"docs-{mode}__greet"), {"name": "who", "value": "b"}
             )
             with pytest.raises(MCPError) as exc:
-                await client.get_prompt("docs__nope", {})
-    assert str(resources.resources[0].uri) == "switchboard://docs/docs://readme"
+                await client.get_prompt(f"docs-{mode}__nope", {})
+    assert str(resources.resources[0].uri) == f"switchboard://docs-{mode}/docs://readme"
     assert read.contents[0].text == "readme of docs"
     assert prompt.messages[0].content.text == "Hello Bo from docs"
     assert done.completion.values == ["bob"]

@@ -1,4 +1,4 @@
-"""Server-to-client requests as 2026-07-28 `input_required` results, relayed both ways."""
+"""Server-to-client requests: `input_required` (2026-07-28) and JSON-RPC requests, relayed."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitResult
 
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers, register
-from tests.integration.gateway.upstreams import rich
-from tests.integration.registry.conftest import run_upstream
+from tests.integration.gateway.upstreams import legacy_only, rich
+from tests.integration.registry.conftest import LOCAL, run_upstream
+from tests.support import serving
 
 
 async def test_an_elicitation_round_trip_reaches_the_sdk_client(registry, stack) -> None:
@@ -22,9 +24,9 @@ async def test_an_elicitation_round_trip_reaches_the_sdk_client(registry, stack)
         asked.append(params.message)
         return ElicitResult(action="accept", content={"name": "Ada"})
 
-    async with run_upstream(rich("desk")) as url, httpx.AsyncClient() as probe:
-        await register(registry, "desk", url)
-        await stack.wait_for_tool(probe, "desk__ask")
+    async with run_upstream(rich("desk1")) as url, httpx.AsyncClient() as probe:
+        await register(registry, "desk1", url)
+        await stack.wait_for_tool(probe, "desk1__ask")
         http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
         client = Client(
             streamable_http_client(f"{stack.url}/mcp", http_client=http),
@@ -32,27 +34,27 @@ async def test_an_elicitation_round_trip_reaches_the_sdk_client(registry, stack)
             elicitation_callback=on_elicit,
         )
         async with http, client:
-            result = await client.call_tool("desk__ask", {})
+            result = await client.call_tool("desk1__ask", {})
     assert asked == ["Your name?"]
     assert result.content[0].text == "hello Ada (asked)"
 
 
 async def test_the_input_required_result_and_the_retry_pass_through_intact(registry, stack) -> None:
     async with (
-        run_upstream(rich("desk")) as url,
+        run_upstream(rich("desk2")) as url,
         httpx.AsyncClient(headers=bearer(stack.admin)) as http,
     ):
-        await register(registry, "desk", url)
-        await stack.wait_for_tool(http, "desk__ask")
-        headers = modern_headers("tools/call", "desk__ask")
+        await register(registry, "desk2", url)
+        await stack.wait_for_tool(http, "desk2__ask")
+        headers = modern_headers("tools/call", "desk2__ask")
         first = await http.post(
             f"{stack.url}/mcp",
-            json=modern_body("tools/call", {"name": "desk__ask", "arguments": {}}),
+            json=modern_body("tools/call", {"name": "desk2__ask", "arguments": {}}),
             headers=headers,
         )
         state = first.json()["result"]["requestState"]
         retry = {
-            "name": "desk__ask",
+            "name": "desk2__ask",
             "arguments": {},
             "inputResponses": {"name": {"action": "accept", "content": {"name": "Bo"}}},
             "requestState": state,
@@ -76,8 +78,8 @@ async def test_a_legacy_client_is_asked_over_its_session_stream(registry, stack,
         return ElicitResult(action="accept", content={"name": "Cy"})
 
     async with run_upstream(rich("desk")) as url, httpx.AsyncClient() as probe:
-        await register(registry, "desk", url)
-        await stack.wait_for_tool(probe, "desk__ask")
+        await register(registry, f"desk-{transport}", url)
+        await stack.wait_for_tool(probe, f"desk-{transport}__ask")
         http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
         if transport == "sse":
             connection = sse_client(f"{stack.url}/sse", headers=bearer(stack.admin), timeout=10)
@@ -85,6 +87,59 @@ async def test_a_legacy_client_is_asked_over_its_session_stream(registry, stack,
             connection = streamable_http_client(f"{stack.url}/mcp", http_client=http)
         client = Client(connection, mode="legacy", elicitation_callback=on_elicit)
         async with http, client:
-            result = await client.call_tool("desk__ask", {})
+            result = await client.call_tool(f"desk-{transport}__ask", {})
     assert asked == ["Your name?"]
     assert result.content[0].text == "hello Cy (asked)"
+
+
+def sdk_client(stack, transport: str, **callbacks) -> tuple[httpx2.AsyncClient, Client]:
+    """The official SDK client over the gateway: legacy session, HTTP+SSE or 2026-07-28."""
+    http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
+    if transport == "sse":
+        connection = sse_client(f"{stack.url}/sse", headers=bearer(stack.admin), timeout=10)
+    else:
+        connection = streamable_http_client(f"{stack.url}/mcp", http_client=http)
+    mode = "auto" if transport == "modern" else "legacy"
+    return http, Client(connection, mode=mode, **callbacks)
+
+
+@pytest.mark.parametrize(
+    ("upstream", "client"), [("legacy", "legacy"), ("legacy", "sse"), ("sse", "legacy")]
+)
+async def test_a_session_upstreams_elicitation_reaches_a_legacy_client(
+    registry, stack, upstream, client
+) -> None:
+    async def on_elicit(context, params):  # noqa: ANN001, ANN202
+        return ElicitResult(action="accept", content={"name": "Di"})
+
+    name = f"old-{upstream}-{client}"
+    server = rich(name)
+    if upstream == "sse":
+        serve = run_upstream(server, transport="sse")
+    else:
+        serve = serving(legacy_only(server.streamable_http_app(transport_security=LOCAL)))
+    async with serve as base, httpx.AsyncClient() as probe:
+        url = base if upstream == "sse" else f"{base}/mcp"
+        await register(
+            registry, name, url, transport="sse" if upstream == "sse" else "streamable-http"
+        )
+        await stack.wait_for_tool(probe, f"{name}__elicit")
+        http, sdk = sdk_client(stack, client, elicitation_callback=on_elicit)
+        async with http, sdk:
+            result = await sdk.call_tool(f"{name}__elicit", {})
+    assert result.content[0].text == "hi Di"
+
+
+async def test_a_current_client_cannot_take_a_session_upstreams_request(registry, stack) -> None:
+    server = rich("old-modern")
+    app = legacy_only(server.streamable_http_app(transport_security=LOCAL))
+    async with serving(app) as base, httpx.AsyncClient() as probe:
+        await register(registry, "old-modern", f"{base}/mcp")
+        await stack.wait_for_tool(probe, "old-modern__elicit")
+        http, sdk = sdk_client(stack, "modern")
+        async with http, sdk:
+            with pytest.raises(MCPError) as exc:  # the upstream's elicit fails; it relays that
+                await sdk.call_tool("old-modern__elicit", {})
+            added = await sdk.call_tool("old-modern__add", {"a": 1, "b": 1})
+    assert exc.value.error.code == -32601
+    assert added.structured_content == {"result": 2}

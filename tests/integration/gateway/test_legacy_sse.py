@@ -41,17 +41,17 @@ async def test_the_sdk_sse_client_lists_calls_and_sees_progress(registry, stack)
         progress.append(value)
 
     async with run_upstream(rich("calc")) as url, httpx.AsyncClient() as probe:
-        await register(registry, "calc", url)
-        await stack.wait_for_tool(probe, "calc__add")
+        await register(registry, "ssecalc", url)
+        await stack.wait_for_tool(probe, "ssecalc__add")
         async with sse_sdk_client(stack.url, stack.admin) as client:
             tools = await client.list_tools()
-            added = await client.call_tool("calc__add", {"a": 40, "b": 2})
+            added = await client.call_tool("ssecalc__add", {"a": 40, "b": 2})
             stepped = await client.call_tool(
-                "calc__progress", {"steps": 3}, progress_callback=on_progress
+                "ssecalc__progress", {"steps": 3}, progress_callback=on_progress
             )
             with pytest.raises(MCPError) as exc:
-                await client.call_tool("calc__nope", {})
-    assert "calc__add" in [t.name for t in tools.tools]
+                await client.call_tool("ssecalc__nope", {})
+    assert "ssecalc__add" in [t.name for t in tools.tools]
     assert added.structured_content == {"result": 42}
     assert stepped.content[0].text == "3 steps"
     assert progress == [1, 2, 3]

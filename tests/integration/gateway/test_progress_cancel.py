@@ -37,13 +37,13 @@ async def test_progress_reaches_the_sdk_client_before_the_result(registry, stack
         seen.append((value, total, message))
 
     async with run_upstream(rich("calc")) as url, httpx.AsyncClient() as probe:
-        await register(registry, "calc", url)
-        await stack.wait_for_tool(probe, "calc__progress")
+        await register(registry, f"prog-{mode}", url)
+        await stack.wait_for_tool(probe, f"prog-{mode}__progress")
         http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
         client = Client(streamable_http_client(f"{stack.url}/mcp", http_client=http), mode=mode)
         async with http, client:
             result = await client.call_tool(
-                "calc__progress", {"steps": 4}, progress_callback=on_progress
+                f"prog-{mode}__progress", {"steps": 4}, progress_callback=on_progress
             )
             at_result = list(seen)
     assert result.content[0].text == "4 steps"
@@ -69,7 +69,7 @@ async def test_a_cancel_sent_to_another_replica_cancels_the_upstream_call(
         "jsonrpc": "2.0",
         "id": 2,
         "method": "tools/call",
-        "params": {"name": "slowpoke__hang", "arguments": {"tag": transport}},
+        "params": {"name": f"slow-{transport}__hang", "arguments": {"tag": transport}},
     }
     cancel = {
         "jsonrpc": "2.0",
@@ -80,8 +80,8 @@ async def test_a_cancel_sent_to_another_replica_cancels_the_upstream_call(
         run_upstream(rich("slowpoke", hangs), transport=transport) as url,
         httpx.AsyncClient(headers=bearer(stack.admin), timeout=10) as http,
     ):
-        await register(registry, "slowpoke", url, transport=transport)
-        await stack.wait_for_tool(http, "slowpoke__hang")
+        await register(registry, f"slow-{transport}", url, transport=transport)
+        await stack.wait_for_tool(http, f"slow-{transport}__hang")
         sid = (await http.post(f"{stack.url}/mcp", json=init)).headers["mcp-session-id"]
         headers = {"Mcp-Session-Id": sid}
         pending = asyncio.ensure_future(http.post(f"{stack.url}/mcp", json=call, headers=headers))

@@ -13,6 +13,8 @@ from mcp_types import (
     InputRequiredResult,
     PromptReference,
 )
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class Hangs:
@@ -33,6 +35,31 @@ class Hangs:
         """Until `tag` is recorded in `kind`."""
         async with asyncio.timeout(timeout), self.changed:
             await self.changed.wait_for(lambda: tag in kind)
+
+
+class Name(BaseModel):
+    """What `elicit` asks for."""
+
+    name: str
+
+
+def legacy_only(app: ASGIApp) -> ASGIApp:
+    """An SDK Streamable HTTP app that refuses 2026-07-28 requests, like a 2025-era server."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers") or ())
+        if scope["type"] == "http" and headers.get(b"mcp-protocol-version", b"").startswith(
+            b"2026"
+        ):
+            body = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32022,"message":"unsupported"}}'
+            start = {"type": "http.response.start", "status": 400}
+            start["headers"] = [(b"content-type", b"application/json")]
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
 
 
 def rich(name: str = "rich", hangs: Hangs | None = None) -> MCPServer:
@@ -70,6 +97,11 @@ def rich(name: str = "rich", hangs: Hangs | None = None) -> MCPServer:
             )
             return InputRequiredResult(input_requests={"name": request}, request_state="asked")
         return f"hello {answer.content['name']} ({ctx.request_state})"
+
+    @server.tool(description="Ask the user's name with a server-to-client request, then greet.")
+    async def elicit(ctx: Context) -> str:
+        answer = await ctx.elicit("Your name, please?", Name)
+        return f"hi {answer.data.name}" if answer.action == "accept" else answer.action
 
     @server.resource(f"{name}://readme", description="The readme.")
     def readme() -> str:
