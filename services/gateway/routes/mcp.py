@@ -183,7 +183,6 @@ async def _request(
         protocol = negotiate(params.get("protocolVersion"))
         client = _client_name(params.get("clientInfo"))
         session_id = request.state.sessions.issue(ctx.principal, protocol, client)
-        metrics.OPEN_SESSIONS.inc()
         result = gateway.initialize_result(protocol)
         return _json(response(body["id"], result), headers={"Mcp-Session-Id": session_id})
     else:
@@ -346,7 +345,6 @@ async def delete_mcp(request: Request) -> Response:
     request.state.sessions.end(info.id)
     with contextlib.suppress(Exception):
         await broadcast_ended(request.state.bus, info.id)
-    metrics.OPEN_SESSIONS.dec()
     return Response(status_code=204)
 
 

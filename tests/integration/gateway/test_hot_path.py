@@ -45,3 +45,35 @@ async def test_every_gateway_response_names_the_replica_that_answered(stack) -> 
     assert ok.headers["x-switchboard-instance"]
     assert refused.status_code == 401
     assert refused.headers["x-switchboard-instance"] == ok.headers["x-switchboard-instance"]
+
+
+async def _open_streams(http: httpx.AsyncClient, url: str) -> float:
+    """switchboard_gateway_sessions_open as /metrics reports it."""
+    text = (await http.get(f"{url}/metrics")).text
+    line = next(x for x in text.splitlines() if x.startswith("switchboard_gateway_sessions_open "))
+    return float(line.split()[1])
+
+
+async def test_the_sessions_gauge_counts_open_streams_not_handshakes(stack) -> None:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {}},
+    }
+    async with httpx.AsyncClient(timeout=10) as http:
+        before = await _open_streams(http, stack.url)
+        resp = await http.post(f"{stack.url}/mcp", json=init, headers=bearer(stack.admin))
+        session = {**bearer(stack.admin), "Mcp-Session-Id": resp.headers["mcp-session-id"]}
+        after_handshake = await _open_streams(http, stack.url)
+        async with http.stream("GET", f"{stack.url}/mcp", headers=session) as stream:
+            assert stream.status_code == 200
+            async with asyncio.timeout(5):
+                while (during := await _open_streams(http, stack.url)) != before + 1:
+                    await asyncio.sleep(0.02)
+        async with asyncio.timeout(5):
+            while (closed := await _open_streams(http, stack.url)) != before:
+                await asyncio.sleep(0.02)
+    assert after_handshake == before  # a session id is a signed token: nothing is held
+    assert during == before + 1
+    assert closed == before
