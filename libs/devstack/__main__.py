@@ -34,16 +34,17 @@ def running_pid() -> int | None:
 
 
 def admin_credentials() -> tuple[str, str, str]:
-    """Return (user, password, where the password comes from), generating it once."""
+    """Return (user, password, how to show it), generating the password once into .run/."""
     user = os.environ.get("SWITCHBOARD_ADMIN_USER") or "admin"
     password = os.environ.get("SWITCHBOARD_ADMIN_PASSWORD")
     if password:
-        return user, password, "SWITCHBOARD_ADMIN_PASSWORD"
+        return user, password, "(as set in SWITCHBOARD_ADMIN_PASSWORD)"
     path = proc.run_dir() / "admin-password"
     if not path.exists():
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(18) + "\n")
-    return user, path.read_text().strip(), str(path)
+    password = path.read_text().strip()
+    return user, password, f"{password}   (kept in {path})"
 
 
 def public_port() -> int:

@@ -9,6 +9,8 @@ from pathlib import Path
 GENERATORS: dict[str, Callable[[], str]] = {
     # AES-GCM master key for upstream secrets: base64 of 32 bytes.
     "REGISTRY_MASTER_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    # encrypts auth's JWT signing keys at rest
+    "AUTH_KEY_ENCRYPTION_SECRET": lambda: secrets.token_urlsafe(32),
 }
 
 

@@ -1,6 +1,7 @@
 """The whole platform: the five services behind nginx, on given Postgres and NATS."""
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,14 @@ import aiohttp
 from libs.devstack import proc
 from libs.devstack.nginx import Nginx
 from libs.devstack.services import SERVICES, ServiceProcess, start_service, stop_all
+
+# What a stack on this machine needs that a production deployment sets differently: local
+# upstreams on loopback pass the SSRF rules, and cookies work over plain http. The caller's
+# environment wins over these.
+LOCAL_DEFAULTS = {
+    "REGISTRY_SSRF_ALLOWLIST": "127.0.0.0/8",
+    "AUTH_COOKIE_SECURE": "false",
+}
 
 
 class StackError(RuntimeError):
@@ -54,6 +63,9 @@ class Stack:
             "DATABASE_URL": self.config.database_url,
             "NATS_URL": self.config.nats_url,
             "SWITCHBOARD_NAMESPACE": self.config.namespace,
+            **LOCAL_DEFAULTS,
+            "SWITCHBOARD_PUBLIC_URL": self.url,
+            **{k: v for k in LOCAL_DEFAULTS if (v := os.environ.get(k))},
             **self.config.env,
         }
 

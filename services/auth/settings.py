@@ -39,8 +39,8 @@ class AuthSettings(Settings):
     admin_password: str = env("SWITCHBOARD_ADMIN_PASSWORD", "", secret=True)
     # the admin token (sba_...) to install at start when set (rotate it via the API afterwards)
     admin_token: str = env("SWITCHBOARD_ADMIN_TOKEN", "", secret=True)
-    # OAuth 2.1 for MCP clients: the issuer is the public URL; tokens are for <public_url>/mcp
-    public_url: str = env("SWITCHBOARD_PUBLIC_URL", "http://localhost:8080")
+    # OAuth 2.1 for MCP clients: the issuer is the public URL (platform setting
+    # SWITCHBOARD_PUBLIC_URL); tokens are for <public_url>/mcp
     oauth_code_ttl_s: int = env("AUTH_OAUTH_CODE_TTL_S", 120)
     # the access-token lifetime of OAuth tokens is AUTH_ACCESS_TTL_S; their refresh tokens live
     # AUTH_REFRESH_TTL_S like the others
