@@ -77,3 +77,25 @@ def upstream_duration(server: str, method: str) -> Any:
     if child is None:
         child = _UPSTREAM[key] = UPSTREAM_DURATION.labels(server, method)
     return child
+
+
+_METHODS = frozenset(
+    {
+        "initialize", "ping", "server/discover", "tools/list", "tools/call", "resources/list",
+        "resources/read", "resources/templates/list", "resources/subscribe",
+        "resources/unsubscribe", "prompts/list", "prompts/get", "completion/complete",
+        "logging/setLevel", "subscriptions/listen", "tasks/get", "tasks/list", "tasks/cancel",
+        "tasks/result",
+    }
+)  # fmt: skip
+_OPERATIONS: dict[tuple[str, str], Any] = {}
+
+
+def operation(method: str, status: str) -> Any:
+    """The OPERATION_DURATION child (unknown methods share `other`: bounded cardinality)."""
+    key = (method, status)
+    child = _OPERATIONS.get(key)
+    if child is None:
+        label = method if method in _METHODS else "other"
+        child = _OPERATIONS[key] = OPERATION_DURATION.labels(label, status)
+    return child

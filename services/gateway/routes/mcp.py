@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,6 +112,8 @@ def _endpoint(request: Request, principal: Principal) -> CallContext:
 async def post_mcp(request: Request) -> Response:
     """One JSON-RPC request or notification (Streamable HTTP POST)."""
     request_id: Any = None
+    body: Any = None
+    t0 = time.perf_counter()  # mcp.server.operation.duration
     modern = request.headers.get("mcp-protocol-version") in MODERN_PROTOCOL_VERSIONS
     try:
         _check_origin(request)
@@ -146,8 +149,12 @@ async def post_mcp(request: Request) -> Response:
         ctx = _endpoint(request, principal)
         ctx.modern, ctx.request_bytes = modern, len(raw)
         ctx.exposure = parse_mode(request.query_params.get("exposure"))
-        return await _request(request, body, params, ctx, raw)
+        reply = await _request(request, body, params, ctx, raw)
+        metrics.operation(body["method"], "ok").observe(time.perf_counter() - t0)
+        return reply
     except RpcFault as fault:
+        if isinstance(body, dict) and isinstance(body.get("method"), str):
+            metrics.operation(body["method"], "error").observe(time.perf_counter() - t0)
         headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
         return _fault(request_id, fault, modern, headers)
 

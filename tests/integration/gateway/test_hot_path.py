@@ -77,3 +77,32 @@ async def test_the_sessions_gauge_counts_open_streams_not_handshakes(stack) -> N
     assert after_handshake == before  # a session id is a signed token: nothing is held
     assert during == before + 1
     assert closed == before
+
+
+def _count(text: str, method: str, status: str) -> float:
+    """mcp_server_operation_duration_seconds_count for one label set (0 when absent)."""
+    prefix = (
+        "mcp_server_operation_duration_seconds_count"
+        f'{{mcp_method_name="{method}",status="{status}"}} '
+    )
+    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
+    return float(line.split()[-1]) if line else 0.0
+
+
+async def test_operation_durations_are_recorded_by_method_and_outcome(stack) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        before = (await http.get(f"{stack.url}/metrics")).text
+        ok = await http.post(
+            f"{stack.url}/mcp",
+            json=modern_body("tools/list", {}),
+            headers={**modern_headers("tools/list"), **bearer(stack.admin)},
+        )
+        odd = await http.post(
+            f"{stack.url}/mcp",
+            json=modern_body("no/such-method", {}),
+            headers={**modern_headers("no/such-method"), **bearer(stack.admin)},
+        )
+        after = (await http.get(f"{stack.url}/metrics")).text
+    assert ok.status_code == 200 and odd.json()["error"]["code"] == -32601
+    assert _count(after, "tools/list", "ok") == _count(before, "tools/list", "ok") + 1
+    assert _count(after, "other", "error") == _count(before, "other", "error") + 1
