@@ -15,7 +15,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from libs.common.authn import Principal
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, ToolCalled
-from services.gateway import input_bridge, metrics
+from services.gateway import input_bridge, metrics, tasks
 from services.gateway.aggregate import AGGREGATED, Aggregate
 from services.gateway.jsonrpc import (
     FORBIDDEN,
@@ -120,6 +120,8 @@ class Gateway:
             return result
         if method in PASSTHROUGH and ctx.server is not None:
             return await self.forward(ctx.server, method, params, ctx)
+        if method in tasks.METHODS:
+            return await tasks.handle(self, method, params, ctx)
         if method in AGGREGATED:
             return _for_client(await self.aggregate.handle(method, params, ctx), ctx)
         if method == "initialize":
@@ -145,7 +147,7 @@ class Gateway:
         """server/discover (2026-07-28): versions and capabilities."""
         return {
             "supportedVersions": [*MODERN_PROTOCOL_VERSIONS, *HANDSHAKE_PROTOCOL_VERSIONS],
-            "capabilities": capabilities(),
+            "capabilities": {**capabilities(), "extensions": {tasks.EXTENSION: {}}},
             "serverInfo": SERVER_INFO,
             "ttlMs": self.settings.list_ttl_ms,
             "cacheScope": "public",
@@ -219,6 +221,9 @@ class Gateway:
             for key in MRTR_KEYS:  # a multi-round-trip retry (2026-07-28): answers and state
                 if key in params:
                     forwarded[key] = params[key]
+            task_settings = tasks.declared(params) if ctx.modern else None
+            if task_settings is not None:  # the Tasks extension, declared for this request
+                tasks.declare(forwarded, task_settings)
             reply, upstream_ms = await self.pool.request(
                 self.table.servers[tool.server],
                 "tools/call",
@@ -233,6 +238,8 @@ class Gateway:
                     int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
                 )
             result = reply.get("result") or {}
+            if result.get("resultType") == "task":
+                result = tasks.wrap_result(result, tool.server, ctx)
             if not ctx.modern and result.get("resultType") == "input_required":
                 server_entry = self.table.servers[tool.server]
                 result = await input_bridge.resolve(
