@@ -200,6 +200,9 @@ async def _request(
     progress = isinstance(params.get("_meta"), dict) and "progressToken" in params["_meta"]
     if accepts_sse and progress:
         return _streamed(request, body, params, ctx, headers)
+    if ctx.session_id is None:  # nothing can name a stateless call to cancel it: no task needed
+        result = await gateway.handle(method, params, ctx)
+        return _json(response(body["id"], result), headers=headers)
     task = asyncio.ensure_future(gateway.handle(method, params, ctx))
     key = (ctx.session_id, body["id"])
     request.state.inflight[key] = task
@@ -335,7 +338,7 @@ async def get_mcp(request: Request) -> Response:
                 yield b"id: " + event_id + b"\nevent: message\ndata: " + orjson.dumps(msg) + b"\n\n"
         finally:
             notifier.unsubscribe(queue)
-            await relay.close_stream(session_id)
+            await relay.close_stream(session_id, queue)
             metrics.OPEN_SESSIONS.dec()
 
     del info
