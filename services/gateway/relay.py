@@ -96,9 +96,13 @@ class Relay:
     async def open_stream(
         self, session_id: str, queue: asyncio.Queue[dict[str, Any]] | None = None
     ) -> asyncio.Queue[dict[str, Any]]:
-        """A queue (new, or the one given) receiving every message sent to `session_id`."""
+        """A queue (new, or the one given) receiving every message sent to `session_id`.
+
+        A session reopening its stream (a reconnect) takes over: the newest stream receives.
+        """
         key = stream_key(session_id)
         queue = queue if queue is not None else asyncio.Queue(maxsize=STREAM_BUFFER)
+        await self.close_stream(session_id)
         self.streams[key] = queue
         if self.bus is not None:
 
@@ -110,9 +114,13 @@ class Relay:
             )
         return queue
 
-    async def close_stream(self, session_id: str) -> None:
-        """Stop delivering to the session's stream."""
+    async def close_stream(
+        self, session_id: str, queue: asyncio.Queue[dict[str, Any]] | None = None
+    ) -> None:
+        """Stop delivering to the session's stream (only to `queue`'s, when given)."""
         key = stream_key(session_id)
+        if queue is not None and self.streams.get(key) is not queue:
+            return  # a newer stream of the session took over; leave it
         self.streams.pop(key, None)
         sub = self._subs.pop(key, None)
         if sub is not None:

@@ -89,7 +89,7 @@ async def get_sse(request: Request) -> Response:
             for task in getters:
                 task.cancel()
             notifier.unsubscribe(changes)
-            await relay.close_stream(session_id)
+            await relay.close_stream(session_id, queue)
             metrics.OPEN_SESSIONS.dec()
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -259,3 +259,14 @@ async def stack(
         )
         async with serving(create_app(settings)) as url:
             yield Stack(url=url, auth=auth, admin=await auth.admin_token())
+
+
+@pytest.fixture
+async def replica_b(stack: Stack, pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[str]:
+    """A second gateway replica beside `stack`, on the same NATS namespace (shares the session
+    secret, the relay subjects and the registry events)."""
+    from services.gateway.app import create_app
+
+    settings = settings_for(GatewaySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
+    async with serving(create_app(settings)) as url:
+        yield url

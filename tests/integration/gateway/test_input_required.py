@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import httpx2
+import orjson
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -143,3 +146,52 @@ async def test_a_current_client_cannot_take_a_session_upstreams_request(registry
             added = await sdk.call_tool("old-modern__add", {"a": 1, "b": 1})
     assert exc.value.error.code == -32601
     assert added.structured_content == {"result": 2}
+
+
+async def test_a_legacy_clients_answer_posted_to_another_replica_reaches_the_call(
+    registry, stack, replica_b
+) -> None:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {"elicitation": {}},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "desk3__ask", "arguments": {}},
+    }
+    async with (
+        run_upstream(rich("desk3")) as url,
+        httpx.AsyncClient(headers=bearer(stack.admin), timeout=10) as http,
+    ):
+        await register(registry, "desk3", url)
+        await stack.wait_for_tool(http, "desk3__ask")
+        sid = (await http.post(f"{stack.url}/mcp", json=init)).headers["mcp-session-id"]
+        headers = {"Mcp-Session-Id": sid}
+        get_headers = {**headers, "Accept": "text/event-stream"}
+        async with http.stream("GET", f"{stack.url}/mcp", headers=get_headers) as stream:
+            pending = asyncio.ensure_future(
+                http.post(f"{stack.url}/mcp", json=call, headers=headers)
+            )
+            asked = None
+            async with asyncio.timeout(5):
+                async for line in stream.aiter_lines():
+                    if line.startswith("data:") and "elicitation/create" in line:
+                        asked = orjson.loads(line[5:])
+                        break
+            answer = {
+                "jsonrpc": "2.0",
+                "id": asked["id"],
+                "result": {"action": "accept", "content": {"name": "Eve"}},
+            }
+            accepted = await http.post(f"{replica_b}/mcp", json=answer, headers=headers)
+            result = await pending
+    assert accepted.status_code == 202
+    assert result.json()["result"]["content"][0]["text"] == "hello Eve (asked)"

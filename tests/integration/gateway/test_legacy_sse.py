@@ -12,21 +12,9 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 
-from services.gateway.settings import GatewaySettings
 from tests.integration.gateway.conftest import bearer, register
 from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream
-from tests.support import serving, settings_for
-
-
-@pytest.fixture
-async def replica_b(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[str]:
-    """A second gateway replica on the same NATS namespace (shares the session secret)."""
-    from services.gateway.app import create_app
-
-    settings = settings_for(GatewaySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
-    async with serving(create_app(settings)) as url:
-        yield url
 
 
 def sse_sdk_client(url: str, token: str) -> Client:

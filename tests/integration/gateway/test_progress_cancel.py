@@ -4,7 +4,6 @@ the call and, through it, the upstream."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import httpx2
@@ -12,21 +11,9 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from services.gateway.settings import GatewaySettings
 from tests.integration.gateway.conftest import bearer, register
 from tests.integration.gateway.upstreams import Hangs, rich
 from tests.integration.registry.conftest import run_upstream
-from tests.support import serving, settings_for
-
-
-@pytest.fixture
-async def replica_b(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[str]:
-    """A second gateway replica on the same NATS namespace."""
-    from services.gateway.app import create_app
-
-    settings = settings_for(GatewaySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
-    async with serving(create_app(settings)) as url:
-        yield url
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
