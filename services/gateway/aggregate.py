@@ -33,8 +33,9 @@ LISTS = {
     "resources/templates/list": "resourceTemplates",
     "prompts/list": "prompts",
 }
+SUBSCRIBE = frozenset({"resources/subscribe", "resources/unsubscribe"})
 AGGREGATED = frozenset(
-    {*LISTS, "resources/read", "prompts/get", "completion/complete", "logging/setLevel"}
+    {*LISTS, *SUBSCRIBE, "resources/read", "prompts/get", "completion/complete", "logging/setLevel"}
 )
 
 
@@ -60,6 +61,8 @@ class Aggregate:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self.watch: Any = None  # ResourceWatch and Relay, set by the app
+        self.relay: Any = None
 
     def servers(self, ctx: CallContext) -> list[ServerEntry]:
         """Routable servers the caller may read through this endpoint, by name (code tools have
@@ -102,6 +105,8 @@ class Aggregate:
                 if isinstance(item, dict) and isinstance(item.get("uri"), str):
                     item["uri"] = wrap(server, item["uri"])
             return result
+        if method in SUBSCRIBE:
+            return await self.subscribe(method, params, ctx)
         if method == "prompts/get":
             server, name = self.resolve_prompt(params.get("name"), ctx)
             return await self._forward(server, method, {**params, "name": name})
@@ -113,6 +118,27 @@ class Aggregate:
             )
             return {}
         raise RpcFault(METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})
+
+    async def subscribe(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict:
+        """resources/subscribe and unsubscribe of a legacy session (2026-07-28: listen)."""
+        if self.watch is None or self.relay is None or not ctx.session_id or ctx.modern:
+            raise RpcFault(
+                METHOD_NOT_FOUND, f"{method} needs a legacy session (2026-07-28: listen)."
+            )
+        wrapped = params.get("uri")
+        server_name, uri = unwrap(wrapped)
+        session_id, relay = ctx.session_id, self.relay
+        if method == "resources/unsubscribe":
+            await self.watch.remove_everywhere(server_name, uri, session_id)
+            return {}
+
+        async def deliver(changed: str) -> None:
+            note = {"uri": wrap(server_name, changed)}
+            msg = {"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": note}
+            await relay.send(session_id, msg)
+
+        await self.watch.add(self.server(server_name, ctx), uri, session_id, deliver)
+        return {}
 
     async def list(self, method: str, ctx: CallContext) -> dict[str, Any]:
         """One list over every readable server."""

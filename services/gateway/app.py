@@ -15,6 +15,7 @@ from services.gateway.instance import InstanceHeader
 from services.gateway.protocol import Gateway
 from services.gateway.rate_limit import RateLimiter, parse_overrides
 from services.gateway.relay import Relay
+from services.gateway.resource_watch import ResourceWatch
 from services.gateway.routes import admin, legacy_sse, mcp, wellknown
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
@@ -46,6 +47,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
         inflight: dict = {}
         relay = Relay(bus, inflight)  # SSE session streams and cancellation across replicas
         await relay.start()
+        watch = ResourceWatch(pool, bus)  # upstream resource updates for subscribed clients
+        await watch.start()
+        gateway.aggregate.watch, gateway.aggregate.relay = watch, relay
         limiter = RateLimiter(
             bus, settings.rate_limit_per_min, parse_overrides(settings.rate_limit_overrides)
         )
@@ -65,6 +69,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                     "limiter": limiter,
                 }
         finally:
+            await watch.stop()
             await relay.stop()
             await pool.close()
 

@@ -72,7 +72,7 @@ def capabilities() -> dict[str, Any]:
     """What the gateway offers clients."""
     return {
         "tools": {"listChanged": True},
-        "resources": {"listChanged": True, "subscribe": False},
+        "resources": {"listChanged": True, "subscribe": True},
         "prompts": {"listChanged": True},
         "completions": {},
         "logging": {},

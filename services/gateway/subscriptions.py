@@ -5,9 +5,10 @@ The response to the listen request is an SSE stream: first
 `notifications/{tools,prompts,resources}/list_changed` for every honored kind each time the
 registry changes (every replica follows the registry's events, so any replica can hold the
 stream), each stamped with `_meta["io.modelcontextprotocol/subscriptionId"]` = the request id.
-The stream ends when the client disconnects. Per-resource subscriptions (`resourceSubscriptions`)
-are not honored (they are left out of the acknowledgement), as upstream resource updates are not
-followed yet.
+The stream ends when the client disconnects. `resourceSubscriptions` (gateway
+`switchboard://` URIs) are honored for resources of 2026-07-28 upstreams the caller may read:
+the replica holding the stream follows them upstream (`resource_watch.py`) and writes
+`notifications/resources/updated`; URIs it cannot follow are left out of the acknowledgement.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from services.gateway.aggregate import unwrap, wrap
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 
 KINDS = {
@@ -41,7 +43,7 @@ def honored(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def listen(
-    request: Request, body: dict[str, Any], params: dict[str, Any], headers: dict
+    request: Request, body: dict[str, Any], params: dict[str, Any], headers: dict, ctx: Any
 ) -> Response:
     """The listen stream for one request."""
     if "text/event-stream" not in request.headers.get("accept", ""):
@@ -55,22 +57,61 @@ def listen(
         msg = {"jsonrpc": "2.0", "method": method, "params": {**(extra or {}), "_meta": meta}}
         return b"event: message\ndata: " + orjson.dumps(msg) + b"\n\n"
 
+    aggregate = request.state.gateway.aggregate
+    updates: asyncio.Queue[str] = asyncio.Queue(maxsize=1000)
+    owner = f"listen:{id(updates)}"
+    watched: list[tuple[str, str]] = []
+
+    async def watch(wanted: Any) -> list[str]:
+        """Follow the requested resources that can be followed; the honored URIs."""
+        honored_uris: list[str] = []
+        for wrapped in wanted if isinstance(wanted, list) else []:
+            try:
+                server_name, uri = unwrap(wrapped)
+                server = aggregate.server(server_name, ctx)
+
+                async def deliver(changed: str, server_name: str = server_name) -> None:
+                    if not updates.full():
+                        updates.put_nowait(wrap(server_name, changed))
+
+                await aggregate.watch.add(server, uri, owner, deliver)
+            except RpcFault:
+                continue
+            watched.append((server_name, uri))
+            honored_uris.append(wrapped)
+        return honored_uris
+
     async def stream() -> AsyncIterator[bytes]:
+        changes = asyncio.ensure_future(queue.get())
+        updated = asyncio.ensure_future(updates.get())
         try:
-            yield frame("notifications/subscriptions/acknowledged", {"notifications": kinds})
+            ack = dict(kinds)
+            uris = await watch((params.get("notifications") or {}).get("resourceSubscriptions"))
+            if uris:
+                ack["resourceSubscriptions"] = uris
+            yield frame("notifications/subscriptions/acknowledged", {"notifications": ack})
             while True:
-                try:
-                    async with asyncio.timeout(KEEPALIVE_S):
-                        await queue.get()
-                except TimeoutError:
+                done, _ = await asyncio.wait(
+                    {changes, updated}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
                     yield b": ping\n\n"
                     continue
-                while not queue.empty():  # level triggers: one burst, one notification per kind
-                    queue.get_nowait()
-                for key in kinds:
-                    yield frame(KINDS[key])
+                if updated in done:
+                    yield frame("notifications/resources/updated", {"uri": updated.result()})
+                    updated = asyncio.ensure_future(updates.get())
+                if changes in done:
+                    while not queue.empty():  # level triggers: one burst, one per kind
+                        queue.get_nowait()
+                    for key in kinds:
+                        yield frame(KINDS[key])
+                    changes = asyncio.ensure_future(queue.get())
         finally:
+            changes.cancel()
+            updated.cancel()
             notifier.unsubscribe(queue)
+            for server_name, uri in watched:
+                aggregate.watch.remove(server_name, uri, owner)
 
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}

@@ -185,7 +185,7 @@ async def _request(
         ctx.protocol = verdict.protocol_version
         ctx.client = _client_name(verdict.client_info)
         if method == "subscriptions/listen":
-            return subscriptions.listen(request, body, params, headers)
+            return subscriptions.listen(request, body, params, headers, ctx)
     elif method == "initialize":
         protocol = negotiate(params.get("protocolVersion"))
         client = _client_name(params.get("clientInfo"))

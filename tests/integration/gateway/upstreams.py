@@ -103,6 +103,11 @@ def rich(name: str = "rich", hangs: Hangs | None = None) -> MCPServer:
         answer = await ctx.elicit("Your name, please?", Name)
         return f"hi {answer.data.name}" if answer.action == "accept" else answer.action
 
+    @server.tool(description="Mark an item as changed (resource updated notification).")
+    async def touch(item: str, ctx: Context) -> str:
+        await ctx.notify_resource_updated(f"{name}://items/{item}")
+        return "touched"
+
     @server.resource(f"{name}://readme", description="The readme.")
     def readme() -> str:
         return f"readme of {name}"
