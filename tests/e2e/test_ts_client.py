@@ -1,4 +1,4 @@
-"""A TypeScript SDK client (from npm) lists and calls tools through nginx with an API key."""
+"""The TypeScript SDK (npm) through nginx with an API key: list, call, progress, list-changed."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import pytest
 
 from libs.devstack import proc
 from libs.devstack.stack import Stack
-from tests.e2e.gateway_support import admin_token, api_key, register, wait_listed
+from tests.e2e.gateway_support import admin_token, api_key, bearer, register, wait_listed
 from tests.integration.gateway.conftest import calculator
+from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream
 
 SDK_VERSION = "1.32.2"  # @modelcontextprotocol/sdk, pinned so runs are reproducible
@@ -46,40 +47,57 @@ def ts_sdk() -> Path:
 
 
 @pytest.fixture(scope="module")
-async def calc_server(e2e_stack: Stack) -> AsyncIterator[tuple[str, str]]:
-    """A calculator upstream registered through nginx; yields (server name, admin API key)."""
+async def rich_server(e2e_stack: Stack) -> AsyncIterator[tuple[str, str, str]]:
+    """A `rich` upstream registered through nginx; yields (server, admin JWT, admin API key)."""
     async with (
-        run_upstream(calculator()) as url,
+        run_upstream(rich()) as url,
         httpx.AsyncClient(base_url=e2e_stack.url, timeout=10) as api,
     ):
         token = await admin_token(api)
         key = await api_key(api, token)
-        name = f"tscalc{secrets.token_hex(3)}"
+        name = f"ts{secrets.token_hex(3)}"
         await register(api, token, name, url)
         for replica in [r for r in e2e_stack.replicas_of("gateway") if r.alive()]:
             await wait_listed(api, replica.url, key, f"{name}__add")
-        yield name, key
+        yield name, token, key
 
 
-async def test_the_typescript_sdk_client_lists_and_calls_through_nginx(
-    e2e_stack: Stack, ts_sdk: Path, calc_server: tuple[str, str]
+async def test_the_typescript_sdk_client_lists_calls_and_hears_list_changed_through_nginx(
+    e2e_stack: Stack, ts_sdk: Path, rich_server: tuple[str, str, str]
 ) -> None:
-    name, key = calc_server
-    argv = [str(SCRIPT), f"{e2e_stack.url}/mcp", key, f"{name}__add", '{"a": 20, "b": 22}']
+    name, token, key = rich_server
     node = await asyncio.create_subprocess_exec(
         shutil.which("node") or "node",
-        *argv,
+        *[str(SCRIPT), f"{e2e_stack.url}/mcp", key, name],
         env={**os.environ, "SDK_DIR": str(ts_sdk)},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(60):
-        out, err = await node.communicate()
-    assert node.returncode == 0, err.decode()
-    report = json.loads(out.decode().strip().splitlines()[-1])
+    assert node.stdout is not None and node.stderr is not None
+    try:
+        async with asyncio.timeout(60):
+            first = await node.stdout.readline()
+            assert first, (await node.stderr.read()).decode()
+            report = json.loads(first)
+            late = f"ts{secrets.token_hex(3)}"
+            async with (
+                run_upstream(calculator(late)) as url,
+                httpx.AsyncClient(base_url=e2e_stack.url, timeout=10) as api,
+            ):
+                await register(api, token, late, url)  # the registry change
+                second = json.loads(await node.stdout.readline())
+                await api.delete(f"/api/v1/servers/{late}", headers=bearer(token))
+            await node.wait()
+    finally:
+        if node.returncode is None:
+            node.kill()
+            await node.wait()
     assert report["server"]["name"] == "switchboard-gateway"
     assert report["sessionId"]  # the TS SDK speaks a session-based revision: the legacy path
-    assert f"{name}__add" in report["tools"]
+    assert {f"{name}__add", f"{name}__progress"} <= set(report["tools"])
     assert report["result"]["structuredContent"] == {"result": 42}
-    assert report["result"]["content"][0]["text"] == "42"
+    assert report["stepped"]["isError"] is not True
+    assert report["progress"] == [1, 2, 3]
     assert report["error"]["code"] == -32602  # unknown tool: a JSON-RPC error, not a crash
+    assert second == {"listChanged": True}
+    assert node.returncode == 0
