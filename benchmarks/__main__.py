@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,6 +103,15 @@ async def measured(pid: int, url: str, payload: bytes, hdrs: dict, conc: int) ->
     return result
 
 
+def remove_nginx(nginx: Nginx) -> None:
+    """Stop the benchmark's nginx and delete its prefix directory and (access) log."""
+    nginx.stop()
+    if nginx.prefix is not None:
+        shutil.rmtree(nginx.prefix, ignore_errors=True)
+    if nginx.log_dir is not None:
+        shutil.rmtree(nginx.log_dir, ignore_errors=True)
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process."""
     with open(f"/proc/{pid}/status") as fh:
@@ -168,10 +178,12 @@ async def main() -> None:
             port=free_port(),
             name=f"nginx-{namespace}",
             upstreams={"gateway": [f"127.0.0.1:{gw_port}"]},
-            log_dir=proc.run_dir() / "logs",
+            log_dir=proc.run_dir() / "logs" / f"bench-{namespace}",
         )
+        assert nginx.log_dir is not None
+        nginx.log_dir.mkdir(parents=True, exist_ok=True)
         nginx.start()
-        stops.append(nginx.stop)
+        stops.append(lambda: remove_nginx(nginx))
         via_nginx = f"{nginx.url}/mcp"
         call = body("tools/call", {"name": "echo", "arguments": {"text": "hi"}})
         gw_call = body("tools/call", {"name": "s000__echo", "arguments": {"text": "hi"}})
