@@ -12,6 +12,7 @@ need the CSRF check on every state-changing request).
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from typing import Any
 
@@ -25,11 +26,11 @@ MAX_ENTRIES = 50_000
 
 
 class PrincipalCache:
-    """`credential → (deadline, principal)`, cleared by auth events."""
+    """`sha256(credential) → (deadline, principal)`, cleared by auth events."""
 
     def __init__(self, ttl_s: float = 30.0) -> None:
         self.ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
 
     async def start(self, bus: Bus) -> None:
         """Follow auth events and reconnects, like the Verifier."""
@@ -57,7 +58,8 @@ class PrincipalCache:
         if token is None or from_cookie:
             return await authenticate(request)
         now = time.monotonic()
-        hit = self._entries.get(token)
+        key = hashlib.sha256(token.encode()).digest()  # no raw credential kept in memory
+        hit = self._entries.get(key)
         if hit is not None and hit[0] > now:
             request.state.principal = hit[1]
             return hit[1]
@@ -68,7 +70,7 @@ class PrincipalCache:
             deadline = min(deadline, now + (exp - time.time()))
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
-        self._entries[token] = (deadline, principal)
+        self._entries[key] = (deadline, principal)
         return principal
 
 
