@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from services.gateway import input_bridge
 from services.gateway.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcFault
 from services.gateway.routing_table import ServerEntry, public_name
 
@@ -100,7 +101,9 @@ class Aggregate:
             return await self.list(method, ctx)
         if method == "resources/read":
             server, uri = unwrap(params.get("uri"))
-            result = await self._forward(self.server(server, ctx), method, {**params, "uri": uri})
+            entry = self.server(server, ctx)
+            upstream_params = {**params, "uri": uri}
+            result = await self._answered(entry, method, upstream_params, ctx)
             for item in result.get("contents") or ():
                 if isinstance(item, dict) and isinstance(item.get("uri"), str):
                     item["uri"] = wrap(server, item["uri"])
@@ -109,7 +112,7 @@ class Aggregate:
             return await self.subscribe(method, params, ctx)
         if method == "prompts/get":
             server, name = self.resolve_prompt(params.get("name"), ctx)
-            return await self._forward(server, method, {**params, "name": name})
+            return await self._answered(server, method, {**params, "name": name}, ctx)
         if method == "completion/complete":
             return await self.complete(params, ctx)
         if method == "logging/setLevel":
@@ -237,6 +240,18 @@ class Aggregate:
                 int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
             )
         return dict(reply.get("result") or {})
+
+    async def _answered(
+        self, server: ServerEntry, method: str, params: dict[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
+        """Forward; a legacy client's `input_required` is answered through its stream."""
+        result = await self._forward(server, method, params)
+        if not ctx.modern and result.get("resultType") == "input_required":
+            upstream_params = {k: v for k, v in params.items() if k != "_meta"}
+            result = await input_bridge.resolve(
+                self.gateway, server, method, upstream_params, result, ctx
+            )
+        return result
 
     async def _quietly(self, server: ServerEntry, method: str, params: dict[str, Any]) -> None:
         """A best-effort request (logging level): one server's failure does not matter."""

@@ -9,8 +9,9 @@ registered for that (server, URI): a legacy session's callback sends
 through the relay, so it works whichever replica took the `resources/subscribe`; a
 `subscriptions/listen` stream's callback writes to that stream. `resources/unsubscribe` is
 broadcast on `live.gateway.resource.unsubscribe` so the replica holding the subscription drops
-it. Session-based (2025-era) upstreams are not followed (their updates arrive on a session
-stream the gateway does not open): subscribing to their resources is -32602.
+it; a DELETEd session (`live.gateway.session.ended`) drops all of its subscriptions.
+Session-based (2025-era) upstreams are not followed (their updates arrive on a session stream
+the gateway does not open): subscribing to their resources is -32602.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from mcp_types.version import LATEST_MODERN_VERSION
 from libs.common.bus import Bus
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import ServerEntry
+from services.gateway.sessions import ENDED_SUBJECT
 from services.gateway.sse_upstream import sse_events
 from services.gateway.upstream import (
     HttpUpstream,
@@ -55,6 +57,7 @@ class ResourceWatch:
         self.ready: dict[str, asyncio.Event] = {}  # set once the upstream acknowledged the set
         self.entries: dict[str, ServerEntry] = {}
         self._sub: Any = None
+        self._ended: Any = None
 
     async def start(self) -> None:
         """Follow unsubscriptions made on other replicas."""
@@ -68,16 +71,21 @@ class ResourceWatch:
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 log.warning("bad_unsubscribe_message")
 
+        async def on_ended(msg: Any) -> None:  # a DELETEd session follows nothing any more
+            self.drop_owner(msg.data.decode(errors="replace"))
+
         self._sub = await self.bus.nc.subscribe(self.bus.subject(UNSUBSCRIBE_SUBJECT), cb=on_msg)
+        self._ended = await self.bus.nc.subscribe(self.bus.subject(ENDED_SUBJECT), cb=on_ended)
 
     async def stop(self) -> None:
         """Close every upstream stream."""
         for _, task in self.streams.values():
             task.cancel()
         self.streams.clear()
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+        for sub in (self._sub, self._ended):
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
 
     async def add(self, server: ServerEntry, uri: str, owner: Any, callback: Callback) -> None:
         """Deliver updates of `uri` on `server` to `callback` (one per owner)."""
@@ -112,6 +120,11 @@ class ResourceWatch:
         if not held:
             del self.callbacks[(server, uri)]
         self._refresh(server)
+
+    def drop_owner(self, owner: Any) -> None:
+        """Forget every subscription of one owner (an ended session)."""
+        for server, uri in [key for key, held in self.callbacks.items() if owner in held]:
+            self.remove(server, uri, owner)
 
     async def remove_everywhere(self, server: str, uri: str, owner: Any) -> None:
         """`remove` on every replica."""

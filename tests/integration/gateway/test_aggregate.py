@@ -49,7 +49,12 @@ async def test_lists_are_namespaced_and_read_routes_back(registry, core_factory)
         "switchboard://alpha/alpha://items/{item}",
         "switchboard://beta/beta://items/{item}",
     ]
-    assert [p["name"] for p in prompts["prompts"]] == ["alpha__greet", "beta__greet"]
+    assert [p["name"] for p in prompts["prompts"]] == [
+        "alpha__mood",
+        "alpha__greet",
+        "beta__mood",
+        "beta__greet",
+    ]
     assert read["contents"][0]["text"] == "readme of beta"
     assert read["contents"][0]["uri"] == "switchboard://beta/beta://readme"
     assert item["contents"][0]["text"] == "item 42 of alpha"
@@ -71,7 +76,7 @@ async def test_only_readable_servers_are_listed_or_read(registry, core_factory) 
             await core.call(alice, "prompts/get", {"name": "beta__greet", "arguments": {}})
         with pytest.raises(RpcFault) as bad:
             await core.call(alice, "resources/read", {"uri": "alpha://readme"})
-    assert [p["name"] for p in prompts["prompts"]] == ["alpha__greet"]
+    assert [p["name"] for p in prompts["prompts"]] == ["alpha__mood", "alpha__greet"]
     assert read.value.code == get.value.code == bad.value.code == INVALID_PARAMS
 
 

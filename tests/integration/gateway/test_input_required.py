@@ -195,3 +195,20 @@ async def test_a_legacy_clients_answer_posted_to_another_replica_reaches_the_cal
             result = await pending
     assert accepted.status_code == 202
     assert result.json()["result"]["content"][0]["text"] == "hello Eve (asked)"
+
+
+@pytest.mark.parametrize("transport", ["modern", "legacy", "sse"])
+async def test_a_prompt_needing_input_is_answered_in_every_generation(
+    registry, stack, transport
+) -> None:
+    async def on_elicit(context, params):  # noqa: ANN001, ANN202
+        return ElicitResult(action="accept", content={"mood": "cheerful"})
+
+    name = f"moody-{transport}"
+    async with run_upstream(rich(name)) as url, httpx.AsyncClient() as probe:
+        await register(registry, name, url)
+        await stack.wait_for_tool(probe, f"{name}__add")
+        http, sdk = sdk_client(stack, transport, elicitation_callback=on_elicit)
+        async with http, sdk:
+            prompt = await sdk.get_prompt(f"{name}__mood", {})
+    assert prompt.messages[0].content.text == "Write something cheerful"

@@ -11,7 +11,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ResourceUpdated
 
-from tests.integration.gateway.conftest import bearer, register
+from services.gateway.resource_watch import ResourceWatch
+from services.gateway.sessions import broadcast_ended
+from tests.integration.gateway.conftest import ADMIN, bearer, register
 from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream
 
@@ -78,3 +80,30 @@ async def test_a_listen_stream_gets_updates_of_its_resource_subscriptions(regist
                     event = await anext(aiter(sub))
     assert honored == [uri]
     assert event == ResourceUpdated(uri=uri)
+
+
+async def test_an_ended_session_drops_its_subscriptions(registry, core_factory) -> None:
+    async with run_upstream(rich("watch3")) as url:
+        await register(registry, "watch3", url)
+        core = await core_factory()
+        watch = ResourceWatch(core.pool, registry.bus)
+        await watch.start()
+        got: list[str] = []
+
+        async def deliver(uri: str) -> None:
+            got.append(uri)
+
+        try:
+            await watch.add(core.table.servers["watch3"], "watch3://items/1", "sess-1", deliver)
+            touch = {"name": "watch3__touch", "arguments": {"item": "1"}}
+            await core.call(ADMIN, "tools/call", touch)
+            async with asyncio.timeout(5):
+                while not got:
+                    await asyncio.sleep(0.02)
+            await broadcast_ended(registry.bus, "sess-1")
+            async with asyncio.timeout(5):
+                while watch.callbacks or watch.streams:
+                    await asyncio.sleep(0.02)
+        finally:
+            await watch.stop()
+    assert got == ["watch3://items/1"]

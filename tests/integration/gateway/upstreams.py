@@ -116,6 +116,17 @@ def rich(name: str = "rich", hangs: Hangs | None = None) -> MCPServer:
     def item(item: str) -> str:
         return f"item {item} of {name}"
 
+    @server.prompt(description="Ask for a mood first (2026-07-28 multi-round-trip).")
+    def mood(ctx: Context) -> str | InputRequiredResult:
+        answer = (ctx.input_responses or {}).get("mood")
+        if not isinstance(answer, ElicitResult) or answer.content is None:
+            schema = {"type": "object", "properties": {"mood": {"type": "string"}}}
+            request = ElicitRequest(
+                params=ElicitRequestFormParams(message="Your mood?", requested_schema=schema)
+            )
+            return InputRequiredResult(input_requests={"mood": request})
+        return f"Write something {answer.content['mood']}"
+
     @server.prompt(description="Greet someone.")
     def greet(who: str) -> str:
         return f"Hello {who} from {name}"
