@@ -222,7 +222,7 @@ class Bus:
                     self._pull_subs.append(sub)
                 try:
                     msgs = await sub.fetch(batch, timeout=1)
-                except NatsTimeout:
+                except (NatsTimeout, TimeoutError):  # nothing to fetch right now
                     continue
                 for msg in msgs:
                     await self._handle(msg, handler)
