@@ -29,6 +29,10 @@ log = structlog.get_logger()
 KV_BUCKET = "gateway"
 KV_SECRET_KEY = "session-secret"
 ENDED_SUBJECT = "live.gateway.session.ended"
+LIST_CHANGED = tuple(
+    {"jsonrpc": "2.0", "method": f"notifications/{kind}/list_changed"}
+    for kind in ("tools", "prompts", "resources")
+)
 
 
 @dataclass(frozen=True)
@@ -150,10 +154,9 @@ class Notifier:
         self.queues.discard(queue)
 
     async def tools_changed(self) -> None:
-        """Send notifications/tools/list_changed to every stream."""
+        """A registry change: tools, prompts and resources list_changed to every stream."""
         self.last_change_ns = time.time_ns()
-        message = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
         for queue in list(self.queues):
-            if queue.full():
-                continue
-            queue.put_nowait(message)
+            for message in LIST_CHANGED:
+                if not queue.full():
+                    queue.put_nowait(message)

@@ -113,3 +113,18 @@ async def _next_message(lines: AsyncIterator[str]) -> dict:
             if line.startswith("data:"):
                 return orjson.loads(line[5:].strip())
     raise AssertionError("the stream ended")
+
+
+async def test_a_registry_change_announces_every_list_on_the_sse_stream(registry, stack) -> None:
+    wanted = {f"notifications/{kind}/list_changed" for kind in ("tools", "prompts", "resources")}
+    seen: set[str] = set()
+    async with httpx.AsyncClient(timeout=10, headers=bearer(stack.admin)) as http:
+        async with http.stream("GET", f"{stack.url}/sse") as stream:
+            lines = stream.aiter_lines()
+            await _endpoint(stream, lines)
+            async with run_upstream(rich("fresh-sse")) as url:
+                await register(registry, "fresh-sse", url)
+                async with asyncio.timeout(5):
+                    while seen != wanted:
+                        seen.add((await _next_message(lines))["method"])
+    assert seen == wanted
