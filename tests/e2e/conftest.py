@@ -17,13 +17,15 @@ import pytest
 
 from libs.devstack import devsecrets, ports, postgres, proc
 from libs.devstack.stack import Stack, StackConfig
+from tests.support.auth import ADMIN_PASSWORD
 
 STACK_ENV = {
     "SWITCHBOARD_HEARTBEAT_S": "1",
     "SWITCHBOARD_DRAIN_S": "1",
     "SWITCHBOARD_DB_POOL_MAX": "4",
     "SWITCHBOARD_ADMIN_USER": "admin",
-    "SWITCHBOARD_ADMIN_PASSWORD": "e2e-" + secrets.token_hex(8),
+    # the credentials tests/support/auth.AuthClient signs in with
+    "SWITCHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
     # upstream MCP servers of the gateway tests run in the test process on 127.0.0.1
     "REGISTRY_SSRF_ALLOWLIST": "127.0.0.0/8",
 }
