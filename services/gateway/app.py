@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from services.gateway.resource_watch import ResourceWatch
 from services.gateway.routes import admin, legacy_sse, mcp, wellknown
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
+from services.gateway.subscriptions import listing_digest
 from services.gateway.upstream import UpstreamPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -34,7 +36,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         pool = UpstreamPool(settings, bus)
         await pool.start()
         gateway = Gateway(settings, table, pool, bus)
-        notifier = sessions.Notifier()
+        notifier = sessions.Notifier(digest=partial(listing_digest, table))
         codec = sessions.SessionCodec(
             await sessions.shared_secret(bus, settings.session_secret), settings.session_ttl_s
         )

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,9 +140,12 @@ async def broadcast_ended(bus: Bus, session_id: str) -> None:
 class Notifier:
     """Fans list-changed notifications out to open client streams on this replica."""
 
-    def __init__(self) -> None:
+    def __init__(self, digest: Callable[[], Any] | None = None) -> None:
         self.queues: set[asyncio.Queue[dict[str, Any]]] = set()
         self.last_change_ns = time.time_ns()
+        # what clients can list, digested: events that change none of it announce nothing
+        self.digest = digest
+        self._last_digest = digest() if digest is not None else None
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         """A queue that receives every notification from now on."""
@@ -155,6 +159,11 @@ class Notifier:
 
     async def tools_changed(self) -> None:
         """A registry change: tools, prompts and resources list_changed to every stream."""
+        if self.digest is not None:
+            digest = self.digest()
+            if digest == self._last_digest:
+                return
+            self._last_digest = digest
         self.last_change_ns = time.time_ns()
         for queue in list(self.queues):
             for message in LIST_CHANGED:

@@ -14,6 +14,7 @@ the replica holding the stream follows them upstream (`resource_watch.py`) and w
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from starlette.responses import Response, StreamingResponse
 
 from services.gateway.aggregate import unwrap, wrap
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
+from services.gateway.routing_table import RoutingTable
 
 KINDS = {
     "toolsListChanged": "notifications/tools/list_changed",
@@ -32,6 +34,19 @@ KINDS = {
 }
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
 KEEPALIVE_S = 15.0
+
+
+def listing_digest(table: RoutingTable) -> bytes:
+    """A digest of what clients can list (servers, routability, tools, prompts, resources):
+    registry events that leave it unchanged (status heartbeats, per-tool events replayed after
+    the whole server was fetched, periodic resyncs) send no list_changed."""
+    h = hashlib.blake2b(digest_size=16)
+    for server in sorted(table.servers.values(), key=lambda s: s.name):
+        h.update(orjson.dumps([server.name, server.routable, server.fingerprint]))
+        for tool in server.tools:
+            h.update(orjson.dumps([tool.public, tool.definition], default=dict))
+        h.update(orjson.dumps([server.prompts, server.resources], default=dict))
+    return h.digest()
 
 
 def honored(params: dict[str, Any]) -> dict[str, Any]:
