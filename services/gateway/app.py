@@ -11,7 +11,6 @@ from starlette.middleware import Middleware
 
 from libs.common.app import build_app, instance_id
 from services.gateway import registry_sync, sessions
-from services.gateway.auth_cache import PrincipalCache
 from services.gateway.instance import InstanceHeader
 from services.gateway.protocol import Gateway
 from services.gateway.rate_limit import RateLimiter, parse_overrides
@@ -32,6 +31,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
     @asynccontextmanager
     async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         bus = state["bus"]
+        # OAuth 2.1 access tokens for MCP clients are issued for this resource (RFC 8707)
+        state["verifier"].accept_audience(settings.public_url.rstrip("/") + "/mcp")
         table = RoutingTable(settings.separator)
         pool = UpstreamPool(settings, bus)
         await pool.start()
@@ -44,8 +45,6 @@ def create_app(settings: GatewaySettings) -> Starlette:
         sync = registry_sync.RegistrySync(
             bus, table, pool, notifier.tools_changed, settings.resync_s
         )
-        principals = PrincipalCache()  # hot path: a dict lookup per request
-        await principals.start(bus)
         inflight: dict = {}
         relay = Relay(bus, inflight)  # SSE session streams and cancellation across replicas
         await relay.start()
@@ -66,7 +65,6 @@ def create_app(settings: GatewaySettings) -> Starlette:
                     "notifier": notifier,
                     "registry_sync": sync,
                     "inflight": inflight,
-                    "principals": principals,
                     "relay": relay,
                     "limiter": limiter,
                 }

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from libs.common.authn import Principal
+from libs.common.authn import Principal, authenticate
 from libs.common.errors import ApiError
 from services.gateway import metrics, subscriptions
 from services.gateway.jsonrpc import (
@@ -74,7 +74,7 @@ def _check_origin(request: Request) -> None:
 async def _principal(request: Request) -> Principal:
     """Authenticate, turning the API error into a JSON-RPC one."""
     try:
-        principal = await request.state.principals.principal(request)  # auth_cache.py
+        principal = await authenticate(request)  # a dict lookup once verified (Verifier)
     except ApiError as exc:
         raise RpcFault(UNAUTHENTICATED, exc.message, {"code": exc.code}) from None
     await rate_limit(request, principal)

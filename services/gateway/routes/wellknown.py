@@ -9,13 +9,15 @@ from libs.common.http import json_response
 
 async def protected_resource(request: Request) -> Response:
     """Where MCP clients find the authorization server for this resource."""
-    base = str(request.base_url).rstrip("/")
+    # the public URL (SWITCHBOARD_PUBLIC_URL), not the Host header: behind TLS termination the
+    # request's scheme would be wrong, and the resource must equal OAuth tokens' audience
+    base = request.app.state.settings.public_url.rstrip("/")
     return json_response(
         {
             "resource": f"{base}/mcp",
             "authorization_servers": [base],
             "bearer_methods_supported": ["header"],
-            "scopes_supported": ["mcp:tools"],
+            "scopes_supported": ["mcp"],
         }
     )
 
