@@ -194,7 +194,6 @@ def build_app(
                 RequestContextMiddleware,
                 service=settings.service,
                 max_body_bytes=settings.max_body_bytes,
-                routes=all_routes,
             ),
             *middleware,
         ],

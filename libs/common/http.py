@@ -102,20 +102,27 @@ def query_model(request: Request, model: type[M]) -> M:
     return validate(model, dict(request.query_params))
 
 
+WANTED_HEADERS = (b"x-request-id", b"traceparent", b"content-length")
+
+
+def _wanted_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The few request headers the middleware reads, decoded (the rest are left alone)."""
+    return {k.decode(): v.decode("latin-1") for k, v in raw if k in WANTED_HEADERS}
+
+
 class RequestContextMiddleware:
     """Request id, trace id, body limit, metrics, access log and the last-resort error handler."""
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int, routes: Any) -> None:
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
-        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _wanted_headers(scope["headers"])
         request_id = headers.get("x-request-id", "")
         if not REQUEST_ID_RE.match(request_id):
             request_id = uuid.uuid4().hex
@@ -139,7 +146,7 @@ class RequestContextMiddleware:
         start = time.perf_counter()
         status = 500
         started = False
-        route = metrics.route_template(self.routes, scope)
+        root_path = scope.get("root_path", "")
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started
@@ -176,6 +183,7 @@ class RequestContextMiddleware:
                 await render(err)(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - start
+            route = metrics.matched_template(scope, root_path)
             metrics.observe_request(self.service, scope["method"], route, status, elapsed)
             if route not in metrics.QUIET_ROUTES:
                 log.info(

@@ -7,7 +7,6 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Mount
 
 QUIET_ROUTES = {"/healthz", "/readyz", "/metrics"}
 UNMATCHED = "<unmatched>"
@@ -31,21 +30,14 @@ def observe_request(service: str, method: str, route: str, status: int, seconds:
     HTTP_DURATION.labels(service, method, route).observe(seconds)
 
 
-def route_template(routes: Any, scope: dict[str, Any], prefix: str = "") -> str:
-    """The template of the route matching `scope` (e.g. /api/v1/servers/{name}), not the path."""
-    for route in routes:
-        try:
-            match, child = route.matches(scope)
-        except Exception:  # a route that cannot judge this scope is simply not it
-            continue
-        if match == Match.NONE:
-            continue
-        if isinstance(route, Mount):
-            sub = dict(scope)
-            sub.update(child)
-            return route_template(route.routes, sub, prefix + route.path)
-        return prefix + getattr(route, "path", "")
-    return prefix + "/*" if prefix else UNMATCHED
+def matched_template(scope: dict[str, Any], root_path: str = "") -> str:
+    """The template of the route the router matched (it leaves it in `scope["route"]`), with the
+    prefixes of any mounts on the way; UNMATCHED when none matched. Costs nothing per request."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:
+        return UNMATCHED
+    return scope.get("root_path", "")[len(root_path) :] + path
 
 
 async def metrics_endpoint(request: Request) -> Response:
