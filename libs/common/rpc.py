@@ -10,3 +10,6 @@ REGISTRY_SNAPSHOT = "rpc.registry.snapshot"  # {names?, offset?, limit?} → rou
 # sandbox
 SANDBOX_CALL = "rpc.sandbox.call"  # {"server", "message"} → JSON-RPC response of a hosted server
 SANDBOX_DISCOVER = "rpc.sandbox.discover"  # {"server"} → {"tools", "resources", "prompts"}
+# `rpc.sandbox.replica.<instance>.<verb>`: work on a server sent to the replica owning its process;
+# verbs call, discover, start, restart (routed on by lease) and stop, status, logs (that replica's)
+SANDBOX_REPLICA = "rpc.sandbox.replica"

@@ -25,8 +25,9 @@ from libs.common.events import (
 )
 from services.sandbox import isolation, store
 from services.sandbox.egress import EgressProxy, host_matches
+from services.sandbox.ownership import Ownership
 from services.sandbox.policy import Policy, PolicyCache
-from services.sandbox.processes import ProcessManager, ServerSpec
+from services.sandbox.processes import FAILED, STOPPED, ProcessManager, ServerSpec
 from services.sandbox.settings import SandboxSettings
 from services.sandbox.workspace import Workspace
 
@@ -54,6 +55,15 @@ class Runtime:
             on_log=self.publish_log,
             proxy=self.proxy,
         )
+        self.ownership = Ownership(
+            pool,
+            instance,
+            settings.owner_ttl_s,
+            self.tier,
+            on_lost=self.ownership_lost,
+            releasable=self.releasable,
+        )
+        self.replicas: Any = None  # services.sandbox.replicas.Replicas, set by the app
         self.policy_cache = PolicyCache()
         self.workspace = Workspace(
             Path(settings.work_root) / "workspace",
@@ -73,10 +83,15 @@ class Runtime:
             sub.chmod(0o711)  # sandbox uids traverse to their own dir, and list nothing
         self.workspace.ensure()
         await self.manager.start()
+        await self.ownership.start()
 
     async def close(self) -> None:
-        """Stop every process and the proxy."""
+        """Stop every process, release this replica's leases, stop the proxy."""
         await self.manager.close()
+        try:
+            await self.ownership.close()
+        except Exception:
+            log.exception("sandbox_leases_not_released")
         await self.proxy.close()
 
     async def policy(self) -> Policy:
@@ -149,11 +164,33 @@ class Runtime:
             await store.upsert_process(conn, snap, self.instance)
             await outbox.enqueue(conn, SCHEMA, PROCESS_STATUS.event(payload, source=SCHEMA))
 
+    def releasable(self, key: str) -> bool:
+        """True when this replica runs nothing under the key (its lease may go)."""
+        proc = self.manager.processes.get(key)
+        return proc is None or proc.state in (STOPPED, FAILED)
+
+    async def ownership_lost(self, keys: list[str]) -> None:
+        """Our lease ran out: keep a running process if the key is free, else stop our copy."""
+        for key in keys:
+            proc = self.manager.processes.get(key)
+            if proc is None or self.releasable(key):
+                continue
+            if await self.ownership.claim(key, proc.spec.name) != self.instance:
+                await proc.stop(graceful=False, reason="ownership lost")
+
+    def log_line(self, line: dict[str, Any]) -> dict[str, Any]:
+        """A log line as other replicas and clients see it: with the replica that holds it."""
+        return {**line, "instance": self.instance}
+
+    def log_subject(self, server: str) -> str:
+        """The core NATS subject a server's log lines are published on, live."""
+        return self.bus.subject(f"live.sandbox.logs.{_token(server)}")
+
     async def publish_log(self, line: dict[str, Any]) -> None:
         """Publish a log line live on core NATS (not stored in the stream)."""
         try:
-            subject = self.bus.subject(f"live.sandbox.logs.{_token(line['server'])}")
-            await self.bus.nc.publish(subject, orjson.dumps(line))
+            subject = self.log_subject(line["server"])
+            await self.bus.nc.publish(subject, orjson.dumps(self.log_line(line)))
         except Exception as exc:
             log.warning("sandbox_log_not_published", error=str(exc))
 

@@ -44,6 +44,8 @@ class SandboxSettings(Settings):
     fsize_mb: int = env("SANDBOX_FSIZE_MB", 64)
     log_lines: int = env("SANDBOX_LOG_LINES", 2000)
     spec_ttl_s: float = env("SANDBOX_SPEC_TTL_S", 30.0)
+    # a replica owns a process key while it refreshes the lease (every third of this)
+    owner_ttl_s: float = env("SANDBOX_OWNER_TTL_S", 15.0)
     # host paths bound read-only at the same path in every sandbox (e.g. installed servers)
     ro_paths: tuple[str, ...] = env("SANDBOX_RO_PATHS", ())
     max_code_bytes: int = env("SANDBOX_MAX_CODE_BYTES", 256 * 1024)

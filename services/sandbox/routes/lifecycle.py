@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import orjson
+from nats.aio.msg import Msg
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -13,6 +15,7 @@ from starlette.routing import Route
 from libs.common.authn import Principal, authenticate, require_grant
 from libs.common.http import json_response, parse_body, query_model, read_json, validate
 from services.sandbox import store
+from services.sandbox.processes import LEVELS
 from services.sandbox.runtime import Runtime
 from services.sandbox.schemas import HostsBody, LogsQuery, StopBody, check_name
 
@@ -29,72 +32,99 @@ async def _target(request: Request, permission: str) -> tuple[Runtime, Principal
 
 
 async def start_server(request: Request) -> Response:
-    """Start a hosted server now (it would otherwise start on its first call)."""
+    """Start a hosted server now, on the replica owning it (it would start on its first call)."""
     rt, _, name = await _target(request, "write")
     rt.require_isolation()
-    proc = await rt.manager.ensure(await rt.spec(name))
-    return json_response(proc.snapshot())
+    return json_response(await rt.replicas.keyed("start", {"server": name}))
 
 
 async def stop_server(request: Request) -> Response:
-    """Stop every process of a server: graceful (stdin closed, SIGTERM) within `timeout`."""
+    """Stop every process of a server, wherever it runs: graceful within `timeout`."""
     rt, _, name = await _target(request, "write")
     body = StopBody() if not await request.body() else await parse_body(request, StopBody)
-    await rt.manager.stop(name, body.graceful, body.timeout)
-    return json_response({"server": name, "processes": rt.manager.status(name)})
+    data = {"server": name, "graceful": body.graceful, "timeout": body.timeout}
+    answers = await rt.replicas.spread("stop", data)
+    return json_response({"server": name, "processes": _processes(answers)})
 
 
 async def restart_server(request: Request) -> Response:
-    """Stop and start again with a fresh spec from the registry."""
+    """Stop and start again with a fresh spec from the registry, on the owning replica."""
     rt, _, name = await _target(request, "write")
     rt.require_isolation()
-    await rt.manager.stop(name, graceful=True, timeout=5.0)
     rt.forget_spec(name)
-    proc = await rt.manager.ensure(await rt.spec(name))
-    return json_response(proc.snapshot())
+    return json_response(await rt.replicas.keyed("restart", {"server": name}))
 
 
 async def server_status(request: Request) -> Response:
-    """This replica's processes of a server, and what every replica last reported."""
+    """The server's processes on every replica that owns one, and what each last stored."""
     rt, _, name = await _target(request, "read")
+    answers = await rt.replicas.spread("status", {"server": name})
     async with request.state.pool.acquire() as conn:
         reported = await store.list_processes(conn, name)
-    local = rt.manager.status(name)
-    state = local[0]["state"] if local else (reported[0]["state"] if reported else "stopped")
+    live = _processes(answers)
+    state = live[0]["state"] if live else (reported[0]["state"] if reported else "stopped")
     return json_response(
         {
             "server": name,
             "state": state,
-            "running": rt.manager.running(name),
-            "processes": local,
+            "running": any(a["running"] for a in answers),
+            "processes": live,
+            "owners": sorted({p["instance"] for p in live}),
             "reported": [dict(r) for r in reported],
             "isolation": rt.tier,
         }
     )
 
 
+def _processes(answers: list[dict]) -> list[dict]:
+    """Every replica's processes, running ones first."""
+    procs = [p for a in answers for p in a.get("processes") or []]
+    return sorted(procs, key=lambda p: (p["state"] != "running", p["key"]))
+
+
 async def server_logs(request: Request) -> Response:
-    """Log lines (stderr) of a server; `follow=true` streams new ones as server-sent events."""
+    """Log lines of a server from every owning replica; `follow=true` streams new ones (SSE)."""
     rt, _, name = await _target(request, "read")
     query = query_model(request, LogsQuery)
-    buf = rt.manager.log_buffer(name)
-    lines = buf.query(query.level, query.limit, query.since)
+    data = {"server": name, "level": query.level, "limit": query.limit, "since": query.since}
     if not query.follow:
+        lines = await _backlog(rt, data)
         return json_response({"server": name, "items": lines, "total": len(lines)})
+    # subscribed before the backlog is read, so no line falls between the two
+    queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+
+    async def on_line(msg: Msg) -> None:
+        with contextlib.suppress(asyncio.QueueFull, orjson.JSONDecodeError):
+            queue.put_nowait(orjson.loads(msg.data))
+
+    sub = await rt.bus.nc.subscribe(rt.log_subject(name), cb=on_line)
+    try:
+        lines = await _backlog(rt, data)
+    except BaseException:
+        await sub.unsubscribe()
+        raise
     return StreamingResponse(
-        _follow(buf, lines, query.level),
+        _follow(sub, queue, lines, query.level),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _follow(buf, first: list, level: str | None) -> AsyncIterator[bytes]:
-    """Send the backlog, then each new line (a comment every 15 s keeps proxies open)."""
-    from services.sandbox.processes import LEVELS
+async def _backlog(rt: Runtime, data: dict) -> list[dict]:
+    """The last `limit` matching lines over every owning replica, oldest first."""
+    answers = await rt.replicas.spread("logs", data)
+    lines = sorted((ln for a in answers for ln in a["items"]), key=lambda ln: ln["time"])
+    return lines[-int(data["limit"]) :]
 
+
+async def _follow(
+    sub, queue: asyncio.Queue, first: list, level: str | None
+) -> AsyncIterator[bytes]:
+    """Send the backlog, then each new line (a comment every 15 s keeps proxies open)."""
     floor = LEVELS.index(level) if level in LEVELS else 0
-    queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
-    buf.followers.add(queue)
+    sent = {}  # instance → highest seq already sent from the backlog
+    for line in first:
+        sent[line["instance"]] = max(sent.get(line["instance"], 0), line["seq"])
     try:
         for line in first:
             yield b"data: " + orjson.dumps(line) + b"\n\n"
@@ -105,12 +135,15 @@ async def _follow(buf, first: list, level: str | None) -> AsyncIterator[bytes]:
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                if LEVELS.index(line["level"]) >= floor:
+                if line.get("seq", 0) <= sent.get(line.get("instance"), 0):
+                    continue
+                if LEVELS.index(line.get("level", "info")) >= floor:
                     yield b"data: " + orjson.dumps(line) + b"\n\n"
     except TimeoutError:
         return
     finally:
-        buf.followers.discard(queue)
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
 
 
 async def list_allowed_hosts(request: Request) -> Response:
