@@ -79,8 +79,14 @@ async def resolve(
     raise RpcFault(UPSTREAM_ERROR, f"The server asked for input more than {MAX_ROUNDS} times.")
 
 
-def relaying(gateway: Gateway, server: str, ctx: CallContext) -> Callable[[dict], Awaitable[None]]:
-    """The upstream message hook of one call: notifications to the client, requests answered."""
+def relaying(
+    gateway: Gateway, server: ServerEntry, ctx: CallContext
+) -> Callable[[dict], Awaitable[None]]:
+    """The upstream message hook of one call: notifications to the client, requests answered.
+
+    `server` is the connection the call went to (a source's, for an imported tool): answers go
+    back on it.
+    """
 
     async def on_message(msg: dict[str, Any]) -> None:
         if "id" not in msg:
@@ -94,7 +100,9 @@ def relaying(gateway: Gateway, server: str, ctx: CallContext) -> Callable[[dict]
     return on_message
 
 
-async def _answer(gateway: Gateway, server: str, msg: dict[str, Any], ctx: CallContext) -> None:
+async def _answer(
+    gateway: Gateway, server: ServerEntry, msg: dict[str, Any], ctx: CallContext
+) -> None:
     """Answer one server-to-client request of an upstream, through the client when possible."""
     reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg["id"]}
     method = str(msg.get("method"))
@@ -111,9 +119,8 @@ async def _answer(gateway: Gateway, server: str, msg: dict[str, Any], ctx: CallC
             reply["result"] = answer["result"]
         else:
             reply["error"] = answer.get("error") or {"code": -32603, "message": "no answer"}
-    entry = gateway.table.servers.get(server)
-    if entry is not None:
-        upstream = gateway.pool.upstream(entry)
+    if server.name in gateway.table.servers:
+        upstream = gateway.pool.upstream(server)
         respond = getattr(upstream, "respond", None)
         if respond is not None:
             await respond(reply)

@@ -170,10 +170,14 @@ class Gateway:
         offset = _decode_cursor(params.get("cursor"))
         size = self.settings.list_page_size
         page = visible[offset : offset + size]
-        missing = sorted(
-            {t.server for _, t in visible if self.pool.breaker(t.server).state == "open"}
-        )
-        tools = [t.as_listed(name) for name, t in page if t.server not in missing]
+        breakers = self.pool.breakers
+        shut = {
+            t.public
+            for _, t in visible
+            if (br := breakers.get(t.source.key if t.source else t.server)) and br.state == "open"
+        }
+        missing = sorted({t.server for _, t in visible if t.public in shut})
+        tools = [t.as_listed(name) for name, t in page if t.public not in shut]
         result: dict[str, Any] = {"tools": tools}
         if offset + size < len(visible):
             result["nextCursor"] = _encode_cursor(offset + size)
@@ -224,13 +228,14 @@ class Gateway:
             task_settings = tasks.declared(params) if ctx.modern else None
             if task_settings is not None:  # the Tasks extension, declared for this request
                 tasks.declare(forwarded, task_settings)
+            route = tool.source or self.table.servers[tool.server]  # an imported tool: its source
             reply, upstream_ms = await self.pool.request(
-                self.table.servers[tool.server],
+                route,
                 "tools/call",
                 forwarded,
-                on_notify=input_bridge.relaying(self, tool.server, ctx),
+                on_notify=input_bridge.relaying(self, route, ctx),
                 retry=tool.read_only or tool.idempotent,
-                principal=ctx.principal.to_dict() if _sandboxed(self.table, tool) else None,
+                principal=ctx.principal.to_dict() if _sandboxed(route) else None,
             )
             if "error" in reply:
                 err = reply["error"] or {}
@@ -241,9 +246,8 @@ class Gateway:
             if result.get("resultType") == "task":
                 result = tasks.wrap_result(result, tool.server, ctx)
             if not ctx.modern and result.get("resultType") == "input_required":
-                server_entry = self.table.servers[tool.server]
                 result = await input_bridge.resolve(
-                    self, server_entry, "tools/call", forwarded, result, ctx
+                    self, route, "tools/call", forwarded, result, ctx
                 )
             size = len(orjson.dumps(result))
             if size > self.settings.max_result_bytes:
@@ -343,7 +347,7 @@ class Gateway:
         forwarded = dict(params)
         if "_meta" in forwarded:
             forwarded["_meta"] = _client_meta(forwarded["_meta"])
-        relaying = input_bridge.relaying(self, server.name, ctx)
+        relaying = input_bridge.relaying(self, server, ctx)
         reply, _ = await self.pool.request(server, method, forwarded, on_notify=relaying)
         if "error" in reply:
             err = reply["error"] or {}
@@ -365,9 +369,9 @@ def _upstream_fault(reply: dict[str, Any]) -> RpcFault:
     return RpcFault(int(err.get("code", -32603)), str(err.get("message", "")), err.get("data"))
 
 
-def _sandboxed(table: RoutingTable, tool: ToolEntry) -> bool:
+def _sandboxed(route: ServerEntry) -> bool:
     """True for tools served through the sandbox (they get the principal)."""
-    return table.servers[tool.server].transport in ("stdio", "code")
+    return route.transport in ("stdio", "code")
 
 
 def _client_meta(meta: Any) -> dict[str, Any]:

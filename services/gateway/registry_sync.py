@@ -57,9 +57,7 @@ class RegistrySync:
         views, settings = await self.fetch()
         self.table.replace(views)
         self.table.settings = settings
-        for name in list(self.pool._upstreams):
-            if name not in self.table.servers:
-                self.pool.forget(name)
+        self.pool.retain(self.table.pool_keys)
         metrics.ROUTING_TOOLS.set(len(self.table.by_public))
         log.info("routing_table_loaded", servers=len(views), tools=len(self.table.by_public))
 
@@ -105,6 +103,7 @@ class RegistrySync:
                 self.pool.forget(name)
             else:
                 self.table.upsert(view)
+                self.pool.retain(self.table.pool_keys)  # a source gone or its url changed
         metrics.ROUTING_TOOLS.set(len(self.table.by_public))
         await self.on_change()
 

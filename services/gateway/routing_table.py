@@ -39,6 +39,8 @@ class ToolEntry:
     definition: Mapping[str, Any]  # the MCP tool object as the upstream described it
     read_only: bool = False
     idempotent: bool = False
+    # set for a tool imported from an external MCP source: the connection its calls go to
+    source: ServerEntry | None = field(default=None, compare=False, repr=False)
 
     def as_listed(self, name: str) -> dict[str, Any]:
         """The MCP tool object under `name` (schemas passed on intact)."""
@@ -65,11 +67,31 @@ class ServerEntry:
     resources: tuple[dict[str, Any], ...] = ()
     prompts: tuple[dict[str, Any], ...] = ()
     fingerprint: str = ""
+    key: str = ""  # the pool key: the server name, or `{server}\0{source url}\0{digest}`
+    sources: tuple[ServerEntry, ...] = ()  # connections of the imported tools' sources
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = self.name
 
     @property
     def routable(self) -> bool:
         """Enabled and not quarantined, disabled or down."""
         return self.enabled and self.status not in UNROUTABLE_STATUSES
+
+    @property
+    def label(self) -> str:
+        """The name in logs and metric labels (a source's key holds its url: not a label)."""
+        return self.name if self.key == self.name else f"{self.name}#source-{self.fingerprint[:8]}"
+
+    def pool_keys(self) -> set[str]:
+        """Every pool key of this server: its own connection and its sources'."""
+        return {self.key, *(s.key for s in self.sources)}
+
+
+def target(server: ServerEntry, tool: ToolEntry) -> ServerEntry:
+    """Where a call to `tool` goes: its source's connection, else the server's own."""
+    return tool.source or server
 
 
 def tool_definition(tool: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,10 +113,16 @@ def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
     """Build a ServerEntry from a registry server view."""
     name = view["name"]
     tools = []
+    sources: dict[str, ServerEntry] = {}
     for tool in view.get("tools") or ():
         if not tool.get("routable", True):
             continue
         annotations = tool.get("annotations") or {}
+        upstream = tool.get("upstream")
+        source = None
+        if isinstance(upstream, Mapping) and upstream.get("url"):
+            source = _source_entry(view, upstream)
+            source = sources.setdefault(source.key, source)
         tools.append(
             ToolEntry(
                 server=name,
@@ -103,6 +131,7 @@ def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
                 definition=tool_definition(tool),
                 read_only=bool(annotations.get("readOnlyHint")),
                 idempotent=bool(annotations.get("idempotentHint")),
+                source=source,
             )
         )
     tools.sort(key=lambda t: t.name)
@@ -123,6 +152,38 @@ def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
         resources=tuple(view.get("resources") or ()),
         prompts=tuple(view.get("prompts") or ()),
         fingerprint=_fingerprint(view),
+        sources=tuple(sources.values()),
+    )
+
+
+def _source_entry(view: Mapping[str, Any], upstream: Mapping[str, Any]) -> ServerEntry:
+    """The connection to an external source, under the server's name, limits and status.
+
+    Keyed by (server, source url) plus a digest of transport and headers, so two sources at one
+    url with different credentials never share a session.
+    """
+    conn = {
+        "transport": upstream.get("transport") or "streamable-http",
+        "url": upstream["url"],
+        "headers": dict(upstream.get("headers") or {}),
+    }
+    fingerprint = _fingerprint(conn)
+    name = view["name"]
+    return ServerEntry(
+        name=name,
+        id=str(view.get("id") or name),
+        path=(view.get("path") or name).strip("/") or name,
+        org=view.get("org"),
+        owner_team=view.get("owner_team"),
+        transport=conn["transport"],
+        url=conn["url"],
+        headers=conn["headers"],
+        enabled=bool(view.get("enabled", True)),
+        status=str(view.get("status") or "unknown"),
+        timeout_s=view.get("timeout_s"),
+        max_concurrency=view.get("max_concurrency"),
+        fingerprint=fingerprint,
+        key=f"{name}\0{conn['url']}\0{fingerprint[:12]}",
     )
 
 
@@ -146,6 +207,7 @@ class RoutingTable:
         self.servers: dict[str, ServerEntry] = {}
         self.by_public: dict[str, ToolEntry] = {}
         self.by_path: dict[str, ServerEntry] = {}
+        self.pool_keys: set[str] = set()
         self.version = 0
         self.settings: dict[str, Any] = {}
         self._visible: dict[tuple[Any, ...], tuple[int, list[ToolEntry]]] = {}
@@ -177,6 +239,7 @@ class RoutingTable:
                 by_public[tool.public] = tool
         self.by_public = dict(sorted(by_public.items()))
         self.by_path = {s.path: s for s in self.servers.values()}
+        self.pool_keys = {k for s in self.servers.values() for k in s.pool_keys()}
         self.version += 1
         self._visible.clear()
 

@@ -323,7 +323,7 @@ class UpstreamPool:
 
     def upstream(self, server: ServerEntry) -> HttpUpstream | SandboxUpstream:
         """The pooled upstream of `server` (a new one when its connection details changed)."""
-        held = self._upstreams.get(server.name)
+        held = self._upstreams.get(server.key)
         if held is not None and held[0] == server.fingerprint:
             held[1].server = server
             return held[1]
@@ -341,22 +341,33 @@ class UpstreamPool:
         else:
             assert self.http is not None
             upstream = HttpUpstream(server, self.http)
-        self._upstreams[server.name] = (server.fingerprint, upstream)
-        self._limits[server.name] = asyncio.Semaphore(
+        self._upstreams[server.key] = (server.fingerprint, upstream)
+        self._limits[server.key] = asyncio.Semaphore(
             server.max_concurrency or self.settings.max_concurrency
         )
         return upstream
 
     def forget(self, name: str) -> None:
-        """Drop a deleted server's session."""
-        held = self._upstreams.pop(name, None)
-        self._limits.pop(name, None)
-        self.breakers.pop(name, None)
+        """Drop a deleted server's sessions (its own and its sources')."""
+        prefix = f"{name}\0"
+        for key in [k for k in self._upstreams if k == name or k.startswith(prefix)]:
+            self._drop(key)
+
+    def retain(self, keys: set[str]) -> None:
+        """Drop every session whose pool key is not in `keys` (servers and sources gone)."""
+        for key in [k for k in self._upstreams if k not in keys]:
+            self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        """Close one pooled connection and forget its limit and breaker."""
+        held = self._upstreams.pop(key, None)
+        self._limits.pop(key, None)
+        self.breakers.pop(key, None)
         if held is not None:
             asyncio.get_running_loop().create_task(held[1].close())
 
     def breaker(self, name: str) -> CircuitBreaker:
-        """The breaker of one server."""
+        """The breaker of one pool key (a server's name, or one of its sources' keys)."""
         br = self.breakers.get(name)
         if br is None:
             br = self.breakers[name] = CircuitBreaker(
@@ -376,7 +387,7 @@ class UpstreamPool:
     ) -> tuple[dict[str, Any], float]:
         """Forward one request; returns the upstream's JSON-RPC reply and the upstream ms."""
         upstream = self.upstream(server)
-        breaker = self.breaker(server.name)
+        breaker = self.breaker(server.key)
         if not breaker.allow():
             raise RpcFault(
                 UPSTREAM_UNAVAILABLE,
@@ -396,7 +407,7 @@ class UpstreamPool:
         attempts = 2 if retry else 1
         for attempt in range(attempts):
             try:
-                async with asyncio.timeout(timeout), self._limits[server.name]:
+                async with asyncio.timeout(timeout), self._limits[server.key]:
                     if isinstance(upstream, SandboxUpstream):
                         reply = await upstream.request(
                             method, params, relay, principal=principal, timeout_s=timeout
@@ -404,7 +415,7 @@ class UpstreamPool:
                     else:
                         reply = await upstream.request(method, params, relay)
             except TimeoutError:
-                self._failed(server.name, breaker)
+                self._failed(server.label, breaker)
                 if isinstance(upstream, HttpUpstream):
                     upstream.connected = False
                 raise RpcFault(
@@ -413,7 +424,7 @@ class UpstreamPool:
                     {"server": server.name, "timeout_s": timeout},
                 ) from None
             except TransportFailure as exc:
-                self._failed(server.name, breaker)
+                self._failed(server.label, breaker)
                 if isinstance(upstream, HttpUpstream):
                     upstream.connected = False
                 if attempt + 1 < attempts and not relayed and breaker.allow():
@@ -424,7 +435,7 @@ class UpstreamPool:
                     f"The server {server.name!r} failed: {exc}",
                     {"server": server.name},
                 ) from None
-            self._succeeded(server.name, breaker)
+            self._succeeded(server.label, breaker)
             return reply, (time.perf_counter() - t0) * 1000
         raise AssertionError("unreachable")
 

@@ -76,3 +76,26 @@ def test_a_removed_server_takes_its_tools_along() -> None:
     table.replace([view("alpha", "x"), view("beta", "y")])
     table.remove("alpha")
     assert list(table.by_public) == ["beta__y"]
+
+
+def test_an_imported_tool_routes_to_its_source_under_its_servers_name() -> None:
+    upstream = {"source_id": "s1", "transport": "sse", "url": "http://b/sse", "headers": {"X": "1"}}
+    server = view("shelf", "add", timeout_s=7)
+    server["tools"].append(
+        {"name": "lookup", "input_schema": {"type": "object"}, "upstream": upstream}
+    )
+    table = RoutingTable()
+    table.replace([server])
+    entry = table.servers["shelf"]
+    tool = table.by_public["shelf__lookup"]
+    assert table.by_public["shelf__add"].source is None
+    assert tool.source is entry.sources[0]
+    assert (tool.source.name, tool.source.url, tool.source.transport) == (
+        "shelf",
+        "http://b/sse",
+        "sse",
+    )
+    assert tool.source.headers == {"X": "1"} and tool.source.timeout_s == 7
+    assert tool.source.key.startswith("shelf\0http://b/sse\0") and entry.key == "shelf"
+    assert "\0" not in tool.source.label
+    assert table.pool_keys == {"shelf", tool.source.key}
