@@ -17,6 +17,9 @@ from services.sandbox.settings import SandboxSettings
 BWRAP_USERNS = "bwrap-userns"
 LANDLOCK_FALLBACK = "landlock-fallback"
 NONE = "none"
+GVISOR = "gvisor"  # reported when the service itself runs under gVisor (runsc); see detect_gvisor
+# what gVisor's /proc/version says: its fixed fake kernel string, or (newer runsc) its own name
+GVISOR_VERSION_MARKS = ("runsc", "gvisor", "#1 SMP Sun Jan 10 15:06:54 PST 2016")
 
 SANDBOX_UID = 65534  # the uid the process sees inside its namespace
 SITE_PACKAGES = "/opt/switchboard/site-packages"
@@ -102,6 +105,32 @@ def _fallback(settings: SandboxSettings, why: str) -> tuple[str, str]:
     if abi >= 1 and seccomp.supported() and settings.isolation != NONE:
         return LANDLOCK_FALLBACK, f"{why}; Landlock ABI {abi} + seccomp + rlimits instead"
     return NONE, why
+
+
+def is_gvisor_version(text: str) -> bool:
+    """True when a /proc/version text is the one gVisor's Sentry answers."""
+    low = text.lower()
+    return any(mark.lower() in low for mark in GVISOR_VERSION_MARKS)
+
+
+def detect_gvisor(setting: str, proc_version: str) -> tuple[bool, str]:
+    """Whether we run under gVisor: SANDBOX_GVISOR=true/false decides, auto reads /proc/version."""
+    if setting in ("true", "1", "yes"):
+        return True, "SANDBOX_GVISOR=true"
+    if setting in ("false", "0", "no"):
+        return False, ""
+    if is_gvisor_version(proc_version):
+        return True, f"/proc/version is gVisor's ({proc_version.strip()[:80]})"
+    return False, ""
+
+
+def read_proc_version(path: str = "/proc/version") -> str:
+    """The kernel version text ('' when unreadable)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(4096)
+    except OSError:
+        return ""
 
 
 def probe_tier(settings: SandboxSettings) -> tuple[str, str]:

@@ -47,6 +47,10 @@ class Runtime:
         self.bus = bus
         self.instance = instance
         self.tier, self.tier_reason = isolation.probe_tier(settings)
+        # under gVisor the pod's user-space kernel is the boundary to the host; bwrap is optional
+        self.gvisor, self.gvisor_reason = isolation.detect_gvisor(
+            settings.gvisor, isolation.read_proc_version()
+        )
         self.proxy = EgressProxy(self.host_allowed, self.egress_refused)
         self.manager = ProcessManager(
             settings,
@@ -94,17 +98,36 @@ class Runtime:
             log.exception("sandbox_leases_not_released")
         await self.proxy.close()
 
+    @property
+    def isolation_tier(self) -> str:
+        """The tier reported: `gvisor` under gVisor, else the mechanism each process gets."""
+        return isolation.GVISOR if self.gvisor else self.tier
+
     async def policy(self) -> Policy:
         """The current security policy."""
         async with self.pool.acquire() as conn:
             return await self.policy_cache.get(conn)
+
+    async def request_org(self, approval: Any) -> str | None:
+        """The org an approval belongs to: its server's org in the registry (None: platform-wide).
+
+        Network requests name a hosted server; code tools (the built-in `code` server) and the
+        module allowlist belong to the platform, so only platform admins decide those.
+        """
+        server = approval["server"]
+        if approval["kind"] != "network" or not server:
+            return None
+        try:
+            return (await self.spec(server)).org
+        except (NotFound, Unprocessable):
+            return None
 
     def require_isolation(self) -> None:
         """Refuse untrusted code when no isolation is active, unless explicitly allowed."""
         allowed = self.settings.allow_unisolated or bool(
             self.policy_cache._value and self.policy_cache._value.allow_unisolated
         )
-        if self.tier == isolation.NONE and not allowed:
+        if self.tier == isolation.NONE and not self.gvisor and not allowed:
             raise Unprocessable(
                 "No sandbox isolation is available here; untrusted code is refused.",
                 details={"isolation": self.tier, "reason": self.tier_reason},
@@ -157,7 +180,7 @@ class Runtime:
             restarts=snap.get("restarts") or 0,
             exit_code=snap.get("exit_code"),
             backoff_s=snap.get("backoff_s"),
-            isolation=self.tier,
+            isolation=self.isolation_tier,
             instance=self.instance,
         )
         async with self.pool.acquire() as conn, conn.transaction():

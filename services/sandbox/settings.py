@@ -25,6 +25,7 @@ class SandboxSettings(Settings):
     python: str = env("SANDBOX_PYTHON", "/usr/bin/python3")
     python_packages: str = env("SANDBOX_PYTHON_PACKAGES", _default_packages())
     isolation: str = env("SANDBOX_ISOLATION", "auto")  # auto | bwrap-userns | none
+    gvisor: str = env("SANDBOX_GVISOR", "auto")  # auto (read /proc/version) | true | false
     allow_unisolated: bool = env("SANDBOX_ALLOW_UNISOLATED", False)
     uid_base: int = env("SANDBOX_UID_BASE", 200_000)
     uid_count: int = env("SANDBOX_UID_COUNT", 50_000)

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from libs.common import outbox
 from libs.common.authn import Principal, authenticate, require_platform_admin
-from libs.common.errors import Conflict, NotFound
+from libs.common.errors import Conflict, Forbidden, NotFound
 from libs.common.events import APPROVAL_REQUESTED, ApprovalChanged
 from libs.common.http import json_response, parse_body
 from libs.common.pagination import list_query, page_body
@@ -25,6 +25,30 @@ async def _approver(request: Request) -> Principal:
     """Approvals are decided by platform admins."""
     principal = await authenticate(request)
     require_platform_admin(principal)
+    return principal
+
+
+async def _decider(request: Request, kind: str) -> Principal:
+    """Who may decide this request: platform admins; org admins of its org under `org_admin`."""
+    principal = await authenticate(request)
+    if principal.is_platform_admin:
+        return principal
+    rt = request.state.runtime
+    policy = await rt.policy()
+    if policy.approvers != "org_admin":
+        raise Forbidden(
+            "Only a platform admin may decide approvals.", details={"approvers": policy.approvers}
+        )
+    async with request.state.pool.acquire() as conn:
+        row = await store.get_approval(conn, _approval_id(request))
+    if row is None or row["kind"] != kind:
+        raise NotFound("No such approval.", details={"id": request.path_params["id"]})
+    org = await rt.request_org(row)
+    if org is None or not principal.has_org_role(principal.org_slugs.get(org, org), "admin"):
+        raise Forbidden(
+            "Only a platform admin or an admin of the request's org may decide it.",
+            details={"approvers": policy.approvers, "org": org},
+        )
     return principal
 
 
@@ -95,8 +119,8 @@ async def request_module(request: Request) -> Response:
 
 async def act(request: Request) -> Response:
     """Approve or reject a pending request."""
-    principal = await _approver(request)
     kind = codetools.check_kind(request.path_params["kind"])
+    principal = await _decider(request, kind)
     body = await parse_body(request, Decision)
     async with request.state.pool.acquire() as conn, conn.transaction():
         row = await codetools.decide(
@@ -113,8 +137,8 @@ async def act(request: Request) -> Response:
 
 async def revoke(request: Request) -> Response:
     """Revoke an approval: the tool stops being served, the host or module is removed."""
-    principal = await _approver(request)
     kind = codetools.check_kind(request.path_params["kind"])
+    principal = await _decider(request, kind)
     body = Revoke() if not await request.body() else await parse_body(request, Revoke)
     async with request.state.pool.acquire() as conn, conn.transaction():
         row = await codetools.decide(

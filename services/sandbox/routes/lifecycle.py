@@ -71,7 +71,7 @@ async def server_status(request: Request) -> Response:
             "processes": live,
             "owners": sorted({p["instance"] for p in live}),
             "reported": [dict(r) for r in reported],
-            "isolation": rt.tier,
+            "isolation": rt.isolation_tier,
         }
     )
 

@@ -19,9 +19,14 @@ async def sandbox_status(request: Request) -> Response:
     return json_response(
         {
             "isolation": {
-                "tier": rt.tier,
-                "reason": rt.tier_reason or None,
-                "untrusted_code_allowed": rt.tier != "none" or rt.settings.allow_unisolated,
+                "tier": rt.isolation_tier,
+                "reason": rt.gvisor_reason or rt.tier_reason or None,
+                "mechanism": rt.tier,  # what each process gets inside (under gVisor too)
+                "mechanism_reason": rt.tier_reason or None,
+                "gvisor": rt.gvisor,
+                "untrusted_code_allowed": rt.tier != "none"
+                or rt.gvisor
+                or rt.settings.allow_unisolated,
             },
             "limits": rt.manager.limits().to_dict(),
             "idle_timeout_s": rt.settings.idle_timeout_s,

@@ -81,3 +81,31 @@ def test_the_bwrap_command_isolates_everything_and_passes_the_seccomp_fd(tmp_pat
 
         for fd in cmd.pass_fds:
             os.close(fd)
+
+
+GVISOR_PROC_VERSION = "Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016\n"
+DEBIAN_PROC_VERSION = (
+    "Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14)"
+    " 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1\n"
+)
+
+
+def test_gvisors_fixed_kernel_string_and_a_runsc_version_are_detected() -> None:
+    assert isolation.is_gvisor_version(GVISOR_PROC_VERSION)
+    assert isolation.is_gvisor_version("Linux version 5.10.0 (runsc release-20240101.0)")
+    assert not isolation.is_gvisor_version(DEBIAN_PROC_VERSION)
+    assert not isolation.is_gvisor_version("")
+
+
+def test_gvisor_detection_follows_the_setting_before_proc_version() -> None:
+    assert isolation.detect_gvisor("auto", GVISOR_PROC_VERSION)[0] is True
+    assert isolation.detect_gvisor("auto", DEBIAN_PROC_VERSION) == (False, "")
+    assert isolation.detect_gvisor("true", DEBIAN_PROC_VERSION)[0] is True
+    assert isolation.detect_gvisor("false", GVISOR_PROC_VERSION) == (False, "")
+
+
+def test_proc_version_reading_is_separate_and_tolerates_a_missing_file(tmp_path: Path) -> None:
+    version = tmp_path / "version"
+    version.write_text(GVISOR_PROC_VERSION)
+    assert isolation.read_proc_version(str(version)) == GVISOR_PROC_VERSION
+    assert isolation.read_proc_version(str(tmp_path / "absent")) == ""
