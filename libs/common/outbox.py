@@ -65,14 +65,37 @@ async def relaying(pool: asyncpg.Pool, schema: str, bus: Bus) -> AsyncIterator[N
     def on_notify(*_: object) -> None:
         wake.set()
 
-    listener = await pool.acquire()
-    await listener.add_listener(_channel(schema), on_notify)
+    lost = asyncio.Event()  # the listening connection died (e.g. Postgres restarted)
 
+    def on_lost(*_: object) -> None:
+        lost.set()
+        wake.set()
+
+    async def listen() -> asyncpg.Connection:
+        lost.clear()
+        conn = await pool.acquire()
+        try:
+            conn.add_termination_listener(on_lost)
+            await conn.add_listener(_channel(schema), on_notify)
+        except BaseException:
+            await pool.release(conn)
+            raise
+        return conn
+
+    listener: asyncpg.Connection | None = await listen()
     stopping = False
 
     async def loop() -> None:
+        nonlocal listener
         while not stopping:
             try:
+                if listener is None or lost.is_set():
+                    # the LISTEN died with its connection (asyncpg detached it): listen again
+                    if listener is not None:
+                        with contextlib.suppress(Exception):
+                            await pool.release(listener)
+                        listener = None
+                    listener = await listen()
                 while await relay_once(pool, schema, bus) == BATCH:
                     pass
             except asyncio.CancelledError:
@@ -96,6 +119,8 @@ async def relaying(pool: asyncpg.Pool, schema: str, bus: Bus) -> AsyncIterator[N
             pass
         with contextlib.suppress(Exception):
             await relay_once(pool, schema, bus)
-        with contextlib.suppress(Exception):
-            await listener.remove_listener(_channel(schema), on_notify)
-        await pool.release(listener)
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(_channel(schema), on_notify)
+            with contextlib.suppress(Exception):
+                await pool.release(listener)

@@ -28,13 +28,13 @@ class Postgres:
         """Tell whether this process started the server (and so must stop it)."""
         return self.data_dir is not None
 
-    def stop(self) -> None:
-        """Stop the private cluster if we started it; otherwise do nothing."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the private cluster if we started it (mode: smart, fast or immediate)."""
         if self.data_dir is None or self.bin_dir is None:
             return
         subprocess.run(
             proc.as_unprivileged(
-                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]
+                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"]
             ),
             capture_output=True,
         )
@@ -72,14 +72,37 @@ def find_bin_dir() -> Path | None:
 
 
 def start_private_cluster(name: str = "pg") -> Postgres:
-    """Start (initialising once) a trust-auth, no-fsync cluster on a free port."""
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        proc.apt_install("postgresql")
-        bin_dir = find_bin_dir()
-        if bin_dir is None:
-            raise RuntimeError("Postgres binaries not found after installing postgresql.")
+    """Start (initialising once) a trust-auth, no-fsync cluster under .run/<name> on a free port."""
     base = proc.unprivileged_dir(name)
+    port_file = base / "port"
+    bin_dir = _bin_dir()
+    running = subprocess.run(
+        proc.as_unprivileged([str(bin_dir / "pg_ctl"), "-D", str(base / "data"), "status"]),
+        capture_output=True,
+    )
+    if running.returncode == 0 and port_file.exists():
+        url = f"postgresql://postgres@127.0.0.1:{port_file.read_text().strip()}/postgres"
+        return Postgres(url=url)  # someone else's run started it: reuse, never stop it
+    port = int(port_file.read_text()) if port_file.exists() else 0
+    if not port or not ports.is_free(port):
+        port = ports.free_port()
+    server = start_cluster(base, port)
+    port_file.write_text(str(port))
+    return server
+
+
+def start_cluster(
+    base: Path, port: int | None = None, *, durable_commits: bool = False
+) -> Postgres:
+    """Start (initialising once) a trust-auth cluster in base/data on `port` (else a free one).
+
+    base must be a directory the unprivileged user can reach (it is given to them). fsync is
+    always off (only the OS crashing could lose data); durable_commits keeps
+    synchronous_commit on, so a commit the client saw survives `pg_ctl stop -m immediate`.
+    """
+    bin_dir = _bin_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    proc.give_to_unprivileged(base)
     data = base / "data"
     log = base / "postgres.log"
     pg_ctl = str(bin_dir / "pg_ctl")
@@ -92,18 +115,10 @@ def start_private_cluster(name: str = "pg") -> Postgres:
             check=True,
             capture_output=True,
         )
-    port_file = base / "port"
-    running = subprocess.run(
-        proc.as_unprivileged([pg_ctl, "-D", str(data), "status"]), capture_output=True
-    )
-    if running.returncode == 0 and port_file.exists():
-        url = f"postgresql://postgres@127.0.0.1:{port_file.read_text().strip()}/postgres"
-        return Postgres(url=url)  # someone else's run started it: reuse, never stop it
-    port = int(port_file.read_text()) if port_file.exists() else 0
-    if not port or not ports.is_free(port):
-        port = ports.free_port()
+    port = port or ports.free_port()
     options = (
-        f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off -c synchronous_commit=off"
+        f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off"
+        f" -c synchronous_commit={'on' if durable_commits else 'off'}"
         " -c full_page_writes=off -c max_connections=300"
     )
     started = subprocess.run(
@@ -114,9 +129,19 @@ def start_private_cluster(name: str = "pg") -> Postgres:
     )
     if started.returncode != 0:
         raise RuntimeError(f"Postgres failed to start; see {log}:\n{proc.tail(log)}")
-    port_file.write_text(str(port))
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     return Postgres(url=url, data_dir=data, bin_dir=bin_dir)
+
+
+def _bin_dir() -> Path:
+    """The Postgres bin directory, installing Debian's postgresql when it is missing."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        proc.apt_install("postgresql")
+        bin_dir = find_bin_dir()
+        if bin_dir is None:
+            raise RuntimeError("Postgres binaries not found after installing postgresql.")
+    return bin_dir
 
 
 def database_url(url: str, database: str) -> str:
