@@ -75,7 +75,13 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
     return build_app(
         settings,
-        [*mcp.routes, *legacy_sse.routes, *admin.routes, *wellknown.routes],
+        [
+            *legacy_sse.server_routes,
+            *mcp.routes,
+            *legacy_sse.routes,
+            *admin.routes,
+            *wellknown.routes,
+        ],
         migrations=MIGRATIONS_DIR,
         extra=extra,
         middleware=[Middleware(InstanceHeader, instance=instance_id(settings))],

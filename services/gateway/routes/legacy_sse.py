@@ -4,8 +4,13 @@
 HTTP sessions, so any replica can check it) and opens the stream; its first event is `endpoint`
 with the POST URL. `POST /messages` checks the credential and the session (it must belong to the
 same principal), answers 202 and sends the JSON-RPC response over the session's stream, on
-whichever replica holds it (see `services.gateway.relay`). The endpoint is `/mcp`'s: every
-permitted tool, named `{server}__{tool}`.
+whichever replica holds it (see `services.gateway.relay`).
+
+Three views, as on Streamable HTTP: `GET /sse` + `POST /messages` is `/mcp`'s (every permitted
+tool, named `{server}__{tool}`); `GET /mcp/{team}/sse` + `POST /mcp/{team}/messages` is the
+team's; `GET /mcp/servers/{path}/sse` + `POST /mcp/servers/{path}/messages` is one server's
+(names unprefixed, resources and prompts forwarded). The view is the POST's path, checked on
+every message like the credential; `?exposure=` on the GET is carried into the endpoint URL.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from starlette.routing import Route
 
 from services.gateway import metrics
 from services.gateway.jsonrpc import (
+    FORBIDDEN,
+    INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
     SESSION_NOT_FOUND,
@@ -30,11 +37,13 @@ from services.gateway.jsonrpc import (
     error,
     response,
 )
+from services.gateway.progressive import parse_mode
 from services.gateway.protocol import CallContext, negotiate
 from services.gateway.routes.mcp import (
     KEEPALIVE_S,
     SSE_HEADERS,
     _check_origin,
+    _endpoint,
     _fault,
     _json,
     _principal,
@@ -54,7 +63,12 @@ async def get_sse(request: Request) -> Response:
     try:
         _check_origin(request)
         principal = await _principal(request)
+        _endpoint(request, principal)  # the team's member, the server routable: else no stream
+        exposure = parse_mode(request.query_params.get("exposure"))
     except RpcFault as fault:
+        if fault.code in (FORBIDDEN, INVALID_PARAMS):  # no stream opens: say so in the status
+            status = 403 if fault.code == FORBIDDEN else 400
+            return _json(error(None, fault.code, fault.message, fault.data), status)
         headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
         return _fault(None, fault, False, headers)
     session_id = request.state.sessions.issue(principal, SSE_PROTOCOL, None)
@@ -62,7 +76,7 @@ async def get_sse(request: Request) -> Response:
     notifier = request.state.notifier
     queue = await relay.open_stream(session_id)
     changes = notifier.subscribe()
-    endpoint = request.scope.get("root_path", "").rstrip("/") + f"/messages?session_id={session_id}"
+    endpoint = _messages_url(request, session_id, exposure)
 
     async def stream() -> AsyncIterator[bytes]:
         metrics.OPEN_SESSIONS.inc()
@@ -95,6 +109,14 @@ async def get_sse(request: Request) -> Response:
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
+def _messages_url(request: Request, session_id: str, exposure: str) -> str:
+    """The POST URL of a stream: its view's `messages` beside its `sse`."""
+    base = request.scope.get("root_path", "").rstrip("/")
+    view = request.url.path[len(base) :].removesuffix("/").removesuffix("/sse")
+    url = f"{base}{view}/messages?session_id={session_id}"
+    return url + f"&exposure={exposure}" if exposure else url
+
+
 async def post_message(request: Request) -> Response:
     """One client message for an SSE session: 202, the answer goes over the stream."""
     try:
@@ -106,6 +128,8 @@ async def post_message(request: Request) -> Response:
         info = request.state.sessions.open(session_id, principal)
         if info is None:
             raise RpcFault(SESSION_NOT_FOUND, "Unknown or ended session.", {"session": "not found"})
+        ctx = _endpoint(request, principal)
+        ctx.exposure = parse_mode(request.query_params.get("exposure"))
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return _json(
@@ -121,8 +145,8 @@ async def post_message(request: Request) -> Response:
     except RpcFault as fault:
         headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
         return _fault(None, fault, False, headers)
-    ctx = CallContext(principal, endpoint="/sse", session_id=session_id, client=info.client)
-    ctx.request_bytes = len(raw)
+    ctx.endpoint = "/sse" if ctx.endpoint == "/mcp" else f"{ctx.endpoint}/sse"
+    ctx.session_id, ctx.client, ctx.request_bytes = session_id, info.client, len(raw)
     await _accept(request, body, ctx)
     return Response("Accepted", status_code=202)
 
@@ -177,8 +201,15 @@ async def _accept(request: Request, body: dict[str, Any], ctx: CallContext) -> N
     inflight[key] = task
 
 
-routes = [
-    Route("/sse", get_sse, methods=["GET"], name="legacy_sse"),
-    Route("/messages", post_message, methods=["POST"], name="legacy_messages"),
-    Route("/messages/", post_message, methods=["POST"], name="legacy_messages_slash"),
-]
+def _view_routes(prefix: str, name: str) -> list[Route]:
+    """`{prefix}/sse` and `{prefix}/messages` of one view."""
+    return [
+        Route(f"{prefix}/sse", get_sse, methods=["GET"], name=f"{name}_sse"),
+        Route(f"{prefix}/messages", post_message, methods=["POST"], name=f"{name}_messages"),
+        Route(f"{prefix}/messages/", post_message, methods=["POST"], name=f"{name}_messages_"),
+    ]
+
+
+# before mcp.routes: `/mcp/servers/{path:path}` would take `/mcp/servers/{path}/sse` too
+server_routes = _view_routes("/mcp/servers/{path}", "legacy_server")
+routes = [*_view_routes("", "legacy"), *_view_routes("/mcp/{team}", "legacy_team")]

@@ -128,3 +128,66 @@ async def test_a_registry_change_announces_every_list_on_the_sse_stream(registry
                     while seen != wanted:
                         seen.add((await _next_message(lines))["method"])
     assert seen == wanted
+
+
+async def test_the_team_sse_view_lists_and_calls_only_that_teams_tools(registry, stack) -> None:
+    auth = stack.auth
+    org = await auth.create_org()
+    team = await auth.create_team(org["slug"])
+    alice = await auth.create_user()
+    await auth.add_member(team["name"], alice, "member")
+    await auth.grant(team["name"], "tsse-a", ["read", "execute"])
+    key = await auth.api_key(alice.token, teams=[team["name"]])
+    async with (
+        run_upstream(rich("a")) as url_a,
+        run_upstream(rich("b")) as url_b,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        await register(registry, "tsse-a", url_a)
+        await register(registry, "tsse-b", url_b)
+        await stack.wait_for_tool(http, "tsse-b__add")
+        async with sse_sdk_client(f"{stack.url}/mcp/{team['name']}", key) as client:
+            tools = await client.list_tools()
+            added = await client.call_tool("tsse-a__add", {"a": 1, "b": 2})
+            with pytest.raises(MCPError) as hidden:
+                await client.call_tool("tsse-b__add", {"a": 1, "b": 2})
+        foreign = await http.get(f"{stack.url}/mcp/not-my-team/sse", headers=bearer(key))
+        async with http.stream(
+            "GET", f"{stack.url}/mcp/{team['name']}/sse", headers=bearer(key)
+        ) as stream:
+            endpoint = await _endpoint(stream)
+    assert {t.name.split("__")[0] for t in tools.tools} == {"tsse-a"}
+    assert added.structured_content == {"result": 3}
+    assert hidden.value.error.code == -32602
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == -32003
+    assert endpoint.startswith(f"/mcp/{team['name']}/messages?session_id=")
+
+
+async def test_the_per_server_sse_view_has_unprefixed_tools_and_prompts(
+    registry, stack, calls
+) -> None:
+    async with run_upstream(rich("one")) as url, httpx.AsyncClient(timeout=10) as http:
+        await register(registry, "ssone", url, path="ss-one")
+        await stack.wait_for_tool(http, "ssone__add")
+        async with sse_sdk_client(f"{stack.url}/mcp/servers/ss-one", stack.admin) as client:
+            tools = await client.list_tools()
+            added = await client.call_tool("add", {"a": 20, "b": 1})
+            prompts = await client.list_prompts()
+        missing = await http.get(
+            f"{stack.url}/mcp/servers/nowhere/sse", headers=bearer(stack.admin)
+        )
+        async with http.stream(
+            "GET",
+            f"{stack.url}/mcp/servers/ss-one/sse?exposure=progressive",
+            headers=bearer(stack.admin),
+        ) as stream:
+            endpoint = await _endpoint(stream)
+    assert "add" in {t.name for t in tools.tools}
+    assert all("__" not in t.name for t in tools.tools)
+    assert added.structured_content == {"result": 21}
+    assert prompts.prompts
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == -32004
+    assert endpoint.startswith("/mcp/servers/ss-one/messages?session_id=")
+    assert endpoint.endswith("&exposure=progressive")
+    event = await calls.wait_for(lambda e: e.data["server"] == "ssone" and e.data["tool"] == "add")
+    assert event.data["endpoint"] == "/mcp/servers/{path}/sse"
