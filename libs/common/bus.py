@@ -29,6 +29,13 @@ from libs.common.settings import Settings
 log = structlog.get_logger()
 
 STREAM = "EVENTS"
+# failures that mean "try again later", not a bug in the handler
+DEPENDENCY_AWAY = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
 STREAM_MAX_AGE_S = 7 * 24 * 3600
 Handler = Callable[[Event], Awaitable[None]]
 TxHandler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
@@ -262,6 +269,11 @@ class Bus:
             return
         try:
             await handler(event)
+        except DEPENDENCY_AWAY as exc:
+            # Postgres (or another dependency) is away: one line, not a traceback per event
+            log.warning("event_handler_retrying", event_type=event.type, error=repr(exc))
+            await msg.nak(delay=1)
+            return
         except Exception:
             log.exception("event_handler_failed", event_type=event.type, event_id=event.id)
             await msg.nak(delay=1)
