@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
+from libs.common.sql import fetch_page
 from services.audit.store.query import Where
 from services.audit.visibility import Scope
 
@@ -51,8 +52,7 @@ def _where(filters: ActivityFilters, scope: Scope) -> Where:
         w.add("time >= {}", filters.since)
     if filters.until is not None:
         w.add("time < {}", filters.until)
-    if filters.q:
-        w.add("(action ILIKE {} OR target ILIKE {} OR actor ILIKE {})", *([f"%{filters.q}%"] * 3))
+    w.search(("action", "target", "actor"), filters.q)
     return w
 
 
@@ -60,14 +60,9 @@ async def list_activity(
     conn: asyncpg.Connection, filters: ActivityFilters, scope: Scope, query: ListQuery
 ) -> tuple[list[asyncpg.Record], int]:
     """One page of activity and the total matching."""
-    w = _where(filters, scope)
-    total = await conn.fetchval(f"SELECT count(*) FROM audit.events{w.sql}", *w.args)
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM audit.events{w.sql} ORDER BY {query.order_sql}, id"
-        f" LIMIT {query.page_size} OFFSET {query.offset}",
-        *w.args,
+    return await fetch_page(
+        conn, COLUMNS, "audit.events", _where(filters, scope), query, f"{query.order_sql}, id"
     )
-    return rows, total
 
 
 async def iter_activity(

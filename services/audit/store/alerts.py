@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
+from libs.common.sql import fetch_page
 from services.audit.store.query import Where
 
 RULE_COLUMNS = (
@@ -67,13 +68,9 @@ async def list_rules(
     for name in ("kind", "server"):
         if name in query.filters:
             where.add(f"{name} = {{}}", query.filters[name])
-    total = await conn.fetchval(f"SELECT count(*) FROM audit.alert_rules{where.sql}", *where.args)
-    rows = await conn.fetch(
-        f"SELECT {RULE_COLUMNS} FROM audit.alert_rules{where.sql} ORDER BY {query.order_sql}, id"
-        f" LIMIT {where.arg(query.page_size)} OFFSET {where.arg(query.offset)}",
-        *where.args,
+    return await fetch_page(
+        conn, RULE_COLUMNS, "audit.alert_rules", where, query, f"{query.order_sql}, id"
     )
-    return rows, total
 
 
 async def all_rules(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -170,14 +167,9 @@ async def list_alerts(
         where.add("rule_id = {}", filters["rule"])
     if filters.get("since"):
         where.add("(fired_at >= {} OR resolved_at >= {})", filters["since"], filters["since"])
-    total = await conn.fetchval(f"SELECT count(*) FROM audit.alerts{where.sql}", *where.args)
-    rows = await conn.fetch(
-        f"SELECT {ALERT_COLUMNS} FROM audit.alerts{where.sql}"
-        f" ORDER BY {query.order_sql} NULLS LAST, id"
-        f" LIMIT {where.arg(query.page_size)} OFFSET {where.arg(query.offset)}",
-        *where.args,
+    return await fetch_page(
+        conn, ALERT_COLUMNS, "audit.alerts", where, query, f"{query.order_sql} NULLS LAST, id"
     )
-    return rows, total
 
 
 async def error_rate(

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
+from libs.common.sql import fetch_page
 from services.audit.store.query import Where
 from services.audit.visibility import Scope
 
@@ -79,12 +80,7 @@ def _where(filters: CallFilters, scope: Scope) -> Where:
         w.add("time >= {}", filters.since)
     if filters.until is not None:
         w.add("time < {}", filters.until)
-    if filters.q:
-        w.add(
-            "(server ILIKE {} OR tool ILIKE {} OR principal_name ILIKE {}"
-            " OR error_message ILIKE {})",
-            *([f"%{filters.q}%"] * 4),
-        )
+    w.search(("server", "tool", "principal_name", "error_message"), filters.q)
     return w
 
 
@@ -92,14 +88,9 @@ async def list_calls(
     conn: asyncpg.Connection, filters: CallFilters, scope: Scope, query: ListQuery
 ) -> tuple[list[asyncpg.Record], int]:
     """One page of calls and the total matching."""
-    w = _where(filters, scope)
-    total = await conn.fetchval(f"SELECT count(*) FROM audit.tool_calls{w.sql}", *w.args)
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM audit.tool_calls{w.sql} ORDER BY {query.order_sql}, id"
-        f" LIMIT {query.page_size} OFFSET {query.offset}",
-        *w.args,
+    return await fetch_page(
+        conn, COLUMNS, "audit.tool_calls", _where(filters, scope), query, f"{query.order_sql}, id"
     )
-    return rows, total
 
 
 async def get_call(conn: asyncpg.Connection, call_id: str, scope: Scope) -> asyncpg.Record | None:

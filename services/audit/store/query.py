@@ -1,27 +1,13 @@
-"""Building WHERE clauses with numbered parameters, and the visibility clause."""
+"""The audit WHERE builder: the shared one plus the visibility clause."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from libs.common import sql
 from services.audit.visibility import Scope
 
 
-class Where:
-    """Conditions joined with AND; `add` numbers the placeholders."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.args: list[Any] = []
-
-    def arg(self, value: Any) -> str:
-        """Register a parameter and return its placeholder."""
-        self.args.append(value)
-        return f"${len(self.args)}"
-
-    def add(self, template: str, *values: Any) -> None:
-        """Add a condition; `{}` in the template are replaced by placeholders in order."""
-        self.parts.append(template.format(*(self.arg(v) for v in values)))
+class Where(sql.Where):
+    """Conditions joined with AND, with the clause that limits rows to a scope."""
 
     def scope(self, scope: Scope, org_col: str, principal_col: str) -> None:
         """Restrict to the rows the scope allows."""
@@ -32,8 +18,3 @@ class Where:
             list(scope.orgs),
             list(scope.principals),
         )
-
-    @property
-    def sql(self) -> str:
-        """The WHERE clause (or nothing)."""
-        return f" WHERE {' AND '.join(self.parts)}" if self.parts else ""

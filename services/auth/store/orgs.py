@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
+from libs.common.sql import Where, fetch_page
 
 COLUMNS = "id, slug, name, display_name, plan, status, created_at, updated_at"
 SORTS = ("created_at", "slug", "name", "plan", "status")
@@ -46,32 +47,17 @@ async def list_orgs(
     conn: asyncpg.Connection, query: ListQuery, only: list[uuid.UUID] | None
 ) -> tuple[list, int]:
     """A page of orgs (optionally only those in `only`), with q and status/plan filters."""
-    where: list[str] = []
-    args: list[Any] = []
+    w = Where()
     if "status" in query.filters:
-        args.append(query.filters["status"])
-        where.append(f"status = ${len(args)}")
+        w.add("status = {}", query.filters["status"])
     else:
-        where.append("status <> 'deleted'")
+        w.add("status <> 'deleted'")
     if "plan" in query.filters:
-        args.append(query.filters["plan"])
-        where.append(f"plan = ${len(args)}")
-    if query.q:
-        args.append(f"%{query.q}%")
-        n = len(args)
-        where.append(f"(slug ILIKE ${n} OR name ILIKE ${n} OR display_name ILIKE ${n})")
+        w.add("plan = {}", query.filters["plan"])
+    w.search(("slug", "name", "display_name"), query.q)
     if only is not None:
-        args.append(only)
-        where.append(f"id = ANY(${len(args)})")
-    sql_where = " AND ".join(f"({w})" for w in where)
-    total = await conn.fetchval(f"SELECT count(*) FROM auth.orgs WHERE {sql_where}", *args)
-    args += [query.page_size, query.offset]
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM auth.orgs WHERE {sql_where} ORDER BY {query.order_sql}, id"
-        f" LIMIT ${len(args) - 1} OFFSET ${len(args)}",
-        *args,
-    )
-    return rows, total
+        w.add("id = ANY({})", only)
+    return await fetch_page(conn, COLUMNS, "auth.orgs", w, query, f"{query.order_sql}, id")
 
 
 async def update(

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
+from libs.common.sql import Where, fetch_page
 
 COLUMNS = (
     "t.id, t.org_id, t.parent_id, t.name, t.description, t.created_at, t.updated_at,"
@@ -49,27 +50,15 @@ async def list_teams(
     conn: asyncpg.Connection, query: ListQuery, orgs: list[uuid.UUID] | None
 ) -> tuple[list, int]:
     """A page of teams, optionally only in `orgs`, with q and org filters."""
-    where = ["o.status <> 'deleted'"]
-    args: list[Any] = []
+    w = Where()
+    w.add("o.status <> 'deleted'")
     if orgs is not None:
-        args.append(orgs)
-        where.append(f"t.org_id = ANY(${len(args)})")
+        w.add("t.org_id = ANY({})", orgs)
     if "org" in query.filters:
-        args.append(query.filters["org"])
-        where.append(f"(o.id::text = ${len(args)} OR o.slug = ${len(args)})")
-    if query.q:
-        args.append(f"%{query.q}%")
-        where.append(f"(t.name ILIKE ${len(args)} OR t.description ILIKE ${len(args)})")
-    sql_where = " AND ".join(f"({w})" for w in where)
-    base = f"FROM auth.teams t JOIN auth.orgs o ON o.id = t.org_id WHERE {sql_where}"
-    total = await conn.fetchval(f"SELECT count(*) {base}", *args)
-    args += [query.page_size, query.offset]
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} {base} ORDER BY t.{query.order_sql}, t.id"
-        f" LIMIT ${len(args) - 1} OFFSET ${len(args)}",
-        *args,
-    )
-    return rows, total
+        w.add("(o.id::text = {0} OR o.slug = {0})", query.filters["org"])
+    w.search(("t.name", "t.description"), query.q)
+    source = "auth.teams t JOIN auth.orgs o ON o.id = t.org_id"
+    return await fetch_page(conn, COLUMNS, source, w, query, f"t.{query.order_sql}, t.id")
 
 
 async def update(conn: asyncpg.Connection, team_id: uuid.UUID, fields: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
+from libs.common.sql import Where, fetch_page
 
 COLUMNS = (
     "id, username, email, display_name, password_hash, platform_role, status, plan, mfa_secret,"
@@ -69,36 +70,23 @@ async def get_for_login(conn: asyncpg.Connection, login: str) -> asyncpg.Record 
 
 async def list_users(conn: asyncpg.Connection, query: ListQuery) -> tuple[list, int]:
     """A page of users with search (q) and filters (role, status, org)."""
-    where: list[str] = []
-    args: list[Any] = []
+    w = Where()
     if "status" in query.filters:
-        args.append(query.filters["status"])
-        where.append(f"u.status = ${len(args)}")
+        w.add("u.status = {}", query.filters["status"])
     else:
-        where.append("u.status <> 'deleted'")
-    if query.q:
-        args.append(f"%{query.q}%")
-        n = len(args)
-        where.append(f"(u.username ILIKE ${n} OR u.email ILIKE ${n} OR u.display_name ILIKE ${n})")
+        w.add("u.status <> 'deleted'")
+    w.search(("u.username", "u.email", "u.display_name"), query.q)
     if "role" in query.filters:
-        args.append(query.filters["role"])
-        where.append(f"u.platform_role = ${len(args)}")
+        w.add("u.platform_role = {}", query.filters["role"])
     if "org" in query.filters:
-        args.append(query.filters["org"])
-        where.append(
+        w.add(
             "EXISTS (SELECT 1 FROM auth.memberships m JOIN auth.orgs o ON o.id = m.org_id"
-            f" WHERE m.user_id = u.id AND (o.id::text = ${len(args)} OR o.slug = ${len(args)}))"
+            " WHERE m.user_id = u.id AND (o.id::text = {0} OR o.slug = {0}))",
+            query.filters["org"],
         )
-    sql_where = " AND ".join(f"({w})" for w in where)
-    total = await conn.fetchval(f"SELECT count(*) FROM auth.users u WHERE {sql_where}", *args)
-    args += [query.page_size, query.offset]
-    rows = await conn.fetch(
-        f"SELECT {', '.join('u.' + c.strip() for c in COLUMNS.split(','))} FROM auth.users u"
-        f" WHERE {sql_where} ORDER BY u.{query.order_sql} NULLS LAST, u.id"
-        f" LIMIT ${len(args) - 1} OFFSET ${len(args)}",
-        *args,
-    )
-    return rows, total
+    columns = ", ".join("u." + c.strip() for c in COLUMNS.split(","))
+    order = f"u.{query.order_sql} NULLS LAST, u.id"
+    return await fetch_page(conn, columns, "auth.users u", w, query, order)
 
 
 async def update(

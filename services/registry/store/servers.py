@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
+from libs.common.sql import Where, fetch_page
 
 COLUMNS = (
     "s.id, s.name, s.path, s.display_name, s.description, s.transport, s.url, s.command, s.args,"
@@ -95,12 +96,15 @@ async def lock_server(conn: asyncpg.Connection, server_id: uuid.UUID) -> None:
 
 def _where(
     query: ListQuery, names: list[str] | None, orgs: list[str] | None, teams: list[str]
-) -> tuple[str, list[Any]]:
+) -> Where:
     """WHERE clause for a filtered, visibility-limited list (owner teams see their servers)."""
-    args: list[Any] = [names, orgs, teams]
-    clauses = [
-        "($1::text[] IS NULL OR s.name = ANY($1) OR s.org = ANY($2) OR s.owner_team = ANY($3))"
-    ]
+    w = Where()
+    w.add(
+        "({0}::text[] IS NULL OR s.name = ANY({0}) OR s.org = ANY({1}) OR s.owner_team = ANY({2}))",
+        names,
+        orgs,
+        teams,
+    )
     f = query.filters
     simple = {
         "status": "s.status",
@@ -110,22 +114,13 @@ def _where(
     }
     for key, column in simple.items():
         if key in f:
-            args.append(f[key])
-            clauses.append(f"{column} = ${len(args)}")
+            w.add(f"{column} = {{}}", f[key])
     if "tag" in f:
-        args.append(f["tag"])
-        clauses.append(f"${len(args)} = ANY(s.tags)")
+        w.add("{} = ANY(s.tags)", f["tag"])
     if "enabled" in f:
-        args.append(f["enabled"].lower() in ("true", "1", "yes"))
-        clauses.append(f"s.enabled = ${len(args)}")
-    if query.q:
-        args.append(f"%{query.q}%")
-        n = len(args)
-        clauses.append(
-            f"(s.name ILIKE ${n} OR s.description ILIKE ${n} OR s.display_name ILIKE ${n}"
-            f" OR array_to_string(s.tags, ' ') ILIKE ${n})"
-        )
-    return " AND ".join(clauses), args
+        w.add("s.enabled = {}", f["enabled"].lower() in ("true", "1", "yes"))
+    w.search(("s.name", "s.description", "s.display_name", "array_to_string(s.tags, ' ')"), query.q)
+    return w
 
 
 async def list_servers(
@@ -136,14 +131,9 @@ async def list_servers(
     teams: list[str] | None = None,
 ) -> tuple[list[asyncpg.Record], int]:
     """A page of servers visible through `names` (None: all), `orgs` or owner `teams`."""
-    where, args = _where(query, names, orgs, list(teams or []))
-    total = await conn.fetchval(f"SELECT count(*) FROM registry.servers s WHERE {where}", *args)
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM registry.servers s WHERE {where}"
-        f" ORDER BY s.{query.order_sql}, s.name LIMIT {query.page_size} OFFSET {query.offset}",
-        *args,
-    )
-    return rows, total
+    where = _where(query, names, orgs, list(teams or []))
+    order = f"s.{query.order_sql}, s.name"
+    return await fetch_page(conn, COLUMNS, "registry.servers s", where, query, order)
 
 
 async def list_all(

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
+from libs.common.sql import Where, fetch_page
 
 COLUMNS = (
     "t.id, t.server_id, t.name, t.title, t.description, t.input_schema, t.output_schema,"
@@ -110,34 +111,22 @@ async def search_tools(
     conn: asyncpg.Connection, query: ListQuery, visible: Any
 ) -> tuple[list[asyncpg.Record], int]:
     """A page of the tools `visible` (a ToolVisibility) lets one read, with server info."""
-    args: list[Any] = [
+    w = Where()
+    w.add(
+        "({0}::text[] IS NULL OR s.name = ANY({0}) OR s.org = ANY({1}) OR s.owner_team = ANY({2})"
+        " OR EXISTS (SELECT 1 FROM unnest({3}::text[], {4}::text[]) AS g(srv, tool)"
+        "  WHERE g.srv = s.name AND g.tool = t.name))",
         None if visible.everything else visible.servers,
         visible.orgs,
         visible.teams,
         [p[0] for p in visible.pairs],
         [p[1] for p in visible.pairs],
-    ]
-    clauses = [
-        "($1::text[] IS NULL OR s.name = ANY($1) OR s.org = ANY($2) OR s.owner_team = ANY($3)"
-        " OR EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[]) AS g(srv, tool)"
-        "  WHERE g.srv = s.name AND g.tool = t.name))"
-    ]
-    if query.q:
-        args.append(f"%{query.q}%")
-        clauses.append(f"(t.name ILIKE ${len(args)} OR t.description ILIKE ${len(args)})")
-    if "server" in query.filters:
-        args.append(query.filters["server"])
-        clauses.append(f"s.name = ${len(args)}")
-    if "state" in query.filters:
-        args.append(query.filters["state"])
-        clauses.append(f"t.state = ${len(args)}")
-    where = " AND ".join(clauses)
-    base = f"FROM registry.tools t JOIN registry.servers s ON s.id = t.server_id WHERE {where}"
-    total = await conn.fetchval(f"SELECT count(*) {base}", *args)
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS}, s.name AS server, s.enabled AS server_enabled,"
-        f" s.disabled_tools {base} ORDER BY t.{query.order_sql}, s.name"
-        f" LIMIT {query.page_size} OFFSET {query.offset}",
-        *args,
     )
-    return rows, total
+    w.search(("t.name", "t.description"), query.q)
+    if "server" in query.filters:
+        w.add("s.name = {}", query.filters["server"])
+    if "state" in query.filters:
+        w.add("t.state = {}", query.filters["state"])
+    columns = f"{COLUMNS}, s.name AS server, s.enabled AS server_enabled, s.disabled_tools"
+    source = "registry.tools t JOIN registry.servers s ON s.id = t.server_id"
+    return await fetch_page(conn, columns, source, w, query, f"t.{query.order_sql}, s.name")
