@@ -26,7 +26,7 @@ from tests.e2e.gateway_support import (
     wait_listed,
 )
 from tests.integration.gateway.conftest import calculator
-from tests.integration.registry.conftest import run_upstream
+from tests.support.upstreams import run_upstream
 
 INSTANCE = "x-switchboard-instance"
 

@@ -19,7 +19,7 @@ from libs.devstack.stack import Stack
 from tests.e2e.gateway_support import admin_token, api_key, bearer, register, wait_listed
 from tests.integration.gateway.conftest import calculator
 from tests.integration.gateway.upstreams import rich
-from tests.integration.registry.conftest import run_upstream
+from tests.support.upstreams import run_upstream
 
 SDK_VERSION = "1.32.2"  # @modelcontextprotocol/sdk, pinned so runs are reproducible
 SCRIPT = Path(__file__).with_name("ts_client.mjs")

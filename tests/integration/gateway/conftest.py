@@ -7,14 +7,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import nats
 import pytest
 from mcp.server.mcpserver import MCPServer
 
-from libs.common import bus as busmod
-from libs.common import db
 from libs.common.authn import Grant, Principal
-from libs.common.events import Event
 from services.gateway.protocol import CallContext, Gateway
 from services.gateway.registry_sync import RegistrySync
 from services.gateway.routing_table import RoutingTable
@@ -24,10 +20,10 @@ from services.gateway.upstream import UpstreamPool
 from services.registry import refresh, servers
 from services.registry.app import create_app as create_registry
 from services.registry.context import Registry
-from services.registry.crypto import SecretBox
 from services.registry.schemas import ServerCreate
-from tests.integration.registry.conftest import MASTER_KEY, registry_settings
 from tests.support import serving, settings_for
+from tests.support.events import Events, collecting
+from tests.support.registry import delete_user_servers, registry_parts, registry_settings
 
 ADMIN = Principal(kind="user", id="u-admin", name="admin", platform_role="platform_admin")
 
@@ -74,19 +70,15 @@ async def registry(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[
     settings = registry_settings(pg_url, nats_url, namespace)
     async with (
         serving(create_registry(settings)),
-        db.open_pool(settings) as pool,
-        busmod.connect(settings, name="gateway-test-registry") as bus,
+        registry_parts(settings, "gateway-test-registry") as parts,
     ):
-        yield Registry(
-            pool=pool, bus=bus, settings=settings, box=SecretBox.from_base64(MASTER_KEY, "k1")
-        )
+        yield parts
 
 
 @pytest.fixture(autouse=True)
 async def clean_registry(registry: Registry) -> AsyncIterator[None]:
     """Every test starts without user servers."""
-    async with registry.pool.acquire() as conn:
-        await conn.execute("DELETE FROM registry.servers WHERE name <> 'code'")
+    await delete_user_servers(registry.pool)
     yield
 
 
@@ -152,37 +144,11 @@ async def core_factory(
         await core.pool.close()
 
 
-class Events:
-    """Events received on a subject pattern."""
-
-    def __init__(self) -> None:
-        self.items: list[Event] = []
-        self.arrived = asyncio.Condition()
-
-    async def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 5) -> Event:
-        """The first event that matches (already seen or arriving)."""
-        async with asyncio.timeout(timeout), self.arrived:
-            while True:
-                for event in self.items:
-                    if predicate(event):
-                        return event
-                await self.arrived.wait()
-
-
 @pytest.fixture
 async def calls(nats_url: str, namespace: str) -> AsyncIterator[Events]:
     """gateway.tool.called events of one test."""
-    box = Events()
-    nc = await nats.connect(nats_url)
-
-    async def on_msg(msg: Any) -> None:
-        async with box.arrived:
-            box.items.append(Event.from_bytes(msg.data))
-            box.arrived.notify_all()
-
-    await nc.subscribe(f"{namespace}.events.gateway.tool.called", cb=on_msg)
-    yield box
-    await nc.close()
+    async with collecting(nats_url, f"{namespace}.events.gateway.tool.called") as box:
+        yield box
 
 
 @dataclass

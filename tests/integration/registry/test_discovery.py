@@ -8,7 +8,7 @@ from libs.common import rpc
 from services.registry import refresh, servers, tools
 from services.registry.context import Registry
 from services.registry.schemas import ServerCreate
-from tests.integration.registry.conftest import make_upstream, run_upstream
+from tests.support.upstreams import make_upstream, run_upstream
 
 
 async def register(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from services.registry.app import create_app
-from tests.integration.registry.conftest import make_upstream, registry_settings, run_upstream
 from tests.support import serving
+from tests.support.registry import registry_settings
+from tests.support.upstreams import make_upstream, run_upstream
 
 INTERVAL_S = 1.0
 

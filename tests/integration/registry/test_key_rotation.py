@@ -13,8 +13,8 @@ from services.registry.app import create_app
 from services.registry.context import Registry
 from services.registry.crypto import MasterKeyError, SecretBox
 from services.registry.rpc import snapshot
-from tests.integration.registry.conftest import MASTER_KEY, registry_settings
 from tests.support import serving
+from tests.support.registry import MASTER_KEY, registry_settings
 
 NEW_KEY = base64.b64encode(os.urandom(32)).decode()
 

@@ -83,7 +83,7 @@ async def test_an_api_key_carries_its_users_grants(api: Any, auth: Any, registry
 async def test_tool_listings_follow_grants_narrowed_to_tools(
     api: Any, auth: Any, registry_url: str
 ) -> None:
-    from tests.integration.registry.conftest import make_upstream, run_upstream
+    from tests.support.upstreams import make_upstream, run_upstream
 
     org = await auth.create_org()
     narrow = await auth.create_team(org["slug"])

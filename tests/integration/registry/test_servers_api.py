@@ -6,7 +6,7 @@ from typing import Any
 
 from libs.common import rpc
 from services.registry.context import Registry
-from tests.integration.registry.conftest import make_upstream, run_upstream
+from tests.support.upstreams import make_upstream, run_upstream
 
 
 def remote(name: str, url: str, **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from mcp.server.mcpserver import MCPServer
 
 from services.registry.context import Registry
 from services.registry.rpc import snapshot
-from tests.integration.registry.conftest import make_upstream, run_upstream
+from tests.support.upstreams import make_upstream, run_upstream
 
 
 def make_source() -> MCPServer:

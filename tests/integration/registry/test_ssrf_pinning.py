@@ -12,8 +12,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.transport_security import TransportSecuritySettings
 
 from services.registry import pinning, ssrf
-from tests.integration.registry.conftest import make_upstream, run_upstream
 from tests.support import serving
+from tests.support.upstreams import make_upstream, run_upstream
 
 NAMED = TransportSecuritySettings(
     enable_dns_rebinding_protection=True,
