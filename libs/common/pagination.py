@@ -105,3 +105,8 @@ def page_body(items: Sequence[Any], total: int, query: ListQuery) -> dict[str, A
 def paginate(items: Sequence[Any], query: ListQuery) -> dict[str, Any]:
     """Page an in-memory sequence that is already filtered and sorted."""
     return page_body(items[query.offset : query.offset + query.page_size], len(items), query)
+
+
+def paginate_request(request: Request, items: Sequence[Any]) -> dict[str, Any]:
+    """Page a whole list kept in its stored order by the request's page and page_size."""
+    return paginate(items, list_query(request, sorts=("created_at",)))

@@ -19,6 +19,7 @@ from libs.common.events import (
     CredentialChanged,
 )
 from libs.common.http import json_response, no_content, parse_body
+from libs.common.pagination import paginate_request
 from services.auth.access import get_org, require_org
 from services.auth.credentials import ADMIN_TOKEN, API_KEY, SERVICE_TOKEN, new_credential
 from services.auth.events_out import emit
@@ -85,7 +86,7 @@ async def list_keys(request: Request) -> Response:
     async with request.state.pool.acquire() as conn:
         rows = await credentials.list_keys(conn, uuid.UUID(principal.user_id))
     items = [key_view(r) for r in rows]
-    return json_response({"items": items, "total": len(items)})
+    return json_response(paginate_request(request, items))
 
 
 async def revoke_key(request: Request) -> Response:
@@ -168,7 +169,7 @@ async def list_tokens(request: Request) -> Response:
         require_org(principal, org, "admin")
         rows = await credentials.list_tokens(conn, org["id"])
     items = [token_view(r) for r in rows]
-    return json_response({"items": items, "total": len(items)})
+    return json_response(paginate_request(request, items))
 
 
 async def list_all_tokens(request: Request) -> Response:
@@ -179,7 +180,7 @@ async def list_all_tokens(request: Request) -> Response:
     async with request.state.pool.acquire() as conn:
         rows = await credentials.list_tokens_in(conn, only)
     items = [token_view(r) for r in rows]
-    return json_response({"items": items, "total": len(items)})
+    return json_response(paginate_request(request, items))
 
 
 async def revoke_token(request: Request) -> Response:

@@ -23,7 +23,7 @@ from libs.common.events import (
     MembershipChanged,
 )
 from libs.common.http import json_response, no_content, parse_body
-from libs.common.pagination import list_query, page_body
+from libs.common.pagination import list_query, page_body, paginate_request
 from services.auth.access import get_org, org_level, require_org
 from services.auth.credentials import INVITE, new_credential
 from services.auth.events_out import emit, org_payload
@@ -167,7 +167,7 @@ async def list_members(request: Request) -> Response:
         require_org(principal, org, "viewer")
         rows = await orgs.list_members(conn, org["id"])
     items = [member_view(r) for r in rows]
-    return json_response({"items": items, "total": len(items)})
+    return json_response(paginate_request(request, items))
 
 
 def _check_role_change(principal: Principal, org: object, role: str, current: str | None) -> None:
@@ -282,7 +282,7 @@ async def list_roles(request: Request) -> Response:
         org = await get_org(conn, request.path_params["org"])
     require_org(principal, org, "viewer")
     items = [{"role": r, "permissions": p} for r, p in ROLES.items()]
-    return json_response({"items": items, "total": len(items)})
+    return json_response(paginate_request(request, items))
 
 
 def _org_routes(prefix: str) -> list[Route]:

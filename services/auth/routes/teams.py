@@ -25,7 +25,7 @@ from libs.common.events import (
     MembershipChanged,
 )
 from libs.common.http import json_response, no_content, parse_body
-from libs.common.pagination import list_query, page_body
+from libs.common.pagination import list_query, page_body, paginate_request
 from services.auth.access import get_org, get_team, get_team_in_org, require_org, team_org_ref
 from services.auth.events_out import emit, team_payload
 from services.auth.schemas import (
@@ -170,7 +170,7 @@ async def list_members(request: Request) -> Response:
         require_org(principal, team_org_ref(team), "viewer")
         rows = await teams.list_members(conn, team["id"])
     items = [team_member_view(r) for r in rows]
-    return json_response({"items": items, "total": len(items)})
+    return json_response(paginate_request(request, items))
 
 
 async def add_member(request: Request) -> Response:
@@ -236,7 +236,7 @@ async def list_grants(request: Request) -> Response:
         require_org(principal, team_org_ref(team), "viewer")
         rows = await teams.list_grants(conn, team["id"])
     items = [grant_view(r, team["name"]) for r in rows]
-    return json_response({"items": items, "total": len(items)})
+    return json_response(paginate_request(request, items))
 
 
 async def set_grant(request: Request) -> Response:

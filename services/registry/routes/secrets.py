@@ -9,6 +9,7 @@ from starlette.routing import Route
 from libs.common.authn import authenticate
 from libs.common.errors import NotFound, Unprocessable
 from libs.common.http import json_response, no_content, parse_body
+from libs.common.pagination import paginate_request
 from services.registry import permissions, servers
 from services.registry.context import Registry
 from services.registry.schemas import HEADER_RE, KEY_RE, SecretCreate, SecretValue
@@ -39,7 +40,7 @@ async def list_secrets(request: Request) -> Response:
         }
         for r in rows
     ]
-    return json_response({"items": items, "total": len(items)})
+    return json_response(paginate_request(request, items))
 
 
 async def _set(request: Request, key: str, body: SecretValue, status: int) -> Response:

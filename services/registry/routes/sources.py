@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from libs.common.authn import authenticate
 from libs.common.http import json_response, no_content, parse_body, read_json, validate
+from libs.common.pagination import paginate_request
 from services.registry import permissions, servers, sources
 from services.registry.context import Registry
 from services.registry.schemas import SourceCreate, SourceFields, SourceImport
@@ -44,7 +45,7 @@ async def list_sources(request: Request) -> Response:
             sources.source_out(server, r, await sources.imported_names(conn, server, r["id"]))
             for r in rows
         ]
-    return json_response({"items": items, "total": len(items)})
+    return json_response(paginate_request(request, items))
 
 
 async def get_source(request: Request) -> Response:
