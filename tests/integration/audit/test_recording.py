@@ -23,6 +23,21 @@ async def record(pool: asyncpg.Pool, call_id: str) -> asyncpg.Record | None:
         return await conn.fetchrow("SELECT * FROM audit.tool_calls WHERE id = $1::uuid", call_id)
 
 
+async def recorded_under(
+    publisher: busmod.Bus, pool: asyncpg.Pool, policy: str, arguments: dict
+) -> asyncpg.Record:
+    """Set the registry's audit_arguments policy, then publish a call and wait for its record."""
+    setting = Event(
+        type="registry.settings.updated",
+        source="registry",
+        data={"key": "audit_arguments", "value": policy},
+    )
+    await publisher.publish(setting)
+    call = tool_call("github", arguments=arguments)
+    await publisher.publish(call)
+    return await until(lambda: record(pool, call.id))
+
+
 async def test_a_tool_call_is_stored_with_only_argument_names_under_the_keys_policy(
     audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, clean: None
 ) -> None:
@@ -47,18 +62,8 @@ async def test_a_tool_call_is_stored_with_only_argument_names_under_the_keys_pol
 async def test_the_registry_setting_switches_to_full_arguments_with_secrets_masked(
     audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, clean: None
 ) -> None:
-    setting = Event(
-        type="registry.settings.updated",
-        source="registry",
-        data={"key": "audit_arguments", "value": "full"},
-    )
-    await publisher.publish(setting)
-    call = tool_call(
-        "github",
-        arguments={"query": "hello", "password": "hunter2", "nested": {"k": "ghp_abcdefghij1234"}},
-    )
-    await publisher.publish(call)
-    row = await until(lambda: record(audit_pool, call.id))
+    arguments = {"query": "hello", "password": "hunter2", "nested": {"k": "ghp_abcdefghij1234"}}
+    row = await recorded_under(publisher, audit_pool, "full", arguments)
     assert row["arguments"] == {
         "query": "hello",
         "password": "[redacted]",
@@ -69,15 +74,7 @@ async def test_the_registry_setting_switches_to_full_arguments_with_secrets_mask
 async def test_the_none_policy_stores_no_arguments(
     audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, clean: None
 ) -> None:
-    setting = Event(
-        type="registry.settings.updated",
-        source="registry",
-        data={"key": "audit_arguments", "value": "none"},
-    )
-    await publisher.publish(setting)
-    call = tool_call("github", arguments={"query": "hello"})
-    await publisher.publish(call)
-    row = await until(lambda: record(audit_pool, call.id))
+    row = await recorded_under(publisher, audit_pool, "none", {"query": "hello"})
     assert row["arguments"] is None
 
 

@@ -130,6 +130,20 @@ async def exchange(auth: AuthClient, client_id: str, code: str, verifier: str) -
     )
 
 
+async def fresh_code(auth: AuthClient) -> tuple[str, str, str]:
+    """A new user's code for a newly registered client: (client_id, code, verifier)."""
+    user = await auth.create_user()
+    client_id = await register(auth)
+    verifier, challenge = pkce()
+    return client_id, await code_for(auth, user, client_id, challenge), verifier
+
+
+async def fresh_grant(auth: AuthClient) -> tuple[str, dict[str, Any]]:
+    """A new user's tokens for a newly registered client: (client_id, token response)."""
+    client_id, code, verifier = await fresh_code(auth)
+    return client_id, (await exchange(auth, client_id, code, verifier)).json()
+
+
 async def refused_within(client: httpx.AsyncClient, token: str, seconds: float) -> None:
     """Poll the resource server until it answers 401, failing after `seconds`."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -222,11 +236,7 @@ async def test_the_whole_flow_register_authorize_exchange_use_refresh_revoke(
 async def test_revoking_the_access_token_ends_the_grant(
     auth: AuthClient, mcp: httpx.AsyncClient
 ) -> None:
-    user = await auth.create_user()
-    client_id = await register(auth)
-    verifier, challenge = pkce()
-    code = await code_for(auth, user, client_id, challenge)
-    tokens = (await exchange(auth, client_id, code, verifier)).json()
+    client_id, tokens = await fresh_grant(auth)
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert (await mcp.get(WHOAMI, headers=bearer)).status_code == 200
     form = {"token": tokens["access_token"], "client_id": client_id}
@@ -240,11 +250,7 @@ async def test_revoking_the_access_token_ends_the_grant(
 async def test_a_replayed_refresh_token_ends_the_grant(
     auth: AuthClient, mcp: httpx.AsyncClient
 ) -> None:
-    user = await auth.create_user()
-    client_id = await register(auth)
-    verifier, challenge = pkce()
-    code = await code_for(auth, user, client_id, challenge)
-    tokens = (await exchange(auth, client_id, code, verifier)).json()
+    client_id, tokens = await fresh_grant(auth)
     body = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     body["client_id"] = client_id
     fresh = (await auth.http.post("/oauth/token", data=body)).json()
@@ -257,10 +263,7 @@ async def test_a_replayed_refresh_token_ends_the_grant(
 
 
 async def test_a_wrong_code_verifier_is_refused(auth: AuthClient) -> None:
-    user = await auth.create_user()
-    client_id = await register(auth)
-    verifier, challenge = pkce()
-    code = await code_for(auth, user, client_id, challenge)
+    client_id, code, verifier = await fresh_code(auth)
     wrong, _ = pkce()
     resp = await exchange(auth, client_id, code, wrong)
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
@@ -272,10 +275,7 @@ async def test_a_wrong_code_verifier_is_refused(auth: AuthClient) -> None:
 async def test_a_reused_code_is_refused_and_ends_the_grant_it_opened(
     auth: AuthClient, mcp: httpx.AsyncClient
 ) -> None:
-    user = await auth.create_user()
-    client_id = await register(auth)
-    verifier, challenge = pkce()
-    code = await code_for(auth, user, client_id, challenge)
+    client_id, code, verifier = await fresh_code(auth)
     first = await exchange(auth, client_id, code, verifier)
     assert first.status_code == 200
     second = await exchange(auth, client_id, code, verifier)
