@@ -40,6 +40,15 @@ async def get_org(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
     return org
 
 
+async def org_for(
+    conn: asyncpg.Connection, principal: Principal, ref: str, minimum: str
+) -> asyncpg.Record:
+    """An org by id or slug in which the principal holds at least `minimum`, else 404 or 403."""
+    org = await get_org(conn, ref)
+    require_org(principal, org, minimum)
+    return org
+
+
 async def get_team(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
     """A team by id or name, else 404."""
     team = await teams.get(conn, ref)

@@ -20,7 +20,7 @@ from libs.common.events import (
 )
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import paginate_request
-from services.auth.access import get_org, require_org
+from services.auth.access import org_for
 from services.auth.credentials import ADMIN_TOKEN, API_KEY, SERVICE_TOKEN, new_credential
 from services.auth.events_out import emit
 from services.auth.grants import as_grants, not_owned, to_json
@@ -127,8 +127,7 @@ async def create_token(request: Request) -> Response:
         datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     )
     async with request.state.pool.acquire() as conn, conn.transaction():
-        org = await get_org(conn, request.path_params["org"])
-        require_org(principal, org, "admin")
+        org = await org_for(conn, principal, request.path_params["org"], "admin")
         foreign = [s for s in body.scopes if s.split(":")[2] not in (org["slug"], str(org["id"]))]
         if foreign and not principal.is_platform_admin:
             raise Unprocessable(
@@ -165,8 +164,7 @@ async def list_tokens(request: Request) -> Response:
     """An org's live service tokens (org admin; prefix only)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn:
-        org = await get_org(conn, request.path_params["org"])
-        require_org(principal, org, "admin")
+        org = await org_for(conn, principal, request.path_params["org"], "admin")
         rows = await credentials.list_tokens(conn, org["id"])
     items = [token_view(r) for r in rows]
     return json_response(paginate_request(request, items))
@@ -188,8 +186,7 @@ async def revoke_token(request: Request) -> Response:
     principal = await authenticate(request)
     token_id = _uuid(request.path_params["id"], "token")
     async with request.state.pool.acquire() as conn, conn.transaction():
-        org = await get_org(conn, request.path_params["org"])
-        require_org(principal, org, "admin")
+        org = await org_for(conn, principal, request.path_params["org"], "admin")
         row = await credentials.revoke_token(conn, org["id"], token_id)
         if row is None:
             raise NotFound("No such token.", details={"token": str(token_id)})

@@ -24,7 +24,7 @@ from libs.common.events import (
 )
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import list_query, page_body, paginate_request
-from services.auth.access import get_org, org_level, require_org
+from services.auth.access import get_org, org_for, org_level
 from services.auth.credentials import INVITE, new_credential
 from services.auth.events_out import emit, org_payload
 from services.auth.schemas import (
@@ -103,8 +103,7 @@ async def get_org_(request: Request) -> Response:
     """One org (any member, or a token of the org)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn:
-        org = await get_org(conn, request.path_params["org"])
-    require_org(principal, org, "viewer")
+        org = await org_for(conn, principal, request.path_params["org"], "viewer")
     return json_response({**org_view(org), "my_role": org_level(principal, org)})
 
 
@@ -113,8 +112,7 @@ async def update_org(request: Request) -> Response:
     principal = await authenticate(request)
     body = await parse_body(request, OrgUpdate)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        org = await get_org(conn, request.path_params["org"])
-        require_org(principal, org, "admin")
+        org = await org_for(conn, principal, request.path_params["org"], "admin")
         row = await orgs.update(conn, org["id"], body.model_dump(exclude_none=True))
         await emit(conn, ORG_UPDATED, org_payload(row), principal, str(row["id"]))
     return json_response(org_view(row))
@@ -163,8 +161,7 @@ async def list_members(request: Request) -> Response:
     """Members and pending invites of an org (any member)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn:
-        org = await get_org(conn, request.path_params["org"])
-        require_org(principal, org, "viewer")
+        org = await org_for(conn, principal, request.path_params["org"], "viewer")
         rows = await orgs.list_members(conn, org["id"])
     items = [member_view(r) for r in rows]
     return json_response(paginate_request(request, items))
@@ -181,8 +178,7 @@ async def add_member(request: Request) -> Response:
     principal = await authenticate(request)
     body = await parse_body(request, MemberIn)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        org = await get_org(conn, request.path_params["org"])
-        require_org(principal, org, "admin")
+        org = await org_for(conn, principal, request.path_params["org"], "admin")
         user = await users.get(conn, body.user)
         if user is None:
             raise NotFound(f"User {body.user!r} not found.", details={"user": body.user})
@@ -201,8 +197,7 @@ async def set_member_role(request: Request) -> Response:
     principal = await authenticate(request)
     body = await parse_body(request, MemberRoleIn)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        org = await get_org(conn, request.path_params["org"])
-        require_org(principal, org, "admin")
+        org = await org_for(conn, principal, request.path_params["org"], "admin")
         user = await users.get(conn, request.path_params["user"])
         current = await orgs.role_of(conn, org["id"], user["id"]) if user else None
         if user is None or current is None:
@@ -219,8 +214,7 @@ async def remove_member(request: Request) -> Response:
     """Remove a member (org admin; owners only by owners)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        org = await get_org(conn, request.path_params["org"])
-        require_org(principal, org, "admin")
+        org = await org_for(conn, principal, request.path_params["org"], "admin")
         user = await users.get(conn, request.path_params["user"])
         current = await orgs.role_of(conn, org["id"], user["id"]) if user else None
         if user is None or current is None:
@@ -239,8 +233,7 @@ async def invite(request: Request) -> Response:
     cred = new_credential(INVITE)
     ttl = request.state.settings.invite_ttl_s
     async with request.state.pool.acquire() as conn, conn.transaction():
-        org = await get_org(conn, request.path_params["org"])
-        require_org(principal, org, "admin")
+        org = await org_for(conn, principal, request.path_params["org"], "admin")
         _check_role_change(principal, org, body.role, None)
         row = await orgs.insert_invite(conn, org["id"], body.email, body.role, cred.hash, ttl)
         payload = MembershipChanged(str(org["id"]), None, body.role, "pending", email=body.email)
@@ -279,8 +272,7 @@ async def list_roles(request: Request) -> Response:
     """The org roles and their permissions (any member)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn:
-        org = await get_org(conn, request.path_params["org"])
-    require_org(principal, org, "viewer")
+        await org_for(conn, principal, request.path_params["org"], "viewer")
     items = [{"role": r, "permissions": p} for r, p in ROLES.items()]
     return json_response(paginate_request(request, items))
 

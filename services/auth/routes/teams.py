@@ -26,7 +26,14 @@ from libs.common.events import (
 )
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import list_query, page_body, paginate_request
-from services.auth.access import get_org, get_team, get_team_in_org, require_org, team_org_ref
+from services.auth.access import (
+    get_org,
+    get_team,
+    get_team_in_org,
+    org_for,
+    require_org,
+    team_org_ref,
+)
 from services.auth.events_out import emit, team_payload
 from services.auth.schemas import (
     GrantIn,
@@ -49,6 +56,15 @@ async def _team(request: Request, conn: asyncpg.Connection) -> asyncpg.Record:
     return await get_team(conn, ref)
 
 
+async def _team_for(
+    request: Request, conn: asyncpg.Connection, principal: Principal, minimum: str
+) -> asyncpg.Record:
+    """The team of the path, when the principal holds at least `minimum` in its org."""
+    team = await _team(request, conn)
+    require_org(principal, team_org_ref(team), minimum)
+    return team
+
+
 async def _parent(conn: asyncpg.Connection, org_id: uuid.UUID, ref: str | None) -> Any:
     """The parent team's id (it must be in the same org)."""
     if not ref:
@@ -67,8 +83,7 @@ async def create_team(request: Request) -> Response:
     body = await parse_body(request, TeamIn)
     org_ref = request.path_params.get("org") or body.org or _only_org(principal)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        org = await get_org(conn, org_ref)
-        require_org(principal, org, "admin")
+        org = await org_for(conn, principal, org_ref, "admin")
         parent = await _parent(conn, org["id"], body.parent)
         try:
             team_id = await teams.insert(conn, org["id"], body.name, body.description, parent)
@@ -93,8 +108,7 @@ async def list_teams(request: Request) -> Response:
     async with request.state.pool.acquire() as conn:
         only = None if principal.is_platform_admin else _member_orgs(principal)
         if "org" in request.path_params:
-            org = await get_org(conn, request.path_params["org"])
-            require_org(principal, org, "viewer")
+            org = await org_for(conn, principal, request.path_params["org"], "viewer")
             query.filters["org"] = str(org["id"])
             only = None
         rows, total = await teams.list_teams(conn, query, only)
@@ -110,8 +124,7 @@ async def get_team_(request: Request) -> Response:
     """One team with its members and grants (org viewer)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn:
-        team = await _team(request, conn)
-        require_org(principal, team_org_ref(team), "viewer")
+        team = await _team_for(request, conn, principal, "viewer")
         members = await teams.list_members(conn, team["id"])
         grants = await teams.list_grants(conn, team["id"])
     return json_response(
@@ -128,8 +141,7 @@ async def update_team(request: Request) -> Response:
     principal = await authenticate(request)
     body = await parse_body(request, TeamUpdate)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        team = await _team(request, conn)
-        require_org(principal, team_org_ref(team), "admin")
+        team = await _team_for(request, conn, principal, "admin")
         fields: dict[str, Any] = body.model_dump(exclude_none=True, exclude={"parent"})
         if body.parent is not None:
             await teams.lock_hierarchy(conn, team["org_id"])
@@ -155,8 +167,7 @@ async def delete_team(request: Request) -> Response:
     """Delete a team with its memberships and grants (org admin)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        team = await _team(request, conn)
-        require_org(principal, team_org_ref(team), "admin")
+        team = await _team_for(request, conn, principal, "admin")
         await teams.delete(conn, team["id"])
         await emit(conn, TEAM_DELETED, team_payload(team), principal, str(team["org_id"]))
     return no_content()
@@ -166,8 +177,7 @@ async def list_members(request: Request) -> Response:
     """A team's members (org viewer)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn:
-        team = await _team(request, conn)
-        require_org(principal, team_org_ref(team), "viewer")
+        team = await _team_for(request, conn, principal, "viewer")
         rows = await teams.list_members(conn, team["id"])
     items = [team_member_view(r) for r in rows]
     return json_response(paginate_request(request, items))
@@ -192,8 +202,7 @@ async def _set_member(
 ) -> Response:
     """Upsert a team membership; the user must belong to the team's org."""
     async with request.state.pool.acquire() as conn, conn.transaction():
-        team = await _team(request, conn)
-        require_org(principal, team_org_ref(team), "admin")
+        team = await _team_for(request, conn, principal, "admin")
         user = await users.get(conn, user_ref)
         if user is None:
             raise NotFound(f"User {user_ref!r} not found.", details={"user": user_ref})
@@ -216,8 +225,7 @@ async def remove_member(request: Request) -> Response:
     """Remove a user from a team (org admin)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        team = await _team(request, conn)
-        require_org(principal, team_org_ref(team), "admin")
+        team = await _team_for(request, conn, principal, "admin")
         user = await users.get(conn, request.path_params["user"])
         if user is None or not await teams.delete_member(conn, team["id"], user["id"]):
             raise NotFound("No such member.", details={"user": request.path_params["user"]})
@@ -232,8 +240,7 @@ async def list_grants(request: Request) -> Response:
     """A team's grants (org viewer)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn:
-        team = await _team(request, conn)
-        require_org(principal, team_org_ref(team), "viewer")
+        team = await _team_for(request, conn, principal, "viewer")
         rows = await teams.list_grants(conn, team["id"])
     items = [grant_view(r, team["name"]) for r in rows]
     return json_response(paginate_request(request, items))
@@ -245,8 +252,7 @@ async def set_grant(request: Request) -> Response:
     body = await parse_body(request, GrantIn)
     perms = sorted(set(body.permissions))
     async with request.state.pool.acquire() as conn, conn.transaction():
-        team = await _team(request, conn)
-        require_org(principal, team_org_ref(team), "admin")
+        team = await _team_for(request, conn, principal, "admin")
         row = await teams.upsert_grant(conn, team["id"], body.server, perms, body.tools)
         payload = GrantChanged(
             str(row["id"]), team["name"], str(team["org_id"]), body.server, perms, body.tools
@@ -259,8 +265,7 @@ async def delete_grant(request: Request) -> Response:
     """Remove a team's grant on a server (by grant id or server name; org admin)."""
     principal = await authenticate(request)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        team = await _team(request, conn)
-        require_org(principal, team_org_ref(team), "admin")
+        team = await _team_for(request, conn, principal, "admin")
         row = await teams.delete_grant(conn, team["id"], request.path_params["grant"])
         if row is None:
             raise NotFound("No such grant.", details={"grant": request.path_params["grant"]})
