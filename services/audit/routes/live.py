@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import orjson
 from starlette.routing import WebSocketRoute
@@ -96,6 +97,23 @@ async def events_ws(ws: WebSocket) -> None:
     client = hub.register(principal)
     who = {"kind": principal.kind, "id": principal.id, "name": principal.name}
     client.offer({"type": "authenticated", "principal": who, "channels": list(CHANNELS)})
+
+    async def on_text(text: str) -> None:
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            msg = {}
+        await _handle(ws, client, msg if isinstance(msg, dict) else {})
+
+    await _serve(ws, client, on_text)
+
+
+async def _ignore(text: str) -> None:
+    """Health clients have nothing to say."""
+
+
+async def _serve(ws: WebSocket, client: Client, on_text: Callable[[str], Awaitable[None]]) -> None:
+    """Write the client's queue while reading its messages, until either side ends."""
     writer = asyncio.create_task(_writer(ws, client))
     try:
         while not writer.done():
@@ -104,15 +122,11 @@ async def events_ws(ws: WebSocket) -> None:
             if receive not in done:
                 receive.cancel()
                 break
-            try:
-                msg = orjson.loads(receive.result())
-            except orjson.JSONDecodeError:
-                msg = {}
-            await _handle(ws, client, msg if isinstance(msg, dict) else {})
+            await on_text(receive.result())
     except WebSocketDisconnect:
         pass
     finally:
-        hub.unregister(client)
+        ws.state.hub.unregister(client)
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
@@ -124,22 +138,7 @@ async def health_status_ws(ws: WebSocket) -> None:
     hub = ws.state.hub
     client = hub.register(None, health_only=True)
     client.offer({"type": "health", "channel": "health", "data": await hub.health_map()})
-    writer = asyncio.create_task(_writer(ws, client))
-    try:
-        while not writer.done():
-            receive = asyncio.create_task(ws.receive_text())
-            done, _ = await asyncio.wait({receive, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if receive not in done:
-                receive.cancel()
-                break
-            receive.result()
-    except WebSocketDisconnect:
-        pass
-    finally:
-        hub.unregister(client)
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
+    await _serve(ws, client, _ignore)
 
 
 routes = [

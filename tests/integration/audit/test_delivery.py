@@ -16,7 +16,7 @@ from libs.common.events import TOOL_CALLED, Event, ToolCalled
 from services.audit.app import create_app
 from tests.integration.audit.conftest import audit_settings_for
 from tests.integration.audit.private_nats import PrivateNats
-from tests.integration.audit.waiting import until
+from tests.integration.audit.waiting import consumer_idle, until
 from tests.support import serving
 
 PUBLISHERS = 4
@@ -104,7 +104,7 @@ async def test_restarting_the_audit_app_and_nats_mid_stream_loses_and_doubles_no
             await asyncio.wait_for(publishers, 60)
             await until(lambda: _at_least(audit_pool, server, total), timeout=30)
             # give any redelivery a chance to (wrongly) double a record before counting
-            await until(lambda: _consumer_idle(private_nats.url, namespace), timeout=30)
+            await until(lambda: consumer_idle(private_nats.url, namespace), timeout=30)
     finally:
         if not publishers.done():
             publishers.cancel()
@@ -123,16 +123,6 @@ async def _at_least(pool: asyncpg.Pool, server: str, n: int) -> bool:
     return await count_calls(pool, server) >= n
 
 
-async def _consumer_idle(url: str, namespace: str) -> bool:
-    """The durable consumer has nothing pending and nothing awaiting an ack."""
-    nc = await nats.connect(url)
-    try:
-        info = await nc.jetstream().consumer_info(f"{namespace}_EVENTS", "audit-store")
-        return info.num_pending == 0 and info.num_ack_pending == 0
-    finally:
-        await nc.close()
-
-
 async def test_two_audit_replicas_share_the_durable_consumer_without_doubling(
     pg_url: str, nats_url: str, audit_pool: asyncpg.Pool
 ) -> None:
@@ -147,7 +137,7 @@ async def test_two_audit_replicas_share_the_durable_consumer_without_doubling(
                 *(run_publisher(nats_url, namespace, server, total // 3, 0) for _ in range(3))
             )
             await until(lambda: _at_least(audit_pool, server, total), timeout=30)
-            await until(lambda: _consumer_idle(nats_url, namespace), timeout=30)
+            await until(lambda: consumer_idle(nats_url, namespace), timeout=30)
             nc = await nats.connect(nats_url)
             try:
                 info = await nc.jetstream().consumer_info(f"{namespace}_EVENTS", "audit-store")

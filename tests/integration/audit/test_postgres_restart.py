@@ -25,7 +25,7 @@ from libs.common.events import TOOL_CALLED, ToolCalled
 from libs.devstack import postgres
 from services.audit.app import create_app
 from services.audit.settings import AuditSettings
-from tests.integration.audit.waiting import until
+from tests.integration.audit.waiting import consumer_idle, until
 from tests.support import serving, settings_for
 
 PUBLISHERS = 4
@@ -131,16 +131,6 @@ async def stored(url: str, server: str) -> int:
 async def ready(http: httpx.AsyncClient) -> int:
     """The /readyz status code."""
     return (await http.get("/readyz")).status_code
-
-
-async def consumer_idle(url: str, namespace: str) -> bool:
-    """The durable consumer has nothing pending and nothing awaiting an ack."""
-    nc = await nats.connect(url)
-    try:
-        info = await nc.jetstream().consumer_info(f"{namespace}_EVENTS", "audit-store")
-        return info.num_pending == 0 and info.num_ack_pending == 0
-    finally:
-        await nc.close()
 
 
 async def test_restarting_postgres_mid_stream_loses_and_doubles_nothing(

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import nats
+
 
 async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
     """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
@@ -15,3 +17,13 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> A
             if value:
                 return value
             await asyncio.sleep(0.05)
+
+
+async def consumer_idle(url: str, namespace: str) -> bool:
+    """The durable consumer has nothing pending and nothing awaiting an ack."""
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().consumer_info(f"{namespace}_EVENTS", "audit-store")
+        return info.num_pending == 0 and info.num_ack_pending == 0
+    finally:
+        await nc.close()
