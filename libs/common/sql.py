@@ -1,8 +1,8 @@
-"""WHERE clauses with numbered parameters, and one paged select for every list query."""
+"""Numbered-parameter SQL pieces: WHERE clauses, SET lists, and one paged select for lists."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -36,6 +36,15 @@ class Where:
     def sql(self) -> str:
         """The WHERE clause (or nothing)."""
         return f" WHERE {' AND '.join(self.parts)}" if self.parts else ""
+
+
+def assignments(
+    fields: Mapping[str, Any], allowed: Collection[str] | None = None
+) -> tuple[str, list[Any]]:
+    """`col = $2, …, updated_at = now()` for the given (allowed) fields, $1 being the row id."""
+    names = [name for name in fields if allowed is None or name in allowed]
+    sets = [f"{name} = ${i}" for i, name in enumerate(names, start=2)]
+    return ", ".join([*sets, "updated_at = now()"]), [fields[name] for name in names]
 
 
 async def fetch_page(

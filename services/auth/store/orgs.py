@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
-from libs.common.sql import Where, fetch_page
+from libs.common.sql import Where, assignments, fetch_page
 
 COLUMNS = "id, slug, name, display_name, plan, status, created_at, updated_at"
 SORTS = ("created_at", "slug", "name", "plan", "status")
@@ -64,13 +64,9 @@ async def update(
     conn: asyncpg.Connection, org_id: uuid.UUID, fields: dict[str, Any]
 ) -> asyncpg.Record:
     """Set the given updatable fields."""
-    names = [f for f in fields if f in UPDATABLE]
-    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
-    sets = f"{sets}, updated_at = now()" if sets else "updated_at = now()"
+    sets, values = assignments(fields, UPDATABLE)
     return await conn.fetchrow(
-        f"UPDATE auth.orgs SET {sets} WHERE id = $1 RETURNING {COLUMNS}",
-        org_id,
-        *[fields[n] for n in names],
+        f"UPDATE auth.orgs SET {sets} WHERE id = $1 RETURNING {COLUMNS}", org_id, *values
     )
 
 

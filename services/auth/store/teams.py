@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
-from libs.common.sql import Where, fetch_page
+from libs.common.sql import Where, assignments, fetch_page
 
 COLUMNS = (
     "t.id, t.org_id, t.parent_id, t.name, t.description, t.created_at, t.updated_at,"
@@ -63,12 +63,8 @@ async def list_teams(
 
 async def update(conn: asyncpg.Connection, team_id: uuid.UUID, fields: dict[str, Any]) -> None:
     """Set name, description and/or parent."""
-    names = [f for f in fields if f in ("name", "description", "parent_id")]
-    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
-    sets = f"{sets}, updated_at = now()" if sets else "updated_at = now()"
-    await conn.execute(
-        f"UPDATE auth.teams SET {sets} WHERE id = $1", team_id, *[fields[n] for n in names]
-    )
+    sets, values = assignments(fields, ("name", "description", "parent_id"))
+    await conn.execute(f"UPDATE auth.teams SET {sets} WHERE id = $1", team_id, *values)
 
 
 async def delete(conn: asyncpg.Connection, team_id: uuid.UUID) -> None:

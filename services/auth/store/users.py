@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
-from libs.common.sql import Where, fetch_page
+from libs.common.sql import Where, assignments, fetch_page
 
 COLUMNS = (
     "id, username, email, display_name, password_hash, platform_role, status, plan, mfa_secret,"
@@ -93,13 +93,9 @@ async def update(
     conn: asyncpg.Connection, user_id: uuid.UUID, fields: dict[str, Any]
 ) -> asyncpg.Record:
     """Set the given updatable fields."""
-    names = [f for f in fields if f in UPDATABLE]
-    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
-    sets = f"{sets}, updated_at = now()" if sets else "updated_at = now()"
+    sets, values = assignments(fields, UPDATABLE)
     return await conn.fetchrow(
-        f"UPDATE auth.users SET {sets} WHERE id = $1 RETURNING {COLUMNS}",
-        user_id,
-        *[fields[n] for n in names],
+        f"UPDATE auth.users SET {sets} WHERE id = $1 RETURNING {COLUMNS}", user_id, *values
     )
 
 

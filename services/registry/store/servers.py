@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.pagination import ListQuery
-from libs.common.sql import Where, fetch_page
+from libs.common.sql import Where, assignments, fetch_page
 
 COLUMNS = (
     "s.id, s.name, s.path, s.display_name, s.description, s.transport, s.url, s.command, s.args,"
@@ -166,12 +166,8 @@ async def update_server(
     """Update the given columns, bump the version."""
     data = {k: v for k, v in fields.items() if k in WRITABLE}
     data["version"] = await next_version(conn)
-    sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(data, start=2))
-    await conn.execute(
-        f"UPDATE registry.servers SET {sets}, updated_at = now() WHERE id = $1",
-        server_id,
-        *data.values(),
-    )
+    sets, values = assignments(data)
+    await conn.execute(f"UPDATE registry.servers SET {sets} WHERE id = $1", server_id, *values)
     return await get_server_by_id(conn, server_id)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from libs.common.sql import assignments
 from services.registry.crypto import Sealed
 
 COLUMNS = (
@@ -65,12 +66,8 @@ async def update_source(
     data = {k: v for k, v in fields.items() if k in ("name", "description", "transport", "url")}
     if not data:
         return
-    sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(data, start=2))
-    await conn.execute(
-        f"UPDATE registry.sources SET {sets}, updated_at = now() WHERE id = $1",
-        source_id,
-        *data.values(),
-    )
+    sets, values = assignments(data)
+    await conn.execute(f"UPDATE registry.sources SET {sets} WHERE id = $1", source_id, *values)
 
 
 async def set_headers(

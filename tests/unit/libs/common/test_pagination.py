@@ -4,7 +4,7 @@ import pytest
 from starlette.requests import Request
 
 from libs.common.errors import Unprocessable
-from libs.common.pagination import ListQuery, list_query, page_body, paginate
+from libs.common.pagination import ListQuery, list_query, page_body, paginate, paginate_request
 
 
 def request_with(query: str) -> Request:
@@ -62,3 +62,8 @@ def test_paginate_slices_in_memory() -> None:
     body = paginate(list(range(45)), ListQuery(page=3, page_size=20))
     assert body["items"] == list(range(40, 45))
     assert body["pages"] == 3
+
+
+def test_paginate_request_pages_a_whole_list_by_the_request() -> None:
+    body = paginate_request(request_with("page=2&page_size=2"), [1, 2, 3])
+    assert (body["items"], body["total"], body["page"], body["pages"]) == ([3], 3, 2, 2)
