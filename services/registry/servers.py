@@ -7,8 +7,9 @@ from typing import Any
 import asyncpg
 
 from libs.common import events as ev
+from libs.common.authn import Principal
 from libs.common.errors import Conflict, NotFound, Unprocessable
-from services.registry import ssrf, views
+from services.registry import permissions, ssrf, views
 from services.registry.context import SCHEMA, Registry
 from services.registry.crypto import MASK
 from services.registry.schemas import ServerCreate, ServerFields
@@ -193,6 +194,20 @@ async def get_or_404(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
     server = await servers_store.get_server(conn, ref)
     if server is None:
         raise NotFound(f"Server {ref!r} not found.", details={"server": ref})
+    return server
+
+
+async def readable(conn: asyncpg.Connection, principal: Principal, ref: str) -> asyncpg.Record:
+    """A server the principal may read, else 404."""
+    server = await get_or_404(conn, ref)
+    permissions.require_read(principal, server, ref)
+    return server
+
+
+async def writable(conn: asyncpg.Connection, principal: Principal, ref: str) -> asyncpg.Record:
+    """A server the principal may change, else 404 (invisible) or 403."""
+    server = await get_or_404(conn, ref)
+    permissions.require_write(principal, server, ref)
     return server
 
 

@@ -9,7 +9,7 @@ from starlette.routing import Route
 from libs.common.authn import authenticate, require_platform_admin
 from libs.common.errors import Unprocessable
 from libs.common.http import json_response, read_json, validate
-from services.registry import catalog_sync, importing, llm, permissions, servers, ssrf
+from services.registry import catalog_sync, importing, llm, servers, ssrf
 from services.registry.context import Registry
 from services.registry.schemas import SyncBody
 from services.registry.store import servers as servers_store
@@ -53,8 +53,7 @@ async def generate_description(request: Request) -> Response:
     ref = request.path_params["name"]
     reg: Registry = request.state.registry
     async with reg.pool.acquire() as conn:
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
         cfg = await reg.config(conn, reveal=True)
         tools = await tools_store.list_for_servers(conn, [server["id"]])
     text = await llm.describe(cfg, server, tools, reg.settings.llm_timeout_s)

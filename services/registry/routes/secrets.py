@@ -10,7 +10,7 @@ from libs.common.authn import authenticate
 from libs.common.errors import NotFound, Unprocessable
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import paginate_request
-from services.registry import permissions, servers
+from services.registry import servers
 from services.registry.context import Registry
 from services.registry.schemas import HEADER_RE, KEY_RE, SecretCreate, SecretValue
 from services.registry.store import secrets as secrets_store
@@ -27,8 +27,7 @@ async def list_secrets(request: Request) -> Response:
     ref = request.path_params["name"]
     reg: Registry = request.state.registry
     async with reg.pool.acquire() as conn:
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
         rows = await secrets_store.list_secrets(conn, [server["id"]])
     items = [
         {
@@ -55,8 +54,7 @@ async def _set(request: Request, key: str, body: SecretValue, status: int) -> Re
         )
     reg: Registry = request.state.registry
     async with reg.pool.acquire() as conn, conn.transaction():
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
         await servers.store_secrets(
             reg, conn, server["id"], body.kind, {key: body.value}, replace=False
         )
@@ -87,8 +85,7 @@ async def delete_secret(request: Request) -> Response:
         raise Unprocessable("Invalid kind.", details={"fields": {"kind": "must be env or header"}})
     reg: Registry = request.state.registry
     async with reg.pool.acquire() as conn, conn.transaction():
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
         if not await secrets_store.delete_secret(conn, server["id"], kind, key):
             raise NotFound(f"No secret {key!r} on {server['name']!r}.", details={"key": key})
         await servers.touch(reg, conn, server, ["secrets"], principal.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -60,8 +62,7 @@ async def get_server(request: Request) -> Response:
     principal = await authenticate(request)
     ref = request.path_params["name"]
     async with _reg(request).pool.acquire() as conn:
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_read(principal, server, ref)
+        server = await servers.readable(conn, principal, ref)
         return json_response(await servers.public_view(conn, server))
 
 
@@ -70,8 +71,7 @@ async def server_details(request: Request) -> Response:
     principal = await authenticate(request)
     ref = request.path_params["name"]
     async with _reg(request).pool.acquire() as conn:
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_read(principal, server, ref)
+        server = await servers.readable(conn, principal, ref)
         view = await servers.public_view(conn, server)
         tool_rows = await tools_store.list_for_servers(conn, [server["id"]])
     view["tools"] = [views.tool_out(server, t) for t in tool_rows]
@@ -87,13 +87,17 @@ async def update_server(request: Request) -> Response:
     body = await parse_body(request, ServerUpdate)
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
         server, due = await servers.update(reg, conn, server, body, principal.id)
     if due and server["enabled"]:
         await refresh.refresh(reg, server["id"], principal.id)
+    return await _current_view(reg, server["id"])
+
+
+async def _current_view(reg: Registry, server_id: uuid.UUID) -> Response:
+    """The server as stored now (after a refresh), in its public form."""
     async with reg.pool.acquire() as conn:
-        server = await servers_store.get_server_by_id(conn, server["id"])
+        server = await servers_store.get_server_by_id(conn, server_id)
         return json_response(await servers.public_view(conn, server))
 
 
@@ -103,8 +107,7 @@ async def delete_server(request: Request) -> Response:
     ref = request.path_params["name"]
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
         await servers.delete(reg, conn, server, principal.id)
     return no_content()
 
@@ -117,15 +120,12 @@ async def toggle_server(request: Request) -> Response:
     body = validate(ToggleBody, raw)
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
         enabled = (not server["enabled"]) if body.enabled is None else body.enabled
         server = await servers.toggle(reg, conn, server, enabled, principal.id)
     if enabled:
         await refresh.refresh(reg, server["id"], principal.id)
-    async with reg.pool.acquire() as conn:
-        server = await servers_store.get_server_by_id(conn, server["id"])
-        return json_response(await servers.public_view(conn, server))
+    return await _current_view(reg, server["id"])
 
 
 async def refresh_server(request: Request) -> Response:
@@ -134,8 +134,7 @@ async def refresh_server(request: Request) -> Response:
     ref = request.path_params["name"]
     reg = _reg(request)
     async with reg.pool.acquire() as conn:
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
     outcome = await refresh.refresh(reg, server["id"], principal.id)
     return json_response({"server": server["name"], **outcome})
 

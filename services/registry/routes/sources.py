@@ -27,8 +27,7 @@ async def create_source(request: Request) -> Response:
     body = await parse_body(request, SourceCreate)
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
         source = await sources.create(reg, conn, server, body, principal.id)
     return json_response(sources.source_out(server, source), 201)
 
@@ -38,8 +37,7 @@ async def list_sources(request: Request) -> Response:
     principal = await authenticate(request)
     ref = request.path_params["name"]
     async with _reg(request).pool.acquire() as conn:
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_read(principal, server, ref)
+        server = await servers.readable(conn, principal, ref)
         rows = await sources_store.list_sources(conn, server["id"])
         items = [
             sources.source_out(server, r, await sources.imported_names(conn, server, r["id"]))

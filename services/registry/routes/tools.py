@@ -27,8 +27,7 @@ async def list_server_tools(request: Request) -> Response:
     ref = request.path_params["name"]
     query = list_query(request, sorts=tools_store.SORTS, default_sort="name", default_order="asc")
     async with _reg(request).pool.acquire() as conn:
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_read(principal, server, ref)
+        server = await servers.readable(conn, principal, ref)
         rows = await tools_store.list_for_servers(conn, [server["id"]])
     items = [
         views.tool_out(server, t)
@@ -72,8 +71,7 @@ async def get_tool(request: Request) -> Response:
     principal = await authenticate(request)
     ref, name = request.path_params["name"], request.path_params["tool"]
     async with _reg(request).pool.acquire() as conn:
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_read(principal, server, ref)
+        server = await servers.readable(conn, principal, ref)
         if not permissions.can(principal, "read", server, name):
             raise NotFound(f"Tool {name!r} not found.", details={"server": ref, "tool": name})
         return json_response(views.tool_out(server, await tools.get_or_404(conn, server, name)))
@@ -84,8 +82,7 @@ async def get_disabled_tools(request: Request) -> Response:
     principal = await authenticate(request)
     ref = request.path_params["name"]
     async with _reg(request).pool.acquire() as conn:
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_read(principal, server, ref)
+        server = await servers.readable(conn, principal, ref)
     return json_response({"server": server["name"], "tools": list(server["disabled_tools"])})
 
 
@@ -96,8 +93,7 @@ async def put_disabled_tools(request: Request) -> Response:
     body = await parse_body(request, DisabledTools)
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
         server = await tools.set_disabled(reg, conn, server, body.tools, principal.id)
     return json_response({"server": server["name"], "tools": list(server["disabled_tools"])})
 
@@ -108,8 +104,7 @@ async def _set_enabled(request: Request, enabled: bool) -> Response:
     ref, name = request.path_params["name"], request.path_params["tool"]
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        server = await servers.writable(conn, principal, ref)
         await tools.get_or_404(conn, server, name)
         current = set(server["disabled_tools"])
         wanted = current - {name} if enabled else current | {name}
@@ -140,8 +135,7 @@ async def approve_tool(request: Request) -> Response:
     ref, name = request.path_params["name"], request.path_params["tool"]
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
-        server = await servers.get_or_404(conn, ref)
-        permissions.require_write(principal, server, ref)
+        await servers.writable(conn, principal, ref)
         view = await tools.approve(reg, conn, ref, name, principal.id)
     return json_response(view)
 
