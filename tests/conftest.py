@@ -6,7 +6,8 @@
 - `namespace`: a random `t<hex>`; pass it as SWITCHBOARD_NAMESPACE (settings.namespace) so subjects
   and streams never collide with other runs. Streams named with it are deleted at the end.
 The servers come from libs.devstack: DATABASE_URL / NATS_URL when set and reachable, else the
-default local ports, else private servers under .run/ (one per xdist worker).
+default local ports (Postgres only when it allows MIN_CONNECTIONS), else private servers under
+.run/ (one per xdist worker).
 """
 
 import os
@@ -20,6 +21,10 @@ from libs.devstack import nats as devstack_nats
 from libs.devstack import postgres
 
 
+# each worker runs several services and an e2e stack at once: more than a stock server's 100
+MIN_CONNECTIONS = 250
+
+
 def worker_name() -> str:
     """Return the xdist worker id (gw0, gw1, ...) or `main` without xdist."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -28,7 +33,7 @@ def worker_name() -> str:
 @pytest.fixture(scope="session")
 async def pg_server() -> AsyncIterator[postgres.Postgres]:
     """Yield a reachable Postgres server (stopped at the end only if this session started it)."""
-    server = await postgres.ensure_postgres(f"pg-test-{worker_name()}")
+    server = await postgres.ensure_postgres(f"pg-test-{worker_name()}", MIN_CONNECTIONS)
     yield server
     server.stop()
 

@@ -51,14 +51,27 @@ async def is_reachable(url: str, timeout: float = 2.0) -> bool:
     return True
 
 
-async def ensure_postgres(name: str = "pg") -> Postgres:
-    """Use DATABASE_URL, else 127.0.0.1:5432, else start a private cluster under .run/<name>."""
+async def ensure_postgres(name: str = "pg", min_connections: int = 0) -> Postgres:
+    """Use DATABASE_URL, else 127.0.0.1:5432, else start a private cluster under .run/<name>.
+
+    With min_connections, the local server is used only when it allows that many connections
+    (the test suite runs many services at once; a stock server allows 100).
+    """
     configured = os.environ.get("DATABASE_URL")
     if configured and await is_reachable(configured):
         return Postgres(url=configured)
-    if await is_reachable(DEFAULT_URL):
+    if await is_reachable(DEFAULT_URL) and await max_connections(DEFAULT_URL) >= min_connections:
         return Postgres(url=DEFAULT_URL)
     return start_private_cluster(name)
+
+
+async def max_connections(url: str) -> int:
+    """The server's max_connections setting."""
+    conn = await asyncpg.connect(url, timeout=2.0)
+    try:
+        return int(await conn.fetchval("SHOW max_connections"))
+    finally:
+        await conn.close()
 
 
 def find_bin_dir() -> Path | None:

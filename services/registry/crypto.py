@@ -7,6 +7,7 @@ import binascii
 import os
 from dataclasses import dataclass, field
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MASK = "********"
@@ -14,6 +15,10 @@ MASK = "********"
 
 class MasterKeyError(ValueError):
     """The master key is missing or not base64 of 32 bytes."""
+
+
+class SecretUnreadable(MasterKeyError):
+    """A stored value does not open with the configured keys (wrong or missing master key)."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,13 @@ class SecretBox:
         return Sealed(nonce, ct, self.key_id)
 
     def open(self, sealed: Sealed, aad: str) -> str:
-        """Decrypt a sealed value."""
+        """Decrypt a sealed value; SecretUnreadable when no configured key opens it."""
         key = self.keys.get(sealed.key_id)
         if key is None:
-            raise MasterKeyError(f"no master key with id {sealed.key_id!r} is configured")
-        return AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, aad.encode()).decode()
+            raise SecretUnreadable(f"no master key with id {sealed.key_id!r} is configured")
+        try:
+            return AESGCM(key).decrypt(sealed.nonce, sealed.ciphertext, aad.encode()).decode()
+        except InvalidTag:
+            raise SecretUnreadable(
+                f"the value does not open with master key {sealed.key_id!r}"
+            ) from None

@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import structlog
 
 from libs.common import rpc
 from libs.common.errors import ValidationError
 from services.registry import setting_keys, sources, views
 from services.registry.context import Registry
+from services.registry.crypto import SecretUnreadable
 from services.registry.store import secrets as secrets_store
 from services.registry.store import servers as servers_store
 from services.registry.store import sources as sources_store
 from services.registry.store import tools as tools_store
+
+log = structlog.get_logger()
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -65,24 +69,33 @@ async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
         by_secrets.setdefault(row["server_id"], []).append(row)
     out: list[dict[str, Any]] = []
     size = 0
+    consumed = 0  # servers of the page dealt with, skipped ones included
     for server in page:
-        view = views.snapshot_server(
-            server,
-            by_tools.get(server["id"], []),
-            by_secrets.get(server["id"], []),
-            reg.box,
-            upstreams,
-        )
+        consumed += 1
+        try:
+            view = views.snapshot_server(
+                server,
+                by_tools.get(server["id"], []),
+                by_secrets.get(server["id"], []),
+                reg.box,
+                upstreams,
+            )
+        except SecretUnreadable as exc:
+            # one server sealed under a key this replica lacks must not hide all the others;
+            # it is left out (not routable) and said loudly
+            log.error("server_secrets_unreadable", server=server["name"], error=str(exc))
+            continue
         size += len(orjson.dumps(view))
         if out and size > MAX_REPLY_BYTES:
+            consumed -= 1  # it goes first on the next page
             break
         out.append(view)
-    more = len(out) < len(page) or len(servers) > limit
+    more = consumed < len(page) or len(servers) > limit
     return {
         "version": version,
         "settings": {k: cfg[k] for k, key in setting_keys.KEYS.items() if key.routing},
         "servers": out,
-        "next_offset": offset + len(out) if more else None,
+        "next_offset": offset + consumed if more else None,
     }
 
 

@@ -41,13 +41,13 @@ def audit_settings_for(pg_url: str, nats_url: str, namespace: str, **env: Any) -
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def audit_settings(pg_url: str, nats_url: str, namespace: str) -> AuditSettings:
     """Settings of the shared audit app."""
     return audit_settings_for(pg_url, nats_url, namespace)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def audit_pool(audit_settings: AuditSettings) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test database with the audit migrations applied."""
     async with db.open_pool(audit_settings) as pool:
@@ -55,14 +55,14 @@ async def audit_pool(audit_settings: AuditSettings) -> AsyncIterator[asyncpg.Poo
         yield pool
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def audit_url(audit_settings: AuditSettings, audit_pool: asyncpg.Pool) -> AsyncIterator[str]:
     """The base URL of an audit app running for the whole session."""
     async with serving(create_app(audit_settings)) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def publisher(audit_settings: AuditSettings) -> AsyncIterator[busmod.Bus]:
     """A bus to publish events as another service would."""
     async with busmod.connect(audit_settings, name="audit-test-publisher") as bus:
@@ -100,14 +100,14 @@ class People:
     carol: User  # admin of org B
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
     """The real auth service, in-process, on the session's namespace."""
     async with auth_service(pg_url, nats_url, namespace) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def people(auth: AuthClient) -> People:
     """Two orgs with an admin each and a member in the first."""
     org_a = await auth.create_org()

@@ -41,14 +41,14 @@ async def call_tool(request: Request) -> Response:
     return json_response({"ok": True})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
     """The running auth service and an admin-capable client."""
     async with auth_service(pg_url, nats_url, namespace) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def probe(
     auth: AuthClient, pg_url: str, nats_url: str, namespace: str
 ) -> AsyncIterator[httpx.AsyncClient]:

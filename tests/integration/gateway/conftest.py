@@ -64,7 +64,7 @@ def calculator(name: str = "calc") -> MCPServer:
     return server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def registry(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[Registry]:
     """A real registry app for the session, plus its logic on our own pool and bus."""
     settings = registry_settings(pg_url, nats_url, namespace)
@@ -206,7 +206,7 @@ def modern_headers(method: str, name: str | None = None) -> dict[str, str]:
     return headers
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def stack(
     registry: Registry, pg_url: str, nats_url: str, namespace: str
 ) -> AsyncIterator[Stack]:

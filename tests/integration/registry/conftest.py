@@ -25,20 +25,20 @@ from tests.support.upstreams import LOCAL, Upstream, make_upstream, run_upstream
 __all__ = ["LOCAL", "MASTER_KEY", "Upstream", "make_upstream", "registry_settings", "run_upstream"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def registry_settings_(pg_url: str, nats_url: str, namespace: str) -> RegistrySettings:
     """The settings of the session's registry."""
     return registry_settings(pg_url, nats_url, namespace)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def registry_url(registry_settings_: RegistrySettings) -> AsyncIterator[str]:
     """A registry running in-process for the whole session (migrations applied)."""
     async with serving(create_app(registry_settings_)) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def reg(registry_url: str, registry_settings_: RegistrySettings) -> AsyncIterator[Registry]:
     """The registry's shared parts on a pool and bus of our own, for calling its logic directly."""
     async with registry_parts(registry_settings_, "registry-test") as parts:
@@ -79,7 +79,7 @@ async def server_row(pool: asyncpg.Pool, name: str) -> asyncpg.Record:
         return await conn.fetchrow("SELECT * FROM registry.servers WHERE name = $1", name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[Any]:
     """The real auth service for this session."""
     from tests.support.auth import auth_service
@@ -88,7 +88,7 @@ async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[Any]
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def admin_token(auth: Any) -> str:
     """A platform admin's JWT."""
     return await auth.admin_token()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +22,7 @@ from services.sandbox.app import create_app as create_sandbox
 from services.sandbox.settings import SandboxSettings
 from tests.support import serving, settings_for
 from tests.support.auth import AuthClient, auth_service
+from tests.support.registry import MASTER_KEY
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sandbox"
 ECHO_SERVER = str(FIXTURES / "echo_server.py")
@@ -32,20 +31,20 @@ NPM_DIR = Path(__file__).resolve().parents[3] / ".run" / "npm-everything"
 EVERYTHING = NPM_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
     """The real auth service."""
     async with auth_service(pg_url, nats_url, namespace) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def admin(auth: AuthClient) -> dict[str, str]:
     """Headers of the platform admin."""
     return auth.bearer(await auth.admin_token())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def registry(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[str]:
     """The real registry (servers and their decrypted specs come from it)."""
     settings = settings_for(
@@ -53,7 +52,8 @@ async def registry(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[
         pg_url=pg_url,
         nats_url=nats_url,
         namespace=namespace,
-        REGISTRY_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
+        # the database is shared with other tests' registries: one master key for all
+        REGISTRY_MASTER_KEY=MASTER_KEY,
         REGISTRY_HEALTH_ENABLED="false",
         REGISTRY_SANDBOX_TIMEOUT_S="10",
     )
@@ -77,7 +77,7 @@ def sandbox_settings(pg_url: str, nats_url: str, namespace: str, **env: Any) -> 
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def sandbox(
     pg_url: str, nats_url: str, namespace: str, auth: AuthClient, registry: str
 ) -> AsyncIterator[Any]:
@@ -92,21 +92,21 @@ async def sandbox(
         shutil.rmtree(settings.work_root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def api(sandbox: Any) -> AsyncIterator[httpx.AsyncClient]:
     """HTTP client of the sandbox."""
     async with httpx.AsyncClient(base_url=sandbox.url, timeout=30) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def reg_api(registry: str) -> AsyncIterator[httpx.AsyncClient]:
     """HTTP client of the registry."""
     async with httpx.AsyncClient(base_url=registry, timeout=30) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def bus(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[Bus]:
     """A bus of our own in the test namespace, for RPC calls like the gateway makes."""
     settings = sandbox_settings(pg_url, nats_url, namespace)
@@ -139,7 +139,7 @@ class EventTap:
                 await self.changed.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def events(nats_url: str, namespace: str) -> AsyncIterator[EventTap]:
     """A core-NATS tap on events.sandbox.> (JetStream publishes reach core subscribers too)."""
     tap = EventTap()
@@ -174,7 +174,7 @@ def unique_name(prefix: str = "echo") -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def server_everything() -> Path:
     """`@modelcontextprotocol/server-everything` from npm, installed once under .run/."""
     entry = EVERYTHING / "dist" / "index.js"

@@ -23,7 +23,7 @@ META = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def gateway(
     pg_url: str, nats_url: str, namespace: str, sandbox: Any, registry: str
 ) -> AsyncIterator[str]:
