@@ -20,7 +20,6 @@ import pytest
 from libs.devstack import nats as devstack_nats
 from libs.devstack import postgres
 
-
 # each worker runs several services and an e2e stack at once: more than a stock server's 100
 MIN_CONNECTIONS = 250
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from libs.common.settings import Settings
+from libs.devstack import postgres
 
 S = TypeVar("S", bound=Settings)
 
@@ -71,3 +73,14 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 15)
+
+
+@asynccontextmanager
+async def package_database(server: postgres.Postgres, label: str) -> AsyncIterator[str]:
+    """A fresh database `sbtest_<hex>_<label>` for one test package, dropped after it."""
+    name = f"sbtest_{secrets.token_hex(4)}_{label}"
+    url = await postgres.create_database(server.url, name)
+    try:
+        yield url
+    finally:
+        await postgres.drop_database(server.url, name)

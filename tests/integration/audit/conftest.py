@@ -12,9 +12,10 @@ import pytest
 
 from libs.common import bus as busmod
 from libs.common import db, migrate
+from libs.devstack import postgres
 from services.audit.app import MIGRATIONS_DIR, create_app
 from services.audit.settings import AuditSettings
-from tests.support import serving, settings_for
+from tests.support import package_database, serving, settings_for
 from tests.support.auth import AuthClient, User, auth_service
 
 TABLES = (
@@ -39,6 +40,20 @@ def audit_settings_for(pg_url: str, nats_url: str, namespace: str, **env: Any) -
     return settings_for(
         AuditSettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace, **(defaults | env)
     )
+
+
+@pytest.fixture(scope="package")
+def namespace(namespace: str) -> str:
+    """A NATS namespace of this package's own: its services' consumers, responders and events
+    never meet another package's."""
+    return f"{namespace}aud"
+
+
+@pytest.fixture(scope="package")
+async def pg_url(pg_server: postgres.Postgres) -> AsyncIterator[str]:
+    """A database of this package's own: what its tests register never shows up elsewhere."""
+    async with package_database(pg_server, "aud") as url:
+        yield url
 
 
 @pytest.fixture(scope="package")

@@ -39,7 +39,7 @@ async def test_every_credential_kind_works_against_another_service(
         (auth.bearer(auth.admin_api_token), "admin_token"),
     ]:
         resp = await probe.get(WHOAMI, headers=headers)
-        assert resp.status_code == 200, resp.text
+        assert resp.status_code == 200, (kind, resp.text)
         assert resp.json()["kind"] == kind
     path = "/api/v1/probe/servers/github/call"
     ok = await probe.post(path, params={"tool": "search"}, headers={"X-API-Key": key})

@@ -86,10 +86,15 @@ async def test_five_wrong_passwords_lock_the_account(auth: AuthClient) -> None:
 
 
 async def test_too_many_failures_from_one_source_lock_the_source(
-    pg_url: str, nats_url: str, namespace: str
+    auth: AuthClient, pg_url: str, nats_url: str, namespace: str
 ) -> None:
+    # same database: keep the package's admin token, or this second service would replace it
     async with auth_service(
-        pg_url, nats_url, f"{namespace}s", AUTH_MAX_SOURCE_FAILURES=3
+        pg_url,
+        nats_url,
+        f"{namespace}s",
+        AUTH_MAX_SOURCE_FAILURES=3,
+        SWITCHBOARD_ADMIN_TOKEN=auth.admin_api_token,
     ) as strict:
         source = {"X-Real-IP": "203.0.113.7"}
         for i in range(3):

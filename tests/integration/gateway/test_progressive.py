@@ -36,6 +36,7 @@ async def test_progressive_mode_searches_describes_and_calls_only_permitted_tool
     ):
         await register(registry, "alpha", url_a)
         await register(registry, "beta", url_b)
+        await stack.wait_for_tool(probe, "alpha__add")
         await stack.wait_for_tool(probe, "beta__add")
         http, client = sdk_client(f"{stack.url}/mcp?exposure=progressive", key, mode)
         async with http, client:
