@@ -194,6 +194,7 @@ def build_app(
                 RequestContextMiddleware,
                 service=settings.service,
                 max_body_bytes=settings.max_body_bytes,
+                instance=instance_id(settings),
             ),
             *middleware,
         ],

@@ -113,10 +113,12 @@ def _wanted_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 class RequestContextMiddleware:
     """Request id, trace id, body limit, metrics, access log and the last-resort error handler."""
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int, instance: str) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        # which replica answered: scale tests and operators read it
+        self.instance_header = (b"x-switchboard-instance", instance.encode("latin-1", "replace"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -154,8 +156,10 @@ class RequestContextMiddleware:
                 started = True
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [
-                    (b"x-request-id", request_id.encode())
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                    self.instance_header,
                 ]
             await send(message)
 

@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 
-from libs.common.app import build_app, instance_id
+from libs.common.app import build_app
 from services.gateway import registry_sync, sessions
-from services.gateway.instance import InstanceHeader
 from services.gateway.protocol import Gateway
 from services.gateway.rate_limit import RateLimiter, parse_overrides
 from services.gateway.relay import Relay
@@ -84,5 +82,4 @@ def create_app(settings: GatewaySettings) -> Starlette:
         ],
         migrations=MIGRATIONS_DIR,
         extra=extra,
-        middleware=[Middleware(InstanceHeader, instance=instance_id(settings))],
     )
