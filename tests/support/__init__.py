@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -75,12 +76,26 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
             await asyncio.wait_for(task, 15)
 
 
-@asynccontextmanager
-async def package_database(server: postgres.Postgres, label: str) -> AsyncIterator[str]:
-    """A fresh database `sbtest_<hex>_<label>` for one test package, dropped after it."""
-    name = f"sbtest_{secrets.token_hex(4)}_{label}"
-    url = await postgres.create_database(server.url, name)
-    try:
-        yield url
-    finally:
-        await postgres.drop_database(server.url, name)
+def package_isolation(label: str) -> tuple[Any, Any]:
+    """`namespace` and `pg_url` fixtures for one test package (assign both in its conftest).
+
+    The package gets a NATS namespace and a database of its own, so what its services register,
+    publish or consume never reaches another package's tests.
+    """
+
+    @pytest.fixture(scope="package")
+    def namespace(namespace: str) -> str:
+        """The session's namespace, narrowed to this package."""
+        return f"{namespace}{label}"
+
+    @pytest.fixture(scope="package")
+    async def pg_url(pg_server: postgres.Postgres) -> AsyncIterator[str]:
+        """A fresh database `sbtest_<hex>_<label>`, dropped after the package."""
+        name = f"sbtest_{secrets.token_hex(4)}_{label}"
+        url = await postgres.create_database(pg_server.url, name)
+        try:
+            yield url
+        finally:
+            await postgres.drop_database(pg_server.url, name)
+
+    return namespace, pg_url

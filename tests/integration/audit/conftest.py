@@ -12,10 +12,9 @@ import pytest
 
 from libs.common import bus as busmod
 from libs.common import db, migrate
-from libs.devstack import postgres
 from services.audit.app import MIGRATIONS_DIR, create_app
 from services.audit.settings import AuditSettings
-from tests.support import package_database, serving, settings_for
+from tests.support import package_isolation, serving, settings_for
 from tests.support.auth import AuthClient, User, auth_service
 
 TABLES = (
@@ -42,18 +41,8 @@ def audit_settings_for(pg_url: str, nats_url: str, namespace: str, **env: Any) -
     )
 
 
-@pytest.fixture(scope="package")
-def namespace(namespace: str) -> str:
-    """A NATS namespace of this package's own: its services' consumers, responders and events
-    never meet another package's."""
-    return f"{namespace}aud"
-
-
-@pytest.fixture(scope="package")
-async def pg_url(pg_server: postgres.Postgres) -> AsyncIterator[str]:
-    """A database of this package's own: what its tests register never shows up elsewhere."""
-    async with package_database(pg_server, "aud") as url:
-        yield url
+# this package runs in a NATS namespace and a database of its own
+namespace, pg_url = package_isolation("aud")
 
 
 @pytest.fixture(scope="package")

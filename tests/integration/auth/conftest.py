@@ -15,8 +15,7 @@ from libs.common.app import build_app
 from libs.common.authn import authenticate, require_grant
 from libs.common.http import json_response
 from libs.common.settings import Settings
-from libs.devstack import postgres
-from tests.support import package_database, serving, settings_for
+from tests.support import package_isolation, serving, settings_for
 from tests.support.auth import AuthClient, auth_service
 
 EMPTY_MIGRATIONS = Path(__file__).parent / "probe_migrations"
@@ -42,18 +41,8 @@ async def call_tool(request: Request) -> Response:
     return json_response({"ok": True})
 
 
-@pytest.fixture(scope="package")
-def namespace(namespace: str) -> str:
-    """A NATS namespace of this package's own: its services' consumers, responders and events
-    never meet another package's."""
-    return f"{namespace}aut"
-
-
-@pytest.fixture(scope="package")
-async def pg_url(pg_server: postgres.Postgres) -> AsyncIterator[str]:
-    """A database of this package's own: what its tests register never shows up elsewhere."""
-    async with package_database(pg_server, "aut") as url:
-        yield url
+# this package runs in a NATS namespace and a database of its own
+namespace, pg_url = package_isolation("aut")
 
 
 @pytest.fixture(scope="package")

@@ -11,7 +11,6 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 
 from libs.common.authn import Grant, Principal
-from libs.devstack import postgres
 from services.gateway.protocol import CallContext, Gateway
 from services.gateway.registry_sync import RegistrySync
 from services.gateway.routing_table import RoutingTable
@@ -22,7 +21,7 @@ from services.registry import refresh, servers
 from services.registry.app import create_app as create_registry
 from services.registry.context import Registry
 from services.registry.schemas import ServerCreate
-from tests.support import package_database, serving, settings_for
+from tests.support import package_isolation, serving, settings_for
 from tests.support.events import Events, collecting
 from tests.support.registry import registry_parts, registry_settings
 
@@ -65,18 +64,8 @@ def calculator(name: str = "calc") -> MCPServer:
     return server
 
 
-@pytest.fixture(scope="package")
-def namespace(namespace: str) -> str:
-    """A NATS namespace of this package's own: its services' consumers, responders and events
-    never meet another package's."""
-    return f"{namespace}gat"
-
-
-@pytest.fixture(scope="package")
-async def pg_url(pg_server: postgres.Postgres) -> AsyncIterator[str]:
-    """A database of this package's own: what its tests register never shows up elsewhere."""
-    async with package_database(pg_server, "gat") as url:
-        yield url
+# this package runs in a NATS namespace and a database of its own
+namespace, pg_url = package_isolation("gat")
 
 
 @pytest.fixture(scope="package")

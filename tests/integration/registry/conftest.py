@@ -8,11 +8,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from libs.devstack import postgres
 from services.registry.app import create_app
 from services.registry.context import Registry
 from services.registry.settings import RegistrySettings
-from tests.support import free_port, package_database, serving
+from tests.support import free_port, package_isolation, serving
 from tests.support.events import Events, collecting
 from tests.support.registry import (
     MASTER_KEY,
@@ -26,18 +25,8 @@ from tests.support.upstreams import LOCAL, Upstream, make_upstream, run_upstream
 __all__ = ["LOCAL", "MASTER_KEY", "Upstream", "make_upstream", "registry_settings", "run_upstream"]
 
 
-@pytest.fixture(scope="package")
-def namespace(namespace: str) -> str:
-    """A NATS namespace of this package's own: its services' consumers, responders and events
-    never meet another package's."""
-    return f"{namespace}reg"
-
-
-@pytest.fixture(scope="package")
-async def pg_url(pg_server: postgres.Postgres) -> AsyncIterator[str]:
-    """A database of this package's own: what its tests register never shows up elsewhere."""
-    async with package_database(pg_server, "reg") as url:
-        yield url
+# this package runs in a NATS namespace and a database of its own
+namespace, pg_url = package_isolation("reg")
 
 
 @pytest.fixture(scope="package")

@@ -16,12 +16,11 @@ import pytest
 
 from libs.common import bus as busmod
 from libs.common.bus import Bus
-from libs.devstack import postgres
 from services.registry.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
 from services.sandbox.app import create_app as create_sandbox
 from services.sandbox.settings import SandboxSettings
-from tests.support import package_database, serving, settings_for
+from tests.support import package_isolation, serving, settings_for
 from tests.support.auth import AuthClient, auth_service
 from tests.support.registry import MASTER_KEY
 
@@ -32,18 +31,8 @@ NPM_DIR = Path(__file__).resolve().parents[3] / ".run" / "npm-everything"
 EVERYTHING = NPM_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything"
 
 
-@pytest.fixture(scope="package")
-def namespace(namespace: str) -> str:
-    """A NATS namespace of this package's own: its services' consumers, responders and events
-    never meet another package's."""
-    return f"{namespace}san"
-
-
-@pytest.fixture(scope="package")
-async def pg_url(pg_server: postgres.Postgres) -> AsyncIterator[str]:
-    """A database of this package's own: what its tests register never shows up elsewhere."""
-    async with package_database(pg_server, "san") as url:
-        yield url
+# this package runs in a NATS namespace and a database of its own
+namespace, pg_url = package_isolation("san")
 
 
 @pytest.fixture(scope="package")
