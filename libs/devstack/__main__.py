@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
+
 from libs.devstack import devsecrets, nats, nginx, ports, postgres, proc
 from libs.devstack.stack import Stack, StackConfig, StackError
 
@@ -47,6 +49,17 @@ def admin_credentials() -> tuple[str, str, str]:
         path.write_text(secrets.token_urlsafe(18) + "\n")
     password = path.read_text().strip()
     return user, password, f"{password}   (kept in {path})"
+
+
+async def can_sign_in(url: str, user: str, password: str) -> bool:
+    """Whether the admin can sign in with these credentials (the admin is created only once)."""
+    body = {"username": user, "password": password}
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/api/v1/auth/login", json=body) as resp:
+                return resp.status == 200
+    except aiohttp.ClientError:
+        return False
 
 
 def public_port() -> int:
@@ -103,6 +116,14 @@ async def run() -> int:
             return 130
         waiter.cancel()
         start.result()
+        if not await can_sign_in(stack.url, user, password):
+            source = (
+                f"(not the one in {source.split('kept in ')[-1].rstrip(')')}: the admin already "
+                f"existed in {redact(database_url)} with another password; use that one, "
+                "or drop the database for a fresh start)"
+                if "kept in" in source
+                else "(the admin already existed with another password)"
+            )
         print(
             f"\nSwitchboard is running at {stack.url}\n"
             f"  admin user:     {user}\n"
