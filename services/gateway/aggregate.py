@@ -25,6 +25,7 @@ from services.gateway.routing_table import ServerEntry, public_name
 
 if TYPE_CHECKING:
     from services.gateway.protocol import CallContext, Gateway
+    from services.gateway.upstream import Notify
 
 SCHEME = "switchboard://"
 UNAVAILABLE_META = "io.switchboard/unavailableServers"
@@ -227,13 +228,17 @@ class Aggregate:
         return await self._forward(server, "completion/complete", {**params, "ref": ref})
 
     async def _forward(
-        self, server: ServerEntry, method: str, params: dict[str, Any]
+        self,
+        server: ServerEntry,
+        method: str,
+        params: dict[str, Any],
+        on_notify: Notify | None = None,
     ) -> dict[str, Any]:
         """One request to one server; its JSON-RPC error relayed."""
         if "_meta" in params:
             meta = params["_meta"]
             params = {**params, "_meta": _upstream_meta(meta)}
-        reply, _ = await self.gateway.pool.request(server, method, params)
+        reply, _ = await self.gateway.pool.request(server, method, params, on_notify=on_notify)
         if "error" in reply:
             err = reply["error"] or {}
             raise RpcFault(
@@ -245,7 +250,16 @@ class Aggregate:
         self, server: ServerEntry, method: str, params: dict[str, Any], ctx: CallContext
     ) -> dict[str, Any]:
         """Forward; a legacy client's `input_required` is answered through its stream."""
-        result = await self._forward(server, method, params)
+        if "requestState" in params and self.gateway.parked_retry(params, ctx):
+            reply, _ = await self.gateway.parking.resume(params, input_bridge.principal_key(ctx))  # type: ignore[union-attr]
+            if "error" in reply:
+                err = reply["error"] or {}
+                raise RpcFault(
+                    int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
+                )
+            return dict(reply.get("result") or {})
+        on_notify = input_bridge.relaying(self.gateway, server, ctx)
+        result = await self._forward(server, method, params, on_notify)
         if not ctx.modern and result.get("resultType") == "input_required":
             upstream_params = {k: v for k, v in params.items() if k != "_meta"}
             result = await input_bridge.resolve(

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from services.gateway import registry_sync, sessions
+from services.gateway.parking import Parking
 from services.gateway.protocol import Gateway
 from services.gateway.rate_limit import RateLimiter, parse_overrides
 from services.gateway.relay import Relay
@@ -40,6 +41,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
             await sessions.shared_secret(bus, settings.session_secret), settings.session_ttl_s
         )
         await sessions.follow_ended(bus, codec)
+        # calls of session upstreams parked for a 2026-07-28 client's retry (any replica's)
+        gateway.parking = Parking(bus, codec.secret, settings.upstream_timeout_s)
+        await gateway.parking.start()
         sync = registry_sync.RegistrySync(
             bus, table, pool, notifier.tools_changed, settings.resync_s
         )
@@ -69,6 +73,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         finally:
             await watch.stop()
             await relay.stop()
+            await gateway.parking.stop()
             await pool.close()
 
     return build_app(

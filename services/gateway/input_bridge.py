@@ -12,17 +12,20 @@ upstream call with the answers, for up to `MAX_ROUNDS` rounds.
 A session-based (2025-era) upstream instead sends server-to-client JSON-RPC requests on the
 call's SSE response (or its SSE stream). `relaying` answers them: `ping` at once; for a legacy
 client, by asking it over its session stream as above and POSTing the answer upstream on the
-upstream session; a 2026-07-28 client cannot take a standalone request, so the upstream gets
--32601 (its tool then fails or falls back).
+upstream session; for a 2026-07-28 client, by parking the call and answering `input_required`
+(`parking.py`; Streamable HTTP upstreams only: on an SSE upstream's shared stream the upstream
+gets -32601).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from services.gateway.jsonrpc import UPSTREAM_ERROR, RpcFault
+from services.gateway.upstream import HttpUpstream, InputNeeded
 
 if TYPE_CHECKING:
     from services.gateway.protocol import CallContext, Gateway
@@ -93,6 +96,11 @@ def relaying(
             if ctx.notify is not None:
                 await ctx.notify(msg)
             return
+        if ctx.modern and msg.get("method") != "ping" and _parkable(gateway, server):
+            # a 2026-07-28 client: park the call, answer `input_required` (parking.py)
+            assert gateway.parking is not None
+            park = partial(gateway.parking.park, server, principal_key(ctx))
+            raise InputNeeded(msg, park)
         task = asyncio.get_running_loop().create_task(_answer(gateway, server, msg, ctx))
         _answering.add(task)
         task.add_done_callback(_answering.discard)
@@ -124,3 +132,13 @@ async def _answer(
         respond = getattr(upstream, "respond", None)
         if respond is not None:
             await respond(reply)
+
+
+def _parkable(gateway: Gateway, server: ServerEntry) -> bool:
+    """Whether the call runs on a Streamable HTTP session (its request came on its response)."""
+    return gateway.parking is not None and isinstance(gateway.pool.upstream(server), HttpUpstream)
+
+
+def principal_key(ctx: CallContext) -> str:
+    """Who may retry a parked call."""
+    return f"{ctx.principal.kind}:{ctx.principal.id}"

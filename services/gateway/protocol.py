@@ -15,7 +15,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from libs.common.authn import Principal
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, ToolCalled
-from services.gateway import input_bridge, metrics, tasks
+from services.gateway import input_bridge, metrics, parking, tasks
 from services.gateway.aggregate import AGGREGATED, Aggregate
 from services.gateway.jsonrpc import (
     FORBIDDEN,
@@ -101,6 +101,7 @@ class Gateway:
         self.pool = pool
         self.bus = bus
         self._background: set[asyncio.Task] = set()
+        self.parking: parking.Parking | None = None  # set by the app: calls awaiting retries
         self.progressive = Progressive(self)
         self.aggregate = Aggregate(self)  # resources, prompts, completion, logging on /mcp
         self.handlers = {
@@ -109,6 +110,10 @@ class Gateway:
             "tools/list": self.list_tools,
             "tools/call": self.call_tool,
         }
+
+    def parked_retry(self, params: dict[str, Any], ctx: CallContext) -> bool:
+        """A 2026-07-28 retry of a call parked by a replica (not an upstream's own state)."""
+        return ctx.modern and self.parking is not None and parking.holds(params)
 
     async def handle(self, method: str, params: dict[str, Any], ctx: CallContext) -> Any:
         """Answer one request; raises RpcFault for every failure."""
@@ -229,14 +234,19 @@ class Gateway:
             if task_settings is not None:  # the Tasks extension, declared for this request
                 tasks.declare(forwarded, task_settings)
             route = tool.source or self.table.servers[tool.server]  # an imported tool: its source
-            reply, upstream_ms = await self.pool.request(
-                route,
-                "tools/call",
-                forwarded,
-                on_notify=input_bridge.relaying(self, route, ctx),
-                retry=tool.read_only or tool.idempotent,
-                principal=ctx.principal.to_dict() if _sandboxed(route) else None,
-            )
+            if "requestState" in forwarded and self.parked_retry(forwarded, ctx):
+                reply, upstream_ms = await self.parking.resume(  # type: ignore[union-attr]
+                    forwarded, input_bridge.principal_key(ctx)
+                )
+            else:
+                reply, upstream_ms = await self.pool.request(
+                    route,
+                    "tools/call",
+                    forwarded,
+                    on_notify=input_bridge.relaying(self, route, ctx),
+                    retry=tool.read_only or tool.idempotent,
+                    principal=ctx.principal.to_dict() if _sandboxed(route) else None,
+                )
             if "error" in reply:
                 err = reply["error"] or {}
                 raise RpcFault(
@@ -347,8 +357,11 @@ class Gateway:
         forwarded = dict(params)
         if "_meta" in forwarded:
             forwarded["_meta"] = _client_meta(forwarded["_meta"])
-        relaying = input_bridge.relaying(self, server, ctx)
-        reply, _ = await self.pool.request(server, method, forwarded, on_notify=relaying)
+        if "requestState" in forwarded and self.parked_retry(forwarded, ctx):
+            reply, _ = await self.parking.resume(forwarded, input_bridge.principal_key(ctx))  # type: ignore[union-attr]
+        else:
+            relaying = input_bridge.relaying(self, server, ctx)
+            reply, _ = await self.pool.request(server, method, forwarded, on_notify=relaying)
         if "error" in reply:
             err = reply["error"] or {}
             raise RpcFault(

@@ -49,6 +49,21 @@ class SessionExpired(Exception):
     """The upstream no longer knows our session (404): initialise again."""
 
 
+class InputNeeded(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a message hook: park the call (its SSE response stays open) for a retry.
+
+    `park(need)` turns it into the `input_required` result for the client; `_post` fills in the
+    open response (`resp`, `rid`, `upstream`) before it propagates.
+    """
+
+    def __init__(self, request: dict[str, Any], park: Callable[..., Awaitable[dict]]) -> None:
+        super().__init__(request.get("method"))
+        self.request, self.park = request, park
+        self.upstream: HttpUpstream | None = None
+        self.resp: aiohttp.ClientResponse | None = None
+        self.rid: int = 0
+
+
 class HttpUpstream:
     """A Streamable HTTP upstream: the newest revision it speaks, one session, reused."""
 
@@ -127,6 +142,31 @@ class HttpUpstream:
                     raise TransportFailure("the upstream keeps rejecting the session") from None
         raise AssertionError("unreachable")
 
+    async def resume(
+        self, resp: aiohttp.ClientResponse, rid: int, on_notify: Notify
+    ) -> dict[str, Any]:
+        """Read on a parked call's SSE response until its answer (it may park again)."""
+        parked = False
+        try:
+            return await _read_sse(resp, rid, on_notify)
+        except InputNeeded as need:
+            need.upstream, need.resp, need.rid, parked = self, resp, rid, True
+            raise
+        except aiohttp.ClientError as exc:
+            raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            if not parked:
+                await resp.__aexit__(None, None, None)
+
+    async def abandon(self, resp: aiohttp.ClientResponse, rid: int) -> None:
+        """Drop a parked call: close its response and tell the upstream it is cancelled."""
+        resp.close()
+        note = {"requestId": rid, "reason": "the client did not retry in time"}
+        try:
+            await self._notify("notifications/cancelled", note)
+        except TransportFailure:
+            pass
+
     async def respond(self, message: dict[str, Any]) -> None:
         """Send our answer to a server-to-client request over the session."""
         try:
@@ -164,20 +204,27 @@ class HttpUpstream:
             body["params"] = params
         headers = self._headers(method, params)
         try:
-            async with self.http.post(
-                self.server.url, data=orjson.dumps(body), headers=headers
-            ) as resp:
+            resp = await self.http.post(self.server.url, data=orjson.dumps(body), headers=headers)
+            parked = False
+            try:
                 if resp.status == 404 and self.session_id:
                     raise SessionExpired()
                 if keep_session and resp.headers.get("mcp-session-id"):
                     self.session_id = resp.headers["mcp-session-id"]
                 ctype = resp.headers.get("content-type", "")
                 if ctype.startswith("text/event-stream"):
-                    return await _read_sse(resp, rid, on_notify)
+                    try:
+                        return await _read_sse(resp, rid, on_notify)
+                    except InputNeeded as need:  # the call waits for a client's retry
+                        need.upstream, need.resp, need.rid, parked = self, resp, rid, True
+                        raise
                 raw = await resp.read()
                 if not ctype.startswith("application/json"):
                     raise TransportFailure(f"HTTP {resp.status} with content type {ctype!r}")
                 return _parse_reply(raw, rid)
+            finally:
+                if not parked:
+                    await resp.__aexit__(None, None, None)
         except aiohttp.ClientError as exc:
             raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
         except asyncio.CancelledError:
@@ -414,6 +461,9 @@ class UpstreamPool:
                         )
                     else:
                         reply = await upstream.request(method, params, relay)
+            except InputNeeded as need:  # a session upstream asked a 2026-07-28 client
+                result = await need.park(need)
+                return {"jsonrpc": "2.0", "result": result}, (time.perf_counter() - t0) * 1000
             except TimeoutError:
                 self._failed(server.label, breaker)
                 if isinstance(upstream, HttpUpstream):

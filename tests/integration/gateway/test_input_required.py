@@ -11,7 +11,6 @@ import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitResult
 
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers, register
@@ -133,19 +132,98 @@ async def test_a_session_upstreams_elicitation_reaches_a_legacy_client(
     assert result.content[0].text == "hi Di"
 
 
-async def test_a_current_client_cannot_take_a_session_upstreams_request(registry, stack) -> None:
-    server = rich("old-modern")
+class _RetryElsewhere(httpx2.AsyncBaseTransport):
+    """Sends every request carrying a `requestState` (a retry) to another replica."""
+
+    def __init__(self, other: str) -> None:
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.other = httpx2.URL(other)
+        self.moved = 0
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if b"requestState" in request.content:
+            request.url = request.url.copy_with(host=self.other.host, port=self.other.port)
+            self.moved += 1
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_session_upstreams_elicitation_reaches_a_current_client(registry, stack) -> None:
+    await _elicit_through_a_parked_call(registry, stack, "same", None)
+
+
+async def test_the_retry_of_a_parked_call_may_land_on_another_replica(
+    registry, stack, replica_b
+) -> None:
+    await _elicit_through_a_parked_call(registry, stack, "other", replica_b)
+
+
+async def _elicit_through_a_parked_call(registry, stack, retry_on: str, other: str | None) -> None:
+    """A 2025-era upstream's elicitation during a 2026-07-28 SDK client's call (mode auto)."""
+    asked: list[str] = []
+
+    async def on_elicit(context, params):  # noqa: ANN001, ANN202
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"name": "Flo"})
+
+    name = f"old-modern-{retry_on}"
+    server = rich(name)
     app = legacy_only(server.streamable_http_app(transport_security=LOCAL))
     async with serving(app) as base, httpx.AsyncClient() as probe:
-        await register(registry, "old-modern", f"{base}/mcp")
-        await stack.wait_for_tool(probe, "old-modern__elicit")
-        http, sdk = sdk_client(stack, "modern")
+        await register(registry, name, f"{base}/mcp")
+        await stack.wait_for_tool(probe, f"{name}__elicit")
+        # with `other`, the retry lands on a second replica, routed over NATS to the first
+        transport = _RetryElsewhere(other) if other else None
+        http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10, transport=transport)
+        connection = streamable_http_client(f"{stack.url}/mcp", http_client=http)
+        sdk = Client(connection, mode="auto", elicitation_callback=on_elicit)
         async with http, sdk:
-            with pytest.raises(MCPError) as exc:  # the upstream's elicit fails; it relays that
-                await sdk.call_tool("old-modern__elicit", {})
-            added = await sdk.call_tool("old-modern__add", {"a": 1, "b": 1})
-    assert exc.value.error.code == -32601
+            result = await sdk.call_tool(f"{name}__elicit", {})
+            added = await sdk.call_tool(f"{name}__add", {"a": 1, "b": 1})
+    assert asked == ["Your name, please?"]
+    assert transport is None or transport.moved == 1
+    assert result.content[0].text == "hi Flo"
     assert added.structured_content == {"result": 2}
+
+
+async def test_a_parked_calls_state_is_checked_and_spent(registry, stack) -> None:
+    server = rich("old-gone")
+    app = legacy_only(server.streamable_http_app(transport_security=LOCAL))
+    async with (
+        serving(app) as base,
+        httpx.AsyncClient(headers=bearer(stack.admin), timeout=10) as http,
+    ):
+        await register(registry, "old-gone", f"{base}/mcp")
+        await stack.wait_for_tool(http, "old-gone__elicit")
+        headers = modern_headers("tools/call", "old-gone__elicit")
+        body = modern_body("tools/call", {"name": "old-gone__elicit", "arguments": {}})
+        first = (await http.post(f"{stack.url}/mcp", json=body, headers=headers)).json()
+        state = first["result"]["requestState"]
+        forged = {
+            "name": "old-gone__elicit",
+            "arguments": {},
+            "inputResponses": {"upstream": {"action": "decline"}},
+            "requestState": state[:-2] + ("00" if not state.endswith("00") else "11"),
+        }
+        bad = await http.post(
+            f"{stack.url}/mcp", json=modern_body("tools/call", forged, 2), headers=headers
+        )
+        declined = {**forged, "requestState": state}
+        second = await http.post(
+            f"{stack.url}/mcp", json=modern_body("tools/call", declined, 3), headers=headers
+        )
+        again = await http.post(
+            f"{stack.url}/mcp", json=modern_body("tools/call", declined, 4), headers=headers
+        )
+    request = first["result"]["inputRequests"]["upstream"]
+    assert first["result"]["resultType"] == "input_required"
+    assert request["method"] == "elicitation/create"
+    assert request["params"]["message"] == "Your name, please?"
+    assert bad.json()["error"]["code"] == -32602
+    assert second.json()["result"]["content"][0]["text"] == "decline"
+    assert again.json()["error"]["code"] == -32602  # the call is done: its state is spent
 
 
 async def test_a_legacy_clients_answer_posted_to_another_replica_reaches_the_call(
