@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import Any, TypeVar
 
 import orjson
@@ -110,6 +110,15 @@ def _wanted_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return {k.decode(): v.decode("latin-1") for k, v in raw if k in WANTED_HEADERS}
 
 
+def _uuid4_hex() -> str:
+    """`uuid.uuid4().hex` without building a UUID object: 16 random bytes, version 4, RFC 4122
+    variant."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    return b.hex()
+
+
 class RequestContextMiddleware:
     """Request id, trace id, body limit, metrics, access log and the last-resort error handler."""
 
@@ -127,9 +136,9 @@ class RequestContextMiddleware:
         headers = _wanted_headers(scope["headers"])
         request_id = headers.get("x-request-id", "")
         if not REQUEST_ID_RE.match(request_id):
-            request_id = uuid.uuid4().hex
+            request_id = _uuid4_hex()
         match = TRACEPARENT_RE.match(headers.get("traceparent", ""))
-        trace_id = match.group(1) if match else uuid.uuid4().hex
+        trace_id = match.group(1) if match else _uuid4_hex()
         rid_token = request_id_var.set(request_id)
         tid_token = trace_id_var.set(trace_id)
         scope.setdefault("state", {})

@@ -24,10 +24,21 @@ HTTP_DURATION = Histogram(
 )
 
 
+_REQUEST_CHILDREN: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(service: str, method: str, route: str, status: int, seconds: float) -> None:
-    """Count one request and record its latency."""
-    HTTP_REQUESTS.labels(service, method, route, str(status)).inc()
-    HTTP_DURATION.labels(service, method, route).observe(seconds)
+    """Count one request and record its latency (children bound once per label set: `.labels()`
+    hashes and locks on every call)."""
+    key = (service, method, route, status)
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:
+        children = _REQUEST_CHILDREN[key] = (
+            HTTP_REQUESTS.labels(service, method, route, str(status)),
+            HTTP_DURATION.labels(service, method, route),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def matched_template(scope: dict[str, Any], root_path: str = "") -> str:

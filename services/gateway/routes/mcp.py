@@ -20,6 +20,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from libs.common.authn import Principal, authenticate
 from libs.common.errors import ApiError
@@ -361,9 +362,23 @@ async def delete_mcp(request: Request) -> Response:
 _METHODS = ["POST", "GET", "DELETE"]
 
 
+class _McpEndpoint:
+    """POST/GET/DELETE on one MCP path, served as a bare ASGI app: Starlette calls a class
+    instance endpoint directly, without its request_response wrapper (an exception still reaches
+    the app's ExceptionMiddleware, which renders it with the same handlers)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        response = await _dispatch(request)
+        await response(scope, receive, send)
+
+
+_ENDPOINT = _McpEndpoint()
+
+
 def _endpoint_routes(path: str, name: str) -> list[Route]:
     """POST/GET/DELETE on one MCP path."""
-    return [Route(path, _dispatch, methods=_METHODS, name=name)]
+    return [Route(path, _ENDPOINT, methods=_METHODS, name=name)]
 
 
 async def _dispatch(request: Request) -> Response:
