@@ -69,6 +69,16 @@ class User:
     token: str
 
 
+@dataclass(frozen=True)
+class GrantedMember:
+    """What `AuthClient.granted_member` made."""
+
+    org: dict[str, Any]
+    team: dict[str, Any]
+    user: User
+    key: str
+
+
 class AuthError(AssertionError):
     """The auth service refused a setup call the test relied on."""
 
@@ -187,6 +197,19 @@ class AuthClient:
         """An API key (sbk_...) of the user whose token this is."""
         body = {"name": name, "teams": teams}
         return (await self.call("POST", "/api/v1/keys", token, json=body, expect=201))["key"]
+
+    async def granted_member(
+        self, server: str, permissions: list[str] | None = None
+    ) -> GrantedMember:
+        """A new user in a new team of a new org, the team granted `permissions` on `server`,
+        with an API key narrowed to that team."""
+        org = await self.create_org()
+        team = await self.create_team(org["slug"])
+        user = await self.create_user()
+        await self.add_member(team["name"], user, "member")
+        await self.grant(team["name"], server, permissions or ["read", "execute"])
+        key = await self.api_key(user.token, teams=[team["name"]])
+        return GrantedMember(org, team, user, key)
 
     async def service_token(
         self, org: str, scopes: list[str], expires_in_days: int | None = None

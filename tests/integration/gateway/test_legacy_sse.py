@@ -132,12 +132,8 @@ async def test_a_registry_change_announces_every_list_on_the_sse_stream(registry
 
 async def test_the_team_sse_view_lists_and_calls_only_that_teams_tools(registry, stack) -> None:
     auth = stack.auth
-    org = await auth.create_org()
-    team = await auth.create_team(org["slug"])
-    alice = await auth.create_user()
-    await auth.add_member(team["name"], alice, "member")
-    await auth.grant(team["name"], "tsse-a", ["read", "execute"])
-    key = await auth.api_key(alice.token, teams=[team["name"]])
+    member = await auth.granted_member("tsse-a")
+    team, key = member.team, member.key
     async with (
         run_upstream(rich("a")) as url_a,
         run_upstream(rich("b")) as url_b,

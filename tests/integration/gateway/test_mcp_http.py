@@ -47,12 +47,8 @@ async def test_the_sdk_client_lists_and_calls_tools_in_both_generations(
 
 async def test_an_api_key_of_team_a_neither_lists_nor_calls_team_bs_tools(registry, stack) -> None:
     auth = stack.auth
-    org = await auth.create_org()
-    team = await auth.create_team(org["slug"])
-    alice = await auth.create_user()
-    await auth.add_member(team["name"], alice, "member")
-    await auth.grant(team["name"], "alpha", ["read", "execute"])
-    key = await auth.api_key(alice.token, teams=[team["name"]])
+    member = await auth.granted_member("alpha")
+    key = member.key
     async with (
         run_upstream(calculator("a")) as url_a,
         run_upstream(calculator("b")) as url_b,

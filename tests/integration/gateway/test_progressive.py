@@ -23,12 +23,8 @@ async def test_progressive_mode_searches_describes_and_calls_only_permitted_tool
     registry, stack, calls, mode
 ) -> None:
     auth = stack.auth
-    org = await auth.create_org()
-    team = await auth.create_team(org["slug"])
-    alice = await auth.create_user()
-    await auth.add_member(team["name"], alice, "member")
-    await auth.grant(team["name"], "alpha", ["read", "execute"])
-    key = await auth.api_key(alice.token, teams=[team["name"]])
+    member = await auth.granted_member("alpha")
+    alice, key = member.user, member.key
     async with (
         run_upstream(calculator("a")) as url_a,
         run_upstream(calculator("b")) as url_b,

@@ -88,12 +88,8 @@ async def test_an_imported_tool_is_called_at_its_source_and_audited_under_its_se
     auth = stack.auth
     # a name per run: a routing entry left by the other run could otherwise answer the wait
     name = "shelf" if transport == "streamable-http" else "shelfsse"
-    org = await auth.create_org()
-    team = await auth.create_team(org["slug"])
-    alice = await auth.create_user()
-    await auth.add_member(team["name"], alice, "member")
-    await auth.grant(team["name"], name, ["read", "execute"])
-    key = await auth.api_key(alice.token, teams=[team["name"]])
+    member = await auth.granted_member(name)
+    alice, key = member.user, member.key
     seen = Seen()
     async with (
         run_source(calculator("a"), "streamable-http", Seen()) as url_a,
