@@ -33,6 +33,7 @@ from libs.common.events import (
     service_event,
 )
 from libs.common.http import RequestContextMiddleware, json_response
+from libs.common.http_protocol import CoalescingHttpToolsProtocol
 from libs.common.metrics import metrics_endpoint
 from libs.common.settings import Settings, SettingsError
 
@@ -219,7 +220,7 @@ def run(settings_cls: type[Settings], create_app: Callable[[Any], Starlette]) ->
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, one write per simple response
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_s),

@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from libs.common.http_protocol import CoalescingHttpToolsProtocol
 from libs.common.settings import Settings
 from libs.devstack import postgres
 
@@ -50,6 +51,7 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
         app,
         host="127.0.0.1",
         port=port,
+        http=CoalescingHttpToolsProtocol,  # what libs.common.app.run serves with
         log_config=None,
         access_log=False,
         lifespan="on",
