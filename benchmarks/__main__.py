@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import shutil
 import statistics
@@ -30,6 +31,8 @@ META = {
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", "5"))
 SERVERS = int(os.environ.get("BENCH_SERVERS", "100"))
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "1000"))
+# BENCH_PROFILE=out.txt: py-spy (when installed) samples the gateway during the c=32 nginx run
+PROFILE = os.environ.get("BENCH_PROFILE", "")
 
 
 def body(method: str, params: dict[str, Any]) -> bytes:
@@ -94,13 +97,62 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measured(pid: int, url: str, payload: bytes, hdrs: dict, conc: int) -> dict[str, float]:
-    """drive(), plus the CPU microseconds process `pid` spent per call."""
-    before = cpu_s(pid)
-    result = await drive(url, payload, hdrs, conc)
-    calls = result["calls_s"] * DURATION_S
-    result["cpu_us"] = (cpu_s(pid) - before) * 1e6 / max(calls, 1)
+def listener_pid(url: str) -> int | None:
+    """The pid of the process listening on `url`'s port (for its CPU figure), if `ss` tells."""
+    port = url.rsplit(":", 1)[-1].split("/")[0]
+    try:
+        out = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return None
+    found = re.search(r"pid=(\d+)", out)
+    return int(found.group(1)) if found else None
+
+
+def with_children(pid: int) -> list[int]:
+    """`pid` and its direct children (nginx's master and workers)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(entry))
+            except (OSError, ValueError):
+                continue
+    return [pid, *kids]
+
+
+def self_cpu_s() -> float:
+    """CPU seconds of this process: the load generator."""
+    usage = os.times()
+    return usage.user + usage.system
+
+
+async def measured(
+    pid: int, url: str, payload: bytes, hdrs: dict, conc: int, others: dict[str, list[int]]
+) -> dict[str, Any]:
+    """drive(), plus the CPU microseconds per call of process `pid` and of `others`."""
+    watched = {"main": [pid], **others}
+    before = {k: sum(cpu_s(p) for p in pids) for k, pids in watched.items()}
+    gen_before = self_cpu_s()
+    result: dict[str, Any] = await drive(url, payload, hdrs, conc)
+    calls = max(result["calls_s"] * DURATION_S, 1)
+    spent = {k: sum(cpu_s(p) for p in pids) - before[k] for k, pids in watched.items()}
+    result["cpu_us"] = spent.pop("main") * 1e6 / calls
+    result["others_us"] = {k: v * 1e6 / calls for k, v in spent.items()}
+    result["others_us"]["loadgen"] = (self_cpu_s() - gen_before) * 1e6 / calls
     return result
+
+
+def profiler(pid: int) -> subprocess.Popen | None:
+    """py-spy recording `pid` for one run (raw folded stacks into PROFILE), when asked."""
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(PY), "py-spy")
+    if not PROFILE or not os.path.exists(spy):
+        return None
+    argv = [spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", PROFILE]
+    return subprocess.Popen([*argv, "-d", str(int(DURATION_S))], stdout=subprocess.DEVNULL)
 
 
 def remove_nginx(nginx: Nginx) -> None:
@@ -198,11 +250,19 @@ async def main() -> None:
         rows = []
         gw_hdrs = headers("tools/call", "s000__echo", token)
         up_hdrs = headers("tools/call", "echo", None)
+        up_pid, gw_pid = procs[0].pid, gateway.pid
+        assert nginx.process is not None
+        nats_pid = listener_pid(nats_url)
+        chain = {"upstream": [up_pid], "nginx": with_children(nginx.process.pid)}
+        if nats_pid is not None:
+            chain["nats"] = [nats_pid]
         for conc in (1, 32):
-            up_pid, gw_pid = procs[0].pid, gateway.pid
-            direct = await measured(up_pid, upstream, call, up_hdrs, conc)
-            through = await measured(gw_pid, gw, gw_call, gw_hdrs, conc)
-            nginxed = await measured(gw_pid, via_nginx, gw_call, gw_hdrs, conc)
+            direct = await measured(up_pid, upstream, call, up_hdrs, conc, {})
+            through = await measured(gw_pid, gw, gw_call, gw_hdrs, conc, chain)
+            spy = profiler(gw_pid) if conc == 32 else None
+            nginxed = await measured(gw_pid, via_nginx, gw_call, gw_hdrs, conc, chain)
+            if spy is not None:
+                spy.wait()
             rows.append((conc, direct, through, nginxed))
         list_hdrs = headers("tools/list", None, token)
         listing = await drive(gw, body("tools/list", {}), list_hdrs, 1)
@@ -223,6 +283,17 @@ async def main() -> None:
                     f"{r['cpu_us']:>7.0f}us"
                 )
         print("cpu/call: CPU time of the upstream (direct) or of the gateway (gw, nginx) per call")
+        print("CPU per call of every process on the path (us):")
+        for conc, d, _, n in rows:
+            for label, r in (("direct", d), ("nginx", n)):
+                parts = (
+                    {"gateway": r["cpu_us"], **r["others_us"]}
+                    if label == "nginx"
+                    else {"upstream": r["cpu_us"], **r["others_us"]}
+                )
+                total = sum(parts.values())
+                shown = "  ".join(f"{k} {v:.0f}" for k, v in parts.items())
+                print(f"{conc:>4} {label:>6}  {shown}  total {total:.0f}")
         for label, r in (("gw", listing), ("nginx", list_nginx)):
             print(
                 f"tools/list of {SERVERS * 50} tools ({label}): p50 {r['p50']:.1f} ms, "
