@@ -13,8 +13,9 @@ A session-based (2025-era) upstream instead sends server-to-client JSON-RPC requ
 call's SSE response (or its SSE stream). `relaying` answers them: `ping` at once; for a legacy
 client, by asking it over its session stream as above and POSTing the answer upstream on the
 upstream session; for a 2026-07-28 client, by parking the call and answering `input_required`
-(`parking.py`; Streamable HTTP upstreams only: on an SSE upstream's shared stream the upstream
-gets -32601).
+(`parking.py`). On an SSE upstream's shared stream a request reaches this hook only when exactly
+one call is in flight on that upstream session (`sse_upstream.py`); otherwise the upstream gets
+-32601 and no client sees it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from services.gateway.jsonrpc import UPSTREAM_ERROR, RpcFault
+from services.gateway.sse_upstream import SseUpstream
 from services.gateway.upstream import HttpUpstream, InputNeeded
 
 if TYPE_CHECKING:
@@ -135,8 +137,9 @@ async def _answer(
 
 
 def _parkable(gateway: Gateway, server: ServerEntry) -> bool:
-    """Whether the call runs on a Streamable HTTP session (its request came on its response)."""
-    return gateway.parking is not None and isinstance(gateway.pool.upstream(server), HttpUpstream)
+    """Whether the call runs on an upstream session that can hold it open for a retry."""
+    upstream = gateway.pool.upstream(server)
+    return gateway.parking is not None and isinstance(upstream, HttpUpstream | SseUpstream)
 
 
 def principal_key(ctx: CallContext) -> str:

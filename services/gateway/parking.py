@@ -1,16 +1,19 @@
 """Server-to-client requests of session-based upstreams, for 2026-07-28 (stateless) clients.
 
 A 2025-era upstream sends `elicitation/create` (or sampling, roots) as a JSON-RPC request on the
-call's SSE response and waits for the answer on its session. A 2026-07-28 client cannot take a
-standalone request; it takes an `input_required` result and retries the request with
-`inputResponses` + `requestState`. So when such a request arrives during a modern client's call
-(and only then: the common path pays nothing), the call is parked: its upstream SSE response
-stays open on this replica, and the client gets `input_required` with the request embedded and a
-signed `requestState` naming this replica and the parked call. The retry may land on any
-replica: it is sent over core NATS (`live.gateway.retry.<instance>`, request/reply) to the owner,
-which POSTs the answer upstream on the session and reads on until the call's response (or the
-next request, which parks the call again). A call whose retry does not come within the upstream
-timeout is dropped (its response closed, `notifications/cancelled` sent upstream).
+call's SSE response (Streamable HTTP) or on its one shared stream (the deprecated HTTP+SSE
+transport, attributed to a call only when it is the one call in flight: `sse_upstream.py`) and
+waits for the answer on its session. A 2026-07-28 client cannot take a standalone request; it
+takes an `input_required` result and retries the request with `inputResponses` + `requestState`.
+So when such a request arrives during a modern client's call (and only then: the common path
+pays nothing), the call is parked: its upstream SSE response stays open on this replica (on an
+SSE upstream: the call stays pending on the shared stream), and the client gets
+`input_required` with the request embedded and a signed `requestState` naming this replica and
+the parked call. The retry may land on any replica: it is sent over core NATS
+(`live.gateway.retry.<instance>`, request/reply) to the owner, which POSTs the answer upstream
+on the session and reads on until the call's response (or the next request, which parks the
+call again). A call whose retry does not come within the upstream timeout is dropped (its
+response closed, `notifications/cancelled` sent upstream).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
     from libs.common.bus import Bus
     from services.gateway.routing_table import ServerEntry
+    from services.gateway.sse_upstream import SseUpstream
     from services.gateway.upstream import HttpUpstream
 
 log = structlog.get_logger()
@@ -51,8 +55,8 @@ class Parked:
     """One upstream call waiting for a client's retry."""
 
     server: ServerEntry
-    upstream: HttpUpstream
-    resp: aiohttp.ClientResponse
+    upstream: HttpUpstream | SseUpstream
+    resp: aiohttp.ClientResponse | None  # the call's open SSE response (none on an SSE upstream)
     rid: int
     request_id: Any  # the upstream's server-to-client request id
     principal: str
@@ -104,7 +108,7 @@ class Parking:
 
     async def park(self, server: ServerEntry, principal: str, need: InputNeeded) -> dict[str, Any]:
         """Keep the call open here; the client's `input_required` result."""
-        assert need.upstream is not None and need.resp is not None
+        assert need.upstream is not None
         call_id = uuid.uuid4().hex
         parked = Parked(
             server, need.upstream, need.resp, need.rid, need.request.get("id"), principal

@@ -6,9 +6,14 @@ JSON-RPC id (the gateway numbers its own requests), progress notifications by a 
 the gateway rewrites to a unique one per request and maps back. The session is initialised once
 and reused by every call; when the stream ends, pending calls fail and the next call reconnects.
 A request cancelled by the client or by the timeout sends `notifications/cancelled` upstream.
-Server-to-client requests on the stream: `ping` is answered; the others are relayed to the
-client of the call when exactly one call is in flight on the session (the transport does not say
-which call asked), and refused with -32601 otherwise.
+Server-to-client requests on the stream: `ping` is answered; the others go to the call when
+exactly one call is in flight on the session (the transport does not say which call asked: the
+SDK's server keeps the asking call's id in its own metadata, never on the wire), and are refused
+with -32601 otherwise. A legacy client's call relays the request to its client; a 2026-07-28
+client's call is parked (`parking.py`): its waiter gets `InputNeeded`, while the call stays in
+flight here (its response still awaited, it still counts as the one call) until the retry
+`resume`s it or `abandon` drops it. A request arriving while the only call in flight is parked
+is held for that call and parks it again when it resumes.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from services.gateway import metrics
 from services.gateway.routing_table import ServerEntry
-from services.gateway.upstream import CLIENT_INFO, Notify, TransportFailure
+from services.gateway.upstream import CLIENT_INFO, InputNeeded, Notify, TransportFailure
 
 log = structlog.get_logger()
 
@@ -66,6 +71,7 @@ class SseUpstream:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._progress: dict[str, tuple[Any, Notify]] = {}
         self._relays: dict[int, Notify] = {}
+        self._held: dict[int, list[dict[str, Any]]] = {}  # parked calls: requests held for them
         self._reader: asyncio.Task[None] | None = None
         self._resp: aiohttp.ClientResponse | None = None
 
@@ -137,10 +143,15 @@ class SseUpstream:
         self._pending[rid] = future
         if on_notify is not None:
             self._relays[rid] = on_notify
+        parked = False
         try:
             await self._send(body)
             return await future
+        except InputNeeded as need:  # a 2026-07-28 client's call waits for its retry (parking)
+            need.upstream, need.rid, parked = self, rid, True  # type: ignore[assignment]
+            raise
         except asyncio.CancelledError:
+            self._held.pop(rid, None)  # parked by the reader just as the caller went away
             if self.connected:
                 cancel = {"requestId": rid, "reason": "cancelled by the gateway's client"}
                 note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel}
@@ -148,9 +159,10 @@ class SseUpstream:
                 task.add_done_callback(lambda _: None)
             raise
         finally:
-            self._pending.pop(rid, None)
-            self._relays.pop(rid, None)
-            if token_key is not None:
+            if not parked:
+                self._pending.pop(rid, None)
+                self._relays.pop(rid, None)
+            if token_key is not None:  # a parked call's progress has no client any more
                 self._progress.pop(token_key, None)
 
     async def _send(self, message: dict[str, Any]) -> None:
@@ -209,8 +221,17 @@ class SseUpstream:
         if "id" in msg:  # a server-to-client request
             if msg["method"] != "ping" and len(self._relays) == 1:
                 # the stream does not say which call asked: only unambiguous with one call
-                await next(iter(self._relays.values()))(msg)
-                return
+                rid, relay = next(iter(self._relays.items()))
+                if rid in self._held:  # that call is parked: the request waits for its retry
+                    self._held[rid].append(msg)
+                    return
+                future = self._pending.get(rid)
+                if future is not None and not future.done():  # (answered: no longer in flight)
+                    try:
+                        await relay(msg)
+                    except InputNeeded as need:  # a 2026-07-28 client's call: park it
+                        self._park(rid, future, need)
+                    return
             if msg["method"] == "ping":
                 reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg["id"], "result": {}}
             else:
@@ -228,11 +249,66 @@ class SseUpstream:
             original, notify = held
             await notify({**msg, "params": {**params, "progressToken": original}})
 
+    def _park(self, rid: int, waiter: asyncio.Future[dict[str, Any]], need: InputNeeded) -> None:
+        """Hand `need` to the call's waiter; the call stays in flight, its response awaited."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)  # nobody may await it (the retry may never come)
+        self._pending[rid] = future
+        self._held[rid] = []
+        waiter.set_exception(need)
+
+    async def resume(self, resp: None, rid: int, on_notify: Notify) -> dict[str, Any]:
+        """Wait on for a parked call's response (a further request parks it again)."""
+        held = self._held.pop(rid, None)
+        if held is None:
+            raise TransportFailure("the parked call is gone")
+        future = self._pending[rid]
+        if rid not in self._relays:  # the stream ended while it was parked (_fail_pending)
+            self._pending.pop(rid, None)
+            raise TransportFailure("the SSE upstream closed its stream")
+        self._relays[rid] = on_notify
+        parked = False
+        try:
+            while held:  # requests that came while it was parked, in order
+                await on_notify(held.pop(0))
+            return await future
+        except InputNeeded as need:
+            if rid not in self._held:  # raised by a held request, not by the reader
+                self._held[rid] = held
+            need.upstream, need.rid, parked = self, rid, True  # type: ignore[assignment]
+            raise
+        except asyncio.CancelledError:  # the retry's timeout, or its client went away
+            self._held.pop(rid, None)
+            self._cancel_upstream(rid, "cancelled by the gateway's client")
+            raise
+        finally:
+            if not parked:
+                self._pending.pop(rid, None)
+                self._relays.pop(rid, None)
+
+    async def abandon(self, resp: None, rid: int) -> None:
+        """Drop a parked call: forget it and tell the upstream it is cancelled."""
+        if self._held.pop(rid, None) is None:
+            return  # not parked any more: its resume already cancelled it upstream
+        self._pending.pop(rid, None)
+        self._relays.pop(rid, None)
+        self._cancel_upstream(rid, "the client did not retry in time")
+
+    def _cancel_upstream(self, rid: int, reason: str) -> None:
+        """Send `notifications/cancelled` for one call, in the background."""
+        if self.connected:
+            cancel = {"requestId": rid, "reason": reason}
+            note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel}
+            task = asyncio.get_running_loop().create_task(self._send_quietly(note))
+            task.add_done_callback(lambda _: None)
+
     def _fail_pending(self, reason: str) -> None:
         """The stream is gone: every waiting call fails, the next one reconnects."""
         if self.connected:
             metrics.UPSTREAM_SESSIONS.labels(self.server.name).dec()
         self.connected = False
+        for rid in self._held:  # parked calls fail on their retry; they no longer count
+            self._relays.pop(rid, None)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(TransportFailure(reason))
@@ -253,3 +329,9 @@ class SseUpstream:
         """Close the stream (the upstream ends the session with it)."""
         self._fail_pending("the gateway closed the session")
         await self._teardown()
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a parked call's outcome as seen (its retry may never come to read it)."""
+    if not future.cancelled():
+        future.exception()

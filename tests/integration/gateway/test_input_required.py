@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import httpx2
@@ -11,6 +13,7 @@ import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.mcpserver import MCPServer
 from mcp_types import ElicitResult
 
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers, register
@@ -150,17 +153,37 @@ class _RetryElsewhere(httpx2.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-async def test_a_session_upstreams_elicitation_reaches_a_current_client(registry, stack) -> None:
-    await _elicit_through_a_parked_call(registry, stack, "same", None)
+@asynccontextmanager
+async def registered_session_upstream(
+    registry, server: MCPServer, transport: str
+) -> AsyncIterator[None]:
+    """A 2025-era SDK upstream, registered: Streamable HTTP (refusing 2026-07-28) or HTTP+SSE."""
+    if transport == "sse":
+        async with run_upstream(server, transport="sse") as url:
+            await register(registry, server.name, url, transport="sse")
+            yield
+    else:
+        app = legacy_only(server.streamable_http_app(transport_security=LOCAL))
+        async with serving(app) as base:
+            await register(registry, server.name, f"{base}/mcp")
+            yield
 
 
-async def test_the_retry_of_a_parked_call_may_land_on_another_replica(
-    registry, stack, replica_b
+@pytest.mark.parametrize("upstream", ["http", "sse"])
+async def test_a_session_upstreams_elicitation_reaches_a_current_client(
+    registry, stack, upstream
 ) -> None:
-    await _elicit_through_a_parked_call(registry, stack, "other", replica_b)
+    await _elicit_through_a_parked_call(registry, stack, upstream, None)
 
 
-async def _elicit_through_a_parked_call(registry, stack, retry_on: str, other: str | None) -> None:
+@pytest.mark.parametrize("upstream", ["http", "sse"])
+async def test_the_retry_of_a_parked_call_may_land_on_another_replica(
+    registry, stack, replica_b, upstream
+) -> None:
+    await _elicit_through_a_parked_call(registry, stack, upstream, replica_b)
+
+
+async def _elicit_through_a_parked_call(registry, stack, upstream: str, other: str | None) -> None:
     """A 2025-era upstream's elicitation during a 2026-07-28 SDK client's call (mode auto)."""
     asked: list[str] = []
 
@@ -168,11 +191,11 @@ async def _elicit_through_a_parked_call(registry, stack, retry_on: str, other: s
         asked.append(params.message)
         return ElicitResult(action="accept", content={"name": "Flo"})
 
-    name = f"old-modern-{retry_on}"
-    server = rich(name)
-    app = legacy_only(server.streamable_http_app(transport_security=LOCAL))
-    async with serving(app) as base, httpx.AsyncClient() as probe:
-        await register(registry, name, f"{base}/mcp")
+    name = f"old-modern-{upstream}-{'other' if other else 'same'}"
+    async with (
+        registered_session_upstream(registry, rich(name), upstream),
+        httpx.AsyncClient() as probe,
+    ):
         await stack.wait_for_tool(probe, f"{name}__elicit")
         # with `other`, the retry lands on a second replica, routed over NATS to the first
         transport = _RetryElsewhere(other) if other else None
@@ -188,21 +211,20 @@ async def _elicit_through_a_parked_call(registry, stack, retry_on: str, other: s
     assert added.structured_content == {"result": 2}
 
 
-async def test_a_parked_calls_state_is_checked_and_spent(registry, stack) -> None:
-    server = rich("old-gone")
-    app = legacy_only(server.streamable_http_app(transport_security=LOCAL))
+@pytest.mark.parametrize("upstream", ["http", "sse"])
+async def test_a_parked_calls_state_is_checked_and_spent(registry, stack, upstream) -> None:
+    name = f"old-gone-{upstream}"
     async with (
-        serving(app) as base,
+        registered_session_upstream(registry, rich(name), upstream),
         httpx.AsyncClient(headers=bearer(stack.admin), timeout=10) as http,
     ):
-        await register(registry, "old-gone", f"{base}/mcp")
-        await stack.wait_for_tool(http, "old-gone__elicit")
-        headers = modern_headers("tools/call", "old-gone__elicit")
-        body = modern_body("tools/call", {"name": "old-gone__elicit", "arguments": {}})
+        await stack.wait_for_tool(http, f"{name}__elicit")
+        headers = modern_headers("tools/call", f"{name}__elicit")
+        body = modern_body("tools/call", {"name": f"{name}__elicit", "arguments": {}})
         first = (await http.post(f"{stack.url}/mcp", json=body, headers=headers)).json()
         state = first["result"]["requestState"]
         forged = {
-            "name": "old-gone__elicit",
+            "name": f"{name}__elicit",
             "arguments": {},
             "inputResponses": {"upstream": {"action": "decline"}},
             "requestState": state[:-2] + ("00" if not state.endswith("00") else "11"),

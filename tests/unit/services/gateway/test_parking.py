@@ -1,4 +1,4 @@
-"""Parked calls of session upstreams: signed state, expiry."""
+"""Parked calls of session upstreams: signed state, expiry, calls on a shared SSE stream."""
 
 from __future__ import annotations
 
@@ -59,3 +59,15 @@ async def test_a_call_whose_retry_never_comes_is_dropped() -> None:
     with pytest.raises(RpcFault) as late:
         await parking.resume(result, "user:u1")
     assert late.value.code == -32602
+
+
+async def test_a_call_on_a_shared_stream_parks_without_a_response_of_its_own() -> None:
+    parking = Parking(None, b"secret", 30)
+    upstream = FakeUpstream()
+    request = {"jsonrpc": "2.0", "id": 4, "method": "roots/list"}
+    need = InputNeeded(request, partial(parking.park, FakeServer(), "user:u1"))
+    need.upstream, need.rid = upstream, 9  # type: ignore[assignment]  # an SSE upstream's call
+    result = await need.park(need)
+    await parking.stop()
+    assert result["inputRequests"] == {INPUT_KEY: {"method": "roots/list"}}
+    assert upstream.abandoned == [9]
