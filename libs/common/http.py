@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from libs.common import log as logmod
 from libs.common import metrics
 from libs.common.errors import (
     Internal,
@@ -198,7 +199,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - start
             route = metrics.matched_template(scope, root_path)
             metrics.observe_request(self.service, scope["method"], route, status, elapsed)
-            if route not in metrics.QUIET_ROUTES:
+            if logmod.info_enabled and route not in metrics.QUIET_ROUTES:
                 log.info(
                     "http_request",
                     method=scope["method"],

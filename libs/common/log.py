@@ -64,11 +64,17 @@ def _dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+# whether `info` lines are written: hot paths skip building one that would be dropped
+info_enabled = True
+
+
 def configure(service: str, level: str = "info", stream: Any = None) -> None:
     """Send JSON lines to stderr (or `stream`), each carrying `service`."""
+    global info_enabled
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
+    info_enabled = numeric <= logging.INFO
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
