@@ -13,7 +13,8 @@ with -32601 otherwise. A legacy client's call relays the request to its client; 
 client's call is parked (`parking.py`): its waiter gets `InputNeeded`, while the call stays in
 flight here (its response still awaited, it still counts as the one call) until the retry
 `resume`s it or `abandon` drops it. A request arriving while the only call in flight is parked
-is held for that call and parks it again when it resumes.
+is held for that call and parks it again when it resumes. Notifications that belong to no call
+(such as `notifications/resources/updated`) go to `on_notification` when it is set.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class SseUpstream:
         self.connected = False
         self.protocol: str | None = None
         self.post_url: str | None = None
+        self.capabilities: dict[str, Any] = {}  # the upstream's, from initialize
+        self.on_notification: Notify | None = None  # notifications that belong to no call
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -112,7 +115,9 @@ class SseUpstream:
             if "error" in reply:
                 await self._teardown()
                 raise TransportFailure(f"initialize failed: {reply['error'].get('message')}")
-            self.protocol = (reply.get("result") or {}).get("protocolVersion") or SSE_PROTOCOL
+            result = reply.get("result") or {}
+            self.protocol = result.get("protocolVersion") or SSE_PROTOCOL
+            self.capabilities = result.get("capabilities") or {}
             await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
             self.connected = True
             metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
@@ -248,6 +253,13 @@ class SseUpstream:
         if held is not None:
             original, notify = held
             await notify({**msg, "params": {**params, "progressToken": original}})
+        elif self.on_notification is not None:  # e.g. notifications/resources/updated
+            await self.on_notification(msg)
+
+    async def closed(self) -> None:
+        """Until the current stream ends (at once when none is open)."""
+        if self._reader is not None and not self._reader.done():
+            await asyncio.wait({self._reader})
 
     def _park(self, rid: int, waiter: asyncio.Future[dict[str, Any]], need: InputNeeded) -> None:
         """Hand `need` to the call's waiter; the call stays in flight, its response awaited."""

@@ -73,6 +73,7 @@ class HttpUpstream:
         self.modern = False
         self.protocol: str | None = None
         self.session_id: str | None = None
+        self.capabilities: dict[str, Any] = {}  # the upstream's, from discover or initialize
         self.connected = False
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
@@ -109,6 +110,7 @@ class HttpUpstream:
             except (TransportFailure, SessionExpired):
                 versions = []
             if LATEST_MODERN_VERSION in versions:
+                self.capabilities = (reply.get("result") or {}).get("capabilities") or {}
                 self.connected = True
                 return
             self.protocol, self.modern = None, False
@@ -120,7 +122,9 @@ class HttpUpstream:
             reply = await self._post("initialize", params, None, keep_session=True)
             if "error" in reply:
                 raise TransportFailure(f"initialize failed: {reply['error'].get('message')}")
-            self.protocol = (reply.get("result") or {}).get("protocolVersion") or LATEST_LEGACY
+            result = reply.get("result") or {}
+            self.protocol = result.get("protocolVersion") or LATEST_LEGACY
+            self.capabilities = result.get("capabilities") or {}
             await self._notify("notifications/initialized")
             self.connected = True
             metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
