@@ -50,7 +50,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         inflight: dict = {}
         relay = Relay(bus, inflight)  # SSE session streams and cancellation across replicas
         await relay.start()
-        watch = ResourceWatch(pool, bus)  # upstream resource updates for subscribed clients
+        watch = ResourceWatch(pool, bus, table)  # upstream resource updates for subscribers
         await watch.start()
         gateway.aggregate.watch, gateway.aggregate.relay = watch, relay
         limiter = RateLimiter(
