@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.gateway import input_bridge
 from services.gateway.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcFault
+from services.gateway.resource_watch import SERVER_VIEW
 from services.gateway.routing_table import ServerEntry, public_name
 
 if TYPE_CHECKING:
@@ -129,20 +130,35 @@ class Aggregate:
             raise RpcFault(
                 METHOD_NOT_FOUND, f"{method} needs a legacy session (2026-07-28: listen)."
             )
-        wrapped = params.get("uri")
-        server_name, uri = unwrap(wrapped)
+        server_name, uri = self.subscription(params.get("uri"), ctx)
         session_id, relay = ctx.session_id, self.relay
+        owner = session_id + SERVER_VIEW if ctx.server is not None else session_id
         if method == "resources/unsubscribe":
-            await self.watch.remove_everywhere(server_name, uri, session_id)
+            await self.watch.remove_everywhere(server_name, uri, owner)
             return {}
 
         async def deliver(changed: str) -> None:
-            note = {"uri": wrap(server_name, changed)}
+            note = {"uri": self.client_uri(server_name, changed, ctx)}
             msg = {"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": note}
             await relay.send(session_id, msg)
 
-        await self.watch.add(self.server(server_name, ctx), uri, session_id, deliver)
+        await self.watch.add(self.server(server_name, ctx), uri, owner, deliver)
         return {}
+
+    @staticmethod
+    def subscription(uri: Any, ctx: CallContext) -> tuple[str, str]:
+        """(server, upstream URI) a subscription names: a `switchboard://` URI, or on
+        `/mcp/servers/{path}` the upstream's own."""
+        if ctx.server is None:
+            return unwrap(uri)
+        if not isinstance(uri, str) or not uri:
+            raise RpcFault(INVALID_PARAMS, "params.uri must be a non-empty string.")
+        return ctx.server.name, uri
+
+    @staticmethod
+    def client_uri(server: str, uri: str, ctx: CallContext) -> str:
+        """An upstream URI as the client names it (unwrapped on `/mcp/servers/{path}`)."""
+        return uri if ctx.server is not None else wrap(server, uri)
 
     async def list(self, method: str, ctx: CallContext) -> dict[str, Any]:
         """One list over every readable server."""

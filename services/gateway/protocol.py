@@ -39,8 +39,6 @@ PASSTHROUGH = frozenset(
         "resources/list",
         "resources/templates/list",
         "resources/read",
-        "resources/subscribe",
-        "resources/unsubscribe",
         "prompts/list",
         "prompts/get",
         "completion/complete",

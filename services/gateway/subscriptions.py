@@ -5,9 +5,10 @@ The response to the listen request is an SSE stream: first
 `notifications/{tools,prompts,resources}/list_changed` for every honored kind each time the
 registry changes (every replica follows the registry's events, so any replica can hold the
 stream), each stamped with `_meta["io.modelcontextprotocol/subscriptionId"]` = the request id.
-The stream ends when the client disconnects. `resourceSubscriptions` (gateway
-`switchboard://` URIs) are honored for resources of 2026-07-28 upstreams the caller may read:
-the replica holding the stream follows them upstream (`resource_watch.py`) and writes
+The stream ends when the client disconnects. `resourceSubscriptions` (gateway `switchboard://`
+URIs; on `/mcp/servers/{path}` the upstream's own) are honored for resources of upstreams the
+caller may read that offer subscriptions (2026-07-28 and session-based alike): the replica
+holding the stream follows them upstream (`resource_watch.py`) and writes
 `notifications/resources/updated`; URIs it cannot follow are left out of the acknowledgement.
 """
 
@@ -23,7 +24,6 @@ from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from services.gateway.aggregate import unwrap, wrap
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import RoutingTable
 
@@ -80,20 +80,20 @@ def listen(
     async def watch(wanted: Any) -> list[str]:
         """Follow the requested resources that can be followed; the honored URIs."""
         honored_uris: list[str] = []
-        for wrapped in wanted if isinstance(wanted, list) else []:
+        for named in wanted if isinstance(wanted, list) else []:
             try:
-                server_name, uri = unwrap(wrapped)
+                server_name, uri = aggregate.subscription(named, ctx)
                 server = aggregate.server(server_name, ctx)
 
                 async def deliver(changed: str, server_name: str = server_name) -> None:
                     if not updates.full():
-                        updates.put_nowait(wrap(server_name, changed))
+                        updates.put_nowait(aggregate.client_uri(server_name, changed, ctx))
 
                 await aggregate.watch.add(server, uri, owner, deliver)
             except RpcFault:
                 continue
             watched.append((server_name, uri))
-            honored_uris.append(wrapped)
+            honored_uris.append(named)
         return honored_uris
 
     async def stream() -> AsyncIterator[bytes]:
