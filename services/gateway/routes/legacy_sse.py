@@ -105,6 +105,8 @@ async def get_sse(request: Request) -> Response:
             notifier.unsubscribe(changes)
             await relay.close_stream(session_id, queue)
             metrics.OPEN_SESSIONS.dec()
+            with contextlib.suppress(Exception):  # no stream can reopen this session
+                await request.state.gateway.aggregate.watch.drop_session_everywhere(session_id)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
