@@ -1,17 +1,23 @@
-"""Upstream MCP servers (official SDK) for protocol tests: progress, hangs, resources, prompts."""
+"""Upstream MCP servers (official SDK) for protocol tests: progress, hangs, resources, prompts,
+resource subscriptions of 2025-era servers."""
 
 from __future__ import annotations
 
 import asyncio
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.session import ServerSession
 from mcp_types import (
     Completion,
     ElicitRequest,
     ElicitRequestFormParams,
     ElicitResult,
+    EmptyResult,
     InputRequiredResult,
     PromptReference,
+    SubscribeRequestParams,
+    UnsubscribeRequestParams,
 )
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -196,3 +202,67 @@ class TaskServer:
                 self.tasks[task_id] = "cancelled"
             return {**done, "taskId": task_id, "status": self.tasks[task_id]}
         return None
+
+
+class Followed:
+    """A session-based upstream's resource subscriptions: which sessions follow which URI, and
+    every `resources/subscribe` / `resources/unsubscribe` it was sent."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, set[ServerSession]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.changed = asyncio.Condition()
+
+    async def record(self, method: str, uri: str, session: ServerSession) -> None:
+        """Note one request and who follows `uri` now."""
+        async with self.changed:
+            self.requests.append((method, uri))
+            following = self.sessions.setdefault(uri, set())
+            if method == "resources/subscribe":
+                following.add(session)
+            else:
+                following.discard(session)
+            self.changed.notify_all()
+
+    async def wait(self, method: str, uri: str, count: int = 1) -> None:
+        """Until `method` for `uri` arrived `count` times."""
+        async with asyncio.timeout(5), self.changed:
+            await self.changed.wait_for(lambda: self.requests.count((method, uri)) >= count)
+
+    async def touch(self, uri: str) -> int:
+        """`notifications/resources/updated` to every session following `uri` (on its
+        standalone stream); how many were told."""
+        following = list(self.sessions.get(uri, ()))
+        for session in following:
+            await session.send_resource_updated(uri)
+        return len(following)
+
+
+def followed(name: str, hub: Followed) -> MCPServer:
+    """A 2025-era upstream with `resources/subscribe`: items, and a tool that changes one."""
+    server = MCPServer(name)
+
+    @server.tool(description="Change an item: its followers get notifications/resources/updated.")
+    async def touch(item: str) -> str:
+        return f"told {await hub.touch(f'{name}://items/{item}')}"
+
+    @server.resource(f"{name}://items/{{item}}", description="One item.")
+    def item(item: str) -> str:
+        return f"item {item} of {name}"
+
+    async def subscribe(ctx: ServerRequestContext, params: SubscribeRequestParams) -> EmptyResult:
+        await hub.record("resources/subscribe", params.uri, ctx.session)
+        return EmptyResult()
+
+    async def unsubscribe(
+        ctx: ServerRequestContext, params: UnsubscribeRequestParams
+    ) -> EmptyResult:
+        await hub.record("resources/unsubscribe", params.uri, ctx.session)
+        return EmptyResult()
+
+    # MCPServer has no decorator for these (2025-era) methods: the low-level server takes them,
+    # and then declares `resources.subscribe` at handshake versions
+    lowlevel = server._lowlevel_server
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribe)
+    return server

@@ -1,0 +1,259 @@
+"""Resource updates of session-based upstreams (2025-era Streamable HTTP, HTTP+SSE), and
+subscriptions on `/mcp/servers/{path}`: official SDK upstreams and clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import httpx2
+import orjson
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp_types import ResourceUpdatedNotification
+
+from services.gateway.jsonrpc import INVALID_PARAMS
+from services.gateway.resource_watch import ResourceWatch
+from tests.integration.gateway.conftest import ADMIN, bearer, register
+from tests.integration.gateway.upstreams import Followed, followed, legacy_only, rich
+from tests.integration.registry.conftest import LOCAL, run_upstream
+from tests.support import free_port, serving
+
+# `resources/subscribe` is what these clients speak; the SDK marks it deprecated (2026-07-28)
+pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+
+SUBSCRIBE, UNSUBSCRIBE = "resources/subscribe", "resources/unsubscribe"
+
+
+@asynccontextmanager
+async def session_upstream(server, transport: str, port: int | None = None) -> AsyncIterator[str]:
+    """Serve an SDK server as a 2025-era upstream: Streamable HTTP with sessions, or SSE."""
+    if transport == "sse":
+        async with run_upstream(server, transport="sse", port=port) as url:
+            yield url
+    else:
+        app = legacy_only(server.streamable_http_app(transport_security=LOCAL))
+        async with serving(app, port=port) as base:
+            yield base + "/mcp"
+
+
+@asynccontextmanager
+async def registered(registry, stack, name: str, transport: str, hub: Followed):
+    """A `followed` upstream registered and routable; yields nothing."""
+    async with session_upstream(followed(name, hub), transport) as url, httpx.AsyncClient() as h:
+        await register(registry, name, url, transport=transport)
+        await stack.wait_for_tool(h, f"{name}__touch")
+        yield
+
+
+@asynccontextmanager
+async def legacy_client(stack, transport: str, path: str = "") -> AsyncIterator[tuple]:
+    """The SDK client on a legacy session (Streamable HTTP or the SSE transport) at
+    `/mcp{path}`; yields it and the queue of resource URIs it was told changed."""
+    updates: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_message(message) -> None:  # noqa: ANN001
+        if isinstance(message, ResourceUpdatedNotification):
+            updates.put_nowait(message.params.uri)
+
+    http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
+    if transport == "sse":
+        connection = sse_client(f"{stack.url}/mcp{path}/sse", headers=bearer(stack.admin))
+        if not path:
+            connection = sse_client(f"{stack.url}/sse", headers=bearer(stack.admin))
+    else:
+        connection = streamable_http_client(f"{stack.url}/mcp{path}", http_client=http)
+    client = Client(connection, mode="legacy", message_handler=on_message)
+    async with http, client:
+        yield client, updates
+
+
+async def next_update(updates: asyncio.Queue[str]) -> str:
+    """The next URI the client was told changed."""
+    async with asyncio.timeout(5):
+        return await updates.get()
+
+
+@pytest.mark.parametrize(
+    ("upstream", "client"), [("streamable-http", "legacy"), ("sse", "legacy"), ("sse", "sse")]
+)
+async def test_a_legacy_client_gets_updates_of_a_session_upstream_until_it_unsubscribes(
+    registry, stack, upstream, client
+) -> None:
+    hub, name = Followed(), f"fol-{upstream[:3]}-{client}"
+    uri, other = f"{name}://items/7", f"{name}://items/8"
+    async with registered(registry, stack, name, upstream, hub):
+        async with legacy_client(stack, client) as (sdk, updates):
+            await sdk.subscribe_resource(f"switchboard://{name}/{uri}")
+            await sdk.call_tool(f"{name}__touch", {"item": "7"})
+            first = await next_update(updates)
+            await sdk.unsubscribe_resource(f"switchboard://{name}/{uri}")
+            await hub.wait(UNSUBSCRIBE, uri)
+            await sdk.subscribe_resource(f"switchboard://{name}/{other}")
+            await sdk.call_tool(f"{name}__touch", {"item": "7"})
+            await sdk.call_tool(f"{name}__touch", {"item": "8"})
+            second = await next_update(updates)  # 7, were it still delivered, would come first
+        await hub.wait(UNSUBSCRIBE, other)  # the session ended (DELETE, or the SSE stream closed)
+    assert first == f"switchboard://{name}/{uri}"
+    assert second == f"switchboard://{name}/{other}"
+    assert hub.requests[:3] == [(SUBSCRIBE, uri), (UNSUBSCRIBE, uri), (SUBSCRIBE, other)]
+
+
+@pytest.mark.parametrize(("upstream", "client"), [("streamable-http", "legacy"), ("sse", "sse")])
+async def test_a_server_view_subscription_names_the_upstreams_own_uri(
+    registry, stack, upstream, client
+) -> None:
+    hub, name = Followed(), f"view-{upstream[:3]}-{client}"
+    uri = f"{name}://items/3"
+    async with (
+        registered(registry, stack, name, upstream, hub),
+        legacy_client(stack, client, f"/servers/{name}") as (sdk, updates),
+    ):
+        await sdk.subscribe_resource(uri)
+        await sdk.call_tool("touch", {"item": "3"})
+        seen = await next_update(updates)
+        await sdk.unsubscribe_resource(uri)
+        await hub.wait(UNSUBSCRIBE, uri)
+    assert seen == uri
+    assert hub.requests == [(SUBSCRIBE, uri), (UNSUBSCRIBE, uri)]
+
+
+@pytest.mark.parametrize("upstream", ["streamable-http", "sse"])
+async def test_a_listen_stream_gets_updates_of_a_session_upstream(
+    registry, stack, upstream
+) -> None:
+    hub, name = Followed(), f"lis-{upstream[:3]}"
+    uri = f"switchboard://{name}/{name}://items/9"
+    async with registered(registry, stack, name, upstream, hub):
+        http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
+        client = Client(streamable_http_client(f"{stack.url}/mcp", http_client=http), mode="auto")
+        async with http, client:
+            async with client.listen(resource_subscriptions=[uri]) as sub:
+                honored = sub.honored.resource_subscriptions
+                await client.call_tool(f"{name}__touch", {"item": "9"})
+                async with asyncio.timeout(5):
+                    event = await anext(aiter(sub))
+        await hub.wait(UNSUBSCRIBE, f"{name}://items/9")  # the stream's end unsubscribes
+    assert honored == [uri]
+    assert event == ResourceUpdated(uri=uri)
+
+
+async def test_a_listen_stream_on_a_server_view_follows_upstream_uris(registry, stack) -> None:
+    hub, name = Followed(), "lis-view"
+    uri = f"{name}://items/4"
+    async with registered(registry, stack, name, "streamable-http", hub):
+        http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
+        view = f"{stack.url}/mcp/servers/{name}"
+        client = Client(streamable_http_client(view, http_client=http), mode="auto")
+        async with http, client:
+            async with client.listen(resource_subscriptions=[uri]) as sub:
+                honored = sub.honored.resource_subscriptions
+                await client.call_tool("touch", {"item": "4"})
+                async with asyncio.timeout(5):
+                    event = await anext(aiter(sub))
+    assert honored == [uri]
+    assert event == ResourceUpdated(uri=uri)
+
+
+def rpc(rid: int, method: str, params: dict) -> dict:
+    """A JSON-RPC request."""
+    return {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+
+
+async def test_a_subscription_taken_by_another_replica_delivers_a_session_upstreams_update(
+    registry, stack, replica_b
+) -> None:
+    hub, name = Followed(), "fol-replica"
+    uri = f"{name}://items/5"
+    init = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    }
+    async with (
+        registered(registry, stack, name, "streamable-http", hub),
+        httpx.AsyncClient(headers=bearer(stack.admin), timeout=10) as http,
+    ):
+        mcp = f"{stack.url}/mcp"
+        sid = (await http.post(mcp, json=rpc(1, "initialize", init))).headers["mcp-session-id"]
+        headers = {"Mcp-Session-Id": sid}
+        params = {"uri": f"switchboard://{name}/{uri}"}
+        async with http.stream(
+            "GET", mcp, headers={**headers, "Accept": "text/event-stream"}
+        ) as stream:
+            subscribed = await http.post(
+                f"{replica_b}/mcp", json=rpc(2, SUBSCRIBE, params), headers=headers
+            )
+            touch = {"name": f"{name}__touch", "arguments": {"item": "5"}}
+            await http.post(mcp, json=rpc(3, "tools/call", touch), headers=headers)
+            seen = None
+            async with asyncio.timeout(5):
+                async for line in stream.aiter_lines():
+                    if "notifications/resources/updated" in line:
+                        seen = orjson.loads(line[5:])
+                        break
+            gone = await http.post(mcp, json=rpc(4, UNSUBSCRIBE, params), headers=headers)
+            await hub.wait(UNSUBSCRIBE, uri)  # replica B held it: the broadcast reached it
+    assert subscribed.json()["result"] == {}
+    assert seen["params"]["uri"] == f"switchboard://{name}/{uri}"
+    assert gone.json()["result"] == {}
+
+
+@pytest.mark.parametrize("transport", ["streamable-http", "sse"])
+async def test_a_restarted_upstream_is_subscribed_again_on_its_new_session(
+    registry, core_factory, transport
+) -> None:
+    port, name = free_port(), f"again-{transport[:3]}"
+    first, second = Followed(), Followed()
+    uri = f"{name}://items/1"
+    got: asyncio.Queue[str] = asyncio.Queue()
+
+    async def deliver(changed: str) -> None:
+        got.put_nowait(changed)
+
+    touch = {"name": f"{name}__touch", "arguments": {"item": "1"}}
+    async with session_upstream(followed(name, first), transport, port) as url:
+        await register(registry, name, url, transport=transport)
+        core = await core_factory()
+        watch = ResourceWatch(core.pool, registry.bus, core.table)
+        await watch.start()
+        await watch.add(core.table.servers[name], uri, "sess-1", deliver)
+        await core.call(ADMIN, "tools/call", touch)
+        before = await next_update(got)
+    try:
+        async with session_upstream(followed(name, second), transport, port):
+            await second.wait(SUBSCRIBE, uri)  # the new session follows the URI again
+            await core.call(ADMIN, "tools/call", touch)
+            after = await next_update(got)
+    finally:
+        await watch.stop()
+    assert before == after == uri
+    assert first.requests == [(SUBSCRIBE, uri)]
+
+
+async def test_subscribing_where_the_upstream_offers_no_subscriptions_is_invalid_params(
+    registry, stack
+) -> None:
+    async with (
+        session_upstream(rich("plain"), "streamable-http") as url,
+        httpx.AsyncClient() as probe,
+    ):
+        await register(registry, "plain", url)
+        await stack.wait_for_tool(probe, "plain__touch")
+        async with legacy_client(stack, "legacy", "/servers/plain") as (sdk, _):
+            with pytest.raises(MCPError) as raw:
+                await sdk.subscribe_resource("plain://items/1")
+        async with legacy_client(stack, "legacy") as (sdk, _):
+            with pytest.raises(MCPError) as wrapped:
+                await sdk.subscribe_resource("switchboard://plain/plain://items/1")
+            with pytest.raises(MCPError) as unknown:
+                await sdk.subscribe_resource("switchboard://nowhere/x://1")
+    assert raw.value.error.code == INVALID_PARAMS
+    assert wrapped.value.error.code == INVALID_PARAMS
+    assert unknown.value.error.code == INVALID_PARAMS
