@@ -21,7 +21,14 @@ from mcp_types import ResourceUpdatedNotification
 from services.gateway.jsonrpc import INVALID_PARAMS
 from services.gateway.resource_watch import ResourceWatch
 from tests.integration.gateway.conftest import ADMIN, bearer, register
-from tests.integration.gateway.upstreams import Followed, followed, legacy_only, rich
+from tests.integration.gateway.upstreams import (
+    NOT_FOUND,
+    Followed,
+    followed,
+    legacy_only,
+    rich,
+    without_get,
+)
 from tests.integration.registry.conftest import LOCAL, run_upstream
 from tests.support import free_port, serving
 
@@ -268,3 +275,36 @@ async def test_subscribing_where_the_upstream_offers_no_subscriptions_is_invalid
     assert raw.value.error.code == INVALID_PARAMS
     assert wrapped.value.error.code == INVALID_PARAMS
     assert unknown.value.error.code == INVALID_PARAMS
+
+
+async def test_an_upstreams_refusal_is_relayed_and_its_other_resources_still_follow(
+    registry, stack
+) -> None:
+    hub, name = Followed(), "refuses"
+    async with (
+        registered(registry, stack, name, "streamable-http", hub),
+        legacy_client(stack, "legacy", f"/servers/{name}") as (sdk, updates),
+    ):
+        with pytest.raises(MCPError) as refused:
+            await sdk.subscribe_resource(f"{name}://elsewhere")
+        await sdk.subscribe_resource(f"{name}://items/2")
+        await sdk.call_tool("touch", {"item": "2"})
+        seen = await next_update(updates)
+    assert refused.value.error.code == NOT_FOUND
+    assert seen == f"{name}://items/2"
+    assert hub.requests[0] == (SUBSCRIBE, f"{name}://items/2")
+
+
+async def test_an_upstream_without_a_standalone_stream_cannot_be_followed(registry, stack) -> None:
+    hub, name = Followed(), "noget"
+    server = followed(name, hub)
+    app = without_get(legacy_only(server.streamable_http_app(transport_security=LOCAL)))
+    async with serving(app) as base, httpx.AsyncClient() as probe:
+        await register(registry, name, base + "/mcp")
+        await stack.wait_for_tool(probe, f"{name}__touch")
+        async with legacy_client(stack, "legacy", f"/servers/{name}") as (sdk, _):
+            with pytest.raises(MCPError) as exc:
+                await sdk.subscribe_resource(f"{name}://items/1")
+            touched = await sdk.call_tool("touch", {"item": "1"})
+    assert exc.value.error.code == INVALID_PARAMS
+    assert touched.content[0].text == "told 0"  # no session follows it upstream

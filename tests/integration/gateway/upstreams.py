@@ -8,6 +8,7 @@ import asyncio
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError
 from mcp_types import (
     Completion,
     ElicitRequest,
@@ -62,6 +63,20 @@ def legacy_only(app: ASGIApp) -> ASGIApp:
             start["headers"] = [(b"content-type", b"application/json")]
             await send(start)
             await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def without_get(app: ASGIApp) -> ASGIApp:
+    """An SDK Streamable HTTP app without the standalone stream: GET is 405, as the spec allows."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            start = {"type": "http.response.start", "status": 405, "headers": [(b"allow", b"POST")]}
+            await send(start)
+            await send({"type": "http.response.body", "body": b""})
             return
         await app(scope, receive, send)
 
@@ -204,6 +219,9 @@ class TaskServer:
         return None
 
 
+NOT_FOUND = -32002  # "Resource not found" of the 2025 revisions
+
+
 class Followed:
     """A session-based upstream's resource subscriptions: which sessions follow which URI, and
     every `resources/subscribe` / `resources/unsubscribe` it was sent."""
@@ -251,6 +269,8 @@ def followed(name: str, hub: Followed) -> MCPServer:
         return f"item {item} of {name}"
 
     async def subscribe(ctx: ServerRequestContext, params: SubscribeRequestParams) -> EmptyResult:
+        if not params.uri.startswith(f"{name}://items/"):
+            raise MCPError(NOT_FOUND, f"No resource {params.uri}")
         await hub.record("resources/subscribe", params.uri, ctx.session)
         return EmptyResult()
 
