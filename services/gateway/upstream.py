@@ -75,6 +75,7 @@ class HttpUpstream:
         self.session_id: str | None = None
         self.capabilities: dict[str, Any] = {}  # the upstream's, from discover or initialize
         self.connected = False
+        self._counted = False  # this session is in the open upstream sessions gauge
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
 
@@ -97,6 +98,7 @@ class HttpUpstream:
         async with self._lock:
             if self.connected:
                 return
+            self._uncount()  # an expired session is being replaced
             self.session_id, self.protocol, self.modern = None, None, False
             meta = {
                 PROTOCOL_VERSION_META_KEY: LATEST_MODERN_VERSION,
@@ -127,7 +129,14 @@ class HttpUpstream:
             self.capabilities = result.get("capabilities") or {}
             await self._notify("notifications/initialized")
             self.connected = True
+            self._counted = True
             metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
+
+    def _uncount(self) -> None:
+        """Take this upstream's session out of the open-sessions gauge (once)."""
+        if self._counted:
+            self._counted = False
+            metrics.UPSTREAM_SESSIONS.labels(self.server.name).dec()
 
     async def request(
         self, method: str, params: dict[str, Any] | None, on_notify: Notify | None = None
@@ -250,8 +259,7 @@ class HttpUpstream:
                     await resp.read()
             except (aiohttp.ClientError, TimeoutError):
                 pass
-        if self.connected and not self.modern:
-            metrics.UPSTREAM_SESSIONS.labels(self.server.name).dec()
+        self._uncount()
         self.connected = False
 
 

@@ -20,7 +20,8 @@ from services.gateway.jsonrpc import (
     RpcFault,
 )
 from tests.integration.gateway.conftest import ADMIN, calculator, member, register
-from tests.integration.registry.conftest import run_upstream
+from tests.integration.gateway.upstreams import legacy_only
+from tests.integration.registry.conftest import LOCAL, run_upstream
 from tests.support import free_port, serving
 
 
@@ -304,3 +305,38 @@ async def test_concurrent_calls_share_the_session(registry, core_factory) -> Non
             )
         )
     assert [r["structuredContent"]["result"] for r in results] == [i + 1 for i in range(20)]
+
+
+async def test_an_expired_upstream_session_is_replaced_and_counted_once(
+    registry, core_factory
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value(
+            "switchboard_gateway_upstream_sessions", {"server": "phoenix"}
+        )
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    async with serving(
+        legacy_only(calculator().streamable_http_app(transport_security=LOCAL)), port
+    ):
+        await register(registry, "phoenix", url)
+        core = await core_factory()
+        before = gauge() or 0.0
+        await core.call(
+            ADMIN, "tools/call", {"name": "phoenix__add", "arguments": {"a": 1, "b": 1}}
+        )
+        first = core.pool.upstream(core.table.servers["phoenix"]).session_id
+    # a new server on the same port: the old session is unknown there (404)
+    async with serving(
+        legacy_only(calculator().streamable_http_app(transport_security=LOCAL)), port
+    ):
+        ok = await core.call(
+            ADMIN, "tools/call", {"name": "phoenix__add", "arguments": {"a": 2, "b": 2}}
+        )
+        upstream = core.pool.upstream(core.table.servers["phoenix"])
+    assert ok["structuredContent"] == {"result": 4}
+    assert upstream.session_id != first
+    assert gauge() == before + 1  # the replaced session no longer counts
