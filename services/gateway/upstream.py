@@ -38,6 +38,7 @@ LATEST_LEGACY = HANDSHAKE_PROTOCOL_VERSIONS[-1]
 CLIENT_INFO = {"name": "switchboard-gateway", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+NAME_PARAM.update(dict.fromkeys(("tasks/get", "tasks/update", "tasks/cancel"), "taskId"))
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -74,6 +75,7 @@ class HttpUpstream:
         self.protocol: str | None = None
         self.session_id: str | None = None
         self.connected = False
+        self.capabilities: dict[str, Any] = {}  # what the upstream declared (tasks.py)
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
 
@@ -106,6 +108,7 @@ class HttpUpstream:
             try:
                 reply = await self._post("server/discover", {"_meta": meta}, None)
                 versions = (reply.get("result") or {}).get("supportedVersions") or []
+                self.capabilities = (reply.get("result") or {}).get("capabilities") or {}
             except (TransportFailure, SessionExpired):
                 versions = []
             if LATEST_MODERN_VERSION in versions:
@@ -121,6 +124,7 @@ class HttpUpstream:
             if "error" in reply:
                 raise TransportFailure(f"initialize failed: {reply['error'].get('message')}")
             self.protocol = (reply.get("result") or {}).get("protocolVersion") or LATEST_LEGACY
+            self.capabilities = (reply.get("result") or {}).get("capabilities") or {}
             await self._notify("notifications/initialized")
             self.connected = True
             metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
