@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 import structlog
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
@@ -49,7 +48,6 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 RETRY_S = 1.0
 READY_S = 5.0
 WATCH_MAX_S = 24 * 3600.0  # a task with no (or a longer) ttl is followed this long at most
-READ_ERRORS = (TransportFailure, aiohttp.ClientError, OSError, TimeoutError, ValueError)
 
 
 def current(table: RoutingTable, route: ServerEntry) -> ServerEntry | None:
@@ -133,11 +131,12 @@ class SessionStatus:
                         log.info("task_status_stream_refused", server=upstream.server.name)
                         self.watched.pop(key, None)
                         break
-            except READ_ERRORS as exc:
+            except Exception as exc:  # transport errors and garbage: reopen
                 log.info("task_status_stream_reconnecting", server=key, error=repr(exc))
             if self.watched.get(key):
                 await asyncio.sleep(RETRY_S)  # backoff before reopening, not for correctness
         self.followers.pop(key, None)
+        self.entries.pop(key, None)
 
     async def _read(self, upstream: HttpUpstream, key: str) -> bool:
         """Read the session's stream until it ends or nothing is watched; True when the upstream
@@ -163,13 +162,14 @@ class SessionStatus:
 
     async def _deliver(self, key: str, params: Any) -> None:
         """One status notification to the session that created the task."""
-        if not isinstance(params, dict):
+        if not isinstance(params, dict) or not isinstance(params.get("taskId"), str):
             return
-        watched = self.watched.get(key, {}).get(params.get("taskId"))  # type: ignore[arg-type]
+        task_id: str = params["taskId"]
+        watched = self.watched.get(key, {}).get(task_id)
         if watched is None:
             return
         if params.get("status") in TERMINAL:
-            self.watched[key].pop(params["taskId"], None)
+            self.watched[key].pop(task_id, None)
         note = {"jsonrpc": "2.0", "method": STATUS, "params": {**params, "taskId": watched.wrapped}}
         if self.relay is not None:
             await self.relay.send(watched.session_id, note)
@@ -204,7 +204,7 @@ class TaskListen:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(READY_S):
                     await asyncio.gather(*(event.wait() for event in ready))
-        return [w for w in wanted if w in self.honored]
+        return [w for w in wanted if isinstance(w, str) and w in self.honored]
 
     async def close(self) -> None:
         """Close the upstream streams."""
@@ -228,7 +228,7 @@ class TaskListen:
                 if not upstream.modern or await self._listen(upstream, ids, acked):
                     acked.set()  # no listen there, or refused: nothing honored
                     return
-            except READ_ERRORS as exc:
+            except Exception as exc:  # transport errors and garbage: reopen
                 log.info("task_listen_reconnecting", server=route.name, error=repr(exc))
             await asyncio.sleep(RETRY_S)  # backoff before reopening, not for correctness
 
