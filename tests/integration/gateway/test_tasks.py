@@ -12,7 +12,11 @@ from tests.integration.gateway.task_upstreams import TaskServer
 from tests.support import serving
 
 TASKS = "io.modelcontextprotocol/tasks"
-CALL = {"name": "jobs__render", "arguments": {}}
+
+
+def call(server: str) -> dict:
+    """The arguments of a tools/call of `render` on `server`."""
+    return {"name": f"{server}__render", "arguments": {}}
 
 
 def with_tasks(body: dict) -> dict:
@@ -22,13 +26,15 @@ def with_tasks(body: dict) -> dict:
     return body
 
 
-async def create_task(http: httpx.AsyncClient, url: str, token: str | None = None) -> str:
+async def create_task(
+    http: httpx.AsyncClient, url: str, server: str, token: str | None = None
+) -> str:
     """A task-creating tools/call (declaring the extension); the wrapped task id."""
-    headers = modern_headers("tools/call", "jobs__render")
+    headers = modern_headers("tools/call", f"{server}__render")
     if token is not None:
         headers.update(bearer(token))
     created = await http.post(
-        f"{url}/mcp", json=with_tasks(modern_body("tools/call", CALL)), headers=headers
+        f"{url}/mcp", json=with_tasks(modern_body("tools/call", call(server))), headers=headers
     )
     assert created.json()["result"]["resultType"] == "task", created.text
     return created.json()["result"]["taskId"]
@@ -50,21 +56,23 @@ async def task_request(
 async def test_a_task_is_created_polled_and_cancelled_through_the_gateway(registry, stack) -> None:
     jobs = TaskServer()
     async with serving(jobs.app()) as base, httpx.AsyncClient(headers=bearer(stack.admin)) as http:
-        await register(registry, "jobs", f"{base}/mcp")
-        await stack.wait_for_tool(http, "jobs__render")
+        await register(registry, "tasks-polled", f"{base}/mcp")
+        await stack.wait_for_tool(http, "tasks-polled__render")
         mcp = f"{stack.url}/mcp"
         discover = await http.post(
             mcp, json=modern_body("server/discover", {}), headers=modern_headers("server/discover")
         )
-        headers = modern_headers("tools/call", "jobs__render")
-        inline = await http.post(mcp, json=modern_body("tools/call", CALL), headers=headers)
-        task_id = await create_task(http, stack.url)
+        headers = modern_headers("tools/call", "tasks-polled__render")
+        inline = await http.post(
+            mcp, json=modern_body("tools/call", call("tasks-polled")), headers=headers
+        )
+        task_id = await create_task(http, stack.url, "tasks-polled")
         polled = await task_request(http, stack.url, "tasks/get", {"taskId": task_id})
         cancelled = await task_request(http, stack.url, "tasks/cancel", {"taskId": task_id})
     assert TASKS in discover.json()["result"]["capabilities"]["extensions"]
     assert inline.json()["result"]["content"][0]["text"] == "rendered inline"
     assert jobs.declared == [False, True]
-    assert task_id.startswith("jobs/") and task_id.endswith("/t1")
+    assert task_id.startswith("tasks-polled/") and task_id.endswith("/t1")
     polled_task = polled.json()["result"]
     assert polled_task["resultType"] == "complete"
     assert (polled_task["taskId"], polled_task["status"]) == (task_id, "working")
@@ -77,13 +85,13 @@ async def test_only_the_creator_reaches_a_task_from_any_replica(registry, stack,
     jobs = TaskServer()
     other = await stack.auth.create_user(platform_admin=True)  # may execute there too
     async with serving(jobs.app()) as base, httpx.AsyncClient(headers=bearer(stack.admin)) as http:
-        await register(registry, "jobs", f"{base}/mcp")
-        await stack.wait_for_tool(http, "jobs__render")
-        mine = await create_task(http, stack.url)
-        theirs = await create_task(http, stack.url, other.token)
+        await register(registry, "tasks-owned", f"{base}/mcp")
+        await stack.wait_for_tool(http, "tasks-owned__render")
+        mine = await create_task(http, stack.url, "tasks-owned")
+        theirs = await create_task(http, stack.url, "tasks-owned", other.token)
         # the other principal keeps its own owner segment and points it at our upstream task
         _, their_owner, _ = theirs.split("/", 2)
-        edited = f"jobs/{their_owner}/{mine.rsplit('/', 1)[1]}"
+        edited = f"tasks-owned/{their_owner}/{mine.rsplit('/', 1)[1]}"
         foreign = await task_request(http, stack.url, "tasks/get", {"taskId": mine}, other.token)
         forged = await task_request(http, stack.url, "tasks/get", {"taskId": edited}, other.token)
         own = await task_request(http, replica_b, "tasks/get", {"taskId": theirs}, other.token)
@@ -96,10 +104,10 @@ async def test_only_the_creator_reaches_a_task_from_any_replica(registry, stack,
 async def test_task_requests_follow_the_extension_rules(registry, stack) -> None:
     jobs = TaskServer()
     async with serving(jobs.app()) as base, httpx.AsyncClient(headers=bearer(stack.admin)) as http:
-        await register(registry, "jobs", f"{base}/mcp")
-        await stack.wait_for_tool(http, "jobs__render")
+        await register(registry, "tasks-rules", f"{base}/mcp")
+        await stack.wait_for_tool(http, "tasks-rules__render")
         mcp = f"{stack.url}/mcp"
-        task_id = await create_task(http, stack.url)
+        task_id = await create_task(http, stack.url, "tasks-rules")
         undeclared = await http.post(
             mcp,
             json=modern_body("tasks/get", {"taskId": task_id}),
@@ -109,7 +117,7 @@ async def test_task_requests_follow_the_extension_rules(registry, stack) -> None
         result = await task_request(http, stack.url, "tasks/result", {"taskId": task_id})
         missing = await task_request(http, stack.url, "tasks/get", {})
         number = await task_request(http, stack.url, "tasks/get", {"taskId": 7})
-        garbage = await task_request(http, stack.url, "tasks/get", {"taskId": "jobs/x/t1"})
+        garbage = await task_request(http, stack.url, "tasks/get", {"taskId": "tasks-rules/x/t1"})
     assert undeclared.status_code == 400
     assert undeclared.json()["error"]["code"] == -32021
     assert undeclared.json()["error"]["data"]["requiredCapabilities"]["extensions"] == {TASKS: {}}
@@ -123,14 +131,21 @@ async def test_task_requests_follow_the_extension_rules(registry, stack) -> None
 async def test_listen_with_task_ids_relays_task_notifications(registry, stack) -> None:
     jobs = TaskServer()
     async with serving(jobs.app()) as base, httpx.AsyncClient(headers=bearer(stack.admin)) as http:
-        await register(registry, "jobs", f"{base}/mcp")
-        await stack.wait_for_tool(http, "jobs__render")
-        task_id = await create_task(http, stack.url)
-        filter_ = {"notifications": {"taskIds": [task_id, "jobs/forged/t1"]}}
+        await register(registry, "tasks-listen", f"{base}/mcp")
+        await stack.wait_for_tool(http, "tasks-listen__render")
+        task_id = await create_task(http, stack.url, "tasks-listen")
+        filter_ = {"notifications": {"taskIds": [task_id, "tasks-listen/forged/t1", 7, {"t": 1}]}}
         body = with_tasks(modern_body("subscriptions/listen", filter_, rid=9))
         undeclared = await http.post(
             f"{stack.url}/mcp",
             json=modern_body("subscriptions/listen", filter_),
+            headers=modern_headers("subscriptions/listen"),
+        )
+        not_a_list = await http.post(
+            f"{stack.url}/mcp",
+            json=with_tasks(
+                modern_body("subscriptions/listen", {"notifications": {"taskIds": "*"}})
+            ),
             headers=modern_headers("subscriptions/listen"),
         )
         messages: list[dict] = []
@@ -148,6 +163,8 @@ async def test_listen_with_task_ids_relays_task_notifications(registry, stack) -
                         break
     assert undeclared.status_code == 400
     assert undeclared.json()["error"]["code"] == -32021
+    assert not_a_list.status_code == 400
+    assert not_a_list.json()["error"]["code"] == -32602
     ack, note = messages
     assert ack["method"] == "notifications/subscriptions/acknowledged"
     assert ack["params"]["notifications"]["taskIds"] == [task_id]

@@ -121,17 +121,19 @@ def sdk_client(stack: Any, **callbacks: Any) -> tuple[httpx2.AsyncClient, Client
     return http, Client(connection, mode="legacy", **callbacks)
 
 
-CALL = {"name": "jobs__render", "arguments": {}, "task": {"ttl": 30000}}
+def call(server: str) -> dict[str, Any]:
+    """A task-augmented tools/call of `render` on `server`."""
+    return {"name": f"{server}__render", "arguments": {}, "task": {"ttl": 30000}}
 
 
 async def test_a_session_client_runs_a_tool_as_a_task(registry, stack, calls) -> None:
     jobs = SessionTaskServer()
     async with serving(jobs.app()) as base, httpx.AsyncClient(timeout=10) as raw:
-        await register(registry, "jobs", f"{base}/mcp")
-        await stack.wait_for_tool(raw, "jobs__render")
+        await register(registry, "sjobs-run", f"{base}/mcp")
+        await stack.wait_for_tool(raw, "sjobs-run__render")
         me = await Session(raw, f"{stack.url}/mcp", stack.admin).open()
         async with me.stream() as events:
-            created = await me.request("tools/call", CALL)
+            created = await me.request("tools/call", call("sjobs-run"))
             task_id = created["result"]["task"]["taskId"]
             upstream_id = task_id.rsplit("/", 1)[1]
             http, client = sdk_client(stack)
@@ -146,14 +148,14 @@ async def test_a_session_client_runs_a_tool_as_a_task(registry, stack, calls) ->
                     GetTaskPayloadRequest(params=GetTaskPayloadRequestParams(task_id=task_id)),
                     CallToolResult,
                 )
-        record = await calls.wait_for(lambda e: e.data["server"] == "jobs")
+        record = await calls.wait_for(lambda e: e.data["server"] == "sjobs-run")
     assert me.capabilities["tasks"] == {
         "list": {},
         "cancel": {},
         "requests": {"tools": {"call": {}}},
     }
     assert created["result"]["task"]["status"] == "working"
-    assert task_id.startswith("jobs/")
+    assert task_id.startswith("sjobs-run/")
     assert jobs.augmented == [{"ttl": 30000}]
     assert (got.task_id, got.status, got.ttl) == (task_id, "working", 30000)
     assert task_id in [t.task_id for t in listed.tasks]
@@ -172,12 +174,12 @@ async def test_the_result_waits_while_the_upstream_asks_the_client(registry, sta
         return ElicitResult(action="accept", content={"signature": "Ada"})
 
     async with serving(jobs.app()) as base, httpx.AsyncClient(timeout=10) as raw:
-        await register(registry, "jobs", f"{base}/mcp")
-        await stack.wait_for_tool(raw, "jobs__sign")
+        await register(registry, "sjobs-sign", f"{base}/mcp")
+        await stack.wait_for_tool(raw, "sjobs-sign__sign")
         me = await Session(raw, f"{stack.url}/mcp", stack.admin).open()
-        plain = await me.request("tools/call", {"name": "jobs__sign", "arguments": {}})
+        plain = await me.request("tools/call", {"name": "sjobs-sign__sign", "arguments": {}})
         created = await me.request(
-            "tools/call", {"name": "jobs__sign", "arguments": {}, "task": {}}
+            "tools/call", {"name": "sjobs-sign__sign", "arguments": {}, "task": {}}
         )
         task_id = created["result"]["task"]["taskId"]
         http, client = sdk_client(stack, elicitation_callback=on_elicit)
@@ -204,12 +206,12 @@ async def test_tasks_are_the_creators_alone(registry, stack) -> None:
     jobs = SessionTaskServer()
     other = await stack.auth.create_user(platform_admin=True)  # may execute there too
     async with serving(jobs.app()) as base, httpx.AsyncClient(timeout=10) as raw:
-        await register(registry, "jobs", f"{base}/mcp")
-        await stack.wait_for_tool(raw, "jobs__render")
+        await register(registry, "sjobs-owned", f"{base}/mcp")
+        await stack.wait_for_tool(raw, "sjobs-owned__render")
         me = await Session(raw, f"{stack.url}/mcp", stack.admin).open()
         them = await Session(raw, f"{stack.url}/mcp", other.token).open()
-        mine = (await me.request("tools/call", CALL))["result"]["task"]["taskId"]
-        theirs = (await them.request("tools/call", CALL))["result"]["task"]["taskId"]
+        mine = (await me.request("tools/call", call("sjobs-owned")))["result"]["task"]["taskId"]
+        theirs = (await them.request("tools/call", call("sjobs-owned")))["result"]["task"]["taskId"]
         edited = "/".join([*theirs.split("/")[:2], mine.rsplit("/", 1)[1]])
         answers = [
             await them.request(method, {"taskId": task_id})
@@ -230,11 +232,11 @@ async def test_a_task_is_cancelled_and_followed_from_another_replica(
 ) -> None:
     jobs = SessionTaskServer()
     async with serving(jobs.app()) as base, httpx.AsyncClient(timeout=10) as raw:
-        await register(registry, "jobs", f"{base}/mcp")
-        await stack.wait_for_tool(raw, "jobs__render")
+        await register(registry, "sjobs-cancel", f"{base}/mcp")
+        await stack.wait_for_tool(raw, "sjobs-cancel__render")
         me = await Session(raw, f"{stack.url}/mcp", stack.admin).open()
         async with me.stream(f"{replica_b}/mcp") as events:  # the stream is on replica B
-            created = await me.request("tools/call", CALL)  # the task on replica A
+            created = await me.request("tools/call", call("sjobs-cancel"))  # the task on replica A
             task_id = created["result"]["task"]["taskId"]
             http, client = sdk_client(stack)
             async with http, client:
@@ -285,16 +287,16 @@ async def test_tasks_need_a_2025_11_25_session_and_a_willing_upstream(registry, 
 async def test_bad_task_params_are_invalid_params(registry, stack) -> None:
     jobs = SessionTaskServer()
     async with serving(jobs.app()) as base, httpx.AsyncClient(timeout=10) as raw:
-        await register(registry, "jobs", f"{base}/mcp")
-        await stack.wait_for_tool(raw, "jobs__render")
+        await register(registry, "sjobs-bad", f"{base}/mcp")
+        await stack.wait_for_tool(raw, "sjobs-bad__render")
         me = await Session(raw, f"{stack.url}/mcp", stack.admin).open()
         answers = [
-            await me.request("tools/call", {**CALL, "task": "soon"}),
-            await me.request("tools/call", {**CALL, "task": {"ttl": -1}}),
-            await me.request("tools/call", {**CALL, "task": {"ttl": "long"}}),
+            await me.request("tools/call", {**call("sjobs-bad"), "task": "soon"}),
+            await me.request("tools/call", {**call("sjobs-bad"), "task": {"ttl": -1}}),
+            await me.request("tools/call", {**call("sjobs-bad"), "task": {"ttl": "long"}}),
             await me.request("tasks/get", {}),
-            await me.request("tasks/result", {"taskId": ["jobs"]}),
-            await me.request("tasks/cancel", {"taskId": "jobs/0000/" + "x" * 300}),
+            await me.request("tasks/result", {"taskId": ["sjobs-bad"]}),
+            await me.request("tasks/cancel", {"taskId": "sjobs-bad/0000/" + "x" * 300}),
             await me.request("tasks/list", {"cursor": "not a cursor"}),
             await me.request("tasks/list", {"cursor": 12}),
         ]

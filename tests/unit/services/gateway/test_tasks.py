@@ -51,10 +51,10 @@ def table_of(server_id: str = "id-1") -> RoutingTable:
 def test_a_wrapped_id_unwraps_for_its_creator_on_any_replica() -> None:
     table = table_of()
     server = table.servers["jobs"]
-    wrapped = tasks_of(table).wrap(server, "t1", ADA)
+    wrapped = tasks_of(table).wrap(server, "t/1", ADA)
     route, task_id = tasks_of(table).unwrap(wrapped, CallContext(ADA))  # another replica
-    assert wrapped.startswith("jobs/") and wrapped.endswith("/t1")
-    assert (route, task_id) == (server, "t1")
+    assert wrapped.startswith("jobs/") and wrapped.endswith("/t/1")
+    assert (route, task_id) == (server, "t/1")
 
 
 @pytest.mark.parametrize(
