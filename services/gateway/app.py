@@ -53,6 +53,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
         watch = ResourceWatch(pool, bus, table)  # upstream resource updates for subscribers
         await watch.start()
         gateway.aggregate.watch, gateway.aggregate.relay = watch, relay
+        gateway.tasks.use_secret(codec.secret)  # task ids: every replica unwraps them
+        gateway.tasks.status.relay = relay  # task status to client session streams
         limiter = RateLimiter(
             bus, settings.rate_limit_per_min, parse_overrides(settings.rate_limit_overrides)
         )
@@ -71,6 +73,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                     "limiter": limiter,
                 }
         finally:
+            await gateway.tasks.stop()
             await watch.stop()
             await relay.stop()
             await gateway.parking.stop()

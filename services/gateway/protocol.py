@@ -102,6 +102,7 @@ class Gateway:
         self.parking: parking.Parking | None = None  # set by the app: calls awaiting retries
         self.progressive = Progressive(self)
         self.aggregate = Aggregate(self)  # resources, prompts, completion, logging on /mcp
+        self.tasks = tasks.Tasks(self)  # task ids and the tasks/* methods
         self.handlers = {
             "ping": self.ping,
             "server/discover": self.discover,
@@ -124,7 +125,7 @@ class Gateway:
         if method in PASSTHROUGH and ctx.server is not None:
             return await self.forward(ctx.server, method, params, ctx)
         if method in tasks.METHODS:
-            return await tasks.handle(self, method, params, ctx)
+            return _for_client(await self.tasks.handle(method, params, ctx), ctx)
         if method in AGGREGATED:
             return _for_client(await self.aggregate.handle(method, params, ctx), ctx)
         if method == "initialize":
@@ -139,9 +140,12 @@ class Gateway:
 
     def initialize_result(self, protocol: str) -> dict[str, Any]:
         """The legacy handshake's result."""
+        caps = capabilities()
+        if protocol == tasks.SESSION_VERSION:  # tasks are in this revision's core only
+            caps["tasks"] = tasks.SESSION_CAPABILITY
         return {
             "protocolVersion": protocol,
-            "capabilities": capabilities(),
+            "capabilities": caps,
             "serverInfo": SERVER_INFO,
             "instructions": "Tools of every MCP server you may use, named {server}__{tool}.",
         }
@@ -232,6 +236,8 @@ class Gateway:
             if task_settings is not None:  # the Tasks extension, declared for this request
                 tasks.declare(forwarded, task_settings)
             route = tool.source or self.table.servers[tool.server]  # an imported tool: its source
+            if "task" in params and tasks.in_session(ctx):  # 2025-11-25: task-augmented
+                await self.tasks.augment(route, forwarded, params["task"], str(name))
             if "requestState" in forwarded and self.parked_retry(forwarded, ctx):
                 reply, upstream_ms = await self.parking.resume(  # type: ignore[union-attr]
                     forwarded, input_bridge.principal_key(ctx)
@@ -242,7 +248,7 @@ class Gateway:
                     "tools/call",
                     forwarded,
                     on_notify=input_bridge.relaying(self, route, ctx),
-                    retry=tool.read_only or tool.idempotent,
+                    retry=(tool.read_only or tool.idempotent) and "task" not in forwarded,
                     principal=ctx.principal.to_dict() if _sandboxed(route) else None,
                 )
             if "error" in reply:
@@ -251,8 +257,8 @@ class Gateway:
                     int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
                 )
             result = reply.get("result") or {}
-            if result.get("resultType") == "task":
-                result = tasks.wrap_result(result, tool.server, ctx)
+            if result.get("resultType") == "task" or "task" in forwarded:
+                result = await self.tasks.created(result, route, forwarded, ctx)
             if not ctx.modern and result.get("resultType") == "input_required":
                 result = await input_bridge.resolve(
                     self, route, "tools/call", forwarded, result, ctx

@@ -1,16 +1,16 @@
 """Resource subscriptions on session-based upstreams (2025-era Streamable HTTP, HTTP+SSE).
 
 One `SessionFollower` per such upstream per replica, made on the first subscription to it
-(`resource_watch.ResourceWatch.add`). It keeps the pooled upstream session subscribed to exactly
-the URIs this replica's clients follow there: `resources/subscribe` once per URI when its first
-follower comes, `resources/unsubscribe` when its last one goes. Updates arrive on the session's
-own stream: on Streamable HTTP the standalone `GET` SSE stream (`Mcp-Session-Id`, open while
-anything is followed, closed when nothing is), on HTTP+SSE the shared stream `SseUpstream` reads
-anyway (through its `on_notification` hook). Each `notifications/resources/updated` goes to
-`ResourceWatch.deliver`. A dropped stream is reopened (at once after a long-lived stream, else
-after a short backoff); reopened on another upstream session (expired → 404 → new `initialize`,
-or an SSE reconnect) every URI is subscribed again. Nothing here runs before a client subscribes,
-and `tools/call` never passes through it.
+(`resource_watch.ResourceWatch.add`). It keeps the pooled upstream session subscribed to exactly the
+URIs this replica's clients follow there: `resources/subscribe` once per URI when its first follower
+comes, `resources/unsubscribe` when its last one goes. Updates arrive on the session's own stream:
+on Streamable HTTP the standalone `GET` SSE stream (`Mcp-Session-Id`, open while anything is
+followed, closed when nothing is; shared with task status, `session_stream.py`), on HTTP+SSE the
+shared stream `SseUpstream` reads anyway (through its `on_notification` hook). Each
+`notifications/resources/updated` goes to `ResourceWatch.deliver`. A dropped stream is reopened (at
+once after a long-lived stream, else after a short backoff); reopened on another upstream session
+(expired → 404 → new `initialize`, or an SSE reconnect) every URI is subscribed again. Nothing here
+runs before a client subscribes, and `tools/call` never passes through it.
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import orjson
 import structlog
 
-from services.gateway.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcFault
+from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import ServerEntry
-from services.gateway.sse_upstream import SseUpstream, sse_events
+from services.gateway.session_stream import NoSessionStream, stream_of
+from services.gateway.sse_upstream import SseUpstream
 from services.gateway.upstream import HttpUpstream, TransportFailure
 
 if TYPE_CHECKING:
@@ -118,9 +119,9 @@ class SessionFollower:
         """Open the session's stream, keep the subscriptions in step until it ends."""
         upstream = self.watch.pool.upstream(entry)
         if isinstance(upstream, SseUpstream):
-            session, ended = await self._open_sse(upstream)
+            session, ended, release = await self._open_sse(upstream)
         elif isinstance(upstream, HttpUpstream) and not upstream.modern:
-            session, ended = await self._open_http(upstream)
+            session, ended, release = await self._open_http(upstream)
         else:  # no longer session-based (upgraded): a new subscription takes the other path
             fault = RpcFault(INVALID_PARAMS, f"{self.server!r} changed; subscribe again.")
             raise NoStream(fault)
@@ -144,6 +145,7 @@ class SessionFollower:
         finally:
             self.live = False
             ended.cancel()
+            release()
 
     async def _sync(self, entry: ServerEntry, upstream: Any, session: str | None) -> bool:
         """Subscribe what is wanted and unsubscribe what is not, on `session`; False when the
@@ -170,76 +172,61 @@ class SessionFollower:
                 else:
                     self.subscribed.add(uri)
 
-    async def _open_http(self, upstream: HttpUpstream) -> tuple[str | None, asyncio.Future]:
-        """The standalone GET stream of the upstream's session (a new session after a 404)."""
+    async def _open_http(
+        self, upstream: HttpUpstream
+    ) -> tuple[str | None, asyncio.Future[None], Callable[[], None]]:
+        """The standalone GET stream of the upstream's session (a new session after a 404),
+        shared with task status (`session_stream.py`)."""
+
+        async def on_message(msg: dict[str, Any]) -> None:
+            await self._on_message(msg)
+
+        shared = stream_of(upstream)
         for attempt in range(2):
             if not upstream.connected:
                 await upstream.connect()
             session = upstream.session_id
-            headers = upstream._headers(None, None)  # noqa: SLF001 - the session's own headers
-            headers["Accept"] = "text/event-stream"
-            headers.pop("Content-Type", None)
-            resp = await upstream.http.get(upstream.server.url or "", headers=headers)
-            ctype = resp.headers.get("content-type", "")
-            if resp.status == 200 and ctype.startswith("text/event-stream"):
-                reader = asyncio.get_running_loop().create_task(self._read(upstream, resp))
-                reader.add_done_callback(lambda t: t.cancelled() or t.exception())
-                return session, reader
-            resp.release()
-            if resp.status == 404 and session is not None and not attempt:
-                if upstream.session_id == session:  # expired: initialise a new session
-                    upstream.connected = False
-                continue
-            if resp.status == 405:
-                fault = RpcFault(
-                    INVALID_PARAMS,
-                    f"{self.server!r} offers no stream for resource updates (GET: HTTP 405).",
-                    {"server": self.server},
-                )
-                raise NoStream(fault)
-            raise TransportFailure(f"GET for updates: HTTP {resp.status} with {ctype!r}")
-        raise TransportFailure("the upstream keeps rejecting the session")
+            try:
+                token, session, reader = await shared.attach(on_message)
+            except NoSessionStream as exc:
+                if exc.status == 404 and session is not None and not attempt:
+                    if upstream.session_id == session:  # expired: initialise a new session
+                        upstream.connected = False
+                    continue
+                if exc.status == 405:
+                    fault = RpcFault(
+                        INVALID_PARAMS,
+                        f"{self.server!r} offers no stream for resource updates (GET: HTTP 405).",
+                        {"server": self.server},
+                    )
+                    raise NoStream(fault) from None
+                raise TransportFailure(str(exc)) from None
+            break
+        else:
+            raise TransportFailure("the upstream keeps rejecting the session")
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        reader.add_done_callback(lambda _: ended.done() or ended.set_result(None))
+        return session, ended, lambda: shared.detach(token)
 
-    async def _open_sse(self, upstream: SseUpstream) -> tuple[str | None, asyncio.Future]:
+    async def _open_sse(
+        self, upstream: SseUpstream
+    ) -> tuple[str | None, asyncio.Future[None], Callable[[], None]]:
         """The HTTP+SSE upstream's shared stream: connected, updates routed here."""
 
         async def on_notification(msg: dict[str, Any]) -> None:
-            await self._on_message(upstream, msg)
+            await self._on_message(msg)
 
         upstream.on_notification = on_notification
         if not upstream.connected:
             await upstream.connect()
-        return upstream.post_url, asyncio.ensure_future(upstream.closed())
+        return upstream.post_url, asyncio.ensure_future(upstream.closed()), lambda: None
 
-    async def _read(self, upstream: HttpUpstream, resp: aiohttp.ClientResponse) -> None:
-        """Dispatch the GET stream until it ends."""
-        try:
-            async for _, data in sse_events(resp):
-                try:
-                    msg = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    log.warning("resource_watch_garbage", server=self.server)
-                    continue
-                if isinstance(msg, dict):
-                    await self._on_message(upstream, msg)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.info("resource_watch_stream_ended", server=self.server, error=str(exc))
-        finally:
-            resp.close()
-
-    async def _on_message(self, upstream: HttpUpstream | SseUpstream, msg: dict[str, Any]) -> None:
-        """An update goes to its followers; a request on the GET stream names no client."""
-        method = msg.get("method")
-        if method == UPDATED:
+    async def _on_message(self, msg: dict[str, Any]) -> None:
+        """An update goes to its followers."""
+        if msg.get("method") == UPDATED:
             uri = (msg.get("params") or {}).get("uri")
             if isinstance(uri, str):
                 await self.watch.deliver(self.server, uri)
-        elif isinstance(method, str) and "id" in msg and isinstance(upstream, HttpUpstream):
-            reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg["id"], "result": {}}
-            if method != "ping":
-                reply.pop("result")
-                reply["error"] = {"code": METHOD_NOT_FOUND, "message": f"{method} is not relayed."}
-            await upstream.respond(reply)
 
     async def _publish(self) -> None:
         """Wake the clients waiting in `settled`."""

@@ -28,5 +28,7 @@ class GatewaySettings(Settings):
     resync_s: float = env("GATEWAY_RESYNC_S", 300.0)
     session_secret: str = env("GATEWAY_SESSION_SECRET", "", secret=True)
     session_ttl_s: float = env("GATEWAY_SESSION_TTL_S", 24 * 3600.0)
+    task_result_wait_s: float = env("GATEWAY_TASK_RESULT_WAIT_S", 3600.0)  # tasks/result
+    task_ttl_s: float = env("GATEWAY_TASK_TTL_S", 7 * 24 * 3600.0)  # task ownership records
     rate_limit_per_min: int = env("GATEWAY_RATE_LIMIT_PER_MIN", 0)  # 0: unlimited
     rate_limit_overrides: tuple[str, ...] = env("GATEWAY_RATE_LIMIT_OVERRIDES", ())  # id=n

@@ -24,8 +24,10 @@ from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from services.gateway import tasks
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import RoutingTable
+from services.gateway.task_watch import TaskListen
 
 KINDS = {
     "toolsListChanged": "notifications/tools/list_changed",
@@ -64,6 +66,12 @@ def listen(
     if "text/event-stream" not in request.headers.get("accept", ""):
         raise RpcFault(-32600, "subscriptions/listen needs Accept: text/event-stream.")
     kinds = honored(params)
+    task_ids = params["notifications"].get("taskIds")  # the Tasks extension (task_watch.py)
+    if task_ids is not None:
+        if not isinstance(task_ids, list):
+            raise RpcFault(INVALID_PARAMS, "params.notifications.taskIds must be an array.")
+        if tasks.declared(params) is None:
+            raise tasks.missing_capability()
     meta = {SUBSCRIPTION_ID_META_KEY: body["id"]}
     notifier = request.state.notifier
     queue = notifier.subscribe()
@@ -76,6 +84,8 @@ def listen(
     updates: asyncio.Queue[str] = asyncio.Queue(maxsize=1000)
     owner = f"listen:{id(updates)}"
     watched: list[tuple[str, str]] = []
+    task_notes: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+    task_listen = TaskListen(request.state.gateway.tasks, ctx, task_notes)
 
     async def watch(wanted: Any) -> list[str]:
         """Follow the requested resources that can be followed; the honored URIs."""
@@ -99,19 +109,27 @@ def listen(
     async def stream() -> AsyncIterator[bytes]:
         changes = asyncio.ensure_future(queue.get())
         updated = asyncio.ensure_future(updates.get())
+        tasked = asyncio.ensure_future(task_notes.get())
         try:
             ack = dict(kinds)
             uris = await watch((params.get("notifications") or {}).get("resourceSubscriptions"))
             if uris:
                 ack["resourceSubscriptions"] = uris
+            if task_ids is not None:
+                ack["taskIds"] = await task_listen.open(task_ids)
             yield frame("notifications/subscriptions/acknowledged", {"notifications": ack})
             while True:
                 done, _ = await asyncio.wait(
-                    {changes, updated}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+                    {changes, updated, tasked},
+                    timeout=KEEPALIVE_S,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 if not done:
                     yield b": ping\n\n"
                     continue
+                if tasked in done:
+                    yield frame("notifications/tasks", tasked.result())
+                    tasked = asyncio.ensure_future(task_notes.get())
                 if updated in done:
                     yield frame("notifications/resources/updated", {"uri": updated.result()})
                     updated = asyncio.ensure_future(updates.get())
@@ -124,6 +142,8 @@ def listen(
         finally:
             changes.cancel()
             updated.cancel()
+            tasked.cancel()
+            await task_listen.close()
             notifier.unsubscribe(queue)
             for server_name, uri in watched:
                 aggregate.watch.remove(server_name, uri, owner)

@@ -1,31 +1,89 @@
-"""The Tasks extension (`io.modelcontextprotocol/tasks`, 2026-07-28), passed through.
+"""Tasks, for both generations, routed statelessly by wrapped task ids.
 
-A 2026-07-28 client that declares the extension in its per-request capabilities has it declared
-on its behalf to the upstream (only for that request); the upstream may then answer `tools/call`
-with `resultType: "task"` and a task id. The gateway hands the client a wrapped id,
-`{server}/{principal fingerprint}/{upstream task id}`, so `tasks/get`, `tasks/update` and
-`tasks/cancel` route to the right upstream from any replica without state, and only for the
-principal that created the task (and who may still execute on that server). The `taskId` in
-every result is wrapped again. `server/discover` advertises the extension. Not covered: legacy
-clients (they never get tasks: the gateway does not declare the extension for them),
-`notifications/tasks` (the upstream's stream is not followed), 2025-11-25 task-augmented
-requests (`params.task`) and `tasks/list` / `tasks/result`.
+See the Tasks part of docs/GATEWAY.md. Two revisions define tasks differently; each is passed
+through where the client and the upstream speak the same one:
+
+- 2026-07-28, the Tasks extension (`io.modelcontextprotocol/tasks`): `server/discover` advertises
+  it; a client that declares it in a request's `clientCapabilities` has it declared to the
+  upstream for that request, which may then answer `tools/call` with `resultType: "task"`.
+  `tasks/get`, `tasks/update`, `tasks/cancel` are forwarded; without the declaration they are
+  -32021 (the extension has no `tasks/list` or `tasks/result`: -32601). Status notifications
+  (`notifications/tasks`) reach the client on `subscriptions/listen` with `taskIds`
+  (`task_watch.TaskListen`).
+- 2025-11-25, tasks in the core protocol: such a session's `initialize` result declares the
+  `tasks` capability (`list`, `cancel`, `requests.tools.call`: what the gateway routes). A
+  `tools/call` with `params.task` is forwarded with it only to a 2025-11-25 session upstream that
+  declared `tasks.requests.tools.call`; for any other tool it is -32601 (the spec's answer for a
+  tool without task support). `tasks/get`, `tasks/cancel` are forwarded; `tasks/result` waits on
+  the upstream (`GATEWAY_TASK_RESULT_WAIT_S`, outside the server's concurrency limit and call
+  timeout), relaying its server-to-client requests and notifications; `tasks/list` lists the
+  caller's tasks from the ownership records (`task_records.py`), one upstream `tasks/get` each, a
+  page at a time. `notifications/tasks/status` from the upstream's session stream is relayed to
+  the creating session's stream (`task_watch.SessionStatus`).
+
+Task ids. The client gets every upstream task id as `{route}/{owner tag}/{upstream id}`: route is
+the server name (`{server}.{source digest}` for a tool imported from an external source, whose
+tasks live on the source's connection); owner tag is an HMAC (keyed from the session secret every
+replica shares) over route, the server's registry id, the principal's fingerprint and the
+upstream id. The upstream binds every task to the gateway's one credential, so the tag is what
+keeps principals apart. Any replica unwraps it without state; a tag that does not verify for the
+caller (another principal's task, a forged or edited id, a server registered again under the
+name), a server the caller may no longer execute on or a task of the other generation is
+"unknown task" (-32602), and nothing is sent upstream. Ids inside results and relayed messages
+(`taskId`, `_meta["io.modelcontextprotocol/related-task"]`) are wrapped again.
+
+Audit: a task-augmented `tools/call` is recorded (`events.gateway.tool.called`) like any call;
+for a task the record describes its creation (`ok`: the upstream accepted it). `tasks/*`
+requests and the task's outcome are not recorded.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
 from typing import TYPE_CHECKING, Any
 
+import orjson
+import structlog
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
-from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
+from services.gateway import input_bridge
+from services.gateway.jsonrpc import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+    UPSTREAM_ERROR,
+    UPSTREAM_TIMEOUT,
+    UPSTREAM_UNAVAILABLE,
+    RpcFault,
+)
+from services.gateway.routing_table import ServerEntry
 from services.gateway.sessions import principal_fingerprint
+from services.gateway.task_records import TaskRecords
+from services.gateway.task_watch import SessionStatus
+from services.gateway.upstream import HttpUpstream, TransportFailure
 
 if TYPE_CHECKING:
+    from libs.common.authn import Principal
     from services.gateway.protocol import CallContext, Gateway
+    from services.gateway.upstream import Notify
+
+log = structlog.get_logger()
 
 EXTENSION = "io.modelcontextprotocol/tasks"
-METHODS = ("tasks/get", "tasks/update", "tasks/cancel")
+SESSION_VERSION = "2025-11-25"  # the one handshake-era revision with tasks in its core
+MODERN_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
+SESSION_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/list", "tasks/cancel"})
+METHODS = MODERN_METHODS | SESSION_METHODS
+SESSION_CAPABILITY = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+RELATED_TASK = "io.modelcontextprotocol/related-task"
+STATUS = "notifications/tasks/status"
+UNAVAILABLE_META = "io.switchboard/unavailableServers"
+LIST_PAGE = 50  # at most, per tasks/list page: each listed task is one upstream tasks/get
+GONE = "gone"
 
 
 def declared(params: dict[str, Any]) -> Any:
@@ -43,37 +101,306 @@ def declare(forwarded: dict[str, Any], settings: Any) -> None:
     forwarded["_meta"] = meta
 
 
-def wrap_result(result: dict[str, Any], server: str, ctx: CallContext) -> dict[str, Any]:
-    """The result with its `taskId` wrapped for the client."""
-    task_id = result.get("taskId")
-    if not isinstance(task_id, str):
-        return result
-    return {**result, "taskId": f"{server}/{principal_fingerprint(ctx.principal)}/{task_id}"}
+def in_session(ctx: CallContext) -> bool:
+    """A 2025-11-25 session: its client may augment requests with tasks."""
+    return not ctx.modern and ctx.protocol == SESSION_VERSION
 
 
-async def handle(gateway: Gateway, method: str, params: dict[str, Any], ctx: CallContext) -> Any:
-    """tasks/get, tasks/update, tasks/cancel: unwrap the id, check, forward, wrap again."""
-    wrapped = params.get("taskId")
-    server_name, owner, task_id = (
-        (wrapped.split("/", 2) + ["", ""])[:3] if isinstance(wrapped, str) else ("", "", "")
+def missing_capability() -> RpcFault:
+    """-32021: the request needs the Tasks extension declared (2026-07-28)."""
+    return RpcFault(
+        MISSING_REQUIRED_CLIENT_CAPABILITY,
+        "Missing required client capability: the Tasks extension.",
+        {"requiredCapabilities": {"extensions": {EXTENSION: {}}}},
     )
-    server = gateway.table.servers.get(server_name)
-    principal = ctx.principal
-    if (
-        not task_id
-        or server is None
-        or not server.routable
-        or owner != principal_fingerprint(principal)
-        or not (
-            principal.permits("execute", server.name) or principal.permits("execute", server.id)
+
+
+def route_tag(route: ServerEntry) -> str:
+    """The route part of a wrapped id: the server, plus the source's digest for imported tools."""
+    return route.name if route.key == route.name else f"{route.name}.{route.fingerprint[:12]}"
+
+
+class Tasks:
+    """Task ids, task-augmented calls and the tasks/* methods of one gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._key = secrets.token_bytes(32)  # this process only, until the app sets the shared one
+        self.records = TaskRecords(gateway.bus, gateway.settings.task_ttl_s)
+        self.status = SessionStatus(gateway.pool, gateway.table)
+
+    def use_secret(self, secret: bytes) -> None:
+        """Sign owner tags with a key derived from the secret every replica shares."""
+        self._key = hmac.new(secret, b"switchboard gateway task ids", hashlib.sha256).digest()
+
+    async def stop(self) -> None:
+        """Stop following upstream session streams."""
+        await self.status.stop()
+
+    # ---- ids -------------------------------------------------------------------------------
+
+    def _owner(self, route: ServerEntry, task_id: str, principal: Principal) -> str:
+        """The owner tag: binds the task to its connection, the server's registry id (a server
+        deleted and registered again under its name is another server) and its creator."""
+        fingerprint = principal_fingerprint(principal)
+        body = f"{route_tag(route)}\0{route.id}\0{fingerprint}\0{task_id}".encode()
+        return hmac.new(self._key, body, hashlib.sha256).hexdigest()[:24]
+
+    def wrap(self, route: ServerEntry, task_id: str, principal: Principal) -> str:
+        """The id the client sees for an upstream task on `route`."""
+        return f"{route_tag(route)}/{self._owner(route, task_id, principal)}/{task_id}"
+
+    def unwrap(self, wrapped: Any, ctx: CallContext) -> tuple[ServerEntry, str]:
+        """(connection, upstream task id) of a wrapped id the caller owns; else -32602."""
+        if not isinstance(wrapped, str) or not wrapped:
+            raise RpcFault(INVALID_PARAMS, "params.taskId must be a non-empty string.")
+        tag, owner, task_id = (wrapped.split("/", 2) + ["", ""])[:3]
+        entry = self.route(tag, ctx.principal) if task_id else None
+        if entry is None or not hmac.compare_digest(
+            owner.encode(), self._owner(entry, task_id, ctx.principal).encode()
+        ):
+            raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": wrapped[:200]})
+        return entry, task_id
+
+    def route(self, tag: str, principal: Principal) -> ServerEntry | None:
+        """The connection a route tag names, while the principal may execute on its server."""
+        name, _, source = tag.partition(".")
+        server = self.gateway.table.servers.get(name)
+        if server is None or not server.routable:
+            return None
+        if not any(principal.permits("execute", ref) for ref in (server.name, server.id)):
+            return None
+        if not source:
+            return server
+        return next((s for s in server.sources if s.fingerprint[:12] == source), None)
+
+    def rewrap(self, doc: dict[str, Any], route: ServerEntry, ctx: CallContext) -> dict[str, Any]:
+        """A result or message params with its upstream task ids wrapped for the client."""
+        out = dict(doc)
+        if isinstance(out.get("taskId"), str):
+            out["taskId"] = self.wrap(route, out["taskId"], ctx.principal)
+        meta = out.get("_meta")
+        related = meta.get(RELATED_TASK) if isinstance(meta, dict) else None
+        if isinstance(related, dict) and isinstance(related.get("taskId"), str):
+            related = {**related, "taskId": self.wrap(route, related["taskId"], ctx.principal)}
+            out["_meta"] = {**meta, RELATED_TASK: related}  # type: ignore[dict-item]
+        return out
+
+    # ---- tools/call ------------------------------------------------------------------------
+
+    async def augment(
+        self, route: ServerEntry, forwarded: dict[str, Any], task: Any, tool: str
+    ) -> None:
+        """Add a 2025-11-25 client's `params.task` to the upstream call, when the upstream
+        takes task-augmented calls; else -32601 (bad `task`: -32602)."""
+        ttl = task.get("ttl") if isinstance(task, dict) else None
+        if not isinstance(task, dict) or not (
+            ttl is None or (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl >= 0)
+        ):
+            raise RpcFault(
+                INVALID_PARAMS, "params.task must be an object with an optional ttl (ms, >= 0)."
+            )
+        if not await self._takes_tasks(route):
+            raise RpcFault(
+                METHOD_NOT_FOUND, f"The tool {tool} cannot run as a task.", {"tool": tool}
+            )
+        forwarded["task"] = {} if ttl is None else {"ttl": ttl}
+
+    async def _takes_tasks(self, route: ServerEntry) -> bool:
+        """Whether the upstream is a 2025-11-25 session that declared task-augmented calls."""
+        upstream = self.gateway.pool.upstream(route)
+        if not isinstance(upstream, HttpUpstream):
+            return False
+        if not upstream.connected:  # connect through the pool: its breaker and timeout apply
+            await self.gateway.pool.request(route, "ping", None)
+        caps = upstream.capabilities.get("tasks")
+        requests = caps.get("requests") if isinstance(caps, dict) else None
+        tools = requests.get("tools") if isinstance(requests, dict) else None
+        return (
+            not upstream.modern
+            and upstream.protocol == SESSION_VERSION
+            and isinstance(tools, dict)
+            and isinstance(tools.get("call"), dict)
         )
-    ):
-        raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": str(wrapped)[:200]})
-    forwarded = {k: v for k, v in params.items() if k != "_meta"}
-    forwarded["taskId"] = task_id
-    declare(forwarded, declared(params) or {})
-    reply, _ = await gateway.pool.request(server, method, forwarded)
-    if "error" in reply:
-        err = reply.get("error") or {}
-        raise RpcFault(int(err.get("code", -32603)), str(err.get("message", "")), err.get("data"))
-    return wrap_result(dict(reply.get("result") or {}), server.name, ctx)
+
+    async def created(
+        self,
+        result: dict[str, Any],
+        route: ServerEntry,
+        forwarded: dict[str, Any],
+        ctx: CallContext,
+    ) -> dict[str, Any]:
+        """A task-creating `tools/call` result, its id wrapped; a 2025-11-25 task is recorded
+        (for tasks/list) and its status followed (for the creating session's stream)."""
+        if result.get("resultType") == "task":
+            return self.rewrap(result, route, ctx)
+        task = result.get("task")
+        if "task" not in forwarded or not isinstance(task, dict):
+            return result
+        upstream_id = task.get("taskId")
+        if not isinstance(upstream_id, str):
+            return result
+        wrapped = self.wrap(route, upstream_id, ctx.principal)
+        owner = principal_fingerprint(ctx.principal)
+        await self.records.add(owner, route_tag(route), route.id, upstream_id)
+        if ctx.session_id is not None:
+            self.status.watch(route, upstream_id, ctx.session_id, wrapped, task.get("ttl"))
+        return {**result, "task": {**task, "taskId": wrapped}}
+
+    # ---- tasks/* ---------------------------------------------------------------------------
+
+    async def handle(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict:
+        """One tasks/* request: check the generation, unwrap, forward, wrap again."""
+        settings = None
+        if ctx.modern:
+            if method not in MODERN_METHODS:
+                raise RpcFault(METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})
+            settings = declared(params)
+            if settings is None:
+                raise missing_capability()
+        elif not in_session(ctx) or method not in SESSION_METHODS:
+            raise RpcFault(METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})
+        if method == "tasks/list":
+            return await self.list(params, ctx)
+        route, task_id = self.unwrap(params.get("taskId"), ctx)
+        upstream = self.gateway.pool.upstream(route)
+        if getattr(upstream, "connected", False) and upstream.modern != ctx.modern:
+            raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": params["taskId"][:200]})
+        forwarded = {k: v for k, v in params.items() if k != "_meta"}
+        forwarded["taskId"] = task_id
+        if settings is not None:
+            declare(forwarded, settings)
+        elif meta := _plain_meta(params.get("_meta")):
+            forwarded["_meta"] = meta
+        if method == "tasks/result":
+            reply = await self._wait(route, forwarded, ctx)
+        else:
+            reply, _ = await self.gateway.pool.request(route, method, forwarded)
+        if "error" in reply:
+            raise _relayed(reply)
+        return self.rewrap(dict(reply.get("result") or {}), route, ctx)
+
+    async def _wait(
+        self, route: ServerEntry, forwarded: dict[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
+        """tasks/result: held open until the task ends. A long wait is not a slow upstream, so
+        it takes no concurrency slot, has its own limit and does not trip the breaker."""
+        pool = self.gateway.pool
+        upstream = pool.upstream(route)
+        if not isinstance(upstream, HttpUpstream):
+            raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": str(forwarded["taskId"])})
+        breaker = pool.breaker(route.key)
+        if not breaker.allow():
+            raise RpcFault(
+                UPSTREAM_UNAVAILABLE,
+                f"The server {route.name!r} is unavailable (circuit open).",
+                {"server": route.name, "retry_in_s": round(breaker.retry_in(), 1)},
+            )
+        wait = self.gateway.settings.task_result_wait_s
+        try:
+            async with asyncio.timeout(wait):
+                return await upstream.request("tasks/result", forwarded, self._relaying(route, ctx))
+        except TimeoutError:
+            raise RpcFault(
+                UPSTREAM_TIMEOUT,
+                f"The task did not end within {wait:g}s: poll tasks/get, then ask again.",
+                {"server": route.name, "timeout_s": wait},
+            ) from None
+        except TransportFailure as exc:
+            upstream.connected = False
+            raise RpcFault(
+                UPSTREAM_ERROR, f"The server {route.name!r} failed: {exc}", {"server": route.name}
+            ) from None
+
+    def _relaying(self, route: ServerEntry, ctx: CallContext) -> Notify:
+        """The message hook of a tasks/result: task ids wrapped; requests go to the client
+        (input_bridge); status notifications to the request's stream, else the session's."""
+        bridge = input_bridge.relaying(self.gateway, route, ctx)
+        relay = self.status.relay
+
+        async def on_message(msg: dict[str, Any]) -> None:
+            if isinstance(msg.get("params"), dict):
+                msg = {**msg, "params": self.rewrap(msg["params"], route, ctx)}
+            if "id" not in msg and ctx.notify is None:
+                if msg.get("method") == STATUS and relay is not None and ctx.session_id:
+                    await relay.send(ctx.session_id, msg)
+                return
+            await bridge(msg)
+
+        return on_message
+
+    async def list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """tasks/list (2025-11-25): the caller's tasks on servers it may execute on, a page at a
+        time (oldest first); servers that failed are named in `_meta`."""
+        after = _decode_cursor(params.get("cursor"))
+        try:
+            records = await self.records.owned(principal_fingerprint(ctx.principal))
+        except Exception as exc:  # NATS down or slow: say so, do not pretend there are none
+            log.warning("task_records_unavailable", error=repr(exc))
+            raise RpcFault(UPSTREAM_UNAVAILABLE, "The task records are unavailable.") from None
+        listed = []
+        for rec in sorted(records, key=lambda r: (r.created, r.key)):
+            if after is not None and (rec.created, rec.key) <= after:
+                continue
+            route = self.route(rec.route, ctx.principal)
+            if route is not None and route.id == rec.server_id:
+                listed.append((rec, route))
+        page = listed[: max(1, min(self.gateway.settings.list_page_size, LIST_PAGE))]
+        got = await asyncio.gather(*(self._task(route, rec.task_id) for rec, route in page))
+        tasks: list[dict[str, Any]] = []
+        missing: set[str] = set()
+        for (rec, route), outcome in zip(page, got, strict=True):
+            if outcome is None:
+                missing.add(route.name)
+            elif outcome == GONE:
+                await self.records.drop(rec.key)
+            elif isinstance(outcome, dict):
+                tasks.append(self.rewrap(outcome, route, ctx))
+        result: dict[str, Any] = {"tasks": tasks}
+        if len(listed) > len(page):
+            last = page[-1][0]
+            result["nextCursor"] = _encode_cursor(last.created, last.key)
+        if missing:
+            result["_meta"] = {UNAVAILABLE_META: sorted(missing)}
+        return result
+
+    async def _task(self, route: ServerEntry, task_id: str) -> dict[str, Any] | str | None:
+        """One task's state from its upstream: the Task, GONE (unknown there) or None (failed)."""
+        try:
+            reply, _ = await self.gateway.pool.request(route, "tasks/get", {"taskId": task_id})
+        except RpcFault:
+            return None
+        if "error" in reply:
+            return GONE if (reply.get("error") or {}).get("code") == INVALID_PARAMS else None
+        return dict(reply.get("result") or {})
+
+
+def _plain_meta(meta: Any) -> dict[str, Any]:
+    """The client's `_meta` minus protocol keys (related-task is ignored on tasks/* requests)."""
+    if not isinstance(meta, dict):
+        return {}
+    return {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
+
+
+def _relayed(reply: dict[str, Any]) -> RpcFault:
+    """An upstream's JSON-RPC error, as is."""
+    err = reply.get("error") or {}
+    return RpcFault(int(err.get("code", -32603)), str(err.get("message", "")), err.get("data"))
+
+
+def _encode_cursor(created: float, key: str) -> str:
+    """An opaque tasks/list cursor: the position after the last listed record."""
+    return base64.urlsafe_b64encode(orjson.dumps([created, key])).decode()
+
+
+def _decode_cursor(cursor: Any) -> tuple[float, str] | None:
+    """The position in a cursor; a bad cursor is -32602."""
+    if cursor is None:
+        return None
+    try:
+        created, key = orjson.loads(base64.urlsafe_b64decode(str(cursor).encode()))
+        if not isinstance(key, str):
+            raise ValueError
+        return float(created), key
+    except (ValueError, TypeError):
+        raise RpcFault(INVALID_PARAMS, "Invalid cursor.", {"cursor": str(cursor)[:100]}) from None

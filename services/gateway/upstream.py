@@ -38,6 +38,7 @@ LATEST_LEGACY = HANDSHAKE_PROTOCOL_VERSIONS[-1]
 CLIENT_INFO = {"name": "switchboard-gateway", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+NAME_PARAM.update(dict.fromkeys(("tasks/get", "tasks/update", "tasks/cancel"), "taskId"))
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
 
 

@@ -45,6 +45,7 @@ from services.gateway.sessions import broadcast_ended
 
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
 KEEPALIVE_S = 15.0
+LONG_WAITS = frozenset({"tasks/result"})  # 2025-11-25: streamed (keep-alive) when SSE is accepted
 
 
 def _json(message: dict[str, Any], status: int = 200, headers: dict | None = None) -> Response:
@@ -199,7 +200,7 @@ async def _request(
         ctx.ask = _asker(request, info.id)
     accepts_sse = "text/event-stream" in request.headers.get("accept", "")
     progress = isinstance(params.get("_meta"), dict) and "progressToken" in params["_meta"]
-    if accepts_sse and progress:
+    if accepts_sse and (progress or (method in LONG_WAITS and not ctx.modern)):
         return _streamed(request, body, params, ctx, headers)
     if ctx.session_id is None:  # nothing can name a stateless call to cancel it: no task needed
         result = await gateway.handle(method, params, ctx)

@@ -162,63 +162,6 @@ def rich(name: str = "rich", hangs: Hangs | None = None) -> MCPServer:
     return server
 
 
-class TaskServer:
-    """A 2026-07-28 upstream with the Tasks extension, by hand: the official SDK (2.3.0) has
-    the extension's wire types only, no server side. JSON responses, stateless."""
-
-    EXT = "io.modelcontextprotocol/tasks"
-
-    def __init__(self) -> None:
-        self.tasks: dict[str, str] = {}  # task id -> status
-        self.declared: list[bool] = []  # per tools/call: did the request declare the extension
-
-    def app(self) -> ASGIApp:
-        """The Starlette app serving POST /mcp."""
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import JSONResponse
-        from starlette.routing import Route
-
-        async def mcp(request: Request) -> JSONResponse:
-            body = await request.json()
-            result = self.answer(body["method"], body.get("params") or {})
-            if result is None:
-                error = {"code": -32601, "message": f"Method not found: {body['method']}"}
-                return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "error": error})
-            return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "result": result})
-
-        return Starlette(routes=[Route("/mcp", mcp, methods=["POST"])])
-
-    def answer(self, method: str, params: dict) -> dict | None:
-        """The result of one request."""
-        done = {"resultType": "complete"}
-        if method == "server/discover":
-            caps = {"tools": {}, "extensions": {self.EXT: {}}}
-            cache = {"ttlMs": 0, "cacheScope": "public"}
-            return {"supportedVersions": ["2026-07-28"], "capabilities": caps, **cache}
-        if method == "tools/list":
-            schema = {"type": "object", "properties": {}}
-            tools = [{"name": "render", "inputSchema": schema}]
-            return {**done, "tools": tools, "ttlMs": 0, "cacheScope": "public"}
-        if method == "tools/call":
-            caps = (params.get("_meta") or {}).get("io.modelcontextprotocol/clientCapabilities")
-            wants = self.EXT in ((caps or {}).get("extensions") or {})
-            self.declared.append(wants)
-            if not wants:
-                return {**done, "content": [{"type": "text", "text": "rendered inline"}]}
-            task_id = f"t{len(self.tasks) + 1}"
-            self.tasks[task_id] = "working"
-            return {"resultType": "task", "taskId": task_id, "status": "working", "ttl": 60000}
-        if method in ("tasks/get", "tasks/cancel"):
-            task_id = params.get("taskId")
-            if task_id not in self.tasks:
-                return None
-            if method == "tasks/cancel":
-                self.tasks[task_id] = "cancelled"
-            return {**done, "taskId": task_id, "status": self.tasks[task_id]}
-        return None
-
-
 NOT_FOUND = -32002  # "Resource not found" of the 2025 revisions
 
 

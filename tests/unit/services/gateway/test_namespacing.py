@@ -7,11 +7,9 @@ import pytest
 from libs.common.authn import Principal
 from services.gateway.aggregate import unwrap, wrap
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
-from services.gateway.protocol import CallContext
 from services.gateway.relay import stream_key
-from services.gateway.sessions import principal_fingerprint
 from services.gateway.subscriptions import honored
-from services.gateway.tasks import declare, declared, wrap_result
+from services.gateway.tasks import declare, declared
 
 ALICE = Principal(kind="user", id="u-1", name="alice")
 
@@ -30,13 +28,6 @@ def test_anything_but_a_gateway_uri_is_invalid_params(bad: object) -> None:
     with pytest.raises(RpcFault) as exc:
         unwrap(bad)
     assert exc.value.code == INVALID_PARAMS
-
-
-def test_a_task_id_is_wrapped_with_server_and_owner() -> None:
-    ctx = CallContext(ALICE)
-    result = wrap_result({"resultType": "task", "taskId": "t/1", "status": "working"}, "jobs", ctx)
-    assert result["taskId"] == f"jobs/{principal_fingerprint(ALICE)}/t/1"
-    assert wrap_result({"content": []}, "jobs", ctx) == {"content": []}
 
 
 def test_the_tasks_extension_is_declared_only_when_the_client_did() -> None:
