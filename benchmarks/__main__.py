@@ -189,6 +189,39 @@ def profiler(pid: int) -> subprocess.Popen | None:
     return subprocess.Popen([*argv, "-d", str(int(DURATION_S))], stdout=subprocess.DEVNULL)
 
 
+# the gateway's own split of a call's time (sum / count of its histograms)
+SPLIT = {
+    "upstream": "mcp_client_operation_duration_seconds_{}"
+    '{{mcp_method_name="tools/call",server="s000"}}',
+    "in-gateway": 'switchboard_gateway_added_duration_seconds_{}{{mcp_method_name="tools/call"}}',
+    "audit ack": "switchboard_gateway_audit_publish_seconds_{}",
+}
+
+
+async def split_totals(metrics_url: str) -> dict[str, tuple[float, float]]:
+    """(sum, count) of each SPLIT histogram on the gateway now."""
+    async with aiohttp.ClientSession() as http, http.get(metrics_url) as resp:
+        text = await resp.text()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return {
+        k: (values.get(m.format("sum"), 0.0), values.get(m.format("count"), 0.0))
+        for k, m in SPLIT.items()
+    }
+
+
+def split_means(before: dict, after: dict) -> dict[str, float]:
+    """Mean milliseconds per observation of each SPLIT histogram between two readings."""
+    out = {}
+    for k in SPLIT:
+        total, count = (after[k][i] - before[k][i] for i in (0, 1))
+        out[k] = total * 1000 / count if count else 0.0
+    return out
+
+
 def remove_nginx(nginx: Nginx) -> None:
     """Stop the benchmark's nginx and delete its prefix directory and (access) log."""
     nginx.stop()
@@ -303,11 +336,15 @@ async def main() -> None:
         chain = {"upstream": [up_pid], "nginx": with_children(nginx.process.pid)}
         if nats_pid is not None:
             chain["nats"] = [nats_pid]
+        metrics_url = gw.replace("/mcp", "/metrics")
         for conc in (1, 32):
             direct = await measured(up_pid, upstream, call, up_hdrs, conc, {})
+            mark = await split_totals(metrics_url)
             through = await measured(gw_pid, gw, gw_call, gw_hdrs, conc, chain)
+            through["split"] = split_means(mark, mark := await split_totals(metrics_url))
             spy = profiler(gw_pid) if conc == 32 else None
             nginxed = await measured(gw_pid, via_nginx, gw_call, gw_hdrs, conc, chain)
+            nginxed["split"] = split_means(mark, await split_totals(metrics_url))
             if spy is not None:
                 spy.wait()
             rows.append((conc, direct, through, nginxed))
@@ -333,6 +370,11 @@ async def main() -> None:
                     f"{r['cpu_us']:>7.0f}us"
                 )
         print("cpu/call: CPU time of the upstream (direct) or of the gateway (gw, nginx) per call")
+        print("mean time per call inside the gateway (ms), from its own histograms:")
+        for conc, _, g, n in rows:
+            for label, r in (("gw", g), ("nginx", n)):
+                shown = "  ".join(f"{k} {v:.2f}" for k, v in r["split"].items())
+                print(f"{conc:>4} {label:>6}  {shown}")
         print("CPU per call of every process on the path (us):")
         for conc, d, _, n in rows:
             for label, r in (("direct", d), ("nginx", n)):

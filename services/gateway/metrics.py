@@ -35,6 +35,11 @@ GATEWAY_OVERHEAD = Histogram(
     ["mcp_method_name"],
     buckets=_BUCKETS,
 )
+AUDIT_PUBLISH = Histogram(
+    "switchboard_gateway_audit_publish_seconds",
+    "Time to publish a tools/call record and get JetStream's acknowledgement.",
+    buckets=_BUCKETS,
+)
 OPEN_SESSIONS = Gauge(
     "switchboard_gateway_sessions_open", "Client sessions (legacy streams) open on this replica."
 )

@@ -343,10 +343,12 @@ class Gateway:
     async def _publish(self, event: Any) -> None:
         """Publish one audit event; a failure is logged (the call itself already happened)."""
         assert self.bus is not None
+        t0 = time.perf_counter()
         try:
             await self.bus.publish(event, timeout=5)
         except Exception as exc:
             log.error("tool_call_record_not_published", error=str(exc), event_id=event.id)
+        metrics.AUDIT_PUBLISH.observe(time.perf_counter() - t0)
 
     # ---- passthrough -----------------------------------------------------------------------
 
