@@ -370,7 +370,12 @@ class UpstreamPool:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout_s)
         self.http = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, json_serialize=lambda o: orjson.dumps(o).decode()
+            connector=connector,
+            timeout=timeout,
+            json_serialize=lambda o: orjson.dumps(o).decode(),
+            # every principal's calls share these connections: a cookie one upstream sets must
+            # never ride along on another principal's call (and no jar to update per response)
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:

@@ -340,3 +340,36 @@ async def test_an_expired_upstream_session_is_replaced_and_counted_once(
     assert ok["structuredContent"] == {"result": 4}
     assert upstream.session_id != first
     assert gauge() == before + 1  # the replaced session no longer counts
+
+
+async def test_a_cookie_set_by_an_upstream_never_rides_on_another_call(
+    registry, core_factory
+) -> None:
+    seen: list[bytes | None] = []
+    inner = calculator().streamable_http_app(transport_security=LOCAL)
+
+    async def cookie_setting(scope, receive, send):  # noqa: ANN001
+        if scope["type"] == "http":
+            seen.append(dict(scope["headers"]).get(b"cookie"))
+
+            async def with_cookie(message):  # noqa: ANN001
+                if message["type"] == "http.response.start":
+                    headers = [*message.get("headers", []), (b"set-cookie", b"sid=alice-only")]
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await inner(scope, receive, with_cookie)
+            return
+        await inner(scope, receive, send)
+
+    async with serving(cookie_setting) as base:
+        # a host name: aiohttp's default jar ignores cookies of bare IP addresses
+        await register(registry, "cookies", f"{base.replace('127.0.0.1', 'localhost')}/mcp")
+        core = await core_factory()
+        seen.clear()
+        other = member(("team-a", "cookies", {"read", "execute"}))
+        for who in (ADMIN, other, ADMIN):
+            await core.call(
+                who, "tools/call", {"name": "cookies__add", "arguments": {"a": 1, "b": 1}}
+            )
+    assert seen and all(cookie is None for cookie in seen)
