@@ -102,6 +102,18 @@ class Bus:
             except Exception:  # another replica created it first
                 await self.js.stream_info(self.stream)
 
+    async def key_value(self, name: str, ttl_s: float | None = None) -> Any:
+        """The KV bucket `name` (namespaced), created with `ttl_s` and one revision per key when
+        it is missing; replicas racing to create it all get the same bucket."""
+        bucket = f"{self.namespace}_{name}" if self.namespace else name
+        try:
+            return await self.js.key_value(bucket)
+        except Exception:
+            try:
+                return await self.js.create_key_value(bucket=bucket, ttl=ttl_s, history=1)
+            except Exception:  # another replica created it first
+                return await self.js.key_value(bucket)
+
     async def publish(self, event: Event, timeout: float = 5.0) -> None:
         """Publish to JetStream and wait for its acknowledgement (deduplicated by event id)."""
         await self.js.publish(

@@ -107,16 +107,7 @@ class RateLimiter:
         """Open (or create) the KV bucket; entries expire two windows after their last update."""
         if not self.enabled or self.bus is None:
             return
-        bucket = f"{self.bus.namespace}_{KV_BUCKET}" if self.bus.namespace else KV_BUCKET
-        try:
-            self._kv = await self.bus.js.key_value(bucket)
-        except Exception:
-            try:
-                self._kv = await self.bus.js.create_key_value(
-                    bucket=bucket, ttl=2 * self.window_s, history=1
-                )
-            except Exception:
-                self._kv = await self.bus.js.key_value(bucket)
+        self._kv = await self.bus.key_value(KV_BUCKET, ttl_s=2 * self.window_s)
 
     def limit_for(self, principal: Principal) -> int:
         """The per-window limit: the credential's override, the principal's, else the default."""

@@ -26,21 +26,19 @@ from typing import Any
 
 import orjson
 import structlog
-from mcp_types import PROTOCOL_VERSION_META_KEY
-from mcp_types.version import LATEST_MODERN_VERSION
 
 from libs.common.bus import Bus
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import RoutingTable, ServerEntry
 from services.gateway.session_watch import SessionFollower
 from services.gateway.sessions import ENDED_SUBJECT
-from services.gateway.sse_upstream import SseUpstream, sse_events
+from services.gateway.sse_upstream import SseUpstream
 from services.gateway.upstream import (
     HttpUpstream,
     TransportFailure,
     UpstreamPool,
-    _with_modern_meta,
 )
+from services.gateway.upstream_listen import ListenRefused, listen_messages
 
 log = structlog.get_logger()
 
@@ -243,25 +241,16 @@ class ResourceWatch:
 
     async def _listen(self, upstream: HttpUpstream, uris: frozenset[str]) -> None:
         """One upstream `subscriptions/listen` stream until it ends."""
-        meta = {PROTOCOL_VERSION_META_KEY: upstream.protocol or LATEST_MODERN_VERSION}
-        params = {"notifications": {"resourceSubscriptions": sorted(uris)}, "_meta": meta}
-        params = _with_modern_meta(params, upstream.protocol or LATEST_MODERN_VERSION)
-        body = {"jsonrpc": "2.0", "id": "sb-watch", "method": "subscriptions/listen"}
-        body["params"] = params
-        headers = upstream._headers("subscriptions/listen", params)  # noqa: SLF001
-        async with upstream.http.post(
-            upstream.server.url or "", data=orjson.dumps(body), headers=headers
-        ) as resp:
-            if not resp.headers.get("content-type", "").startswith("text/event-stream"):
-                raise TransportFailure(f"listen: HTTP {resp.status}")
-            async for _, data in sse_events(resp):
-                msg = orjson.loads(data)
-                if not isinstance(msg, dict):
-                    continue
-                if msg.get("method") == "notifications/subscriptions/acknowledged":
-                    self.ready[upstream.server.name].set()
-                if msg.get("method") != "notifications/resources/updated":
-                    continue
-                uri = (msg.get("params") or {}).get("uri")
-                if isinstance(uri, str):
-                    await self.deliver(upstream.server.name, uri)
+        wanted = {"resourceSubscriptions": sorted(uris)}
+        try:
+            async with contextlib.aclosing(listen_messages(upstream, wanted, "sb-watch")) as msgs:
+                async for msg in msgs:
+                    if msg.get("method") == "notifications/subscriptions/acknowledged":
+                        self.ready[upstream.server.name].set()
+                    if msg.get("method") != "notifications/resources/updated":
+                        continue
+                    uri = (msg.get("params") or {}).get("uri")
+                    if isinstance(uri, str):
+                        await self.deliver(upstream.server.name, uri)
+        except ListenRefused as exc:
+            raise TransportFailure(str(exc)) from None

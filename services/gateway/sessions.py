@@ -106,14 +106,7 @@ async def shared_secret(bus: Bus, configured: str) -> bytes:
     """The session secret: configured, else created once in NATS KV and shared by replicas."""
     if configured:
         return configured.encode()
-    bucket = f"{bus.namespace}_{KV_BUCKET}" if bus.namespace else KV_BUCKET
-    try:
-        kv = await bus.js.key_value(bucket)
-    except Exception:
-        try:
-            kv = await bus.js.create_key_value(bucket=bucket)
-        except Exception:
-            kv = await bus.js.key_value(bucket)
+    kv = await bus.key_value(KV_BUCKET)
     try:
         await kv.create(KV_SECRET_KEY, secrets.token_hex(32).encode())
     except Exception:  # another replica created it first

@@ -54,16 +54,7 @@ class TaskRecords:
         """Open (or create) the bucket; entries expire `ttl_s` after they were written."""
         async with self._lock:
             if self._kv is None and self.bus is not None:
-                bucket = f"{self.bus.namespace}_{KV_BUCKET}" if self.bus.namespace else KV_BUCKET
-                try:
-                    self._kv = await self.bus.js.key_value(bucket)
-                except Exception:
-                    try:
-                        self._kv = await self.bus.js.create_key_value(
-                            bucket=bucket, ttl=self.ttl_s, history=1
-                        )
-                    except Exception:  # another replica created it first
-                        self._kv = await self.bus.js.key_value(bucket)
+                self._kv = await self.bus.key_value(KV_BUCKET, ttl_s=self.ttl_s)
             return self._kv
 
     @staticmethod

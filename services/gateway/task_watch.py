@@ -22,20 +22,16 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import structlog
-from mcp_types import CLIENT_CAPABILITIES_META_KEY
-from mcp_types.version import LATEST_MODERN_VERSION
 
 from services.gateway.jsonrpc import RpcFault
 from services.gateway.routing_table import RoutingTable, ServerEntry
 from services.gateway.session_stream import NoSessionStream, stream_of
-from services.gateway.sse_upstream import sse_events
 from services.gateway.upstream import (
     HttpUpstream,
     UpstreamPool,
-    _with_modern_meta,
 )
+from services.gateway.upstream_listen import ListenRefused, listen_messages
 
 if TYPE_CHECKING:
     from services.gateway.protocol import CallContext
@@ -241,31 +237,24 @@ class TaskListen:
         self, upstream: HttpUpstream, ids: dict[str, str], acked: asyncio.Event
     ) -> bool:
         """Read one upstream listen stream until it ends; True when the upstream refused it."""
-        version = upstream.protocol or LATEST_MODERN_VERSION
-        meta = {CLIENT_CAPABILITIES_META_KEY: {"extensions": {"io.modelcontextprotocol/tasks": {}}}}
-        params = _with_modern_meta(
-            {"notifications": {"taskIds": sorted(ids)}, "_meta": meta}, version
-        )
-        body = {"jsonrpc": "2.0", "id": "sb-tasks", "method": "subscriptions/listen"}
-        body["params"] = params
-        headers = upstream._headers("subscriptions/listen", params)  # noqa: SLF001
-        async with upstream.http.post(
-            upstream.server.url or "", data=orjson.dumps(body), headers=headers
-        ) as resp:
-            if not resp.headers.get("content-type", "").startswith("text/event-stream"):
-                return True  # an error answer (e.g. -32021, -32601)
-            async for _, data in sse_events(resp):
-                msg = orjson.loads(data)
-                if not isinstance(msg, dict):
-                    continue
-                params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
-                if msg.get("method") == "notifications/subscriptions/acknowledged":
-                    honored = (params.get("notifications") or {}).get("taskIds") or []
-                    self.honored.update(ids[t] for t in honored if isinstance(t, str) and t in ids)
-                    acked.set()
-                elif msg.get("method") == MODERN_STATUS and params.get("taskId") in ids:
-                    note = {k: v for k, v in params.items() if k != "_meta"}
-                    note["taskId"] = ids[params["taskId"]]
-                    if not self.out.full():  # a client that stopped reading loses notifications
-                        self.out.put_nowait(note)
+        wanted = {"taskIds": sorted(ids)}
+        capabilities = {"extensions": {"io.modelcontextprotocol/tasks": {}}}
+        messages = listen_messages(upstream, wanted, "sb-tasks", capabilities)
+        try:
+            async with contextlib.aclosing(messages) as msgs:
+                async for msg in msgs:
+                    params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
+                    if msg.get("method") == "notifications/subscriptions/acknowledged":
+                        honored = (params.get("notifications") or {}).get("taskIds") or []
+                        self.honored.update(
+                            ids[t] for t in honored if isinstance(t, str) and t in ids
+                        )
+                        acked.set()
+                    elif msg.get("method") == MODERN_STATUS and params.get("taskId") in ids:
+                        note = {k: v for k, v in params.items() if k != "_meta"}
+                        note["taskId"] = ids[params["taskId"]]
+                        if not self.out.full():  # a client that stopped reading loses some
+                            self.out.put_nowait(note)
+        except ListenRefused:  # an error answer (e.g. -32021, -32601)
+            return True
         return False

@@ -289,13 +289,7 @@ class Tasks:
         upstream = pool.upstream(route)
         if not isinstance(upstream, HttpUpstream):
             raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": str(forwarded["taskId"])})
-        breaker = pool.breaker(route.key)
-        if not breaker.allow():
-            raise RpcFault(
-                UPSTREAM_UNAVAILABLE,
-                f"The server {route.name!r} is unavailable (circuit open).",
-                {"server": route.name, "retry_in_s": round(breaker.retry_in(), 1)},
-            )
+        pool.admitted(route)
         wait = self.gateway.settings.task_result_wait_s
         try:
             async with asyncio.timeout(wait):

@@ -440,6 +440,17 @@ class UpstreamPool:
             )
         return br
 
+    def admitted(self, server: ServerEntry) -> CircuitBreaker:
+        """The server's breaker, when it lets a request through; else the circuit-open fault."""
+        breaker = self.breaker(server.key)
+        if not breaker.allow():
+            raise RpcFault(
+                UPSTREAM_UNAVAILABLE,
+                f"The server {server.name!r} is unavailable (circuit open).",
+                {"server": server.name, "retry_in_s": round(breaker.retry_in(), 1)},
+            )
+        return breaker
+
     async def request(
         self,
         server: ServerEntry,
@@ -452,13 +463,7 @@ class UpstreamPool:
     ) -> tuple[dict[str, Any], float]:
         """Forward one request; returns the upstream's JSON-RPC reply and the upstream ms."""
         upstream = self.upstream(server)
-        breaker = self.breaker(server.key)
-        if not breaker.allow():
-            raise RpcFault(
-                UPSTREAM_UNAVAILABLE,
-                f"The server {server.name!r} is unavailable (circuit open).",
-                {"server": server.name, "retry_in_s": round(breaker.retry_in(), 1)},
-            )
+        breaker = self.admitted(server)
         timeout = server.timeout_s or self.settings.upstream_timeout_s
         relayed = False
 
