@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pytest
 from mcp.server.mcpserver import MCPServer
 
@@ -248,3 +249,12 @@ async def replica_b(stack: Stack, pg_url: str, nats_url: str, namespace: str) ->
     settings = settings_for(GatewaySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
     async with serving(create_app(settings)) as url:
         yield url
+
+
+async def first_update(stream: Any, timeout: float = 5) -> dict[str, Any] | None:
+    """The first `notifications/resources/updated` on an SSE response (httpx stream)."""
+    async with asyncio.timeout(timeout):
+        async for line in stream.aiter_lines():
+            if "notifications/resources/updated" in line:
+                return orjson.loads(line[5:])
+    return None

@@ -6,14 +6,13 @@ import asyncio
 
 import httpx
 import httpx2
-import orjson
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ResourceUpdated
 
 from services.gateway.resource_watch import ResourceWatch
 from services.gateway.sessions import broadcast_ended
-from tests.integration.gateway.conftest import ADMIN, bearer, register
+from tests.integration.gateway.conftest import ADMIN, bearer, first_update, register
 from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream
 
@@ -51,12 +50,7 @@ async def test_a_legacy_subscription_taken_by_another_replica_delivers_updates(
             )
             touch = {"name": "watch1__touch", "arguments": {"item": "7"}}
             await http.post(mcp, json=rpc(3, "tools/call", touch), headers=headers)
-            seen = None
-            async with asyncio.timeout(5):
-                async for line in stream.aiter_lines():
-                    if "notifications/resources/updated" in line:
-                        seen = orjson.loads(line[5:])
-                        break
+            seen = await first_update(stream)
             gone = await http.post(
                 mcp, json=rpc(4, "resources/unsubscribe", {"uri": uri}), headers=headers
             )

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 import httpx
 import httpx2
-import orjson
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -20,7 +19,7 @@ from mcp_types import ResourceUpdatedNotification
 
 from services.gateway.jsonrpc import INVALID_PARAMS
 from services.gateway.resource_watch import ResourceWatch
-from tests.integration.gateway.conftest import ADMIN, bearer, register
+from tests.integration.gateway.conftest import ADMIN, bearer, first_update, register
 from tests.integration.gateway.upstreams import (
     NOT_FOUND,
     Followed,
@@ -210,12 +209,7 @@ async def test_a_subscription_taken_by_another_replica_delivers_a_session_upstre
             )
             touch = {"name": f"{name}__touch", "arguments": {"item": "5"}}
             await http.post(mcp, json=rpc(3, "tools/call", touch), headers=headers)
-            seen = None
-            async with asyncio.timeout(5):
-                async for line in stream.aiter_lines():
-                    if "notifications/resources/updated" in line:
-                        seen = orjson.loads(line[5:])
-                        break
+            seen = await first_update(stream)
             gone = await http.post(mcp, json=rpc(4, UNSUBSCRIBE, params), headers=headers)
             await hub.wait(UNSUBSCRIBE, uri)  # replica B held it: the broadcast reached it
     assert subscribed.json()["result"] == {}
