@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from services.gateway import tasks
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import ToolEntry
 from services.gateway.tool_search import Key, ToolIndex
@@ -136,6 +137,8 @@ class Progressive:
     async def call(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Run one meta-tool."""
         name = params["name"]
+        if "task" in params and tasks.in_session(ctx):  # the meta-tools declare no task support
+            raise tasks.cannot_run_as_task(name)
         arguments = params.get("arguments")
         if arguments is None:
             arguments = {}

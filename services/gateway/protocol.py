@@ -237,7 +237,7 @@ class Gateway:
                 tasks.declare(forwarded, task_settings)
             route = tool.source or self.table.servers[tool.server]  # an imported tool: its source
             if "task" in params and tasks.in_session(ctx):  # 2025-11-25: task-augmented
-                await self.tasks.augment(route, forwarded, params["task"], str(name))
+                await self.tasks.augment(route, forwarded, params["task"], tool, str(name))
             if "requestState" in forwarded and self.parked_retry(forwarded, ctx):
                 reply, upstream_ms = await self.parking.resume(  # type: ignore[union-attr]
                     forwarded, input_bridge.principal_key(ctx)

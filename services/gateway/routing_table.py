@@ -17,6 +17,7 @@ UNROUTABLE_STATUSES = frozenset(
     {"quarantined", "disabled", "down", "unhealthy", "error", "offline"}
 )
 HTTP_TRANSPORTS = frozenset({"streamable-http", "http", "sse"})
+TASK_SUPPORT = frozenset({"optional", "required"})  # the 2025-11-25 values that allow tasks
 
 
 def public_name(server: str, tool: str, separator: str = "__") -> str:
@@ -43,8 +44,15 @@ class ToolEntry:
     source: ServerEntry | None = field(default=None, compare=False, repr=False)
 
     def as_listed(self, name: str) -> dict[str, Any]:
-        """The MCP tool object under `name` (schemas passed on intact)."""
+        """The MCP tool object under `name` (schemas and `execution` passed on intact)."""
         return {**self.definition, "name": name}
+
+    @property
+    def task_support(self) -> str:
+        """`execution.taskSupport` (2025-11-25): absent, or a value the spec lacks, is forbidden."""
+        execution = self.definition.get("execution")
+        value = execution.get("taskSupport") if isinstance(execution, Mapping) else None
+        return value if value in TASK_SUPPORT else "forbidden"
 
 
 @dataclass
@@ -106,6 +114,8 @@ def tool_definition(tool: Mapping[str, Any]) -> dict[str, Any]:
         out["outputSchema"] = output
     if tool.get("annotations"):
         out["annotations"] = tool["annotations"]
+    if isinstance(tool.get("execution"), Mapping):  # as declared, even `{}`
+        out["execution"] = tool["execution"]
     return out
 
 

@@ -11,10 +11,13 @@ through where the client and the upstream speak the same one:
   (`notifications/tasks`) reach the client on `subscriptions/listen` with `taskIds`
   (`task_watch.TaskListen`).
 - 2025-11-25, tasks in the core protocol: such a session's `initialize` result declares the
-  `tasks` capability (`list`, `cancel`, `requests.tools.call`: what the gateway routes). A
-  `tools/call` with `params.task` is forwarded with it only to a 2025-11-25 session upstream that
-  declared `tasks.requests.tools.call`; for any other tool it is -32601 (the spec's answer for a
-  tool without task support). `tasks/get`, `tasks/cancel` are forwarded; `tasks/result` waits on
+  `tasks` capability (`list`, `cancel`, `requests.tools.call`: what the gateway routes). Tools
+  are listed with their upstream's `execution` intact. A `tools/call` with `params.task` is
+  forwarded with it only for a tool whose `execution.taskSupport` is `optional` or `required`
+  and only to a 2025-11-25 session upstream that declared `tasks.requests.tools.call`; for any
+  other tool (the meta-tools of progressive mode too) it is -32601 (the spec's answer for a tool
+  without task support). A `required` tool called without `params.task` is forwarded as is: the
+  refusal is the upstream's. `tasks/get`, `tasks/cancel` are forwarded; `tasks/result` waits on
   the upstream (`GATEWAY_TASK_RESULT_WAIT_S`, outside the server's concurrency limit and call
   timeout), relaying its server-to-client requests and notifications; `tasks/list` lists the
   caller's tasks from the ownership records (`task_records.py`), one upstream `tasks/get` each, a
@@ -60,7 +63,7 @@ from services.gateway.jsonrpc import (
     UPSTREAM_UNAVAILABLE,
     RpcFault,
 )
-from services.gateway.routing_table import ServerEntry
+from services.gateway.routing_table import ServerEntry, ToolEntry
 from services.gateway.sessions import principal_fingerprint
 from services.gateway.task_records import TaskRecords
 from services.gateway.task_watch import SessionStatus
@@ -113,6 +116,11 @@ def missing_capability() -> RpcFault:
         "Missing required client capability: the Tasks extension.",
         {"requiredCapabilities": {"extensions": {EXTENSION: {}}}},
     )
+
+
+def cannot_run_as_task(name: str) -> RpcFault:
+    """-32601: the spec's answer to a task-augmented call of a tool without task support."""
+    return RpcFault(METHOD_NOT_FOUND, f"The tool {name} cannot run as a task.", {"tool": name})
 
 
 def route_tag(route: ServerEntry) -> str:
@@ -189,10 +197,11 @@ class Tasks:
     # ---- tools/call ------------------------------------------------------------------------
 
     async def augment(
-        self, route: ServerEntry, forwarded: dict[str, Any], task: Any, tool: str
+        self, route: ServerEntry, forwarded: dict[str, Any], task: Any, tool: ToolEntry, name: str
     ) -> None:
-        """Add a 2025-11-25 client's `params.task` to the upstream call, when the upstream
-        takes task-augmented calls; else -32601 (bad `task`: -32602)."""
+        """Add a 2025-11-25 client's `params.task` to the upstream call, when the tool declares
+        task support and its upstream takes task-augmented calls; else -32601 (bad `task`:
+        -32602). `name` is the tool as the client called it."""
         ttl = task.get("ttl") if isinstance(task, dict) else None
         if not isinstance(task, dict) or not (
             ttl is None or (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl >= 0)
@@ -200,10 +209,9 @@ class Tasks:
             raise RpcFault(
                 INVALID_PARAMS, "params.task must be an object with an optional ttl (ms, >= 0)."
             )
-        if not await self._takes_tasks(route):
-            raise RpcFault(
-                METHOD_NOT_FOUND, f"The tool {tool} cannot run as a task.", {"tool": tool}
-            )
+        # the tool's `execution.taskSupport` first: absent or forbidden needs no connection
+        if tool.task_support == "forbidden" or not await self._takes_tasks(route):
+            raise cannot_run_as_task(name)
         forwarded["task"] = {} if ttl is None else {"ttl": ttl}
 
     async def _takes_tasks(self, route: ServerEntry) -> bool:

@@ -50,7 +50,17 @@ def tool_dict(tool: Any) -> dict[str, Any]:
         "input_schema": doc.get("input_schema") or doc.get("inputSchema") or {},
         "output_schema": doc.get("output_schema") or doc.get("outputSchema"),
         "annotations": doc.get("annotations"),
+        "execution": _execution(tool),
     }
+
+
+def _execution(tool: Any) -> dict[str, Any] | None:
+    """The tool's `execution` object as on the wire (`taskSupport`), or None when it has none."""
+    model = hasattr(tool, "model_dump")
+    value = getattr(tool, "execution", None) if model else tool.get("execution")
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return value if isinstance(value, dict) else None
 
 
 def _plain(item: Any) -> dict[str, Any]:

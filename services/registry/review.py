@@ -12,6 +12,9 @@ from typing import Any
 import orjson
 
 DEFINITION_FIELDS = ("name", "title", "description", "input_schema", "output_schema", "annotations")
+# in the definition only when the tool declares it: a tool without it keeps the fingerprint it had
+# before the registry recorded it
+OPTIONAL_FIELDS = ("execution",)
 
 POISON_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
@@ -46,7 +49,7 @@ INVISIBLE = re.compile(
 
 def definition(tool: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a tool that make up its definition (what the fingerprint covers)."""
-    return {
+    out = {
         "name": tool.get("name"),
         "title": tool.get("title"),
         "description": tool.get("description") or "",
@@ -54,6 +57,10 @@ def definition(tool: Mapping[str, Any]) -> dict[str, Any]:
         "output_schema": tool.get("output_schema"),
         "annotations": tool.get("annotations"),
     }
+    for name in OPTIONAL_FIELDS:
+        if tool.get(name) is not None:
+            out[name] = tool[name]
+    return out
 
 
 def fingerprint(tool: Mapping[str, Any]) -> str:
@@ -66,7 +73,11 @@ def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str
     """The definition fields that differ: {field: {"before", "after"}}."""
     old = definition(before or {})
     new = definition(after)
-    return {f: {"before": old[f], "after": new[f]} for f in DEFINITION_FIELDS if old[f] != new[f]}
+    return {
+        f: {"before": old.get(f), "after": new.get(f)}
+        for f in DEFINITION_FIELDS + OPTIONAL_FIELDS
+        if old.get(f) != new.get(f)
+    }
 
 
 def _texts(tool: Mapping[str, Any]) -> list[str]:

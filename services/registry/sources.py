@@ -60,6 +60,7 @@ def source_out(server: Any, source: Any, imported: set[str] | None = None) -> di
                 "name": t["name"],
                 "description": t.get("description") or "",
                 "input_schema": t.get("input_schema") or {},
+                "execution": t.get("execution"),
                 "imported": t["name"] in imported,
             }
             for t in source["discovered_tools"]

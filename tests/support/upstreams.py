@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
+import orjson
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types import Tool, ToolExecution
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.support import serving
 
@@ -19,9 +23,28 @@ LOCAL = TransportSecuritySettings(
 Upstream = Callable[..., AbstractAsyncContextManager[str]]
 
 
-def make_upstream(name: str = "weather") -> MCPServer:
-    """An MCP server with two tools, a resource and a prompt."""
-    server = MCPServer(name)
+class DeclaringServer(MCPServer):
+    """An SDK server whose tools declare `execution` as `execution` says (by tool name, changeable
+    while it runs); the SDK's own server declares none."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.execution: dict[str, dict[str, Any]] = {}
+
+    async def list_tools(self) -> list[Tool]:
+        """The tools, each with its `execution` when one is set."""
+        tools = []
+        for tool in await super().list_tools():
+            if tool.name in self.execution:
+                execution = ToolExecution.model_validate(self.execution[tool.name])
+                tool = tool.model_copy(update={"execution": execution})
+            tools.append(tool)
+        return tools
+
+
+def make_upstream(name: str = "weather", server: MCPServer | None = None) -> MCPServer:
+    """An MCP server (`server`, else a new one) with two tools, a resource and a prompt."""
+    server = server or MCPServer(name)
 
     @server.tool(description="Current temperature in a city.")
     def temperature(city: str) -> str:
@@ -42,16 +65,60 @@ def make_upstream(name: str = "weather") -> MCPServer:
     return server
 
 
+def handshake_era(app: ASGIApp) -> ASGIApp:
+    """An SDK app whose connections all open in the handshake era (2025-11-25), over Streamable
+    HTTP and SSE alike: the client's `server/discover` probe loses its 2026-07-28 envelope, so the
+    server opens a legacy connection, refuses the probe, and the client falls back to
+    `initialize`. (2026-07-28 has no `execution` on tools: the SDK drops it there.)"""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = None
+        if isinstance(doc, dict) and doc.get("method") == "server/discover":
+            doc["params"] = {k: v for k, v in (doc.get("params") or {}).items() if k != "_meta"}
+            body = orjson.dumps(doc)
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await app({**scope, "headers": headers}, replay, send)
+
+    return wrapped
+
+
 @asynccontextmanager
 async def run_upstream(
-    server: MCPServer, transport: str = "streamable-http", port: int | None = None
+    server: MCPServer,
+    transport: str = "streamable-http",
+    port: int | None = None,
+    *,
+    handshake: bool = False,
 ) -> AsyncIterator[str]:
-    """Serve `server` over Streamable HTTP (/mcp) or SSE (/sse); yields its MCP URL."""
+    """Serve `server` over Streamable HTTP (/mcp) or SSE (/sse), in the handshake era only when
+    `handshake`; yields its MCP URL."""
     if transport == "sse":
         app = server.sse_app(transport_security=LOCAL)
         path = "/sse"
     else:
         app = server.streamable_http_app(transport_security=LOCAL)
         path = "/mcp"
-    async with serving(app, port=port) as base:
+    async with serving(handshake_era(app) if handshake else app, port=port) as base:
         yield base + path

@@ -12,8 +12,8 @@ from libs.common.sql import Where, fetch_page
 
 COLUMNS = (
     "t.id, t.server_id, t.name, t.title, t.description, t.input_schema, t.output_schema,"
-    " t.annotations, t.fingerprint, t.state, t.approved, t.flags, t.approved_by, t.approved_at,"
-    " t.created_at, t.updated_at, t.source_id"
+    " t.annotations, t.execution, t.fingerprint, t.state, t.approved, t.flags, t.approved_by,"
+    " t.approved_at, t.created_at, t.updated_at, t.source_id"
 )
 SORTS = ("name", "created_at", "updated_at", "state")
 
@@ -59,12 +59,14 @@ async def upsert_tool(
     """Insert or replace a tool's definition; `approve` also records it as the approved version."""
     await conn.execute(
         "INSERT INTO registry.tools (id, server_id, name, title, description, input_schema,"
-        " output_schema, annotations, fingerprint, state, flags, approved, approved_at, source_id)"
+        " output_schema, annotations, fingerprint, state, flags, approved, approved_at, source_id,"
+        " execution)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-        "  CASE WHEN $13 THEN now() END, $14)"
+        "  CASE WHEN $13 THEN now() END, $14, $15)"
         " ON CONFLICT (server_id, name) DO UPDATE SET title = EXCLUDED.title,"
         " description = EXCLUDED.description, input_schema = EXCLUDED.input_schema,"
         " output_schema = EXCLUDED.output_schema, annotations = EXCLUDED.annotations,"
+        " execution = EXCLUDED.execution,"
         " fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, flags = EXCLUDED.flags,"
         " approved = CASE WHEN $13 THEN EXCLUDED.approved ELSE registry.tools.approved END,"
         " approved_at = CASE WHEN $13 THEN now() ELSE registry.tools.approved_at END,"
@@ -83,6 +85,7 @@ async def upsert_tool(
         tool if approve else None,
         approve,
         source_id,
+        tool.get("execution"),
     )
 
 

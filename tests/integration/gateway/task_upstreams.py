@@ -270,6 +270,7 @@ class SessionTaskServer:
             tools = [
                 {"name": "render", "inputSchema": schema, "execution": {"taskSupport": "optional"}},
                 {"name": "sign", "inputSchema": schema, "execution": {"taskSupport": "required"}},
+                {"name": "note", "inputSchema": schema},  # no `execution`: never a task
             ]
             return rpc_result(rid, {"tools": tools})
         if method == "tools/call":
@@ -301,7 +302,8 @@ class SessionTaskServer:
         return rpc_error(rid, -32601, f"Method not found: {method}")
 
     def call(self, session: str, rid: Any, params: dict[str, Any]) -> Response:
-        """tools/call: a task when augmented (render may, sign must), else inline."""
+        """tools/call: a task when augmented (render may, sign must; like a careless server, it
+        does not check that note may not), else inline."""
         name, task = params.get("name"), params.get("task")
         if task is None:
             if name == "sign":

@@ -30,6 +30,7 @@ from mcp_types import (
 )
 
 from libs.common.authn import Grant, Principal
+from services.registry import tools
 from tests.integration.gateway.conftest import ADMIN, bearer, register
 from tests.integration.gateway.task_upstreams import SessionTaskServer
 from tests.integration.gateway.upstreams import legacy_only, rich
@@ -163,6 +164,45 @@ async def test_a_session_client_runs_a_tool_as_a_task(registry, stack, calls) ->
     assert outcome.content[0].text == "rendered as a task"
     assert outcome.meta[RELATED]["taskId"] == task_id
     assert (record.data["tool"], record.data["status"]) == ("render", "ok")
+
+
+async def test_tools_are_listed_with_their_task_support_and_held_to_it(registry, stack) -> None:
+    jobs = SessionTaskServer()
+    progressive = f"{stack.url}/mcp?exposure=progressive"
+    async with serving(jobs.app()) as base, httpx.AsyncClient(timeout=10) as raw:
+        await register(registry, "sjobs-list", f"{base}/mcp")
+        await stack.wait_for_tool(raw, "sjobs-list__note")
+        http, client = sdk_client(stack)
+        async with http, client:
+            listed = await client.list_tools()
+        me = await Session(raw, f"{stack.url}/mcp", stack.admin).open()
+        note = {"name": "sjobs-list__note", "arguments": {}}
+        refused = await me.request("tools/call", {**note, "task": {}})
+        inline = await me.request("tools/call", note)
+        describe = {"name": "describe_tool", "arguments": {"name": "sjobs-list__sign"}}
+        described = await me.request("tools/call", describe, progressive)
+        meta = {"name": "call_tool", "arguments": {"name": "sjobs-list__render"}, "task": {}}
+        meta_task = await me.request("tools/call", meta, progressive)
+    async with registry.pool.acquire() as conn:
+        shown = await tools.tool_view(conn, "sjobs-list", "sign")  # GET …/tools/sign
+    support = {
+        t.name: t.execution.task_support if t.execution else None
+        for t in listed.tools
+        if t.name.startswith("sjobs-list__")
+    }
+    assert support == {
+        "sjobs-list__render": "optional",
+        "sjobs-list__sign": "required",
+        "sjobs-list__note": None,
+    }
+    assert shown["execution"] == {"taskSupport": "required"}
+    # a tool without task support: the spec's -32601, and nothing reaches the upstream
+    assert refused["error"]["code"] == -32601
+    assert inline["result"]["content"][0]["text"] == "rendered inline"
+    assert jobs.augmented == []
+    tool = described["result"]["structuredContent"]["tool"]
+    assert tool["execution"] == {"taskSupport": "required"}
+    assert meta_task["error"]["code"] == -32601  # the meta-tools declare no task support
 
 
 async def test_the_result_waits_while_the_upstream_asks_the_client(registry, stack) -> None:

@@ -99,3 +99,33 @@ def test_an_imported_tool_routes_to_its_source_under_its_servers_name() -> None:
     assert tool.source.key.startswith("shelf\0http://b/sse\0") and entry.key == "shelf"
     assert "\0" not in tool.source.label
     assert table.pool_keys == {"shelf", tool.source.key}
+
+
+def test_tools_are_listed_with_their_execution_as_declared() -> None:
+    declared = {
+        "render": {"taskSupport": "optional"},
+        "sign": {"taskSupport": "required"},
+        "forbid": {"taskSupport": "forbidden"},
+        "empty": {},
+        "odd": {"taskSupport": "sometimes"},
+        "plain": None,
+    }
+    server = view("jobs")
+    server["tools"] = [
+        {"name": name, "input_schema": {"type": "object"}, "execution": execution}
+        for name, execution in declared.items()
+    ]
+    table = RoutingTable()
+    table.replace([server])
+    tools = {t.name: t for t in table.servers["jobs"].tools}
+    listed = {name: tool.as_listed(f"jobs__{name}") for name, tool in tools.items()}
+    assert {name: doc.get("execution") for name, doc in listed.items()} == declared
+    assert "execution" not in listed["plain"]
+    assert {name: tool.task_support for name, tool in tools.items()} == {
+        "render": "optional",
+        "sign": "required",
+        "forbid": "forbidden",
+        "empty": "forbidden",
+        "odd": "forbidden",
+        "plain": "forbidden",
+    }

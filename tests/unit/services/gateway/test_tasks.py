@@ -104,3 +104,17 @@ def test_a_cursor_round_trips_and_garbage_is_invalid_params() -> None:
         with pytest.raises(RpcFault) as refused:
             _decode_cursor(bad)
         assert refused.value.code == -32602
+
+
+@pytest.mark.parametrize("execution", [None, {}, {"taskSupport": "forbidden"}])
+async def test_a_task_augmented_call_of_a_tool_without_task_support_is_method_not_found(
+    execution: dict | None,
+) -> None:
+    table = RoutingTable()
+    table.replace([{**view(), "tools": [{"name": "render", "execution": execution}]}])
+    server = table.servers["jobs"]
+    forwarded = {"name": "render", "arguments": {}}
+    with pytest.raises(RpcFault) as refused:  # the pool is None: nothing may be asked upstream
+        await tasks_of(table).augment(server, forwarded, {"ttl": 1000}, server.tools[0], "x")
+    assert refused.value.code == -32601
+    assert "task" not in forwarded

@@ -30,3 +30,72 @@ def test_invisible_unicode_and_foreign_tool_references_are_flagged() -> None:
     )
     assert "invisible_unicode" in flags and "references_other_tool:send_email" in flags
     assert review.poisoning_flags(TOOL, ["search", "other"]) == []
+
+
+# what the fingerprint was before `execution` was recorded: tools without it must keep it, or an
+# upgrade would quarantine every tool
+FULL = {
+    "name": "render",
+    "title": "Render",
+    "description": "Render a report.",
+    "input_schema": {"type": "object", "properties": {"id": {"type": "string"}}},
+    "output_schema": {"type": "object"},
+    "annotations": {"readOnlyHint": True},
+}
+PINNED = {
+    "search": "sha256:b96ca04ea5a33324154053056abd701bb660699336c29cd36eae4e6af097aa8a",
+    "render": "sha256:5659046c19e8270cbfd8213235412f8adcfc63a967653d1e27b04cc7682108ca",
+}
+OPTIONAL = {"taskSupport": "optional"}
+REQUIRED = {"taskSupport": "required"}
+
+
+def test_a_tool_without_execution_keeps_the_fingerprint_it_had() -> None:
+    for tool in (TOOL, FULL):
+        assert review.fingerprint(tool) == PINNED[tool["name"]]
+        assert review.fingerprint({**tool, "execution": None}) == PINNED[tool["name"]]
+
+
+def test_execution_is_part_of_the_fingerprint_when_present() -> None:
+    prints = {
+        review.fingerprint(TOOL),
+        review.fingerprint({**TOOL, "execution": {}}),
+        review.fingerprint({**TOOL, "execution": OPTIONAL}),
+        review.fingerprint({**TOOL, "execution": REQUIRED}),
+    }
+    assert len(prints) == 4
+
+
+def plan(stored_as: dict, listed: dict) -> list:
+    """The refresh plan for one stored tool (approved as `stored_as`) and one listed one."""
+    row = {"fingerprint": review.fingerprint(stored_as), "state": "approved", "approved": stored_as}
+    return review.plan(
+        {stored_as["name"]: row}, [listed], first_discovery=False, policy="quarantine"
+    )
+
+
+def test_adding_changing_or_dropping_execution_quarantines_an_approved_tool() -> None:
+    optional = {**TOOL, "execution": OPTIONAL}
+    required = {**TOOL, "execution": REQUIRED}
+    changes = plan(TOOL, optional) + plan(optional, required) + plan(optional, TOOL)
+    assert [(c.kind, c.state) for c in changes] == [("quarantined", "quarantined")] * 3
+    assert review.diff(TOOL, optional) == {"execution": {"before": None, "after": OPTIONAL}}
+    assert review.diff(optional, required) == {"execution": {"before": OPTIONAL, "after": REQUIRED}}
+    assert plan(TOOL, {**TOOL, "execution": None}) == []
+
+
+def test_a_quarantined_change_of_execution_reverted_upstream_is_approved_again() -> None:
+    row = {
+        "fingerprint": review.fingerprint({**TOOL, "execution": REQUIRED}),
+        "state": "quarantined",
+        "approved": TOOL,
+    }
+    [change] = review.plan({"search": row}, [TOOL], first_discovery=False, policy="auto_approve")
+    assert (change.kind, change.state) == ("restored", "approved")
+
+
+def test_a_new_tool_with_execution_follows_the_new_tool_policy() -> None:
+    tool = {**TOOL, "execution": OPTIONAL}
+    [trusted] = review.plan({}, [tool], first_discovery=False, policy="auto_approve")
+    [held] = review.plan({}, [tool], first_discovery=False, policy="quarantine")
+    assert (trusted.state, held.state) == ("approved", "quarantined")
