@@ -112,10 +112,25 @@ def tool_definition(tool: Mapping[str, Any]) -> dict[str, Any]:
     output = tool.get("output_schema") or tool.get("outputSchema")
     if output:
         out["outputSchema"] = output
-    if tool.get("annotations"):
-        out["annotations"] = tool["annotations"]
+    annotations = wire_annotations(tool.get("annotations"))
+    if annotations:
+        out["annotations"] = annotations
     if isinstance(tool.get("execution"), Mapping):  # as declared, even `{}`
         out["execution"] = tool["execution"]
+    return out
+
+
+def wire_annotations(stored: Any) -> dict[str, Any]:
+    """Tool annotations as MCP sends them: the registry keeps what discovery gave it, which for
+    SDK-parsed tools is snake_case with every hint present (`read_only_hint: null`); clients need
+    camelCase with unset hints left out."""
+    if not isinstance(stored, Mapping):
+        return {}
+    out = {}
+    for key, value in stored.items():
+        if value is not None:
+            head, *rest = key.split("_")
+            out[head + "".join(part.title() for part in rest)] = value
     return out
 
 
@@ -127,7 +142,7 @@ def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
     for tool in view.get("tools") or ():
         if not tool.get("routable", True):
             continue
-        annotations = tool.get("annotations") or {}
+        annotations = wire_annotations(tool.get("annotations"))
         upstream = tool.get("upstream")
         source = None
         if isinstance(upstream, Mapping) and upstream.get("url"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -373,3 +374,60 @@ async def test_a_cookie_set_by_an_upstream_never_rides_on_another_call(
                 who, "tools/call", {"name": "cookies__add", "arguments": {"a": 1, "b": 1}}
             )
     assert seen and all(cookie is None for cookie in seen)
+
+
+async def test_annotations_reach_clients_in_mcp_form_and_read_only_calls_are_retried(
+    registry, core_factory
+) -> None:
+    from mcp_types import ToolAnnotations
+
+    server = calculator("hints")
+
+    @server.tool(description="Look a word up.", annotations=ToolAnnotations(read_only_hint=True))
+    def lookup(word: str) -> str:
+        return word.upper()
+
+    inner = server.streamable_http_app(transport_security=LOCAL)
+    calls: list[str] = []
+
+    async def first_call_fails(scope, receive, send):  # noqa: ANN001
+        """The first tools/call of each tool is a 502 page: a transport failure."""
+        if scope["type"] == "http" and scope["method"] == "POST":
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+            doc = orjson.loads(body) if body else {}
+            if doc.get("method") == "tools/call":
+                tool = doc["params"]["name"]
+                calls.append(tool)
+                if calls.count(tool) == 1:
+                    await send({"type": "http.response.start", "status": 502, "headers": []})
+                    await send({"type": "http.response.body", "body": b"bad gateway"})
+                    return
+            replay = [{"type": "http.request", "body": body, "more_body": False}]
+
+            async def again():  # noqa: ANN202
+                return replay.pop() if replay else await receive()
+
+            await inner(scope, again, send)
+            return
+        await inner(scope, receive, send)
+
+    async with serving(first_call_fails) as base:
+        await register(registry, "hints", f"{base}/mcp")
+        core = await core_factory()
+        listed = await core.call(ADMIN, "tools/list", {})
+        looked = await core.call(
+            ADMIN, "tools/call", {"name": "hints__lookup", "arguments": {"word": "hi"}}
+        )
+        with pytest.raises(RpcFault) as plain:  # not read-only: not retried
+            await core.call(
+                ADMIN, "tools/call", {"name": "hints__add", "arguments": {"a": 1, "b": 1}}
+            )
+    lookup_tool = next(t for t in listed["tools"] if t["name"] == "hints__lookup")
+    assert lookup_tool["annotations"] == {"readOnlyHint": True}
+    assert looked["content"][0]["text"] == "HI"
+    assert calls == ["lookup", "lookup", "add"]
+    assert plain.value.code == UPSTREAM_ERROR

@@ -129,3 +129,15 @@ def test_tools_are_listed_with_their_execution_as_declared() -> None:
         "odd": "forbidden",
         "plain": "forbidden",
     }
+
+
+def test_annotations_are_listed_in_mcp_form_whatever_form_the_registry_kept() -> None:
+    from services.gateway.routing_table import wire_annotations
+
+    sdk_parsed = {"title": None, "read_only_hint": True, "destructive_hint": None}
+    assert wire_annotations(sdk_parsed) == {"readOnlyHint": True}
+    assert wire_annotations({"idempotentHint": True, "title": "T"}) == {
+        "idempotentHint": True,
+        "title": "T",
+    }
+    assert wire_annotations(None) == {}
