@@ -68,16 +68,20 @@ async def test_two_replicas_share_one_limit_with_headers_and_429(
 
 
 async def test_leases_keep_kv_off_the_hot_path_and_never_overshoot(registry) -> None:
-    a = RateLimiter(registry.bus, per_min=1000, overrides={"vip": 3})
-    b = RateLimiter(registry.bus, per_min=1000, overrides={"vip": 3})
-    await a.start()
-    await b.start()
-    user = Principal(kind="user", id=f"u-{time.time_ns()}", name="u")
-    for _ in range(100):
-        assert (await a.check(user)).allowed
-    hot_path_kv = a.kv_requests
-    vip = Principal(kind="api_key", id=f"v-{time.time_ns()}", name="v", credential_id="vip")
-    verdicts = [await (a if i % 2 else b).check(vip) for i in range(6)]
+    for _ in range(2):  # a second try only if the run straddled a minute boundary
+        window = int(time.time() // 60)
+        a = RateLimiter(registry.bus, per_min=1000, overrides={"vip": 3})
+        b = RateLimiter(registry.bus, per_min=1000, overrides={"vip": 3})
+        await a.start()
+        await b.start()
+        user = Principal(kind="user", id=f"u-{time.time_ns()}", name="u")
+        for _ in range(100):
+            assert (await a.check(user)).allowed
+        hot_path_kv = a.kv_requests
+        vip = Principal(kind="api_key", id=f"v-{time.time_ns()}", name="v", credential_id="vip")
+        verdicts = [await (a if i % 2 else b).check(vip) for i in range(6)]
+        if int(time.time() // 60) == window:
+            break
     assert hot_path_kv == 2  # two leases of 50 for 100 requests
     assert [v.allowed for v in verdicts].count(True) == 3
     assert [v.limit for v in verdicts] == [3] * 6
