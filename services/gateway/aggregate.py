@@ -142,7 +142,9 @@ class Aggregate:
             msg = {"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": note}
             await relay.send(session_id, msg)
 
-        await self.watch.add(self.server(server_name, ctx), uri, owner, deliver)
+        await self.watch.add(
+            self.server(server_name, ctx), uri, owner, deliver, expires_at=ctx.session_expires_at
+        )
         return {}
 
     @staticmethod

@@ -58,6 +58,7 @@ class CallContext:
     modern: bool = False
     protocol: str = HANDSHAKE_PROTOCOL_VERSIONS[-1]
     session_id: str | None = None
+    session_expires_at: float | None = None  # wall clock: when the legacy session's id expires
     client: str | None = None
     request_bytes: int = 0
     notify: Notify | None = None

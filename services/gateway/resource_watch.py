@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,6 +46,7 @@ log = structlog.get_logger()
 UNSUBSCRIBE_SUBJECT = "live.gateway.resource.unsubscribe"
 SERVER_VIEW = "@servers"  # owner suffix of a session's subscriptions on /mcp/servers/{path}
 RETRY_S = 1.0
+SWEEP_S = 60.0
 READY_S = 5.0
 Callback = Callable[[str], Awaitable[None]]  # receives the upstream URI that changed
 
@@ -63,11 +65,16 @@ class ResourceWatch:
         self.ready: dict[str, asyncio.Event] = {}  # set once the upstream acknowledged the set
         self.followers: dict[str, SessionFollower] = {}  # session-based upstreams
         self.entries: dict[str, ServerEntry] = {}
+        # a legacy session's subscriptions end with it even when its client just goes away:
+        # owner -> when its session id expires (wall clock); swept every SWEEP_S
+        self.expiry: dict[Any, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self._sub: Any = None
         self._ended: Any = None
 
     async def start(self) -> None:
-        """Follow unsubscriptions made on other replicas."""
+        """Follow unsubscriptions made on other replicas; sweep expired sessions' ones."""
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         if self.bus is None:
             return
 
@@ -89,6 +96,8 @@ class ResourceWatch:
 
     async def stop(self) -> None:
         """Close every upstream stream."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for _, task in self.streams.values():
             task.cancel()
         self.streams.clear()
@@ -100,8 +109,16 @@ class ResourceWatch:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
 
-    async def add(self, server: ServerEntry, uri: str, owner: Any, callback: Callback) -> None:
-        """Deliver updates of `uri` on `server` to `callback` (one per owner)."""
+    async def add(
+        self,
+        server: ServerEntry,
+        uri: str,
+        owner: Any,
+        callback: Callback,
+        expires_at: float | None = None,
+    ) -> None:
+        """Deliver updates of `uri` on `server` to `callback` (one per owner), until `expires_at`
+        (wall clock) when given."""
         upstream = self.pool.upstream(server)
         if isinstance(upstream, HttpUpstream | SseUpstream) and not upstream.connected:
             try:
@@ -125,6 +142,8 @@ class ResourceWatch:
             )
         self.entries[server.name] = server
         self.callbacks.setdefault((server.name, uri), {})[owner] = callback
+        if expires_at is not None:
+            self.expiry[owner] = expires_at
         await self._follow_as(server.name, upstream.modern)
         self._refresh(server.name)
         try:  # answer once the upstream follows the URI, so no update in between is missed
@@ -180,8 +199,20 @@ class ResourceWatch:
             del self.callbacks[(server, uri)]
         self._refresh(server)
 
+    async def _sweep(self) -> None:
+        """Drop the subscriptions of sessions that expired (their clients cannot come back)."""
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            self.drop_expired(time.time())
+
+    def drop_expired(self, now: float) -> None:
+        """Forget every subscription whose owner expired by `now`."""
+        for owner in [owner for owner, at in self.expiry.items() if at <= now]:
+            self.drop_owner(owner)
+
     def drop_owner(self, owner: Any) -> None:
         """Forget every subscription of one owner (an ended session)."""
+        self.expiry.pop(owner, None)
         for server, uri in [key for key, held in self.callbacks.items() if owner in held]:
             self.remove(server, uri, owner)
 

@@ -197,6 +197,7 @@ async def _request(
     else:
         info = _session(request, ctx.principal)
         ctx.session_id, ctx.protocol, ctx.client = info.id, info.protocol, info.client
+        ctx.session_expires_at = info.issued_at + request.state.sessions.ttl_s
         ctx.ask = _asker(request, info.id)
     accepts_sse = "text/event-stream" in request.headers.get("accept", "")
     progress = isinstance(params.get("_meta"), dict) and "progressToken" in params["_meta"]

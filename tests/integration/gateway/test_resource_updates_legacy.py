@@ -302,3 +302,44 @@ async def test_an_upstream_without_a_standalone_stream_cannot_be_followed(regist
             touched = await sdk.call_tool("touch", {"item": "1"})
     assert exc.value.error.code == INVALID_PARAMS
     assert touched.content[0].text == "told 0"  # no session follows it upstream
+
+
+async def test_an_abandoned_sessions_subscriptions_end_when_the_session_expires(
+    registry, stack, pg_url, nats_url, namespace, monkeypatch
+) -> None:
+    from services.gateway import resource_watch
+    from services.gateway.app import create_app
+    from services.gateway.settings import GatewaySettings
+    from tests.integration.gateway.conftest import Stack
+    from tests.support import settings_for
+
+    monkeypatch.setattr(resource_watch, "SWEEP_S", 0.2, raising=False)
+    settings = settings_for(
+        GatewaySettings,
+        pg_url=pg_url,
+        nats_url=nats_url,
+        namespace=namespace,
+        GATEWAY_SESSION_TTL_S=2,
+    )
+    hub, name = Followed(), "fol-abandoned"
+    uri = f"{name}://items/3"
+    async with (
+        registered(registry, stack, name, "streamable-http", hub),
+        serving(create_app(settings)) as base,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        short_lived = Stack(url=base, auth=stack.auth, admin=stack.admin)
+        await short_lived.wait_for_tool(http, f"{name}__touch")
+        headers = {**bearer(stack.admin), "Accept": "application/json, text/event-stream"}
+        init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x"}}
+        opened = await http.post(f"{base}/mcp", json=rpc(1, "initialize", init), headers=headers)
+        headers["Mcp-Session-Id"] = opened.headers["mcp-session-id"]
+        headers["MCP-Protocol-Version"] = "2025-11-25"
+        params = {"uri": f"switchboard://{name}/{uri}"}
+        subscribed = await http.post(
+            f"{base}/mcp", json=rpc(2, "resources/subscribe", params), headers=headers
+        )
+        # the client goes away without DELETE; its session id expires after 2 s
+        await hub.wait(UNSUBSCRIBE, uri, timeout=10)
+    assert subscribed.json()["result"] == {}
+    assert hub.requests == [(SUBSCRIBE, uri), (UNSUBSCRIBE, uri)]

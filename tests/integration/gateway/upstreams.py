@@ -185,9 +185,9 @@ class Followed:
                 following.discard(session)
             self.changed.notify_all()
 
-    async def wait(self, method: str, uri: str, count: int = 1) -> None:
+    async def wait(self, method: str, uri: str, count: int = 1, timeout: float = 5) -> None:
         """Until `method` for `uri` arrived `count` times."""
-        async with asyncio.timeout(5), self.changed:
+        async with asyncio.timeout(timeout), self.changed:
             await self.changed.wait_for(lambda: self.requests.count((method, uri)) >= count)
 
     async def touch(self, uri: str) -> int:
