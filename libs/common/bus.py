@@ -18,8 +18,8 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, StreamConfig
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 from libs.common.errors import ApiError, Unavailable, UpstreamError, UpstreamTimeout
 from libs.common.events import Event
@@ -115,14 +115,19 @@ class Bus:
                 return await self.js.key_value(bucket)
 
     async def publish(self, event: Event, timeout: float = 5.0) -> None:
-        """Publish to JetStream and wait for its acknowledgement (deduplicated by event id)."""
-        await self.js.publish(
-            self.subject(event.subject),
-            event.to_bytes(),
-            timeout=timeout,
-            stream=self.stream,
-            headers={"Nats-Msg-Id": event.id},
-        )
+        """Publish to JetStream and wait for its acknowledgement (deduplicated by event id).
+        What `js.publish` does, with the acknowledgement read by orjson and not turned into a
+        PubAck (this is on the gateway's per-call path)."""
+        headers = {"Nats-Msg-Id": event.id, Header.EXPECTED_STREAM.value: self.stream}
+        try:
+            reply = await self.nc.request(
+                self.subject(event.subject), event.to_bytes(), timeout=timeout, headers=headers
+            )
+        except NoRespondersError:
+            raise NoStreamResponseError from None
+        ack = orjson.loads(reply.data)
+        if "error" in ack:
+            raise APIError.from_error(ack["error"])
 
     # ---- request / reply ------------------------------------------------------------------
 

@@ -59,6 +59,18 @@ async def test_publishing_the_same_event_twice_is_stored_once(bus: Bus) -> None:
     assert info.state.subjects == {bus.subject(event.subject): 1}
 
 
+async def test_a_publish_the_stream_does_not_take_is_an_error_not_a_silent_loss(bus: Bus) -> None:
+    from nats.js.errors import APIError
+
+    nowhere = an_event("demo.widget.created")
+    bus.stream = bus.stream + "_other"  # the subject is the real stream's: JetStream refuses
+    try:
+        with pytest.raises(APIError):
+            await bus.publish(nowhere)
+    finally:
+        bus.stream = bus.stream.removesuffix("_other")
+
+
 async def test_transactional_handlers_apply_each_event_once(bus: Bus, pg_url: str) -> None:
     schema = f"c_{secrets.token_hex(3)}"
     pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=2)
