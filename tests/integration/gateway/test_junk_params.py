@@ -1,0 +1,72 @@
+"""Junk params on every method, in both generations: a JSON-RPC error or a result, never a 5xx,
+never -32603 (internal error), and the gateway stays healthy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from services.gateway.metrics import _METHODS
+from tests.integration.gateway.conftest import bearer, modern_body, modern_headers
+
+JUNK: list[Any] = [
+    {},
+    {"name": 5, "uri": 7, "taskId": 9, "cursor": 11, "ref": "x", "argument": [], "level": {}},
+    {"name": "", "uri": "", "taskId": "", "cursor": ""},
+    {"name": "nope__nope", "uri": "switchboard://nope/x", "taskId": "a/b/c", "cursor": "zz"},
+    {"uri": "switchboard://", "taskId": "//", "task": "soon", "arguments": "not a dict"},
+    {"notifications": 5, "ref": {"type": "ref/prompt"}, "argument": {"name": 1}},
+    {"notifications": {"resourceSubscriptions": [1, None], "taskIds": {}}, "task": {"ttl": "x"}},
+    {"_meta": "not a dict", "requestState": 5, "inputResponses": []},
+]
+METHODS = sorted(_METHODS - {"initialize"}) + ["tasks/update", "no/such/method"]
+
+
+async def session(http: httpx.AsyncClient, url: str, token: str) -> dict[str, str]:
+    """A 2025-11-25 session's headers."""
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "junk"}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}
+    headers = {**bearer(token), "Accept": "application/json, text/event-stream"}
+    resp = await http.post(url, json=body, headers=headers)
+    headers["Mcp-Session-Id"] = resp.headers["mcp-session-id"]
+    headers["MCP-Protocol-Version"] = "2025-11-25"
+    return headers
+
+
+def errors_of(resp: httpx.Response) -> list[dict[str, Any]]:
+    """The JSON-RPC errors in a JSON or SSE answer."""
+    if resp.headers.get("content-type", "").startswith("text/event-stream"):
+        import orjson
+
+        docs = [orjson.loads(x[5:]) for x in resp.text.splitlines() if x.startswith("data:")]
+    else:
+        docs = [resp.json()] if resp.content else []
+    return [d["error"] for d in docs if isinstance(d, dict) and "error" in d]
+
+
+@pytest.mark.parametrize("generation", ["2026-07-28", "2025-11-25"])
+async def test_junk_params_never_make_an_internal_error(stack, generation) -> None:
+    url = f"{stack.url}/mcp"
+    async with httpx.AsyncClient(timeout=10) as http:
+        legacy = await session(http, url, stack.admin) if generation != "2026-07-28" else None
+        seen = []
+        for method in METHODS:
+            for i, params in enumerate(JUNK):
+                if legacy is None:
+                    body = modern_body(method, {k: v for k, v in params.items() if k != "_meta"})
+                    if "_meta" in params:
+                        body["params"]["_meta"] = params["_meta"]
+                    headers = {**modern_headers(method), **bearer(stack.admin)}
+                else:
+                    body = {"jsonrpc": "2.0", "id": i + 2, "method": method, "params": params}
+                    headers = legacy
+                if method == "subscriptions/listen":
+                    headers = {**headers, "Accept": "application/json"}  # no stream to hang on
+                resp = await http.post(url, json=body, headers=headers)
+                seen.append((method, i, resp.status_code, errors_of(resp)))
+        healthy = await http.get(f"{stack.url}/healthz")
+    broken = [s for s in seen if s[2] >= 500 or any(e.get("code") == -32603 for e in s[3])]
+    assert broken == []
+    assert healthy.status_code == 200
