@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from services.gateway.metrics import _METHODS
@@ -40,8 +41,6 @@ async def session(http: httpx.AsyncClient, url: str, token: str) -> dict[str, st
 def errors_of(resp: httpx.Response) -> list[dict[str, Any]]:
     """The JSON-RPC errors in a JSON or SSE answer."""
     if resp.headers.get("content-type", "").startswith("text/event-stream"):
-        import orjson
-
         docs = [orjson.loads(x[5:]) for x in resp.text.splitlines() if x.startswith("data:")]
     else:
         docs = [resp.json()] if resp.content else []
@@ -85,3 +84,34 @@ async def test_junk_params_never_make_an_internal_error(registry, stack, generat
     ]
     assert broken == []
     assert healthy.status_code == 200
+
+
+async def test_junk_bodies_on_the_admin_routes_are_4xx(registry, stack) -> None:
+    bodies: list[Any] = [
+        None,
+        [],
+        "text",
+        {},
+        {"tool_name": 5},
+        {"tool_name": "add", "arguments": "x"},
+        {"tool_name": "nope", "arguments": {}},
+        {"tool_name": "add", "arguments": {"a": "one"}, "extra": True},
+    ]
+    async with (
+        run_upstream(rich("junky")) as upstream,
+        httpx.AsyncClient(timeout=10, headers=bearer(stack.admin)) as http,
+    ):
+        await register(registry, "junky", upstream)
+        await stack.wait_for_tool(http, "junky__touch")
+        answers = []
+        for name in ("junky", "no-such-server", "bad name!"):
+            for body in bodies:
+                for route in ("call-tool", "test"):
+                    resp = await http.post(
+                        f"{stack.url}/api/v1/servers/{name}/{route}",
+                        content=b"{" if body == "text" else orjson.dumps(body),
+                        headers={"Content-Type": "application/json"},
+                    )
+                    answers.append((name, route, body, resp.status_code, resp.json()))
+    assert [a for a in answers if a[3] >= 500] == []
+    assert all("error" in a[4] or a[3] == 200 for a in answers)
