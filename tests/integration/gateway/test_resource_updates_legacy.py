@@ -85,6 +85,15 @@ async def legacy_client(stack, transport: str, path: str = "") -> AsyncIterator[
         yield client, updates
 
 
+@asynccontextmanager
+async def current_client(stack, path: str = "") -> AsyncIterator[Client]:
+    """The SDK client on the current revision (stateless) at `/mcp{path}`."""
+    http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
+    connection = streamable_http_client(f"{stack.url}/mcp{path}", http_client=http)
+    async with http, Client(connection, mode="auto") as client:
+        yield client
+
+
 async def next_update(updates: asyncio.Queue[str]) -> str:
     """The next URI the client was told changed."""
     async with asyncio.timeout(5):
@@ -145,9 +154,7 @@ async def test_a_listen_stream_gets_updates_of_a_session_upstream(
     hub, name = Followed(), f"lis-{upstream[:3]}"
     uri = f"switchboard://{name}/{name}://items/9"
     async with registered(registry, stack, name, upstream, hub):
-        http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
-        client = Client(streamable_http_client(f"{stack.url}/mcp", http_client=http), mode="auto")
-        async with http, client:
+        async with current_client(stack) as client:
             async with client.listen(resource_subscriptions=[uri]) as sub:
                 honored = sub.honored.resource_subscriptions
                 await client.call_tool(f"{name}__touch", {"item": "9"})
@@ -165,10 +172,7 @@ async def test_a_listen_stream_on_a_server_view_follows_upstream_uris(
     hub, name = Followed(), f"lis-view-{upstream[:3]}"
     uri = f"{name}://items/4"
     async with registered(registry, stack, name, upstream, hub):
-        http = httpx2.AsyncClient(headers=bearer(stack.admin), timeout=10)
-        view = f"{stack.url}/mcp/servers/{name}"
-        client = Client(streamable_http_client(view, http_client=http), mode="auto")
-        async with http, client:
+        async with current_client(stack, f"/servers/{name}") as client:
             async with client.listen(resource_subscriptions=[uri]) as sub:
                 honored = sub.honored.resource_subscriptions
                 await client.call_tool("touch", {"item": "4"})
