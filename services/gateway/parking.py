@@ -35,12 +35,11 @@ from services.gateway.jsonrpc import UPSTREAM_ERROR, UPSTREAM_TIMEOUT, RpcFault
 from services.gateway.upstream import InputNeeded, TransportFailure
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from libs.common.bus import Bus
     from services.gateway.routing_table import ServerEntry
     from services.gateway.sse_upstream import SseUpstream
     from services.gateway.upstream import HttpUpstream
+    from services.gateway.upstream_http import Response
 
 log = structlog.get_logger()
 
@@ -56,7 +55,7 @@ class Parked:
 
     server: ServerEntry
     upstream: HttpUpstream | SseUpstream
-    resp: aiohttp.ClientResponse | None  # the call's open SSE response (none on an SSE upstream)
+    resp: Response | None  # the call's open SSE response (none on an SSE upstream)
     rid: int
     request_id: Any  # the upstream's server-to-client request id
     principal: str

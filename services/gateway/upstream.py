@@ -31,6 +31,7 @@ from services.gateway.jsonrpc import (
 )
 from services.gateway.routing_table import ServerEntry
 from services.gateway.settings import GatewaySettings
+from services.gateway.upstream_http import HttpFailure, Response, UpstreamHttp
 
 log = structlog.get_logger()
 
@@ -61,16 +62,22 @@ class InputNeeded(Exception):  # noqa: N818 - a signal, not an error
         super().__init__(request.get("method"))
         self.request, self.park = request, park
         self.upstream: HttpUpstream | None = None
-        self.resp: aiohttp.ClientResponse | None = None
+        self.resp: Response | None = None
         self.rid: int = 0
 
 
 class HttpUpstream:
-    """A Streamable HTTP upstream: the newest revision it speaks, one session, reused."""
+    """A Streamable HTTP upstream: the newest revision it speaks, one session, reused.
 
-    def __init__(self, server: ServerEntry, http: aiohttp.ClientSession) -> None:
+    Requests go through the lean `posts` client; aiohttp (`http`) carries the rest: session
+    streams, listen requests, notifications, answers and DELETE."""
+
+    def __init__(
+        self, server: ServerEntry, http: aiohttp.ClientSession, posts: UpstreamHttp
+    ) -> None:
         self.server = server
         self.http = http
+        self.posts = posts
         self.modern = False
         self.protocol: str | None = None
         self.session_id: str | None = None
@@ -90,8 +97,9 @@ class HttpUpstream:
         if self.modern and method:
             headers["Mcp-Method"] = method
             key = NAME_PARAM.get(method)
-            if key and params and isinstance(params.get(key), str) and params[key].isascii():
-                headers["Mcp-Name"] = params[key]
+            value = params.get(key) if key and params else None
+            if isinstance(value, str) and value.isascii() and value.isprintable():  # no CR/LF
+                headers["Mcp-Name"] = value
         return headers
 
     async def connect(self) -> None:
@@ -156,9 +164,7 @@ class HttpUpstream:
                     raise TransportFailure("the upstream keeps rejecting the session") from None
         raise AssertionError("unreachable")
 
-    async def resume(
-        self, resp: aiohttp.ClientResponse, rid: int, on_notify: Notify
-    ) -> dict[str, Any]:
+    async def resume(self, resp: Response, rid: int, on_notify: Notify) -> dict[str, Any]:
         """Read on a parked call's SSE response until its answer (it may park again)."""
         parked = False
         try:
@@ -166,13 +172,13 @@ class HttpUpstream:
         except InputNeeded as need:
             need.upstream, need.resp, need.rid, parked = self, resp, rid, True
             raise
-        except aiohttp.ClientError as exc:
-            raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+        except HttpFailure as exc:
+            raise TransportFailure(str(exc)) from None
         finally:
             if not parked:
-                await resp.__aexit__(None, None, None)
+                resp.release()
 
-    async def abandon(self, resp: aiohttp.ClientResponse, rid: int) -> None:
+    async def abandon(self, resp: Response, rid: int) -> None:
         """Drop a parked call: close its response and tell the upstream it is cancelled."""
         resp.close()
         note = {"requestId": rid, "reason": "the client did not retry in time"}
@@ -218,7 +224,7 @@ class HttpUpstream:
             body["params"] = params
         headers = self._headers(method, params)
         try:
-            resp = await self.http.post(self.server.url, data=orjson.dumps(body), headers=headers)
+            resp = await self.posts.post(self.server.url or "", orjson.dumps(body), headers)
             parked = False
             try:
                 if resp.status == 404 and self.session_id:
@@ -238,9 +244,9 @@ class HttpUpstream:
                 return _parse_reply(raw, rid)
             finally:
                 if not parked:
-                    await resp.__aexit__(None, None, None)
-        except aiohttp.ClientError as exc:
-            raise TransportFailure(f"{type(exc).__name__}: {exc}") from None
+                    resp.release()
+        except HttpFailure as exc:
+            raise TransportFailure(str(exc)) from None
         except asyncio.CancelledError:
             if self.session_id and not keep_session:  # a legacy session: say so, not just close
                 note = {"requestId": rid, "reason": "cancelled by the gateway's client"}
@@ -289,7 +295,7 @@ def _parse_reply(raw: bytes, rid: int) -> dict[str, Any]:
     return msg
 
 
-async def _read_sse(resp: aiohttp.ClientResponse, rid: int, on_notify: Notify | None) -> dict:
+async def _read_sse(resp: Response, rid: int, on_notify: Notify | None) -> dict:
     """Read SSE events until the response to `rid`; relay notifications on the way."""
     data: list[bytes] = []
     async for line in resp.content:
@@ -361,6 +367,7 @@ class UpstreamPool:
         self.settings = settings
         self.bus = bus
         self.http: aiohttp.ClientSession | None = None
+        self.posts = UpstreamHttp(settings.connect_timeout_s)
         self._upstreams: dict[str, tuple[str, HttpUpstream | SandboxUpstream]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -383,6 +390,7 @@ class UpstreamPool:
         for _, upstream in list(self._upstreams.values()):
             await upstream.close()
         self._upstreams.clear()
+        await self.posts.close()
         if self.http is not None:
             await self.http.close()
 
@@ -405,7 +413,7 @@ class UpstreamPool:
             upstream = SseUpstream(server, self.http)  # type: ignore[assignment]
         else:
             assert self.http is not None
-            upstream = HttpUpstream(server, self.http)
+            upstream = HttpUpstream(server, self.http, self.posts)
         self._upstreams[server.key] = (server.fingerprint, upstream)
         self._limits[server.key] = asyncio.Semaphore(
             server.max_concurrency or self.settings.max_concurrency

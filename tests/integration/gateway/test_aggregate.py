@@ -10,7 +10,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference
 
-from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
+from services.gateway.jsonrpc import INVALID_PARAMS, UPSTREAM_ERROR, RpcFault
 from tests.integration.gateway.conftest import ADMIN, bearer, member, register
 from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream
@@ -112,3 +112,23 @@ async def test_the_sdk_client_reads_resources_and_prompts(registry, stack, mode)
     assert prompt.messages[0].content.text == "Hello Bo from docs"
     assert done.completion.values == ["bob"]
     assert exc.value.error.code in (-32602, -32603)
+
+
+async def test_a_uri_with_a_line_break_reaches_the_upstream_but_never_its_headers(
+    registry, core_factory
+) -> None:
+    """Mcp-Name carries the URI toward a 2026-07-28 upstream; one that would split the request
+    is left out of the headers (the body still carries it), so the upstream answers for itself
+    and its breaker does not count a failure."""
+    async with run_upstream(rich("alpha")) as a:
+        await register(registry, "alpha", a)
+        core = await core_factory()
+        uri = "switchboard://alpha/alpha://items/1\r\nX-Injected: yes"
+        for _ in range(6):  # more than the breaker's failure threshold
+            try:
+                read = await core.call(ADMIN, "resources/read", {"uri": uri})
+            except RpcFault as fault:
+                assert fault.code != UPSTREAM_ERROR, fault.message
+            else:
+                assert "X-Injected" in read["contents"][0]["text"]
+        assert core.pool.breaker("alpha").failures == 0
