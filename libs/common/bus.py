@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -64,6 +65,9 @@ class Bus:
         self._subs: list[Any] = []
         self._pull_subs: list[Any] = []
         self._reconnect_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._acks_prefix: str | None = None  # the inbox JetStream acknowledgements come to
+        self._acks: dict[str, asyncio.Future[Msg]] = {}
+        self._ack_ids = itertools.count(1)
 
     def on_reconnect(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Call `hook` each time the connection comes back (after subscriptions are restored)."""
@@ -116,18 +120,42 @@ class Bus:
 
     async def publish(self, event: Event, timeout: float = 5.0) -> None:
         """Publish to JetStream and wait for its acknowledgement (deduplicated by event id).
-        What `js.publish` does, with the acknowledgement read by orjson and not turned into a
-        PubAck (this is on the gateway's per-call path)."""
+
+        What `js.publish` does, leaner, as it is on the gateway's per-call path: the publish is
+        written at once (not on nats-py's flusher's next turn), acknowledgements come to one
+        inbox subscription, and the ack is read by orjson, not turned into a PubAck."""
+        if self._acks_prefix is None:
+            self._acks_prefix = self.nc.new_inbox() + "."
+            self._subs.append(await self.nc.subscribe(self._acks_prefix + "*", cb=self._on_ack))
+        token = str(next(self._ack_ids))
+        ack: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._acks[token] = ack
         headers = {"Nats-Msg-Id": event.id, Header.EXPECTED_STREAM.value: self.stream}
         try:
-            reply = await self.nc.request(
-                self.subject(event.subject), event.to_bytes(), timeout=timeout, headers=headers
+            await self.nc.publish(
+                self.subject(event.subject),
+                event.to_bytes(),
+                reply=self._acks_prefix + token,
+                headers=headers,
             )
-        except NoRespondersError:
-            raise NoStreamResponseError from None
-        ack = orjson.loads(reply.data)
-        if "error" in ack:
-            raise APIError.from_error(ack["error"])
+            _flush_now(self.nc)
+            async with asyncio.timeout(timeout):
+                reply = await ack
+        except TimeoutError:
+            raise NatsTimeout from None
+        finally:
+            self._acks.pop(token, None)
+        if reply.headers and reply.headers.get(Header.STATUS.value) == "503":
+            raise NoStreamResponseError  # no stream takes the subject
+        answer = orjson.loads(reply.data)
+        if "error" in answer:
+            raise APIError.from_error(answer["error"])
+
+    async def _on_ack(self, msg: Msg) -> None:
+        """Hand a JetStream acknowledgement to the publish waiting for it."""
+        future = self._acks.get(msg.subject.rpartition(".")[2])
+        if future is not None and not future.done():
+            future.set_result(msg)
 
     # ---- request / reply ------------------------------------------------------------------
 
@@ -386,3 +414,19 @@ async def connect(settings: Settings, name: str | None = None) -> AsyncIterator[
         yield bus
     finally:
         await bus.close()
+
+
+def _flush_now(nc: NatsClient) -> None:
+    """Write nats-py's pending commands now rather than on its flusher task's next turn (one
+    event-loop pass later), as nats-py itself does when its flusher is gone. Only what the
+    flusher would send, in the same order; on another nats-py layout it leaves them to it."""
+    pending = getattr(nc, "_pending", None)
+    transport = getattr(nc, "_transport", None)
+    if not pending or transport is None or not nc.is_connected:
+        return
+    try:
+        transport.writelines(pending)
+    except (OSError, RuntimeError):
+        return  # the flusher will meet the same error and reconnect
+    nc._pending = []  # type: ignore[attr-defined]
+    nc._pending_data_size = 0  # type: ignore[attr-defined]

@@ -71,6 +71,29 @@ async def test_a_publish_the_stream_does_not_take_is_an_error_not_a_silent_loss(
         bus.stream = bus.stream.removesuffix("_other")
 
 
+async def test_concurrent_publishes_each_get_their_own_acknowledgement(bus: Bus) -> None:
+    kind = f"demo.many{secrets.token_hex(2)}.made"
+    events = [an_event(kind, n=i) for i in range(50)]
+    await asyncio.gather(*(bus.publish(e) for e in events))
+    info = await bus.js.stream_info(bus.stream, subjects_filter=bus.subject(f"events.{kind}"))
+    assert info.state.subjects == {bus.subject(f"events.{kind}"): 50}
+    assert bus._acks == {}  # every acknowledgement was claimed
+
+
+async def test_a_publish_no_stream_takes_fails_at_once(bus: Bus) -> None:
+    from nats.js.errors import NoStreamResponseError
+
+    stray = Event(type="demo.widget.created", source="demo", data={})
+    namespace = bus.namespace
+    bus.namespace = f"{namespace}x"  # a subject no stream listens on: "no responders"
+    try:
+        async with asyncio.timeout(2):  # not the 5 s acknowledgement timeout
+            with pytest.raises(NoStreamResponseError):
+                await bus.publish(stray)
+    finally:
+        bus.namespace = namespace
+
+
 async def test_transactional_handlers_apply_each_event_once(bus: Bus, pg_url: str) -> None:
     schema = f"c_{secrets.token_hex(3)}"
     pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=2)
