@@ -45,7 +45,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         gateway.parking = Parking(bus, codec.secret, settings.upstream_timeout_s)
         await gateway.parking.start()
         sync = registry_sync.RegistrySync(
-            bus, table, pool, notifier.tools_changed, settings.resync_s
+            bus, table, pool, notifier.tools_changed, settings.resync_s, settings.gc_freeze
         )
         inflight: dict = {}
         relay = Relay(bus, inflight)  # SSE session streams and cancellation across replicas
@@ -82,8 +82,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
     return build_app(
         settings,
         [
-            *legacy_sse.server_routes,
-            *mcp.routes,
+            mcp.routes[0],  # POST /mcp first: every tools/call of the main endpoint matches it
+            *legacy_sse.server_routes,  # before /mcp/servers/{path:path}, which would take them
+            *mcp.routes[1:],
             *legacy_sse.routes,
             *admin.routes,
             *wellknown.routes,

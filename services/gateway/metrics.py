@@ -52,6 +52,15 @@ CIRCUIT_STATE = Gauge(
     ["server"],
 )
 ROUTING_TOOLS = Gauge("switchboard_gateway_routing_tools", "Tools in the routing table.")
+HEAP_SETTLE = Histogram(
+    "switchboard_gateway_heap_settle_seconds",
+    "Full garbage collections run after routing-table changes, before freezing the heap.",
+    buckets=_BUCKETS,
+)
+HEAP_FROZEN = Gauge(
+    "switchboard_gateway_heap_frozen_objects",
+    "Objects frozen out of the garbage collector's passes (gc.freeze) at the last settle.",
+)
 
 
 def set_circuit(server: str, state: str) -> None:

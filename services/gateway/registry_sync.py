@@ -15,6 +15,7 @@ from libs.common.bus import Bus
 from libs.common.errors import ApiError
 from libs.common.events import Event
 from services.gateway import metrics
+from services.gateway.heap import Settler
 from services.gateway.routing_table import RoutingTable
 from services.gateway.upstream import UpstreamPool
 
@@ -28,7 +29,13 @@ class RegistrySync:
     """Loads the routing table from rpc.registry.snapshot and applies registry events."""
 
     def __init__(
-        self, bus: Bus, table: RoutingTable, pool: UpstreamPool, on_change: Changed, resync_s: float
+        self,
+        bus: Bus,
+        table: RoutingTable,
+        pool: UpstreamPool,
+        on_change: Changed,
+        resync_s: float,
+        settle_heap: bool = True,
     ) -> None:
         self.bus = bus
         self.table = table
@@ -36,6 +43,7 @@ class RegistrySync:
         self.on_change = on_change
         self.resync_s = resync_s
         self.loaded = asyncio.Event()
+        self.heap = Settler(enabled=settle_heap)  # keeps the table out of full GC passes
 
     async def fetch(self, names: list[str] | None = None) -> tuple[list[dict[str, Any]], dict]:
         """Page through the snapshot (optionally for some names only)."""
@@ -59,6 +67,7 @@ class RegistrySync:
         self.table.settings = settings
         self.pool.retain(self.table.pool_keys)
         metrics.ROUTING_TOOLS.set(len(self.table.by_public))
+        self.heap.soon()
         log.info("routing_table_loaded", servers=len(views), tools=len(self.table.by_public))
 
     async def run(self) -> None:
@@ -105,6 +114,7 @@ class RegistrySync:
                 self.table.upsert(view)
                 self.pool.retain(self.table.pool_keys)  # a source gone or its url changed
         metrics.ROUTING_TOOLS.set(len(self.table.by_public))
+        self.heap.soon()
         await self.on_change()
 
 
@@ -116,6 +126,7 @@ async def running(sync: RegistrySync) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        sync.heap.cancel()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

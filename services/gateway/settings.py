@@ -26,6 +26,7 @@ class GatewaySettings(Settings):
     list_page_size: int = env("GATEWAY_LIST_PAGE_SIZE", 1000)
     list_ttl_ms: int = env("GATEWAY_LIST_TTL_MS", 10000)
     resync_s: float = env("GATEWAY_RESYNC_S", 300.0)
+    gc_freeze: bool = env("GATEWAY_GC_FREEZE", True)  # settle the heap after table changes
     session_secret: str = env("GATEWAY_SESSION_SECRET", "", secret=True)
     session_ttl_s: float = env("GATEWAY_SESSION_TTL_S", 24 * 3600.0)
     task_result_wait_s: float = env("GATEWAY_TASK_RESULT_WAIT_S", 3600.0)  # tasks/result

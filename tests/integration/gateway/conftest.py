@@ -143,7 +143,9 @@ async def core_factory(
         pool = UpstreamPool(settings, registry.bus)
         await pool.start()
         notifier = Notifier()
-        sync = RegistrySync(registry.bus, table, pool, notifier.tools_changed, settings.resync_s)
+        sync = RegistrySync(
+            registry.bus, table, pool, notifier.tools_changed, settings.resync_s, settings.gc_freeze
+        )
         await registry.bus.follow("events.registry.>", sync.on_event)
         await sync.load()
         core = Core(
@@ -154,6 +156,7 @@ async def core_factory(
 
     yield make
     for core in made:
+        core.sync.heap.cancel()
         await core.pool.close()
 
 

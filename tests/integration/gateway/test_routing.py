@@ -431,3 +431,27 @@ async def test_annotations_reach_clients_in_mcp_form_and_read_only_calls_are_ret
     assert looked["content"][0]["text"] == "HI"
     assert calls == ["lookup", "lookup", "add"]
     assert plain.value.code == UPSTREAM_ERROR
+
+
+async def test_the_heap_is_settled_after_the_table_loads_and_after_each_change(
+    registry, core_factory
+) -> None:
+    """Full GC passes skip the routing table: it is frozen once each burst of changes is over."""
+    from prometheus_client import REGISTRY
+
+    def settles() -> float:
+        return REGISTRY.get_sample_value("switchboard_gateway_heap_settle_seconds_count") or 0.0
+
+    before = settles()
+    core = await core_factory(GATEWAY_GC_FREEZE=True)
+    async with asyncio.timeout(5):
+        while settles() == before:
+            await asyncio.sleep(0.05)
+    assert REGISTRY.get_sample_value("switchboard_gateway_heap_frozen_objects") > 0
+    loaded = settles()
+    async with run_upstream(calculator()) as url:
+        await register(registry, "heapcalc", url)
+        await core.wait_for_tool("heapcalc__add")
+        async with asyncio.timeout(5):
+            while settles() == loaded:
+                await asyncio.sleep(0.05)
