@@ -179,12 +179,13 @@ def build_app(
             async with extra(state) as more:
                 yield {**state, **(more or {})}
 
+    # the service's own routes first: the router tries them in order, and they are the hot ones
     all_routes: list[BaseRoute] = [
+        *routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        *routes,
     ]
     app = Starlette(
         routes=all_routes,
