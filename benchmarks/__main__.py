@@ -34,8 +34,10 @@ SESSIONS = int(os.environ.get("BENCH_SESSIONS", "1000"))
 # BENCH_LOADGEN: wrk (default when installed; `make bench` installs it) or aiohttp
 LOADGEN = os.environ.get("BENCH_LOADGEN", "wrk")
 WRK_SCRIPT = os.path.join(os.path.dirname(__file__), "wrk.lua")
-# BENCH_PROFILE=out.txt: py-spy (when installed) samples the gateway during the c=32 nginx run
+# BENCH_PROFILE=out.txt: py-spy (when installed) samples the gateway during the nginx run at
+# concurrency BENCH_PROFILE_CONC (32 unless told)
 PROFILE = os.environ.get("BENCH_PROFILE", "")
+PROFILE_CONC = int(os.environ.get("BENCH_PROFILE_CONC", "32"))
 
 
 def body(method: str, params: dict[str, Any]) -> bytes:
@@ -124,6 +126,18 @@ async def drive_aiohttp(url: str, payload: bytes, hdrs: dict, concurrency: int) 
     }
 
 
+def bracketed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Two direct runs, one before and one after the runs they are compared with, as one: the
+    mean of each figure, so a machine that speeds up or slows down meanwhile biases nothing."""
+    merged = {k: (before[k] + after[k]) / 2 for k in ("calls_s", "p50", "p99", "cpu_us")}
+    merged["errors"] = before["errors"] + after["errors"]
+    merged["others_us"] = {
+        k: (before["others_us"][k] + after["others_us"].get(k, 0.0)) / 2
+        for k in before["others_us"]
+    }
+    return merged
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds a process has used (contention-independent cost measure)."""
     with open(f"/proc/{pid}/stat") as fh:
@@ -185,7 +199,8 @@ def profiler(pid: int) -> subprocess.Popen | None:
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(PY), "py-spy")
     if not PROFILE or not os.path.exists(spy):
         return None
-    argv = [spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", PROFILE]
+    rate = os.environ.get("BENCH_PROFILE_RATE", "250")  # samples per second
+    argv = [spy, "record", "-p", str(pid), "-r", rate, "-f", "raw", "-o", PROFILE]
     return subprocess.Popen([*argv, "-d", str(int(DURATION_S))], stdout=subprocess.DEVNULL)
 
 
@@ -337,17 +352,20 @@ async def main() -> None:
         if nats_pid is not None:
             chain["nats"] = [nats_pid]
         metrics_url = gw.replace("/mcp", "/metrics")
+        drift: list[tuple[int, float, float]] = []
         for conc in (1, 32):
-            direct = await measured(up_pid, upstream, call, up_hdrs, conc, {})
+            before = await measured(up_pid, upstream, call, up_hdrs, conc, {})
             mark = await split_totals(metrics_url)
             through = await measured(gw_pid, gw, gw_call, gw_hdrs, conc, chain)
             through["split"] = split_means(mark, mark := await split_totals(metrics_url))
-            spy = profiler(gw_pid) if conc == 32 else None
+            spy = profiler(gw_pid) if conc == PROFILE_CONC else None
             nginxed = await measured(gw_pid, via_nginx, gw_call, gw_hdrs, conc, chain)
             nginxed["split"] = split_means(mark, await split_totals(metrics_url))
             if spy is not None:
                 spy.wait()
-            rows.append((conc, direct, through, nginxed))
+            after = await measured(up_pid, upstream, call, up_hdrs, conc, {})
+            drift.append((conc, before["p50"], after["p50"]))
+            rows.append((conc, bracketed(before, after), through, nginxed))
         list_hdrs = headers("tools/list", None, token)
         listing = await drive(gw, body("tools/list", {}), list_hdrs, 1)
         list_nginx = await drive(via_nginx, body("tools/list", {}), list_hdrs, 1)
@@ -370,6 +388,11 @@ async def main() -> None:
                     f"{r['cpu_us']:>7.0f}us"
                 )
         print("cpu/call: CPU time of the upstream (direct) or of the gateway (gw, nginx) per call")
+        print(
+            "direct = the mean of a direct run before and one after the gw and nginx runs "
+            "(the machine's speed drifts): p50 "
+            + ", ".join(f"c={c} {a:.2f} / {b:.2f} ms" for c, a, b in drift)
+        )
         print("mean time per call inside the gateway (ms), from its own histograms:")
         for conc, _, g, n in rows:
             for label, r in (("gw", g), ("nginx", n)):
