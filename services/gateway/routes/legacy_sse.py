@@ -81,6 +81,7 @@ async def get_sse(request: Request) -> Response:
     async def stream() -> AsyncIterator[bytes]:
         metrics.OPEN_SESSIONS.inc()
         getters: dict[asyncio.Task[Any], str] = {}
+        answered = False
         try:
             yield _frame("endpoint", endpoint.encode())
             getters = {
@@ -96,7 +97,10 @@ async def get_sse(request: Request) -> Response:
                     continue
                 for task in done:
                     kind = getters.pop(task)
-                    yield _frame("message", orjson.dumps(task.result()))
+                    if kind == "msg":
+                        answered = True
+                    if answered:  # before its first answer (initialize) a session has listed
+                        yield _frame("message", orjson.dumps(task.result()))  # nothing to redo
                     source = queue if kind == "msg" else changes
                     getters[asyncio.ensure_future(source.get())] = kind
         finally:

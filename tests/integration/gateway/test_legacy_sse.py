@@ -73,24 +73,28 @@ async def test_a_post_on_another_replica_is_answered_on_the_stream(stack, replic
         async with http.stream("GET", f"{stack.url}/sse") as stream:
             lines = stream.aiter_lines()
             endpoint = await _endpoint(stream, lines)
-            init = {
-                "jsonrpc": "2.0",
-                "id": "x-1",
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "1"},
-                },
-            }
-            accepted = await http.post(replica_b + endpoint, json=init)
-            reply = await _next_message(lines)
+            accepted = await http.post(replica_b + endpoint, json=_initialize("x-1"))
+            reply = await _reply(lines)
             unknown = {"jsonrpc": "2.0", "id": "x-2", "method": "nope/nope"}
             await http.post(replica_b + endpoint, json=unknown)
-            failed = await _next_message(lines)
+            failed = await _reply(lines)
     assert accepted.status_code == 202
     assert reply["id"] == "x-1" and reply["result"]["protocolVersion"] == "2025-06-18"
     assert failed["id"] == "x-2" and failed["error"]["code"] == -32601
+
+
+def _initialize(rid: str) -> dict:
+    """A legacy `initialize` request."""
+    return {
+        "jsonrpc": "2.0",
+        "id": rid,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
 
 
 async def _endpoint(stream: httpx.Response, lines: AsyncIterator[str] | None = None) -> str:
@@ -115,13 +119,23 @@ async def _next_message(lines: AsyncIterator[str]) -> dict:
     raise AssertionError("the stream ended")
 
 
+async def _reply(lines: AsyncIterator[str]) -> dict:
+    """The next answer on the stream, past any notification (another test's registry change may
+    announce itself at any time)."""
+    while "id" not in (message := await _next_message(lines)):
+        pass
+    return message
+
+
 async def test_a_registry_change_announces_every_list_on_the_sse_stream(registry, stack) -> None:
     wanted = {f"notifications/{kind}/list_changed" for kind in ("tools", "prompts", "resources")}
     seen: set[str] = set()
     async with httpx.AsyncClient(timeout=10, headers=bearer(stack.admin)) as http:
         async with http.stream("GET", f"{stack.url}/sse") as stream:
             lines = stream.aiter_lines()
-            await _endpoint(stream, lines)
+            endpoint = await _endpoint(stream, lines)
+            await http.post(stack.url + endpoint, json=_initialize("f-1"))
+            await _reply(lines)
             async with run_upstream(rich("fresh-sse")) as url:
                 await register(registry, "fresh-sse", url)
                 async with asyncio.timeout(5):
@@ -187,3 +201,23 @@ async def test_the_per_server_sse_view_has_unprefixed_tools_and_prompts(
     assert endpoint.endswith("&exposure=progressive")
     event = await calls.wait_for(lambda e: e.data["server"] == "ssone" and e.data["tool"] == "add")
     assert event.data["endpoint"] == "/mcp/servers/{path}/sse"
+
+
+async def test_no_list_changed_reaches_a_stream_before_its_session_is_initialized(
+    registry, stack
+) -> None:
+    """A client lists after `initialize` anyway: a change announced before it is noise that
+    would arrive where the client waits for its initialize result."""
+    async with httpx.AsyncClient(timeout=10, headers=bearer(stack.admin)) as http:
+        async with http.stream("GET", f"{stack.url}/sse") as stream:
+            lines = stream.aiter_lines()
+            endpoint = await _endpoint(stream, lines)
+            async with run_upstream(rich("early-sse")) as url:
+                await register(registry, "early-sse", url)
+                await stack.wait_for_tool(http, "early-sse__add")  # announced on this replica
+                await http.post(stack.url + endpoint, json=_initialize("i-1"))
+                first = await _next_message(lines)
+                await register(registry, "early-sse-2", url)
+                after = await _next_message(lines)
+    assert first["id"] == "i-1" and "protocolVersion" in first["result"]
+    assert after["method"].endswith("/list_changed")
