@@ -16,6 +16,7 @@ import orjson
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -222,8 +223,9 @@ class Bus:
 
     # ---- following and consuming events --------------------------------------------------
 
-    async def follow(self, pattern: str, handler: Handler) -> None:
-        """Receive live events on `pattern` (core NATS, every replica gets each one, no replay)."""
+    async def follow(self, pattern: str, handler: Handler) -> Subscription:
+        """Receive live events on `pattern` (core NATS, every replica gets each one, no replay).
+        The subscription ends with the Bus, or earlier by its `unsubscribe()`."""
 
         async def on_msg(msg: Msg) -> None:
             try:
@@ -231,7 +233,9 @@ class Bus:
             except Exception:
                 log.exception("event_follow_failed", subject=msg.subject)
 
-        self._subs.append(await self.nc.subscribe(self.subject(pattern), cb=on_msg))
+        sub = await self.nc.subscribe(self.subject(pattern), cb=on_msg)
+        self._subs.append(sub)
+        return sub
 
     def consume(
         self,

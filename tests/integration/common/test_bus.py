@@ -163,3 +163,23 @@ async def test_the_outbox_publishes_committed_events_only(bus: Bus, pg_url: str)
             assert await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 0
     finally:
         await pool.close()
+
+
+async def test_a_follower_stops_hearing_events_once_it_unsubscribes(bus: Bus) -> None:
+    kind = f"demo.follow{secrets.token_hex(2)}.made"
+    heard: list[str] = []
+    arrived = asyncio.Event()
+
+    async def on_event(event: Event) -> None:
+        heard.append(event.data["name"])
+        arrived.set()
+
+    sub = await bus.follow(f"events.{kind}", on_event)
+    await bus.publish(an_event(kind, name="first"))
+    async with asyncio.timeout(5):
+        await arrived.wait()
+    await sub.unsubscribe()
+    await bus.publish(an_event(kind, name="second"))
+    await bus.nc.flush()
+    await asyncio.sleep(0.2)
+    assert heard == ["first"]

@@ -26,6 +26,8 @@ from tests.support import package_isolation, serving, settings_for
 from tests.support.events import Events, collecting
 from tests.support.registry import registry_parts, registry_settings
 
+LIVE_STACKS: list[Stack] = []  # the package's `stack`, once a test has started it
+
 ADMIN = Principal(kind="user", id="u-admin", name="admin", platform_role="platform_admin")
 
 
@@ -82,16 +84,21 @@ async def registry(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[
 
 @pytest.fixture(autouse=True)
 async def clean_registry(registry: Registry) -> AsyncIterator[None]:
-    """Every test starts without user servers — deleted through the registry's logic, so the
-    gateways running for the package hear of it and drop them before the next test registers
-    a server of the same name (a stale entry would otherwise answer the test's wait)."""
+    """Every test starts without user servers — deleted through the registry's logic, and the
+    package's gateway (`stack`, which outlives tests) has dropped them before the test registers
+    a server of the same name: a stale entry would otherwise answer the test's wait, and its
+    calls would go to the previous test's (stopped) upstream."""
+    gone: list[str] = []
     async with registry.pool.acquire() as conn:
         for row in await conn.fetch("SELECT * FROM registry.servers WHERE name <> 'code'"):
             async with conn.transaction():
                 await servers.delete(registry, conn, row, "test")
+            gone.append(row["name"])
     async with asyncio.timeout(5):
         while await registry.pool.fetchval("SELECT count(*) FROM registry.outbox"):
             await asyncio.sleep(0.01)
+    for stack in LIVE_STACKS if gone else ():
+        await stack.wait_until_gone(gone)
     yield
 
 
@@ -134,6 +141,9 @@ async def core_factory(
 ) -> AsyncIterator[Callable[..., Any]]:
     """Build a gateway core with settings overrides; each is loaded from the real registry."""
     made: list[Core] = []
+    # the registry's bus outlives each test: a core left following its events would go on
+    # refetching (and settling the heap) through every later test of the package
+    follows: list[Any] = []
 
     async def make(**env: Any) -> Core:
         settings = settings_for(
@@ -146,7 +156,7 @@ async def core_factory(
         sync = RegistrySync(
             registry.bus, table, pool, notifier.tools_changed, settings.resync_s, settings.gc_freeze
         )
-        await registry.bus.follow("events.registry.>", sync.on_event)
+        follows.append(await registry.bus.follow("events.registry.>", sync.on_event))
         await sync.load()
         core = Core(
             settings, table, pool, Gateway(settings, table, pool, registry.bus), sync, notifier
@@ -155,6 +165,8 @@ async def core_factory(
         return core
 
     yield make
+    for sub in follows:
+        await sub.unsubscribe()
     for core in made:
         core.sync.heap.cancel()
         await core.pool.close()
@@ -180,6 +192,15 @@ class Stack:
         async with asyncio.timeout(5):
             while name not in [t["name"] for t in (await self.list_tools(http, token))]:
                 await asyncio.sleep(0.05)
+
+    async def wait_until_gone(self, servers: list[str]) -> None:
+        """Poll tools/list (as the admin) until no tool of `servers` is listed."""
+        import httpx
+
+        prefixes = tuple(f"{name}__" for name in servers)
+        async with httpx.AsyncClient(timeout=5) as http, asyncio.timeout(5):
+            while any(t["name"].startswith(prefixes) for t in await self.list_tools(http)):
+                await asyncio.sleep(0.02)
 
     async def list_tools(self, http: Any, token: str | None = None) -> list[dict[str, Any]]:
         """One stateless tools/list."""
@@ -240,7 +261,12 @@ async def stack(
             SWITCHBOARD_MAX_BODY_BYTES=200_000,
         )
         async with serving(create_app(settings)) as url:
-            yield Stack(url=url, auth=auth, admin=await auth.admin_token())
+            stack = Stack(url=url, auth=auth, admin=await auth.admin_token())
+            LIVE_STACKS.append(stack)
+            try:
+                yield stack
+            finally:
+                LIVE_STACKS.remove(stack)
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ async def test_progress_from_an_sse_upstream_is_relayed_with_the_clients_token(
 async def test_a_timed_out_call_cancels_the_upstream_request(registry, core_factory) -> None:
     hangs = Hangs()
     async with run_upstream(rich("old", hangs), transport="sse") as url:
-        await register(registry, "old", url, transport="sse", timeout_s=0.5)
+        await register(registry, "old", url, transport="sse", timeout_s=1.5)
         core = await core_factory()
         with pytest.raises(RpcFault) as exc:
             await core.call(ADMIN, "tools/call", {"name": "old__hang", "arguments": {"tag": "t1"}})
