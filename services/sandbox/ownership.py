@@ -120,13 +120,13 @@ class Ownership:
         return lost
 
     async def reap(self) -> list[dict]:
-        """Delete the process rows of replicas that hold no live lease on them (they died)."""
+        """Delete the process rows of replicas that died (`store.delete_orphan_processes`)."""
         async with self.pool.acquire() as conn, conn.transaction():
             return await self._reap(conn)
 
     async def _reap(self, conn: asyncpg.Connection) -> list[dict]:
         """Reap in the caller's transaction; each row gone is a `stopped` status event."""
-        rows = await store.delete_orphan_processes(conn)
+        rows = await store.delete_orphan_processes(conn, self.ttl_s)
         for row in rows:
             if row["state"] == "stopped":
                 continue
@@ -155,6 +155,8 @@ class Ownership:
                 if lost:
                     log.warning("sandbox_ownership_lost", keys=lost)
                     await self.on_lost(lost)
+                async with self.pool.acquire() as conn:  # our ended processes' logs live on
+                    await store.touch_ended_processes(conn, self.instance)
                 await self.reap()
             except Exception:
                 log.exception("sandbox_ownership_refresh_failed")

@@ -59,12 +59,27 @@ async def delete_processes_of(conn: asyncpg.Connection, instance: str) -> None:
     await conn.execute(f"DELETE FROM {S}.processes WHERE instance = $1", instance)
 
 
-async def delete_orphan_processes(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Delete process rows whose replica holds no live lease on the key (it died); return them."""
+async def delete_orphan_processes(conn: asyncpg.Connection, stale_s: float) -> list[asyncpg.Record]:
+    """Delete the rows of replicas that died; return them. A live process's row is orphaned
+    once its replica holds no live lease on the key. A stopped or failed process has no lease
+    (it was released) but its replica still serves its logs: that row goes only when its replica
+    has not touched it for `stale_s` (see `touch_ended_processes`)."""
     return await conn.fetch(
         f"DELETE FROM {S}.processes p WHERE NOT EXISTS (SELECT 1 FROM {S}.owners o"
         " WHERE o.key = p.key AND o.instance = p.instance AND o.expires_at > now())"
-        " RETURNING key, server, state, pid, restarts, exit_code, instance"
+        " AND (p.state NOT IN ('stopped', 'failed')"
+        "      OR p.updated_at < now() - make_interval(secs => $1))"
+        " RETURNING key, server, state, pid, restarts, exit_code, instance",
+        stale_s,
+    )
+
+
+async def touch_ended_processes(conn: asyncpg.Connection, instance: str) -> None:
+    """Mark a live replica's stopped and failed process rows as still served."""
+    await conn.execute(
+        f"UPDATE {S}.processes SET updated_at = now()"
+        " WHERE instance = $1 AND state IN ('stopped', 'failed')",
+        instance,
     )
 
 

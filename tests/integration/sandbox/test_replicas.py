@@ -139,6 +139,43 @@ async def test_two_replicas_share_one_process_and_the_non_owner_acts_on_the_owne
             assert any(ln["message"] == "INFO via-b" for ln in logs.json()["items"])
 
 
+async def test_a_stopped_process_row_outlives_the_reaper_while_its_replica_lives(
+    pg_url: str,
+    nats_url: str,
+    namespace: str,
+    auth: Any,
+    registry: str,
+    reg_api: httpx.AsyncClient,
+    admin: dict[str, str],
+    bus: Bus,
+) -> None:
+    """The row is how other replicas find the stopped owner's logs; a dead replica's ended rows
+    go once nobody has touched them for a lease's lifetime."""
+    name, stale = unique_name("ended"), unique_name("ended-stale")
+    await register_stdio(reg_api, admin, name)
+    a_id = f"sbx-a-{secrets.token_hex(2)}"
+    conn = await asyncpg.connect(pg_url)
+    try:
+        async with replica(pg_url, nats_url, namespace, a_id) as a:
+            await conn.execute(
+                "INSERT INTO sandbox.processes (key, server, state, instance, updated_at)"
+                " VALUES ($1, $1, 'stopped', 'sbx-dead', now() - interval '1 hour')",
+                stale,
+            )
+            await release(a.url, admin, name)
+            assert structured(await call_via(bus, a_id, name, "add", {"a": 1, "b": 1}, 1)) == 2
+            await release(a.url, admin, name)  # stopped on a, its lease released
+            await a.state.runtime.ownership.reap()
+            rows = await conn.fetch(
+                "SELECT key, instance, state FROM sandbox.processes WHERE key = ANY($1::text[])",
+                [name, stale],
+            )
+            assert [tuple(r) for r in rows] == [(name, a_id, "stopped")]
+            assert await a.state.runtime.ownership.holders(name) == {a_id}
+    finally:
+        await conn.close()
+
+
 async def test_the_other_replica_takes_over_when_the_owner_stops(
     pg_url: str,
     nats_url: str,
