@@ -225,6 +225,7 @@ def run(settings_cls: type[Settings], create_app: Callable[[Any], Starlette]) ->
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_s),
+        timeout_keep_alive=settings.keepalive_s,
         lifespan="on",
         server_header=False,
     )

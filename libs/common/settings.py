@@ -50,6 +50,9 @@ class Settings:
     max_body_bytes: int = env("SWITCHBOARD_MAX_BODY_BYTES", 4 * 1024 * 1024)
     db_pool_max: int = env("SWITCHBOARD_DB_POOL_MAX", 10)
     drain_s: float = env("SWITCHBOARD_DRAIN_S", 10.0)
+    # idle keep-alive of client connections: longer than nginx's upstream keepalive_timeout
+    # (60 s), so nginx closes an idle connection first and never sends on one being closed
+    keepalive_s: int = env("SWITCHBOARD_KEEPALIVE_S", 75)
     # where clients reach the platform (nginx): OAuth issuer, the gateway's resource URL
     public_url: str = env("SWITCHBOARD_PUBLIC_URL", "http://localhost:8080")
     host: str = "127.0.0.1"

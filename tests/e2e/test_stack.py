@@ -99,3 +99,33 @@ async def test_a_killed_service_turns_down_within_the_heartbeat_window(e2e_stack
     finally:
         await e2e_stack.restart("sandbox")
         await e2e_stack.wait_healthy(timeout=30)
+
+
+async def test_a_service_keeps_an_idle_connection_longer_than_nginx_does(
+    e2e_stack: Stack,
+) -> None:
+    """nginx drops idle upstream connections after 60 s; a service that closed first (uvicorn's
+    default is 5 s) would race nginx's next request on them, and a POST lost that way is a 502."""
+    replica = e2e_stack.replicas_of("gateway")[0]
+    reader, writer = await asyncio.open_connection(replica.host, replica.port)
+    request = f"GET /healthz HTTP/1.1\r\nHost: {replica.address}\r\n\r\n".encode()
+
+    async def exchange() -> bytes:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        return head.split(b"\r\n", 1)[0]
+
+    try:
+        async with asyncio.timeout(15):
+            first = await exchange()
+            await asyncio.sleep(6)  # past uvicorn's default keep-alive
+            second = await exchange()
+    finally:
+        writer.close()
+    assert first == second == b"HTTP/1.1 200 OK"

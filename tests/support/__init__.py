@@ -59,6 +59,7 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        timeout_keep_alive=Settings.keepalive_s,  # as libs.common.app.run serves
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
