@@ -97,10 +97,11 @@ async def get_sse(request: Request) -> Response:
                     continue
                 for task in done:
                     kind = getters.pop(task)
-                    if kind == "msg":
-                        answered = True
-                    if answered:  # before its first answer (initialize) a session has listed
-                        yield _frame("message", orjson.dumps(task.result()))  # nothing to redo
+                    # list changes wait for the first answer (to initialize): the client has
+                    # listed nothing before it, and would take a notification for that answer
+                    answered = answered or kind == "msg"
+                    if answered:
+                        yield _frame("message", orjson.dumps(task.result()))
                     source = queue if kind == "msg" else changes
                     getters[asyncio.ensure_future(source.get())] = kind
         finally:
