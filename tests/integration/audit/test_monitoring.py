@@ -65,7 +65,8 @@ async def test_metrics_buckets_match_hand_computed_rollups(
     api: httpx.AsyncClient, audit_pool: asyncpg.Pool, people: People, clean: None
 ) -> None:
     now = datetime.now(UTC)
-    hour = now.replace(minute=0, second=0, microsecond=0)
+    # two whole hours back: every row is in the past even in the first minute of an hour
+    hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     async with audit_pool.acquire() as conn:
         for minute, latency, status in ((1, 10, "ok"), (2, 30, "error"), (61, 100, "ok")):
             at = hour - timedelta(hours=1) + timedelta(minutes=minute)
