@@ -120,8 +120,10 @@ class Ownership:
         return lost
 
     async def reap(self) -> list[dict]:
-        """Delete the process rows of replicas that died (`store.delete_orphan_processes`)."""
+        """Mark our ended processes' rows as still served (their logs live on here), then delete
+        the rows of replicas that died (`store.delete_orphan_processes`)."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await store.touch_ended_processes(conn, self.instance)
             return await self._reap(conn)
 
     async def _reap(self, conn: asyncpg.Connection) -> list[dict]:
@@ -155,8 +157,6 @@ class Ownership:
                 if lost:
                     log.warning("sandbox_ownership_lost", keys=lost)
                     await self.on_lost(lost)
-                async with self.pool.acquire() as conn:  # our ended processes' logs live on
-                    await store.touch_ended_processes(conn, self.instance)
                 await self.reap()
             except Exception:
                 log.exception("sandbox_ownership_refresh_failed")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from mcp.server.mcpserver import MCPServer
@@ -195,8 +196,6 @@ class Stack:
 
     async def wait_until_gone(self, servers: list[str]) -> None:
         """Poll tools/list (as the admin) until no tool of `servers` is listed."""
-        import httpx
-
         prefixes = tuple(f"{name}__" for name in servers)
         async with httpx.AsyncClient(timeout=5) as http, asyncio.timeout(5):
             while any(t["name"].startswith(prefixes) for t in await self.list_tools(http)):
