@@ -7,6 +7,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Third-party MCP peers the tests drive (TypeScript SDK, server-everything, the conformance suite,
+# Node 22 for it), pinned in tests/node/package-lock.json.
+PEERS := tests/node
+PEERS_STAMP := $(PEERS)/node_modules/.installed
 # Each xdist worker gets its own database, namespace and (for e2e) stack; loadfile keeps a
 # module's tests on one worker so a session stack is booted once per module group.
 XDIST ?= -n 2 --dist loadfile
@@ -15,7 +19,7 @@ PYTEST := $(PY) -m pytest
 NO_TESTS_OK := || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup run stop test test-unit test-integration test-e2e lint fmt bench k8s-check clean
+.PHONY: help setup test-peers run stop test test-unit test-integration test-e2e lint fmt bench k8s-check clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -33,22 +37,28 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## Create .venv, install the Python deps and missing system packages (nginx, postgresql)
 	@$(PY) -m libs.devstack setup
 
+$(PEERS_STAMP): $(PEERS)/package.json $(PEERS)/package-lock.json | $(STAMP)
+	@$(PY) -m libs.devstack peers $(PEERS)
+	@touch $@
+
+test-peers: $(PEERS_STAMP) ## Install the npm test peers (TypeScript SDK, conformance suite, Node 22)
+
 run: setup ## Start Postgres, NATS, the five services and nginx on http://127.0.0.1:8080 (SWITCHBOARD_PORT)
 	$(PY) -m libs.devstack run
 
 stop: ## Stop the stack started by `make run`
 	@if [ -x $(PY) ]; then $(PY) -m libs.devstack stop; else echo "not running"; fi
 
-test: setup ## Run every test (unit, integration, e2e) in parallel
+test: setup test-peers ## Run every test (unit, integration, e2e, acceptance, conformance)
 	$(PYTEST) $(XDIST) tests $(NO_TESTS_OK)
 
 test-unit: setup ## Run the unit tests
 	$(PYTEST) tests/unit $(NO_TESTS_OK)
 
-test-integration: setup ## Run the integration tests (real Postgres and NATS)
+test-integration: setup test-peers ## Run the integration tests (real Postgres and NATS)
 	$(PYTEST) $(XDIST) tests/integration $(NO_TESTS_OK)
 
-test-e2e: setup ## Run the end-to-end tests (the whole stack behind nginx)
+test-e2e: setup test-peers ## Run the end-to-end tests (the whole stack behind nginx)
 	$(PYTEST) tests/e2e $(NO_TESTS_OK)
 
 lint: setup ## Check lint and formatting (changes nothing)

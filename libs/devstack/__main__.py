@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from libs.devstack import devsecrets, nats, nginx, ports, postgres, proc
+from libs.devstack import devsecrets, nats, nginx, peers, ports, postgres, proc
 from libs.devstack.stack import Stack, StackConfig, StackError
 
 DEFAULT_PORT = 8080
@@ -203,8 +203,11 @@ async def setup() -> int:
 def main() -> int:
     """Parse the command line and run the command."""
     parser = argparse.ArgumentParser(prog="python -m libs.devstack")
-    parser.add_argument("command", choices=["run", "stop", "setup"])
+    parser.add_argument("command", choices=["run", "stop", "setup", "peers"])
+    parser.add_argument("path", nargs="?", help="peers: the npm project to install")
     args = parser.parse_args()
+    if args.command == "peers":
+        return peers.install(Path(args.path).resolve() if args.path else peers.PEERS_DIR)
     if args.command == "run":
         return asyncio.run(run())
     if args.command == "stop":

@@ -6,44 +6,27 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from libs.devstack import proc
 from libs.devstack.stack import Stack
 from tests.e2e.gateway_support import admin_token, api_key, bearer, register, wait_listed
 from tests.integration.gateway.conftest import calculator
 from tests.integration.gateway.upstreams import rich
+from tests.support import node
 from tests.support.upstreams import run_upstream
 
-SDK_VERSION = "1.32.2"  # @modelcontextprotocol/sdk, pinned so runs are reproducible
 SCRIPT = Path(__file__).with_name("ts_client.mjs")
 
 
 @pytest.fixture(scope="session")
 def ts_sdk() -> Path:
-    """The npm package installed once into .run/node (cached across runs); its ESM dir."""
-    for tool in ("node", "npm"):
-        assert shutil.which(tool), f"{tool} is needed for the TypeScript client test"
-    prefix = proc.run_dir() / "node"
-    package = prefix / "node_modules" / "@modelcontextprotocol" / "sdk"
-    installed = package / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != SDK_VERSION:
-        prefix.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
-             f"@modelcontextprotocol/sdk@{SDK_VERSION}"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )  # fmt: skip
-        assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
-    return package / "dist" / "esm"
+    """The TypeScript SDK's ESM dir, from the pinned npm test peers."""
+    node.installed()
+    return node.TS_SDK / "dist" / "esm"
 
 
 @pytest.fixture(scope="module")
@@ -66,18 +49,18 @@ async def test_the_typescript_sdk_client_lists_calls_and_hears_list_changed_thro
     e2e_stack: Stack, ts_sdk: Path, rich_server: tuple[str, str, str]
 ) -> None:
     name, token, key = rich_server
-    node = await asyncio.create_subprocess_exec(
-        shutil.which("node") or "node",
+    client = await asyncio.create_subprocess_exec(
+        str(node.NODE22),
         *[str(SCRIPT), f"{e2e_stack.url}/mcp", key, name],
         env={**os.environ, "SDK_DIR": str(ts_sdk)},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert node.stdout is not None and node.stderr is not None
+    assert client.stdout is not None and client.stderr is not None
     try:
         async with asyncio.timeout(60):
-            first = await node.stdout.readline()
-            assert first, (await node.stderr.read()).decode()
+            first = await client.stdout.readline()
+            assert first, (await client.stderr.read()).decode()
             report = json.loads(first)
             late = f"ts{secrets.token_hex(3)}"
             async with (
@@ -85,13 +68,13 @@ async def test_the_typescript_sdk_client_lists_calls_and_hears_list_changed_thro
                 httpx.AsyncClient(base_url=e2e_stack.url, timeout=10) as api,
             ):
                 await register(api, token, late, url)  # the registry change
-                second = json.loads(await node.stdout.readline())
+                second = json.loads(await client.stdout.readline())
                 await api.delete(f"/api/v1/servers/{late}", headers=bearer(token))
-            await node.wait()
+            await client.wait()
     finally:
-        if node.returncode is None:
-            node.kill()
-            await node.wait()
+        if client.returncode is None:
+            client.kill()
+            await client.wait()
     assert report["server"]["name"] == "switchboard-gateway"
     assert report["sessionId"]  # the TS SDK speaks a session-based revision: the legacy path
     assert {f"{name}__add", f"{name}__progress"} <= set(report["tools"])
@@ -100,4 +83,4 @@ async def test_the_typescript_sdk_client_lists_calls_and_hears_list_changed_thro
     assert report["progress"] == [1, 2, 3]
     assert report["error"]["code"] == -32602  # unknown tool: a JSON-RPC error, not a crash
     assert second == {"listChanged": True}
-    assert node.returncode == 0
+    assert client.returncode == 0

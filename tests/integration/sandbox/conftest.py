@@ -20,15 +20,13 @@ from services.registry.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
 from services.sandbox.app import create_app as create_sandbox
 from services.sandbox.settings import SandboxSettings
-from tests.support import package_isolation, serving, settings_for
+from tests.support import node, package_isolation, serving, settings_for
 from tests.support.auth import AuthClient, auth_service
 from tests.support.registry import MASTER_KEY
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sandbox"
 ECHO_SERVER = str(FIXTURES / "echo_server.py")
 WORK_ROOT = Path(__file__).resolve().parents[3] / ".run" / "test-sandbox"
-NPM_DIR = Path(__file__).resolve().parents[3] / ".run" / "npm-everything"
-EVERYTHING = NPM_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything"
 
 
 # this package runs in a NATS namespace and a database of its own
@@ -69,7 +67,7 @@ def sandbox_settings(pg_url: str, nats_url: str, namespace: str, **env: Any) -> 
     """Sandbox settings for tests: fixtures mounted read-only, short idle and backoff."""
     base = {
         "SANDBOX_WORK_ROOT": str(WORK_ROOT / secrets.token_hex(4)),
-        "SANDBOX_RO_PATHS": f"{FIXTURES},{NPM_DIR}",
+        "SANDBOX_RO_PATHS": f"{FIXTURES},{node.NODE_MODULES}",
         "SANDBOX_IDLE_TIMEOUT_S": "3",
         "SANDBOX_BACKOFF_BASE_S": "0.5",
         "SANDBOX_HEALTH_INTERVAL_S": "2",
@@ -179,22 +177,7 @@ def unique_name(prefix: str = "echo") -> str:
 
 
 @pytest.fixture(scope="package")
-async def server_everything() -> Path:
-    """`@modelcontextprotocol/server-everything` from npm, installed once under .run/."""
-    entry = EVERYTHING / "dist" / "index.js"
-    if not entry.exists():
-        NPM_DIR.mkdir(parents=True, exist_ok=True)
-        proc = await asyncio.create_subprocess_exec(
-            "npm",
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--prefix",
-            str(NPM_DIR),
-            "@modelcontextprotocol/server-everything",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await asyncio.wait_for(proc.communicate(), 300)
-        assert proc.returncode == 0, err.decode()[-2000:]
-    return entry
+def server_everything() -> Path:
+    """`@modelcontextprotocol/server-everything` from the pinned npm test peers."""
+    node.installed()
+    return node.SERVER_EVERYTHING
