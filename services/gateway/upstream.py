@@ -18,7 +18,7 @@ from mcp_types import (
 )
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION
 
-from libs.common import rpc
+from libs.common import rpc, sse
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
 from services.gateway import metrics
@@ -38,6 +38,8 @@ log = structlog.get_logger()
 LATEST_LEGACY = HANDSHAKE_PROTOCOL_VERSIONS[-1]
 CLIENT_INFO = {"name": "switchboard-gateway", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
+RESUME_ATTEMPTS = 5  # resumed streams in a row that may end without an event
+RESUME_MAX_WAIT_MS = 5000  # the most of an upstream's `retry` we wait before resuming
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 NAME_PARAM.update(dict.fromkeys(("tasks/get", "tasks/update", "tasks/cancel"), "taskId"))
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
@@ -168,7 +170,7 @@ class HttpUpstream:
         """Read on a parked call's SSE response until its answer (it may park again)."""
         parked = False
         try:
-            return await _read_sse(resp, rid, on_notify)
+            return await self._answer(resp, rid, on_notify)
         except InputNeeded as need:
             need.upstream, need.resp, need.rid, parked = self, resp, rid, True
             raise
@@ -234,7 +236,7 @@ class HttpUpstream:
                 ctype = resp.headers.get("content-type", "")
                 if ctype.startswith("text/event-stream"):
                     try:
-                        return await _read_sse(resp, rid, on_notify)
+                        return await self._answer(resp, rid, on_notify)
                     except InputNeeded as need:  # the call waits for a client's retry
                         need.upstream, need.resp, need.rid, parked = self, resp, rid, True
                         raise
@@ -255,6 +257,51 @@ class HttpUpstream:
                 )
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
             raise
+
+    async def _answer(self, resp: Response, rid: int, on_notify: Notify | None) -> dict[str, Any]:
+        """Read an SSE response until the answer to `rid`, relaying notifications on the way.
+
+        An upstream may end the stream before it answers once it has primed it with an event id
+        (SEP-1699 polling, or a restart): the rest is then read from a GET carrying
+        `Last-Event-ID`, after the `retry` delay the upstream asked for.
+        """
+        while (event := await resp.next_event()) is not None:
+            if (reply := await _handle_event(event, rid, on_notify)) is not None:
+                return reply
+        primary = resp.sse
+        if primary is None or primary.last_id is None:
+            raise TransportFailure("the upstream closed the stream before answering")
+        return await self._resume(primary, rid, on_notify)
+
+    async def _resume(self, primary: sse.Parser, rid: int, on_notify: Notify | None) -> dict:
+        """GET the stream again from its last event id until the answer comes."""
+        headers = self._headers(None, None)
+        headers["Accept"] = "text/event-stream"
+        headers.pop("Content-Type", None)
+        idle = 0  # streams in a row that brought no event
+        while idle < RESUME_ATTEMPTS:
+            await asyncio.sleep(min(primary.retry_ms or 0, RESUME_MAX_WAIT_MS) / 1000)
+            parser = sse.Parser()
+            parser.last_id, parser.retry_ms = primary.last_id, primary.retry_ms
+            headers["Last-Event-ID"] = primary.last_id or ""
+            idle += 1
+            try:
+                async with self.http.get(self.server.url or "", headers=headers) as resp:
+                    ctype = resp.headers.get("content-type", "")
+                    if resp.status != 200 or not ctype.startswith("text/event-stream"):
+                        raise TransportFailure(
+                            f"resuming the stream from event {primary.last_id!r}: "
+                            f"HTTP {resp.status} with {ctype!r}"
+                        )
+                    async for event in sse.events(resp.content.iter_any(), parser):
+                        idle = 0
+                        primary.last_id, primary.retry_ms = parser.last_id, parser.retry_ms
+                        if (reply := await _handle_event(event, rid, on_notify)) is not None:
+                            return reply
+                    primary.last_id, primary.retry_ms = parser.last_id, parser.retry_ms
+            except aiohttp.ClientError as exc:
+                raise TransportFailure(f"resuming the stream: {exc}") from None
+        raise TransportFailure("the upstream's resumed streams ended without an answer")
 
     async def close(self) -> None:
         """End the upstream session (DELETE) when it had one."""
@@ -295,28 +342,23 @@ def _parse_reply(raw: bytes, rid: int) -> dict[str, Any]:
     return msg
 
 
-async def _read_sse(resp: Response, rid: int, on_notify: Notify | None) -> dict:
-    """Read SSE events until the response to `rid`; relay notifications on the way."""
-    data: list[bytes] = []
-    async for line in resp.content:
-        line = line.rstrip(b"\r\n")
-        if line.startswith(b"data:"):
-            data.append(line[5:].lstrip(b" "))
-            continue
-        if line or not data:
-            continue
-        payload, data = b"\n".join(data), []
-        try:
-            msg = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise TransportFailure("the upstream sent an SSE event that is not JSON") from None
-        if not isinstance(msg, dict):
-            continue
-        if msg.get("id") == rid and ("result" in msg or "error" in msg):
-            return msg
-        if "method" in msg and on_notify is not None:  # notifications and server requests
-            await on_notify(msg)
-    raise TransportFailure("the upstream closed the stream before answering")
+async def _handle_event(
+    event: sse.Event, rid: int, on_notify: Notify | None
+) -> dict[str, Any] | None:
+    """The answer to `rid` when the event carries it; notifications and requests go on."""
+    if not event.data:  # a priming event: an id to resume from, no message
+        return None
+    try:
+        msg = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        raise TransportFailure("the upstream sent an SSE event that is not JSON") from None
+    if not isinstance(msg, dict):
+        return None
+    if msg.get("id") == rid and ("result" in msg or "error" in msg):
+        return msg
+    if "method" in msg and on_notify is not None:  # notifications and server requests
+        await on_notify(msg)
+    return None
 
 
 class SandboxUpstream:
