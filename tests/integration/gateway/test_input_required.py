@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import httpx
 import httpx2
-import orjson
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
@@ -20,6 +19,7 @@ from tests.integration.gateway.conftest import bearer, modern_body, modern_heade
 from tests.integration.gateway.upstreams import legacy_only, rich
 from tests.integration.registry.conftest import LOCAL, run_upstream
 from tests.support import serving
+from tests.support.sse import stream_messages
 
 
 async def test_an_elicitation_round_trip_reaches_the_sdk_client(registry, stack) -> None:
@@ -282,9 +282,9 @@ async def test_a_legacy_clients_answer_posted_to_another_replica_reaches_the_cal
             )
             asked = None
             async with asyncio.timeout(5):
-                async for line in stream.aiter_lines():
-                    if line.startswith("data:") and "elicitation/create" in line:
-                        asked = orjson.loads(line[5:])
+                async for message in stream_messages(stream):
+                    if message.get("method") == "elicitation/create":
+                        asked = message
                         break
             answer = {
                 "jsonrpc": "2.0",

@@ -19,6 +19,7 @@ from tests.integration.gateway.conftest import (
     register,
 )
 from tests.integration.registry.conftest import run_upstream
+from tests.support.sse import stream_messages
 
 
 def sdk_client(url: str, token: str, mode: str) -> tuple[httpx2.AsyncClient, Client]:
@@ -157,8 +158,8 @@ async def test_a_registry_change_sends_list_changed_on_the_legacy_stream(registr
             assert stream.status_code == 200
             await register(registry, "fresh", up)
             async with asyncio.timeout(5):
-                async for line in stream.aiter_lines():
-                    if "notifications/tools/list_changed" in line:
+                async for message in stream_messages(stream):
+                    if message.get("method") == "notifications/tools/list_changed":
                         break
 
 

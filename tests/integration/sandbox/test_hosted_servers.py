@@ -13,6 +13,7 @@ from libs.common import rpc
 from libs.common.bus import Bus, RpcError
 from tests.integration.sandbox.conftest import EventTap, register_stdio, unique_name
 from tests.support.auth import AuthClient
+from tests.support.sse import stream_messages
 
 
 def call_msg(tool: str, args: dict[str, Any] | None = None, rid: Any = 1) -> dict[str, Any]:
@@ -189,9 +190,9 @@ async def test_following_logs_streams_new_lines(
         assert resp.status_code == 200
         await call(bus, name, "log", {"text": "streamed", "level": "WARNING"})
         async with asyncio.timeout(10):
-            async for line in resp.aiter_lines():
-                if line.startswith("data: ") and "streamed" in line:
-                    assert orjson.loads(line[6:])["level"] == "warning"
+            async for line in stream_messages(resp):
+                if "streamed" in line["message"]:
+                    assert line["level"] == "warning"
                     break
 
 
