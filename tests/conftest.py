@@ -73,3 +73,20 @@ async def delete_streams(url: str, namespace: str) -> None:
                 await jsm.delete_stream(name)
     finally:
         await client.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the `summary` lines tests recorded with record_property (the conformance counts),
+    also under xdist, which shows no output of passing tests."""
+    lines = [
+        str(value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "summary"
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "summaries")
+        for line in lines:
+            terminalreporter.write_line(line)
