@@ -7,7 +7,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from mcp.shared.inbound import (
@@ -57,20 +56,17 @@ def _fault(request_id: Any, fault: RpcFault, modern: bool, headers: dict | None 
     """A JSON-RPC error with the HTTP status its code maps to."""
     table = MODERN_HTTP_STATUS if modern else HTTP_STATUS
     msg = error(request_id, fault.code, fault.message, fault.data)
-    return _json(msg, table.get(fault.code, 200), headers)
+    return _json(msg, fault.status or table.get(fault.code, 200), headers)
 
 
 def _check_origin(request: Request) -> None:
-    """Refuse browser requests from origins not on the allowlist (DNS rebinding)."""
-    origin = request.headers.get("origin")
-    if not origin:
-        return
-    allowed = request.state.settings.allowed_origins
-    if origin in allowed or "*" in allowed:
-        return
-    if urlsplit(origin).netloc == request.headers.get("host"):
-        return
-    raise RpcFault(FORBIDDEN, "This Origin is not allowed.", {"origin": origin[:200]})
+    """Refuse a Host or Origin that does not name the gateway (DNS rebinding): 403."""
+    trusted = request.state.trusted_hosts
+    host, origin = request.headers.get("host"), request.headers.get("origin")
+    if trusted.host_refused(host):
+        raise RpcFault(FORBIDDEN, "This Host is not allowed.", {"host": str(host)[:200]}, 403)
+    if trusted.origin_refused(origin):
+        raise RpcFault(FORBIDDEN, "This Origin is not allowed.", {"origin": str(origin)[:200]}, 403)
 
 
 async def _principal(request: Request) -> Principal:
@@ -351,6 +347,7 @@ async def get_mcp(request: Request) -> Response:
 async def delete_mcp(request: Request) -> Response:
     """End a legacy session (on every replica)."""
     try:
+        _check_origin(request)
         principal = await _principal(request)
         info = _session(request, principal)
     except RpcFault as fault:
