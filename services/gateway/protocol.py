@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import structlog
+from mcp_types.methods import CLIENT_REQUESTS
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from libs.common.authn import Principal
@@ -34,6 +35,11 @@ log = structlog.get_logger()
 SERVER_INFO = {"name": "switchboard-gateway", "title": "Switchboard", "version": "0.1.0"}
 UNAVAILABLE_META = "io.switchboard/unavailableServers"
 MRTR_KEYS = ("inputResponses", "requestState")
+# Requests of the handshake era that 2026-07-28 removed (initialize, ping, logging/setLevel,
+# resources/subscribe, resources/unsubscribe): a request declaring 2026-07-28 gets -32601 (404)
+REMOVED_METHODS = frozenset(
+    m for m, v in CLIENT_REQUESTS if v in HANDSHAKE_PROTOCOL_VERSIONS
+) - frozenset(m for m, v in CLIENT_REQUESTS if v in MODERN_PROTOCOL_VERSIONS)
 PASSTHROUGH = frozenset(
     {
         "resources/list",

@@ -29,6 +29,7 @@ from services.gateway.jsonrpc import (
     HEADER_MISMATCH,
     HTTP_STATUS,
     INVALID_REQUEST,
+    METHOD_NOT_FOUND,
     MODERN_HTTP_STATUS,
     PARSE_ERROR,
     SESSION_NOT_FOUND,
@@ -38,7 +39,7 @@ from services.gateway.jsonrpc import (
     response,
 )
 from services.gateway.progressive import parse_mode
-from services.gateway.protocol import CallContext, negotiate
+from services.gateway.protocol import REMOVED_METHODS, CallContext, negotiate
 from services.gateway.rate_limit import rate_limit, with_rate_headers
 from services.gateway.sessions import broadcast_ended
 
@@ -180,6 +181,10 @@ async def _request(
             raise RpcFault(HEADER_MISMATCH, f"The {dup} header appears more than once.")
         if isinstance(verdict, InboundLadderRejection):
             raise RpcFault(verdict.code, verdict.message, verdict.data)
+        if method in REMOVED_METHODS:  # a 2026-07-28 request for what the handshake era had
+            raise RpcFault(
+                METHOD_NOT_FOUND, f"{method} is not a method of 2026-07-28.", {"method": method}
+            )
         ctx.protocol = verdict.protocol_version
         ctx.client = _client_name(verdict.client_info)
         if method == "subscriptions/listen":
