@@ -16,7 +16,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from libs.common.authn import Principal
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, ToolCalled
-from services.gateway import input_bridge, metrics, parking, tasks
+from services.gateway import input_bridge, metrics, param_headers, parking, tasks
 from services.gateway.aggregate import AGGREGATED, Aggregate
 from services.gateway.jsonrpc import (
     FORBIDDEN,
@@ -71,6 +71,7 @@ class CallContext:
     meta: dict[str, Any] = field(default_factory=dict)
     ask: Any = None  # legacy sessions: send a server-to-client request, await the answer
     exposure: str = ""  # `?exposure=`: all | progressive | '' (settings decide)
+    param_headers: tuple[tuple[str, str], ...] = ()  # 2026-07-28: the request's Mcp-Param-*
 
 
 def capabilities() -> dict[str, Any]:
@@ -233,6 +234,8 @@ class Gateway:
             arguments = params.get("arguments")
             if arguments is not None and not isinstance(arguments, dict):
                 raise RpcFault(INVALID_PARAMS, "params.arguments must be an object.")
+            if ctx.modern:
+                param_headers.check(tool, arguments or {}, ctx.param_headers)
             forwarded: dict[str, Any] = {"name": tool.name, "arguments": arguments or {}}
             if params.get("_meta"):
                 forwarded["_meta"] = _client_meta(params["_meta"])
@@ -257,6 +260,7 @@ class Gateway:
                     on_notify=input_bridge.relaying(self, route, ctx),
                     retry=(tool.read_only or tool.idempotent) and "task" not in forwarded,
                     principal=ctx.principal.to_dict() if _sandboxed(route) else None,
+                    headers=param_headers.for_upstream(tool, forwarded["arguments"]),
                 )
             if "error" in reply:
                 err = reply["error"] or {}
@@ -268,7 +272,13 @@ class Gateway:
                 result = await self.tasks.created(result, route, forwarded, ctx)
             if not ctx.modern and result.get("resultType") == "input_required":
                 result = await input_bridge.resolve(
-                    self, route, "tools/call", forwarded, result, ctx
+                    self,
+                    route,
+                    "tools/call",
+                    forwarded,
+                    result,
+                    ctx,
+                    param_headers.for_upstream(tool, forwarded["arguments"]),
                 )
             size = len(orjson.dumps(result))
             if size > self.settings.max_result_bytes:

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 import structlog
+from mcp.shared.inbound import encode_header_value
 from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
     CLIENT_INFO_META_KEY,
@@ -98,8 +99,8 @@ class HttpUpstream:
             headers["Mcp-Method"] = method
             key = NAME_PARAM.get(method)
             value = params.get(key) if key and params else None
-            if isinstance(value, str) and value.isascii() and value.isprintable():  # no CR/LF
-                headers["Mcp-Name"] = value
+            if isinstance(value, str):  # base64 (=?base64?...?=) unless plain printable ASCII
+                headers["Mcp-Name"] = encode_header_value(value)
         return headers
 
     async def connect(self) -> None:
@@ -148,16 +149,21 @@ class HttpUpstream:
             metrics.UPSTREAM_SESSIONS.labels(self.server.name).dec()
 
     async def request(
-        self, method: str, params: dict[str, Any] | None, on_notify: Notify | None = None
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        on_notify: Notify | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Send one request over the pooled session; re-initialise once when it expired."""
+        """Send one request over the pooled session; re-initialise once when it expired.
+        `headers` (a call's `Mcp-Param-*`) go to 2026-07-28 upstreams only."""
         for attempt in range(2):
             if not self.connected:
                 await self.connect()
             if self.modern:
                 params = _with_modern_meta(params, self.protocol or LATEST_MODERN_VERSION)
             try:
-                return await self._post(method, params, on_notify)
+                return await self._post(method, params, on_notify, extra=headers)
             except SessionExpired:
                 self.connected = False
                 if attempt:
@@ -216,6 +222,7 @@ class HttpUpstream:
         params: dict[str, Any] | None,
         on_notify: Notify | None,
         keep_session: bool = False,
+        extra: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """POST one request and read its response (JSON, or SSE relaying notifications)."""
         rid = next(self._ids)
@@ -223,6 +230,8 @@ class HttpUpstream:
         if params is not None:
             body["params"] = params
         headers = self._headers(method, params)
+        if extra and self.modern:
+            headers.update(extra)
         try:
             resp = await self.posts.post(self.server.url or "", orjson.dumps(body), headers)
             parked = False
@@ -468,8 +477,10 @@ class UpstreamPool:
         on_notify: Notify | None = None,
         retry: bool = False,
         principal: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], float]:
-        """Forward one request; returns the upstream's JSON-RPC reply and the upstream ms."""
+        """Forward one request (`headers`: a call's `Mcp-Param-*`, for Streamable HTTP
+        upstreams); returns the upstream's JSON-RPC reply and the upstream ms."""
         upstream = self.upstream(server)
         breaker = self.admitted(server)
         timeout = server.timeout_s or self.settings.upstream_timeout_s
@@ -490,6 +501,8 @@ class UpstreamPool:
                         reply = await upstream.request(
                             method, params, relay, principal=principal, timeout_s=timeout
                         )
+                    elif isinstance(upstream, HttpUpstream):
+                        reply = await upstream.request(method, params, relay, headers)
                     else:
                         reply = await upstream.request(method, params, relay)
             except InputNeeded as need:  # a session upstream asked a 2026-07-28 client

@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from libs.common.authn import Principal, authenticate
 from libs.common.errors import ApiError
-from services.gateway import metrics, subscriptions
+from services.gateway import metrics, param_headers, subscriptions
 from services.gateway.jsonrpc import (
     FORBIDDEN,
     HEADER_MISMATCH,
@@ -176,7 +176,9 @@ async def _request(
     headers: dict[str, str] = {}
     if ctx.modern:
         dup = find_duplicated_routing_header(request.headers.items())
-        verdict = classify_inbound_request(body, headers=dict(request.headers))
+        # RFC 9110: a field value excludes the whitespace around it (httptools keeps a trailing one)
+        fields = {name: value.strip() for name, value in request.headers.items()}
+        verdict = classify_inbound_request(body, headers=fields)
         if dup is not None:
             raise RpcFault(HEADER_MISMATCH, f"The {dup} header appears more than once.")
         if isinstance(verdict, InboundLadderRejection):
@@ -187,6 +189,7 @@ async def _request(
             )
         ctx.protocol = verdict.protocol_version
         ctx.client = _client_name(verdict.client_info)
+        ctx.param_headers = param_headers.received(request.headers.items())
         if method == "subscriptions/listen":
             return subscriptions.listen(request, body, params, headers, ctx)
     elif method == "initialize":
