@@ -16,7 +16,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from libs.common.authn import Principal
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, ToolCalled
-from services.gateway import input_bridge, metrics, param_headers, parking, tasks
+from services.gateway import client_meta, input_bridge, metrics, param_headers, parking, tasks
 from services.gateway.aggregate import AGGREGATED, Aggregate
 from services.gateway.jsonrpc import (
     FORBIDDEN,
@@ -72,6 +72,7 @@ class CallContext:
     ask: Any = None  # legacy sessions: send a server-to-client request, await the answer
     exposure: str = ""  # `?exposure=`: all | progressive | '' (settings decide)
     param_headers: tuple[tuple[str, str], ...] = ()  # 2026-07-28: the request's Mcp-Param-*
+    capabilities: dict[str, Any] | None = None  # 2026-07-28: what the client declared
 
 
 def capabilities() -> dict[str, Any]:
@@ -237,8 +238,8 @@ class Gateway:
             if ctx.modern:
                 param_headers.check(tool, arguments or {}, ctx.param_headers)
             forwarded: dict[str, Any] = {"name": tool.name, "arguments": arguments or {}}
-            if params.get("_meta"):
-                forwarded["_meta"] = _client_meta(params["_meta"])
+            if meta := client_meta.upstream_meta(params.get("_meta"), ctx.capabilities):
+                forwarded["_meta"] = meta
             for key in MRTR_KEYS:  # a multi-round-trip retry (2026-07-28): answers and state
                 if key in params:
                     forwarded[key] = params[key]
@@ -378,8 +379,8 @@ class Gateway:
         ):
             raise RpcFault(FORBIDDEN, f"No grant allows reading {server.name!r}.")
         forwarded = dict(params)
-        if "_meta" in forwarded:
-            forwarded["_meta"] = _client_meta(forwarded["_meta"])
+        if meta := client_meta.upstream_meta(forwarded.pop("_meta", None), ctx.capabilities):
+            forwarded["_meta"] = meta
         if "requestState" in forwarded and self.parked_retry(forwarded, ctx):
             reply, _ = await self.parking.resume(forwarded, input_bridge.principal_key(ctx))  # type: ignore[union-attr]
         else:
@@ -408,13 +409,6 @@ def _upstream_fault(reply: dict[str, Any]) -> RpcFault:
 def _sandboxed(route: ServerEntry) -> bool:
     """True for tools served through the sandbox (they get the principal)."""
     return route.transport in ("stdio", "code")
-
-
-def _client_meta(meta: Any) -> dict[str, Any]:
-    """The parts of a client's `_meta` that travel upstream (progress token; not the envelope)."""
-    if not isinstance(meta, dict):
-        return {}
-    return {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
 
 
 def _for_client(result: dict[str, Any], ctx: CallContext) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION
 from libs.common import rpc
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
-from services.gateway import metrics
+from services.gateway import client_meta, metrics
 from services.gateway.breaker import CircuitBreaker
 from services.gateway.jsonrpc import (
     UPSTREAM_ERROR,
@@ -162,6 +162,8 @@ class HttpUpstream:
                 await self.connect()
             if self.modern:
                 params = _with_modern_meta(params, self.protocol or LATEST_MODERN_VERSION)
+            else:
+                params = client_meta.without_capabilities(params)
             try:
                 return await self._post(method, params, on_notify, extra=headers)
             except SessionExpired:

@@ -190,6 +190,8 @@ async def _request(
         ctx.protocol = verdict.protocol_version
         ctx.client = _client_name(verdict.client_info)
         ctx.param_headers = param_headers.received(request.headers.items())
+        caps = verdict.client_capabilities
+        ctx.capabilities = caps if isinstance(caps, dict) else {}
         if method == "subscriptions/listen":
             return subscriptions.listen(request, body, params, headers, ctx)
     elif method == "initialize":
