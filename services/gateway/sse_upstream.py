@@ -128,7 +128,7 @@ class SseUpstream:
         """One request over the pooled session."""
         if not self.connected:
             await self.connect()
-        return await self._call(method, client_meta.without_capabilities(params), on_notify)
+        return await self._call(method, client_meta.without_envelope(params), on_notify)
 
     async def _call(
         self, method: str, params: dict[str, Any] | None, on_notify: Notify | None

@@ -163,7 +163,7 @@ class HttpUpstream:
             if self.modern:
                 params = _with_modern_meta(params, self.protocol or LATEST_MODERN_VERSION)
             else:
-                params = client_meta.without_capabilities(params)
+                params = client_meta.without_envelope(params)
             try:
                 return await self._post(method, params, on_notify, extra=headers)
             except SessionExpired:

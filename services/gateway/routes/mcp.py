@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+import structlog
 from mcp.shared.inbound import (
     InboundLadderRejection,
     classify_inbound_request,
@@ -28,6 +29,7 @@ from services.gateway.jsonrpc import (
     FORBIDDEN,
     HEADER_MISMATCH,
     HTTP_STATUS,
+    INTERNAL_ERROR,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     MODERN_HTTP_STATUS,
@@ -46,6 +48,9 @@ from services.gateway.sessions import broadcast_ended
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
 KEEPALIVE_S = 15.0
 LONG_WAITS = frozenset({"tasks/result"})  # 2025-11-25: streamed (keep-alive) when SSE is accepted
+# answered by the gateway itself: no upstream notification can precede their result
+ANSWERED_HERE = frozenset({"tools/list", "server/discover", "ping", "tasks/list"})
+log = structlog.get_logger()
 
 
 def _json(message: dict[str, Any], status: int = 200, headers: dict | None = None) -> Response:
@@ -208,7 +213,9 @@ async def _request(
     accepts_sse = "text/event-stream" in request.headers.get("accept", "")
     progress = isinstance(params.get("_meta"), dict) and "progressToken" in params["_meta"]
     if accepts_sse and (progress or (method in LONG_WAITS and not ctx.modern)):
-        return _streamed(request, body, params, ctx, headers)
+        return _Call(request, body, params, ctx).streamed(headers)
+    if accepts_sse and method not in ANSWERED_HERE:  # may relay an upstream's notifications
+        return await _Call(request, body, params, ctx).answered(headers)
     if ctx.session_id is None:  # nothing can name a stateless call to cancel it: no task needed
         result = await gateway.handle(method, params, ctx)
         return _json(response(body["id"], result), headers=headers)
@@ -269,36 +276,88 @@ def _client_name(info: Any) -> str | None:
     return f"{info.get('name', '')}/{info.get('version', '')}"[:120]
 
 
-def _streamed(
-    request: Request, body: dict[str, Any], params: dict[str, Any], ctx: CallContext, headers: dict
-) -> Response:
-    """Answer as SSE so progress notifications reach the client before the result."""
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+class _Call:
+    """One request run while its answer is sent: a JSON response, or an SSE stream that carries
+    the notifications the upstream sends before its result (progress, log messages) and then the
+    result, as on the upstream's own response stream."""
 
-    async def notify(msg: dict[str, Any]) -> None:
-        await queue.put(msg)
+    def __init__(
+        self, request: Request, body: dict[str, Any], params: dict[str, Any], ctx: CallContext
+    ) -> None:
+        self.rid, self.inflight = body["id"], request.state.inflight
+        self.key = (ctx.session_id, body["id"])
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.streaming = False  # the answer is SSE: the call's messages go through the queue
+        # resolved with True by the first notification, with False when the call ends first
+        self.notified = asyncio.get_running_loop().create_future()
+        ctx.notify = self._notify
+        self.task = asyncio.ensure_future(request.state.gateway.handle(body["method"], params, ctx))
+        self.task.add_done_callback(self._finished)
+        if ctx.session_id is not None:  # a legacy session's call can be cancelled by its id
+            self.inflight[self.key] = self.task
 
-    ctx.notify = notify
-    gateway = request.state.gateway
+    def _forget(self) -> None:
+        """Take the call out of the cancellable ones."""
+        if self.inflight.get(self.key) is self.task:
+            del self.inflight[self.key]
 
-    async def run() -> None:
+    async def _notify(self, msg: dict[str, Any]) -> None:
+        """A message of the upstream for this call's client: the answer becomes SSE."""
+        self.streaming = True
+        self.queue.put_nowait(msg)
+        if not self.notified.done():
+            self.notified.set_result(True)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """The call ended: on a stream, its response message and the stream's end."""
+        if self.streaming:
+            self.queue.put_nowait(self._message(task))
+            self.queue.put_nowait(None)
+        elif not self.notified.done():
+            self.notified.set_result(False)
+
+    def _message(self, task: asyncio.Task[Any]) -> dict[str, Any]:
+        """The JSON-RPC response of the ended call."""
+        if task.cancelled():
+            return error(self.rid, -32800, "The request was cancelled.")
+        exc = task.exception()
+        if isinstance(exc, RpcFault):
+            return error(self.rid, exc.code, exc.message, exc.data)
+        if exc is not None:
+            log.error("mcp_call_failed", error=repr(exc))
+            return error(self.rid, INTERNAL_ERROR, "Internal error.")
+        return response(self.rid, task.result())
+
+    async def answered(self, headers: dict) -> Response:
+        """JSON when the call ends before any notification (the upstream's error as a fault,
+        with its HTTP status); otherwise SSE from the first notification on."""
         try:
-            result = await gateway.handle(body["method"], params, ctx)
-            await queue.put(response(body["id"], result))
-        except RpcFault as fault:
-            await queue.put(error(body["id"], fault.code, fault.message, fault.data))
-        finally:
-            await queue.put(None)
+            streaming = await self.notified
+        except asyncio.CancelledError:
+            self.task.cancel()
+            raise
+        if streaming:
+            return self.streamed(headers)
+        self._forget()
+        try:
+            result = self.task.result()
+        except asyncio.CancelledError:
+            raise RpcFault(-32800, "The request was cancelled.") from None
+        return _json(response(self.rid, result), headers=headers)
 
-    async def stream() -> AsyncIterator[bytes]:
-        task = asyncio.ensure_future(run())
-        key = (ctx.session_id, body["id"])
-        request.state.inflight[key] = task
+    def streamed(self, headers: dict) -> Response:
+        """The call's messages as SSE (keep-alive comments while it runs)."""
+        self.streaming = True
+        return StreamingResponse(
+            self._events(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+        )
+
+    async def _events(self) -> AsyncIterator[bytes]:
         try:
             while True:
                 try:
                     async with asyncio.timeout(KEEPALIVE_S):
-                        msg = await queue.get()
+                        msg = await self.queue.get()
                 except TimeoutError:
                     yield b": ping\n\n"
                     continue
@@ -306,13 +365,9 @@ def _streamed(
                     return
                 yield b"event: message\ndata: " + orjson.dumps(msg) + b"\n\n"
         finally:
-            request.state.inflight.pop(key, None)
-            if not task.done():
-                task.cancel()
-
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
-    )
+            self._forget()
+            if not self.task.done():
+                self.task.cancel()
 
 
 async def get_mcp(request: Request) -> Response:
