@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import structlog
+from mcp_types import SERVER_INFO_META_KEY
 from mcp_types.methods import CLIENT_REQUESTS
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
@@ -167,6 +168,7 @@ class Gateway:
             "serverInfo": SERVER_INFO,
             "ttlMs": self.settings.list_ttl_ms,
             "cacheScope": "public",
+            "_meta": {SERVER_INFO_META_KEY: SERVER_INFO},  # where 2026-07-28 clients look for it
         }
 
     # ---- tools -----------------------------------------------------------------------------

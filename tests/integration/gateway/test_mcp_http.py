@@ -162,6 +162,17 @@ async def test_a_2026_07_28_request_for_a_removed_method_is_404_method_not_found
     assert ping.json()["result"] == {}
 
 
+async def test_server_discover_names_the_gateway_in_its_result_meta(stack) -> None:
+    async with httpx.AsyncClient(headers=bearer(stack.admin)) as http:
+        resp = await http.post(
+            f"{stack.url}/mcp",
+            json=modern_body("server/discover", {}),
+            headers=modern_headers("server/discover"),
+        )
+    info = resp.json()["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]
+    assert info["name"] == "switchboard-gateway" and info["version"]
+
+
 async def test_a_registry_change_sends_list_changed_on_the_legacy_stream(registry, stack) -> None:
     url = f"{stack.url}/mcp"
     init = {
