@@ -45,23 +45,24 @@ async def admin_key(e2e_stack: Stack) -> AsyncIterator[tuple[str, str]]:
 
 
 async def _registered(stack: Stack, token: str, key: str, url: str) -> str:
-    """Register `url` (Streamable HTTP) through nginx; its path, once the gateway routes it."""
+    """Register `url` (Streamable HTTP) through nginx; its path, once the gateway lists tools."""
     name = f"conf{secrets.token_hex(3)}"
     body = {"name": name, "transport": "streamable-http", "url": url}
     async with httpx.AsyncClient(base_url=stack.url, timeout=10) as api:
         resp = await api.post("/api/v1/servers", json=body, headers=bearer(token))
         assert resp.status_code == 201, resp.text
         path = resp.json()["path"]
-        for _ in range(200):  # the gateway learns of it from the registry's event
+        listed = None
+        for _ in range(200):  # the gateway learns of it from the registry's events
             listed = await api.post(
                 f"/mcp/servers/{path}",
                 json=modern("tools/list", {}),
                 headers=modern_headers("tools/list", key),
             )
-            if listed.status_code == 200:
+            if listed.status_code == 200 and listed.json()["result"]["tools"]:
                 return path
             await asyncio.sleep(0.05)
-    raise AssertionError(f"the gateway never routed /mcp/servers/{path}")
+    raise AssertionError(f"the gateway never listed the tools of /mcp/servers/{path}: {listed}")
 
 
 async def _compare(
