@@ -37,9 +37,9 @@ STATELESS_ARGS = ("--suite", "all", "--spec-version", "2026-07-28")
 
 
 @pytest.fixture(scope="module")
-async def admin_key(e2e_stack: Stack) -> AsyncIterator[tuple[str, str]]:
+async def admin_key(conformance_stack: Stack) -> AsyncIterator[tuple[str, str]]:
     """(admin JWT, admin API key) of the stack."""
-    async with httpx.AsyncClient(base_url=e2e_stack.url, timeout=10) as api:
+    async with httpx.AsyncClient(base_url=conformance_stack.url, timeout=10) as api:
         token = await admin_token(api)
         yield token, await api_key(api, token)
 
@@ -106,14 +106,14 @@ def _check(direct: SuiteRun, gateway: SuiteRun) -> None:
 
 
 async def test_the_gateway_passes_every_session_era_scenario_a_typescript_upstream_passes(
-    e2e_stack: Stack,
+    conformance_stack: Stack,
     admin_key: tuple[str, str],
     tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
     direct, gateway = await _compare(
         "0.1.16",
-        e2e_stack,
+        conformance_stack,
         admin_key,
         ts_everything,
         SESSION_CLI,
@@ -125,14 +125,14 @@ async def test_the_gateway_passes_every_session_era_scenario_a_typescript_upstre
 
 
 async def test_the_gateway_passes_every_2026_07_28_scenario_a_python_upstream_passes(
-    e2e_stack: Stack,
+    conformance_stack: Stack,
     admin_key: tuple[str, str],
     tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
     direct, gateway = await _compare(
         "0.2.0-alpha.12 at 2026-07-28",
-        e2e_stack,
+        conformance_stack,
         admin_key,
         python_everything,
         STATELESS_CLI,
