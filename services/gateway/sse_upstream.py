@@ -32,7 +32,7 @@ import structlog
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from libs.common import sse
-from services.gateway import metrics
+from services.gateway import client_meta, metrics
 from services.gateway.routing_table import ServerEntry
 from services.gateway.upstream import CLIENT_INFO, InputNeeded, Notify, TransportFailure
 
@@ -122,7 +122,7 @@ class SseUpstream:
         """One request over the pooled session."""
         if not self.connected:
             await self.connect()
-        return await self._call(method, params, on_notify)
+        return await self._call(method, client_meta.without_envelope(params), on_notify)
 
     async def _call(
         self, method: str, params: dict[str, Any] | None, on_notify: Notify | None

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 import structlog
+from mcp.shared.inbound import encode_header_value
 from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
     CLIENT_INFO_META_KEY,
@@ -21,7 +22,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION
 from libs.common import rpc, sse
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
-from services.gateway import metrics
+from services.gateway import client_meta, metrics
 from services.gateway.breaker import CircuitBreaker
 from services.gateway.jsonrpc import (
     UPSTREAM_ERROR,
@@ -100,8 +101,8 @@ class HttpUpstream:
             headers["Mcp-Method"] = method
             key = NAME_PARAM.get(method)
             value = params.get(key) if key and params else None
-            if isinstance(value, str) and value.isascii() and value.isprintable():  # no CR/LF
-                headers["Mcp-Name"] = value
+            if isinstance(value, str):  # base64 (=?base64?...?=) unless plain printable ASCII
+                headers["Mcp-Name"] = encode_header_value(value)
         return headers
 
     async def connect(self) -> None:
@@ -150,16 +151,23 @@ class HttpUpstream:
             metrics.UPSTREAM_SESSIONS.labels(self.server.name).dec()
 
     async def request(
-        self, method: str, params: dict[str, Any] | None, on_notify: Notify | None = None
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        on_notify: Notify | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Send one request over the pooled session; re-initialise once when it expired."""
+        """Send one request over the pooled session; re-initialise once when it expired.
+        `headers` (a call's `Mcp-Param-*`) go to 2026-07-28 upstreams only."""
         for attempt in range(2):
             if not self.connected:
                 await self.connect()
             if self.modern:
                 params = _with_modern_meta(params, self.protocol or LATEST_MODERN_VERSION)
+            else:
+                params = client_meta.without_envelope(params)
             try:
-                return await self._post(method, params, on_notify)
+                return await self._post(method, params, on_notify, extra=headers)
             except SessionExpired:
                 self.connected = False
                 if attempt:
@@ -218,6 +226,7 @@ class HttpUpstream:
         params: dict[str, Any] | None,
         on_notify: Notify | None,
         keep_session: bool = False,
+        extra: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """POST one request and read its response (JSON, or SSE relaying notifications)."""
         rid = next(self._ids)
@@ -225,6 +234,8 @@ class HttpUpstream:
         if params is not None:
             body["params"] = params
         headers = self._headers(method, params)
+        if extra and self.modern:
+            headers.update(extra)
         try:
             resp = await self.posts.post(self.server.url or "", orjson.dumps(body), headers)
             parked = False
@@ -510,8 +521,10 @@ class UpstreamPool:
         on_notify: Notify | None = None,
         retry: bool = False,
         principal: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], float]:
-        """Forward one request; returns the upstream's JSON-RPC reply and the upstream ms."""
+        """Forward one request (`headers`: a call's `Mcp-Param-*`, for Streamable HTTP
+        upstreams); returns the upstream's JSON-RPC reply and the upstream ms."""
         upstream = self.upstream(server)
         breaker = self.admitted(server)
         timeout = server.timeout_s or self.settings.upstream_timeout_s
@@ -532,6 +545,8 @@ class UpstreamPool:
                         reply = await upstream.request(
                             method, params, relay, principal=principal, timeout_s=timeout
                         )
+                    elif isinstance(upstream, HttpUpstream):
+                        reply = await upstream.request(method, params, relay, headers)
                     else:
                         reply = await upstream.request(method, params, relay)
             except InputNeeded as need:  # a session upstream asked a 2026-07-28 client

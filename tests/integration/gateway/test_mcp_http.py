@@ -136,6 +136,44 @@ async def test_a_legacy_session_ends_with_delete(stack) -> None:
     assert after.status_code == 404
 
 
+async def test_a_2026_07_28_request_for_a_removed_method_is_404_method_not_found(stack) -> None:
+    url = f"{stack.url}/mcp"
+    removed = ["initialize", "ping", "logging/setLevel", "resources/subscribe"]
+    async with httpx.AsyncClient(headers=bearer(stack.admin)) as http:
+        answers = [
+            await http.post(url, json=modern_body(m, {}, rid=7), headers=modern_headers(m))
+            for m in removed
+        ]
+        legacy = await http.post(
+            url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}},
+            },
+        )
+        sid = {"Mcp-Session-Id": legacy.headers.get("mcp-session-id", "")}
+        ping = await http.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers=sid)
+    for method, resp in zip(removed, answers, strict=True):
+        assert resp.status_code == 404, method
+        assert (resp.json()["id"], resp.json()["error"]["code"]) == (7, -32601), method
+    assert legacy.status_code == 200
+    assert legacy.json()["result"]["protocolVersion"] == "2025-11-25"
+    assert ping.json()["result"] == {}
+
+
+async def test_server_discover_names_the_gateway_in_its_result_meta(stack) -> None:
+    async with httpx.AsyncClient(headers=bearer(stack.admin)) as http:
+        resp = await http.post(
+            f"{stack.url}/mcp",
+            json=modern_body("server/discover", {}),
+            headers=modern_headers("server/discover"),
+        )
+    info = resp.json()["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]
+    assert info["name"] == "switchboard-gateway" and info["version"]
+
+
 async def test_a_registry_change_sends_list_changed_on_the_legacy_stream(registry, stack) -> None:
     url = f"{stack.url}/mcp"
     init = {
