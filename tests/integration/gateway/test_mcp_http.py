@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import httpx
 import httpx2
+import orjson
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -79,6 +81,21 @@ async def test_a_request_without_credentials_is_401_with_a_json_rpc_error(stack)
     assert resp.status_code == 401
     assert resp.json()["error"]["code"] == -32001
     assert "resource_metadata" in resp.headers["www-authenticate"]
+
+
+async def test_a_jwt_naming_another_algorithm_for_the_real_key_is_401_not_500(stack) -> None:
+    header, claims, _ = stack.admin.split(".")
+    forged_header = {**orjson.loads(base64.urlsafe_b64decode(header + "==")), "alg": "RS256"}
+    encoded = base64.urlsafe_b64encode(orjson.dumps(forged_header)).rstrip(b"=").decode()
+    forged = f"{encoded}.{claims}.{'A' * 342}"
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(
+            f"{stack.url}/mcp",
+            json=modern_body("tools/list", {}),
+            headers={**modern_headers("tools/list"), **bearer(forged)},
+        )
+    assert resp.status_code == 401
+    assert resp.json()["error"]["code"] == -32001
 
 
 async def test_malformed_requests_get_the_right_json_rpc_errors(stack) -> None:
