@@ -51,7 +51,7 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
     workdir = root / key
     uid = isolation.host_uid(rt.settings, key)
     isolation.prepare_dir(workdir, uid)
-    proxy = await rt.manager.proxy_for(key, req.server, root / f".{key}.sock")
+    proxy = await rt.manager.proxy_for(key, req.server, isolation.proxy_socket(root, key))
     conf = isolation.Confinement(
         key=key, workdir=workdir, limits=limits, proxy_socket=proxy, service_packages=False
     )

@@ -243,6 +243,12 @@ async def communicate(
     return out, err
 
 
+def proxy_socket(directory: Path, key: str) -> Path:
+    """Where the egress proxy listens for one sandbox: a short name, whatever the key's length
+    (a Unix socket's path must fit in 107 bytes; server names and user ids are long)."""
+    return directory / f".px-{hashlib.sha256(key.encode()).hexdigest()[:16]}.sock"
+
+
 def prepare_dir(path: Path, uid: int | None, mode: int = 0o700) -> None:
     """Create a directory owned by the sandbox uid (others cannot enter it)."""
     path.mkdir(parents=True, exist_ok=True)

@@ -186,7 +186,7 @@ class HostedProcess:
         uid = isolation.host_uid(self.settings, self.key)
         isolation.prepare_dir(workdir, uid)
         proxy = await self.manager.proxy_for(
-            self.key, self.spec.name, workdir.parent / f".{_safe(self.key)}.sock"
+            self.key, self.spec.name, isolation.proxy_socket(workdir.parent, self.key)
         )
         conf = isolation.Confinement(
             key=self.key,

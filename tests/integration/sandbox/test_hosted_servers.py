@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -258,3 +259,16 @@ async def test_only_platform_admins_see_the_self_tests_host_paths(
     resp = await api.get("/api/v1/sandbox/status", headers=auth.bearer(user.token))
     assert resp.status_code == 200
     assert set(resp.json()["self_test"]) == {"ok", "checked_at"}
+
+
+async def test_a_per_user_server_with_a_long_name_starts_for_a_user(
+    sandbox: Any, reg_api: httpx.AsyncClient, admin: dict, bus: Bus
+) -> None:
+    name = unique_name("per-user-server-with-a-name-as-long-as-names-may-be")  # 57 chars
+    await register_stdio(reg_api, admin, name, per_user=True)
+    principal = {"kind": "user", "id": str(uuid.uuid4()), "name": "someone"}
+    message = call_msg("echo", {"text": "mine"})
+    reply = await bus.request(
+        rpc.SANDBOX_CALL, {"server": name, "message": message, "principal": principal}, timeout=30
+    )
+    assert reply["message"]["result"]["content"][0]["text"] == "mine"
