@@ -10,11 +10,13 @@ from pathlib import Path
 
 from libs.devstack import ports, proc
 
-TEMPLATE = proc.ROOT / "deploy" / "nginx" / "nginx.conf"
+TEMPLATE = Path("deploy") / "nginx" / "nginx.conf"  # in the checkout
 SERVICES = ("auth", "registry", "gateway", "sandbox", "audit")
 
 
-def render(listen: str, upstreams: dict[str, list[str]], template: Path = TEMPLATE) -> str:
+def render(
+    listen: str, upstreams: dict[str, list[str]], template: Path = proc.ROOT / TEMPLATE
+) -> str:
     """Fill the template: listen address and each service's upstream host:port list."""
     text = template.read_text()
     values = {"LISTEN": listen}
@@ -51,6 +53,7 @@ class Nginx:
     name: str = "nginx"
     upstreams: dict[str, list[str]] = field(default_factory=dict)
     log_dir: Path | None = None
+    root: Path = proc.ROOT  # the checkout: the template and the `.run` the prefix lives in
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     prefix: Path | None = None
 
@@ -64,16 +67,16 @@ class Nginx:
         """Return the file holding nginx's access and error log."""
         if self.log_dir is not None:
             return self.log_dir / "nginx.log"
-        return proc.run_dir() / "logs" / f"{self.name}.log"
+        return proc.run_dir(self.root) / "logs" / f"{self.name}.log"
 
     def write_config(self) -> Path:
         """Render the template into the prefix directory and return the file."""
         if self.prefix is None:
-            self.prefix = proc.unprivileged_dir(self.name)
+            self.prefix = proc.unprivileged_dir(self.name, self.root)
             (self.prefix / "tmp").mkdir(exist_ok=True)
             proc.give_to_unprivileged(self.prefix / "tmp")
         conf = self.prefix / "nginx.conf"
-        conf.write_text(render(f"{self.host}:{self.port}", self.upstreams))
+        conf.write_text(render(f"{self.host}:{self.port}", self.upstreams, self.root / TEMPLATE))
         conf.chmod(0o644)
         return conf
 
