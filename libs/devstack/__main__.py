@@ -15,7 +15,6 @@ from libs.devstack.stack import Stack, StackError
 DEFAULT_PORT = 8080
 SANDBOX_PACKAGES = {"bubblewrap": "/usr/bin/bwrap", "python3": "/usr/bin/python3",
                     "util-linux": "/usr/bin/prlimit"}  # fmt: skip
-DATABASE = "switchboard"
 
 
 def pid_file() -> Path:
@@ -77,7 +76,7 @@ async def run() -> int:
         pg = await postgres.ensure_postgres("pg")
         database_url = pg.url
         if not os.environ.get("DATABASE_URL"):
-            database_url = await postgres.create_database(pg.url, DATABASE)
+            database_url = await postgres.create_database(pg.url, launch.DATABASE)
         bus = nats.ensure_nats("nats")
         config, admin = launch.stack_config(database_url, bus.url, port)
         user, password, source = admin.user, admin.password, admin.shown_as

@@ -13,6 +13,8 @@ from pathlib import Path
 from libs.devstack import devsecrets, proc
 from libs.devstack.stack import StackConfig
 
+DATABASE = "switchboard"  # created on a Postgres `make run` did not get from DATABASE_URL
+
 
 @dataclass(frozen=True)
 class AdminLogin:
