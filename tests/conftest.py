@@ -13,9 +13,11 @@ default local ports (Postgres only when it allows MIN_CONNECTIONS), else private
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import nats
 import pytest
+import uvloop
 
 from libs.devstack import nats as devstack_nats
 from libs.devstack import postgres
@@ -73,3 +75,8 @@ async def delete_streams(url: str, namespace: str) -> None:
                 await jsm.delete_stream(name)
     finally:
         await client.close()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Every async test and fixture runs on uvloop, the loop the services run on (app.run)."""
+    return {"uvloop": uvloop.new_event_loop}

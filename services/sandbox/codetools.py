@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import uuid
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -343,7 +342,7 @@ async def packages_for(rt: Runtime, imports: list[str]) -> tuple[str, ...]:
     """Installed package dirs of allowlisted modules the code imports (what gets mounted)."""
     async with rt.pool.acquire() as conn:
         allowed = [r["name"] for r in await store.list_modules(conn)]
-    root = Path(rt.settings.work_root).resolve()
+    root = rt.layout.work_root
     return tuple(str(p) for p in modules.mounts_for(root, allowed, imports))
 
 

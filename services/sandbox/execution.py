@@ -10,7 +10,6 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -48,7 +47,7 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
     limits = req.limits or rt.manager.limits()
     timeout = req.timeout_s or rt.settings.code_timeout_s
     key = f"run-{uuid.uuid4().hex}"
-    root = Path(rt.settings.work_root).resolve() / "runs"
+    root = rt.layout.work_root / "runs"
     workdir = root / key
     uid = isolation.host_uid(rt.settings, key)
     isolation.prepare_dir(workdir, uid)
@@ -65,8 +64,9 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
         conf.env["PYTHONPATH"] = ":".join(paths)
     runner = f"{isolation.SUPPORT_DIR}/runner.py"
     if rt.tier != isolation.BWRAP_USERNS:
-        runner = str(Path(__file__).parent / "inside" / "runner.py")
-    cmd = isolation.build_command(rt.settings, rt.tier, conf, [rt.settings.python, "-S", runner])
+        runner = str(rt.layout.support / "runner.py")
+    argv = [rt.settings.python, "-S", runner]
+    cmd = isolation.build_command(rt.settings, rt.layout, rt.tier, conf, argv)
     started = time.perf_counter()
     try:
         outcome = await _spawn(cmd, orjson.dumps({"code": req.code, "args": req.args}), timeout)
@@ -85,28 +85,22 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
 
 async def _spawn(cmd: isolation.Command, job: bytes, timeout: float) -> dict[str, Any]:
     """Run the command with `job` on stdin; classify how it ended."""
-    identity = {} if cmd.uid is None else {"user": cmd.uid, "group": cmd.gid, "extra_groups": []}
-    proc = await asyncio.create_subprocess_exec(
-        *cmd.argv,
+    proc = await isolation.spawn(
+        cmd,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        pass_fds=cmd.pass_fds,
-        start_new_session=True,
-        env=cmd.env or {},
-        cwd=cmd.cwd,
-        **identity,
     )
     timed_out = False
     try:
         async with asyncio.timeout(timeout):
-            out, err = await proc.communicate(job)
+            out, err = await isolation.communicate(proc, job, OUTPUT_LIMIT)
     except TimeoutError:
         timed_out = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        out, err = await proc.communicate()
-    return _classify(proc.returncode, out[:OUTPUT_LIMIT], err[:OUTPUT_LIMIT], timed_out)
+        out, err = await isolation.communicate(proc, b"", OUTPUT_LIMIT)
+    return _classify(proc.returncode, out, err, timed_out)
 
 
 def _classify(code: int | None, out: bytes, err: bytes, timed_out: bool) -> dict[str, Any]:
@@ -133,8 +127,17 @@ def _classify(code: int | None, out: bytes, err: bytes, timed_out: bool) -> dict
         outcome = "ok"
     elif reply:
         outcome = "error"
-    else:
-        outcome = "timeout" if timed_out else "killed"
+    elif timed_out:
+        outcome = "timeout"
+    elif sig is not None:
+        outcome = "killed"
+    else:  # ended without a result or a signal: the sandbox itself did not start the code
+        outcome = "error"
+        said = _last_lines(err)
+        error = {
+            "type": "NoResult",
+            "message": f"exited with code {code}" + (f": {said}" if said else ""),
+        }
     return {
         "outcome": outcome,
         "ok": bool(reply.get("ok")),
@@ -148,6 +151,12 @@ def _classify(code: int | None, out: bytes, err: bytes, timed_out: bool) -> dict
         "signal": sig,
         "limit": limit,
     }
+
+
+def _last_lines(err: bytes, lines: int = 4) -> str:
+    """The end of a process's stderr, on one line (what bwrap or the runner said last)."""
+    text = err.decode(errors="replace").strip().splitlines()[-lines:]
+    return " | ".join(line.strip() for line in text if line.strip())[-1000:]
 
 
 async def _publish(rt: Runtime, req: RunRequest, outcome: dict[str, Any]) -> None:

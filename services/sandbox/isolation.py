@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -10,8 +12,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from services.sandbox import seccomp
+from services.sandbox.layout import Layout
 from services.sandbox.settings import SandboxSettings
 
 BWRAP_USERNS = "bwrap-userns"
@@ -79,7 +83,7 @@ class Confinement:
 
 @dataclass(frozen=True)
 class Command:
-    """argv to spawn, the fds it inherits, and the host uid/gid to run it as."""
+    """argv to spawn (the drop to the host uid/gid included), the fds it inherits, its env."""
 
     argv: list[str]
     pass_fds: tuple[int, ...]
@@ -145,6 +149,7 @@ def probe_tier(settings: SandboxSettings) -> tuple[str, str]:
     try:
         probe = subprocess.run(
             [
+                *identity_prefix(host_uid(settings, "probe")),
                 bwrap,
                 "--unshare-all",
                 "--unshare-user",
@@ -164,7 +169,6 @@ def probe_tier(settings: SandboxSettings) -> tuple[str, str]:
             ],
             capture_output=True,
             timeout=10,
-            **_host_identity(settings, "probe"),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return _fallback(settings, f"bwrap failed to run: {exc}")
@@ -182,12 +186,61 @@ def host_uid(settings: SandboxSettings, key: str) -> int | None:
     return settings.uid_base + digest % settings.uid_count
 
 
-def _host_identity(settings: SandboxSettings, key: str) -> dict:
-    """subprocess kwargs that drop to the sandbox's host uid when we are root."""
-    uid = host_uid(settings, key)
+def identity_prefix(uid: int | None) -> list[str]:
+    """argv that drops to the sandbox's host uid and gid, with no supplementary groups.
+
+    A command prefix rather than subprocess's user/group arguments, which uvloop (the services'
+    event loop) refuses. Nothing when we are not root: sandboxes then run as our own uid.
+    """
     if uid is None:
-        return {}
-    return {"user": uid, "group": uid, "extra_groups": []}
+        return []
+    setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+    return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+
+
+async def spawn(cmd: Command, **stdio: Any) -> asyncio.subprocess.Process:
+    """Start a built command in a session of its own; `stdio`: stdin/stdout/stderr/limit."""
+    return await asyncio.create_subprocess_exec(
+        *cmd.argv,
+        pass_fds=cmd.pass_fds,
+        start_new_session=True,
+        env=cmd.env or {},
+        cwd=cmd.cwd,
+        **stdio,
+    )
+
+
+async def communicate(
+    proc: asyncio.subprocess.Process, data: bytes, limit: int
+) -> tuple[bytes, bytes]:
+    """Feed stdin and read stdout/stderr (each kept up to `limit` bytes) until the process ends.
+
+    A process that exits before reading its input (bwrap refusing a mount) is not an error
+    here: its exit status and stderr say what happened. (uvloop raises RuntimeError on a write
+    to a closed pipe, where asyncio's own communicate() would swallow BrokenPipeError.)
+    """
+
+    async def feed() -> None:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(data)
+            await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+
+    async def read(stream: asyncio.StreamReader | None) -> bytes:
+        kept = bytearray()
+        while stream is not None and (chunk := await stream.read(65536)):
+            if len(kept) < limit:
+                kept += chunk[: limit - len(kept)]
+        return bytes(kept)
+
+    _, out, err = await asyncio.gather(feed(), read(proc.stdout), read(proc.stderr))
+    await proc.wait()
+    return out, err
 
 
 def prepare_dir(path: Path, uid: int | None, mode: int = 0o700) -> None:
@@ -199,9 +252,9 @@ def prepare_dir(path: Path, uid: int | None, mode: int = 0o700) -> None:
 
 
 def build_command(
-    settings: SandboxSettings, tier: str, conf: Confinement, argv: list[str]
+    settings: SandboxSettings, layout: Layout, tier: str, conf: Confinement, argv: list[str]
 ) -> Command:
-    """The full command: prlimit → bwrap (namespaces, mounts, seccomp) → the process."""
+    """The full command: setpriv (as root) → prlimit → bwrap (namespaces, mounts, seccomp)."""
     uid = host_uid(settings, conf.key)
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -216,13 +269,18 @@ def build_command(
     if conf.proxy_socket is not None:
         proxy = f"http://127.0.0.1:{PROXY_PORT}"
         env.update(HTTP_PROXY=proxy, HTTPS_PROXY=proxy, http_proxy=proxy, https_proxy=proxy)
-    prlimit = ["prlimit", *conf.limits.prlimit_args(), "--"]
+    prlimit = [
+        *identity_prefix(uid),
+        shutil.which("prlimit") or "/usr/bin/prlimit",
+        *conf.limits.prlimit_args(),
+        "--",
+    ]
     if tier == NONE:
         return Command(
             [*prlimit, *argv], (), uid, uid, {**env, "HOME": str(conf.workdir)}, str(conf.workdir)
         )
     if tier == LANDLOCK_FALLBACK:
-        return _fallback_command(settings, conf, env, prlimit, argv, uid)
+        return _fallback_command(settings, layout, conf, env, prlimit, argv, uid)
     args = [
         settings.bwrap,
         "--unshare-all",
@@ -281,11 +339,11 @@ def build_command(
     ]
     if not conf.service_packages:
         env["PYTHONPATH"] = conf.env.get("PYTHONPATH", "")
-    elif settings.python_packages and Path(settings.python_packages).is_dir():
-        args += ["--ro-bind", settings.python_packages, SITE_PACKAGES]
-    args += ["--ro-bind", str(Path(__file__).parent / "inside"), SUPPORT_DIR]
-    for path in settings.ro_paths:
-        args += ["--ro-bind-try", path, path]
+    elif layout.packages is not None:
+        args += ["--ro-bind", str(layout.packages), SITE_PACKAGES]
+    args += ["--ro-bind", str(layout.support), SUPPORT_DIR]
+    for source, dest in layout.ro_paths:
+        args += ["--ro-bind-try", source, dest]
     for src, dest in conf.ro_binds:
         args += ["--ro-bind", src, dest]
     if conf.proxy_socket is not None:
@@ -305,6 +363,7 @@ def build_command(
 
 def _fallback_command(
     settings: SandboxSettings,
+    layout: Layout,
     conf: Confinement,
     env: dict[str, str],
     prlimit: list[str],
@@ -312,7 +371,7 @@ def _fallback_command(
     uid: int | None,
 ) -> Command:
     """Host paths, Landlock rules for them, seccomp, no network (the pod's policy adds egress)."""
-    support = str(Path(__file__).parent / "inside")
+    support = str(layout.support)
     tmp = conf.workdir / ".tmp"
     tmp.mkdir(exist_ok=True)
     if uid is not None:
@@ -333,13 +392,13 @@ def _fallback_command(
         "/dev/random",
         "/dev/zero",
         support,
-        *settings.ro_paths,
+        *(dest for _, dest in layout.ro_paths),
         *(s for s, _ in conf.ro_binds),
     ]
     env = {**env, "HOME": str(conf.workdir), "TMPDIR": str(tmp)}
-    if conf.service_packages and settings.python_packages:
-        ro.append(settings.python_packages)
-        env["PYTHONPATH"] = settings.python_packages
+    if conf.service_packages and layout.packages is not None:
+        ro.append(str(layout.packages))
+        env["PYTHONPATH"] = str(layout.packages)
     else:
         env["PYTHONPATH"] = conf.env.get("PYTHONPATH", "")
     fd = _memfd(seccomp.build_filter())
@@ -351,9 +410,8 @@ def _fallback_command(
 
 
 def _memfd(data: bytes) -> int:
-    """An inheritable fd holding `data` at offset 0 (what --seccomp reads)."""
-    fd = os.memfd_create("switchboard-seccomp", 0)
+    """An fd holding `data` at offset 0 (what --seccomp reads); the child gets it by pass_fds."""
+    fd = os.memfd_create("switchboard-seccomp", os.MFD_CLOEXEC)
     os.write(fd, data)
     os.lseek(fd, 0, os.SEEK_SET)
-    os.set_inheritable(fd, True)
     return fd

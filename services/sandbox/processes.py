@@ -21,6 +21,7 @@ import structlog
 from libs.common.errors import Conflict, Unavailable, UpstreamError, UpstreamTimeout
 from libs.common.events import now_iso
 from services.sandbox import isolation
+from services.sandbox.layout import Layout
 from services.sandbox.settings import SandboxSettings
 
 log = structlog.get_logger()
@@ -121,6 +122,7 @@ class HostedProcess:
         self.last_used = time.monotonic()
         self.restarts = 0
         self.exit_code: int | None = None
+        self.last_stderr: str | None = None  # what it said last on stderr
         self.reason: str | None = None
         self.init_result: dict[str, Any] | None = None
         self.backoff_task: asyncio.Task | None = None
@@ -180,7 +182,7 @@ class HostedProcess:
         """Spawn the sandbox, read its streams, and perform the MCP initialize handshake."""
         self.manager.check_capacity(self)
         await self._set_state(STARTING)
-        workdir = Path(self.settings.work_root).resolve() / "servers" / _safe(self.key)
+        workdir = self.manager.layout.work_root / "servers" / _safe(self.key)
         uid = isolation.host_uid(self.settings, self.key)
         isolation.prepare_dir(workdir, uid)
         proxy = await self.manager.proxy_for(
@@ -194,21 +196,20 @@ class HostedProcess:
             proxy_socket=proxy,
         )
         cmd = isolation.build_command(
-            self.settings, self.manager.tier, conf, [self.spec.command, *self.spec.args]
+            self.settings,
+            self.manager.layout,
+            self.manager.tier,
+            conf,
+            [self.spec.command, *self.spec.args],
         )
         self._expected_exit = False
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *cmd.argv,
+            self.proc = await isolation.spawn(
+                cmd,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                pass_fds=cmd.pass_fds,
-                start_new_session=True,
                 limit=STREAM_LIMIT,
-                env=cmd.env or {},
-                cwd=cmd.cwd,
-                **_identity(cmd),
             )
         except OSError as exc:
             await self._set_state(FAILED, f"spawn failed: {exc}")
@@ -219,6 +220,7 @@ class HostedProcess:
         self.pid = self.proc.pid
         self.started_at = time.monotonic()
         self.exit_code = None
+        self.last_stderr = None
         self._tasks = [
             asyncio.create_task(self._read_stdout()),
             asyncio.create_task(self._read_stderr()),
@@ -341,7 +343,10 @@ class HostedProcess:
                 continue
             if not raw:
                 return
-            self.manager.log(self.spec.name, "stderr", raw.decode(errors="replace").rstrip())
+            text = raw.decode(errors="replace").rstrip()
+            if text.strip():
+                self.last_stderr = text.strip()[-500:]
+            self.manager.log(self.spec.name, "stderr", text)
 
     async def _watch(self) -> None:
         """Wait for the exit; an unexpected one is a crash, restarted with backoff."""
@@ -349,18 +354,25 @@ class HostedProcess:
         code = await self.proc.wait()
         self.exit_code = code
         self.pid = None
+        if self._tasks:  # what it said last on stderr says why (bwrap's refusal, a traceback)
+            await asyncio.wait({self._tasks[1]}, timeout=1)
+        said = f": {self.last_stderr}" if self.last_stderr else ""
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(
                     UpstreamError(
-                        f"Server {self.spec.name!r} exited (code {code}).",
-                        details={"server": self.spec.name, "exit_code": code},
+                        f"Server {self.spec.name!r} exited (code {code}){said}",
+                        details={
+                            "server": self.spec.name,
+                            "exit_code": code,
+                            "stderr": self.last_stderr,
+                        },
                     )
                 )
         if self._expected_exit:
             return
         self.manager.log(self.spec.name, "system", f"process exited unexpectedly with code {code}")
-        await self._set_state(CRASHED, f"exited with code {code}")
+        await self._set_state(CRASHED, f"exited with code {code}{said}")
         self.restarts += 1
         if self.restarts > self.settings.max_restarts:
             await self._set_state(FAILED, f"crashed {self.restarts} times; not restarting")
@@ -437,13 +449,6 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-def _identity(cmd: isolation.Command) -> dict[str, Any]:
-    """subprocess kwargs for the host uid/gid."""
-    if cmd.uid is None:
-        return {}
-    return {"user": cmd.uid, "group": cmd.gid, "extra_groups": []}
-
-
 def _safe(key: str) -> str:
     """A file-name-safe form of a process key."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", key)[:120]
@@ -455,6 +460,7 @@ class ProcessManager:
     def __init__(
         self,
         settings: SandboxSettings,
+        layout: Layout,
         tier: str,
         *,
         on_status: StatusHook,
@@ -462,6 +468,7 @@ class ProcessManager:
         proxy: Any = None,
     ) -> None:
         self.settings = settings
+        self.layout = layout
         self.tier = tier
         self.on_status = on_status
         self.on_log = on_log

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,8 +22,9 @@ from libs.common.events import (
     EgressRefused,
     ProcessStatus,
 )
-from services.sandbox import isolation, store
+from services.sandbox import isolation, selftest, store
 from services.sandbox.egress import EgressProxy, host_matches
+from services.sandbox.layout import ensure_dir, plan
 from services.sandbox.ownership import Ownership
 from services.sandbox.policy import Policy, PolicyCache
 from services.sandbox.processes import FAILED, STOPPED, ProcessManager, ServerSpec
@@ -47,6 +47,9 @@ class Runtime:
         self.bus = bus
         self.instance = instance
         self.tier, self.tier_reason = isolation.probe_tier(settings)
+        self.layout = plan(settings, instance)
+        for note in self.layout.notes:
+            log.warning("sandbox_path_relocated", detail=note)
         # under gVisor the pod's user-space kernel is the boundary to the host; bwrap is optional
         self.gvisor, self.gvisor_reason = isolation.detect_gvisor(
             settings.gvisor, isolation.read_proc_version()
@@ -54,6 +57,7 @@ class Runtime:
         self.proxy = EgressProxy(self.host_allowed, self.egress_refused)
         self.manager = ProcessManager(
             settings,
+            self.layout,
             self.tier,
             on_status=self.process_status,
             on_log=self.publish_log,
@@ -68,9 +72,10 @@ class Runtime:
             releasable=self.releasable,
         )
         self.replicas: Any = None  # services.sandbox.replicas.Replicas, set by the app
+        self.self_test: selftest.SelfTest | None = None  # set by start()
         self.policy_cache = PolicyCache()
         self.workspace = Workspace(
-            Path(settings.work_root) / "workspace",
+            self.layout.work_root / "workspace",
             settings.max_file_bytes,
             settings.max_extract_bytes,
         )
@@ -81,10 +86,14 @@ class Runtime:
 
     async def start(self) -> None:
         """Prepare the work root and start supervising."""
-        root = Path(self.settings.work_root).resolve()
+        root = self.layout.work_root
         for sub in (root, root / "servers", root / "runs"):
-            sub.mkdir(parents=True, exist_ok=True)
-            sub.chmod(0o711)  # sandbox uids traverse to their own dir, and list nothing
+            ensure_dir(sub)
+        self.self_test = await selftest.run(self.settings, self.layout, self.tier)
+        if self.self_test.ok:
+            log.info("sandbox_self_test_passed", duration_ms=self.self_test.duration_ms)
+        else:
+            log.error("sandbox_self_test_failed", cause=self.self_test.cause)
         self.workspace.ensure()
         await self.manager.start()
         await self.ownership.start()
@@ -97,6 +106,7 @@ class Runtime:
         except Exception:
             log.exception("sandbox_leases_not_released")
         await self.proxy.close()
+        self.layout.remove_stage()
 
     @property
     def isolation_tier(self) -> str:

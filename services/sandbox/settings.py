@@ -7,6 +7,8 @@ from typing import ClassVar
 
 from libs.common.settings import Settings, env
 
+DEFAULT_WORK_ROOT = ".run/sandbox"  # moved when sandbox uids cannot reach it (layout.py)
+
 
 def _default_packages() -> str:
     """The service's own site-packages (it carries the MCP SDK hosted Python servers use)."""
@@ -20,7 +22,7 @@ class SandboxSettings(Settings):
     service: ClassVar[str] = "sandbox"
     default_port: ClassVar[int] = 8104
 
-    work_root: str = env("SANDBOX_WORK_ROOT", ".run/sandbox")
+    work_root: str = env("SANDBOX_WORK_ROOT", DEFAULT_WORK_ROOT)
     bwrap: str = env("SANDBOX_BWRAP", "bwrap")
     python: str = env("SANDBOX_PYTHON", "/usr/bin/python3")
     python_packages: str = env("SANDBOX_PYTHON_PACKAGES", _default_packages())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -76,7 +74,7 @@ async def _admin(request: Request) -> None:
 async def modules_enhanced(request: Request) -> Response:
     """The allowlist with install status, versions and the import names each package provides."""
     await _admin(request)
-    root = Path(request.state.runtime.settings.work_root).resolve()
+    root = request.state.runtime.layout.work_root
     async with request.state.pool.acquire() as conn:
         rows = await store.list_modules(conn)
     items = []
@@ -113,7 +111,7 @@ async def install_module(request: Request) -> Response:
 
 async def _install(request: Request, name: str):
     """Install and record the outcome."""
-    root = Path(request.state.runtime.settings.work_root).resolve()
+    root = request.state.runtime.layout.work_root
     outcome = await modules.install(root, name)
     async with request.state.pool.acquire() as conn:
         return await store.set_module_install(
@@ -124,7 +122,7 @@ async def _install(request: Request, name: str):
 async def sync_modules(request: Request) -> Response:
     """Install every allowlisted module that is not installed yet."""
     await _admin(request)
-    root = Path(request.state.runtime.settings.work_root).resolve()
+    root = request.state.runtime.layout.work_root
     async with request.state.pool.acquire() as conn:
         rows = await store.list_modules(conn)
     results = []

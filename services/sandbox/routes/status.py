@@ -1,4 +1,4 @@
-"""GET /api/v1/sandbox/status: the active isolation tier, limits and process counts."""
+"""GET /api/v1/sandbox/status: isolation tier, self-test, limits and process counts."""
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,7 +10,7 @@ from services.sandbox import store
 
 
 async def sandbox_status(request: Request) -> Response:
-    """The isolation tier, default limits, and processes by state."""
+    """The isolation tier, the start-up self-test, default limits, and processes by state."""
     await authenticate(request)
     rt = request.state.runtime
     async with request.state.pool.acquire() as conn:
@@ -28,6 +28,7 @@ async def sandbox_status(request: Request) -> Response:
                 or rt.gvisor
                 or rt.settings.allow_unisolated,
             },
+            "self_test": rt.self_test.to_dict() if rt.self_test is not None else None,
             "limits": rt.manager.limits().to_dict(),
             "idle_timeout_s": rt.settings.idle_timeout_s,
             "max_per_server": rt.settings.max_per_server,

@@ -89,19 +89,8 @@ async def _spawn_shell(rt: Runtime, tty: int) -> tuple[asyncio.subprocess.Proces
     conf.limits = isolation.Limits(
         policy.memory_mb, int(MAX_SESSION_S), policy.nofile, policy.nproc, policy.fsize_mb
     )
-    cmd = isolation.build_command(rt.settings, rt.tier, conf, ["/bin/sh", "-i"])
-    identity = {} if cmd.uid is None else {"user": cmd.uid, "group": cmd.gid, "extra_groups": []}
-    proc = await asyncio.create_subprocess_exec(
-        *cmd.argv,
-        stdin=tty,
-        stdout=tty,
-        stderr=tty,
-        pass_fds=cmd.pass_fds,
-        start_new_session=True,
-        env=cmd.env or {},
-        cwd=cmd.cwd,
-        **identity,
-    )
+    cmd = isolation.build_command(rt.settings, rt.layout, rt.tier, conf, ["/bin/sh", "-i"])
+    proc = await isolation.spawn(cmd, stdin=tty, stdout=tty, stderr=tty)
     return proc, cmd.pass_fds
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ from tests.support.registry import MASTER_KEY
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sandbox"
 ECHO_SERVER = str(FIXTURES / "echo_server.py")
-WORK_ROOT = Path(__file__).resolve().parents[3] / ".run" / "test-sandbox"
+# in the system temp dir, which every sandbox uid can reach wherever the checkout lies (a work
+# root below a 0700 directory is refused: test_layout.py)
+WORK_ROOT = Path(tempfile.gettempdir()) / "switchboard-test-sandbox"
 
 
 # this package runs in a NATS namespace and a database of its own

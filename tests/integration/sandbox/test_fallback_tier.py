@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import textwrap
 from collections.abc import AsyncIterator
@@ -18,9 +19,10 @@ from services.sandbox.execution import RunRequest, run_code
 from services.sandbox.isolation import LANDLOCK_FALLBACK, Limits
 from services.sandbox.processes import ServerSpec
 from services.sandbox.runtime import Runtime
-from tests.integration.sandbox.conftest import ECHO_SERVER, sandbox_settings
+from tests.integration.sandbox.conftest import FIXTURES, WORK_ROOT, sandbox_settings
 
 SMALL = Limits(memory_mb=256, cpu_s=2, nofile=64, nproc=16, fsize_mb=1)
+REACHABLE_FIXTURES = WORK_ROOT / f"fixtures-{secrets.token_hex(4)}"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,16 @@ async def fallback(
     pg_url: str, nats_url: str, namespace: str, sandbox: Any
 ) -> AsyncIterator[Runtime]:
     """A runtime forced onto the fallback tier (migrations were applied by the sandbox app)."""
-    settings = sandbox_settings(pg_url, nats_url, namespace, SANDBOX_ISOLATION="landlock-fallback")
+    # without a mount namespace, a hosted server's own files must be reachable where they are
+    # (the self-test says so otherwise): the echo fixture is copied out of the checkout
+    settings = sandbox_settings(
+        pg_url,
+        nats_url,
+        namespace,
+        SANDBOX_ISOLATION="landlock-fallback",
+        SANDBOX_RO_PATHS=str(REACHABLE_FIXTURES),
+    )
+    shutil.copytree(FIXTURES, REACHABLE_FIXTURES, dirs_exist_ok=True)
     async with (
         db.open_pool(settings) as pool,
         busmod.connect(settings, name="sandbox-fallback-test") as bus,
@@ -36,6 +47,7 @@ async def fallback(
     ):
         yield rt
     shutil.rmtree(settings.work_root, ignore_errors=True)
+    shutil.rmtree(REACHABLE_FIXTURES, ignore_errors=True)
 
 
 async def run(rt: Runtime, code: str) -> dict[str, Any]:
@@ -112,7 +124,8 @@ async def test_tcp_ptrace_and_the_service_environment_are_blocked(fallback: Runt
 
 
 async def test_a_stdio_server_is_hosted_on_the_fallback_tier(fallback: Runtime) -> None:
-    spec = ServerSpec(name="fallback-echo", command="python3", args=(ECHO_SERVER,))
+    echo = str(REACHABLE_FIXTURES / "echo_server.py")
+    spec = ServerSpec(name="fallback-echo", command="python3", args=(echo,))
     message = {
         "jsonrpc": "2.0",
         "id": 1,

@@ -231,6 +231,9 @@ async def test_the_status_reports_the_isolation_tier(api: httpx.AsyncClient, adm
     assert resp.status_code == 200
     assert resp.json()["isolation"]["tier"] == "bwrap-userns"
     assert resp.json()["limits"]["memory_mb"] == 2048
+    self_test = resp.json()["self_test"]
+    assert self_test["ok"] is True, self_test
+    assert {c["name"] for c in self_test["checks"]} == {"layout", "hosted_server", "code_run"}
 
 
 async def test_discovering_a_stopped_server_answers_its_last_listing_without_starting_it(

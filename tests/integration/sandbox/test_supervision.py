@@ -15,6 +15,7 @@ import pytest
 
 from libs.common.errors import Unavailable
 from services.sandbox import isolation
+from services.sandbox.layout import ensure_dir, plan
 from services.sandbox.processes import ProcessManager, ServerSpec
 from services.sandbox.settings import SandboxSettings
 from tests.integration.sandbox.conftest import ECHO_SERVER, FIXTURES, WORK_ROOT
@@ -41,19 +42,19 @@ async def manager() -> AsyncIterator[tuple[ProcessManager, list[dict[str, Any]]]
         health_interval_s=1.0,
         backoff_base_s=0.2,
     )
-    for sub in (Path(settings.work_root), Path(settings.work_root) / "servers"):
-        sub.mkdir(parents=True, exist_ok=True)
-        sub.chmod(0o711)
+    layout = plan(settings, "supervision")
+    ensure_dir(layout.work_root / "servers")
     seen: list[dict[str, Any]] = []
 
     async def record(snap: dict[str, Any]) -> None:
         seen.append(snap)
 
     tier, _ = isolation.probe_tier(settings)
-    mgr = ProcessManager(settings, tier, on_status=record)
+    mgr = ProcessManager(settings, layout, tier, on_status=record)
     await mgr.start()
     yield mgr, seen
     await mgr.close()
+    layout.remove_stage()
     shutil.rmtree(settings.work_root, ignore_errors=True)
 
 

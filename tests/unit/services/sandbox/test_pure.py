@@ -7,6 +7,7 @@ from pathlib import Path
 
 from services.sandbox import isolation, seccomp
 from services.sandbox.egress import host_matches, parse_target
+from services.sandbox.layout import Layout
 from services.sandbox.settings import SandboxSettings
 from services.sandbox.validation import check_arguments, validate_code
 
@@ -65,12 +66,16 @@ def test_proxy_targets_and_allowlist_patterns() -> None:
 
 def test_the_bwrap_command_isolates_everything_and_passes_the_seccomp_fd(tmp_path: Path) -> None:
     settings = SandboxSettings(work_root=str(tmp_path))
+    layout = Layout(tmp_path, tmp_path / "inside", None, (), None)
     limits = isolation.Limits(256, 5, 64, 16, 1)
     conf = isolation.Confinement(key="k", workdir=tmp_path, limits=limits, env={"A": "1"})
-    cmd = isolation.build_command(settings, isolation.BWRAP_USERNS, conf, ["python3", "x.py"])
+    argv = ["python3", "x.py"]
+    cmd = isolation.build_command(settings, layout, isolation.BWRAP_USERNS, conf, argv)
     try:
         argv = cmd.argv
-        assert argv[0] == "prlimit" and "--as=268435456" in argv and "--nproc=16" in argv
+        prlimit = next(i for i, a in enumerate(argv) if a.endswith("/prlimit"))
+        assert "--as=268435456" in argv and "--nproc=16" in argv
+        assert argv[prlimit + 1 :].index("--") < argv[prlimit + 1 :].index("--unshare-all")
         for flag in ("--unshare-all", "--die-with-parent", "--disable-userns", "--clearenv"):
             assert flag in argv
         assert argv[argv.index("--seccomp") + 1] == str(cmd.pass_fds[0])
