@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,11 +99,32 @@ class Nginx:
         log = self.log_path
         raise RuntimeError(f"nginx failed to start; see {log}:\n{proc.tail(log)}")
 
-    def reload(self) -> None:
-        """Re-render the config for the current upstreams and make nginx load it."""
+    def reload(self, settle_s: float = 5.0) -> None:
+        """Re-render the config for the current upstreams, make nginx load it, and wait (up to
+        settle_s) until the old workers are gone: until then they close their idle keep-alive
+        connections, and a client sending on one as it closes sees a reset, not an answer."""
         self.write_config()
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGHUP)
+        if self.process is None or self.process.poll() is not None:
+            return
+        old = self.workers()
+        os.kill(self.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline and (not (now := self.workers()) or now & old):
+            time.sleep(0.02)
+
+    def workers(self) -> set[int]:
+        """Pids of the master's worker processes."""
+        if self.process is None:
+            return set()
+        found = set()
+        for stat_file in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == self.process.pid:  # the parent pid
+                found.add(int(stat_file.parent.name))
+        return found
 
     def stop(self) -> None:
         """Stop nginx if it runs."""

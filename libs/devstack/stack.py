@@ -124,7 +124,7 @@ class Stack:
         self._routed.append(replica)
         await self.wait_replica_healthy(replica, timeout)
         self._route()
-        self.nginx.reload()
+        await asyncio.to_thread(self.nginx.reload)
         return replica
 
     def kill(self, service: str) -> list[ServiceProcess]:

@@ -9,24 +9,31 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.acceptance.rest import Admin, expect
+from tests.acceptance.rest import Admin
+
+
+async def consumer_state(api: httpx.AsyncClient, admin: Admin) -> dict[str, Any] | str:
+    """The audit consumer's lag (`pending`, `ack_pending`) from health/detail, or the answer."""
+    resp = await api.get("/api/v1/health/detail", headers=admin.headers)
+    consumer = resp.json().get("consumer") if resp.status_code == 200 else None
+    return consumer if isinstance(consumer, dict) else f"{resp.status_code} {resp.text[:300]}"
+
+
+def idle(state: dict[str, Any] | str) -> bool:
+    """Whether the consumer has nothing pending and nothing unacknowledged."""
+    return isinstance(state, dict) and state.get("pending") == 0 and state.get("ack_pending") == 0
 
 
 async def caught_up(api: httpx.AsyncClient, admin: Admin, wait_s: float = 60) -> None:
-    """Wait until the audit consumer has nothing pending or unacknowledged (health/detail)."""
-    detail: Any = None
+    """Wait until the audit consumer is idle: every event in the stream has been stored."""
+    state: dict[str, Any] | str = ""
     try:
         async with asyncio.timeout(wait_s):
-            while True:
-                resp = await api.get("/api/v1/health/detail", headers=admin.headers)
-                detail = resp.json() if resp.status_code == 200 else resp.text[:300]
-                consumer = detail.get("consumer") if isinstance(detail, dict) else None
-                if consumer and consumer["pending"] == 0 and consumer["ack_pending"] == 0:
-                    return
+            while not idle(state := await consumer_state(api, admin)):
                 await asyncio.sleep(0.2)
     except TimeoutError:
         raise AssertionError(
-            f"audit: the consumer did not catch up within {wait_s:.0f}s: {detail}"
+            f"audit: the consumer did not catch up within {wait_s:.0f}s: {state}"
         ) from None
 
 
@@ -37,31 +44,36 @@ async def calls_of(api: httpx.AsyncClient, admin: Admin, server: str) -> list[di
         params={"format": "ndjson", "server": server},
         headers=admin.headers,
     )
-    expect(resp, 200, "audit: export the call records")
+    assert resp.status_code == 200, f"audit: export the call records: {resp.text[:600]}"
     return [orjson.loads(line) for line in resp.content.splitlines() if line.strip()]
+
+
+async def by_trace(
+    api: httpx.AsyncClient, admin: Admin, server: str, traces: set[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The records of `server` carrying each of `traces`."""
+    found: dict[str, list[dict[str, Any]]] = {t: [] for t in traces}
+    for record in await calls_of(api, admin, server):
+        if record.get("trace_id") in found:
+            found[record["trace_id"]].append(record)
+    return found
 
 
 async def records_by_trace(
     api: httpx.AsyncClient, admin: Admin, server: str, traces: set[str], wait_s: float = 60
 ) -> dict[str, list[dict[str, Any]]]:
-    """The records of `server` for each trace id, once every trace has one (or `wait_s` passed)
-    and the consumer is idle, so a duplicate would have been stored too."""
-    found: dict[str, list[dict[str, Any]]] = {}
+    """The records of `server` for each trace id once the consumer is idle (every event in the
+    stream stored, redeliveries included, so a missing record is lost and a duplicate shows)."""
     try:
         async with asyncio.timeout(wait_s):
-            while True:
-                found = {t: [] for t in traces}
-                for record in await calls_of(api, admin, server):
-                    if record.get("trace_id") in found:
-                        found[record["trace_id"]].append(record)
-                if all(found.values()):
+            while not all((await by_trace(api, admin, server, traces)).values()):
+                if idle(await consumer_state(api, admin)):
                     break
                 await asyncio.sleep(0.3)
     except TimeoutError:
-        return found
+        raise AssertionError(
+            f"audit: neither every record stored nor the consumer idle within {wait_s:.0f}s: "
+            f"{await consumer_state(api, admin)}"
+        ) from None
     await caught_up(api, admin)
-    found = {t: [] for t in traces}
-    for record in await calls_of(api, admin, server):
-        if record.get("trace_id") in found:
-            found[record["trace_id"]].append(record)
-    return found
+    return await by_trace(api, admin, server, traces)

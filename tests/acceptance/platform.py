@@ -14,6 +14,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -123,6 +124,11 @@ class PrivateNats:
         if self.server is not None:
             await asyncio.to_thread(self.server.stop)
             self.server = None
+
+    def freeze(self) -> None:
+        """SIGSTOP it: it keeps its connections and answers nothing (a hung server)."""
+        if self.server is not None and self.server.process is not None:
+            os.killpg(self.server.process.pid, signal.SIGSTOP)
 
 
 def copy_checkout(source: Path = proc.ROOT) -> Path:

@@ -111,23 +111,20 @@ class LegacySession:
         resp = await self.http.post("/mcp", json=body, headers={**self.headers, **(extra or {})})
         return rid, resp
 
-    async def open(self) -> dict[str, Any]:
-        """initialize + notifications/initialized; return the initialize result."""
+    async def initialize(self, extra: dict[str, str] | None = None) -> tuple[int, httpx.Response]:
+        """POST initialize; return its id and the answer (see `initialized`)."""
         params = {
             "protocolVersion": SESSION_REVISION,
             "capabilities": {},
             "clientInfo": CLIENT_INFO,
         }
-        rid, resp = await self.request("initialize", params)
-        doc = message(resp, rid)
-        assert resp.status_code == 200 and doc and "result" in doc, (
-            f"gateway: initialize a {SESSION_REVISION} session answered {resp.status_code}: "
-            f"{resp.text[:600]}"
-        )
-        self.session_id = resp.headers["mcp-session-id"]
+        return await self.request("initialize", params, extra)
+
+    async def initialized(self, answer: httpx.Response) -> None:
+        """Adopt the session id of a successful initialize; send notifications/initialized."""
+        self.session_id = answer.headers["mcp-session-id"]
         note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
         await self.http.post("/mcp", json=note, headers=self.headers)
-        return doc["result"]
 
     async def call(
         self, tool: str, arguments: dict[str, Any], extra: dict[str, str] | None = None
