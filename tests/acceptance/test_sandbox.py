@@ -124,24 +124,34 @@ async def test_the_sandbox_reports_a_working_isolation_tier_and_a_passing_self_t
     assert self_test.get("ok") is True, f"sandbox: the start-up self-test passes: {self_test}"
 
 
-async def test_server_everything_from_npm_runs_as_a_sandboxed_stdio_server_called_through_mcp(
-    platform: Platform, api: httpx.AsyncClient, admin: Admin
+async def register_everything(
+    platform: Platform, api: httpx.AsyncClient, admin: Admin, name: str, **fields: Any
 ) -> None:
-    capability = "sandbox: server-everything (npm) as a stdio server, called through /mcp"
-    name = unique("everything")
+    """Register server-everything (npm) as a stdio server; wait until /mcp lists its echo."""
     body = {
         "name": name,
         "transport": "stdio",
         "command": "node",
         "args": [str(node.SERVER_EVERYTHING), "stdio"],
+        **fields,
     }
     server = expect(
         await api.post("/api/v1/servers", json=body, headers=admin.headers),
         201,
         "registry: register a stdio server",
     )
-    assert server["status"] == "healthy", f"{capability}: discovered: {server}; {platform.logs()}"
+    assert server["status"] == "healthy", (
+        f"sandbox: a stdio server is discovered in the sandbox: {server}; {platform.logs()}"
+    )
     await wait_routed(api, admin.key, f"{name}__echo")
+
+
+async def test_server_everything_from_npm_runs_as_a_sandboxed_stdio_server_called_through_mcp(
+    platform: Platform, api: httpx.AsyncClient, admin: Admin
+) -> None:
+    capability = "sandbox: server-everything (npm) as a stdio server, called through /mcp"
+    name = unique("everything")
+    await register_everything(platform, api, admin, name)
     async with sdk_client(platform.url, admin.key) as client:
         text = await call_text(client, f"{name}__echo", {"message": "from the sandbox"})
     assert text == "Echo: from the sandbox", f"{capability}: {text}; {platform.logs()}"
@@ -152,6 +162,17 @@ async def test_server_everything_from_npm_runs_as_a_sandboxed_stdio_server_calle
     )
     states = [p["state"] for p in status["processes"]]
     assert states == ["running"], f"{capability}: one running process: {status}"
+
+
+async def test_a_per_user_stdio_server_with_a_long_name_is_called_through_mcp(
+    platform: Platform, api: httpx.AsyncClient, admin: Admin
+) -> None:
+    capability = "sandbox: a per-user stdio server (a process per user) called through /mcp"
+    name = unique("everything-for-each-user")  # 31 characters; names may have 64
+    await register_everything(platform, api, admin, name, per_user=True)
+    async with sdk_client(platform.url, admin.key) as client:
+        text = await call_text(client, f"{name}__echo", {"message": "mine"})
+    assert text == "Echo: mine", f"{capability}: {text}; {platform.logs()}"
 
 
 async def test_a_code_tool_is_created_approved_and_called_through_mcp(
