@@ -1,6 +1,6 @@
 """The acceptance suite's stack: booted once per pytest worker exactly as `make run` boots it.
 
-- `platform` (session): tests.acceptance.platform.Platform (`.url`, `.stack`, `.admin`,
+- `platform` (session): tests.acceptance.platform_boot.Platform (`.url`, `.stack`, `.admin`,
   `.postgres.restart()`, `.nats.kill()/.start()`, `.root` the 0700 copy it runs from).
 - `api`: an httpx client of nginx; `admin`: the platform admin's JWT and an API key.
 - `weather`: a Python SDK upstream (tests/support/upstreams) registered through nginx.
@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.acceptance.platform import Platform, booted
+from tests.acceptance.platform_boot import Platform, booted
 from tests.acceptance.rest import Admin, sign_in_admin
 from tests.acceptance.wire import register_http, wait_routed
 from tests.support.upstreams import make_upstream, run_upstream

@@ -10,7 +10,7 @@ import orjson
 import websockets
 
 from tests.acceptance.audit_trail import records_by_trace
-from tests.acceptance.platform import Platform
+from tests.acceptance.platform_boot import Platform
 from tests.acceptance.rest import Admin
 from tests.acceptance.wire import message, traceparent
 from tests.e2e.gateway_support import call_tool

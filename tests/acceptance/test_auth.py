@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from tests.acceptance.platform import Platform
+from tests.acceptance.platform_boot import Platform
 from tests.acceptance.rest import Admin, bearer, error_code, expect, unique
 from tests.acceptance.wire import message
 from tests.e2e.gateway_support import list_tools, modern, modern_headers, tool_names

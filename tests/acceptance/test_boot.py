@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 from libs.devstack.services import SERVICES
-from tests.acceptance.platform import Platform
+from tests.acceptance.platform_boot import Platform
 
 PLATFORM_VARIABLES = ("DATABASE_URL", "NATS_URL", "LOG_LEVEL", "SWITCHBOARD_")
 # what `make run` sets (libs/devstack/launch.py, stack.py, services.py), and the one variable
-# the suite adds (tests/acceptance/platform.py says why)
+# the suite adds (tests/acceptance/platform_boot.py says why)
 MAKE_RUN_SETS = {
     "DATABASE_URL",
     "NATS_URL",

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.acceptance.npm_peers import everything_over_http, run_ts_client
-from tests.acceptance.platform import Platform
+from tests.acceptance.platform_boot import Platform
 from tests.acceptance.rest import Admin, expect, unique
 from tests.acceptance.sdk import call_text, sdk_client
 from tests.acceptance.wire import register_http, wait_routed

@@ -7,7 +7,7 @@ import secrets
 
 import httpx
 
-from tests.acceptance.platform import Platform
+from tests.acceptance.platform_boot import Platform
 from tests.acceptance.rest import Admin, expect, unique
 from tests.acceptance.wire import register_http, wait_routed
 from tests.e2e.gateway_support import list_tools, tool_names

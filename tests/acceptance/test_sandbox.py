@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from libs.devstack import proc
-from tests.acceptance.platform import Platform
+from tests.acceptance.platform_boot import Platform
 from tests.acceptance.rest import Admin, expect, unique
 from tests.acceptance.sdk import call_text, sdk_client
 from tests.acceptance.wire import message, wait_routed

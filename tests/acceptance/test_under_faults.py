@@ -19,7 +19,7 @@ from mcp.server.mcpserver import MCPServer
 from libs.devstack.stack import StackError
 from tests.acceptance.audit_trail import records_by_trace
 from tests.acceptance.load import Load, Outcome
-from tests.acceptance.platform import Platform
+from tests.acceptance.platform_boot import Platform
 from tests.acceptance.rest import Admin, expect, unique
 from tests.acceptance.wire import register_http
 from tests.e2e.gateway_support import wait_listed

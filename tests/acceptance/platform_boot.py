@@ -11,6 +11,7 @@ as their working directory (uvloop, default settings and log level), behind ngin
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
 import shutil
@@ -35,6 +36,8 @@ from tests.support import node
 
 LOGS = proc.run_dir() / "logs"  # in the original checkout, so the logs outlive the copy
 PROJECT = "switchboard"
+COPY_PREFIX = "sbacc-"  # tempfile.mkdtemp's directories of this suite (a copy is ~200 MB)
+STALE_S = 3 * 3600  # a copy this old was left by a run that was killed: removed at the next
 
 
 @dataclass
@@ -133,7 +136,7 @@ class PrivateNats:
 
 def copy_checkout(source: Path = proc.ROOT) -> Path:
     """The working tree's source files and a copy of its .venv, in a fresh 0700 directory."""
-    private = Path(tempfile.mkdtemp())  # mode 0700
+    private = Path(tempfile.mkdtemp(prefix=COPY_PREFIX))  # mode 0700
     root = private / PROJECT
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -204,11 +207,24 @@ def _uninstall(root: Path, packages: list[str]) -> None:
         )
 
 
-def remove_old_logs(max_age_s: float = 3600) -> None:
-    """Delete acceptance log directories of earlier runs older than max_age_s."""
+def remove_leftovers() -> None:
+    """Delete the logs of earlier runs older than an hour, and copies killed runs left behind."""
     for path in LOGS.glob("acceptance-*"):
-        if time.time() - path.stat().st_mtime > max_age_s:
+        if time.time() - path.stat().st_mtime > 3600:
             shutil.rmtree(path, ignore_errors=True)
+    for path in Path(tempfile.gettempdir()).glob(f"{COPY_PREFIX}*"):
+        if time.time() - path.stat().st_mtime > STALE_S:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def relocated_work_root(root: Path) -> Path:
+    """Where the sandbox, run as root, moves the default work root of the checkout at root
+    (services/sandbox/layout.py: other users cannot enter the 0700 directory)."""
+    configured = str((root / ".run" / "sandbox").resolve())
+    return (
+        Path("/var/tmp")
+        / f"switchboard-sandbox-{hashlib.sha256(configured.encode()).hexdigest()[:12]}"
+    )
 
 
 async def start(stack: Stack) -> str | None:
@@ -227,7 +243,7 @@ async def start(stack: Stack) -> str | None:
 @asynccontextmanager
 async def booted() -> AsyncIterator[Platform]:
     """Boot the platform from a fresh copy; stop and remove everything afterwards."""
-    remove_old_logs()
+    remove_leftovers()
     root = await asyncio.to_thread(copy_checkout)
     pg = PrivatePostgres(proc.unprivileged_dir("pg", root))
     bus = PrivateNats(root)
@@ -252,4 +268,5 @@ async def booted() -> AsyncIterator[Platform]:
         await bus.stop()
         await pg.stop()
         shutil.rmtree(pg.base, ignore_errors=True)
+        shutil.rmtree(relocated_work_root(root), ignore_errors=True)
         shutil.rmtree(root.parent, ignore_errors=True)
