@@ -29,7 +29,15 @@ async def test_a_call_through_mcp_leaves_one_audit_record_and_a_live_event(
     platform: Platform, api: httpx.AsyncClient, admin: Admin, weather: str
 ) -> None:
     trace = secrets.token_hex(16)
-    async with websockets.connect(platform.url.replace("http://", "ws://") + "/ws/events") as ws:
+    try:
+        connection = await websockets.connect(
+            platform.url.replace("http://", "ws://") + "/ws/events"
+        )
+    except (OSError, websockets.exceptions.WebSocketException) as exc:
+        raise AssertionError(
+            f"audit: /ws/events accepts a client: {exc!r}; {platform.logs()}"
+        ) from None
+    async with connection as ws:
         await ws.send(orjson.dumps({"type": "auth", "token": admin.token}).decode())
         await next_message(ws, "authenticated")
         subscribe = {"type": "subscribe", "channel": "tool-calls", "filters": {"server": weather}}

@@ -174,13 +174,15 @@ async def test_calls_under_a_killed_gateway_restarted_nats_and_postgres_end_clea
         load.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(running, 60)
+
+    problems = []
+    recovered = True
     try:
         await stack.restart("gateway")  # back to two replicas, for the tests that follow
         await stack.wait_healthy(RECOVERY_S)
     except StackError as exc:
-        raise AssertionError(f"faults: every service reports up again: {exc}") from None
-
-    problems = []
+        recovered = False
+        problems.append(f"every service reports up again afterwards: {exc}")
     unclean = [o for o in load.outcomes if o.verdict == "unclean"]
     if unclean:
         problems.append(
@@ -194,7 +196,9 @@ async def test_calls_under_a_killed_gateway_restarted_nats_and_postgres_end_clea
             "should retry, not drop its credential: docs/AUTH.md says 503): "
             + by_phase(refused, lambda o: f"{o.generation} at {o.at}s: {o.detail}")
         )
-    if wrong := await unaudited(api, admin, load.outcomes):
+    if not recovered:
+        problems.append("audit records not checked: the platform did not recover")
+    elif wrong := await unaudited(api, admin, load.outcomes):
         problems.append(
             f"every succeeded call has exactly one audit record; not: {len(wrong)}, "
             f"e.g. {wrong[:4]}"
