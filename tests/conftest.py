@@ -80,3 +80,20 @@ async def delete_streams(url: str, namespace: str) -> None:
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
     """Every async test and fixture runs on uvloop, the loop the services run on (app.run)."""
     return {"uvloop": uvloop.new_event_loop}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the `summary` lines tests recorded with record_property (the conformance counts),
+    also under xdist, which shows no output of passing tests."""
+    lines = [
+        str(value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "summary"
+    ]
+    if lines:
+        terminalreporter.write_sep("-", "summaries")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -191,7 +191,7 @@ class Verifier:
         for audience in audiences:
             self.accept_audience(audience)
         self._cache: dict[tuple[str, ...], tuple[float, Principal]] = {}
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[str, jwt.PyJWK] = {}  # by kid; each knows its one algorithm
         self._keys_fetched = 0.0
         self._keys_lock = asyncio.Lock()
 
@@ -302,16 +302,20 @@ class Verifier:
         key = self._keys.get(kid) or await self._refresh_keys(kid)
         if key is None:
             raise Unauthenticated("The token was signed with an unknown key.")
+        # a key verifies with its own algorithm only: `alg: RS256` naming an Ed25519 key is a
+        # forgery, not a reason to try RSA with a key of another type
+        if header["alg"] != key.algorithm_name:
+            raise Unauthenticated("The token's algorithm is not its key's.")
         try:
             claims = jwt.decode(
                 token,
-                key=key,
-                algorithms=JWT_ALGORITHMS,
+                key=key.key,
+                algorithms=[key.algorithm_name],
                 options={"require": ["exp", "iat", "sub", "aud"], "verify_aud": False},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("The token has expired.") from None
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):
             raise Unauthenticated("The token does not verify.") from None
         if not self.audience_ok(claims.get("aud")):
             raise Unauthenticated("The token is not meant for this service.")
@@ -319,7 +323,7 @@ class Verifier:
             raise Unauthenticated("The token is not an access token.")
         return claims
 
-    async def _refresh_keys(self, kid: str) -> Any:
+    async def _refresh_keys(self, kid: str) -> jwt.PyJWK | None:
         """Fetch the JWKS from auth, at most once a second."""
         async with self._keys_lock:
             if kid in self._keys:
@@ -334,7 +338,7 @@ class Verifier:
             keys = {}
             for jwk in doc.get("keys", []):
                 try:
-                    keys[jwk["kid"]] = jwt.PyJWK(jwk).key
+                    keys[jwk["kid"]] = jwt.PyJWK(jwk)
                 except (jwt.PyJWTError, KeyError):
                     log.warning("jwks_key_skipped", kid=jwk.get("kid"))
             self._keys = keys

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import asyncpg
-import httpx
 import structlog
 
 from libs.common import outbox
@@ -138,18 +138,19 @@ async def evaluate_once(pool: asyncpg.Pool, default_webhook: str) -> list[Notifi
     return out
 
 
-async def post_webhook(http: httpx.AsyncClient, pool: asyncpg.Pool, note: Notification) -> None:
+async def post_webhook(http: aiohttp.ClientSession, pool: asyncpg.Pool, note: Notification) -> None:
     """POST an alert event to its webhook (a few attempts); remember how it went."""
     body = {"type": note.event.type, "id": note.event.id, "time": note.event.time,
             "alert": note.event.data}  # fmt: skip
     status = "failed"
     for attempt in range(WEBHOOK_ATTEMPTS):
         try:
-            resp = await http.post(note.url, json=body, timeout=WEBHOOK_TIMEOUT_S)
-            status = f"{note.event.type.rsplit('.', 1)[-1]}: {resp.status_code}"
-            if resp.status_code < 500:
+            async with http.post(note.url, json=body, allow_redirects=False) as resp:
+                await resp.read()
+            status = f"{note.event.type.rsplit('.', 1)[-1]}: {resp.status}"
+            if resp.status < 500:
                 break
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             status = f"{note.event.type.rsplit('.', 1)[-1]}: {type(exc).__name__}"
             log.warning("alert_webhook_failed", alert=str(note.alert_id), error=str(exc))
         await asyncio.sleep(0.5 * (attempt + 1))
@@ -160,7 +161,8 @@ async def post_webhook(http: httpx.AsyncClient, pool: asyncpg.Pool, note: Notifi
 async def run_forever(pool: asyncpg.Pool, interval_s: float, default_webhook: str) -> None:
     """Evaluate the rules every `interval_s`; webhooks are posted without holding the loop."""
     pending: set[asyncio.Task] = set()
-    async with httpx.AsyncClient(follow_redirects=False) as http:
+    timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
         try:
             while True:
                 try:

@@ -160,13 +160,13 @@ class LocalVerifier(Verifier):
         """Resolve directly (auth never serves a stale principal)."""
         return Principal.from_dict(await introspect(self.pool, request))
 
-    async def _refresh_keys(self, kid: str) -> Any:
-        """Load the verifying keys from the database."""
+    async def _refresh_keys(self, kid: str) -> jwt.PyJWK | None:
+        """Load the verifying key of `kid` from the database (with its algorithm)."""
         async with self.pool.acquire() as conn:
             doc = await self.keystore.jwks(conn)
         for jwk in doc["keys"]:
             if jwk["kid"] == kid:
-                return jwt.PyJWK(jwk).key
+                return jwt.PyJWK(jwk)
         return None
 
 

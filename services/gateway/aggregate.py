@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from services.gateway import input_bridge
+from services.gateway import client_meta, input_bridge
 from services.gateway.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcFault
 from services.gateway.resource_watch import SERVER_VIEW
 from services.gateway.routing_table import ServerEntry, public_name
@@ -251,11 +251,14 @@ class Aggregate:
         method: str,
         params: dict[str, Any],
         on_notify: Notify | None = None,
+        capabilities: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One request to one server; its JSON-RPC error relayed."""
-        if "_meta" in params:
-            meta = params["_meta"]
-            params = {**params, "_meta": _upstream_meta(meta)}
+        """One request to one server (with a 2026-07-28 client's `capabilities`); its JSON-RPC
+        error relayed."""
+        if "_meta" in params or capabilities is not None:
+            params = dict(params)
+            if meta := client_meta.upstream_meta(params.pop("_meta", None), capabilities):
+                params["_meta"] = meta
         reply, _ = await self.gateway.pool.request(server, method, params, on_notify=on_notify)
         if "error" in reply:
             err = reply["error"] or {}
@@ -277,7 +280,7 @@ class Aggregate:
                 )
             return dict(reply.get("result") or {})
         on_notify = input_bridge.relaying(self.gateway, server, ctx)
-        result = await self._forward(server, method, params, on_notify)
+        result = await self._forward(server, method, params, on_notify, ctx.capabilities)
         if not ctx.modern and result.get("resultType") == "input_required":
             upstream_params = {k: v for k, v in params.items() if k != "_meta"}
             result = await input_bridge.resolve(
@@ -291,13 +294,6 @@ class Aggregate:
             await self._forward(server, method, params)
         except RpcFault:
             pass
-
-
-def _upstream_meta(meta: Any) -> dict[str, Any]:
-    """The parts of a client's `_meta` that travel upstream (not the 2026-07-28 envelope)."""
-    if not isinstance(meta, dict):
-        return {}
-    return {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
 
 
 __all__ = ["AGGREGATED", "Aggregate", "unwrap", "wrap"]

@@ -19,6 +19,7 @@ from services.gateway.routes import admin, legacy_sse, mcp, wellknown
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
 from services.gateway.subscriptions import listing_digest
+from services.gateway.trusted_hosts import TrustedHosts
 from services.gateway.upstream import UpstreamPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -71,6 +72,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
                     "inflight": inflight,
                     "relay": relay,
                     "limiter": limiter,
+                    "trusted_hosts": TrustedHosts.of(
+                        settings.public_url, settings.allowed_hosts, settings.allowed_origins
+                    ),
                 }
         finally:
             await gateway.tasks.stop()

@@ -45,8 +45,10 @@ async def resolve(
     forwarded: dict[str, Any],
     result: dict[str, Any],
     ctx: CallContext,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Ask the legacy client what the upstream needs, retry, until a complete result."""
+    """Ask the legacy client what the upstream needs, retry (with the call's `Mcp-Param-*`
+    `headers`), until a complete result."""
     for _ in range(MAX_ROUNDS):
         if result.get("resultType") != "input_required":
             return result
@@ -74,7 +76,9 @@ async def resolve(
         forwarded.pop("requestState", None)
         if "requestState" in result:
             forwarded["requestState"] = result["requestState"]
-        reply, _ = await gateway.pool.request(server, method, forwarded, on_notify=ctx.notify)
+        reply, _ = await gateway.pool.request(
+            server, method, forwarded, on_notify=ctx.notify, headers=headers
+        )
         if "error" in reply:
             err = reply.get("error") or {}
             raise RpcFault(

@@ -58,11 +58,14 @@ MODERN_HTTP_STATUS = {
 class RpcFault(Exception):
     """A JSON-RPC error to send back to the client."""
 
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
+    def __init__(
+        self, code: int, message: str, data: Any = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.data = data
+        self.status = status  # the HTTP status, when the code's usual one does not fit
 
     def error(self) -> dict[str, Any]:
         """The `error` member."""

@@ -10,12 +10,14 @@ from typing import Any
 
 import orjson
 import structlog
+from mcp_types import SERVER_INFO_META_KEY
+from mcp_types.methods import CLIENT_REQUESTS
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from libs.common.authn import Principal
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, ToolCalled
-from services.gateway import input_bridge, metrics, parking, tasks
+from services.gateway import client_meta, input_bridge, metrics, param_headers, parking, tasks
 from services.gateway.aggregate import AGGREGATED, Aggregate
 from services.gateway.jsonrpc import (
     FORBIDDEN,
@@ -34,6 +36,11 @@ log = structlog.get_logger()
 SERVER_INFO = {"name": "switchboard-gateway", "title": "Switchboard", "version": "0.1.0"}
 UNAVAILABLE_META = "io.switchboard/unavailableServers"
 MRTR_KEYS = ("inputResponses", "requestState")
+# Requests of the handshake era that 2026-07-28 removed (initialize, ping, logging/setLevel,
+# resources/subscribe, resources/unsubscribe): a request declaring 2026-07-28 gets -32601 (404)
+REMOVED_METHODS = frozenset(
+    m for m, v in CLIENT_REQUESTS if v in HANDSHAKE_PROTOCOL_VERSIONS
+) - frozenset(m for m, v in CLIENT_REQUESTS if v in MODERN_PROTOCOL_VERSIONS)
 PASSTHROUGH = frozenset(
     {
         "resources/list",
@@ -65,6 +72,8 @@ class CallContext:
     meta: dict[str, Any] = field(default_factory=dict)
     ask: Any = None  # legacy sessions: send a server-to-client request, await the answer
     exposure: str = ""  # `?exposure=`: all | progressive | '' (settings decide)
+    param_headers: tuple[tuple[str, str], ...] = ()  # 2026-07-28: the request's Mcp-Param-*
+    capabilities: dict[str, Any] | None = None  # 2026-07-28: what the client declared
 
 
 def capabilities() -> dict[str, Any]:
@@ -159,6 +168,7 @@ class Gateway:
             "serverInfo": SERVER_INFO,
             "ttlMs": self.settings.list_ttl_ms,
             "cacheScope": "public",
+            "_meta": {SERVER_INFO_META_KEY: SERVER_INFO},  # where 2026-07-28 clients look for it
         }
 
     # ---- tools -----------------------------------------------------------------------------
@@ -227,9 +237,11 @@ class Gateway:
             arguments = params.get("arguments")
             if arguments is not None and not isinstance(arguments, dict):
                 raise RpcFault(INVALID_PARAMS, "params.arguments must be an object.")
+            if ctx.modern:
+                param_headers.check(tool, arguments or {}, ctx.param_headers)
             forwarded: dict[str, Any] = {"name": tool.name, "arguments": arguments or {}}
-            if params.get("_meta"):
-                forwarded["_meta"] = _client_meta(params["_meta"])
+            if meta := client_meta.upstream_meta(params.get("_meta"), ctx.capabilities):
+                forwarded["_meta"] = meta
             for key in MRTR_KEYS:  # a multi-round-trip retry (2026-07-28): answers and state
                 if key in params:
                     forwarded[key] = params[key]
@@ -251,6 +263,7 @@ class Gateway:
                     on_notify=input_bridge.relaying(self, route, ctx),
                     retry=(tool.read_only or tool.idempotent) and "task" not in forwarded,
                     principal=ctx.principal.to_dict() if _sandboxed(route) else None,
+                    headers=param_headers.for_upstream(tool, forwarded["arguments"]),
                 )
             if "error" in reply:
                 err = reply["error"] or {}
@@ -262,7 +275,13 @@ class Gateway:
                 result = await self.tasks.created(result, route, forwarded, ctx)
             if not ctx.modern and result.get("resultType") == "input_required":
                 result = await input_bridge.resolve(
-                    self, route, "tools/call", forwarded, result, ctx
+                    self,
+                    route,
+                    "tools/call",
+                    forwarded,
+                    result,
+                    ctx,
+                    param_headers.for_upstream(tool, forwarded["arguments"]),
                 )
             size = len(orjson.dumps(result))
             if size > self.settings.max_result_bytes:
@@ -362,8 +381,8 @@ class Gateway:
         ):
             raise RpcFault(FORBIDDEN, f"No grant allows reading {server.name!r}.")
         forwarded = dict(params)
-        if "_meta" in forwarded:
-            forwarded["_meta"] = _client_meta(forwarded["_meta"])
+        if meta := client_meta.upstream_meta(forwarded.pop("_meta", None), ctx.capabilities):
+            forwarded["_meta"] = meta
         if "requestState" in forwarded and self.parked_retry(forwarded, ctx):
             reply, _ = await self.parking.resume(forwarded, input_bridge.principal_key(ctx))  # type: ignore[union-attr]
         else:
@@ -392,13 +411,6 @@ def _upstream_fault(reply: dict[str, Any]) -> RpcFault:
 def _sandboxed(route: ServerEntry) -> bool:
     """True for tools served through the sandbox (they get the principal)."""
     return route.transport in ("stdio", "code")
-
-
-def _client_meta(meta: Any) -> dict[str, Any]:
-    """The parts of a client's `_meta` that travel upstream (progress token; not the envelope)."""
-    if not isinstance(meta, dict):
-        return {}
-    return {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
 
 
 def _for_client(result: dict[str, Any], ctx: CallContext) -> dict[str, Any]:

@@ -6,7 +6,10 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+from mcp.shared.inbound import find_invalid_x_mcp_header, x_mcp_header_map
 
 from libs.common.authn import Principal
 
@@ -46,6 +49,15 @@ class ToolEntry:
     def as_listed(self, name: str) -> dict[str, Any]:
         """The MCP tool object under `name` (schemas and `execution` passed on intact)."""
         return {**self.definition, "name": name}
+
+    @cached_property
+    def param_headers(self) -> dict[tuple[str, ...], str]:
+        """Its `x-mcp-header` annotations: property path -> `Mcp-Param-` suffix (none when they
+        are invalid: clients then send no such header). Worked out on the first call."""
+        schema = self.definition.get("inputSchema")
+        if find_invalid_x_mcp_header(schema) is not None:
+            return {}
+        return x_mcp_header_map(schema)
 
     @property
     def task_support(self) -> str:

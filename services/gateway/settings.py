@@ -23,6 +23,7 @@ class GatewaySettings(Settings):
     max_result_bytes: int = env("GATEWAY_MAX_RESULT_BYTES", 8 * 1024 * 1024)
     audit_async: bool = env("GATEWAY_AUDIT_ASYNC", False)
     allowed_origins: tuple[str, ...] = env("GATEWAY_ALLOWED_ORIGINS", ())
+    allowed_hosts: tuple[str, ...] = env("GATEWAY_ALLOWED_HOSTS", ())  # besides public, loopback
     list_page_size: int = env("GATEWAY_LIST_PAGE_SIZE", 1000)
     list_ttl_ms: int = env("GATEWAY_LIST_TTL_MS", 10000)
     resync_s: float = env("GATEWAY_RESYNC_S", 300.0)

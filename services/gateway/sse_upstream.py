@@ -31,7 +31,8 @@ import orjson
 import structlog
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from services.gateway import metrics
+from libs.common import sse
+from services.gateway import client_meta, metrics
 from services.gateway.routing_table import ServerEntry
 from services.gateway.upstream import CLIENT_INFO, InputNeeded, Notify, TransportFailure
 
@@ -42,18 +43,11 @@ ENDPOINT_TIMEOUT_S = 10.0
 
 
 async def sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, bytes]]:
-    """(event, data) pairs of an SSE response, in order."""
-    event, data = "message", []
-    async for raw in resp.content:
-        line = raw.rstrip(b"\r\n")
-        if not line:
-            if data:
-                yield event, b"\n".join(data)
-            event, data = "message", []
-        elif line.startswith(b"data:"):
-            data.append(line[5:].lstrip(b" "))
-        elif line.startswith(b"event:"):
-            event = line[6:].strip().decode(errors="replace")
+    """(event type, data) of an SSE response's events that carry data, in order (priming events
+    carry none: they are skipped)."""
+    async for event in sse.events(resp.content.iter_any()):
+        if event.data:
+            yield event.event, event.data
 
 
 class SseUpstream:
@@ -128,7 +122,7 @@ class SseUpstream:
         """One request over the pooled session."""
         if not self.connected:
             await self.connect()
-        return await self._call(method, params, on_notify)
+        return await self._call(method, client_meta.without_envelope(params), on_notify)
 
     async def _call(
         self, method: str, params: dict[str, Any] | None, on_notify: Notify | None

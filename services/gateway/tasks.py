@@ -100,7 +100,10 @@ def declared(params: dict[str, Any]) -> Any:
 def declare(forwarded: dict[str, Any], settings: Any) -> None:
     """Declare the extension to the upstream for this one request."""
     meta = dict(forwarded.get("_meta") or {})
-    meta[CLIENT_CAPABILITIES_META_KEY] = {"extensions": {EXTENSION: settings}}
+    caps = meta.get(CLIENT_CAPABILITIES_META_KEY)
+    caps = dict(caps) if isinstance(caps, dict) else {}
+    caps["extensions"] = {EXTENSION: settings}
+    meta[CLIENT_CAPABILITIES_META_KEY] = caps
     forwarded["_meta"] = meta
 
 

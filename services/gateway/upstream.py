@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 import structlog
+from mcp.shared.inbound import encode_header_value
 from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
     CLIENT_INFO_META_KEY,
@@ -18,10 +19,10 @@ from mcp_types import (
 )
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION
 
-from libs.common import rpc
+from libs.common import rpc, sse
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
-from services.gateway import metrics
+from services.gateway import client_meta, metrics
 from services.gateway.breaker import CircuitBreaker
 from services.gateway.jsonrpc import (
     UPSTREAM_ERROR,
@@ -38,6 +39,8 @@ log = structlog.get_logger()
 LATEST_LEGACY = HANDSHAKE_PROTOCOL_VERSIONS[-1]
 CLIENT_INFO = {"name": "switchboard-gateway", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
+RESUME_ATTEMPTS = 5  # resumed streams in a row that may end without an event
+RESUME_MAX_WAIT_MS = 5000  # the most of an upstream's `retry` we wait before resuming
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 NAME_PARAM.update(dict.fromkeys(("tasks/get", "tasks/update", "tasks/cancel"), "taskId"))
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
@@ -98,8 +101,8 @@ class HttpUpstream:
             headers["Mcp-Method"] = method
             key = NAME_PARAM.get(method)
             value = params.get(key) if key and params else None
-            if isinstance(value, str) and value.isascii() and value.isprintable():  # no CR/LF
-                headers["Mcp-Name"] = value
+            if isinstance(value, str):  # base64 (=?base64?...?=) unless plain printable ASCII
+                headers["Mcp-Name"] = encode_header_value(value)
         return headers
 
     async def connect(self) -> None:
@@ -148,16 +151,23 @@ class HttpUpstream:
             metrics.UPSTREAM_SESSIONS.labels(self.server.name).dec()
 
     async def request(
-        self, method: str, params: dict[str, Any] | None, on_notify: Notify | None = None
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        on_notify: Notify | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Send one request over the pooled session; re-initialise once when it expired."""
+        """Send one request over the pooled session; re-initialise once when it expired.
+        `headers` (a call's `Mcp-Param-*`) go to 2026-07-28 upstreams only."""
         for attempt in range(2):
             if not self.connected:
                 await self.connect()
             if self.modern:
                 params = _with_modern_meta(params, self.protocol or LATEST_MODERN_VERSION)
+            else:
+                params = client_meta.without_envelope(params)
             try:
-                return await self._post(method, params, on_notify)
+                return await self._post(method, params, on_notify, extra=headers)
             except SessionExpired:
                 self.connected = False
                 if attempt:
@@ -168,7 +178,7 @@ class HttpUpstream:
         """Read on a parked call's SSE response until its answer (it may park again)."""
         parked = False
         try:
-            return await _read_sse(resp, rid, on_notify)
+            return await self._answer(resp, rid, on_notify)
         except InputNeeded as need:
             need.upstream, need.resp, need.rid, parked = self, resp, rid, True
             raise
@@ -216,6 +226,7 @@ class HttpUpstream:
         params: dict[str, Any] | None,
         on_notify: Notify | None,
         keep_session: bool = False,
+        extra: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """POST one request and read its response (JSON, or SSE relaying notifications)."""
         rid = next(self._ids)
@@ -223,6 +234,8 @@ class HttpUpstream:
         if params is not None:
             body["params"] = params
         headers = self._headers(method, params)
+        if extra and self.modern:
+            headers.update(extra)
         try:
             resp = await self.posts.post(self.server.url or "", orjson.dumps(body), headers)
             parked = False
@@ -234,7 +247,7 @@ class HttpUpstream:
                 ctype = resp.headers.get("content-type", "")
                 if ctype.startswith("text/event-stream"):
                     try:
-                        return await _read_sse(resp, rid, on_notify)
+                        return await self._answer(resp, rid, on_notify)
                     except InputNeeded as need:  # the call waits for a client's retry
                         need.upstream, need.resp, need.rid, parked = self, resp, rid, True
                         raise
@@ -255,6 +268,51 @@ class HttpUpstream:
                 )
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
             raise
+
+    async def _answer(self, resp: Response, rid: int, on_notify: Notify | None) -> dict[str, Any]:
+        """Read an SSE response until the answer to `rid`, relaying notifications on the way.
+
+        An upstream may end the stream before it answers once it has primed it with an event id
+        (SEP-1699 polling, or a restart): the rest is then read from a GET carrying
+        `Last-Event-ID`, after the `retry` delay the upstream asked for.
+        """
+        while (event := await resp.next_event()) is not None:
+            if (reply := await _handle_event(event, rid, on_notify)) is not None:
+                return reply
+        primary = resp.sse
+        if primary is None or primary.last_id is None:
+            raise TransportFailure("the upstream closed the stream before answering")
+        return await self._resume(primary, rid, on_notify)
+
+    async def _resume(self, primary: sse.Parser, rid: int, on_notify: Notify | None) -> dict:
+        """GET the stream again from its last event id until the answer comes."""
+        headers = self._headers(None, None)
+        headers["Accept"] = "text/event-stream"
+        headers.pop("Content-Type", None)
+        idle = 0  # streams in a row that brought no event
+        while idle < RESUME_ATTEMPTS:
+            await asyncio.sleep(min(primary.retry_ms or 0, RESUME_MAX_WAIT_MS) / 1000)
+            parser = sse.Parser()
+            parser.last_id, parser.retry_ms = primary.last_id, primary.retry_ms
+            headers["Last-Event-ID"] = primary.last_id or ""
+            idle += 1
+            try:
+                async with self.http.get(self.server.url or "", headers=headers) as resp:
+                    ctype = resp.headers.get("content-type", "")
+                    if resp.status != 200 or not ctype.startswith("text/event-stream"):
+                        raise TransportFailure(
+                            f"resuming the stream from event {primary.last_id!r}: "
+                            f"HTTP {resp.status} with {ctype!r}"
+                        )
+                    async for event in sse.events(resp.content.iter_any(), parser):
+                        idle = 0
+                        primary.last_id, primary.retry_ms = parser.last_id, parser.retry_ms
+                        if (reply := await _handle_event(event, rid, on_notify)) is not None:
+                            return reply
+                    primary.last_id, primary.retry_ms = parser.last_id, parser.retry_ms
+            except aiohttp.ClientError as exc:
+                raise TransportFailure(f"resuming the stream: {exc}") from None
+        raise TransportFailure("the upstream's resumed streams ended without an answer")
 
     async def close(self) -> None:
         """End the upstream session (DELETE) when it had one."""
@@ -295,28 +353,23 @@ def _parse_reply(raw: bytes, rid: int) -> dict[str, Any]:
     return msg
 
 
-async def _read_sse(resp: Response, rid: int, on_notify: Notify | None) -> dict:
-    """Read SSE events until the response to `rid`; relay notifications on the way."""
-    data: list[bytes] = []
-    async for line in resp.content:
-        line = line.rstrip(b"\r\n")
-        if line.startswith(b"data:"):
-            data.append(line[5:].lstrip(b" "))
-            continue
-        if line or not data:
-            continue
-        payload, data = b"\n".join(data), []
-        try:
-            msg = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise TransportFailure("the upstream sent an SSE event that is not JSON") from None
-        if not isinstance(msg, dict):
-            continue
-        if msg.get("id") == rid and ("result" in msg or "error" in msg):
-            return msg
-        if "method" in msg and on_notify is not None:  # notifications and server requests
-            await on_notify(msg)
-    raise TransportFailure("the upstream closed the stream before answering")
+async def _handle_event(
+    event: sse.Event, rid: int, on_notify: Notify | None
+) -> dict[str, Any] | None:
+    """The answer to `rid` when the event carries it; notifications and requests go on."""
+    if not event.data:  # a priming event: an id to resume from, no message
+        return None
+    try:
+        msg = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        raise TransportFailure("the upstream sent an SSE event that is not JSON") from None
+    if not isinstance(msg, dict):
+        return None
+    if msg.get("id") == rid and ("result" in msg or "error" in msg):
+        return msg
+    if "method" in msg and on_notify is not None:  # notifications and server requests
+        await on_notify(msg)
+    return None
 
 
 class SandboxUpstream:
@@ -468,8 +521,10 @@ class UpstreamPool:
         on_notify: Notify | None = None,
         retry: bool = False,
         principal: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], float]:
-        """Forward one request; returns the upstream's JSON-RPC reply and the upstream ms."""
+        """Forward one request (`headers`: a call's `Mcp-Param-*`, for Streamable HTTP
+        upstreams); returns the upstream's JSON-RPC reply and the upstream ms."""
         upstream = self.upstream(server)
         breaker = self.admitted(server)
         timeout = server.timeout_s or self.settings.upstream_timeout_s
@@ -490,6 +545,8 @@ class UpstreamPool:
                         reply = await upstream.request(
                             method, params, relay, principal=principal, timeout_s=timeout
                         )
+                    elif isinstance(upstream, HttpUpstream):
+                        reply = await upstream.request(method, params, relay, headers)
                     else:
                         reply = await upstream.request(method, params, relay)
             except InputNeeded as need:  # a session upstream asked a 2026-07-28 client

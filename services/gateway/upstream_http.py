@@ -2,10 +2,10 @@
 
 Every tools/call crosses this client, so it is kept to what that needs: a pooled connection per
 host, the request sent in one `write`, the response parsed by httptools (the C parser uvicorn
-uses) and handed over as soon as its head is in. The body is read whole (`read`) or line by line
-(`content`, for SSE responses). aiohttp, which the gateway keeps for its long-lived GET streams
-and notifications, spent 100-160 us of a single call's latency on a 2-core VM; this client spends
-under 10 (docs/PERFORMANCE.md).
+uses) and handed over as soon as its head is in. The body is read whole (`read`) or event by
+event (`next_event`, for SSE responses: libs/common/sse.py parses). aiohttp, which the gateway
+keeps for its long-lived GET streams and notifications, spent 100-160 us of a single call's
+latency on a 2-core VM; this client spends under 10 (docs/PERFORMANCE.md).
 
 A connection goes back to the pool only after a complete response that allows keep-alive; a
 response dropped half-read (cancellation, a parked call abandoned) closes its connection.
@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
+
+from libs.common import sse
 
 IDLE_S = 60.0  # a pooled connection unused this long is closed rather than reused
 USER_AGENT = "switchboard-gateway"
@@ -62,7 +64,17 @@ class _Target:
 class Response:
     """One response: status and headers at once, the body as it arrives."""
 
-    __slots__ = ("_buf", "_conn", "_done", "_error", "_waiter", "headers", "status")
+    __slots__ = (
+        "_buf",
+        "_conn",
+        "_done",
+        "_error",
+        "_events",
+        "_waiter",
+        "headers",
+        "sse",
+        "status",
+    )
 
     def __init__(self, conn: _Connection) -> None:
         self._conn: _Connection | None = conn
@@ -72,6 +84,8 @@ class Response:
         self._done = False
         self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self.sse: sse.Parser | None = None  # an SSE body's parser: its last event id and retry
+        self._events: deque[sse.Event] | None = None  # parsed, not yet taken
 
     # ---- fed by the connection ----------------------------------------------------------
 
@@ -115,28 +129,24 @@ class Response:
         self.release()
         return body
 
-    @property
-    def content(self) -> AsyncIterator[bytes]:
-        """The body line by line (each with its b"\\n", the last one perhaps without)."""
-        return self._lines()
+    async def next_event(self) -> sse.Event | None:
+        """The body's next server-sent event; None at its end.
 
-    async def _lines(self) -> AsyncIterator[bytes]:
-        start = 0
-        while True:
-            end = self._buf.find(b"\n", start)
-            if end >= 0:
-                line = bytes(self._buf[: end + 1])
-                del self._buf[: end + 1]
-                start = 0
-                yield line
-                continue
-            start = len(self._buf)
-            if not await self._more():
-                break
-        if self._buf:
-            line = bytes(self._buf)
-            self._buf.clear()
-            yield line
+        The parser and what it parsed stay with the response, so a reader that stops (a parked
+        call) and a later one (its resumption) see every event once, in order.
+        """
+        if self.sse is None:
+            self.sse, self._events = sse.Parser(), deque()
+        events = self._events
+        assert events is not None
+        while not events:
+            if self._buf:
+                chunk = bytes(self._buf)
+                self._buf.clear()
+                events.extend(self.sse.feed(chunk))
+            elif not await self._more():
+                return None
+        return events.popleft()
 
     def release(self) -> None:
         """Done with this response: its connection goes back to the pool, or is closed."""

@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+import structlog
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import LATEST_MODERN_VERSION
 
 from services.gateway.sse_upstream import sse_events
 from services.gateway.upstream import HttpUpstream, _with_modern_meta
+
+log = structlog.get_logger()
 
 
 class ListenRefused(Exception):  # noqa: N818 - the upstream's answer, not a failure here
@@ -42,6 +45,10 @@ async def listen_messages(
         if not resp.headers.get("content-type", "").startswith("text/event-stream"):
             raise ListenRefused(f"listen: HTTP {resp.status}")
         async for _, data in sse_events(resp):
-            msg = orjson.loads(data)
+            try:
+                msg = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                log.warning("listen_stream_garbage", server=upstream.server.name)
+                continue
             if isinstance(msg, dict):
                 yield msg

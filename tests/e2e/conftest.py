@@ -12,6 +12,7 @@ import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -31,28 +32,29 @@ STACK_ENV = {
 }
 
 
-def remove_old_logs(max_age_s: float = 3600) -> None:
-    """Delete e2e log directories of earlier runs older than max_age_s."""
-    for path in (proc.run_dir() / "logs").glob("e2e-*"):
+def remove_old_logs(label: str = "e2e", max_age_s: float = 3600) -> None:
+    """Delete `label` log directories of earlier runs older than max_age_s."""
+    for path in (proc.run_dir() / "logs").glob(f"{label}-*"):
         if time.time() - path.stat().st_mtime > max_age_s:
             shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-async def e2e_stack(
-    pg_server: postgres.Postgres, nats_url: str, namespace: str
+@asynccontextmanager
+async def running_stack(
+    pg_server: postgres.Postgres, nats_url: str, namespace: str, label: str = "e2e"
 ) -> AsyncIterator[Stack]:
-    """Boot the five services and nginx; tear down everything started, database included."""
-    remove_old_logs()
-    database = f"sbe2e_{secrets.token_hex(4)}"
+    """Boot the five services and nginx in a database and a namespace (`{namespace}{label}`) of
+    their own; tear down everything started, database included."""
+    remove_old_logs(label)
+    database = f"sb{label}_{secrets.token_hex(4)}"
     url = await postgres.create_database(pg_server.url, database)
-    name = f"e2e-{namespace}"
+    name = f"{label}-{namespace}"
     stack = Stack(
         StackConfig(
             database_url=url,
             nats_url=nats_url,
             port=ports.free_port(),
-            namespace=f"{namespace}e2e",
+            namespace=f"{namespace}{label}",
             name=name,
             log_dir=proc.run_dir() / "logs" / name,
             env={**STACK_ENV, **devsecrets.load()},
@@ -66,3 +68,12 @@ async def e2e_stack(
         if stack.nginx.prefix is not None:
             shutil.rmtree(stack.nginx.prefix, ignore_errors=True)
         await postgres.drop_database(pg_server.url, database)
+
+
+@pytest.fixture(scope="session")
+async def e2e_stack(
+    pg_server: postgres.Postgres, nats_url: str, namespace: str
+) -> AsyncIterator[Stack]:
+    """Boot the five services and nginx; tear down everything started, database included."""
+    async with running_stack(pg_server, nats_url, namespace) as stack:
+        yield stack

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from libs.devstack import peers
@@ -26,3 +29,35 @@ def system_node() -> str:
     found = shutil.which("node")
     assert found, "node is needed (Debian's nodejs)"
     return found
+
+
+TS_SERVER = peers.PEERS_DIR / "ts_server.mjs"
+
+
+@asynccontextmanager
+async def ts_server(*flags: str) -> AsyncIterator[str]:
+    """Run tests/node/ts_server.mjs (TypeScript SDK 1.x) on a free port; yield its base URL.
+
+    flags: `--json` (JSON responses, no SSE), `--no-event-store` (no priming, no resumption),
+    `--name NAME`. Its Streamable HTTP endpoint is `<base>/mcp`, its HTTP+SSE one `<base>/sse`.
+    """
+    installed()
+    proc = await asyncio.create_subprocess_exec(
+        str(NODE22),
+        str(TS_SERVER),
+        "0",
+        *flags,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=str(peers.PEERS_DIR),
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(20):
+            line = (await proc.stdout.readline()).decode()
+        assert line.startswith("listening "), f"ts_server.mjs did not start: {line!r}"
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()

@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp_types import Tool, ToolExecution
+from mcp_types import JSONRPCMessage, Tool, ToolExecution
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.support import serving
@@ -104,6 +105,34 @@ def handshake_era(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
+class MemoryEventStore(EventStore):
+    """Every event of every stream, so that a client can resume after the last one it saw."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, JSONRPCMessage | None]] = []  # (id, stream, message)
+
+    async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
+        """Keep one event; its id orders it."""
+        event_id = f"{len(self.events) + 1:08d}"
+        self.events.append((event_id, stream_id, message))
+        return event_id
+
+    async def replay_events_after(
+        self, last_event_id: str, send_callback: EventCallback
+    ) -> str | None:
+        """Send the events of the same stream after `last_event_id`."""
+        seen = next((e for e in self.events if e[0] == last_event_id), None)
+        if seen is None:
+            return None
+        for event_id, stream_id, message in self.events:
+            if event_id > last_event_id and stream_id == seen[1] and message is not None:
+                await send_callback(EventMessage(message, event_id))
+        return seen[1]
+
+
+RETRY_MS = 100  # the `retry` a resumable upstream asks for: short, so that tests stay quick
+
+
 @asynccontextmanager
 async def run_upstream(
     server: MCPServer,
@@ -111,14 +140,21 @@ async def run_upstream(
     port: int | None = None,
     *,
     handshake: bool = False,
+    resumable: bool = False,
 ) -> AsyncIterator[str]:
     """Serve `server` over Streamable HTTP (/mcp) or SSE (/sse), in the handshake era only when
-    `handshake`; yields its MCP URL."""
+    `handshake`, priming its SSE responses and keeping their events when `resumable`; yields
+    its MCP URL."""
     if transport == "sse":
         app = server.sse_app(transport_security=LOCAL)
         path = "/sse"
     else:
-        app = server.streamable_http_app(transport_security=LOCAL)
+        store = MemoryEventStore() if resumable else None
+        app = server.streamable_http_app(
+            transport_security=LOCAL,
+            event_store=store,
+            retry_interval=RETRY_MS if resumable else None,
+        )
         path = "/mcp"
     async with serving(handshake_era(app) if handshake else app, port=port) as base:
         yield base + path

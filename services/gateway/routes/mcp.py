@@ -7,9 +7,9 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
+import structlog
 from mcp.shared.inbound import (
     InboundLadderRejection,
     classify_inbound_request,
@@ -24,12 +24,14 @@ from starlette.types import Receive, Scope, Send
 
 from libs.common.authn import Principal, authenticate
 from libs.common.errors import ApiError
-from services.gateway import metrics, subscriptions
+from services.gateway import metrics, param_headers, subscriptions
 from services.gateway.jsonrpc import (
     FORBIDDEN,
     HEADER_MISMATCH,
     HTTP_STATUS,
+    INTERNAL_ERROR,
     INVALID_REQUEST,
+    METHOD_NOT_FOUND,
     MODERN_HTTP_STATUS,
     PARSE_ERROR,
     SESSION_NOT_FOUND,
@@ -39,13 +41,16 @@ from services.gateway.jsonrpc import (
     response,
 )
 from services.gateway.progressive import parse_mode
-from services.gateway.protocol import CallContext, negotiate
+from services.gateway.protocol import REMOVED_METHODS, CallContext, negotiate
 from services.gateway.rate_limit import rate_limit, with_rate_headers
 from services.gateway.sessions import broadcast_ended
 
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
 KEEPALIVE_S = 15.0
 LONG_WAITS = frozenset({"tasks/result"})  # 2025-11-25: streamed (keep-alive) when SSE is accepted
+# answered by the gateway itself: no upstream notification can precede their result
+ANSWERED_HERE = frozenset({"tools/list", "server/discover", "ping", "tasks/list"})
+log = structlog.get_logger()
 
 
 def _json(message: dict[str, Any], status: int = 200, headers: dict | None = None) -> Response:
@@ -57,20 +62,17 @@ def _fault(request_id: Any, fault: RpcFault, modern: bool, headers: dict | None 
     """A JSON-RPC error with the HTTP status its code maps to."""
     table = MODERN_HTTP_STATUS if modern else HTTP_STATUS
     msg = error(request_id, fault.code, fault.message, fault.data)
-    return _json(msg, table.get(fault.code, 200), headers)
+    return _json(msg, fault.status or table.get(fault.code, 200), headers)
 
 
 def _check_origin(request: Request) -> None:
-    """Refuse browser requests from origins not on the allowlist (DNS rebinding)."""
-    origin = request.headers.get("origin")
-    if not origin:
-        return
-    allowed = request.state.settings.allowed_origins
-    if origin in allowed or "*" in allowed:
-        return
-    if urlsplit(origin).netloc == request.headers.get("host"):
-        return
-    raise RpcFault(FORBIDDEN, "This Origin is not allowed.", {"origin": origin[:200]})
+    """Refuse a Host or Origin that does not name the gateway (DNS rebinding): 403."""
+    trusted = request.state.trusted_hosts
+    host, origin = request.headers.get("host"), request.headers.get("origin")
+    if trusted.host_refused(host):
+        raise RpcFault(FORBIDDEN, "This Host is not allowed.", {"host": str(host)[:200]}, 403)
+    if trusted.origin_refused(origin):
+        raise RpcFault(FORBIDDEN, "This Origin is not allowed.", {"origin": str(origin)[:200]}, 403)
 
 
 async def _principal(request: Request) -> Principal:
@@ -179,13 +181,22 @@ async def _request(
     headers: dict[str, str] = {}
     if ctx.modern:
         dup = find_duplicated_routing_header(request.headers.items())
-        verdict = classify_inbound_request(body, headers=dict(request.headers))
+        # RFC 9110: a field value excludes the whitespace around it (httptools keeps a trailing one)
+        fields = {name: value.strip() for name, value in request.headers.items()}
+        verdict = classify_inbound_request(body, headers=fields)
         if dup is not None:
             raise RpcFault(HEADER_MISMATCH, f"The {dup} header appears more than once.")
         if isinstance(verdict, InboundLadderRejection):
             raise RpcFault(verdict.code, verdict.message, verdict.data)
+        if method in REMOVED_METHODS:  # a 2026-07-28 request for what the handshake era had
+            raise RpcFault(
+                METHOD_NOT_FOUND, f"{method} is not a method of 2026-07-28.", {"method": method}
+            )
         ctx.protocol = verdict.protocol_version
         ctx.client = _client_name(verdict.client_info)
+        ctx.param_headers = param_headers.received(request.headers.items())
+        caps = verdict.client_capabilities
+        ctx.capabilities = caps if isinstance(caps, dict) else {}
         if method == "subscriptions/listen":
             return subscriptions.listen(request, body, params, headers, ctx)
     elif method == "initialize":
@@ -202,7 +213,9 @@ async def _request(
     accepts_sse = "text/event-stream" in request.headers.get("accept", "")
     progress = isinstance(params.get("_meta"), dict) and "progressToken" in params["_meta"]
     if accepts_sse and (progress or (method in LONG_WAITS and not ctx.modern)):
-        return _streamed(request, body, params, ctx, headers)
+        return _Call(request, body, params, ctx).streamed(headers)
+    if accepts_sse and method not in ANSWERED_HERE:  # may relay an upstream's notifications
+        return await _Call(request, body, params, ctx).answered(headers)
     if ctx.session_id is None:  # nothing can name a stateless call to cancel it: no task needed
         result = await gateway.handle(method, params, ctx)
         return _json(response(body["id"], result), headers=headers)
@@ -263,36 +276,88 @@ def _client_name(info: Any) -> str | None:
     return f"{info.get('name', '')}/{info.get('version', '')}"[:120]
 
 
-def _streamed(
-    request: Request, body: dict[str, Any], params: dict[str, Any], ctx: CallContext, headers: dict
-) -> Response:
-    """Answer as SSE so progress notifications reach the client before the result."""
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+class _Call:
+    """One request run while its answer is sent: a JSON response, or an SSE stream that carries
+    the notifications the upstream sends before its result (progress, log messages) and then the
+    result, as on the upstream's own response stream."""
 
-    async def notify(msg: dict[str, Any]) -> None:
-        await queue.put(msg)
+    def __init__(
+        self, request: Request, body: dict[str, Any], params: dict[str, Any], ctx: CallContext
+    ) -> None:
+        self.rid, self.inflight = body["id"], request.state.inflight
+        self.key = (ctx.session_id, body["id"])
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.streaming = False  # the answer is SSE: the call's messages go through the queue
+        # resolved with True by the first notification, with False when the call ends first
+        self.notified = asyncio.get_running_loop().create_future()
+        ctx.notify = self._notify
+        self.task = asyncio.ensure_future(request.state.gateway.handle(body["method"], params, ctx))
+        self.task.add_done_callback(self._finished)
+        if ctx.session_id is not None:  # a legacy session's call can be cancelled by its id
+            self.inflight[self.key] = self.task
 
-    ctx.notify = notify
-    gateway = request.state.gateway
+    def _forget(self) -> None:
+        """Take the call out of the cancellable ones."""
+        if self.inflight.get(self.key) is self.task:
+            del self.inflight[self.key]
 
-    async def run() -> None:
+    async def _notify(self, msg: dict[str, Any]) -> None:
+        """A message of the upstream for this call's client: the answer becomes SSE."""
+        self.streaming = True
+        self.queue.put_nowait(msg)
+        if not self.notified.done():
+            self.notified.set_result(True)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """The call ended: on a stream, its response message and the stream's end."""
+        if self.streaming:
+            self.queue.put_nowait(self._message(task))
+            self.queue.put_nowait(None)
+        elif not self.notified.done():
+            self.notified.set_result(False)
+
+    def _message(self, task: asyncio.Task[Any]) -> dict[str, Any]:
+        """The JSON-RPC response of the ended call."""
+        if task.cancelled():
+            return error(self.rid, -32800, "The request was cancelled.")
+        exc = task.exception()
+        if isinstance(exc, RpcFault):
+            return error(self.rid, exc.code, exc.message, exc.data)
+        if exc is not None:
+            log.error("mcp_call_failed", error=repr(exc))
+            return error(self.rid, INTERNAL_ERROR, "Internal error.")
+        return response(self.rid, task.result())
+
+    async def answered(self, headers: dict) -> Response:
+        """JSON when the call ends before any notification (the upstream's error as a fault,
+        with its HTTP status); otherwise SSE from the first notification on."""
         try:
-            result = await gateway.handle(body["method"], params, ctx)
-            await queue.put(response(body["id"], result))
-        except RpcFault as fault:
-            await queue.put(error(body["id"], fault.code, fault.message, fault.data))
-        finally:
-            await queue.put(None)
+            streaming = await self.notified
+        except asyncio.CancelledError:
+            self.task.cancel()
+            raise
+        if streaming:
+            return self.streamed(headers)
+        self._forget()
+        try:
+            result = self.task.result()
+        except asyncio.CancelledError:
+            raise RpcFault(-32800, "The request was cancelled.") from None
+        return _json(response(self.rid, result), headers=headers)
 
-    async def stream() -> AsyncIterator[bytes]:
-        task = asyncio.ensure_future(run())
-        key = (ctx.session_id, body["id"])
-        request.state.inflight[key] = task
+    def streamed(self, headers: dict) -> Response:
+        """The call's messages as SSE (keep-alive comments while it runs)."""
+        self.streaming = True
+        return StreamingResponse(
+            self._events(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+        )
+
+    async def _events(self) -> AsyncIterator[bytes]:
         try:
             while True:
                 try:
                     async with asyncio.timeout(KEEPALIVE_S):
-                        msg = await queue.get()
+                        msg = await self.queue.get()
                 except TimeoutError:
                     yield b": ping\n\n"
                     continue
@@ -300,13 +365,9 @@ def _streamed(
                     return
                 yield b"event: message\ndata: " + orjson.dumps(msg) + b"\n\n"
         finally:
-            request.state.inflight.pop(key, None)
-            if not task.done():
-                task.cancel()
-
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
-    )
+            self._forget()
+            if not self.task.done():
+                self.task.cancel()
 
 
 async def get_mcp(request: Request) -> Response:
@@ -351,6 +412,7 @@ async def get_mcp(request: Request) -> Response:
 async def delete_mcp(request: Request) -> Response:
     """End a legacy session (on every replica)."""
     try:
+        _check_origin(request)
         principal = await _principal(request)
         info = _session(request, principal)
     except RpcFault as fault:

@@ -1,5 +1,7 @@
 """GET /api/v1/sandbox/status: isolation tier, self-test, limits and process counts."""
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -11,7 +13,7 @@ from services.sandbox import store
 
 async def sandbox_status(request: Request) -> Response:
     """The isolation tier, the start-up self-test, default limits, and processes by state."""
-    await authenticate(request)
+    principal = await authenticate(request)
     rt = request.state.runtime
     async with request.state.pool.acquire() as conn:
         counts = await store.count_processes(conn)
@@ -28,7 +30,7 @@ async def sandbox_status(request: Request) -> Response:
                 or rt.gvisor
                 or rt.settings.allow_unisolated,
             },
-            "self_test": rt.self_test.to_dict() if rt.self_test is not None else None,
+            "self_test": _self_test(rt, principal.is_platform_admin),
             "limits": rt.manager.limits().to_dict(),
             "idle_timeout_s": rt.settings.idle_timeout_s,
             "max_per_server": rt.settings.max_per_server,
@@ -36,6 +38,15 @@ async def sandbox_status(request: Request) -> Response:
             "processes": {"by_state": counts, "on_this_replica": live},
         }
     )
+
+
+def _self_test(rt: Any, detailed: bool) -> dict[str, Any] | None:
+    """The start-up self-test; host paths and causes only for platform admins."""
+    if rt.self_test is None:
+        return None
+    if detailed:
+        return rt.self_test.to_dict()
+    return {"ok": rt.self_test.ok, "checked_at": rt.self_test.checked_at}
 
 
 routes = [Route("/api/v1/sandbox/status", sandbox_status, methods=["GET"])]

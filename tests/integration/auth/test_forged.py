@@ -147,3 +147,12 @@ async def test_a_reused_refresh_token_revokes_the_whole_family(
 async def test_garbage_credentials_are_refused(auth: AuthClient, probe: httpx.AsyncClient) -> None:
     for token in ["sbk_nope", "sbt_" + "A" * 43, "sba_" + "B" * 43, "sbs_x", "a.b.c", "random"]:
         await assert_refused(auth, probe, token)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "PS256", "HS512"])
+async def test_an_algorithm_other_than_the_keys_own_is_refused_not_crashed(
+    auth: AuthClient, probe: httpx.AsyncClient, real, alg: str
+) -> None:
+    _, header, claims = real  # the platform's real kid: an Ed25519 key
+    signing_input = f"{b64(orjson.dumps({**header, 'alg': alg}))}.{b64(orjson.dumps(claims))}"
+    await assert_refused(auth, probe, f"{signing_input}.{b64(b'x' * 256)}")

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from mcp.server.mcpserver import MCPServer
 
@@ -26,6 +25,7 @@ from services.registry.schemas import ServerCreate
 from tests.support import package_isolation, serving, settings_for
 from tests.support.events import Events, collecting
 from tests.support.registry import registry_parts, registry_settings
+from tests.support.sse import stream_messages
 
 LIVE_STACKS: list[Stack] = []  # the package's `stack`, once a test has started it
 
@@ -282,7 +282,7 @@ async def replica_b(stack: Stack, pg_url: str, nats_url: str, namespace: str) ->
 async def first_update(stream: Any, timeout: float = 5) -> dict[str, Any] | None:
     """The first `notifications/resources/updated` on an SSE response (httpx stream)."""
     async with asyncio.timeout(timeout):
-        async for line in stream.aiter_lines():
-            if "notifications/resources/updated" in line:
-                return orjson.loads(line[5:])
+        async for message in stream_messages(stream):
+            if message.get("method") == "notifications/resources/updated":
+                return message
     return None

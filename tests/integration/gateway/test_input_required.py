@@ -8,18 +8,28 @@ from contextlib import asynccontextmanager
 
 import httpx
 import httpx2
-import orjson
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.server.mcpserver import MCPServer
-from mcp_types import ElicitResult
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import (
+    CreateMessageRequest,
+    CreateMessageRequestParams,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    InputRequiredResult,
+    ListRootsRequest,
+    SamplingMessage,
+    TextContent,
+)
 
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers, register
 from tests.integration.gateway.upstreams import legacy_only, rich
 from tests.integration.registry.conftest import LOCAL, run_upstream
 from tests.support import serving
+from tests.support.sse import stream_messages
 
 
 async def test_an_elicitation_round_trip_reaches_the_sdk_client(registry, stack) -> None:
@@ -282,9 +292,9 @@ async def test_a_legacy_clients_answer_posted_to_another_replica_reaches_the_cal
             )
             asked = None
             async with asyncio.timeout(5):
-                async for line in stream.aiter_lines():
-                    if line.startswith("data:") and "elicitation/create" in line:
-                        asked = orjson.loads(line[5:])
+                async for message in stream_messages(stream):
+                    if message.get("method") == "elicitation/create":
+                        asked = message
                         break
             answer = {
                 "jsonrpc": "2.0",
@@ -312,3 +322,70 @@ async def test_a_prompt_needing_input_is_answered_in_every_generation(
         async with http, sdk:
             prompt = await sdk.get_prompt(f"{name}__mood", {})
     assert prompt.messages[0].content.text == "Write something cheerful"
+
+
+def capability_aware(name: str) -> MCPServer:
+    """An upstream that asks, in `input_required`, only for inputs the client declared it can
+    give (SEP-2322), from a tool and from a prompt."""
+    server = MCPServer(name)
+
+    def asked(ctx: Context) -> InputRequiredResult:
+        caps, requests = ctx.client_capabilities, {}
+        if caps is not None and caps.sampling is not None:
+            message = SamplingMessage(role="user", content=TextContent(type="text", text="hi"))
+            params = CreateMessageRequestParams(messages=[message], max_tokens=5)
+            requests["sample"] = CreateMessageRequest(params=params)
+        if caps is not None and caps.elicitation is not None:
+            schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+            params = ElicitRequestFormParams(message="Name?", requested_schema=schema)
+            requests["name"] = ElicitRequest(params=params)
+        if caps is not None and caps.roots is not None:
+            requests["roots"] = ListRootsRequest()
+        return InputRequiredResult(input_requests=requests)
+
+    @server.tool(description="Ask what the client can answer.")
+    def needs(ctx: Context) -> str | InputRequiredResult:
+        return "answered" if ctx.input_responses else asked(ctx)
+
+    @server.prompt(description="Ask what the client can answer, then render.")
+    def briefing(ctx: Context) -> str | InputRequiredResult:
+        return "briefed" if ctx.input_responses else asked(ctx)
+
+    return server
+
+
+def _declaring(method: str, params: dict, capabilities: dict) -> dict:
+    """A 2026-07-28 request that declares `capabilities`."""
+    body = modern_body(method, params)
+    body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = capabilities
+    return body
+
+
+async def test_the_upstream_asks_only_for_inputs_the_client_declared_it_can_give(
+    registry, stack
+) -> None:
+    async with (
+        run_upstream(capability_aware("caps")) as url,
+        httpx.AsyncClient(headers=bearer(stack.admin)) as http,
+    ):
+        await register(registry, "caps", url)
+        await stack.wait_for_tool(http, "caps__needs")
+        asked = {}
+        for declared in ({"sampling": {}}, {"elicitation": {}, "roots": {}}, {}):
+            call = _declaring("tools/call", {"name": "caps__needs", "arguments": {}}, declared)
+            resp = await http.post(
+                f"{stack.url}/mcp", json=call, headers=modern_headers("tools/call", "caps__needs")
+            )
+            asked[tuple(declared)] = resp.json()["result"].get("inputRequests", {})
+        prompt = _declaring("prompts/get", {"name": "briefing"}, {"sampling": {}})
+        via_server = await http.post(
+            f"{stack.url}/mcp/servers/caps",
+            json=prompt,
+            headers=modern_headers("prompts/get", "briefing"),
+        )
+    assert {k: sorted(v) for k, v in asked.items()} == {
+        ("sampling",): ["sample"],
+        ("elicitation", "roots"): ["name", "roots"],
+        (): [],
+    }
+    assert sorted(via_server.json()["result"]["inputRequests"]) == ["sample"]

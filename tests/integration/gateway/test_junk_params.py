@@ -13,6 +13,7 @@ from services.gateway.metrics import _METHODS
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers, register
 from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream
+from tests.support.sse import messages
 
 JUNK: list[Any] = [
     {},
@@ -41,7 +42,7 @@ async def session(http: httpx.AsyncClient, url: str, token: str) -> dict[str, st
 def errors_of(resp: httpx.Response) -> list[dict[str, Any]]:
     """The JSON-RPC errors in a JSON or SSE answer."""
     if resp.headers.get("content-type", "").startswith("text/event-stream"):
-        docs = [orjson.loads(x[5:]) for x in resp.text.splitlines() if x.startswith("data:")]
+        docs = messages(resp.content)
     else:
         docs = [resp.json()] if resp.content else []
     return [d["error"] for d in docs if isinstance(d, dict) and "error" in d]

@@ -12,9 +12,11 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 
+from libs.common.sse import Event
 from tests.integration.gateway.conftest import bearer, register
 from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream
+from tests.support.sse import stream_events
 
 
 def sse_sdk_client(url: str, token: str) -> Client:
@@ -71,7 +73,7 @@ async def test_sse_needs_a_credential_and_a_live_session_of_the_same_principal(s
 async def test_a_post_on_another_replica_is_answered_on_the_stream(stack, replica_b) -> None:
     async with httpx.AsyncClient(timeout=10, headers=bearer(stack.admin)) as http:
         async with http.stream("GET", f"{stack.url}/sse") as stream:
-            lines = stream.aiter_lines()
+            lines = stream_events(stream)
             endpoint = await _endpoint(stream, lines)
             accepted = await http.post(replica_b + endpoint, json=_initialize("x-1"))
             reply = await _reply(lines)
@@ -97,29 +99,26 @@ def _initialize(rid: str) -> dict:
     }
 
 
-async def _endpoint(stream: httpx.Response, lines: AsyncIterator[str] | None = None) -> str:
+async def _endpoint(stream: httpx.Response, lines: AsyncIterator[Event] | None = None) -> str:
     """The POST URL from the stream's first event."""
     assert stream.status_code == 200
     async with asyncio.timeout(5):
-        event = None
-        async for line in lines or stream.aiter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event == "endpoint":
-                return line[5:].strip()
+        async for event in lines or stream_events(stream):
+            if event.event == "endpoint":
+                return event.data.decode().strip()
     raise AssertionError("no endpoint event")
 
 
-async def _next_message(lines: AsyncIterator[str]) -> dict:
+async def _next_message(lines: AsyncIterator[Event]) -> dict:
     """The next `message` event's JSON."""
     async with asyncio.timeout(5):
-        async for line in lines:
-            if line.startswith("data:"):
-                return orjson.loads(line[5:].strip())
+        async for event in lines:
+            if event.data:
+                return orjson.loads(event.data)
     raise AssertionError("the stream ended")
 
 
-async def _reply(lines: AsyncIterator[str]) -> dict:
+async def _reply(lines: AsyncIterator[Event]) -> dict:
     """The next answer on the stream, past any notification (another test's registry change may
     announce itself at any time)."""
     while "id" not in (message := await _next_message(lines)):
@@ -132,7 +131,7 @@ async def test_a_registry_change_announces_every_list_on_the_sse_stream(registry
     seen: set[str] = set()
     async with httpx.AsyncClient(timeout=10, headers=bearer(stack.admin)) as http:
         async with http.stream("GET", f"{stack.url}/sse") as stream:
-            lines = stream.aiter_lines()
+            lines = stream_events(stream)
             endpoint = await _endpoint(stream, lines)
             await http.post(stack.url + endpoint, json=_initialize("f-1"))
             await _reply(lines)
@@ -210,7 +209,7 @@ async def test_no_list_changed_reaches_a_stream_before_its_session_is_initialize
     would arrive where the client waits for its initialize result."""
     async with httpx.AsyncClient(timeout=10, headers=bearer(stack.admin)) as http:
         async with http.stream("GET", f"{stack.url}/sse") as stream:
-            lines = stream.aiter_lines()
+            lines = stream_events(stream)
             endpoint = await _endpoint(stream, lines)
             async with run_upstream(rich("early-sse")) as url:
                 await register(registry, "early-sse", url)

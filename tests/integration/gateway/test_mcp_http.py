@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import httpx
 import httpx2
+import orjson
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -19,6 +21,7 @@ from tests.integration.gateway.conftest import (
     register,
 )
 from tests.integration.registry.conftest import run_upstream
+from tests.support.sse import stream_messages
 
 
 def sdk_client(url: str, token: str, mode: str) -> tuple[httpx2.AsyncClient, Client]:
@@ -80,6 +83,21 @@ async def test_a_request_without_credentials_is_401_with_a_json_rpc_error(stack)
     assert "resource_metadata" in resp.headers["www-authenticate"]
 
 
+async def test_a_jwt_naming_another_algorithm_for_the_real_key_is_401_not_500(stack) -> None:
+    header, claims, _ = stack.admin.split(".")
+    forged_header = {**orjson.loads(base64.urlsafe_b64decode(header + "==")), "alg": "RS256"}
+    encoded = base64.urlsafe_b64encode(orjson.dumps(forged_header)).rstrip(b"=").decode()
+    forged = f"{encoded}.{claims}.{'A' * 342}"
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(
+            f"{stack.url}/mcp",
+            json=modern_body("tools/list", {}),
+            headers={**modern_headers("tools/list"), **bearer(forged)},
+        )
+    assert resp.status_code == 401
+    assert resp.json()["error"]["code"] == -32001
+
+
 async def test_malformed_requests_get_the_right_json_rpc_errors(stack) -> None:
     url, auth = f"{stack.url}/mcp", bearer(stack.admin)
     ctype = {"Content-Type": "application/json"}
@@ -135,6 +153,44 @@ async def test_a_legacy_session_ends_with_delete(stack) -> None:
     assert after.status_code == 404
 
 
+async def test_a_2026_07_28_request_for_a_removed_method_is_404_method_not_found(stack) -> None:
+    url = f"{stack.url}/mcp"
+    removed = ["initialize", "ping", "logging/setLevel", "resources/subscribe"]
+    async with httpx.AsyncClient(headers=bearer(stack.admin)) as http:
+        answers = [
+            await http.post(url, json=modern_body(m, {}, rid=7), headers=modern_headers(m))
+            for m in removed
+        ]
+        legacy = await http.post(
+            url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}},
+            },
+        )
+        sid = {"Mcp-Session-Id": legacy.headers.get("mcp-session-id", "")}
+        ping = await http.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers=sid)
+    for method, resp in zip(removed, answers, strict=True):
+        assert resp.status_code == 404, method
+        assert (resp.json()["id"], resp.json()["error"]["code"]) == (7, -32601), method
+    assert legacy.status_code == 200
+    assert legacy.json()["result"]["protocolVersion"] == "2025-11-25"
+    assert ping.json()["result"] == {}
+
+
+async def test_server_discover_names_the_gateway_in_its_result_meta(stack) -> None:
+    async with httpx.AsyncClient(headers=bearer(stack.admin)) as http:
+        resp = await http.post(
+            f"{stack.url}/mcp",
+            json=modern_body("server/discover", {}),
+            headers=modern_headers("server/discover"),
+        )
+    info = resp.json()["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]
+    assert info["name"] == "switchboard-gateway" and info["version"]
+
+
 async def test_a_registry_change_sends_list_changed_on_the_legacy_stream(registry, stack) -> None:
     url = f"{stack.url}/mcp"
     init = {
@@ -157,8 +213,8 @@ async def test_a_registry_change_sends_list_changed_on_the_legacy_stream(registr
             assert stream.status_code == 200
             await register(registry, "fresh", up)
             async with asyncio.timeout(5):
-                async for line in stream.aiter_lines():
-                    if "notifications/tools/list_changed" in line:
+                async for message in stream_messages(stream):
+                    if message.get("method") == "notifications/tools/list_changed":
                         break
 
 

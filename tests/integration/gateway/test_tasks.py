@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import orjson
 
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers, register
 from tests.integration.gateway.task_upstreams import TaskServer
 from tests.support import serving
+from tests.support.sse import stream_messages
 
 TASKS = "io.modelcontextprotocol/tasks"
 
@@ -153,10 +153,8 @@ async def test_listen_with_task_ids_relays_task_notifications(registry, stack) -
             "POST", f"{stack.url}/mcp", json=body, headers=modern_headers("subscriptions/listen")
         ) as stream:
             async with asyncio.timeout(5):
-                async for line in stream.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    messages.append(orjson.loads(line[5:]))
+                async for message in stream_messages(stream):
+                    messages.append(message)
                     if len(messages) == 1:
                         jobs.finish("t1", "rendered late")
                     if len(messages) == 2:

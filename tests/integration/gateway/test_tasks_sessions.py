@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import httpx2
-import orjson
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import (
@@ -36,6 +35,7 @@ from tests.integration.gateway.task_upstreams import SessionTaskServer
 from tests.integration.gateway.upstreams import legacy_only, rich
 from tests.integration.registry.conftest import LOCAL, run_upstream
 from tests.support import serving
+from tests.support.sse import messages, stream_messages
 
 RELATED = "io.modelcontextprotocol/related-task"
 
@@ -82,8 +82,8 @@ class Session:
         )
         if not resp.headers["content-type"].startswith("text/event-stream"):
             return resp.json()
-        events = [orjson.loads(line[5:]) for line in resp.text.splitlines() if line[:5] == "data:"]
-        return next(e for e in events if e.get("id") == 2)  # notifications may come first
+        # notifications may come first
+        return next(e for e in messages(resp.content) if e.get("id") == 2)
 
     @asynccontextmanager
     async def stream(self, url: str | None = None) -> AsyncIterator[asyncio.Queue[dict]]:
@@ -94,9 +94,8 @@ class Session:
         async def read() -> None:
             async with self.http.stream("GET", url or self.url, headers=self.headers()) as resp:
                 opened.set()
-                async for line in resp.aiter_lines():
-                    if line.startswith("data:"):
-                        queue.put_nowait(orjson.loads(line[5:]))
+                async for message in stream_messages(resp):
+                    queue.put_nowait(message)
 
         reader = asyncio.create_task(read())
         async with asyncio.timeout(5):

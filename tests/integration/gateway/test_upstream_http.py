@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from libs.common.sse import Event
 from services.gateway.upstream_http import HttpFailure, UpstreamHttp
 
 Answer = Callable[[bytes, asyncio.Transport], None]
@@ -161,7 +162,7 @@ async def test_a_header_that_would_split_the_request_is_refused_and_nothing_is_s
     assert peer.requests == []
 
 
-async def test_a_chunked_body_is_read_whole_and_line_by_line(serve, client) -> None:
+async def test_a_chunked_body_is_read_whole_and_event_by_event(serve, client) -> None:
     def answer(request: bytes, transport: asyncio.Transport) -> None:
         transport.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -174,8 +175,8 @@ async def test_a_chunked_body_is_read_whole_and_line_by_line(serve, client) -> N
 
     peer = await serve(answer)
     resp = await client.post(peer.url, b"{}", {})
-    lines = [line async for line in resp.content]
-    assert lines == [b"data: 1\n", b"\n", b"data: 2\n", b"\n"]
+    first, second, end = [await resp.next_event() for _ in range(3)]
+    assert (first, second, end) == (Event(b"1"), Event(b"2"), None)
     resp.release()
     resp = await client.post(peer.url, b"{}", {})
     assert await resp.read() == b"data: 1\n\ndata: 2\n\n"

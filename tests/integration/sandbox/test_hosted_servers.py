@@ -12,6 +12,8 @@ import pytest
 from libs.common import rpc
 from libs.common.bus import Bus, RpcError
 from tests.integration.sandbox.conftest import EventTap, register_stdio, unique_name
+from tests.support.auth import AuthClient
+from tests.support.sse import stream_messages
 
 
 def call_msg(tool: str, args: dict[str, Any] | None = None, rid: Any = 1) -> dict[str, Any]:
@@ -188,9 +190,9 @@ async def test_following_logs_streams_new_lines(
         assert resp.status_code == 200
         await call(bus, name, "log", {"text": "streamed", "level": "WARNING"})
         async with asyncio.timeout(10):
-            async for line in resp.aiter_lines():
-                if line.startswith("data: ") and "streamed" in line:
-                    assert orjson.loads(line[6:])["level"] == "warning"
+            async for line in stream_messages(resp):
+                if "streamed" in line["message"]:
+                    assert line["level"] == "warning"
                     break
 
 
@@ -247,3 +249,12 @@ async def test_discovering_a_stopped_server_answers_its_last_listing_without_sta
     again = await bus.request(rpc.SANDBOX_DISCOVER, {"server": name}, timeout=30)
     assert again == first
     assert not rt.manager.running(name)
+
+
+async def test_only_platform_admins_see_the_self_tests_host_paths(
+    api: httpx.AsyncClient, auth: AuthClient
+) -> None:
+    user = await auth.create_user()
+    resp = await api.get("/api/v1/sandbox/status", headers=auth.bearer(user.token))
+    assert resp.status_code == 200
+    assert set(resp.json()["self_test"]) == {"ok", "checked_at"}

@@ -1,0 +1,136 @@
+"""Upstreams that prime their SSE responses and may end them before answering (SEP-1699).
+
+TypeScript SDK servers with an event store open every SSE response with a priming event
+(`id:` + `retry:` + empty `data:`); a tool may close its stream and answer later, and the client
+resumes with a GET carrying `Last-Event-ID`. The gateway is that client, for every upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from mcp.server.mcpserver import Context, MCPServer
+from starlette.types import Receive, Scope, Send
+
+from services.gateway.jsonrpc import UPSTREAM_ERROR, RpcFault
+from tests.integration.gateway.conftest import ADMIN, calculator, register
+from tests.integration.registry.conftest import run_upstream
+from tests.support import node, serving
+
+
+def text_of(result: dict[str, Any]) -> str:
+    """The first text content of a tools/call result."""
+    return result["content"][0]["text"]
+
+
+async def test_a_typescript_sdk_server_that_primes_its_streams_is_listed_and_called(
+    registry, core_factory
+) -> None:
+    async with node.ts_server() as base:
+        await register(registry, "ts", f"{base}/mcp")
+        core = await core_factory()
+        listed = await core.call(ADMIN, "tools/list", {})
+        assert {"ts__add", "ts__echo", "ts__progress"} <= {t["name"] for t in listed["tools"]}
+        added = await core.call(
+            ADMIN, "tools/call", {"name": "ts__add", "arguments": {"a": 2, "b": 3}}
+        )
+        assert text_of(added) == "5"
+        heard: list[dict[str, Any]] = []
+
+        async def hear(msg: dict[str, Any]) -> None:
+            heard.append(msg)
+
+        params = {"name": "ts__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": 7}}
+        result = await core.call(ADMIN, "tools/call", params, notify=hear)
+        assert text_of(result) == "done in 3"
+        progress = [
+            m["params"]["progress"] for m in heard if m["method"] == "notifications/progress"
+        ]
+        assert progress == [1, 2, 3]
+
+
+async def test_a_call_whose_typescript_server_closes_the_stream_is_answered_after_resuming(
+    registry, core_factory
+) -> None:
+    async with node.ts_server() as base:
+        await register(registry, "tsr", f"{base}/mcp")
+        core = await core_factory()
+        params = {"name": "tsr__reconnect", "arguments": {"text": "hello"}}
+        results = await asyncio.gather(*(core.call(ADMIN, "tools/call", params) for _ in range(3)))
+        assert [text_of(r) for r in results] == ["resumed: hello"] * 3
+
+
+async def test_a_call_whose_python_server_closes_the_stream_is_answered_after_resuming(
+    registry, core_factory
+) -> None:
+    server = calculator("pyr")
+
+    @server.tool(description="Close this call's stream, then answer.")
+    async def reconnect(text: str, ctx: Context) -> str:
+        await ctx.close_sse_stream()
+        await asyncio.sleep(0.3)
+        return f"resumed: {text}"
+
+    async with run_upstream(server, handshake=True, resumable=True) as url:
+        await register(registry, "pyr", url)
+        core = await core_factory()
+        result = await core.call(
+            ADMIN, "tools/call", {"name": "pyr__reconnect", "arguments": {"text": "py"}}
+        )
+        assert text_of(result) == "resumed: py"
+
+
+def primes_then_hangs_up(server: MCPServer) -> Any:
+    """A server's app whose tools/call answers only a priming event and refuses every GET."""
+    app = server.streamable_http_app()
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            await send({"type": "http.response.start", "status": 405, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if scope["type"] == "http" and scope["method"] == "POST":
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            if b'"tools/call"' in body:
+                headers = [(b"content-type", b"text/event-stream")]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                priming = b"id: 1\nretry: 10\ndata: \n\n"
+                await send({"type": "http.response.body", "body": priming})
+                return
+
+            replayed = False
+
+            async def replay() -> Any:
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await app(scope, replay, send)
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+async def test_a_primed_stream_that_cannot_be_resumed_fails_the_call_cleanly(
+    registry, core_factory
+) -> None:
+    async with serving(primes_then_hangs_up(calculator("hup"))) as base:
+        await register(registry, "hup", f"{base}/mcp")
+        core = await core_factory()
+        with pytest.raises(RpcFault) as failed:
+            async with asyncio.timeout(10):
+                await core.call(
+                    ADMIN, "tools/call", {"name": "hup__echo", "arguments": {"text": "x"}}
+                )
+    assert failed.value.code == UPSTREAM_ERROR
+    assert "405" in failed.value.message

@@ -1,0 +1,74 @@
+"""The SSE parser against the WHATWG event stream rules, the way real servers chunk their bytes."""
+
+from __future__ import annotations
+
+import pytest
+
+from libs.common.sse import Event, Parser
+
+PRIMING = b"id: 0_7\nretry: 1000\ndata: \n\n"  # what TypeScript SDK servers send first
+
+
+def parse(*chunks: bytes) -> tuple[list[Event], Parser]:
+    """Feed the chunks one by one; every event and the parser."""
+    parser = Parser()
+    events = [event for chunk in chunks for event in parser.feed(chunk)]
+    return events, parser
+
+
+def every_split(body: bytes) -> list[list[bytes]]:
+    """The body cut into two chunks at every position, and into single bytes."""
+    return [[body[:i], body[i:]] for i in range(len(body) + 1)] + [
+        [body[i : i + 1] for i in range(len(body))]
+    ]
+
+
+def test_a_priming_event_has_empty_data_and_sets_the_id_and_the_retry() -> None:
+    events, parser = parse(PRIMING + b'event: message\ndata: {"id":1}\n\n')
+    assert events == [Event(b"", "message", "0_7"), Event(b'{"id":1}', "message", "0_7")]
+    assert parser.retry_ms == 1000 and parser.last_id == "0_7"
+
+
+def test_an_event_without_a_data_line_is_dispatched_to_nobody_but_keeps_its_id() -> None:
+    events, parser = parse(b"id: 5\n\nevent: ping\n\n", b"data: x\n\n")
+    assert events == [Event(b"x", "message", "5")]
+    assert parser.last_id == "5"
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_every_line_ending_works_and_chunk_boundaries_never_matter(newline: bytes) -> None:
+    body = newline.join([b"event: note", b"data: a", b"data:b", b"", b"data: c", b"", b""])
+    expected = [Event(b"a\nb", "note", None), Event(b"c", "message", None)]
+    for chunks in every_split(body):
+        assert parse(*chunks)[0] == expected, chunks
+
+
+def test_comments_unknown_fields_and_colonless_lines() -> None:
+    body = b": keep-alive\nfoo: bar\ndata\ndata:  two spaces\nevent\n\n"
+    assert parse(body)[0] == [Event(b"\n two spaces", "message", None)]
+
+
+def test_an_id_holding_nul_is_ignored_and_a_non_numeric_retry_too() -> None:
+    events, parser = parse(b"id: 1\nretry: 200\n\nid: 2\x00\nretry: 3s\ndata: x\n\n")
+    assert events == [Event(b"x", "message", "1")]
+    assert parser.retry_ms == 200
+
+
+def test_an_empty_id_resets_the_last_event_id() -> None:
+    assert parse(b"id: 9\ndata: a\n\nid\ndata: b\n\n")[0][1].id == ""
+
+
+def test_a_byte_order_mark_is_dropped_only_at_the_start() -> None:
+    bom = b"\xef\xbb\xbf"
+    for chunks in every_split(bom + b"data: a\n\n" + bom + b"data: b\n\n"):
+        events = parse(*chunks)[0]
+        assert [e.data for e in events] == [b"a"], chunks  # a later BOM starts an unknown field
+
+
+def test_an_event_cut_off_by_the_end_of_the_stream_is_not_dispatched() -> None:
+    assert parse(b"data: whole\n\ndata: cut")[0] == [Event(b"whole")]
+
+
+def test_an_event_type_applies_to_its_own_event_only() -> None:
+    events = parse(b"event: endpoint\ndata: /messages?s=1\n\ndata: {}\n\n")[0]
+    assert [e.event for e in events] == ["endpoint", "message"]
