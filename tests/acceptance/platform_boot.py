@@ -89,11 +89,6 @@ class PrivatePostgres:
             await asyncio.to_thread(self.server.stop, mode)
             self.server = None
 
-    async def restart(self) -> None:
-        """Crash it and start it again."""
-        await self.stop("immediate")
-        await self.start()
-
 
 class PrivateNats:
     """nats-server with JetStream, its store in the copy's .run/, restarted on the same port."""

@@ -280,7 +280,10 @@ async def test_attacks_from_inside_a_sandbox_reach_no_network_host_file_secret_o
     server = nameserver()
     paths = host_paths(platform)
     assert "/etc/shadow" in paths and str(platform.root) in paths, f"host paths: {paths}"
-    host_resolves = bool(await asyncio.get_running_loop().getaddrinfo(PROBED_NAME, 443))
+    try:
+        host_resolves = bool(await asyncio.get_running_loop().getaddrinfo(PROBED_NAME, 443))
+    except OSError:
+        host_resolves = False  # then only the nameserver probe says something about DNS
     args = {
         "port": port,
         "host_ip": host_address(server),
@@ -295,12 +298,13 @@ async def test_attacks_from_inside_a_sandbox_reach_no_network_host_file_secret_o
     )
     assert probe["outcome"] == "ok", f"sandbox isolation: the probe ran: {probe}"
     seen = probe["result"]
-    secrets = {
+    sensitive = {
         k: v
         for k, v in platform.stack.env.items()
         if k in ("DATABASE_URL", "NATS_URL") or "SECRET" in k or "KEY" in k or "PASSWORD" in k
     }
-    leaked = [k for k, v in secrets.items() if k in json.dumps(seen) or v in json.dumps(seen)]
+    text = json.dumps(seen)
+    leaked = [k for k, v in sensitive.items() if k in text or v in text]  # names only
     blocked = {
         "no network": all(
             seen[k] in ("ConnectionRefusedError", "OSError", "TimeoutError")
