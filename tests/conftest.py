@@ -10,10 +10,10 @@ default local ports (Postgres only when it allows MIN_CONNECTIONS), else private
 .run/ (one per xdist worker).
 """
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import nats
 import pytest
@@ -77,9 +77,13 @@ async def delete_streams(url: str, namespace: str) -> None:
         await client.close()
 
 
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
-    """Every async test and fixture runs on uvloop, the loop the services run on (app.run)."""
-    return {"uvloop": uvloop.new_event_loop}
+def pytest_configure(config: pytest.Config) -> None:
+    """Every async test and fixture runs on uvloop, the loop the services run on (app.run).
+
+    A global policy rather than pytest-asyncio's loop-factory hook: the hook parametrizes async
+    tests only, and a sync test using an async fixture would then tear the session's loop down.
+    """
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -237,10 +237,24 @@ class HostedProcess:
                 self.settings.start_timeout_s,
             )
             await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        except Exception:
+        except Exception as exc:
+            with contextlib.suppress(TimeoutError):  # a broken pipe: the exit is on its way
+                async with asyncio.timeout(0.5):
+                    await self.proc.wait()
+            exited = self.proc.returncode is not None
+            if exited and self._tasks:  # what it said on stderr says why (bwrap's refusal)
+                await asyncio.wait({self._tasks[1]}, timeout=1)
+            code, said = self.proc.returncode, self.last_stderr
             await self._kill("initialize failed")
-            await self._set_state(FAILED, "initialize failed")
-            raise
+            if not exited:
+                await self._set_state(FAILED, "initialize failed")
+                raise
+            why = f"exited with code {code} while starting" + (f": {said}" if said else "")
+            await self._set_state(FAILED, why)
+            raise UpstreamError(
+                f"Server {self.spec.name!r} {why}",
+                details={"server": self.spec.name, "exit_code": code, "stderr": said},
+            ) from exc
         self.last_used = time.monotonic()
         await self._set_state(RUNNING)
 
