@@ -19,7 +19,7 @@ PYTEST := $(PY) -m pytest
 NO_TESTS_OK := || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup test-peers run stop test test-unit test-integration test-e2e test-conformance lint fmt bench k8s-check clean
+.PHONY: help setup test-peers run stop test test-unit test-integration test-e2e test-acceptance test-conformance lint fmt bench k8s-check clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -60,6 +60,9 @@ test-integration: setup test-peers ## Run the integration tests (real Postgres a
 
 test-e2e: setup test-peers ## Run the end-to-end tests (the whole stack behind nginx)
 	$(PYTEST) tests/e2e $(NO_TESTS_OK)
+
+test-acceptance: setup test-peers ## Run the acceptance suite (the stack as `make run` starts it, from a 0700 copy)
+	$(PYTEST) tests/acceptance
 
 test-conformance: setup test-peers ## Run the official MCP conformance suites, directly and through the gateway
 	$(PYTEST) tests/conformance $(NO_TESTS_OK)

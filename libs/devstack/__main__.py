@@ -3,20 +3,18 @@
 import argparse
 import asyncio
 import os
-import secrets
 import signal
 import sys
 from pathlib import Path
 
 import aiohttp
 
-from libs.devstack import devsecrets, nats, nginx, peers, ports, postgres, proc
-from libs.devstack.stack import Stack, StackConfig, StackError
+from libs.devstack import launch, nats, nginx, peers, ports, postgres, proc
+from libs.devstack.stack import Stack, StackError
 
 DEFAULT_PORT = 8080
 SANDBOX_PACKAGES = {"bubblewrap": "/usr/bin/bwrap", "python3": "/usr/bin/python3",
                     "util-linux": "/usr/bin/prlimit"}  # fmt: skip
-DATABASE = "switchboard"
 
 
 def pid_file() -> Path:
@@ -35,20 +33,6 @@ def running_pid() -> int | None:
         return pid
     path.unlink(missing_ok=True)
     return None
-
-
-def admin_credentials() -> tuple[str, str, str]:
-    """Return (user, password, how to show it), generating the password once into .run/."""
-    user = os.environ.get("SWITCHBOARD_ADMIN_USER") or "admin"
-    password = os.environ.get("SWITCHBOARD_ADMIN_PASSWORD")
-    if password:
-        return user, password, "(as set in SWITCHBOARD_ADMIN_PASSWORD)"
-    path = proc.run_dir() / "admin-password"
-    if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(18) + "\n")
-    password = path.read_text().strip()
-    return user, password, f"{password}   (kept in {path})"
 
 
 async def can_sign_in(url: str, user: str, password: str) -> bool:
@@ -92,20 +76,10 @@ async def run() -> int:
         pg = await postgres.ensure_postgres("pg")
         database_url = pg.url
         if not os.environ.get("DATABASE_URL"):
-            database_url = await postgres.create_database(pg.url, DATABASE)
+            database_url = await postgres.create_database(pg.url, launch.DATABASE)
         bus = nats.ensure_nats("nats")
-        user, password, source = admin_credentials()
-        env = {"SWITCHBOARD_ADMIN_USER": user, "SWITCHBOARD_ADMIN_PASSWORD": password}
-        env.update(devsecrets.load(proc.run_dir() / "dev-secrets.env"))
-        # Short drain so Ctrl-C is quick; a variable set by the caller wins.
-        env.setdefault("SWITCHBOARD_DRAIN_S", os.environ.get("SWITCHBOARD_DRAIN_S", "2"))
-        config = StackConfig(
-            database_url=database_url,
-            nats_url=bus.url,
-            port=port,
-            namespace=os.environ.get("SWITCHBOARD_NAMESPACE", ""),
-            env=env,
-        )
+        config, admin = launch.stack_config(database_url, bus.url, port)
+        user, password, source = admin.user, admin.password, admin.shown_as
         stack = Stack(config)
         print(f"devstack: starting the services (logs in {config.log_dir}/)", flush=True)
         start = asyncio.create_task(stack.start())
@@ -118,10 +92,10 @@ async def run() -> int:
         start.result()
         if not await can_sign_in(stack.url, user, password):
             source = (
-                f"(not the one in {source.split('kept in ')[-1].rstrip(')')}: the admin already "
+                f"(not the one in {admin.kept_in}: the admin already "
                 f"existed in {redact(database_url)} with another password; use that one, "
                 "or drop the database for a fresh start)"
-                if "kept in" in source
+                if admin.kept_in is not None
                 else "(the admin already existed with another password)"
             )
         print(

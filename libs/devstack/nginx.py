@@ -5,16 +5,19 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from libs.devstack import ports, proc
 
-TEMPLATE = proc.ROOT / "deploy" / "nginx" / "nginx.conf"
+TEMPLATE = Path("deploy") / "nginx" / "nginx.conf"  # in the checkout
 SERVICES = ("auth", "registry", "gateway", "sandbox", "audit")
 
 
-def render(listen: str, upstreams: dict[str, list[str]], template: Path = TEMPLATE) -> str:
+def render(
+    listen: str, upstreams: dict[str, list[str]], template: Path = proc.ROOT / TEMPLATE
+) -> str:
     """Fill the template: listen address and each service's upstream host:port list."""
     text = template.read_text()
     values = {"LISTEN": listen}
@@ -51,6 +54,7 @@ class Nginx:
     name: str = "nginx"
     upstreams: dict[str, list[str]] = field(default_factory=dict)
     log_dir: Path | None = None
+    root: Path = proc.ROOT  # the checkout: the template and the `.run` the prefix lives in
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     prefix: Path | None = None
 
@@ -64,16 +68,16 @@ class Nginx:
         """Return the file holding nginx's access and error log."""
         if self.log_dir is not None:
             return self.log_dir / "nginx.log"
-        return proc.run_dir() / "logs" / f"{self.name}.log"
+        return proc.run_dir(self.root) / "logs" / f"{self.name}.log"
 
     def write_config(self) -> Path:
         """Render the template into the prefix directory and return the file."""
         if self.prefix is None:
-            self.prefix = proc.unprivileged_dir(self.name)
+            self.prefix = proc.unprivileged_dir(self.name, self.root)
             (self.prefix / "tmp").mkdir(exist_ok=True)
             proc.give_to_unprivileged(self.prefix / "tmp")
         conf = self.prefix / "nginx.conf"
-        conf.write_text(render(f"{self.host}:{self.port}", self.upstreams))
+        conf.write_text(render(f"{self.host}:{self.port}", self.upstreams, self.root / TEMPLATE))
         conf.chmod(0o644)
         return conf
 
@@ -95,11 +99,32 @@ class Nginx:
         log = self.log_path
         raise RuntimeError(f"nginx failed to start; see {log}:\n{proc.tail(log)}")
 
-    def reload(self) -> None:
-        """Re-render the config for the current upstreams and make nginx load it."""
+    def reload(self, settle_s: float = 5.0) -> None:
+        """Re-render the config for the current upstreams, make nginx load it, and wait (up to
+        settle_s) until the old workers are gone: until then they close their idle keep-alive
+        connections, and a client sending on one as it closes sees a reset, not an answer."""
         self.write_config()
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGHUP)
+        if self.process is None or self.process.poll() is not None:
+            return
+        old = self.workers()
+        os.kill(self.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline and (not (now := self.workers()) or now & old):
+            time.sleep(0.02)
+
+    def workers(self) -> set[int]:
+        """Pids of the master's worker processes."""
+        if self.process is None:
+            return set()
+        found = set()
+        for stat_file in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == self.process.pid:  # the parent pid
+                found.add(int(stat_file.parent.name))
+        return found
 
     def stop(self) -> None:
         """Stop nginx if it runs."""

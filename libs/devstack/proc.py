@@ -19,9 +19,9 @@ UNPRIVILEGED_USER = "nobody"
 PR_SET_PDEATHSIG = 1
 
 
-def run_dir() -> Path:
-    """Return the repo's `.run` directory (created, and ignored by git)."""
-    path = ROOT / ".run"
+def run_dir(root: Path = ROOT) -> Path:
+    """Return the checkout's `.run` directory (created, and ignored by git)."""
+    path = root / ".run"
     (path / "logs").mkdir(parents=True, exist_ok=True)
     ignore = path / ".gitignore"
     if not ignore.exists():
@@ -62,15 +62,15 @@ def unprivileged_can_write(path: Path) -> bool:
     return result.returncode == 0
 
 
-def unprivileged_dir(name: str) -> Path:
+def unprivileged_dir(name: str, root: Path = ROOT) -> Path:
     """Return .run/<name> owned by the unprivileged user (a /tmp dir when it cannot reach .run)."""
-    base = run_dir() / name
+    base = run_dir(root) / name
     base.mkdir(parents=True, exist_ok=True)
     give_to_unprivileged(base)
     if unprivileged_can_write(base):
         return base
     # The repo lives where the unprivileged user cannot reach (e.g. under /root): use /tmp.
-    digest = hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:8]
     fallback = Path(tempfile.gettempdir()) / f"switchboard-{digest}-{name}"
     fallback.mkdir(mode=0o700, exist_ok=True)
     give_to_unprivileged(fallback)

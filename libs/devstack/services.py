@@ -63,8 +63,11 @@ def start_service(
     log_dir: Path,
     host: str = "127.0.0.1",
     port: int | None = None,
+    python: str = sys.executable,
+    cwd: Path = proc.ROOT,
 ) -> ServiceProcess:
-    """Start `python -m services.<service>` on a free port with env on top of os.environ."""
+    """Start `python -m services.<service>` in the checkout `cwd` on a free port, with env on
+    top of os.environ."""
     if service not in SERVICES:
         raise ValueError(f"Unknown service {service!r}; expected one of {', '.join(SERVICES)}.")
     port = port or ports.free_port(host)
@@ -78,7 +81,7 @@ def start_service(
         "PYTHONUNBUFFERED": "1",
     }
     log_path = log_dir / log_name(service, index)
-    process = proc.spawn([sys.executable, "-m", f"services.{service}"], log_path, env=child_env)
+    process = proc.spawn([python, "-m", f"services.{service}"], log_path, env=child_env, cwd=cwd)
     return ServiceProcess(service, index, host, port, log_path, process)
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,8 @@ class StackError(RuntimeError):
 
 @dataclass
 class StackConfig:
-    """What a stack needs: its backing servers, namespace, public port and extra env."""
+    """What a stack needs: its backing servers, namespace, public port, extra env, and the
+    checkout (and its interpreter) the services run from."""
 
     database_url: str
     nats_url: str
@@ -37,6 +39,8 @@ class StackConfig:
     name: str = ""
     log_dir: Path = field(default_factory=lambda: proc.run_dir() / "logs")
     env: dict[str, str] = field(default_factory=dict)
+    root: Path = proc.ROOT
+    python: str = sys.executable
 
 
 class Stack:
@@ -47,7 +51,7 @@ class Stack:
         self.config = config
         self.replicas: list[ServiceProcess] = []
         name = "-".join(filter(None, ["nginx", config.name]))
-        self.nginx = Nginx(port=config.port, name=name, log_dir=config.log_dir)
+        self.nginx = Nginx(port=config.port, name=name, log_dir=config.log_dir, root=config.root)
         self._routed: list[ServiceProcess] = []
         self._next_index: dict[str, int] = {}
 
@@ -82,7 +86,14 @@ class Stack:
         """Start one more replica of service that nginx does not route to."""
         index = self._next_index.get(service, 1)
         self._next_index[service] = index + 1
-        replica = start_service(service, index, {**self.env, **(env or {})}, self.config.log_dir)
+        replica = start_service(
+            service,
+            index,
+            {**self.env, **(env or {})},
+            self.config.log_dir,
+            python=self.config.python,
+            cwd=self.config.root,
+        )
         self.replicas.append(replica)
         return replica
 
@@ -113,7 +124,7 @@ class Stack:
         self._routed.append(replica)
         await self.wait_replica_healthy(replica, timeout)
         self._route()
-        self.nginx.reload()
+        await asyncio.to_thread(self.nginx.reload)
         return replica
 
     def kill(self, service: str) -> list[ServiceProcess]:

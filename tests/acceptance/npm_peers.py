@@ -1,0 +1,74 @@
+"""The npm peers as users run them: the TypeScript SDK client, and server-everything as a
+TypeScript SDK upstream over Streamable HTTP (both on the pinned Node 22)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from libs.devstack import ports
+from tests.support import node
+
+TS_CLIENT = Path(__file__).with_name("ts_client.mjs")
+
+
+async def run_ts_client(mcp_url: str, key: str, tool: str, arguments: dict[str, Any]) -> dict:
+    """Run the TypeScript SDK client against `mcp_url`; its report (protocol, tools, result)."""
+    node.installed()
+    client = await asyncio.create_subprocess_exec(
+        str(node.NODE22),
+        str(TS_CLIENT),
+        mcp_url,
+        tool,
+        json.dumps(arguments),
+        env={**os.environ, "SDK_DIR": str(node.TS_SDK / "dist" / "esm"), "API_KEY": key},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):
+            out, err = await client.communicate()
+    finally:
+        if client.returncode is None:
+            client.kill()
+            await client.wait()
+    assert client.returncode == 0 and out, (
+        f"gateway: the TypeScript SDK client exited {client.returncode}: {err.decode()[-1500:]}"
+    )
+    return json.loads(out.splitlines()[-1])
+
+
+@asynccontextmanager
+async def everything_over_http() -> AsyncIterator[str]:
+    """`server-everything streamableHttp` (the TypeScript SDK's server, with an event store,
+    so it primes SSE streams) on a free port; yields its MCP URL."""
+    node.installed()
+    port = ports.free_port()
+    server = await asyncio.create_subprocess_exec(
+        str(node.NODE22),
+        str(node.SERVER_EVERYTHING),
+        "streamableHttp",
+        env={**os.environ, "PORT": str(port)},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                assert server.returncode is None, "server-everything exited at start"
+                with contextlib.suppress(OSError):
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    break
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        if server.returncode is None:
+            server.kill()
+        await server.wait()
