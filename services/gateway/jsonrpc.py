@@ -34,6 +34,8 @@ UPSTREAM_ERROR = -32010
 UPSTREAM_TIMEOUT = -32011
 UPSTREAM_UNAVAILABLE = -32012
 RESULT_TOO_LARGE = -32013
+AUDIT_UNAVAILABLE = -32014  # the call ran; its record could not be stored, its result withheld
+UNAVAILABLE = -32015  # a platform service the request needs is unreachable: retry later
 RATE_LIMITED = -32029
 
 # HTTP status for protocol-level failures; method-level errors travel with 200 (legacy) or
@@ -46,6 +48,7 @@ HTTP_STATUS = {
     UNAUTHENTICATED: 401,
     SESSION_NOT_FOUND: 404,
     RATE_LIMITED: 429,
+    UNAVAILABLE: 503,
 }
 MODERN_HTTP_STATUS = {
     **HTTP_STATUS,

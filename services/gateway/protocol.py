@@ -20,6 +20,7 @@ from libs.common.events import TOOL_CALLED, ToolCalled
 from services.gateway import client_meta, input_bridge, metrics, param_headers, parking, tasks
 from services.gateway.aggregate import AGGREGATED, Aggregate
 from services.gateway.jsonrpc import (
+    AUDIT_UNAVAILABLE,
     FORBIDDEN,
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -35,6 +36,7 @@ log = structlog.get_logger()
 
 SERVER_INFO = {"name": "switchboard-gateway", "title": "Switchboard", "version": "0.1.0"}
 UNAVAILABLE_META = "io.switchboard/unavailableServers"
+AUDIT_ATTEMPT_S = 2.0  # one publish's wait for its acknowledgement, within the audit deadline
 MRTR_KEYS = ("inputResponses", "requestState")
 # Requests of the handshake era that 2026-07-28 removed (initialize, ping, logging/setLevel,
 # resources/subscribe, resources/unsubscribe): a request declaring 2026-07-28 gets -32601 (404)
@@ -232,6 +234,7 @@ class Gateway:
         tool: ToolEntry | None = None
         upstream_ms: float | None = None
         status, code, message, size = "ok", None, None, 0
+        answered = False  # the call has a result for the client (which needs its record)
         try:
             tool = self.resolve(name, ctx)
             arguments = params.get("arguments")
@@ -293,6 +296,7 @@ class Gateway:
                 )
             if result.get("isError"):
                 status = "error"
+            answered = True
             return _for_client(result, ctx)
         except RpcFault as fault:
             status = "denied" if fault.code == FORBIDDEN or tool is None else "error"
@@ -329,7 +333,13 @@ class Gateway:
                 client=ctx.client,
             )
             self._observe(record, elapsed, upstream_ms)
-            await self.record(record, ctx.principal)
+            if not await self.record(record, ctx.principal) and answered:
+                raise RpcFault(
+                    AUDIT_UNAVAILABLE,
+                    "The tool ran, but its audit record could not be stored, so its result is "
+                    "withheld; the platform's event stream (NATS) is unavailable.",
+                    {"retry_may_repeat_the_call": True},
+                )
 
     def _observe(self, record: ToolCalled, elapsed_ms: float, upstream_ms: float | None) -> None:
         """Tool-call metrics: count, upstream time and the time the gateway added."""
@@ -343,10 +353,11 @@ class Gateway:
             metrics.upstream_duration(record.server, "tools/call").observe(upstream_ms / 1000)
             metrics.CALL_OVERHEAD.observe(max(0.0, elapsed_ms - upstream_ms) / 1000)
 
-    async def record(self, record: ToolCalled, principal: Principal) -> None:
-        """Publish gateway.tool.called: acknowledged before the response, unless async."""
+    async def record(self, record: ToolCalled, principal: Principal) -> bool:
+        """Publish gateway.tool.called: acknowledged before the response, unless async; False
+        when it could not be stored in time."""
         if self.bus is None:
-            return
+            return True
         event = TOOL_CALLED.event(  # vars(): a shallow dict, no dataclasses.asdict deep copy
             vars(record),  # type: ignore[arg-type]
             source="gateway",
@@ -357,18 +368,33 @@ class Gateway:
             task = asyncio.get_running_loop().create_task(self._publish(event))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-            return
-        await self._publish(event)
+            return True
+        return await self._publish(event)
 
-    async def _publish(self, event: Any) -> None:
-        """Publish one audit event; a failure is logged (the call itself already happened)."""
+    async def _publish(self, event: Any) -> bool:
+        """Publish one audit event until JetStream acknowledges it or GATEWAY_AUDIT_DEADLINE_S
+        passes. Every attempt carries the event's id, so a publish that did arrive before its
+        acknowledgement was lost is stored once (JetStream deduplicates; audit too)."""
         assert self.bus is not None
         t0 = time.perf_counter()
-        try:
-            await self.bus.publish(event, timeout=5)
-        except Exception as exc:
-            log.error("tool_call_record_not_published", error=str(exc), event_id=event.id)
-        metrics.AUDIT_PUBLISH.observe(time.perf_counter() - t0)
+        deadline = t0 + self.settings.audit_deadline_s
+        attempt = 0
+        while True:
+            left = deadline - time.perf_counter()
+            try:
+                await self.bus.publish(event, timeout=max(min(AUDIT_ATTEMPT_S, left), 0.01))
+                metrics.AUDIT_PUBLISH.observe(time.perf_counter() - t0)
+                if attempt:
+                    log.info("tool_call_record_published", event_id=event.id, attempts=attempt + 1)
+                return True
+            except Exception as exc:
+                attempt += 1
+                if deadline - time.perf_counter() <= 0:
+                    log.error("tool_call_record_not_published", error=str(exc), event_id=event.id)
+                    metrics.AUDIT_PUBLISH.observe(time.perf_counter() - t0)
+                    return False
+                log.warning("tool_call_record_retried", error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(min(0.1 * 2**attempt, 1.0, max(left, 0)))
 
     # ---- passthrough -----------------------------------------------------------------------
 

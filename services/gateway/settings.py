@@ -22,6 +22,8 @@ class GatewaySettings(Settings):
     breaker_reset_s: float = env("GATEWAY_BREAKER_RESET_S", 30.0)
     max_result_bytes: int = env("GATEWAY_MAX_RESULT_BYTES", 8 * 1024 * 1024)
     audit_async: bool = env("GATEWAY_AUDIT_ASYNC", False)
+    # how long a call's record may take to be stored (NATS restarting) before the call fails
+    audit_deadline_s: float = env("GATEWAY_AUDIT_DEADLINE_S", 30.0)
     allowed_origins: tuple[str, ...] = env("GATEWAY_ALLOWED_ORIGINS", ())
     allowed_hosts: tuple[str, ...] = env("GATEWAY_ALLOWED_HOSTS", ())  # besides public, loopback
     list_page_size: int = env("GATEWAY_LIST_PAGE_SIZE", 1000)

@@ -179,3 +179,19 @@ async def test_a_service_without_replicas_answers_upstream_error(log_dir: Path) 
         stop_nginx(nginx)
     assert resp.status_code == 502
     assert resp.json()["error"]["code"] == "UPSTREAM_ERROR"
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/mcp/servers/x", "/sse", "/messages?session_id=x"])
+async def test_an_mcp_endpoint_without_a_gateway_answers_a_json_rpc_error(
+    log_dir: Path, path: str
+) -> None:
+    nginx = start_nginx(log_dir, upstreams={})
+    try:
+        async with httpx.AsyncClient(base_url=nginx.url) as client:
+            resp = await client.post(path, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+            big = await client.post(path, content=b"x" * (5 * 1024 * 1024))
+    finally:
+        stop_nginx(nginx)
+    assert resp.status_code == 502
+    assert resp.json()["jsonrpc"] == "2.0" and resp.json()["error"]["code"] == -32015
+    assert big.status_code == 413 and big.json()["error"]["code"] == -32600

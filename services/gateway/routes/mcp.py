@@ -23,7 +23,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from libs.common.authn import Principal, authenticate
-from libs.common.errors import ApiError
+from libs.common.errors import ApiError, Unavailable
 from services.gateway import metrics, param_headers, subscriptions
 from services.gateway.jsonrpc import (
     FORBIDDEN,
@@ -36,6 +36,7 @@ from services.gateway.jsonrpc import (
     PARSE_ERROR,
     SESSION_NOT_FOUND,
     UNAUTHENTICATED,
+    UNAVAILABLE,
     RpcFault,
     error,
     response,
@@ -79,6 +80,8 @@ async def _principal(request: Request) -> Principal:
     """Authenticate, turning the API error into a JSON-RPC one."""
     try:
         principal = await authenticate(request)  # a dict lookup once verified (Verifier)
+    except Unavailable as exc:  # auth could not be asked: the credential is not known bad
+        raise RpcFault(UNAVAILABLE, exc.message, {"code": exc.code}) from None
     except ApiError as exc:
         raise RpcFault(UNAUTHENTICATED, exc.message, {"code": exc.code}) from None
     await rate_limit(request, principal)

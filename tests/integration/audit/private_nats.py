@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 from pathlib import Path
 
@@ -54,3 +55,13 @@ class PrivateNats:
             self.process.kill()
             await self.process.wait()
         self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP the server: connections stay open, nothing is answered (a hung server)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the server: it reads what was sent meanwhile."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)

@@ -13,6 +13,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from services.gateway.jsonrpc import UNAVAILABLE
+from services.gateway.settings import GatewaySettings
 from tests.integration.gateway.conftest import (
     bearer,
     calculator,
@@ -21,6 +23,7 @@ from tests.integration.gateway.conftest import (
     register,
 )
 from tests.integration.registry.conftest import run_upstream
+from tests.support import serving, settings_for
 from tests.support.sse import stream_messages
 
 
@@ -249,3 +252,21 @@ async def test_the_admin_call_tool_goes_through_the_gateway_path(registry, stack
     assert anonymous.status_code == 401
     event = await calls.wait_for(lambda e: e.data["endpoint"] == "admin call-tool")
     assert event.data["tool"] == "add"
+
+
+async def test_a_credential_auth_cannot_check_now_is_503_unavailable_not_401(
+    pg_url: str, nats_url: str, namespace: str
+) -> None:
+    from services.gateway.app import create_app
+
+    alone = f"{namespace}alone"  # a namespace where no auth service answers
+    settings = settings_for(GatewaySettings, pg_url=pg_url, nats_url=nats_url, namespace=alone)
+    async with serving(create_app(settings)) as url, httpx.AsyncClient() as http:
+        resp = await http.post(
+            f"{url}/mcp",
+            json=modern_body("tools/list", {}),
+            headers={**modern_headers("tools/list"), "X-API-Key": "sbk_" + "a" * 40},
+        )
+    assert resp.status_code == 503
+    assert resp.json()["error"]["code"] == UNAVAILABLE
+    assert "www-authenticate" not in resp.headers  # nothing is wrong with the credential
