@@ -27,8 +27,9 @@ from tests.support.upstreams import run_upstream
 
 RECOVERED_AFTER = 20  # successful calls that show the platform serves again after a fault
 RECOVERY_S = 60.0
-# how long NATS or Postgres stays down (or hung): longer than the gateway waits for JetStream to
-# acknowledge a call's audit record (5 s), as a restart of a server with a large store can take
+# how long NATS or Postgres stays down (or hung): longer than one publish of a call's audit record
+# waits for JetStream's acknowledgement (2 s, retried until GATEWAY_AUDIT_DEADLINE_S), as a
+# restart of a server with a large store can take
 OUTAGE_S = 8.0
 IN_FLIGHT = 8  # slow calls running when the gateway replica dies (round robin: some on it)
 SLOW_S = 3.0
