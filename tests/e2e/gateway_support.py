@@ -35,9 +35,12 @@ async def api_key(api: httpx.AsyncClient, token: str) -> str:
     return resp.json()["key"]
 
 
-async def register(api: httpx.AsyncClient, token: str, name: str, url: str) -> None:
-    """Register a Streamable HTTP upstream through nginx (the registry discovers its tools)."""
-    body = {"name": name, "transport": "streamable-http", "url": url}
+async def register(
+    api: httpx.AsyncClient, token: str, name: str, url: str, transport: str = "streamable-http"
+) -> None:
+    """Register an upstream (Streamable HTTP unless `transport` says `sse`) through nginx (the
+    registry discovers its tools)."""
+    body = {"name": name, "transport": transport, "url": url}
     resp = await api.post("/api/v1/servers", json=body, headers=bearer(token))
     assert resp.status_code == 201, resp.text
 

@@ -6,7 +6,8 @@
 // with an event id and `retry` when it keeps an event store, as the SDK does), and the
 // deprecated HTTP+SSE transport on /sse + /messages. Prints "listening PORT" once it is.
 // Tools: add, echo, progress (progress notifications), reconnect (closes its own SSE stream
-// before answering: the client must resume with Last-Event-ID).
+// before answering: the client must resume with Last-Event-ID; with a progress token it reports
+// progress 1 before closing and 2 while closed, which only a resuming client receives).
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 
@@ -88,7 +89,19 @@ function makeServer() {
       inputSchema: { text: z.string() },
     },
     async ({ text }, extra) => {
+      // with a progress token: one notification before the stream closes, one while it is
+      // closed (kept in the event store, replayed to the client that resumes)
+      const token = extra._meta?.progressToken;
+      const progress = async (step) => {
+        if (token === undefined) return;
+        await extra.sendNotification({
+          method: "notifications/progress",
+          params: { progressToken: token, progress: step, total: 2 },
+        });
+      };
+      await progress(1);
       extra.closeSSEStream?.();
+      await progress(2);
       await sleep(3 * RETRY_MS);
       return { content: [{ type: "text", text: `resumed: ${text}` }] };
     },

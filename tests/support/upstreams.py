@@ -141,10 +141,11 @@ async def run_upstream(
     *,
     handshake: bool = False,
     resumable: bool = False,
+    json_response: bool = False,
 ) -> AsyncIterator[str]:
     """Serve `server` over Streamable HTTP (/mcp) or SSE (/sse), in the handshake era only when
-    `handshake`, priming its SSE responses and keeping their events when `resumable`; yields
-    its MCP URL."""
+    `handshake`, priming its SSE responses and keeping their events when `resumable`, answering
+    with JSON instead of SSE when `json_response`; yields its MCP URL."""
     if transport == "sse":
         app = server.sse_app(transport_security=LOCAL)
         path = "/sse"
@@ -152,6 +153,7 @@ async def run_upstream(
         store = MemoryEventStore() if resumable else None
         app = server.streamable_http_app(
             transport_security=LOCAL,
+            json_response=json_response,
             event_store=store,
             retry_interval=RETRY_MS if resumable else None,
         )
