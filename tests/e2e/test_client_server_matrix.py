@@ -1,0 +1,408 @@
+"""The client × server matrix: every official-SDK client against every kind of official-SDK
+upstream, through nginx `/mcp` with an API key, on one stack.
+
+Upstreams (each registered once, named by its kind; the Python ones are twins of
+tests/node/ts_server.mjs, with the same tools and answers):
+- TypeScript SDK 1.x: Streamable HTTP with SSE responses primed by an event store
+  (`ts-primed`), SSE responses without an event store (`ts-sse`), JSON responses (`ts-json`),
+  the deprecated HTTP+SSE transport (`ts-legacy-sse`);
+- Python SDK: 2026-07-28 stateless (`py-stateless`), handshake-era Streamable HTTP with primed
+  SSE responses and an event store (`py-primed`), handshake-era JSON responses (`py-json`), the
+  deprecated HTTP+SSE transport (`py-legacy-sse`).
+Clients: the TypeScript SDK client (1.x, session revision 2025-11-25), the Python SDK client
+pinned to 2026-07-28 (`mode="2026-07-28"`, stateless) and pinned to the handshake
+(`mode="legacy"`, a 2025-11-25 session). Each client lists the tools once and, for every upstream,
+calls `add`, `progress` (with a progress token: the notifications must arrive) and `reconnect`
+(the upstream closes its SSE stream before answering; the gateway resumes it with
+`Last-Event-ID`, so every client gets the answer as if nothing happened). Each client runs once
+(a module fixture per client); each (client, upstream) pair is one test, and its failures name
+the pair.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.mcpserver import Context, MCPServer
+
+from libs.devstack.stack import Stack
+from tests.e2e.gateway_support import admin_token, api_key, bearer, register, wait_listed
+from tests.support import node
+from tests.support.upstreams import run_upstream
+
+SCRIPT = Path(__file__).with_name("matrix_client.mjs")
+TOOLS = ("add", "progress", "reconnect")
+STEPS = 3
+UPSTREAMS = (
+    "ts-primed",
+    "ts-sse",
+    "ts-json",
+    "ts-legacy-sse",
+    "py-stateless",
+    "py-primed",
+    "py-json",
+    "py-legacy-sse",
+)
+# Upstreams that answer every request with one JSON body: no stream for its notifications. Both
+# SDKs drop a request's notifications in that mode, by design (TypeScript SDK 1.32.2,
+# server/webStandardStreamableHttp.js `send`: nothing is written unless SSE; Python SDK 2.3.0,
+# server/streamable_http.py `message_router`: "Dropped message related to request ... in JSON
+# mode"), so no client can get progress from them, directly or through the gateway.
+JSON_RESPONSES = {"ts-json", "py-json"}
+# The TypeScript SDK's HTTP+SSE client loses progress that arrives together with the response.
+# Its Protocol runs every notification handler on a later microtask (shared/protocol.js
+# `_onnotification`: `Promise.resolve().then(() => handler(notification))`) but handles a
+# response at once (`_onresponse` deletes the request's progress handler), and its SSE transport
+# (the `eventsource` package) dispatches all events of one network read synchronously. So when
+# the progress notifications and the response come in one read, each notification finds no
+# handler ("Received a progress notification for an unknown token"), and `onprogress` gets only
+# those of earlier reads: none, some or all, by timing. The same happens with no gateway at all:
+# tests/e2e/matrix_client.mjs with `sse` against tests/node/ts_server.mjs's /sse (TypeScript SDK
+# on both ends) got no progress in three runs of three, while the Streamable HTTP client, whose
+# transport awaits between events, got [1, 2, 3] every time. Reported upstream as
+# modelcontextprotocol/typescript-sdk#2580 (open). The test asserts what a user gets: the wire
+# carries every notification before the response; `onprogress` sees a prefix of them.
+LOSES_PROGRESS = {"ts-sse-client"}
+CLIENTS = (
+    "ts-client",
+    "ts-sse-client",
+    "py-stateless-client",
+    "py-session-client",
+    "py-sse-client",
+)
+# what each client negotiates, and whether it holds an `Mcp-Session-Id` (None: the deprecated
+# transport, whose session is the stream; the Python client reports the id it was given)
+REVISIONS: dict[str, tuple[str, bool | None]] = {
+    "ts-client": ("2025-11-25", True),
+    "ts-sse-client": ("2025-11-25", None),
+    "py-stateless-client": ("2026-07-28", False),
+    "py-session-client": ("2025-11-25", True),
+    "py-sse-client": ("2025-11-25", True),
+}
+
+
+def twin(name: str) -> MCPServer:
+    """A Python SDK server with the tools of tests/node/ts_server.mjs, answering as they do."""
+    server = MCPServer(name)
+
+    @server.tool(description="Add two numbers.")
+    def add(a: int, b: int) -> str:
+        return str(a + b)
+
+    @server.tool(description="Report progress, then answer.")
+    async def progress(steps: int, ctx: Context) -> str:
+        for step in range(1, steps + 1):
+            await ctx.report_progress(step, steps)
+        return f"done in {steps}"
+
+    @server.tool(description="Close this call's SSE stream, then answer (SEP-1699 polling).")
+    async def reconnect(text: str, ctx: Context) -> str:
+        await ctx.report_progress(1, 2)  # progress only goes out when the call asked for it
+        await ctx.close_sse_stream()  # a no-op without an event store, as in the TS server
+        await ctx.report_progress(2, 2)  # kept in the event store while the stream is closed
+        await asyncio.sleep(0.3)  # the work the client must wait for after the stream is gone
+        return f"resumed: {text}"
+
+    return server
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of the plan: `upstream`'s `tool` with `arguments`, and what it must answer."""
+
+    upstream: str
+    tool: str
+    arguments: dict[str, Any]
+    answer: str
+    progress: list[float] | None = None  # the progress it must report, when asked for
+
+    @property
+    def key(self) -> str:
+        """The call's key in a report."""
+        return f"{self.upstream}:{self.tool}"
+
+    def name(self, servers: dict[str, str]) -> str:
+        """The tool's name on the gateway."""
+        return f"{servers[self.upstream]}__{self.tool}"
+
+
+def plan_for(client: str) -> list[Call]:
+    """Every call `client` makes: add, progress and reconnect on every upstream."""
+    calls = []
+    for upstream in UPSTREAMS:
+        calls.append(Call(upstream, "add", {"a": 20, "b": 22}, "42"))
+        # JSON response mode has no stream for a request's notifications: both SDKs drop them
+        heard = [] if upstream in JSON_RESPONSES else list(range(1, STEPS + 1))
+        calls.append(Call(upstream, "progress", {"steps": STEPS}, f"done in {STEPS}", heard))
+        resumed = [] if upstream in JSON_RESPONSES else [1, 2]
+        calls.append(Call(upstream, "reconnect", {"text": client}, f"resumed: {client}", resumed))
+    return calls
+
+
+@dataclass
+class Outcome:
+    """What one call gave the client: the first text of its result, or an error."""
+
+    text: str | None = None
+    error: str | None = None
+    progress: list[float] = field(default_factory=list)  # what the SDK handed to the callback
+    wire: list[float] | None = None  # what reached the transport first (TypeScript clients)
+
+
+@dataclass
+class Report:
+    """What one client saw: its revision and session, the tools it listed, each call's outcome."""
+
+    revision: str | None = None
+    session: bool | None = None
+    tools: list[str] = field(default_factory=list)
+    calls: dict[str, Outcome] = field(default_factory=dict)
+    failure: str | None = None  # the client could not connect or list
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """nginx's base URL, an API key of the admin and the registered upstreams (kind → name)."""
+
+    base: str
+    key: str
+    servers: dict[str, str]
+
+
+async def python_upstreams(stack: AsyncExitStack) -> dict[str, tuple[str, str]]:
+    """The Python SDK upstreams, served in this process: kind → (URL, transport)."""
+    kinds: dict[str, tuple[dict[str, Any], str]] = {
+        "py-stateless": ({}, "streamable-http"),
+        "py-primed": ({"handshake": True, "resumable": True}, "streamable-http"),
+        "py-json": ({"handshake": True, "json_response": True}, "streamable-http"),
+        "py-legacy-sse": ({}, "sse"),
+    }
+    found = {}
+    for kind, (options, transport) in kinds.items():
+        url = await stack.enter_async_context(
+            run_upstream(twin(kind), transport=transport, **options)
+        )
+        found[kind] = (url, transport)
+    return found
+
+
+async def typescript_upstreams(stack: AsyncExitStack) -> dict[str, tuple[str, str]]:
+    """The TypeScript SDK upstreams, each a tests/node/ts_server.mjs: kind → (URL, transport)."""
+    primed = await stack.enter_async_context(node.ts_server("--name", "ts-primed"))
+    plain = await stack.enter_async_context(node.ts_server("--no-event-store", "--name", "ts-sse"))
+    json_only = await stack.enter_async_context(node.ts_server("--json", "--name", "ts-json"))
+    return {
+        "ts-primed": (f"{primed}/mcp", "streamable-http"),
+        "ts-sse": (f"{plain}/mcp", "streamable-http"),
+        "ts-json": (f"{json_only}/mcp", "streamable-http"),
+        "ts-legacy-sse": (f"{primed}/sse", "sse"),
+    }
+
+
+@pytest.fixture(scope="module")
+async def matrix(e2e_stack: Stack) -> AsyncIterator[Matrix]:
+    """Every kind of upstream registered through nginx and listed by every gateway replica."""
+    async with AsyncExitStack() as stack:
+        api = await stack.enter_async_context(httpx.AsyncClient(base_url=e2e_stack.url, timeout=30))
+        token = await admin_token(api)
+        key = await api_key(api, token)
+        found = {**await typescript_upstreams(stack), **await python_upstreams(stack)}
+        servers = {kind: f"mx-{kind}" for kind in UPSTREAMS}
+        for kind, (url, transport) in found.items():
+            await register(api, token, servers[kind], url, transport)
+        for replica in [r for r in e2e_stack.replicas_of("gateway") if r.alive()]:
+            for server in servers.values():
+                for tool in TOOLS:
+                    await wait_listed(api, replica.url, key, f"{server}__{tool}")
+        yield Matrix(base=e2e_stack.url, key=key, servers=servers)
+        for server in servers.values():
+            await api.delete(f"/api/v1/servers/{server}", headers=bearer(token))
+
+
+async def run_ts_client(matrix: Matrix, plan: list[Call], transport: str) -> Report:
+    """Run tests/e2e/matrix_client.mjs (the TypeScript SDK client) over `transport` (`streamable`
+    at /mcp, `sse` at /sse) with `plan`."""
+    sdk_dir = node.installed() / "@modelcontextprotocol" / "sdk" / "dist" / "esm"
+    url = f"{matrix.base}/sse" if transport == "sse" else f"{matrix.base}/mcp"
+    steps = [
+        {
+            "key": c.key,
+            "name": c.name(matrix.servers),
+            "arguments": c.arguments,
+            "progress": c.progress is not None,
+        }
+        for c in plan
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        str(node.NODE22),
+        *[str(SCRIPT), url, matrix.key, transport],
+        env={**os.environ, "SDK_DIR": str(sdk_dir)},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate(json.dumps(steps).encode())
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0 or not out.strip():
+        return Report(failure=f"exit {proc.returncode}: {err.decode()[-2000:]}")
+    doc = json.loads(out)
+    session = bool(doc["sessionId"]) if transport == "streamable" else None
+    report = Report(revision=doc["protocolVersion"], session=session, tools=doc["tools"])
+    for key, seen in doc["calls"].items():
+        outcome = Outcome(progress=seen["progress"], wire=seen["wire"])
+        if "error" in seen:
+            outcome.error = f"{seen['error']['code']}: {seen['error']['message']}"
+        else:
+            outcome.text = first_text(seen["result"])
+        report.calls[key] = outcome
+    return report
+
+
+def first_text(result: dict[str, Any]) -> str | None:
+    """The first text content of a tools/call result (a tool error as `isError: <text>`)."""
+    texts = [c.get("text") for c in result.get("content", []) if c.get("type") == "text"]
+    text = texts[0] if texts else None
+    return f"isError: {text}" if result.get("isError") else text
+
+
+async def run_python_client(matrix: Matrix, plan: list[Call], mode: str) -> Report:
+    """Run the Python SDK client over Streamable HTTP at /mcp in `mode` (`legacy`, or a modern
+    revision it adopts without a handshake) with `plan`."""
+    report = Report(session=False)
+
+    async def note_session(response: httpx2.Response) -> None:
+        report.session = report.session or "mcp-session-id" in response.headers
+
+    http = httpx2.AsyncClient(
+        headers=bearer(matrix.key), timeout=30, event_hooks={"response": [note_session]}
+    )
+    connection = streamable_http_client(f"{matrix.base}/mcp", http_client=http)
+    async with http:
+        return await run_python_session(Client(connection, mode=mode), plan, matrix, report)
+
+
+async def run_python_sse_client(matrix: Matrix, plan: list[Call]) -> Report:
+    """Run the Python SDK client over the deprecated HTTP+SSE transport at /sse with `plan`."""
+    report = Report(session=False)
+
+    def note_session(session_id: str) -> None:
+        report.session = bool(session_id)
+
+    connection = sse_client(
+        f"{matrix.base}/sse",
+        headers=bearer(matrix.key),
+        timeout=30,
+        on_session_created=note_session,
+    )
+    return await run_python_session(Client(connection, mode="legacy"), plan, matrix, report)
+
+
+async def run_python_session(
+    client: Client, plan: list[Call], matrix: Matrix, report: Report
+) -> Report:
+    """List and make every call of `plan` with an entered-to-be Python SDK client."""
+    try:
+        async with client, asyncio.timeout(60):
+            report.revision = client.protocol_version
+            report.tools = [t.name for t in (await client.list_tools()).tools]
+            for call in plan:
+                report.calls[call.key] = await python_call(client, call, matrix.servers)
+    except Exception as exc:  # noqa: BLE001 - the report names what broke, the pairs fail on it
+        report.failure = f"{type(exc).__name__}: {exc}"
+    return report
+
+
+async def python_call(client: Client, call: Call, servers: dict[str, str]) -> Outcome:
+    """Make one call of the plan; its outcome, never an exception."""
+    outcome = Outcome()
+
+    async def heard(value: float, total: float | None, message: str | None) -> None:
+        outcome.progress.append(value)
+
+    callback = heard if call.progress is not None else None
+    try:
+        result = await client.call_tool(
+            call.name(servers), call.arguments, progress_callback=callback
+        )
+    except Exception as exc:  # noqa: BLE001 - one failing pair must not hide the others
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        return outcome
+    outcome.text = first_text(result.model_dump(mode="json", by_alias=True))
+    return outcome
+
+
+RUNNERS: dict[str, Callable[[Matrix, list[Call]], Awaitable[Report]]] = {
+    "ts-client": lambda m, p: run_ts_client(m, p, "streamable"),
+    "ts-sse-client": lambda m, p: run_ts_client(m, p, "sse"),
+    "py-stateless-client": lambda m, p: run_python_client(m, p, "2026-07-28"),
+    "py-session-client": lambda m, p: run_python_client(m, p, "legacy"),
+    "py-sse-client": run_python_sse_client,
+}
+
+
+@pytest.fixture(scope="module", params=CLIENTS)
+async def report(request: pytest.FixtureRequest, matrix: Matrix) -> tuple[str, Report]:
+    """One client's run over every upstream (once per client)."""
+    client: str = request.param
+    return client, await RUNNERS[client](matrix, plan_for(client))
+
+
+def problems_of(client: str, upstream: str, report: Report, servers: dict[str, str]) -> list[str]:
+    """What went wrong for one pair, each line naming the pair and the step."""
+    pair = f"{client} × {upstream}"
+    if report.failure is not None:
+        return [f"{pair}: connect and list: {report.failure}"]
+    found = []
+    if (report.revision, report.session) != REVISIONS[client]:
+        found.append(f"{pair}: revision {report.revision}, session {report.session}")
+    for tool in TOOLS:
+        if f"{servers[upstream]}__{tool}" not in report.tools:
+            found.append(f"{pair}: list: {tool} missing")
+    for call in [c for c in plan_for(client) if c.upstream == upstream]:
+        outcome = report.calls.get(call.key, Outcome(error="not made"))
+        if outcome.text != call.answer:
+            got = outcome.error if outcome.error is not None else repr(outcome.text)
+            found.append(f"{pair}: call {call.tool}: expected {call.answer!r}, got {got}")
+        if call.progress is not None:
+            found += progress_problems(pair, call, outcome, client in LOSES_PROGRESS)
+    return found
+
+
+def progress_problems(pair: str, call: Call, outcome: Outcome, lossy: bool) -> list[str]:
+    """What went wrong with a call's progress: the gateway must put all of it on the wire before
+    the response; the SDK must hand it over (a lossy client: at least in order, without gaps)."""
+    expected = call.progress or []
+    found = []
+    if outcome.wire is not None and outcome.wire != expected:
+        found.append(f"{pair}: call {call.tool}: progress on the wire {outcome.wire}")
+    handed = outcome.progress
+    if handed != expected and not (lossy and handed == expected[: len(handed)]):
+        found.append(f"{pair}: call {call.tool}: progress {handed}, expected {expected}")
+    return found
+
+
+@pytest.mark.parametrize("upstream", UPSTREAMS)
+async def test_each_client_lists_and_calls_each_kind_of_upstream_through_nginx(
+    report: tuple[str, Report], upstream: str, matrix: Matrix
+) -> None:
+    client, seen = report
+    problems = problems_of(client, upstream, seen, matrix.servers)
+    assert not problems, "\n".join(problems)
