@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,6 +42,12 @@ CLIENT_INFO = {"name": "switchboard-gateway", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
 RESUME_ATTEMPTS = 5  # resumed streams in a row that may end without an event
 RESUME_MAX_WAIT_MS = 5000  # the most of an upstream's `retry` we wait before resuming
+# Request ids of an upstream session start at a random point of this range, not at 1: an upstream
+# may key what it keeps by request id across sessions (the Python SDK names each request's SSE
+# stream by its id, in one event store for every session), so a replay for ids that other
+# sessions also use (another replica's session, SDK clients counting from 0 or 1) would carry
+# their events, answers included. Numbers stay below 2**53, exact in JavaScript.
+FIRST_ID = (1 << 32, 1 << 52)
 NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 NAME_PARAM.update(dict.fromkeys(("tasks/get", "tasks/update", "tasks/cancel"), "taskId"))
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
@@ -88,7 +95,7 @@ class HttpUpstream:
         self.connected = False
         self._counted = False  # this session is in the open upstream sessions gauge
         self._lock = asyncio.Lock()
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(FIRST_ID[0] + secrets.randbelow(FIRST_ID[1] - FIRST_ID[0]))
 
     def _headers(self, method: str | None, params: dict[str, Any] | None) -> dict[str, str]:
         """Transport headers: the server's own (secrets), protocol and routing headers."""

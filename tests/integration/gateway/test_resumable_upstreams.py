@@ -12,12 +12,15 @@ from typing import Any
 
 import pytest
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.streamable_http import EventCallback
+from mcp_types import JSONRPCMessage, JSONRPCResponse
 from starlette.types import Receive, Scope, Send
 
 from services.gateway.jsonrpc import UPSTREAM_ERROR, RpcFault
 from tests.integration.gateway.conftest import ADMIN, calculator, register
 from tests.integration.registry.conftest import run_upstream
 from tests.support import node, serving
+from tests.support.upstreams import LOCAL, MemoryEventStore, handshake_era
 
 
 def text_of(result: dict[str, Any]) -> str:
@@ -80,6 +83,65 @@ async def test_a_call_whose_python_server_closes_the_stream_is_answered_after_re
             ADMIN, "tools/call", {"name": "pyr__reconnect", "arguments": {"text": "py"}}
         )
         assert text_of(result) == "resumed: py"
+
+
+class SlowReplays(MemoryEventStore):
+    """An event store that answers a replay only once `answers` responses are stored, as a store
+    across the network may: what other sessions stored meanwhile is in the replay's range."""
+
+    def __init__(self, answers: int) -> None:
+        super().__init__()
+        self.answers = answers
+        self.changed = asyncio.Condition()
+
+    async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
+        """Keep one event and wake the replays waiting for it."""
+        event_id = await super().store_event(stream_id, message)
+        async with self.changed:
+            self.changed.notify_all()
+        return event_id
+
+    async def replay_events_after(
+        self, last_event_id: str, send_callback: EventCallback
+    ) -> str | None:
+        """Wait until `answers` responses are stored, then replay."""
+        async with asyncio.timeout(5), self.changed:
+            await self.changed.wait_for(
+                lambda: (
+                    sum(isinstance(m, JSONRPCResponse) for _, _, m in self.events) >= self.answers
+                )
+            )
+        return await super().replay_events_after(last_event_id, send_callback)
+
+
+async def test_a_resumed_call_never_takes_the_answer_another_session_stored_under_its_id(
+    registry, core_factory
+) -> None:
+    # The Python SDK keeps one event store for all sessions and names each request's stream by
+    # the request's id, so a replay covers every session's events under that id. Two replicas
+    # (two upstream sessions) whose calls carry the same id would each resume into both answers.
+    server = calculator("twins")
+
+    @server.tool(description="Close this call's stream, then answer.")
+    async def reconnect(text: str, ctx: Context) -> str:
+        await ctx.close_sse_stream()
+        return f"resumed: {text}"
+
+    app = server.streamable_http_app(
+        transport_security=LOCAL, event_store=SlowReplays(answers=2), retry_interval=10
+    )
+    async with serving(handshake_era(app)) as base:
+        await register(registry, "twins", f"{base}/mcp")
+        replicas = [await core_factory(), await core_factory()]
+        results = await asyncio.gather(
+            *(
+                core.call(
+                    ADMIN, "tools/call", {"name": "twins__reconnect", "arguments": {"text": who}}
+                )
+                for core, who in zip(replicas, ["a", "b"], strict=True)
+            )
+        )
+    assert [text_of(r) for r in results] == ["resumed: a", "resumed: b"]
 
 
 def primes_then_hangs_up(server: MCPServer) -> Any:
