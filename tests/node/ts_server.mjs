@@ -1,9 +1,10 @@
 // An MCP server on the TypeScript SDK 1.x, built the way servers in the wild are, for the tests.
 //
-//   node ts_server.mjs PORT [--json] [--no-event-store] [--name NAME]
+//   node ts_server.mjs PORT [--json] [--no-event-store] [--stateless] [--name NAME]
 //
 // Streamable HTTP on /mcp (one transport per session; SSE responses unless --json, primed
-// with an event id and `retry` when it keeps an event store, as the SDK does), and the
+// with an event id and `retry` when it keeps an event store, as the SDK does; with --stateless
+// no sessions and no event store: a server and a transport per request), and the
 // deprecated HTTP+SSE transport on /sse + /messages. Prints "listening PORT" once it is.
 // Tools: add, echo, progress (progress notifications), reconnect (closes its own SSE stream
 // before answering: the client must resume with Last-Event-ID; with a progress token it reports
@@ -20,7 +21,8 @@ import * as z from "zod";
 const args = process.argv.slice(2);
 const port = Number(args[0] ?? 0);
 const json = args.includes("--json");
-const keepEvents = !args.includes("--no-event-store");
+const stateless = args.includes("--stateless");
+const keepEvents = !args.includes("--no-event-store") && !stateless;
 const name = args.includes("--name") ? args[args.indexOf("--name") + 1] : "ts-upstream";
 const RETRY_MS = 100;
 
@@ -125,6 +127,7 @@ const sessions = new Map(); // Mcp-Session-Id -> StreamableHTTPServerTransport
 const legacy = new Map(); // sessionId -> SSEServerTransport
 
 async function streamable(req, res) {
+  if (stateless) return statelessRequest(req, res);
   const body = req.method === "POST" ? await readJson(req) : undefined;
   const sid = req.headers["mcp-session-id"];
   let transport = sid ? sessions.get(sid) : undefined;
@@ -143,6 +146,27 @@ async function streamable(req, res) {
     transport.onclose = () => sessions.delete(transport.sessionId);
     await makeServer().connect(transport);
   }
+  await transport.handleRequest(req, res, body);
+}
+
+/** Stateless mode, as the SDK's examples serve it: a new server and transport per POST, no
+ * session id, no stream to GET (405). */
+async function statelessRequest(req, res) {
+  if (req.method !== "POST") {
+    res.writeHead(405, { Allow: "POST" });
+    return res.end();
+  }
+  const body = await readJson(req);
+  const transport = new StreamableHTTPServerTransport({
+    sessionIdGenerator: undefined,
+    enableJsonResponse: json,
+  });
+  const server = makeServer();
+  res.on("close", () => {
+    transport.close();
+    server.close();
+  });
+  await server.connect(transport);
   await transport.handleRequest(req, res, body);
 }
 

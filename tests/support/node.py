@@ -39,7 +39,8 @@ async def ts_server(*flags: str) -> AsyncIterator[str]:
     """Run tests/node/ts_server.mjs (TypeScript SDK 1.x) on a free port; yield its base URL.
 
     flags: `--json` (JSON responses, no SSE), `--no-event-store` (no priming, no resumption),
-    `--name NAME`. Its Streamable HTTP endpoint is `<base>/mcp`, its HTTP+SSE one `<base>/sse`.
+    `--stateless` (no sessions: a server per request), `--name NAME`. Its Streamable HTTP
+    endpoint is `<base>/mcp`, its HTTP+SSE one `<base>/sse`.
     """
     installed()
     proc = await asyncio.create_subprocess_exec(

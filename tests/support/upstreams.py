@@ -142,6 +142,7 @@ async def run_upstream(
     handshake: bool = False,
     resumable: bool = False,
     json_response: bool = False,
+    stateless: bool = False,
 ) -> AsyncIterator[str]:
     """Serve `server` over Streamable HTTP (/mcp) or SSE (/sse), in the handshake era only when
     `handshake`, priming its SSE responses and keeping their events when `resumable`, answering
@@ -154,6 +155,7 @@ async def run_upstream(
         app = server.streamable_http_app(
             transport_security=LOCAL,
             json_response=json_response,
+            stateless_http=stateless,
             event_store=store,
             retry_interval=RETRY_MS if resumable else None,
         )
