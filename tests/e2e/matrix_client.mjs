@@ -1,12 +1,14 @@
-// The official TypeScript MCP SDK client (1.x, a session revision) as one column of the client ×
-// server matrix: it lists the gateway's tools and makes the calls it is given, through nginx.
-// usage: SDK_DIR=<.../@modelcontextprotocol/sdk/dist/esm> node matrix_client.mjs <url> <api key> <transport>
-// transport: `streamable` (Streamable HTTP at <url>) or `sse` (the deprecated HTTP+SSE transport,
-// its stream at <url>).
-// stdin: a JSON list of calls, [{"key", "name", "arguments", "progress": bool}].
+// The official TypeScript MCP SDK client (1.x, a session revision) as two columns of the client
+// × server matrix: it lists the gateway's tools and makes the calls it is given, through nginx.
+//
+//   SDK_DIR=<.../@modelcontextprotocol/sdk/dist/esm> node matrix_client.mjs URL API_KEY TRANSPORT
+//
+// TRANSPORT: `streamable` (Streamable HTTP at URL) or `sse` (the deprecated HTTP+SSE transport,
+// its stream at URL). stdin: a JSON list of calls, [{"key", "name", "arguments", "progress"}].
 // stdout: one JSON line, {sessionId, protocolVersion, tools, calls: {key: {result | error,
-// progress, wire}}}: every call is made and reported, whatever the others did; `progress` is what
-// the SDK handed to `onprogress`, `wire` what arrived on the transport before the response.
+// progress, wire}}}: the calls run concurrently, each reported whatever the others did;
+// `progress` is what the SDK handed to `onprogress`, `wire` what reached the transport before
+// the call's response.
 import { text } from "node:stream/consumers";
 import { pathToFileURL } from "node:url";
 
@@ -30,13 +32,26 @@ transport.setProtocolVersion = (version) => {
 const client = new Client({ name: "switchboard-matrix", version: "1.0.0" });
 await client.connect(transport);
 
-// What reached the transport, before the SDK's dispatch: the progress values that arrived
-// between a call's request and its response (the SDK may still lose them, see the test).
-let wire = null;
+// What reached the transport, before the SDK's dispatch: per tool, the progress values that
+// arrived between its request and its response (the SDK may still lose them, see the test).
+const wire = new Map(); // tool name -> progress values
+const open = new Map(); // progress token of a call without its response yet -> its values
+const send = transport.send.bind(transport);
+transport.send = (message, options) => {
+  const token = message.params?._meta?.progressToken;
+  if (message.method === "tools/call" && token !== undefined) {
+    wire.set(message.params.name, []);
+    open.set(token, wire.get(message.params.name));
+  }
+  return send(message, options);
+};
 const dispatch = transport.onmessage;
 transport.onmessage = (message, extra) => {
-  if (wire && message.method === "notifications/progress") wire.push(message.params.progress);
-  if (wire && "id" in message && !("method" in message)) wire = null;
+  if (message.method === "notifications/progress") {
+    open.get(message.params.progressToken)?.push(message.params.progress);
+  } else if ("id" in message && !("method" in message)) {
+    open.delete(message.id); // the SDK's progress token is the request's id
+  }
   dispatch.call(transport, message, extra);
 };
 
@@ -49,18 +64,19 @@ do {
 } while (cursor);
 
 const calls = {};
-for (const { key, name, arguments: args, progress } of plan) {
-  const heard = [];
-  const seen = (wire = []);
-  const options = progress ? { onprogress: (p) => heard.push(p.progress) } : undefined;
-  try {
-    const result = await client.callTool({ name, arguments: args }, undefined, options);
-    calls[key] = { result, progress: heard, wire: seen };
-  } catch (exc) {
-    const error = { code: exc.code ?? null, message: String(exc.message) };
-    calls[key] = { error, progress: heard, wire: seen };
-  }
-}
+await Promise.all(
+  plan.map(async ({ key, name, arguments: args, progress }) => {
+    const heard = [];
+    const options = progress ? { onprogress: (p) => heard.push(p.progress) } : undefined;
+    try {
+      const result = await client.callTool({ name, arguments: args }, undefined, options);
+      calls[key] = { result, progress: heard, wire: wire.get(name) ?? [] };
+    } catch (exc) {
+      const error = { code: exc.code ?? null, message: String(exc.message) };
+      calls[key] = { error, progress: heard, wire: wire.get(name) ?? [] };
+    }
+  }),
+);
 
 console.log(
   JSON.stringify({

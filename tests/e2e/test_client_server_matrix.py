@@ -1,22 +1,25 @@
 """The client × server matrix: every official-SDK client against every kind of official-SDK
-upstream, through nginx `/mcp` with an API key, on one stack.
+upstream, through nginx with an API key, on one stack.
 
-Upstreams (each registered once, named by its kind; the Python ones are twins of
+Upstreams (each registered once, named `mx-<kind>`; the Python ones are twins of
 tests/node/ts_server.mjs, with the same tools and answers):
 - TypeScript SDK 1.x: Streamable HTTP with SSE responses primed by an event store
   (`ts-primed`), SSE responses without an event store (`ts-sse`), JSON responses (`ts-json`),
-  the deprecated HTTP+SSE transport (`ts-legacy-sse`);
-- Python SDK: 2026-07-28 stateless (`py-stateless`), handshake-era Streamable HTTP with primed
-  SSE responses and an event store (`py-primed`), handshake-era JSON responses (`py-json`), the
-  deprecated HTTP+SSE transport (`py-legacy-sse`).
-Clients: the TypeScript SDK client (1.x, session revision 2025-11-25), the Python SDK client
-pinned to 2026-07-28 (`mode="2026-07-28"`, stateless) and pinned to the handshake
-(`mode="legacy"`, a 2025-11-25 session). Each client lists the tools once and, for every upstream,
-calls `add`, `progress` (with a progress token: the notifications must arrive) and `reconnect`
-(the upstream closes its SSE stream before answering; the gateway resumes it with
-`Last-Event-ID`, so every client gets the answer as if nothing happened). Each client runs once
-(a module fixture per client); each (client, upstream) pair is one test, and its failures name
-the pair.
+  the deprecated HTTP+SSE transport (`ts-legacy-sse`, registered with `transport: sse`), and
+  stateless mode, a server per request (`ts-stateless`);
+- Python SDK: 2026-07-28 stateless (`py-stateless`), handshake-era Streamable HTTP with primed SSE
+  responses and an event store (`py-primed`), handshake-era JSON responses (`py-json`),
+  handshake-era stateless mode (`py-handshake-stateless`), the deprecated HTTP+SSE transport
+  (`py-legacy-sse`).
+Clients, all at once: the TypeScript SDK client (1.x, a 2025-11-25 session) over Streamable HTTP
+at /mcp (`ts-client`) and over HTTP+SSE at /sse (`ts-sse-client`); the Python SDK client pinned to
+2026-07-28 (`mode="2026-07-28"`: no handshake, stateless) and to the handshake (`mode="legacy"`: a
+2025-11-25 session) at /mcp, and over HTTP+SSE at /sse. Each client lists the tools once and then
+makes, concurrently, for every upstream: `add`; `progress` with a progress token (three
+notifications before the result); `reconnect` with a progress token (the upstream reports 1,
+closes the call's SSE stream, reports 2 while it is closed, then answers: the gateway resumes
+with `Last-Event-ID`, so the client gets 2 and the answer as if nothing happened). Each (client,
+upstream) pair is one test; its failures name the pair and the step.
 """
 
 from __future__ import annotations
@@ -51,9 +54,11 @@ UPSTREAMS = (
     "ts-sse",
     "ts-json",
     "ts-legacy-sse",
+    "ts-stateless",
     "py-stateless",
     "py-primed",
     "py-json",
+    "py-handshake-stateless",
     "py-legacy-sse",
 )
 # Upstreams that answer every request with one JSON body: no stream for its notifications. Both
@@ -188,6 +193,7 @@ async def python_upstreams(stack: AsyncExitStack) -> dict[str, tuple[str, str]]:
         "py-stateless": ({}, "streamable-http"),
         "py-primed": ({"handshake": True, "resumable": True}, "streamable-http"),
         "py-json": ({"handshake": True, "json_response": True}, "streamable-http"),
+        "py-handshake-stateless": ({"handshake": True, "stateless": True}, "streamable-http"),
         "py-legacy-sse": ({}, "sse"),
     }
     found = {}
@@ -204,11 +210,15 @@ async def typescript_upstreams(stack: AsyncExitStack) -> dict[str, tuple[str, st
     primed = await stack.enter_async_context(node.ts_server("--name", "ts-primed"))
     plain = await stack.enter_async_context(node.ts_server("--no-event-store", "--name", "ts-sse"))
     json_only = await stack.enter_async_context(node.ts_server("--json", "--name", "ts-json"))
+    stateless = await stack.enter_async_context(
+        node.ts_server("--stateless", "--name", "ts-stateless")
+    )
     return {
         "ts-primed": (f"{primed}/mcp", "streamable-http"),
         "ts-sse": (f"{plain}/mcp", "streamable-http"),
         "ts-json": (f"{json_only}/mcp", "streamable-http"),
         "ts-legacy-sse": (f"{primed}/sse", "sse"),
+        "ts-stateless": (f"{stateless}/mcp", "streamable-http"),
     }
 
 
@@ -318,13 +328,13 @@ async def run_python_sse_client(matrix: Matrix, plan: list[Call]) -> Report:
 async def run_python_session(
     client: Client, plan: list[Call], matrix: Matrix, report: Report
 ) -> Report:
-    """List and make every call of `plan` with an entered-to-be Python SDK client."""
+    """Enter `client` (a Python SDK client), list, and make every call of `plan` at once."""
     try:
         async with client, asyncio.timeout(60):
             report.revision = client.protocol_version
             report.tools = [t.name for t in (await client.list_tools()).tools]
-            for call in plan:
-                report.calls[call.key] = await python_call(client, call, matrix.servers)
+            outs = await asyncio.gather(*(python_call(client, c, matrix.servers) for c in plan))
+            report.calls = {c.key: o for c, o in zip(plan, outs, strict=True)}
     except Exception as exc:  # noqa: BLE001 - the report names what broke, the pairs fail on it
         report.failure = f"{type(exc).__name__}: {exc}"
     return report
@@ -358,11 +368,11 @@ RUNNERS: dict[str, Callable[[Matrix, list[Call]], Awaitable[Report]]] = {
 }
 
 
-@pytest.fixture(scope="module", params=CLIENTS)
-async def report(request: pytest.FixtureRequest, matrix: Matrix) -> tuple[str, Report]:
-    """One client's run over every upstream (once per client)."""
-    client: str = request.param
-    return client, await RUNNERS[client](matrix, plan_for(client))
+@pytest.fixture(scope="module")
+async def reports(matrix: Matrix) -> dict[str, Report]:
+    """Every client's run over every upstream, the clients side by side (once per module)."""
+    runs = await asyncio.gather(*(RUNNERS[client](matrix, plan_for(client)) for client in CLIENTS))
+    return dict(zip(CLIENTS, runs, strict=True))
 
 
 def problems_of(client: str, upstream: str, report: Report, servers: dict[str, str]) -> list[str]:
@@ -400,9 +410,9 @@ def progress_problems(pair: str, call: Call, outcome: Outcome, lossy: bool) -> l
 
 
 @pytest.mark.parametrize("upstream", UPSTREAMS)
+@pytest.mark.parametrize("client", CLIENTS)
 async def test_each_client_lists_and_calls_each_kind_of_upstream_through_nginx(
-    report: tuple[str, Report], upstream: str, matrix: Matrix
+    reports: dict[str, Report], client: str, upstream: str, matrix: Matrix
 ) -> None:
-    client, seen = report
-    problems = problems_of(client, upstream, seen, matrix.servers)
+    problems = problems_of(client, upstream, reports[client], matrix.servers)
     assert not problems, "\n".join(problems)
