@@ -106,7 +106,12 @@ def handshake_era(app: ASGIApp) -> ASGIApp:
 
 
 class MemoryEventStore(EventStore):
-    """Every event of every stream, so that a client can resume after the last one it saw."""
+    """Every event of every stream, so that a client can resume after the last one it saw.
+
+    Like any store behind the SDK's `EventStore` it cannot tell sessions apart: the SDK gives
+    one store to every session and names a request's stream by the request's id, so a replay
+    carries the events of every session that used that id (the gateway's ids avoid others').
+    """
 
     def __init__(self) -> None:
         self.events: list[tuple[str, str, JSONRPCMessage | None]] = []  # (id, stream, message)
@@ -146,7 +151,8 @@ async def run_upstream(
 ) -> AsyncIterator[str]:
     """Serve `server` over Streamable HTTP (/mcp) or SSE (/sse), in the handshake era only when
     `handshake`, priming its SSE responses and keeping their events when `resumable`, answering
-    with JSON instead of SSE when `json_response`; yields its MCP URL."""
+    with JSON instead of SSE when `json_response`, without sessions when `stateless`; yields its
+    MCP URL."""
     if transport == "sse":
         app = server.sse_app(transport_security=LOCAL)
         path = "/sse"
