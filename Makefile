@@ -81,6 +81,7 @@ bench: setup ## Run the benchmarks
 k8s-check: ## Validate the Kubernetes manifests
 	@echo "k8s-check: not yet (deploy/k8s is not written yet)."
 
-clean: stop ## Remove .run (logs, private Postgres/NATS data, nginx prefix) and caches; keeps .venv
+clean: stop ## Remove .run (logs, private Postgres/NATS data, nginx prefix, sandbox work) and caches; keeps .venv
+	@if [ -x $(PY) ]; then rm -rf "$$($(PY) -c 'from services.sandbox.layout import relocated_root; print(relocated_root())')"; fi
 	rm -rf .run .pytest_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

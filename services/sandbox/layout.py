@@ -139,12 +139,19 @@ def _work_root(settings: SandboxSettings, notes: list[str], problems: list[str])
     if settings.work_root != DEFAULT_WORK_ROOT:
         problems.append(f"SANDBOX_WORK_ROOT {configured} is out of the sandbox uids' reach: {why}")
         return configured
-    digest = hashlib.sha256(str(configured).encode()).hexdigest()[:12]
-    parent = RELOCATED_PARENT if RELOCATED_PARENT.is_dir() else Path(tempfile.gettempdir())
-    moved = parent / f"switchboard-sandbox-{digest}"
+    moved = relocated_root(configured)
     _claim(moved)
     notes.append(f"work root {configured} moved to {moved}: {why}")
     return moved
+
+
+def relocated_root(configured: Path | None = None) -> Path:
+    """Where the default work root (`configured`, else `.run/sandbox` here) moves when out of
+    reach: one directory per checkout, so restarts find their workspace (`make clean` drops it)."""
+    configured = configured or Path(DEFAULT_WORK_ROOT).resolve()
+    digest = hashlib.sha256(str(configured).encode()).hexdigest()[:12]
+    parent = RELOCATED_PARENT if RELOCATED_PARENT.is_dir() else Path(tempfile.gettempdir())
+    return parent / f"switchboard-sandbox-{digest}"
 
 
 def _claim(path: Path) -> None:

@@ -11,7 +11,6 @@ as their working directory (uvloop, default settings and log level), behind ngin
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import secrets
 import shutil
@@ -32,6 +31,7 @@ from packaging.utils import canonicalize_name
 from libs.devstack import launch, nats, ports, postgres, proc
 from libs.devstack.launch import AdminLogin
 from libs.devstack.stack import Stack, StackError
+from services.sandbox.layout import relocated_root
 from tests.support import node
 
 LOGS = proc.run_dir() / "logs"  # in the original checkout, so the logs outlive the copy
@@ -214,12 +214,8 @@ def remove_leftovers() -> None:
 
 def relocated_work_root(root: Path) -> Path:
     """Where the sandbox, run as root, moves the default work root of the checkout at root
-    (services/sandbox/layout.py: other users cannot enter the 0700 directory)."""
-    configured = str((root / ".run" / "sandbox").resolve())
-    return (
-        Path("/var/tmp")
-        / f"switchboard-sandbox-{hashlib.sha256(configured.encode()).hexdigest()[:12]}"
-    )
+    (other users cannot enter the 0700 directory)."""
+    return relocated_root((root / ".run" / "sandbox").resolve())
 
 
 async def start(stack: Stack) -> str | None:
