@@ -19,7 +19,7 @@ PYTEST := $(PY) -m pytest
 NO_TESTS_OK := || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup test-peers run stop test test-unit test-integration test-e2e test-acceptance test-conformance lint fmt bench k8s-check clean
+.PHONY: help runtime setup test-peers run stop test test-unit test-integration test-e2e test-acceptance test-conformance lint fmt bench k8s-check clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -34,8 +34,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
-setup: $(STAMP) ## Create .venv, install the Python deps and missing system packages (nginx, postgresql)
+runtime: $(STAMP) ## Create .venv, install the Python deps and missing system packages (what make run needs)
 	@$(PY) -m libs.devstack setup
+
+setup: runtime test-peers ## Everything to develop and test: runtime, plus the npm test peers with Node 22
 
 $(PEERS_STAMP): $(PEERS)/package.json $(PEERS)/package-lock.json | $(STAMP)
 	@$(PY) -m libs.devstack peers $(PEERS)
@@ -43,39 +45,39 @@ $(PEERS_STAMP): $(PEERS)/package.json $(PEERS)/package-lock.json | $(STAMP)
 
 test-peers: $(PEERS_STAMP) ## Install the npm test peers (TypeScript SDK, conformance suite, Node 22)
 
-run: setup ## Start Postgres, NATS, the five services and nginx on http://127.0.0.1:8080 (SWITCHBOARD_PORT)
+run: runtime ## Start Postgres, NATS, the five services and nginx on http://127.0.0.1:8080 (SWITCHBOARD_PORT)
 	$(PY) -m libs.devstack run
 
 stop: ## Stop the stack started by `make run`
 	@if [ -x $(PY) ]; then $(PY) -m libs.devstack stop; else echo "not running"; fi
 
-test: setup test-peers ## Run every test (unit, integration, e2e, acceptance, conformance)
+test: setup ## Run every test (unit, integration, e2e, acceptance, conformance)
 	$(PYTEST) $(XDIST) tests $(NO_TESTS_OK)
 
-test-unit: setup ## Run the unit tests
+test-unit: runtime ## Run the unit tests
 	$(PYTEST) tests/unit $(NO_TESTS_OK)
 
-test-integration: setup test-peers ## Run the integration tests (real Postgres and NATS)
+test-integration: setup ## Run the integration tests (real Postgres and NATS)
 	$(PYTEST) $(XDIST) tests/integration $(NO_TESTS_OK)
 
-test-e2e: setup test-peers ## Run the end-to-end tests (the whole stack behind nginx)
+test-e2e: setup ## Run the end-to-end tests (the whole stack behind nginx)
 	$(PYTEST) tests/e2e $(NO_TESTS_OK)
 
-test-acceptance: setup test-peers ## Run the acceptance suite (the stack as `make run` starts it, from a 0700 copy)
+test-acceptance: setup ## Run the acceptance suite (the stack as `make run` starts it, from a 0700 copy)
 	$(PYTEST) tests/acceptance
 
-test-conformance: setup test-peers ## Run the official MCP conformance suites, directly and through the gateway
+test-conformance: setup ## Run the official MCP conformance suites, directly and through the gateway
 	$(PYTEST) tests/conformance $(NO_TESTS_OK)
 
-lint: setup ## Check lint and formatting (changes nothing)
+lint: runtime ## Check lint and formatting (changes nothing)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-fmt: setup ## Format the code and apply safe lint fixes
+fmt: runtime ## Format the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: setup ## Run the benchmarks
+bench: runtime ## Run the benchmarks
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "No benchmarks yet."; fi
 
 k8s-check: ## Validate the Kubernetes manifests
