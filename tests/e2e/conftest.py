@@ -10,9 +10,11 @@ Services log to .run/logs/e2e-<namespace>/; heartbeats every second.
 
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +48,10 @@ async def running_stack(
     """Boot the five services and nginx in a database and a namespace (`{namespace}{label}`) of
     their own; tear down everything started, database included."""
     remove_old_logs(label)
+    # a sandbox work root of the stack's own (not the checkout's .run/sandbox, which `make run`
+    # uses), in the temp dir every sandbox uid can reach wherever the checkout lies
+    work_root = Path(tempfile.mkdtemp(prefix=f"sb{label}-sandbox-"))
+    work_root.chmod(0o711)
     database = f"sb{label}_{secrets.token_hex(4)}"
     url = await postgres.create_database(pg_server.url, database)
     name = f"{label}-{namespace}"
@@ -57,7 +63,7 @@ async def running_stack(
             namespace=f"{namespace}{label}",
             name=name,
             log_dir=proc.run_dir() / "logs" / name,
-            env={**STACK_ENV, **devsecrets.load()},
+            env={**STACK_ENV, **devsecrets.load(), "SANDBOX_WORK_ROOT": str(work_root)},
         )
     )
     try:
@@ -65,6 +71,7 @@ async def running_stack(
         yield stack
     finally:
         stack.stop()
+        shutil.rmtree(work_root, ignore_errors=True)
         if stack.nginx.prefix is not None:
             shutil.rmtree(stack.nginx.prefix, ignore_errors=True)
         await postgres.drop_database(pg_server.url, database)
