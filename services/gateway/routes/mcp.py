@@ -15,7 +15,7 @@ from mcp.shared.inbound import (
     classify_inbound_request,
     find_duplicated_routing_header,
 )
-from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types import LOG_LEVEL_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -214,10 +214,13 @@ async def _request(
         ctx.session_expires_at = info.issued_at + request.state.sessions.ttl_s
         ctx.ask = _asker(request, info.id)
     accepts_sse = "text/event-stream" in request.headers.get("accept", "")
-    progress = isinstance(params.get("_meta"), dict) and "progressToken" in params["_meta"]
-    if accepts_sse and (progress or (method in LONG_WAITS and not ctx.modern)):
+    meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+    if accepts_sse and ("progressToken" in meta or (method in LONG_WAITS and not ctx.modern)):
         return _Call(request, body, params, ctx).streamed(headers)
-    if accepts_sse and method not in ANSWERED_HERE:  # may relay an upstream's notifications
+    # a stateless call hears from its upstream only what it asked for (progress, a log level);
+    # a session's call may hear log messages at the session's level
+    hears = ctx.session_id is not None or LOG_LEVEL_META_KEY in meta
+    if accepts_sse and hears and method not in ANSWERED_HERE:
         return await _Call(request, body, params, ctx).answered(headers)
     if ctx.session_id is None:  # nothing can name a stateless call to cancel it: no task needed
         result = await gateway.handle(method, params, ctx)
