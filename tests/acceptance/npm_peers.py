@@ -5,43 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from libs.devstack import ports
 from tests.support import node
 
-TS_CLIENT = Path(__file__).with_name("ts_client.mjs")
-
 
 async def run_ts_client(mcp_url: str, key: str, tool: str, arguments: dict[str, Any]) -> dict:
-    """Run the TypeScript SDK client against `mcp_url`; its report (protocol, tools, result)."""
-    node.installed()
-    client = await asyncio.create_subprocess_exec(
-        str(node.NODE22),
-        str(TS_CLIENT),
-        mcp_url,
-        tool,
-        json.dumps(arguments),
-        env={**os.environ, "SDK_DIR": str(node.TS_SDK / "dist" / "esm"), "API_KEY": key},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(60):
-            out, err = await client.communicate()
-    finally:
-        if client.returncode is None:
-            client.kill()
-            await client.wait()
-    assert client.returncode == 0 and out, (
-        f"gateway: the TypeScript SDK client exited {client.returncode}: {err.decode()[-1500:]}"
-    )
-    return json.loads(out.splitlines()[-1])
+    """The TypeScript SDK client against `mcp_url`: its report (sessionId, tools, result)."""
+    plan = [{"key": "call", "name": tool, "arguments": arguments, "progress": False}]
+    report = await node.run_sdk_client(mcp_url, key, "streamable", plan)
+    assert "failure" not in report, f"gateway: the TypeScript SDK client: {report.get('failure')}"
+    call = report["calls"]["call"]
+    assert "error" not in call, f"gateway: the TypeScript SDK client's call: {call['error']}"
+    return {**report, "result": call["result"]}
 
 
 @asynccontextmanager

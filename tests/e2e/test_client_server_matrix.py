@@ -25,12 +25,9 @@ upstream) pair is one test; its failures name the pair and the step.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,7 +43,6 @@ from tests.e2e.gateway_support import admin_token, api_key, bearer, register, wa
 from tests.support import node
 from tests.support.upstreams import run_upstream
 
-SCRIPT = Path(__file__).with_name("matrix_client.mjs")
 TOOLS = ("add", "progress", "reconnect")
 STEPS = 3
 UPSTREAMS = (
@@ -75,7 +71,7 @@ JSON_RESPONSES = {"ts-json", "py-json"}
 # the progress notifications and the response come in one read, each notification finds no
 # handler ("Received a progress notification for an unknown token"), and `onprogress` gets only
 # those of earlier reads: none, some or all, by timing. The same happens with no gateway at all:
-# tests/e2e/matrix_client.mjs with `sse` against tests/node/ts_server.mjs's /sse (TypeScript SDK
+# tests/node/sdk_client.mjs with `sse` against tests/node/ts_server.mjs's /sse (TypeScript SDK
 # on both ends) got no progress in three runs of three, while the Streamable HTTP client, whose
 # transport awaits between events, got [1, 2, 3] every time. Reported upstream as
 # modelcontextprotocol/typescript-sdk#2580 (open). The test asserts what a user gets: the wire
@@ -243,9 +239,8 @@ async def matrix(e2e_stack: Stack) -> AsyncIterator[Matrix]:
 
 
 async def run_ts_client(matrix: Matrix, plan: list[Call], transport: str) -> Report:
-    """Run tests/e2e/matrix_client.mjs (the TypeScript SDK client) over `transport` (`streamable`
+    """Run the TypeScript SDK client (tests/node/sdk_client.mjs) over `transport` (`streamable`
     at /mcp, `sse` at /sse) with `plan`."""
-    sdk_dir = node.installed() / "@modelcontextprotocol" / "sdk" / "dist" / "esm"
     url = f"{matrix.base}/sse" if transport == "sse" else f"{matrix.base}/mcp"
     steps = [
         {
@@ -256,24 +251,9 @@ async def run_ts_client(matrix: Matrix, plan: list[Call], transport: str) -> Rep
         }
         for c in plan
     ]
-    proc = await asyncio.create_subprocess_exec(
-        str(node.NODE22),
-        *[str(SCRIPT), url, matrix.key, transport],
-        env={**os.environ, "SDK_DIR": str(sdk_dir)},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(60):
-            out, err = await proc.communicate(json.dumps(steps).encode())
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    if proc.returncode != 0 or not out.strip():
-        return Report(failure=f"exit {proc.returncode}: {err.decode()[-2000:]}")
-    doc = json.loads(out)
+    doc = await node.run_sdk_client(url, matrix.key, transport, steps)
+    if "failure" in doc:
+        return Report(failure=doc["failure"])
     session = bool(doc["sessionId"]) if transport == "streamable" else None
     report = Report(revision=doc["protocolVersion"], session=session, tools=doc["tools"])
     for key, seen in doc["calls"].items():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from libs.devstack import peers
 
@@ -62,3 +64,39 @@ async def ts_server(*flags: str) -> AsyncIterator[str]:
         if proc.returncode is None:
             proc.terminate()
             await proc.wait()
+
+
+SDK_CLIENT = peers.PEERS_DIR / "sdk_client.mjs"
+
+
+async def run_sdk_client(
+    url: str, key: str, transport: str, plan: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Run tests/node/sdk_client.mjs (the TypeScript SDK client) against `url` with an API key.
+
+    transport: `streamable` or `sse`; plan: the calls, `{"key", "name", "arguments",
+    "progress"}`. Returns its report (`sessionId`, `protocolVersion`, `tools`, `calls`), or
+    `{"failure": ...}` with the end of its stderr when it did not finish.
+    """
+    installed()
+    proc = await asyncio.create_subprocess_exec(
+        str(NODE22),
+        str(SDK_CLIENT),
+        url,
+        key,
+        transport,
+        cwd=str(peers.PEERS_DIR),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate(json.dumps(plan).encode())
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0 or not out.strip():
+        return {"failure": f"exit {proc.returncode}: {err.decode()[-2000:]}"}
+    return json.loads(out.splitlines()[-1])

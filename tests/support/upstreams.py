@@ -66,6 +66,30 @@ def make_upstream(name: str = "weather", server: MCPServer | None = None) -> MCP
     return server
 
 
+async def read_body(receive: Receive) -> bytes:
+    """The whole body of an ASGI request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app `body` once, then what the server receives (disconnects)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 def handshake_era(app: ASGIApp) -> ASGIApp:
     """An SDK app whose connections all open in the handshake era (2025-11-25), over Streamable
     HTTP and SSE alike: the client's `server/discover` probe loses its 2026-07-28 envelope, so the
@@ -76,12 +100,7 @@ def handshake_era(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http" or scope["method"] != "POST":
             await app(scope, receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -91,16 +110,7 @@ def handshake_era(app: ASGIApp) -> ASGIApp:
             body = orjson.dumps(doc)
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await app({**scope, "headers": headers}, replay, send)
+        await app({**scope, "headers": headers}, replaying(body, receive), send)
 
     return wrapped
 

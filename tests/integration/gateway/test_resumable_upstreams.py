@@ -20,7 +20,7 @@ from services.gateway.jsonrpc import UPSTREAM_ERROR, RpcFault
 from tests.integration.gateway.conftest import ADMIN, calculator, register
 from tests.integration.registry.conftest import run_upstream
 from tests.support import node, serving
-from tests.support.upstreams import LOCAL, MemoryEventStore, handshake_era
+from tests.support.upstreams import LOCAL, MemoryEventStore, handshake_era, read_body, replaying
 
 
 def text_of(result: dict[str, Any]) -> str:
@@ -154,29 +154,14 @@ def primes_then_hangs_up(server: MCPServer) -> Any:
             await send({"type": "http.response.body", "body": b""})
             return
         if scope["type"] == "http" and scope["method"] == "POST":
-            body = b""
-            while True:
-                message = await receive()
-                body += message.get("body", b"")
-                if not message.get("more_body"):
-                    break
+            body = await read_body(receive)
             if b'"tools/call"' in body:
                 headers = [(b"content-type", b"text/event-stream")]
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 priming = b"id: 1\nretry: 10\ndata: \n\n"
                 await send({"type": "http.response.body", "body": priming})
                 return
-
-            replayed = False
-
-            async def replay() -> Any:
-                nonlocal replayed
-                if replayed:
-                    return await receive()
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            await app(scope, replay, send)
+            await app(scope, replaying(body, receive), send)
             return
         await app(scope, receive, send)
 

@@ -1,7 +1,7 @@
-// The official TypeScript MCP SDK client (1.x, a session revision) as two columns of the client
-// × server matrix: it lists the gateway's tools and makes the calls it is given, through nginx.
+// The official TypeScript MCP SDK client (1.x, a session revision) for the tests: it lists the
+// tools and makes the calls it is given (tests/support/node.run_sdk_client runs it).
 //
-//   SDK_DIR=<.../@modelcontextprotocol/sdk/dist/esm> node matrix_client.mjs URL API_KEY TRANSPORT
+//   node sdk_client.mjs URL API_KEY TRANSPORT
 //
 // TRANSPORT: `streamable` (Streamable HTTP at URL) or `sse` (the deprecated HTTP+SSE transport,
 // its stream at URL). stdin: a JSON list of calls, [{"key", "name", "arguments", "progress"}].
@@ -10,14 +10,13 @@
 // `progress` is what the SDK handed to `onprogress`, `wire` what reached the transport before
 // the call's response.
 import { text } from "node:stream/consumers";
-import { pathToFileURL } from "node:url";
+
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
 const [url, apiKey, kind] = process.argv.slice(2);
 const plan = JSON.parse(await text(process.stdin));
-const sdk = (path) => import(pathToFileURL(`${process.env.SDK_DIR}/${path}`).href);
-const { Client } = await sdk("client/index.js");
-const { StreamableHTTPClientTransport } = await sdk("client/streamableHttp.js");
-const { SSEClientTransport } = await sdk("client/sse.js");
 
 const Transport = kind === "sse" ? SSEClientTransport : StreamableHTTPClientTransport;
 const transport = new Transport(new URL(url), {
@@ -29,7 +28,7 @@ transport.setProtocolVersion = (version) => {
   negotiated = version;
   setVersion?.(version);
 };
-const client = new Client({ name: "switchboard-matrix", version: "1.0.0" });
+const client = new Client({ name: "switchboard-tests", version: "1.0.0" });
 await client.connect(transport);
 
 // What reached the transport, before the SDK's dispatch: per tool, the progress values that
