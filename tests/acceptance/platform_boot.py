@@ -33,6 +33,7 @@ from libs.devstack.launch import AdminLogin
 from libs.devstack.stack import Stack, StackError
 from services.sandbox.layout import relocated_root
 from tests.support import node
+from tests.support.private_postgres import PrivatePostgres
 
 LOGS = proc.run_dir() / "logs"  # in the original checkout, so the logs outlive the copy
 PROJECT = "switchboard"
@@ -59,35 +60,6 @@ class Platform:
     def logs(self) -> str:
         """Where the service logs are (for failure messages)."""
         return f"service logs: {self.stack.config.log_dir}/"
-
-
-class PrivatePostgres:
-    """A cluster of the platform's own, restarted on the same port; a commit the client saw
-    survives `pg_ctl stop -m immediate` (synchronous_commit on)."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.port: int | None = None
-        self.server: postgres.Postgres | None = None
-
-    @property
-    def url(self) -> str:
-        """The URL of its `postgres` database."""
-        assert self.server is not None, "postgres is not running"
-        return self.server.url
-
-    async def start(self) -> None:
-        """Start it (initialising on first use); pg_ctl waits until it accepts connections."""
-        self.server = await asyncio.to_thread(
-            postgres.start_cluster, self.base, self.port, durable_commits=True
-        )
-        self.port = urlsplit(self.server.url).port
-
-    async def stop(self, mode: str = "fast") -> None:
-        """Stop it (`immediate`: every backend dies at once, no checkpoint, like a crash)."""
-        if self.server is not None:
-            await asyncio.to_thread(self.server.stop, mode)
-            self.server = None
 
 
 class PrivateNats:

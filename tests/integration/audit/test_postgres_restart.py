@@ -22,42 +22,15 @@ import nats
 import pytest
 
 from libs.common.events import TOOL_CALLED, ToolCalled
-from libs.devstack import postgres
 from services.audit.app import create_app
 from services.audit.settings import AuditSettings
 from tests.integration.audit.waiting import consumer_idle, until
 from tests.support import serving, settings_for
+from tests.support.private_postgres import PrivatePostgres
 
 PUBLISHERS = 4
 PER_PUBLISHER = 200
 PACE_S = 0.01  # each publisher runs for at least PER_PUBLISHER * PACE_S = 2 s
-
-
-class PrivatePostgres:
-    """A cluster only this test uses, on a fixed port so the app finds it again after a restart."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.port: int | None = None
-        self.server: postgres.Postgres | None = None
-
-    @property
-    def url(self) -> str:
-        """The URL of its `postgres` database."""
-        assert self.server is not None
-        return self.server.url
-
-    async def start(self) -> None:
-        """Start it (initialising on first use) and wait until it accepts connections."""
-        self.server = await asyncio.to_thread(
-            postgres.start_cluster, self.base, self.port, durable_commits=True
-        )
-        self.port = int(self.server.url.rsplit(":", 1)[1].split("/")[0])
-
-    async def kill(self) -> None:
-        """`pg_ctl stop -m immediate`: every backend dies at once, no checkpoint (a crash)."""
-        if self.server is not None:
-            await asyncio.to_thread(self.server.stop, "immediate")
 
 
 @pytest.fixture
@@ -70,7 +43,7 @@ async def private_pg() -> AsyncIterator[PrivatePostgres]:
         await server.start()
         yield server
     finally:
-        await server.kill()
+        await server.stop("immediate")
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -165,7 +138,7 @@ async def test_restarting_postgres_mid_stream_loses_and_doubles_nothing(
             )
             await until(lambda: _at_least(private_pg.url, server, 100), timeout=15)
 
-            await private_pg.kill()  # mid-stream: publishers still sending, handlers mid-commit
+            await private_pg.stop("immediate")  # mid-stream: publishers still sending, handlers mid-commit
             killed_at = time.monotonic()
             assert not publishers.done(), "the stream ended before Postgres was stopped"
             await until(lambda: _status_is(http, 503), timeout=10)
