@@ -38,10 +38,12 @@ class Access:
 COMMON = Access(calls=(rpc.AUTH_INTROSPECT, rpc.AUTH_JWKS), follows=("events.auth.>",))
 
 ACCESS: dict[str, Access] = {
-    "auth": Access(serves=("rpc.auth.>",)),
+    # auth resolves a grant's server within the org (tenancy: rpc.registry.resolve)
+    "auth": Access(serves=("rpc.auth.>",), calls=("rpc.registry.resolve",)),
     "registry": Access(
         serves=("rpc.registry.>",),
-        calls=(rpc.SANDBOX_DISCOVER,),
+        # rpc.auth.org: an org by id or slug (tenancy)
+        calls=(rpc.SANDBOX_DISCOVER, "rpc.auth.org"),
         consumes=(("registry-code-tools", "events.sandbox.code_tool.>"),),
     ),
     "gateway": Access(
