@@ -56,7 +56,7 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
     t0 = time.monotonic()
     async with db.open_pool(settings) as pool, busmod.connect(settings) as bus:
         await migrate.apply(pool, schema=schema, directory=migrations)
-        verifier = authn.Verifier(bus)
+        verifier = authn.Verifier(bus, cookie_secure=settings.cookie_secure)
         await verifier.start()
         async with outbox.relaying(pool, schema, bus):
             started = service_event(schema, "started", ServiceStarted).event(

@@ -25,10 +25,12 @@ def env(
     *,
     secret: bool = False,
     per_service: bool = False,
+    aliases: tuple[str, ...] = (),
 ) -> Any:
-    """Declare a settings field read from the variable `name`; `per_service`: from
-    `<SERVICE>_<name>` first (each service its own database role, its own NATS user)."""
-    metadata: dict[str, Any] = {"env": name, "per_service": per_service}
+    """Declare a settings field read from the variable `name` (else an older name in
+    `aliases`); `per_service`: from `<SERVICE>_<name>` first (each service its own database
+    role, its own NATS user)."""
+    metadata: dict[str, Any] = {"env": name, "per_service": per_service, "aliases": aliases}
     kwargs: dict[str, Any] = {"metadata": metadata, "repr": not secret}
     if default is dataclasses.MISSING:
         # required: a placeholder default keeps field order free; from_env insists on a value
@@ -69,6 +71,9 @@ class Settings:
     keepalive_s: int = env("SWITCHBOARD_KEEPALIVE_S", 75)
     # where clients reach the platform (nginx): OAuth issuer, the gateway's resource URL
     public_url: str = env("SWITCHBOARD_PUBLIC_URL", "http://localhost:8080")
+    # browser cookies: Secure and named `__Host-…`; false only for plain-http development
+    # (`make run`), where they are plain `sb_session` / `sb_csrf` (docs/AUTH.md)
+    cookie_secure: bool = env("SWITCHBOARD_COOKIE_SECURE", True, aliases=("AUTH_COOKIE_SECURE",))
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -85,6 +90,8 @@ class Settings:
             name = f.metadata.get("env") or f"{prefix}_{f.name.upper()}"
             if f.metadata.get("per_service") and f"{prefix}_{name}" in source:
                 name = f"{prefix}_{name}"
+            if name not in source:
+                name = next((a for a in f.metadata.get("aliases", ()) if a in source), name)
             raw = source.get(name)
             if raw is None:
                 if f.name == "port":

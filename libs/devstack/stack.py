@@ -19,7 +19,7 @@ from libs.devstack.services import SERVICES, ServiceProcess, start_service, stop
 # environment wins over these.
 LOCAL_DEFAULTS = {
     "REGISTRY_SSRF_ALLOWLIST": "127.0.0.0/8",
-    "AUTH_COOKIE_SECURE": "false",
+    "SWITCHBOARD_COOKIE_SECURE": "false",
 }
 
 
