@@ -22,8 +22,8 @@ from libs.common.events import (
     EgressRefused,
     ProcessStatus,
 )
-from services.sandbox import isolation, selftest, store
-from services.sandbox.egress import EgressProxy, host_matches
+from services.sandbox import addresses, allowlist, isolation, selftest, store
+from services.sandbox.egress import NOT_ALLOWLISTED, EgressProxy
 from services.sandbox.layout import ensure_dir, plan
 from services.sandbox.ownership import Ownership
 from services.sandbox.policy import Policy, PolicyCache
@@ -54,7 +54,11 @@ class Runtime:
         self.gvisor, self.gvisor_reason = isolation.detect_gvisor(
             settings.gvisor, isolation.read_proc_version()
         )
-        self.proxy = EgressProxy(self.host_allowed, self.egress_refused)
+        self.guard = addresses.AddressGuard(
+            allow=addresses.parse_networks(settings.egress_allow_cidrs),
+            platform_hosts=platform_hosts(settings),
+        )
+        self.proxy = EgressProxy(self.host_allowed, self.egress_refused, self.guard)
         self.manager = ProcessManager(
             settings,
             self.layout,
@@ -89,6 +93,7 @@ class Runtime:
         root = self.layout.work_root
         for sub in (root, root / "servers", root / "runs"):
             ensure_dir(sub)
+        await self.guard.refresh()
         self.self_test = await selftest.run(self.settings, self.layout, self.tier)
         if self.self_test.ok:
             log.info("sandbox_self_test_passed", duration_ms=self.self_test.duration_ms)
@@ -242,13 +247,35 @@ class Runtime:
         self._hosts.pop(server, None)
 
     async def host_allowed(self, server: str, host: str, port: int) -> bool:
-        """True when the server may reach host:port."""
-        return any(host_matches(p, host, port) for p in await self.allowed_hosts(server))
+        """True when the server's allowlist names host:port."""
+        return allowlist.allows(await self.allowed_hosts(server), host, port)
+
+    def check_hosts(self, hosts: list[str]) -> None:
+        """422 for allowlist entries no approval could open (internal or platform addresses)."""
+        fields = {}
+        for index, host in enumerate(hosts):
+            problem = self.guard.literal_problem(allowlist.parse_entry(host).host)
+            if problem is not None:
+                fields[f"hosts.{index}"] = f"{host!r} is a {problem}"
+        if fields:
+            raise Unprocessable(
+                "Sandboxes may not reach these addresses.", details={"fields": fields}
+            )
+
+    def requestable(self, host: str) -> bool:
+        """True when a refused host could be approved (a host, not an internal address)."""
+        try:
+            self.check_hosts([host])
+        except (ValueError, Unprocessable):
+            return False
+        return True
 
     async def egress_refused(self, server: str, host: str, port: int, reason: str) -> None:
-        """Record a refusal: an event, and a pending network approval (one per host)."""
+        """Record a refusal: an event, and a pending network approval for a host that is merely
+        not on the allowlist (one per host; internal addresses open none)."""
         async with self.pool.acquire() as conn, conn.transaction():
             ask = (await self.policy_cache.get(conn)).network_default == "ask"
+            ask = ask and reason == NOT_ALLOWLISTED and self.requestable(host)
             row = None
             if ask:
                 row = await store.insert_approval(
@@ -268,6 +295,13 @@ class Runtime:
                 await outbox.enqueue(
                     conn, SCHEMA, APPROVAL_REQUESTED.event(approval, source=SCHEMA)
                 )
+
+
+def platform_hosts(settings: SandboxSettings) -> tuple[str, ...]:
+    """The platform's own endpoints the sandbox knows: Postgres, NATS, nginx, itself, and
+    SANDBOX_PLATFORM_HOSTS (the other services)."""
+    urls = [settings.database_url, settings.nats_url, settings.public_url]
+    return (*addresses.url_hosts(urls), settings.host, *settings.platform_hosts)
 
 
 def _token(name: str) -> str:

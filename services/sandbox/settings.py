@@ -5,7 +5,8 @@ import sysconfig
 from dataclasses import dataclass
 from typing import ClassVar
 
-from libs.common.settings import Settings, env
+from libs.common.settings import Settings, SettingsError, env
+from services.sandbox.addresses import parse_networks
 
 DEFAULT_WORK_ROOT = ".run/sandbox"  # moved when sandbox uids cannot reach it (layout.py)
 
@@ -55,3 +56,14 @@ class SandboxSettings(Settings):
     code_timeout_s: float = env("SANDBOX_CODE_TIMEOUT_S", 30.0)
     max_file_bytes: int = env("SANDBOX_MAX_FILE_BYTES", 4 * 1024 * 1024)
     max_extract_bytes: int = env("SANDBOX_MAX_EXTRACT_BYTES", 64 * 1024 * 1024)
+    # internal CIDRs (loopback, private, the platform's own addresses...) egress may reach anyway
+    egress_allow_cidrs: tuple[str, ...] = env("SANDBOX_EGRESS_ALLOW_CIDRS", ())
+    # host names or addresses of the other services, refused like Postgres and NATS
+    platform_hosts: tuple[str, ...] = env("SANDBOX_PLATFORM_HOSTS", ())
+
+    def __post_init__(self) -> None:
+        """Refuse a malformed CIDR at start, naming the variable."""
+        try:
+            parse_networks(self.egress_allow_cidrs)
+        except ValueError as exc:
+            raise SettingsError(f"SANDBOX_EGRESS_ALLOW_CIDRS: {exc}") from None
