@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
+from libs.common import process_env
 from services.sandbox import seccomp
 from services.sandbox.layout import Layout
 from services.sandbox.settings import SandboxSettings
@@ -32,6 +35,8 @@ PROXY_SOCKET = "/run/switchboard/proxy.sock"
 SUPPORT_DIR = "/opt/switchboard/support"
 WORK = "/work"
 PROXY_PORT = 3128
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True)
@@ -257,11 +262,20 @@ def prepare_dir(path: Path, uid: int | None, mode: int = 0o700) -> None:
     path.chmod(mode)
 
 
-def build_command(
-    settings: SandboxSettings, layout: Layout, tier: str, conf: Confinement, argv: list[str]
-) -> Command:
-    """The full command: setpriv (as root) → prlimit → bwrap (namespaces, mounts, seccomp)."""
-    uid = host_uid(settings, conf.key)
+def executable(program: str) -> str:
+    """The absolute path of a program, found on the service's own PATH (OSError if none)."""
+    found = shutil.which(program)
+    if found is None or not os.path.isabs(found):
+        raise OSError(f"{program} not found")
+    return found
+
+
+def inside_env(conf: Confinement) -> dict[str, str]:
+    """The environment of the confined process: ours, then the server's own, minus the names
+    that steer loaders and interpreters (the registry refuses them; dropped here in case)."""
+    refused = process_env.refused_names(conf.env)
+    if refused:
+        log.warning("sandbox_env_dropped", key=conf.key, names=refused)
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": WORK,
@@ -270,25 +284,36 @@ def build_command(
         "PYTHONPATH": SITE_PACKAGES,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
-        **conf.env,
+        **{k: v for k, v in conf.env.items() if k not in refused},
     }
     if conf.proxy_socket is not None:
         proxy = f"http://127.0.0.1:{PROXY_PORT}"
         env.update(HTTP_PROXY=proxy, HTTPS_PROXY=proxy, http_proxy=proxy, https_proxy=proxy)
+    return env
+
+
+def build_command(
+    settings: SandboxSettings, layout: Layout, tier: str, conf: Confinement, argv: list[str]
+) -> Command:
+    """The full command: setpriv (as root) → prlimit → bwrap (namespaces, mounts, seccomp).
+
+    Every launcher is an absolute path started with an empty environment; the server's env
+    and the mount options (secrets included) travel in a memfd, never in argv or environ.
+    """
+    uid = host_uid(settings, conf.key)
+    env = inside_env(conf)
     prlimit = [
         *identity_prefix(uid),
-        shutil.which("prlimit") or "/usr/bin/prlimit",
+        executable("prlimit"),
         *conf.limits.prlimit_args(),
         "--",
     ]
     if tier == NONE:
-        return Command(
-            [*prlimit, *argv], (), uid, uid, {**env, "HOME": str(conf.workdir)}, str(conf.workdir)
-        )
+        env = {**env, "HOME": str(conf.workdir)}
+        return Command([*prlimit, *argv], (), uid, uid, env, str(conf.workdir))
     if tier == LANDLOCK_FALLBACK:
         return _fallback_command(settings, layout, conf, env, prlimit, argv, uid)
     args = [
-        settings.bwrap,
         "--unshare-all",
         "--unshare-user",
         "--disable-userns",
@@ -357,14 +382,17 @@ def build_command(
     args += ["--remount-ro", "/"]  # the root tmpfs too: only /work and /tmp are writable
     for name, value in env.items():
         args += ["--setenv", name, value]
-    fds: tuple[int, ...] = ()
+    fds: list[int] = []
     if seccomp.supported():
         fd = _memfd(seccomp.build_filter())
         args += ["--seccomp", str(fd)]
-        fds = (fd,)
+        fds.append(fd)
+    options = _memfd(b"".join(a.encode() + b"\0" for a in args))
+    fds.append(options)
     if conf.proxy_socket is not None:
         argv = [settings.python, f"{SUPPORT_DIR}/bridge.py", "--", *argv]
-    return Command([*prlimit, *args, *argv], fds, uid, uid, {})
+    bwrap = [executable(settings.bwrap), "--args", str(options)]
+    return Command([*prlimit, *bwrap, *argv], tuple(fds), uid, uid, {})
 
 
 def _fallback_command(
@@ -376,7 +404,12 @@ def _fallback_command(
     argv: list[str],
     uid: int | None,
 ) -> Command:
-    """Host paths, Landlock rules for them, seccomp, no network (the pod's policy adds egress)."""
+    """Host paths, Landlock rules for them, seccomp, no network (the pod's policy adds egress).
+
+    The launcher is the system Python in isolated mode (-I: no PYTHON* variables, no user
+    site, no script dir on sys.path) with an empty environment; it confines itself, then
+    executes the command with the server's environment.
+    """
     support = str(layout.support)
     tmp = conf.workdir / ".tmp"
     tmp.mkdir(exist_ok=True)
@@ -407,12 +440,25 @@ def _fallback_command(
         env["PYTHONPATH"] = str(layout.packages)
     else:
         env["PYTHONPATH"] = conf.env.get("PYTHONPATH", "")
-    fd = _memfd(seccomp.build_filter())
-    env["SWITCHBOARD_CONFINE"] = json.dumps(
-        {"ro": ro, "rw": [str(conf.workdir), "/dev/null"], "seccomp_fd": fd}
-    )
-    launcher = [settings.python, "-S", f"{support}/confine.py", "--"]
-    return Command([*prlimit, *launcher, *argv], (fd,), uid, uid, env, str(conf.workdir))
+    seccomp_fd = _memfd(seccomp.build_filter())
+    config = {
+        "ro": ro,
+        "rw": [str(conf.workdir), "/dev/null"],
+        "seccomp_fd": seccomp_fd,
+        "env": env,
+    }
+    config_fd = _memfd(json.dumps(config).encode())
+    launcher = [
+        executable(settings.python),
+        "-I",
+        "-S",
+        f"{support}/confine.py",
+        "--config-fd",
+        str(config_fd),
+        "--",
+    ]
+    fds = (seccomp_fd, config_fd)
+    return Command([*prlimit, *launcher, *argv], fds, uid, uid, {}, str(conf.workdir))
 
 
 def _memfd(data: bytes) -> int:

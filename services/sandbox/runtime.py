@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 import structlog
 
-from libs.common import outbox, rpc
+from libs.common import outbox, process_env, rpc
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import NotFound, Unprocessable
 from libs.common.events import (
@@ -171,6 +171,12 @@ class Runtime:
             raise Unprocessable(
                 f"Server {name!r} is not a stdio server the sandbox hosts.",
                 details={"server": name, "transport": view.get("transport")},
+            )
+        refused = process_env.refused_names(view.get("env") or {})
+        if refused:
+            raise Unprocessable(
+                f"Server {name!r} sets environment variables the sandbox refuses.",
+                details={"server": name, "fields": {f"env.{n}": "may not be set" for n in refused}},
             )
         spec = ServerSpec.from_view(view)
         self._specs[name] = (time.monotonic() + self.settings.spec_ttl_s, spec)

@@ -1,7 +1,8 @@
 """Fallback tier launcher: apply Landlock (files, TCP, signals) and seccomp to itself, then exec.
 
-Runs with the system Python (`-S`, standard library only). Configuration comes in the
-SWITCHBOARD_CONFINE variable (JSON: ro, rw, seccomp_fd), which is removed before the exec.
+Runs with the system Python in isolated mode (`-I -S`: standard library only, no PYTHON*
+variables) and an empty environment. Its configuration (JSON: ro, rw, seccomp_fd, env) comes
+in a memfd named by `--config-fd`; the command gets `env` only after confinement.
 """
 
 import ctypes
@@ -83,9 +84,18 @@ def seccomp(fd: int) -> None:
         fail("seccomp")
 
 
+def read_config(fd: int) -> dict:
+    """The launcher's configuration from its memfd (closed after reading)."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return json.loads(b"".join(chunks))
+
+
 def main() -> None:
-    """Confine, then exec the command."""
-    config = json.loads(os.environ.pop("SWITCHBOARD_CONFINE"))
+    """Confine, then exec the command with its own environment."""
+    config = read_config(int(sys.argv[sys.argv.index("--config-fd") + 1]))
     argv = sys.argv[sys.argv.index("--") + 1 :]
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         fail("no_new_privs")
@@ -93,7 +103,7 @@ def main() -> None:
     if config.get("seccomp_fd") is not None:
         seccomp(int(config["seccomp_fd"]))
     try:
-        os.execvp(argv[0], argv)
+        os.execvpe(argv[0], argv, config["env"])
     except OSError as exc:
         print(f"cannot run {argv[0]}: {exc}", file=sys.stderr)
         os._exit(127)

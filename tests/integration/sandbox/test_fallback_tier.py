@@ -14,6 +14,7 @@ import pytest
 
 from libs.common import bus as busmod
 from libs.common import db
+from libs.common.errors import UpstreamError
 from services.sandbox import runtime as runtime_mod
 from services.sandbox.execution import RunRequest, run_code
 from services.sandbox.isolation import LANDLOCK_FALLBACK, Limits
@@ -23,6 +24,12 @@ from tests.integration.sandbox.conftest import FIXTURES, WORK_ROOT, sandbox_sett
 
 SMALL = Limits(memory_mb=256, cpu_s=2, nofile=64, nproc=16, fsize_mb=1)
 REACHABLE_FIXTURES = WORK_ROOT / f"fixtures-{secrets.token_hex(4)}"
+CALL = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {"name": "echo", "arguments": {"text": "landlocked"}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +133,47 @@ async def test_tcp_ptrace_and_the_service_environment_are_blocked(fallback: Runt
 async def test_a_stdio_server_is_hosted_on_the_fallback_tier(fallback: Runtime) -> None:
     echo = str(REACHABLE_FIXTURES / "echo_server.py")
     spec = ServerSpec(name="fallback-echo", command="python3", args=(echo,))
-    message = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {"name": "echo", "arguments": {"text": "landlocked"}},
-    }
-    reply = await fallback.manager.call(spec, message)
+    reply = await fallback.manager.call(spec, CALL)
     assert reply["result"]["content"][0]["text"] == "landlocked"
     await fallback.manager.stop(spec.name)
+
+
+# a hosted server's first run leaves a Python home in its work dir whose `encodings` package
+# (the first module any interpreter imports) phones home: run unconfined, it reaches the host
+PLANT = """
+import os, sys
+lib = os.path.join("home", "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}")
+os.makedirs(os.path.join(lib, "encodings"), exist_ok=True)
+with open(os.path.join(lib, "encodings", "__init__.py"), "w") as fh:
+    fh.write("import _socket\\n_socket.socket(2, 1).connect(('127.0.0.1', PORT))\\n")
+"""
+
+
+async def test_a_servers_env_reaches_no_process_before_the_fallback_tier_confines_it(
+    fallback: Runtime,
+) -> None:
+    reached: list[bool] = []
+
+    def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.append(True)
+        writer.close()
+
+    listener = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    name = f"fallback-envy-{secrets.token_hex(3)}"
+    plant = ServerSpec(name=name, command="python3", args=("-c", PLANT.replace("PORT", str(port))))
+    with pytest.raises(UpstreamError):  # not an MCP server: it plants and exits
+        await fallback.manager.call(plant, CALL)
+    home = fallback.layout.work_root / "servers" / name / "home"
+    assert (home / "lib").is_dir()
+    echo = str(REACHABLE_FIXTURES / "echo_server.py")
+    attack = ServerSpec(name=name, command="python3", args=(echo,), env={"PYTHONHOME": str(home)})
+    try:
+        reply = await fallback.manager.call(attack, CALL)
+    except UpstreamError as exc:
+        reply = {"error": exc.message}
+    finally:
+        await fallback.manager.stop(name)
+        listener.close()
+    assert reached == []  # the planted code never ran outside Landlock and seccomp
+    assert reply["result"]["content"][0]["text"] == "landlocked", reply

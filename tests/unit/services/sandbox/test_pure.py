@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import struct
 from pathlib import Path
 
@@ -61,26 +63,59 @@ def test_proxy_targets_are_parsed_from_connect_and_absolute_uri_lines() -> None:
     assert parse_target("CONNECT nohost HTTP/1.1") is None
 
 
+def options_of(cmd: isolation.Command) -> list[str]:
+    """The bwrap options a command passes in its --args memfd."""
+    fd = int(cmd.argv[cmd.argv.index("--args") + 1])
+    assert fd in cmd.pass_fds
+    return os.pread(fd, 1 << 20, 0).decode().split("\0")[:-1]
+
+
 def test_the_bwrap_command_isolates_everything_and_passes_the_seccomp_fd(tmp_path: Path) -> None:
     settings = SandboxSettings(work_root=str(tmp_path))
     layout = Layout(tmp_path, tmp_path / "inside", None, (), None)
     limits = isolation.Limits(256, 5, 64, 16, 1)
-    conf = isolation.Confinement(key="k", workdir=tmp_path, limits=limits, env={"A": "1"})
-    argv = ["python3", "x.py"]
-    cmd = isolation.build_command(settings, layout, isolation.BWRAP_USERNS, conf, argv)
+    env = {"API_TOKEN": "s3cret-value", "LD_PRELOAD": "/work/evil.so"}
+    conf = isolation.Confinement(key="k", workdir=tmp_path, limits=limits, env=env)
+    cmd = isolation.build_command(settings, layout, isolation.BWRAP_USERNS, conf, ["python3", "x"])
     try:
-        argv = cmd.argv
+        argv, options = cmd.argv, options_of(cmd)
         prlimit = next(i for i, a in enumerate(argv) if a.endswith("/prlimit"))
         assert "--as=268435456" in argv and "--nproc=16" in argv
-        assert argv[prlimit + 1 :].index("--") < argv[prlimit + 1 :].index("--unshare-all")
+        assert argv[prlimit + 1 :].index("--") < argv.index("--args")
+        assert all(os.path.isabs(a) for a in argv[: argv.index("--args")] if not a[0] == "-")
         for flag in ("--unshare-all", "--die-with-parent", "--disable-userns", "--clearenv"):
-            assert flag in argv
-        assert argv[argv.index("--seccomp") + 1] == str(cmd.pass_fds[0])
-        assert argv[-2:] == ["python3", "x.py"]
-        assert "/etc/shadow" not in argv
+            assert flag in options
+        assert int(options[options.index("--seccomp") + 1]) in cmd.pass_fds
+        assert argv[-2:] == ["python3", "x"]
+        assert cmd.env == {}
+        assert "s3cret-value" not in " ".join(argv) and "s3cret-value" in options
+        assert "LD_PRELOAD" not in options
+        assert "/etc/shadow" not in options
     finally:
-        import os
+        for fd in cmd.pass_fds:
+            os.close(fd)
 
+
+def test_the_fallback_launcher_starts_isolated_with_an_empty_environment(tmp_path: Path) -> None:
+    settings = SandboxSettings(work_root=str(tmp_path))
+    layout = Layout(tmp_path, tmp_path / "inside", None, (), None)
+    env = {"PYTHONHOME": "/work/home", "PATH": "/work/bin", "API_TOKEN": "s3cret-value"}
+    conf = isolation.Confinement(
+        key="k", workdir=tmp_path, limits=isolation.Limits(256, 5, 64, 16, 1), env=env
+    )
+    argv = ["python3", "x"]
+    cmd = isolation.build_command(settings, layout, isolation.LANDLOCK_FALLBACK, conf, argv)
+    try:
+        launcher = cmd.argv.index("-I") - 1
+        assert os.path.isabs(cmd.argv[launcher]) and cmd.argv[launcher + 2] == "-S"
+        assert cmd.env == {}
+        assert "s3cret-value" not in " ".join(cmd.argv)
+        fd = int(cmd.argv[cmd.argv.index("--config-fd") + 1])
+        config = json.loads(os.pread(fd, 1 << 20, 0))
+        assert config["env"]["API_TOKEN"] == "s3cret-value"
+        assert config["env"]["PATH"] == "/work/bin"  # applied after confinement only
+        assert "PYTHONHOME" not in config["env"]
+    finally:
         for fd in cmd.pass_fds:
             os.close(fd)
 
