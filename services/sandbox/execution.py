@@ -43,7 +43,7 @@ class RunRequest:
 
 async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
     """Run `main(**args)` from `req.code` in a fresh sandbox; publish sandbox.execution.finished."""
-    rt.require_isolation()
+    await rt.require_isolation()
     limits = req.limits or rt.manager.limits()
     timeout = req.timeout_s or rt.settings.code_timeout_s
     key = f"run-{uuid.uuid4().hex}"
@@ -61,7 +61,7 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
             dest = f"{isolation.TOOL_PACKAGES}/{index}"
             conf.ro_binds.append((src, dest))
             paths.append(dest if rt.tier == isolation.BWRAP_USERNS else src)
-        conf.env["PYTHONPATH"] = ":".join(paths)
+        conf.python_path = ":".join(paths)
     runner = f"{isolation.SUPPORT_DIR}/runner.py"
     if rt.tier != isolation.BWRAP_USERNS:
         runner = str(rt.layout.support / "runner.py")

@@ -84,6 +84,7 @@ class Confinement:
     proxy_socket: Path | None = None
     # hosted servers get the service's packages (the MCP SDK); code tools only what they import
     service_packages: bool = True
+    python_path: str = ""  # without the service's packages: the tool packages a code run imports
 
 
 @dataclass(frozen=True)
@@ -98,19 +99,21 @@ class Command:
     cwd: str | None = None
 
 
-def landlock_abi() -> int:
-    """The kernel's Landlock ABI version (0 when Landlock is unavailable)."""
+def landlock_abi(cap: int = 0) -> int:
+    """The Landlock ABI version the fallback tier uses: the kernel's (0 when Landlock is
+    unavailable), at most `cap` when one is set."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.syscall.restype = ctypes.c_long
-        return max(int(libc.syscall(444, None, 0, 1)), 0)
+        abi = max(int(libc.syscall(444, None, 0, 1)), 0)
     except (OSError, AttributeError):
         return 0
+    return min(abi, cap) if cap > 0 else abi
 
 
 def _fallback(settings: SandboxSettings, why: str) -> tuple[str, str]:
     """Landlock + seccomp + rlimits + uid when the kernel has Landlock, else none."""
-    abi = landlock_abi()
+    abi = landlock_abi(settings.landlock_abi_max)
     if abi >= 1 and seccomp.supported() and settings.isolation != NONE:
         return LANDLOCK_FALLBACK, f"{why}; Landlock ABI {abi} + seccomp + rlimits instead"
     return NONE, why
@@ -310,6 +313,10 @@ def build_command(
     ]
     if tier == NONE:
         env = {**env, "HOME": str(conf.workdir)}
+        if conf.service_packages and layout.packages is not None:
+            env["PYTHONPATH"] = str(layout.packages)
+        elif not conf.service_packages:
+            env["PYTHONPATH"] = conf.python_path
         return Command([*prlimit, *argv], (), uid, uid, env, str(conf.workdir))
     if tier == LANDLOCK_FALLBACK:
         return _fallback_command(settings, layout, conf, env, prlimit, argv, uid)
@@ -369,7 +376,7 @@ def build_command(
         "--clearenv",
     ]
     if not conf.service_packages:
-        env["PYTHONPATH"] = conf.env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = conf.python_path
     elif layout.packages is not None:
         args += ["--ro-bind", str(layout.packages), SITE_PACKAGES]
     args += ["--ro-bind", str(layout.support), SUPPORT_DIR]
@@ -439,12 +446,13 @@ def _fallback_command(
         ro.append(str(layout.packages))
         env["PYTHONPATH"] = str(layout.packages)
     else:
-        env["PYTHONPATH"] = conf.env.get("PYTHONPATH", "")
-    seccomp_fd = _memfd(seccomp.build_filter())
+        env["PYTHONPATH"] = conf.python_path
+    seccomp_fd = _memfd(seccomp.build_filter(socket_families=seccomp.FALLBACK_SOCKET_FAMILIES))
     config = {
         "ro": ro,
         "rw": [str(conf.workdir), "/dev/null"],
         "seccomp_fd": seccomp_fd,
+        "landlock_abi_max": settings.landlock_abi_max,
         "env": env,
     }
     config_fd = _memfd(json.dumps(config).encode())

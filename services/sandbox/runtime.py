@@ -22,7 +22,15 @@ from libs.common.events import (
     EgressRefused,
     ProcessStatus,
 )
-from services.sandbox import addresses, allowlist, isolation, selftest, store
+from services.sandbox import (
+    addresses,
+    allowlist,
+    enforcement,
+    isolation,
+    seccomp,
+    selftest,
+    store,
+)
 from services.sandbox.egress import NOT_ALLOWLISTED, EgressProxy
 from services.sandbox.layout import ensure_dir, plan
 from services.sandbox.ownership import Ownership
@@ -53,6 +61,13 @@ class Runtime:
         # under gVisor the pod's user-space kernel is the boundary to the host; bwrap is optional
         self.gvisor, self.gvisor_reason = isolation.detect_gvisor(
             settings.gvisor, isolation.read_proc_version()
+        )
+        self.enforcement = enforcement.measure(
+            self.tier,
+            gvisor=self.gvisor,
+            root=isolation.host_uid(settings, "probe") is not None,
+            seccomp=seccomp.supported(),
+            landlock_abi=isolation.landlock_abi(settings.landlock_abi_max),
         )
         self.guard = addresses.AddressGuard(
             allow=addresses.parse_networks(settings.egress_allow_cidrs),
@@ -137,15 +152,28 @@ class Runtime:
         except (NotFound, Unprocessable):
             return None
 
-    def require_isolation(self) -> None:
-        """Refuse untrusted code when no isolation is active, unless explicitly allowed."""
-        allowed = self.settings.allow_unisolated or bool(
-            self.policy_cache._value and self.policy_cache._value.allow_unisolated
-        )
-        if self.tier == isolation.NONE and not self.gvisor and not allowed:
+    def untrusted_allowed(self, policy: Policy) -> bool:
+        """Whether untrusted code may run: always on a tier that is not weak; on a weak one only
+        when an admin accepted it (no isolation at all needs `allow_unisolated`)."""
+        unisolated = self.settings.allow_unisolated or policy.allow_unisolated
+        if self.tier == isolation.NONE and not self.gvisor:
+            return unisolated
+        if self.enforcement.weak:
+            accepted = self.settings.accept_weak_isolation or policy.accept_weak_isolation
+            return accepted or unisolated
+        return True
+
+    async def require_isolation(self) -> None:
+        """Refuse untrusted code (422) where the isolation is missing or weak, unless accepted."""
+        if not self.untrusted_allowed(await self.policy()):
             raise Unprocessable(
-                "No sandbox isolation is available here; untrusted code is refused.",
-                details={"isolation": self.tier, "reason": self.tier_reason},
+                "The sandbox's isolation here is missing or weak; untrusted code is refused.",
+                details={
+                    "isolation": self.isolation_tier,
+                    "mechanism": self.tier,
+                    "missing": self.enforcement.missing(),
+                    "reason": self.tier_reason or self.gvisor_reason or None,
+                },
             )
 
     # ---- specs -----------------------------------------------------------------------

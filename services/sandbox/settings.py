@@ -30,6 +30,10 @@ class SandboxSettings(Settings):
     isolation: str = env("SANDBOX_ISOLATION", "auto")  # auto | bwrap-userns | none
     gvisor: str = env("SANDBOX_GVISOR", "auto")  # auto (read /proc/version) | true | false
     allow_unisolated: bool = env("SANDBOX_ALLOW_UNISOLATED", False)
+    # run untrusted code on a tier missing network, file or process separation (status: weak)
+    accept_weak_isolation: bool = env("SANDBOX_ACCEPT_WEAK_ISOLATION", False)
+    # cap the Landlock ABI the fallback tier uses (0: the kernel's), e.g. 2 to behave as Debian 12
+    landlock_abi_max: int = env("SANDBOX_LANDLOCK_ABI_MAX", 0)
     uid_base: int = env("SANDBOX_UID_BASE", 200_000)
     uid_count: int = env("SANDBOX_UID_COUNT", 50_000)
     idle_timeout_s: float = env("SANDBOX_IDLE_TIMEOUT_S", 300.0)

@@ -34,7 +34,7 @@ async def _target(request: Request, permission: str) -> tuple[Runtime, Principal
 async def start_server(request: Request) -> Response:
     """Start a hosted server now, on the replica owning it (it would start on its first call)."""
     rt, _, name = await _target(request, "write")
-    rt.require_isolation()
+    await rt.require_isolation()
     return json_response(await rt.replicas.keyed("start", {"server": name}))
 
 
@@ -50,7 +50,7 @@ async def stop_server(request: Request) -> Response:
 async def restart_server(request: Request) -> Response:
     """Stop and start again with a fresh spec from the registry, on the owning replica."""
     rt, _, name = await _target(request, "write")
-    rt.require_isolation()
+    await rt.require_isolation()
     rt.forget_spec(name)
     return json_response(await rt.replicas.keyed("restart", {"server": name}))
 

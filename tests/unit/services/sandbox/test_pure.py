@@ -26,6 +26,19 @@ def test_the_seccomp_program_denies_each_listed_syscall_and_ends_in_allow_then_e
             assert index + 1 + jt == len(ins) - 1  # every deny jumps to the EPERM return
 
 
+def test_the_fallback_seccomp_program_answers_socket_with_eperm_before_the_deny_list() -> None:
+    prog = seccomp.build_filter(socket_families=frozenset())
+    ins = [struct.unpack("=HBBI", prog[i : i + 8]) for i in range(0, len(prog), 8)]
+    at = ins.index((seccomp.JEQ_K, 0, 1, seccomp.SOCKET_X86_64))
+    assert ins[at + 1] == (seccomp.RET_K, 0, 0, seccomp.RET_ERRNO | 1)
+    assert len(prog) == len(seccomp.build_filter()) + 2 * 8
+    some = seccomp.build_filter(socket_families=frozenset({1}))
+    ins = [struct.unpack("=HBBI", some[i : i + 8]) for i in range(0, len(some), 8)]
+    at = next(i for i, x in enumerate(ins) if x[3] == seccomp.SOCKET_X86_64)
+    assert ins[at + 2] == (seccomp.JEQ_K, 1, 0, 1)  # AF_UNIX jumps over EPERM to ALLOW
+    assert ins[at + 3][3] == seccomp.RET_ERRNO | 1 and ins[at + 4][3] == seccomp.RET_ALLOW
+
+
 def test_validation_finds_forbidden_imports_calls_and_a_missing_entry_point() -> None:
     report = validate_code("import os\nx = eval('1')", {"type": "object"}, [])
     kinds = [p["kind"] for p in report["problems"]]
