@@ -3,6 +3,7 @@ enough for untrusted code."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ class Enforcement:
     landlock_abi: int | None
     landlock_tcp: bool
     rlimits: bool
+    cgroup_memory: bool = False  # memory.max over the whole sandbox
+    cgroup_pids: bool = False  # pids.max over the whole sandbox
 
     def missing(self) -> list[str]:
         """The guarantees this mechanism does not give, in words."""
@@ -38,6 +41,8 @@ class Enforcement:
             (self.pid_namespace, "a PID namespace"),
             (self.signals_scoped, "signal scoping"),
             (self.seccomp, "a seccomp filter"),
+            (self.cgroup_memory, "a cgroup memory limit"),
+            (self.cgroup_pids, "a cgroup pids limit"),
         ]
         return [what for present, what in wanted if not present]
 
@@ -54,10 +59,24 @@ class Enforcement:
 
 
 def measure(
-    mechanism: str, *, gvisor: bool, root: bool, seccomp: bool, landlock_abi: int
+    mechanism: str,
+    *,
+    gvisor: bool,
+    root: bool,
+    seccomp: bool,
+    landlock_abi: int,
+    cgroups: bool = False,
 ) -> Enforcement:
     """The guarantees of `mechanism` on this host: running as root gives each sandbox a uid of
     its own; the fallback tier's seccomp filter allows no socket() at all (socketpair only)."""
+    report = _mechanism(mechanism, gvisor, root, seccomp, landlock_abi)
+    return dataclasses.replace(report, cgroup_memory=cgroups, cgroup_pids=cgroups)
+
+
+def _mechanism(
+    mechanism: str, gvisor: bool, root: bool, seccomp: bool, landlock_abi: int
+) -> Enforcement:
+    """The guarantees of the mechanism itself."""
     if mechanism == BWRAP_USERNS:
         return Enforcement(
             mechanism=mechanism,

@@ -17,7 +17,7 @@ import structlog
 
 from libs.common import outbox
 from libs.common.events import EXECUTION_FINISHED, ExecutionFinished
-from services.sandbox import isolation
+from services.sandbox import cgroups, isolation
 from services.sandbox.runtime import SCHEMA, Runtime
 
 log = structlog.get_logger()
@@ -52,8 +52,14 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
     uid = isolation.host_uid(rt.settings, key)
     isolation.prepare_dir(workdir, uid)
     proxy = await rt.manager.proxy_for(key, req.server, isolation.proxy_socket(root, key))
+    cgroup = cgroups.create(rt.cgroups, key, limits.memory_mb, limits.nproc)
     conf = isolation.Confinement(
-        key=key, workdir=workdir, limits=limits, proxy_socket=proxy, service_packages=False
+        key=key,
+        workdir=workdir,
+        limits=limits,
+        proxy_socket=proxy,
+        service_packages=False,
+        cgroup=cgroup,
     )
     if req.packages:
         paths = []
@@ -66,13 +72,15 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
     if rt.tier != isolation.BWRAP_USERNS:
         runner = str(rt.layout.support / "runner.py")
     argv = [rt.settings.python, "-S", runner]
-    cmd = isolation.build_command(rt.settings, rt.layout, rt.tier, conf, argv)
     started = time.perf_counter()
+    cmd = None
     try:
+        cmd = isolation.build_command(rt.settings, rt.layout, rt.tier, conf, argv)
         outcome = await _spawn(cmd, orjson.dumps({"code": req.code, "args": req.args}), timeout)
     finally:
-        for fd in cmd.pass_fds:
+        for fd in cmd.pass_fds if cmd is not None else ():
             os.close(fd)
+        await cgroups.remove(cgroup)
         await rt.manager.release_proxy(key)
         shutil.rmtree(workdir, ignore_errors=True)
     outcome["duration_ms"] = outcome.get("duration_ms") or round(

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from libs.common import process_env
-from services.sandbox import seccomp
+from services.sandbox import cgroups, seccomp
 from services.sandbox.layout import Layout
 from services.sandbox.settings import SandboxSettings
 
@@ -85,6 +85,7 @@ class Confinement:
     # hosted servers get the service's packages (the MCP SDK); code tools only what they import
     service_packages: bool = True
     python_path: str = ""  # without the service's packages: the tool packages a code run imports
+    cgroup: Path | None = None  # its own cgroup v2 (memory.max, pids.max), where delegated
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,7 @@ def build_command(
     uid = host_uid(settings, conf.key)
     env = inside_env(conf)
     prlimit = [
+        *cgroups.enter_prefix(conf.cgroup),
         *identity_prefix(uid),
         executable("prlimit"),
         *conf.limits.prlimit_args(),

@@ -25,6 +25,7 @@ from libs.common.events import (
 from services.sandbox import (
     addresses,
     allowlist,
+    cgroups,
     enforcement,
     isolation,
     seccomp,
@@ -55,6 +56,9 @@ class Runtime:
         self.bus = bus
         self.instance = instance
         self.tier, self.tier_reason = isolation.probe_tier(settings)
+        self.cgroups = cgroups.detect(settings.cgroups)
+        if self.cgroups.reason:
+            log.info("sandbox_cgroups_unavailable", reason=self.cgroups.reason)
         self.layout = plan(settings, instance)
         for note in self.layout.notes:
             log.warning("sandbox_path_relocated", detail=note)
@@ -68,6 +72,7 @@ class Runtime:
             root=isolation.host_uid(settings, "probe") is not None,
             seccomp=seccomp.supported(),
             landlock_abi=isolation.landlock_abi(settings.landlock_abi_max),
+            cgroups=self.cgroups.memory,
         )
         self.guard = addresses.AddressGuard(
             allow=addresses.parse_networks(settings.egress_allow_cidrs),
@@ -81,6 +86,7 @@ class Runtime:
             on_status=self.process_status,
             on_log=self.publish_log,
             proxy=self.proxy,
+            cgroups=self.cgroups,
         )
         self.ownership = Ownership(
             pool,

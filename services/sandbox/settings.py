@@ -34,6 +34,8 @@ class SandboxSettings(Settings):
     accept_weak_isolation: bool = env("SANDBOX_ACCEPT_WEAK_ISOLATION", False)
     # cap the Landlock ABI the fallback tier uses (0: the kernel's), e.g. 2 to behave as Debian 12
     landlock_abi_max: int = env("SANDBOX_LANDLOCK_ABI_MAX", 0)
+    # auto: a cgroup v2 per sandbox (memory.max, pids.max) where the host delegates one; off
+    cgroups: str = env("SANDBOX_CGROUPS", "auto")
     uid_base: int = env("SANDBOX_UID_BASE", 200_000)
     uid_count: int = env("SANDBOX_UID_COUNT", 50_000)
     idle_timeout_s: float = env("SANDBOX_IDLE_TIMEOUT_S", 300.0)
@@ -51,6 +53,8 @@ class SandboxSettings(Settings):
     nproc: int = env("SANDBOX_NPROC", 64)
     fsize_mb: int = env("SANDBOX_FSIZE_MB", 64)
     log_lines: int = env("SANDBOX_LOG_LINES", 2000)
+    log_bytes: int = env("SANDBOX_LOG_BYTES", 1024 * 1024)  # per server, on each replica
+    log_line_bytes: int = env("SANDBOX_LOG_LINE_BYTES", 8192)  # longer lines are cut
     spec_ttl_s: float = env("SANDBOX_SPEC_TTL_S", 30.0)
     # a replica owns a process key while it refreshes the lease (every third of this)
     owner_ttl_s: float = env("SANDBOX_OWNER_TTL_S", 15.0)

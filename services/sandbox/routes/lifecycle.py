@@ -15,7 +15,7 @@ from starlette.routing import Route
 from libs.common.authn import Principal, authenticate, require_grant
 from libs.common.http import json_response, parse_body, query_model, read_json, validate
 from services.sandbox import approvers, codetools, egress_requests, store
-from services.sandbox.processes import LEVELS
+from services.sandbox.logs import LEVELS
 from services.sandbox.runtime import Runtime
 from services.sandbox.schemas import HostsBody, HostsRemoval, LogsQuery, StopBody, check_name
 

@@ -32,6 +32,7 @@ async def sandbox_status(request: Request) -> Response:
                 "weak": report.weak,
                 "untrusted_code_allowed": rt.untrusted_allowed(await rt.policy()),
             },
+            "cgroups": rt.cgroups.to_dict(principal.is_platform_admin),
             "self_test": _self_test(rt, principal.is_platform_admin),
             "limits": rt.manager.limits().to_dict(),
             "idle_timeout_s": rt.settings.idle_timeout_s,

@@ -7,7 +7,9 @@ from services.sandbox.enforcement import measure
 
 
 def test_bwrap_isolates_everything_and_is_not_weak_even_without_a_uid_of_its_own() -> None:
-    report = measure(isolation.BWRAP_USERNS, gvisor=False, root=False, seccomp=True, landlock_abi=7)
+    report = measure(
+        isolation.BWRAP_USERNS, gvisor=False, root=False, seccomp=True, landlock_abi=7, cgroups=True
+    )
     assert report.network and report.filesystem and report.pid_namespace
     assert report.missing() == ["a uid of its own"]
     assert not report.weak
@@ -15,7 +17,12 @@ def test_bwrap_isolates_everything_and_is_not_weak_even_without_a_uid_of_its_own
 
 def test_the_fallback_tier_as_root_on_debian_12_keeps_the_network_shut_by_seccomp() -> None:
     report = measure(
-        isolation.LANDLOCK_FALLBACK, gvisor=False, root=True, seccomp=True, landlock_abi=2
+        isolation.LANDLOCK_FALLBACK,
+        gvisor=False,
+        root=True,
+        seccomp=True,
+        landlock_abi=2,
+        cgroups=True,
     )
     assert (report.network, report.network_by, report.landlock_tcp) == (True, "seccomp", False)
     assert report.separate_uid and report.signals_scoped
@@ -25,7 +32,12 @@ def test_the_fallback_tier_as_root_on_debian_12_keeps_the_network_shut_by_seccom
 
 def test_the_fallback_tier_of_a_non_root_service_is_weak() -> None:
     report = measure(
-        isolation.LANDLOCK_FALLBACK, gvisor=False, root=False, seccomp=True, landlock_abi=3
+        isolation.LANDLOCK_FALLBACK,
+        gvisor=False,
+        root=False,
+        seccomp=True,
+        landlock_abi=3,
+        cgroups=True,
     )
     assert report.missing() == ["a uid of its own", "a PID namespace", "signal scoping"]
     assert report.weak
@@ -40,3 +52,9 @@ def test_no_mechanism_under_gvisor_is_weak_though_the_kernel_is_gvisors() -> Non
     assert report.user_space_kernel
     assert "network isolation" in report.missing() and "filesystem isolation" in report.missing()
     assert report.weak
+
+
+def test_missing_cgroup_limits_are_reported_but_do_not_make_a_tier_weak() -> None:
+    report = measure(isolation.BWRAP_USERNS, gvisor=False, root=True, seccomp=True, landlock_abi=0)
+    assert report.missing() == ["a cgroup memory limit", "a cgroup pids limit"]
+    assert not report.weak
