@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import re
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from libs.common.events import now_iso
@@ -14,6 +15,10 @@ from libs.common.events import now_iso
 LEVELS = ("debug", "info", "warning", "error")
 LEVEL_RE = re.compile(r"\b(DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
 CUT_MARK = " [… {n} bytes cut]"
+CUT_RE = re.compile(r" \[… \d+ bytes cut\]$")
+MASK = "[masked]"
+MIN_SECRET = 6  # shorter values ("1", "eu", "true") are not masked: they would mask everything
+MIN_PARTIAL = 4  # the start of a secret cut off at the end of a long line
 
 
 def line_level(text: str, stream: str) -> str:
@@ -31,6 +36,29 @@ def cut(text: str, limit: int) -> str:
     if len(data) <= limit:
         return text
     return data[:limit].decode(errors="ignore") + CUT_MARK.format(n=len(data) - limit)
+
+
+class SecretMask:
+    """Replaces a server's secret values (its env, decrypted) wherever they appear in a line."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self.secrets = sorted({v for v in values if len(v) >= MIN_SECRET}, key=len, reverse=True)
+        joined = "|".join(re.escape(v) for v in self.secrets)
+        self._re = re.compile(joined) if joined else None
+
+    def __call__(self, text: str) -> str:
+        """The text with every secret masked (and a secret's start cut off by a line limit)."""
+        if self._re is None:
+            return text
+        text = self._re.sub(MASK, text)
+        mark = CUT_RE.search(text)
+        if mark is not None:
+            body = text[: mark.start()]
+            for secret in self.secrets:
+                for size in range(min(len(secret) - 1, len(body)), MIN_PARTIAL - 1, -1):
+                    if body.endswith(secret[:size]):
+                        return body[:-size] + MASK + mark.group(0)
+        return text
 
 
 class LineSplitter:

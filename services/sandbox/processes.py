@@ -21,7 +21,7 @@ from libs.common.errors import Conflict, Unavailable, UpstreamError, UpstreamTim
 from services.sandbox import cgroups, isolation
 from services.sandbox.cgroups import CgroupSupport
 from services.sandbox.layout import Layout
-from services.sandbox.logs import LineSplitter, LogBuffer
+from services.sandbox.logs import LineSplitter, LogBuffer, SecretMask, cut
 from services.sandbox.settings import SandboxSettings
 
 log = structlog.get_logger()
@@ -88,6 +88,7 @@ class HostedProcess:
         self._expected_exit = False
         self.calls = 0
         self.cgroup: Path | None = None
+        self.mask = SecretMask(spec.env.values())
 
     @property
     def settings(self) -> SandboxSettings:
@@ -143,6 +144,7 @@ class HostedProcess:
         proxy = await self.manager.proxy_for(
             self.key, self.spec.name, isolation.proxy_socket(workdir.parent, self.key)
         )
+        self.mask = SecretMask(self.spec.env.values())  # what it prints of them is masked
         limits = self.manager.limits()
         self.cgroup = cgroups.create(self.manager.cgroups, self.key, limits.memory_mb, limits.nproc)
         conf = isolation.Confinement(
@@ -289,7 +291,8 @@ class HostedProcess:
             try:
                 msg = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                self.manager.log(self.spec.name, "stdout", raw.decode(errors="replace").rstrip())
+                text = cut(raw.decode(errors="replace").rstrip(), self.settings.log_line_bytes)
+                self.manager.log(self.spec.name, "stdout", self.mask(text))
                 continue
             if not isinstance(msg, dict):
                 continue
@@ -318,8 +321,8 @@ class HostedProcess:
             self._stderr_line(text)
 
     def _stderr_line(self, text: str) -> None:
-        """Log one stderr line; remember the last one that says something."""
-        text = text.rstrip()
+        """Log one stderr line (secrets masked); remember the last one that says something."""
+        text = self.mask(text.rstrip())
         if text.strip():
             self.last_stderr = text.strip()[-500:]
         self.manager.log(self.spec.name, "stderr", text)

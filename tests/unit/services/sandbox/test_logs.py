@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.sandbox.logs import LineSplitter, LogBuffer, cut
+from services.sandbox.logs import LineSplitter, LogBuffer, SecretMask, cut
 
 
 def test_a_stream_is_cut_into_lines_across_chunks_and_long_lines_are_cut_short() -> None:
@@ -33,3 +33,19 @@ def test_the_buffer_drops_its_oldest_lines_to_stay_within_bytes_and_lines() -> N
 def test_cutting_keeps_whole_characters() -> None:
     assert cut("é" * 10, 5) == "éé [… 15 bytes cut]"
     assert cut("short", 5) == "short"
+
+
+def test_secret_values_are_masked_exactly_longest_first_and_short_values_are_left() -> None:
+    mask = SecretMask(["sk-live-abcdef", "sk-live-abc", "eu", "true"])
+    assert mask("token sk-live-abcdef and sk-live-abc in eu") == (
+        "token [masked] and [masked] in eu"
+    )
+    assert mask("nothing here") == "nothing here"
+    assert SecretMask([])("sk-live-abcdef") == "sk-live-abcdef"
+
+
+def test_the_start_of_a_secret_cut_off_at_the_end_of_a_long_line_is_masked_too() -> None:
+    mask = SecretMask(["sk-live-abcdef"])
+    line = cut("x" * 10 + "sk-live-abcdef", 16)
+    assert line == "xxxxxxxxxxsk-liv [… 8 bytes cut]"
+    assert mask(line) == "xxxxxxxxxx[masked] [… 8 bytes cut]"
