@@ -18,6 +18,7 @@ import functools
 import hashlib
 import os
 import signal
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import structlog
 log = structlog.get_logger()
 
 CONTROLLERS = ("memory", "pids")
+STALE_S = 60.0
 REMOVE_TRIES = 30  # about 1.2 s in all for killed processes to leave
 
 
@@ -113,10 +115,10 @@ def detect(setting: str = "auto") -> CgroupSupport:
         _enable(base)
     except OSError as exc:
         return CgroupSupport(None, f"the service's cgroup {path} cannot be delegated: {exc}")
-    for stale in base.iterdir():  # sandboxes of a previous run of this service
-        if stale.is_dir():
-            with contextlib.suppress(OSError):
-                stale.rmdir()
+    for stale in base.iterdir():  # left by a killed run (a fresh one may be another replica's)
+        with contextlib.suppress(OSError):
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > STALE_S:
+                stale.rmdir()  # fails while processes are inside
     return CgroupSupport(base)
 
 
