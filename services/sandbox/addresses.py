@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Iterable
@@ -18,6 +19,8 @@ NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::
 SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
 PLATFORM_TTL_S = 300.0
+# one part of an inet_aton number, ASCII only: 0x-led hex, 0-led octal, or decimal
+NUMBER_RE = re.compile(r"^(?:0x([0-9a-f]*)|0([0-7]*)|([1-9][0-9]*))$")
 
 
 def parse_numeric_ipv4(text: str) -> ipaddress.IPv4Address | None:
@@ -31,18 +34,16 @@ def parse_numeric_ipv4(text: str) -> ipaddress.IPv4Address | None:
         return None
     values = []
     for part in parts:
-        low = part.lower()
-        try:
-            if low.startswith("0x"):
-                values.append(int(low[2:] or "0", 16))
-            elif len(low) > 1 and low.startswith("0"):
-                values.append(int(low[1:], 8))
-            elif low.isdigit():
-                values.append(int(low, 10))
-            else:
-                return None
-        except ValueError:
+        match = NUMBER_RE.match(part.lower())
+        if match is None:
             return None
+        hexa, octal, decimal = match.groups()
+        if hexa is not None:
+            values.append(int(hexa or "0", 16))
+        elif octal is not None:
+            values.append(int(octal or "0", 8))
+        else:
+            values.append(int(decimal, 10))
     *head, last = values
     if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
         return None

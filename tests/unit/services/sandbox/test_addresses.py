@@ -25,6 +25,8 @@ from services.sandbox.addresses import (
         ("0x7f.1", "127.0.0.1"),
         ("127.1", "127.0.0.1"),
         ("10.1.2", "10.1.0.2"),
+        ("0", "0.0.0.0"),
+        ("0x", "0.0.0.0"),
         ("1.2.3.4", "1.2.3.4"),
     ],
 )
@@ -32,7 +34,9 @@ def test_every_numeric_ipv4_form_inet_aton_reads_is_normalised(text: str, addres
     assert parse_numeric_ipv4(text) == ipaddress.IPv4Address(address)
 
 
-@pytest.mark.parametrize("text", ["256.1.1.1", "1.2.3.4.5", "4294967296", "08", "example.com", ""])
+@pytest.mark.parametrize(
+    "text", ["256.1.1.1", "1.2.3.4.5", "4294967296", "08", "example.com", "", "1_0.0.0.1", "١٢٧.1"]
+)
 def test_texts_that_are_not_ipv4_numbers_are_not_read_as_addresses(text: str) -> None:
     assert parse_numeric_ipv4(text) is None
 
