@@ -82,11 +82,14 @@ def permission_violations(log: Path) -> list[str]:
 
 @asynccontextmanager
 async def running_stack(
-    pg_server: postgres.Postgres, namespace: str, label: str = "e2e"
+    pg_server: postgres.Postgres,
+    namespace: str,
+    label: str = "e2e",
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[SecuredStack]:
     """Boot the five services and nginx in a database, a namespace (`{namespace}{label}`) and
-    a nats-server of their own, each service as its own Postgres role and NATS user; tear down
-    everything started, database and roles included."""
+    a nats-server of their own, each service as its own Postgres role and NATS user, with `env`
+    on top of STACK_ENV; tear down everything started, database and roles included."""
     remove_old_logs(label)
     # a sandbox work root of the stack's own (not the checkout's .run/sandbox, which `make run`
     # uses), in the temp dir every sandbox uid can reach wherever the checkout lies
@@ -115,7 +118,12 @@ async def running_stack(
             namespace=f"{namespace}{label}",
             name=name,
             log_dir=log_dir,
-            env={**STACK_ENV, **devsecrets.load(), "SANDBOX_WORK_ROOT": str(work_root)},
+            env={
+                **STACK_ENV,
+                **devsecrets.load(),
+                "SANDBOX_WORK_ROOT": str(work_root),
+                **(env or {}),
+            },
             service_env={s: {**roles.service_env(s), **auth.service_env(s)} for s in SERVICES},
         ),
         bus,
