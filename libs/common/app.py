@@ -199,4 +199,7 @@ def run(settings_cls: type[Settings], create_app: Callable[[Any], Starlette]) ->
         timeout_keep_alive=settings.keepalive_s,
         lifespan="on",
         server_header=False,
+        # the peer is nginx: uvicorn would otherwise take the client from X-Forwarded-For,
+        # which nginx appends to whatever the client sent (auth reads nginx's X-Real-IP)
+        proxy_headers=False,
     )

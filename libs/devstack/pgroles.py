@@ -123,6 +123,24 @@ async def drop_roles(server_url: str, database: str) -> None:
         await conn.close()
 
 
+async def drop_orphan_roles(server_url: str, database_prefix: str) -> None:
+    """Drop the service roles of databases named `<database_prefix>…` that are gone (a test run
+    that was killed before its teardown)."""
+    conn = await asyncpg.connect(server_url, timeout=10)
+    try:
+        names = await conn.fetch(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", database_prefix
+        )
+        existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+        for row in names:
+            database, _, service = row["rolname"].rpartition("_")
+            if service in SERVICES and database not in existing:
+                with contextlib.suppress(asyncpg.PostgresError):  # another run's, in use
+                    await _ddl(conn, "DROP ROLE IF EXISTS %I", row["rolname"])
+    finally:
+        await conn.close()
+
+
 async def _ddl(conn: asyncpg.Connection, template: str, *values: str) -> None:
     """Run a statement whose names and literals are quoted by Postgres's format()."""
     params = "".join(f", ${i}::text" for i in range(2, len(values) + 2))

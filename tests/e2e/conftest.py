@@ -96,6 +96,7 @@ async def running_stack(
     work_root = Path(tempfile.mkdtemp(prefix=f"sb{label}-sandbox-"))
     work_root.chmod(0o711)
     nats_store = Path(tempfile.mkdtemp(prefix=f"sb{label}-nats-"))
+    await pgroles.drop_orphan_roles(pg_server.url, f"sb{label}_")  # of runs killed earlier
     database = f"sb{label}_{secrets.token_hex(4)}"
     url = await postgres.create_database(pg_server.url, database)
     roles = await pgroles.ensure_roles(url, pgroles.new_passwords())

@@ -62,6 +62,7 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
         lifespan="on",
         timeout_graceful_shutdown=2,
         timeout_keep_alive=Settings.keepalive_s,  # as libs.common.app.run serves
+        proxy_headers=False,  # likewise: the peer is the client, X-Forwarded-For is not read
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

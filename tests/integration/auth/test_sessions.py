@@ -130,7 +130,8 @@ async def test_x_real_ip_counts_only_when_a_trusted_proxy_sent_it(
         AUTH_TRUSTED_PROXIES="203.0.113.0/24",  # not the test's own address
     ) as strict:
         for i in range(3):
-            answer = await failing(strict, unique("nobody"), 1, **{"X-Real-IP": f"192.0.2.{i}"})
+            claimed = {"X-Real-IP": f"192.0.2.{i}", "X-Forwarded-For": f"198.51.100.{i}"}
+            answer = await failing(strict, unique("nobody"), 1, **claimed)
             assert answer[0][0] == 401
         # every attempt came from this peer, whatever it claimed: that source is locked
         answer = await failing(strict, unique("nobody"), 1, **{"X-Real-IP": "192.0.2.99"})
