@@ -134,3 +134,10 @@ def start_private_server(
         raise RuntimeError(f"nats-server failed to start; see {log}:\n{proc.tail(log)}")
     monitor_url = f"http://127.0.0.1:{monitor_port}" if monitor_port else None
     return Nats(f"nats://127.0.0.1:{port}", process, auth, monitor_url)
+
+
+def permission_violations(log: Path) -> list[str]:
+    """The lines of a nats-server log where it refused a client a subject."""
+    if not log.exists():
+        return []
+    return [line for line in log.read_text().splitlines() if " Violation - Subject " in line]

@@ -73,13 +73,6 @@ class SecuredStack(Stack):
         }
 
 
-def permission_violations(log: Path) -> list[str]:
-    """The lines of a nats-server log where it refused a client a subject."""
-    if not log.exists():
-        return []
-    return [line for line in log.read_text().splitlines() if " Violation - Subject " in line]
-
-
 @asynccontextmanager
 async def running_stack(
     pg_server: postgres.Postgres,
@@ -143,7 +136,7 @@ async def running_stack(
         await postgres.drop_database(pg_server.url, database)
         await pgroles.drop_roles(pg_server.url, database)
     # every subject a service used while the tests ran was within its permissions
-    refused = permission_violations(log_dir / "nats.log")
+    refused = devstack_nats.permission_violations(log_dir / "nats.log")
     assert not refused, "nats-server refused a service a subject:\n" + "\n".join(refused[:20])
 
 

@@ -25,9 +25,8 @@ from libs.common.errors import UpstreamTimeout
 from libs.common.events import Event
 from libs.common.settings import Settings
 from libs.devstack import natsauth
-from libs.devstack.nats import Nats, start_private_server
+from libs.devstack.nats import Nats, permission_violations, start_private_server
 from libs.devstack.natsauth import NatsAuth
-from tests.e2e.conftest import permission_violations
 
 NAMESPACE = f"t{secrets.token_hex(4)}perm"
 REFUSED_WITHIN_S = 1.0  # a refused publish is dropped: the caller waits this long for nothing
