@@ -1,4 +1,5 @@
-"""rpc.registry.* handlers: the routable snapshot the gateway starts from."""
+"""rpc.registry.* handlers: the routable snapshot the gateway starts from, and the servers an
+org may name in a grant."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import orjson
 import structlog
 
-from libs.common import rpc
+from libs.common import rpc, tenancy
 from libs.common.errors import ValidationError
 from services.registry import setting_keys, sources, views
 from services.registry.context import Registry
@@ -99,10 +100,50 @@ async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+MAX_RESOLVE = 200
+
+
+async def resolve(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
+    """The servers named (by name, path or id) that `org` owns or was shared: what auth binds a
+    grant to. Another org's server is left out exactly like one that does not exist."""
+    org, refs = data.get("org"), data.get("servers")
+    if not isinstance(org, str) or not org:
+        raise ValidationError("org must be an org id.", details={"field": "org"})
+    if (
+        not isinstance(refs, list)
+        or len(refs) > MAX_RESOLVE
+        or not all(isinstance(r, str) and r for r in refs)
+    ):
+        raise ValidationError(
+            f"servers must be a list of at most {MAX_RESOLVE} server names or ids.",
+            details={"field": "servers"},
+        )
+    out = []
+    async with reg.pool.acquire() as conn:
+        for ref in refs:
+            server = await servers_store.get_server(conn, ref)
+            if server is None or not tenancy.server_ref(server).lent_to(org):
+                continue
+            out.append(
+                {
+                    "ref": ref,
+                    "id": str(server["id"]),
+                    "name": server["name"],
+                    "org": server["org"],
+                    "shared": server["org"] != org,
+                }
+            )
+    return {"servers": out}
+
+
 async def serve(reg: Registry) -> None:
     """Answer rpc.registry.* (queue group: registry)."""
 
     async def on_snapshot(data: dict[str, Any]) -> dict[str, Any]:
         return await snapshot(reg, data)
 
+    async def on_resolve(data: dict[str, Any]) -> dict[str, Any]:
+        return await resolve(reg, data)
+
     await reg.bus.serve(rpc.REGISTRY_SNAPSHOT, on_snapshot)
+    await reg.bus.serve(rpc.REGISTRY_RESOLVE, on_resolve)

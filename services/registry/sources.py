@@ -134,10 +134,26 @@ async def create(
 
 
 async def update(
-    reg: Registry, conn: asyncpg.Connection, server: Any, source: Any, body: SourceFields
+    reg: Registry,
+    conn: asyncpg.Connection,
+    server: Any,
+    source: Any,
+    body: SourceFields,
+    *,
+    keep_secrets: bool = True,
 ) -> Any:
-    """Change the given fields of a source."""
+    """Change the given fields of a source. Unless `keep_secrets` (the caller may carry them),
+    a new url or transport drops the stored headers (docs/TENANCY.md)."""
     fields = body.model_dump(exclude_unset=True)
+    moved = any(k in fields and fields[k] != source[k] for k in ("url", "transport"))
+    if moved and not keep_secrets:
+        kept = [k for k, v in (fields.get("headers") or {}).items() if v == MASK]
+        if kept:
+            raise Unprocessable(
+                "Changing where the source connects drops its stored headers; give new values.",
+                details={"fields": {f"headers.{k}": "a stored value cannot follow" for k in kept}},
+            )
+        fields["headers"] = fields.get("headers") or {}
     if fields.get("url") is not None:
         await _check_url(reg, conn, fields["url"])
     nulls = [k for k in ("name", "transport", "url") if k in fields and fields[k] is None]

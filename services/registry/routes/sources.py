@@ -66,7 +66,8 @@ async def update_source(request: Request) -> Response:
     async with reg.pool.acquire() as conn, conn.transaction():
         source, server = await sources.get_or_404(conn, ref)
         permissions.require_write(principal, server, server["name"])
-        source = await sources.update(reg, conn, server, source, body)
+        keep = permissions.holds_secrets(principal, server)
+        source = await sources.update(reg, conn, server, source, body, keep_secrets=keep)
         imported = await sources.imported_names(conn, server, source["id"])
     return json_response(sources.source_out(server, source, imported))
 
