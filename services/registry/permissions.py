@@ -79,15 +79,20 @@ def inspects(principal: Principal, server: Any) -> bool:
     return tenancy.may(principal, "read", ref(server), via_share=False)
 
 
-def require_read(principal: Principal, server: Any, ref_: str) -> None:
-    """404 when the server is invisible to the principal (existence is not revealed)."""
+def require_read(
+    principal: Principal, server: Any, ref_: str, missing: NotFound | None = None
+) -> None:
+    """404 (`missing`, else the server's) when the server is invisible to the principal: its
+    existence, and its name, are not revealed."""
     if not can(principal, "read", server):
-        raise NotFound(f"Server {ref_!r} not found.", details={"server": ref_})
+        raise missing or NotFound(f"Server {ref_!r} not found.", details={"server": ref_})
 
 
-def require_write(principal: Principal, server: Any, ref_: str) -> None:
+def require_write(
+    principal: Principal, server: Any, ref_: str, missing: NotFound | None = None
+) -> None:
     """404 when invisible, 403 when visible but not writable."""
-    require_read(principal, server, ref_)
+    require_read(principal, server, ref_, missing)
     if not can(principal, "write", server):
         raise Forbidden(
             f"Changing {server['name']!r} needs the write grant or the org admin role.",

@@ -79,6 +79,12 @@ async def imported_names(conn: asyncpg.Connection, server: Any, source_id: Any) 
     return {t["name"] for t in rows if t["source_id"] == source_id}
 
 
+def missing(ref: str) -> NotFound:
+    """The 404 of a source that does not exist or whose server the caller may not see (the
+    server is not named)."""
+    return NotFound(f"Source {ref!r} not found.", details={"source": ref})
+
+
 async def get_or_404(conn: asyncpg.Connection, ref: str) -> tuple[Any, Any]:
     """(source, server) by source id, or 404."""
     try:
@@ -87,7 +93,7 @@ async def get_or_404(conn: asyncpg.Connection, ref: str) -> tuple[Any, Any]:
         source_id = None
     source = await sources_store.get_source(conn, source_id) if source_id else None
     if source is None:
-        raise NotFound(f"Source {ref!r} not found.", details={"source": ref})
+        raise missing(ref)
     server = await servers_store.get_server_by_id(conn, source["server_id"])
     return source, server
 
