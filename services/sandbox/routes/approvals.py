@@ -14,7 +14,7 @@ from libs.common.errors import Conflict, Forbidden, NotFound
 from libs.common.events import APPROVAL_REQUESTED, ApprovalChanged
 from libs.common.http import json_response, parse_body
 from libs.common.pagination import list_query, page_body
-from services.sandbox import codetools, store
+from services.sandbox import approvers, codetools, store
 from services.sandbox.runtime import SCHEMA
 from services.sandbox.schemas import Decision, ModuleRequest, Revoke
 
@@ -48,7 +48,7 @@ async def _decider(request: Request, kind: str) -> Principal:
     if org_id is not None and principal.role_in(org_id) is None:
         # another org's request is not there for the caller (docs/TENANCY.md)
         raise NotFound("No such approval.", details={"id": request.path_params["id"]})
-    if org_id is None or not principal.has_org_role(org_id, "admin"):
+    if not approvers.may_decide(policy, principal, org):
         raise Forbidden(
             "Only a platform admin or an admin of the request's org may decide it.",
             details={"approvers": policy.approvers, "org": org},

@@ -24,6 +24,7 @@ async def sandbox_status(request: Request) -> Response:
         for p in rt.manager.processes.values()
         if await _may_inspect(rt, principal, p.spec.name)
     ]
+    report = rt.enforcement
     return json_response(
         {
             "isolation": {
@@ -32,10 +33,12 @@ async def sandbox_status(request: Request) -> Response:
                 "mechanism": rt.tier,  # what each process gets inside (under gVisor too)
                 "mechanism_reason": rt.tier_reason or None,
                 "gvisor": rt.gvisor,
-                "untrusted_code_allowed": rt.tier != "none"
-                or rt.gvisor
-                or rt.settings.allow_unisolated,
+                "enforces": report.to_dict(),
+                "missing": report.missing(),
+                "weak": report.weak,
+                "untrusted_code_allowed": rt.untrusted_allowed(await rt.policy()),
             },
+            "cgroups": rt.cgroups.to_dict(principal.is_platform_admin),
             "self_test": _self_test(rt, principal.is_platform_admin),
             "limits": rt.manager.limits().to_dict(),
             "idle_timeout_s": rt.settings.idle_timeout_s,
