@@ -236,15 +236,18 @@ class AuthClient:
         )
 
     async def granted_member(
-        self, server: str, permissions: list[str] | None = None
+        self, server: str, permissions: list[str] | None = None, org: dict | None = None
     ) -> GrantedMember:
-        """A new user in a new team of a new org, the team granted `permissions` on `server`
-        (a platform server, first shared with the org), with an API key narrowed to that team."""
-        org = await self.create_org()
+        """A new user in a new team of `org` (default: a new org, to which the platform server
+        `server` is first lent), the team granted `permissions` on `server`, with an API key
+        narrowed to that team. A `write` grant needs the server to be `org`'s own."""
+        lent = org is None
+        org = org or await self.create_org()
         team = await self.create_team(org["slug"])
         user = await self.create_user()
         await self.add_member(team["name"], user, "member")
-        await self.share(server, org["id"])
+        if lent:
+            await self.share(server, org["id"])
         await self.grant(team["name"], server, permissions or ["read", "execute"])
         key = await self.api_key(user.token, teams=[team["name"]])
         return GrantedMember(org, team, user, key)
