@@ -83,9 +83,3 @@ def reads_whole(principal: Principal, server: ServerRef) -> bool:
     if may(replace(principal, grants=()), "read", server):
         return True
     return any(g.tools is None and g.covers("read", server, None) for g in principal.grants)
-
-
-def via_share_only(principal: Principal, server: ServerRef) -> bool:
-    """True when the principal reaches the server only because it was shared with its org (it
-    then sees the server and its tools, never its secrets' names or who else it is shared with)."""
-    return not principal.is_platform_admin and not may(principal, "read", server, via_share=False)
