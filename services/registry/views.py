@@ -83,6 +83,15 @@ def server_out(
     }
 
 
+def shares_out(server: asyncpg.Record, rows: Iterable[asyncpg.Record]) -> dict[str, Any]:
+    """A server and the orgs it is shared with (docs/TENANCY.md)."""
+    items = [
+        {"org": r["org"], "created_by": r["created_by"], "created_at": _iso(r["created_at"])}
+        for r in rows
+    ]
+    return {"server": server["name"], "server_id": str(server["id"]), "items": items}
+
+
 def routable(server: asyncpg.Record, tool: asyncpg.Record) -> bool:
     """The gateway may route a call to this tool."""
     return (

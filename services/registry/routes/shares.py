@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from libs.common.authn import Principal, authenticate, require_platform_admin
 from libs.common.http import json_response, no_content, parse_body
-from services.registry import orgs, servers
+from services.registry import orgs, servers, views
 from services.registry.context import Registry
 from services.registry.schemas import ShareIn
 from services.registry.store import servers as servers_store
@@ -29,22 +29,13 @@ async def _platform_admin(request: Request) -> Principal:
     return principal
 
 
-def _view(server: object, rows: list) -> dict:
-    """The server and the orgs it is shared with."""
-    items = [
-        {"org": r["org"], "created_by": r["created_by"], "created_at": r["created_at"].isoformat()}
-        for r in rows
-    ]
-    return {"server": server["name"], "server_id": str(server["id"]), "items": items}  # type: ignore[index]
-
-
 async def list_shares(request: Request) -> Response:
     """The orgs the server is shared with."""
     await _platform_admin(request)
     async with _reg(request).pool.acquire() as conn:
         server = await servers.get_or_404(conn, request.path_params["name"])
         rows = await servers_store.list_shares(conn, server["id"])
-    return json_response(_view(server, rows))
+    return json_response(views.shares_out(server, rows))
 
 
 async def share_server(request: Request) -> Response:
@@ -60,7 +51,7 @@ async def share_server(request: Request) -> Response:
             raise orgs.same_org(body.org)
         server = await servers.share(reg, conn, server, org, principal.id)
         rows = await servers_store.list_shares(conn, server["id"])
-    return json_response(_view(server, rows), 201)
+    return json_response(views.shares_out(server, rows), 201)
 
 
 async def unshare_server(request: Request) -> Response:
