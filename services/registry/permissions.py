@@ -79,6 +79,16 @@ def inspects(principal: Principal, server: Any) -> bool:
     return tenancy.may(principal, "read", ref(server), via_share=False)
 
 
+def require_inspect(principal: Principal, server: Any) -> None:
+    """403 for a server the principal reaches only through a share: its sources (their URLs and
+    header names) are the owning org's."""
+    if not inspects(principal, server):
+        raise Forbidden(
+            f"{server['name']!r} is lent to your org; its sources are its own org's.",
+            details={"server": server["name"]},
+        )
+
+
 def require_read(
     principal: Principal, server: Any, ref_: str, missing: NotFound | None = None
 ) -> None:

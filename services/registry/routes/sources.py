@@ -38,6 +38,7 @@ async def list_sources(request: Request) -> Response:
     ref = request.path_params["name"]
     async with _reg(request).pool.acquire() as conn:
         server = await servers.readable(conn, principal, ref)
+        permissions.require_inspect(principal, server)
         rows = await sources_store.list_sources(conn, server["id"])
         items = [
             sources.source_out(server, r, await sources.imported_names(conn, server, r["id"]))
@@ -53,6 +54,7 @@ async def get_source(request: Request) -> Response:
     async with _reg(request).pool.acquire() as conn:
         source, server = await sources.get_or_404(conn, ref)
         permissions.require_read(principal, server, ref, sources.missing(ref))
+        permissions.require_inspect(principal, server)
         imported = await sources.imported_names(conn, server, source["id"])
     return json_response(sources.source_out(server, source, imported))
 

@@ -95,6 +95,7 @@ async def test_a_server_without_an_org_is_the_platforms_and_reaches_only_the_org
         view = (await c.get("/api/v1/servers/platform-tool")).json()
         # lent, not given: no secrets' names, no other borrowers, no change
         assert view["headers"] == {} and view["shared_with"] is None
+        assert (await c.get("/api/v1/servers/platform-tool/sources")).status_code == 403
         assert (
             await c.patch("/api/v1/servers/platform-tool", json={"description": "x"})
         ).status_code == 403
