@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from starlette.requests import HTTPConnection
 
 from libs.common import rpc
 from libs.common.bus import Bus, RpcError
-from libs.common.errors import ApiError, Forbidden, Unauthenticated, Unavailable
+from libs.common.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unavailable
 from libs.common.events import Event
 
 log = structlog.get_logger()
@@ -70,23 +70,57 @@ def cookies_of(conn: HTTPConnection) -> CookieNames:
 
 
 @dataclass(frozen=True)
+class ServerRef:
+    """What every service knows of a server to decide who may reach it (docs/TENANCY.md)."""
+
+    id: str
+    name: str
+    org: str | None = None  # the owning org's id; None: the platform owns it
+    owner_team: str | None = None  # a team of `org`, by name
+    shared_with: frozenset[str] = frozenset()  # orgs a platform admin shared it with
+
+    def lent_to(self, org: str | None) -> bool:
+        """True when `org` owns the server or was given it by a share."""
+        return org is not None and (org == self.org or org in self.shared_with)
+
+
+@dataclass(frozen=True)
 class Grant:
-    """A team's permissions on one server, optionally narrowed to listed tools."""
+    """A team's permissions on one server (bound by id, within the team's org), optionally
+    narrowed to listed tools."""
 
     team: str
-    server: str
+    server: str  # the server's name, for display; the binding is `server_id`
     permissions: frozenset[str]
     tools: tuple[str, ...] | None = None
+    server_id: str | None = None
+    org: str | None = None  # the org of the team (or service token) holding the grant
 
-    def covers(self, permission: str, server: str, tool: str | None) -> bool:
-        """True when this grant gives `permission` on `server` (and `tool`)."""
-        if self.server != server:
+    def applies_to(self, server: ServerRef) -> bool:
+        """True when this grant names `server` (by id) and its org owns or was lent it."""
+        return (
+            self.server_id is not None and self.server_id == server.id and server.lent_to(self.org)
+        )
+
+    def covers(self, permission: str, server: ServerRef, tool: str | None) -> bool:
+        """True when this grant gives `permission` on `server` (and `tool`).
+
+        A share lends use (read, execute), never change: `write` needs the owning org's grant.
+        """
+        if not self.applies_to(server):
+            return False
+        if permission == "write" and self.org != server.org:
             return False
         # write implies read; any grant lets the holder see (read) what it may use
         held = set(self.permissions) | ({"read"} if self.permissions else set())
         if permission not in held:
             return False
         return tool is None or self.tools is None or tool in self.tools
+
+    @property
+    def whole_server(self) -> bool:
+        """True when the grant is not narrowed to tools (resources, prompts, completion need it)."""
+        return self.tools is None
 
 
 @dataclass(frozen=True)
@@ -101,6 +135,8 @@ class Principal:
     orgs: Mapping[str, str] = field(default_factory=dict)  # org id → role
     org_slugs: Mapping[str, str] = field(default_factory=dict)  # org slug → org id
     teams: tuple[str, ...] = ()
+    # (org id, team name) of every team in `teams`: a team is matched within its org only
+    team_orgs: tuple[tuple[str, str], ...] = ()
     scopes: tuple[str, ...] = ()
     grants: tuple[Grant, ...] = ()
     credential_id: str | None = None  # API key or token id, for the audit trail
@@ -135,7 +171,12 @@ class Principal:
                 return True
         return False
 
-    def permits(self, permission: str, server: str, tool: str | None = None) -> bool:
+    def member_of(self, org: str | None, team: str | None) -> bool:
+        """True when the principal is in the team named `team` of `org` (not a namesake of
+        another org)."""
+        return org is not None and team is not None and (org, team) in self.team_orgs
+
+    def permits(self, permission: str, server: ServerRef, tool: str | None = None) -> bool:
         """True when a grant (or platform admin) gives `permission` on `server`/`tool`."""
         if self.is_platform_admin:
             return True
@@ -152,6 +193,7 @@ class Principal:
             "orgs": dict(self.orgs),
             "org_slugs": dict(self.org_slugs),
             "teams": list(self.teams),
+            "team_orgs": [list(pair) for pair in self.team_orgs],
             "scopes": list(self.scopes),
             "grants": [
                 {
@@ -159,6 +201,8 @@ class Principal:
                     "server": g.server,
                     "permissions": sorted(g.permissions),
                     "tools": list(g.tools) if g.tools is not None else None,
+                    "server_id": g.server_id,
+                    "org": g.org,
                 }
                 for g in self.grants
             ],
@@ -178,6 +222,7 @@ class Principal:
             orgs=dict(doc.get("orgs") or {}),
             org_slugs=dict(doc.get("org_slugs") or {}),
             teams=tuple(doc.get("teams") or ()),
+            team_orgs=tuple((str(o), str(t)) for o, t in doc.get("team_orgs") or ()),
             scopes=tuple(doc.get("scopes") or ()),
             grants=tuple(
                 Grant(
@@ -185,6 +230,8 @@ class Principal:
                     server=g["server"],
                     permissions=frozenset(g.get("permissions") or ()),
                     tools=tuple(g["tools"]) if g.get("tools") is not None else None,
+                    server_id=g.get("server_id"),
+                    org=g.get("org"),
                 )
                 for g in doc.get("grants") or ()
             ),
@@ -477,16 +524,14 @@ def require_scope(principal: Principal, scope: str) -> None:
 
 
 def require_grant(
-    principal: Principal, permission: str, server: str, tool: str | None = None
+    principal: Principal, permission: str, server: ServerRef, tool: str | None = None
 ) -> None:
-    """403 unless a grant gives `permission` on the server (and tool)."""
+    """404 when no grant lets the principal see the server, 403 when one does but not
+    `permission` (another org's server is never confirmed to exist)."""
+    if not principal.permits("read", server):
+        raise NotFound(f"Server {server.name!r} not found.", details={"server": server.name})
     if not principal.permits(permission, server, tool):
-        details = {"permission": permission, "server": server}
+        details = {"permission": permission, "server": server.name}
         if tool is not None:
             details["tool"] = tool
-        raise Forbidden(f"No grant gives {permission} on {server!r}.", details=details)
-
-
-def visible(principal: Principal, servers: Iterable[str], permission: str = "read") -> list[str]:
-    """The servers among `servers` the principal may `permission`."""
-    return [s for s in servers if principal.permits(permission, s)]
+        raise Forbidden(f"No grant gives {permission} on {server.name!r}.", details=details)

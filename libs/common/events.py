@@ -135,7 +135,7 @@ class ToolCalled:
     principal_id: str | None = None
     principal_name: str | None = None
     credential_id: str | None = None  # API key / service token id
-    org: str | None = None
+    org: str | None = None  # the server's org (the caller's for a platform-owned server)
     team: str | None = None
     endpoint: str = "/mcp"  # /mcp, /mcp/{team}, /mcp/servers/{path}, admin call-tool
     method: str = "tools/call"
@@ -148,6 +148,7 @@ class ToolCalled:
     arguments: dict[str, Any] | None = None  # full; audit redacts per its policy before storing
     session_id: str | None = None
     client: str | None = None  # client name/version from clientInfo or _meta
+    caller_org: str | None = None  # the caller's org (its first, for a user)
 
 
 TOOL_CALLED = EventType("gateway.tool.called", ToolCalled)
@@ -213,6 +214,7 @@ class GrantChanged:
     server: str
     permissions: list[str]
     tools: list[str] | None = None
+    server_id: str | None = None  # the server the grant is bound to (docs/TENANCY.md)
 
 
 @dataclass(frozen=True)
@@ -333,6 +335,17 @@ class ServerStatusChanged:
 
 
 @dataclass(frozen=True)
+class ServerShared:
+    """A platform admin shared a server with an org, or stopped (docs/TENANCY.md)."""
+
+    server: str
+    server_id: str
+    version: int
+    org: str  # the org the share was given to or taken from
+    shared_with: list[str] = field(default_factory=list)  # every org it is shared with now
+
+
+@dataclass(frozen=True)
 class ToolChanged:
     """A tool was discovered, changed, quarantined, approved, enabled/disabled or removed."""
 
@@ -365,6 +378,8 @@ SERVER_UPDATED = registry_event("server", "updated", ServerChanged)
 SERVER_DELETED = registry_event("server", "deleted", ServerChanged)
 SERVER_TOGGLED = registry_event("server", "toggled", ServerToggled)
 SERVER_STATUS = registry_event("server", "status", ServerStatusChanged)
+SERVER_SHARED = registry_event("server", "shared", ServerShared)
+SERVER_UNSHARED = registry_event("server", "unshared", ServerShared)
 TOOL_DISCOVERED = registry_event("tool", "discovered", ToolChanged)
 TOOL_CHANGED = registry_event("tool", "changed", ToolChanged)  # a quarantined tool changed again
 TOOL_QUARANTINED = registry_event("tool", "quarantined", ToolChanged)

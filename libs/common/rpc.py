@@ -3,12 +3,16 @@
 # auth
 AUTH_INTROSPECT = "rpc.auth.introspect"  # {"token_hash"} | {"user_id", "session_id"} → principal
 AUTH_JWKS = "rpc.auth.jwks"  # {} → {"keys": [JWK, ...]}
+AUTH_ORG = "rpc.auth.org"  # {"ref": id or slug} → {"id", "slug", "status"}; 404 when none
 
 # registry
 REGISTRY_SNAPSHOT = "rpc.registry.snapshot"  # {names?, offset?, limit?} → routable view, paged
 # {"server"} → {"server": stdio view}: what the sandbox needs to launch one hosted server, and
 # nothing of the others (their URLs and headers); the sandbox's NATS user cannot ask a snapshot
 REGISTRY_HOSTED = "rpc.registry.hosted"
+# {"org": id, "servers": [name or id, ...]} → {"servers": [{"ref", "id", "name", "org",
+# "shared"}]}: only the servers the org owns or was shared (docs/TENANCY.md); others are absent
+REGISTRY_RESOLVE = "rpc.registry.resolve"
 
 # sandbox
 SANDBOX_CALL = "rpc.sandbox.call"  # {"server", "message"} → JSON-RPC response of a hosted server

@@ -16,6 +16,8 @@ from services.audit.store import calls, servers
 log = structlog.get_logger()
 
 DURABLE = "audit-store"
+DELETED = "registry.server.deleted"
+SHARE_TYPES = ("registry.server.shared", "registry.server.unshared")
 
 
 def make_handler(default_policy: str):  # noqa: ANN201 - a TxHandler
@@ -66,9 +68,12 @@ async def on_registry_event(conn: asyncpg.Connection, event: Event) -> None:
     data = event.data
     server = data.get("server") or data.get("name")
     at = store.parse_time(event.time)
+    if event.type.startswith("registry.server.") and server and event.type != DELETED:
+        shared = data.get("shared_with") if event.type in SHARE_TYPES else None
+        await servers.upsert_owner(conn, server, data.get("server_id"), event.org, shared, at)
     if event.type in records.SERVER_STATUS_TYPES and server and data.get("status"):
         await servers.upsert_server_status(conn, server, str(data["status"]), event.org, at)
-    elif event.type == "registry.server.deleted" and server:
+    elif event.type == DELETED and server:
         await servers.delete_server(conn, server)
     elif event.type == "registry.settings.updated":
         policy = records.arguments_policy(event)

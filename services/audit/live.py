@@ -12,7 +12,8 @@ import asyncpg
 import orjson
 import structlog
 
-from libs.common.authn import Principal
+from libs.common import tenancy
+from libs.common.authn import Principal, ServerRef
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, Event
 from services.audit import health, monitoring, records, store
@@ -41,8 +42,16 @@ def channel_of(event: Event) -> str | None:
     return "activity"
 
 
-def may_see(principal: Principal, channel: str, event: Event | None, data: dict[str, Any]) -> bool:
-    """Only what the principal may see: admins all, org admins their org, members their own."""
+def may_see(
+    principal: Principal,
+    channel: str,
+    event: Event | None,
+    data: dict[str, Any],
+    owner: ServerRef | None = None,
+) -> bool:
+    """Only what the principal may see: admins all, org admins their org, members their own;
+    a server's status and logs only to those who may read it through its own org (`owner`:
+    whose the server is; unknown: platform admins only)."""
     if principal.is_platform_admin:
         return True
     if channel in ADMIN_CHANNELS:
@@ -51,10 +60,7 @@ def may_see(principal: Principal, channel: str, event: Event | None, data: dict[
         return True
     scope = scope_for(principal)
     if channel in ("server-status", "server-logs"):
-        server = str(data.get("server") or "")
-        return principal.permits("read", server) or (
-            event is not None and event.org is not None and event.org in scope.orgs
-        )
+        return owner is not None and tenancy.may(principal, "read", owner, via_share=False)
     if channel == "tool-calls":
         return scope.allows(data.get("org") or (event and event.org), data.get("principal_id"))
     return event is not None and scope.allows(event.org, event.actor)
@@ -95,11 +101,15 @@ class Hub:
         self.settings = settings
         self.clients: set[Client] = set()
         self.health: dict[str, Any] | None = None
+        self.owners: dict[str, ServerRef] = {}  # whose each server is, by name
         self._tasks: list[asyncio.Task] = []
         self._subs: list[Any] = []
 
     async def start(self) -> None:
         """Subscribe to events and live logs; start the health and monitoring loops."""
+        async with self.pool.acquire() as conn:
+            for row in await servers.list_owners(conn):
+                self.owners[row["server"]] = owner_ref(row)
         await self.bus.follow("events.>", self.on_event)
         sub = await self.bus.nc.subscribe(self.bus.subject("live.sandbox.logs.>"), cb=self.on_log)
         self._subs.append(sub)
@@ -138,11 +148,50 @@ class Hub:
             filters = client.subscriptions.get(channel)
             if filters is None or client.principal is None:
                 continue
-            if matches(filters, data) and may_see(client.principal, channel, event, data):
+            owner = self.owners.get(str(data.get("server") or ""))
+            if matches(filters, data) and may_see(client.principal, channel, event, data, owner):
                 client.offer(message)
+
+    def follow_owner(self, event: Event) -> None:
+        """Keep whose each server is current from registry server events."""
+        name = event.data.get("server")
+        if not event.type.startswith("registry.server.") or not isinstance(name, str):
+            return
+        if event.type == "registry.server.deleted":
+            self.owners.pop(name, None)
+            return
+        known = self.owners.get(name)
+        shared = event.data.get("shared_with")
+        self.owners[name] = ServerRef(
+            id=str(event.data.get("server_id") or (known.id if known else "")),
+            name=name,
+            org=event.org,
+            shared_with=frozenset(shared)
+            if isinstance(shared, list)
+            else (known.shared_with if known else frozenset()),
+        )
+
+    def servers_for(self, principal: Principal | None, statuses: dict[str, Any]) -> dict:
+        """The server statuses a client may see: none for the public, readable ones (through
+        their own org) for the others."""
+        if principal is None:
+            return {}
+        if principal.is_platform_admin:
+            return statuses
+        return {
+            name: status
+            for name, status in statuses.items()
+            if (ref := self.owners.get(name)) is not None
+            and tenancy.may(principal, "read", ref, via_share=False)
+        }
+
+    def health_for(self, client: Client, current: dict[str, Any]) -> dict[str, Any]:
+        """The health map as `client` may see it (docs/TENANCY.md: no names for the public)."""
+        return {**current, "servers": self.servers_for(client.principal, current["servers"])}
 
     async def on_event(self, event: Event) -> None:
         """Relay an event on its channel (tool calls without their arguments)."""
+        self.follow_owner(event)
         channel = channel_of(event)
         if channel is None:
             return
@@ -178,10 +227,10 @@ class Hub:
                 current = await self.health_map()
                 if current != self.health:
                     self.health = current
-                    message = {"type": "health", "channel": "health", "data": current}
                     for client in list(self.clients):
                         if client.health_only or "health" in client.subscriptions:
-                            client.offer(message)
+                            data = self.health_for(client, current)
+                            client.offer({"type": "health", "channel": "health", "data": data})
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -207,3 +256,14 @@ class Hub:
             except Exception as exc:
                 log.warning("audit_monitoring_push_failed", error=str(exc))
             await asyncio.sleep(self.settings.monitoring_interval_s)
+
+
+def owner_ref(row: Any) -> ServerRef:
+    """A ServerRef from an `audit.servers` row."""
+    return ServerRef(
+        id=str(row["server_id"] or ""),
+        name=row["server"],
+        org=row["org"],
+        owner_team=row["owner_team"],
+        shared_with=frozenset(row["shared_with"] or ()),
+    )

@@ -31,7 +31,8 @@ def call_row(event: Event, policy: str, at: datetime) -> dict[str, Any]:
         "principal_id": d.get("principal_id") or event.actor,
         "principal_name": d.get("principal_name"),
         "credential_id": d.get("credential_id"),
-        "org": d.get("org") or event.org,
+        "org": d.get("org") or event.org,  # the server's org (docs/TENANCY.md)
+        "caller_org": d.get("caller_org"),
         "team": d.get("team"),
         "endpoint": d.get("endpoint"),
         "method": d.get("method"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from libs.common.authn import ROLE_ORDER, Principal
@@ -22,10 +24,15 @@ def org_level(principal: Principal, org: asyncpg.Record) -> str | None:
     return ROLE_ORDER[best] if best >= 0 else None
 
 
-def require_org(principal: Principal, org: asyncpg.Record, minimum: str) -> None:
-    """403 unless the principal holds at least `minimum` in `org`."""
+def require_org(
+    principal: Principal, org: Any, minimum: str, missing: NotFound | None = None
+) -> None:
+    """`missing` (404) when the principal holds no role in `org` (another org's objects do not
+    exist for it, docs/TENANCY.md), 403 when its role is below `minimum`."""
     level = org_level(principal, org)
-    if level is None or ROLE_ORDER.index(level) < ROLE_ORDER.index(minimum):
+    if level is None:
+        raise missing or NotFound("Organisation not found.")
+    if ROLE_ORDER.index(level) < ROLE_ORDER.index(minimum):
         raise Forbidden(
             f"This needs the {minimum} role in the organisation.",
             details={"org": org["slug"], "required_role": minimum},
@@ -36,25 +43,36 @@ async def get_org(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
     """An org by id or slug, else 404."""
     org = await orgs.get(conn, ref)
     if org is None:
-        raise NotFound(f"Organisation {ref!r} not found.", details={"org": ref})
+        raise org_missing(ref)
     return org
 
 
 async def org_for(
     conn: asyncpg.Connection, principal: Principal, ref: str, minimum: str
 ) -> asyncpg.Record:
-    """An org by id or slug in which the principal holds at least `minimum`, else 404 or 403."""
+    """An org by id or slug in which the principal holds at least `minimum`, else 404 (also
+    when it holds no role there) or 403."""
     org = await get_org(conn, ref)
-    require_org(principal, org, minimum)
+    require_org(principal, org, minimum, org_missing(ref))
     return org
+
+
+def org_missing(ref: str) -> NotFound:
+    """The 404 of an org that does not exist (or is not the caller's)."""
+    return NotFound(f"Organisation {ref!r} not found.", details={"org": ref})
 
 
 async def get_team(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
     """A team by id or name, else 404."""
     team = await teams.get(conn, ref)
     if team is None:
-        raise NotFound(f"Team {ref!r} not found.", details={"team": ref})
+        raise team_missing(ref)
     return team
+
+
+def team_missing(ref: str) -> NotFound:
+    """The 404 of a team that does not exist (or is another org's)."""
+    return NotFound(f"Team {ref!r} not found.", details={"team": ref})
 
 
 async def get_team_in_org(

@@ -1,5 +1,7 @@
 """The auth service app."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +12,7 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from libs.common.authn import hash_token
-from services.auth import bootstrap, principals, rpc
+from services.auth import binding, bootstrap, principals, rpc
 from services.auth.passwords import Passwords
 from services.auth.routes import auth, browser, keys, mfa, oauth, orgs, teams, users
 from services.auth.settings import AuthSettings
@@ -34,11 +36,17 @@ def create_app(settings: AuthSettings) -> Starlette:
         if settings.bootstrap_admin:
             await bootstrap.first_admin(pool, passwords, settings)
         await rpc.serve(bus, pool, keystore)
-        yield {
-            "keystore": keystore,
-            "passwords": passwords,
-            "verifier": principals.LocalVerifier(bus, pool, keystore, settings.cookie_secure),
-        }
+        binder = asyncio.create_task(binding.bind_forever(pool, bus))
+        try:
+            yield {
+                "keystore": keystore,
+                "passwords": passwords,
+                "verifier": principals.LocalVerifier(bus, pool, keystore, settings.cookie_secure),
+            }
+        finally:
+            binder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await binder
 
     routes = [
         *auth.routes,

@@ -11,7 +11,7 @@ import orjson
 
 from libs.common.authn import ROLE_ORDER, Grant, Principal, Verifier, hash_token
 from libs.common.errors import Unauthenticated
-from services.auth.grants import as_grants, owned
+from services.auth.grants import as_grants, bind, owned
 from services.auth.store import credentials, principals, users
 
 ADMIN_TOKEN_ID = "admin-token"
@@ -52,16 +52,9 @@ async def for_user(
         orgs={str(o["id"]): o["role"] for o in orgs},
         org_slugs={o["slug"]: str(o["id"]) for o in orgs},
         teams=tuple(t["name"] for t in teams),
+        team_orgs=tuple((str(t["org_id"]), t["name"]) for t in teams),
         scopes=tuple(scopes),
-        grants=tuple(
-            Grant(
-                team=g["team"],
-                server=g["server"],
-                permissions=frozenset(g["permissions"]),
-                tools=tuple(g["tools"]) if g["tools"] is not None else None,
-            )
-            for g in grants
-        ),
+        grants=tuple(as_grants(grants)),
         credential_id=credential_id,
         org=str(orgs[0]["id"]) if orgs else None,
     )
@@ -110,9 +103,13 @@ async def _token_grants(conn: asyncpg.Connection, token: asyncpg.Record) -> tupl
     raw = token["grants"]
     if not raw:
         return ()
-    stored = as_grants(orjson.loads(raw) if isinstance(raw, str) else raw, team="")
+    org = str(token["org_id"])
+    stored = as_grants(orjson.loads(raw) if isinstance(raw, str) else raw, team="", org=org)
     org_owns = as_grants(await principals.org_grants(conn, token["org_id"]))
-    return tuple(g for g in stored if owned(g, org_owns))
+    # a token issued before grants bound server ids names its servers: bound by the org's own
+    legacy, _ = bind([g for g in stored if g.server_id is None], org_owns)
+    current = [g for g in stored if g.server_id is not None] + legacy
+    return tuple(g for g in current if owned(g, org_owns))
 
 
 async def by_session(conn: asyncpg.Connection, user_id: str, session_id: str | None) -> Principal:

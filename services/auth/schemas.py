@@ -512,6 +512,8 @@ def grant_view(row: asyncpg.Record, team: str) -> dict[str, Any]:
         "id": str(row["id"]),
         "team": team,
         "server": row["server"],
+        "server_id": str(row["server_id"]) if row["server_id"] else None,
+        "bound": row["server_id"] is not None,
         "permissions": sorted(row["permissions"]),
         "tools": list(row["tools"]) if row["tools"] is not None else None,
         "created_at": _iso(row["created_at"]),

@@ -76,17 +76,10 @@ class Aggregate:
                 out.append(server)
         return out
 
-    @staticmethod
-    def _readable(ctx: CallContext, server: ServerEntry) -> bool:
-        """Whether the caller may read `server` (through a team endpoint: that team's grants)."""
-        principal = ctx.principal
-        if ctx.team is None:
-            return principal.permits("read", server.name) or principal.permits("read", server.id)
-        return any(
-            g.team == ctx.team
-            and (g.covers("read", server.name, None) or g.covers("read", server.id, None))
-            for g in principal.grants
-        )
+    def _readable(self, ctx: CallContext, server: ServerEntry) -> bool:
+        """Whether the caller may read all of `server` (through a team endpoint: that team's
+        grants): resources, prompts and completion are not given by a grant narrowed to tools."""
+        return self.gateway.table.may_read_server(ctx.principal, server, ctx.team, whole=True)
 
     def server(self, name: str, ctx: CallContext) -> ServerEntry:
         """A server the caller named; unknown or unreadable is -32602."""

@@ -309,6 +309,7 @@ class Gateway:
             elapsed = (time.perf_counter() - t0) * 1000
             server = tool.server if tool is not None else ctx.server.name if ctx.server else ""
             tool_name = tool.name if tool is not None else str(name or "")
+            org = self.record_org(server, ctx.principal)
             record = ToolCalled(
                 server=server,
                 tool=tool_name,
@@ -317,7 +318,8 @@ class Gateway:
                 principal_id=ctx.principal.id,
                 principal_name=ctx.principal.name,
                 credential_id=ctx.principal.credential_id,
-                org=ctx.principal.org,
+                org=org,
+                caller_org=ctx.principal.org,
                 team=ctx.team,
                 endpoint=ctx.endpoint,
                 error_code=code,
@@ -333,7 +335,7 @@ class Gateway:
                 client=ctx.client,
             )
             self._observe(record, elapsed, upstream_ms)
-            if not await self.record(record, ctx.principal) and answered:
+            if not await self.record(record, ctx.principal, org) and answered:
                 raise RpcFault(
                     AUDIT_UNAVAILABLE,
                     "The tool ran, but its audit record could not be stored, so its result is "
@@ -353,16 +355,24 @@ class Gateway:
             metrics.upstream_duration(record.server, "tools/call").observe(upstream_ms / 1000)
             metrics.CALL_OVERHEAD.observe(max(0.0, elapsed_ms - upstream_ms) / 1000)
 
-    async def record(self, record: ToolCalled, principal: Principal) -> bool:
-        """Publish gateway.tool.called: acknowledged before the response, unless async; False
-        when it could not be stored in time."""
+    def record_org(self, server: str, principal: Principal) -> str | None:
+        """The org a call is filed under: its server's (docs/TENANCY.md); a platform-owned
+        server's calls (or a call to no known server) under the caller's."""
+        entry = self.table.servers.get(server)
+        return entry.org if entry is not None and entry.org else principal.org
+
+    async def record(
+        self, record: ToolCalled, principal: Principal, org: str | None = None
+    ) -> bool:
+        """Publish gateway.tool.called under `org` (default: the caller's): acknowledged before
+        the response, unless async; False when it could not be stored in time."""
         if self.bus is None:
             return True
         event = TOOL_CALLED.event(  # vars(): a shallow dict, no dataclasses.asdict deep copy
             vars(record),  # type: ignore[arg-type]
             source="gateway",
             actor=principal.name or principal.id,
-            org=principal.org,
+            org=org or principal.org,
         )
         if self.settings.audit_async:
             task = asyncio.get_running_loop().create_task(self._publish(event))
@@ -402,10 +412,9 @@ class Gateway:
         self, server: ServerEntry, method: str, params: dict[str, Any], ctx: CallContext
     ) -> Any:
         """Forward a request to one server (the /mcp/servers/{path} endpoint)."""
-        if not (
-            self.table.may_read_server(ctx.principal, server) or ctx.principal.is_platform_admin
-        ):
-            raise RpcFault(FORBIDDEN, f"No grant allows reading {server.name!r}.")
+        if not self.table.may_read_server(ctx.principal, server, whole=True):
+            # a grant narrowed to tools gives those tools, not resources, prompts or completion
+            raise RpcFault(FORBIDDEN, f"No grant allows reading all of {server.name!r}.")
         forwarded = dict(params)
         if meta := client_meta.upstream_meta(forwarded.pop("_meta", None), ctx.capabilities):
             forwarded["_meta"] = meta

@@ -11,7 +11,7 @@ from typing import Any
 
 from mcp.shared.inbound import find_invalid_x_mcp_header, x_mcp_header_map
 
-from libs.common.authn import Principal
+from libs.common.authn import Principal, ServerRef
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]")
@@ -89,10 +89,16 @@ class ServerEntry:
     fingerprint: str = ""
     key: str = ""  # the pool key: the server name, or `{server}\0{source url}\0{digest}`
     sources: tuple[ServerEntry, ...] = ()  # connections of the imported tools' sources
+    shared_with: frozenset[str] = frozenset()  # orgs a platform admin lent it to
 
     def __post_init__(self) -> None:
         if not self.key:
             self.key = self.name
+
+    @cached_property
+    def ref(self) -> ServerRef:
+        """What grants are checked against: its id, org and shares (docs/TENANCY.md)."""
+        return ServerRef(self.id, self.name, self.org, self.owner_team, self.shared_with)
 
     @property
     def routable(self) -> bool:
@@ -190,6 +196,7 @@ def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
         prompts=tuple(view.get("prompts") or ()),
         fingerprint=_fingerprint(view),
         sources=tuple(sources.values()),
+        shared_with=frozenset(view.get("shared_with") or ()),
     )
 
 
@@ -299,22 +306,30 @@ class RoutingTable:
     def permits(
         self, principal: Principal, tool: ToolEntry, team: str | None = None, permission="execute"
     ) -> bool:
-        """True when a grant (of `team`, when given) allows `permission` on the tool."""
+        """True when a grant (of `team`, when given) allows `permission` on the tool: bound to
+        the server's id and held by its org or one it is shared with (docs/TENANCY.md)."""
         server = self.servers.get(tool.server)
         if server is None:
             return False
-        if team is None:
-            if principal.is_platform_admin:
-                return True
-            grants = principal.grants
-        else:
-            grants = tuple(g for g in principal.grants if g.team == team)
+        if team is None and principal.is_platform_admin:
+            return True
+        ref = server.ref
         return any(
-            g.covers(permission, server.name, tool.name)
-            or g.covers(permission, server.id, tool.name)
-            for g in grants
+            g.covers(permission, ref, tool.name)
+            for g in principal.grants
+            if team is None or g.team == team
         )
 
-    def may_read_server(self, principal: Principal, server: ServerEntry) -> bool:
-        """True when the principal may see the server at all."""
-        return principal.permits("read", server.name) or principal.permits("read", server.id)
+    def may_read_server(
+        self, principal: Principal, server: ServerEntry, team: str | None = None, whole=False
+    ) -> bool:
+        """True when a grant (of `team`, when given) lets the principal see the server; `whole`:
+        all of it (resources, prompts, completion), which a grant narrowed to tools does not."""
+        if team is None and principal.is_platform_admin:
+            return True
+        ref = server.ref
+        return any(
+            g.covers("read", ref, None) and (g.tools is None or not whole)
+            for g in principal.grants
+            if team is None or g.team == team
+        )

@@ -179,7 +179,7 @@ class Tasks:
         server = self.gateway.table.servers.get(name)
         if server is None or not server.routable:
             return None
-        if not any(principal.permits("execute", ref) for ref in (server.name, server.id)):
+        if not principal.permits("execute", server.ref):
             return None
         if not source:
             return server

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from libs.common.app import build_app
-from services.registry import consumers, health, rpc
+from services.registry import consumers, health, orgs, rpc
 from services.registry.context import Registry
 from services.registry.crypto import SecretBox
 from services.registry.routes import (
@@ -16,6 +16,7 @@ from services.registry.routes import (
     secrets,
     servers,
     settings,
+    shares,
     sources,
     tools,
     transfer,
@@ -36,13 +37,14 @@ def create_app(settings_: RegistrySettings) -> Starlette:
         reg = Registry(pool=state["pool"], bus=state["bus"], settings=settings_, box=box)
         await rpc.serve(reg)
         await consumers.ensure_code_server(reg)
-        async with consumers.running(reg), health.running(reg):
+        async with consumers.running(reg), health.running(reg), orgs.normalising(reg):
             yield {"registry": reg}
 
     routes = [
         *transfer.routes,  # /api/v1/servers/export before /api/v1/servers/{name}
         *catalog.routes,
         *servers.routes,
+        *shares.routes,
         *tools.routes,
         *secrets.routes,
         *sources.routes,

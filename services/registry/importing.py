@@ -8,9 +8,9 @@ from typing import Any
 import asyncpg
 
 from libs.common.authn import Principal
-from libs.common.errors import ApiError, Conflict, Unprocessable
+from libs.common.errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
 from libs.common.http import validate
-from services.registry import permissions, refresh, servers
+from services.registry import orgs, permissions, refresh, servers
 from services.registry.context import Registry
 from services.registry.schemas import ServerCreate, ServerUpdate
 from services.registry.store import servers as servers_store
@@ -41,7 +41,7 @@ async def run(
     lenient: bool = False,
 ) -> dict[str, Any]:
     """Plan the import; unless dry-run, apply it all-or-nothing (`lenient`: skip invalid ones)."""
-    org = permissions.creation_org(principal, None)
+    org = await orgs.creation_org(reg, principal, None)
     report: dict[str, Any] = {
         "format": fmt,
         "dry_run": dry_run,
@@ -62,12 +62,16 @@ async def run(
             seen.add(name)
             try:
                 body = await _check(reg, conn, item)
+                owner = await orgs.creation_org(reg, principal, body.org) if body.org else org
             except Unprocessable as exc:
                 report["errors"][name] = exc.details.get("fields", {})
                 continue
+            except (NotFound, Forbidden):
+                report["errors"][name] = {"org": "not an org you may register servers in"}
+                continue
             existing = await servers_store.get_server(conn, body.name)
             if existing is None:
-                plan.append(("create", body, None))
+                plan.append(("create", body, owner))
                 report["created"].append(body.name)
             elif on_conflict == "overwrite" and permissions.can(principal, "write", existing):
                 plan.append(("update", body, existing))
@@ -87,24 +91,27 @@ async def run(
             "Some servers exist already; nothing was imported.",
             details={"conflicts": report["conflicts"]},
         )
-    written = await _apply(reg, principal, plan, org)
+    written = await _apply(reg, principal, plan)
     await _refresh_all(reg, written)
     return report
 
 
-async def _apply(
-    reg: Registry, principal: Principal, plan: list[tuple[str, Any, Any]], org: str | None
-) -> list[Any]:
-    """Write the plan in one transaction."""
+async def _apply(reg: Registry, principal: Principal, plan: list[tuple[str, Any, Any]]) -> list:
+    """Write the plan in one transaction (a create's third part is its org)."""
     written: list[Any] = []
     async with reg.pool.acquire() as conn, conn.transaction():
-        for action, body, existing in plan:
+        for action, body, other in plan:
             if action == "create":
-                server = await servers.create(reg, conn, body, body.org or org, principal.id)
+                server = await servers.create(reg, conn, body, other, principal.id)
             else:
                 fields = body.model_dump(exclude_unset=True, exclude={"name", "org"})
                 server, _ = await servers.update(
-                    reg, conn, existing, ServerUpdate.model_validate(fields), principal.id
+                    reg,
+                    conn,
+                    other,
+                    ServerUpdate.model_validate(fields),
+                    principal.id,
+                    keep_secrets=permissions.holds_secrets(principal, other),
                 )
             written.append(server)
     return written

@@ -1,5 +1,5 @@
-"""rpc.registry.* handlers: the routable snapshot the gateway starts from, and the spec of one
-hosted server the sandbox launches."""
+"""rpc.registry.* handlers: the routable snapshot the gateway starts from, the spec of one
+hosted server the sandbox launches, and the servers an org may name in a grant."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import structlog
 
-from libs.common import rpc
+from libs.common import rpc, tenancy
 from libs.common.errors import NotFound, ValidationError
 from services.registry import setting_keys, sources, views
 from services.registry.context import Registry
@@ -113,6 +113,42 @@ async def hosted(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
     return {"server": views.hosted_server(servers[0], secrets, reg.box)}
 
 
+MAX_RESOLVE = 200
+
+
+async def resolve(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
+    """The servers named (by name, path or id) that `org` owns or was shared: what auth binds a
+    grant to. Another org's server is left out exactly like one that does not exist."""
+    org, refs = data.get("org"), data.get("servers")
+    if not isinstance(org, str) or not org:
+        raise ValidationError("org must be an org id.", details={"field": "org"})
+    if (
+        not isinstance(refs, list)
+        or len(refs) > MAX_RESOLVE
+        or not all(isinstance(r, str) and r for r in refs)
+    ):
+        raise ValidationError(
+            f"servers must be a list of at most {MAX_RESOLVE} server names or ids.",
+            details={"field": "servers"},
+        )
+    out = []
+    async with reg.pool.acquire() as conn:
+        for ref in refs:
+            server = await servers_store.get_server(conn, ref)
+            if server is None or not tenancy.server_ref(server).lent_to(org):
+                continue
+            out.append(
+                {
+                    "ref": ref,
+                    "id": str(server["id"]),
+                    "name": server["name"],
+                    "org": server["org"],
+                    "shared": server["org"] != org,
+                }
+            )
+    return {"servers": out}
+
+
 async def serve(reg: Registry) -> None:
     """Answer rpc.registry.* (queue group: registry)."""
 
@@ -122,5 +158,9 @@ async def serve(reg: Registry) -> None:
     async def on_hosted(data: dict[str, Any]) -> dict[str, Any]:
         return await hosted(reg, data)
 
+    async def on_resolve(data: dict[str, Any]) -> dict[str, Any]:
+        return await resolve(reg, data)
+
     await reg.bus.serve(rpc.REGISTRY_SNAPSHOT, on_snapshot)
     await reg.bus.serve(rpc.REGISTRY_HOSTED, on_hosted)
+    await reg.bus.serve(rpc.REGISTRY_RESOLVE, on_resolve)

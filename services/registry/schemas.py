@@ -102,6 +102,13 @@ class ServerUpdate(ServerFields):
     """PATCH (partial) or PUT (full) of /api/v1/servers/{name}."""
 
 
+class ShareIn(BaseModel):
+    """POST /api/v1/servers/{name}/shares: the org (id or slug) to share the server with."""
+
+    model_config = ConfigDict(extra="forbid")
+    org: str = Field(min_length=1, max_length=200)
+
+
 class ToggleBody(BaseModel):
     """POST /api/v1/servers/{name}/toggle; no body flips the state."""
 

@@ -17,6 +17,9 @@ from services.registry.store import secrets as secrets_store
 from services.registry.store import servers as servers_store
 
 REFRESH_FIELDS = {"transport", "url", "headers", "command", "args", "env", "cwd"}
+# where a server's stored secrets are sent: changing one of these by someone who may not carry
+# the secrets there (a `write` grant) drops them (docs/TENANCY.md)
+DESTINATION_FIELDS = ("transport", "url", "command", "args", "cwd")
 SECRET_KINDS = {"headers": "header", "env": "env"}
 
 
@@ -114,11 +117,43 @@ async def create(
     return server
 
 
+def moved(server: asyncpg.Record, fields: dict[str, Any]) -> list[str]:
+    """The destination fields a change actually changes (where secrets would be sent)."""
+    return [f for f in DESTINATION_FIELDS if f in fields and fields[f] != server[f]]
+
+
+def drop_secrets(server: asyncpg.Record, fields: dict[str, Any]) -> dict[str, Any]:
+    """The change with every stored secret dropped: headers and env become exactly what the
+    change gives, and `********` (keep the stored value) is refused, since nothing is kept."""
+    kept = {
+        f"{name}.{key}": "a stored value cannot follow a change of the server's destination"
+        for name in SECRET_KINDS
+        for key, value in (fields.get(name) or {}).items()
+        if value == MASK
+    }
+    if kept:
+        raise Unprocessable(
+            "Changing where the server connects drops its stored secrets; give new values.",
+            details={"fields": kept},
+        )
+    return {**fields, "headers": fields.get("headers") or {}, "env": fields.get("env") or {}}
+
+
 async def update(
-    reg: Registry, conn: asyncpg.Connection, server: asyncpg.Record, body: ServerFields, actor: str
+    reg: Registry,
+    conn: asyncpg.Connection,
+    server: asyncpg.Record,
+    body: ServerFields,
+    actor: str,
+    *,
+    keep_secrets: bool = True,
 ) -> tuple[asyncpg.Record, bool]:
-    """Apply changed fields; returns the server and whether a refresh is due."""
+    """Apply changed fields; returns the server and whether a refresh is due. Unless
+    `keep_secrets` (the caller may carry them), a change of the destination drops the stored
+    secrets."""
     fields = body.model_dump(exclude_unset=True)
+    if not keep_secrets and moved(server, fields):
+        fields = drop_secrets(server, fields)
     merged = {**dict(server), **{k: v for k, v in fields.items() if k not in SECRET_KINDS}}
     transport = merged["transport"]
     if transport != "code":
@@ -197,6 +232,41 @@ async def get_or_404(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
     return server
 
 
+def shared_payload(server: asyncpg.Record, org: str) -> ev.ServerShared:
+    """The payload of a share change: the server, the org, every org it is now shared with."""
+    return ev.ServerShared(
+        server["name"], str(server["id"]), server["version"], org, list(server["shared_with"])
+    )
+
+
+async def share(
+    reg: Registry, conn: asyncpg.Connection, server: asyncpg.Record, org: str, actor: str
+) -> asyncpg.Record:
+    """Share a server with an org (platform admins); SERVER_SHARED with the new list."""
+    await servers_store.insert_share(conn, server["id"], org, actor)
+    updated = await servers_store.update_server(conn, server["id"], {})
+    payload = shared_payload(updated, org)
+    await reg.emit(
+        conn, ev.SERVER_SHARED.event(payload, source=SCHEMA, actor=actor, org=updated["org"])
+    )
+    return updated
+
+
+async def unshare(
+    reg: Registry, conn: asyncpg.Connection, server: asyncpg.Record, org: str, actor: str
+) -> asyncpg.Record:
+    """Stop sharing a server with an org (its grants there stop working at once); 404 when it
+    was not shared with it."""
+    if not await servers_store.delete_share(conn, server["id"], org):
+        raise NotFound("The server is not shared with that org.", details={"org": org})
+    updated = await servers_store.update_server(conn, server["id"], {})
+    payload = shared_payload(updated, org)
+    await reg.emit(
+        conn, ev.SERVER_UNSHARED.event(payload, source=SCHEMA, actor=actor, org=updated["org"])
+    )
+    return updated
+
+
 async def readable(conn: asyncpg.Connection, principal: Principal, ref: str) -> asyncpg.Record:
     """A server the principal may read, else 404."""
     server = await get_or_404(conn, ref)
@@ -211,15 +281,29 @@ async def writable(conn: asyncpg.Connection, principal: Principal, ref: str) -> 
     return server
 
 
-async def public_view(conn: asyncpg.Connection, server: asyncpg.Record) -> dict[str, Any]:
-    """The masked view of one server."""
-    return views.server_out(server, await secrets_store.list_secrets(conn, [server["id"]]))
+async def public_view(
+    conn: asyncpg.Connection, server: asyncpg.Record, principal: Principal | None = None
+) -> dict[str, Any]:
+    """The masked view of one server, as `principal` may see it."""
+    return views.server_out(
+        server,
+        await secrets_store.list_secrets(conn, [server["id"]]),
+        _full(principal, server),
+    )
 
 
-async def public_views(conn: asyncpg.Connection, servers: list[asyncpg.Record]) -> list[dict]:
+async def public_views(
+    conn: asyncpg.Connection, servers: list[asyncpg.Record], principal: Principal | None = None
+) -> list[dict]:
     """Masked views of many servers with one secrets query."""
     rows = await secrets_store.list_secrets(conn, [s["id"] for s in servers])
     by_server: dict[Any, list] = {}
     for row in rows:
         by_server.setdefault(row["server_id"], []).append(row)
-    return [views.server_out(s, by_server.get(s["id"], [])) for s in servers]
+    return [views.server_out(s, by_server.get(s["id"], []), _full(principal, s)) for s in servers]
+
+
+def _full(principal: Principal | None, server: asyncpg.Record) -> bool:
+    """Whether the view may show the secrets' names and the orgs the server is shared with:
+    not to those who reach it only through a share."""
+    return principal is None or permissions.inspects(principal, server)

@@ -79,6 +79,12 @@ async def imported_names(conn: asyncpg.Connection, server: Any, source_id: Any) 
     return {t["name"] for t in rows if t["source_id"] == source_id}
 
 
+def missing(ref: str) -> NotFound:
+    """The 404 of a source that does not exist or whose server the caller may not see (the
+    server is not named)."""
+    return NotFound(f"Source {ref!r} not found.", details={"source": ref})
+
+
 async def get_or_404(conn: asyncpg.Connection, ref: str) -> tuple[Any, Any]:
     """(source, server) by source id, or 404."""
     try:
@@ -87,7 +93,7 @@ async def get_or_404(conn: asyncpg.Connection, ref: str) -> tuple[Any, Any]:
         source_id = None
     source = await sources_store.get_source(conn, source_id) if source_id else None
     if source is None:
-        raise NotFound(f"Source {ref!r} not found.", details={"source": ref})
+        raise missing(ref)
     server = await servers_store.get_server_by_id(conn, source["server_id"])
     return source, server
 
@@ -134,10 +140,26 @@ async def create(
 
 
 async def update(
-    reg: Registry, conn: asyncpg.Connection, server: Any, source: Any, body: SourceFields
+    reg: Registry,
+    conn: asyncpg.Connection,
+    server: Any,
+    source: Any,
+    body: SourceFields,
+    *,
+    keep_secrets: bool = True,
 ) -> Any:
-    """Change the given fields of a source."""
+    """Change the given fields of a source. Unless `keep_secrets` (the caller may carry them),
+    a new url or transport drops the stored headers (docs/TENANCY.md)."""
     fields = body.model_dump(exclude_unset=True)
+    moved = any(k in fields and fields[k] != source[k] for k in ("url", "transport"))
+    if moved and not keep_secrets:
+        kept = [k for k, v in (fields.get("headers") or {}).items() if v == MASK]
+        if kept:
+            raise Unprocessable(
+                "Changing where the source connects drops its stored headers; give new values.",
+                details={"fields": {f"headers.{k}": "a stored value cannot follow" for k in kept}},
+            )
+        fields["headers"] = fields.get("headers") or {}
     if fields.get("url") is not None:
         await _check_url(reg, conn, fields["url"])
     nulls = [k for k in ("name", "transport", "url") if k in fields and fields[k] is None]

@@ -36,9 +36,13 @@ def secret_aad(server_id: Any, kind: str, key: str) -> str:
     return f"server:{server_id}:{kind}:{key}"
 
 
-def server_out(server: asyncpg.Record, secrets: Iterable[asyncpg.Record]) -> dict[str, Any]:
-    """The public view: header and env values masked."""
-    masked = secrets_by_kind(secrets, None)
+def server_out(
+    server: asyncpg.Record, secrets: Iterable[asyncpg.Record], full: bool = True
+) -> dict[str, Any]:
+    """The public view: header and env values masked. Unless `full` (the caller reaches the
+    server only through a share), the secrets' names and the orgs it is shared with are left
+    out too."""
+    masked = secrets_by_kind(secrets if full else (), None)
     meta = dict(server["metadata"] or {})
     return {
         "id": str(server["id"]),
@@ -57,6 +61,7 @@ def server_out(server: asyncpg.Record, secrets: Iterable[asyncpg.Record]) -> dic
         "enabled": server["enabled"],
         "org": server["org"],
         "owner_team": server["owner_team"],
+        "shared_with": list(server["shared_with"] or []) if full else None,
         "timeout_s": server["timeout_s"],
         "max_concurrency": server["max_concurrency"],
         "per_user": server["per_user"],
@@ -76,6 +81,15 @@ def server_out(server: asyncpg.Record, secrets: Iterable[asyncpg.Record]) -> dic
         "created_at": _iso(server["created_at"]),
         "updated_at": _iso(server["updated_at"]),
     }
+
+
+def shares_out(server: asyncpg.Record, rows: Iterable[asyncpg.Record]) -> dict[str, Any]:
+    """A server and the orgs it is shared with (docs/TENANCY.md)."""
+    items = [
+        {"org": r["org"], "created_by": r["created_by"], "created_at": _iso(r["created_at"])}
+        for r in rows
+    ]
+    return {"server": server["name"], "server_id": str(server["id"]), "items": items}
 
 
 def routable(server: asyncpg.Record, tool: asyncpg.Record) -> bool:
@@ -131,6 +145,8 @@ def hosted_server(
         "id": str(server["id"]),
         "name": server["name"],
         "org": server["org"],
+        "owner_team": server["owner_team"],  # who may reach it (docs/TENANCY.md)
+        "shared_with": list(server["shared_with"] or []),
         "transport": server["transport"],
         "enabled": server["enabled"],
     }
@@ -168,6 +184,7 @@ def snapshot_server(
         "path": server["path"],
         "org": server["org"],
         "owner_team": server["owner_team"],
+        "shared_with": list(server["shared_with"] or []),
         "transport": server["transport"],
         "url": server["url"],
         "headers": plain["header"],

@@ -11,7 +11,8 @@ import asyncpg
 import orjson
 import structlog
 
-from libs.common import outbox, process_env, rpc
+from libs.common import outbox, process_env, rpc, tenancy
+from libs.common.authn import ServerRef
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import NotFound, Unprocessable
 from libs.common.events import (
@@ -105,6 +106,7 @@ class Runtime:
             settings.max_extract_bytes,
         )
         self._specs: dict[str, tuple[float, ServerSpec]] = {}
+        self._views: dict[str, tuple[float, dict[str, Any]]] = {}
         # the last listing of each server, answered while its process is stopped and unchanged
         self.listings: dict[str, tuple[ServerSpec, dict[str, Any]]] = {}
         self._hosts: dict[str, tuple[float, list[str]]] = {}
@@ -184,9 +186,9 @@ class Runtime:
 
     # ---- specs -----------------------------------------------------------------------
 
-    async def spec(self, name: str) -> ServerSpec:
-        """The stdio spec of a server, from the registry (cached briefly, dropped on events)."""
-        hit = self._specs.get(name)
+    async def view(self, name: str) -> dict[str, Any]:
+        """A server's registry view (cached briefly, dropped on events); 404 when none."""
+        hit = self._views.get(name)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         try:
@@ -200,6 +202,19 @@ class Runtime:
         view = doc.get("server") or {}
         if view.get("name") != name:
             raise NotFound(f"Server {name!r} is not registered.", details={"server": name})
+        self._views[name] = (time.monotonic() + self.settings.spec_ttl_s, view)
+        return view
+
+    async def server_ref(self, name: str) -> ServerRef:
+        """Whom a server belongs to (its org and shares), for the access checks; 404 when none."""
+        return tenancy.server_ref(await self.view(name))
+
+    async def spec(self, name: str) -> ServerSpec:
+        """The stdio spec of a server, from the registry (cached briefly, dropped on events)."""
+        hit = self._specs.get(name)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        view = await self.view(name)
         if view.get("transport") != "stdio" or not view.get("command"):
             raise Unprocessable(
                 f"Server {name!r} is not a stdio server the sandbox hosts.",
@@ -218,6 +233,7 @@ class Runtime:
     def forget_spec(self, name: str) -> None:
         """Drop a cached spec (the registry changed the server)."""
         self._specs.pop(name, None)
+        self._views.pop(name, None)
         self.listings.pop(name, None)
 
     # ---- hooks -------------------------------------------------------------------------

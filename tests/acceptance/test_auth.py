@@ -69,6 +69,11 @@ async def test_auth_signs_in_manages_users_orgs_teams_grants_keys_tokens_and_ses
         headers=admin.headers,
     )
     assert resp.status_code in (200, 201), f"auth: add a team member: {resp.text[:600]}"
+    # `weather` is the platform's (registered without an org): lent to the org, then granted
+    resp = await api.post(
+        f"/api/v1/servers/{weather}/shares", json={"org": slug}, headers=admin.headers
+    )
+    expect(resp, 201, "registry: share a platform server with an org")
     grant = {"server": weather, "permissions": ["read", "execute"]}
     resp = await api.post(f"/api/v1/teams/{team}/grants", json=grant, headers=admin.headers)
     expect(resp, 201, "auth: grant a team a server")

@@ -42,6 +42,8 @@ STACK_ENV = {
     "SWITCHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
     # upstream MCP servers of the gateway tests run in the test process on 127.0.0.1
     "REGISTRY_SSRF_ALLOWLIST": "127.0.0.0/8",
+    # the stdio servers of the tenancy matrix (tests/fixtures/sandbox) run in the sandbox
+    "SANDBOX_RO_PATHS": str(Path(__file__).resolve().parents[1] / "fixtures" / "sandbox"),
 }
 
 

@@ -19,7 +19,9 @@ REVOKED_WITHIN_S = 1.0
 async def auth(e2e_stack: Stack) -> AsyncIterator[AuthClient]:
     """The auth client of tests/support, pointed at nginx instead of an in-process service."""
     async with httpx.AsyncClient(base_url=e2e_stack.url, timeout=10) as http:
-        yield AuthClient(e2e_stack.url, http, admin_api_token="")
+        client = AuthClient(e2e_stack.url, http, admin_api_token="")
+        client.registry_url = e2e_stack.url  # nginx routes the registry's paths too
+        yield client
 
 
 async def registry_status(http: httpx.AsyncClient, headers: dict[str, str]) -> int:
@@ -43,7 +45,8 @@ async def test_every_credential_works_on_the_registry_and_revocation_reaches_it_
     team = await auth.create_team(org["slug"])
     alice = await auth.create_user()
     await auth.add_member(team["name"], alice, "member")
-    await auth.grant(team["name"], "weather", ["read", "execute"])
+    weather = await auth.server(org["id"])
+    await auth.grant(team["name"], weather["name"], ["read", "execute"])
     key = await auth.api_key(alice.token, teams=[team["name"]])
     token = await auth.service_token(org["slug"], [f"read:org:{org['slug']}"])
     http = auth.http

@@ -10,7 +10,10 @@ Usage (inside an async test or a session fixture)::
         team = await auth.create_team(org["slug"])          # {"id", "name", ...}; unique name
         alice = await auth.create_user()                    # User(id, username, password, token)
         await auth.add_member(team["name"], alice, "member")  # joins the org (member) and team
-        await auth.grant(team["name"], "github", ["read", "execute"], tools=["search"])
+        auth.registry_url = registry_url                    # a registry of the same namespace
+        github = await auth.server(org["id"])               # a server of the org (disabled)
+        await auth.grant(team["name"], github["name"], ["read", "execute"], tools=["search"])
+        await auth.share("code", org["id"])                 # a platform server lent to the org
         key = await auth.api_key(alice.token, teams=[team["name"]])    # "sbk_..."
         ci = await auth.service_token(org["slug"], [f"ci:org:{org['slug']}"])  # "sbt_..."
         resp = await auth.http.get("/api/v1/auth/me", headers=auth.bearer(alice.token))
@@ -18,6 +21,9 @@ Usage (inside an async test or a session fixture)::
 - The app runs under uvicorn on a free port (`auth.url`), with its lifespan: migrations, the
   `rpc.auth.introspect` / `rpc.auth.jwks` responders on NATS and the outbox relay, so any other
   service started with the same `namespace` verifies these credentials for real.
+- Grants name servers the registry knows (docs/TENANCY.md): set `registry_url` to a registry
+  running in the same namespace; `server()` registers one in an org, `share()` lends one (a
+  platform server, say) to an org, as the platform admin.
 - The database is shared by the whole pytest session, so names are random by default and the
   platform admin (`ADMIN_USERNAME` / `ADMIN_PASSWORD`) is created at the first start and reused.
 - `auth.admin_api_token` is the platform admin token (`sba_...`, SWITCHBOARD_ADMIN_TOKEN).
@@ -93,6 +99,7 @@ class AuthClient:
         self.http = http
         self.admin_api_token = admin_api_token
         self._admin_jwt: str | None = None
+        self.registry_url: str | None = None  # a registry in the same namespace, when one runs
 
     @staticmethod
     def bearer(token: str) -> dict[str, str]:
@@ -200,15 +207,49 @@ class AuthClient:
         body = {"name": name, "teams": teams}
         return (await self.call("POST", "/api/v1/keys", token, json=body, expect=201))["key"]
 
+    async def registry(self, method: str, path: str, expect: int, **kw: Any) -> Any:
+        """Call the registry (`registry_url`) as the platform admin; assert the status."""
+        if self.registry_url is None:
+            raise AuthError("no registry_url: grants need a registry in the namespace")
+        headers = self.bearer(await self.admin_token())
+        async with httpx.AsyncClient(base_url=self.registry_url, timeout=20) as http:
+            resp = await http.request(method, path, headers=headers, **kw)
+        if resp.status_code != expect:
+            raise AuthError(f"registry {method} {path} → {resp.status_code}: {resp.text}")
+        return resp.json() if resp.content else None
+
+    async def server(self, org: str | None, name: str | None = None, **fields: Any) -> Any:
+        """Register a (disabled, never contacted) server in `org` (id or slug; None: the
+        platform's), as the platform admin."""
+        body = {
+            "name": name or unique("srv"),
+            "transport": "streamable-http",
+            "url": "http://127.0.0.1:9/mcp",
+            "enabled": False,
+            "org": org,
+            **fields,
+        }
+        return await self.registry("POST", "/api/v1/servers", 201, json=body)
+
+    async def share(self, server: str, org: str) -> Any:
+        """Lend a server to an org (the platform admin's share)."""
+        return await self.registry(
+            "POST", f"/api/v1/servers/{server}/shares", 201, json={"org": org}
+        )
+
     async def granted_member(
-        self, server: str, permissions: list[str] | None = None
+        self, server: str, permissions: list[str] | None = None, org: dict | None = None
     ) -> GrantedMember:
-        """A new user in a new team of a new org, the team granted `permissions` on `server`,
-        with an API key narrowed to that team."""
-        org = await self.create_org()
+        """A new user in a new team of `org` (default: a new org, to which the platform server
+        `server` is first lent), the team granted `permissions` on `server`, with an API key
+        narrowed to that team. A `write` grant needs the server to be `org`'s own."""
+        lent = org is None
+        org = org or await self.create_org()
         team = await self.create_team(org["slug"])
         user = await self.create_user()
         await self.add_member(team["name"], user, "member")
+        if lent:
+            await self.share(server, org["id"])
         await self.grant(team["name"], server, permissions or ["read", "execute"])
         key = await self.api_key(user.token, teams=[team["name"]])
         return GrantedMember(org, team, user, key)

@@ -7,6 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from libs.common.authn import authenticate, require_org_role, require_platform_admin
+from libs.common.errors import NotFound
 from libs.common.http import json_response
 from libs.common.pagination import list_query, page_body
 from services.audit import exporting, queries, schemas
@@ -103,7 +104,11 @@ async def admin_audit_org(request: Request) -> Response:
 async def org_audit_events(request: Request) -> Response:
     """Activity in one org (its admins and owners; MCP Hub's audit-events)."""
     principal = await authenticate(request)
-    org = org_id(principal, request.path_params["org"])
+    ref = request.path_params["org"]
+    org = org_id(principal, ref)
+    if principal.role_in(org) is None and org not in principal.org_slugs.values():
+        # another org's audit is not there for the caller (docs/TENANCY.md)
+        raise NotFound(f"Organisation {ref!r} not found.", details={"org": ref})
     require_org_role(principal, org, "admin")
     query = list_query(request, sorts=activity.SORTS, filters=activity.FILTERS, default_sort="time")
     filters = queries.activity_filters(request, query.q, org=org_refs(principal, org))

@@ -16,6 +16,7 @@ from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import list_query, page_body
 from services.audit import alerts, queries, schemas
 from services.audit.store import alerts as store
+from services.audit.store import servers as servers_store
 from services.audit.visibility import admin_orgs, org_id, org_refs
 
 STATES = ("firing", "resolved")
@@ -70,9 +71,13 @@ async def create_rule(request: Request) -> Response:
     if body.org is not None:
         fields["org"] = org_id(principal, body.org)
         fields["org_refs"] = sorted({body.org, *org_refs(principal, fields["org"])})
+        known = set(principal.orgs) | set(principal.org_slugs.values())
+        if orgs is not None and fields["org"] not in known:
+            raise NotFound(f"Organisation {body.org!r} not found.", details={"org": body.org})
     if orgs is not None and (body.org is None or fields["org"] not in orgs):
         raise Forbidden("Org admins create rules for an org they administer (set org).")
     async with request.state.pool.acquire() as conn:
+        await _require_server_of(conn, principal, fields.get("org"), body.server)
         try:
             row = await store.insert_rule(conn, fields)
         except asyncpg.UniqueViolationError:
@@ -95,6 +100,10 @@ async def update_rule(request: Request) -> Response:
         changes = (await parse_body(request, schemas.RulePatch)).model_dump(exclude_unset=True)
         check_webhook_allowed(await authenticate(request), changes.get("webhook_url"))
         merged = dict(row) | changes
+        if "server" in changes:
+            await _require_server_of(
+                conn, await authenticate(request), row["org"], changes["server"]
+            )
         try:
             schemas.check_rule(merged["kind"], merged["server"], merged["threshold"])
         except ValueError as exc:
@@ -142,6 +151,19 @@ async def list_alerts(request: Request) -> Response:
     async with request.state.pool.acquire() as conn:
         rows, total = await store.list_alerts(conn, orgs, filters, query)
     return json_response(page_body([schemas.alert_out(r) for r in rows], total, query))
+
+
+async def _require_server_of(
+    conn: asyncpg.Connection, principal: Principal, org: str | None, server: str | None
+) -> None:
+    """404 unless an org's rule names a server of that org (another org's server is not there
+    for it, docs/TENANCY.md); platform admins' rules may name any server."""
+    if server is None or principal.is_platform_admin:
+        return
+    row = await servers_store.get_owner(conn, server)
+    owner = org_id(principal, row["org"]) if row is not None and row["org"] else None
+    if owner is None or owner != org:
+        raise NotFound(f"Server {server!r} not found.", details={"server": server})
 
 
 def _uuid(value: str) -> uuid.UUID | None:

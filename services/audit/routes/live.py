@@ -78,8 +78,10 @@ async def _handle(ws: WebSocket, client: Client, msg: dict) -> None:
         else:
             client.subscriptions.pop(channel, None)
         client.offer({"type": f"{kind}d", "channel": channel, "filters": filters})
-        if kind == "subscribe" and channel == "health" and ws.state.hub.health is not None:
-            client.offer({"type": "health", "channel": "health", "data": ws.state.hub.health})
+        hub = ws.state.hub
+        if kind == "subscribe" and channel == "health" and hub.health is not None:
+            data = hub.health_for(client, hub.health)
+            client.offer({"type": "health", "channel": "health", "data": data})
     else:
         client.offer({"type": "error", "code": "VALIDATION_ERROR",
                       "message": "type must be subscribe, unsubscribe or ping"})  # fmt: skip
@@ -137,7 +139,8 @@ async def health_status_ws(ws: WebSocket) -> None:
     await ws.accept()
     hub = ws.state.hub
     client = hub.register(None, health_only=True)
-    client.offer({"type": "health", "channel": "health", "data": await hub.health_map()})
+    data = hub.health_for(client, await hub.health_map())  # no server names for the public
+    client.offer({"type": "health", "channel": "health", "data": data})
     await _serve(ws, client, _ignore)
 
 

@@ -90,9 +90,10 @@ async def dashboard(request: Request) -> Response:
         rows = await servers.list_server_status(conn)
         found = await calls.stats(conn, CallFilters(since=since), scope, 5)
         recent, _ = await activity.list_activity(conn, ActivityFilters(), scope, _recent_query())
+    seen = request.state.hub.servers_for(principal, {r["server"]: r for r in rows})
     return json_response(
         {
-            "servers": monitoring.server_counts(rows),
+            "servers": monitoring.server_counts(list(seen.values())),
             "calls_24h": schemas.agg_out(found["overall"]),
             "top_tools": [
                 {"server": r["server"], "tool": r["tool"], "calls": r["calls"]}

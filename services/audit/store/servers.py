@@ -28,6 +28,46 @@ async def upsert_server_status(
 async def delete_server(conn: asyncpg.Connection, server: str) -> None:
     """Forget a deleted server."""
     await conn.execute("DELETE FROM audit.server_status WHERE server = $1", server)
+    await conn.execute("DELETE FROM audit.servers WHERE server = $1", server)
+
+
+async def upsert_owner(
+    conn: asyncpg.Connection,
+    server: str,
+    server_id: str | None,
+    org: str | None,
+    shared_with: list[str] | None,
+    at: datetime,
+) -> None:
+    """Record whose a server is (its org, and the orgs it is shared with when given)."""
+    await conn.execute(
+        "INSERT INTO audit.servers AS s (server, server_id, org, shared_with, updated_at)"
+        " VALUES ($1, $2, $3, coalesce($4, '{}'::text[]), $5) ON CONFLICT (server) DO UPDATE SET"
+        " server_id = coalesce(EXCLUDED.server_id, s.server_id), org = EXCLUDED.org,"
+        " shared_with = coalesce($4, s.shared_with), updated_at = EXCLUDED.updated_at"
+        " WHERE s.updated_at <= EXCLUDED.updated_at",
+        server,
+        server_id,
+        org,
+        shared_with,
+        at,
+    )
+
+
+async def list_owners(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every known server with its id, org and shares."""
+    return await conn.fetch(
+        "SELECT server, server_id, org, owner_team, shared_with FROM audit.servers"
+    )
+
+
+async def get_owner(conn: asyncpg.Connection, server: str) -> asyncpg.Record | None:
+    """One server's id, org and shares."""
+    return await conn.fetchrow(
+        "SELECT server, server_id, org, owner_team, shared_with FROM audit.servers"
+        " WHERE server = $1",
+        server,
+    )
 
 
 async def list_server_status(conn: asyncpg.Connection) -> list[asyncpg.Record]:

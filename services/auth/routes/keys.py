@@ -23,7 +23,7 @@ from libs.common.pagination import paginate_request
 from services.auth.access import org_for
 from services.auth.credentials import ADMIN_TOKEN, API_KEY, SERVICE_TOKEN, new_credential
 from services.auth.events_out import emit
-from services.auth.grants import as_grants, not_owned, to_json
+from services.auth.grants import as_grants, bind, not_owned, to_json
 from services.auth.schemas import KeyIn, TokenIn, key_view, token_view
 from services.auth.store import credentials, principals
 
@@ -136,9 +136,10 @@ async def create_token(request: Request) -> Response:
             )
         grants = None
         if body.grants is not None:
-            grants = as_grants([g.model_dump() for g in body.grants], team="")
+            asked = as_grants([g.model_dump() for g in body.grants], team="", org=str(org["id"]))
             org_owns = as_grants(await principals.org_grants(conn, org["id"]))
-            missing = not_owned(grants, org_owns)
+            grants, unknown = bind(asked, org_owns)
+            missing = unknown + not_owned(grants, org_owns)
             if missing:
                 raise Unprocessable(
                     "A service token may only carry grants its org's teams hold.",

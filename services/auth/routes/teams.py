@@ -32,6 +32,7 @@ from services.auth.access import (
     get_team_in_org,
     org_for,
     require_org,
+    team_missing,
     team_org_ref,
 )
 from services.auth.events_out import emit, team_payload
@@ -45,6 +46,7 @@ from services.auth.schemas import (
     team_member_view,
     team_view,
 )
+from services.auth.servers import resolve_one
 from services.auth.store import orgs, teams, users
 
 
@@ -61,7 +63,7 @@ async def _team_for(
 ) -> asyncpg.Record:
     """The team of the path, when the principal holds at least `minimum` in its org."""
     team = await _team(request, conn)
-    require_org(principal, team_org_ref(team), minimum)
+    require_org(principal, team_org_ref(team), minimum, team_missing(request.path_params["team"]))
     return team
 
 
@@ -247,17 +249,29 @@ async def list_grants(request: Request) -> Response:
 
 
 async def set_grant(request: Request) -> Response:
-    """Give a team permissions on a server, optionally only on listed tools (org admin)."""
+    """Give a team permissions on a server of its org (or one shared with it), optionally only
+    on listed tools (org admin); a server of another org answers 404 like a missing one."""
     principal = await authenticate(request)
     body = await parse_body(request, GrantIn)
     perms = sorted(set(body.permissions))
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with request.state.pool.acquire() as conn:
         team = await _team_for(request, conn, principal, "admin")
-        row = await teams.upsert_grant(conn, team["id"], body.server, perms, body.tools)
-        payload = GrantChanged(
-            str(row["id"]), team["name"], str(team["org_id"]), body.server, perms, body.tools
-        )
-        await emit(conn, GRANT_UPDATED, payload, principal, str(team["org_id"]))
+        org = str(team["org_id"])
+        server = await resolve_one(request.state.bus, org, body.server)
+        if "write" in perms and server.get("org") != org:
+            raise Unprocessable(
+                "A shared server lends read and execute; only its own org may change it.",
+                details={"fields": {"permissions": "write is only for the org's own servers"}},
+            )
+        server_id = uuid.UUID(server["id"])
+        async with conn.transaction():
+            row = await teams.upsert_grant(
+                conn, team["id"], server["name"], server_id, perms, body.tools
+            )
+            payload = GrantChanged(
+                str(row["id"]), team["name"], org, server["name"], perms, body.tools, server["id"]
+            )
+            await emit(conn, GRANT_UPDATED, payload, principal, org)
     return json_response(grant_view(row, team["name"]), 201)
 
 
@@ -269,8 +283,9 @@ async def delete_grant(request: Request) -> Response:
         row = await teams.delete_grant(conn, team["id"], request.path_params["grant"])
         if row is None:
             raise NotFound("No such grant.", details={"grant": request.path_params["grant"]})
+        server_id = str(row["server_id"]) if row["server_id"] else None
         payload = GrantChanged(
-            str(row["id"]), team["name"], str(team["org_id"]), row["server"], [], None
+            str(row["id"]), team["name"], str(team["org_id"]), row["server"], [], None, server_id
         )
         await emit(conn, GRANT_DELETED, payload, principal, str(team["org_id"]))
     return no_content()

@@ -30,11 +30,16 @@ from services.auth.store import users
 STATUS_EVENTS = {"suspended": USER_SUSPENDED, "active": USER_ACTIVATED, "deleted": USER_DELETED}
 
 
+def _missing(ref: str) -> NotFound:
+    """The 404 of a user that does not exist, or that only a platform admin may see."""
+    return NotFound(f"User {ref!r} not found.", details={"user": ref})
+
+
 async def _get(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
     """A user by id or username, else 404."""
     row = await users.get(conn, ref)
     if row is None:
-        raise NotFound(f"User {ref!r} not found.", details={"user": ref})
+        raise _missing(ref)
     return row
 
 
@@ -83,7 +88,7 @@ async def get_user(request: Request) -> Response:
     async with request.state.pool.acquire() as conn:
         row = await _get(conn, request.path_params["user"])
     if not principal.is_platform_admin and principal.user_id != str(row["id"]):
-        raise Forbidden("Only a platform admin may see other users.")
+        raise _missing(request.path_params["user"])  # another user is not revealed
     return json_response(user_view(row))
 
 
@@ -94,6 +99,8 @@ async def update_user(request: Request) -> Response:
     async with request.state.pool.acquire() as conn, conn.transaction():
         user = await _get(conn, request.path_params["user"])
         self_edit = principal.user_id == str(user["id"]) and principal.kind == "user"
+        if not principal.is_platform_admin and principal.user_id != str(user["id"]):
+            raise _missing(request.path_params["user"])
         if not principal.is_platform_admin and not (self_edit and body.plan is None):
             raise Forbidden("Only a platform admin may change other users or plans.")
         try:

@@ -23,7 +23,8 @@ async def user_orgs(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[asyncp
 async def user_teams(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[asyncpg.Record]:
     """The user's teams in active orgs."""
     return await conn.fetch(
-        "SELECT t.id, t.name FROM auth.team_members tm JOIN auth.teams t ON t.id = tm.team_id"
+        "SELECT t.id, t.name, t.org_id FROM auth.team_members tm"
+        " JOIN auth.teams t ON t.id = tm.team_id"
         " JOIN auth.orgs o ON o.id = t.org_id WHERE tm.user_id = $1 AND o.status = 'active'"
         " ORDER BY t.name",
         user_id,
@@ -31,25 +32,29 @@ async def user_teams(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[async
 
 
 async def team_grants(conn: asyncpg.Connection, team_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
-    """The grants of the listed teams and of their ancestors (parent teams), each labelled with
-    the listed team it reaches the holder through; the depth bound stops a cycle."""
+    """The bound grants of the listed teams and of their ancestors (parent teams), each labelled
+    with the listed team it reaches the holder through and the org of the team holding it; the
+    depth bound stops a cycle. Unbound grants (a name no server of the org answers to) give
+    nothing and are left out."""
     return await conn.fetch(
         "WITH RECURSIVE chain (origin, team_id, depth) AS ("
         " SELECT id, id, 0 FROM auth.teams WHERE id = ANY($1)"
         " UNION ALL SELECT c.origin, t.parent_id, c.depth + 1 FROM chain c"
         " JOIN auth.teams t ON t.id = c.team_id"
         f" WHERE t.parent_id IS NOT NULL AND c.depth < {MAX_TEAM_DEPTH})"
-        " SELECT DISTINCT o.name AS team, g.server, g.permissions, g.tools FROM chain c"
-        " JOIN auth.grants g ON g.team_id = c.team_id JOIN auth.teams o ON o.id = c.origin"
-        " ORDER BY 1, 2",
+        " SELECT DISTINCT o.name AS team, g.server, g.server_id, h.org_id AS org, g.permissions,"
+        " g.tools FROM chain c JOIN auth.grants g ON g.team_id = c.team_id"
+        " JOIN auth.teams o ON o.id = c.origin JOIN auth.teams h ON h.id = g.team_id"
+        " WHERE g.server_id IS NOT NULL AND h.org_id = o.org_id ORDER BY 1, 2",
         team_ids,
     )
 
 
 async def org_grants(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[asyncpg.Record]:
-    """Every grant held by a team of the org (what the org owns, for service tokens)."""
+    """Every bound grant held by a team of the org (what the org owns, for service tokens)."""
     return await conn.fetch(
-        "SELECT t.name AS team, g.server, g.permissions, g.tools FROM auth.grants g"
-        " JOIN auth.teams t ON t.id = g.team_id WHERE t.org_id = $1",
+        "SELECT t.name AS team, g.server, g.server_id, t.org_id AS org, g.permissions, g.tools"
+        " FROM auth.grants g JOIN auth.teams t ON t.id = g.team_id"
+        " WHERE t.org_id = $1 AND g.server_id IS NOT NULL",
         org_id,
     )

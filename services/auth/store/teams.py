@@ -15,7 +15,9 @@ COLUMNS = (
     " o.slug AS org_slug"
 )
 SORTS = ("created_at", "name")
-GRANT_COLUMNS = "g.id, g.team_id, g.server, g.permissions, g.tools, g.created_at, g.updated_at"
+GRANT_COLUMNS = (
+    "g.id, g.team_id, g.server, g.server_id, g.permissions, g.tools, g.created_at, g.updated_at"
+)
 
 
 async def insert(
@@ -124,17 +126,20 @@ async def upsert_grant(
     conn: asyncpg.Connection,
     team_id: uuid.UUID,
     server: str,
+    server_id: uuid.UUID,
     permissions: list[str],
     tools: list[str] | None,
 ) -> asyncpg.Record:
-    """Set a team's permissions on a server (replacing earlier ones)."""
+    """Set a team's permissions on a server (replacing earlier ones), bound to its id."""
     return await conn.fetchrow(
-        "INSERT INTO auth.grants AS g (id, team_id, server, permissions, tools)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id, server) DO UPDATE SET"
-        f" permissions = $4, tools = $5, updated_at = now() RETURNING {GRANT_COLUMNS}",
+        "INSERT INTO auth.grants AS g (id, team_id, server, server_id, permissions, tools)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (team_id, server) DO UPDATE SET"
+        f" server_id = $4, permissions = $5, tools = $6, updated_at = now()"
+        f" RETURNING {GRANT_COLUMNS}",
         uuid.uuid4(),
         team_id,
         server,
+        server_id,
         permissions,
         tools,
     )
@@ -143,9 +148,10 @@ async def upsert_grant(
 async def delete_grant(
     conn: asyncpg.Connection, team_id: uuid.UUID, ref: str
 ) -> asyncpg.Record | None:
-    """Remove a grant by id or server name."""
+    """Remove a grant by its id, or its server's name or id."""
     return await conn.fetchrow(
-        "DELETE FROM auth.grants g WHERE g.team_id = $1 AND (g.id::text = $2 OR g.server = $2)"
+        "DELETE FROM auth.grants g WHERE g.team_id = $1"
+        " AND (g.id::text = $2 OR g.server = $2 OR g.server_id::text = $2)"
         f" RETURNING {GRANT_COLUMNS}",
         team_id,
         ref,
@@ -167,4 +173,24 @@ async def lock_hierarchy(conn: asyncpg.Connection, org_id: uuid.UUID) -> None:
     """Serialise re-parenting within an org, so two concurrent moves cannot close a cycle."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtext('auth.team_parents'), hashtext($1))", str(org_id)
+    )
+
+
+async def list_unbound_grants(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Grants stored before they were bound to server ids, with their team's org."""
+    return await conn.fetch(
+        "SELECT g.id, g.server, t.org_id, t.name AS team FROM auth.grants g"
+        " JOIN auth.teams t ON t.id = g.team_id WHERE g.server_id IS NULL ORDER BY t.org_id"
+    )
+
+
+async def bind_grant(
+    conn: asyncpg.Connection, grant_id: uuid.UUID, server_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """Bind an unbound grant to its server's id (None when it was bound meanwhile)."""
+    return await conn.fetchrow(
+        f"UPDATE auth.grants g SET server_id = $2, updated_at = now()"
+        f" WHERE g.id = $1 AND g.server_id IS NULL RETURNING {GRANT_COLUMNS}",
+        grant_id,
+        server_id,
     )

@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from libs.common.authn import authenticate, require_grant
-from libs.common.errors import NotFound, UpstreamError, UpstreamTimeout
+from libs.common import tenancy
+from libs.common.authn import Principal, authenticate, require_grant
+from libs.common.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout
 from libs.common.http import json_response, parse_body
 from services.gateway.jsonrpc import UPSTREAM_TIMEOUT, RpcFault
 from services.gateway.protocol import CallContext
@@ -25,14 +26,15 @@ class CallToolIn(pydantic.BaseModel):
     arguments: dict[str, Any] = pydantic.Field(default_factory=dict)
 
 
-def _server(request: Request) -> Any:
-    """The routing-table entry of the server in the path, or 404."""
+def _server(request: Request, principal: Principal) -> Any:
+    """The routing-table entry of the server in the path, or 404 (also when no grant lets the
+    caller see it: another org's server is not there for it)."""
     name = request.path_params["name"]
     table = request.state.gateway.table
     server = table.servers.get(name) or next(
         (s for s in table.servers.values() if s.id == name), None
     )
-    if server is None:
+    if server is None or not tenancy.may(principal, "read", server.ref):
         raise NotFound(f"Server {name!r} not found.", details={"server": name})
     return server
 
@@ -46,8 +48,13 @@ def _api_error(fault: RpcFault) -> Exception:
 async def test_server(request: Request) -> Response:
     """Connect to the server, list its tools and report the latency."""
     principal = await authenticate(request)
-    server = _server(request)
-    require_grant(principal, "read", server.name)
+    server = _server(request, principal)
+    if not tenancy.reads_whole(principal, server.ref):
+        # the upstream's own listing shows every tool: not for a grant narrowed to some
+        raise Forbidden(
+            f"Testing {server.name!r} needs a grant on all of its tools.",
+            details={"server": server.name, "permission": "read"},
+        )
     t0 = time.perf_counter()
     try:
         reply, upstream_ms = await request.state.pool.request(server, "tools/list", {})
@@ -75,7 +82,7 @@ async def test_server(request: Request) -> Response:
 async def call_tool(request: Request) -> Response:
     """Call one tool through the gateway's call path (checked, metered and audited)."""
     principal = await authenticate(request)
-    server = _server(request)
+    server = _server(request, principal)
     body = await parse_body(request, CallToolIn)
     gateway = request.state.gateway
     ctx = CallContext(principal, endpoint="admin call-tool", server=server)
@@ -89,7 +96,7 @@ async def call_tool(request: Request) -> Response:
                 details={"tool": body.tool_name},
             ) from None
         if fault.code == -32003:
-            require_grant(principal, "execute", server.name, body.tool_name)
+            require_grant(principal, "execute", server.ref, body.tool_name)
         raise _api_error(fault) from None
     latency = round((time.perf_counter() - t0) * 1000, 2)
     return json_response(

@@ -105,13 +105,19 @@ def _endpoint(request: Request, principal: Principal) -> CallContext:
         server = gateway.table.by_path.get(params["path"]) or gateway.table.servers.get(
             params["path"]
         )
-        if server is None or not server.routable:
+        # a server no grant lets the caller see (another org's) is not there for it
+        if (
+            server is None
+            or not server.routable
+            or not gateway.table.may_read_server(principal, server)
+        ):
             raise RpcFault(SESSION_NOT_FOUND, f"No server at {params['path']!r}.")
         return CallContext(principal, endpoint="/mcp/servers/{path}", server=server)
     if "team" in params:
         team = params["team"]
         if not principal.is_platform_admin and team not in principal.teams:
-            raise RpcFault(FORBIDDEN, f"You are not a member of team {team!r}.")
+            # another org's team (or one the caller is not in) is not there for it
+            raise RpcFault(SESSION_NOT_FOUND, f"No team {team!r} of yours.", {"team": team[:100]})
         return CallContext(principal, endpoint="/mcp/{team}", team=team)
     return CallContext(principal)
 

@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from libs.common.authn import authenticate
+from libs.common.authn import Principal, authenticate
 from libs.common.http import json_response, no_content, parse_body, read_json, validate
 from libs.common.pagination import list_query, page_body
-from services.registry import permissions, refresh, servers, views
+from services.registry import orgs, permissions, refresh, servers, views
 from services.registry.context import Registry
 from services.registry.schemas import ServerCreate, ServerUpdate, ToggleBody
 from services.registry.store import servers as servers_store
@@ -27,15 +27,15 @@ async def create_server(request: Request) -> Response:
     """Register a server, then discover its tools."""
     principal = await authenticate(request)
     body = await parse_body(request, ServerCreate)
-    org = permissions.creation_org(principal, body.org)
     reg = _reg(request)
+    org = await orgs.creation_org(reg, principal, body.org)
     async with reg.pool.acquire() as conn, conn.transaction():
         server = await servers.create(reg, conn, body, org, principal.id)
     if server["enabled"]:
         await refresh.refresh(reg, server["id"], principal.id)
     async with reg.pool.acquire() as conn:
         server = await servers_store.get_server_by_id(conn, server["id"])
-        return json_response(await servers.public_view(conn, server), 201)
+        return json_response(await servers.public_view(conn, server, principal), 201)
 
 
 async def list_servers(request: Request) -> Response:
@@ -48,12 +48,14 @@ async def list_servers(request: Request) -> Response:
         default_sort="name",
         default_order="asc",
     )
-    names, orgs = permissions.visibility(principal)
-    async with _reg(request).pool.acquire() as conn:
+    reg = _reg(request)
+    if "org" in query.filters:
+        query.filters["org"] = await orgs.org_id(reg, principal, query.filters["org"])
+    async with reg.pool.acquire() as conn:
         rows, total = await servers_store.list_servers(
-            conn, query, names, orgs, list(principal.teams)
+            conn, query, permissions.visibility(principal)
         )
-        items = await servers.public_views(conn, rows)
+        items = await servers.public_views(conn, rows, principal)
     return json_response(page_body(items, total, query))
 
 
@@ -63,20 +65,26 @@ async def get_server(request: Request) -> Response:
     ref = request.path_params["name"]
     async with _reg(request).pool.acquire() as conn:
         server = await servers.readable(conn, principal, ref)
-        return json_response(await servers.public_view(conn, server))
+        return json_response(await servers.public_view(conn, server, principal))
 
 
 async def server_details(request: Request) -> Response:
-    """A server with its tools, resources and prompts (MCP Gateway Registry details)."""
+    """A server with its tools, resources and prompts (MCP Gateway Registry details); a grant
+    narrowed to tools shows those tools only, and no resources or prompts."""
     principal = await authenticate(request)
     ref = request.path_params["name"]
     async with _reg(request).pool.acquire() as conn:
         server = await servers.readable(conn, principal, ref)
-        view = await servers.public_view(conn, server)
+        view = await servers.public_view(conn, server, principal)
         tool_rows = await tools_store.list_for_servers(conn, [server["id"]])
-    view["tools"] = [views.tool_out(server, t) for t in tool_rows]
-    view["resources"] = server["resources"]
-    view["prompts"] = server["prompts"]
+    view["tools"] = [
+        views.tool_out(server, t)
+        for t in tool_rows
+        if permissions.can(principal, "read", server, t["name"])
+    ]
+    whole = permissions.reads_whole(principal, server)
+    view["resources"] = server["resources"] if whole else []
+    view["prompts"] = server["prompts"] if whole else []
     return json_response(view)
 
 
@@ -88,17 +96,18 @@ async def update_server(request: Request) -> Response:
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
         server = await servers.writable(conn, principal, ref)
-        server, due = await servers.update(reg, conn, server, body, principal.id)
+        keep = permissions.holds_secrets(principal, server)
+        server, due = await servers.update(reg, conn, server, body, principal.id, keep_secrets=keep)
     if due and server["enabled"]:
         await refresh.refresh(reg, server["id"], principal.id)
-    return await _current_view(reg, server["id"])
+    return await _current_view(reg, server["id"], principal)
 
 
-async def _current_view(reg: Registry, server_id: uuid.UUID) -> Response:
+async def _current_view(reg: Registry, server_id: uuid.UUID, principal: Principal) -> Response:
     """The server as stored now (after a refresh), in its public form."""
     async with reg.pool.acquire() as conn:
         server = await servers_store.get_server_by_id(conn, server_id)
-        return json_response(await servers.public_view(conn, server))
+        return json_response(await servers.public_view(conn, server, principal))
 
 
 async def delete_server(request: Request) -> Response:
@@ -125,7 +134,7 @@ async def toggle_server(request: Request) -> Response:
         server = await servers.toggle(reg, conn, server, enabled, principal.id)
     if enabled:
         await refresh.refresh(reg, server["id"], principal.id)
-    return await _current_view(reg, server["id"])
+    return await _current_view(reg, server["id"], principal)
 
 
 async def refresh_server(request: Request) -> Response:

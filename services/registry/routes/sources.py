@@ -38,6 +38,7 @@ async def list_sources(request: Request) -> Response:
     ref = request.path_params["name"]
     async with _reg(request).pool.acquire() as conn:
         server = await servers.readable(conn, principal, ref)
+        permissions.require_inspect(principal, server)
         rows = await sources_store.list_sources(conn, server["id"])
         items = [
             sources.source_out(server, r, await sources.imported_names(conn, server, r["id"]))
@@ -52,7 +53,8 @@ async def get_source(request: Request) -> Response:
     ref = request.path_params["id"]
     async with _reg(request).pool.acquire() as conn:
         source, server = await sources.get_or_404(conn, ref)
-        permissions.require_read(principal, server, server["name"])
+        permissions.require_read(principal, server, ref, sources.missing(ref))
+        permissions.require_inspect(principal, server)
         imported = await sources.imported_names(conn, server, source["id"])
     return json_response(sources.source_out(server, source, imported))
 
@@ -65,8 +67,9 @@ async def update_source(request: Request) -> Response:
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
         source, server = await sources.get_or_404(conn, ref)
-        permissions.require_write(principal, server, server["name"])
-        source = await sources.update(reg, conn, server, source, body)
+        permissions.require_write(principal, server, ref, sources.missing(ref))
+        keep = permissions.holds_secrets(principal, server)
+        source = await sources.update(reg, conn, server, source, body, keep_secrets=keep)
         imported = await sources.imported_names(conn, server, source["id"])
     return json_response(sources.source_out(server, source, imported))
 
@@ -78,7 +81,7 @@ async def delete_source(request: Request) -> Response:
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
         source, server = await sources.get_or_404(conn, ref)
-        permissions.require_write(principal, server, server["name"])
+        permissions.require_write(principal, server, ref, sources.missing(ref))
         had_tools = source["imported_count"] > 0
         await sources_store.delete_source(conn, source["id"])
         if had_tools:
@@ -93,7 +96,7 @@ async def discover_source(request: Request) -> Response:
     reg = _reg(request)
     async with reg.pool.acquire() as conn:
         source, server = await sources.get_or_404(conn, ref)
-        permissions.require_write(principal, server, server["name"])
+        permissions.require_write(principal, server, ref, sources.missing(ref))
     result = await sources.discover(reg, source, principal.id)
     async with reg.pool.acquire() as conn:
         source, server = await sources.get_or_404(conn, ref)
@@ -109,7 +112,7 @@ async def import_source_tools(request: Request) -> Response:
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
         source, server = await sources.get_or_404(conn, ref)
-        permissions.require_write(principal, server, server["name"])
+        permissions.require_write(principal, server, ref, sources.missing(ref))
         imported = await sources.import_tools(reg, conn, server, source, body.tools, principal.id)
     return json_response({"server": server["name"], "imported": imported})
 

@@ -52,7 +52,7 @@ async def list_tools(request: Request) -> Response:
         default_sort="name",
         default_order="asc",
     )
-    visible = permissions.tool_visibility(principal)
+    visible = permissions.visibility(principal)
     async with _reg(request).pool.acquire() as conn:
         rows, total = await tools_store.search_tools(conn, query, visible)
     items = []

@@ -35,7 +35,7 @@ async def export_servers(request: Request) -> Response:
             for s in await servers_store.list_all(conn)
             if s["transport"] != "code" and permissions.can(principal, "read", s)
         ]
-        items = await servers.public_views(conn, rows)
+        items = await servers.public_views(conn, rows, principal)
         if reveal:
             secrets = await secrets_store.list_secrets(conn, [s["id"] for s in rows])
             for item in items:

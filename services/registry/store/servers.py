@@ -16,7 +16,20 @@ COLUMNS = (
     " s.health_interval_s, s.disabled_tools, s.metadata, s.resources, s.prompts, s.status,"
     " s.status_error, s.last_checked_at, s.latency_ms, s.discovered_at, s.version, s.created_by,"
     " s.created_at, s.updated_at,"
-    " (SELECT count(*) FROM registry.tools t WHERE t.server_id = s.id)::int AS tool_count"
+    " (SELECT count(*) FROM registry.tools t WHERE t.server_id = s.id)::int AS tool_count,"
+    " ARRAY(SELECT sh.org FROM registry.server_shares sh WHERE sh.server_id = s.id"
+    "  ORDER BY sh.org) AS shared_with"
+)
+# the rows a Visibility (services/registry/permissions.py) lets one read, {0}..{7} its lists
+VISIBLE_SQL = (
+    "({0}::bool OR s.org = ANY({1}::text[])"
+    " OR EXISTS (SELECT 1 FROM registry.server_shares sh"
+    "  WHERE sh.server_id = s.id AND sh.org = ANY({1}::text[]))"
+    " OR EXISTS (SELECT 1 FROM unnest({2}::text[], {3}::text[]) AS m(org, team)"
+    "  WHERE m.org = s.org AND m.team = s.owner_team)"
+    " OR EXISTS (SELECT 1 FROM unnest({4}::text[], {5}::text[]) AS g(server, org)"
+    "  WHERE g.server = s.id::text AND (g.org = s.org OR EXISTS (SELECT 1"
+    "   FROM registry.server_shares sh WHERE sh.server_id = s.id AND sh.org = g.org))))"
 )
 WRITABLE = {
     "name",
@@ -94,17 +107,27 @@ async def lock_server(conn: asyncpg.Connection, server_id: uuid.UUID) -> None:
     await conn.execute("SELECT 1 FROM registry.servers WHERE id = $1 FOR UPDATE", server_id)
 
 
-def _where(
-    query: ListQuery, names: list[str] | None, orgs: list[str] | None, teams: list[str]
-) -> Where:
-    """WHERE clause for a filtered, visibility-limited list (owner teams see their servers)."""
-    w = Where()
-    w.add(
-        "({0}::text[] IS NULL OR s.name = ANY({0}) OR s.org = ANY({1}) OR s.owner_team = ANY({2}))",
-        names,
-        orgs,
-        teams,
+def visible_args(visible: Any, whole: bool = False) -> tuple[Any, ...]:
+    """The values of VISIBLE_SQL's placeholders; `whole`: only grants not narrowed to tools."""
+    servers, orgs = (
+        (visible.whole_servers, visible.whole_orgs)
+        if whole
+        else (visible.grant_servers, visible.grant_orgs)
     )
+    return (
+        visible.everything,
+        visible.orgs,
+        visible.team_orgs,
+        visible.team_names,
+        servers,
+        orgs,
+    )
+
+
+def _where(query: ListQuery, visible: Any) -> Where:
+    """WHERE clause for a filtered list limited to what `visible` (a Visibility) lets one read."""
+    w = Where()
+    w.add(VISIBLE_SQL, *visible_args(visible))
     f = query.filters
     simple = {
         "status": "s.status",
@@ -124,14 +147,10 @@ def _where(
 
 
 async def list_servers(
-    conn: asyncpg.Connection,
-    query: ListQuery,
-    names: list[str] | None,
-    orgs: list[str] | None,
-    teams: list[str] | None = None,
+    conn: asyncpg.Connection, query: ListQuery, visible: Any
 ) -> tuple[list[asyncpg.Record], int]:
-    """A page of servers visible through `names` (None: all), `orgs` or owner `teams`."""
-    where = _where(query, names, orgs, list(teams or []))
+    """A page of the servers `visible` (a permissions.Visibility) lets one read."""
+    where = _where(query, visible)
     order = f"s.{query.order_sql}, s.name"
     return await fetch_page(conn, COLUMNS, "registry.servers s", where, query, order)
 
@@ -221,3 +240,48 @@ async def claim_due(
         default_interval,
         jitter,
     )
+
+
+async def list_shares(conn: asyncpg.Connection, server_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The orgs a server is shared with."""
+    return await conn.fetch(
+        "SELECT org, created_by, created_at FROM registry.server_shares WHERE server_id = $1"
+        " ORDER BY org",
+        server_id,
+    )
+
+
+async def insert_share(
+    conn: asyncpg.Connection, server_id: uuid.UUID, org: str, actor: str | None
+) -> bool:
+    """Share a server with an org; False when it already was."""
+    done = await conn.execute(
+        "INSERT INTO registry.server_shares (server_id, org, created_by) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING",
+        server_id,
+        org,
+        actor,
+    )
+    return done != "INSERT 0 0"
+
+
+async def delete_share(conn: asyncpg.Connection, server_id: uuid.UUID, org: str) -> bool:
+    """Stop sharing a server with an org; False when it was not."""
+    done = await conn.execute(
+        "DELETE FROM registry.server_shares WHERE server_id = $1 AND org = $2", server_id, org
+    )
+    return done != "DELETE 0"
+
+
+async def list_org_refs(conn: asyncpg.Connection) -> list[str]:
+    """Org references that are not ids (slugs stored before orgs were kept by id)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT org FROM registry.servers WHERE org IS NOT NULL AND org !~"
+        " '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'"
+    )
+    return [r["org"] for r in rows]
+
+
+async def list_by_org(conn: asyncpg.Connection, org: str) -> list[asyncpg.Record]:
+    """The servers whose org column holds `org`."""
+    return await conn.fetch(f"SELECT {COLUMNS} FROM registry.servers s WHERE s.org = $1", org)

@@ -9,6 +9,7 @@ import asyncpg
 
 from libs.common.pagination import ListQuery
 from libs.common.sql import Where, fetch_page
+from services.registry.store.servers import VISIBLE_SQL, visible_args
 
 COLUMNS = (
     "t.id, t.server_id, t.name, t.title, t.description, t.input_schema, t.output_schema,"
@@ -115,15 +116,17 @@ async def search_tools(
 ) -> tuple[list[asyncpg.Record], int]:
     """A page of the tools `visible` (a ToolVisibility) lets one read, with server info."""
     w = Where()
+    # whole servers as the server list sees them (grants not narrowed to tools), else single
+    # tools of narrowed grants, each held by the owning org or one the server is shared with
     w.add(
-        "({0}::text[] IS NULL OR s.name = ANY({0}) OR s.org = ANY({1}) OR s.owner_team = ANY({2})"
-        " OR EXISTS (SELECT 1 FROM unnest({3}::text[], {4}::text[]) AS g(srv, tool)"
-        "  WHERE g.srv = s.name AND g.tool = t.name))",
-        None if visible.everything else visible.servers,
-        visible.orgs,
-        visible.teams,
-        [p[0] for p in visible.pairs],
-        [p[1] for p in visible.pairs],
+        f"({VISIBLE_SQL} OR EXISTS (SELECT 1 FROM unnest({{6}}::text[], {{7}}::text[],"
+        " {8}::text[]) AS n(server, org, tool) WHERE n.server = s.id::text AND n.tool = t.name"
+        " AND (n.org = s.org OR EXISTS (SELECT 1 FROM registry.server_shares sh"
+        "  WHERE sh.server_id = s.id AND sh.org = n.org))))",
+        *visible_args(visible, whole=True),
+        visible.tool_servers,
+        visible.tool_orgs,
+        visible.tool_names,
     )
     w.search(("t.name", "t.description"), query.q)
     if "server" in query.filters:

@@ -44,6 +44,10 @@ async def _decider(request: Request, kind: str) -> Principal:
     if row is None or row["kind"] != kind:
         raise NotFound("No such approval.", details={"id": request.path_params["id"]})
     org = await rt.request_org(row)
+    org_id = principal.org_slugs.get(org, org) if org is not None else None
+    if org_id is not None and principal.role_in(org_id) is None:
+        # another org's request is not there for the caller (docs/TENANCY.md)
+        raise NotFound("No such approval.", details={"id": request.path_params["id"]})
     if not approvers.may_decide(policy, principal, org):
         raise Forbidden(
             "Only a platform admin or an admin of the request's org may decide it.",

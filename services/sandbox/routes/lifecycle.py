@@ -12,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from libs.common.authn import Principal, authenticate, require_grant
+from libs.common import tenancy
+from libs.common.authn import Principal, authenticate
+from libs.common.errors import Forbidden, NotFound
 from libs.common.http import json_response, parse_body, query_model, read_json, validate
 from services.sandbox import approvers, codetools, egress_requests, store
 from services.sandbox.logs import LEVELS
@@ -23,12 +25,25 @@ SERVER = "/api/v1/sandbox/servers/{name}"
 FOLLOW_MAX_S = 3600.0
 
 
-async def _target(request: Request, permission: str) -> tuple[Runtime, Principal, str]:
-    """Authenticate, check the grant on the server, and return the runtime and name."""
+async def _target(
+    request: Request, permission: str, inspect: bool = False
+) -> tuple[Runtime, Principal, str]:
+    """Authenticate, check the caller's access to the server (docs/TENANCY.md), and return the
+    runtime and name: 404 for a server the caller may not see (another org's), 403 for one it
+    sees without `permission`. `inspect` (status, logs, allowed hosts): only through the owning
+    org, not through a share."""
     principal = await authenticate(request)
     name = check_name(request.path_params["name"])
-    require_grant(principal, permission, name)
-    return request.state.runtime, principal, name
+    rt: Runtime = request.state.runtime
+    server = await rt.server_ref(name)
+    if not tenancy.may(principal, "read", server, via_share=not inspect):
+        raise NotFound(f"Server {name!r} is not registered.", details={"server": name})
+    if not tenancy.may(principal, permission, server, via_share=not inspect):
+        raise Forbidden(
+            f"No grant gives {permission} on {name!r}.",
+            details={"permission": permission, "server": name},
+        )
+    return rt, principal, name
 
 
 async def start_server(request: Request) -> Response:
@@ -57,7 +72,7 @@ async def restart_server(request: Request) -> Response:
 
 async def server_status(request: Request) -> Response:
     """The server's processes on every replica that owns one, and what each last stored."""
-    rt, _, name = await _target(request, "read")
+    rt, _, name = await _target(request, "read", inspect=True)
     answers = await rt.replicas.spread("status", {"server": name})
     async with request.state.pool.acquire() as conn:
         reported = await store.list_processes(conn, name)
@@ -84,7 +99,7 @@ def _processes(answers: list[dict]) -> list[dict]:
 
 async def server_logs(request: Request) -> Response:
     """Log lines of a server from every owning replica; `follow=true` streams new ones (SSE)."""
-    rt, _, name = await _target(request, "read")
+    rt, _, name = await _target(request, "read", inspect=True)
     query = query_model(request, LogsQuery)
     data = {"server": name, "level": query.level, "limit": query.limit, "since": query.since}
     if not query.follow:
@@ -148,7 +163,7 @@ async def _follow(
 
 async def list_allowed_hosts(request: Request) -> Response:
     """The server's egress allowlist."""
-    rt, _, name = await _target(request, "read")
+    rt, _, name = await _target(request, "read", inspect=True)
     return json_response({"server": name, "hosts": await rt.allowed_hosts(name)})
 
 

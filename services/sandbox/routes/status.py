@@ -6,7 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from libs.common.authn import authenticate
+from libs.common import tenancy
+from libs.common.authn import Principal, authenticate
+from libs.common.errors import ApiError
 from libs.common.http import json_response
 from services.sandbox import store
 
@@ -17,7 +19,11 @@ async def sandbox_status(request: Request) -> Response:
     rt = request.state.runtime
     async with request.state.pool.acquire() as conn:
         counts = await store.count_processes(conn)
-    live = [p.snapshot() for p in rt.manager.processes.values()]
+    live = [
+        p.snapshot()
+        for p in rt.manager.processes.values()
+        if await _may_inspect(rt, principal, p.spec.name)
+    ]
     report = rt.enforcement
     return json_response(
         {
@@ -41,6 +47,18 @@ async def sandbox_status(request: Request) -> Response:
             "processes": {"by_state": counts, "on_this_replica": live},
         }
     )
+
+
+async def _may_inspect(rt: Any, principal: Principal, server: str) -> bool:
+    """Whether the caller may see a process of `server` (its owning org's readers; another
+    org's process names are not shown, docs/TENANCY.md)."""
+    if principal.is_platform_admin:
+        return True
+    try:
+        ref = await rt.server_ref(server)
+    except ApiError:
+        return False
+    return tenancy.may(principal, "read", ref, via_share=False)
 
 
 def _self_test(rt: Any, detailed: bool) -> dict[str, Any] | None:

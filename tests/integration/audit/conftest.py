@@ -17,14 +17,17 @@ from libs.common import db, migrate
 from services.audit.app import MIGRATIONS_DIR, create_app
 from services.audit.consumers import DURABLE
 from services.audit.settings import AuditSettings
+from services.registry.app import create_app as create_registry
 from tests.support import package_isolation, serving, settings_for
 from tests.support.auth import AuthClient, User, auth_service
+from tests.support.registry import registry_settings
 
 TABLES = (
     "tool_calls",
     "call_rollups",
     "events",
     "server_status",
+    "servers",
     "settings",
     "alerts",
     "alert_rules",
@@ -124,8 +127,14 @@ class People:
 
 @pytest.fixture(scope="package")
 async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
-    """The real auth service, in-process, on the session's namespace."""
-    async with auth_service(pg_url, nats_url, namespace) as client:
+    """The real auth service, in-process, on the session's namespace, with the real registry
+    beside it (grants name its servers, and its events say whose each server is)."""
+    settings = registry_settings(pg_url, nats_url, namespace)
+    async with (
+        auth_service(pg_url, nats_url, namespace) as client,
+        serving(create_registry(settings)) as registry_url,
+    ):
+        client.registry_url = registry_url
         yield client
 
 

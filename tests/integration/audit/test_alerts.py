@@ -149,11 +149,11 @@ async def test_org_admins_manage_only_their_orgs_rules(
     assert resp.status_code == 201
     rule = resp.json()
     assert rule["org"] == people.org_a["id"]
-    for body in ({**mine, "name": unique("r"), "org": people.org_b["id"]},
-                 {**mine, "name": unique("r"), "org": None}):  # fmt: skip
+    for body, status in (({**mine, "name": unique("r"), "org": people.org_b["id"]}, 404),
+                         ({**mine, "name": unique("r"), "org": None}, 403)):  # fmt: skip
         resp = await api.post("/api/v1/alerts/rules", json=body, headers=alice)
-        assert resp.status_code == 403
-        assert resp.json()["error"]["code"] == "FORBIDDEN"
+        assert resp.status_code == status  # another org is not there for her
+        assert resp.json()["error"]["code"] == ("NOT_FOUND" if status == 404 else "FORBIDDEN")
     hooked = {**mine, "name": unique("r"), "webhook_url": "http://169.254.169.254/latest"}
     resp = await api.post("/api/v1/alerts/rules", json=hooked, headers=alice)
     assert resp.status_code == 403
@@ -255,14 +255,40 @@ async def test_latency_and_unhealthy_rules_fire_and_an_unhealthy_server_recoveri
     assert await fetchval("SELECT count(*) FROM audit.alerts WHERE server = $1", slow) == 1
 
 
+async def owned_by(
+    api: httpx.AsyncClient, publisher: busmod.Bus, people: People, server: str, org: str
+) -> None:
+    """Publish that `server` is `org`'s (as the registry does) and wait until audit stored it."""
+    data = {"server": server, "server_id": str(uuid.uuid4()), "version": 1, "changed": []}
+    event = Event(type="registry.server.created", source="registry", data=data, org=org)
+    await publisher.publish(event)
+
+    async def stored() -> bool:
+        params = {"target": server}
+        found = await api.get("/api/v1/activity", params=params, headers=bearer(people.admin))
+        return found.json()["total"] > 0
+
+    await until(stored)
+
+
 async def test_an_org_rule_counts_only_its_orgs_calls_and_only_its_admins_see_the_alert(
     api: httpx.AsyncClient, publisher: busmod.Bus, people: People
 ) -> None:
     server = unique("shared")
     body = {"name": unique("rule"), "kind": "error_rate", "server": server, "threshold": 0.4,
             "org": people.org_a["id"]}  # fmt: skip
-    resp = await api.post("/api/v1/alerts/rules", json=body, headers=bearer(people.alice.token))
+    alice = bearer(people.alice.token)
+    resp = await api.post("/api/v1/alerts/rules", json=body, headers=alice)
+    assert resp.status_code == 404  # a server audit does not know as org A's is not there
+    await owned_by(api, publisher, people, server, people.org_a["id"])
+    resp = await api.post("/api/v1/alerts/rules", json=body, headers=alice)
     assert resp.status_code == 201
+    theirs = unique("theirs")
+    await owned_by(api, publisher, people, theirs, people.org_b["id"])
+    resp = await api.post(
+        "/api/v1/alerts/rules", json={**body, "name": unique("r"), "server": theirs}, headers=alice
+    )
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "NOT_FOUND"
     for _ in range(4):  # org B's errors would make the rate 5/6
         await call(publisher, server, "error", org=people.org_b["id"])
     await call(publisher, server, "ok", org=people.org_a["id"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
 import orjson
 import pytest
 
@@ -20,6 +21,20 @@ async def log_line(publisher: busmod.Bus, server: str, payload: bytes) -> None:
     await publisher.nc.flush()
 
 
+async def wait_owned(audit_url: str, admin: str, server: str) -> None:
+    """Wait until audit knows whose `server` is (its registry.server.created event)."""
+    async with httpx.AsyncClient(base_url=audit_url) as http, asyncio.timeout(5):
+        while True:
+            found = await http.get(
+                "/api/v1/activity",
+                params={"target": server},
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            if found.json()["total"]:
+                return
+            await asyncio.sleep(0.05)
+
+
 async def test_server_logs_reach_only_readers_of_the_server_and_honour_the_filter(
     audit_url: str, publisher: busmod.Bus, people: People
 ) -> None:
@@ -28,7 +43,9 @@ async def test_server_logs_reach_only_readers_of_the_server_and_honour_the_filte
     team = await auth.create_team(people.org_a["slug"])
     reader = await auth.create_user()
     await auth.add_member(team["name"], reader, "member")
+    await auth.server(people.org_a["id"], granted)
     await auth.grant(team["name"], granted, ["read"])
+    await wait_owned(audit_url, people.admin, granted)
     reader_token = (await auth.login(reader.username, reader.password))["access_token"]
     dave = await connect(audit_url, reader_token, "server-logs")
     bob = await connect(audit_url, people.bob.token, "server-logs")  # no grant on either

@@ -13,12 +13,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from libs.common.app import build_app
-from libs.common.authn import authenticate, require_grant
+from libs.common.authn import ServerRef, authenticate, require_grant
 from libs.common.http import json_response
 from libs.common.settings import Settings
 from libs.devstack import postgres
+from services.registry.app import create_app as create_registry
 from tests.support import package_isolation, serving, settings_for
 from tests.support.auth import AuthClient, auth_service
+from tests.support.registry import registry_settings
 
 EMPTY_MIGRATIONS = Path(__file__).parent / "probe_migrations"
 
@@ -37,9 +39,11 @@ async def whoami(request: Request) -> Response:
 
 
 async def call_tool(request: Request) -> Response:
-    """A route that needs execute on a server's tool."""
+    """A route that needs execute on a server's tool (the server: `?id=&org=`)."""
     principal = await authenticate(request)
-    require_grant(principal, "execute", request.path_params["server"], request.query_params["tool"])
+    params = request.query_params
+    server = ServerRef(params["id"], request.path_params["server"], org=params["org"])
+    require_grant(principal, "execute", server, params["tool"])
     return json_response({"ok": True})
 
 
@@ -49,8 +53,14 @@ namespace, pg_url = package_isolation("aut")
 
 @pytest.fixture(scope="package")
 async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
-    """The running auth service and an admin-capable client."""
-    async with auth_service(pg_url, nats_url, namespace) as client:
+    """The running auth service and an admin-capable client, with the real registry beside it
+    (grants name servers it knows, docs/TENANCY.md)."""
+    settings = registry_settings(pg_url, nats_url, namespace)
+    async with (
+        auth_service(pg_url, nats_url, namespace) as client,
+        serving(create_registry(settings)) as registry_url,
+    ):
+        client.registry_url = registry_url
         yield client
 
 

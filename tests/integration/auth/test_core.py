@@ -28,17 +28,21 @@ async def test_a_team_member_sees_the_grants_of_the_team(auth: AuthClient) -> No
     team = await auth.create_team(org["slug"])
     alice = await auth.create_user()
     await auth.add_member(team["name"], alice, "member")
-    await auth.grant(team["name"], "github", ["read", "execute"], tools=["search"])
+    github = await auth.server(org["id"])
+    await auth.grant(team["name"], github["name"], ["read", "execute"], tools=["search"])
     me = await auth.call("GET", "/api/v1/auth/me", alice.token)
     principal = me["principal"]
     assert principal["orgs"] == {org["id"]: "member"}
     assert principal["teams"] == [team["name"]]
+    assert principal["team_orgs"] == [[org["id"], team["name"]]]
     assert principal["grants"] == [
         {
             "team": team["name"],
-            "server": "github",
+            "server": github["name"],
             "permissions": ["execute", "read"],
             "tools": ["search"],
+            "server_id": github["id"],
+            "org": org["id"],
         }
     ]
 
@@ -92,7 +96,8 @@ async def test_suspending_an_org_drops_its_roles_grants_and_tokens(auth: AuthCli
     team = await auth.create_team(org["slug"])
     user = await auth.create_user()
     await auth.add_member(team["name"], user)
-    await auth.grant(team["name"], "wiki", ["read"])
+    wiki = await auth.server(org["id"])
+    await auth.grant(team["name"], wiki["name"], ["read"])
     token = await auth.service_token(org["slug"], [f"read:org:{org['slug']}"])
     await auth.call("POST", f"/api/v1/admin/orgs/{org['slug']}/suspend")
     me = await auth.call("GET", "/api/v1/auth/me", user.token)
@@ -101,7 +106,7 @@ async def test_suspending_an_org_drops_its_roles_grants_and_tokens(auth: AuthCli
     assert resp.status_code == 401
     await auth.call("POST", f"/api/v1/admin/orgs/{org['slug']}/activate")
     me = await auth.call("GET", "/api/v1/auth/me", user.token)
-    assert [g["server"] for g in me["principal"]["grants"]] == ["wiki"]
+    assert [g["server"] for g in me["principal"]["grants"]] == [wiki["name"]]
 
 
 async def test_a_deleted_org_is_gone_and_its_slug_stays_taken(auth: AuthClient) -> None:

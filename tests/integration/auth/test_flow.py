@@ -28,7 +28,8 @@ async def test_every_credential_kind_works_against_another_service(
     team = await auth.create_team(org["slug"])
     carol = await auth.create_user()
     await auth.add_member(team["name"], carol)
-    await auth.grant(team["name"], "github", ["execute"], tools=["search"])
+    github = await auth.server(org["id"])
+    await auth.grant(team["name"], github["name"], ["execute"], tools=["search"])
     key = await auth.api_key(carol.token, teams=[team["name"]])
     token = await auth.service_token(org["slug"], [f"ci:org:{org['slug']}"])
     for headers, kind in [
@@ -41,10 +42,11 @@ async def test_every_credential_kind_works_against_another_service(
         resp = await probe.get(WHOAMI, headers=headers)
         assert resp.status_code == 200, (kind, resp.text)
         assert resp.json()["kind"] == kind
-    path = "/api/v1/probe/servers/github/call"
-    ok = await probe.post(path, params={"tool": "search"}, headers={"X-API-Key": key})
+    path = f"/api/v1/probe/servers/{github['name']}/call"
+    at = {"id": github["id"], "org": org["id"]}
+    ok = await probe.post(path, params={**at, "tool": "search"}, headers={"X-API-Key": key})
     assert ok.status_code == 200
-    other_tool = await probe.post(path, params={"tool": "delete"}, headers={"X-API-Key": key})
+    other_tool = await probe.post(path, params={**at, "tool": "delete"}, headers={"X-API-Key": key})
     assert other_tool.status_code == 403
     assert other_tool.json()["error"]["code"] == "FORBIDDEN"
 
@@ -103,13 +105,16 @@ async def test_a_removed_grant_stops_the_tool_call_elsewhere(
     team = await auth.create_team(org["slug"])
     gina = await auth.create_user()
     await auth.add_member(team["name"], gina)
-    await auth.grant(team["name"], "jira", ["execute"])
-    path = "/api/v1/probe/servers/jira/call"
+    jira = await auth.server(org["id"])
+    await auth.grant(team["name"], jira["name"], ["execute"])
+    path = f"/api/v1/probe/servers/{jira['name']}/call"
+    params = {"id": jira["id"], "org": org["id"], "tool": "x"}
     headers = auth.bearer(gina.token)
-    assert (await probe.post(path, params={"tool": "x"}, headers=headers)).status_code == 200
-    await auth.call("DELETE", f"/api/v1/teams/{team['name']}/grants/jira", expect=204)
+    assert (await probe.post(path, params=params, headers=headers)).status_code == 200
+    await auth.call("DELETE", f"/api/v1/teams/{team['name']}/grants/{jira['name']}", expect=204)
     async with asyncio.timeout(1.0):
-        while (await probe.post(path, params={"tool": "x"}, headers=headers)).status_code != 403:
+        # without a grant the server is not there for the caller
+        while (await probe.post(path, params=params, headers=headers)).status_code != 404:
             await asyncio.sleep(0.02)
 
 

@@ -179,7 +179,8 @@ async def test_the_whole_flow_register_authorize_exchange_use_refresh_revoke(
     team = await auth.create_team(org["slug"])
     alice = await auth.create_user()
     await auth.add_member(team["name"], alice)
-    await auth.grant(team["name"], "github", ["execute"], tools=["search"])
+    github = await auth.server(org["id"])
+    await auth.grant(team["name"], github["name"], ["execute"], tools=["search"])
     client_id = await register(auth)
     verifier, challenge = pkce()
 
@@ -202,9 +203,11 @@ async def test_the_whole_flow_register_authorize_exchange_use_refresh_revoke(
 
     me = await mcp.get(WHOAMI, headers=bearer)
     assert me.status_code == 200 and me.json()["user_id"] == alice.id
-    call = "/api/v1/probe/servers/github/call"
-    assert (await mcp.post(call, params={"tool": "search"}, headers=bearer)).status_code == 200
-    denied = await mcp.post(call, params={"tool": "delete"}, headers=bearer)
+    call = f"/api/v1/probe/servers/{github['name']}/call"
+    at = {"id": github["id"], "org": org["id"]}
+    resp = await mcp.post(call, params={**at, "tool": "search"}, headers=bearer)
+    assert resp.status_code == 200
+    denied = await mcp.post(call, params={**at, "tool": "delete"}, headers=bearer)
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "FORBIDDEN"
     # the audience is the gateway: other services and auth's own API refuse the token
     for other, path in ((probe, WHOAMI), (auth.http, "/api/v1/auth/me")):

@@ -41,9 +41,10 @@ async def test_an_invalid_body_is_422_with_the_field_named(
 async def test_grants_team_bodies_and_tokens_are_validated(auth: AuthClient) -> None:
     org = await auth.create_org()
     team = await auth.create_team(org["slug"])
+    server = (await auth.server(org["id"]))["name"]
     cases = [
-        (f"/api/v1/teams/{team['name']}/grants", {"server": "s", "permissions": ["fly"]}),
-        (f"/api/v1/teams/{team['name']}/grants", {"server": "s", "permissions": []}),
+        (f"/api/v1/teams/{team['name']}/grants", {"server": server, "permissions": ["fly"]}),
+        (f"/api/v1/teams/{team['name']}/grants", {"server": server, "permissions": []}),
         (f"/api/v1/orgs/{org['slug']}/tokens", {"name": "t", "scopes": ["everything"]}),
         (f"/api/v1/orgs/{org['slug']}/tokens", {"name": "t", "scopes": ["read:org:other"]}),
         (f"/api/v1/orgs/{org['slug']}/members", {"user": "x", "role": "emperor"}),

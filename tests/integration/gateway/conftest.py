@@ -30,17 +30,27 @@ from tests.support.sse import stream_messages
 LIVE_STACKS: list[Stack] = []  # the package's `stack`, once a test has started it
 
 ADMIN = Principal(kind="user", id="u-admin", name="admin", platform_role="platform_admin")
+# the org `register` puts servers in, and the org of `member`'s teams (docs/TENANCY.md)
+TEST_ORG = "org-gateway-tests"
+SERVER_IDS: dict[str, str] = {}  # name → id of each server `register` made
 
 
 def member(*grants: tuple[str, str, set[str]], teams: tuple[str, ...] = ("team-a",)) -> Principal:
-    """A user whose teams hold the given (team, server, permissions) grants."""
+    """A user of TEST_ORG whose teams hold the given (team, server, permissions) grants, bound
+    to the servers `register` made (register them first)."""
     return Principal(
         kind="api_key",
         id="u-member",
         name="member",
+        orgs={TEST_ORG: "member"},
         teams=teams,
+        team_orgs=tuple((TEST_ORG, team) for team in teams),
         credential_id="key-1",
-        grants=tuple(Grant(team, server, frozenset(perms)) for team, server, perms in grants),
+        org=TEST_ORG,
+        grants=tuple(
+            Grant(team, server, frozenset(perms), None, SERVER_IDS.get(server), TEST_ORG)
+            for team, server, perms in grants
+        ),
     )
 
 
@@ -73,13 +83,19 @@ namespace, pg_url = package_isolation("gat")
 
 
 @pytest.fixture(scope="package")
-async def registry(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[Registry]:
-    """A real registry app for the session, plus its logic on our own pool and bus."""
+async def registry_url(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[str]:
+    """A real registry app for the session."""
+    async with serving(create_registry(registry_settings(pg_url, nats_url, namespace))) as url:
+        yield url
+
+
+@pytest.fixture(scope="package")
+async def registry(
+    registry_url: str, pg_url: str, nats_url: str, namespace: str
+) -> AsyncIterator[Registry]:
+    """The registry's logic on our own pool and bus (its app: `registry_url`)."""
     settings = registry_settings(pg_url, nats_url, namespace)
-    async with (
-        serving(create_registry(settings)),
-        registry_parts(settings, "gateway-test-registry") as parts,
-    ):
+    async with registry_parts(settings, "gateway-test-registry") as parts:
         yield parts
 
 
@@ -104,12 +120,15 @@ async def clean_registry(registry: Registry) -> AsyncIterator[None]:
 
 
 async def register(registry: Registry, name: str, url: str, **extra: Any) -> Any:
-    """Register and discover a server through the registry's own logic."""
+    """Register and discover a server of `org` (default TEST_ORG) through the registry's own
+    logic."""
+    org = extra.pop("org", TEST_ORG)
     body = ServerCreate(
         name=name, transport=extra.pop("transport", "streamable-http"), url=url, **extra
     )
     async with registry.pool.acquire() as conn, conn.transaction():
-        server = await servers.create(registry, conn, body, None, "test")
+        server = await servers.create(registry, conn, body, org, "test")
+    SERVER_IDS[name] = str(server["id"])
     await refresh.refresh(registry, server["id"], "test")
     return server
 
@@ -244,13 +263,14 @@ def modern_headers(method: str, name: str | None = None) -> dict[str, str]:
 
 @pytest.fixture(scope="package")
 async def stack(
-    registry: Registry, pg_url: str, nats_url: str, namespace: str
+    registry: Registry, registry_url: str, pg_url: str, nats_url: str, namespace: str
 ) -> AsyncIterator[Stack]:
     """The real auth service, the registry (above) and the gateway app on a port."""
     from services.gateway.app import create_app
     from tests.support.auth import auth_service
 
     async with auth_service(pg_url, nats_url, namespace) as auth:
+        auth.registry_url = registry_url
         settings = settings_for(
             GatewaySettings,
             pg_url=pg_url,

@@ -64,11 +64,11 @@ async def test_lists_are_namespaced_and_read_routes_back(registry, core_factory)
 
 
 async def test_only_readable_servers_are_listed_or_read(registry, core_factory) -> None:
-    alice = member(("team-a", "alpha", {"read"}))
     async with run_upstream(rich("alpha")) as a, run_upstream(rich("beta")) as b:
         await register(registry, "alpha", a)
         await register(registry, "beta", b)
         core = await core_factory()
+        alice = member(("team-a", "alpha", {"read"}))
         prompts = await core.call(alice, "prompts/list", {})
         with pytest.raises(RpcFault) as read:
             await core.call(alice, "resources/read", {"uri": "switchboard://beta/beta://readme"})

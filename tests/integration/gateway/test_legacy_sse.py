@@ -145,8 +145,6 @@ async def test_a_registry_change_announces_every_list_on_the_sse_stream(registry
 
 async def test_the_team_sse_view_lists_and_calls_only_that_teams_tools(registry, stack) -> None:
     auth = stack.auth
-    member = await auth.granted_member("tsse-a")
-    team, key = member.team, member.key
     async with (
         run_upstream(rich("a")) as url_a,
         run_upstream(rich("b")) as url_b,
@@ -154,6 +152,8 @@ async def test_the_team_sse_view_lists_and_calls_only_that_teams_tools(registry,
     ):
         await register(registry, "tsse-a", url_a)
         await register(registry, "tsse-b", url_b)
+        member = await auth.granted_member("tsse-a")
+        team, key = member.team, member.key
         await stack.wait_for_tool(http, "tsse-b__add")
         async with sse_sdk_client(f"{stack.url}/mcp/{team['name']}", key) as client:
             tools = await client.list_tools()
@@ -168,7 +168,8 @@ async def test_the_team_sse_view_lists_and_calls_only_that_teams_tools(registry,
     assert {t.name.split("__")[0] for t in tools.tools} == {"tsse-a"}
     assert added.structured_content == {"result": 3}
     assert hidden.value.error.code == -32602
-    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == -32003
+    # another team (of another org or not the caller's) is not there for it
+    assert foreign.status_code == 404 and foreign.json()["error"]["code"] == -32004
     assert endpoint.startswith(f"/mcp/{team['name']}/messages?session_id=")
 
 

@@ -53,8 +53,6 @@ async def test_the_sdk_client_lists_and_calls_tools_in_both_generations(
 
 async def test_an_api_key_of_team_a_neither_lists_nor_calls_team_bs_tools(registry, stack) -> None:
     auth = stack.auth
-    member = await auth.granted_member("alpha")
-    key = member.key
     async with (
         run_upstream(calculator("a")) as url_a,
         run_upstream(calculator("b")) as url_b,
@@ -62,6 +60,8 @@ async def test_an_api_key_of_team_a_neither_lists_nor_calls_team_bs_tools(regist
     ):
         await register(registry, "alpha", url_a)
         await register(registry, "beta", url_b)
+        member = await auth.granted_member("alpha")
+        key = member.key
         await stack.wait_for_tool(probe, "beta__add")
         listed = await stack.list_tools(probe, key)
         http, client = sdk_client(f"{stack.url}/mcp", key, "auto")

@@ -23,8 +23,6 @@ async def test_progressive_mode_searches_describes_and_calls_only_permitted_tool
     registry, stack, calls, mode
 ) -> None:
     auth = stack.auth
-    member = await auth.granted_member("alpha")
-    alice, key = member.user, member.key
     async with (
         run_upstream(calculator("a")) as url_a,
         run_upstream(calculator("b")) as url_b,
@@ -32,6 +30,8 @@ async def test_progressive_mode_searches_describes_and_calls_only_permitted_tool
     ):
         await register(registry, "alpha", url_a)
         await register(registry, "beta", url_b)
+        member = await auth.granted_member("alpha")
+        alice, key = member.user, member.key
         await stack.wait_for_tool(probe, "alpha__add")
         await stack.wait_for_tool(probe, "beta__add")
         http, client = sdk_client(f"{stack.url}/mcp?exposure=progressive", key, mode)

@@ -88,8 +88,6 @@ async def test_an_imported_tool_is_called_at_its_source_and_audited_under_its_se
     auth = stack.auth
     # a name per run: a routing entry left by the other run could otherwise answer the wait
     name = "shelf" if transport == "streamable-http" else "shelfsse"
-    member = await auth.granted_member(name)
-    alice, key = member.user, member.key
     seen = Seen()
     async with (
         run_source(calculator("a"), "streamable-http", Seen()) as url_a,
@@ -97,6 +95,8 @@ async def test_an_imported_tool_is_called_at_its_source_and_audited_under_its_se
         httpx.AsyncClient() as probe,
     ):
         server = await register(registry, name, url_a)
+        member = await auth.granted_member(name)
+        alice, key = member.user, member.key
         await import_from(registry, server, url_b, transport, ["lookup"])
         await stack.wait_for_tool(probe, f"{name}__lookup", key)
         http = httpx2.AsyncClient(headers=bearer(key), timeout=10)

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -28,9 +29,9 @@ from mcp_types import (
     ListTasksResult,
 )
 
-from libs.common.authn import Grant, Principal
+from libs.common.authn import Principal
 from services.registry import tools
-from tests.integration.gateway.conftest import ADMIN, bearer, register
+from tests.integration.gateway.conftest import ADMIN, bearer, member, register
 from tests.integration.gateway.task_upstreams import SessionTaskServer
 from tests.integration.gateway.upstreams import legacy_only, rich
 from tests.integration.registry.conftest import LOCAL, run_upstream
@@ -347,13 +348,18 @@ async def test_tasks_list_pages_the_callers_tasks_and_names_failing_servers(
     registry, core_factory
 ) -> None:
     core = await core_factory(GATEWAY_LIST_PAGE_SIZE=2)
-    grants = tuple(Grant("t", s, frozenset({"execute"})) for s in ("pages-up", "pages-down"))
-    pager = Principal(kind="user", id=f"u-{uuid.uuid4().hex}", name="pager", grants=grants)
     up, down = SessionTaskServer(), SessionTaskServer()
+
+    def pager() -> Principal:
+        """The caller, its grants bound to the servers once they are registered."""
+        grants = (("t", s, {"execute"}) for s in ("pages-up", "pages-down"))
+        return replace(member(*grants), id=f"u-{run}", name="pager")
+
+    run = uuid.uuid4().hex
 
     async def create(server: str) -> str:
         call = {"name": f"{server}__render", "arguments": {}, "task": {}}
-        return (await core.call(pager, "tools/call", call))["task"]["taskId"]
+        return (await core.call(pager(), "tools/call", call))["task"]["taskId"]
 
     async with serving(up.app()) as up_base:
         async with serving(down.app()) as down_base:
@@ -364,11 +370,11 @@ async def test_tasks_list_pages_the_callers_tasks_and_names_failing_servers(
             made = [await create("pages-down")] + [await create("pages-up") for _ in range(3)]
             pages, params = [], {}
             while True:
-                pages.append(await core.call(pager, "tasks/list", params))
+                pages.append(await core.call(pager(), "tasks/list", params))
                 if "nextCursor" not in pages[-1]:
                     break
                 params = {"cursor": pages[-1]["nextCursor"]}
-        after = await core.call(pager, "tasks/list", {})  # pages-down is not answering now
+        after = await core.call(pager(), "tasks/list", {})  # pages-down is not answering now
         others = await core.call(ADMIN, "tasks/list", {})
     assert [[t["taskId"] for t in page["tasks"]] for page in pages] == [made[:2], made[2:]]
     assert [t["taskId"] for t in after["tasks"]] == [made[1]]

@@ -84,11 +84,12 @@ async def server_row(pool: asyncpg.Pool, name: str) -> asyncpg.Record:
 
 
 @pytest.fixture(scope="package")
-async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[Any]:
-    """The real auth service for this session."""
+async def auth(pg_url: str, nats_url: str, namespace: str, registry_url: str) -> AsyncIterator[Any]:
+    """The real auth service for this session (its grants name this registry's servers)."""
     from tests.support.auth import auth_service
 
     async with auth_service(pg_url, nats_url, namespace) as client:
+        client.registry_url = registry_url
         yield client
 
 

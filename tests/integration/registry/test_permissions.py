@@ -20,9 +20,7 @@ async def test_reads_and_writes_follow_grants_and_org_roles(
     await auth.add_org_member(org["id"], org_admin, "admin")
     writers = await auth.create_team(org["slug"], name=unique("writers"))
     await auth.add_member(writers["name"], writer)
-    await auth.grant(team["name"], "files", ["read"])
-    await auth.grant(writers["name"], "files", ["write"])
-    # the users' tokens predate their grants: sign in again for fresh principals
+    # the users' tokens predate their roles and grants: sign in again for fresh principals
     tokens = {
         u: (await auth.login(u.username, u.password))["access_token"]
         for u in (reader, writer, stranger, org_admin)
@@ -38,7 +36,10 @@ async def test_reads_and_writes_follow_grants_and_org_roles(
         resp = await c.post("/api/v1/servers", json=body)
         assert resp.status_code == 201, resp.text
         other = await c.post("/api/v1/servers", json={**body, "name": "x", "org": "elsewhere"})
-        assert other.status_code == 403 and other.json()["error"]["code"] == "FORBIDDEN"
+        assert other.status_code == 404 and other.json()["error"]["code"] == "NOT_FOUND"
+    await auth.grant(team["name"], "files", ["read"])
+    await auth.grant(writers["name"], "files", ["write"])
+    tokens = {u: (await auth.login(u.username, u.password))["access_token"] for u in tokens}
     await api.post(
         "/api/v1/servers", json={"name": "hidden", "transport": "stdio", "command": "npx"}
     )
@@ -69,10 +70,9 @@ async def test_an_api_key_carries_its_users_grants(api: Any, auth: Any, registry
     team = await auth.create_team(org["slug"])
     user = await auth.create_user()
     await auth.add_member(team["name"], user)
+    files = {"name": "files", "transport": "stdio", "command": "npx", "org": org["id"]}
+    assert (await api.post("/api/v1/servers", json=files)).status_code == 201
     await auth.grant(team["name"], "files", ["read"])
-    await api.post(
-        "/api/v1/servers", json={"name": "files", "transport": "stdio", "command": "npx"}
-    )
     token = (await auth.login(user.username, user.password))["access_token"]
     key = await auth.api_key(token, teams=[team["name"]])
     async with httpx.AsyncClient(base_url=registry_url, headers={"X-API-Key": key}) as c:
@@ -91,15 +91,16 @@ async def test_tool_listings_follow_grants_narrowed_to_tools(
     user, owner = await auth.create_user(), await auth.create_user()
     await auth.add_member(narrow["name"], user)
     await auth.add_member(owners["name"], owner)
-    await auth.grant(narrow["name"], "weather", ["read", "execute"], tools=["temperature"])
     async with run_upstream(make_upstream()) as url:
         body = {
             "name": "weather",
             "transport": "streamable-http",
             "url": url,
             "owner_team": owners["name"],
+            "org": org["id"],
         }
         assert (await api.post("/api/v1/servers", json=body)).status_code == 201
+    await auth.grant(narrow["name"], "weather", ["read", "execute"], tools=["temperature"])
     await api.post("/api/v1/servers", json={"name": "other", "transport": "stdio", "command": "x"})
     tokens = {u: (await auth.login(u.username, u.password))["access_token"] for u in (user, owner)}
 

@@ -41,9 +41,12 @@ namespace, pg_url = package_isolation("san")
 
 
 @pytest.fixture(scope="package")
-async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
-    """The real auth service."""
+async def auth(
+    pg_url: str, nats_url: str, namespace: str, registry: str
+) -> AsyncIterator[AuthClient]:
+    """The real auth service (its grants name the registry's servers)."""
     async with auth_service(pg_url, nats_url, namespace) as client:
+        client.registry_url = registry
         yield client
 
 

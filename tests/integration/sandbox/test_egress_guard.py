@@ -105,8 +105,9 @@ async def test_a_write_grant_only_requests_hosts_and_wildcards_or_internal_addre
     api: httpx.AsyncClient, reg_api: httpx.AsyncClient, auth: AuthClient, admin: dict
 ) -> None:
     name = unique_name("egress")
-    await register_stdio(reg_api, admin, name)
-    member = await auth.granted_member(name, ["read", "write"])
+    org = await auth.create_org()  # a write grant is for a server of the team's own org
+    await register_stdio(reg_api, admin, name, org=org["id"])
+    member = await auth.granted_member(name, ["read", "write"], org=org)
     writer = auth.bearer(member.key)
     path = f"/api/v1/sandbox/servers/{name}/allowed-hosts"
     for host in (

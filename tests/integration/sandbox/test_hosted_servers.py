@@ -200,15 +200,23 @@ async def test_following_logs_streams_new_lines(
 async def test_lifecycle_needs_a_credential_and_a_grant(
     sandbox: Any, api: httpx.AsyncClient, reg_api: httpx.AsyncClient, admin: dict, auth: Any
 ) -> None:
+    org = await auth.create_org()
     name = unique_name()
-    await register_stdio(reg_api, admin, name)
+    await register_stdio(reg_api, admin, name, org=org["id"], enabled=False)
     anonymous = await api.post(f"/api/v1/sandbox/servers/{name}/start")
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "UNAUTHENTICATED"
     user = await auth.create_user()
-    forbidden = await api.post(
+    unseen = await api.post(
         f"/api/v1/sandbox/servers/{name}/start", headers=auth.bearer(user.token)
     )
+    assert unseen.status_code == 404  # not the caller's org's: not there for it
+    assert unseen.json()["error"]["code"] == "NOT_FOUND"
+    team = await auth.create_team(org["slug"])
+    await auth.add_member(team["name"], user)
+    await auth.grant(team["name"], name, ["read"])
+    token = (await auth.login(user.username, user.password))["access_token"]
+    forbidden = await api.post(f"/api/v1/sandbox/servers/{name}/start", headers=auth.bearer(token))
     assert forbidden.status_code == 403
     assert forbidden.json()["error"]["code"] == "FORBIDDEN"
 

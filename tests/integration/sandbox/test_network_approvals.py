@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from services.sandbox.execution import RunRequest, run_code
-from tests.integration.sandbox.conftest import ALLOWED_LOOPBACK
+from tests.integration.sandbox.conftest import ALLOWED_LOOPBACK, register_stdio
 
 FETCH = """
 import urllib.request, urllib.error
@@ -31,7 +31,7 @@ async def fetch(sandbox: Any, server: str, url: str) -> Any:
 
 
 async def test_approving_a_refused_host_allows_it_and_revoking_blocks_it_again(
-    sandbox: Any, api: httpx.AsyncClient, admin: dict
+    sandbox: Any, api: httpx.AsyncClient, reg_api: httpx.AsyncClient, admin: dict
 ) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -42,6 +42,7 @@ async def test_approving_a_refused_host_allows_it_and_revoking_blocks_it_again(
     server = await asyncio.start_server(handle, ALLOWED_LOOPBACK, 0)
     url = f"http://{ALLOWED_LOOPBACK}:{server.sockets[0].getsockname()[1]}/"
     name = f"net-{os.urandom(3).hex()}"
+    await register_stdio(reg_api, admin, name, enabled=False)  # its allowlist is its org's
     try:
         assert await fetch(sandbox, name, url) == 403
         pending = await api.get(
@@ -73,9 +74,10 @@ async def test_approving_a_refused_host_allows_it_and_revoking_blocks_it_again(
 
 
 async def test_allowed_hosts_are_added_and_removed_with_validation(
-    api: httpx.AsyncClient, admin: dict
+    api: httpx.AsyncClient, reg_api: httpx.AsyncClient, admin: dict
 ) -> None:
     name = f"hosts-{os.urandom(3).hex()}"
+    await register_stdio(reg_api, admin, name, enabled=False)
     path = f"/api/v1/sandbox/servers/{name}/allowed-hosts"
     added = await api.post(path, json={"hosts": ["API.example.com", "*.pypi.org"]}, headers=admin)
     assert added.status_code == 201

@@ -9,6 +9,7 @@ from libs.common.authn import (
     SESSION_COOKIE,
     Grant,
     Principal,
+    ServerRef,
     Verifier,
     canonical_resource,
     check_csrf,
@@ -19,7 +20,9 @@ from libs.common.authn import (
 )
 from libs.common.errors import Forbidden
 
-GRANT = Grant("eng", "github", frozenset({"execute"}), ("search",))
+GITHUB = ServerRef("s-github", "github", org="o1")
+JIRA = ServerRef("s-jira", "jira", org="o1")
+GRANT = Grant("eng", "github", frozenset({"execute"}), ("search",), server_id="s-github", org="o1")
 
 
 def request(method: str = "GET", headers: dict[str, str] | None = None) -> Request:
@@ -29,15 +32,52 @@ def request(method: str = "GET", headers: dict[str, str] | None = None) -> Reque
 
 
 def test_a_grant_covers_its_tools_and_implies_read() -> None:
-    assert GRANT.covers("execute", "github", "search")
-    assert GRANT.covers("read", "github", None)
-    assert not GRANT.covers("execute", "github", "delete")
-    assert not GRANT.covers("write", "github", None)
-    assert not GRANT.covers("execute", "jira", None)
+    assert GRANT.covers("execute", GITHUB, "search")
+    assert GRANT.covers("read", GITHUB, None)
+    assert not GRANT.covers("execute", GITHUB, "delete")
+    assert not GRANT.covers("write", GITHUB, None)
+    assert not GRANT.covers("execute", JIRA, None)
+
+
+def test_a_grant_covers_only_the_server_of_its_id_in_its_own_org() -> None:
+    renamed_elsewhere = ServerRef("s-other", "github", org="o1")
+    assert not GRANT.covers("execute", renamed_elsewhere, "search")
+    foreign = ServerRef("s-github", "github", org="o2")
+    assert not GRANT.covers("read", foreign, None)
+    unbound = Grant("eng", "github", frozenset({"execute"}), None, org="o1")
+    assert not unbound.covers("read", GITHUB, None)
+
+
+def test_a_share_lends_read_and_execute_but_never_write() -> None:
+    perms = frozenset({"execute", "write"})
+    grant = Grant("eng", "wiki", perms, None, server_id="s-wiki", org="o1")
+    lent = ServerRef("s-wiki", "wiki", org="o2", shared_with=frozenset({"o1"}))
+    assert grant.covers("read", lent, None)
+    assert grant.covers("execute", lent, None)
+    assert not grant.covers("write", lent, None)
+    platform = ServerRef("s-wiki", "wiki", org=None, shared_with=frozenset({"o1"}))
+    assert grant.covers("read", platform, None)
+    assert not grant.covers("read", ServerRef("s-wiki", "wiki"), None)
+
+
+def test_a_team_is_matched_within_its_org_only() -> None:
+    p = Principal("user", "u1", "ann", teams=("ops",), team_orgs=(("o1", "ops"),))
+    assert p.member_of("o1", "ops")
+    assert not p.member_of("o2", "ops")
+    assert not p.member_of(None, "ops")
 
 
 def test_principals_round_trip_through_their_json_form() -> None:
-    p = Principal("user", "u1", "ann", user_id="u1", orgs={"o1": "admin"}, grants=(GRANT,))
+    p = Principal(
+        "user",
+        "u1",
+        "ann",
+        user_id="u1",
+        orgs={"o1": "admin"},
+        teams=("eng",),
+        team_orgs=(("o1", "eng"),),
+        grants=(GRANT,),
+    )
     assert Principal.from_dict(p.to_dict()) == p
 
 
@@ -51,7 +91,7 @@ def test_org_roles_rank_and_platform_admins_pass_everything() -> None:
     admin = Principal("user", "a", "root", platform_role="platform_admin")
     require_org_role(admin, "o9", "owner")
     require_scope(admin, "admin:org:x")
-    require_grant(admin, "write", "anything")
+    require_grant(admin, "write", ServerRef("s9", "anything", org="o9"))
 
 
 def test_token_scopes_match_exactly_or_by_wildcard() -> None:

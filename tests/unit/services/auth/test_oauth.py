@@ -6,7 +6,7 @@ import hashlib
 import pytest
 
 from libs.common.authn import Grant
-from services.auth.grants import as_grants, not_owned, owned
+from services.auth.grants import as_grants, bind, not_owned, owned
 from services.auth.oauth import granted_scope, pkce_challenge, resource_for
 from services.auth.schemas import redirect_uri_problem
 from services.auth.settings import AuthSettings
@@ -70,22 +70,31 @@ def test_only_known_scopes_are_granted() -> None:
 
 def test_a_token_grant_must_be_covered_by_the_orgs_grants() -> None:
     org = [
-        Grant("eng", "github", frozenset({"execute"}), ("search", "read_file")),
-        Grant("ops", "jira", frozenset({"write"}), None),
+        Grant("eng", "github", frozenset({"execute"}), ("search", "read_file"), "s-gh", "o1"),
+        Grant("ops", "jira", frozenset({"write"}), None, "s-jira", "o1"),
     ]
-    ask = as_grants(
+    asked = as_grants(
         [
             {"server": "github", "permissions": ["execute"], "tools": ["search"]},
-            {"server": "jira", "permissions": ["read", "write"], "tools": None},
+            {"server": "s-jira", "permissions": ["read", "write"], "tools": None},
         ],
         team="",
+        org="o1",
     )
+    ask, unknown = bind(asked, org)
+    assert unknown == []
+    assert [g.server_id for g in ask] == ["s-gh", "s-jira"]
     assert all(owned(g, org) for g in ask)
-    too_much = as_grants(
-        [
-            {"server": "github", "permissions": ["execute"], "tools": None},
-            {"server": "github", "permissions": ["write"], "tools": ["search"]},
-            {"server": "gitlab", "permissions": ["read"], "tools": None},
-        ]
+    too_much, unknown = bind(
+        as_grants(
+            [
+                {"server": "github", "permissions": ["execute"], "tools": None},
+                {"server": "github", "permissions": ["write"], "tools": ["search"]},
+                {"server": "gitlab", "permissions": ["read"], "tools": None},
+            ],
+            org="o1",
+        ),
+        org,
     )
-    assert not_owned(too_much, org) == ["github", "github", "gitlab"]
+    assert unknown == ["gitlab"]
+    assert not_owned(too_much, org) == ["github", "github"]

@@ -61,14 +61,29 @@ def test_disabled_quarantined_and_unroutable_tools_are_not_visible() -> None:
 
 def test_grants_on_single_tools_narrow_the_list() -> None:
     table = RoutingTable()
-    table.replace([view("alpha", "x", "y")])
+    table.replace([view("alpha", "x", "y", org="o1")])
     user = Principal(
         kind="user",
         id="1",
         name="u",
-        grants=(Grant("t", "alpha", frozenset({"execute"}), tools=("y",)),),
+        grants=(Grant("t", "alpha", frozenset({"execute"}), ("y",), "id-alpha", "o1"),),
     )
     assert [t.public for t in table.visible_tools(user)] == ["alpha__y"]
+
+
+def test_a_grant_reaches_no_server_of_another_org_even_of_the_same_name_and_id() -> None:
+    table = RoutingTable()
+    table.replace([view("alpha", "x", org="o2")])
+    user = Principal(
+        kind="user",
+        id="1",
+        name="u",
+        grants=(Grant("t", "alpha", frozenset({"execute"}), None, "id-alpha", "o1"),),
+    )
+    assert table.visible_tools(user) == []
+    assert not table.may_read_server(user, table.servers["alpha"])
+    table.replace([view("alpha", "x", org="o2", shared_with=["o1"])])
+    assert [t.public for t in table.visible_tools(user)] == ["alpha__x"]
 
 
 def test_a_removed_server_takes_its_tools_along() -> None:

@@ -12,14 +12,14 @@ from services.gateway.protocol import CallContext
 from services.gateway.routing_table import RoutingTable
 from services.gateway.tasks import Tasks, _decode_cursor, _encode_cursor
 
-ADA = Principal(
-    kind="user", id="u1", name="ada", grants=(Grant("t", "jobs", frozenset({"execute"})),)
-)
-BOB = Principal(
-    kind="user", id="u2", name="bob", grants=(Grant("t", "jobs", frozenset({"execute"})),)
-)
+EXECUTE = Grant("t", "jobs", frozenset({"execute"}), server_id="id-1", org="o1")
+ADA = Principal(kind="user", id="u1", name="ada", grants=(EXECUTE,))
+BOB = Principal(kind="user", id="u2", name="bob", grants=(EXECUTE,))
 READER = Principal(
-    kind="user", id="u1", name="ada", grants=(Grant("t", "jobs", frozenset({"read"})),)
+    kind="user",
+    id="u1",
+    name="ada",
+    grants=(Grant("t", "jobs", frozenset({"read"}), server_id="id-1", org="o1"),),
 )
 SOURCE = {"url": "http://127.0.0.1:2/mcp", "transport": "streamable-http"}
 
@@ -30,7 +30,13 @@ def view(server_id: str = "id-1") -> dict:
         {"name": "render", "input_schema": {"type": "object"}},
         {"name": "lookup", "input_schema": {"type": "object"}, "upstream": SOURCE},
     ]
-    return {"id": server_id, "name": "jobs", "url": "http://127.0.0.1:1/mcp", "tools": tools}
+    return {
+        "id": server_id,
+        "name": "jobs",
+        "org": "o1",
+        "url": "http://127.0.0.1:1/mcp",
+        "tools": tools,
+    }
 
 
 def tasks_of(table: RoutingTable, secret: bytes = b"shared") -> Tasks:
