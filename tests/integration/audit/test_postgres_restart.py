@@ -138,7 +138,8 @@ async def test_restarting_postgres_mid_stream_loses_and_doubles_nothing(
             )
             await until(lambda: _at_least(private_pg.url, server, 100), timeout=15)
 
-            await private_pg.stop("immediate")  # mid-stream: publishers still sending, handlers mid-commit
+            # mid-stream: publishers still sending, handlers mid-commit
+            await private_pg.stop("immediate")
             killed_at = time.monotonic()
             assert not publishers.done(), "the stream ended before Postgres was stopped"
             await until(lambda: _status_is(http, 503), timeout=10)
