@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from services.registry import ssrf
+from libs.common import ssrf
 from services.registry.settings import RegistrySettings
 
 
@@ -105,7 +105,13 @@ KEYS: dict[str, Key] = {
             "auto_approve",
             doc="what happens to tools that appear on an already discovered server",
         ),
-        Key("ssrf_allowlist", _cidrs, None, doc="CIDRs upstream URLs may point into"),
+        Key(
+            "ssrf_allowlist",
+            _cidrs,
+            None,
+            routing=True,  # the gateway connects to what the registry let register
+            doc="CIDRs upstream URLs may point into",
+        ),
         Key("health_interval_s", _number(1, 86400), None, doc="seconds between health checks"),
         Key("llm_base_url", _url_or_null, None, doc="OpenAI-compatible API base URL"),
         Key("llm_api_key", _text(4096), None, secret=True, doc="API key of the LLM endpoint"),

@@ -14,8 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from libs.common import ssrf
 from libs.common.errors import Conflict, NotFound, Unprocessable
-from services.registry import discovery, metrics, refresh, review, servers, ssrf
+from services.registry import discovery, metrics, refresh, review, servers
 from services.registry.context import Registry
 from services.registry.crypto import MASK, Sealed
 from services.registry.schemas import SourceCreate, SourceFields
