@@ -24,6 +24,8 @@ class AuditSettings(Settings):
     alert_webhook_url: str = env("AUDIT_ALERT_WEBHOOK_URL", "")
     # CIDRs webhooks may reach despite the SSRF rules (a receiver on the local network)
     ssrf_allowlist: tuple[str, ...] = env("AUDIT_SSRF_ALLOWLIST", ())
+    # origins whose pages may open /ws/events and /ws/health_status, besides the public URL's
+    allowed_origins: tuple[str, ...] = env("AUDIT_ALLOWED_ORIGINS", ())
     ws_queue: int = env("AUDIT_WS_QUEUE", 256)
     ws_ping_s: float = env("AUDIT_WS_PING_S", 20.0)
     ws_auth_timeout_s: float = env("AUDIT_WS_AUTH_TIMEOUT_S", 10.0)

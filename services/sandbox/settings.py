@@ -29,6 +29,8 @@ class SandboxSettings(Settings):
     isolation: str = env("SANDBOX_ISOLATION", "auto")  # auto | bwrap-userns | none
     gvisor: str = env("SANDBOX_GVISOR", "auto")  # auto (read /proc/version) | true | false
     allow_unisolated: bool = env("SANDBOX_ALLOW_UNISOLATED", False)
+    # origins whose pages may open /ws/terminal, besides the public URL's
+    allowed_origins: tuple[str, ...] = env("SANDBOX_ALLOWED_ORIGINS", ())
     uid_base: int = env("SANDBOX_UID_BASE", 200_000)
     uid_count: int = env("SANDBOX_UID_COUNT", 50_000)
     idle_timeout_s: float = env("SANDBOX_IDLE_TIMEOUT_S", 300.0)

@@ -6,7 +6,9 @@ import asyncio
 import uuid
 
 import orjson
+import pytest
 import websockets
+from websockets.exceptions import InvalidStatus
 
 from libs.common import bus as busmod
 from libs.common.events import TOOL_CALLED, Event, ToolCalled
@@ -162,3 +164,29 @@ async def test_a_slow_client_is_closed_with_4008_without_slowing_others(
             assert ws.close_code == 4008
         finally:
             await ws.close()
+
+
+async def test_another_site_s_page_cannot_open_the_sockets_the_console_and_allowed_ones_can(
+    pg_url: str, nats_url: str, namespace: str, people: People
+) -> None:
+    settings = audit_settings_for(
+        pg_url,
+        nats_url,
+        namespace,
+        SWITCHBOARD_PUBLIC_URL="https://switchboard.example.com",
+        AUDIT_ALLOWED_ORIGINS="https://console.example.org",
+        SWITCHBOARD_INSTANCE="audit-origins",
+    )
+    async with serving(create_app(settings)) as url:
+        for path in ("/ws/events", "/ws/health_status"):
+            for origin in ("https://evil.example", "null", "https://switchboard.example.com.evil"):
+                with pytest.raises(InvalidStatus) as err:
+                    await websockets.connect(ws_url(url, path), origin=origin)
+                assert err.value.response.status_code == 403, (path, origin)
+        for origin in ("https://switchboard.example.com", "https://console.example.org", None):
+            ws = await websockets.connect(ws_url(url, "/ws/events"), origin=origin)
+            try:
+                await ws.send(orjson.dumps({"type": "auth", "token": people.admin}).decode())
+                await receive(ws, "authenticated", 5)
+            finally:
+                await ws.close()
