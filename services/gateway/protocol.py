@@ -26,6 +26,7 @@ from services.gateway.jsonrpc import (
     METHOD_NOT_FOUND,
     RESULT_TOO_LARGE,
     RpcFault,
+    relayed,
 )
 from services.gateway.progressive import META_NAMES, Progressive
 from services.gateway.routing_table import RoutingTable, ServerEntry, ToolEntry
@@ -269,10 +270,7 @@ class Gateway:
                     headers=param_headers.for_upstream(tool, forwarded["arguments"]),
                 )
             if "error" in reply:
-                err = reply["error"] or {}
-                raise RpcFault(
-                    int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
-                )
+                raise relayed(reply["error"])
             result = reply.get("result") or {}
             if result.get("resultType") == "task" or "task" in forwarded:
                 result = await self.tasks.created(result, route, forwarded, ctx)
@@ -415,10 +413,7 @@ class Gateway:
             relaying = input_bridge.relaying(self, server, ctx)
             reply, _ = await self.pool.request(server, method, forwarded, on_notify=relaying)
         if "error" in reply:
-            err = reply["error"] or {}
-            raise RpcFault(
-                int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
-            )
+            raise relayed(reply["error"])
         return _for_client(reply.get("result") or {}, ctx)
 
 
@@ -426,12 +421,6 @@ def _arguments(params: dict[str, Any]) -> dict[str, Any] | None:
     """The call's arguments when they are an object."""
     args = params.get("arguments")
     return args if isinstance(args, dict) else None
-
-
-def _upstream_fault(reply: dict[str, Any]) -> RpcFault:
-    """An upstream's JSON-RPC error, relayed as-is."""
-    err = reply.get("error") or {}
-    return RpcFault(int(err.get("code", -32603)), str(err.get("message", "")), err.get("data"))
 
 
 def _sandboxed(route: ServerEntry) -> bool:

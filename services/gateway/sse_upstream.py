@@ -35,6 +35,7 @@ from libs.common import sse
 from libs.common.outbound import read_capped
 from libs.common.ssrf import url_port
 from services.gateway import client_meta, metrics
+from services.gateway.jsonrpc import well_formed
 from services.gateway.routing_table import ServerEntry
 from services.gateway.upstream import (
     CLIENT_INFO,
@@ -247,7 +248,7 @@ class SseUpstream:
         if "method" not in msg:
             future = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
             if future is not None and not future.done():
-                future.set_result(msg)
+                future.set_result(well_formed(msg))
             return
         if "id" in msg:  # a server-to-client request
             if msg["method"] != "ping" and len(self._relays) == 1:

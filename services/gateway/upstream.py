@@ -33,6 +33,7 @@ from services.gateway.jsonrpc import (
     UPSTREAM_TIMEOUT,
     UPSTREAM_UNAVAILABLE,
     RpcFault,
+    well_formed,
 )
 from services.gateway.routing_table import ServerEntry
 from services.gateway.settings import GatewaySettings
@@ -378,7 +379,7 @@ def _parse_reply(raw: bytes, rid: int) -> dict[str, Any]:
         raise TransportFailure("the upstream answered with something that is not JSON") from None
     if not isinstance(msg, dict) or ("result" not in msg and "error" not in msg):
         raise TransportFailure("the upstream answered with something that is not JSON-RPC")
-    return msg
+    return well_formed(msg)
 
 
 async def _handle_event(
@@ -394,7 +395,7 @@ async def _handle_event(
     if not isinstance(msg, dict):
         return None
     if msg.get("id") == rid and ("result" in msg or "error" in msg):
-        return msg
+        return well_formed(msg)
     if "method" in msg and on_notify is not None:  # notifications and server requests
         await on_notify(msg)
     return None
@@ -435,7 +436,7 @@ class SandboxUpstream:
         reply = (data or {}).get("message")
         if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
             raise TransportFailure("the sandbox answered without a JSON-RPC response")
-        return reply
+        return well_formed(reply)
 
     async def close(self) -> None:
         """Nothing is held per server."""

@@ -164,7 +164,11 @@ async def post_mcp(request: Request) -> Response:
     except RpcFault as fault:
         if isinstance(body, dict) and isinstance(body.get("method"), str):
             metrics.operation(body["method"], "error").observe(time.perf_counter() - t0)
-        headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
+        headers = (
+            _www_authenticate(request)
+            if fault.status is None and fault.code == UNAUTHENTICATED
+            else None
+        )
         return _fault(request_id, fault, modern, headers)
 
 
