@@ -102,8 +102,9 @@ KEYS: dict[str, Key] = {
         Key(
             "new_tool_policy",
             _choice("auto_approve", "quarantine"),
-            "auto_approve",
-            doc="what happens to tools that appear on an already discovered server",
+            "quarantine",
+            doc="what happens to tools that appear on an already discovered server "
+            "(quarantine: held until approved)",
         ),
         Key(
             "ssrf_allowlist",
@@ -133,5 +134,6 @@ def defaults(settings: RegistrySettings) -> dict[str, Any]:
     """Every key's default; some come from the service's environment."""
     out = {name: key.default for name, key in KEYS.items()}
     out["ssrf_allowlist"] = list(settings.ssrf_allowlist)
+    out["new_tool_policy"] = settings.new_tool_policy
     out["health_interval_s"] = settings.health_interval_s
     return out

@@ -103,6 +103,13 @@ async def _check_url(reg: Registry, conn: asyncpg.Connection, url: str) -> None:
         ) from None
 
 
+async def _foreign(reg: Registry, conn: asyncpg.Connection, server: Any) -> list[str]:
+    """Other servers' tool names, bare and as the gateway lists them."""
+    cfg = await reg.config(conn)
+    refs = await tools_store.foreign_tools(conn, server["id"])
+    return review.foreign_names(refs, cfg["tool_name_separator"])
+
+
 async def _store_headers(
     reg: Registry, conn: asyncpg.Connection, source: Any, headers: dict[str, str]
 ) -> None:
@@ -197,7 +204,7 @@ async def discover(reg: Registry, source: Any, actor: str | None) -> dict[str, A
                 [t for t in listing.tools if t["name"] in stored],
                 first_discovery=False,
                 policy="quarantine",
-                foreign_tools=await tools_store.foreign_tool_names(conn, server["id"]),
+                foreign_tools=await _foreign(reg, conn, server),
             )
             await refresh.apply_changes(reg, conn, server, changes, actor, source["id"])
             if changes:
@@ -239,7 +246,7 @@ async def import_tools(
             "Some tools collide with tools the server already has.",
             details={"conflicts": sorted(taken)},
         )
-    foreign = await tools_store.foreign_tool_names(conn, server["id"])
+    foreign = await _foreign(reg, conn, server)
     changes = []
     for name in wanted:
         tool = listed[name]
