@@ -41,8 +41,10 @@ class ToolEntry:
     name: str  # the upstream's name
     public: str  # the name on /mcp
     definition: Mapping[str, Any]  # the MCP tool object as the upstream described it
+    # the hints, believed only for a server an admin marked trusted: they make calls retryable
     read_only: bool = False
     idempotent: bool = False
+    fingerprint: str = ""  # the registry's hash of this definition (what an audit record names)
     # set for a tool imported from an external MCP source: the connection its calls go to
     source: ServerEntry | None = field(default=None, compare=False, repr=False)
 
@@ -83,6 +85,7 @@ class ServerEntry:
     status: str = "unknown"
     timeout_s: float | None = None
     max_concurrency: int | None = None
+    trusted: bool = False  # an admin vouches for its tool annotations (retries on hints)
     tools: tuple[ToolEntry, ...] = ()
     resources: tuple[dict[str, Any], ...] = ()
     prompts: tuple[dict[str, Any], ...] = ()
@@ -149,6 +152,7 @@ def wire_annotations(stored: Any) -> dict[str, Any]:
 def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
     """Build a ServerEntry from a registry server view."""
     name = view["name"]
+    trusted = bool(view.get("trusted"))
     tools = []
     sources: dict[str, ServerEntry] = {}
     for tool in view.get("tools") or ():
@@ -166,8 +170,9 @@ def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
                 name=tool["name"],
                 public=public_name(name, tool["name"], separator),
                 definition=tool_definition(tool),
-                read_only=bool(annotations.get("readOnlyHint")),
-                idempotent=bool(annotations.get("idempotentHint")),
+                read_only=trusted and bool(annotations.get("readOnlyHint")),
+                idempotent=trusted and bool(annotations.get("idempotentHint")),
+                fingerprint=str(tool.get("fingerprint") or ""),
                 source=source,
             )
         )
@@ -185,6 +190,7 @@ def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
         status=str(view.get("status") or "unknown"),
         timeout_s=view.get("timeout_s"),
         max_concurrency=view.get("max_concurrency"),
+        trusted=trusted,
         tools=tuple(tools),
         resources=tuple(view.get("resources") or ()),
         prompts=tuple(view.get("prompts") or ()),

@@ -103,6 +103,8 @@ async def _apply(
                 server = await servers.create(reg, conn, body, body.org or org, principal.id)
             else:
                 fields = body.model_dump(exclude_unset=True, exclude={"name", "org"})
+                if "trusted" in fields:
+                    permissions.require_trust(principal, existing)
                 server, _ = await servers.update(
                     reg, conn, existing, ServerUpdate.model_validate(fields), principal.id
                 )

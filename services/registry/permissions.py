@@ -93,6 +93,18 @@ def require_write(principal: Principal, server: Any, ref: str) -> None:
         )
 
 
+def require_trust(principal: Principal, server: Any) -> None:
+    """403 unless the principal may vouch for a server's annotations (`trusted`): platform
+    admins and admins of the server's org; a `write` grant is not enough."""
+    org = server["org"]
+    if principal.is_platform_admin or (org and principal.has_org_role(org, "admin")):
+        return
+    raise Forbidden(
+        f"Marking {server['name']!r} trusted needs the admin role in its organisation.",
+        details={"server": server["name"], "field": "trusted", "required_role": "admin"},
+    )
+
+
 def creation_org(principal: Principal, org: str | None) -> str | None:
     """The org a new server belongs to; 403 unless the principal administers it."""
     org = org or principal.org

@@ -376,8 +376,9 @@ async def test_a_cookie_set_by_an_upstream_never_rides_on_another_call(
     assert seen and all(cookie is None for cookie in seen)
 
 
-async def test_annotations_reach_clients_in_mcp_form_and_read_only_calls_are_retried(
-    registry, core_factory
+@pytest.mark.parametrize("trusted", [False, True], ids=["untrusted", "trusted"])
+async def test_annotations_reach_clients_and_read_only_calls_are_retried_on_trusted_servers_only(
+    registry, core_factory, trusted
 ) -> None:
     from mcp_types import ToolAnnotations
 
@@ -416,20 +417,27 @@ async def test_annotations_reach_clients_in_mcp_form_and_read_only_calls_are_ret
         await inner(scope, receive, send)
 
     async with serving(first_call_fails) as base:
-        await register(registry, "hints", f"{base}/mcp")
+        await register(registry, "hints", f"{base}/mcp", trusted=trusted)
         core = await core_factory()
         listed = await core.call(ADMIN, "tools/list", {})
-        looked = await core.call(
-            ADMIN, "tools/call", {"name": "hints__lookup", "arguments": {"word": "hi"}}
-        )
+        try:
+            looked = await core.call(
+                ADMIN, "tools/call", {"name": "hints__lookup", "arguments": {"word": "hi"}}
+            )
+        except RpcFault as fault:
+            looked = {"code": fault.code}
         with pytest.raises(RpcFault) as plain:  # not read-only: not retried
             await core.call(
                 ADMIN, "tools/call", {"name": "hints__add", "arguments": {"a": 1, "b": 1}}
             )
     lookup_tool = next(t for t in listed["tools"] if t["name"] == "hints__lookup")
-    assert lookup_tool["annotations"] == {"readOnlyHint": True}
-    assert looked["content"][0]["text"] == "HI"
-    assert calls == ["lookup", "lookup", "add"]
+    assert lookup_tool["annotations"] == {"readOnlyHint": True}  # listed as declared, always
+    if trusted:
+        assert looked["content"][0]["text"] == "HI"
+        assert calls == ["lookup", "lookup", "add"]
+    else:  # a hint of a server nobody vouched for does not make a call repeatable
+        assert looked == {"code": UPSTREAM_ERROR}
+        assert calls == ["lookup", "add"]
     assert plain.value.code == UPSTREAM_ERROR
 
 
