@@ -95,11 +95,16 @@ class Hub:
         self.settings = settings
         self.clients: set[Client] = set()
         self.health: dict[str, Any] | None = None
+        # the arguments policy the store applies, as this replica last heard it
+        self.arguments_policy: str = settings.arguments
         self._tasks: list[asyncio.Task] = []
         self._subs: list[Any] = []
 
     async def start(self) -> None:
         """Subscribe to events and live logs; start the health and monitoring loops."""
+        async with self.pool.acquire() as conn:
+            stored = await servers.get_setting(conn, records.ARGUMENTS_SETTING)
+        self.arguments_policy = stored or self.settings.arguments
         await self.bus.follow("events.>", self.on_event)
         sub = await self.bus.nc.subscribe(self.bus.subject("live.sandbox.logs.>"), cb=self.on_log)
         self._subs.append(sub)
@@ -142,11 +147,17 @@ class Hub:
                 client.offer(message)
 
     async def on_event(self, event: Event) -> None:
-        """Relay an event on its channel (tool calls without their arguments)."""
+        """Relay an event on its channel (a tool call's arguments redacted as the store does)."""
         channel = channel_of(event)
         if channel is None:
             return
-        data = records.tool_call_live(event) if channel == "tool-calls" else dict(event.data)
+        policy = records.arguments_policy(event)
+        if policy is not None:
+            self.arguments_policy = policy
+        if channel == "tool-calls":
+            data = records.tool_call_live(event, self.arguments_policy)
+        else:
+            data = dict(event.data)
         self.publish(channel, data, event)
 
     async def on_log(self, msg: Any) -> None:

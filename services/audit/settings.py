@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
+from libs.common.redaction import POLICIES
 from libs.common.settings import Settings, SettingsError, env
 from libs.common.ssrf import parse_networks
-from services.audit.redaction import POLICIES
 
 
 @dataclass(frozen=True)

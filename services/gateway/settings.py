@@ -5,6 +5,7 @@ from typing import ClassVar
 
 from libs.common.settings import Settings, SettingsError, env
 from libs.common.ssrf import parse_networks
+from services.gateway.team_limits import parse_overrides
 
 ENVELOPE_BYTES = 64 * 1024  # a JSON-RPC message around a result of the largest allowed size
 
@@ -45,6 +46,9 @@ class GatewaySettings(Settings):
     task_ttl_s: float = env("GATEWAY_TASK_TTL_S", 7 * 24 * 3600.0)  # task ownership records
     rate_limit_per_min: int = env("GATEWAY_RATE_LIMIT_PER_MIN", 0)  # 0: unlimited
     rate_limit_overrides: tuple[str, ...] = env("GATEWAY_RATE_LIMIT_OVERRIDES", ())  # id=n
+    # tool calls one team may run at once on a replica (0: no cap); team=n overrides, 0: none
+    team_max_concurrency: int = env("GATEWAY_TEAM_MAX_CONCURRENCY", 0)
+    team_concurrency_overrides: tuple[str, ...] = env("GATEWAY_TEAM_CONCURRENCY_OVERRIDES", ())
 
     @property
     def event_limit(self) -> int:
@@ -52,8 +56,12 @@ class GatewaySettings(Settings):
         return self.max_event_bytes or self.max_result_bytes + ENVELOPE_BYTES
 
     def __post_init__(self) -> None:
-        """Check the allowlist's CIDRs once, at start."""
+        """Check the allowlist's CIDRs and the team overrides once, at start."""
         try:
             parse_networks(self.ssrf_allowlist)
         except ValueError as exc:
             raise SettingsError(f"GATEWAY_SSRF_ALLOWLIST: {exc}") from None
+        try:
+            parse_overrides(self.team_concurrency_overrides)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None

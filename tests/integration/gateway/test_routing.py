@@ -75,10 +75,13 @@ async def test_every_tool_call_publishes_an_audit_record(registry, core_factory,
         core = await core_factory()
         await core.call(ADMIN, "tools/call", {"name": "calc__add", "arguments": {"a": 1, "b": 2}})
     event = await calls.wait_for(lambda e: e.data["tool"] == "add")
+    tool = next(t for t in core.table.servers["calc"].tools if t.name == "add")
     assert event.data["server"] == "calc"
     assert event.data["status"] == "ok"
-    assert event.data["arguments"] == {"a": 1, "b": 2}
+    assert event.data["arguments"] == {"a": "[redacted]", "b": "[redacted]"}  # policy keys
     assert event.data["upstream_ms"] is not None
+    assert event.data["tool_fingerprint"] == tool.fingerprint
+    assert tool.fingerprint.startswith("sha256:")
 
 
 async def test_an_unknown_tool_is_invalid_params_and_audited(core_factory, calls) -> None:
