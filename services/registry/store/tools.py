@@ -37,9 +37,7 @@ async def get_tool(conn: asyncpg.Connection, server_id: uuid.UUID, name: str) ->
     )
 
 
-async def foreign_tools(
-    conn: asyncpg.Connection, server_id: uuid.UUID
-) -> list[tuple[str, str]]:
+async def foreign_tools(conn: asyncpg.Connection, server_id: uuid.UUID) -> list[tuple[str, str]]:
     """(server, tool) names of other servers' tools (for the cross-reference poisoning check)."""
     rows = await conn.fetch(
         "SELECT DISTINCT s.name AS server, t.name FROM registry.tools t"
