@@ -466,3 +466,40 @@ async def test_the_heap_is_settled_after_the_table_loads_and_after_each_change(
         async with asyncio.timeout(5):
             while settles() == loaded:
                 await asyncio.sleep(0.05)
+
+
+async def test_tools_whose_names_collide_across_servers_are_both_listed_and_routed_apart(
+    registry, core_factory
+) -> None:
+    from mcp.server.mcpserver import MCPServer
+
+    outer, inner = MCPServer("outer"), MCPServer("inner")
+
+    @outer.tool(name="c", description="Answer from the a__b server.")
+    def c_tool() -> str:
+        return "from a__b"
+
+    @inner.tool(name="b__c", description="Answer from the a server.")
+    def b_c_tool() -> str:
+        return "from a"
+
+    async with run_upstream(outer) as outer_url, run_upstream(inner) as inner_url:
+        await register(registry, "a__b", outer_url)
+        await register(registry, "a", inner_url)
+        core = await core_factory()
+        listed = await core.call(ADMIN, "tools/list", {})
+        ours = [t for t in listed["tools"] if t["name"].startswith("a__b__c")]
+        answers = [
+            (await core.call(ADMIN, "tools/call", {"name": t["name"], "arguments": {}}))["content"][
+                0
+            ]["text"]
+            for t in ours
+        ]
+        with pytest.raises(RpcFault) as plain:
+            await core.call(ADMIN, "tools/call", {"name": "a__b__c", "arguments": {}})
+    assert len(ours) == 2 and "a__b__c" not in [t["name"] for t in ours]
+    assert sorted(t["description"] for t in ours) == [
+        "Answer from the a server.", "Answer from the a__b server."]  # fmt: skip
+    assert {t["_meta"]["io.switchboard/ambiguousName"] for t in ours} == {"a__b__c"}
+    assert sorted(answers) == ["from a", "from a__b"]
+    assert plain.value.code == -32602
