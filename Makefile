@@ -19,7 +19,7 @@ PYTEST := $(PY) -m pytest
 NO_TESTS_OK := || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help runtime setup test-peers run stop test test-unit test-integration test-e2e test-acceptance test-conformance lint fmt bench k8s-check clean
+.PHONY: help runtime setup test-peers run stop test test-unit test-integration test-e2e test-acceptance test-conformance test-fuzz lint fmt bench k8s-check clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -65,6 +65,9 @@ test-e2e: setup ## Run the end-to-end tests (the whole stack behind nginx)
 
 test-acceptance: setup ## Run the acceptance suite (the stack as `make run` starts it, from a 0700 copy)
 	$(PYTEST) tests/acceptance
+
+test-fuzz: setup ## Fuzz every service's OpenAPI document through nginx (schemathesis): no 5xx
+	$(PYTEST) tests/fuzz $(NO_TESTS_OK)
 
 test-conformance: setup ## Run the official MCP conformance suites, directly and through the gateway
 	$(PYTEST) tests/conformance $(NO_TESTS_OK)

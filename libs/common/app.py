@@ -19,11 +19,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route
 
 from libs.common import authn, db, migrate, outbox
 from libs.common import bus as busmod
 from libs.common import log as logmod
+from libs.common import openapi as openapi_doc
 from libs.common.errors import EXCEPTION_HANDLERS
 from libs.common.events import (
     ServiceHeartbeat,
@@ -123,41 +124,11 @@ async def readyz(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    """The OpenAPI document, built from the routes and their docstrings."""
-    return json_response(
-        build_openapi(request.app.state.service, request.app.state.version, request.app.routes)
-    )
-
-
-def build_openapi(service: str, version: str, routes: Sequence[BaseRoute]) -> dict[str, Any]:
-    """Paths, methods and summaries of every HTTP route."""
-    paths: dict[str, dict[str, Any]] = {}
-    for path, route in _walk(routes, ""):
-        if not isinstance(route, Route):
-            continue
-        doc = (route.endpoint.__doc__ or route.name or "").strip().splitlines()
-        for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
-            paths.setdefault(path, {})[method.lower()] = {
-                "summary": doc[0] if doc else "",
-                "operationId": f"{route.name}_{method.lower()}",
-                "responses": {"default": {"description": "JSON; errors use the error envelope"}},
-            }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": f"Switchboard {service}", "version": version},
-        "paths": dict(sorted(paths.items())),
-    }
-
-
-def _walk(routes: Sequence[BaseRoute], prefix: str) -> list[tuple[str, BaseRoute]]:
-    """Flatten mounts into (full path, route) pairs."""
-    out: list[tuple[str, BaseRoute]] = []
-    for route in routes:
-        if isinstance(route, Mount):
-            out.extend(_walk(route.routes or [], prefix + route.path))
-        elif isinstance(route, (Route, WebSocketRoute)):
-            out.append((prefix + route.path, route))
-    return out
+    """The OpenAPI document: the routes, with the schemas their handlers use."""
+    state = request.app.state
+    if getattr(state, "openapi", None) is None:
+        state.openapi = openapi_doc.build(state.service, state.version, request.app.routes)
+    return json_response(state.openapi)
 
 
 def build_app(

@@ -13,6 +13,7 @@ from libs.common.errors import Unprocessable
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000  # beyond any list here; keeps OFFSET well inside a bigint
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ def list_query(
     )
     if page_size > MAX_PAGE_SIZE:
         problems["page_size"] = f"must be at most {MAX_PAGE_SIZE}"
+    if page > MAX_PAGE:
+        problems["page"] = f"must be at most {MAX_PAGE}"
     if "offset" in params and "page" not in params and not problems:
         offset = _positive_int(params, "offset", 0, problems, minimum=0)
         page = offset // max(page_size, 1) + 1
@@ -85,6 +88,9 @@ def _positive_int(
         return default
     if value < minimum:
         problems[name] = f"must be at least {minimum}"
+        return default
+    if value > MAX_PAGE * MAX_PAGE_SIZE:
+        problems[name] = f"must be at most {MAX_PAGE * MAX_PAGE_SIZE}"
         return default
     return value
 

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from libs.common import process_env
+
 NAME_RE = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 HEADER_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
@@ -76,6 +78,9 @@ class ServerFields(BaseModel):
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str] | None) -> Any:
+        refused = process_env.refused_names(value or {})
+        if refused:
+            raise ValueError(f"{refused[0]!r} steers a loader or interpreter and may not be set")
         return _check_map(value, KEY_RE, "environment variable")
 
     @field_validator("trusted")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import uuid
 from typing import Any
@@ -10,7 +11,7 @@ import asyncpg
 import orjson
 
 from libs.common import outbox
-from libs.common.errors import Conflict, NotFound
+from libs.common.errors import Conflict, NotFound, Unprocessable
 from libs.common.events import (
     APPROVAL_DECIDED,
     APPROVAL_REQUESTED,
@@ -20,7 +21,7 @@ from libs.common.events import (
     ApprovalChanged,
     CodeToolChanged,
 )
-from services.sandbox import modules, store
+from services.sandbox import allowlist, modules, store
 from services.sandbox.execution import RunRequest, run_code
 from services.sandbox.runtime import SCHEMA, Runtime
 from services.sandbox.validation import check_arguments, validate_code
@@ -230,15 +231,31 @@ async def _apply(
     elif row["kind"] == "network":
         host = row["subject"]
         if status == "approved":
+            host = _approvable_host(rt, host)
             await store.insert_allowed_host(conn, row["server"], host, actor)
         elif status == "revoked":
             await store.delete_allowed_host(conn, row["server"], host)
+            with contextlib.suppress(ValueError):  # approved in canonical form
+                await store.delete_allowed_host(conn, row["server"], allowlist.normalise(host))
         rt.forget_hosts(row["server"])
     elif row["kind"] == "module":
         if status == "approved":
             await store.insert_module(conn, row["subject"], actor)
         elif status == "revoked":
             await store.delete_module(conn, row["subject"])
+
+
+def _approvable_host(rt: Runtime, host: str) -> str:
+    """The canonical entry of a requested host; 422 for wildcards of everything and internal
+    addresses (a request opened before these rules, or by hand)."""
+    try:
+        entry = allowlist.normalise(host)
+    except ValueError as exc:
+        raise Unprocessable(
+            "This request does not name a host.", details={"fields": {"subject": str(exc)}}
+        ) from None
+    rt.check_hosts([entry])
+    return entry
 
 
 # ---- the built-in code server ------------------------------------------------------------

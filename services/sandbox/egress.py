@@ -1,35 +1,45 @@
-"""The egress proxy: HTTP CONNECT / absolute-URI HTTP on a Unix socket per sandbox, allowlisted."""
+"""The egress proxy: HTTP CONNECT / absolute-URI HTTP on a Unix socket per sandbox, allowlisted.
+
+A destination passes two checks: its host is on the server's allowlist, and every address the
+proxy resolves it to is one sandboxes may reach (`addresses.AddressGuard`). The proxy then
+connects to an address it checked, never to the name again (no DNS rebinding).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
+import ipaddress
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
 
+from services.sandbox.addresses import AddressGuard, parse_address
+from services.sandbox.allowlist import canonical_host
+
 log = structlog.get_logger()
 
 HEAD_LIMIT = 16 * 1024
 CONNECT_TIMEOUT_S = 10.0
+NOT_ALLOWLISTED = "not in the allowlist"
 
 AllowCheck = Callable[[str, str, int], Awaitable[bool]]
 RefusalHook = Callable[[str, str, int, str], Awaitable[None]]
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
-def host_matches(pattern: str, host: str, port: int) -> bool:
-    """`example.com`, `*.example.com` or `host:port` against a destination."""
-    pattern = pattern.lower().strip()
-    want_port = None
-    if pattern.count(":") == 1:
-        pattern, raw = pattern.split(":")
-        want_port = int(raw) if raw.isdigit() else -1
-    if want_port is not None and want_port != port:
-        return False
-    return fnmatch.fnmatchcase(host.lower(), pattern)
+async def system_resolve(host: str, port: int) -> list[str]:
+    """The host's addresses from the system resolver, in its order, without duplicates."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found: list[str] = []
+    for info in infos:
+        text = str(info[4][0]).split("%")[0]
+        if text not in found:
+            found.append(text)
+    return found
 
 
 def parse_target(line: str) -> tuple[str, str, int, str] | None:
@@ -56,9 +66,17 @@ def parse_target(line: str) -> tuple[str, str, int, str] | None:
 class EgressProxy:
     """One Unix socket per sandboxed process; each connection checked against its server's list."""
 
-    def __init__(self, allow: AllowCheck, refused: RefusalHook) -> None:
+    def __init__(
+        self,
+        allow: AllowCheck,
+        refused: RefusalHook,
+        guard: AddressGuard,
+        resolve: Resolver = system_resolve,
+    ) -> None:
         self.allow = allow
         self.refused = refused
+        self.guard = guard
+        self.resolve = resolve
         self._servers: dict[str, tuple[asyncio.AbstractServer, Path]] = {}
 
     async def open_socket(self, key: str, server: str, path: Path, uid: int | None) -> Path:
@@ -106,18 +124,22 @@ class EgressProxy:
         if target is None:
             await _answer(writer, 400, "Bad Request")
             return
-        method, host, port, path = target
+        method, raw_host, port, path = target
+        host = canonical_host(raw_host)
         if not await self.allow(server, host, port):
             await _answer(writer, 403, "Forbidden", b"egress to this host is not allowed\n")
-            await self.refused(server, host, port, "not in the allowlist")
+            await self.refused(server, host, port, NOT_ALLOWLISTED)
             return
-        try:
-            up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), CONNECT_TIMEOUT_S
-            )
-        except (OSError, TimeoutError):
+        addresses, problem = await self.addresses(host, port)
+        if problem is not None:
+            await _answer(writer, 403, "Forbidden", f"egress refused: {problem}\n".encode())
+            await self.refused(server, host, port, problem)
+            return
+        upstream = await _connect(addresses, port)
+        if upstream is None:
             await _answer(writer, 502, "Bad Gateway")
             return
+        up_reader, up_writer = upstream
         if method == "CONNECT":
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
@@ -126,6 +148,40 @@ class EgressProxy:
             first = f"{method} {path} {lines[0].rsplit(' ', 1)[1]}"
             up_writer.write(("\r\n".join([first, *kept]) + "\r\n\r\n").encode("latin-1"))
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    async def addresses(self, host: str, port: int) -> tuple[list[str], str | None]:
+        """Resolve once and check every address: (addresses, None) or ([], why refused)."""
+        await self.guard.refresh()
+        literal = parse_address(host)
+        if literal is not None:
+            found = [str(literal)]
+        else:
+            try:
+                found = await self.resolve(host, port)
+            except OSError:
+                return [], "the host does not resolve"
+        if not found:
+            return [], "the host has no address"
+        for text in found:
+            try:
+                problem = self.guard.problem(ipaddress.ip_address(text))
+            except ValueError:
+                problem = "the resolver answered something that is not an address"
+            if problem is not None:
+                return [], f"{host} resolves to a {problem}" if literal is None else problem
+        return found, None
+
+
+async def _connect(
+    addresses: list[str], port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """Connect to the first checked address that answers (never to the name again)."""
+    for address in addresses:
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(address, port), CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError):
+            continue
+    return None
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, text: str, body: bytes = b"") -> None:

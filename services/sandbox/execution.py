@@ -17,7 +17,7 @@ import structlog
 
 from libs.common import outbox
 from libs.common.events import EXECUTION_FINISHED, ExecutionFinished
-from services.sandbox import isolation
+from services.sandbox import cgroups, isolation
 from services.sandbox.runtime import SCHEMA, Runtime
 
 log = structlog.get_logger()
@@ -43,7 +43,7 @@ class RunRequest:
 
 async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
     """Run `main(**args)` from `req.code` in a fresh sandbox; publish sandbox.execution.finished."""
-    rt.require_isolation()
+    await rt.require_isolation()
     limits = req.limits or rt.manager.limits()
     timeout = req.timeout_s or rt.settings.code_timeout_s
     key = f"run-{uuid.uuid4().hex}"
@@ -52,8 +52,14 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
     uid = isolation.host_uid(rt.settings, key)
     isolation.prepare_dir(workdir, uid)
     proxy = await rt.manager.proxy_for(key, req.server, isolation.proxy_socket(root, key))
+    cgroup = cgroups.create(rt.cgroups, key, limits.memory_mb, limits.nproc)
     conf = isolation.Confinement(
-        key=key, workdir=workdir, limits=limits, proxy_socket=proxy, service_packages=False
+        key=key,
+        workdir=workdir,
+        limits=limits,
+        proxy_socket=proxy,
+        service_packages=False,
+        cgroup=cgroup,
     )
     if req.packages:
         paths = []
@@ -61,18 +67,20 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
             dest = f"{isolation.TOOL_PACKAGES}/{index}"
             conf.ro_binds.append((src, dest))
             paths.append(dest if rt.tier == isolation.BWRAP_USERNS else src)
-        conf.env["PYTHONPATH"] = ":".join(paths)
+        conf.python_path = ":".join(paths)
     runner = f"{isolation.SUPPORT_DIR}/runner.py"
     if rt.tier != isolation.BWRAP_USERNS:
         runner = str(rt.layout.support / "runner.py")
     argv = [rt.settings.python, "-S", runner]
-    cmd = isolation.build_command(rt.settings, rt.layout, rt.tier, conf, argv)
     started = time.perf_counter()
+    cmd = None
     try:
+        cmd = isolation.build_command(rt.settings, rt.layout, rt.tier, conf, argv)
         outcome = await _spawn(cmd, orjson.dumps({"code": req.code, "args": req.args}), timeout)
     finally:
-        for fd in cmd.pass_fds:
+        for fd in cmd.pass_fds if cmd is not None else ():
             os.close(fd)
+        await cgroups.remove(cgroup)
         await rt.manager.release_proxy(key)
         shutil.rmtree(workdir, ignore_errors=True)
     outcome["duration_ms"] = outcome.get("duration_ms") or round(

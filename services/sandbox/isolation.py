@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.sandbox import seccomp
+import structlog
+
+from libs.common import process_env
+from services.sandbox import cgroups, seccomp
 from services.sandbox.layout import Layout
 from services.sandbox.settings import SandboxSettings
 
@@ -32,6 +35,8 @@ PROXY_SOCKET = "/run/switchboard/proxy.sock"
 SUPPORT_DIR = "/opt/switchboard/support"
 WORK = "/work"
 PROXY_PORT = 3128
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class Confinement:
     proxy_socket: Path | None = None
     # hosted servers get the service's packages (the MCP SDK); code tools only what they import
     service_packages: bool = True
+    python_path: str = ""  # without the service's packages: the tool packages a code run imports
+    cgroup: Path | None = None  # its own cgroup v2 (memory.max, pids.max), where delegated
 
 
 @dataclass(frozen=True)
@@ -93,19 +100,21 @@ class Command:
     cwd: str | None = None
 
 
-def landlock_abi() -> int:
-    """The kernel's Landlock ABI version (0 when Landlock is unavailable)."""
+def landlock_abi(cap: int = 0) -> int:
+    """The Landlock ABI version the fallback tier uses: the kernel's (0 when Landlock is
+    unavailable), at most `cap` when one is set."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.syscall.restype = ctypes.c_long
-        return max(int(libc.syscall(444, None, 0, 1)), 0)
+        abi = max(int(libc.syscall(444, None, 0, 1)), 0)
     except (OSError, AttributeError):
         return 0
+    return min(abi, cap) if cap > 0 else abi
 
 
 def _fallback(settings: SandboxSettings, why: str) -> tuple[str, str]:
     """Landlock + seccomp + rlimits + uid when the kernel has Landlock, else none."""
-    abi = landlock_abi()
+    abi = landlock_abi(settings.landlock_abi_max)
     if abi >= 1 and seccomp.supported() and settings.isolation != NONE:
         return LANDLOCK_FALLBACK, f"{why}; Landlock ABI {abi} + seccomp + rlimits instead"
     return NONE, why
@@ -257,11 +266,20 @@ def prepare_dir(path: Path, uid: int | None, mode: int = 0o700) -> None:
     path.chmod(mode)
 
 
-def build_command(
-    settings: SandboxSettings, layout: Layout, tier: str, conf: Confinement, argv: list[str]
-) -> Command:
-    """The full command: setpriv (as root) → prlimit → bwrap (namespaces, mounts, seccomp)."""
-    uid = host_uid(settings, conf.key)
+def executable(program: str) -> str:
+    """The absolute path of a program, found on the service's own PATH (OSError if none)."""
+    found = shutil.which(program)
+    if found is None or not os.path.isabs(found):
+        raise OSError(f"{program} not found")
+    return found
+
+
+def inside_env(conf: Confinement) -> dict[str, str]:
+    """The environment of the confined process: ours, then the server's own, minus the names
+    that steer loaders and interpreters (the registry refuses them; dropped here in case)."""
+    refused = process_env.refused_names(conf.env)
+    if refused:
+        log.warning("sandbox_env_dropped", key=conf.key, names=refused)
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": WORK,
@@ -270,25 +288,41 @@ def build_command(
         "PYTHONPATH": SITE_PACKAGES,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
-        **conf.env,
+        **{k: v for k, v in conf.env.items() if k not in refused},
     }
     if conf.proxy_socket is not None:
         proxy = f"http://127.0.0.1:{PROXY_PORT}"
         env.update(HTTP_PROXY=proxy, HTTPS_PROXY=proxy, http_proxy=proxy, https_proxy=proxy)
+    return env
+
+
+def build_command(
+    settings: SandboxSettings, layout: Layout, tier: str, conf: Confinement, argv: list[str]
+) -> Command:
+    """The full command: setpriv (as root) → prlimit → bwrap (namespaces, mounts, seccomp).
+
+    Every launcher is an absolute path started with an empty environment; the server's env
+    and the mount options (secrets included) travel in a memfd, never in argv or environ.
+    """
+    uid = host_uid(settings, conf.key)
+    env = inside_env(conf)
     prlimit = [
+        *cgroups.enter_prefix(conf.cgroup),
         *identity_prefix(uid),
-        shutil.which("prlimit") or "/usr/bin/prlimit",
+        executable("prlimit"),
         *conf.limits.prlimit_args(),
         "--",
     ]
     if tier == NONE:
-        return Command(
-            [*prlimit, *argv], (), uid, uid, {**env, "HOME": str(conf.workdir)}, str(conf.workdir)
-        )
+        env = {**env, "HOME": str(conf.workdir)}
+        if conf.service_packages and layout.packages is not None:
+            env["PYTHONPATH"] = str(layout.packages)
+        elif not conf.service_packages:
+            env["PYTHONPATH"] = conf.python_path
+        return Command([*prlimit, *argv], (), uid, uid, env, str(conf.workdir))
     if tier == LANDLOCK_FALLBACK:
         return _fallback_command(settings, layout, conf, env, prlimit, argv, uid)
     args = [
-        settings.bwrap,
         "--unshare-all",
         "--unshare-user",
         "--disable-userns",
@@ -344,7 +378,7 @@ def build_command(
         "--clearenv",
     ]
     if not conf.service_packages:
-        env["PYTHONPATH"] = conf.env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = conf.python_path
     elif layout.packages is not None:
         args += ["--ro-bind", str(layout.packages), SITE_PACKAGES]
     args += ["--ro-bind", str(layout.support), SUPPORT_DIR]
@@ -357,14 +391,17 @@ def build_command(
     args += ["--remount-ro", "/"]  # the root tmpfs too: only /work and /tmp are writable
     for name, value in env.items():
         args += ["--setenv", name, value]
-    fds: tuple[int, ...] = ()
+    fds: list[int] = []
     if seccomp.supported():
         fd = _memfd(seccomp.build_filter())
         args += ["--seccomp", str(fd)]
-        fds = (fd,)
+        fds.append(fd)
+    options = _memfd(b"".join(a.encode() + b"\0" for a in args))
+    fds.append(options)
     if conf.proxy_socket is not None:
         argv = [settings.python, f"{SUPPORT_DIR}/bridge.py", "--", *argv]
-    return Command([*prlimit, *args, *argv], fds, uid, uid, {})
+    bwrap = [executable(settings.bwrap), "--args", str(options)]
+    return Command([*prlimit, *bwrap, *argv], tuple(fds), uid, uid, {})
 
 
 def _fallback_command(
@@ -376,7 +413,12 @@ def _fallback_command(
     argv: list[str],
     uid: int | None,
 ) -> Command:
-    """Host paths, Landlock rules for them, seccomp, no network (the pod's policy adds egress)."""
+    """Host paths, Landlock rules for them, seccomp, no network (the pod's policy adds egress).
+
+    The launcher is the system Python in isolated mode (-I: no PYTHON* variables, no user
+    site, no script dir on sys.path) with an empty environment; it confines itself, then
+    executes the command with the server's environment.
+    """
     support = str(layout.support)
     tmp = conf.workdir / ".tmp"
     tmp.mkdir(exist_ok=True)
@@ -406,13 +448,27 @@ def _fallback_command(
         ro.append(str(layout.packages))
         env["PYTHONPATH"] = str(layout.packages)
     else:
-        env["PYTHONPATH"] = conf.env.get("PYTHONPATH", "")
-    fd = _memfd(seccomp.build_filter())
-    env["SWITCHBOARD_CONFINE"] = json.dumps(
-        {"ro": ro, "rw": [str(conf.workdir), "/dev/null"], "seccomp_fd": fd}
-    )
-    launcher = [settings.python, "-S", f"{support}/confine.py", "--"]
-    return Command([*prlimit, *launcher, *argv], (fd,), uid, uid, env, str(conf.workdir))
+        env["PYTHONPATH"] = conf.python_path
+    seccomp_fd = _memfd(seccomp.build_filter(socket_families=seccomp.FALLBACK_SOCKET_FAMILIES))
+    config = {
+        "ro": ro,
+        "rw": [str(conf.workdir), "/dev/null"],
+        "seccomp_fd": seccomp_fd,
+        "landlock_abi_max": settings.landlock_abi_max,
+        "env": env,
+    }
+    config_fd = _memfd(json.dumps(config).encode())
+    launcher = [
+        executable(settings.python),
+        "-I",
+        "-S",
+        f"{support}/confine.py",
+        "--config-fd",
+        str(config_fd),
+        "--",
+    ]
+    fds = (seccomp_fd, config_fd)
+    return Command([*prlimit, *launcher, *argv], fds, uid, uid, {}, str(conf.workdir))
 
 
 def _memfd(data: bytes) -> int:

@@ -29,6 +29,7 @@ class Policy(BaseModel):
     require_tool_approval: bool = True
     terminal_enabled: bool = False
     allow_unisolated: bool = False
+    accept_weak_isolation: bool = False  # see GET /status isolation.weak
 
     def limits(self) -> isolation.Limits:
         """rlimits for code runs."""
@@ -51,6 +52,7 @@ class PolicyPatch(BaseModel):
     require_tool_approval: bool | None = None
     terminal_enabled: bool | None = None
     allow_unisolated: bool | None = None
+    accept_weak_isolation: bool | None = None
 
 
 class PolicyCache:

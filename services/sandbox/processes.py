@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,10 @@ import orjson
 import structlog
 
 from libs.common.errors import Conflict, Unavailable, UpstreamError, UpstreamTimeout
-from libs.common.events import now_iso
-from services.sandbox import isolation
+from services.sandbox import cgroups, isolation
+from services.sandbox.cgroups import CgroupSupport
 from services.sandbox.layout import Layout
+from services.sandbox.logs import LineSplitter, LogBuffer, SecretMask, cut
 from services.sandbox.settings import SandboxSettings
 
 log = structlog.get_logger()
@@ -29,8 +29,6 @@ log = structlog.get_logger()
 PROTOCOL_VERSION = "2025-06-18"
 STARTING, RUNNING, STOPPING, STOPPED = "starting", "running", "stopping", "stopped"
 CRASHED, BACKOFF, FAILED = "crashed", "backoff", "failed"
-LEVELS = ("debug", "info", "warning", "error")
-LEVEL_RE = re.compile(r"\b(DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL)\b")
 STREAM_LIMIT = 16 * 1024 * 1024
 
 StatusHook = Callable[[dict[str, Any]], Awaitable[None]]
@@ -64,50 +62,6 @@ class ServerSpec:
         )
 
 
-def line_level(text: str, stream: str) -> str:
-    """Guess a log line's level from its text."""
-    match = LEVEL_RE.search(text[:200])
-    if match is None:
-        return "info"
-    word = match.group(1)
-    return {"WARN": "warning", "CRITICAL": "error", "FATAL": "error"}.get(word, word.lower())
-
-
-class LogBuffer:
-    """The last N log lines of one server, with followers."""
-
-    def __init__(self, size: int) -> None:
-        self.lines: deque[dict[str, Any]] = deque(maxlen=size)
-        self.followers: set[asyncio.Queue[dict[str, Any]]] = set()
-        self._seq = itertools.count(1)
-
-    def append(self, server: str, stream: str, text: str) -> dict[str, Any]:
-        """Store one line and hand it to followers."""
-        line = {
-            "seq": next(self._seq),
-            "time": now_iso(),
-            "server": server,
-            "stream": stream,
-            "level": line_level(text, stream),
-            "message": text,
-        }
-        self.lines.append(line)
-        for queue in list(self.followers):
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(line)
-        return line
-
-    def query(self, level: str | None, limit: int, since: str | None) -> list[dict[str, Any]]:
-        """Lines at or above `level`, after `since`, the last `limit` of them."""
-        floor = LEVELS.index(level) if level in LEVELS else 0
-        picked = [
-            ln
-            for ln in self.lines
-            if LEVELS.index(ln["level"]) >= floor and (since is None or ln["time"] > since)
-        ]
-        return picked[-limit:]
-
-
 class HostedProcess:
     """One sandboxed stdio MCP server speaking newline-delimited JSON-RPC."""
 
@@ -133,6 +87,8 @@ class HostedProcess:
         self._tasks: list[asyncio.Task] = []
         self._expected_exit = False
         self.calls = 0
+        self.cgroup: Path | None = None
+        self.mask = SecretMask(spec.env.values())
 
     @property
     def settings(self) -> SandboxSettings:
@@ -188,22 +144,27 @@ class HostedProcess:
         proxy = await self.manager.proxy_for(
             self.key, self.spec.name, isolation.proxy_socket(workdir.parent, self.key)
         )
+        self.mask = SecretMask(self.spec.env.values())  # what it prints of them is masked
+        limits = self.manager.limits()
+        self.cgroup = cgroups.create(self.manager.cgroups, self.key, limits.memory_mb, limits.nproc)
         conf = isolation.Confinement(
             key=self.key,
             workdir=workdir,
-            limits=self.manager.limits(),
+            limits=limits,
             env=dict(self.spec.env),
             proxy_socket=proxy,
-        )
-        cmd = isolation.build_command(
-            self.settings,
-            self.manager.layout,
-            self.manager.tier,
-            conf,
-            [self.spec.command, *self.spec.args],
+            cgroup=self.cgroup,
         )
         self._expected_exit = False
+        cmd = None
         try:
+            cmd = isolation.build_command(
+                self.settings,
+                self.manager.layout,
+                self.manager.tier,
+                conf,
+                [self.spec.command, *self.spec.args],
+            )
             self.proc = await isolation.spawn(
                 cmd,
                 stdin=asyncio.subprocess.PIPE,
@@ -212,10 +173,11 @@ class HostedProcess:
                 limit=STREAM_LIMIT,
             )
         except OSError as exc:
+            await self._release_cgroup()
             await self._set_state(FAILED, f"spawn failed: {exc}")
             raise UpstreamError(f"Server {self.spec.name!r} could not be started.") from None
         finally:
-            for fd in cmd.pass_fds:
+            for fd in cmd.pass_fds if cmd is not None else ():
                 os.close(fd)
         self.pid = self.proc.pid
         self.started_at = time.monotonic()
@@ -329,7 +291,8 @@ class HostedProcess:
             try:
                 msg = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                self.manager.log(self.spec.name, "stdout", raw.decode(errors="replace").rstrip())
+                text = cut(raw.decode(errors="replace").rstrip(), self.settings.log_line_bytes)
+                self.manager.log(self.spec.name, "stdout", self.mask(text))
                 continue
             if not isinstance(msg, dict):
                 continue
@@ -348,19 +311,21 @@ class HostedProcess:
                 future.set_result(msg)
 
     async def _read_stderr(self) -> None:
-        """Every stderr line is a log line."""
+        """Every stderr line is a log line (cut to SANDBOX_LOG_LINE_BYTES while reading)."""
         assert self.proc is not None and self.proc.stderr is not None
-        while True:
-            try:
-                raw = await self.proc.stderr.readline()
-            except ValueError:
-                continue
-            if not raw:
-                return
-            text = raw.decode(errors="replace").rstrip()
-            if text.strip():
-                self.last_stderr = text.strip()[-500:]
-            self.manager.log(self.spec.name, "stderr", text)
+        lines = LineSplitter(self.settings.log_line_bytes)
+        while chunk := await self.proc.stderr.read(65536):
+            for text in lines.feed(chunk):
+                self._stderr_line(text)
+        for text in lines.close():
+            self._stderr_line(text)
+
+    def _stderr_line(self, text: str) -> None:
+        """Log one stderr line (secrets masked); remember the last one that says something."""
+        text = self.mask(text.rstrip())
+        if text.strip():
+            self.last_stderr = text.strip()[-500:]
+        self.manager.log(self.spec.name, "stderr", text)
 
     async def _watch(self) -> None:
         """Wait for the exit; an unexpected one is a crash, restarted with backoff."""
@@ -368,6 +333,7 @@ class HostedProcess:
         code = await self.proc.wait()
         self.exit_code = code
         self.pid = None
+        await self._release_cgroup()
         if self._tasks:  # what it said last on stderr says why (bwrap's refusal, a traceback)
             await asyncio.wait({self._tasks[1]}, timeout=1)
         said = f": {self.last_stderr}" if self.last_stderr else ""
@@ -454,7 +420,13 @@ class HostedProcess:
                 await task
         self._tasks = []
         self.pid = None
+        await self._release_cgroup()
         await self.manager.release_proxy(self.key)
+
+    async def _release_cgroup(self) -> None:
+        """Kill what is left in the sandbox's cgroup and remove it (once)."""
+        cgroup, self.cgroup = self.cgroup, None
+        await cgroups.remove(cgroup)
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -480,8 +452,10 @@ class ProcessManager:
         on_status: StatusHook,
         on_log: LogHook | None = None,
         proxy: Any = None,
+        cgroups: CgroupSupport | None = None,
     ) -> None:
         self.settings = settings
+        self.cgroups = cgroups or CgroupSupport(None, "not set up")
         self.layout = layout
         self.tier = tier
         self.on_status = on_status
@@ -633,10 +607,7 @@ class ProcessManager:
 
     def log(self, server: str, stream: str, text: str) -> None:
         """Record a log line and publish it live."""
-        buf = self.logs.get(server)
-        if buf is None:
-            buf = self.logs[server] = LogBuffer(self.settings.log_lines)
-        line = buf.append(server, stream, text)
+        line = self.log_buffer(server).append(server, stream, text)
         if self.on_log is not None:
             task = asyncio.create_task(self.on_log(line))
             self._log_tasks.add(task)
@@ -646,7 +617,8 @@ class ProcessManager:
         """The log buffer of a server (created empty)."""
         buf = self.logs.get(server)
         if buf is None:
-            buf = self.logs[server] = LogBuffer(self.settings.log_lines)
+            s = self.settings
+            buf = self.logs[server] = LogBuffer(s.log_lines, s.log_bytes, s.log_line_bytes)
         return buf
 
     async def proxy_for(self, key: str, server: str, path: Path) -> Path | None:

@@ -22,14 +22,14 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
             raise ValidationError("`message` must be a JSON-RPC 2.0 object.")
         if name == CODE_SERVER and code is not None:
             return {"message": await code.call(message, timeout_of(data))}
-        runtime.require_isolation()
+        await runtime.require_isolation()
         return await replicas.keyed("call", data)
 
     async def discover(data: dict[str, Any]) -> dict[str, Any]:
         name = server_name(data)
         if name == CODE_SERVER and code is not None:
             return await code.discover()
-        runtime.require_isolation()
+        await runtime.require_isolation()
         return await replicas.keyed("discover", data)
 
     await bus.serve(rpc.SANDBOX_CALL, call, queue="sandbox")

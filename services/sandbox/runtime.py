@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 import structlog
 
-from libs.common import outbox, rpc
+from libs.common import outbox, process_env, rpc
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import NotFound, Unprocessable
 from libs.common.events import (
@@ -22,8 +22,17 @@ from libs.common.events import (
     EgressRefused,
     ProcessStatus,
 )
-from services.sandbox import isolation, selftest, store
-from services.sandbox.egress import EgressProxy, host_matches
+from services.sandbox import (
+    addresses,
+    allowlist,
+    cgroups,
+    enforcement,
+    isolation,
+    seccomp,
+    selftest,
+    store,
+)
+from services.sandbox.egress import NOT_ALLOWLISTED, EgressProxy
 from services.sandbox.layout import ensure_dir, plan
 from services.sandbox.ownership import Ownership
 from services.sandbox.policy import Policy, PolicyCache
@@ -47,6 +56,9 @@ class Runtime:
         self.bus = bus
         self.instance = instance
         self.tier, self.tier_reason = isolation.probe_tier(settings)
+        self.cgroups = cgroups.detect(settings.cgroups)
+        if self.cgroups.reason:
+            log.info("sandbox_cgroups_unavailable", reason=self.cgroups.reason)
         self.layout = plan(settings, instance)
         for note in self.layout.notes:
             log.warning("sandbox_path_relocated", detail=note)
@@ -54,7 +66,19 @@ class Runtime:
         self.gvisor, self.gvisor_reason = isolation.detect_gvisor(
             settings.gvisor, isolation.read_proc_version()
         )
-        self.proxy = EgressProxy(self.host_allowed, self.egress_refused)
+        self.enforcement = enforcement.measure(
+            self.tier,
+            gvisor=self.gvisor,
+            root=isolation.host_uid(settings, "probe") is not None,
+            seccomp=seccomp.supported(),
+            landlock_abi=isolation.landlock_abi(settings.landlock_abi_max),
+            cgroups=self.cgroups.memory,
+        )
+        self.guard = addresses.AddressGuard(
+            allow=addresses.parse_networks(settings.egress_allow_cidrs),
+            platform_hosts=platform_hosts(settings),
+        )
+        self.proxy = EgressProxy(self.host_allowed, self.egress_refused, self.guard)
         self.manager = ProcessManager(
             settings,
             self.layout,
@@ -62,6 +86,7 @@ class Runtime:
             on_status=self.process_status,
             on_log=self.publish_log,
             proxy=self.proxy,
+            cgroups=self.cgroups,
         )
         self.ownership = Ownership(
             pool,
@@ -89,6 +114,7 @@ class Runtime:
         root = self.layout.work_root
         for sub in (root, root / "servers", root / "runs"):
             ensure_dir(sub)
+        await self.guard.refresh()
         self.self_test = await selftest.run(self.settings, self.layout, self.tier)
         if self.self_test.ok:
             log.info("sandbox_self_test_passed", duration_ms=self.self_test.duration_ms)
@@ -132,15 +158,28 @@ class Runtime:
         except (NotFound, Unprocessable):
             return None
 
-    def require_isolation(self) -> None:
-        """Refuse untrusted code when no isolation is active, unless explicitly allowed."""
-        allowed = self.settings.allow_unisolated or bool(
-            self.policy_cache._value and self.policy_cache._value.allow_unisolated
-        )
-        if self.tier == isolation.NONE and not self.gvisor and not allowed:
+    def untrusted_allowed(self, policy: Policy) -> bool:
+        """Whether untrusted code may run: always on a tier that is not weak; on a weak one only
+        when an admin accepted it (no isolation at all needs `allow_unisolated`)."""
+        unisolated = self.settings.allow_unisolated or policy.allow_unisolated
+        if self.tier == isolation.NONE and not self.gvisor:
+            return unisolated
+        if self.enforcement.weak:
+            accepted = self.settings.accept_weak_isolation or policy.accept_weak_isolation
+            return accepted or unisolated
+        return True
+
+    async def require_isolation(self) -> None:
+        """Refuse untrusted code (422) where the isolation is missing or weak, unless accepted."""
+        if not self.untrusted_allowed(await self.policy()):
             raise Unprocessable(
-                "No sandbox isolation is available here; untrusted code is refused.",
-                details={"isolation": self.tier, "reason": self.tier_reason},
+                "The sandbox's isolation here is missing or weak; untrusted code is refused.",
+                details={
+                    "isolation": self.isolation_tier,
+                    "mechanism": self.tier,
+                    "missing": self.enforcement.missing(),
+                    "reason": self.tier_reason or self.gvisor_reason or None,
+                },
             )
 
     # ---- specs -----------------------------------------------------------------------
@@ -166,6 +205,12 @@ class Runtime:
             raise Unprocessable(
                 f"Server {name!r} is not a stdio server the sandbox hosts.",
                 details={"server": name, "transport": view.get("transport")},
+            )
+        refused = process_env.refused_names(view.get("env") or {})
+        if refused:
+            raise Unprocessable(
+                f"Server {name!r} sets environment variables the sandbox refuses.",
+                details={"server": name, "fields": {f"env.{n}": "may not be set" for n in refused}},
             )
         spec = ServerSpec.from_view(view)
         self._specs[name] = (time.monotonic() + self.settings.spec_ttl_s, spec)
@@ -242,13 +287,35 @@ class Runtime:
         self._hosts.pop(server, None)
 
     async def host_allowed(self, server: str, host: str, port: int) -> bool:
-        """True when the server may reach host:port."""
-        return any(host_matches(p, host, port) for p in await self.allowed_hosts(server))
+        """True when the server's allowlist names host:port."""
+        return allowlist.allows(await self.allowed_hosts(server), host, port)
+
+    def check_hosts(self, hosts: list[str]) -> None:
+        """422 for allowlist entries no approval could open (internal or platform addresses)."""
+        fields = {}
+        for index, host in enumerate(hosts):
+            problem = self.guard.literal_problem(allowlist.parse_entry(host).host)
+            if problem is not None:
+                fields[f"hosts.{index}"] = f"{host!r} is a {problem}"
+        if fields:
+            raise Unprocessable(
+                "Sandboxes may not reach these addresses.", details={"fields": fields}
+            )
+
+    def requestable(self, host: str) -> bool:
+        """True when a refused host could be approved (a host, not an internal address)."""
+        try:
+            self.check_hosts([host])
+        except (ValueError, Unprocessable):
+            return False
+        return True
 
     async def egress_refused(self, server: str, host: str, port: int, reason: str) -> None:
-        """Record a refusal: an event, and a pending network approval (one per host)."""
+        """Record a refusal: an event, and a pending network approval for a host that is merely
+        not on the allowlist (one per host; internal addresses open none)."""
         async with self.pool.acquire() as conn, conn.transaction():
             ask = (await self.policy_cache.get(conn)).network_default == "ask"
+            ask = ask and reason == NOT_ALLOWLISTED and self.requestable(host)
             row = None
             if ask:
                 row = await store.insert_approval(
@@ -268,6 +335,13 @@ class Runtime:
                 await outbox.enqueue(
                     conn, SCHEMA, APPROVAL_REQUESTED.event(approval, source=SCHEMA)
                 )
+
+
+def platform_hosts(settings: SandboxSettings) -> tuple[str, ...]:
+    """The platform's own endpoints the sandbox knows: Postgres, NATS, nginx, itself, and
+    SANDBOX_PLATFORM_HOSTS (the other services)."""
+    urls = [settings.database_url, settings.nats_url, settings.public_url]
+    return (*addresses.url_hosts(urls), settings.host, *settings.platform_hosts)
 
 
 def _token(name: str) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from libs.common.errors import Unprocessable
-
-HOST_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-.*:[]")
+from services.sandbox import allowlist
 
 
 class StopBody(BaseModel):
@@ -18,7 +17,7 @@ class StopBody(BaseModel):
 
 
 class HostsBody(BaseModel):
-    """POST/DELETE .../allowed-hosts."""
+    """POST .../allowed-hosts: host names, `*.domain` wildcards, host:port, IP addresses."""
 
     model_config = ConfigDict(extra="forbid")
     hosts: list[str] = Field(min_length=1, max_length=100)
@@ -26,13 +25,35 @@ class HostsBody(BaseModel):
     @field_validator("hosts")
     @classmethod
     def _hosts(cls, value: list[str]) -> list[str]:
-        """Lowercase host names, `*.domain` wildcards or host:port."""
+        """Each in canonical form; wildcards of everything are not hosts."""
         out = []
         for host in value:
-            host = host.strip().lower()
-            if not host or len(host) > 253 or not set(host) <= HOST_CHARS or "/" in host:
-                raise ValueError(f"{host!r} is not a host name")
-            out.append(host)
+            try:
+                out.append(allowlist.normalise(host))
+            except ValueError as exc:
+                raise ValueError(f"{host.strip()[:80]!r} {exc}") from None
+        return list(dict.fromkeys(out))
+
+
+class HostsRemoval(BaseModel):
+    """DELETE .../allowed-hosts: entries as stored (a malformed legacy one included)."""
+
+    model_config = ConfigDict(extra="forbid")
+    hosts: list[str] = Field(min_length=1, max_length=100)
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        """Canonical form where an entry parses, else the trimmed lowercase text."""
+        out = []
+        for host in value:
+            text = host.strip().lower()
+            if not text or len(text) > 300 or any(ord(c) < 33 for c in text):
+                raise ValueError(f"{host[:80]!r} is not an allowlist entry")
+            try:
+                out.append(allowlist.normalise(text))
+            except ValueError:
+                out.append(text)
         return out
 
 

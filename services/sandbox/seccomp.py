@@ -76,6 +76,11 @@ DENIED_X86_64: dict[str, int] = {
 }
 CLONE_X86_64 = 56
 CLONE3_X86_64 = 435
+SOCKET_X86_64 = 41
+# socket() families the fallback tier allows: none. Landlock cannot police UDP, TCP before ABI 4,
+# raw, netlink or packet sockets, nor connect() to a host service's pathname Unix socket;
+# socketpair() (a different syscall, what asyncio and libuv use) stays allowed.
+FALLBACK_SOCKET_FAMILIES: frozenset[int] = frozenset()
 
 
 def supported() -> bool:
@@ -88,8 +93,9 @@ def _ins(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
-def build_filter() -> bytes:
-    """The filter program: wrong arch or x32 → kill; denied syscalls and new namespaces → EPERM."""
+def build_filter(socket_families: frozenset[int] | None = None) -> bytes:
+    """The filter program: wrong arch or x32 → kill; denied syscalls and new namespaces → EPERM;
+    with `socket_families`, socket() of any other address family → EPERM."""
     eperm = RET_ERRNO | errno.EPERM
     denied = sorted(set(DENIED_X86_64.values()))
     prog = [
@@ -110,6 +116,8 @@ def build_filter() -> bytes:
     # after the clone block: a plain clone lands here with the accumulator holding flags,
     # so reload the number before the deny list
     prog.append(_ins(LD_W_ABS, 0, 0, 0))
+    if socket_families is not None:
+        prog += _socket_block(sorted(socket_families), eperm)
     n = len(denied)
     for i, nr in enumerate(denied):
         # jump to the EPERM return that follows the list (n - i - 1 jumps away, then +1 allow)
@@ -117,3 +125,15 @@ def build_filter() -> bytes:
     prog.append(_ins(RET_K, 0, 0, RET_ALLOW))
     prog.append(_ins(RET_K, 0, 0, eperm))
     return b"".join(prog)
+
+
+def _socket_block(families: list[int], eperm: int) -> list[bytes]:
+    """socket(family, ...) → allow for `families`, EPERM otherwise; other syscalls skip the
+    block with the syscall number still in the accumulator."""
+    if not families:
+        return [_ins(JEQ_K, 0, 1, SOCKET_X86_64), _ins(RET_K, 0, 0, eperm)]
+    k = len(families)
+    block = [_ins(JEQ_K, 0, k + 3, SOCKET_X86_64), _ins(LD_W_ABS, 0, 0, 16)]  # args[0]: family
+    block += [_ins(JEQ_K, k - j, 0, family) for j, family in enumerate(families)]
+    block += [_ins(RET_K, 0, 0, eperm), _ins(RET_K, 0, 0, RET_ALLOW)]
+    return block

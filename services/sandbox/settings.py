@@ -5,7 +5,8 @@ import sysconfig
 from dataclasses import dataclass
 from typing import ClassVar
 
-from libs.common.settings import Settings, env
+from libs.common.settings import Settings, SettingsError, env
+from services.sandbox.addresses import parse_networks
 
 DEFAULT_WORK_ROOT = ".run/sandbox"  # moved when sandbox uids cannot reach it (layout.py)
 
@@ -29,6 +30,12 @@ class SandboxSettings(Settings):
     isolation: str = env("SANDBOX_ISOLATION", "auto")  # auto | bwrap-userns | none
     gvisor: str = env("SANDBOX_GVISOR", "auto")  # auto (read /proc/version) | true | false
     allow_unisolated: bool = env("SANDBOX_ALLOW_UNISOLATED", False)
+    # run untrusted code on a tier missing network, file or process separation (status: weak)
+    accept_weak_isolation: bool = env("SANDBOX_ACCEPT_WEAK_ISOLATION", False)
+    # cap the Landlock ABI the fallback tier uses (0: the kernel's), e.g. 2 to behave as Debian 12
+    landlock_abi_max: int = env("SANDBOX_LANDLOCK_ABI_MAX", 0)
+    # auto: a cgroup v2 per sandbox (memory.max, pids.max) where the host delegates one; off
+    cgroups: str = env("SANDBOX_CGROUPS", "auto")
     # origins whose pages may open /ws/terminal, besides the public URL's
     allowed_origins: tuple[str, ...] = env("SANDBOX_ALLOWED_ORIGINS", ())
     uid_base: int = env("SANDBOX_UID_BASE", 200_000)
@@ -48,6 +55,8 @@ class SandboxSettings(Settings):
     nproc: int = env("SANDBOX_NPROC", 64)
     fsize_mb: int = env("SANDBOX_FSIZE_MB", 64)
     log_lines: int = env("SANDBOX_LOG_LINES", 2000)
+    log_bytes: int = env("SANDBOX_LOG_BYTES", 1024 * 1024)  # per server, on each replica
+    log_line_bytes: int = env("SANDBOX_LOG_LINE_BYTES", 8192)  # longer lines are cut
     spec_ttl_s: float = env("SANDBOX_SPEC_TTL_S", 30.0)
     # a replica owns a process key while it refreshes the lease (every third of this)
     owner_ttl_s: float = env("SANDBOX_OWNER_TTL_S", 15.0)
@@ -57,3 +66,14 @@ class SandboxSettings(Settings):
     code_timeout_s: float = env("SANDBOX_CODE_TIMEOUT_S", 30.0)
     max_file_bytes: int = env("SANDBOX_MAX_FILE_BYTES", 4 * 1024 * 1024)
     max_extract_bytes: int = env("SANDBOX_MAX_EXTRACT_BYTES", 64 * 1024 * 1024)
+    # internal CIDRs (loopback, private, the platform's own addresses...) egress may reach anyway
+    egress_allow_cidrs: tuple[str, ...] = env("SANDBOX_EGRESS_ALLOW_CIDRS", ())
+    # host names or addresses of the other services, refused like Postgres and NATS
+    platform_hosts: tuple[str, ...] = env("SANDBOX_PLATFORM_HOSTS", ())
+
+    def __post_init__(self) -> None:
+        """Refuse a malformed CIDR at start, naming the variable."""
+        try:
+            parse_networks(self.egress_allow_cidrs)
+        except ValueError as exc:
+            raise SettingsError(f"SANDBOX_EGRESS_ALLOW_CIDRS: {exc}") from None

@@ -238,6 +238,33 @@ async def insert_approval(
     )
 
 
+async def get_pending_network_approval(
+    conn: asyncpg.Connection, server: str, host: str
+) -> asyncpg.Record | None:
+    """The open network request of a server for a host."""
+    return await conn.fetchrow(
+        f"SELECT {APPROVAL_COLUMNS} FROM {S}.approvals WHERE kind = 'network' AND server = $1"
+        " AND subject = $2 AND status = 'pending'",
+        server,
+        host,
+    )
+
+
+async def revoke_network_approvals(
+    conn: asyncpg.Connection, server: str, host: str, reason: str, actor: str | None
+) -> list[asyncpg.Record]:
+    """Mark a server's approved requests for a host revoked (the host left its allowlist)."""
+    return await conn.fetch(
+        f"UPDATE {S}.approvals SET status = 'revoked', reason = $3, decided_by = $4,"
+        " decided_at = now(), updated_at = now() WHERE kind = 'network' AND server = $1"
+        f" AND subject = $2 AND status = 'approved' RETURNING {APPROVAL_COLUMNS}",
+        server,
+        host,
+        reason,
+        actor,
+    )
+
+
 async def get_approval(conn: asyncpg.Connection, approval_id: uuid.UUID) -> asyncpg.Record | None:
     """One approval."""
     return await conn.fetchrow(

@@ -15,6 +15,8 @@ from typing import Any
 from libs.common.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 
 MAX_ENTRIES = 1000
+MAX_NAME_BYTES = 255  # what Linux file systems take (NAME_MAX); longer is ENAMETOOLONG
+MAX_PATH_BYTES = 1024
 
 
 class Workspace:
@@ -41,6 +43,13 @@ class Workspace:
             raise ValidationError("Parent references (..) are not allowed.", details={"path": raw})
         if not parts and not allow_root:
             raise ValidationError("A path inside the workspace is required.", details={"path": raw})
+        if len(raw.encode()) > MAX_PATH_BYTES or any(
+            len(p.encode()) > MAX_NAME_BYTES for p in parts
+        ):
+            raise ValidationError(
+                f"A name may have {MAX_NAME_BYTES} bytes, a path {MAX_PATH_BYTES}.",
+                details={"path": raw[:200]},
+            )
         target = self.root.joinpath(*parts)
         real = Path(os.path.realpath(target))
         if real != self.root and self.root not in real.parents:

@@ -43,10 +43,14 @@ def remove_old_logs(label: str = "e2e", max_age_s: float = 3600) -> None:
 
 @asynccontextmanager
 async def running_stack(
-    pg_server: postgres.Postgres, nats_url: str, namespace: str, label: str = "e2e"
+    pg_server: postgres.Postgres,
+    nats_url: str,
+    namespace: str,
+    label: str = "e2e",
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
     """Boot the five services and nginx in a database and a namespace (`{namespace}{label}`) of
-    their own; tear down everything started, database included."""
+    their own, with `env` on top of STACK_ENV; tear down everything started, database included."""
     remove_old_logs(label)
     # a sandbox work root of the stack's own (not the checkout's .run/sandbox, which `make run`
     # uses), in the temp dir every sandbox uid can reach wherever the checkout lies
@@ -63,7 +67,12 @@ async def running_stack(
             namespace=f"{namespace}{label}",
             name=name,
             log_dir=proc.run_dir() / "logs" / name,
-            env={**STACK_ENV, **devsecrets.load(), "SANDBOX_WORK_ROOT": str(work_root)},
+            env={
+                **STACK_ENV,
+                **devsecrets.load(),
+                "SANDBOX_WORK_ROOT": str(work_root),
+                **(env or {}),
+            },
         )
     )
     try:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from libs.common import process_env
 from libs.common.authn import authenticate
 from libs.common.errors import NotFound, Unprocessable
 from libs.common.http import json_response, no_content, parse_body
@@ -51,6 +52,11 @@ async def _set(request: Request, key: str, body: SecretValue, status: int) -> Re
         raise Unprocessable(
             "The secret is invalid.",
             details={"fields": {"key": f"not a valid {body.kind} name or value"}},
+        )
+    if body.kind == "env" and process_env.is_refused(key):
+        raise Unprocessable(
+            "The secret is invalid.",
+            details={"fields": {"key": "steers a loader or interpreter and may not be set"}},
         )
     reg: Registry = request.state.registry
     async with reg.pool.acquire() as conn, conn.transaction():

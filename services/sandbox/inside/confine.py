@@ -1,7 +1,9 @@
 """Fallback tier launcher: apply Landlock (files, TCP, signals) and seccomp to itself, then exec.
 
-Runs with the system Python (`-S`, standard library only). Configuration comes in the
-SWITCHBOARD_CONFINE variable (JSON: ro, rw, seccomp_fd), which is removed before the exec.
+Runs with the system Python in isolated mode (`-I -S`: standard library only, no PYTHON*
+variables) and an empty environment. Its configuration (JSON: ro, rw, seccomp_fd,
+landlock_abi_max, env) comes in a memfd named by `--config-fd`; the command gets `env` only
+after confinement.
 """
 
 import ctypes
@@ -39,11 +41,13 @@ def handled_fs(abi: int) -> int:
     return rights
 
 
-def landlock(ro: list, rw: list) -> None:
+def landlock(ro: list, rw: list, abi_max: int) -> None:
     """Allow reading `ro` and everything in `rw`; deny every other path, TCP and signals out."""
     abi = libc.syscall(SYS_CREATE, None, 0, 1)
     if abi < 1:
         fail("landlock")
+    if abi_max > 0:
+        abi = min(abi, abi_max)
     fs = handled_fs(abi)
     if abi >= 6:
         attr = struct.pack("=QQQ", fs, 3, 1 | 2)  # TCP bind+connect; abstract sockets, signals
@@ -83,17 +87,26 @@ def seccomp(fd: int) -> None:
         fail("seccomp")
 
 
+def read_config(fd: int) -> dict:
+    """The launcher's configuration from its memfd (closed after reading)."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return json.loads(b"".join(chunks))
+
+
 def main() -> None:
-    """Confine, then exec the command."""
-    config = json.loads(os.environ.pop("SWITCHBOARD_CONFINE"))
+    """Confine, then exec the command with its own environment."""
+    config = read_config(int(sys.argv[sys.argv.index("--config-fd") + 1]))
     argv = sys.argv[sys.argv.index("--") + 1 :]
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         fail("no_new_privs")
-    landlock(config["ro"], config["rw"])
+    landlock(config["ro"], config["rw"], int(config.get("landlock_abi_max") or 0))
     if config.get("seccomp_fd") is not None:
         seccomp(int(config["seccomp_fd"]))
     try:
-        os.execvp(argv[0], argv)
+        os.execvpe(argv[0], argv, config["env"])
     except OSError as exc:
         print(f"cannot run {argv[0]}: {exc}", file=sys.stderr)
         os._exit(127)

@@ -14,7 +14,7 @@ from libs.common.errors import Conflict, Forbidden, NotFound
 from libs.common.events import APPROVAL_REQUESTED, ApprovalChanged
 from libs.common.http import json_response, parse_body
 from libs.common.pagination import list_query, page_body
-from services.sandbox import codetools, store
+from services.sandbox import approvers, codetools, store
 from services.sandbox.runtime import SCHEMA
 from services.sandbox.schemas import Decision, ModuleRequest, Revoke
 
@@ -44,7 +44,7 @@ async def _decider(request: Request, kind: str) -> Principal:
     if row is None or row["kind"] != kind:
         raise NotFound("No such approval.", details={"id": request.path_params["id"]})
     org = await rt.request_org(row)
-    if org is None or not principal.has_org_role(principal.org_slugs.get(org, org), "admin"):
+    if not approvers.may_decide(policy, principal, org):
         raise Forbidden(
             "Only a platform admin or an admin of the request's org may decide it.",
             details={"approvers": policy.approvers, "org": org},

@@ -14,10 +14,10 @@ from starlette.routing import Route
 
 from libs.common.authn import Principal, authenticate, require_grant
 from libs.common.http import json_response, parse_body, query_model, read_json, validate
-from services.sandbox import store
-from services.sandbox.processes import LEVELS
+from services.sandbox import approvers, codetools, egress_requests, store
+from services.sandbox.logs import LEVELS
 from services.sandbox.runtime import Runtime
-from services.sandbox.schemas import HostsBody, LogsQuery, StopBody, check_name
+from services.sandbox.schemas import HostsBody, HostsRemoval, LogsQuery, StopBody, check_name
 
 SERVER = "/api/v1/sandbox/servers/{name}"
 FOLLOW_MAX_S = 3600.0
@@ -34,7 +34,7 @@ async def _target(request: Request, permission: str) -> tuple[Runtime, Principal
 async def start_server(request: Request) -> Response:
     """Start a hosted server now, on the replica owning it (it would start on its first call)."""
     rt, _, name = await _target(request, "write")
-    rt.require_isolation()
+    await rt.require_isolation()
     return json_response(await rt.replicas.keyed("start", {"server": name}))
 
 
@@ -50,7 +50,7 @@ async def stop_server(request: Request) -> Response:
 async def restart_server(request: Request) -> Response:
     """Stop and start again with a fresh spec from the registry, on the owning replica."""
     rt, _, name = await _target(request, "write")
-    rt.require_isolation()
+    await rt.require_isolation()
     rt.forget_spec(name)
     return json_response(await rt.replicas.keyed("restart", {"server": name}))
 
@@ -153,29 +153,38 @@ async def list_allowed_hosts(request: Request) -> Response:
 
 
 async def add_allowed_hosts(request: Request) -> Response:
-    """Allow hosts for a server's egress (approving any pending network requests for them)."""
+    """Ask for hosts on a server's egress allowlist: one network approval per host, approved at
+    once when the requester may decide it (201), else left for an approver (202)."""
     rt, principal, name = await _target(request, "write")
     body = await parse_body(request, HostsBody)
+    rt.check_hosts(body.hosts)
+    decides = principal.is_platform_admin or approvers.may_decide(
+        await rt.policy(), principal, await rt.request_org({"kind": "network", "server": name})
+    )
     async with request.state.pool.acquire() as conn, conn.transaction():
-        for host in body.hosts:
-            await store.insert_allowed_host(conn, name, host, principal.id)
+        rows = await egress_requests.request_hosts(
+            rt, conn, name, body.hosts, principal.id, decides
+        )
         hosts = await store.list_allowed_hosts(conn, name)
     rt.forget_hosts(name)
-    return json_response({"server": name, "hosts": hosts}, 201)
+    requests = [codetools.approval_out(r) for r in rows]
+    return json_response(
+        {"server": name, "hosts": hosts, "requests": requests}, 201 if decides else 202
+    )
 
 
 async def remove_allowed_hosts(request: Request) -> Response:
-    """Remove hosts from a server's egress allowlist (body {"hosts": [...]} or ?host=)."""
-    rt, _, name = await _target(request, "write")
+    """Remove hosts from a server's egress allowlist (body {"hosts": [...]} or ?host=); the
+    approvals that allowed them are revoked."""
+    rt, principal, name = await _target(request, "write")
     raw = request.query_params.getlist("host")
     body = (
-        validate(HostsBody, {"hosts": raw})
+        validate(HostsRemoval, {"hosts": raw})
         if raw
-        else validate(HostsBody, await read_json(request))
+        else validate(HostsRemoval, await read_json(request))
     )
     async with request.state.pool.acquire() as conn, conn.transaction():
-        for host in body.hosts:
-            await store.delete_allowed_host(conn, name, host)
+        await egress_requests.remove_hosts(conn, name, body.hosts, principal.id)
         hosts = await store.list_allowed_hosts(conn, name)
     rt.forget_hosts(name)
     return json_response({"server": name, "hosts": hosts})

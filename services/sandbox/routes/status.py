@@ -18,6 +18,7 @@ async def sandbox_status(request: Request) -> Response:
     async with request.state.pool.acquire() as conn:
         counts = await store.count_processes(conn)
     live = [p.snapshot() for p in rt.manager.processes.values()]
+    report = rt.enforcement
     return json_response(
         {
             "isolation": {
@@ -26,10 +27,12 @@ async def sandbox_status(request: Request) -> Response:
                 "mechanism": rt.tier,  # what each process gets inside (under gVisor too)
                 "mechanism_reason": rt.tier_reason or None,
                 "gvisor": rt.gvisor,
-                "untrusted_code_allowed": rt.tier != "none"
-                or rt.gvisor
-                or rt.settings.allow_unisolated,
+                "enforces": report.to_dict(),
+                "missing": report.missing(),
+                "weak": report.weak,
+                "untrusted_code_allowed": rt.untrusted_allowed(await rt.policy()),
             },
+            "cgroups": rt.cgroups.to_dict(principal.is_platform_admin),
             "self_test": _self_test(rt, principal.is_platform_admin),
             "limits": rt.manager.limits().to_dict(),
             "idle_timeout_s": rt.settings.idle_timeout_s,

@@ -45,7 +45,7 @@ async def terminal(ws: WebSocket) -> None:
         if not policy.terminal_enabled:
             await ws.close(code=4403, reason="the terminal is disabled by policy")
             return
-        rt.require_isolation()
+        await rt.require_isolation()
     except ApiError as exc:
         await ws.close(code=4401 if exc.status == 401 else 4403, reason=exc.code)
         return

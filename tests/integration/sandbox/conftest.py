@@ -30,6 +30,10 @@ ECHO_SERVER = str(FIXTURES / "echo_server.py")
 # in the system temp dir, which every sandbox uid can reach wherever the checkout lies (a work
 # root below a 0700 directory is refused: test_layout.py)
 WORK_ROOT = Path(tempfile.gettempdir()) / "switchboard-test-sandbox"
+# the one loopback address test sandboxes may reach (SANDBOX_EGRESS_ALLOW_CIDRS): test upstreams
+# listen there, while Postgres, NATS and the services (127.0.0.1) stay out of reach
+ALLOWED_LOOPBACK = "127.0.0.2"
+LOG_BYTES, LOG_LINE_BYTES = 1024 * 1024, 8192  # each server's log buffer, one line of it
 
 
 # this package runs in a NATS namespace and a database of its own
@@ -75,6 +79,9 @@ def sandbox_settings(pg_url: str, nats_url: str, namespace: str, **env: Any) -> 
         "SANDBOX_BACKOFF_BASE_S": "0.5",
         "SANDBOX_HEALTH_INTERVAL_S": "2",
         "SANDBOX_CALL_TIMEOUT_S": "15",
+        "SANDBOX_EGRESS_ALLOW_CIDRS": f"{ALLOWED_LOOPBACK}/32",
+        "SANDBOX_LOG_BYTES": str(LOG_BYTES),
+        "SANDBOX_LOG_LINE_BYTES": str(LOG_LINE_BYTES),
     }
     base.update(env)
     return settings_for(

@@ -137,3 +137,17 @@ async def test_files_are_for_platform_admins(api: httpx.AsyncClient, auth: Any) 
     resp = await api.get(FILES, headers=auth.bearer(user.token))
     assert resp.status_code == 403
     assert (await api.get(FILES)).status_code == 401
+
+
+async def test_a_name_longer_than_the_file_system_takes_is_refused_not_a_500(
+    api: httpx.AsyncClient, admin: dict
+) -> None:
+    for path in ("0" * 2000, f"a/{'b' * 300}/c"):
+        for method, url, kw in (
+            ("POST", f"{FILES}/mkdir", {"json": {"path": path}}),
+            ("PUT", f"{FILES}/content", {"json": {"path": path, "content": "x"}}),
+            ("GET", f"{FILES}/content", {"params": {"path": path}}),
+        ):
+            resp = await api.request(method, url, headers=admin, **kw)
+            assert resp.status_code == 400, (method, path[:20], resp.text)
+            assert resp.json()["error"]["code"] == "VALIDATION_ERROR"

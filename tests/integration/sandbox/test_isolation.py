@@ -13,7 +13,7 @@ import pytest
 
 from services.sandbox.execution import RunRequest, run_code
 from services.sandbox.isolation import Limits
-from tests.integration.sandbox.conftest import EventTap
+from tests.integration.sandbox.conftest import ALLOWED_LOOPBACK, EventTap
 
 SMALL = Limits(memory_mb=256, cpu_s=2, nofile=64, nproc=16, fsize_mb=1)
 
@@ -262,7 +262,7 @@ async def test_untrusted_egress_goes_only_through_the_allowlist_proxy(
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, ALLOWED_LOOPBACK, 0)
     port = server.sockets[0].getsockname()[1]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -272,13 +272,13 @@ async def test_untrusted_egress_goes_only_through_the_allowlist_proxy(
         await conn.execute(
             "INSERT INTO sandbox.allowed_hosts (server, host) VALUES ($1, $2)",
             tool_server,
-            f"127.0.0.1:{port}",
+            f"{ALLOWED_LOOPBACK}:{port}",
         )
     code = f"""
         import urllib.request, urllib.error
         def main():
             out = {{}}
-            for url in ("http://127.0.0.1:{port}/ok", "http://localhost:{other}/no"):
+            for url in ("http://{ALLOWED_LOOPBACK}:{port}/ok", "http://localhost:{other}/no"):
                 try:
                     out[url] = urllib.request.urlopen(url, timeout=5).read().decode()
                 except urllib.error.HTTPError as exc:
@@ -290,7 +290,7 @@ async def test_untrusted_egress_goes_only_through_the_allowlist_proxy(
     finally:
         server.close()
     assert result["result"] == {
-        f"http://127.0.0.1:{port}/ok": "hello",
+        f"http://{ALLOWED_LOOPBACK}:{port}/ok": "hello",
         f"http://localhost:{other}/no": 403,
     }
     assert hits and hits[0].startswith(b"GET /ok HTTP/1.1")

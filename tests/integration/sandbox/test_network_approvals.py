@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from services.sandbox.execution import RunRequest, run_code
+from tests.integration.sandbox.conftest import ALLOWED_LOOPBACK
 
 FETCH = """
 import urllib.request, urllib.error
@@ -38,8 +39,8 @@ async def test_approving_a_refused_host_allows_it_and_revoking_blocks_it_again(
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    server = await asyncio.start_server(handle, ALLOWED_LOOPBACK, 0)
+    url = f"http://{ALLOWED_LOOPBACK}:{server.sockets[0].getsockname()[1]}/"
     name = f"net-{os.urandom(3).hex()}"
     try:
         assert await fetch(sandbox, name, url) == 403
@@ -47,7 +48,7 @@ async def test_approving_a_refused_host_allows_it_and_revoking_blocks_it_again(
             "/api/v1/sandbox/approvals/network", params={"status": "pending"}, headers=admin
         )
         request = next(a for a in pending.json()["items"] if a["server"] == name)
-        assert request["subject"] == "127.0.0.1"
+        assert request["subject"] == ALLOWED_LOOPBACK
         assert await fetch(sandbox, name, url) == 403
         again = await api.get(
             "/api/v1/sandbox/approvals/network", params={"status": "pending"}, headers=admin
@@ -60,7 +61,7 @@ async def test_approving_a_refused_host_allows_it_and_revoking_blocks_it_again(
         )
         assert approved.status_code == 200
         hosts = await api.get(f"/api/v1/sandbox/servers/{name}/allowed-hosts", headers=admin)
-        assert hosts.json()["hosts"] == ["127.0.0.1"]
+        assert hosts.json()["hosts"] == [ALLOWED_LOOPBACK]
         assert await fetch(sandbox, name, url) == "ok"
         revoked = await api.post(
             f"/api/v1/sandbox/approvals/network/{request['id']}/revoke", headers=admin

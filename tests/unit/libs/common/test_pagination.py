@@ -36,6 +36,15 @@ def test_page_size_above_the_maximum_is_refused() -> None:
     assert err.value.details["fields"]["page_size"] == "must be at most 100"
 
 
+@pytest.mark.parametrize(
+    "query", ["page=302691907270939171094528", "page=1000001", "offset=99999999999999999999"]
+)
+def test_a_page_or_offset_past_any_list_is_refused_not_passed_to_sql(query: str) -> None:
+    with pytest.raises(Unprocessable) as err:
+        list_query(request_with(query), sorts=["name"])
+    assert set(err.value.details["fields"]) <= {"page", "offset"}
+
+
 def test_non_numeric_page_is_refused() -> None:
     with pytest.raises(Unprocessable) as err:
         list_query(request_with("page=x&order=sideways"), sorts=["name"])

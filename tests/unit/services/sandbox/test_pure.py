@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import struct
 from pathlib import Path
 
 from services.sandbox import isolation, seccomp
-from services.sandbox.egress import host_matches, parse_target
+from services.sandbox.egress import parse_target
 from services.sandbox.layout import Layout
 from services.sandbox.settings import SandboxSettings
 from services.sandbox.validation import check_arguments, validate_code
@@ -22,6 +24,19 @@ def test_the_seccomp_program_denies_each_listed_syscall_and_ends_in_allow_then_e
     for index, (code, jt, _, k) in enumerate(ins):
         if code == seccomp.JEQ_K and k in seccomp.DENIED_X86_64.values():
             assert index + 1 + jt == len(ins) - 1  # every deny jumps to the EPERM return
+
+
+def test_the_fallback_seccomp_program_answers_socket_with_eperm_before_the_deny_list() -> None:
+    prog = seccomp.build_filter(socket_families=frozenset())
+    ins = [struct.unpack("=HBBI", prog[i : i + 8]) for i in range(0, len(prog), 8)]
+    at = ins.index((seccomp.JEQ_K, 0, 1, seccomp.SOCKET_X86_64))
+    assert ins[at + 1] == (seccomp.RET_K, 0, 0, seccomp.RET_ERRNO | 1)
+    assert len(prog) == len(seccomp.build_filter()) + 2 * 8
+    some = seccomp.build_filter(socket_families=frozenset({1}))
+    ins = [struct.unpack("=HBBI", some[i : i + 8]) for i in range(0, len(some), 8)]
+    at = next(i for i, x in enumerate(ins) if x[3] == seccomp.SOCKET_X86_64)
+    assert ins[at + 2] == (seccomp.JEQ_K, 1, 0, 1)  # AF_UNIX jumps over EPERM to ALLOW
+    assert ins[at + 3][3] == seccomp.RET_ERRNO | 1 and ins[at + 4][3] == seccomp.RET_ALLOW
 
 
 def test_validation_finds_forbidden_imports_calls_and_a_missing_entry_point() -> None:
@@ -48,7 +63,7 @@ def test_arguments_are_checked_against_the_schema() -> None:
     assert check_arguments(schema, {}) == {"n": "is required"}
 
 
-def test_proxy_targets_and_allowlist_patterns() -> None:
+def test_proxy_targets_are_parsed_from_connect_and_absolute_uri_lines() -> None:
     assert parse_target("CONNECT api.example.com:443 HTTP/1.1") == (
         "CONNECT",
         "api.example.com",
@@ -59,31 +74,61 @@ def test_proxy_targets_and_allowlist_patterns() -> None:
     assert parse_target("GET http://h HTTP/1.1") == ("GET", "h", 80, "/")
     assert parse_target("GET /relative HTTP/1.1") is None
     assert parse_target("CONNECT nohost HTTP/1.1") is None
-    assert host_matches("*.example.com", "api.example.com", 443)
-    assert not host_matches("*.example.com", "example.org", 443)
-    assert host_matches("h:8080", "h", 8080) and not host_matches("h:8080", "h", 80)
+
+
+def options_of(cmd: isolation.Command) -> list[str]:
+    """The bwrap options a command passes in its --args memfd."""
+    fd = int(cmd.argv[cmd.argv.index("--args") + 1])
+    assert fd in cmd.pass_fds
+    return os.pread(fd, 1 << 20, 0).decode().split("\0")[:-1]
 
 
 def test_the_bwrap_command_isolates_everything_and_passes_the_seccomp_fd(tmp_path: Path) -> None:
     settings = SandboxSettings(work_root=str(tmp_path))
     layout = Layout(tmp_path, tmp_path / "inside", None, (), None)
     limits = isolation.Limits(256, 5, 64, 16, 1)
-    conf = isolation.Confinement(key="k", workdir=tmp_path, limits=limits, env={"A": "1"})
-    argv = ["python3", "x.py"]
-    cmd = isolation.build_command(settings, layout, isolation.BWRAP_USERNS, conf, argv)
+    env = {"API_TOKEN": "s3cret-value", "LD_PRELOAD": "/work/evil.so"}
+    conf = isolation.Confinement(key="k", workdir=tmp_path, limits=limits, env=env)
+    cmd = isolation.build_command(settings, layout, isolation.BWRAP_USERNS, conf, ["python3", "x"])
     try:
-        argv = cmd.argv
+        argv, options = cmd.argv, options_of(cmd)
         prlimit = next(i for i, a in enumerate(argv) if a.endswith("/prlimit"))
         assert "--as=268435456" in argv and "--nproc=16" in argv
-        assert argv[prlimit + 1 :].index("--") < argv[prlimit + 1 :].index("--unshare-all")
+        assert argv[prlimit + 1 :].index("--") < argv.index("--args")
+        assert all(os.path.isabs(a) for a in argv[: argv.index("--args")] if not a[0] == "-")
         for flag in ("--unshare-all", "--die-with-parent", "--disable-userns", "--clearenv"):
-            assert flag in argv
-        assert argv[argv.index("--seccomp") + 1] == str(cmd.pass_fds[0])
-        assert argv[-2:] == ["python3", "x.py"]
-        assert "/etc/shadow" not in argv
+            assert flag in options
+        assert int(options[options.index("--seccomp") + 1]) in cmd.pass_fds
+        assert argv[-2:] == ["python3", "x"]
+        assert cmd.env == {}
+        assert "s3cret-value" not in " ".join(argv) and "s3cret-value" in options
+        assert "LD_PRELOAD" not in options
+        assert "/etc/shadow" not in options
     finally:
-        import os
+        for fd in cmd.pass_fds:
+            os.close(fd)
 
+
+def test_the_fallback_launcher_starts_isolated_with_an_empty_environment(tmp_path: Path) -> None:
+    settings = SandboxSettings(work_root=str(tmp_path))
+    layout = Layout(tmp_path, tmp_path / "inside", None, (), None)
+    env = {"PYTHONHOME": "/work/home", "PATH": "/work/bin", "API_TOKEN": "s3cret-value"}
+    conf = isolation.Confinement(
+        key="k", workdir=tmp_path, limits=isolation.Limits(256, 5, 64, 16, 1), env=env
+    )
+    argv = ["python3", "x"]
+    cmd = isolation.build_command(settings, layout, isolation.LANDLOCK_FALLBACK, conf, argv)
+    try:
+        launcher = cmd.argv.index("-I") - 1
+        assert os.path.isabs(cmd.argv[launcher]) and cmd.argv[launcher + 2] == "-S"
+        assert cmd.env == {}
+        assert "s3cret-value" not in " ".join(cmd.argv)
+        fd = int(cmd.argv[cmd.argv.index("--config-fd") + 1])
+        config = json.loads(os.pread(fd, 1 << 20, 0))
+        assert config["env"]["API_TOKEN"] == "s3cret-value"
+        assert config["env"]["PATH"] == "/work/bin"  # applied after confinement only
+        assert "PYTHONHOME" not in config["env"]
+    finally:
         for fd in cmd.pass_fds:
             os.close(fd)
 
