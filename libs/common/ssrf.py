@@ -4,7 +4,7 @@ An address is refused when it is loopback, link-local (169.254.169.254, where cl
 lives, and fe80::/10), private (RFC 1918, ULA fc00::/7), shared (CGNAT 100.64.0.0/10),
 multicast, unspecified or reserved, unless a CIDR of the allowlist covers it. IPv6 forms that
 carry an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`,
-6to4 `2002::/16`, Teredo) are judged by that IPv4 address.
+6to4 `2002::/16`, Teredo, IPv4-compatible `::a.b.c.d`) are judged by that IPv4 address.
 
 Host names are normalised as browsers and resolvers read them (the WHATWG URL standard's IPv4
 parser): `2852039166`, `0xa9fea9fe`, `0251.0376.0251.0376` and `169.254.43518` all name
@@ -23,6 +23,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _HEX = frozenset("0123456789abcdef")
 _OCT = frozenset("01234567")
@@ -53,6 +54,8 @@ def embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return addr.sixtofour
     if addr.teredo is not None:
         return addr.teredo[1]
+    if addr in IPV4_COMPATIBLE and int(addr) > 1:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
     return None
 
 

@@ -93,6 +93,7 @@ def test_the_embedded_ipv4_of_every_ipv6_form_is_found() -> None:
         "64:ff9b::a9fe:a9fe": "169.254.169.254",
         "2002:a9fe:a9fe::": "169.254.169.254",
         "2001:0:4136:e378:8000:63bf:3fff:fdd2": "192.0.2.45",
+        "::169.254.169.254": "169.254.169.254",
     }
     for v6, v4 in embedded.items():
         assert str(ssrf.embedded_ipv4(ipaddress.IPv6Address(v6))) == v4
