@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,10 +10,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from nats.js.errors import NotFoundError
 
 from libs.common import bus as busmod
 from libs.common import db, migrate
 from services.audit.app import MIGRATIONS_DIR, create_app
+from services.audit.consumers import DURABLE
 from services.audit.settings import AuditSettings
 from tests.support import package_isolation, serving, settings_for
 from tests.support.auth import AuthClient, User, auth_service
@@ -75,10 +78,25 @@ async def publisher(audit_settings: AuditSettings) -> AsyncIterator[busmod.Bus]:
 
 
 @pytest.fixture
-async def clean(audit_pool: asyncpg.Pool) -> None:
-    """Empty the audit tables before a test."""
+async def clean(audit_pool: asyncpg.Pool, publisher: busmod.Bus) -> None:
+    """Empty the audit tables before a test, once the audit app has stored what earlier tests
+    published (a record stored after the truncation would count in this test)."""
+    await consumed(publisher)
     async with audit_pool.acquire() as conn:
         await conn.execute(f"TRUNCATE {', '.join('audit.' + t for t in TABLES)} CASCADE")
+
+
+async def consumed(bus: busmod.Bus) -> None:
+    """Wait until the audit consumer has nothing pending or unacknowledged (if it exists yet)."""
+    async with asyncio.timeout(15):
+        while True:
+            try:
+                info = await bus.js.consumer_info(bus.stream, DURABLE)
+            except NotFoundError:
+                return
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
