@@ -304,17 +304,26 @@ class RoutingTable:
         other: each is listed under its pair's hashed alias, its `_meta` naming the name it
         would have had; an alias that is taken too withholds the tool. Said in the log once
         per change."""
-        wanted: dict[str, list[ToolEntry]] = {}
-        for server in sorted(self.servers.values(), key=lambda s: s.name):
-            for tool in server.tools:
-                wanted.setdefault(tool.ambiguous or tool.public, []).append(tool)
         named: dict[str, ToolEntry] = {}
         clashes: dict[str, list[ToolEntry]] = {}
-        for name, tools in wanted.items():
-            if len(tools) == 1:
-                named[name] = self._renamed(tools[0], name, None)
-            else:
-                clashes[name] = tools
+        renamed: list[str] = []  # names of tools renamed by an earlier clash
+        for server in sorted(self.servers.values(), key=lambda s: s.name):
+            for tool in server.tools:
+                name = tool.ambiguous or tool.public
+                if name in clashes:
+                    clashes[name].append(tool)
+                elif name in named:
+                    clashes[name] = [named.pop(name), tool]
+                else:
+                    named[name] = tool
+                    if tool.ambiguous is not None:
+                        renamed.append(name)
+        for name in renamed:
+            if name in named:  # its clash is gone: the plain name comes back
+                named[name] = self._renamed(named[name], name, None)
+        if not clashes and not self.collisions:
+            return named
+        wanted = named.keys() | clashes.keys()
         withheld: list[str] = []
         for name, tools in clashes.items():
             for tool in tools:
