@@ -53,6 +53,14 @@ class OutboundRefused(aiohttp.ClientConnectionError):
     """An aiohttp request to an address the SSRF rules refuse."""
 
 
+class BodyTooLarge(aiohttp.ClientPayloadError):
+    """An outbound answer larger than the caller takes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit} bytes")
+        self.limit = limit
+
+
 async def system_resolve(host: str, port: int) -> list[str]:
     """The operating system's answer for `host` (every address, in its order)."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -322,11 +330,3 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
             response.close()
             raise BodyTooLarge(limit)
     return bytes(body)
-
-
-class BodyTooLarge(aiohttp.ClientPayloadError):
-    """An outbound answer larger than the caller takes."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the answer is larger than {limit} bytes")
-        self.limit = limit
