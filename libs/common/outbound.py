@@ -27,7 +27,6 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import httpcore2
@@ -77,7 +76,8 @@ class Guard:
         resolve: Resolve | None = None,
         ttl_s: float = DEFAULT_TTL_S,
     ) -> None:
-        self.allow = allow  # type: ignore[assignment] - the setter parses
+        self._allow: tuple[IPNetwork, ...] = ()
+        self.allow = allow  # type: ignore[assignment]  # the setter parses CIDR strings
         self._resolve = resolve or system_resolve
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, tuple[str, ...]]] = {}
@@ -310,11 +310,6 @@ class GuardTransport(httpx2.AsyncHTTPTransport):
             ssl_context=httpx2.create_ssl_context(trust_env=False),
             network_backend=GuardBackend(guard, only_host),
         )
-
-
-def host_of(url: str) -> str:
-    """The host of a URL (empty when it has none)."""
-    return urlsplit(url).hostname or ""
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
