@@ -57,7 +57,7 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
     t0 = time.monotonic()
     async with db.open_pool(settings) as pool, busmod.connect(settings) as bus:
         await migrate.apply(pool, schema=schema, directory=migrations)
-        verifier = authn.Verifier(bus)
+        verifier = authn.Verifier(bus, cookie_secure=settings.cookie_secure)
         await verifier.start()
         async with outbox.relaying(pool, schema, bus):
             started = service_event(schema, "started", ServiceStarted).event(
@@ -199,4 +199,7 @@ def run(settings_cls: type[Settings], create_app: Callable[[Any], Starlette]) ->
         timeout_keep_alive=settings.keepalive_s,
         lifespan="on",
         server_header=False,
+        # the peer is nginx: uvicorn would otherwise take the client from X-Forwarded-For,
+        # which nginx appends to whatever the client sent (auth reads nginx's X-Real-IP)
+        proxy_headers=False,
     )

@@ -25,8 +25,13 @@ ROLE_ORDER = ("viewer", "member", "admin", "owner")
 PERMISSIONS = ("read", "execute", "write")
 JWT_ALGORITHMS = ["EdDSA", "RS256"]
 JWT_AUDIENCE = "switchboard"
+JWT_ISSUER = "switchboard-auth"  # the issuer of tokens for JWT_AUDIENCE
 SESSION_COOKIE = "sb_session"
 CSRF_COOKIE = "sb_csrf"
+# a `__Host-` cookie is Secure, Path=/ and has no Domain: no other host (a sibling subdomain)
+# and no plain-http page can set or replace it, so the CSRF double-submit cannot be forged
+HOST_PREFIX = "__Host-"
+DEFAULT_PORTS = {"http": "80", "https": "443"}
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 OPAQUE_PREFIXES = {
@@ -40,6 +45,28 @@ OPAQUE_PREFIXES = {
 def hash_token(token: str) -> str:
     """The stored form of an opaque credential: hex SHA-256 (the tokens are high-entropy)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    """The browser cookies' names: `__Host-` prefixed when they are Secure (every deployment),
+    plain on plain-http development, where a browser refuses a prefixed cookie without Secure."""
+
+    session: str
+    csrf: str
+    secure: bool
+
+
+def cookie_names(secure: bool) -> CookieNames:
+    """The names of the session and CSRF cookies for SWITCHBOARD_COOKIE_SECURE."""
+    prefix = HOST_PREFIX if secure else ""
+    return CookieNames(prefix + SESSION_COOKIE, prefix + CSRF_COOKIE, secure)
+
+
+def cookies_of(conn: HTTPConnection) -> CookieNames:
+    """The cookie names the service in charge of this request uses (Secure when unknown)."""
+    verifier = getattr(conn.state, "verifier", None)
+    return getattr(verifier, "cookies", None) or cookie_names(True)
 
 
 @dataclass(frozen=True)
@@ -172,9 +199,10 @@ class Verifier:
     Principals are cached for `ttl` seconds; any `events.auth.>` event clears the cache, so a
     revoked key, a suspended user or a changed grant takes effect within the event's delivery.
     The cache is also cleared whenever the NATS connection comes back, since events published
-    while it was away are not replayed. JWTs must have `aud="switchboard"` or one of the extra
-    `audiences` (or a path under one: `<url>/mcp` also accepts `<url>/mcp/team-a`), which a
-    resource server such as the gateway adds for the OAuth tokens minted for it.
+    while it was away are not replayed. JWTs must have `aud="switchboard"` and
+    `iss="switchboard-auth"`, or an audience a resource server added with the issuer it trusts
+    for it (the gateway: its `/mcp` URL, issued by the public URL), matched exactly in RFC 8707
+    canonical form: no path under it, no prefix.
     """
 
     def __init__(
@@ -182,37 +210,45 @@ class Verifier:
         bus: Bus,
         ttl: float = 30.0,
         rpc_timeout: float = 3.0,
-        audiences: Iterable[str] = (),
+        audiences: Mapping[str, str] | None = None,
+        cookie_secure: bool = True,
     ) -> None:
         self.bus = bus
         self.ttl = ttl
         self.rpc_timeout = rpc_timeout
-        self.audiences: set[str] = set()
-        for audience in audiences:
-            self.accept_audience(audience)
+        self.cookies = cookie_names(cookie_secure)
+        self.audiences: dict[str, str] = {}  # canonical audience → the issuer trusted for it
+        for audience, issuer in (audiences or {}).items():
+            self.accept_audience(audience, issuer)
         self._cache: dict[tuple[str, ...], tuple[float, Principal]] = {}
         self._keys: dict[str, jwt.PyJWK] = {}  # by kid; each knows its one algorithm
         self._keys_fetched = 0.0
         self._keys_lock = asyncio.Lock()
 
-    def accept_audience(self, audience: str) -> None:
-        """Also accept JWTs whose `aud` is `audience` (e.g. the gateway's public `/mcp` URL)."""
+    def accept_audience(self, audience: str, issuer: str) -> None:
+        """Also accept JWTs whose `aud` is exactly `audience` (e.g. the gateway's public `/mcp`
+        URL) and whose `iss` is `issuer`."""
         audience = canonical_resource(audience)
         if audience:
-            self.audiences.add(audience)
+            self.audiences[audience] = issuer
 
-    def audience_ok(self, aud: object) -> bool:
-        """True when a token's `aud` claim (a string or a list) names an accepted audience."""
+    def issuer_for(self, aud: object) -> str | None:
+        """The issuer trusted for a token's `aud` claim (a string or a list), None when it
+        names no accepted audience."""
         values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
         for value in values:
             if not isinstance(value, str):
                 continue
             if value == JWT_AUDIENCE:
-                return True
-            value = canonical_resource(value)
-            if any(value == a or value.startswith(a + "/") for a in self.audiences):
-                return True
-        return False
+                return JWT_ISSUER
+            issuer = self.audiences.get(canonical_resource(value))
+            if issuer is not None:
+                return issuer
+        return None
+
+    def audience_ok(self, aud: object) -> bool:
+        """True when a token's `aud` claim names an accepted audience."""
+        return self.issuer_for(aud) is not None
 
     async def start(self) -> None:
         """Follow auth events to drop cached principals and keys; forget them on reconnect."""
@@ -317,8 +353,11 @@ class Verifier:
             raise Unauthenticated("The token has expired.") from None
         except (jwt.PyJWTError, ValueError, TypeError):
             raise Unauthenticated("The token does not verify.") from None
-        if not self.audience_ok(claims.get("aud")):
+        issuer = self.issuer_for(claims.get("aud"))
+        if issuer is None:
             raise Unauthenticated("The token is not meant for this service.")
+        if claims.get("iss") != issuer:
+            raise Unauthenticated("The token was not issued by the issuer of its audience.")
         if claims.get("typ") != "access":
             raise Unauthenticated("The token is not an access token.")
         return claims
@@ -346,14 +385,20 @@ class Verifier:
 
 
 def canonical_resource(url: str) -> str:
-    """A resource URL compared as RFC 8707 says: no fragment, lower-case scheme and host, no
-    trailing slash."""
+    """A resource URL in the canonical form RFC 8707 and the MCP spec compare: lower-case scheme
+    and host, no default port, no fragment, no trailing slash; the path is kept as it is (no
+    dot-segment or case folding), so only an exact match is the same resource."""
     url = url.strip().split("#", 1)[0]
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url.rstrip("/")
+    scheme = scheme.lower()
     host, slash, path = rest.partition("/")
-    return f"{scheme.lower()}://{host.lower()}{slash}{path}".rstrip("/")
+    host = host.lower()
+    name, colon, port = host.rpartition(":")
+    if colon and "]" not in port and DEFAULT_PORTS.get(scheme) == port:
+        host = name
+    return f"{scheme}://{host}{slash}{path}".rstrip("/")
 
 
 def credential_from(conn: HTTPConnection) -> tuple[str | None, bool]:
@@ -364,7 +409,7 @@ def credential_from(conn: HTTPConnection) -> tuple[str | None, bool]:
     api_key = conn.headers.get("x-api-key")
     if api_key:
         return api_key.strip(), False
-    cookie = conn.cookies.get(SESSION_COOKIE)
+    cookie = conn.cookies.get(cookies_of(conn).session)
     if cookie:
         return cookie, True
     return None, False
@@ -375,7 +420,7 @@ def check_csrf(conn: HTTPConnection) -> None:
     method = conn.scope.get("method", "GET")
     if method in SAFE_METHODS:
         return
-    cookie = conn.cookies.get(CSRF_COOKIE)
+    cookie = conn.cookies.get(cookies_of(conn).csrf)
     header = conn.headers.get(CSRF_HEADER)
     if not cookie or not header or not _equal(cookie, header):
         raise Forbidden("A state-changing request made with the session cookie needs X-CSRF-Token.")

@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, StreamConfig
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
+from libs.common.bus_access import inbox_prefix
 from libs.common.errors import ApiError, Unavailable, UpstreamError, UpstreamTimeout
 from libs.common.events import Event
 from libs.common.log import request_id_var, trace_id_var
@@ -249,6 +250,9 @@ class Bus:
     ) -> None:
         """Run a durable pull consumer: ack after `handler` returns, redeliver when it raises."""
         config = ConsumerConfig(
+            # named as well: the create request then carries its filter in its subject, where
+            # the service's NATS permissions pin it (libs/common/bus_access.py)
+            name=durable,
             durable_name=durable,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=ack_wait_s,
@@ -410,6 +414,10 @@ async def connect(settings: Settings, name: str | None = None) -> AsyncIterator[
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
+        # the service's own user (libs/common/bus_access.py); none on an unauthenticated server
+        user=settings.nats_user or None,
+        password=settings.nats_password or None,
+        inbox_prefix=inbox_prefix(settings.service, settings.namespace),
     )
     bus = Bus(nc, settings.namespace, settings.service)
     buses.append(bus)

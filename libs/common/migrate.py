@@ -48,7 +48,11 @@ async def apply(pool: asyncpg.Pool, *, schema: str, directory: Path) -> list[str
         # a session lock: a second replica waits here until the first has finished
         await conn.execute("SELECT pg_advisory_lock($1, $2)", LOCK_NAMESPACE, _lock_key(schema))
         try:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            # a service's own role owns its schema but may not create schemas (the devstack
+            # creates it, libs/devstack/pgroles.py): create it only when it is missing
+            exists = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema)
+            if not exists:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             await conn.execute(FRAMEWORK_TABLES.format(schema=schema))
             done = {
                 r["version"]

@@ -6,6 +6,9 @@ AUTH_JWKS = "rpc.auth.jwks"  # {} → {"keys": [JWK, ...]}
 
 # registry
 REGISTRY_SNAPSHOT = "rpc.registry.snapshot"  # {names?, offset?, limit?} → routable view, paged
+# {"server"} → {"server": stdio view}: what the sandbox needs to launch one hosted server, and
+# nothing of the others (their URLs and headers); the sandbox's NATS user cannot ask a snapshot
+REGISTRY_HOSTED = "rpc.registry.hosted"
 
 # sandbox
 SANDBOX_CALL = "rpc.sandbox.call"  # {"server", "message"} → JSON-RPC response of a hosted server

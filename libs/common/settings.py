@@ -19,12 +19,22 @@ class SettingsError(ValueError):
     """A variable is missing or malformed; the message names it."""
 
 
-def env(name: str, default: Any = dataclasses.MISSING, *, secret: bool = False) -> Any:
-    """Declare a settings field read from the variable `name`."""
-    kwargs: dict[str, Any] = {"metadata": {"env": name}, "repr": not secret}
+def env(
+    name: str,
+    default: Any = dataclasses.MISSING,
+    *,
+    secret: bool = False,
+    per_service: bool = False,
+    aliases: tuple[str, ...] = (),
+) -> Any:
+    """Declare a settings field read from the variable `name` (else an older name in
+    `aliases`); `per_service`: from `<SERVICE>_<name>` first (each service its own database
+    role, its own NATS user)."""
+    metadata: dict[str, Any] = {"env": name, "per_service": per_service, "aliases": aliases}
+    kwargs: dict[str, Any] = {"metadata": metadata, "repr": not secret}
     if default is dataclasses.MISSING:
         # required: a placeholder default keeps field order free; from_env insists on a value
-        kwargs["metadata"] = {"env": name, "required": True}
+        kwargs["metadata"] = {**metadata, "required": True}
         kwargs["default"] = None
     elif isinstance(default, (list, dict, set)):
         kwargs["default_factory"] = lambda: type(default)(default)
@@ -40,8 +50,14 @@ class Settings:
     service: ClassVar[str] = "switchboard"
     default_port: ClassVar[int] = 8000
 
-    database_url: str = env("DATABASE_URL", "postgresql://127.0.0.1:5432/switchboard", secret=True)
+    # AUTH_DATABASE_URL, REGISTRY_DATABASE_URL, ...: the service's own role; else DATABASE_URL
+    database_url: str = env(
+        "DATABASE_URL", "postgresql://127.0.0.1:5432/switchboard", secret=True, per_service=True
+    )
     nats_url: str = env("NATS_URL", "nats://127.0.0.1:4222")
+    # the service's NATS user (AUTH_NATS_USER, ...; else NATS_USER); empty: no credentials
+    nats_user: str = env("NATS_USER", "", per_service=True)
+    nats_password: str = env("NATS_PASSWORD", "", secret=True, per_service=True)
     log_level: str = env("LOG_LEVEL", "info")
     namespace: str = env("SWITCHBOARD_NAMESPACE", "")
     version: str = env("SWITCHBOARD_VERSION", "0.1.0")
@@ -55,6 +71,9 @@ class Settings:
     keepalive_s: int = env("SWITCHBOARD_KEEPALIVE_S", 75)
     # where clients reach the platform (nginx): OAuth issuer, the gateway's resource URL
     public_url: str = env("SWITCHBOARD_PUBLIC_URL", "http://localhost:8080")
+    # browser cookies: Secure and named `__Host-…`; false only for plain-http development
+    # (`make run`), where they are plain `sb_session` / `sb_csrf` (docs/AUTH.md)
+    cookie_secure: bool = env("SWITCHBOARD_COOKIE_SECURE", True, aliases=("AUTH_COOKIE_SECURE",))
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -69,6 +88,10 @@ class Settings:
             if not f.init:
                 continue
             name = f.metadata.get("env") or f"{prefix}_{f.name.upper()}"
+            if f.metadata.get("per_service") and f"{prefix}_{name}" in source:
+                name = f"{prefix}_{name}"
+            if name not in source:
+                name = next((a for a in f.metadata.get("aliases", ()) if a in source), name)
             raw = source.get(name)
             if raw is None:
                 if f.name == "port":

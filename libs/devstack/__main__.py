@@ -77,8 +77,9 @@ async def run() -> int:
         database_url = pg.url
         if not os.environ.get("DATABASE_URL"):
             database_url = await postgres.create_database(pg.url, launch.DATABASE)
-        bus = nats.ensure_nats("nats")
-        config, admin = launch.stack_config(database_url, bus.url, port)
+        bus = nats.ensure_nats("nats", auth=launch.nats_auth())
+        credentials = await launch.service_credentials(database_url, bus.url, bus.auth)
+        config, admin = launch.stack_config(database_url, bus.url, port, credentials=credentials)
         user, password, source = admin.user, admin.password, admin.shown_as
         stack = Stack(config)
         print(f"devstack: starting the services (logs in {config.log_dir}/)", flush=True)
@@ -103,7 +104,9 @@ async def run() -> int:
             f"  admin user:     {user}\n"
             f"  admin password: {source}\n"
             f"  Postgres:       {redact(database_url)}{' (private)' if pg.started else ''}\n"
+            f"                  {credentials.postgres}\n"
             f"  NATS:           {bus.url}{' (private)' if bus.started else ''}\n"
+            f"                  {credentials.nats}\n"
             f"  logs:           {config.log_dir}/\n"
             "Press Ctrl-C (or run `make stop`) to stop.",
             flush=True,

@@ -10,10 +10,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from libs.devstack import devsecrets, proc
+import asyncpg
+
+from libs.common.bus_access import SERVICES
+from libs.devstack import devsecrets, natsauth, pgroles, proc
+from libs.devstack.nats import server_info
+from libs.devstack.natsauth import NatsAuth
 from libs.devstack.stack import StackConfig
 
 DATABASE = "switchboard"  # created on a Postgres `make run` did not get from DATABASE_URL
+NATS_CREDENTIALS = "nats-credentials.env"  # in .run/: each service's NATS user and password
+DB_CREDENTIALS = "db-credentials.env"  # in .run/: each service's database URL (its own role)
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,80 @@ def admin_credentials(run_dir: Path) -> AdminLogin:
     return AdminLogin(user, password, f"{password}   (kept in {path})", kept_in=path)
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """How each service signs in to Postgres and NATS, and what `make run` says about it."""
+
+    service_env: dict[str, dict[str, str]] = field(repr=False)
+    postgres: str  # one line each for the banner
+    nats: str
+
+
+def namespace() -> str:
+    """SWITCHBOARD_NAMESPACE of the caller (empty: none)."""
+    return os.environ.get("SWITCHBOARD_NAMESPACE", "")
+
+
+def nats_auth(root: Path = proc.ROOT) -> NatsAuth:
+    """The users of the private NATS `make run` starts (passwords kept in .run/, 0600)."""
+    return natsauth.load(proc.run_dir(root) / NATS_CREDENTIALS, namespace())
+
+
+async def database_roles(admin_url: str, root: Path) -> tuple[dict[str, dict[str, str]], str]:
+    """Each service's own role on admin_url's database, created there by the admin role (the
+    URLs kept in .run/, 0600); a service whose <SERVICE>_DATABASE_URL is set keeps that."""
+    services = tuple(s for s in SERVICES if not os.environ.get(f"{s.upper()}_DATABASE_URL"))
+    if not services:
+        return {}, "each service connects with its <SERVICE>_DATABASE_URL"
+    path = proc.run_dir(root) / DB_CREDENTIALS
+    try:
+        roles = await pgroles.ensure_roles(admin_url, pgroles.stored_passwords(path), services)
+    except (pgroles.RolesUnavailable, asyncpg.PostgresError) as exc:
+        return {}, f"NO per-service roles ({exc}): every service connects with DATABASE_URL"
+    devsecrets.write(path, {**devsecrets.read(path), **roles.all_env()})
+    names = ", ".join(roles.roles[s] for s in services)
+    return (
+        {s: roles.service_env(s) for s in services},
+        f"each service as its own role, rights on its own schema only ({names}; URLs in {path})",
+    )
+
+
+def nats_credentials(url: str, auth: NatsAuth | None, root: Path) -> tuple[dict, str]:
+    """Each service's NATS user: auth's (a private server `make run` started), else what the
+    caller's environment sets (<SERVICE>_NATS_USER/_PASSWORD, else NATS_USER/NATS_PASSWORD)."""
+    if auth is not None:
+        path = proc.run_dir(root) / NATS_CREDENTIALS
+        return (
+            {s: auth.service_env(s) for s in SERVICES},
+            f"a user per service, each only its own subjects (passwords in {path})",
+        )
+    shared = os.environ.get("NATS_USER")
+    given = [s for s in SERVICES if os.environ.get(f"{s.upper()}_NATS_USER") or shared]
+    if len(given) < len(SERVICES) and server_info(url).get("auth_required"):
+        missing = ", ".join(f"{s.upper()}_NATS_USER" for s in SERVICES if s not in given)
+        raise RuntimeError(
+            f"NATS at {url} requires credentials and none are set for {missing} "
+            "(or NATS_USER/NATS_PASSWORD); see docs/ARCHITECTURE.md, 'The infrastructure refuses'."
+        )
+    if not given:
+        return {}, (
+            "external and WITHOUT authentication: anything on this host can call rpc.* and read "
+            "events.* (unset NATS_URL and stop that server to get a private one with a user "
+            "per service)"
+        )
+    return {}, "external; each service signs in as its <SERVICE>_NATS_USER (else NATS_USER)"
+
+
+async def service_credentials(
+    admin_url: str, nats_url: str, auth: NatsAuth | None, root: Path = proc.ROOT
+) -> Credentials:
+    """The database roles (created now) and NATS users the services of `make run` use."""
+    db_env, db_note = await database_roles(admin_url, root)
+    nats_env, nats_note = nats_credentials(nats_url, auth, root)
+    merged = {s: {**db_env.get(s, {}), **nats_env.get(s, {})} for s in SERVICES}
+    return Credentials(merged, db_note, nats_note)
+
+
 def interpreter(root: Path) -> str:
     """The Python `make run` starts the services with: the checkout's .venv, else this one."""
     venv = root / ".venv" / "bin" / "python"
@@ -49,13 +130,18 @@ def interpreter(root: Path) -> str:
 
 
 def stack_config(
-    database_url: str, nats_url: str, port: int, root: Path = proc.ROOT
+    database_url: str,
+    nats_url: str,
+    port: int,
+    root: Path = proc.ROOT,
+    credentials: Credentials | None = None,
 ) -> tuple[StackConfig, AdminLogin]:
     """The stack `make run` starts from the checkout at root, and its admin's credentials.
 
     The env is what `make run` adds to the caller's: the admin's credentials, the dev secrets
-    (generated once into .run/), a short drain and SWITCHBOARD_NAMESPACE; the stack adds
-    DATABASE_URL, NATS_URL, the public URL, its free ports and its local defaults.
+    (generated once into .run/), a short drain, SWITCHBOARD_NAMESPACE and each service's own
+    database URL and NATS user (`credentials`); the stack adds DATABASE_URL, NATS_URL, the
+    public URL, its free ports and its local defaults.
     """
     run_dir = proc.run_dir(root)
     admin = admin_credentials(run_dir)
@@ -63,13 +149,16 @@ def stack_config(
     env.update(devsecrets.load(run_dir / "dev-secrets.env"))
     # Short drain so Ctrl-C is quick; a variable set by the caller wins.
     env["SWITCHBOARD_DRAIN_S"] = os.environ.get("SWITCHBOARD_DRAIN_S", "2")
+    service_env = credentials.service_env if credentials is not None else {}
+    own = all(f"{s.upper()}_DATABASE_URL" in service_env.get(s, {}) for s in SERVICES)
     config = StackConfig(
-        database_url=database_url,
+        database_url="" if own else database_url,  # the admin's URL only where it is needed
         nats_url=nats_url,
         port=port,
-        namespace=os.environ.get("SWITCHBOARD_NAMESPACE", ""),
+        namespace=namespace(),
         log_dir=run_dir / "logs",
         env=env,
+        service_env=service_env,
         root=root,
         python=interpreter(root),
     )

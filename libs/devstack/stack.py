@@ -20,7 +20,7 @@ from libs.devstack.services import SERVICES, ServiceProcess, start_service, stop
 LOCAL_DEFAULTS = {
     "REGISTRY_SSRF_ALLOWLIST": "127.0.0.0/8",
     "AUDIT_SSRF_ALLOWLIST": "127.0.0.0/8",
-    "AUTH_COOKIE_SECURE": "false",
+    "SWITCHBOARD_COOKIE_SECURE": "false",
 }
 
 
@@ -30,16 +30,18 @@ class StackError(RuntimeError):
 
 @dataclass
 class StackConfig:
-    """What a stack needs: its backing servers, namespace, public port, extra env, and the
-    checkout (and its interpreter) the services run from."""
+    """What a stack needs: its backing servers, namespace, public port, extra env (for all, and
+    per service: each one's own database role and NATS user), and the checkout (and its
+    interpreter) the services run from."""
 
-    database_url: str
+    database_url: str  # DATABASE_URL of every service (empty: each has its own URL)
     nats_url: str
     port: int
     namespace: str = ""
     name: str = ""
     log_dir: Path = field(default_factory=lambda: proc.run_dir() / "logs")
     env: dict[str, str] = field(default_factory=dict)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     root: Path = proc.ROOT
     python: str = sys.executable
 
@@ -64,8 +66,10 @@ class Stack:
     @property
     def env(self) -> dict[str, str]:
         """Return the environment every service gets."""
+        # no DATABASE_URL when every service has its own (the admin's URL reaches no service)
+        database = {"DATABASE_URL": self.config.database_url} if self.config.database_url else {}
         return {
-            "DATABASE_URL": self.config.database_url,
+            **database,
             "NATS_URL": self.config.nats_url,
             "SWITCHBOARD_NAMESPACE": self.config.namespace,
             **LOCAL_DEFAULTS,
@@ -90,7 +94,7 @@ class Stack:
         replica = start_service(
             service,
             index,
-            {**self.env, **(env or {})},
+            {**self.env, **self.config.service_env.get(service, {}), **(env or {})},
             self.config.log_dir,
             python=self.config.python,
             cwd=self.config.root,

@@ -37,7 +37,7 @@ def create_app(settings: AuthSettings) -> Starlette:
         yield {
             "keystore": keystore,
             "passwords": passwords,
-            "verifier": principals.LocalVerifier(bus, pool, keystore),
+            "verifier": principals.LocalVerifier(bus, pool, keystore, settings.cookie_secure),
         }
 
     routes = [

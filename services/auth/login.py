@@ -1,9 +1,16 @@
-"""Password sign-in with throttling: per-user lockout, per-source lockout, growing delay."""
+"""Password sign-in with throttling that tells nothing about which names exist.
+
+The source address (nginx's X-Real-IP) is slowed with every failure and locked after too many;
+a sign-in name — any name, a user's or not — with too many failures in a row is paced (one
+attempt at a time, each answered after a delay), never locked, so strangers cannot lock a user
+out. Unknown names, wrong passwords and suspended users get the same 401 in the same time.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import hashlib
+import math
 
 import asyncpg
 import pyotp
@@ -20,6 +27,11 @@ log = structlog.get_logger()
 MAX_DELAY_S = 2.0
 
 
+def name_key(login: str) -> str:
+    """How a sign-in name is counted: SHA-256 of it, trimmed and lower-cased."""
+    return hashlib.sha256(login.strip().lower().encode()).hexdigest()
+
+
 async def sign_in(
     pool: asyncpg.Pool,
     passwords: Passwords,
@@ -30,15 +42,20 @@ async def sign_in(
     source: str,
 ) -> asyncpg.Record:
     """The user whose credentials these are, or 401/429 (failures are recorded first)."""
+    name = name_key(login)
     async with pool.acquire() as conn:
         if await users.source_locked(conn, source):
             await _say(conn, LOGIN_LOCKED, login, source, None, "source_locked")
-            raise _locked(settings)
+            raise _slow_down(settings.lockout_s)
+        paced = await users.name_failures(conn, name, settings.failure_window_s)
+        if paced >= settings.max_user_failures:
+            busy = await users.take_name_slot(conn, name, settings.account_delay_s)
+            if busy:
+                await _say(conn, LOGIN_LOCKED, login, source, None, "name_paced")
+                raise _slow_down(busy)
         user = await users.get_for_login(conn, login)
-    if user is not None and user["locked_until"] and user["locked_until"] > datetime.now(UTC):
-        async with pool.acquire() as conn:
-            await _say(conn, LOGIN_LOCKED, login, source, user, "account_locked")
-        raise _locked(settings)
+    if paced >= settings.max_user_failures:
+        await asyncio.sleep(settings.account_delay_s)
     ok = await passwords.verify(user["password_hash"] if user else None, password)
     reason = None if ok else ("bad_password" if user else "unknown_user")
     if ok and user["status"] != "active":
@@ -52,6 +69,7 @@ async def sign_in(
         await _fail(pool, settings, login, source, user, reason)
     async with pool.acquire() as conn, conn.transaction():
         await users.record_success(conn, user["id"])
+        await users.clear_name(conn, name)
         await _say(conn, LOGIN_SUCCEEDED, login, source, user, None)
     return user
 
@@ -64,14 +82,9 @@ async def _fail(
     user: asyncpg.Record | None,
     reason: str,
 ) -> None:
-    """Record a failure, slow the answer down, and answer 401."""
-    failures = 1
+    """Record the failure for the name and the source, slow the answer down, answer 401."""
     async with pool.acquire() as conn, conn.transaction():
-        if user is not None:
-            row = await users.record_failure(
-                conn, user["id"], settings.max_user_failures, settings.lockout_s
-            )
-            failures = row["failed_logins"]
+        await users.record_name_failure(conn, name_key(login), settings.failure_window_s)
         source_failures = await users.record_source_failure(
             conn,
             source,
@@ -79,19 +92,20 @@ async def _fail(
             settings.failure_window_s,
             settings.lockout_s,
         )
-        failures = max(failures, source_failures)
         await _say(conn, LOGIN_FAILED, login, source, user, reason)
     log.info("login_failed", reason=reason, source=source)
-    await asyncio.sleep(min(MAX_DELAY_S, settings.failure_delay_s * failures))
+    # the delay grows with the source's failures, the same whichever name was tried
+    await asyncio.sleep(min(MAX_DELAY_S, settings.failure_delay_s * source_failures))
     raise Unauthenticated("The username or password is wrong.")
 
 
-def _locked(settings: AuthSettings) -> RateLimited:
-    """429 while locked."""
+def _slow_down(retry_after_s: float) -> RateLimited:
+    """429 for a locked source or a paced name: the same answer whatever the name."""
+    seconds = max(1, math.ceil(retry_after_s))
     return RateLimited(
         "Too many failed sign-ins; try again later.",
-        details={"retry_after_s": settings.lockout_s},
-        headers={"Retry-After": str(settings.lockout_s)},
+        details={"retry_after_s": seconds},
+        headers={"Retry-After": str(seconds)},
     )
 
 

@@ -121,15 +121,15 @@ def granted_scope(requested: str | None) -> str:
 
 
 def resource_for(settings: AuthSettings, requested: str | None) -> str | None:
-    """The audience for a requested resource: the gateway's /mcp or a path under it; None when
-    the resource is not one this server issues tokens for."""
+    """The audience for a requested resource: exactly the gateway's /mcp in RFC 8707 canonical
+    form (every /mcp endpoint is that one resource); None for anything else, a path under it
+    included, or a URI with a fragment (RFC 8707 forbids one)."""
     base = canonical_resource(settings.mcp_resource)
     if not requested:
         return base
-    value = canonical_resource(requested)
-    if value == base or value.startswith(base + "/"):
-        return value
-    return None
+    if "#" in requested or canonical_resource(requested) != base:
+        return None
+    return base
 
 
 @dataclass(frozen=True)
@@ -352,7 +352,9 @@ async def refresh(
     )
 
 
-async def revoke(conn: asyncpg.Connection, keystore: KeyStore, form: dict[str, str]) -> None:
+async def revoke(
+    conn: asyncpg.Connection, keystore: KeyStore, settings: AuthSettings, form: dict[str, str]
+) -> None:
     """RFC 7009: end the grant a refresh or access token of this client belongs to (unknown
     tokens are ignored, as the RFC says)."""
     client = await _client(conn, form)
@@ -365,7 +367,7 @@ async def revoke(conn: asyncpg.Connection, keystore: KeyStore, form: dict[str, s
         if row is not None and row["kind"] == "oauth":
             session_id = row["session_id"]
     elif token.count(".") == 2:
-        session_id = await _session_of_jwt(conn, keystore, token)
+        session_id = await _session_of_jwt(conn, keystore, settings.oauth_issuer, token)
     if session_id is None:
         return
     session = await store.get_session(conn, session_id)
@@ -374,9 +376,10 @@ async def revoke(conn: asyncpg.Connection, keystore: KeyStore, form: dict[str, s
 
 
 async def _session_of_jwt(
-    conn: asyncpg.Connection, keystore: KeyStore, token: str
+    conn: asyncpg.Connection, keystore: KeyStore, issuer: str, token: str
 ) -> uuid.UUID | None:
-    """The `sid` of one of our access tokens whose signature verifies (expired ones too)."""
+    """The `sid` of one of our OAuth access tokens (signed by us, issued by `issuer`; expired
+    ones too)."""
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError:
@@ -391,6 +394,8 @@ async def _session_of_jwt(
                 algorithms=["EdDSA"],
                 options={"verify_aud": False, "verify_exp": False},
             )
+            if claims.get("iss") != issuer:
+                return None
             return uuid.UUID(str(claims.get("sid")))
         except (jwt.PyJWTError, ValueError):
             return None

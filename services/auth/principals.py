@@ -151,8 +151,8 @@ async def introspect(pool: asyncpg.Pool, request: dict[str, Any]) -> dict[str, A
 class LocalVerifier(Verifier):
     """The auth service's own verifier: same checks, resolved from its database with no cache."""
 
-    def __init__(self, bus: Any, pool: asyncpg.Pool, keystore: Any) -> None:
-        super().__init__(bus, ttl=0.0)
+    def __init__(self, bus: Any, pool: asyncpg.Pool, keystore: Any, cookie_secure: bool) -> None:
+        super().__init__(bus, ttl=0.0, cookie_secure=cookie_secure)
         self.pool = pool
         self.keystore = keystore
 

@@ -19,14 +19,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from jwt.algorithms import OKPAlgorithm
 
 from libs.common import outbox
-from libs.common.authn import JWT_AUDIENCE
+from libs.common.authn import JWT_AUDIENCE, JWT_ISSUER
 from libs.common.events import SIGNING_KEY_CREATED, SIGNING_KEY_ROTATED, SigningKeyChanged
 from services.auth.store import signing_keys as store
 
 log = structlog.get_logger()
 
 ALGORITHM = "EdDSA"
-ISSUER = "switchboard-auth"
 KEY_LOCK = 0x5B0A_0A07  # advisory lock held while the first key is created
 
 
@@ -115,7 +114,7 @@ class KeyStore:
         """The claims of a new access token."""
         now = int(time.time())
         return {
-            "iss": ISSUER,
+            "iss": JWT_ISSUER,
             "aud": JWT_AUDIENCE,
             "sub": user_id,
             "sid": session_id,

@@ -31,8 +31,10 @@ def create_app(settings: GatewaySettings) -> Starlette:
     @asynccontextmanager
     async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         bus = state["bus"]
-        # OAuth 2.1 access tokens for MCP clients are issued for this resource (RFC 8707)
-        state["verifier"].accept_audience(settings.public_url.rstrip("/") + "/mcp")
+        # OAuth 2.1 access tokens for MCP clients are issued for this resource (RFC 8707), by
+        # the platform's issuer (the public URL); every /mcp endpoint is this one resource
+        issuer = settings.public_url.rstrip("/")
+        state["verifier"].accept_audience(issuer + "/mcp", issuer)
         table = RoutingTable(settings.separator)
         pool = UpstreamPool(settings, bus)
         await pool.start()

@@ -1,4 +1,5 @@
-"""rpc.registry.* handlers: the routable snapshot the gateway starts from."""
+"""rpc.registry.* handlers: the routable snapshot the gateway starts from, and the spec of one
+hosted server the sandbox launches."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import orjson
 import structlog
 
 from libs.common import rpc
-from libs.common.errors import ValidationError
+from libs.common.errors import NotFound, ValidationError
 from services.registry import setting_keys, sources, views
 from services.registry.context import Registry
 from services.registry.crypto import SecretUnreadable
@@ -99,10 +100,27 @@ async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def hosted(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
+    """One server's launch spec by name: `{"server": view}`; 404 when it is not registered."""
+    name = data.get("server")
+    if not isinstance(name, str) or not name:
+        raise ValidationError("`server` (a server name) is required.", details={"field": "server"})
+    async with reg.pool.acquire() as conn:
+        servers = await servers_store.list_page(conn, [name], 0, 1)
+        secrets = await secrets_store.list_secrets(conn, [servers[0]["id"]]) if servers else []
+    if not servers:
+        raise NotFound(f"Server {name!r} is not registered.", details={"server": name})
+    return {"server": views.hosted_server(servers[0], secrets, reg.box)}
+
+
 async def serve(reg: Registry) -> None:
     """Answer rpc.registry.* (queue group: registry)."""
 
     async def on_snapshot(data: dict[str, Any]) -> dict[str, Any]:
         return await snapshot(reg, data)
 
+    async def on_hosted(data: dict[str, Any]) -> dict[str, Any]:
+        return await hosted(reg, data)
+
     await reg.bus.serve(rpc.REGISTRY_SNAPSHOT, on_snapshot)
+    await reg.bus.serve(rpc.REGISTRY_HOSTED, on_hosted)

@@ -120,6 +120,35 @@ def tool_out(server: asyncpg.Record, tool: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
+def hosted_server(
+    server: asyncpg.Record, secrets: Iterable[asyncpg.Record], box: SecretBox
+) -> dict[str, Any]:
+    """The view of rpc.registry.hosted: what the sandbox needs to launch one stdio server.
+
+    Only a stdio server's env is decrypted; any other server answers its transport alone (the
+    sandbox refuses it), never a URL or headers.
+    """
+    view: dict[str, Any] = {
+        "id": str(server["id"]),
+        "name": server["name"],
+        "org": server["org"],
+        "transport": server["transport"],
+        "enabled": server["enabled"],
+    }
+    if server["transport"] != "stdio":
+        return view
+    return {
+        **view,
+        "command": server["command"],
+        "args": server["args"],
+        "env": secrets_by_kind([r for r in secrets if r["kind"] == "env"], box)["env"],
+        "cwd": server["cwd"],
+        "timeout_s": server["timeout_s"],
+        "per_user": server["per_user"],
+        "version": server["version"],
+    }
+
+
 def snapshot_server(
     server: asyncpg.Record,
     tools: Iterable[asyncpg.Record],

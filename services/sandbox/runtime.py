@@ -190,17 +190,16 @@ class Runtime:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         try:
-            doc = await self.bus.request(rpc.REGISTRY_SNAPSHOT, {"names": [name]}, timeout=5)
+            doc = await self.bus.request(rpc.REGISTRY_HOSTED, {"server": name}, timeout=5)
         except RpcError as exc:
             if exc.status == 404:
                 raise NotFound(
                     f"Server {name!r} is not registered.", details={"server": name}
                 ) from None
             raise
-        views = [v for v in doc.get("servers") or [] if v.get("name") == name]
-        if not views:
+        view = doc.get("server") or {}
+        if view.get("name") != name:
             raise NotFound(f"Server {name!r} is not registered.", details={"server": name})
-        view = views[0]
         if view.get("transport") != "stdio" or not view.get("command"):
             raise Unprocessable(
                 f"Server {name!r} is not a stdio server the sandbox hosts.",

@@ -69,6 +69,7 @@ class PrivateNats:
         self.root = root
         self.server: nats.Nats | None = None
         self.port: int | None = None
+        self.auth = launch.nats_auth(root)  # a user per service, as `make run` makes them
 
     @property
     def url(self) -> str:
@@ -79,7 +80,7 @@ class PrivateNats:
     async def start(self) -> None:
         """Start it and wait until it listens."""
         self.server = await asyncio.to_thread(
-            nats.start_private_server, "nats", self.port, self.root
+            nats.start_private_server, "nats", self.port, self.root, self.auth
         )
         self.port = urlsplit(self.server.url).port
 
@@ -215,7 +216,10 @@ async def booted() -> AsyncIterator[Platform]:
         await pg.start()
         await bus.start()
         database_url = await postgres.create_database(pg.url, launch.DATABASE)
-        config, admin = launch.stack_config(database_url, bus.url, ports.free_port(), root)
+        credentials = await launch.service_credentials(database_url, bus.url, bus.auth, root)
+        config, admin = launch.stack_config(
+            database_url, bus.url, ports.free_port(), root, credentials
+        )
         config.log_dir = LOGS / f"acceptance-{secrets.token_hex(4)}"
         # Not added by `make run`: server-everything (an npm test peer) must be readable inside
         # the sandbox, as any stdio server's files are for an operator who lists them here.

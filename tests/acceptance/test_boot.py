@@ -12,7 +12,6 @@ PLATFORM_VARIABLES = ("DATABASE_URL", "NATS_URL", "LOG_LEVEL", "SWITCHBOARD_")
 # what `make run` sets (libs/devstack/launch.py, stack.py, services.py), and the one variable
 # the suite adds (tests/acceptance/platform_boot.py says why)
 MAKE_RUN_SETS = {
-    "DATABASE_URL",
     "NATS_URL",
     "SWITCHBOARD_NAMESPACE",
     "SWITCHBOARD_PUBLIC_URL",
@@ -23,10 +22,13 @@ MAKE_RUN_SETS = {
     "REGISTRY_SSRF_ALLOWLIST",
     "AUDIT_SSRF_ALLOWLIST",
     "REGISTRY_MASTER_KEY",
-    "AUTH_COOKIE_SECURE",
+    "SWITCHBOARD_COOKIE_SECURE",
     "AUTH_KEY_ENCRYPTION_SECRET",
     *(f"{s.upper()}_{part}" for s in SERVICES for part in ("HOST", "PORT")),
 }
+# each service's own credentials: its database role's URL and its NATS user (no DATABASE_URL:
+# the admin role's URL reaches no service)
+OWN_CREDENTIALS = ("DATABASE_URL", "NATS_USER", "NATS_PASSWORD")
 SUITE_ADDS = {"SANDBOX_RO_PATHS"}
 
 
@@ -54,7 +56,10 @@ async def test_make_run_boots_all_five_services_from_a_0700_copy_on_uvloop(
         assert f"{platform.root}/.venv/lib/" in maps and "/uvloop/loop." in maps, (
             f"{what}: runs on uvloop from the copy's venv"
         )
-        extra = settings_in(pid) - MAKE_RUN_SETS - SUITE_ADDS
+        own = {f"{replica.service.upper()}_{part}" for part in OWN_CREDENTIALS}
+        settings = settings_in(pid)
+        assert own <= settings, f"{what}: its own credentials: {sorted(own - settings)} missing"
+        extra = settings - MAKE_RUN_SETS - SUITE_ADDS - own
         assert not extra, f"{what}: settings beyond what make run sets: {sorted(extra)}"
     health = await platform.stack.health()
     statuses = {s["service"]: s["status"] for s in (health or {}).get("services", [])}

@@ -298,10 +298,14 @@ async def test_attacks_from_inside_a_sandbox_reach_no_network_host_file_secret_o
     )
     assert probe["outcome"] == "ok", f"sandbox isolation: the probe ran: {probe}"
     seen = probe["result"]
+    environment = {**platform.stack.env, **platform.stack.config.service_env["sandbox"]}
     sensitive = {
         k: v
-        for k, v in platform.stack.env.items()
-        if k in ("DATABASE_URL", "NATS_URL") or "SECRET" in k or "KEY" in k or "PASSWORD" in k
+        for k, v in environment.items()
+        if k.endswith(("DATABASE_URL", "NATS_URL"))
+        or "SECRET" in k
+        or "KEY" in k
+        or "PASSWORD" in k
     }
     text = json.dumps(seen)
     leaked = [k for k, v in sensitive.items() if k in text or v in text]  # names only

@@ -12,9 +12,7 @@ from tests.e2e.conftest import running_stack
 
 
 @pytest.fixture(scope="session")
-async def conformance_stack(
-    pg_server: postgres.Postgres, nats_url: str, namespace: str
-) -> AsyncIterator[Stack]:
+async def conformance_stack(pg_server: postgres.Postgres, namespace: str) -> AsyncIterator[Stack]:
     """Boot the stack once per session; tear down everything started."""
-    async with running_stack(pg_server, nats_url, namespace, label="conf") as stack:
+    async with running_stack(pg_server, namespace, label="conf") as stack:
         yield stack

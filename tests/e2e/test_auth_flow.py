@@ -4,10 +4,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 
 from libs.devstack.stack import Stack
+from tests.e2e.conftest import SecuredStack
 from tests.support.auth import AuthClient, unique
 
 REVOKED_WITHIN_S = 1.0
@@ -84,3 +86,19 @@ async def test_a_bad_login_and_a_bad_body_get_the_error_envelope_through_nginx(
     )
     assert resp.status_code == 422
     assert "username" in resp.json()["error"]["details"]["fields"]
+
+
+async def test_a_failed_sign_in_counts_against_the_address_nginx_saw_not_a_claimed_one(
+    auth: AuthClient, e2e_stack: SecuredStack
+) -> None:
+    claimed = {"X-Real-IP": "203.0.113.77", "X-Forwarded-For": "198.51.100.77"}
+    body = {"username": unique("nobody"), "password": "Wrong-Passw0rd!"}
+    resp = await auth.http.post("/api/v1/auth/login", json=body, headers=claimed)
+    assert resp.status_code == 401
+    conn = await asyncpg.connect(e2e_stack.admin_database_url)
+    try:
+        sources = {r["source"] for r in await conn.fetch("SELECT source FROM auth.login_failures")}
+    finally:
+        await conn.close()
+    assert "127.0.0.1" in sources
+    assert not sources & {"203.0.113.77", "198.51.100.77"}

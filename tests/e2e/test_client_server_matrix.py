@@ -77,6 +77,14 @@ JSON_RESPONSES = {"ts-json", "py-json"}
 # modelcontextprotocol/typescript-sdk#2580 (open). The test asserts what a user gets: the wire
 # carries every notification before the response; `onprogress` sees a prefix of them.
 LOSES_PROGRESS = {"ts-sse-client"}
+# The Python SDK server (2.3.0) with an event store may lose a notification it sends while a
+# resumed stream is being set up: `replay_sender` (server/streamable_http.py) reads the store,
+# then registers the live stream, and what the request sends in between is stored but reaches
+# neither ("The replay→live-tail ordering window here is pre-existing and tracked separately",
+# its own comment). `reconnect` reports progress 2 right after closing its stream, so under
+# load it can land in that window: seen 3 times in 16 busy runs, never on a quiet machine. The
+# call's answer always arrives; progress 2 on the wire is then allowed to be missing.
+RESUME_WINDOW = {"py-primed"}
 CLIENTS = (
     "ts-client",
     "ts-sse-client",
@@ -372,14 +380,21 @@ def problems_of(client: str, upstream: str, report: Report, servers: dict[str, s
             got = outcome.error if outcome.error is not None else repr(outcome.text)
             found.append(f"{pair}: call {call.tool}: expected {call.answer!r}, got {got}")
         if call.progress is not None:
-            found += progress_problems(pair, call, outcome, client in LOSES_PROGRESS)
+            window = call.tool == "reconnect" and call.upstream in RESUME_WINDOW
+            found += progress_problems(pair, call, outcome, client in LOSES_PROGRESS, window)
     return found
 
 
-def progress_problems(pair: str, call: Call, outcome: Outcome, lossy: bool) -> list[str]:
+def progress_problems(
+    pair: str, call: Call, outcome: Outcome, lossy: bool, window: bool = False
+) -> list[str]:
     """What went wrong with a call's progress: the gateway must put all of it on the wire before
-    the response; the SDK must hand it over (a lossy client: at least in order, without gaps)."""
+    the response; the SDK must hand it over (a lossy client: at least in order, without gaps).
+    `window`: the upstream may lose what it sends while its stream resumes (RESUME_WINDOW), so
+    what it sent before closing its stream is all that must arrive."""
     expected = call.progress or []
+    if window:
+        outcome = _within_window(outcome, expected)
     found = []
     if outcome.wire is not None and outcome.wire != expected:
         found.append(f"{pair}: call {call.tool}: progress on the wire {outcome.wire}")
@@ -387,6 +402,22 @@ def progress_problems(pair: str, call: Call, outcome: Outcome, lossy: bool) -> l
     if handed != expected and not (lossy and handed == expected[: len(handed)]):
         found.append(f"{pair}: call {call.tool}: progress {handed}, expected {expected}")
     return found
+
+
+def _within_window(outcome: Outcome, expected: list[float]) -> Outcome:
+    """The outcome with its progress taken as complete when it is the part of `expected` sent
+    before the stream closed (the first value) — what RESUME_WINDOW may leave of it."""
+    head = expected[:1]
+
+    def complete(seen: list[float] | None) -> list[float] | None:
+        return expected if seen == head else seen
+
+    return Outcome(
+        text=outcome.text,
+        error=outcome.error,
+        progress=complete(outcome.progress),
+        wire=complete(outcome.wire),
+    )
 
 
 @pytest.mark.parametrize("upstream", UPSTREAMS)

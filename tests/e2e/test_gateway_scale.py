@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from libs.devstack.services import ServiceProcess
-from libs.devstack.stack import Stack
+from tests.e2e.conftest import SecuredStack
 from tests.e2e.gateway_support import (
     admin_token,
     api_key,
@@ -35,7 +35,7 @@ INSTANCE = "x-switchboard-instance"
 class Gateways:
     """Two routed gateway replicas, an admin JWT and API key, one registered upstream."""
 
-    stack: Stack
+    stack: SecuredStack
     replicas: list[ServiceProcess]
     token: str
     key: str
@@ -48,7 +48,7 @@ class Gateways:
 
 
 @pytest.fixture(scope="module")
-async def gateways(e2e_stack: Stack) -> AsyncIterator[Gateways]:
+async def gateways(e2e_stack: SecuredStack) -> AsyncIterator[Gateways]:
     """Make sure two gateway replicas are routed; register a calculator upstream."""
     live = [r for r in e2e_stack.replicas_of("gateway") if r.alive()]
     while len(live) < 2:
@@ -198,7 +198,7 @@ async def test_killing_a_replica_mid_load_loses_no_audit_record_of_a_completed_c
 
 async def _unaudited(gateways: Gateways, traces: set[str], wait_s: float = 15) -> set[str]:
     """The trace ids without an `ok` audit record once the audit service caught up (or wait_s)."""
-    conn = await asyncpg.connect(gateways.stack.config.database_url)
+    conn = await asyncpg.connect(gateways.stack.admin_database_url)
     missing = traces
     try:
         async with asyncio.timeout(wait_s):

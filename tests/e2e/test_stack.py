@@ -3,12 +3,14 @@
 import asyncio
 import secrets
 
+import asyncpg
 import httpx
 import pytest
 
-from libs.devstack import postgres
+from libs.devstack import pgroles, postgres
 from libs.devstack.services import SERVICES
 from libs.devstack.stack import Stack
+from tests.e2e.conftest import SecuredStack
 
 DOWN_DEADLINE_S = 15
 
@@ -56,11 +58,16 @@ async def test_nginx_passes_the_caller_request_id_on(api: httpx.AsyncClient) -> 
 
 
 async def test_two_replicas_started_together_on_a_fresh_database_both_start(
-    e2e_stack: Stack, pg_server: postgres.Postgres, namespace: str
+    e2e_stack: SecuredStack, pg_server: postgres.Postgres, namespace: str
 ) -> None:
     database = f"sbrace_{secrets.token_hex(4)}"
     url = await postgres.create_database(pg_server.url, database)
-    env = {"DATABASE_URL": url, "SWITCHBOARD_NAMESPACE": f"{namespace}race"}
+    # another database and namespace than the stack's: the admin's URL and NATS user
+    env = {
+        "REGISTRY_DATABASE_URL": url,
+        "SWITCHBOARD_NAMESPACE": f"{namespace}race",
+        **e2e_stack.nats_admin_env("registry"),
+    }
     replicas = [e2e_stack.spawn("registry", env=env) for _ in range(2)]
     try:
         await asyncio.gather(*(e2e_stack.wait_replica_healthy(r, timeout=30) for r in replicas))
@@ -129,3 +136,29 @@ async def test_a_service_keeps_an_idle_connection_longer_than_nginx_does(
     finally:
         writer.close()
     assert first == second == b"HTTP/1.1 200 OK"
+
+
+async def test_each_service_connects_to_postgres_as_its_own_role(e2e_stack: SecuredStack) -> None:
+    conn = await asyncpg.connect(e2e_stack.admin_database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT application_name, usename FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name LIKE 'switchboard-%'"
+        )
+        database = await conn.fetchval("SELECT current_database()")
+    finally:
+        await conn.close()
+    seen = {(r["application_name"], r["usename"]) for r in rows}
+    assert seen == {(f"switchboard-{s}", pgroles.role_name(database, s)) for s in SERVICES}
+
+
+async def test_each_service_signs_in_to_nats_as_its_own_user(e2e_stack: SecuredStack) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        resp = await client.get(f"{e2e_stack.nats_monitor_url}/connz", params={"auth": "true"})
+    connections = resp.json()["connections"]
+    seen = {
+        (c.get("name", ""), c.get("authorized_user"))
+        for c in connections
+        if c.get("name", "").startswith("switchboard-")
+    }
+    assert seen == {(f"switchboard-{s}", s) for s in SERVICES}

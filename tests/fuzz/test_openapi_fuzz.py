@@ -35,12 +35,10 @@ ST = Path(sys.executable).with_name("st")
 
 
 @pytest.fixture(scope="module")
-async def fuzz_stack(
-    pg_server: postgres.Postgres, nats_url: str, namespace: str
-) -> AsyncIterator[Stack]:
+async def fuzz_stack(pg_server: postgres.Postgres, namespace: str) -> AsyncIterator[Stack]:
     """A stack for the fuzzer alone, its admin token known."""
     env = {"SWITCHBOARD_ADMIN_TOKEN": ADMIN_TOKEN}
-    async with running_stack(pg_server, nats_url, namespace, "fuzz", env) as stack:
+    async with running_stack(pg_server, namespace, "fuzz", env) as stack:
         yield stack
 
 

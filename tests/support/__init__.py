@@ -38,6 +38,8 @@ def settings_for(cls: type[S], *, pg_url: str, nats_url: str, namespace: str, **
         "LOG_LEVEL": "warning",
         # many apps share one test Postgres; small pools keep under max_connections
         "SWITCHBOARD_DB_POOL_MAX": "4",
+        # tests speak plain http: browser cookies are the plain-named, non-Secure ones
+        "SWITCHBOARD_COOKIE_SECURE": "false",
         # in-process gateways share the test runner's heap: settling it (a full collection per
         # registry change) would only slow the suite; test_heap and the e2e processes cover it
         "GATEWAY_GC_FREEZE": "false",
@@ -60,6 +62,7 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
         lifespan="on",
         timeout_graceful_shutdown=2,
         timeout_keep_alive=Settings.keepalive_s,  # as libs.common.app.run serves
+        proxy_headers=False,  # likewise: the peer is the client, X-Forwarded-For is not read
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -10,7 +10,7 @@ import orjson
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from libs.common.authn import SESSION_COOKIE, Principal
+from libs.common.authn import Principal
 from libs.common.errors import ApiError
 from libs.common.trusted_hosts import refuse_websocket_origin
 from services.audit.live import ADMIN_CHANNELS, CHANNELS, SLOW_CLOSE_CODE, Client
@@ -27,7 +27,7 @@ async def _origin_refused(ws: WebSocket) -> bool:
 async def _principal(ws: WebSocket) -> Principal | None:
     """From the session cookie or bearer header, else the first message `{"type":"auth"}`."""
     verifier = ws.state.verifier
-    token = ws.cookies.get(SESSION_COOKIE)
+    token = ws.cookies.get(verifier.cookies.session)
     auth = ws.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         token = auth[7:]

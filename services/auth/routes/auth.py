@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 
 from asyncpg.exceptions import UniqueViolationError
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from libs.common.authn import CSRF_COOKIE, SESSION_COOKIE, authenticate, hash_token
+from libs.common.authn import authenticate, cookies_of, hash_token
 from libs.common.errors import Conflict, Unauthenticated, Unprocessable
 from libs.common.events import USER_CREATED
 from libs.common.http import json_response, parse_body
@@ -27,10 +28,20 @@ from services.auth.store import credentials, users
 
 
 def client_source(request: Request) -> str:
-    """The caller's address: nginx's X-Real-IP / first X-Forwarded-For, else the peer."""
-    forwarded = request.headers.get("x-real-ip") or request.headers.get("x-forwarded-for", "")
-    first = forwarded.split(",")[0].strip()
-    return first[:64] or (request.client.host if request.client else "unknown")
+    """The caller's address: X-Real-IP when the peer is a trusted proxy (nginx sets it to the
+    address it was connected from, replacing what the client sent), else the peer itself.
+    X-Forwarded-For is never read: nginx appends to what the client sent."""
+    peer = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer[:64]
+    if any(address in net for net in request.state.settings.trusted_networks):
+        try:
+            return str(ipaddress.ip_address(request.headers.get("x-real-ip", "").strip()))
+        except ValueError:
+            pass
+    return str(address)
 
 
 def check_password(request: Request, password: str, username: str, field: str) -> None:
@@ -128,9 +139,10 @@ async def logout(request: Request) -> Response:
             if row is not None and str(row["user_id"]) == principal.user_id:
                 ended = await sessions.end(conn, row["id"], row["user_id"], "logout") or ended
     response = json_response({"logged_out": True, "session_ended": ended})
-    if request.cookies.get(SESSION_COOKIE):
-        response.delete_cookie(SESSION_COOKIE, path="/")
-        response.delete_cookie(CSRF_COOKIE, path="/")
+    names = cookies_of(request)
+    if request.cookies.get(names.session):
+        for name in (names.session, names.csrf):
+            response.delete_cookie(name, path="/", secure=names.secure)
     return response
 
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from libs.common.authn import CSRF_COOKIE, SESSION_COOKIE, _equal, authenticate
+from libs.common.authn import _equal, authenticate, cookies_of
 from libs.common.errors import ApiError, Forbidden, ValidationError
 from libs.common.http import json_response
 from services.auth import login, sessions
@@ -50,12 +50,13 @@ def _form_page(request: Request, csrf: str, error: str = "", status: int = 200) 
 
 def _set_csrf(request: Request, response: Response, csrf: str) -> None:
     """The double-submit cookie (readable by the page's script, so not HttpOnly)."""
+    names = cookies_of(request)
     response.set_cookie(
-        CSRF_COOKIE,
+        names.csrf,
         csrf,
         max_age=request.state.settings.session_ttl_s,
-        path="/",
-        secure=request.state.settings.cookie_secure,
+        path="/",  # `__Host-`: Secure, Path=/ and no Domain (docs/AUTH.md)
+        secure=names.secure,
         httponly=False,
         samesite="strict",
     )
@@ -69,7 +70,7 @@ async def login_form(request: Request) -> Response:
 async def submit_login_form(request: Request) -> Response:
     """POST: check the form's CSRF echo and credentials, then set the session cookie."""
     form = await request.form()
-    csrf_cookie = request.cookies.get(CSRF_COOKIE, "")
+    csrf_cookie = request.cookies.get(cookies_of(request).csrf, "")
     csrf_field = str(form.get("csrf_token") or "")
     if not csrf_cookie or not csrf_field or not _equal(csrf_cookie, csrf_field):
         raise Forbidden("The form's CSRF token does not match its cookie; reload the form.")
@@ -112,12 +113,13 @@ async def submit_login_form(request: Request) -> Response:
         response: Response = RedirectResponse(_safe_next(str(form.get("next") or "")), 303)
     else:
         response = json_response({"user": user_view(user), "csrf_token": csrf})
+    names = cookies_of(request)
     response.set_cookie(
-        SESSION_COOKIE,
+        names.session,
         cookie.secret,
         max_age=state.settings.session_ttl_s,
         path="/",
-        secure=state.settings.cookie_secure,
+        secure=names.secure,
         httponly=True,
         samesite="lax",
     )
@@ -134,8 +136,9 @@ async def logout_form(request: Request) -> Response:
                 conn, uuid.UUID(principal.credential_id), uuid.UUID(principal.user_id), "logout"
             )
     response = json_response({"logged_out": True})
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    response.delete_cookie(CSRF_COOKIE, path="/")
+    names = cookies_of(request)
+    for name in (names.session, names.csrf):
+        response.delete_cookie(name, path="/", secure=names.secure)
     return response
 
 

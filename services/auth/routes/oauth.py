@@ -9,6 +9,7 @@ client and redirect URI are known to be genuine, and are a JSON 400 (VALIDATION_
 from __future__ import annotations
 
 import html
+import math
 import secrets
 import uuid
 from typing import Any
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from libs.common.authn import CSRF_COOKIE, SESSION_COOKIE, Principal, _equal
+from libs.common.authn import Principal, _equal, authenticate, cookies_of, credential_from
 from libs.common.errors import ApiError, Forbidden, ValidationError
 from libs.common.http import field_errors, read_json
 from services.auth import oauth
@@ -29,6 +30,7 @@ from services.auth.schemas import ClientIn
 from services.auth.store import oauth as store
 
 log = structlog.get_logger()
+REGISTRATION_WINDOW_S = 3600.0  # AUTH_OAUTH_REGISTRATIONS_PER_HOUR counts in this window
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
@@ -59,12 +61,17 @@ CONSENT = """<!doctype html><html><head><meta charset="utf-8"><title>Authorize {
 async def metadata(request: Request) -> Response:
     """RFC 8414 authorization server metadata."""
     issuer = request.state.settings.oauth_issuer
+    registration = (
+        {"registration_endpoint": f"{issuer}/oauth/register"}
+        if request.state.settings.oauth_registration != "off"
+        else {}
+    )
     return JSONResponse(
         {
+            **registration,
             "issuer": issuer,
             "authorization_endpoint": f"{issuer}/oauth/authorize",
             "token_endpoint": f"{issuer}/oauth/token",
-            "registration_endpoint": f"{issuer}/oauth/register",
             "revocation_endpoint": f"{issuer}/oauth/revoke",
             "jwks_uri": f"{issuer}/.well-known/jwks.json",
             "scopes_supported": list(oauth.SCOPES),
@@ -80,8 +87,40 @@ async def metadata(request: Request) -> Response:
     )
 
 
+async def registration_refused(request: Request) -> Response | None:
+    """The answer to a registration AUTH_OAUTH_REGISTRATION does not allow, else None: `off`
+    refuses all, `admin` wants a platform admin's credential (the initial access token)."""
+    mode = request.state.settings.oauth_registration
+    if mode == "off":
+        return oauth.OAuthError(
+            403, "access_denied", "Dynamic client registration is turned off here."
+        ).response()
+    if mode != "admin":
+        return None
+    challenge = {"WWW-Authenticate": 'Bearer realm="switchboard", error="invalid_token"'}
+    if credential_from(request)[0] is None:
+        return oauth.OAuthError(
+            401, "invalid_token", "Registration needs a platform admin's token.", headers=challenge
+        ).response()
+    try:
+        principal = await authenticate(request)
+    except ApiError:
+        return oauth.OAuthError(
+            401, "invalid_token", "The token is not valid.", headers=challenge
+        ).response()
+    if not principal.is_platform_admin:
+        return oauth.OAuthError(
+            403, "insufficient_scope", "Registration needs a platform admin's token."
+        ).response()
+    return None
+
+
 async def register(request: Request) -> Response:
-    """RFC 7591 dynamic client registration of a public client (PKCE, no secret)."""
+    """RFC 7591 dynamic client registration of a public client (PKCE, no secret), as
+    AUTH_OAUTH_REGISTRATION allows: open (rate-limited per source), admin only, or off."""
+    refused = await registration_refused(request)
+    if refused is not None:
+        return refused
     try:
         data = await read_json(request)
     except ApiError as exc:
@@ -101,7 +140,18 @@ async def register(request: Request) -> Response:
         include={"client_uri", "logo_uri", "tos_uri", "policy_uri", "software_id"}
         | {"software_version", "contacts"},
     )
-    async with request.state.pool.acquire() as conn:
+    settings, source = request.state.settings, client_source(request)
+    async with request.state.pool.acquire() as conn, conn.transaction():
+        if settings.oauth_registration == "open":
+            count, left_s = await store.recent_clients(conn, source, REGISTRATION_WINDOW_S)
+            if count >= settings.oauth_registrations_per_hour:
+                retry = str(max(1, math.ceil(left_s)))
+                return oauth.OAuthError(
+                    429,
+                    "rate_limited",
+                    "Too many client registrations from this address; try again later.",
+                    headers={"Retry-After": retry},
+                ).response()
         row = await store.insert_client(
             conn,
             oauth.new_client_id(),
@@ -110,7 +160,7 @@ async def register(request: Request) -> Response:
             list(dict.fromkeys(body.grant_types)),
             oauth.granted_scope(body.scope),
             extra,
-            client_source(request),
+            source,
         )
     log.info("oauth_client_registered", client_id=row["id"])
     return JSONResponse(oauth.client_view(row), 201, headers=oauth.NO_STORE)
@@ -139,7 +189,7 @@ async def _checked(request: Request, params: dict[str, str]) -> oauth.AuthorizeR
 
 async def _signed_in(request: Request) -> Principal | None:
     """The user of the browser session cookie, or None."""
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = request.cookies.get(cookies_of(request).session)
     if not cookie:
         return None
     try:
@@ -159,7 +209,8 @@ async def authorize(request: Request) -> Response:
     if principal is None:
         back = "/oauth/authorize?" + urlencode(params)
         return RedirectResponse("/api/v1/auth/login-form?" + urlencode({"next": back}), 303)
-    csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+    names = cookies_of(request)
+    csrf = request.cookies.get(names.csrf) or secrets.token_urlsafe(24)
     hidden = "".join(
         f'<input type="hidden" name="{k}" value="{html.escape(v, quote=True)}">'
         for k, v in params.items()
@@ -174,14 +225,13 @@ async def authorize(request: Request) -> Response:
         csrf=csrf,
     )
     response = HTMLResponse(page, headers=PAGE_HEADERS)
-    if not request.cookies.get(CSRF_COOKIE):
-        settings = request.state.settings
+    if not request.cookies.get(names.csrf):
         response.set_cookie(
-            CSRF_COOKIE,
+            names.csrf,
             csrf,
-            max_age=settings.session_ttl_s,
+            max_age=request.state.settings.session_ttl_s,
             path="/",
-            secure=settings.cookie_secure,
+            secure=names.secure,
             httponly=False,
             samesite="strict",
         )
@@ -194,7 +244,7 @@ async def decide(request: Request) -> Response:
     values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     if any("\x00" in v for v in values.values()):
         raise ValidationError("The form contains a NUL character.")
-    csrf_cookie = request.cookies.get(CSRF_COOKIE, "")
+    csrf_cookie = request.cookies.get(cookies_of(request).csrf, "")
     csrf_field = values.get("csrf_token", "")
     if not csrf_cookie or not csrf_field or not _equal(csrf_cookie, csrf_field):
         raise Forbidden("The form's CSRF token does not match its cookie; reload the page.")
@@ -268,7 +318,7 @@ async def revoke(request: Request) -> Response:
     try:
         form = await _form(request)
         async with request.state.pool.acquire() as conn, conn.transaction():
-            await oauth.revoke(conn, request.state.keystore, form)
+            await oauth.revoke(conn, request.state.keystore, request.state.settings, form)
     except oauth.OAuthError as exc:
         return exc.response()
     return JSONResponse({}, headers=oauth.NO_STORE)

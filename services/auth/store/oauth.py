@@ -35,6 +35,23 @@ async def insert_client(
     )
 
 
+async def recent_clients(
+    conn: asyncpg.Connection, source: str, window_s: float
+) -> tuple[int, float]:
+    """How many clients `source` registered within the window, and the seconds until the
+    oldest of them leaves it; registrations from one source are serialised until commit."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('oauth-register:' || $1))", source)
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, extract(epoch FROM min(created_at)"
+        " + make_interval(secs => $2) - now()) AS left_s"
+        " FROM auth.oauth_clients WHERE source = $1"
+        " AND created_at > now() - make_interval(secs => $2)",
+        source,
+        window_s,
+    )
+    return int(row["n"]), float(row["left_s"] or 0)
+
+
 async def get_client(conn: asyncpg.Connection, client_id: str) -> asyncpg.Record | None:
     """A registered client by id."""
     return await conn.fetchrow(

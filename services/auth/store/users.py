@@ -133,19 +133,62 @@ async def set_mfa(
     )
 
 
-async def record_failure(
-    conn: asyncpg.Connection, user_id: uuid.UUID, max_failures: int, lockout_s: int
-) -> asyncpg.Record:
-    """Count a failed sign-in; lock the account after `max_failures` in a row."""
-    return await conn.fetchrow(
-        "UPDATE auth.users SET failed_logins = failed_logins + 1,"
-        " locked_until = CASE WHEN failed_logins + 1 >= $2"
-        " THEN now() + make_interval(secs => $3) ELSE locked_until END"
-        " WHERE id = $1 RETURNING failed_logins, locked_until",
-        user_id,
-        max_failures,
-        float(lockout_s),
+async def name_failures(conn: asyncpg.Connection, name_hash: str, window_s: int) -> int:
+    """Failures in a row of a sign-in name within the window (0 when none)."""
+    return (
+        await conn.fetchval(
+            "SELECT failures FROM auth.sign_in_names WHERE name_hash = $1"
+            " AND updated_at > now() - make_interval(secs => $2)",
+            name_hash,
+            float(window_s),
+        )
+        or 0
     )
+
+
+async def take_name_slot(conn: asyncpg.Connection, name_hash: str, delay_s: float) -> float:
+    """Reserve the next attempt of a paced name: 0 when reserved (it runs after delay_s), else
+    the seconds until the attempt already waiting is done."""
+    taken = await conn.fetchval(
+        "UPDATE auth.sign_in_names SET next_attempt_at = now() + make_interval(secs => $2)"
+        " WHERE name_hash = $1 AND next_attempt_at <= now() RETURNING true",
+        name_hash,
+        delay_s,
+    )
+    if taken:
+        return 0.0
+    left = await conn.fetchval(
+        "SELECT extract(epoch FROM next_attempt_at - now()) FROM auth.sign_in_names"
+        " WHERE name_hash = $1",
+        name_hash,
+    )
+    return max(float(left or 0), 0.001)
+
+
+async def record_name_failure(conn: asyncpg.Connection, name_hash: str, window_s: int) -> int:
+    """Count a failure of a sign-in name (a new run once the last is older than the window);
+    names idle for longer than the window are forgotten."""
+    window = float(window_s)
+    failures = await conn.fetchval(
+        "INSERT INTO auth.sign_in_names AS n (name_hash, failures) VALUES ($1, 1)"
+        " ON CONFLICT (name_hash) DO UPDATE SET"
+        " failures = CASE WHEN n.updated_at < now() - make_interval(secs => $2) THEN 1"
+        " ELSE n.failures + 1 END, updated_at = now()"
+        " RETURNING failures",
+        name_hash,
+        window,
+    )
+    await conn.execute(
+        "DELETE FROM auth.sign_in_names WHERE name_hash IN (SELECT name_hash"
+        " FROM auth.sign_in_names WHERE updated_at < now() - make_interval(secs => $1) LIMIT 100)",
+        window,
+    )
+    return failures
+
+
+async def clear_name(conn: asyncpg.Connection, name_hash: str) -> None:
+    """Forget a sign-in name's failures (it signed in)."""
+    await conn.execute("DELETE FROM auth.sign_in_names WHERE name_hash = $1", name_hash)
 
 
 async def record_success(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:

@@ -1,5 +1,6 @@
 """The auth service and a second service that verifies its credentials, once per session."""
 
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from libs.common.app import build_app
 from libs.common.authn import authenticate, require_grant
 from libs.common.http import json_response
 from libs.common.settings import Settings
+from libs.devstack import postgres
 from tests.support import package_isolation, serving, settings_for
 from tests.support.auth import AuthClient, auth_service
 
@@ -65,3 +67,12 @@ async def probe(
     app = build_app(settings, routes, migrations=EMPTY_MIGRATIONS)
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def fresh_db(pg_server: postgres.Postgres) -> AsyncIterator[str]:
+    """An empty database for one test (for an auth service of the test's own)."""
+    name = f"sbtest_auth_{secrets.token_hex(4)}"
+    url = await postgres.create_database(pg_server.url, name)
+    yield url
+    await postgres.drop_database(pg_server.url, name)

@@ -10,15 +10,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 import httpx
+import jwt
 import pytest
 from starlette.routing import Route
 
 from libs.common.app import build_app
 from libs.common.authn import CSRF_COOKIE
+from services.auth.signing import KeyStore
 from tests.integration.auth.conftest import EMPTY_MIGRATIONS, ProbeSettings, call_tool, whoami
 from tests.support import serving, settings_for
-from tests.support.auth import AuthClient, User, unique
+from tests.support.auth import TEST_ENV, AuthClient, User, auth_service, unique
 
 REDIRECT = "http://127.0.0.1:47123/callback"
 WHOAMI = "/api/v1/probe/whoami"
@@ -34,7 +37,7 @@ async def mcp(
 
     @asynccontextmanager
     async def extra(state: dict[str, Any]) -> AsyncIterator[None]:
-        state["verifier"].accept_audience(resource)
+        state["verifier"].accept_audience(resource, auth.settings.oauth_issuer)  # type: ignore[attr-defined]
         yield None
 
     routes = [
@@ -413,3 +416,117 @@ async def test_bad_token_requests_are_4xx_never_500(auth: AuthClient) -> None:
 def _json() -> dict[str, str]:
     """A JSON content type."""
     return {"Content-Type": "application/json"}
+
+
+async def test_the_resource_is_the_gateways_mcp_url_exactly_never_a_path_under_it(
+    auth: AuthClient,
+) -> None:
+    user = await auth.create_user()
+    client_id = await register(auth)
+    verifier, challenge = pkce()
+    async with browser_of(auth, user) as browser:
+        for resource in (
+            "http://localhost:8080/mcp/team-a",
+            "http://localhost:8080/mcp/../api",
+            "http://localhost:8080/mcpx",
+            "http://localhost:8080/mcp#x",
+        ):
+            params = authorize_params(client_id, challenge, resource=resource)
+            resp = await browser.get("/oauth/authorize", params=params)
+            query = parse_qs(urlsplit(resp.headers["location"]).query)
+            assert query["error"] == ["invalid_target"], resource
+        # the canonical form of the same URL is the same resource
+        params = authorize_params(client_id, challenge, resource="HTTP://LOCALHOST:8080/mcp/")
+        code = (await approve(browser, params))["code"][0]
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "client_id": client_id,
+        "code_verifier": verifier,
+        "resource": "http://localhost:8080/mcp/team-a",
+    }
+    resp = await auth.http.post("/oauth/token", data=form)
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_target"
+
+
+async def sign(pg_url: str, claims: dict[str, Any]) -> str:
+    """A JWT with these claims, signed with auth's real active key."""
+    keystore = KeyStore(TEST_ENV["AUTH_KEY_ENCRYPTION_SECRET"], 900)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        return await keystore.sign(conn, claims)
+    finally:
+        await conn.close()
+
+
+async def test_a_token_is_accepted_only_from_the_issuer_its_audience_trusts_exactly(
+    auth: AuthClient, mcp: httpx.AsyncClient, probe: httpx.AsyncClient, pg_url: str
+) -> None:
+    _, tokens = await fresh_grant(auth)
+    real = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert real["iss"] == "http://localhost:8080" and real["aud"] == "http://localhost:8080/mcp"
+    bearer = {"Authorization": f"Bearer {await sign(pg_url, real)}"}
+    assert (await mcp.get(WHOAMI, headers=bearer)).status_code == 200
+    for resource_server, claims in (
+        (mcp, {**real, "iss": "switchboard-auth"}),  # the API's issuer, for the /mcp audience
+        (mcp, {**real, "iss": "https://evil.example"}),
+        (mcp, {**real, "aud": "http://localhost:8080/mcp/team-a"}),  # a path under it
+        (mcp, {**real, "aud": "http://localhost:8080/mcpx"}),
+        (probe, {**real, "aud": "switchboard"}),  # the API's audience from the OAuth issuer
+    ):
+        bearer = {"Authorization": f"Bearer {await sign(pg_url, claims)}"}
+        resp = await resource_server.get(WHOAMI, headers=bearer)
+        assert resp.status_code == 401, claims
+        assert resp.json()["error"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_registration_can_be_turned_off(fresh_db: str, nats_url: str, namespace: str) -> None:
+    async with auth_service(
+        fresh_db, nats_url, f"{namespace}r0", AUTH_OAUTH_REGISTRATION="off"
+    ) as a:
+        meta = (await a.http.get("/.well-known/oauth-authorization-server")).json()
+        assert "registration_endpoint" not in meta
+        body = {"client_name": "x", "redirect_uris": [REDIRECT]}
+        resp = await a.http.post("/oauth/register", json=body)
+        assert resp.status_code == 403 and resp.json()["error"] == "access_denied"
+
+
+async def test_registration_can_require_a_platform_admins_token(
+    fresh_db: str, nats_url: str, namespace: str
+) -> None:
+    async with auth_service(
+        fresh_db, nats_url, f"{namespace}r1", AUTH_OAUTH_REGISTRATION="admin"
+    ) as a:
+        body = {"client_name": "x", "redirect_uris": [REDIRECT]}
+        anonymous = await a.http.post("/oauth/register", json=body)
+        assert anonymous.status_code == 401 and anonymous.json()["error"] == "invalid_token"
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        user = await a.create_user()
+        member = await a.http.post("/oauth/register", json=body, headers=a.bearer(user.token))
+        assert member.status_code == 403 and member.json()["error"] == "insufficient_scope"
+        forged = await a.http.post("/oauth/register", json=body, headers=a.bearer("sba_forged"))
+        assert forged.status_code == 401
+        admin = await a.http.post(
+            "/oauth/register", json=body, headers=a.bearer(await a.admin_token())
+        )
+        assert admin.status_code == 201 and admin.json()["client_id"].startswith("sbc_")
+
+
+async def test_open_registration_is_rate_limited_per_source(
+    fresh_db: str, nats_url: str, namespace: str
+) -> None:
+    async with auth_service(
+        fresh_db, nats_url, f"{namespace}r2", AUTH_OAUTH_REGISTRATIONS_PER_HOUR=2
+    ) as a:
+        body = {"client_name": "x", "redirect_uris": [REDIRECT]}
+        source = {"X-Real-IP": "198.51.100.40"}
+        for _ in range(2):
+            assert (
+                await a.http.post("/oauth/register", json=body, headers=source)
+            ).status_code == 201
+        third = await a.http.post("/oauth/register", json=body, headers=source)
+        assert third.status_code == 429 and third.json()["error"] == "rate_limited"
+        assert 1 <= int(third.headers["retry-after"]) <= 3600
+        other = {"X-Real-IP": "198.51.100.41"}
+        assert (await a.http.post("/oauth/register", json=body, headers=other)).status_code == 201

@@ -7,7 +7,7 @@ import jwt
 import pyotp
 
 from libs.common.authn import CSRF_COOKIE, SESSION_COOKIE
-from tests.support.auth import AuthClient, auth_service
+from tests.support.auth import AuthClient, auth_service, unique
 
 WHOAMI = "/api/v1/probe/whoami"
 
@@ -72,17 +72,70 @@ async def test_a_wrong_current_password_or_a_weak_new_one_is_refused(auth: AuthC
     assert "new_password" in resp.json()["error"]["details"]["fields"]
 
 
-async def test_five_wrong_passwords_lock_the_account(auth: AuthClient) -> None:
+async def failing(auth: AuthClient, name: str, times: int, **headers: str) -> list[tuple]:
+    """Sign in as `name` with a wrong password `times` in a row; each answer's status, error
+    code and message."""
+    body = {"username": name, "password": "Wrong-Passw0rd!"}
+    answers = []
+    for _ in range(times):
+        resp = await auth.http.post("/api/v1/auth/login", json=body, headers=headers)
+        error = resp.json()["error"]
+        answers.append((resp.status_code, error["code"], error["message"]))
+    return answers
+
+
+async def test_an_unknown_name_and_a_wrong_password_get_the_same_answers(auth: AuthClient) -> None:
     user = await auth.create_user()
-    bad = {"username": user.username, "password": "Wrong-Passw0rd!"}
-    for _ in range(5):
-        resp = await auth.http.post("/api/v1/auth/login", json=bad)
-        assert resp.status_code == 401
+    known = await failing(auth, user.username, 8, **{"X-Real-IP": "198.51.100.1"})
+    unknown = await failing(auth, unique("nobody"), 8, **{"X-Real-IP": "198.51.100.2"})
+    assert known == unknown
+    assert {status for status, _, _ in known} == {401}  # paced after 5, never locked
+
+
+async def test_a_paced_name_takes_one_attempt_at_a_time_whether_it_exists_or_not(
+    auth: AuthClient,
+) -> None:
+    user = await auth.create_user()
+    for name in (user.username, unique("nobody")):
+        await failing(auth, name, 5)
+        body = {"username": name, "password": "Wrong-Passw0rd!"}
+        answers = await asyncio.gather(
+            *(auth.http.post("/api/v1/auth/login", json=body) for _ in range(3))
+        )
+        assert sorted(r.status_code for r in answers) == [401, 429, 429], name
+        busy = next(r for r in answers if r.status_code == 429)
+        assert busy.json()["error"]["code"] == "RATE_LIMITED"
+        assert int(busy.headers["retry-after"]) >= 1
+
+
+async def test_strangers_failing_cannot_lock_a_user_out(auth: AuthClient) -> None:
+    user = await auth.create_user()
+    for i in range(12):  # from many addresses, so no source is locked either
+        await failing(auth, user.username, 1, **{"X-Real-IP": f"198.51.100.{10 + i}"})
     good = {"username": user.username, "password": user.password}
     resp = await auth.http.post("/api/v1/auth/login", json=good)
-    assert resp.status_code == 429
-    assert resp.json()["error"]["code"] == "RATE_LIMITED"
-    assert int(resp.headers["retry-after"]) > 0
+    assert resp.status_code == 200  # after the name's delay, not a lock
+    assert (await failing(auth, user.username, 1))[0][0] == 401  # the success reset the run
+
+
+async def test_x_real_ip_counts_only_when_a_trusted_proxy_sent_it(
+    fresh_db: str, nats_url: str, namespace: str
+) -> None:
+    # a database of its own: the source it locks is this test process's own address
+    async with auth_service(
+        fresh_db,
+        nats_url,
+        f"{namespace}p",
+        AUTH_MAX_SOURCE_FAILURES=3,
+        AUTH_TRUSTED_PROXIES="203.0.113.0/24",  # not the test's own address
+    ) as strict:
+        for i in range(3):
+            claimed = {"X-Real-IP": f"192.0.2.{i}", "X-Forwarded-For": f"198.51.100.{i}"}
+            answer = await failing(strict, unique("nobody"), 1, **claimed)
+            assert answer[0][0] == 401
+        # every attempt came from this peer, whatever it claimed: that source is locked
+        answer = await failing(strict, unique("nobody"), 1, **{"X-Real-IP": "192.0.2.99"})
+        assert answer[0][:2] == (429, "RATE_LIMITED")
 
 
 async def test_too_many_failures_from_one_source_lock_the_source(

@@ -1,22 +1,10 @@
 """First start and one-time setup, each on a database of its own."""
 
 import re
-import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 
-from libs.devstack import postgres
 from tests.support.auth import auth_service
-
-
-@pytest.fixture
-async def fresh_db(pg_server: postgres.Postgres) -> AsyncIterator[str]:
-    """An empty database for one test."""
-    name = f"sbtest_auth_{secrets.token_hex(4)}"
-    url = await postgres.create_database(pg_server.url, name)
-    yield url
-    await postgres.drop_database(pg_server.url, name)
 
 
 async def test_setup_creates_the_first_admin_once(

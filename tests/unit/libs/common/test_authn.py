@@ -5,6 +5,7 @@ from starlette.requests import Request
 
 from libs.common.authn import (
     CSRF_COOKIE,
+    HOST_PREFIX,
     SESSION_COOKIE,
     Grant,
     Principal,
@@ -63,36 +64,64 @@ def test_token_scopes_match_exactly_or_by_wildcard() -> None:
         require_scope(token, "ci:org:other")
 
 
+def insecure(req: Request) -> Request:
+    """The request as a service with SWITCHBOARD_COOKIE_SECURE=false sees it."""
+    req.state.verifier = Verifier(bus=None, cookie_secure=False)  # type: ignore[arg-type]
+    return req
+
+
 def test_credentials_come_from_bearer_then_api_key_then_cookie() -> None:
     assert credential_from(request(headers={"Authorization": "Bearer abc"})) == ("abc", False)
     assert credential_from(request(headers={"X-API-Key": "sbk_x"})) == ("sbk_x", False)
-    cookie = {"Cookie": f"{SESSION_COOKIE}=sbs_y"}
+    cookie = {"Cookie": f"{HOST_PREFIX}{SESSION_COOKIE}=sbs_y"}
     assert credential_from(request(headers=cookie)) == ("sbs_y", True)
     assert credential_from(request()) == (None, False)
 
 
+def test_only_host_prefixed_cookies_count_unless_cookies_are_not_secure() -> None:
+    plain = {"Cookie": f"{SESSION_COOKIE}=sbs_y"}
+    assert credential_from(request(headers=plain)) == (None, False)
+    assert credential_from(insecure(request(headers=plain))) == ("sbs_y", True)
+    prefixed = {"Cookie": f"{HOST_PREFIX}{SESSION_COOKIE}=sbs_y"}
+    assert credential_from(insecure(request(headers=prefixed))) == (None, False)
+    with pytest.raises(Forbidden):  # a tossed plain CSRF cookie is no echo in secure mode
+        check_csrf(request("POST", {"Cookie": f"{CSRF_COOKIE}=abc", "X-CSRF-Token": "abc"}))
+
+
 def test_cookie_state_changes_need_the_csrf_echo() -> None:
+    csrf = HOST_PREFIX + CSRF_COOKIE
     check_csrf(request("GET"))
     with pytest.raises(Forbidden):
-        check_csrf(request("POST", {"Cookie": f"{CSRF_COOKIE}=abc"}))
+        check_csrf(request("POST", {"Cookie": f"{csrf}=abc"}))
     with pytest.raises(Forbidden):
-        check_csrf(request("POST", {"Cookie": f"{CSRF_COOKIE}=abc", "X-CSRF-Token": "abd"}))
-    check_csrf(request("POST", {"Cookie": f"{CSRF_COOKIE}=abc", "X-CSRF-Token": "abc"}))
+        check_csrf(request("POST", {"Cookie": f"{csrf}=abc", "X-CSRF-Token": "abd"}))
+    check_csrf(request("POST", {"Cookie": f"{csrf}=abc", "X-CSRF-Token": "abc"}))
+    check_csrf(insecure(request("POST", {"Cookie": f"{CSRF_COOKIE}=a", "X-CSRF-Token": "a"})))
 
 
 def test_canonical_resources_ignore_case_of_scheme_and_host_trailing_slash_and_fragment() -> None:
     assert canonical_resource("HTTPS://Sb.Example.COM/mcp/#x") == "https://sb.example.com/mcp"
     assert canonical_resource("https://sb.example.com/MCP") == "https://sb.example.com/MCP"
+    assert canonical_resource("https://sb.example.com:443/mcp") == "https://sb.example.com/mcp"
+    assert canonical_resource("http://127.0.0.1:80/mcp") == "http://127.0.0.1/mcp"
+    assert canonical_resource("http://[::1]:8080/mcp") == "http://[::1]:8080/mcp"
+    assert (
+        canonical_resource("https://sb.example.com:8443/mcp") == "https://sb.example.com:8443/mcp"
+    )
 
 
-def test_the_verifier_accepts_switchboard_and_configured_audiences_only() -> None:
+def test_the_verifier_accepts_switchboard_and_configured_audiences_exactly() -> None:
     plain = Verifier(bus=None)  # type: ignore[arg-type]
-    assert plain.audience_ok("switchboard")
+    assert plain.issuer_for("switchboard") == "switchboard-auth"
     assert not plain.audience_ok("https://sb.example.com/mcp")
-    gateway = Verifier(bus=None, audiences=["https://sb.example.com/mcp/"])  # type: ignore[arg-type]
-    assert gateway.audience_ok("https://sb.example.com/mcp")
-    assert gateway.audience_ok(["other", "https://sb.example.com/mcp/team-a"])
+    gateway = Verifier(
+        bus=None, audiences={"https://sb.example.com/mcp/": "https://sb.example.com"}
+    )  # type: ignore[arg-type]
+    assert gateway.issuer_for("HTTPS://sb.example.com:443/mcp") == "https://sb.example.com"
+    assert gateway.audience_ok(["other", "https://sb.example.com/mcp"])
     assert gateway.audience_ok("switchboard")
+    assert not gateway.audience_ok("https://sb.example.com/mcp/team-a")  # no prefix matching
+    assert not gateway.audience_ok("https://sb.example.com/mcp/../api")
     assert not gateway.audience_ok("https://sb.example.com/mcpx")
     assert not gateway.audience_ok("https://evil.example/mcp")
     assert not gateway.audience_ok(None)

@@ -68,3 +68,25 @@ def test_settings_are_frozen() -> None:
     s = DemoSettings.from_env({"DEMO_MASTER_KEY": "k"})
     with pytest.raises(AttributeError):
         s.limit = 9  # type: ignore[misc]
+
+
+def test_a_services_own_database_url_and_nats_user_win_over_the_shared_ones() -> None:
+    shared = {"DEMO_MASTER_KEY": "k", "DATABASE_URL": "postgresql://admin@h/db"}
+    shared |= {"NATS_USER": "everyone", "NATS_PASSWORD": "p0"}
+    s = DemoSettings.from_env(
+        shared
+        | {
+            "DEMO_DATABASE_URL": "postgresql://demo:pw@h/db",
+            "DEMO_NATS_USER": "demo",
+            "DEMO_NATS_PASSWORD": "p1",
+            "OTHER_DATABASE_URL": "postgresql://other@h/db",
+        }
+    )
+    assert (s.database_url, s.nats_user, s.nats_password) == (
+        "postgresql://demo:pw@h/db",
+        "demo",
+        "p1",
+    )
+    fallback = DemoSettings.from_env(shared)
+    assert (fallback.database_url, fallback.nats_user) == ("postgresql://admin@h/db", "everyone")
+    assert "p1" not in repr(s) and "pw" not in repr(s)

@@ -51,11 +51,14 @@ def test_refused_redirect_uris(uri: str) -> None:
     assert redirect_uri_problem(uri) is not None
 
 
-def test_resources_are_the_gateways_mcp_url_or_under_it() -> None:
+def test_the_resource_is_exactly_the_gateways_mcp_url_in_canonical_form() -> None:
     assert SETTINGS.mcp_resource == "https://SB.example.com/mcp"
     assert resource_for(SETTINGS, None) == "https://sb.example.com/mcp"
     assert resource_for(SETTINGS, "https://sb.example.com/mcp/") == "https://sb.example.com/mcp"
-    assert resource_for(SETTINGS, "https://sb.example.com/mcp/team-a").endswith("/mcp/team-a")
+    assert resource_for(SETTINGS, "HTTPS://SB.example.com:443/mcp") == "https://sb.example.com/mcp"
+    assert resource_for(SETTINGS, "https://sb.example.com/mcp/team-a") is None  # no prefixes
+    assert resource_for(SETTINGS, "https://sb.example.com/mcp/../api") is None
+    assert resource_for(SETTINGS, "https://sb.example.com/mcp#frag") is None
     assert resource_for(SETTINGS, "https://sb.example.com/mcpx") is None
     assert resource_for(SETTINGS, "https://evil.example/mcp") is None
 

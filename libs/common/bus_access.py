@@ -1,0 +1,134 @@
+"""What each service may publish and subscribe on NATS, as the permissions of its own user.
+
+One entry per service names what its code does (docs/CONTRACTS.md lists the same, per service);
+`permissions()` turns an entry into the `permissions` block of that service's nats-server user,
+under the namespace prefix. A subject missing here is refused by the server: the service logs
+"Permissions Violation" and the request times out, so a new subject is added here with its use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from libs.common import rpc
+
+SERVICES = ("auth", "registry", "gateway", "sandbox", "audit")
+STREAM = "EVENTS"
+JS_API = "$JS.API"
+# how long a served request may take to be answered (allow_responses): a sandbox call's
+# timeout is at most 600 s; nats-server's default (2 min) would drop the slowest replies
+RESPONSE_WINDOW = "15m"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one service does on NATS; subjects without the namespace prefix."""
+
+    serves: tuple[str, ...] = ()  # request/reply subjects it answers (queue group = service)
+    calls: tuple[str, ...] = ()  # request/reply subjects it asks
+    follows: tuple[str, ...] = ()  # stream subjects it receives live (core NATS, no replay)
+    consumes: tuple[tuple[str, str], ...] = ()  # (durable, filter): pull consumers on EVENTS
+    publishes_live: tuple[str, ...] = ()  # unstored core subjects it sends
+    follows_live: tuple[str, ...] = ()  # unstored core subjects it receives
+    buckets: tuple[str, ...] = ()  # KV buckets it creates, reads, writes and watches
+
+
+# what every service does through libs/common: the Verifier asks auth and follows its events
+COMMON = Access(calls=(rpc.AUTH_INTROSPECT, rpc.AUTH_JWKS), follows=("events.auth.>",))
+
+ACCESS: dict[str, Access] = {
+    # auth resolves a grant's server within the org (tenancy: rpc.registry.resolve)
+    "auth": Access(serves=("rpc.auth.>",), calls=("rpc.registry.resolve",)),
+    "registry": Access(
+        serves=("rpc.registry.>",),
+        # rpc.auth.org: an org by id or slug (tenancy)
+        calls=(rpc.SANDBOX_DISCOVER, "rpc.auth.org"),
+        consumes=(("registry-code-tools", "events.sandbox.code_tool.>"),),
+    ),
+    "gateway": Access(
+        calls=(rpc.REGISTRY_SNAPSHOT, rpc.SANDBOX_CALL),
+        follows=("events.registry.>",),
+        publishes_live=("live.gateway.>",),
+        follows_live=("live.gateway.>",),
+        buckets=("gateway", "gateway_ratelimit", "gateway_tasks"),
+    ),
+    "sandbox": Access(
+        serves=("rpc.sandbox.>",),
+        calls=(rpc.REGISTRY_HOSTED, f"{rpc.SANDBOX_REPLICA}.>"),
+        follows=("events.registry.server.>",),
+        publishes_live=("live.sandbox.logs.>",),
+        follows_live=("live.sandbox.logs.>",),
+    ),
+    "audit": Access(
+        follows=("events.>",),
+        consumes=(("audit-store", "events.>"),),
+        follows_live=("live.sandbox.logs.>",),
+    ),
+}
+
+
+def access_of(service: str) -> Access:
+    """The service's entry joined with what every service does."""
+    own = ACCESS[service]
+    return Access(
+        serves=own.serves,
+        calls=COMMON.calls + own.calls,
+        follows=COMMON.follows + own.follows,
+        consumes=own.consumes,
+        publishes_live=own.publishes_live,
+        follows_live=own.follows_live,
+        buckets=own.buckets,
+    )
+
+
+def prefixed(namespace: str, name: str, sep: str = ".") -> str:
+    """A subject (or, with sep="_", a stream or bucket name) under the namespace."""
+    return f"{namespace}{sep}{name}" if namespace else name
+
+
+def inbox_prefix(service: str, namespace: str = "") -> str:
+    """The reply inbox of a service's connection: only its own user may read it."""
+    return prefixed("_INBOX", prefixed(namespace, service))
+
+
+def permissions(service: str, namespace: str = "") -> dict[str, Any]:
+    """The nats-server `permissions` of the service's user."""
+    access = access_of(service)
+    ns = namespace
+    stream = prefixed(ns, STREAM, "_")
+    publish = [prefixed(ns, s) for s in access.calls + access.publishes_live]
+    publish += [prefixed(ns, f"events.{service}.>")]  # its own events, into the stream
+    publish += [f"{JS_API}.STREAM.INFO.{stream}", f"{JS_API}.STREAM.CREATE.{stream}"]
+    subscribe = [prefixed(ns, s) for s in access.serves + access.follows + access.follows_live]
+    subscribe += [inbox_prefix(service, ns) + ".>"]
+    for durable, filter_subject in access.consumes:
+        consumer = f"{stream}.{durable}"
+        publish += [
+            f"{JS_API}.CONSUMER.INFO.{consumer}",
+            # the filter is part of the subject, so the user cannot widen what it reads
+            f"{JS_API}.CONSUMER.CREATE.{consumer}.{prefixed(ns, filter_subject)}",
+            f"{JS_API}.CONSUMER.DELETE.{consumer}",
+            f"{JS_API}.CONSUMER.MSG.NEXT.{consumer}",
+            f"$JS.ACK.{consumer}.>",
+        ]
+    for name in access.buckets:
+        bucket = prefixed(ns, name, "_")
+        kv = f"KV_{bucket}"
+        publish += [
+            f"$KV.{bucket}.>",
+            f"{JS_API}.STREAM.INFO.{kv}",
+            f"{JS_API}.STREAM.CREATE.{kv}",
+            f"{JS_API}.STREAM.MSG.GET.{kv}",
+            f"{JS_API}.DIRECT.GET.{kv}.>",
+            f"{JS_API}.CONSUMER.CREATE.{kv}",
+            f"{JS_API}.CONSUMER.CREATE.{kv}.>",
+            f"{JS_API}.CONSUMER.INFO.{kv}.>",
+            f"{JS_API}.CONSUMER.DELETE.{kv}.>",
+            f"$JS.FC.{kv}.>",
+        ]
+    return {
+        "publish": {"allow": publish},
+        "subscribe": {"allow": subscribe},
+        "allow_responses": {"max": 1, "expires": RESPONSE_WINDOW},
+    }
