@@ -145,10 +145,13 @@ class ToolCalled:
     upstream_ms: float | None = None  # time spent waiting on the upstream
     request_bytes: int = 0
     response_bytes: int = 0
-    arguments: dict[str, Any] | None = None  # full; audit redacts per its policy before storing
+    # redacted by the gateway under the platform's `audit_arguments` policy (libs/common/redaction)
+    arguments: dict[str, Any] | None = None
     session_id: str | None = None
     client: str | None = None  # client name/version from clientInfo or _meta
     caller_org: str | None = None  # the caller's org (its first, for a user)
+    # the registry's fingerprint of the tool definition that was called (sha256:...)
+    tool_fingerprint: str | None = None
 
 
 TOOL_CALLED = EventType("gateway.tool.called", ToolCalled)

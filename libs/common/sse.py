@@ -12,6 +12,8 @@
   a client sends as `Last-Event-ID` to resume; `retry` (ASCII digits only) sets the
   reconnection time in milliseconds.
 - An event the stream ends in the middle of (no blank line after it) is dropped.
+- With `max_event_bytes`, an event (or a line) that grows past it raises `EventTooLarge` as
+  soon as it does: a reader never holds more than that of one event.
 
 Libraries exist (httpx-sse, sse-starlette's client side), each tied to one HTTP client; ours
 must read the gateway's own keep-alive client and aiohttp alike, bytes in and bytes out.
@@ -35,12 +37,28 @@ class Event:
     id: str | None = None
 
 
+class EventTooLarge(ValueError):
+    """An event (its data, or one line) passed the parser's limit."""
+
+
 class Parser:
     """An incremental parser: `feed` bytes as they arrive, get the events they complete."""
 
-    __slots__ = ("_buf", "_data", "_event", "_skip_lf", "_started", "last_id", "retry_ms")
+    __slots__ = (
+        "_buf",
+        "_data",
+        "_event",
+        "_size",
+        "_skip_lf",
+        "_started",
+        "last_id",
+        "max_event_bytes",
+        "retry_ms",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int | None = None) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._size = 0  # data bytes of the event being read
         self._buf = bytearray()
         self._data: list[bytes] | None = None  # None: no data line since the last dispatch
         self._event = b""
@@ -85,6 +103,9 @@ class Parser:
                 events.append(event)
             pos = nxt
         del buf[:pos]
+        limit = self.max_event_bytes
+        if limit is not None and len(buf) + self._size > limit:
+            raise EventTooLarge(f"an event is larger than {limit} bytes")
         return events
 
     def _line(self, line: bytes) -> Event | None:
@@ -104,6 +125,9 @@ class Parser:
             if self._data is None:
                 self._data = []
             self._data.append(value)
+            self._size += len(value) + 1
+            if self.max_event_bytes is not None and self._size > self.max_event_bytes:
+                raise EventTooLarge(f"an event is larger than {self.max_event_bytes} bytes")
         elif name == b"event":
             self._event = value
         elif name == b"id":
@@ -116,7 +140,7 @@ class Parser:
     def _dispatch(self) -> Event | None:
         """The event the buffers hold (None when no data line came), and reset them."""
         data, event = self._data, self._event
-        self._data, self._event = None, b""
+        self._data, self._event, self._size = None, b"", 0
         if data is None:
             return None
         name = event.decode("utf-8", "replace") if event else "message"
@@ -124,10 +148,11 @@ class Parser:
 
 
 async def events(
-    chunks: AsyncIterable[bytes], parser: Parser | None = None
+    chunks: AsyncIterable[bytes], parser: Parser | None = None, max_event_bytes: int | None = None
 ) -> AsyncIterator[Event]:
-    """The events of a byte stream (any chunking), in order; pass a parser to read its ids."""
-    parser = parser or Parser()
+    """The events of a byte stream (any chunking), in order; pass a parser to read its ids.
+    Raises EventTooLarge when an event passes `max_event_bytes` (or the parser's limit)."""
+    parser = parser or Parser(max_event_bytes)
     async for chunk in chunks:
         for event in parser.feed(chunk):
             yield event

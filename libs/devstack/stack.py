@@ -15,10 +15,11 @@ from libs.devstack.nginx import Nginx
 from libs.devstack.services import SERVICES, ServiceProcess, start_service, stop_all
 
 # What a stack on this machine needs that a production deployment sets differently: local
-# upstreams on loopback pass the SSRF rules, and cookies work over plain http. The caller's
-# environment wins over these.
+# upstreams and webhook receivers on loopback pass the SSRF rules (the gateway follows the
+# registry's allowlist), and cookies work over plain http. The caller's environment wins.
 LOCAL_DEFAULTS = {
     "REGISTRY_SSRF_ALLOWLIST": "127.0.0.0/8",
+    "AUDIT_SSRF_ALLOWLIST": "127.0.0.0/8",
     "SWITCHBOARD_COOKIE_SECURE": "false",
 }
 

@@ -13,6 +13,7 @@ import structlog
 
 from libs.common import outbox
 from libs.common.events import ALERT_FIRED, ALERT_RESOLVED, AlertChanged, Event
+from libs.common.outbound import Guard, read_capped
 from services.audit.monitoring import HEALTHY
 from services.audit.schemas import iso
 from services.audit.store import alerts as store
@@ -22,6 +23,7 @@ log = structlog.get_logger()
 KINDS = ("error_rate", "latency_p95", "server_unhealthy")
 WEBHOOK_TIMEOUT_S = 5.0
 WEBHOOK_ATTEMPTS = 3
+WEBHOOK_ANSWER_BYTES = 64 * 1024  # what a receiver's answer may hold; it is not used
 
 
 @dataclass(frozen=True)
@@ -139,14 +141,16 @@ async def evaluate_once(pool: asyncpg.Pool, default_webhook: str) -> list[Notifi
 
 
 async def post_webhook(http: aiohttp.ClientSession, pool: asyncpg.Pool, note: Notification) -> None:
-    """POST an alert event to its webhook (a few attempts); remember how it went."""
+    """POST an alert event to its webhook (a few attempts); remember how it went. `http` is
+    the outbound guard's session: an address the SSRF rules refuse, or a redirect, is a failed
+    attempt like any other."""
     body = {"type": note.event.type, "id": note.event.id, "time": note.event.time,
             "alert": note.event.data}  # fmt: skip
     status = "failed"
     for attempt in range(WEBHOOK_ATTEMPTS):
         try:
-            async with http.post(note.url, json=body, allow_redirects=False) as resp:
-                await resp.read()
+            async with http.post(note.url, json=body) as resp:
+                await read_capped(resp, WEBHOOK_ANSWER_BYTES)
             status = f"{note.event.type.rsplit('.', 1)[-1]}: {resp.status}"
             if resp.status < 500:
                 break
@@ -158,11 +162,14 @@ async def post_webhook(http: aiohttp.ClientSession, pool: asyncpg.Pool, note: No
         await store.set_webhook_status(conn, note.alert_id, status)
 
 
-async def run_forever(pool: asyncpg.Pool, interval_s: float, default_webhook: str) -> None:
-    """Evaluate the rules every `interval_s`; webhooks are posted without holding the loop."""
+async def run_forever(
+    pool: asyncpg.Pool, interval_s: float, default_webhook: str, guard: Guard
+) -> None:
+    """Evaluate the rules every `interval_s`; webhooks are posted without holding the loop,
+    through the outbound guard."""
     pending: set[asyncio.Task] = set()
     timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
+    async with guard.session(timeout=timeout) as http:
         try:
             while True:
                 try:

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from libs.common.app import build_app
+from libs.common.outbound import Guard
 from services.audit import alerts, consumers, retention
 from services.audit.live import Hub
 from services.audit.routes import activity, calls, health, live, monitoring
@@ -38,7 +39,12 @@ def create_app(settings: AuditSettings) -> Starlette:
                     )
                 ),
                 asyncio.create_task(
-                    alerts.run_forever(pool, settings.alert_interval_s, settings.alert_webhook_url)
+                    alerts.run_forever(
+                        pool,
+                        settings.alert_interval_s,
+                        settings.alert_webhook_url,
+                        Guard(settings.ssrf_allowlist),
+                    )
                 ),
             ]
             hub = Hub(state["bus"], pool, settings)

@@ -102,6 +102,8 @@ class Hub:
         self.clients: set[Client] = set()
         self.health: dict[str, Any] | None = None
         self.owners: dict[str, ServerRef] = {}  # whose each server is, by name
+        # the arguments policy the store applies, as this replica last heard it
+        self.arguments_policy: str = settings.arguments
         self._tasks: list[asyncio.Task] = []
         self._subs: list[Any] = []
 
@@ -110,6 +112,8 @@ class Hub:
         async with self.pool.acquire() as conn:
             for row in await servers.list_owners(conn):
                 self.owners[row["server"]] = owner_ref(row)
+            stored = await servers.get_setting(conn, records.ARGUMENTS_SETTING)
+        self.arguments_policy = stored or self.settings.arguments
         await self.bus.follow("events.>", self.on_event)
         sub = await self.bus.nc.subscribe(self.bus.subject("live.sandbox.logs.>"), cb=self.on_log)
         self._subs.append(sub)
@@ -190,12 +194,18 @@ class Hub:
         return {**current, "servers": self.servers_for(client.principal, current["servers"])}
 
     async def on_event(self, event: Event) -> None:
-        """Relay an event on its channel (tool calls without their arguments)."""
+        """Relay an event on its channel (a tool call's arguments redacted as the store does)."""
         self.follow_owner(event)
         channel = channel_of(event)
         if channel is None:
             return
-        data = records.tool_call_live(event) if channel == "tool-calls" else dict(event.data)
+        policy = records.arguments_policy(event)
+        if policy is not None:
+            self.arguments_policy = policy
+        if channel == "tool-calls":
+            data = records.tool_call_live(event, self.arguments_policy)
+        else:
+            data = dict(event.data)
         self.publish(channel, data, event)
 
     async def on_log(self, msg: Any) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from libs.common.events import Event
-from services.audit.redaction import POLICIES, redact
+from libs.common.redaction import POLICIES, redact
 
 TARGET_KEYS = ("server", "name", "slug", "key", "email", "tool", "id", "user_id", "org_id")
 SERVER_STATUS_TYPES = (
@@ -46,6 +46,7 @@ def call_row(event: Event, policy: str, at: datetime) -> dict[str, Any]:
         "session_id": d.get("session_id"),
         "client": d.get("client"),
         "trace_id": event.trace_id,
+        "tool_fingerprint": d.get("tool_fingerprint"),
     }
 
 
@@ -67,9 +68,12 @@ def arguments_policy(event: Event) -> str | None:
     return value if value in POLICIES else None
 
 
-def tool_call_live(event: Event) -> dict[str, Any]:
-    """What /ws/events shows of a tool call: everything but the arguments."""
+def tool_call_live(event: Event, policy: str) -> dict[str, Any]:
+    """What /ws/events shows of a tool call: the event, its arguments redacted per `policy` (the
+    store's: the live stream never shows more than the record keeps)."""
+    arguments = event.data.get("arguments")
     return {k: v for k, v in event.data.items() if k != "arguments"} | {
+        "arguments": redact(arguments if isinstance(arguments, dict) else None, policy),
         "id": event.id,
         "time": event.time,
     }

@@ -14,7 +14,7 @@ CALL_CSV = (
     "id", "time", "server", "tool", "status", "principal_kind", "principal_id", "principal_name",
     "credential_id", "org", "team", "endpoint", "method", "error_code", "error_message",
     "latency_ms", "upstream_ms", "request_bytes", "response_bytes", "session_id", "client",
-    "trace_id",
+    "trace_id", "tool_fingerprint",
 )  # fmt: skip
 ACTIVITY_CSV = ("id", "time", "action", "source", "actor", "org", "target", "trace_id")
 

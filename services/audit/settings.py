@@ -3,8 +3,9 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
+from libs.common.redaction import POLICIES
 from libs.common.settings import Settings, SettingsError, env
-from services.audit.redaction import POLICIES
+from libs.common.ssrf import parse_networks
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,10 @@ class AuditSettings(Settings):
     retention_interval_s: float = env("AUDIT_RETENTION_INTERVAL_S", 3600.0)
     alert_interval_s: float = env("AUDIT_ALERT_INTERVAL_S", 15.0)
     alert_webhook_url: str = env("AUDIT_ALERT_WEBHOOK_URL", "")
+    # CIDRs webhooks may reach despite the SSRF rules (a receiver on the local network)
+    ssrf_allowlist: tuple[str, ...] = env("AUDIT_SSRF_ALLOWLIST", ())
+    # origins whose pages may open /ws/events and /ws/health_status, besides the public URL's
+    allowed_origins: tuple[str, ...] = env("AUDIT_ALLOWED_ORIGINS", ())
     ws_queue: int = env("AUDIT_WS_QUEUE", 256)
     ws_ping_s: float = env("AUDIT_WS_PING_S", 20.0)
     ws_auth_timeout_s: float = env("AUDIT_WS_AUTH_TIMEOUT_S", 10.0)
@@ -37,5 +42,9 @@ class AuditSettings(Settings):
             raise SettingsError(
                 f"AUDIT_RETENTION_DAYS must be at least 1 (got {self.retention_days})"
             )
+        try:
+            parse_networks(self.ssrf_allowlist)
+        except ValueError as exc:
+            raise SettingsError(f"AUDIT_SSRF_ALLOWLIST: {exc}") from None
         if self.ws_queue < 1:
             raise SettingsError(f"AUDIT_WS_QUEUE must be at least 1 (got {self.ws_queue})")

@@ -20,7 +20,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from services.gateway import client_meta, input_bridge
-from services.gateway.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcFault
+from services.gateway.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcFault, relayed
 from services.gateway.resource_watch import SERVER_VIEW
 from services.gateway.routing_table import ServerEntry, public_name
 
@@ -254,10 +254,7 @@ class Aggregate:
                 params["_meta"] = meta
         reply, _ = await self.gateway.pool.request(server, method, params, on_notify=on_notify)
         if "error" in reply:
-            err = reply["error"] or {}
-            raise RpcFault(
-                int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
-            )
+            raise relayed(reply["error"])
         return dict(reply.get("result") or {})
 
     async def _answered(
@@ -267,10 +264,7 @@ class Aggregate:
         if "requestState" in params and self.gateway.parked_retry(params, ctx):
             reply, _ = await self.gateway.parking.resume(params, input_bridge.principal_key(ctx))  # type: ignore[union-attr]
             if "error" in reply:
-                err = reply["error"] or {}
-                raise RpcFault(
-                    int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
-                )
+                raise relayed(reply["error"])
             return dict(reply.get("result") or {})
         on_notify = input_bridge.relaying(self.gateway, server, ctx)
         result = await self._forward(server, method, params, on_notify, ctx.capabilities)

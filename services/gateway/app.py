@@ -9,6 +9,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from libs.common.app import build_app
+from libs.common.trusted_hosts import TrustedHosts
 from services.gateway import registry_sync, sessions
 from services.gateway.parking import Parking
 from services.gateway.protocol import Gateway
@@ -19,7 +20,6 @@ from services.gateway.routes import admin, legacy_sse, mcp, wellknown
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
 from services.gateway.subscriptions import listing_digest
-from services.gateway.trusted_hosts import TrustedHosts
 from services.gateway.upstream import UpstreamPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

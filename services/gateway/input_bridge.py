@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from services.gateway.jsonrpc import UPSTREAM_ERROR, RpcFault
+from services.gateway.jsonrpc import UPSTREAM_ERROR, RpcFault, relayed, well_formed
 from services.gateway.sse_upstream import SseUpstream
 from services.gateway.upstream import HttpUpstream, InputNeeded
 
@@ -68,9 +68,8 @@ async def resolve(
                 raise RpcFault(
                     UPSTREAM_ERROR, "The client did not answer the input request."
                 ) from None
-            if "error" in answer:
-                err = answer.get("error") or {}
-                raise RpcFault(int(err.get("code", -32603)), str(err.get("message", "")))
+            if "error" in answer:  # the client's own error (well-formed or made so)
+                raise relayed(well_formed(answer)["error"])
             responses[key] = answer.get("result") or {}
         forwarded = {**forwarded, "inputResponses": responses}
         forwarded.pop("requestState", None)
@@ -80,10 +79,7 @@ async def resolve(
             server, method, forwarded, on_notify=ctx.notify, headers=headers
         )
         if "error" in reply:
-            err = reply.get("error") or {}
-            raise RpcFault(
-                int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
-            )
+            raise relayed(reply["error"])
         result = reply.get("result") or {}
     raise RpcFault(UPSTREAM_ERROR, f"The server asked for input more than {MAX_ROUNDS} times.")
 

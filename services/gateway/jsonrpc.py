@@ -78,6 +78,42 @@ class RpcFault(Exception):
         return err
 
 
+# codes about the client's own exchange with the gateway (credential, session, rate, envelope):
+# an upstream's error with one of them is still its own answer, sent with HTTP 200
+GATEWAY_CODES = frozenset(HTTP_STATUS)
+CODE_RANGE = range(-(2**31), 2**31)
+
+
+def well_formed(reply: dict[str, Any]) -> dict[str, Any]:
+    """An upstream's JSON-RPC response, or (when its error or result is malformed: a code that
+    is not an integer, a message that is not a string, a result that is not an object) a -32010
+    error in its place, so nothing downstream ever trips over it."""
+    if "error" in reply:
+        err = reply["error"]
+        if (
+            isinstance(err, dict)
+            and type(err.get("code")) is int
+            and err["code"] in CODE_RANGE
+            and isinstance(err.get("message", ""), str)
+        ):
+            return reply
+        problem = "a malformed JSON-RPC error"
+    elif reply.get("result") is None or isinstance(reply.get("result"), dict):
+        return reply
+    else:
+        problem = "a result that is not an object"
+    message = f"The upstream server answered with {problem}."
+    return {"jsonrpc": "2.0", "id": reply.get("id"), "error": {"code": UPSTREAM_ERROR,
+                                                               "message": message}}  # fmt: skip
+
+
+def relayed(err: dict[str, Any]) -> RpcFault:
+    """The fault for a well-formed upstream error (`well_formed` ran), relayed as it is."""
+    code = err["code"]
+    status = 200 if code in GATEWAY_CODES else None
+    return RpcFault(code, err.get("message", ""), err.get("data"), status)
+
+
 def response(request_id: Any, result: Any) -> dict[str, Any]:
     """A JSON-RPC result message."""
     return {"jsonrpc": "2.0", "id": request_id, "result": result}

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from services.gateway.jsonrpc import UPSTREAM_ERROR, UPSTREAM_TIMEOUT, RpcFault
+from services.gateway.jsonrpc import UPSTREAM_ERROR, UPSTREAM_TIMEOUT, RpcFault, well_formed
 from services.gateway.upstream import InputNeeded, TransportFailure
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ class Parking:
                     UPSTREAM_ERROR,
                     f"The call waiting for this retry is gone ({type(exc).__name__}).",
                 ) from None
-        return reply, (time.perf_counter() - t0) * 1000
+        return well_formed(reply), (time.perf_counter() - t0) * 1000
 
     async def _remote(self, msg: Any) -> None:
         """A retry routed here by another replica."""

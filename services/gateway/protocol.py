@@ -17,7 +17,16 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from libs.common.authn import Principal
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, ToolCalled
-from services.gateway import client_meta, input_bridge, metrics, param_headers, parking, tasks
+from libs.common.redaction import redact
+from services.gateway import (
+    client_meta,
+    input_bridge,
+    metrics,
+    param_headers,
+    parking,
+    tasks,
+    team_limits,
+)
 from services.gateway.aggregate import AGGREGATED, Aggregate
 from services.gateway.jsonrpc import (
     AUDIT_UNAVAILABLE,
@@ -26,10 +35,12 @@ from services.gateway.jsonrpc import (
     METHOD_NOT_FOUND,
     RESULT_TOO_LARGE,
     RpcFault,
+    relayed,
 )
 from services.gateway.progressive import META_NAMES, Progressive
 from services.gateway.routing_table import RoutingTable, ServerEntry, ToolEntry
 from services.gateway.settings import GatewaySettings
+from services.gateway.team_limits import TeamLimits
 from services.gateway.upstream import Notify, UpstreamPool
 
 log = structlog.get_logger()
@@ -112,6 +123,10 @@ class Gateway:
         self.bus = bus
         self._background: set[asyncio.Task] = set()
         self.parking: parking.Parking | None = None  # set by the app: calls awaiting retries
+        self.team_limits = TeamLimits(
+            settings.team_max_concurrency,
+            team_limits.parse_overrides(settings.team_concurrency_overrides),
+        )
         self.progressive = Progressive(self)
         self.aggregate = Aggregate(self)  # resources, prompts, completion, logging on /mcp
         self.tasks = tasks.Tasks(self)  # task ids and the tasks/* methods
@@ -254,38 +269,37 @@ class Gateway:
             route = tool.source or self.table.servers[tool.server]  # an imported tool: its source
             if "task" in params and tasks.in_session(ctx):  # 2025-11-25: task-augmented
                 await self.tasks.augment(route, forwarded, params["task"], tool, str(name))
-            if "requestState" in forwarded and self.parked_retry(forwarded, ctx):
-                reply, upstream_ms = await self.parking.resume(  # type: ignore[union-attr]
-                    forwarded, input_bridge.principal_key(ctx)
-                )
-            else:
-                reply, upstream_ms = await self.pool.request(
-                    route,
-                    "tools/call",
-                    forwarded,
-                    on_notify=input_bridge.relaying(self, route, ctx),
-                    retry=(tool.read_only or tool.idempotent) and "task" not in forwarded,
-                    principal=ctx.principal.to_dict() if _sandboxed(route) else None,
-                    headers=param_headers.for_upstream(tool, forwarded["arguments"]),
-                )
-            if "error" in reply:
-                err = reply["error"] or {}
-                raise RpcFault(
-                    int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
-                )
-            result = reply.get("result") or {}
-            if result.get("resultType") == "task" or "task" in forwarded:
-                result = await self.tasks.created(result, route, forwarded, ctx)
-            if not ctx.modern and result.get("resultType") == "input_required":
-                result = await input_bridge.resolve(
-                    self,
-                    route,
-                    "tools/call",
-                    forwarded,
-                    result,
-                    ctx,
-                    param_headers.for_upstream(tool, forwarded["arguments"]),
-                )
+            # a team's calls beyond its cap are refused here, before any upstream work
+            with self.team_limits.slot(self._team(tool, ctx)):
+                if "requestState" in forwarded and self.parked_retry(forwarded, ctx):
+                    reply, upstream_ms = await self.parking.resume(  # type: ignore[union-attr]
+                        forwarded, input_bridge.principal_key(ctx)
+                    )
+                else:
+                    reply, upstream_ms = await self.pool.request(
+                        route,
+                        "tools/call",
+                        forwarded,
+                        on_notify=input_bridge.relaying(self, route, ctx),
+                        retry=(tool.read_only or tool.idempotent) and "task" not in forwarded,
+                        principal=ctx.principal.to_dict() if _sandboxed(route) else None,
+                        headers=param_headers.for_upstream(tool, forwarded["arguments"]),
+                    )
+                if "error" in reply:
+                    raise relayed(reply["error"])
+                result = reply.get("result") or {}
+                if result.get("resultType") == "task" or "task" in forwarded:
+                    result = await self.tasks.created(result, route, forwarded, ctx)
+                if not ctx.modern and result.get("resultType") == "input_required":
+                    result = await input_bridge.resolve(
+                        self,
+                        route,
+                        "tools/call",
+                        forwarded,
+                        result,
+                        ctx,
+                        param_headers.for_upstream(tool, forwarded["arguments"]),
+                    )
             size = len(orjson.dumps(result))
             if size > self.settings.max_result_bytes:
                 raise RpcFault(
@@ -328,11 +342,10 @@ class Gateway:
                 upstream_ms=round(upstream_ms, 3) if upstream_ms is not None else None,
                 request_bytes=ctx.request_bytes,
                 response_bytes=size,
-                arguments=params.get("arguments")
-                if isinstance(params.get("arguments"), dict)
-                else None,
+                arguments=redact(_arguments(params), self.arguments_policy),
                 session_id=ctx.session_id,
                 client=ctx.client,
+                tool_fingerprint=(tool.fingerprint or None) if tool is not None else None,
             )
             self._observe(record, elapsed, upstream_ms)
             if not await self.record(record, ctx.principal, org) and answered:
@@ -342,6 +355,18 @@ class Gateway:
                     "withheld; the platform's event stream (NATS) is unavailable.",
                     {"retry_may_repeat_the_call": True},
                 )
+
+    @property
+    def arguments_policy(self) -> str:
+        """How much of a call's arguments its record carries: the registry's `audit_arguments`."""
+        return str(self.table.settings.get("audit_arguments") or "keys")
+
+    def _team(self, tool: ToolEntry, ctx: CallContext) -> str | None:
+        """The team a call counts against for concurrency caps (None when no cap is set)."""
+        if not self.team_limits.active:
+            return None
+        server = self.table.servers[tool.server]
+        return ctx.team or team_limits.team_of(ctx.principal, server.name, server.id, tool.name)
 
     def _observe(self, record: ToolCalled, elapsed_ms: float, upstream_ms: float | None) -> None:
         """Tool-call metrics: count, upstream time and the time the gateway added."""
@@ -424,10 +449,7 @@ class Gateway:
             relaying = input_bridge.relaying(self, server, ctx)
             reply, _ = await self.pool.request(server, method, forwarded, on_notify=relaying)
         if "error" in reply:
-            err = reply["error"] or {}
-            raise RpcFault(
-                int(err.get("code", -32603)), str(err.get("message", "")), err.get("data")
-            )
+            raise relayed(reply["error"])
         return _for_client(reply.get("result") or {}, ctx)
 
 
@@ -435,12 +457,6 @@ def _arguments(params: dict[str, Any]) -> dict[str, Any] | None:
     """The call's arguments when they are an object."""
     args = params.get("arguments")
     return args if isinstance(args, dict) else None
-
-
-def _upstream_fault(reply: dict[str, Any]) -> RpcFault:
-    """An upstream's JSON-RPC error, relayed as-is."""
-    err = reply.get("error") or {}
-    return RpcFault(int(err.get("code", -32603)), str(err.get("message", "")), err.get("data"))
 
 
 def _sandboxed(route: ServerEntry) -> bool:

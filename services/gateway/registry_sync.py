@@ -65,6 +65,7 @@ class RegistrySync:
         views, settings = await self.fetch()
         self.table.replace(views)
         self.table.settings = settings
+        self.pool.allow_also(settings.get("ssrf_allowlist"))
         self.pool.retain(self.table.pool_keys)
         metrics.ROUTING_TOOLS.set(len(self.table.by_public))
         self.heap.soon()

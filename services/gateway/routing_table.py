@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+import structlog
 from mcp.shared.inbound import find_invalid_x_mcp_header, x_mcp_header_map
 
 from libs.common.authn import Principal, ServerRef
+
+log = structlog.get_logger()
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]")
@@ -21,6 +24,7 @@ UNROUTABLE_STATUSES = frozenset(
 )
 HTTP_TRANSPORTS = frozenset({"streamable-http", "http", "sse"})
 TASK_SUPPORT = frozenset({"optional", "required"})  # the 2025-11-25 values that allow tasks
+AMBIGUOUS_META = "io.switchboard/ambiguousName"  # a renamed tool's would-be name, in its _meta
 
 
 def public_name(server: str, tool: str, separator: str = "__") -> str:
@@ -28,8 +32,13 @@ def public_name(server: str, tool: str, separator: str = "__") -> str:
     name = f"{server}{separator}{tool}"
     if NAME_RE.match(name):
         return name
+    return hashed_name(server, tool, separator)
+
+
+def hashed_name(server: str, tool: str, separator: str = "__") -> str:
+    """The alias that names one (server, tool) pair alone: the safe name and a short hash."""
     digest = hashlib.sha256(f"{server}\0{tool}".encode()).hexdigest()[:8]
-    safe = UNSAFE_RE.sub("_", name)[: MAX_NAME - 9]
+    safe = UNSAFE_RE.sub("_", f"{server}{separator}{tool}")[: MAX_NAME - 9]
     return f"{safe}-{digest}"
 
 
@@ -41,13 +50,21 @@ class ToolEntry:
     name: str  # the upstream's name
     public: str  # the name on /mcp
     definition: Mapping[str, Any]  # the MCP tool object as the upstream described it
+    # the hints, believed only for a server an admin marked trusted: they make calls retryable
     read_only: bool = False
     idempotent: bool = False
+    fingerprint: str = ""  # the registry's hash of this definition (what an audit record names)
     # set for a tool imported from an external MCP source: the connection its calls go to
     source: ServerEntry | None = field(default=None, compare=False, repr=False)
+    # the name it would have had, when another server's tool has it too (`public` is then the
+    # hashed alias of this pair, and the listing says so)
+    ambiguous: str | None = None
 
     def as_listed(self, name: str) -> dict[str, Any]:
         """The MCP tool object under `name` (schemas and `execution` passed on intact)."""
+        if self.ambiguous is not None and name == self.public:
+            meta = {AMBIGUOUS_META: self.ambiguous}
+            return {**self.definition, "name": name, "_meta": meta}
         return {**self.definition, "name": name}
 
     @cached_property
@@ -83,6 +100,7 @@ class ServerEntry:
     status: str = "unknown"
     timeout_s: float | None = None
     max_concurrency: int | None = None
+    trusted: bool = False  # an admin vouches for its tool annotations (retries on hints)
     tools: tuple[ToolEntry, ...] = ()
     resources: tuple[dict[str, Any], ...] = ()
     prompts: tuple[dict[str, Any], ...] = ()
@@ -155,6 +173,7 @@ def wire_annotations(stored: Any) -> dict[str, Any]:
 def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
     """Build a ServerEntry from a registry server view."""
     name = view["name"]
+    trusted = bool(view.get("trusted"))
     tools = []
     sources: dict[str, ServerEntry] = {}
     for tool in view.get("tools") or ():
@@ -172,8 +191,9 @@ def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
                 name=tool["name"],
                 public=public_name(name, tool["name"], separator),
                 definition=tool_definition(tool),
-                read_only=bool(annotations.get("readOnlyHint")),
-                idempotent=bool(annotations.get("idempotentHint")),
+                read_only=trusted and bool(annotations.get("readOnlyHint")),
+                idempotent=trusted and bool(annotations.get("idempotentHint")),
+                fingerprint=str(tool.get("fingerprint") or ""),
                 source=source,
             )
         )
@@ -191,6 +211,7 @@ def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
         status=str(view.get("status") or "unknown"),
         timeout_s=view.get("timeout_s"),
         max_concurrency=view.get("max_concurrency"),
+        trusted=trusted,
         tools=tuple(tools),
         resources=tuple(view.get("resources") or ()),
         prompts=tuple(view.get("prompts") or ()),
@@ -254,6 +275,7 @@ class RoutingTable:
         self.pool_keys: set[str] = set()
         self.version = 0
         self.settings: dict[str, Any] = {}
+        self.collisions: dict[str, list[str]] = {}  # would-be name -> servers, when shared
         self._visible: dict[tuple[Any, ...], tuple[int, list[ToolEntry]]] = {}
 
     def replace(self, views: Iterable[Mapping[str, Any]]) -> None:
@@ -277,15 +299,61 @@ class RoutingTable:
 
     def _reindex(self) -> None:
         """Rebuild the name indexes (sorted, so lists are deterministic) and bump the version."""
-        by_public: dict[str, ToolEntry] = {}
-        for server in sorted(self.servers.values(), key=lambda s: s.name):
-            for tool in server.tools:
-                by_public[tool.public] = tool
-        self.by_public = dict(sorted(by_public.items()))
+        self.by_public = dict(sorted(self._named().items()))
         self.by_path = {s.path: s for s in self.servers.values()}
         self.pool_keys = {k for s in self.servers.values() for k in s.pool_keys()}
         self.version += 1
         self._visible.clear()
+
+    def _named(self) -> dict[str, ToolEntry]:
+        """Every tool by its public name. Two servers' tools that would share a name (server
+        `a__b` tool `c` and server `a` tool `b__c`, or a crafted alias) never overwrite each
+        other: each is listed under its pair's hashed alias, its `_meta` naming the name it
+        would have had; an alias that is taken too withholds the tool. Said in the log once
+        per change."""
+        named: dict[str, ToolEntry] = {}
+        clashes: dict[str, list[ToolEntry]] = {}
+        renamed: list[str] = []  # names of tools renamed by an earlier clash
+        for server in sorted(self.servers.values(), key=lambda s: s.name):
+            for tool in server.tools:
+                name = tool.ambiguous or tool.public
+                if name in clashes:
+                    clashes[name].append(tool)
+                elif name in named:
+                    clashes[name] = [named.pop(name), tool]
+                else:
+                    named[name] = tool
+                    if tool.ambiguous is not None:
+                        renamed.append(name)
+        for name in renamed:
+            if name in named:  # its clash is gone: the plain name comes back
+                named[name] = self._renamed(named[name], name, None)
+        if not clashes and not self.collisions:
+            return named
+        wanted = named.keys() | clashes.keys()
+        withheld: list[str] = []
+        for name, tools in clashes.items():
+            for tool in tools:
+                alias = hashed_name(tool.server, tool.name, self.separator)
+                if alias in named or alias in wanted:
+                    withheld.append(f"{tool.server}/{tool.name}")
+                else:
+                    named[alias] = self._renamed(tool, alias, name)
+        report = {name: sorted(t.server for t in tools) for name, tools in clashes.items()}
+        if report != self.collisions:
+            self.collisions = report
+            if report:
+                log.warning("tool_name_collision", names=report, withheld=withheld)
+        return named
+
+    def _renamed(self, tool: ToolEntry, public: str, ambiguous: str | None) -> ToolEntry:
+        """`tool` under `public` (the same object when nothing changes), also in its server."""
+        if tool.public == public and tool.ambiguous == ambiguous:
+            return tool
+        renamed = replace(tool, public=public, ambiguous=ambiguous)
+        server = self.servers[tool.server]
+        server.tools = tuple(renamed if t is tool else t for t in server.tools)
+        return renamed
 
     def visible_tools(self, principal: Principal, team: str | None = None) -> list[ToolEntry]:
         """Tools the principal may execute (through a team's endpoint: that team's grants only)."""

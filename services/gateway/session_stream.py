@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 import structlog
 
+from libs.common import sse
 from services.gateway.jsonrpc import METHOD_NOT_FOUND
 from services.gateway.sse_upstream import sse_events
 from services.gateway.upstream import HttpUpstream, TransportFailure
@@ -93,7 +94,7 @@ class SessionStream:
         """Dispatch the stream until it ends."""
         name = self.upstream.server.name
         try:
-            async for _, data in sse_events(resp):
+            async for _, data in sse_events(resp, self.upstream.posts.max_body_bytes):
                 try:
                     msg = orjson.loads(data)
                 except orjson.JSONDecodeError:
@@ -109,7 +110,7 @@ class SessionStream:
                         await listener(msg)
                     except Exception:  # one listener's fault never stops the others
                         log.exception("session_stream_listener_failed", server=name)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, sse.EventTooLarge) as exc:
             log.info("session_stream_ended", server=name, error=str(exc))
         finally:
             resp.close()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import structlog
 
-from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
+from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault, relayed
 from services.gateway.routing_table import ServerEntry
 from services.gateway.session_stream import NoSessionStream, stream_of
 from services.gateway.sse_upstream import SseUpstream
@@ -165,9 +165,7 @@ class SessionFollower:
                 if method == UNSUBSCRIBE:
                     self.subscribed.discard(uri)
                 elif "error" in reply:
-                    err = reply["error"] or {}
-                    code, message = int(err.get("code", -32603)), str(err.get("message", ""))
-                    self.refused[uri] = RpcFault(code, message, err.get("data"))
+                    self.refused[uri] = relayed(reply["error"])
                     await self._publish()
                 else:
                     self.subscribed.add(uri)

@@ -3,7 +3,11 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from libs.common.settings import Settings, env
+from libs.common.settings import Settings, SettingsError, env
+from libs.common.ssrf import parse_networks
+from services.gateway.team_limits import parse_overrides
+
+ENVELOPE_BYTES = 64 * 1024  # a JSON-RPC message around a result of the largest allowed size
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,12 @@ class GatewaySettings(Settings):
     breaker_failures: int = env("GATEWAY_BREAKER_FAILURES", 5)
     breaker_reset_s: float = env("GATEWAY_BREAKER_RESET_S", 30.0)
     max_result_bytes: int = env("GATEWAY_MAX_RESULT_BYTES", 8 * 1024 * 1024)
+    # one SSE event (or JSON body) read from an upstream; 0: the result limit plus 64 KiB
+    max_event_bytes: int = env("GATEWAY_MAX_EVENT_BYTES", 0)
+    # CIDRs upstream connections may reach despite the SSRF rules, besides the registry's
+    # `ssrf_allowlist` setting (which the snapshot carries)
+    ssrf_allowlist: tuple[str, ...] = env("GATEWAY_SSRF_ALLOWLIST", ())
+    dns_ttl_s: float = env("GATEWAY_DNS_TTL_S", 30.0)  # how long a vetted resolution is reused
     audit_async: bool = env("GATEWAY_AUDIT_ASYNC", False)
     # how long a call's record may take to be stored (NATS restarting) before the call fails
     audit_deadline_s: float = env("GATEWAY_AUDIT_DEADLINE_S", 30.0)
@@ -36,3 +46,22 @@ class GatewaySettings(Settings):
     task_ttl_s: float = env("GATEWAY_TASK_TTL_S", 7 * 24 * 3600.0)  # task ownership records
     rate_limit_per_min: int = env("GATEWAY_RATE_LIMIT_PER_MIN", 0)  # 0: unlimited
     rate_limit_overrides: tuple[str, ...] = env("GATEWAY_RATE_LIMIT_OVERRIDES", ())  # id=n
+    # tool calls one team may run at once on a replica (0: no cap); team=n overrides, 0: none
+    team_max_concurrency: int = env("GATEWAY_TEAM_MAX_CONCURRENCY", 0)
+    team_concurrency_overrides: tuple[str, ...] = env("GATEWAY_TEAM_CONCURRENCY_OVERRIDES", ())
+
+    @property
+    def event_limit(self) -> int:
+        """The most bytes of one upstream message (an SSE event or a JSON body) read."""
+        return self.max_event_bytes or self.max_result_bytes + ENVELOPE_BYTES
+
+    def __post_init__(self) -> None:
+        """Check the allowlist's CIDRs and the team overrides once, at start."""
+        try:
+            parse_networks(self.ssrf_allowlist)
+        except ValueError as exc:
+            raise SettingsError(f"GATEWAY_SSRF_ALLOWLIST: {exc}") from None
+        try:
+            parse_overrides(self.team_concurrency_overrides)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None

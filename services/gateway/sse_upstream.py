@@ -24,7 +24,7 @@ import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import orjson
@@ -32,9 +32,18 @@ import structlog
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from libs.common import sse
+from libs.common.outbound import read_capped
+from libs.common.ssrf import url_port
 from services.gateway import client_meta, metrics
+from services.gateway.jsonrpc import well_formed
 from services.gateway.routing_table import ServerEntry
-from services.gateway.upstream import CLIENT_INFO, InputNeeded, Notify, TransportFailure
+from services.gateway.upstream import (
+    CLIENT_INFO,
+    SMALL_BODY,
+    InputNeeded,
+    Notify,
+    TransportFailure,
+)
 
 log = structlog.get_logger()
 
@@ -42,12 +51,27 @@ SSE_PROTOCOL = "2024-11-05"
 ENDPOINT_TIMEOUT_S = 10.0
 
 
-async def sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, bytes]]:
+async def sse_events(
+    resp: aiohttp.ClientResponse, max_event_bytes: int
+) -> AsyncIterator[tuple[str, bytes]]:
     """(event type, data) of an SSE response's events that carry data, in order (priming events
-    carry none: they are skipped)."""
-    async for event in sse.events(resp.content.iter_any()):
+    carry none: they are skipped). An event past `max_event_bytes` raises sse.EventTooLarge."""
+    async for event in sse.events(resp.content.iter_any(), max_event_bytes=max_event_bytes):
         if event.data:
             yield event.event, event.data
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Whether two URLs share scheme, host and port (default ports filled in)."""
+    a, b = urlsplit(url), urlsplit(other)
+    try:
+        return (
+            a.scheme == b.scheme
+            and (a.hostname or "") == (b.hostname or "")
+            and url_port(url) == url_port(other)
+        )
+    except ValueError:
+        return False
 
 
 class SseUpstream:
@@ -55,9 +79,12 @@ class SseUpstream:
 
     modern = False
 
-    def __init__(self, server: ServerEntry, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, server: ServerEntry, http: aiohttp.ClientSession, max_event_bytes: int
+    ) -> None:
         self.server = server
         self.http = http
+        self.max_event_bytes = max_event_bytes
         self.connected = False
         self.protocol: str | None = None
         self.post_url: str | None = None
@@ -88,17 +115,23 @@ class SseUpstream:
                 resp.release()
                 raise TransportFailure(f"SSE stream: HTTP {resp.status} with {ctype!r}")
             self._resp = resp
-            events = sse_events(resp)
+            events = sse_events(resp, self.max_event_bytes)
             try:
                 async with asyncio.timeout(ENDPOINT_TIMEOUT_S):
                     kind, data = await anext(events)
-            except (StopAsyncIteration, TimeoutError, aiohttp.ClientError):
+            except (StopAsyncIteration, TimeoutError, aiohttp.ClientError, sse.EventTooLarge):
                 await self._teardown()
                 raise TransportFailure("the SSE upstream sent no endpoint event") from None
             if kind != "endpoint":
                 await self._teardown()
                 raise TransportFailure(f"the SSE upstream's first event is {kind!r}")
-            self.post_url = urljoin(self.server.url or "", data.decode().strip())
+            post_url = urljoin(self.server.url or "", data.decode(errors="replace").strip())
+            if not same_origin(post_url, self.server.url or ""):
+                # the server's secret headers go with every POST: only to the stream's origin
+                await self._teardown()
+                log.warning("sse_upstream_endpoint_refused", server=self.server.name)
+                raise TransportFailure("the SSE upstream's endpoint is on another origin")
+            self.post_url = post_url
             self._reader = asyncio.get_running_loop().create_task(self._read(events))
             params = {
                 "protocolVersion": HANDSHAKE_PROTOCOL_VERSIONS[-1],
@@ -173,7 +206,7 @@ class SseUpstream:
             async with self.http.post(
                 self.post_url, data=orjson.dumps(message), headers=headers
             ) as resp:
-                await resp.read()
+                await read_capped(resp, SMALL_BODY)
                 if resp.status == 404:
                     self.connected = False
                     raise TransportFailure("the SSE upstream no longer knows the session")
@@ -205,7 +238,7 @@ class SseUpstream:
                     continue
                 if isinstance(msg, dict):
                     await self._dispatch(msg)
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, sse.EventTooLarge) as exc:
             log.info("sse_upstream_stream_ended", server=self.server.name, error=str(exc))
         finally:
             self._fail_pending("the SSE upstream closed its stream")
@@ -215,7 +248,7 @@ class SseUpstream:
         if "method" not in msg:
             future = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
             if future is not None and not future.done():
-                future.set_result(msg)
+                future.set_result(well_formed(msg))
             return
         if "id" in msg:  # a server-to-client request
             if msg["method"] != "ping" and len(self._relays) == 1:

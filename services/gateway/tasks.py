@@ -62,6 +62,7 @@ from services.gateway.jsonrpc import (
     UPSTREAM_TIMEOUT,
     UPSTREAM_UNAVAILABLE,
     RpcFault,
+    relayed,
 )
 from services.gateway.routing_table import ServerEntry, ToolEntry
 from services.gateway.sessions import principal_fingerprint
@@ -288,7 +289,7 @@ class Tasks:
         else:
             reply, _ = await self.gateway.pool.request(route, method, forwarded)
         if "error" in reply:
-            raise _relayed(reply)
+            raise relayed(reply["error"])
         return self.rewrap(dict(reply.get("result") or {}), route, ctx)
 
     async def _wait(
@@ -385,12 +386,6 @@ def _plain_meta(meta: Any) -> dict[str, Any]:
     if not isinstance(meta, dict):
         return {}
     return {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
-
-
-def _relayed(reply: dict[str, Any]) -> RpcFault:
-    """An upstream's JSON-RPC error, as is."""
-    err = reply.get("error") or {}
-    return RpcFault(int(err.get("code", -32603)), str(err.get("message", "")), err.get("data"))
 
 
 def _encode_cursor(created: float, key: str) -> str:

@@ -23,17 +23,21 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION
 from libs.common import rpc, sse
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
+from libs.common.outbound import Guard, Resolve, read_capped
+from libs.common.ssrf import parse_networks
 from services.gateway import client_meta, metrics
 from services.gateway.breaker import CircuitBreaker
 from services.gateway.jsonrpc import (
+    RESULT_TOO_LARGE,
     UPSTREAM_ERROR,
     UPSTREAM_TIMEOUT,
     UPSTREAM_UNAVAILABLE,
     RpcFault,
+    well_formed,
 )
 from services.gateway.routing_table import ServerEntry
 from services.gateway.settings import GatewaySettings
-from services.gateway.upstream_http import HttpFailure, Response, UpstreamHttp
+from services.gateway.upstream_http import HttpFailure, Response, TooLarge, UpstreamHttp
 
 log = structlog.get_logger()
 
@@ -42,6 +46,7 @@ CLIENT_INFO = {"name": "switchboard-gateway", "version": "0.1.0"}
 ACCEPT = "application/json, text/event-stream"
 RESUME_ATTEMPTS = 5  # resumed streams in a row that may end without an event
 RESUME_MAX_WAIT_MS = 5000  # the most of an upstream's `retry` we wait before resuming
+SMALL_BODY = 64 * 1024  # what an answer to a notification or to our response may hold
 # Request ids of an upstream session start at a random point of this range, not at 1: an upstream
 # may key what it keeps by request id across sessions (the Python SDK names each request's SSE
 # stream by its id, in one event store for every session), so a replay for ids that other
@@ -189,6 +194,8 @@ class HttpUpstream:
         except InputNeeded as need:
             need.upstream, need.resp, need.rid, parked = self, resp, rid, True
             raise
+        except TooLarge as exc:
+            raise too_large(self.server.name, exc.limit) from None
         except HttpFailure as exc:
             raise TransportFailure(str(exc)) from None
         finally:
@@ -210,7 +217,7 @@ class HttpUpstream:
             async with self.http.post(
                 self.server.url, data=orjson.dumps(message), headers=self._headers(None, None)
             ) as resp:
-                await resp.read()
+                await read_capped(resp, SMALL_BODY)
         except aiohttp.ClientError as exc:
             log.info("upstream_answer_not_sent", server=self.server.name, error=str(exc))
 
@@ -223,7 +230,7 @@ class HttpUpstream:
             async with self.http.post(
                 self.server.url, data=orjson.dumps(body), headers=self._headers(method, params)
             ) as resp:
-                await resp.read()
+                await read_capped(resp, SMALL_BODY)
         except aiohttp.ClientError as exc:
             raise TransportFailure(str(exc)) from None
 
@@ -244,7 +251,9 @@ class HttpUpstream:
         if extra and self.modern:
             headers.update(extra)
         try:
-            resp = await self.posts.post(self.server.url or "", orjson.dumps(body), headers)
+            resp = await self.posts.post(
+                self.server.url or "", orjson.dumps(body), headers, self.posts.max_body_bytes
+            )
             parked = False
             try:
                 if resp.status == 404 and self.session_id:
@@ -265,6 +274,8 @@ class HttpUpstream:
             finally:
                 if not parked:
                     resp.release()
+        except TooLarge as exc:
+            raise too_large(self.server.name, exc.limit) from None
         except HttpFailure as exc:
             raise TransportFailure(str(exc)) from None
         except asyncio.CancelledError:
@@ -299,7 +310,7 @@ class HttpUpstream:
         idle = 0  # streams in a row that brought no event
         while idle < RESUME_ATTEMPTS:
             await asyncio.sleep(min(primary.retry_ms or 0, RESUME_MAX_WAIT_MS) / 1000)
-            parser = sse.Parser()
+            parser = sse.Parser(primary.max_event_bytes)
             parser.last_id, parser.retry_ms = primary.last_id, primary.retry_ms
             headers["Last-Event-ID"] = primary.last_id or ""
             idle += 1
@@ -317,6 +328,8 @@ class HttpUpstream:
                         if (reply := await _handle_event(event, rid, on_notify)) is not None:
                             return reply
                     primary.last_id, primary.retry_ms = parser.last_id, parser.retry_ms
+            except sse.EventTooLarge:
+                raise too_large(self.server.name, primary.max_event_bytes or 0) from None
             except aiohttp.ClientError as exc:
                 raise TransportFailure(f"resuming the stream: {exc}") from None
         raise TransportFailure("the upstream's resumed streams ended without an answer")
@@ -328,7 +341,7 @@ class HttpUpstream:
                 async with self.http.delete(
                     self.server.url, headers=self._headers(None, None), timeout=_SHORT
                 ) as resp:
-                    await resp.read()
+                    await read_capped(resp, SMALL_BODY)
             except (aiohttp.ClientError, TimeoutError):
                 pass
         self._uncount()
@@ -336,6 +349,15 @@ class HttpUpstream:
 
 
 _SHORT = aiohttp.ClientTimeout(total=2)
+
+
+def too_large(server: str, limit: int) -> RpcFault:
+    """-32013: the upstream's answer passed the limit while it was being read."""
+    return RpcFault(
+        RESULT_TOO_LARGE,
+        f"The server {server!r} answered with more than {limit} bytes; the answer was dropped.",
+        {"server": server, "limit": limit},
+    )
 
 
 def _with_modern_meta(params: dict[str, Any] | None, version: str) -> dict[str, Any]:
@@ -357,7 +379,7 @@ def _parse_reply(raw: bytes, rid: int) -> dict[str, Any]:
         raise TransportFailure("the upstream answered with something that is not JSON") from None
     if not isinstance(msg, dict) or ("result" not in msg and "error" not in msg):
         raise TransportFailure("the upstream answered with something that is not JSON-RPC")
-    return msg
+    return well_formed(msg)
 
 
 async def _handle_event(
@@ -373,7 +395,7 @@ async def _handle_event(
     if not isinstance(msg, dict):
         return None
     if msg.get("id") == rid and ("result" in msg or "error" in msg):
-        return msg
+        return well_formed(msg)
     if "method" in msg and on_notify is not None:  # notifications and server requests
         await on_notify(msg)
     return None
@@ -414,30 +436,45 @@ class SandboxUpstream:
         reply = (data or {}).get("message")
         if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
             raise TransportFailure("the sandbox answered without a JSON-RPC response")
-        return reply
+        return well_formed(reply)
 
     async def close(self) -> None:
         """Nothing is held per server."""
 
 
 class UpstreamPool:
-    """One upstream connection per server, with its concurrency limit and circuit breaker."""
+    """One upstream connection per server, with its concurrency limit and circuit breaker.
+    Every connection is opened through one outbound guard (resolved, checked, pinned)."""
 
-    def __init__(self, settings: GatewaySettings, bus: Bus | None) -> None:
+    def __init__(
+        self, settings: GatewaySettings, bus: Bus | None, resolve: Resolve | None = None
+    ) -> None:
         self.settings = settings
         self.bus = bus
+        self.guard = Guard(settings.ssrf_allowlist, resolve=resolve, ttl_s=settings.dns_ttl_s)
         self.http: aiohttp.ClientSession | None = None
-        self.posts = UpstreamHttp(settings.connect_timeout_s)
+        self.posts = UpstreamHttp(
+            self.guard, settings.connect_timeout_s, max_body_bytes=settings.event_limit
+        )
         self._upstreams: dict[str, tuple[str, HttpUpstream | SandboxUpstream]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
 
+    def allow_also(self, cidrs: list[str] | None) -> None:
+        """The allowlist: the gateway's own CIDRs and the registry's `ssrf_allowlist` setting."""
+        try:
+            extra = parse_networks(cidrs or [])
+        except ValueError as exc:
+            log.error("registry_ssrf_allowlist_unreadable", error=str(exc))
+            extra = []
+        self.guard.allow = [*parse_networks(self.settings.ssrf_allowlist), *extra]
+
     async def start(self) -> None:
         """Open the keep-alive pool."""
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60)
+        connector = {"limit": 0, "limit_per_host": 256, "keepalive_timeout": 60}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout_s)
-        self.http = aiohttp.ClientSession(
-            connector=connector,
+        self.http = self.guard.session(
+            connector,
             timeout=timeout,
             json_serialize=lambda o: orjson.dumps(o).decode(),
             # every principal's calls share these connections: a cookie one upstream sets must
@@ -470,7 +507,7 @@ class UpstreamPool:
             from services.gateway.sse_upstream import SseUpstream  # it imports this module
 
             assert self.http is not None
-            upstream = SseUpstream(server, self.http)  # type: ignore[assignment]
+            upstream = SseUpstream(server, self.http, self.settings.event_limit)  # type: ignore[assignment]
         else:
             assert self.http is not None
             upstream = HttpUpstream(server, self.http, self.posts)

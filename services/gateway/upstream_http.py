@@ -9,6 +9,12 @@ latency on a 2-core VM; this client spends under 10 (docs/PERFORMANCE.md).
 
 A connection goes back to the pool only after a complete response that allows keep-alive; a
 response dropped half-read (cancellation, a parked call abandoned) closes its connection.
+
+A new connection is opened through the outbound guard (`libs/common/outbound.py`): the host is
+resolved at most once per TTL, every address checked against the SSRF rules, and the socket
+connected to a checked address (TLS still verifies the name); reused connections cost nothing.
+A body is refused (`TooLarge`) as soon as more than the response's `limit` arrived, and an SSE
+event as soon as it passes it: nothing bigger is ever held in memory.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from urllib.parse import urlsplit
 import httptools
 
 from libs.common import sse
+from libs.common.outbound import Guard
+from libs.common.ssrf import SsrfRefused
 
 IDLE_S = 60.0  # a pooled connection unused this long is closed rather than reused
 USER_AGENT = "switchboard-gateway"
@@ -31,6 +39,14 @@ _FRAMING = frozenset(("content-length", "transfer-encoding", "connection"))  # o
 
 class HttpFailure(Exception):
     """The upstream could not be reached, or its answer is not HTTP/1.x."""
+
+
+class TooLarge(HttpFailure):
+    """The body (or one SSE event of it) passed the response's limit; the connection is closed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the upstream's answer is larger than {limit} bytes")
+        self.limit = limit
 
 
 class ClosedIdle(HttpFailure):
@@ -72,12 +88,14 @@ class Response:
         "_events",
         "_waiter",
         "headers",
+        "limit",
         "sse",
         "status",
     )
 
-    def __init__(self, conn: _Connection) -> None:
+    def __init__(self, conn: _Connection, limit: int) -> None:
         self._conn: _Connection | None = conn
+        self.limit = limit  # the most body bytes (or bytes of one SSE event) taken
         self.status = 0
         self.headers: dict[str, str] = {}  # names in lower case
         self._buf = bytearray()
@@ -96,7 +114,25 @@ class Response:
 
     def _feed(self, data: bytes) -> None:
         self._buf += data
+        if len(self._buf) > self.limit:
+            if not self.headers.get("content-type", "").startswith("text/event-stream"):
+                self._refuse()
+                return
+            # an SSE body is judged per event as it is parsed; unparsed bytes wait in the
+            # kernel, not here, until the reader has taken these
+            conn = self._conn
+            if conn is not None and conn.transport is not None and not conn.paused:
+                conn.paused = True
+                conn.transport.pause_reading()
         self._wake()
+
+    def _refuse(self) -> None:
+        """Too much: drop what arrived, close the connection, fail the reader."""
+        self._buf.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.finished(self, reusable=False)
+        self._finish(TooLarge(self.limit))
 
     def _finish(self, error: Exception | None = None) -> None:
         if not self._done:
@@ -121,9 +157,11 @@ class Response:
     # ---- read by the caller -------------------------------------------------------------
 
     async def read(self) -> bytes:
-        """The whole body."""
+        """The whole body (TooLarge past the response's limit, whatever its type)."""
         while await self._more():
-            pass
+            if len(self._buf) > self.limit:
+                self._refuse()
+                raise TooLarge(self.limit)
         body = bytes(self._buf)
         self._buf.clear()
         self.release()
@@ -136,14 +174,22 @@ class Response:
         call) and a later one (its resumption) see every event once, in order.
         """
         if self.sse is None:
-            self.sse, self._events = sse.Parser(), deque()
+            self.sse, self._events = sse.Parser(self.limit), deque()
         events = self._events
         assert events is not None
         while not events:
             if self._buf:
                 chunk = bytes(self._buf)
                 self._buf.clear()
-                events.extend(self.sse.feed(chunk))
+                conn = self._conn
+                if conn is not None and conn.paused and conn.transport is not None:
+                    conn.paused = False
+                    conn.transport.resume_reading()
+                try:
+                    events.extend(self.sse.feed(chunk))
+                except sse.EventTooLarge:
+                    self._refuse()
+                    raise TooLarge(self.limit) from None
             elif not await self._more():
                 return None
         return events.popleft()
@@ -176,6 +222,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False  # the last response allows another request on this connection
         self.sent = 0  # requests written on this connection
         self.answered = False  # a byte of the current request's answer came in
+        self.paused = False  # reading paused until the response's reader catches up
 
     # ---- asyncio.Protocol ---------------------------------------------------------------
 
@@ -258,10 +305,10 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def send(self, request: bytes) -> asyncio.Future[Response]:
+    def send(self, request: bytes, limit: int) -> asyncio.Future[Response]:
         """Write one request; the future resolves with the response once its head is in."""
         assert self.transport is not None
-        self.response = Response(self)
+        self.response = Response(self, limit)
         self.head = asyncio.get_running_loop().create_future()
         self.sent += 1
         self.answered = False
@@ -274,6 +321,9 @@ class _Connection(asyncio.Protocol):
             return
         self.response, self.head = None, None
         if reusable and self.keep_alive and not self.closed:
+            if self.paused and self.transport is not None:
+                self.paused = False
+                self.transport.resume_reading()
             self.idle_since = time.monotonic()
             self.pool.park(self)
         else:
@@ -281,10 +331,18 @@ class _Connection(asyncio.Protocol):
 
 
 class UpstreamHttp:
-    """Keep-alive connections to upstreams, by host, port and TLS."""
+    """Keep-alive connections to upstreams, by host, port and TLS, opened through `guard`."""
 
-    def __init__(self, connect_timeout_s: float, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        connect_timeout_s: float,
+        tls: ssl.SSLContext | None = None,
+        max_body_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
+        self.guard = guard
         self.connect_timeout_s = connect_timeout_s
+        self.max_body_bytes = max_body_bytes  # a response's default limit
         self._idle: dict[tuple[str, int, bool], list[_Connection]] = {}
         self._all: set[_Connection] = set()
         self._targets: dict[str, _Target] = {}
@@ -298,21 +356,25 @@ class UpstreamHttp:
             target = self._targets[url] = _Target(url)
         return target
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
-        """POST `body`; returns once the response's head is in (read its body, then release)."""
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], limit: int | None = None
+    ) -> Response:
+        """POST `body`; returns once the response's head is in (read its body, then release).
+        The body, or each SSE event of it, may be at most `limit` bytes (TooLarge)."""
         target = self._target(url)
         request = _encode(target, body, headers)
+        limit = limit or self.max_body_bytes
         conn = self._pooled(target.key)
         if conn is not None:
             try:
-                return await self._send(conn, request)
+                return await self._send(conn, request, limit)
             except ClosedIdle:  # as Go's net/http does: once more, on a new connection
                 pass
-        return await self._send(await self._connect(target), request)
+        return await self._send(await self._connect(target), request, limit)
 
-    async def _send(self, conn: _Connection, request: bytes) -> Response:
+    async def _send(self, conn: _Connection, request: bytes, limit: int) -> Response:
         try:
-            return await conn.send(request)
+            return await conn.send(request, limit)
         except BaseException:
             conn._shut()
             raise
@@ -332,7 +394,6 @@ class UpstreamHttp:
         return None
 
     async def _connect(self, target: _Target) -> _Connection:
-        loop = asyncio.get_running_loop()
         tls: ssl.SSLContext | None = None
         if target.tls:
             if self._tls is None:
@@ -340,19 +401,17 @@ class UpstreamHttp:
             tls = self._tls
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(self, target.key),
-                    target.host,
-                    target.port,
-                    ssl=tls,
-                    server_hostname=target.host if tls else None,
+                _, conn = await self.guard.create_connection(
+                    lambda: _Connection(self, target.key), target.host, target.port, ssl_context=tls
                 )
         except TimeoutError:
             raise HttpFailure(f"connecting to {target.host_header} timed out") from None
+        except SsrfRefused as exc:
+            raise HttpFailure(f"refused by the SSRF rules: {exc}") from None
         except (OSError, ssl.SSLError) as exc:
             raise HttpFailure(f"cannot connect to {target.host_header}: {exc}") from None
         self._all.add(conn)
-        return conn
+        return conn  # type: ignore[return-value]
 
     def park(self, conn: _Connection) -> None:
         """Keep an idle connection for the next request to its host."""

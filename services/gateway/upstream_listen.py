@@ -44,7 +44,7 @@ async def listen_messages(
     ) as resp:
         if not resp.headers.get("content-type", "").startswith("text/event-stream"):
             raise ListenRefused(f"listen: HTTP {resp.status}")
-        async for _, data in sse_events(resp):
+        async for _, data in sse_events(resp, upstream.posts.max_body_bytes):
             try:
                 msg = orjson.loads(data)
             except orjson.JSONDecodeError:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import orjson
 
 from libs.common.errors import UpstreamError, UpstreamTimeout
-from services.registry import pinning, ssrf
+from libs.common.outbound import Guard, read_capped
+from libs.common.ssrf import IPNetwork
 from services.registry.transfer import slug
 
 MAX_PAGES = 20
+MAX_PAGE_BYTES = 16 * 1024 * 1024
 
 
 def detect(doc: Any) -> str:
@@ -89,10 +92,13 @@ def from_modelscope(entry: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def fetch(
-    url: str, token: str | None, fmt: str, allow: list[ssrf.IPNetwork], timeout: float
+    url: str, token: str | None, fmt: str, allow: list[IPNetwork], timeout: float
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Every catalog entry (following the registry's cursor), converted to server fields."""
-    session = await pinning.pinned_session(url, allow, timeout=aiohttp.ClientTimeout(total=timeout))
+    """Every catalog entry (following the registry's cursor), converted to server fields;
+    through the outbound guard (raises SsrfRefused before connecting to a refused host)."""
+    guard = Guard(allow)
+    await guard.check_url(url)
+    session = guard.session(timeout=aiohttp.ClientTimeout(total=timeout))
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -102,15 +108,13 @@ async def fetch(
         async with session as http:
             for _ in range(MAX_PAGES):
                 params = {"cursor": cursor} if cursor else {}
-                async with http.get(
-                    url, headers=headers, params=params, allow_redirects=False
-                ) as resp:
+                async with http.get(url, headers=headers, params=params) as resp:
                     if resp.status != 200:
                         raise UpstreamError(
                             f"The catalog answered HTTP {resp.status}.",
                             details={"status": resp.status},
                         )
-                    doc = await resp.json(content_type=None)
+                    doc = orjson.loads(await read_capped(resp, MAX_PAGE_BYTES))
                 kind = detect(doc) if fmt == "auto" else fmt
                 if kind == "modelscope":
                     items += [x for x in map(from_modelscope, doc["Data"]["mcp_server_list"]) if x]

@@ -7,10 +7,10 @@ from typing import Any
 
 import asyncpg
 
-from libs.common import outbox
+from libs.common import outbox, ssrf
 from libs.common.bus import Bus
 from libs.common.events import Event
-from services.registry import setting_keys, ssrf
+from services.registry import setting_keys
 from services.registry.crypto import Sealed, SecretBox
 from services.registry.settings import RegistrySettings
 from services.registry.store import settings as settings_store

@@ -17,7 +17,8 @@ from mcp.client.streamable_http import streamable_http_client
 from libs.common import rpc
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import ApiError, Unavailable, UpstreamTimeout
-from services.registry import pinning, ssrf
+from libs.common.outbound import ClientFactory, Guard
+from libs.common.ssrf import IPNetwork, SsrfRefused
 
 MAX_PAGES = 50
 
@@ -74,7 +75,7 @@ def _transport(
     url: str,
     headers: dict[str, str],
     timeout: float,
-    factory: ssrf.ClientFactory,
+    factory: ClientFactory,
 ) -> AbstractAsyncContextManager[Any]:
     """The client transport for a remote server; HTTP goes through the pinned `factory`."""
     if transport == "sse":
@@ -114,13 +115,16 @@ async def discover_remote(
     headers: dict[str, str],
     *,
     timeout: float,
-    allow: list[ssrf.IPNetwork],
+    allow: list[IPNetwork],
 ) -> Listing:
-    """Connect with the official MCP client and list everything (connections pinned)."""
+    """Connect with the official MCP client and list everything (through the outbound guard,
+    to the URL's host only)."""
+    guard = Guard(allow)
     try:
-        factory = await pinning.pinned_factory(url, allow)
-    except ssrf.SsrfRefused as exc:
+        host, _ = await guard.check_url(url)
+    except SsrfRefused as exc:
         raise DiscoveryFailed(f"refused by SSRF rules: the URL {exc}") from None
+    factory = guard.http_client_factory(only_host=host)
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):

@@ -105,6 +105,8 @@ async def _apply(reg: Registry, principal: Principal, plan: list[tuple[str, Any,
                 server = await servers.create(reg, conn, body, other, principal.id)
             else:
                 fields = body.model_dump(exclude_unset=True, exclude={"name", "org"})
+                if "trusted" in fields:
+                    permissions.require_trust(principal, other)
                 server, _ = await servers.update(
                     reg,
                     conn,

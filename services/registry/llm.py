@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import orjson
 
-from libs.common.errors import Conflict, UpstreamError, UpstreamTimeout
+from libs.common.errors import Conflict, Unprocessable, UpstreamError, UpstreamTimeout
+from libs.common.outbound import Guard, read_capped
+from libs.common.ssrf import IPNetwork, SsrfRefused
+
+MAX_ANSWER_BYTES = 1024 * 1024
 
 PROMPT = (
     "Write a one-paragraph description (at most 60 words) of an MCP server for a tool catalog. "
@@ -31,19 +36,32 @@ def messages(server: Any, tools: list[Any]) -> list[dict[str, str]]:
     return [{"role": "system", "content": PROMPT}, {"role": "user", "content": "\n".join(lines)}]
 
 
-async def describe(cfg: dict[str, Any], server: Any, tools: list[Any], timeout: float) -> str:
-    """Ask the configured LLM for a description."""
+async def describe(
+    cfg: dict[str, Any], server: Any, tools: list[Any], timeout: float, allow: list[IPNetwork]
+) -> str:
+    """Ask the configured LLM for a description (through the outbound guard: `allow` holds the
+    CIDRs the SSRF rules let through, e.g. a model served on the local network)."""
     base, model, key = configured(cfg)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     body = {"model": model, "messages": messages(server, tools), "temperature": 0.2}
+    url = f"{base}/chat/completions"
+    guard = Guard(allow)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-            async with http.post(f"{base}/chat/completions", json=body, headers=headers) as resp:
+        await guard.check_url(url)
+    except SsrfRefused as exc:
+        raise Unprocessable(
+            "The LLM URL is not allowed.", details={"fields": {"llm_base_url": f"the URL {exc}"}}
+        ) from None
+    try:
+        async with guard.session(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+            async with http.post(url, json=body, headers=headers) as resp:
                 if resp.status != 200:
                     raise UpstreamError(
                         f"The LLM answered HTTP {resp.status}.", details={"status": resp.status}
                     )
-                doc = await resp.json(content_type=None)
+                doc = orjson.loads(await read_capped(resp, MAX_ANSWER_BYTES))
+    except orjson.JSONDecodeError:
+        raise UpstreamError("The LLM answered with something that is not JSON.") from None
     except TimeoutError:
         raise UpstreamTimeout("The LLM did not answer in time.") from None
     except aiohttp.ClientError as exc:

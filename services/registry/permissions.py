@@ -119,6 +119,17 @@ def holds_secrets(principal: Principal, server: Any) -> bool:
     return org is not None and principal.has_org_role(org, "admin")
 
 
+def require_trust(principal: Principal, server: Any) -> None:
+    """403 unless the principal may vouch for a server's annotations (`trusted`): those who hold
+    its secrets (platform admins, admins of its org); a `write` grant is not enough."""
+    if holds_secrets(principal, server):
+        return
+    raise Forbidden(
+        f"Marking {server['name']!r} trusted needs the admin role in its organisation.",
+        details={"server": server["name"], "field": "trusted", "required_role": "admin"},
+    )
+
+
 def creation_org(principal: Principal, org: str | None) -> str | None:
     """The org (its id) a new server of a non-platform-admin belongs to: the named one (by id or
     slug) or the caller's; 404 when the caller is not in it, 403 when not its admin. Platform

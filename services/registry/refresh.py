@@ -123,12 +123,14 @@ async def _reconcile(
         if t["source_id"] is None
     }
     cfg = await reg.config(conn)
+    refs = await tools_store.foreign_tools(conn, server["id"])
     changes = review.plan(
         stored,
         listing.tools,
         first_discovery=server["discovered_at"] is None,
-        policy=cfg["new_tool_policy"],
-        foreign_tools=await tools_store.foreign_tool_names(conn, server["id"]),
+        # code tools are reviewed in the sandbox (its approvals) before the registry sees them
+        policy="auto_approve" if server["transport"] == "code" else cfg["new_tool_policy"],
+        foreign_tools=review.foreign_names(refs, cfg["tool_name_separator"]),
     )
     await apply_changes(reg, conn, server, changes, actor)
     return changes

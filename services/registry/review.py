@@ -42,6 +42,32 @@ POISON_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         re.compile(r"(~/\.ssh|id_rsa|\.env\b|api[_ ]?keys?\b.{0,30}\bsend)", re.I),
     ),
 ]
+# instructions aimed at other tools or calls: "when calling X, first ...", "before using X"
+_WHEN_CALLING = (
+    r"\b(before|after|when(ever)?|prior\s+to|instead\s+of)\s+(you\s+)?"
+    r"(call|us|invok|run|execut)\w*\s+"
+)
+CROSS_TOOL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    (  # "before using the send_email tool", "when calling any other tool"
+        "instructs_other_calls",
+        re.compile(_WHEN_CALLING + r"(?!this\b)(\w+\s+){0,3}(tool|function|server)s?\b", re.I),
+    ),
+    (  # "when calling send_email, ...": a tool-like name (snake_case, dotted, namespaced)
+        "instructs_other_calls",
+        re.compile(_WHEN_CALLING + r"[`'\"]?[A-Za-z][A-Za-z0-9-]*(_|\.)[A-Za-z0-9_.-]+", re.I),
+    ),
+    (  # "first call X", "always pass the token parameter"
+        "instructs_other_calls",
+        re.compile(
+            r"\b(first|always|also)\s+(call|use|invoke|run|send|pass|include|add)\b"
+            r".{0,60}\b(tool|function|server|parameter|argument)s?\b",
+            re.I,
+        ),
+    ),
+]
+SCHEMA_TEXT_KEYS = ("description", "title", "$comment")  # free text anywhere in a schema
+SCHEMA_VALUE_KEYS = ("default", "enum", "const", "examples")  # values a model reads too
+MAX_SCHEMA_DEPTH = 32
 INVISIBLE = re.compile(
     "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
 )
@@ -81,22 +107,72 @@ def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str
 
 
 def _texts(tool: Mapping[str, Any]) -> list[str]:
-    """The description and every schema property description of a tool."""
+    """Every text of a tool a model reads: description, title, annotations' title, and in its
+    input and output schemas, nested at any depth, every description, title, comment, property
+    name, default, enum value, const and example."""
     texts = [tool.get("description") or "", tool.get("title") or ""]
-    props = (tool.get("input_schema") or {}).get("properties") or {}
-    if isinstance(props, dict):
-        for prop in props.values():
-            if isinstance(prop, dict) and isinstance(prop.get("description"), str):
-                texts.append(prop["description"])
-    return texts
+    annotations = tool.get("annotations")
+    if isinstance(annotations, Mapping) and isinstance(annotations.get("title"), str):
+        texts.append(annotations["title"])
+    for key in ("input_schema", "output_schema"):
+        _schema_texts(tool.get(key), texts, 0)
+    return [t for t in texts if t]
+
+
+def _schema_texts(node: Any, out: list[str], depth: int) -> None:
+    """Collect the texts of a JSON Schema node and of every node under it."""
+    if depth > MAX_SCHEMA_DEPTH:
+        return
+    if isinstance(node, list):
+        for item in node:
+            _schema_texts(item, out, depth + 1)
+        return
+    if not isinstance(node, Mapping):
+        return
+    for key, value in node.items():
+        if key in SCHEMA_TEXT_KEYS and isinstance(value, str):
+            out.append(value)
+        elif key in SCHEMA_VALUE_KEYS:
+            _values(value, out, depth + 1)
+        elif key in ("properties", "patternProperties", "$defs", "definitions"):
+            if isinstance(value, Mapping):
+                out.extend(str(name) for name in value)
+                for sub in value.values():
+                    _schema_texts(sub, out, depth + 1)
+        elif isinstance(value, Mapping | list):  # items, anyOf, allOf, oneOf, not, if/then/else
+            _schema_texts(value, out, depth + 1)
+
+
+def _values(value: Any, out: list[str], depth: int) -> None:
+    """The strings in a default, enum, const or example value."""
+    if depth > MAX_SCHEMA_DEPTH:
+        return
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, list):
+        for item in value:
+            _values(item, out, depth + 1)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            out.append(str(key))
+            _values(item, out, depth + 1)
+
+
+def foreign_names(refs: Iterable[tuple[str, str]], separator: str = "__") -> list[str]:
+    """What other servers' tools are called: bare and as the gateway lists them."""
+    names: set[str] = set()
+    for server, tool in refs:
+        names.update((tool, f"{server}{separator}{tool}"))
+    return sorted(names)
 
 
 def poisoning_flags(tool: Mapping[str, Any], foreign_tools: Iterable[str] = ()) -> list[str]:
-    """Markers of tool poisoning in the tool's texts; `foreign_tools` are other servers' tools."""
+    """Markers of tool poisoning in the tool's texts; `foreign_tools` are other servers' tools
+    (bare names and the gateway's `{server}{separator}{tool}` names, see `foreign_names`)."""
     flags: list[str] = []
     text = "\n".join(_texts(tool))
-    for name, pattern in POISON_PATTERNS:
-        if pattern.search(text):
+    for name, pattern in POISON_PATTERNS + CROSS_TOOL_PATTERNS:
+        if name not in flags and pattern.search(text):
             flags.append(name)
     if INVISIBLE.search(text) or any(unicodedata.category(c) == "Cf" for c in text):
         flags.append("invisible_unicode")

@@ -46,6 +46,8 @@ class ServerFields(BaseModel):
     timeout_s: float | None = Field(None, gt=0, le=600)
     max_concurrency: int | None = Field(None, ge=1, le=1000)
     per_user: bool | None = None
+    # the gateway retries on readOnlyHint / idempotentHint only for trusted servers (org admin)
+    trusted: bool | None = None
     health_interval_s: float | None = Field(None, ge=1, le=86400)
     license: str | None = Field(None, max_length=200)
     stars: int | None = Field(None, ge=0)
@@ -80,6 +82,13 @@ class ServerFields(BaseModel):
         if refused:
             raise ValueError(f"{refused[0]!r} steers a loader or interpreter and may not be set")
         return _check_map(value, KEY_RE, "environment variable")
+
+    @field_validator("trusted")
+    @classmethod
+    def _trusted(cls, value: bool | None) -> Any:
+        if value is None:
+            raise ValueError("must be true or false")
+        return value
 
     @field_validator("tags")
     @classmethod

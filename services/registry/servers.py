@@ -7,9 +7,10 @@ from typing import Any
 import asyncpg
 
 from libs.common import events as ev
+from libs.common import ssrf
 from libs.common.authn import Principal
 from libs.common.errors import Conflict, NotFound, Unprocessable
-from services.registry import permissions, ssrf, views
+from services.registry import permissions, views
 from services.registry.context import SCHEMA, Registry
 from services.registry.crypto import MASK
 from services.registry.schemas import ServerCreate, ServerFields

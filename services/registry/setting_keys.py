@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from services.registry import ssrf
+from libs.common import ssrf
 from services.registry.settings import RegistrySettings
 
 
@@ -102,10 +102,17 @@ KEYS: dict[str, Key] = {
         Key(
             "new_tool_policy",
             _choice("auto_approve", "quarantine"),
-            "auto_approve",
-            doc="what happens to tools that appear on an already discovered server",
+            "quarantine",
+            doc="what happens to tools that appear on an already discovered server "
+            "(quarantine: held until approved)",
         ),
-        Key("ssrf_allowlist", _cidrs, None, doc="CIDRs upstream URLs may point into"),
+        Key(
+            "ssrf_allowlist",
+            _cidrs,
+            None,
+            routing=True,  # the gateway connects to what the registry let register
+            doc="CIDRs upstream URLs may point into",
+        ),
         Key("health_interval_s", _number(1, 86400), None, doc="seconds between health checks"),
         Key("llm_base_url", _url_or_null, None, doc="OpenAI-compatible API base URL"),
         Key("llm_api_key", _text(4096), None, secret=True, doc="API key of the LLM endpoint"),
@@ -127,5 +134,6 @@ def defaults(settings: RegistrySettings) -> dict[str, Any]:
     """Every key's default; some come from the service's environment."""
     out = {name: key.default for name, key in KEYS.items()}
     out["ssrf_allowlist"] = list(settings.ssrf_allowlist)
+    out["new_tool_policy"] = settings.new_tool_policy
     out["health_interval_s"] = settings.health_interval_s
     return out

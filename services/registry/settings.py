@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from libs.common.settings import Settings, env
+from libs.common.settings import Settings, SettingsError, env
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,20 @@ class RegistrySettings(Settings):
     master_keys: tuple[str, ...] = env("REGISTRY_MASTER_KEYS", (), secret=True)
     # CIDRs an upstream URL may resolve into despite the SSRF rules (until the setting is stored)
     ssrf_allowlist: tuple[str, ...] = env("REGISTRY_SSRF_ALLOWLIST", ())
+    # tools that appear on an already discovered server: held until approved (quarantine) or
+    # routable at once (auto_approve); the `new_tool_policy` setting wins once stored
+    new_tool_policy: str = env("REGISTRY_NEW_TOOL_POLICY", "quarantine")
     health_interval_s: float = env("REGISTRY_HEALTH_INTERVAL_S", 30.0)
     health_concurrency: int = env("REGISTRY_HEALTH_CONCURRENCY", 8)
     health_enabled: bool = env("REGISTRY_HEALTH_ENABLED", True)
     discovery_timeout_s: float = env("REGISTRY_DISCOVERY_TIMEOUT_S", 10.0)
     sandbox_timeout_s: float = env("REGISTRY_SANDBOX_TIMEOUT_S", 5.0)
     llm_timeout_s: float = env("REGISTRY_LLM_TIMEOUT_S", 30.0)
+
+    def __post_init__(self) -> None:
+        """Check the values that have a fixed set."""
+        if self.new_tool_policy not in ("quarantine", "auto_approve"):
+            raise SettingsError(
+                "REGISTRY_NEW_TOOL_POLICY must be quarantine or auto_approve "
+                f"(got {self.new_tool_policy!r})"
+            )

@@ -14,8 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from libs.common import ssrf
 from libs.common.errors import Conflict, NotFound, Unprocessable
-from services.registry import discovery, metrics, refresh, review, servers, ssrf
+from services.registry import discovery, metrics, refresh, review, servers
 from services.registry.context import Registry
 from services.registry.crypto import MASK, Sealed
 from services.registry.schemas import SourceCreate, SourceFields
@@ -106,6 +107,13 @@ async def _check_url(reg: Registry, conn: asyncpg.Connection, url: str) -> None:
         raise Unprocessable(
             "The source URL is not allowed.", details={"fields": {"url": f"the URL {exc}"}}
         ) from None
+
+
+async def _foreign(reg: Registry, conn: asyncpg.Connection, server: Any) -> list[str]:
+    """Other servers' tool names, bare and as the gateway lists them."""
+    cfg = await reg.config(conn)
+    refs = await tools_store.foreign_tools(conn, server["id"])
+    return review.foreign_names(refs, cfg["tool_name_separator"])
 
 
 async def _store_headers(
@@ -218,7 +226,7 @@ async def discover(reg: Registry, source: Any, actor: str | None) -> dict[str, A
                 [t for t in listing.tools if t["name"] in stored],
                 first_discovery=False,
                 policy="quarantine",
-                foreign_tools=await tools_store.foreign_tool_names(conn, server["id"]),
+                foreign_tools=await _foreign(reg, conn, server),
             )
             await refresh.apply_changes(reg, conn, server, changes, actor, source["id"])
             if changes:
@@ -260,7 +268,7 @@ async def import_tools(
             "Some tools collide with tools the server already has.",
             details={"conflicts": sorted(taken)},
         )
-    foreign = await tools_store.foreign_tool_names(conn, server["id"])
+    foreign = await _foreign(reg, conn, server)
     changes = []
     for name in wanted:
         tool = listed[name]

@@ -65,6 +65,7 @@ def server_out(
         "timeout_s": server["timeout_s"],
         "max_concurrency": server["max_concurrency"],
         "per_user": server["per_user"],
+        "trusted": server["trusted"],
         "health_interval_s": server["health_interval_s"],
         "disabled_tools": list(server["disabled_tools"]),
         **{f: meta.pop(f, None) for f in METADATA_FIELDS},
@@ -197,6 +198,7 @@ def snapshot_server(
         "timeout_s": server["timeout_s"],
         "max_concurrency": server["max_concurrency"],
         "per_user": server["per_user"],
+        "trusted": server["trusted"],
         "version": server["version"],
         "tools": [
             {

@@ -36,6 +36,8 @@ class SandboxSettings(Settings):
     landlock_abi_max: int = env("SANDBOX_LANDLOCK_ABI_MAX", 0)
     # auto: a cgroup v2 per sandbox (memory.max, pids.max) where the host delegates one; off
     cgroups: str = env("SANDBOX_CGROUPS", "auto")
+    # origins whose pages may open /ws/terminal, besides the public URL's
+    allowed_origins: tuple[str, ...] = env("SANDBOX_ALLOWED_ORIGINS", ())
     uid_base: int = env("SANDBOX_UID_BASE", 200_000)
     uid_count: int = env("SANDBOX_UID_COUNT", 50_000)
     idle_timeout_s: float = env("SANDBOX_IDLE_TIMEOUT_S", 300.0)

@@ -12,9 +12,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from libs.common.authn import Principal
 from libs.common.errors import ApiError
+from libs.common.trusted_hosts import refuse_websocket_origin
 from services.audit.live import ADMIN_CHANNELS, CHANNELS, SLOW_CLOSE_CODE, Client
 
 AUTH_CLOSE_CODE = 4401
+
+
+async def _origin_refused(ws: WebSocket) -> bool:
+    """Another site's page may not open these sockets (checked before the handshake ends)."""
+    settings = ws.state.settings
+    return await refuse_websocket_origin(ws, settings.public_url, settings.allowed_origins)
 
 
 async def _principal(ws: WebSocket) -> Principal | None:
@@ -89,6 +96,8 @@ async def _handle(ws: WebSocket, client: Client, msg: dict) -> None:
 
 async def events_ws(ws: WebSocket) -> None:
     """Authenticate, then relay the subscribed channels the principal may see."""
+    if await _origin_refused(ws):
+        return
     await ws.accept()
     principal = await _principal(ws)
     if principal is None:
@@ -136,6 +145,8 @@ async def _serve(ws: WebSocket, client: Client, on_text: Callable[[str], Awaitab
 
 async def health_status_ws(ws: WebSocket) -> None:
     """The health map on connect and on every change (public; no secrets)."""
+    if await _origin_refused(ws):
+        return
     await ws.accept()
     hub = ws.state.hub
     client = hub.register(None, health_only=True)

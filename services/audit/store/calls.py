@@ -17,8 +17,10 @@ from services.audit.visibility import Scope
 COLUMNS = (
     "id, time, server, tool, status, principal_kind, principal_id, principal_name, credential_id,"
     " org, team, endpoint, method, error_code, error_message, latency_ms, upstream_ms,"
-    " request_bytes, response_bytes, arguments, session_id, client, trace_id, caller_org"
+    " request_bytes, response_bytes, arguments, session_id, client, trace_id, caller_org,"
+    " tool_fingerprint"
 )
+PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, COLUMNS.count(",") + 2))
 SORTS = ("time", "latency_ms", "server", "tool", "status", "principal_name")
 FILTERS = ("server", "tool", "status", "principal", "org", "team", "since", "until")
 
@@ -41,8 +43,7 @@ class CallFilters:
 async def insert_call(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
     """Store a call once (by event id) and count it in its minute's rollup."""
     inserted = await conn.fetchval(
-        f"INSERT INTO audit.tool_calls ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-        " $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+        f"INSERT INTO audit.tool_calls ({COLUMNS}) VALUES ({PLACEHOLDERS})"
         " ON CONFLICT (id) DO NOTHING RETURNING true",
         *(row[c.strip()] for c in COLUMNS.split(",")),
     )

@@ -130,6 +130,9 @@ async def post_mcp(request: Request) -> Response:
     modern = request.headers.get("mcp-protocol-version") in MODERN_PROTOCOL_VERSIONS
     try:
         _check_origin(request)
+        # before anything else: a notification (cancellation), a client's reply or a parse error
+        # tells nothing and does nothing for a caller without a valid credential
+        principal = await _principal(request)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return _json(
@@ -141,7 +144,7 @@ async def post_mcp(request: Request) -> Response:
         except orjson.JSONDecodeError:
             return _json(error(None, PARSE_ERROR, "Parse error: the body is not JSON."), 400)
         if _is_reply(body) and request.headers.get("mcp-session-id"):
-            return await _client_reply(request, body)
+            return await _client_reply(request, principal, body)
         if (
             not isinstance(body, dict)
             or body.get("jsonrpc") != "2.0"
@@ -156,10 +159,9 @@ async def post_mcp(request: Request) -> Response:
             raise RpcFault(INVALID_REQUEST, "params must be an object.")
         meta = params.get("_meta")
         modern = modern or (isinstance(meta, dict) and PROTOCOL_VERSION_META_KEY in meta)
-        if "id" not in body:
-            return await _notification(request, body["method"], params)
-        principal = await _principal(request)
         ctx = _endpoint(request, principal)
+        if "id" not in body:
+            return await _notification(request, principal, body["method"], params)
         ctx.modern, ctx.request_bytes = modern, len(raw)
         ctx.exposure = parse_mode(request.query_params.get("exposure"))
         reply = await _request(request, body, params, ctx, raw)
@@ -168,16 +170,23 @@ async def post_mcp(request: Request) -> Response:
     except RpcFault as fault:
         if isinstance(body, dict) and isinstance(body.get("method"), str):
             metrics.operation(body["method"], "error").observe(time.perf_counter() - t0)
-        headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
+        headers = (
+            _www_authenticate(request)
+            if fault.status is None and fault.code == UNAUTHENTICATED
+            else None
+        )
         return _fault(request_id, fault, modern, headers)
 
 
-async def _notification(request: Request, method: str, params: dict[str, Any]) -> Response:
-    """Notifications are accepted (cancellation of in-flight calls is by request id)."""
-    session_id = request.headers.get("mcp-session-id")
-    if method == "notifications/cancelled" and session_id:
+async def _notification(
+    request: Request, principal: Principal, method: str, params: dict[str, Any]
+) -> Response:
+    """Notifications of an authenticated caller are accepted; a cancellation names a call of
+    the caller's own session (by request id), else the session is unknown (404)."""
+    if method == "notifications/cancelled" and request.headers.get("mcp-session-id"):
+        info = _session(request, principal)
         # the replica running the call may be another one: relay.cancel reaches every replica
-        await request.state.relay.cancel(session_id, params.get("requestId"))
+        await request.state.relay.cancel(info.id, params.get("requestId"))
     return Response(status_code=202)
 
 
@@ -253,9 +262,9 @@ def _is_reply(body: Any) -> bool:
     )
 
 
-async def _client_reply(request: Request, body: dict[str, Any]) -> Response:
+async def _client_reply(request: Request, principal: Principal, body: dict[str, Any]) -> Response:
     """Route a legacy client's answer to the replica that asked."""
-    info = _session(request, await _principal(request))
+    info = _session(request, principal)
     await request.state.relay.client_reply(info.id, body)
     return Response(status_code=202)
 
@@ -391,7 +400,8 @@ async def get_mcp(request: Request) -> Response:
         principal = await _principal(request)
         info = _session(request, principal)
     except RpcFault as fault:
-        return _fault(None, fault, False)
+        headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
+        return _fault(None, fault, False, headers)
     notifier = request.state.notifier
     last = request.headers.get("last-event-id", "")
     queue = notifier.subscribe()
@@ -428,7 +438,8 @@ async def delete_mcp(request: Request) -> Response:
         principal = await _principal(request)
         info = _session(request, principal)
     except RpcFault as fault:
-        return _fault(None, fault, False)
+        headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
+        return _fault(None, fault, False, headers)
     request.state.sessions.end(info.id)
     with contextlib.suppress(Exception):
         await broadcast_ended(request.state.bus, info.id)

@@ -6,10 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from libs.common import ssrf
 from libs.common.authn import authenticate, require_platform_admin
 from libs.common.errors import Unprocessable
 from libs.common.http import json_response, read_json, validate
-from services.registry import catalog_sync, importing, llm, servers, ssrf
+from services.registry import catalog_sync, importing, llm, servers
 from services.registry.context import Registry
 from services.registry.schemas import SyncBody
 from services.registry.store import servers as servers_store
@@ -55,8 +56,9 @@ async def generate_description(request: Request) -> Response:
     async with reg.pool.acquire() as conn:
         server = await servers.writable(conn, principal, ref)
         cfg = await reg.config(conn, reveal=True)
+        allow = await reg.allowlist(conn)
         tools = await tools_store.list_for_servers(conn, [server["id"]])
-    text = await llm.describe(cfg, server, tools, reg.settings.llm_timeout_s)
+    text = await llm.describe(cfg, server, tools, reg.settings.llm_timeout_s, allow)
     async with reg.pool.acquire() as conn, conn.transaction():
         await servers.touch(reg, conn, server, ["description"], principal.id, {"description": text})
     return json_response({"server": server["name"], "description": text})
@@ -70,6 +72,7 @@ async def analyze_all(request: Request) -> Response:
     reg: Registry = request.state.registry
     async with reg.pool.acquire() as conn:
         cfg = await reg.config(conn, reveal=True)
+        allow = await reg.allowlist(conn)
         llm.configured(cfg)
         rows = [s for s in await servers_store.list_all(conn) if force or not s["description"]]
     report: dict[str, list] = {"updated": [], "failed": []}
@@ -77,7 +80,7 @@ async def analyze_all(request: Request) -> Response:
         async with reg.pool.acquire() as conn:
             tools = await tools_store.list_for_servers(conn, [server["id"]])
         try:
-            text = await llm.describe(cfg, server, tools, reg.settings.llm_timeout_s)
+            text = await llm.describe(cfg, server, tools, reg.settings.llm_timeout_s, allow)
         except Exception as exc:  # one server's failure must not stop the batch
             report["failed"].append({"server": server["name"], "error": str(exc)})
             continue

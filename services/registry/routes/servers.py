@@ -96,6 +96,8 @@ async def update_server(request: Request) -> Response:
     reg = _reg(request)
     async with reg.pool.acquire() as conn, conn.transaction():
         server = await servers.writable(conn, principal, ref)
+        if "trusted" in body.model_fields_set:
+            permissions.require_trust(principal, server)
         keep = permissions.holds_secrets(principal, server)
         server, due = await servers.update(reg, conn, server, body, principal.id, keep_secrets=keep)
     if due and server["enabled"]:

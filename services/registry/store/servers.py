@@ -15,7 +15,7 @@ COLUMNS = (
     " s.cwd, s.tags, s.enabled, s.org, s.owner_team, s.timeout_s, s.max_concurrency, s.per_user,"
     " s.health_interval_s, s.disabled_tools, s.metadata, s.resources, s.prompts, s.status,"
     " s.status_error, s.last_checked_at, s.latency_ms, s.discovered_at, s.version, s.created_by,"
-    " s.created_at, s.updated_at,"
+    " s.created_at, s.updated_at, s.trusted,"
     " (SELECT count(*) FROM registry.tools t WHERE t.server_id = s.id)::int AS tool_count,"
     " ARRAY(SELECT sh.org FROM registry.server_shares sh WHERE sh.server_id = s.id"
     "  ORDER BY sh.org) AS shared_with"
@@ -52,6 +52,7 @@ WRITABLE = {
     "disabled_tools",
     "metadata",
     "created_by",
+    "trusted",
 }
 SORTS = ("created_at", "updated_at", "name", "status", "transport")
 FILTERS = ("status", "team", "tag", "transport", "enabled", "org")

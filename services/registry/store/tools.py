@@ -38,12 +38,14 @@ async def get_tool(conn: asyncpg.Connection, server_id: uuid.UUID, name: str) ->
     )
 
 
-async def foreign_tool_names(conn: asyncpg.Connection, server_id: uuid.UUID) -> list[str]:
-    """Names of other servers' tools (for the cross-reference poisoning check)."""
+async def foreign_tools(conn: asyncpg.Connection, server_id: uuid.UUID) -> list[tuple[str, str]]:
+    """(server, tool) names of other servers' tools (for the cross-reference poisoning check)."""
     rows = await conn.fetch(
-        "SELECT DISTINCT name FROM registry.tools WHERE server_id <> $1", server_id
+        "SELECT DISTINCT s.name AS server, t.name FROM registry.tools t"
+        " JOIN registry.servers s ON s.id = t.server_id WHERE t.server_id <> $1",
+        server_id,
     )
-    return [r["name"] for r in rows]
+    return [(r["server"], r["name"]) for r in rows]
 
 
 async def upsert_tool(

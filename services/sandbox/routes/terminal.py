@@ -18,6 +18,7 @@ from libs.common import outbox
 from libs.common.authn import authenticate, require_platform_admin
 from libs.common.errors import ApiError
 from libs.common.events import TERMINAL_CLOSED, TERMINAL_OPENED, TerminalSession
+from libs.common.trusted_hosts import refuse_websocket_origin
 from services.sandbox import isolation
 from services.sandbox.runtime import SCHEMA, Runtime
 
@@ -35,6 +36,8 @@ async def _audit(rt: Runtime, kind, payload: TerminalSession, actor: str) -> Non
 async def terminal(ws: WebSocket) -> None:
     """Authenticate, check policy, then bridge the socket to a shell on a PTY in a sandbox."""
     rt: Runtime = ws.app.state.runtime
+    if await refuse_websocket_origin(ws, rt.settings.public_url, rt.settings.allowed_origins):
+        return
     try:
         principal = await authenticate(ws)
         require_platform_admin(principal)

@@ -8,13 +8,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 import pytest
 from aiohttp import web
 
 from libs.common import bus as busmod
-from libs.common.events import TOOL_CALLED, Event, ToolCalled
+from libs.common.events import ALERT_FIRED, TOOL_CALLED, Event, ToolCalled
+from libs.common.outbound import Guard
+from services.audit import alerts
+from services.audit.store import alerts as alert_store
 from tests.integration.audit.conftest import People, bearer
 from tests.integration.audit.test_live import connect
 from tests.integration.audit.waiting import until
@@ -324,3 +328,31 @@ async def test_deleting_a_firing_rule_resolves_its_alert_and_keeps_it(
     kept = await alerts_of(api, people.admin, server=server)
     assert kept["total"] == 1
     assert (kept["items"][0]["state"], kept["items"][0]["rule_id"]) == ("resolved", None)
+
+
+async def test_a_webhook_the_ssrf_rules_refuse_is_never_posted_and_says_so(
+    audit_pool: Any, receiver: tuple[str, asyncio.Queue[dict[str, Any]]]
+) -> None:
+    url, hooks = receiver
+    async with audit_pool.acquire() as conn:
+        row = await alert_store.insert_alert(conn, {
+            "rule_id": None, "rule_name": unique("r"), "kind": "error_rate", "value": 1.0,
+            "threshold": 0.5, "window_minutes": 5, "message": "m", "fired_at": datetime.now(UTC),
+        })  # fmt: skip
+    event = ALERT_FIRED.event(alerts.payload(row), source="audit")
+    for hook_url in (
+        url,
+        url.replace("127.0.0.1", "2130706433"),
+        url.replace("127.0.0.1", "[::1]"),
+    ):
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with Guard([]).session(timeout=timeout) as http:  # loopback not allowlisted
+            await alerts.post_webhook(
+                http, audit_pool, alerts.Notification(hook_url, row["id"], event)
+            )
+        async with audit_pool.acquire() as conn:
+            status = await conn.fetchval(
+                "SELECT webhook_status FROM audit.alerts WHERE id = $1", row["id"]
+            )
+        assert status.startswith("fired: ") and not status.endswith(("204", "200")), status
+    assert hooks.empty()

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
+import asyncpg
 import orjson
+import pytest
 import websockets
+from websockets.exceptions import InvalidStatus
 
 from libs.common import bus as busmod
 from libs.common.events import TOOL_CALLED, Event, ToolCalled
 from services.audit.app import create_app
 from tests.integration.audit.conftest import People, audit_settings_for
+from tests.integration.audit.waiting import until
 from tests.support import serving
 
 
@@ -73,7 +78,7 @@ async def test_an_org_admin_gets_their_orgs_status_change_and_call_within_a_seco
         call = await receive(ws, "tool-calls")
         assert status["data"]["server"] == mine  # org B's came first and was not delivered
         assert call["data"]["server"] == mine
-        assert "arguments" not in call["data"]
+        assert call["data"]["arguments"] == {"token": "[redacted]"}  # as the store keeps it
     finally:
         await ws.close()
 
@@ -166,3 +171,72 @@ async def test_a_slow_client_is_closed_with_4008_without_slowing_others(
             assert ws.close_code == 4008
         finally:
             await ws.close()
+
+
+async def test_another_site_s_page_cannot_open_the_sockets_the_console_and_allowed_ones_can(
+    pg_url: str, nats_url: str, namespace: str, people: People
+) -> None:
+    settings = audit_settings_for(
+        pg_url,
+        nats_url,
+        namespace,
+        SWITCHBOARD_PUBLIC_URL="https://switchboard.example.com",
+        AUDIT_ALLOWED_ORIGINS="https://console.example.org",
+        SWITCHBOARD_INSTANCE="audit-origins",
+    )
+    async with serving(create_app(settings)) as url:
+        for path in ("/ws/events", "/ws/health_status"):
+            for origin in ("https://evil.example", "null", "https://switchboard.example.com.evil"):
+                with pytest.raises(InvalidStatus) as err:
+                    await websockets.connect(ws_url(url, path), origin=origin)
+                assert err.value.response.status_code == 403, (path, origin)
+        for origin in ("https://switchboard.example.com", "https://console.example.org", None):
+            ws = await websockets.connect(ws_url(url, "/ws/events"), origin=origin)
+            try:
+                await ws.send(orjson.dumps({"type": "auth", "token": people.admin}).decode())
+                await receive(ws, "authenticated", 5)
+            finally:
+                await ws.close()
+
+
+async def stored_policy(pool: asyncpg.Pool, value: str) -> bool:
+    """Whether audit stored `value` as its arguments policy."""
+    async with pool.acquire() as conn:
+        got = await conn.fetchval("SELECT value FROM audit.settings WHERE key = 'audit_arguments'")
+    return got == value
+
+
+async def test_a_live_tool_call_shows_its_arguments_redacted_as_the_store_keeps_them(
+    audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, people: People
+) -> None:
+    ws = await connect(audit_url, people.admin, "tool-calls")
+    seen: dict[str, Any] = {}
+    try:
+        for policy in ("keys", "full", "none"):
+            setting = Event(type="registry.settings.updated", source="registry",
+                            data={"key": "audit_arguments", "value": policy})  # fmt: skip
+            await publisher.publish(setting)
+            server = f"live-{policy}-{uuid.uuid4().hex[:6]}"
+            # an event as a publisher that redacts nothing would send it
+            args = {"query": "hello", "token": "sbk_abcdefghijklmnop", "deep": {"secret": "x"}}
+            event = TOOL_CALLED.event(
+                ToolCalled(server=server, tool="search", status="ok", arguments=args),
+                source="gateway",
+            )
+            await publisher.publish(event)
+            async with asyncio.timeout(5):
+                while True:
+                    msg = await receive(ws, "tool-calls", 5)
+                    if msg["data"]["server"] == server:
+                        seen[policy] = msg["data"]["arguments"]
+                        break
+    finally:
+        await ws.close()
+        back = Event(type="registry.settings.updated", source="registry",
+                     data={"key": "audit_arguments", "value": "keys"})  # fmt: skip
+        await publisher.publish(back)
+        await until(lambda: stored_policy(audit_pool, "keys"))  # later tests start from keys
+    assert seen["keys"] == {"query": "[redacted]", "token": "[redacted]", "deep": "[redacted]"}
+    assert seen["full"] == {
+        "query": "hello", "token": "[redacted]", "deep": {"secret": "[redacted]"}}  # fmt: skip
+    assert seen["none"] is None

@@ -57,6 +57,17 @@ async def test_a_tool_call_is_stored_with_only_argument_names_under_the_keys_pol
     assert row["org"] == "o1"
     assert row["latency_ms"] == 12.5
     assert row["arguments"] == {"query": "[redacted]", "token": "[redacted]"}
+    assert row["tool_fingerprint"] is None  # an event from before the gateway named it
+
+
+async def test_a_record_names_the_tool_definition_that_was_called(
+    audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, clean: None
+) -> None:
+    fingerprint = "sha256:" + "ab" * 32
+    event = tool_call("github", tool_fingerprint=fingerprint)
+    await publisher.publish(event)
+    row = await until(lambda: record(audit_pool, event.id))
+    assert row["tool_fingerprint"] == fingerprint
 
 
 async def test_the_registry_setting_switches_to_full_arguments_with_secrets_masked(

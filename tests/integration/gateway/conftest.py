@@ -12,6 +12,7 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 
 from libs.common.authn import Grant, Principal
+from libs.common.outbound import Resolve
 from services.gateway.protocol import CallContext, Gateway
 from services.gateway.registry_sync import RegistrySync
 from services.gateway.routing_table import RoutingTable
@@ -165,12 +166,13 @@ async def core_factory(
     # refetching (and settling the heap) through every later test of the package
     follows: list[Any] = []
 
-    async def make(**env: Any) -> Core:
+    async def make(resolve: Resolve | None = None, **env: Any) -> Core:
+        """A core with settings overrides (`resolve`: the DNS its outbound guard asks)."""
         settings = settings_for(
             GatewaySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace, **env
         )
         table = RoutingTable(settings.separator)
-        pool = UpstreamPool(settings, registry.bus)
+        pool = UpstreamPool(settings, registry.bus, resolve=resolve)
         await pool.start()
         notifier = Notifier()
         sync = RegistrySync(

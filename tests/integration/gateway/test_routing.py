@@ -75,10 +75,13 @@ async def test_every_tool_call_publishes_an_audit_record(registry, core_factory,
         core = await core_factory()
         await core.call(ADMIN, "tools/call", {"name": "calc__add", "arguments": {"a": 1, "b": 2}})
     event = await calls.wait_for(lambda e: e.data["tool"] == "add")
+    tool = next(t for t in core.table.servers["calc"].tools if t.name == "add")
     assert event.data["server"] == "calc"
     assert event.data["status"] == "ok"
-    assert event.data["arguments"] == {"a": 1, "b": 2}
+    assert event.data["arguments"] == {"a": "[redacted]", "b": "[redacted]"}  # policy keys
     assert event.data["upstream_ms"] is not None
+    assert event.data["tool_fingerprint"] == tool.fingerprint
+    assert tool.fingerprint.startswith("sha256:")
 
 
 async def test_an_unknown_tool_is_invalid_params_and_audited(core_factory, calls) -> None:
@@ -376,8 +379,9 @@ async def test_a_cookie_set_by_an_upstream_never_rides_on_another_call(
     assert seen and all(cookie is None for cookie in seen)
 
 
-async def test_annotations_reach_clients_in_mcp_form_and_read_only_calls_are_retried(
-    registry, core_factory
+@pytest.mark.parametrize("trusted", [False, True], ids=["untrusted", "trusted"])
+async def test_annotations_reach_clients_and_read_only_calls_are_retried_on_trusted_servers_only(
+    registry, core_factory, trusted
 ) -> None:
     from mcp_types import ToolAnnotations
 
@@ -416,20 +420,27 @@ async def test_annotations_reach_clients_in_mcp_form_and_read_only_calls_are_ret
         await inner(scope, receive, send)
 
     async with serving(first_call_fails) as base:
-        await register(registry, "hints", f"{base}/mcp")
+        await register(registry, "hints", f"{base}/mcp", trusted=trusted)
         core = await core_factory()
         listed = await core.call(ADMIN, "tools/list", {})
-        looked = await core.call(
-            ADMIN, "tools/call", {"name": "hints__lookup", "arguments": {"word": "hi"}}
-        )
+        try:
+            looked = await core.call(
+                ADMIN, "tools/call", {"name": "hints__lookup", "arguments": {"word": "hi"}}
+            )
+        except RpcFault as fault:
+            looked = {"code": fault.code}
         with pytest.raises(RpcFault) as plain:  # not read-only: not retried
             await core.call(
                 ADMIN, "tools/call", {"name": "hints__add", "arguments": {"a": 1, "b": 1}}
             )
     lookup_tool = next(t for t in listed["tools"] if t["name"] == "hints__lookup")
-    assert lookup_tool["annotations"] == {"readOnlyHint": True}
-    assert looked["content"][0]["text"] == "HI"
-    assert calls == ["lookup", "lookup", "add"]
+    assert lookup_tool["annotations"] == {"readOnlyHint": True}  # listed as declared, always
+    if trusted:
+        assert looked["content"][0]["text"] == "HI"
+        assert calls == ["lookup", "lookup", "add"]
+    else:  # a hint of a server nobody vouched for does not make a call repeatable
+        assert looked == {"code": UPSTREAM_ERROR}
+        assert calls == ["lookup", "add"]
     assert plain.value.code == UPSTREAM_ERROR
 
 
@@ -455,3 +466,40 @@ async def test_the_heap_is_settled_after_the_table_loads_and_after_each_change(
         async with asyncio.timeout(5):
             while settles() == loaded:
                 await asyncio.sleep(0.05)
+
+
+async def test_tools_whose_names_collide_across_servers_are_both_listed_and_routed_apart(
+    registry, core_factory
+) -> None:
+    from mcp.server.mcpserver import MCPServer
+
+    outer, inner = MCPServer("outer"), MCPServer("inner")
+
+    @outer.tool(name="c", description="Answer from the a__b server.")
+    def c_tool() -> str:
+        return "from a__b"
+
+    @inner.tool(name="b__c", description="Answer from the a server.")
+    def b_c_tool() -> str:
+        return "from a"
+
+    async with run_upstream(outer) as outer_url, run_upstream(inner) as inner_url:
+        await register(registry, "a__b", outer_url)
+        await register(registry, "a", inner_url)
+        core = await core_factory()
+        listed = await core.call(ADMIN, "tools/list", {})
+        ours = [t for t in listed["tools"] if t["name"].startswith("a__b__c")]
+        answers = [
+            (await core.call(ADMIN, "tools/call", {"name": t["name"], "arguments": {}}))["content"][
+                0
+            ]["text"]
+            for t in ours
+        ]
+        with pytest.raises(RpcFault) as plain:
+            await core.call(ADMIN, "tools/call", {"name": "a__b__c", "arguments": {}})
+    assert len(ours) == 2 and "a__b__c" not in [t["name"] for t in ours]
+    assert sorted(t["description"] for t in ours) == [
+        "Answer from the a server.", "Answer from the a__b server."]  # fmt: skip
+    assert {t["_meta"]["io.switchboard/ambiguousName"] for t in ours} == {"a__b__c"}
+    assert sorted(answers) == ["from a", "from a__b"]
+    assert plain.value.code == -32602

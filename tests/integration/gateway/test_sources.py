@@ -114,7 +114,7 @@ async def test_an_imported_tool_is_called_at_its_source_and_audited_under_its_se
     )
     assert event.data["server"] == name
     assert event.data["status"] == "ok"
-    assert event.data["arguments"] == {"title": "Dune"}
+    assert event.data["arguments"] == {"title": "[redacted]"}  # the default policy: keys
 
 
 async def test_a_source_has_its_own_pooled_session_and_breaker(registry, core_factory) -> None:

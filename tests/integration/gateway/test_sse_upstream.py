@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import httpx2
@@ -19,7 +20,9 @@ from services.gateway.sse_upstream import SseUpstream
 from tests.integration.gateway.conftest import ADMIN, bearer, register
 from tests.integration.gateway.upstreams import Hangs, Name, rich
 from tests.integration.registry.conftest import run_upstream
-from tests.support import free_port
+from tests.support import free_port, serving
+from tests.support.listeners import listening
+from tests.support.upstreams import LOCAL
 
 
 async def test_tools_of_an_sse_upstream_are_listed_and_called_over_one_session(
@@ -264,3 +267,49 @@ async def test_a_parked_call_fails_when_the_sse_upstream_goes_away(registry, cor
     await core.gateway.parking.stop()
     assert first["resultType"] == again["resultType"] == "input_required"
     assert ended.value.code == late.value.code == UPSTREAM_ERROR
+
+
+def endpoint_elsewhere(app: Any, hostile: dict[str, Any]) -> Any:
+    """The SDK's SSE app, whose `endpoint` event names `hostile["url"]` once it is set."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        async def sending(message: dict[str, Any]) -> None:
+            body = message.get("body") or b""
+            if hostile.get("url") and body.startswith(b"event: endpoint"):
+                message = {
+                    **message,
+                    "body": b"event: endpoint\r\ndata: %s\r\n\r\n" % hostile["url"],
+                }
+            await send(message)
+
+        await app(scope, receive, sending)
+
+    return wrapped
+
+
+async def test_an_endpoint_event_naming_another_origin_gets_no_request_and_no_secret(
+    registry, core_factory
+) -> None:
+    hostile: dict[str, Any] = {}
+    app = endpoint_elsewhere(rich("old").sse_app(transport_security=LOCAL), hostile)
+    async with serving(app) as base, listening("127.0.0.1") as elsewhere:
+        headers = {"Authorization": "Bearer upstream-secret"}
+        await register(registry, "old", f"{base}/sse", transport="sse", headers=headers)
+        core = await core_factory()
+        port = base.rsplit(":", 1)[1]
+        elsewheres = [
+            f"http://127.0.0.1:{elsewhere.port}/messages/?session_id=x",  # another port
+            f"//127.0.0.1:{elsewhere.port}/messages/?session_id=x",  # scheme-relative
+            f"https://127.0.0.1:{port}/messages/?session_id=x",  # another scheme
+        ]
+        for url in elsewheres:
+            hostile["url"] = url.encode()
+            with pytest.raises(RpcFault) as exc:
+                await core.call(ADMIN, "tools/call", {"name": "old__add", "arguments": {"a": 1}})
+            assert exc.value.code == UPSTREAM_ERROR
+        hostile.clear()  # a same-origin endpoint again: served
+        ok = await core.call(
+            ADMIN, "tools/call", {"name": "old__add", "arguments": {"a": 1, "b": 2}}
+        )
+    assert elsewhere.connections == 0 and elsewhere.heads == []
+    assert ok["structuredContent"] == {"result": 3}

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from libs.common.outbound import Guard
 from libs.common.sse import Event
-from services.gateway.upstream_http import HttpFailure, UpstreamHttp
+from services.gateway.upstream_http import HttpFailure, TooLarge, UpstreamHttp
 
 Answer = Callable[[bytes, asyncio.Transport], None]
+LOCAL = Guard(["127.0.0.0/8"])  # the peers listen on loopback
 
 
 class Peer:
@@ -87,7 +89,7 @@ async def serve() -> AsyncIterator[Callable[[Answer], asyncio.Future]]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[UpstreamHttp]:
-    http = UpstreamHttp(connect_timeout_s=2)
+    http = UpstreamHttp(LOCAL, connect_timeout_s=2)
     yield http
     await http.close()
 
@@ -336,7 +338,7 @@ async def test_https_upstreams_are_verified_and_kept_alive(tmp_path: Path) -> No
     loop = asyncio.get_running_loop()
     peer.server = await loop.create_server(peer.protocol, "127.0.0.1", 0, ssl=server_tls)
     url = peer.url.replace("http://", "https://")
-    trusting, default = UpstreamHttp(2, tls=client_tls), UpstreamHttp(2)
+    trusting, default = UpstreamHttp(LOCAL, 2, tls=client_tls), UpstreamHttp(LOCAL, 2)
     try:
         for _ in range(3):
             assert await (await trusting.post(url, b"{}", {})).read() == b'{"ok":true}'
@@ -387,3 +389,93 @@ async def test_an_answer_cut_after_its_first_byte_is_not_sent_again(serve, clien
     with pytest.raises(HttpFailure):
         await client.post(peer.url, b"{}", {})
     assert len(peer.requests) == 2
+
+
+def endless(head: bytes, chunk: bytes, sent: list[int]) -> Answer:
+    """An answer whose body never ends: `chunk` after `chunk` while the client reads on."""
+
+    def answer(request: bytes, transport: asyncio.Transport) -> None:
+        transport.write(head)
+
+        async def pump() -> None:
+            while not transport.is_closing() and sent[0] < 2 * 1024**3:
+                transport.write(chunk)
+                sent[0] += len(chunk)
+                while transport.get_write_buffer_size() > 1024 * 1024:
+                    await asyncio.sleep(0.001)
+                    if transport.is_closing():
+                        return
+
+        asyncio.get_running_loop().create_task(pump())
+
+    return answer
+
+
+async def test_a_2_gb_json_answer_is_refused_while_it_is_read_not_held(serve) -> None:
+    sent = [0]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    peer = await serve(endless(head % (2 * 1024**3), b"x" * 65536, sent))
+    client = UpstreamHttp(LOCAL, 2, max_body_bytes=1024 * 1024)
+    try:
+        resp = await client.post(peer.url, b"{}", {})
+        with pytest.raises(TooLarge):
+            await resp.read()
+        async with asyncio.timeout(5):
+            while not peer.transports[0].is_closing():
+                await asyncio.sleep(0.01)
+    finally:
+        await client.close()
+    assert sent[0] < 64 * 1024 * 1024  # the peer was cut off long before 2 GB
+
+
+async def test_an_sse_event_past_the_limit_is_refused_as_it_grows(serve) -> None:
+    sent = [0]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: "
+    peer = await serve(endless(head, b"y" * 65536, sent))
+    client = UpstreamHttp(LOCAL, 2, max_body_bytes=1024 * 1024)
+    try:
+        resp = await client.post(peer.url, b"{}", {})
+        with pytest.raises(TooLarge):
+            await resp.next_event()
+    finally:
+        await client.close()
+    assert sent[0] < 64 * 1024 * 1024
+
+
+async def test_many_small_events_beyond_the_limit_in_total_all_arrive(serve) -> None:
+    count = 3000
+    events = b"".join(b"data: %05d%s\n\n" % (i, b"z" * 1000) for i in range(count))
+
+    def answer(request: bytes, transport: asyncio.Transport) -> None:
+        if len(peer.requests) > 1:
+            return json_answer()(request, transport)
+        transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+        transport.write(b"Content-Length: %d\r\n\r\n" % len(events) + events)
+
+    peer = await serve(answer)
+    client = UpstreamHttp(LOCAL, 2, max_body_bytes=64 * 1024)  # 3 MB in 1 kB events
+    try:
+        resp = await client.post(peer.url, b"{}", {})
+        got = 0
+        while (event := await resp.next_event()) is not None:
+            assert event.data.startswith(b"%05d" % got)
+            got += 1
+            if got % 500 == 0:
+                await asyncio.sleep(0.01)  # a slow reader: the connection waits for it
+        resp.release()
+        assert got == count
+        assert await (await client.post(peer.url, b"{}", {})).read() == b'{"ok":true}'  # reused
+    finally:
+        await client.close()
+    assert peer.connections == 1
+
+
+async def test_an_address_the_ssrf_rules_refuse_is_never_connected(serve) -> None:
+    peer = await serve(json_answer())
+    client = UpstreamHttp(Guard([]), 2)
+    try:
+        with pytest.raises(HttpFailure, match="SSRF"):
+            await client.post(peer.url, b"{}", {})
+    finally:
+        await client.close()
+    assert peer.connections == 0

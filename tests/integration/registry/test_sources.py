@@ -146,3 +146,19 @@ async def test_bad_sources_answer_4xx_with_field_details(api: Any) -> None:
     missing = await api.get("/api/v1/sources/not-a-uuid")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
     assert (await api.get("/api/v1/servers/nope/sources")).status_code == 404
+
+
+async def test_a_changed_source_url_is_checked_like_a_new_one(api: Any) -> None:
+    await api.post(
+        "/api/v1/servers", json={"name": "files", "transport": "stdio", "command": "npx"}
+    )
+    resp = await api.post(
+        "/api/v1/servers/files/sources", json={"name": "ok", "url": "http://127.0.0.1:9/mcp"}
+    )
+    assert resp.status_code == 201, resp.text
+    sid = resp.json()["id"]
+    for url in ("http://2852039166/mcp", "http://[64:ff9b::a9fe:a9fe]/", "http://0x0a000001/"):
+        resp = await api.put(f"/api/v1/sources/{sid}", json={"url": url})
+        assert resp.status_code == 422, (url, resp.text)
+        assert "url" in resp.json()["error"]["details"]["fields"]
+    assert (await api.get(f"/api/v1/sources/{sid}")).json()["url"] == "http://127.0.0.1:9/mcp"

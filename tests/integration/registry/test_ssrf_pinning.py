@@ -5,53 +5,48 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-import httpx2
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.server.transport_security import TransportSecuritySettings
 
-from services.registry import pinning, ssrf
-from tests.support import serving
+from libs.common.outbound import Guard
+from libs.common.ssrf import SsrfRefused
 from tests.support.upstreams import make_upstream, run_upstream
 
-NAMED = TransportSecuritySettings(
-    enable_dns_rebinding_protection=True,
-    allowed_hosts=["upstream.invalid:*"],
-    allowed_origins=["http://upstream.invalid:*"],
-)
 
-
-async def test_a_pinned_client_reaches_the_vetted_address_with_the_original_host() -> None:
-    # `.invalid` never resolves: the request can only succeed through the pin, and the upstream
-    # (which accepts only that Host header) proves the name still travels in the Host header
-    app = make_upstream().streamable_http_app(transport_security=NAMED)
-    async with serving(app) as base:
-        port = base.rsplit(":", 1)[1]
-        factory = pinning.client_factory({"upstream.invalid": ("127.0.0.1",)})
-        http = factory(timeout=httpx2.Timeout(5))
-        url = f"http://upstream.invalid:{port}/mcp"
-        async with http, Client(streamable_http_client(url, http_client=http)) as client:
-            tools = await client.list_tools()
-    assert sorted(t.name for t in tools.tools) == ["forecast", "temperature"]
-
-
-async def test_a_pinned_client_refuses_hosts_that_were_not_vetted() -> None:
-    async with run_upstream(make_upstream()) as url:
-        factory = pinning.client_factory({"upstream.invalid": ("127.0.0.1",)})
-        async with factory(timeout=httpx2.Timeout(5)) as http:
-            with pytest.raises(httpx2.ConnectError):
-                await http.get(url)
-
-
-async def test_resolution_checks_every_address_and_returns_them_for_pinning() -> None:
+async def test_resolution_checks_every_address_of_a_name() -> None:
     name = socket.gethostname()
-    with pytest.raises(ssrf.SsrfRefused):
-        await ssrf.resolve_checked(f"http://{name}:80/", [])
-    host, addrs = await ssrf.resolve_checked(
-        "http://localhost:80/", ssrf.parse_networks(["127.0.0.0/8", "::1/128"])
-    )
+    with pytest.raises(SsrfRefused):
+        await Guard([]).check_url(f"http://{name}:80/")
+    host, addrs = await Guard(["127.0.0.0/8", "::1/128"]).check_url("http://localhost:80/")
     assert host == "localhost" and addrs and all(a in ("127.0.0.1", "::1") for a in addrs)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2852039166/mcp",
+        "http://0xa9fea9fe/mcp",
+        "http://0251.0376.0251.0376/mcp",
+        "http://[::ffff:169.254.169.254]/mcp",
+        "http://[64:ff9b::a9fe:a9fe]/mcp",
+        "http://0x7f000001:9/mcp",
+        "http://0177.0.0.1:9/mcp",
+        "http://127.1:9/mcp",
+    ],
+)
+async def test_numeric_forms_of_refused_addresses_are_refused_at_registration(
+    api: Any, url: str
+) -> None:
+    resp = await api.put("/api/v1/settings/ssrf_allowlist", json={"value": []})
+    assert resp.status_code == 200, resp.text
+    try:
+        resp = await api.post(
+            "/api/v1/servers", json={"name": "numeric", "transport": "sse", "url": url}
+        )
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["error"]["code"] == "VALIDATION_ERROR"
+        assert "url" in resp.json()["error"]["details"]["fields"]
+    finally:
+        await api.put("/api/v1/settings/ssrf_allowlist", json={"value": ["127.0.0.0/8"]})
 
 
 async def test_a_name_resolving_to_a_refused_address_is_refused_at_connect_time(

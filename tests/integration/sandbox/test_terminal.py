@@ -81,3 +81,26 @@ async def test_an_admin_shell_runs_sandboxed_in_the_workspace_and_is_audited(
     )
     assert closed["data"]["input_bytes"] > 0
     assert closed["actor"] is not None
+
+
+async def test_another_site_s_page_gets_no_terminal_even_with_an_admin_s_cookie(
+    sandbox: Any, api: httpx.AsyncClient, admin: dict
+) -> None:
+    await set_terminal(api, admin, True)
+    try:
+        for origin in ("https://evil.example", "null"):
+            headers = {**admin, "Origin": origin}
+            with pytest.raises(InvalidStatus) as err:
+                async with connect(ws_url(sandbox), additional_headers=headers):
+                    pass
+            assert err.value.response.status_code == 403, origin
+        page = {**admin, "Origin": "http://localhost:8080"}  # the public URL's own pages
+        async with connect(ws_url(sandbox), additional_headers=page) as ws:
+            await ws.send("echo page-$((6*7))\n")
+            seen = ""
+            async with asyncio.timeout(10):
+                while "page-42" not in seen:
+                    seen += str(await ws.recv())
+            await ws.send("exit\n")
+    finally:
+        await set_terminal(api, admin, False)

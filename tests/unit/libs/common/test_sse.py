@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from libs.common.sse import Event, Parser
+from libs.common.sse import Event, EventTooLarge, Parser
 
 PRIMING = b"id: 0_7\nretry: 1000\ndata: \n\n"  # what TypeScript SDK servers send first
 
@@ -72,3 +72,20 @@ def test_an_event_cut_off_by_the_end_of_the_stream_is_not_dispatched() -> None:
 def test_an_event_type_applies_to_its_own_event_only() -> None:
     events = parse(b"event: endpoint\ndata: /messages?s=1\n\ndata: {}\n\n")[0]
     assert [e.event for e in events] == ["endpoint", "message"]
+
+
+def test_an_event_past_the_limit_is_refused_as_it_grows_not_when_it_ends() -> None:
+    parser = Parser(max_event_bytes=64)
+    assert parser.feed(b"data: " + b"a" * 40 + b"\n\n") == [Event(b"a" * 40)]
+    with pytest.raises(EventTooLarge):
+        parser.feed(b"data: " + b"b" * 70)  # one line, never ended
+    many = Parser(max_event_bytes=64)
+    with pytest.raises(EventTooLarge):
+        for _ in range(10):
+            many.feed(b"data: " + b"c" * 20 + b"\n")  # many lines of one event
+
+
+def test_events_under_the_limit_pass_however_many_there_are() -> None:
+    parser = Parser(max_event_bytes=64)
+    events = parser.feed(b"data: x\n\n" * 1000)
+    assert len(events) == 1000

@@ -156,3 +156,45 @@ def test_annotations_are_listed_in_mcp_form_whatever_form_the_registry_kept() ->
         "title": "T",
     }
     assert wire_annotations(None) == {}
+
+
+def test_names_that_collide_across_servers_never_overwrite_each_other() -> None:
+    table = RoutingTable()
+    table.replace([view("a__b", "c", "own"), view("a", "b__c")])
+    renamed = {t.server: t for t in table.by_public.values() if t.name in ("c", "b__c")}
+    assert "a__b__c" not in table.by_public
+    assert renamed["a__b"].public != renamed["a"].public
+    for server, tool in renamed.items():
+        assert table.by_public[tool.public] is tool and tool.server == server
+        listed = tool.as_listed(tool.public)
+        assert listed["_meta"] == {"io.switchboard/ambiguousName": "a__b__c"}
+        assert NAME_RE.match(tool.public)
+    assert table.by_public["a__b__own"].ambiguous is None  # others keep their names
+    assert table.collisions == {"a__b__c": ["a", "a__b"]}
+    # the server endpoint (unprefixed names) and the call path see the same objects
+    assert renamed["a"] in table.servers["a"].tools
+
+
+def test_a_collision_that_goes_away_gives_the_name_back() -> None:
+    table = RoutingTable()
+    table.replace([view("a__b", "c"), view("a", "b__c")])
+    table.remove("a__b")
+    assert list(table.by_public) == ["a__b__c"]
+    assert table.by_public["a__b__c"].server == "a"
+    assert "_meta" not in table.by_public["a__b__c"].as_listed("a__b__c")
+    assert table.collisions == {}
+    table.upsert(view("a__b", "c"))  # and back again: both renamed, in every index
+    assert "a__b__c" not in table.by_public and len(table.by_public) == 2
+
+
+def test_a_tool_named_like_another_s_alias_takes_nothing_over() -> None:
+    from services.gateway.routing_table import hashed_name
+
+    alias = hashed_name("files", "read.file")  # how the unsafe name `read.file` is listed
+    crafted = alias.removeprefix("files__")  # a tool whose plain name is that alias
+    table = RoutingTable()
+    table.replace([view("files", "read.file", crafted)])
+    listed = {t.public: t.name for t in table.by_public.values()}
+    assert alias not in listed  # neither holds the contested name
+    assert list(listed.values()) == [crafted]  # the one whose own alias is taken is withheld
+    assert table.collisions == {alias: ["files", "files"]}

@@ -1,4 +1,4 @@
-"""Which Host and Origin a request to an MCP endpoint may name: DNS rebinding protection.
+"""Which Host and Origin a browser's request may name: DNS rebinding and cross-site WebSockets.
 
 A page on an attacker's site whose name it re-points at the gateway's address makes the victim's
 browser send requests with the attacker's name as Host (and as Origin), with the victim's cookies
@@ -7,6 +7,11 @@ a loopback name, or one of `GATEWAY_ALLOWED_HOSTS`. An Origin, when a browser se
 a page of one of those hosts or one of `GATEWAY_ALLOWED_ORIGINS`. Clients that are not browsers
 send no Origin and are judged by their Host alone. Ports are not compared: rebinding changes
 the name, not the port.
+
+The WebSockets of the other services (`/ws/terminal`, `/ws/events`, `/ws/health_status`) are
+opened by pages with the user's cookie, so another site's page must not open them (cross-site
+WebSocket hijacking): `refuse_websocket_origin` checks their Origin by the same rules, against
+the public URL's host, the loopback names and the service's `<SERVICE>_ALLOWED_ORIGINS`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from starlette.websockets import WebSocket
+
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+ORIGIN_CLOSE_CODE = 4403
 
 
 def hostname(authority: str) -> str | None:
@@ -78,3 +86,13 @@ class TrustedHosts:
         if origin.strip().rstrip("/").lower() in self.origins:
             return False
         return origin_hostname(origin) not in self.names
+
+
+async def refuse_websocket_origin(ws: WebSocket, public_url: str, allowed: tuple[str, ...]) -> bool:
+    """Close a WebSocket handshake whose Origin is not allowed (the client sees HTTP 403);
+    True when it was refused. Call it before `accept`."""
+    trusted = TrustedHosts.of(public_url, (), allowed)
+    if not trusted.origin_refused(ws.headers.get("origin")):
+        return False
+    await ws.close(code=ORIGIN_CLOSE_CODE, reason="origin not allowed")
+    return True

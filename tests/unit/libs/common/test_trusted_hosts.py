@@ -1,6 +1,6 @@
-"""Host and Origin checks against DNS rebinding (services/gateway/trusted_hosts.py)."""
+"""Host and Origin checks against DNS rebinding (libs/common/trusted_hosts.py)."""
 
-from services.gateway.trusted_hosts import TrustedHosts, hostname, origin_hostname
+from libs.common.trusted_hosts import TrustedHosts, hostname, origin_hostname
 
 PUBLIC = TrustedHosts.of("https://mcp.example.com", ("gateway.internal",), ("https://app.example",))
 

@@ -1,4 +1,11 @@
-"""Redaction of tool-call arguments before they are stored or relayed: none, keys or full."""
+"""Redaction of tool-call arguments before they are stored or relayed: none, keys or full.
+
+One policy for every place arguments go: the gateway applies the registry's `audit_arguments`
+setting before it publishes `gateway.tool.called` (so NATS and everything that reads it never
+carries more), and audit applies its own (the same setting, as audit last heard it) before it
+stores a record or relays one on `/ws/events`. Redacting twice keeps the stricter of the two:
+`none` drops the arguments, `keys` keeps names only, `full` masks secret-looking values.
+"""
 
 from __future__ import annotations
 
@@ -28,12 +35,13 @@ URL_USERINFO_RE = re.compile(r"(\w+://[^/\s:@]+:)[^@\s/]+@")
 
 
 def redact(arguments: dict[str, Any] | None, policy: str) -> dict[str, Any] | None:
-    """Arguments as stored under `policy`: none → nothing, keys → names only, full → masked."""
+    """Arguments as stored under `policy`: none → nothing, keys → names only, full → masked.
+    An unknown policy counts as `keys`."""
     if arguments is None or policy == "none":
         return None
-    if policy == "keys":
-        return {str(key): MASK for key in arguments}
-    return mask(arguments)
+    if policy == "full":
+        return mask(arguments)
+    return {str(key): MASK for key in arguments}
 
 
 def mask(value: Any) -> Any:

@@ -1,6 +1,6 @@
 """Redaction of tool-call arguments."""
 
-from services.audit.redaction import MASK, mask_string, redact
+from libs.common.redaction import MASK, mask_string, redact
 
 
 def test_the_none_policy_keeps_nothing() -> None:
