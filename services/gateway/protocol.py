@@ -366,7 +366,7 @@ class Gateway:
         if not self.team_limits.active:
             return None
         server = self.table.servers[tool.server]
-        return ctx.team or team_limits.team_of(ctx.principal, server.name, server.id, tool.name)
+        return ctx.team or team_limits.team_of(ctx.principal, server.ref, tool.name)
 
     def _observe(self, record: ToolCalled, elapsed_ms: float, upstream_ms: float | None) -> None:
         """Tool-call metrics: count, upstream time and the time the gateway added."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from libs.common.authn import Principal
+from libs.common.authn import Principal, ServerRef
 from services.gateway.jsonrpc import RATE_LIMITED, RpcFault
 
 
@@ -29,13 +29,9 @@ def parse_overrides(entries: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-def team_of(principal: Principal, server: str, server_id: str, tool: str) -> str | None:
+def team_of(principal: Principal, server: ServerRef, tool: str) -> str | None:
     """The team a call runs for: the first team (by name) whose grant covers executing it."""
-    teams = sorted(
-        g.team
-        for g in principal.grants
-        if g.covers("execute", server, tool) or g.covers("execute", server_id, tool)
-    )
+    teams = sorted(g.team for g in principal.grants if g.covers("execute", server, tool))
     return teams[0] if teams else None
 
 

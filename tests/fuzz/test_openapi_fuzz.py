@@ -7,12 +7,14 @@ module's own (it creates, changes and deletes whatever the schemas let it). Boun
 SECONDS per service (about as many as it has operations to cover), REQUEST_TIMEOUT_S per
 request; the seed is fixed, so a run repeats the last one's cases first.
 
-Alone: `.venv/bin/pytest tests/fuzz` (about 90 s).
+Alone: `.venv/bin/pytest tests/fuzz` (about 90 s); `FUZZ_SCALE=10` multiplies the time and the
+examples per operation for a deeper run (`FUZZ_SCALE=10 make test-fuzz`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -26,8 +28,18 @@ from libs.devstack.stack import Stack
 from tests.e2e.conftest import running_stack
 
 ADMIN_TOKEN = f"sba_{secrets.token_urlsafe(24)}"
-MAX_EXAMPLES = 10
-SECONDS = {"auth": 25, "registry": 15, "gateway": 8, "sandbox": 15, "audit": 12}
+SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
+MAX_EXAMPLES = round(10 * SCALE)
+SECONDS = {
+    service: round(seconds * SCALE)
+    for service, seconds in {
+        "auth": 25,
+        "registry": 15,
+        "gateway": 8,
+        "sandbox": 15,
+        "audit": 12,
+    }.items()
+}
 REQUEST_TIMEOUT_S = 10
 # operations that would end the run's own credential (they are tested elsewhere)
 EXCLUDED_PATHS = ("/api/v1/auth/admin-token/rotate",)
@@ -82,5 +94,30 @@ async def test_no_generated_request_makes_a_service_answer_5xx(
         out, _ = await proc.communicate()
     report = out.decode(errors="replace")
     summary = [line for line in report.splitlines() if "generated" in line]
-    assert proc.returncode == 0, f"{service}: schemathesis found server errors:\n{report[-6000:]}"
+    assert proc.returncode == 0, (
+        f"{service}: schemathesis found server errors:\n{failures(report)}\n"
+        f"what the stack logged as errors:\n{logged_errors(fuzz_stack)}"
+    )
     assert summary, f"{service}: schemathesis generated nothing:\n{report[-3000:]}"
+
+
+def failures(report: str) -> str:
+    """The report's failure section (each failing request, its answer and a curl to repeat it),
+    else its end."""
+    start = report.find("= FAILURES =")
+    end = report.find("= SUMMARY =")
+    if start < 0:
+        return report[-6000:]
+    return report[start : end if end > start else None][:12000]
+
+
+def logged_errors(stack: Stack) -> str:
+    """Error lines of every replica's and nginx's log (a 5xx's cause is there)."""
+    lines = []
+    for path in stack.log_files:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if any(mark in line for mark in ("error", "Error", "Traceback", '" 50')):
+                lines.append(f"{path.name}: {line}")
+    return "\n".join(lines[-60:])

@@ -77,12 +77,12 @@ async def test_arguments_on_the_event_stream_follow_the_audit_policy(
 async def test_a_team_s_calls_beyond_its_cap_are_refused_and_other_teams_are_not_held_up(
     registry: Registry, core_factory: Any
 ) -> None:
-    alice = member(("team-a", "calc", {"read", "execute"}))
-    bob = member(("team-b", "calc", {"read", "execute"}), teams=("team-b",))
-    carol = member(("team-c", "calc", {"read", "execute"}), teams=("team-c",))
     slow = {"name": "calc__slow", "arguments": {"seconds": 1.0}}
     async with run_upstream(calculator()) as url:
         await register(registry, "calc", url)
+        alice = member(("team-a", "calc", {"read", "execute"}))
+        bob = member(("team-b", "calc", {"read", "execute"}), teams=("team-b",))
+        carol = member(("team-c", "calc", {"read", "execute"}), teams=("team-c",))
         core = await core_factory(
             GATEWAY_TEAM_MAX_CONCURRENCY="1", GATEWAY_TEAM_CONCURRENCY_OVERRIDES="team-c=0"
         )

@@ -19,7 +19,6 @@ async def test_only_admins_of_the_server_s_org_may_mark_it_trusted(
     writer, org_admin = await auth.create_user(), await auth.create_user()
     await auth.add_member(writers["name"], writer)
     await auth.add_org_member(org["id"], org_admin, "admin")
-    await auth.grant(writers["name"], "files", ["read", "write"])
     tokens = {
         u.id: (await auth.login(u.username, u.password))["access_token"]
         for u in (writer, org_admin)
@@ -33,6 +32,7 @@ async def test_only_admins_of_the_server_s_org_may_mark_it_trusted(
     async with as_(org_admin) as c:
         created = await c.post("/api/v1/servers", json=body)
     assert created.status_code == 201 and created.json()["trusted"] is False
+    await auth.grant(writers["name"], "files", ["read", "write"])
     async with as_(writer) as c:
         denied = await c.patch("/api/v1/servers/files", json={"trusted": True})
         also = await c.put("/api/v1/servers/files", json={"trusted": False, "description": "d"})

@@ -2,7 +2,7 @@
 
 import pytest
 
-from libs.common.authn import Grant, Principal
+from libs.common.authn import Grant, Principal, ServerRef
 from services.gateway.jsonrpc import RATE_LIMITED, RpcFault
 from services.gateway.team_limits import TeamLimits, parse_overrides, team_of
 
@@ -38,12 +38,15 @@ def test_overrides_set_single_teams_and_zero_means_no_cap() -> None:
 
 
 def test_a_call_counts_against_the_first_team_whose_grant_covers_it() -> None:
+    calc = ServerRef("srv-id", "calc", org="o1")
     grants = (
-        Grant("zeta", "calc", frozenset({"read", "execute"})),
-        Grant("alpha", "calc", frozenset({"read"})),
-        Grant("beta", "srv-id", frozenset({"execute"}), ("add",)),
+        Grant("zeta", "calc", frozenset({"read", "execute"}), server_id="srv-id", org="o1"),
+        Grant("alpha", "calc", frozenset({"read"}), server_id="srv-id", org="o1"),
+        Grant("beta", "calc", frozenset({"execute"}), ("add",), server_id="srv-id", org="o1"),
+        # a team of another org holding the same server id counts for nothing
+        Grant("aaa", "calc", frozenset({"execute"}), server_id="srv-id", org="o2"),
     )
     who = Principal(kind="user", id="u", name="u", grants=grants)
-    assert team_of(who, "calc", "srv-id", "add") == "beta"
-    assert team_of(who, "calc", "srv-id", "sub") == "zeta"
-    assert team_of(who, "other", "other-id", "add") is None
+    assert team_of(who, calc, "add") == "beta"
+    assert team_of(who, calc, "sub") == "zeta"
+    assert team_of(who, ServerRef("other-id", "other", org="o1"), "add") is None
