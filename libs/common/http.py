@@ -69,9 +69,35 @@ async def read_json(request: Request) -> Any:
     if not body:
         raise ValidationError("The request body is empty; JSON is expected.")
     try:
-        return orjson.loads(body)
+        doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ValidationError("The body is not valid JSON.", details={"error": str(exc)}) from None
+    # JSON carries NUL only escaped; Postgres text cannot hold it: refuse it here, not with a 500
+    if b"\\u0000" in body and (where := _nul_at(doc, "")) is not None:
+        raise Unprocessable(
+            "The request body is invalid.",
+            details={"fields": {where or "body": "holds a NUL character (\\u0000)"}},
+        )
+    return doc
+
+
+def _nul_at(doc: Any, path: str) -> str | None:
+    """The dotted path of the first string (or key) in the decoded JSON holding NUL, else None."""
+    if isinstance(doc, str):
+        return path if "\x00" in doc else None
+    if isinstance(doc, dict):
+        items: Any = doc.items()
+    elif isinstance(doc, list):
+        items = enumerate(doc)
+    else:
+        return None
+    for key, value in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return here
+        if (found := _nul_at(value, here)) is not None:
+            return found
+    return None
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
@@ -174,8 +200,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            declared = headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            declared = headers.get("content-length", "")
+            if declared.isascii() and declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise PayloadTooLarge(
                     f"The body is larger than {self.max_body_bytes} bytes.",
                     details={"limit": self.max_body_bytes},

@@ -184,7 +184,7 @@ class Guard:
     ) -> aiohttp.ClientResponse:
         """Check address literals (aiohttp resolves no literal); refuse redirects."""
         host = request.url.raw_host or ""
-        if ":" in host or host.replace(".", "").isdigit():
+        if ":" in host or host.replace(".", "").isascii() and host.replace(".", "").isdigit():
             try:
                 await self.addresses(host, request.url.port or 0)
             except SsrfRefused as exc:
@@ -315,7 +315,7 @@ class GuardTransport(httpx2.AsyncHTTPTransport):
 async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """An aiohttp response's body, refused (`BodyTooLarge`) once it passes `limit` bytes."""
     length = response.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
+    if length.isascii() and length.isdigit() and int(length) > limit:
         response.close()
         raise BodyTooLarge(limit)
     body = bytearray()

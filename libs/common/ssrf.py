@@ -95,7 +95,7 @@ def _ipv4_number(part: str) -> int | None:
 def _ends_in_number(parts: list[str]) -> bool:
     """The WHATWG test: a host whose last label is a number is an IPv4 address (or invalid)."""
     last = parts[-1]
-    if last.isdigit():
+    if last.isascii() and last.isdigit():
         return True
     return last[:2] in ("0x", "0X") and set(last[2:].lower()) <= _HEX
 

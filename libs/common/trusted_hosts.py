@@ -30,11 +30,12 @@ def hostname(authority: str) -> str | None:
     value = authority.strip().lower()
     if value.startswith("["):
         host, bracket, rest = value[1:].partition("]")
-        if not bracket or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+        port = rest[1:]
+        if not bracket or (rest and not (rest[0] == ":" and port.isascii() and port.isdigit())):
             return None
         return host or None
     host, colon, port = value.partition(":")
-    if colon and not port.isdigit():
+    if colon and not (port.isascii() and port.isdigit()):
         return None
     if not host or any(c in host for c in "/@?#\\ \t"):
         return None

@@ -41,7 +41,7 @@ def parse_overrides(entries: tuple[str, ...] | list[str] | str) -> dict[str, int
     out: dict[str, int] = {}
     for entry in entries:
         key, sep, value = entry.strip().rpartition("=")
-        if not sep or not key or not value.strip().isdigit():
+        if not sep or not key or not (value.strip().isascii() and value.strip().isdigit()):
             raise ValueError(f"GATEWAY_RATE_LIMIT_OVERRIDES entry {entry!r} is not id=limit")
         out[key.strip()] = int(value)
     return out

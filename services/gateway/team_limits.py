@@ -23,7 +23,7 @@ def parse_overrides(entries: tuple[str, ...]) -> dict[str, int]:
     out: dict[str, int] = {}
     for entry in entries:
         team, sep, value = entry.strip().rpartition("=")
-        if not sep or not team.strip() or not value.strip().isdigit():
+        if not sep or not team.strip() or not (value.strip().isascii() and value.strip().isdigit()):
             raise ValueError(f"GATEWAY_TEAM_CONCURRENCY_OVERRIDES entry {entry!r} is not team=n")
         out[team.strip()] = int(value)
     return out

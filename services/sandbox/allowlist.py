@@ -63,7 +63,7 @@ def _split_port(text: str) -> tuple[str, int | None]:
 
 def _port(raw: str) -> int:
     """A port number 1-65535."""
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
         raise ValueError("has an invalid port")
     return int(raw)
 
@@ -83,7 +83,7 @@ def parse_entry(text: str) -> Entry:
     labels = name.split(".")
     if not name or len(name) > MAX_HOST or not all(LABEL_RE.match(label) for label in labels):
         raise ValueError("is not a host name, `*.domain`, `host:port` or an IP address")
-    if labels[-1].isdigit():
+    if labels[-1].isascii() and labels[-1].isdigit():
         raise ValueError("is neither an IP address nor a host name")
     if wildcard and len(labels) < 2:
         raise ValueError("is a wildcard of a whole top-level domain, not a host")

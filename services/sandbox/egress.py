@@ -50,7 +50,7 @@ def parse_target(line: str) -> tuple[str, str, int, str] | None:
     method, target, _ = parts
     if method == "CONNECT":
         host, _, port = target.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit()):
             return None
         return method, host.strip("[]"), int(port), ""
     if not target.startswith("http://"):
@@ -58,7 +58,7 @@ def parse_target(line: str) -> tuple[str, str, int, str] | None:
     rest = target[len("http://") :]
     authority, slash, path = rest.partition("/")
     host, colon, port = authority.rpartition(":") if ":" in authority else (authority, "", "80")
-    if not host or not port.isdigit():
+    if not host or not (port.isascii() and port.isdigit()):
         return None
     return method, host.strip("[]"), int(port), "/" + path if slash else "/"
 

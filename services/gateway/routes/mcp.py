@@ -407,7 +407,7 @@ async def get_mcp(request: Request) -> Response:
     queue = notifier.subscribe()
     session_id, relay = info.id, request.state.relay
     await relay.open_stream(session_id, queue)  # server-to-client requests, from any replica
-    if last.isdigit() and int(last) < notifier.last_change_ns:
+    if last.isascii() and last.isdigit() and int(last) < notifier.last_change_ns:
         queue.put_nowait({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
 
     async def stream() -> AsyncIterator[bytes]:

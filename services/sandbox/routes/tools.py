@@ -125,7 +125,7 @@ async def list_versions(request: Request) -> Response:
 
 def _version_number(raw: str | None, field: str) -> int:
     """A version number from the path or query."""
-    if raw is None or not raw.isdigit() or int(raw) < 1:
+    if raw is None or not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise Unprocessable(
             "Bad version number.", details={"fields": {field: "a positive integer"}}
         )

@@ -118,6 +118,11 @@ async def test_a_code_tool_goes_from_draft_to_served_and_back_through_approvals(
     assert diff.status_code == 200
     assert '+    return f"HELLO' in diff.json()["code_diff"]
 
+    for bad in ("0", "x", "\u00b9", "\u0661"):  # superscript one, Arabic-Indic one: not ASCII
+        refused = await api.post(
+            f"/api/v1/sandbox/tools/{name}/versions/{bad}/rollback", headers=admin
+        )
+        assert refused.status_code == 422, bad
     rolled = await api.post(f"/api/v1/sandbox/tools/{name}/versions/1/rollback", headers=admin)
     assert rolled.status_code == 200
     assert rolled.json()["version"] == 3
