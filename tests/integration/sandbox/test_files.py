@@ -89,7 +89,9 @@ async def test_every_way_out_of_the_workspace_is_refused(
                 ("DELETE", FILES, {"params": {"path": path}}),
             ):
                 resp = await api.request(method, url, headers=admin, **kw)
-                assert resp.status_code == 400, (method, path, resp.text)
+                # NUL in a JSON body is refused with the other field errors (422)
+                want = 422 if "\x00" in path and "json" in kw else 400
+                assert resp.status_code == want, (method, path, resp.text)
                 assert resp.json()["error"]["code"] == "VALIDATION_ERROR"
         slip = zip_of({"../../evil.txt": b"x"})
         for name, data in (
