@@ -69,8 +69,12 @@ def address_problem(addr: IPAddress, allow: Iterable[IPNetwork]) -> str | None:
         return "link-local address (cloud metadata lives here)"
     if addr.is_loopback:
         return "loopback address"
-    if addr.is_unspecified or addr.is_multicast or addr.is_reserved:
-        return "unroutable address"
+    if addr.is_unspecified:
+        return "unspecified address"
+    if addr.is_multicast:
+        return "multicast address"
+    if addr.is_reserved:
+        return "reserved address"
     if isinstance(addr, ipaddress.IPv4Address) and addr in CGNAT:
         return "shared (CGNAT) address"
     if addr.is_private or not addr.is_global:
@@ -139,6 +143,15 @@ def canonical_host(host: str) -> tuple[str, IPAddress | None]:
     if v4 is not None:
         return str(v4), v4
     return name, None
+
+
+def parse_address(host: str) -> IPAddress | None:
+    """The address a host text denotes (`[v6]`, v6, dotted or numeric v4), None for a name or
+    for a text that is no valid address."""
+    try:
+        return canonical_host(host.split("%")[0] if ":" in host else host)[1]
+    except SsrfRefused:
+        return None
 
 
 def check_host(host: str, allow: Iterable[IPNetwork]) -> tuple[str, IPAddress | None]:

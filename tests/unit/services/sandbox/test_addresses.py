@@ -6,14 +6,8 @@ import ipaddress
 
 import pytest
 
-from services.sandbox.addresses import (
-    AddressGuard,
-    embedded_ipv4,
-    parse_address,
-    parse_networks,
-    parse_numeric_ipv4,
-    url_hosts,
-)
+from libs.common.ssrf import embedded_ipv4, parse_address
+from services.sandbox.addresses import AddressGuard, parse_networks, url_hosts
 
 
 @pytest.mark.parametrize(
@@ -31,14 +25,14 @@ from services.sandbox.addresses import (
     ],
 )
 def test_every_numeric_ipv4_form_inet_aton_reads_is_normalised(text: str, address: str) -> None:
-    assert parse_numeric_ipv4(text) == ipaddress.IPv4Address(address)
+    assert parse_address(text) == ipaddress.IPv4Address(address)
 
 
 @pytest.mark.parametrize(
     "text", ["256.1.1.1", "1.2.3.4.5", "4294967296", "08", "example.com", "", "1_0.0.0.1", "١٢٧.1"]
 )
 def test_texts_that_are_not_ipv4_numbers_are_not_read_as_addresses(text: str) -> None:
-    assert parse_numeric_ipv4(text) is None
+    assert parse_address(text) is None
 
 
 def test_ipv6_forms_carrying_an_ipv4_address_reveal_it() -> None:
