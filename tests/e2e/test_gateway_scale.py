@@ -26,6 +26,7 @@ from tests.e2e.gateway_support import (
     wait_listed,
 )
 from tests.integration.gateway.conftest import calculator
+from tests.support.mcp_messages import initialize
 from tests.support.upstreams import run_upstream
 
 INSTANCE = "x-switchboard-instance"
@@ -85,16 +86,7 @@ async def test_a_legacy_session_initialised_on_one_replica_is_served_by_the_othe
     gateways: Gateways,
 ) -> None:
     first, second = gateways.replicas
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "e2e-legacy", "version": "1"},
-        },
-    }
+    init = initialize("e2e-legacy", version="2025-06-18")
     headers = {**bearer(gateways.key), "Accept": "application/json, text/event-stream"}
     async with httpx.AsyncClient(timeout=10) as http:
         opened = await http.post(f"{first.url}/mcp", json=init, headers=headers)

@@ -11,18 +11,10 @@ import pytest
 
 from tests.integration.gateway.conftest import Stack, bearer, modern_body, modern_headers, register
 from tests.integration.gateway.upstreams import Hangs, rich
+from tests.support.mcp_messages import initialize
 from tests.support.upstreams import run_upstream
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
+INIT = initialize()
 CANCEL = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}}
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 REPLY = {"jsonrpc": "2.0", "id": "sb-1", "result": {}}

@@ -13,6 +13,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import LoggingMessageNotificationParams
 
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers, register
+from tests.support.mcp_messages import initialize
 from tests.support.upstreams import run_upstream
 
 # the upstream logs through the SDK's logging API, deprecated by 2026-07-28 (SEP-2577) but what
@@ -87,12 +88,7 @@ async def test_a_2026_07_28_client_gets_log_messages_when_its_request_asks(
 
 
 async def test_a_call_whose_upstream_sends_nothing_is_answered_with_json(registry, stack) -> None:
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}},
-    }
+    init = initialize(None)
     call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "talk3__quiet"}}
     accept = {"Accept": "application/json, text/event-stream"}
     async with (

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers
+from tests.support.mcp_messages import initialize
 
 
 async def _list_status(http: httpx.AsyncClient, url: str, key: str) -> int:
@@ -55,12 +56,7 @@ async def _open_streams(http: httpx.AsyncClient, url: str) -> float:
 
 
 async def test_the_sessions_gauge_counts_open_streams_not_handshakes(stack) -> None:
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {}},
-    }
+    init = initialize({}, version="2025-06-18")
     async with httpx.AsyncClient(timeout=10) as http:
         before = await _open_streams(http, stack.url)
         resp = await http.post(f"{stack.url}/mcp", json=init, headers=bearer(stack.admin))

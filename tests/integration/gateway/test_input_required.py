@@ -29,6 +29,7 @@ from tests.integration.gateway.conftest import bearer, modern_body, modern_heade
 from tests.integration.gateway.upstreams import legacy_only, rich
 from tests.integration.registry.conftest import LOCAL, run_upstream
 from tests.support import serving
+from tests.support.mcp_messages import initialize
 from tests.support.sse import stream_messages
 
 
@@ -261,16 +262,7 @@ async def test_a_parked_calls_state_is_checked_and_spent(registry, stack, upstre
 async def test_a_legacy_clients_answer_posted_to_another_replica_reaches_the_call(
     registry, stack, replica_b
 ) -> None:
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {"elicitation": {}},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    init = initialize(capabilities={"elicitation": {}})
     call = {
         "jsonrpc": "2.0",
         "id": 2,

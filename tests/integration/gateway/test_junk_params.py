@@ -13,6 +13,7 @@ from services.gateway.metrics import _METHODS
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers, register
 from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream
+from tests.support.mcp_messages import initialize
 from tests.support.sse import messages
 
 JUNK: list[Any] = [
@@ -30,8 +31,7 @@ METHODS = sorted(_METHODS - {"initialize"}) + ["tasks/update", "no/such/method"]
 
 async def session(http: httpx.AsyncClient, url: str, token: str) -> dict[str, str]:
     """A 2025-11-25 session's headers."""
-    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "junk"}}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}
+    body = initialize({"name": "junk"})
     headers = {**bearer(token), "Accept": "application/json, text/event-stream"}
     resp = await http.post(url, json=body, headers=headers)
     headers["Mcp-Session-Id"] = resp.headers["mcp-session-id"]

@@ -16,6 +16,7 @@ from libs.common.sse import Event
 from tests.integration.gateway.conftest import bearer, register
 from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream
+from tests.support.mcp_messages import initialize
 from tests.support.sse import stream_events
 
 
@@ -75,7 +76,9 @@ async def test_a_post_on_another_replica_is_answered_on_the_stream(stack, replic
         async with http.stream("GET", f"{stack.url}/sse") as stream:
             lines = stream_events(stream)
             endpoint = await _endpoint(stream, lines)
-            accepted = await http.post(replica_b + endpoint, json=_initialize("x-1"))
+            accepted = await http.post(
+                replica_b + endpoint, json=initialize(version="2025-06-18", request_id="x-1")
+            )
             reply = await _reply(lines)
             unknown = {"jsonrpc": "2.0", "id": "x-2", "method": "nope/nope"}
             await http.post(replica_b + endpoint, json=unknown)
@@ -83,20 +86,6 @@ async def test_a_post_on_another_replica_is_answered_on_the_stream(stack, replic
     assert accepted.status_code == 202
     assert reply["id"] == "x-1" and reply["result"]["protocolVersion"] == "2025-06-18"
     assert failed["id"] == "x-2" and failed["error"]["code"] == -32601
-
-
-def _initialize(rid: str) -> dict:
-    """A legacy `initialize` request."""
-    return {
-        "jsonrpc": "2.0",
-        "id": rid,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
 
 
 async def _endpoint(stream: httpx.Response, lines: AsyncIterator[Event] | None = None) -> str:
@@ -133,7 +122,9 @@ async def test_a_registry_change_announces_every_list_on_the_sse_stream(registry
         async with http.stream("GET", f"{stack.url}/sse") as stream:
             lines = stream_events(stream)
             endpoint = await _endpoint(stream, lines)
-            await http.post(stack.url + endpoint, json=_initialize("f-1"))
+            await http.post(
+                stack.url + endpoint, json=initialize(version="2025-06-18", request_id="f-1")
+            )
             await _reply(lines)
             async with run_upstream(rich("fresh-sse")) as url:
                 await register(registry, "fresh-sse", url)
@@ -215,7 +206,9 @@ async def test_no_list_changed_reaches_a_stream_before_its_session_is_initialize
             async with run_upstream(rich("early-sse")) as url:
                 await register(registry, "early-sse", url)
                 await stack.wait_for_tool(http, "early-sse__add")  # announced on this replica
-                await http.post(stack.url + endpoint, json=_initialize("i-1"))
+                await http.post(
+                    stack.url + endpoint, json=initialize(version="2025-06-18", request_id="i-1")
+                )
                 first = await _next_message(lines)
                 await register(registry, "early-sse-2", url)
                 after = await _next_message(lines)

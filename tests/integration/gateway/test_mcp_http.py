@@ -24,6 +24,7 @@ from tests.integration.gateway.conftest import (
 )
 from tests.integration.registry.conftest import run_upstream
 from tests.support import serving, settings_for
+from tests.support.mcp_messages import initialize
 from tests.support.sse import stream_messages
 
 
@@ -133,16 +134,7 @@ async def test_malformed_requests_get_the_right_json_rpc_errors(stack) -> None:
 
 async def test_a_legacy_session_ends_with_delete(stack) -> None:
     url = f"{stack.url}/mcp"
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    init = initialize(version="2025-06-18")
     async with httpx.AsyncClient(headers=bearer(stack.admin)) as http:
         resp = await http.post(url, json=init)
         sid = resp.headers["mcp-session-id"]
@@ -166,12 +158,7 @@ async def test_a_2026_07_28_request_for_a_removed_method_is_404_method_not_found
         ]
         legacy = await http.post(
             url,
-            json={
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {}},
-            },
+            json=initialize(None),
         )
         sid = {"Mcp-Session-Id": legacy.headers.get("mcp-session-id", "")}
         ping = await http.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers=sid)
@@ -196,16 +183,7 @@ async def test_server_discover_names_the_gateway_in_its_result_meta(stack) -> No
 
 async def test_a_registry_change_sends_list_changed_on_the_legacy_stream(registry, stack) -> None:
     url = f"{stack.url}/mcp"
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    init = initialize()
     async with httpx.AsyncClient(headers=bearer(stack.admin), timeout=10) as http:
         sid = (await http.post(url, json=init)).headers["mcp-session-id"]
         headers = {"Mcp-Session-Id": sid, "Accept": "text/event-stream"}

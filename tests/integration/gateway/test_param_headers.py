@@ -12,6 +12,7 @@ from pydantic import Field
 
 from tests.integration.gateway.conftest import Stack, bearer, modern_body, modern_headers, register
 from tests.integration.registry.conftest import run_upstream
+from tests.support.mcp_messages import initialize
 
 
 def regional(name: str) -> MCPServer:
@@ -86,12 +87,7 @@ async def test_a_missing_malformed_or_mismatching_mcp_param_header_is_refused(
 async def test_a_legacy_client_s_call_carries_the_mcp_param_header_upstream(
     registry, stack
 ) -> None:
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}},
-    }
+    init = initialize(None)
     call = {
         "jsonrpc": "2.0",
         "id": 2,

@@ -14,6 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.integration.gateway.conftest import bearer, register
 from tests.integration.gateway.upstreams import Hangs, rich
 from tests.integration.registry.conftest import run_upstream
+from tests.support.mcp_messages import initialize
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
@@ -42,16 +43,7 @@ async def test_a_cancel_sent_to_another_replica_cancels_the_upstream_call(
     registry, stack, replica_b, transport
 ) -> None:
     hangs = Hangs()
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    init = initialize()
     call = {
         "jsonrpc": "2.0",
         "id": 2,

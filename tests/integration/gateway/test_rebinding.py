@@ -11,17 +11,9 @@ import pytest
 from services.gateway.settings import GatewaySettings
 from tests.integration.gateway.conftest import Stack, bearer, modern_body, modern_headers
 from tests.support import serving, settings_for
+from tests.support.mcp_messages import initialize
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "rebinding", "version": "1"},
-    },
-}
+INITIALIZE = initialize("rebinding")
 EVIL = {"Host": "evil.example.com", "Origin": "http://evil.example.com"}
 
 

@@ -10,6 +10,7 @@ import httpx
 from tests.integration.gateway.conftest import Stack, bearer, modern_body, modern_headers, register
 from tests.integration.gateway.hostile_upstreams import Hostile, error_answer, result_answer
 from tests.support import serving
+from tests.support.mcp_messages import initialize
 
 MALFORMED = {
     "text_code": error_answer({"code": "boom", "message": "x"}),
@@ -27,13 +28,7 @@ WELL_FORMED = {
     "own_error": error_answer({"code": -32050, "message": "no such row", "data": {"row": 7}}),
     "auth_error": error_answer({"code": -32001, "message": "the upstream's own auth"}),
 }
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-               "clientInfo": {"name": "t", "version": "1"}},
-}  # fmt: skip
+INIT = initialize()
 
 
 async def _calls(http: httpx.AsyncClient, url: str, name: str) -> list[httpx.Response]:
