@@ -402,7 +402,12 @@ async def stack_api(e2e_stack: Stack) -> AsyncIterator[tuple[httpx.AsyncClient, 
     """nginx, the platform admin's JWT, and an upstream MCP server both orgs register."""
     async with (
         run_upstream(make_upstream()) as upstream,
-        httpx.AsyncClient(base_url=e2e_stack.url, timeout=30) as http,
+        # a connection per request: a keep-alive connection nginx closes just as the next
+        # request goes out on it ("Server disconnected without sending a response", seen once
+        # under CI load) is a race of the transport, not an answer of the platform
+        httpx.AsyncClient(
+            base_url=e2e_stack.url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0)
+        ) as http,
     ):
         yield http, await admin_token(http), upstream
 
