@@ -14,7 +14,7 @@ import jwt
 import structlog
 from starlette.requests import HTTPConnection
 
-from libs.common import rpc
+from libs.common import rpc, subjects
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unavailable
 from libs.common.events import Event
@@ -299,7 +299,7 @@ class Verifier:
 
     async def start(self) -> None:
         """Follow auth events to drop cached principals and keys; forget them on reconnect."""
-        await self.bus.follow("events.auth.>", self._on_auth_event)
+        await self.bus.follow(subjects.AUTH_EVENTS, self._on_auth_event)
         on_reconnect = getattr(self.bus, "on_reconnect", None)
         if on_reconnect is not None:
             on_reconnect(self._on_reconnect)

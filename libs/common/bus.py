@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, StreamConfig
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
+from libs.common import subjects as subject_names
 from libs.common.bus_access import inbox_prefix
 from libs.common.errors import ApiError, Unavailable, UpstreamError, UpstreamTimeout
 from libs.common.events import Event
@@ -99,7 +100,7 @@ class Bus:
         except NotFoundError:
             config = StreamConfig(
                 name=self.stream,
-                subjects=[self.subject("events.>")],
+                subjects=[self.subject(subject_names.ALL_EVENTS)],
                 max_age=STREAM_MAX_AGE_S,
                 duplicate_window=120,
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from libs.common import rpc
+from libs.common import rpc, subjects
 
 SERVICES = ("auth", "registry", "gateway", "sandbox", "audit")
 STREAM = "EVENTS"
@@ -35,35 +35,35 @@ class Access:
 
 
 # what every service does through libs/common: the Verifier asks auth and follows its events
-COMMON = Access(calls=(rpc.AUTH_INTROSPECT, rpc.AUTH_JWKS), follows=("events.auth.>",))
+COMMON = Access(calls=(rpc.AUTH_INTROSPECT, rpc.AUTH_JWKS), follows=(subjects.AUTH_EVENTS,))
 
 ACCESS: dict[str, Access] = {
     # auth resolves a grant's server within the org (tenancy: rpc.registry.resolve)
-    "auth": Access(serves=("rpc.auth.>",), calls=("rpc.registry.resolve",)),
+    "auth": Access(serves=(rpc.served_by("auth"),), calls=(rpc.REGISTRY_RESOLVE,)),
     "registry": Access(
-        serves=("rpc.registry.>",),
+        serves=(rpc.served_by("registry"),),
         # rpc.auth.org: an org by id or slug (tenancy)
-        calls=(rpc.SANDBOX_DISCOVER, "rpc.auth.org"),
-        consumes=(("registry-code-tools", "events.sandbox.code_tool.>"),),
+        calls=(rpc.SANDBOX_DISCOVER, rpc.AUTH_ORG),
+        consumes=(("registry-code-tools", subjects.CODE_TOOL_EVENTS),),
     ),
     "gateway": Access(
         calls=(rpc.REGISTRY_SNAPSHOT, rpc.SANDBOX_CALL),
-        follows=("events.registry.>",),
-        publishes_live=("live.gateway.>",),
-        follows_live=("live.gateway.>",),
+        follows=(subjects.REGISTRY_EVENTS,),
+        publishes_live=(subjects.GATEWAY_LIVE,),
+        follows_live=(subjects.GATEWAY_LIVE,),
         buckets=("gateway", "gateway_ratelimit", "gateway_tasks"),
     ),
     "sandbox": Access(
-        serves=("rpc.sandbox.>",),
+        serves=(rpc.served_by("sandbox"),),
         calls=(rpc.REGISTRY_HOSTED, f"{rpc.SANDBOX_REPLICA}.>"),
-        follows=("events.registry.server.>",),
-        publishes_live=("live.sandbox.logs.>",),
-        follows_live=("live.sandbox.logs.>",),
+        follows=(subjects.REGISTRY_SERVER_EVENTS,),
+        publishes_live=(subjects.SANDBOX_LOGS,),
+        follows_live=(subjects.SANDBOX_LOGS,),
     ),
     "audit": Access(
-        follows=("events.>",),
-        consumes=(("audit-store", "events.>"),),
-        follows_live=("live.sandbox.logs.>",),
+        follows=(subjects.ALL_EVENTS,),
+        consumes=(("audit-store", subjects.ALL_EVENTS),),
+        follows_live=(subjects.SANDBOX_LOGS,),
     ),
 }
 
@@ -98,7 +98,7 @@ def permissions(service: str, namespace: str = "") -> dict[str, Any]:
     ns = namespace
     stream = prefixed(ns, STREAM, "_")
     publish = [prefixed(ns, s) for s in access.calls + access.publishes_live]
-    publish += [prefixed(ns, f"events.{service}.>")]  # its own events, into the stream
+    publish += [prefixed(ns, subjects.events_of(service))]  # its own events, into the stream
     publish += [f"{JS_API}.STREAM.INFO.{stream}", f"{JS_API}.STREAM.CREATE.{stream}"]
     subscribe = [prefixed(ns, s) for s in access.serves + access.follows + access.follows_live]
     subscribe += [inbox_prefix(service, ns) + ".>"]

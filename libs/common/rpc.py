@@ -1,5 +1,11 @@
 """RPC subjects (`rpc.<service>.<verb>`), defined once; payloads are JSON objects."""
 
+
+def served_by(service: str) -> str:
+    """The pattern of every RPC subject a service answers."""
+    return f"rpc.{service}.>"
+
+
 # auth
 AUTH_INTROSPECT = "rpc.auth.introspect"  # {"token_hash"} | {"user_id", "session_id"} → principal
 AUTH_JWKS = "rpc.auth.jwks"  # {} → {"keys": [JWK, ...]}

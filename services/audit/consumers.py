@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import structlog
 
+from libs.common import subjects
 from libs.common.bus import Bus, transactional
 from libs.common.events import TOOL_CALLED, Event
 from services.audit import records, store
@@ -89,7 +90,7 @@ async def running(
     handler = make_handler(default_policy)
     bus.consume(
         DURABLE,
-        ["events.>"],
+        [subjects.ALL_EVENTS],
         transactional(pool, "audit", DURABLE, handler),
         ack_wait_s=ack_wait_s,
     )

@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 import structlog
 
-from libs.common import tenancy
+from libs.common import subjects, tenancy
 from libs.common.authn import Principal, ServerRef
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, Event
@@ -114,8 +114,8 @@ class Hub:
                 self.owners[row["server"]] = owner_ref(row)
             stored = await servers.get_setting(conn, records.ARGUMENTS_SETTING)
         self.arguments_policy = stored or self.settings.arguments
-        await self.bus.follow("events.>", self.on_event)
-        sub = await self.bus.nc.subscribe(self.bus.subject("live.sandbox.logs.>"), cb=self.on_log)
+        await self.bus.follow(subjects.ALL_EVENTS, self.on_event)
+        sub = await self.bus.nc.subscribe(self.bus.subject(subjects.SANDBOX_LOGS), cb=self.on_log)
         self._subs.append(sub)
         self._tasks.append(asyncio.create_task(self._health_loop()))
         self._tasks.append(asyncio.create_task(self._monitoring_loop()))

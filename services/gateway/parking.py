@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
+from libs.common import subjects
 from services.gateway.jsonrpc import UPSTREAM_ERROR, UPSTREAM_TIMEOUT, RpcFault, well_formed
 from services.gateway.upstream import InputNeeded, TransportFailure
 
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 PREFIX = "sbp1."
-RETRY_SUBJECT = "live.gateway.retry"
 INPUT_KEY = "upstream"
 INVALID_PARAMS = -32602
 
@@ -90,7 +90,7 @@ class Parking:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        subject = self.bus.subject(f"{RETRY_SUBJECT}.{self.instance}")
+        subject = self.bus.subject(f"{subjects.GATEWAY_RETRY}.{self.instance}")
         self._sub = await self.bus.nc.subscribe(subject, cb=on_retry)
 
     async def stop(self) -> None:
@@ -159,7 +159,7 @@ class Parking:
         if state.get("i") == self.instance or self.bus is None:
             reply = await self._resume_local(state["c"], answer)
         else:
-            subject = self.bus.subject(f"{RETRY_SUBJECT}.{state['i']}")
+            subject = self.bus.subject(f"{subjects.GATEWAY_RETRY}.{state['i']}")
             body = orjson.dumps({"call": state["c"], "answer": answer})
             try:
                 msg = await self.bus.nc.request(subject, body, timeout=self.timeout_s + 5)

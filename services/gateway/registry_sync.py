@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from libs.common import rpc
+from libs.common import rpc, subjects
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
 from libs.common.events import Event
@@ -122,7 +122,7 @@ class RegistrySync:
 @asynccontextmanager
 async def running(sync: RegistrySync) -> AsyncIterator[None]:
     """Follow registry events and keep the table loaded while the service runs."""
-    await sync.bus.follow("events.registry.>", sync.on_event)
+    await sync.bus.follow(subjects.REGISTRY_EVENTS, sync.on_event)
     task = asyncio.create_task(sync.run())
     try:
         yield

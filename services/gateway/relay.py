@@ -28,13 +28,11 @@ from typing import Any
 import orjson
 import structlog
 
+from libs.common import subjects
 from libs.common.bus import Bus
 
 log = structlog.get_logger()
 
-SSE_SUBJECT = "live.gateway.sse"
-CANCEL_SUBJECT = "live.gateway.cancel"
-REPLY_SUBJECT = "live.gateway.reply"
 STREAM_BUFFER = 1000
 
 Inflight = dict[tuple[Any, Any], asyncio.Future[Any]]
@@ -77,9 +75,11 @@ class Relay:
                 log.warning("bad_reply_message")
 
         self._cancel_sub = await self.bus.nc.subscribe(
-            self.bus.subject(CANCEL_SUBJECT), cb=on_cancel
+            self.bus.subject(subjects.GATEWAY_CANCEL), cb=on_cancel
         )
-        self._reply_sub = await self.bus.nc.subscribe(self.bus.subject(REPLY_SUBJECT), cb=on_reply)
+        self._reply_sub = await self.bus.nc.subscribe(
+            self.bus.subject(subjects.GATEWAY_REPLY), cb=on_reply
+        )
 
     async def stop(self) -> None:
         """Stop following."""
@@ -110,7 +110,7 @@ class Relay:
                 self._put(queue, orjson.loads(msg.data))
 
             self._subs[key] = await self.bus.nc.subscribe(
-                self.bus.subject(f"{SSE_SUBJECT}.{key}"), cb=on_msg
+                self.bus.subject(f"{subjects.GATEWAY_SSE}.{key}"), cb=on_msg
             )
         return queue
 
@@ -137,7 +137,7 @@ class Relay:
             self._put(local, message)
         elif self.bus is not None:
             await self.bus.nc.publish(
-                self.bus.subject(f"{SSE_SUBJECT}.{key}"), orjson.dumps(message)
+                self.bus.subject(f"{subjects.GATEWAY_SSE}.{key}"), orjson.dumps(message)
             )
 
     @staticmethod
@@ -153,7 +153,7 @@ class Relay:
         self.cancel_local(session_id, request_id)
         if self.bus is not None:
             body = orjson.dumps({"session": session_id, "request": request_id})
-            await self.bus.nc.publish(self.bus.subject(CANCEL_SUBJECT), body)
+            await self.bus.nc.publish(self.bus.subject(subjects.GATEWAY_CANCEL), body)
 
     def cancel_local(self, session_id: str | None, request_id: Any) -> None:
         """Cancel the matching in-flight call when this replica runs it."""
@@ -185,7 +185,7 @@ class Relay:
         if not session_id or not self._answer_local(session_id, message):
             if self.bus is not None and session_id:
                 body = orjson.dumps({"session": session_id, "message": message})
-                await self.bus.nc.publish(self.bus.subject(REPLY_SUBJECT), body)
+                await self.bus.nc.publish(self.bus.subject(subjects.GATEWAY_REPLY), body)
 
     def _answer_local(self, session_id: str, message: dict[str, Any]) -> bool:
         """Resolve the waiting ask on this replica; False when it is not here."""

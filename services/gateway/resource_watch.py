@@ -28,11 +28,11 @@ from typing import Any
 import orjson
 import structlog
 
+from libs.common import subjects
 from libs.common.bus import Bus
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import RoutingTable, ServerEntry
 from services.gateway.session_watch import SessionFollower
-from services.gateway.sessions import ENDED_SUBJECT
 from services.gateway.sse_upstream import SseUpstream
 from services.gateway.upstream import (
     HttpUpstream,
@@ -43,7 +43,6 @@ from services.gateway.upstream_listen import ListenRefused, listen_messages
 
 log = structlog.get_logger()
 
-UNSUBSCRIBE_SUBJECT = "live.gateway.resource.unsubscribe"
 SERVER_VIEW = "@servers"  # owner suffix of a session's subscriptions on /mcp/servers/{path}
 RETRY_S = 1.0
 SWEEP_S = 60.0
@@ -91,8 +90,12 @@ class ResourceWatch:
         async def on_ended(msg: Any) -> None:  # a DELETEd session follows nothing any more
             self.drop_session(msg.data.decode(errors="replace"))
 
-        self._sub = await self.bus.nc.subscribe(self.bus.subject(UNSUBSCRIBE_SUBJECT), cb=on_msg)
-        self._ended = await self.bus.nc.subscribe(self.bus.subject(ENDED_SUBJECT), cb=on_ended)
+        self._sub = await self.bus.nc.subscribe(
+            self.bus.subject(subjects.GATEWAY_RESOURCE_UNSUBSCRIBE), cb=on_msg
+        )
+        self._ended = await self.bus.nc.subscribe(
+            self.bus.subject(subjects.GATEWAY_SESSION_ENDED), cb=on_ended
+        )
 
     async def stop(self) -> None:
         """Close every upstream stream."""
@@ -226,14 +229,14 @@ class ResourceWatch:
         self.drop_session(session_id)
         if self.bus is not None:
             body = orjson.dumps({"owner": session_id})
-            await self.bus.nc.publish(self.bus.subject(UNSUBSCRIBE_SUBJECT), body)
+            await self.bus.nc.publish(self.bus.subject(subjects.GATEWAY_RESOURCE_UNSUBSCRIBE), body)
 
     async def remove_everywhere(self, server: str, uri: str, owner: Any) -> None:
         """`remove` on every replica."""
         self.remove(server, uri, owner)
         if self.bus is not None:
             body = orjson.dumps({"server": server, "uri": uri, "owner": owner})
-            await self.bus.nc.publish(self.bus.subject(UNSUBSCRIBE_SUBJECT), body)
+            await self.bus.nc.publish(self.bus.subject(subjects.GATEWAY_RESOURCE_UNSUBSCRIBE), body)
 
     def _refresh(self, server: str) -> None:
         """Reopen the server's upstream stream when its URI set changed."""

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import structlog
 
+from libs.common import subjects
 from libs.common.authn import Principal
 from libs.common.bus import Bus
 
@@ -29,7 +30,6 @@ log = structlog.get_logger()
 
 KV_BUCKET = "gateway"
 KV_SECRET_KEY = "session-secret"
-ENDED_SUBJECT = "live.gateway.session.ended"
 LIST_CHANGED = tuple(
     {"jsonrpc": "2.0", "method": f"notifications/{kind}/list_changed"}
     for kind in ("tools", "prompts", "resources")
@@ -122,12 +122,12 @@ async def follow_ended(bus: Bus, codec: SessionCodec) -> None:
     async def on_msg(msg: Any) -> None:
         codec.end(msg.data.decode())
 
-    await bus.nc.subscribe(bus.subject(ENDED_SUBJECT), cb=on_msg)
+    await bus.nc.subscribe(bus.subject(subjects.GATEWAY_SESSION_ENDED), cb=on_msg)
 
 
 async def broadcast_ended(bus: Bus, session_id: str) -> None:
     """Tell every replica a session ended."""
-    await bus.nc.publish(bus.subject(ENDED_SUBJECT), session_id.encode())
+    await bus.nc.publish(bus.subject(subjects.GATEWAY_SESSION_ENDED), session_id.encode())
 
 
 class Notifier:

@@ -9,6 +9,7 @@ import asyncpg
 import structlog
 
 from libs.common import events as ev
+from libs.common import subjects
 from libs.common.events import Event
 from services.registry import refresh
 from services.registry.context import SCHEMA, Registry
@@ -61,5 +62,5 @@ async def running(reg: Registry) -> AsyncIterator[None]:
     async def handler(event: Event) -> None:
         await on_code_tool_changed(reg, event)
 
-    reg.bus.consume(DURABLE, ["events.sandbox.code_tool.>"], handler, deliver_new=True)
+    reg.bus.consume(DURABLE, [subjects.CODE_TOOL_EVENTS], handler, deliver_new=True)
     yield

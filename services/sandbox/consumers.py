@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from libs.common import subjects
 from libs.common.bus import Bus
 from libs.common.events import Event
 from services.sandbox.runtime import Runtime
@@ -27,4 +28,4 @@ async def start(bus: Bus, runtime: Runtime) -> None:
         if event.type in STOP_ON and runtime.manager.running(name):
             await runtime.manager.stop(name, graceful=True, timeout=5.0)
 
-    await bus.follow("events.registry.server.>", on_server_changed)
+    await bus.follow(subjects.REGISTRY_SERVER_EVENTS, on_server_changed)

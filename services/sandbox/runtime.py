@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 import structlog
 
-from libs.common import outbox, process_env, rpc, tenancy
+from libs.common import outbox, process_env, rpc, subjects, tenancy
 from libs.common.authn import ServerRef
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import NotFound, Unprocessable
@@ -277,7 +277,7 @@ class Runtime:
 
     def log_subject(self, server: str) -> str:
         """The core NATS subject a server's log lines are published on, live."""
-        return self.bus.subject(f"live.sandbox.logs.{_token(server)}")
+        return self.bus.subject(subjects.sandbox_logs(_token(server)))
 
     async def publish_log(self, line: dict[str, Any]) -> None:
         """Publish a log line live on core NATS (not stored in the stream)."""

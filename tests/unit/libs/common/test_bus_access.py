@@ -2,10 +2,10 @@
 
 from nats.js.api import ConsumerConfig
 
-from libs.common import bus_access, rpc
+from libs.common import bus_access, rpc, subjects
 from libs.common.bus_access import SERVICES, permissions
 from services.audit import consumers as audit_consumers
-from services.gateway import parking, rate_limit, relay, resource_watch, sessions, task_records
+from services.gateway import rate_limit, sessions, task_records
 from services.registry import consumers as registry_consumers
 
 
@@ -61,12 +61,12 @@ def test_the_durables_and_buckets_the_code_names_are_the_ones_permitted() -> Non
     buckets = {sessions.KV_BUCKET, rate_limit.KV_BUCKET, task_records.KV_BUCKET}
     assert buckets == set(bus_access.ACCESS["gateway"].buckets)
     for subject in (
-        parking.RETRY_SUBJECT + ".gateway-1",
-        relay.SSE_SUBJECT + ".abc",
-        relay.CANCEL_SUBJECT,
-        relay.REPLY_SUBJECT,
-        resource_watch.UNSUBSCRIBE_SUBJECT,
-        sessions.ENDED_SUBJECT,
+        subjects.GATEWAY_RETRY + ".gateway-1",
+        subjects.GATEWAY_SSE + ".abc",
+        subjects.GATEWAY_CANCEL,
+        subjects.GATEWAY_REPLY,
+        subjects.GATEWAY_RESOURCE_UNSUBSCRIBE,
+        subjects.GATEWAY_SESSION_ENDED,
     ):
         assert publishes("gateway", subject) and subscribes("gateway", subject)
         assert not any(publishes(s, subject) for s in SERVICES if s != "gateway")
