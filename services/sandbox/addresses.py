@@ -7,7 +7,7 @@ import asyncio
 import ipaddress
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -15,11 +15,6 @@ from libs.common import ssrf
 from libs.common.ssrf import IPAddress, IPNetwork, parse_address
 
 PLATFORM_TTL_S = 300.0
-
-
-def parse_networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
-    """CIDR texts to networks; raises ValueError naming a bad one."""
-    return tuple(ssrf.parse_networks(cidrs))
 
 
 def url_hosts(urls: Iterable[str]) -> list[str]:
@@ -41,7 +36,7 @@ class AddressGuard:
     """The destinations egress may reach: public addresses, minus the platform's own, plus the
     CIDRs a platform admin allowlisted (SANDBOX_EGRESS_ALLOW_CIDRS)."""
 
-    allow: tuple[IPNetwork, ...] = ()
+    allow: Sequence[IPNetwork] = ()
     platform_hosts: tuple[str, ...] = ()
     platform: frozenset[IPAddress] = field(default_factory=frozenset)
     _until: float = 0.0

@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 import structlog
 
-from libs.common import outbox, process_env, rpc, subjects, tenancy
+from libs.common import outbox, process_env, rpc, ssrf, subjects, tenancy
 from libs.common.authn import ServerRef
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import NotFound, Unprocessable
@@ -76,7 +76,7 @@ class Runtime:
             cgroups=self.cgroups.memory,
         )
         self.guard = addresses.AddressGuard(
-            allow=addresses.parse_networks(settings.egress_allow_cidrs),
+            allow=ssrf.parse_networks(settings.egress_allow_cidrs),
             platform_hosts=platform_hosts(settings),
         )
         self.proxy = EgressProxy(self.host_allowed, self.egress_refused, self.guard)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from libs.common.settings import Settings, SettingsError, env
-from services.sandbox.addresses import parse_networks
+from libs.common.ssrf import parse_networks
 
 DEFAULT_WORK_ROOT = ".run/sandbox"  # moved when sandbox uids cannot reach it (layout.py)
 

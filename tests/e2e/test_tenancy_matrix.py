@@ -509,15 +509,12 @@ async def item_route(
         resp = await send(http, matrix, method, real, headers, payload)
         missing = await send(http, matrix, method, ghost, headers, payload)
         where = f"{method} {path} as org A's {caller} on org B's {what}"
-        if resp.status_code in SUCCESS:
-            matrix.fail(f"{where}: {resp.status_code} (succeeded) {resp.text[:200]}")
-        elif resp.status_code != missing.status_code:
-            matrix.fail(f"{where}: {resp.status_code}, but {missing.status_code} for a missing one")
-        elif resp.status_code != 404 and (caller in ("owner", "admin") or resp.status_code != 403):
-            # 403 only where the caller may not use the route at all (a missing object: 403 too)
-            matrix.fail(f"{where}: {resp.status_code} {resp.text[:200]} (want 404)")
-        elif leaked := leaks(resp.text, b, real + orjson.dumps(payload).decode()):
-            matrix.fail(f"{where}: the answer names {leaked}")
+        # 403 only where the caller may not use the route at all (a missing object: 403 too)
+        wrong = resp.status_code != 404 and (
+            caller in ("owner", "admin") or resp.status_code != 403
+        )
+        sent = real + orjson.dumps(payload).decode()
+        judge(matrix, where, resp, missing, "one", b, sent, wrong)
 
 
 async def platform_route(
@@ -601,12 +598,31 @@ async def create_route(
         resp = await send(http, matrix, method, path, headers, payload)
         missing = await send(http, matrix, method, path, headers, ghostly)
         where = f"{method} {path} as org A's {caller} into org B"
-        if resp.status_code in SUCCESS:
-            matrix.fail(f"{where}: {resp.status_code} (succeeded) {resp.text[:200]}")
-        elif resp.status_code != missing.status_code:
-            matrix.fail(f"{where}: {resp.status_code}, but {missing.status_code} for a missing org")
-        elif leaked := leaks(resp.text, b, orjson.dumps(payload).decode()):
-            matrix.fail(f"{where}: the answer names {leaked}")
+        judge(matrix, where, resp, missing, "org", b, orjson.dumps(payload).decode())
+
+
+def judge(
+    matrix: Matrix,
+    where: str,
+    resp: httpx.Response,
+    missing: httpx.Response,
+    missing_what: str,
+    b: World,
+    sent: str,
+    not_404: bool = False,
+) -> None:
+    """Record the first way an answer about org B's object differs from one about a missing
+    object: success, another status, a status other than 404 (`not_404`), or org B's names."""
+    if resp.status_code in SUCCESS:
+        matrix.fail(f"{where}: {resp.status_code} (succeeded) {resp.text[:200]}")
+    elif resp.status_code != missing.status_code:
+        matrix.fail(
+            f"{where}: {resp.status_code}, but {missing.status_code} for a missing {missing_what}"
+        )
+    elif not_404:
+        matrix.fail(f"{where}: {resp.status_code} {resp.text[:200]} (want 404)")
+    elif leaked := leaks(resp.text, b, sent):
+        matrix.fail(f"{where}: the answer names {leaked}")
 
 
 # ---- MCP: /mcp, /mcp/{team}, /mcp/servers/{path}, both generations, and legacy SSE -------------

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from libs.common import rpc
-from services.sandbox.addresses import AddressGuard, parse_networks
+from libs.common.ssrf import parse_networks
+from services.sandbox.addresses import AddressGuard
 from services.sandbox.egress import EgressProxy
 from services.sandbox.execution import RunRequest, run_code
 from tests.integration.sandbox.conftest import ALLOWED_LOOPBACK, register_stdio, unique_name

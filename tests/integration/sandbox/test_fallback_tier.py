@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import textwrap
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +42,30 @@ async def fallback(
     """A runtime forced onto the fallback tier (migrations were applied by the sandbox app)."""
     # without a mount namespace, a hosted server's own files must be reachable where they are
     # (the self-test says so otherwise): the echo fixture is copied out of the checkout
-    settings = sandbox_settings(
-        pg_url,
-        nats_url,
-        namespace,
-        SANDBOX_ISOLATION="landlock-fallback",
-        SANDBOX_RO_PATHS=str(REACHABLE_FIXTURES),
-    )
     shutil.copytree(FIXTURES, REACHABLE_FIXTURES, dirs_exist_ok=True)
-    async with (
-        db.open_pool(settings) as pool,
-        busmod.connect(settings, name="sandbox-fallback-test") as bus,
-        runtime_mod.running(settings, pool, bus, "fallback-test") as rt,
-    ):
+    env = {"SANDBOX_RO_PATHS": str(REACHABLE_FIXTURES)}
+    async with fallback_runtime(pg_url, nats_url, namespace, "fallback", **env) as rt:
         yield rt
-    shutil.rmtree(settings.work_root, ignore_errors=True)
     shutil.rmtree(REACHABLE_FIXTURES, ignore_errors=True)
+
+
+@asynccontextmanager
+async def fallback_runtime(
+    pg_url: str, nats_url: str, namespace: str, label: str, **env: str
+) -> AsyncIterator[Runtime]:
+    """A sandbox runtime on the fallback tier with `env` on top, its work root removed after."""
+    settings = sandbox_settings(
+        pg_url, nats_url, namespace, SANDBOX_ISOLATION="landlock-fallback", **env
+    )
+    try:
+        async with (
+            db.open_pool(settings) as pool,
+            busmod.connect(settings, name=f"sandbox-{label}-test") as bus,
+            runtime_mod.running(settings, pool, bus, f"{label}-test") as rt,
+        ):
+            yield rt
+    finally:
+        shutil.rmtree(settings.work_root, ignore_errors=True)
 
 
 async def run(rt: Runtime, code: str) -> dict[str, Any]:
@@ -278,21 +287,9 @@ async def debian12(
     pg_url: str, nats_url: str, namespace: str, sandbox: Any
 ) -> AsyncIterator[Runtime]:
     """The fallback tier as on Debian 12's kernel (Landlock ABI 2: no TCP rules, no scoping)."""
-    settings = sandbox_settings(
-        pg_url,
-        nats_url,
-        namespace,
-        SANDBOX_ISOLATION="landlock-fallback",
-        SANDBOX_LANDLOCK_ABI_MAX="2",
-        SANDBOX_RO_PATHS="",
-    )
-    async with (
-        db.open_pool(settings) as pool,
-        busmod.connect(settings, name="sandbox-debian12-test") as bus,
-        runtime_mod.running(settings, pool, bus, "debian12-test") as rt,
-    ):
+    env = {"SANDBOX_LANDLOCK_ABI_MAX": "2", "SANDBOX_RO_PATHS": ""}
+    async with fallback_runtime(pg_url, nats_url, namespace, "debian12", **env) as rt:
         yield rt
-    shutil.rmtree(settings.work_root, ignore_errors=True)
 
 
 async def test_on_landlock_abi_2_seccomp_still_keeps_code_off_the_network(

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from libs.common.ssrf import embedded_ipv4, parse_address
-from services.sandbox.addresses import AddressGuard, parse_networks, url_hosts
+from libs.common.ssrf import embedded_ipv4, parse_address, parse_networks
+from services.sandbox.addresses import AddressGuard, url_hosts
 
 
 @pytest.mark.parametrize(
