@@ -85,8 +85,17 @@ async def clean(audit_pool: asyncpg.Pool, publisher: busmod.Bus) -> None:
     """Empty the audit tables before a test, once the audit app has stored what earlier tests
     published (a record stored after the truncation would count in this test)."""
     await consumed(publisher)
-    async with audit_pool.acquire() as conn:
-        await conn.execute(f"TRUNCATE {', '.join('audit.' + t for t in TABLES)} CASCADE")
+    # the app's own jobs (rollups, alert rules) read these tables meanwhile; TRUNCATE locks them
+    # one by one, so Postgres may end it as a deadlock's victim: it is then simply run again
+    for attempt in range(5):
+        try:
+            async with audit_pool.acquire() as conn:
+                await conn.execute(f"TRUNCATE {', '.join('audit.' + t for t in TABLES)} CASCADE")
+            return
+        except asyncpg.exceptions.DeadlockDetectedError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.05)
 
 
 async def consumed(bus: busmod.Bus) -> None:
