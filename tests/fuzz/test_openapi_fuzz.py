@@ -77,8 +77,11 @@ async def test_no_generated_request_makes_a_service_answer_5xx(
         str(SECONDS[service]),
         "--request-timeout",
         str(REQUEST_TIMEOUT_S),
+        # one worker: with two threads, hypothesis's ast.parse of a filter lambda can raise
+        # "SystemError: AST constructor recursion depth mismatch" on CPython 3.11 (a race in
+        # the interpreter, python/cpython#106905), which aborts a phase as a runtime error
         "--workers",
-        "2",
+        "1",
         "--seed",
         "1",  # the same cases every run: a failure is reproducible
         "--no-color",
