@@ -44,6 +44,7 @@ STREAM_MAX_AGE_S = 7 * 24 * 3600
 Handler = Callable[[Event], Awaitable[None]]
 TxHandler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 RpcHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+MsgHandler = Callable[[Msg], Awaitable[None]]
 
 
 class RpcError(ApiError):
@@ -222,6 +223,33 @@ class Bus:
 
         sub = await self.nc.subscribe(self.subject(name), queue=queue or self.source, cb=on_msg)
         self._subs.append(sub)
+
+    # ---- core NATS (live subjects: not stored, lost when nobody listens) -------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the NATS connection is up now."""
+        return bool(self.nc.is_connected)
+
+    async def send(self, name: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+        """Publish raw bytes on the core subject `name` (namespaced), written at once."""
+        await self.nc.publish(self.subject(name), data, headers=headers)
+        _flush_now(self.nc)
+
+    async def listen(
+        self, name: str, callback: MsgHandler, queue: str | None = None, *, owned: bool = True
+    ) -> Subscription:
+        """Subscribe `callback` to the core subject `name` (namespaced; wildcards allowed).
+
+        `owned` subscriptions end with the Bus; end one earlier by its `unsubscribe()`."""
+        sub = await self.nc.subscribe(self.subject(name), queue=queue or "", cb=callback)
+        if owned:
+            self._subs.append(sub)
+        return sub
+
+    async def ask(self, name: str, data: bytes, timeout: float) -> Msg:
+        """A core request/reply on `name` (namespaced) with raw bytes; NATS errors propagate."""
+        return await self.nc.request(self.subject(name), data, timeout=timeout)
 
     # ---- following and consuming events --------------------------------------------------
 

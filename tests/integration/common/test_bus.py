@@ -183,3 +183,26 @@ async def test_a_follower_stops_hearing_events_once_it_unsubscribes(bus: Bus) ->
     await bus.nc.flush()
     await asyncio.sleep(0.2)
     assert heard == ["first"]
+
+
+async def test_live_subjects_are_namespaced_and_answered_through_the_bus(bus: Bus) -> None:
+    name = f"live.demo.{secrets.token_hex(2)}"
+    heard: list[tuple[str, bytes]] = []
+    arrived = asyncio.Event()
+
+    async def on_msg(msg) -> None:  # type: ignore[no-untyped-def]
+        heard.append((msg.subject, msg.data))
+        if msg.reply:
+            await msg.respond(b"pong:" + msg.data)
+        arrived.set()
+
+    sub = await bus.listen(name, on_msg)
+    await bus.send(name, b"one")
+    async with asyncio.timeout(5):
+        await arrived.wait()
+    assert heard == [(bus.subject(name), b"one")]
+    assert bus.subject(name).startswith(bus.namespace + ".")
+    reply = await bus.ask(name, b"two", timeout=5)
+    assert reply.data == b"pong:two"
+    assert bus.connected
+    await sub.unsubscribe()
