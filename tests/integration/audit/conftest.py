@@ -14,13 +14,14 @@ from nats.js.errors import NotFoundError
 
 from libs.common import bus as busmod
 from libs.common import db, migrate
+from libs.devstack.harness import serving, settings_for
+from libs.devstack.harness.registry import registry_settings
 from services.audit.app import MIGRATIONS_DIR, create_app
 from services.audit.consumers import DURABLE
 from services.audit.settings import AuditSettings
 from services.registry.app import create_app as create_registry
-from tests.support import package_isolation, serving, settings_for
+from tests.support import package_isolation
 from tests.support.auth import AuthClient, User, auth_service
-from tests.support.registry import registry_settings
 
 TABLES = (
     "tool_calls",

@@ -8,8 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+from libs.devstack.harness import free_port
 from libs.devstack.nats import find_binary
-from tests.support import free_port
 
 
 class PrivateNats:

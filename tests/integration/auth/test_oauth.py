@@ -18,9 +18,9 @@ from starlette.routing import Route
 
 from libs.common.app import build_app
 from libs.common.authn import CSRF_COOKIE
+from libs.devstack.harness import serving, settings_for
 from services.auth.signing import KeyStore
 from tests.integration.auth.conftest import EMPTY_MIGRATIONS, ProbeSettings, call_tool, whoami
-from tests.support import serving, settings_for
 from tests.support.auth import TEST_ENV, AuthClient, User, auth_service, unique
 
 REDIRECT = "http://127.0.0.1:47123/callback"

@@ -11,9 +11,9 @@ from libs.common import bus as busmod
 from libs.common.authn import Verifier, hash_token
 from libs.common.errors import ApiError, Unauthenticated
 from libs.devstack import ports
+from libs.devstack.harness import free_port, settings_for
 from libs.devstack.nats import find_binary
 from tests.integration.auth.conftest import ProbeSettings
-from tests.support import free_port, settings_for
 from tests.support.auth import auth_service
 
 

@@ -13,8 +13,8 @@ from libs.common import migrate, outbox
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import Conflict, Unavailable
 from libs.common.events import Event
+from libs.devstack.harness import settings_for
 from tests.integration.common.demo_app import DemoSettings
-from tests.support import settings_for
 
 MIGRATIONS = Path(__file__).parents[2] / "fixtures" / "common" / "migrations"
 
