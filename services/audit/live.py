@@ -115,7 +115,7 @@ class Hub:
             stored = await servers.get_setting(conn, records.ARGUMENTS_SETTING)
         self.arguments_policy = stored or self.settings.arguments
         await self.bus.follow(subjects.ALL_EVENTS, self.on_event)
-        sub = await self.bus.nc.subscribe(self.bus.subject(subjects.SANDBOX_LOGS), cb=self.on_log)
+        sub = await self.bus.listen(subjects.SANDBOX_LOGS, self.on_log, owned=False)
         self._subs.append(sub)
         self._tasks.append(asyncio.create_task(self._health_loop()))
         self._tasks.append(asyncio.create_task(self._monitoring_loop()))

@@ -39,7 +39,7 @@ async def health_detail(request: Request) -> Response:
         rows = await store.list_instances(conn, datetime.now(UTC) - timedelta(hours=1))
     body = health.platform_health(rows)
     body["postgres"] = {"status": "up" if await db.ping(request.state.pool) else "down"}
-    body["nats"] = {"status": "up" if bus.nc.is_connected else "down", "stream": bus.stream}
+    body["nats"] = {"status": "up" if bus.connected else "down", "stream": bus.stream}
     body["consumer"] = lag
     return json_response(body)
 
