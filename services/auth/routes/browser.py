@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from libs.common.authn import _equal, authenticate, cookies_of
+from libs.common.authn import authenticate, constant_time_equal, cookies_of
 from libs.common.errors import ApiError, Forbidden, ValidationError
 from libs.common.http import json_response
 from services.auth import login, sessions
@@ -72,7 +72,7 @@ async def submit_login_form(request: Request) -> Response:
     form = await request.form()
     csrf_cookie = request.cookies.get(cookies_of(request).csrf, "")
     csrf_field = str(form.get("csrf_token") or "")
-    if not csrf_cookie or not csrf_field or not _equal(csrf_cookie, csrf_field):
+    if not csrf_cookie or not csrf_field or not constant_time_equal(csrf_cookie, csrf_field):
         raise Forbidden("The form's CSRF token does not match its cookie; reload the form.")
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")

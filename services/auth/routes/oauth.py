@@ -21,7 +21,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from libs.common.authn import Principal, _equal, authenticate, cookies_of, credential_from
+from libs.common.authn import (
+    Principal,
+    authenticate,
+    constant_time_equal,
+    cookies_of,
+    credential_from,
+)
 from libs.common.errors import ApiError, Forbidden, ValidationError
 from libs.common.http import field_errors, read_json
 from services.auth import oauth
@@ -246,7 +252,7 @@ async def decide(request: Request) -> Response:
         raise ValidationError("The form contains a NUL character.")
     csrf_cookie = request.cookies.get(cookies_of(request).csrf, "")
     csrf_field = values.get("csrf_token", "")
-    if not csrf_cookie or not csrf_field or not _equal(csrf_cookie, csrf_field):
+    if not csrf_cookie or not csrf_field or not constant_time_equal(csrf_cookie, csrf_field):
         raise Forbidden("The form's CSRF token does not match its cookie; reload the page.")
     principal = await _signed_in(request)
     if principal is None or principal.user_id is None:
