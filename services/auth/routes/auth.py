@@ -17,15 +17,9 @@ from libs.common.http import json_response, parse_body
 from services.auth import login, sessions
 from services.auth.context import context_of
 from services.auth.events_out import emit, user_payload
-from services.auth.schemas import (
-    ChangePasswordIn,
-    LoginIn,
-    LogoutIn,
-    RefreshIn,
-    SetupIn,
-    user_view,
-)
+from services.auth.schemas import ChangePasswordIn, LoginIn, LogoutIn, RefreshIn, SetupIn
 from services.auth.store import credentials, users
+from services.auth.views import user_view
 
 
 def client_source(request: Request) -> str:

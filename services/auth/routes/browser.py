@@ -17,8 +17,8 @@ from services.auth import login, sessions
 from services.auth.context import context_of
 from services.auth.credentials import SESSION, new_credential
 from services.auth.routes.auth import client_source
-from services.auth.schemas import user_view
 from services.auth.store import credentials
+from services.auth.views import user_view
 
 FORM = """<!doctype html><html><head><meta charset="utf-8"><title>Switchboard sign-in</title>
 </head><body><form method="post" action="/api/v1/auth/login-form">

@@ -22,11 +22,12 @@ from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import paginate_request
 from services.auth.access import org_for
 from services.auth.context import context_of
+from services.auth.credential_schemas import KeyIn, TokenIn
 from services.auth.credentials import ADMIN_TOKEN, API_KEY, SERVICE_TOKEN, new_credential
 from services.auth.events_out import emit
 from services.auth.grants import as_grants, bind, not_owned, to_json
-from services.auth.schemas import KeyIn, TokenIn, key_view, token_view
 from services.auth.store import credentials, principals
+from services.auth.views import key_view, token_view
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:

@@ -32,8 +32,8 @@ from libs.common.errors import ApiError, Forbidden, ValidationError
 from libs.common.http import field_errors, read_json
 from services.auth import oauth
 from services.auth.context import context_of
+from services.auth.credential_schemas import ClientIn
 from services.auth.routes.auth import client_source
-from services.auth.schemas import ClientIn
 from services.auth.store import oauth as store
 
 log = structlog.get_logger()

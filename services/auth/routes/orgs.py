@@ -28,18 +28,17 @@ from services.auth.access import get_org, org_for, org_level
 from services.auth.context import context_of
 from services.auth.credentials import INVITE, new_credential
 from services.auth.events_out import emit, org_payload
-from services.auth.schemas import (
+from services.auth.schemas import PlanIn
+from services.auth.store import orgs, users
+from services.auth.tenancy_schemas import (
     InviteAcceptIn,
     InviteIn,
     MemberIn,
     MemberRoleIn,
     OrgIn,
     OrgUpdate,
-    PlanIn,
-    member_view,
-    org_view,
 )
-from services.auth.store import orgs, users
+from services.auth.views import member_view, org_view
 
 ROLES = {
     "owner": [

@@ -37,18 +37,10 @@ from services.auth.access import (
 )
 from services.auth.context import context_of
 from services.auth.events_out import emit, team_payload
-from services.auth.schemas import (
-    GrantIn,
-    MemberIn,
-    MemberRoleIn,
-    TeamIn,
-    TeamUpdate,
-    grant_view,
-    team_member_view,
-    team_view,
-)
 from services.auth.servers import resolve_one
 from services.auth.store import orgs, teams, users
+from services.auth.tenancy_schemas import GrantIn, MemberIn, MemberRoleIn, TeamIn, TeamUpdate
+from services.auth.views import grant_view, team_member_view, team_view
 
 
 async def _team(request: Request, conn: asyncpg.Connection) -> asyncpg.Record:

@@ -25,8 +25,9 @@ from services.auth import sessions
 from services.auth.context import context_of
 from services.auth.events_out import emit, user_payload
 from services.auth.routes.auth import check_password
-from services.auth.schemas import BulkIn, PlanIn, RoleIn, UserIn, UserUpdate, user_view
+from services.auth.schemas import BulkIn, PlanIn, RoleIn, UserIn, UserUpdate
 from services.auth.store import users
+from services.auth.views import user_view
 
 STATUS_EVENTS = {"suspended": USER_SUSPENDED, "active": USER_ACTIVATED, "deleted": USER_DELETED}
 
