@@ -9,7 +9,7 @@ import asyncpg
 import structlog
 
 from libs.common import subjects
-from libs.common.bus import Bus, transactional
+from libs.common.bus import Bus
 from libs.common.events import (
     SERVER_DELETED,
     SERVER_SHARED,
@@ -18,6 +18,7 @@ from libs.common.events import (
     TOOL_CALLED,
     Event,
 )
+from libs.common.idempotence import transactional
 from services.audit import records, store
 from services.audit.store import calls, servers
 

@@ -4,6 +4,10 @@ Errors of /oauth/register, /oauth/token and /oauth/revoke use the RFC 6749/7591 
 (`{"error": "invalid_grant", "error_description": …, "details": {"fields": …}}`) because MCP
 client SDKs parse exactly that; authorization errors go to the client's redirect URI once the
 client and redirect URI are known to be genuine, and are a JSON 400 (VALIDATION_ERROR) before.
+
+Over 300 lines on purpose: the five endpoints of one authorization server share its form
+parsing, client checks and the RFC 6749 error shape; the work itself is in oauth.py and
+oauth_tokens.py.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from libs.common.authn import (
 )
 from libs.common.errors import ApiError, Forbidden, ValidationError
 from libs.common.http import field_errors, read_json
-from services.auth import oauth
+from services.auth import oauth, oauth_tokens
 from services.auth.context import context_of
 from services.auth.credential_schemas import ClientIn
 from services.auth.routes.auth import client_source
@@ -300,11 +304,11 @@ async def token(request: Request) -> Response:
         grant_type = form.get("grant_type")
         async with ctx.pool.acquire() as conn, conn.transaction():
             if grant_type == "authorization_code":
-                out = await oauth.exchange_code(
+                out = await oauth_tokens.exchange_code(
                     conn, ctx.keystore, ctx.settings, form, client_source(request)
                 )
             elif grant_type == "refresh_token":
-                out = await oauth.refresh(conn, ctx.keystore, ctx.settings, form)
+                out = await oauth_tokens.refresh(conn, ctx.keystore, ctx.settings, form)
             else:
                 raise oauth.OAuthError(
                     400,
@@ -325,7 +329,7 @@ async def revoke(request: Request) -> Response:
     try:
         form = await _form(request)
         async with context_of(request).pool.acquire() as conn, conn.transaction():
-            await oauth.revoke(
+            await oauth_tokens.revoke(
                 conn, context_of(request).keystore, context_of(request).settings, form
             )
     except oauth.OAuthError as exc:

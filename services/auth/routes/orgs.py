@@ -1,4 +1,8 @@
-"""Organisations: CRUD, suspend/activate, plan, members, invites, roles."""
+"""Organisations: CRUD, suspend/activate, plan, members, invites, roles.
+
+Just over 300 lines on purpose: one route group (an org, its members and invites), whose
+handlers share the private org lookups and role-change checks here.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Teams (= groups = areas): CRUD within an org, members with roles, and server grants."""
+"""Teams (= groups = areas): CRUD within an org, members with roles, and server grants.
+
+Just over 300 lines on purpose: one route group; /teams and its /orgs/{org}/areas alias are
+built by one route table from the same handlers, which share the private team lookups here.
+"""
 
 from __future__ import annotations
 
