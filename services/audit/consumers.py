@@ -9,16 +9,24 @@ import asyncpg
 import structlog
 
 from libs.common import subjects
-from libs.common.bus import Bus, transactional
-from libs.common.events import TOOL_CALLED, Event
+from libs.common.bus import Bus
+from libs.common.events import (
+    SERVER_DELETED,
+    SERVER_SHARED,
+    SERVER_UNSHARED,
+    SETTINGS_UPDATED,
+    TOOL_CALLED,
+    Event,
+)
+from libs.common.idempotence import transactional
 from services.audit import records, store
 from services.audit.store import calls, servers
 
 log = structlog.get_logger()
 
 DURABLE = "audit-store"
-DELETED = "registry.server.deleted"
-SHARE_TYPES = ("registry.server.shared", "registry.server.unshared")
+DELETED = SERVER_DELETED.name
+SHARE_TYPES = (SERVER_SHARED.name, SERVER_UNSHARED.name)
 
 
 def make_handler(default_policy: str):  # noqa: ANN201 - a TxHandler
@@ -76,7 +84,7 @@ async def on_registry_event(conn: asyncpg.Connection, event: Event) -> None:
         await servers.upsert_server_status(conn, server, str(data["status"]), event.org, at)
     elif event.type == DELETED and server:
         await servers.delete_server(conn, server)
-    elif event.type == "registry.settings.updated":
+    elif event.type == SETTINGS_UPDATED.name:
         policy = records.arguments_policy(event)
         if policy is not None:
             await servers.put_setting(conn, records.ARGUMENTS_SETTING, policy)

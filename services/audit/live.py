@@ -15,7 +15,7 @@ import structlog
 from libs.common import subjects, tenancy
 from libs.common.authn import Principal, ServerRef
 from libs.common.bus import Bus
-from libs.common.events import TOOL_CALLED, Event
+from libs.common.events import SERVER_DELETED, TOOL_CALLED, Event
 from services.audit import health, monitoring, records, store
 from services.audit.store import calls, servers
 from services.audit.visibility import scope_for
@@ -115,7 +115,7 @@ class Hub:
             stored = await servers.get_setting(conn, records.ARGUMENTS_SETTING)
         self.arguments_policy = stored or self.settings.arguments
         await self.bus.follow(subjects.ALL_EVENTS, self.on_event)
-        sub = await self.bus.nc.subscribe(self.bus.subject(subjects.SANDBOX_LOGS), cb=self.on_log)
+        sub = await self.bus.listen(subjects.SANDBOX_LOGS, self.on_log, owned=False)
         self._subs.append(sub)
         self._tasks.append(asyncio.create_task(self._health_loop()))
         self._tasks.append(asyncio.create_task(self._monitoring_loop()))
@@ -161,7 +161,7 @@ class Hub:
         name = event.data.get("server")
         if not event.type.startswith("registry.server.") or not isinstance(name, str):
             return
-        if event.type == "registry.server.deleted":
+        if event.type == SERVER_DELETED.name:
             self.owners.pop(name, None)
             return
         known = self.owners.get(name)

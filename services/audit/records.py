@@ -5,15 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from libs.common.events import Event
+from libs.common.events import SERVER_CREATED, SERVER_STATUS, SERVER_UPDATED, Event
 from libs.common.redaction import POLICIES, redact
 
 TARGET_KEYS = ("server", "name", "slug", "key", "email", "tool", "id", "user_id", "org_id")
-SERVER_STATUS_TYPES = (
-    "registry.server.status",
-    "registry.server.created",
-    "registry.server.updated",
-)
+SERVER_STATUS_TYPES = (SERVER_STATUS.name, SERVER_CREATED.name, SERVER_UPDATED.name)
 ARGUMENTS_SETTING = "audit_arguments"
 
 

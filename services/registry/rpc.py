@@ -10,7 +10,7 @@ import structlog
 
 from libs.common import rpc, tenancy
 from libs.common.errors import NotFound, ValidationError
-from services.registry import setting_keys, sources, views
+from services.registry import config_keys, sources, views
 from services.registry.context import Registry
 from services.registry.crypto import SecretUnreadable
 from services.registry.store import secrets as secrets_store
@@ -94,7 +94,7 @@ async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
     more = consumed < len(page) or len(servers) > limit
     return {
         "version": version,
-        "settings": {k: cfg[k] for k, key in setting_keys.KEYS.items() if key.routing},
+        "settings": {k: cfg[k] for k, key in config_keys.KEYS.items() if key.routing},
         "servers": out,
         "next_offset": offset + consumed if more else None,
     }

@@ -28,10 +28,10 @@ import websockets
 from starlette.routing import Route, WebSocketRoute
 from websockets.exceptions import InvalidHandshake
 
+from libs.devstack.harness import settings_for
 from libs.devstack.stack import Stack
 from tests.e2e.gateway_support import admin_token, bearer, modern, modern_headers
 from tests.e2e.tenancy_world import ROLES, Builder, World
-from tests.support import settings_for
 from tests.support.upstreams import make_upstream, run_upstream
 
 ITEM, PLATFORM, LIST, CREATE, OWN, PUBLIC, MCP, WS = (

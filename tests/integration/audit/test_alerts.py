@@ -17,12 +17,11 @@ from aiohttp import web
 from libs.common import bus as busmod
 from libs.common.events import ALERT_FIRED, TOOL_CALLED, Event, ToolCalled
 from libs.common.outbound import Guard
+from libs.devstack.harness import free_port, until
 from services.audit import alerts
 from services.audit.store import alerts as alert_store
 from tests.integration.audit.conftest import People, bearer
 from tests.integration.audit.test_live import connect
-from tests.integration.audit.waiting import until
-from tests.support import free_port
 
 pytestmark = pytest.mark.usefixtures("clean")
 

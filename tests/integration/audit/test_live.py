@@ -14,10 +14,9 @@ from websockets.exceptions import InvalidStatus
 
 from libs.common import bus as busmod
 from libs.common.events import TOOL_CALLED, Event, ToolCalled
+from libs.devstack.harness import serving, until
 from services.audit.app import create_app
 from tests.integration.audit.conftest import People, audit_settings_for
-from tests.integration.audit.waiting import until
-from tests.support import serving
 
 
 def ws_url(base: str, path: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from libs.common import bus as busmod
 from libs.common.events import TOOL_CALLED, Event, ToolCalled
+from libs.devstack.harness import until
 from tests.integration.audit.conftest import People
 from tests.integration.audit.test_live import connect, receive
 
@@ -23,16 +24,17 @@ async def log_line(publisher: busmod.Bus, server: str, payload: bytes) -> None:
 
 async def wait_owned(audit_url: str, admin: str, server: str) -> None:
     """Wait until audit knows whose `server` is (its registry.server.created event)."""
-    async with httpx.AsyncClient(base_url=audit_url) as http, asyncio.timeout(5):
-        while True:
+    async with httpx.AsyncClient(base_url=audit_url) as http:
+
+        async def owned() -> int:
             found = await http.get(
                 "/api/v1/activity",
                 params={"target": server},
                 headers={"Authorization": f"Bearer {admin}"},
             )
-            if found.json()["total"]:
-                return
-            await asyncio.sleep(0.05)
+            return found.json()["total"]
+
+        await until(owned, timeout=5, what=f"audit to know whose {server} is")
 
 
 async def test_server_logs_reach_only_readers_of_the_server_and_honour_the_filter(

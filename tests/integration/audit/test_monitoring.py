@@ -9,10 +9,10 @@ import httpx
 
 from libs.common import bus as busmod
 from libs.common.events import Event
+from libs.devstack.harness import until
 from services.audit import records
 from services.audit.store import calls
 from tests.integration.audit.conftest import People, bearer
-from tests.integration.audit.waiting import until
 
 
 def row(server: str, status: str, latency: float, at: datetime) -> dict:

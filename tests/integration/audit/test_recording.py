@@ -8,7 +8,7 @@ import asyncpg
 
 from libs.common import bus as busmod
 from libs.common.events import TOOL_CALLED, Event, ToolCalled
-from tests.integration.audit.waiting import until
+from libs.devstack.harness import until
 
 
 def tool_call(server: str, tool: str = "search", **fields) -> Event:

@@ -13,8 +13,9 @@ from libs.common import migrate, outbox
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import Conflict, Unavailable
 from libs.common.events import Event
+from libs.common.idempotence import transactional
+from libs.devstack.harness import settings_for
 from tests.integration.common.demo_app import DemoSettings
-from tests.support import settings_for
 
 MIGRATIONS = Path(__file__).parents[2] / "fixtures" / "common" / "migrations"
 
@@ -105,7 +106,7 @@ async def test_transactional_handlers_apply_each_event_once(bus: Bus, pg_url: st
                 f"INSERT INTO {schema}.widgets (name) VALUES ($1)", event.data["name"]
             )
 
-        handle = busmod.transactional(pool, schema, "demo-store", insert)
+        handle = transactional(pool, schema, "demo-store", insert)
         event = an_event(name="once")
         await handle(event)
         await handle(event)

@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
+from libs.devstack.harness import serving
+from libs.devstack.harness.registry import MASTER_KEY, registry_settings
 from services.registry.app import create_app
 from services.registry.context import Registry
 from services.registry.crypto import MasterKeyError, SecretBox
 from services.registry.rpc import snapshot
-from tests.support import serving
-from tests.support.registry import MASTER_KEY, registry_settings
 
 NEW_KEY = base64.b64encode(os.urandom(32)).decode()
 

@@ -1,4 +1,4 @@
-"""SQL for registry.settings."""
+"""SQL for the admin config (table registry.settings, its name since the first migration)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import asyncpg
 from services.registry.crypto import Sealed
 
 
-async def list_settings(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Every stored setting (secret ones with ciphertext)."""
+async def list_entries(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every stored config entry (secret ones with ciphertext)."""
     return await conn.fetch(
         "SELECT key, value, nonce, ciphertext, key_id, updated_by, updated_at"
         " FROM registry.settings ORDER BY key"
     )
 
 
-async def put_setting(
+async def put_entry(
     conn: asyncpg.Connection, key: str, value: Any, sealed: Sealed | None, by: str | None
 ) -> None:
     """Store a value (plain in `value`, or sealed)."""
@@ -36,7 +36,7 @@ async def put_setting(
 
 
 async def list_not_under(conn: asyncpg.Connection, key_id: str) -> list[asyncpg.Record]:
-    """Secret settings sealed under another key than `key_id`, locked for re-encryption."""
+    """Secret config entries sealed under another key than `key_id`, locked for re-encryption."""
     return await conn.fetch(
         "SELECT key, nonce, ciphertext, key_id FROM registry.settings"
         " WHERE ciphertext IS NOT NULL AND key_id <> $1 FOR UPDATE",
@@ -44,8 +44,8 @@ async def list_not_under(conn: asyncpg.Connection, key_id: str) -> list[asyncpg.
     )
 
 
-async def reseal_setting(conn: asyncpg.Connection, key: str, sealed: Sealed) -> None:
-    """Replace a secret setting's ciphertext (same plaintext, new key)."""
+async def reseal_entry(conn: asyncpg.Connection, key: str, sealed: Sealed) -> None:
+    """Replace a secret entry's ciphertext (same plaintext, new key)."""
     await conn.execute(
         "UPDATE registry.settings SET nonce = $2, ciphertext = $3, key_id = $4 WHERE key = $1",
         key,

@@ -1,4 +1,9 @@
-"""The documented, validated set of admin settings, their defaults and which are secret."""
+"""The keys of the admin config: documented, validated, their defaults and which are secret.
+
+Two kinds of settings, two names: `settings.py` (`RegistrySettings`) is the environment, read
+once at start; the *config* (`config.py`, `config_keys.py`, `store/config.py`, `routes/config.py`)
+is what platform admins edit at run time through /api/v1/settings and Postgres stores.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from services.registry.settings import RegistrySettings
 
 @dataclass(frozen=True)
 class Key:
-    """One setting: how to check a value, its default, whether it is secret or routing-relevant."""
+    """One config key: its check, its default, whether it is secret or routing-relevant."""
 
     name: str
     check: Callable[[Any], Any]

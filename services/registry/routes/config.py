@@ -1,4 +1,4 @@
-"""/api/v1/settings: the documented admin settings (platform admins only)."""
+"""/api/v1/settings: the admin config, documented per key (platform admins only)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,22 @@ from starlette.routing import Route
 
 from libs.common.authn import authenticate, require_platform_admin
 from libs.common.http import json_response, parse_body
-from services.registry import config, rotation, setting_keys
+from services.registry import config, config_keys, rotation
 from services.registry.context import Registry
 from services.registry.schemas import SettingValue
 
 
-async def get_settings(request: Request) -> Response:
+async def get_config(request: Request) -> Response:
     """Every setting (secrets masked) with its documentation."""
     require_platform_admin(await authenticate(request))
     reg: Registry = request.state.registry
     async with reg.pool.acquire() as conn:
         values = await config.masked(reg, conn)
-    keys = {name: {"secret": key.secret, "doc": key.doc} for name, key in setting_keys.KEYS.items()}
+    keys = {name: {"secret": key.secret, "doc": key.doc} for name, key in config_keys.KEYS.items()}
     return json_response({"settings": values, "keys": keys})
 
 
-async def put_setting(request: Request) -> Response:
+async def put_config_value(request: Request) -> Response:
     """Set one setting (`{"value": ...}`), validated per key."""
     principal = await authenticate(request)
     require_platform_admin(principal)
@@ -45,6 +45,6 @@ async def reencrypt_secrets(request: Request) -> Response:
 
 routes = [
     Route("/api/v1/settings/secrets/reencrypt", reencrypt_secrets, methods=["POST"]),
-    Route("/api/v1/settings", get_settings, methods=["GET"]),
-    Route("/api/v1/settings/{key}", put_setting, methods=["PUT"]),
+    Route("/api/v1/settings", get_config, methods=["GET"]),
+    Route("/api/v1/settings/{key}", put_config_value, methods=["PUT"]),
 ]
