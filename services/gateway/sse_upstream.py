@@ -17,8 +17,8 @@ is held for that call and parks it again when it resumes. Notifications that bel
 (such as `notifications/resources/updated`) go to `on_notification` when it is set.
 
 Written on aiohttp and the project's SSE parser rather than the SDK's `sse_client`, which was
-measured at under half the calls/s and about three times the CPU per call, and lacks an event
-size limit and POST failure handling (docs/PERFORMANCE.md, "Legacy HTTP+SSE upstreams").
+measured at 0.4-0.76x the calls/s and 2.5-3.5x the CPU per call, and lacks an event size limit
+and POST failure handling (docs/PERFORMANCE.md, "Legacy HTTP+SSE upstreams").
 """
 
 from __future__ import annotations
