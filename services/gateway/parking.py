@@ -19,9 +19,6 @@ response closed, `notifications/cancelled` sent upstream).
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ import orjson
 import structlog
 
 from libs.common import subjects
+from libs.common.signed import Expired, Signer, TokenError
 from services.gateway.jsonrpc import UPSTREAM_ERROR, UPSTREAM_TIMEOUT, RpcFault, well_formed
 from services.gateway.upstream import InputNeeded, TransportFailure
 
@@ -45,6 +43,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 PREFIX = "sbp1."
+PURPOSE = "gateway parked call"
 INPUT_KEY = "upstream"
 INVALID_PARAMS = -32602
 
@@ -73,7 +72,7 @@ class Parking:
 
     def __init__(self, bus: Bus | None, secret: bytes, timeout_s: float) -> None:
         self.bus = bus
-        self.secret = secret
+        self.signer = Signer(secret, PURPOSE)
         self.timeout_s = timeout_s
         self.instance = uuid.uuid4().hex[:16]
         self.calls: dict[str, Parked] = {}
@@ -118,16 +117,11 @@ class Parking:
         request: dict[str, Any] = {"method": need.request.get("method")}
         if need.request.get("params") is not None:
             request["params"] = need.request["params"]
-        state = {
-            "i": self.instance,
-            "c": call_id,
-            "p": principal,
-            "e": time.time() + self.timeout_s,
-        }
+        state = {"i": self.instance, "c": call_id, "p": principal}
         return {
             "resultType": "input_required",
             "inputRequests": {INPUT_KEY: request},
-            "requestState": self._sign(state),
+            "requestState": PREFIX + self.signer.dumps(state, self.timeout_s),
         }
 
     def _expire_soon(self, call_id: str) -> None:
@@ -150,10 +144,8 @@ class Parking:
         """A client's retry: the call's JSON-RPC reply (from whichever replica holds it)."""
         t0 = time.perf_counter()
         state = self._verify(params.get("requestState"))
-        if state is None or state.get("p") != principal:
+        if state.get("p") != principal:
             raise RpcFault(INVALID_PARAMS, "The requestState is not valid.")
-        if state.get("e", 0) < time.time():
-            raise RpcFault(INVALID_PARAMS, "The requestState has expired.")
         responses = params.get("inputResponses")
         answer = responses.get(INPUT_KEY) if isinstance(responses, dict) else None
         if state.get("i") == self.instance or self.bus is None:
@@ -219,21 +211,16 @@ class Parking:
 
     # ---- signed state ----------------------------------------------------------------------
 
-    def _sign(self, state: dict[str, Any]) -> str:
-        body = base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
-        return f"{PREFIX}{body}.{self._mac(body)}"
-
-    def _mac(self, body: str) -> str:
-        return hmac.new(self.secret, b"parked:" + body.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def _verify(self, token: Any) -> dict[str, Any] | None:
+    def _verify(self, token: Any) -> dict[str, Any]:
+        """The state a genuine, live `requestState` carries; else -32602."""
         if not isinstance(token, str) or not token.startswith(PREFIX):
-            return None
-        body, _, mac = token[len(PREFIX) :].rpartition(".")
-        if not body or not hmac.compare_digest(mac, self._mac(body)):
-            return None
+            raise RpcFault(INVALID_PARAMS, "The requestState is not valid.")
         try:
-            state = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        except (ValueError, orjson.JSONDecodeError):
-            return None
-        return state if isinstance(state, dict) and isinstance(state.get("c"), str) else None
+            state = self.signer.loads(token[len(PREFIX) :])
+        except Expired:
+            raise RpcFault(INVALID_PARAMS, "The requestState has expired.") from None
+        except TokenError:
+            raise RpcFault(INVALID_PARAMS, "The requestState is not valid.") from None
+        if not isinstance(state, dict) or not isinstance(state.get("c"), str):
+            raise RpcFault(INVALID_PARAMS, "The requestState is not valid.")
+        return state

@@ -1,35 +1,35 @@
 """Legacy client sessions that any replica can serve, and the list-changed notifier.
 
-A session id is self-contained and signed (HMAC-SHA256 with a secret shared by every replica
-through NATS KV or GATEWAY_SESSION_SECRET): it carries the negotiated protocol version, a
-fingerprint of the principal and the issue time, so any replica validates it without a shared
-store or sticky routing. DELETE ends a session everywhere: the id is broadcast on NATS and each
-replica keeps it in a deny set until it would have expired anyway.
+A session id is self-contained and signed (`libs/common/signed.py`, purpose "gateway session
+id", with a secret shared by every replica through NATS KV or GATEWAY_SESSION_SECRET): it
+carries the negotiated protocol version, a fingerprint of the principal, the issue time and its
+expiry, so any replica validates it without a shared store or sticky routing. DELETE ends a
+session everywhere: the id is broadcast on NATS and each replica keeps it in a deny set until it
+would have expired anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import hmac
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import structlog
 
 from libs.common import subjects
 from libs.common.authn import Principal
 from libs.common.bus import Bus
+from libs.common.signed import Signer, TokenError
 
 log = structlog.get_logger()
 
 KV_BUCKET = "gateway"
 KV_SECRET_KEY = "session-secret"
+PURPOSE = "gateway session id"
 LIST_CHANGED = tuple(
     {"jsonrpc": "2.0", "method": f"notifications/{kind}/list_changed"}
     for kind in ("tools", "prompts", "resources")
@@ -59,6 +59,7 @@ class SessionCodec:
     def __init__(self, secret: bytes, ttl_s: float) -> None:
         self.secret = secret
         self.ttl_s = ttl_s
+        self.signer = Signer(secret, PURPOSE)
         self.ended: dict[str, float] = {}
 
     def issue(self, principal: Principal, protocol: str, client: str | None) -> str:
@@ -70,27 +71,17 @@ class SessionCodec:
             "n": secrets.token_hex(8),
             "c": (client or "")[:80],
         }
-        body = base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode()
-        return f"{body}.{self._sign(body)}"
-
-    def _sign(self, body: str) -> str:
-        """The MAC of a session id's body."""
-        return hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()[:32]
+        return self.signer.dumps(payload, self.ttl_s)
 
     def open(self, session_id: str, principal: Principal) -> SessionInfo | None:
         """The session when the id is genuine, live, not ended and owned by `principal`."""
-        body, _, mac = session_id.partition(".")
-        if not body or not hmac.compare_digest(mac, self._sign(body)):
-            return None
-        if session_id in self.ended:
-            return None
         try:
-            doc = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        except (ValueError, orjson.JSONDecodeError):
+            doc = self.signer.loads(session_id)
+        except TokenError:
             return None
-        if time.time() - doc["t"] > self.ttl_s:
+        if session_id in self.ended or not isinstance(doc, dict):
             return None
-        if doc["p"] != principal_fingerprint(principal):
+        if doc.get("p") != principal_fingerprint(principal):
             return None
         return SessionInfo(session_id, doc["v"], doc["p"], doc["t"], doc.get("c") or None)
 

@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +51,7 @@ import orjson
 import structlog
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
+from libs.common.signed import Signer
 from services.gateway import input_bridge
 from services.gateway.jsonrpc import (
     INVALID_PARAMS,
@@ -88,6 +87,8 @@ STATUS = "notifications/tasks/status"
 UNAVAILABLE_META = "io.switchboard/unavailableServers"
 LIST_PAGE = 50  # at most, per tasks/list page: each listed task is one upstream tasks/get
 GONE = "gone"
+PURPOSE = "gateway task id"
+OWNER_CHARS = 24
 
 
 def declared(params: dict[str, Any]) -> Any:
@@ -137,13 +138,14 @@ class Tasks:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self._key = secrets.token_bytes(32)  # this process only, until the app sets the shared one
+        # this process only, until the app sets the shared secret
+        self._signer = Signer(secrets.token_bytes(32), PURPOSE)
         self.records = TaskRecords(gateway.bus, gateway.settings.task_ttl_s)
         self.status = SessionStatus(gateway.pool, gateway.table)
 
     def use_secret(self, secret: bytes) -> None:
         """Sign owner tags with a key derived from the secret every replica shares."""
-        self._key = hmac.new(secret, b"switchboard gateway task ids", hashlib.sha256).digest()
+        self._signer = Signer(secret, PURPOSE)
 
     async def stop(self) -> None:
         """Stop following upstream session streams."""
@@ -151,16 +153,16 @@ class Tasks:
 
     # ---- ids -------------------------------------------------------------------------------
 
-    def _owner(self, route: ServerEntry, task_id: str, principal: Principal) -> str:
-        """The owner tag: binds the task to its connection, the server's registry id (a server
+    def _owned(self, route: ServerEntry, task_id: str, principal: Principal) -> bytes:
+        """What the owner tag signs: the task's connection, the server's registry id (a server
         deleted and registered again under its name is another server) and its creator."""
         fingerprint = principal_fingerprint(principal)
-        body = f"{route_tag(route)}\0{route.id}\0{fingerprint}\0{task_id}".encode()
-        return hmac.new(self._key, body, hashlib.sha256).hexdigest()[:24]
+        return f"{route_tag(route)}\0{route.id}\0{fingerprint}\0{task_id}".encode()
 
     def wrap(self, route: ServerEntry, task_id: str, principal: Principal) -> str:
         """The id the client sees for an upstream task on `route`."""
-        return f"{route_tag(route)}/{self._owner(route, task_id, principal)}/{task_id}"
+        owner = self._signer.tag(self._owned(route, task_id, principal), OWNER_CHARS)
+        return f"{route_tag(route)}/{owner}/{task_id}"
 
     def unwrap(self, wrapped: Any, ctx: CallContext) -> tuple[ServerEntry, str]:
         """(connection, upstream task id) of a wrapped id the caller owns; else -32602."""
@@ -168,8 +170,8 @@ class Tasks:
             raise RpcFault(INVALID_PARAMS, "params.taskId must be a non-empty string.")
         tag, owner, task_id = (wrapped.split("/", 2) + ["", ""])[:3]
         entry = self.route(tag, ctx.principal) if task_id else None
-        if entry is None or not hmac.compare_digest(
-            owner.encode(), self._owner(entry, task_id, ctx.principal).encode()
+        if entry is None or not self._signer.tag_matches(
+            self._owned(entry, task_id, ctx.principal), owner, OWNER_CHARS
         ):
             raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": wrapped[:200]})
         return entry, task_id
