@@ -10,17 +10,18 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from libs.common.trusted_hosts import TrustedHosts
-from services.gateway import registry_sync, sessions
-from services.gateway.parking import Parking
+from services.gateway import registry_sync
+from services.gateway.clients import sessions
+from services.gateway.clients.relay import Relay
+from services.gateway.clients.subscriptions import listing_digest
+from services.gateway.features.parking import Parking
+from services.gateway.features.resource_watch import ResourceWatch
 from services.gateway.protocol import Gateway
 from services.gateway.rate_limit import RateLimiter, parse_overrides
-from services.gateway.relay import Relay
-from services.gateway.resource_watch import ResourceWatch
 from services.gateway.routes import admin, legacy_sse, mcp, wellknown
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
-from services.gateway.subscriptions import listing_digest
-from services.gateway.upstream import UpstreamPool
+from services.gateway.upstreams.pool import UpstreamPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

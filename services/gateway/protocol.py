@@ -18,16 +18,10 @@ from libs.common.authn import Principal
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, ToolCalled
 from libs.common.redaction import redact
-from services.gateway import (
-    client_meta,
-    input_bridge,
-    metrics,
-    param_headers,
-    parking,
-    tasks,
-    team_limits,
-)
-from services.gateway.aggregate import AGGREGATED, Aggregate
+from services.gateway import client_meta, metrics, param_headers, team_limits
+from services.gateway.features import input_bridge, parking, tasks
+from services.gateway.features.aggregate import AGGREGATED, Aggregate
+from services.gateway.features.progressive import META_NAMES, Progressive
 from services.gateway.jsonrpc import (
     AUDIT_UNAVAILABLE,
     FORBIDDEN,
@@ -37,11 +31,10 @@ from services.gateway.jsonrpc import (
     RpcFault,
     relayed,
 )
-from services.gateway.progressive import META_NAMES, Progressive
 from services.gateway.routing_table import RoutingTable, ServerEntry, ToolEntry
 from services.gateway.settings import GatewaySettings
 from services.gateway.team_limits import TeamLimits
-from services.gateway.upstream import Notify, UpstreamPool
+from services.gateway.upstreams.pool import Notify, UpstreamPool
 
 log = structlog.get_logger()
 

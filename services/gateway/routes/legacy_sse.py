@@ -4,7 +4,7 @@
 HTTP sessions, so any replica can check it) and opens the stream; its first event is `endpoint`
 with the POST URL. `POST /messages` checks the credential and the session (it must belong to the
 same principal), answers 202 and sends the JSON-RPC response over the session's stream, on
-whichever replica holds it (see `services.gateway.relay`).
+whichever replica holds it (see `services.gateway.clients.relay`).
 
 Three views, as on Streamable HTTP: `GET /sse` + `POST /messages` is `/mcp`'s (every permitted
 tool, named `{server}__{tool}`); `GET /mcp/{team}/sse` + `POST /mcp/{team}/messages` is the
@@ -26,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from services.gateway import metrics
+from services.gateway.features.progressive import parse_mode
 from services.gateway.jsonrpc import (
     FORBIDDEN,
     INVALID_PARAMS,
@@ -37,7 +38,6 @@ from services.gateway.jsonrpc import (
     error,
     response,
 )
-from services.gateway.progressive import parse_mode
 from services.gateway.protocol import CallContext, negotiate
 from services.gateway.routes.mcp import (
     KEEPALIVE_S,

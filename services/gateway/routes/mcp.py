@@ -24,7 +24,10 @@ from starlette.types import Receive, Scope, Send
 
 from libs.common.authn import Principal, authenticate
 from libs.common.errors import ApiError, Unavailable
-from services.gateway import metrics, param_headers, subscriptions
+from services.gateway import metrics, param_headers
+from services.gateway.clients import subscriptions
+from services.gateway.clients.sessions import broadcast_ended
+from services.gateway.features.progressive import parse_mode
 from services.gateway.jsonrpc import (
     FORBIDDEN,
     HEADER_MISMATCH,
@@ -41,10 +44,8 @@ from services.gateway.jsonrpc import (
     error,
     response,
 )
-from services.gateway.progressive import parse_mode
 from services.gateway.protocol import REMOVED_METHODS, CallContext, negotiate
 from services.gateway.rate_limit import rate_limit, with_rate_headers
-from services.gateway.sessions import broadcast_ended
 
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
 KEEPALIVE_S = 15.0

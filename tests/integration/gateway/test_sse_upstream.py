@@ -14,9 +14,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitResult
 
+from services.gateway.features.parking import Parking
 from services.gateway.jsonrpc import UPSTREAM_ERROR, UPSTREAM_TIMEOUT, RpcFault
-from services.gateway.parking import Parking
-from services.gateway.sse_upstream import SseUpstream
+from services.gateway.upstreams.legacy_sse import SseUpstream
 from tests.integration.gateway.conftest import ADMIN, bearer, register
 from tests.integration.gateway.upstreams import Hangs, Name, rich
 from tests.integration.registry.conftest import run_upstream

@@ -22,8 +22,8 @@ import structlog
 
 from libs.common import sse
 from services.gateway.jsonrpc import METHOD_NOT_FOUND
-from services.gateway.sse_upstream import sse_events
-from services.gateway.upstream import HttpUpstream, TransportFailure
+from services.gateway.upstreams.legacy_sse import sse_events
+from services.gateway.upstreams.pool import HttpUpstream, TransportFailure
 
 log = structlog.get_logger()
 

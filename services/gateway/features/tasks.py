@@ -53,7 +53,10 @@ import orjson
 import structlog
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
-from services.gateway import input_bridge
+from services.gateway.clients.sessions import principal_fingerprint
+from services.gateway.features import input_bridge
+from services.gateway.features.task_records import TaskRecords
+from services.gateway.features.task_watch import SessionStatus
 from services.gateway.jsonrpc import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -65,15 +68,12 @@ from services.gateway.jsonrpc import (
     relayed,
 )
 from services.gateway.routing_table import ServerEntry, ToolEntry
-from services.gateway.sessions import principal_fingerprint
-from services.gateway.task_records import TaskRecords
-from services.gateway.task_watch import SessionStatus
-from services.gateway.upstream import HttpUpstream, TransportFailure
+from services.gateway.upstreams.pool import HttpUpstream, TransportFailure
 
 if TYPE_CHECKING:
     from libs.common.authn import Principal
     from services.gateway.protocol import CallContext, Gateway
-    from services.gateway.upstream import Notify
+    from services.gateway.upstreams.pool import Notify
 
 log = structlog.get_logger()
 

@@ -26,7 +26,6 @@ from libs.common.errors import ApiError
 from libs.common.outbound import Guard, Resolve, read_capped
 from libs.common.ssrf import parse_networks
 from services.gateway import client_meta, metrics
-from services.gateway.breaker import CircuitBreaker
 from services.gateway.jsonrpc import (
     RESULT_TOO_LARGE,
     UPSTREAM_ERROR,
@@ -37,7 +36,8 @@ from services.gateway.jsonrpc import (
 )
 from services.gateway.routing_table import ServerEntry
 from services.gateway.settings import GatewaySettings
-from services.gateway.upstream_http import HttpFailure, Response, TooLarge, UpstreamHttp
+from services.gateway.upstreams.breaker import CircuitBreaker
+from services.gateway.upstreams.http_client import HttpFailure, Response, TooLarge, UpstreamHttp
 
 log = structlog.get_logger()
 
@@ -504,7 +504,7 @@ class UpstreamPool:
                 raise RpcFault(UPSTREAM_UNAVAILABLE, "The sandbox is not reachable.")
             upstream: HttpUpstream | SandboxUpstream = SandboxUpstream(server, self.bus)
         elif server.transport == "sse":  # the deprecated HTTP+SSE transport
-            from services.gateway.sse_upstream import SseUpstream  # it imports this module
+            from services.gateway.upstreams.legacy_sse import SseUpstream  # it imports this module
 
             assert self.http is not None
             upstream = SseUpstream(server, self.http, self.settings.event_limit)  # type: ignore[assignment]

@@ -30,16 +30,16 @@ import structlog
 
 from libs.common import subjects
 from libs.common.bus import Bus
+from services.gateway.features.session_watch import SessionFollower
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import RoutingTable, ServerEntry
-from services.gateway.session_watch import SessionFollower
-from services.gateway.sse_upstream import SseUpstream
-from services.gateway.upstream import (
+from services.gateway.upstreams.legacy_sse import SseUpstream
+from services.gateway.upstreams.listen import ListenRefused, listen_messages
+from services.gateway.upstreams.pool import (
     HttpUpstream,
     TransportFailure,
     UpstreamPool,
 )
-from services.gateway.upstream_listen import ListenRefused, listen_messages
 
 log = structlog.get_logger()
 

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 
 from libs.common.authn import Grant, Principal
+from services.gateway.features.tasks import Tasks, _decode_cursor, _encode_cursor
 from services.gateway.jsonrpc import RpcFault
 from services.gateway.protocol import CallContext
 from services.gateway.routing_table import RoutingTable
-from services.gateway.tasks import Tasks, _decode_cursor, _encode_cursor
 
 EXECUTE = Grant("t", "jobs", frozenset({"execute"}), server_id="id-1", org="o1")
 ADA = Principal(kind="user", id="u1", name="ada", grants=(EXECUTE,))

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from services.gateway import tasks
+from services.gateway.features import tasks
+from services.gateway.features.tool_search import Key, ToolIndex
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import ToolEntry
-from services.gateway.tool_search import Key, ToolIndex
 
 if TYPE_CHECKING:
     from services.gateway.protocol import CallContext, Gateway

@@ -14,8 +14,8 @@ import structlog
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import LATEST_MODERN_VERSION
 
-from services.gateway.sse_upstream import sse_events
-from services.gateway.upstream import HttpUpstream, _with_modern_meta
+from services.gateway.upstreams.legacy_sse import sse_events
+from services.gateway.upstreams.pool import HttpUpstream, _with_modern_meta
 
 log = structlog.get_logger()
 

@@ -24,10 +24,10 @@ from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from services.gateway import tasks
+from services.gateway.features import tasks
+from services.gateway.features.task_watch import TaskListen
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import RoutingTable
-from services.gateway.task_watch import TaskListen
 
 KINDS = {
     "toolsListChanged": "notifications/tools/list_changed",

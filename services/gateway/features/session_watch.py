@@ -26,12 +26,12 @@ import structlog
 
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault, relayed
 from services.gateway.routing_table import ServerEntry
-from services.gateway.session_stream import NoSessionStream, stream_of
-from services.gateway.sse_upstream import SseUpstream
-from services.gateway.upstream import HttpUpstream, TransportFailure
+from services.gateway.upstreams.legacy_sse import SseUpstream
+from services.gateway.upstreams.pool import HttpUpstream, TransportFailure
+from services.gateway.upstreams.session_stream import NoSessionStream, stream_of
 
 if TYPE_CHECKING:
-    from services.gateway.resource_watch import ResourceWatch
+    from services.gateway.features.resource_watch import ResourceWatch
 
 log = structlog.get_logger()
 

@@ -19,14 +19,15 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from services.gateway import client_meta, input_bridge
+from services.gateway import client_meta
+from services.gateway.features import input_bridge
+from services.gateway.features.resource_watch import SERVER_VIEW
 from services.gateway.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcFault, relayed
-from services.gateway.resource_watch import SERVER_VIEW
 from services.gateway.routing_table import ServerEntry, public_name
 
 if TYPE_CHECKING:
     from services.gateway.protocol import CallContext, Gateway
-    from services.gateway.upstream import Notify
+    from services.gateway.upstreams.pool import Notify
 
 SCHEME = "switchboard://"
 UNAVAILABLE_META = "io.switchboard/unavailableServers"

@@ -26,16 +26,16 @@ import structlog
 
 from services.gateway.jsonrpc import RpcFault
 from services.gateway.routing_table import RoutingTable, ServerEntry
-from services.gateway.session_stream import NoSessionStream, stream_of
-from services.gateway.upstream import (
+from services.gateway.upstreams.listen import ListenRefused, listen_messages
+from services.gateway.upstreams.pool import (
     HttpUpstream,
     UpstreamPool,
 )
-from services.gateway.upstream_listen import ListenRefused, listen_messages
+from services.gateway.upstreams.session_stream import NoSessionStream, stream_of
 
 if TYPE_CHECKING:
+    from services.gateway.features.tasks import Tasks
     from services.gateway.protocol import CallContext
-    from services.gateway.tasks import Tasks
 
 log = structlog.get_logger()
 
