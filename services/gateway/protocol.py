@@ -34,7 +34,8 @@ from services.gateway.jsonrpc import (
 from services.gateway.routing_table import RoutingTable, ServerEntry, ToolEntry
 from services.gateway.settings import GatewaySettings
 from services.gateway.team_limits import TeamLimits
-from services.gateway.upstreams.pool import Notify, UpstreamPool
+from services.gateway.upstreams.pool import UpstreamPool
+from services.gateway.upstreams.transport import Notify
 
 log = structlog.get_logger()
 

@@ -27,7 +27,7 @@ from services.gateway.routing_table import ServerEntry, public_name
 
 if TYPE_CHECKING:
     from services.gateway.protocol import CallContext, Gateway
-    from services.gateway.upstreams.pool import Notify
+    from services.gateway.upstreams.transport import Notify
 
 SCHEME = "switchboard://"
 UNAVAILABLE_META = "io.switchboard/unavailableServers"

@@ -14,7 +14,7 @@ call's SSE response (or its SSE stream). `relaying` answers them: `ping` at once
 client, by asking it over its session stream as above and POSTing the answer upstream on the
 upstream session; for a 2026-07-28 client, by parking the call and answering `input_required`
 (`parking.py`). On an SSE upstream's shared stream a request reaches this hook only when exactly
-one call is in flight on that upstream session (`upstreams/legacy_sse.py`); otherwise the upstream gets
+one call is in flight on that upstream session (`legacy_sse.py`); otherwise the upstream gets
 -32601 and no client sees it.
 """
 
@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from services.gateway.jsonrpc import UPSTREAM_ERROR, RpcFault, relayed, well_formed
 from services.gateway.upstreams.legacy_sse import SseUpstream
-from services.gateway.upstreams.pool import HttpUpstream, InputNeeded
+from services.gateway.upstreams.streamable_http import HttpUpstream
+from services.gateway.upstreams.transport import InputNeeded
 
 if TYPE_CHECKING:
     from services.gateway.protocol import CallContext, Gateway

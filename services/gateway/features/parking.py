@@ -2,7 +2,7 @@
 
 A 2025-era upstream sends `elicitation/create` (or sampling, roots) as a JSON-RPC request on the
 call's SSE response (Streamable HTTP) or on its one shared stream (the deprecated HTTP+SSE
-transport, attributed to a call only when it is the one call in flight: `upstreams/legacy_sse.py`) and
+transport, attributed to a call only when it is the one call in flight: `legacy_sse.py`) and
 waits for the answer on its session. A 2026-07-28 client cannot take a standalone request; it
 takes an `input_required` result and retries the request with `inputResponses` + `requestState`.
 So when such a request arrives during a modern client's call (and only then: the common path
@@ -33,14 +33,14 @@ import structlog
 
 from libs.common import subjects
 from services.gateway.jsonrpc import UPSTREAM_ERROR, UPSTREAM_TIMEOUT, RpcFault, well_formed
-from services.gateway.upstreams.pool import InputNeeded, TransportFailure
+from services.gateway.upstreams.transport import InputNeeded, TransportFailure
 
 if TYPE_CHECKING:
     from libs.common.bus import Bus
     from services.gateway.routing_table import ServerEntry
     from services.gateway.upstreams.http_client import Response
     from services.gateway.upstreams.legacy_sse import SseUpstream
-    from services.gateway.upstreams.pool import HttpUpstream
+    from services.gateway.upstreams.streamable_http import HttpUpstream
 
 log = structlog.get_logger()
 

@@ -35,11 +35,9 @@ from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import RoutingTable, ServerEntry
 from services.gateway.upstreams.legacy_sse import SseUpstream
 from services.gateway.upstreams.listen import ListenRefused, listen_messages
-from services.gateway.upstreams.pool import (
-    HttpUpstream,
-    TransportFailure,
-    UpstreamPool,
-)
+from services.gateway.upstreams.pool import UpstreamPool
+from services.gateway.upstreams.streamable_http import HttpUpstream
+from services.gateway.upstreams.transport import TransportFailure
 
 log = structlog.get_logger()
 

@@ -27,8 +27,9 @@ import structlog
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault, relayed
 from services.gateway.routing_table import ServerEntry
 from services.gateway.upstreams.legacy_sse import SseUpstream
-from services.gateway.upstreams.pool import HttpUpstream, TransportFailure
 from services.gateway.upstreams.session_stream import NoSessionStream, stream_of
+from services.gateway.upstreams.streamable_http import HttpUpstream
+from services.gateway.upstreams.transport import TransportFailure
 
 if TYPE_CHECKING:
     from services.gateway.features.resource_watch import ResourceWatch

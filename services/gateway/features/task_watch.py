@@ -27,11 +27,9 @@ import structlog
 from services.gateway.jsonrpc import RpcFault
 from services.gateway.routing_table import RoutingTable, ServerEntry
 from services.gateway.upstreams.listen import ListenRefused, listen_messages
-from services.gateway.upstreams.pool import (
-    HttpUpstream,
-    UpstreamPool,
-)
+from services.gateway.upstreams.pool import UpstreamPool
 from services.gateway.upstreams.session_stream import NoSessionStream, stream_of
+from services.gateway.upstreams.streamable_http import HttpUpstream
 
 if TYPE_CHECKING:
     from services.gateway.features.tasks import Tasks

@@ -68,12 +68,13 @@ from services.gateway.jsonrpc import (
     relayed,
 )
 from services.gateway.routing_table import ServerEntry, ToolEntry
-from services.gateway.upstreams.pool import HttpUpstream, TransportFailure
+from services.gateway.upstreams.streamable_http import HttpUpstream
+from services.gateway.upstreams.transport import TransportFailure
 
 if TYPE_CHECKING:
     from libs.common.authn import Principal
     from services.gateway.protocol import CallContext, Gateway
-    from services.gateway.upstreams.pool import Notify
+    from services.gateway.upstreams.transport import Notify
 
 log = structlog.get_logger()
 

@@ -10,7 +10,7 @@ import pytest
 
 from services.gateway.features.parking import INPUT_KEY, Parking, holds
 from services.gateway.jsonrpc import RpcFault
-from services.gateway.upstreams.pool import InputNeeded
+from services.gateway.upstreams.transport import InputNeeded
 
 
 class FakeUpstream:
