@@ -39,15 +39,14 @@ def create_app(settings: GatewaySettings) -> Starlette:
         table = RoutingTable(settings.separator)
         pool = UpstreamPool(settings, bus)
         await pool.start()
-        gateway = Gateway(settings, table, pool, bus)
         notifier = sessions.Notifier(digest=partial(listing_digest, table))
         codec = sessions.SessionCodec(
             await sessions.shared_secret(bus, settings.session_secret), settings.session_ttl_s
         )
         await sessions.follow_ended(bus, codec)
         # calls of session upstreams parked for a 2026-07-28 client's retry (any replica's)
-        gateway.parking = Parking(bus, codec.secret, settings.upstream_timeout_s)
-        await gateway.parking.start()
+        parking = Parking(bus, codec.secret, settings.upstream_timeout_s)
+        await parking.start()
         sync = registry_sync.RegistrySync(
             bus, table, pool, notifier.tools_changed, settings.resync_s, settings.gc_freeze
         )
@@ -56,9 +55,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
         await relay.start()
         watch = ResourceWatch(pool, bus, table)  # upstream resource updates for subscribers
         await watch.start()
-        gateway.aggregate.watch, gateway.aggregate.relay = watch, relay
+        gateway = Gateway(settings, table, pool, bus, parking=parking, relay=relay, watch=watch)
         gateway.tasks.use_secret(codec.secret)  # task ids: every replica unwraps them
-        gateway.tasks.status.relay = relay  # task status to client session streams
         limiter = RateLimiter(
             bus, settings.rate_limit_per_min, parse_overrides(settings.rate_limit_overrides)
         )
@@ -83,7 +81,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             await gateway.tasks.stop()
             await watch.stop()
             await relay.stop()
-            await gateway.parking.stop()
+            await parking.stop()
             await pool.close()
 
     return build_app(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -18,10 +17,15 @@ from libs.common.authn import Principal
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, ToolCalled
 from libs.common.redaction import redact
-from services.gateway import client_meta, metrics, param_headers, team_limits
-from services.gateway.features import input_bridge, parking, tasks
+from services.gateway import client_meta, metrics, param_headers, team_limits, tool_access
+from services.gateway.call_context import CallContext, for_client
+from services.gateway.clients.relay import Relay
+from services.gateway.core import Core
+from services.gateway.features import input_bridge, tasks
 from services.gateway.features.aggregate import AGGREGATED, Aggregate
+from services.gateway.features.parking import Parking
 from services.gateway.features.progressive import META_NAMES, Progressive
+from services.gateway.features.resource_watch import ResourceWatch
 from services.gateway.jsonrpc import (
     AUDIT_UNAVAILABLE,
     FORBIDDEN,
@@ -35,7 +39,6 @@ from services.gateway.routing_table import RoutingTable, ServerEntry, ToolEntry
 from services.gateway.settings import GatewaySettings
 from services.gateway.team_limits import TeamLimits
 from services.gateway.upstreams.pool import UpstreamPool
-from services.gateway.upstreams.transport import Notify
 
 log = structlog.get_logger()
 
@@ -59,28 +62,6 @@ PASSTHROUGH = frozenset(
         "logging/setLevel",
     }
 )
-
-
-@dataclass
-class CallContext:
-    """Who is asking, through which endpoint, in which protocol generation."""
-
-    principal: Principal
-    endpoint: str = "/mcp"
-    team: str | None = None
-    server: ServerEntry | None = None  # /mcp/servers/{path}: one server, names unprefixed
-    modern: bool = False
-    protocol: str = HANDSHAKE_PROTOCOL_VERSIONS[-1]
-    session_id: str | None = None
-    session_expires_at: float | None = None  # wall clock: when the legacy session's id expires
-    client: str | None = None
-    request_bytes: int = 0
-    notify: Notify | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    ask: Any = None  # legacy sessions: send a server-to-client request, await the answer
-    exposure: str = ""  # `?exposure=`: all | progressive | '' (settings decide)
-    param_headers: tuple[tuple[str, str], ...] = ()  # 2026-07-28: the request's Mcp-Param-*
-    capabilities: dict[str, Any] | None = None  # 2026-07-28: what the client declared
 
 
 def capabilities() -> dict[str, Any]:
@@ -110,30 +91,32 @@ class Gateway:
         table: RoutingTable,
         pool: UpstreamPool,
         bus: Bus | None,
+        *,
+        parking: Parking | None = None,
+        relay: Relay | None = None,
+        watch: ResourceWatch | None = None,
     ) -> None:
         self.settings = settings
         self.table = table
         self.pool = pool
         self.bus = bus
         self._background: set[asyncio.Task] = set()
-        self.parking: parking.Parking | None = None  # set by the app: calls awaiting retries
+        # what the features receive: never this object
+        self.core = Core(settings, table, pool, bus, self.call_tool, parking, relay)
         self.team_limits = TeamLimits(
             settings.team_max_concurrency,
             team_limits.parse_overrides(settings.team_concurrency_overrides),
         )
-        self.progressive = Progressive(self)
-        self.aggregate = Aggregate(self)  # resources, prompts, completion, logging on /mcp
-        self.tasks = tasks.Tasks(self)  # task ids and the tasks/* methods
+        self.progressive = Progressive(self.core)
+        # resources, prompts, completion, logging on /mcp
+        self.aggregate = Aggregate(self.core, watch)
+        self.tasks = tasks.Tasks(self.core)  # task ids and the tasks/* methods
         self.handlers = {
             "ping": self.ping,
             "server/discover": self.discover,
             "tools/list": self.list_tools,
             "tools/call": self.call_tool,
         }
-
-    def parked_retry(self, params: dict[str, Any], ctx: CallContext) -> bool:
-        """A 2026-07-28 retry of a call parked by a replica (not an upstream's own state)."""
-        return ctx.modern and self.parking is not None and parking.holds(params)
 
     async def handle(self, method: str, params: dict[str, Any], ctx: CallContext) -> Any:
         """Answer one request; raises RpcFault for every failure."""
@@ -146,9 +129,9 @@ class Gateway:
         if method in PASSTHROUGH and ctx.server is not None:
             return await self.forward(ctx.server, method, params, ctx)
         if method in tasks.METHODS:
-            return _for_client(await self.tasks.handle(method, params, ctx), ctx)
+            return for_client(await self.tasks.handle(method, params, ctx), ctx)
         if method in AGGREGATED:
-            return _for_client(await self.aggregate.handle(method, params, ctx), ctx)
+            return for_client(await self.aggregate.handle(method, params, ctx), ctx)
         if method == "initialize":
             raise RpcFault(-32600, "initialize is only valid as the first request of a session.")
         raise RpcFault(METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})
@@ -184,18 +167,11 @@ class Gateway:
 
     # ---- tools -----------------------------------------------------------------------------
 
-    def _visible(self, ctx: CallContext) -> list[tuple[str, ToolEntry]]:
-        """(name as listed, tool) for the endpoint and principal."""
-        if ctx.server is not None:
-            server = ctx.server
-            return [(t.name, t) for t in server.tools if self.table.permits(ctx.principal, t)]
-        return [(t.public, t) for t in self.table.visible_tools(ctx.principal, ctx.team)]
-
     async def list_tools(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """tools/list: permitted tools in a deterministic order, paged by cursor."""
         if self.progressive.enabled(ctx):
             return self.progressive.list_result(ctx)
-        visible = self._visible(ctx)
+        visible = tool_access.visible(self.table, ctx)
         offset = _decode_cursor(params.get("cursor"))
         size = self.settings.list_page_size
         page = visible[offset : offset + size]
@@ -217,23 +193,6 @@ class Gateway:
             result["cacheScope"] = "private"
         return result
 
-    def resolve(self, name: Any, ctx: CallContext) -> ToolEntry:
-        """The tool a client names; unknown and invisible tools are -32602, unexecutable -32003."""
-        if not isinstance(name, str) or not name:
-            raise RpcFault(INVALID_PARAMS, "params.name must be a non-empty string.")
-        if ctx.server is not None:
-            tool = next((t for t in ctx.server.tools if t.name == name), None)
-        else:
-            tool = self.table.by_public.get(name)
-        server = self.table.servers.get(tool.server) if tool is not None else None
-        if tool is None or server is None or not server.routable:
-            raise RpcFault(INVALID_PARAMS, f"Unknown tool: {name}", {"tool": name})
-        if not self.table.permits(ctx.principal, tool, ctx.team):
-            if self.table.permits(ctx.principal, tool, ctx.team, "read"):
-                raise RpcFault(FORBIDDEN, f"No grant allows calling {name}.", {"tool": name})
-            raise RpcFault(INVALID_PARAMS, f"Unknown tool: {name}", {"tool": name})
-        return tool
-
     async def call_tool(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """tools/call: check, forward over the pooled session, audit."""
         if params.get("name") in META_NAMES and self.progressive.handles(params, ctx):
@@ -245,7 +204,7 @@ class Gateway:
         status, code, message, size = "ok", None, None, 0
         answered = False  # the call has a result for the client (which needs its record)
         try:
-            tool = self.resolve(name, ctx)
+            tool = tool_access.resolve(self.table, name, ctx)
             arguments = params.get("arguments")
             if arguments is not None and not isinstance(arguments, dict):
                 raise RpcFault(INVALID_PARAMS, "params.arguments must be an object.")
@@ -265,8 +224,8 @@ class Gateway:
                 await self.tasks.augment(route, forwarded, params["task"], tool, str(name))
             # a team's calls beyond its cap are refused here, before any upstream work
             with self.team_limits.slot(self._team(tool, ctx)):
-                if "requestState" in forwarded and self.parked_retry(forwarded, ctx):
-                    reply, upstream_ms = await self.parking.resume(  # type: ignore[union-attr]
+                if "requestState" in forwarded and self.core.parked_retry(forwarded, ctx):
+                    reply, upstream_ms = await self.core.parking.resume(  # type: ignore[union-attr]
                         forwarded, input_bridge.principal_key(ctx)
                     )
                 else:
@@ -274,7 +233,7 @@ class Gateway:
                         route,
                         "tools/call",
                         forwarded,
-                        on_notify=input_bridge.relaying(self, route, ctx),
+                        on_notify=input_bridge.relaying(self.core, route, ctx),
                         retry=(tool.read_only or tool.idempotent) and "task" not in forwarded,
                         principal=ctx.principal.to_dict() if _sandboxed(route) else None,
                         headers=param_headers.for_upstream(tool, forwarded["arguments"]),
@@ -286,7 +245,7 @@ class Gateway:
                     result = await self.tasks.created(result, route, forwarded, ctx)
                 if not ctx.modern and result.get("resultType") == "input_required":
                     result = await input_bridge.resolve(
-                        self,
+                        self.core,
                         route,
                         "tools/call",
                         forwarded,
@@ -305,7 +264,7 @@ class Gateway:
             if result.get("isError"):
                 status = "error"
             answered = True
-            return _for_client(result, ctx)
+            return for_client(result, ctx)
         except RpcFault as fault:
             status = "denied" if fault.code == FORBIDDEN or tool is None else "error"
             code, message = fault.code, fault.message
@@ -437,14 +396,15 @@ class Gateway:
         forwarded = dict(params)
         if meta := client_meta.upstream_meta(forwarded.pop("_meta", None), ctx.capabilities):
             forwarded["_meta"] = meta
-        if "requestState" in forwarded and self.parked_retry(forwarded, ctx):
-            reply, _ = await self.parking.resume(forwarded, input_bridge.principal_key(ctx))  # type: ignore[union-attr]
+        if "requestState" in forwarded and self.core.parked_retry(forwarded, ctx):
+            key = input_bridge.principal_key(ctx)
+            reply, _ = await self.core.parking.resume(forwarded, key)  # type: ignore[union-attr]
         else:
-            relaying = input_bridge.relaying(self, server, ctx)
+            relaying = input_bridge.relaying(self.core, server, ctx)
             reply, _ = await self.pool.request(server, method, forwarded, on_notify=relaying)
         if "error" in reply:
             raise relayed(reply["error"])
-        return _for_client(reply.get("result") or {}, ctx)
+        return for_client(reply.get("result") or {}, ctx)
 
 
 def _arguments(params: dict[str, Any]) -> dict[str, Any] | None:
@@ -456,16 +416,6 @@ def _arguments(params: dict[str, Any]) -> dict[str, Any] | None:
 def _sandboxed(route: ServerEntry) -> bool:
     """True for tools served through the sandbox (they get the principal)."""
     return route.transport in ("stdio", "code")
-
-
-def _for_client(result: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-    """Adapt an upstream result to the client's generation."""
-    if ctx.modern:
-        if "resultType" not in result:
-            result = {**result, "resultType": "complete"}
-    elif "resultType" in result:
-        result = {k: v for k, v in result.items() if k != "resultType"}
-    return result
 
 
 def _encode_cursor(offset: int) -> str:

@@ -25,7 +25,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from services.gateway.features import tasks
-from services.gateway.features.task_watch import TaskListen
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import RoutingTable
 
@@ -85,7 +84,7 @@ def listen(
     owner = f"listen:{id(updates)}"
     watched: list[tuple[str, str]] = []
     task_notes: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-    task_listen = TaskListen(request.state.gateway.tasks, ctx, task_notes)
+    task_listen = request.state.gateway.tasks.listen(ctx, task_notes)
 
     async def watch(wanted: Any) -> list[str]:
         """Follow the requested resources that can be followed; the honored URIs."""

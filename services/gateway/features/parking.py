@@ -90,8 +90,8 @@ class Parking:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        subject = self.bus.subject(f"{subjects.GATEWAY_RETRY}.{self.instance}")
-        self._sub = await self.bus.nc.subscribe(subject, cb=on_retry)
+        subject = f"{subjects.GATEWAY_RETRY}.{self.instance}"
+        self._sub = await self.bus.listen(subject, on_retry, owned=False)
 
     async def stop(self) -> None:
         """Stop taking retries; drop every parked call."""
@@ -159,10 +159,10 @@ class Parking:
         if state.get("i") == self.instance or self.bus is None:
             reply = await self._resume_local(state["c"], answer)
         else:
-            subject = self.bus.subject(f"{subjects.GATEWAY_RETRY}.{state['i']}")
+            subject = f"{subjects.GATEWAY_RETRY}.{state['i']}"
             body = orjson.dumps({"call": state["c"], "answer": answer})
             try:
-                msg = await self.bus.nc.request(subject, body, timeout=self.timeout_s + 5)
+                msg = await self.bus.ask(subject, body, timeout=self.timeout_s + 5)
                 reply = orjson.loads(msg.data)
             except Exception as exc:  # no responder (replica gone), timeout
                 raise RpcFault(

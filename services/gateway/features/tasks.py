@@ -56,7 +56,7 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from services.gateway.clients.sessions import principal_fingerprint
 from services.gateway.features import input_bridge
 from services.gateway.features.task_records import TaskRecords
-from services.gateway.features.task_watch import SessionStatus
+from services.gateway.features.task_watch import SessionStatus, TaskListen
 from services.gateway.jsonrpc import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -73,7 +73,8 @@ from services.gateway.upstreams.transport import TransportFailure
 
 if TYPE_CHECKING:
     from libs.common.authn import Principal
-    from services.gateway.protocol import CallContext, Gateway
+    from services.gateway.call_context import CallContext
+    from services.gateway.core import Core
     from services.gateway.upstreams.transport import Notify
 
 log = structlog.get_logger()
@@ -136,11 +137,11 @@ def route_tag(route: ServerEntry) -> str:
 class Tasks:
     """Task ids, task-augmented calls and the tasks/* methods of one gateway."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(self, core: Core) -> None:
+        self.core = core
         self._key = secrets.token_bytes(32)  # this process only, until the app sets the shared one
-        self.records = TaskRecords(gateway.bus, gateway.settings.task_ttl_s)
-        self.status = SessionStatus(gateway.pool, gateway.table)
+        self.records = TaskRecords(core.bus, core.settings.task_ttl_s)
+        self.status = SessionStatus(core.pool, core.table, core.relay)
 
     def use_secret(self, secret: bytes) -> None:
         """Sign owner tags with a key derived from the secret every replica shares."""
@@ -149,6 +150,10 @@ class Tasks:
     async def stop(self) -> None:
         """Stop following upstream session streams."""
         await self.status.stop()
+
+    def listen(self, ctx: CallContext, out: asyncio.Queue[dict[str, Any]]) -> TaskListen:
+        """The task part of one client's `subscriptions/listen` (2026-07-28)."""
+        return TaskListen(self.unwrap, self.core.table, self.core.pool, ctx, out)
 
     # ---- ids -------------------------------------------------------------------------------
 
@@ -178,7 +183,7 @@ class Tasks:
     def route(self, tag: str, principal: Principal) -> ServerEntry | None:
         """The connection a route tag names, while the principal may execute on its server."""
         name, _, source = tag.partition(".")
-        server = self.gateway.table.servers.get(name)
+        server = self.core.table.servers.get(name)
         if server is None or not server.routable:
             return None
         if not principal.permits("execute", server.ref):
@@ -221,11 +226,11 @@ class Tasks:
 
     async def _takes_tasks(self, route: ServerEntry) -> bool:
         """Whether the upstream is a 2025-11-25 session that declared task-augmented calls."""
-        upstream = self.gateway.pool.upstream(route)
+        upstream = self.core.pool.upstream(route)
         if not isinstance(upstream, HttpUpstream):
             return False
         if not upstream.connected:  # connect through the pool: its breaker and timeout apply
-            await self.gateway.pool.request(route, "ping", None)
+            await self.core.pool.request(route, "ping", None)
         caps = upstream.capabilities.get("tasks")
         requests = caps.get("requests") if isinstance(caps, dict) else None
         tools = requests.get("tools") if isinstance(requests, dict) else None
@@ -276,7 +281,7 @@ class Tasks:
         if method == "tasks/list":
             return await self.list(params, ctx)
         route, task_id = self.unwrap(params.get("taskId"), ctx)
-        upstream = self.gateway.pool.upstream(route)
+        upstream = self.core.pool.upstream(route)
         if getattr(upstream, "connected", False) and upstream.modern != ctx.modern:
             raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": params["taskId"][:200]})
         forwarded = {k: v for k, v in params.items() if k != "_meta"}
@@ -288,7 +293,7 @@ class Tasks:
         if method == "tasks/result":
             reply = await self._wait(route, forwarded, ctx)
         else:
-            reply, _ = await self.gateway.pool.request(route, method, forwarded)
+            reply, _ = await self.core.pool.request(route, method, forwarded)
         if "error" in reply:
             raise relayed(reply["error"])
         return self.rewrap(dict(reply.get("result") or {}), route, ctx)
@@ -298,12 +303,12 @@ class Tasks:
     ) -> dict[str, Any]:
         """tasks/result: held open until the task ends. A long wait is not a slow upstream, so
         it takes no concurrency slot, has its own limit and does not trip the breaker."""
-        pool = self.gateway.pool
+        pool = self.core.pool
         upstream = pool.upstream(route)
         if not isinstance(upstream, HttpUpstream):
             raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": str(forwarded["taskId"])})
         pool.admitted(route)
-        wait = self.gateway.settings.task_result_wait_s
+        wait = self.core.settings.task_result_wait_s
         try:
             async with asyncio.timeout(wait):
                 return await upstream.request("tasks/result", forwarded, self._relaying(route, ctx))
@@ -322,7 +327,7 @@ class Tasks:
     def _relaying(self, route: ServerEntry, ctx: CallContext) -> Notify:
         """The message hook of a tasks/result: task ids wrapped; requests go to the client
         (input_bridge); status notifications to the request's stream, else the session's."""
-        bridge = input_bridge.relaying(self.gateway, route, ctx)
+        bridge = input_bridge.relaying(self.core, route, ctx)
         relay = self.status.relay
 
         async def on_message(msg: dict[str, Any]) -> None:
@@ -352,7 +357,7 @@ class Tasks:
             route = self.route(rec.route, ctx.principal)
             if route is not None and route.id == rec.server_id:
                 listed.append((rec, route))
-        page = listed[: max(1, min(self.gateway.settings.list_page_size, LIST_PAGE))]
+        page = listed[: max(1, min(self.core.settings.list_page_size, LIST_PAGE))]
         got = await asyncio.gather(*(self._task(route, rec.task_id) for rec, route in page))
         tasks: list[dict[str, Any]] = []
         missing: set[str] = set()
@@ -374,7 +379,7 @@ class Tasks:
     async def _task(self, route: ServerEntry, task_id: str) -> dict[str, Any] | str | None:
         """One task's state from its upstream: the Task, GONE (unknown there) or None (failed)."""
         try:
-            reply, _ = await self.gateway.pool.request(route, "tasks/get", {"taskId": task_id})
+            reply, _ = await self.core.pool.request(route, "tasks/get", {"taskId": task_id})
         except RpcFault:
             return None
         if "error" in reply:

@@ -14,8 +14,8 @@ from libs.common import tenancy
 from libs.common.authn import Principal, authenticate, require_grant
 from libs.common.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout
 from libs.common.http import json_response, parse_body
+from services.gateway.call_context import CallContext
 from services.gateway.jsonrpc import UPSTREAM_TIMEOUT, RpcFault
-from services.gateway.protocol import CallContext
 
 
 class CallToolIn(pydantic.BaseModel):

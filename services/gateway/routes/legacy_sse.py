@@ -26,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from services.gateway import metrics
+from services.gateway.call_context import CallContext
 from services.gateway.features.progressive import parse_mode
 from services.gateway.jsonrpc import (
     FORBIDDEN,
@@ -38,7 +39,7 @@ from services.gateway.jsonrpc import (
     error,
     response,
 )
-from services.gateway.protocol import CallContext, negotiate
+from services.gateway.protocol import negotiate
 from services.gateway.routes.mcp import (
     KEEPALIVE_S,
     SSE_HEADERS,

@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from libs.common.authn import Principal, authenticate
 from libs.common.errors import ApiError, Unavailable
 from services.gateway import metrics, param_headers
+from services.gateway.call_context import CallContext
 from services.gateway.clients import subscriptions
 from services.gateway.clients.sessions import broadcast_ended
 from services.gateway.features.progressive import parse_mode
@@ -44,7 +45,7 @@ from services.gateway.jsonrpc import (
     error,
     response,
 )
-from services.gateway.protocol import REMOVED_METHODS, CallContext, negotiate
+from services.gateway.protocol import REMOVED_METHODS, negotiate
 from services.gateway.rate_limit import rate_limit, with_rate_headers
 
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}

@@ -13,8 +13,9 @@ from mcp.server.mcpserver import MCPServer
 
 from libs.common.authn import Grant, Principal
 from libs.common.outbound import Resolve
+from services.gateway.call_context import CallContext
 from services.gateway.clients.sessions import Notifier
-from services.gateway.protocol import CallContext, Gateway
+from services.gateway.protocol import Gateway
 from services.gateway.registry_sync import RegistrySync
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings

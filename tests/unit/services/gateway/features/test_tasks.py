@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from libs.common.authn import Grant, Principal
+from services.gateway.call_context import CallContext
 from services.gateway.features.tasks import Tasks, _decode_cursor, _encode_cursor
 from services.gateway.jsonrpc import RpcFault
-from services.gateway.protocol import CallContext
 from services.gateway.routing_table import RoutingTable
 
 EXECUTE = Grant("t", "jobs", frozenset({"execute"}), server_id="id-1", org="o1")
@@ -42,7 +42,7 @@ def view(server_id: str = "id-1") -> dict:
 def tasks_of(table: RoutingTable, secret: bytes = b"shared") -> Tasks:
     """The task ids of a gateway with this table (nothing else is needed for ids)."""
     settings = SimpleNamespace(task_ttl_s=60.0, list_page_size=10)
-    tasks = Tasks(SimpleNamespace(bus=None, settings=settings, pool=None, table=table))  # type: ignore[arg-type]
+    tasks = Tasks(SimpleNamespace(bus=None, settings=settings, pool=None, table=table, relay=None))  # type: ignore[arg-type]
     tasks.use_secret(secret)
     return tasks
 
