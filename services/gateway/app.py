@@ -12,8 +12,9 @@ from libs.common.app import build_app
 from libs.common.trusted_hosts import TrustedHosts
 from services.gateway import registry_sync
 from services.gateway.clients import sessions
-from services.gateway.clients.relay import Relay
+from services.gateway.clients.relay import Inflight, Relay
 from services.gateway.clients.subscriptions import listing_digest
+from services.gateway.context import STATE_KEY, GatewayContext
 from services.gateway.features.parking import Parking
 from services.gateway.features.resource_watch import ResourceWatch
 from services.gateway.protocol import Gateway
@@ -50,7 +51,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         sync = registry_sync.RegistrySync(
             bus, table, pool, notifier.tools_changed, settings.resync_s, settings.gc_freeze
         )
-        inflight: dict = {}
+        inflight: Inflight = {}
         relay = Relay(bus, inflight)  # SSE session streams and cancellation across replicas
         await relay.start()
         watch = ResourceWatch(pool, bus, table)  # upstream resource updates for subscribers
@@ -61,22 +62,26 @@ def create_app(settings: GatewaySettings) -> Starlette:
             bus, settings.rate_limit_per_min, parse_overrides(settings.rate_limit_overrides)
         )
         await limiter.start()
+        ctx = GatewayContext(
+            settings=settings,
+            bus=bus,
+            gateway=gateway,
+            table=table,
+            pool=pool,
+            sessions=codec,
+            notifier=notifier,
+            registry_sync=sync,
+            inflight=inflight,
+            relay=relay,
+            watch=watch,
+            limiter=limiter,
+            trusted_hosts=TrustedHosts.of(
+                settings.public_url, settings.allowed_hosts, settings.allowed_origins
+            ),
+        )
         try:
             async with registry_sync.running(sync):
-                yield {
-                    "gateway": gateway,
-                    "table": table,
-                    "pool": pool,
-                    "sessions": codec,
-                    "notifier": notifier,
-                    "registry_sync": sync,
-                    "inflight": inflight,
-                    "relay": relay,
-                    "limiter": limiter,
-                    "trusted_hosts": TrustedHosts.of(
-                        settings.public_url, settings.allowed_hosts, settings.allowed_origins
-                    ),
-                }
+                yield {STATE_KEY: ctx}
         finally:
             await gateway.tasks.stop()
             await watch.stop()

@@ -17,7 +17,7 @@ from services.gateway.call_context import CallContext, for_client
 from services.gateway.call_records import CallRecords
 from services.gateway.clients.relay import Relay
 from services.gateway.core import Core
-from services.gateway.features import input_bridge, tasks
+from services.gateway.features import input_bridge, task_spec, tasks
 from services.gateway.features.aggregate import AGGREGATED, Aggregate
 from services.gateway.features.parking import Parking
 from services.gateway.features.progressive import Progressive
@@ -122,7 +122,7 @@ class Gateway:
             return result
         if method in PASSTHROUGH and ctx.server is not None:
             return await self.forward(ctx.server, method, params, ctx)
-        if method in tasks.METHODS:
+        if method in task_spec.METHODS:
             return for_client(await self.tasks.handle(method, params, ctx), ctx)
         if method in AGGREGATED:
             return for_client(await self.aggregate.handle(method, params, ctx), ctx)
@@ -139,8 +139,8 @@ class Gateway:
     def initialize_result(self, protocol: str) -> dict[str, Any]:
         """The legacy handshake's result."""
         caps = capabilities()
-        if protocol == tasks.SESSION_VERSION:  # tasks are in this revision's core only
-            caps["tasks"] = tasks.SESSION_CAPABILITY
+        if protocol == task_spec.SESSION_VERSION:  # tasks are in this revision's core only
+            caps["tasks"] = task_spec.SESSION_CAPABILITY
         return {
             "protocolVersion": protocol,
             "capabilities": caps,
@@ -152,7 +152,7 @@ class Gateway:
         """server/discover (2026-07-28): versions and capabilities."""
         return {
             "supportedVersions": [*MODERN_PROTOCOL_VERSIONS, *HANDSHAKE_PROTOCOL_VERSIONS],
-            "capabilities": {**capabilities(), "extensions": {tasks.EXTENSION: {}}},
+            "capabilities": {**capabilities(), "extensions": {task_spec.EXTENSION: {}}},
             "serverInfo": SERVER_INFO,
             "ttlMs": self.settings.list_ttl_ms,
             "cacheScope": "public",

@@ -11,7 +11,7 @@ import orjson
 from services.gateway import client_meta, param_headers
 from services.gateway.call_context import CallContext, for_client
 from services.gateway.core import Core
-from services.gateway.features import input_bridge, tasks
+from services.gateway.features import input_bridge, task_spec, tasks
 from services.gateway.jsonrpc import FORBIDDEN, INVALID_PARAMS, RESULT_TOO_LARGE, RpcFault, relayed
 from services.gateway.routing_table import ServerEntry, ToolEntry
 
@@ -66,11 +66,11 @@ class ToolCalls:
         for key in MRTR_KEYS:  # a multi-round-trip retry (2026-07-28): answers and state
             if key in params:
                 forwarded[key] = params[key]
-        task_settings = tasks.declared(params) if ctx.modern else None
+        task_settings = task_spec.declared(params) if ctx.modern else None
         if task_settings is not None:  # the Tasks extension, declared for this request
-            tasks.declare(forwarded, task_settings)
+            task_spec.declare(forwarded, task_settings)
         route = tool.source or self.core.table.servers[tool.server]  # an imported tool: its source
-        if "task" in params and tasks.in_session(ctx):  # 2025-11-25: task-augmented
+        if "task" in params and task_spec.in_session(ctx):  # 2025-11-25: task-augmented
             name = str(params.get("name"))
             await self.tasks.augment(route, forwarded, params["task"], tool, name)
         return route, forwarded

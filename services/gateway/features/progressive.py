@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from services.gateway import tool_access
-from services.gateway.features import tasks
+from services.gateway.features import task_spec
 from services.gateway.features.tool_search import Key, ToolIndex
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import ToolEntry
@@ -139,8 +139,8 @@ class Progressive:
     async def call(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Run one meta-tool."""
         name = params["name"]
-        if "task" in params and tasks.in_session(ctx):  # the meta-tools declare no task support
-            raise tasks.cannot_run_as_task(name)
+        if "task" in params and task_spec.in_session(ctx):  # the meta-tools declare no task support
+            raise task_spec.cannot_run_as_task(name)
         arguments = params.get("arguments")
         if arguments is None:
             arguments = {}

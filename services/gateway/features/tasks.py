@@ -43,27 +43,36 @@ requests and the task's outcome are not recorded.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import secrets
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import structlog
-from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
 from services.gateway.clients.sessions import principal_fingerprint
 from services.gateway.features import input_bridge
+from services.gateway.features.task_list import TaskList
 from services.gateway.features.task_records import TaskRecords
+from services.gateway.features.task_spec import (
+    MODERN_METHODS,
+    RELATED_TASK,
+    SESSION_METHODS,
+    SESSION_VERSION,
+    STATUS,
+    cannot_run_as_task,
+    declare,
+    declared,
+    in_session,
+    missing_capability,
+    plain_meta,
+)
 from services.gateway.features.task_watch import SessionStatus, TaskListen
 from services.gateway.jsonrpc import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
-    MISSING_REQUIRED_CLIENT_CAPABILITY,
     UPSTREAM_ERROR,
     UPSTREAM_TIMEOUT,
-    UPSTREAM_UNAVAILABLE,
     RpcFault,
     relayed,
 )
@@ -79,55 +88,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
-EXTENSION = "io.modelcontextprotocol/tasks"
-SESSION_VERSION = "2025-11-25"  # the one handshake-era revision with tasks in its core
-MODERN_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
-SESSION_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/list", "tasks/cancel"})
-METHODS = MODERN_METHODS | SESSION_METHODS
-SESSION_CAPABILITY = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
-RELATED_TASK = "io.modelcontextprotocol/related-task"
-STATUS = "notifications/tasks/status"
-UNAVAILABLE_META = "io.switchboard/unavailableServers"
-LIST_PAGE = 50  # at most, per tasks/list page: each listed task is one upstream tasks/get
-GONE = "gone"
-
-
-def declared(params: dict[str, Any]) -> Any:
-    """The client's settings object for the extension, or None when it did not declare it."""
-    meta = params.get("_meta")
-    caps = meta.get(CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, dict) else None
-    exts = caps.get("extensions") if isinstance(caps, dict) else None
-    return exts.get(EXTENSION) if isinstance(exts, dict) else None
-
-
-def declare(forwarded: dict[str, Any], settings: Any) -> None:
-    """Declare the extension to the upstream for this one request."""
-    meta = dict(forwarded.get("_meta") or {})
-    caps = meta.get(CLIENT_CAPABILITIES_META_KEY)
-    caps = dict(caps) if isinstance(caps, dict) else {}
-    caps["extensions"] = {EXTENSION: settings}
-    meta[CLIENT_CAPABILITIES_META_KEY] = caps
-    forwarded["_meta"] = meta
-
-
-def in_session(ctx: CallContext) -> bool:
-    """A 2025-11-25 session: its client may augment requests with tasks."""
-    return not ctx.modern and ctx.protocol == SESSION_VERSION
-
-
-def missing_capability() -> RpcFault:
-    """-32021: the request needs the Tasks extension declared (2026-07-28)."""
-    return RpcFault(
-        MISSING_REQUIRED_CLIENT_CAPABILITY,
-        "Missing required client capability: the Tasks extension.",
-        {"requiredCapabilities": {"extensions": {EXTENSION: {}}}},
-    )
-
-
-def cannot_run_as_task(name: str) -> RpcFault:
-    """-32601: the spec's answer to a task-augmented call of a tool without task support."""
-    return RpcFault(METHOD_NOT_FOUND, f"The tool {name} cannot run as a task.", {"tool": name})
-
 
 def route_tag(route: ServerEntry) -> str:
     """The route part of a wrapped id: the server, plus the source's digest for imported tools."""
@@ -142,6 +102,7 @@ class Tasks:
         self._key = secrets.token_bytes(32)  # this process only, until the app sets the shared one
         self.records = TaskRecords(core.bus, core.settings.task_ttl_s)
         self.status = SessionStatus(core.pool, core.table, core.relay)
+        self.lister = TaskList(core, self.records, self.route, self.rewrap)
 
     def use_secret(self, secret: bytes) -> None:
         """Sign owner tags with a key derived from the secret every replica shares."""
@@ -279,7 +240,7 @@ class Tasks:
         elif not in_session(ctx) or method not in SESSION_METHODS:
             raise RpcFault(METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})
         if method == "tasks/list":
-            return await self.list(params, ctx)
+            return await self.lister.list(params, ctx)
         route, task_id = self.unwrap(params.get("taskId"), ctx)
         upstream = self.core.pool.upstream(route)
         if getattr(upstream, "connected", False) and upstream.modern != ctx.modern:
@@ -288,7 +249,7 @@ class Tasks:
         forwarded["taskId"] = task_id
         if settings is not None:
             declare(forwarded, settings)
-        elif meta := _plain_meta(params.get("_meta")):
+        elif meta := plain_meta(params.get("_meta")):
             forwarded["_meta"] = meta
         if method == "tasks/result":
             reply = await self._wait(route, forwarded, ctx)
@@ -340,73 +301,3 @@ class Tasks:
             await bridge(msg)
 
         return on_message
-
-    async def list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """tasks/list (2025-11-25): the caller's tasks on servers it may execute on, a page at a
-        time (oldest first); servers that failed are named in `_meta`."""
-        after = _decode_cursor(params.get("cursor"))
-        try:
-            records = await self.records.owned(principal_fingerprint(ctx.principal))
-        except Exception as exc:  # NATS down or slow: say so, do not pretend there are none
-            log.warning("task_records_unavailable", error=repr(exc))
-            raise RpcFault(UPSTREAM_UNAVAILABLE, "The task records are unavailable.") from None
-        listed = []
-        for rec in sorted(records, key=lambda r: (r.created, r.key)):
-            if after is not None and (rec.created, rec.key) <= after:
-                continue
-            route = self.route(rec.route, ctx.principal)
-            if route is not None and route.id == rec.server_id:
-                listed.append((rec, route))
-        page = listed[: max(1, min(self.core.settings.list_page_size, LIST_PAGE))]
-        got = await asyncio.gather(*(self._task(route, rec.task_id) for rec, route in page))
-        tasks: list[dict[str, Any]] = []
-        missing: set[str] = set()
-        for (rec, route), outcome in zip(page, got, strict=True):
-            if outcome is None:
-                missing.add(route.name)
-            elif outcome == GONE:
-                await self.records.drop(rec.key)
-            elif isinstance(outcome, dict):
-                tasks.append(self.rewrap(outcome, route, ctx))
-        result: dict[str, Any] = {"tasks": tasks}
-        if len(listed) > len(page):
-            last = page[-1][0]
-            result["nextCursor"] = _encode_cursor(last.created, last.key)
-        if missing:
-            result["_meta"] = {UNAVAILABLE_META: sorted(missing)}
-        return result
-
-    async def _task(self, route: ServerEntry, task_id: str) -> dict[str, Any] | str | None:
-        """One task's state from its upstream: the Task, GONE (unknown there) or None (failed)."""
-        try:
-            reply, _ = await self.core.pool.request(route, "tasks/get", {"taskId": task_id})
-        except RpcFault:
-            return None
-        if "error" in reply:
-            return GONE if (reply.get("error") or {}).get("code") == INVALID_PARAMS else None
-        return dict(reply.get("result") or {})
-
-
-def _plain_meta(meta: Any) -> dict[str, Any]:
-    """The client's `_meta` minus protocol keys (related-task is ignored on tasks/* requests)."""
-    if not isinstance(meta, dict):
-        return {}
-    return {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
-
-
-def _encode_cursor(created: float, key: str) -> str:
-    """An opaque tasks/list cursor: the position after the last listed record."""
-    return base64.urlsafe_b64encode(orjson.dumps([created, key])).decode()
-
-
-def _decode_cursor(cursor: Any) -> tuple[float, str] | None:
-    """The position in a cursor; a bad cursor is -32602."""
-    if cursor is None:
-        return None
-    try:
-        created, key = orjson.loads(base64.urlsafe_b64decode(str(cursor).encode()))
-        if not isinstance(key, str):
-            raise ValueError
-        return float(created), key
-    except (ValueError, TypeError):
-        raise RpcFault(INVALID_PARAMS, "Invalid cursor.", {"cursor": str(cursor)[:100]}) from None

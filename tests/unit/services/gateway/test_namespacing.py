@@ -8,7 +8,7 @@ from libs.common.authn import Principal
 from services.gateway.clients.relay import stream_key
 from services.gateway.clients.subscriptions import honored
 from services.gateway.features.aggregate import unwrap, wrap
-from services.gateway.features.tasks import declare, declared
+from services.gateway.features.task_spec import declare, declared
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 
 ALICE = Principal(kind="user", id="u-1", name="alice")

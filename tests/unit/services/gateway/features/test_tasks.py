@@ -8,7 +8,8 @@ import pytest
 
 from libs.common.authn import Grant, Principal
 from services.gateway.call_context import CallContext
-from services.gateway.features.tasks import Tasks, _decode_cursor, _encode_cursor
+from services.gateway.features.task_list import decode_cursor, encode_cursor
+from services.gateway.features.tasks import Tasks
 from services.gateway.jsonrpc import RpcFault
 from services.gateway.routing_table import RoutingTable
 
@@ -104,11 +105,11 @@ def test_malformed_task_ids_are_invalid_params(bad: object) -> None:
 
 
 def test_a_cursor_round_trips_and_garbage_is_invalid_params() -> None:
-    assert _decode_cursor(_encode_cursor(12.5, "k.1")) == (12.5, "k.1")
-    assert _decode_cursor(None) is None
-    for bad in ("nope", 12, _encode_cursor(1.0, "k")[:-3], "WzEsMl0="):
+    assert decode_cursor(encode_cursor(12.5, "k.1")) == (12.5, "k.1")
+    assert decode_cursor(None) is None
+    for bad in ("nope", 12, encode_cursor(1.0, "k")[:-3], "WzEsMl0="):
         with pytest.raises(RpcFault) as refused:
-            _decode_cursor(bad)
+            decode_cursor(bad)
         assert refused.value.code == -32602
 
 
