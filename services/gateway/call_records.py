@@ -33,8 +33,11 @@ class CallRecords:
         self._background: set[asyncio.Task] = set()
 
     async def file(self, call: ToolCall) -> None:
-        """Count and publish the record of a finished call; a call with a result for the client
-        whose record could not be stored is -32010 instead (its result is withheld)."""
+        """Count and publish the record of a finished call.
+
+        A call with a result for the client whose record could not be stored is -32010 instead
+        (its result is withheld).
+        """
         elapsed = (time.perf_counter() - call.t0) * 1000
         record = self.record_of(call, elapsed)
         self._observe(record, elapsed, call.upstream_ms)
@@ -93,16 +96,21 @@ class CallRecords:
             metrics.CALL_OVERHEAD.observe(max(0.0, elapsed_ms - upstream_ms) / 1000)
 
     def record_org(self, server: str, principal: Principal) -> str | None:
-        """The org a call is filed under: its server's (docs/TENANCY.md); a platform-owned
-        server's calls (or a call to no known server) under the caller's."""
+        """The org a call is filed under: its server's (docs/TENANCY.md).
+
+        A platform-owned server's calls (or a call to no known server) go under the caller's.
+        """
         entry = self.table.servers.get(server)
         return entry.org if entry is not None and entry.org else principal.org
 
     async def record(
         self, record: ToolCalled, principal: Principal, org: str | None = None
     ) -> bool:
-        """Publish gateway.tool.called under `org` (default: the caller's): acknowledged before
-        the response, unless async; False when it could not be stored in time."""
+        """Publish gateway.tool.called under `org` (default: the caller's).
+
+        It is acknowledged before the response, unless async; False when it could not be
+        stored in time.
+        """
         if self.bus is None:
             return True
         event = TOOL_CALLED.event(  # vars(): a shallow dict, no dataclasses.asdict deep copy
@@ -119,9 +127,11 @@ class CallRecords:
         return await self._publish(event)
 
     async def _publish(self, event: Any) -> bool:
-        """Publish one audit event until JetStream acknowledges it or GATEWAY_AUDIT_DEADLINE_S
-        passes. Every attempt carries the event's id, so a publish that did arrive before its
-        acknowledgement was lost is stored once (JetStream deduplicates; audit too)."""
+        """Publish one audit event until acknowledged or GATEWAY_AUDIT_DEADLINE_S passes.
+
+        Every attempt carries the event's id, so a publish that did arrive before its
+        acknowledgement was lost is stored once (JetStream deduplicates; audit too).
+        """
         assert self.bus is not None
         t0 = time.perf_counter()
         deadline = t0 + self.settings.audit_deadline_s

@@ -21,8 +21,11 @@ CallTool = Callable[[dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
 
 @dataclass
 class Core:
-    """What features share: the routing table, the upstream pool, the bus, the settings, the
-    tools/call path (checked, limited and audited), parked calls and the client relay."""
+    """What features share of the gateway.
+
+    The routing table, the upstream pool, the bus, the settings, the tools/call path (checked,
+    limited and audited), parked calls and the client relay.
+    """
 
     settings: GatewaySettings
     table: RoutingTable

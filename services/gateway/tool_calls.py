@@ -51,8 +51,11 @@ class ToolCalls:
         self.tasks = task_calls
 
     async def prepare(self, call: ToolCall) -> tuple[ServerEntry, dict[str, Any]]:
-        """The route and upstream request of a resolved call: arguments checked, the client's
-        `_meta`, a multi-round-trip retry's answers, the Tasks extension or a task added."""
+        """The route and upstream request of a resolved call: what the features add.
+
+        Arguments checked, the client's `_meta`, a multi-round-trip retry's answers, the Tasks
+        extension or a task added.
+        """
         tool, params, ctx = call.tool, call.params, call.ctx
         assert tool is not None
         arguments = params.get("arguments")
@@ -78,8 +81,10 @@ class ToolCalls:
     async def forward(
         self, call: ToolCall, route: ServerEntry, forwarded: dict[str, Any]
     ) -> dict[str, Any]:
-        """The upstream's result (from where the call was parked, for a retry): a task's id
-        wrapped, a legacy client asked for the input the upstream needs."""
+        """The upstream's result (from where the call was parked, for a retry).
+
+        A task's id is wrapped; a legacy client is asked for the input the upstream needs.
+        """
         tool, ctx = call.tool, call.ctx
         assert tool is not None
         core = self.core

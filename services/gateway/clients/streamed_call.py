@@ -20,9 +20,11 @@ log = structlog.get_logger()
 
 
 class StreamedCall:
-    """One request run while its answer is sent: a JSON response, or an SSE stream that carries
-    the notifications the upstream sends before its result (progress, log messages) and then the
-    result, as on the upstream's own response stream."""
+    """One request run while its answer is sent: a JSON response, or an SSE stream.
+
+    The stream carries the notifications the upstream sends before its result (progress, log
+    messages) and then the result, as on the upstream's own response stream.
+    """
 
     def __init__(
         self,
@@ -77,8 +79,10 @@ class StreamedCall:
         return response(self.rid, task.result())
 
     async def answered(self, headers: dict) -> Response:
-        """JSON when the call ends before any notification (the upstream's error as a fault,
-        with its HTTP status); otherwise SSE from the first notification on."""
+        """JSON when the call ends before any notification, else SSE from the first one on.
+
+        An upstream error ending the call first is a fault, with its HTTP status.
+        """
         try:
             streaming = await self.notified
         except asyncio.CancelledError:

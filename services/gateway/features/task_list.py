@@ -39,8 +39,10 @@ class TaskList:
         self.rewrap = rewrap  # upstream task ids -> the caller's wrapped ids
 
     async def list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """tasks/list (2025-11-25): the caller's tasks on servers it may execute on, a page at a
-        time (oldest first); servers that failed are named in `_meta`."""
+        """tasks/list (2025-11-25): the caller's tasks on servers it may execute on.
+
+        A page at a time (oldest first); servers that failed are named in `_meta`.
+        """
         after = decode_cursor(params.get("cursor"))
         try:
             records = await self.records.owned(principal_fingerprint(ctx.principal))
