@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from libs.common.bus import Bus
 from services.gateway.call_context import CallContext
-from services.gateway.features import parking
+from services.gateway.features.parking import Parking, holds
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams.pool import UpstreamPool
@@ -32,9 +32,9 @@ class Core:
     pool: UpstreamPool
     bus: Bus | None
     call_tool: CallTool
-    parking: parking.Parking | None = None  # calls of session upstreams awaiting a retry
+    parking: Parking | None = None  # calls of session upstreams awaiting a retry
     relay: Relay | None = None  # client session streams on any replica
 
     def parked_retry(self, params: dict[str, Any], ctx: CallContext) -> bool:
         """A 2026-07-28 retry of a call parked by a replica (not an upstream's own state)."""
-        return ctx.modern and self.parking is not None and parking.holds(params)
+        return ctx.modern and self.parking is not None and holds(params)
