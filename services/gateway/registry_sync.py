@@ -17,7 +17,7 @@ from libs.common.events import Event
 from services.gateway import metrics
 from services.gateway.heap import Settler
 from services.gateway.routing_table import RoutingTable
-from services.gateway.upstream import UpstreamPool
+from services.gateway.upstreams.pool import UpstreamPool
 
 log = structlog.get_logger()
 

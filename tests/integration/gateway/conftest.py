@@ -14,12 +14,13 @@ from mcp.server.mcpserver import MCPServer
 from libs.common.authn import Grant, Principal
 from libs.common.outbound import Resolve
 from libs.devstack.harness import until
-from services.gateway.protocol import CallContext, Gateway
+from services.gateway.call_context import CallContext
+from services.gateway.clients.sessions import Notifier
+from services.gateway.protocol import Gateway
 from services.gateway.registry_sync import RegistrySync
 from services.gateway.routing_table import RoutingTable
-from services.gateway.sessions import Notifier
 from services.gateway.settings import GatewaySettings
-from services.gateway.upstream import UpstreamPool
+from services.gateway.upstreams.pool import UpstreamPool
 from services.registry import refresh, servers
 from services.registry.app import create_app as create_registry
 from services.registry.context import Registry

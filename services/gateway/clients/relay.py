@@ -74,12 +74,8 @@ class Relay:
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                 log.warning("bad_reply_message")
 
-        self._cancel_sub = await self.bus.nc.subscribe(
-            self.bus.subject(subjects.GATEWAY_CANCEL), cb=on_cancel
-        )
-        self._reply_sub = await self.bus.nc.subscribe(
-            self.bus.subject(subjects.GATEWAY_REPLY), cb=on_reply
-        )
+        self._cancel_sub = await self.bus.listen(subjects.GATEWAY_CANCEL, on_cancel, owned=False)
+        self._reply_sub = await self.bus.listen(subjects.GATEWAY_REPLY, on_reply, owned=False)
 
     async def stop(self) -> None:
         """Stop following."""
@@ -109,9 +105,8 @@ class Relay:
             async def on_msg(msg: Any) -> None:
                 self._put(queue, orjson.loads(msg.data))
 
-            self._subs[key] = await self.bus.nc.subscribe(
-                self.bus.subject(f"{subjects.GATEWAY_SSE}.{key}"), cb=on_msg
-            )
+            subject = f"{subjects.GATEWAY_SSE}.{key}"
+            self._subs[key] = await self.bus.listen(subject, on_msg, owned=False)
         return queue
 
     async def close_stream(
@@ -136,9 +131,7 @@ class Relay:
         if local is not None:
             self._put(local, message)
         elif self.bus is not None:
-            await self.bus.nc.publish(
-                self.bus.subject(f"{subjects.GATEWAY_SSE}.{key}"), orjson.dumps(message)
-            )
+            await self.bus.send(f"{subjects.GATEWAY_SSE}.{key}", orjson.dumps(message))
 
     @staticmethod
     def _put(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
@@ -153,7 +146,7 @@ class Relay:
         self.cancel_local(session_id, request_id)
         if self.bus is not None:
             body = orjson.dumps({"session": session_id, "request": request_id})
-            await self.bus.nc.publish(self.bus.subject(subjects.GATEWAY_CANCEL), body)
+            await self.bus.send(subjects.GATEWAY_CANCEL, body)
 
     def cancel_local(self, session_id: str | None, request_id: Any) -> None:
         """Cancel the matching in-flight call when this replica runs it."""
@@ -185,7 +178,7 @@ class Relay:
         if not session_id or not self._answer_local(session_id, message):
             if self.bus is not None and session_id:
                 body = orjson.dumps({"session": session_id, "message": message})
-                await self.bus.nc.publish(self.bus.subject(subjects.GATEWAY_REPLY), body)
+                await self.bus.send(subjects.GATEWAY_REPLY, body)
 
     def _answer_local(self, session_id: str, message: dict[str, Any]) -> bool:
         """Resolve the waiting ask on this replica; False when it is not here."""

@@ -24,10 +24,10 @@ from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from services.gateway import tasks
+from services.gateway.context import context
+from services.gateway.features import task_spec
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import RoutingTable
-from services.gateway.task_watch import TaskListen
 
 KINDS = {
     "toolsListChanged": "notifications/tools/list_changed",
@@ -70,22 +70,23 @@ def listen(
     if task_ids is not None:
         if not isinstance(task_ids, list):
             raise RpcFault(INVALID_PARAMS, "params.notifications.taskIds must be an array.")
-        if tasks.declared(params) is None:
-            raise tasks.missing_capability()
+        if task_spec.declared(params) is None:
+            raise task_spec.missing_capability()
     meta = {SUBSCRIPTION_ID_META_KEY: body["id"]}
-    notifier = request.state.notifier
+    gw = context(request)
+    notifier = gw.notifier
     queue = notifier.subscribe()
 
     def frame(method: str, extra: dict[str, Any] | None = None) -> bytes:
         msg = {"jsonrpc": "2.0", "method": method, "params": {**(extra or {}), "_meta": meta}}
         return b"event: message\ndata: " + orjson.dumps(msg) + b"\n\n"
 
-    aggregate = request.state.gateway.aggregate
+    aggregate = gw.gateway.aggregate
     updates: asyncio.Queue[str] = asyncio.Queue(maxsize=1000)
     owner = f"listen:{id(updates)}"
     watched: list[tuple[str, str]] = []
     task_notes: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-    task_listen = TaskListen(request.state.gateway.tasks, ctx, task_notes)
+    task_listen = gw.gateway.tasks.listen(ctx, task_notes)
 
     async def watch(wanted: Any) -> list[str]:
         """Follow the requested resources that can be followed; the honored URIs."""
@@ -99,7 +100,7 @@ def listen(
                     if not updates.full():
                         updates.put_nowait(aggregate.client_uri(server_name, changed, ctx))
 
-                await aggregate.watch.add(server, uri, owner, deliver)
+                await gw.watch.add(server, uri, owner, deliver)
             except RpcFault:
                 continue
             watched.append((server_name, uri))
@@ -146,7 +147,7 @@ def listen(
             await task_listen.close()
             notifier.unsubscribe(queue)
             for server_name, uri in watched:
-                aggregate.watch.remove(server_name, uri, owner)
+                gw.watch.remove(server_name, uri, owner)
 
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from services.gateway.features.tool_search import ToolIndex, tokens
 from services.gateway.routing_table import RoutingTable
-from services.gateway.tool_search import ToolIndex, tokens
 
-FIXTURES = Path(__file__).parents[3] / "fixtures" / "gateway"
+FIXTURES = Path(__file__).parents[4] / "fixtures" / "gateway"
 
 
 def catalogue() -> list[dict]:

@@ -22,8 +22,9 @@ import structlog
 
 from libs.common import sse
 from services.gateway.jsonrpc import METHOD_NOT_FOUND
-from services.gateway.sse_upstream import sse_events
-from services.gateway.upstream import HttpUpstream, TransportFailure
+from services.gateway.upstreams.legacy_sse import sse_events
+from services.gateway.upstreams.streamable_http import HttpUpstream
+from services.gateway.upstreams.transport import TransportFailure
 
 log = structlog.get_logger()
 
@@ -76,7 +77,7 @@ class SessionStream:
 
     async def _open(self) -> asyncio.Task[None]:
         upstream = self.upstream
-        headers = upstream._headers(None, None)  # noqa: SLF001 - the session's own headers
+        headers = upstream.headers(None, None)  # the session's own headers
         headers["Accept"] = "text/event-stream"
         headers.pop("Content-Type", None)
         resp = await upstream.http.get(upstream.server.url or "", headers=headers)

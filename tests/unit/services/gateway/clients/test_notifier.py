@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import partial
 
+from services.gateway.clients.sessions import Notifier
+from services.gateway.clients.subscriptions import listing_digest
 from services.gateway.routing_table import RoutingTable
-from services.gateway.sessions import Notifier
-from services.gateway.subscriptions import listing_digest
 
 
 def view(tools: list[str], status: str = "healthy") -> dict:

@@ -1,7 +1,7 @@
 """Signed legacy session ids."""
 
 from libs.common.authn import Principal
-from services.gateway.sessions import SessionCodec
+from services.gateway.clients.sessions import SessionCodec
 
 ALICE = Principal(kind="user", id="alice", name="alice")
 BOB = Principal(kind="user", id="bob", name="bob")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from services.gateway.features.parking import INPUT_KEY, Parking, holds
 from services.gateway.jsonrpc import RpcFault
-from services.gateway.parking import INPUT_KEY, Parking, holds
-from services.gateway.upstream import InputNeeded
+from services.gateway.upstreams.transport import InputNeeded
 
 
 class FakeUpstream:

@@ -19,14 +19,17 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from services.gateway import client_meta, input_bridge
+from services.gateway import client_meta
+from services.gateway.features import input_bridge
+from services.gateway.features.resource_watch import SERVER_VIEW
 from services.gateway.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, RpcFault, relayed
-from services.gateway.resource_watch import SERVER_VIEW
 from services.gateway.routing_table import ServerEntry, public_name
 
 if TYPE_CHECKING:
-    from services.gateway.protocol import CallContext, Gateway
-    from services.gateway.upstream import Notify
+    from services.gateway.call_context import CallContext
+    from services.gateway.core import Core
+    from services.gateway.features.resource_watch import ResourceWatch
+    from services.gateway.upstreams.transport import Notify
 
 SCHEME = "switchboard://"
 UNAVAILABLE_META = "io.switchboard/unavailableServers"
@@ -62,16 +65,15 @@ def unwrap(uri: Any) -> tuple[str, str]:
 class Aggregate:
     """The non-tool methods of the aggregated endpoints."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self.watch: Any = None  # ResourceWatch and Relay, set by the app
-        self.relay: Any = None
+    def __init__(self, core: Core, watch: ResourceWatch | None = None) -> None:
+        self.core = core
+        self.watch = watch  # upstream resource subscriptions (legacy sessions, listen streams)
 
     def servers(self, ctx: CallContext) -> list[ServerEntry]:
         """Routable servers the caller may read through this endpoint, by name (code tools have
         neither resources nor prompts)."""
         out = []
-        for server in sorted(self.gateway.table.servers.values(), key=lambda s: s.name):
+        for server in sorted(self.core.table.servers.values(), key=lambda s: s.name):
             if server.routable and server.transport != "code" and self._readable(ctx, server):
                 out.append(server)
         return out
@@ -79,11 +81,11 @@ class Aggregate:
     def _readable(self, ctx: CallContext, server: ServerEntry) -> bool:
         """Whether the caller may read all of `server` (through a team endpoint: that team's
         grants): resources, prompts and completion are not given by a grant narrowed to tools."""
-        return self.gateway.table.may_read_server(ctx.principal, server, ctx.team, whole=True)
+        return self.core.table.may_read_server(ctx.principal, server, ctx.team, whole=True)
 
     def server(self, name: str, ctx: CallContext) -> ServerEntry:
         """A server the caller named; unknown or unreadable is -32602."""
-        server = self.gateway.table.servers.get(name)
+        server = self.core.table.servers.get(name)
         if server is None or not server.routable or not self._readable(ctx, server):
             raise RpcFault(INVALID_PARAMS, f"Unknown server: {name[:100]}", {"server": name[:100]})
         return server
@@ -119,12 +121,12 @@ class Aggregate:
 
     async def subscribe(self, method: str, params: dict[str, Any], ctx: CallContext) -> dict:
         """resources/subscribe and unsubscribe of a legacy session (2026-07-28: listen)."""
-        if self.watch is None or self.relay is None or not ctx.session_id or ctx.modern:
+        if self.watch is None or self.core.relay is None or not ctx.session_id or ctx.modern:
             raise RpcFault(
                 METHOD_NOT_FOUND, f"{method} needs a legacy session (2026-07-28: listen)."
             )
         server_name, uri = self.subscription(params.get("uri"), ctx)
-        session_id, relay = ctx.session_id, self.relay
+        session_id, relay = ctx.session_id, self.core.relay
         owner = session_id + SERVER_VIEW if ctx.server is not None else session_id
         if method == "resources/unsubscribe":
             await self.watch.remove_everywhere(server_name, uri, owner)
@@ -179,7 +181,7 @@ class Aggregate:
         if missing:
             result["_meta"] = {UNAVAILABLE_META: missing}
         if ctx.modern:
-            result["ttlMs"] = self.gateway.settings.list_ttl_ms
+            result["ttlMs"] = self.core.settings.list_ttl_ms
             result["cacheScope"] = "private"
         return result
 
@@ -189,7 +191,7 @@ class Aggregate:
         params: dict[str, Any] = {}
         for _ in range(MAX_PAGES):
             try:
-                reply, _ = await self.gateway.pool.request(server, method, params)
+                reply, _ = await self.core.pool.request(server, method, params)
             except RpcFault:
                 return None
             if "error" in reply:
@@ -205,13 +207,13 @@ class Aggregate:
 
     def _prompt_name(self, server: str, name: str) -> str:
         """The listed name of a prompt."""
-        return public_name(server, name, self.gateway.table.separator)
+        return public_name(server, name, self.core.table.separator)
 
     def resolve_prompt(self, name: Any, ctx: CallContext) -> tuple[ServerEntry, str]:
         """(server, upstream prompt name) of a listed prompt name."""
         if not isinstance(name, str) or not name:
             raise RpcFault(INVALID_PARAMS, "params.name must be a non-empty string.")
-        sep = self.gateway.table.separator
+        sep = self.core.table.separator
         for server in sorted(self.servers(ctx), key=lambda s: -len(s.name)):
             prefix = server.name + sep
             if name.startswith(prefix) and len(name) > len(prefix):
@@ -252,7 +254,7 @@ class Aggregate:
             params = dict(params)
             if meta := client_meta.upstream_meta(params.pop("_meta", None), capabilities):
                 params["_meta"] = meta
-        reply, _ = await self.gateway.pool.request(server, method, params, on_notify=on_notify)
+        reply, _ = await self.core.pool.request(server, method, params, on_notify=on_notify)
         if "error" in reply:
             raise relayed(reply["error"])
         return dict(reply.get("result") or {})
@@ -261,17 +263,17 @@ class Aggregate:
         self, server: ServerEntry, method: str, params: dict[str, Any], ctx: CallContext
     ) -> dict[str, Any]:
         """Forward; a legacy client's `input_required` is answered through its stream."""
-        if "requestState" in params and self.gateway.parked_retry(params, ctx):
-            reply, _ = await self.gateway.parking.resume(params, input_bridge.principal_key(ctx))  # type: ignore[union-attr]
+        if "requestState" in params and self.core.parked_retry(params, ctx):
+            reply, _ = await self.core.parking.resume(params, input_bridge.principal_key(ctx))  # type: ignore[union-attr]
             if "error" in reply:
                 raise relayed(reply["error"])
             return dict(reply.get("result") or {})
-        on_notify = input_bridge.relaying(self.gateway, server, ctx)
+        on_notify = input_bridge.relaying(self.core, server, ctx)
         result = await self._forward(server, method, params, on_notify, ctx.capabilities)
         if not ctx.modern and result.get("resultType") == "input_required":
             upstream_params = {k: v for k, v in params.items() if k != "_meta"}
             result = await input_bridge.resolve(
-                self.gateway, server, method, upstream_params, result, ctx
+                self.core, server, method, upstream_params, result, ctx
             )
         return result
 

@@ -7,10 +7,11 @@ from types import SimpleNamespace
 import pytest
 
 from libs.common.authn import Grant, Principal
+from services.gateway.call_context import CallContext
+from services.gateway.features.task_list import decode_cursor, encode_cursor
+from services.gateway.features.tasks import Tasks
 from services.gateway.jsonrpc import RpcFault
-from services.gateway.protocol import CallContext
 from services.gateway.routing_table import RoutingTable
-from services.gateway.tasks import Tasks, _decode_cursor, _encode_cursor
 
 EXECUTE = Grant("t", "jobs", frozenset({"execute"}), server_id="id-1", org="o1")
 ADA = Principal(kind="user", id="u1", name="ada", grants=(EXECUTE,))
@@ -42,7 +43,7 @@ def view(server_id: str = "id-1") -> dict:
 def tasks_of(table: RoutingTable, secret: bytes = b"shared") -> Tasks:
     """The task ids of a gateway with this table (nothing else is needed for ids)."""
     settings = SimpleNamespace(task_ttl_s=60.0, list_page_size=10)
-    tasks = Tasks(SimpleNamespace(bus=None, settings=settings, pool=None, table=table))  # type: ignore[arg-type]
+    tasks = Tasks(SimpleNamespace(bus=None, settings=settings, pool=None, table=table, relay=None))  # type: ignore[arg-type]
     tasks.use_secret(secret)
     return tasks
 
@@ -104,11 +105,11 @@ def test_malformed_task_ids_are_invalid_params(bad: object) -> None:
 
 
 def test_a_cursor_round_trips_and_garbage_is_invalid_params() -> None:
-    assert _decode_cursor(_encode_cursor(12.5, "k.1")) == (12.5, "k.1")
-    assert _decode_cursor(None) is None
-    for bad in ("nope", 12, _encode_cursor(1.0, "k")[:-3], "WzEsMl0="):
+    assert decode_cursor(encode_cursor(12.5, "k.1")) == (12.5, "k.1")
+    assert decode_cursor(None) is None
+    for bad in ("nope", 12, encode_cursor(1.0, "k")[:-3], "WzEsMl0="):
         with pytest.raises(RpcFault) as refused:
-            _decode_cursor(bad)
+            decode_cursor(bad)
         assert refused.value.code == -32602
 
 

@@ -2,7 +2,7 @@
 
 A 2025-era upstream sends `elicitation/create` (or sampling, roots) as a JSON-RPC request on the
 call's SSE response (Streamable HTTP) or on its one shared stream (the deprecated HTTP+SSE
-transport, attributed to a call only when it is the one call in flight: `sse_upstream.py`) and
+transport, attributed to a call only when it is the one call in flight: `legacy_sse.py`) and
 waits for the answer on its session. A 2026-07-28 client cannot take a standalone request; it
 takes an `input_required` result and retries the request with `inputResponses` + `requestState`.
 So when such a request arrives during a modern client's call (and only then: the common path
@@ -31,14 +31,14 @@ import structlog
 from libs.common import subjects
 from libs.common.signed import Expired, Signer, TokenError
 from services.gateway.jsonrpc import UPSTREAM_ERROR, UPSTREAM_TIMEOUT, RpcFault, well_formed
-from services.gateway.upstream import InputNeeded, TransportFailure
+from services.gateway.upstreams.transport import InputNeeded, TransportFailure
 
 if TYPE_CHECKING:
     from libs.common.bus import Bus
     from services.gateway.routing_table import ServerEntry
-    from services.gateway.sse_upstream import SseUpstream
-    from services.gateway.upstream import HttpUpstream
-    from services.gateway.upstream_http import Response
+    from services.gateway.upstreams.http_client import Response
+    from services.gateway.upstreams.legacy_sse import SseUpstream
+    from services.gateway.upstreams.streamable_http import HttpUpstream
 
 log = structlog.get_logger()
 
@@ -89,8 +89,8 @@ class Parking:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        subject = self.bus.subject(f"{subjects.GATEWAY_RETRY}.{self.instance}")
-        self._sub = await self.bus.nc.subscribe(subject, cb=on_retry)
+        subject = f"{subjects.GATEWAY_RETRY}.{self.instance}"
+        self._sub = await self.bus.listen(subject, on_retry, owned=False)
 
     async def stop(self) -> None:
         """Stop taking retries; drop every parked call."""
@@ -151,10 +151,10 @@ class Parking:
         if state.get("i") == self.instance or self.bus is None:
             reply = await self._resume_local(state["c"], answer)
         else:
-            subject = self.bus.subject(f"{subjects.GATEWAY_RETRY}.{state['i']}")
+            subject = f"{subjects.GATEWAY_RETRY}.{state['i']}"
             body = orjson.dumps({"call": state["c"], "answer": answer})
             try:
-                msg = await self.bus.nc.request(subject, body, timeout=self.timeout_s + 5)
+                msg = await self.bus.ask(subject, body, timeout=self.timeout_s + 5)
                 reply = orjson.loads(msg.data)
             except Exception as exc:  # no responder (replica gone), timeout
                 raise RpcFault(

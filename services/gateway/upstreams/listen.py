@@ -14,8 +14,9 @@ import structlog
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import LATEST_MODERN_VERSION
 
-from services.gateway.sse_upstream import sse_events
-from services.gateway.upstream import HttpUpstream, _with_modern_meta
+from services.gateway.upstreams.legacy_sse import sse_events
+from services.gateway.upstreams.streamable_http import HttpUpstream
+from services.gateway.upstreams.transport import with_modern_meta
 
 log = structlog.get_logger()
 
@@ -36,9 +37,9 @@ async def listen_messages(
         {} if client_capabilities is None else {CLIENT_CAPABILITIES_META_KEY: client_capabilities}
     )
     params = {"notifications": notifications, "_meta": meta}
-    params = _with_modern_meta(params, upstream.protocol or LATEST_MODERN_VERSION)
+    params = with_modern_meta(params, upstream.protocol or LATEST_MODERN_VERSION)
     body = {"jsonrpc": "2.0", "id": request_id, "method": "subscriptions/listen", "params": params}
-    headers = upstream._headers("subscriptions/listen", params)  # noqa: SLF001
+    headers = upstream.headers("subscriptions/listen", params)
     async with upstream.http.post(
         upstream.server.url or "", data=orjson.dumps(body), headers=headers
     ) as resp:

@@ -43,89 +43,52 @@ requests and the task's outcome are not recorded.
 from __future__ import annotations
 
 import asyncio
-import base64
 import secrets
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import structlog
-from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
 from libs.common.signed import Signer
-from services.gateway import input_bridge
+from services.gateway.clients.sessions import principal_fingerprint
+from services.gateway.features import input_bridge
+from services.gateway.features.task_list import TaskList
+from services.gateway.features.task_records import TaskRecords
+from services.gateway.features.task_spec import (
+    MODERN_METHODS,
+    RELATED_TASK,
+    SESSION_METHODS,
+    SESSION_VERSION,
+    STATUS,
+    cannot_run_as_task,
+    declare,
+    declared,
+    in_session,
+    missing_capability,
+    plain_meta,
+)
+from services.gateway.features.task_watch import SessionStatus, TaskListen
 from services.gateway.jsonrpc import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
-    MISSING_REQUIRED_CLIENT_CAPABILITY,
     UPSTREAM_ERROR,
     UPSTREAM_TIMEOUT,
-    UPSTREAM_UNAVAILABLE,
     RpcFault,
     relayed,
 )
 from services.gateway.routing_table import ServerEntry, ToolEntry
-from services.gateway.sessions import principal_fingerprint
-from services.gateway.task_records import TaskRecords
-from services.gateway.task_watch import SessionStatus
-from services.gateway.upstream import HttpUpstream, TransportFailure
+from services.gateway.upstreams.streamable_http import HttpUpstream
+from services.gateway.upstreams.transport import TransportFailure
 
 if TYPE_CHECKING:
     from libs.common.authn import Principal
-    from services.gateway.protocol import CallContext, Gateway
-    from services.gateway.upstream import Notify
+    from services.gateway.call_context import CallContext
+    from services.gateway.core import Core
+    from services.gateway.upstreams.transport import Notify
 
 log = structlog.get_logger()
 
-EXTENSION = "io.modelcontextprotocol/tasks"
-SESSION_VERSION = "2025-11-25"  # the one handshake-era revision with tasks in its core
-MODERN_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
-SESSION_METHODS = frozenset({"tasks/get", "tasks/result", "tasks/list", "tasks/cancel"})
-METHODS = MODERN_METHODS | SESSION_METHODS
-SESSION_CAPABILITY = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
-RELATED_TASK = "io.modelcontextprotocol/related-task"
-STATUS = "notifications/tasks/status"
-UNAVAILABLE_META = "io.switchboard/unavailableServers"
-LIST_PAGE = 50  # at most, per tasks/list page: each listed task is one upstream tasks/get
-GONE = "gone"
 PURPOSE = "gateway task id"
 OWNER_CHARS = 24
-
-
-def declared(params: dict[str, Any]) -> Any:
-    """The client's settings object for the extension, or None when it did not declare it."""
-    meta = params.get("_meta")
-    caps = meta.get(CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, dict) else None
-    exts = caps.get("extensions") if isinstance(caps, dict) else None
-    return exts.get(EXTENSION) if isinstance(exts, dict) else None
-
-
-def declare(forwarded: dict[str, Any], settings: Any) -> None:
-    """Declare the extension to the upstream for this one request."""
-    meta = dict(forwarded.get("_meta") or {})
-    caps = meta.get(CLIENT_CAPABILITIES_META_KEY)
-    caps = dict(caps) if isinstance(caps, dict) else {}
-    caps["extensions"] = {EXTENSION: settings}
-    meta[CLIENT_CAPABILITIES_META_KEY] = caps
-    forwarded["_meta"] = meta
-
-
-def in_session(ctx: CallContext) -> bool:
-    """A 2025-11-25 session: its client may augment requests with tasks."""
-    return not ctx.modern and ctx.protocol == SESSION_VERSION
-
-
-def missing_capability() -> RpcFault:
-    """-32021: the request needs the Tasks extension declared (2026-07-28)."""
-    return RpcFault(
-        MISSING_REQUIRED_CLIENT_CAPABILITY,
-        "Missing required client capability: the Tasks extension.",
-        {"requiredCapabilities": {"extensions": {EXTENSION: {}}}},
-    )
-
-
-def cannot_run_as_task(name: str) -> RpcFault:
-    """-32601: the spec's answer to a task-augmented call of a tool without task support."""
-    return RpcFault(METHOD_NOT_FOUND, f"The tool {name} cannot run as a task.", {"tool": name})
 
 
 def route_tag(route: ServerEntry) -> str:
@@ -136,12 +99,13 @@ def route_tag(route: ServerEntry) -> str:
 class Tasks:
     """Task ids, task-augmented calls and the tasks/* methods of one gateway."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(self, core: Core) -> None:
+        self.core = core
         # this process only, until the app sets the shared secret
         self._signer = Signer(secrets.token_bytes(32), PURPOSE)
-        self.records = TaskRecords(gateway.bus, gateway.settings.task_ttl_s)
-        self.status = SessionStatus(gateway.pool, gateway.table)
+        self.records = TaskRecords(core.bus, core.settings.task_ttl_s)
+        self.status = SessionStatus(core.pool, core.table, core.relay)
+        self.lister = TaskList(core, self.records, self.route, self.rewrap)
 
     def use_secret(self, secret: bytes) -> None:
         """Sign owner tags with a key derived from the secret every replica shares."""
@@ -150,6 +114,10 @@ class Tasks:
     async def stop(self) -> None:
         """Stop following upstream session streams."""
         await self.status.stop()
+
+    def listen(self, ctx: CallContext, out: asyncio.Queue[dict[str, Any]]) -> TaskListen:
+        """The task part of one client's `subscriptions/listen` (2026-07-28)."""
+        return TaskListen(self.unwrap, self.core.table, self.core.pool, ctx, out)
 
     # ---- ids -------------------------------------------------------------------------------
 
@@ -179,7 +147,7 @@ class Tasks:
     def route(self, tag: str, principal: Principal) -> ServerEntry | None:
         """The connection a route tag names, while the principal may execute on its server."""
         name, _, source = tag.partition(".")
-        server = self.gateway.table.servers.get(name)
+        server = self.core.table.servers.get(name)
         if server is None or not server.routable:
             return None
         if not principal.permits("execute", server.ref):
@@ -222,11 +190,11 @@ class Tasks:
 
     async def _takes_tasks(self, route: ServerEntry) -> bool:
         """Whether the upstream is a 2025-11-25 session that declared task-augmented calls."""
-        upstream = self.gateway.pool.upstream(route)
+        upstream = self.core.pool.upstream(route)
         if not isinstance(upstream, HttpUpstream):
             return False
         if not upstream.connected:  # connect through the pool: its breaker and timeout apply
-            await self.gateway.pool.request(route, "ping", None)
+            await self.core.pool.request(route, "ping", None)
         caps = upstream.capabilities.get("tasks")
         requests = caps.get("requests") if isinstance(caps, dict) else None
         tools = requests.get("tools") if isinstance(requests, dict) else None
@@ -275,21 +243,21 @@ class Tasks:
         elif not in_session(ctx) or method not in SESSION_METHODS:
             raise RpcFault(METHOD_NOT_FOUND, f"Method not found: {method}", {"method": method})
         if method == "tasks/list":
-            return await self.list(params, ctx)
+            return await self.lister.list(params, ctx)
         route, task_id = self.unwrap(params.get("taskId"), ctx)
-        upstream = self.gateway.pool.upstream(route)
+        upstream = self.core.pool.upstream(route)
         if getattr(upstream, "connected", False) and upstream.modern != ctx.modern:
             raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": params["taskId"][:200]})
         forwarded = {k: v for k, v in params.items() if k != "_meta"}
         forwarded["taskId"] = task_id
         if settings is not None:
             declare(forwarded, settings)
-        elif meta := _plain_meta(params.get("_meta")):
+        elif meta := plain_meta(params.get("_meta")):
             forwarded["_meta"] = meta
         if method == "tasks/result":
             reply = await self._wait(route, forwarded, ctx)
         else:
-            reply, _ = await self.gateway.pool.request(route, method, forwarded)
+            reply, _ = await self.core.pool.request(route, method, forwarded)
         if "error" in reply:
             raise relayed(reply["error"])
         return self.rewrap(dict(reply.get("result") or {}), route, ctx)
@@ -299,12 +267,12 @@ class Tasks:
     ) -> dict[str, Any]:
         """tasks/result: held open until the task ends. A long wait is not a slow upstream, so
         it takes no concurrency slot, has its own limit and does not trip the breaker."""
-        pool = self.gateway.pool
+        pool = self.core.pool
         upstream = pool.upstream(route)
         if not isinstance(upstream, HttpUpstream):
             raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": str(forwarded["taskId"])})
         pool.admitted(route)
-        wait = self.gateway.settings.task_result_wait_s
+        wait = self.core.settings.task_result_wait_s
         try:
             async with asyncio.timeout(wait):
                 return await upstream.request("tasks/result", forwarded, self._relaying(route, ctx))
@@ -323,7 +291,7 @@ class Tasks:
     def _relaying(self, route: ServerEntry, ctx: CallContext) -> Notify:
         """The message hook of a tasks/result: task ids wrapped; requests go to the client
         (input_bridge); status notifications to the request's stream, else the session's."""
-        bridge = input_bridge.relaying(self.gateway, route, ctx)
+        bridge = input_bridge.relaying(self.core, route, ctx)
         relay = self.status.relay
 
         async def on_message(msg: dict[str, Any]) -> None:
@@ -336,73 +304,3 @@ class Tasks:
             await bridge(msg)
 
         return on_message
-
-    async def list(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """tasks/list (2025-11-25): the caller's tasks on servers it may execute on, a page at a
-        time (oldest first); servers that failed are named in `_meta`."""
-        after = _decode_cursor(params.get("cursor"))
-        try:
-            records = await self.records.owned(principal_fingerprint(ctx.principal))
-        except Exception as exc:  # NATS down or slow: say so, do not pretend there are none
-            log.warning("task_records_unavailable", error=repr(exc))
-            raise RpcFault(UPSTREAM_UNAVAILABLE, "The task records are unavailable.") from None
-        listed = []
-        for rec in sorted(records, key=lambda r: (r.created, r.key)):
-            if after is not None and (rec.created, rec.key) <= after:
-                continue
-            route = self.route(rec.route, ctx.principal)
-            if route is not None and route.id == rec.server_id:
-                listed.append((rec, route))
-        page = listed[: max(1, min(self.gateway.settings.list_page_size, LIST_PAGE))]
-        got = await asyncio.gather(*(self._task(route, rec.task_id) for rec, route in page))
-        tasks: list[dict[str, Any]] = []
-        missing: set[str] = set()
-        for (rec, route), outcome in zip(page, got, strict=True):
-            if outcome is None:
-                missing.add(route.name)
-            elif outcome == GONE:
-                await self.records.drop(rec.key)
-            elif isinstance(outcome, dict):
-                tasks.append(self.rewrap(outcome, route, ctx))
-        result: dict[str, Any] = {"tasks": tasks}
-        if len(listed) > len(page):
-            last = page[-1][0]
-            result["nextCursor"] = _encode_cursor(last.created, last.key)
-        if missing:
-            result["_meta"] = {UNAVAILABLE_META: sorted(missing)}
-        return result
-
-    async def _task(self, route: ServerEntry, task_id: str) -> dict[str, Any] | str | None:
-        """One task's state from its upstream: the Task, GONE (unknown there) or None (failed)."""
-        try:
-            reply, _ = await self.gateway.pool.request(route, "tasks/get", {"taskId": task_id})
-        except RpcFault:
-            return None
-        if "error" in reply:
-            return GONE if (reply.get("error") or {}).get("code") == INVALID_PARAMS else None
-        return dict(reply.get("result") or {})
-
-
-def _plain_meta(meta: Any) -> dict[str, Any]:
-    """The client's `_meta` minus protocol keys (related-task is ignored on tasks/* requests)."""
-    if not isinstance(meta, dict):
-        return {}
-    return {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
-
-
-def _encode_cursor(created: float, key: str) -> str:
-    """An opaque tasks/list cursor: the position after the last listed record."""
-    return base64.urlsafe_b64encode(orjson.dumps([created, key])).decode()
-
-
-def _decode_cursor(cursor: Any) -> tuple[float, str] | None:
-    """The position in a cursor; a bad cursor is -32602."""
-    if cursor is None:
-        return None
-    try:
-        created, key = orjson.loads(base64.urlsafe_b64decode(str(cursor).encode()))
-        if not isinstance(key, str):
-            raise ValueError
-        return float(created), key
-    except (ValueError, TypeError):
-        raise RpcFault(INVALID_PARAMS, "Invalid cursor.", {"cursor": str(cursor)[:100]}) from None

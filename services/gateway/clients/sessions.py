@@ -113,12 +113,12 @@ async def follow_ended(bus: Bus, codec: SessionCodec) -> None:
     async def on_msg(msg: Any) -> None:
         codec.end(msg.data.decode())
 
-    await bus.nc.subscribe(bus.subject(subjects.GATEWAY_SESSION_ENDED), cb=on_msg)
+    await bus.listen(subjects.GATEWAY_SESSION_ENDED, on_msg)
 
 
 async def broadcast_ended(bus: Bus, session_id: str) -> None:
     """Tell every replica a session ended."""
-    await bus.nc.publish(bus.subject(subjects.GATEWAY_SESSION_ENDED), session_id.encode())
+    await bus.send(subjects.GATEWAY_SESSION_ENDED, session_id.encode())
 
 
 class Notifier:

@@ -41,7 +41,7 @@ from libs.common.ssrf import url_port
 from services.gateway import client_meta, metrics
 from services.gateway.jsonrpc import well_formed
 from services.gateway.routing_table import ServerEntry
-from services.gateway.upstream import (
+from services.gateway.upstreams.transport import (
     CLIENT_INFO,
     SMALL_BODY,
     InputNeeded,

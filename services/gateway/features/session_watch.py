@@ -19,25 +19,39 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
 
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault, relayed
 from services.gateway.routing_table import ServerEntry
-from services.gateway.session_stream import NoSessionStream, stream_of
-from services.gateway.sse_upstream import SseUpstream
-from services.gateway.upstream import HttpUpstream, TransportFailure
-
-if TYPE_CHECKING:
-    from services.gateway.resource_watch import ResourceWatch
+from services.gateway.upstreams.legacy_sse import SseUpstream
+from services.gateway.upstreams.pool import UpstreamPool
+from services.gateway.upstreams.session_stream import NoSessionStream, stream_of
+from services.gateway.upstreams.streamable_http import HttpUpstream
+from services.gateway.upstreams.transport import TransportFailure
 
 log = structlog.get_logger()
 
 SUBSCRIBE, UNSUBSCRIBE = "resources/subscribe", "resources/unsubscribe"
 UPDATED = "notifications/resources/updated"
 RETRY_S = 1.0
+
+
+class Followed(Protocol):
+    """What a follower needs of the resource watch that made it (`resource_watch.py`)."""
+
+    pool: UpstreamPool
+
+    def entry(self, server: str) -> ServerEntry | None:
+        """The server's current entry; None when it is gone."""
+
+    def uris(self, server: str) -> frozenset[str]:
+        """Every upstream URI followed on `server` here."""
+
+    async def deliver(self, server: str, uri: str) -> None:
+        """Hand one update to everyone following it here."""
 
 
 class NoStream(Exception):  # noqa: N818 - a condition of the upstream, not a failure here
@@ -51,7 +65,7 @@ class NoStream(Exception):  # noqa: N818 - a condition of the upstream, not a fa
 class SessionFollower:
     """One session-based upstream's subscriptions on this replica, and the stream of updates."""
 
-    def __init__(self, watch: ResourceWatch, server: str) -> None:
+    def __init__(self, watch: Followed, server: str) -> None:
         self.watch = watch
         self.server = server
         self.session: str | None = None  # the upstream session `subscribed` holds on

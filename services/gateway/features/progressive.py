@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from services.gateway import tasks
+from services.gateway import tool_access
+from services.gateway.features import task_spec
+from services.gateway.features.tool_search import Key, ToolIndex
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import ToolEntry
-from services.gateway.tool_search import Key, ToolIndex
 
 if TYPE_CHECKING:
-    from services.gateway.protocol import CallContext, Gateway
+    from services.gateway.call_context import CallContext
+    from services.gateway.core import Core
 
 MODES = frozenset({"all", "progressive"})
 ALIASES = {"direct": "all", "": ""}
@@ -109,16 +111,16 @@ def parse_mode(value: str | None) -> str:
 class Progressive:
     """The meta-tools of one gateway; search runs over a BM25 index kept in step with the table."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(self, core: Core) -> None:
+        self.core = core
         self.index = ToolIndex()
 
     def enabled(self, ctx: CallContext) -> bool:
         """The request's exposure: `?exposure=`, else GATEWAY_EXPOSURE_MODE, else the registry's."""
         mode = (
             getattr(ctx, "exposure", "")
-            or parse_mode(self.gateway.settings.exposure_mode)
-            or parse_mode(str(self.gateway.table.settings.get("exposure_mode") or ""))
+            or parse_mode(self.core.settings.exposure_mode)
+            or parse_mode(str(self.core.table.settings.get("exposure_mode") or ""))
         )
         return mode == "progressive"
 
@@ -130,15 +132,15 @@ class Progressive:
         """tools/list in progressive mode: exactly the three meta-tools."""
         result: dict[str, Any] = {"tools": [dict(t) for t in META_TOOLS]}
         if ctx.modern:
-            result["ttlMs"] = self.gateway.settings.list_ttl_ms
+            result["ttlMs"] = self.core.settings.list_ttl_ms
             result["cacheScope"] = "private"
         return result
 
     async def call(self, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Run one meta-tool."""
         name = params["name"]
-        if "task" in params and tasks.in_session(ctx):  # the meta-tools declare no task support
-            raise tasks.cannot_run_as_task(name)
+        if "task" in params and task_spec.in_session(ctx):  # the meta-tools declare no task support
+            raise task_spec.cannot_run_as_task(name)
         arguments = params.get("arguments")
         if arguments is None:
             arguments = {}
@@ -154,14 +156,14 @@ class Progressive:
         inner: dict[str, Any] = {"name": target, "arguments": arguments.get("arguments")}
         if params.get("_meta"):
             inner["_meta"] = params["_meta"]
-        return await self.gateway.call_tool(inner, ctx)  # the direct call path: grants, audit
+        return await self.core.call_tool(inner, ctx)  # the direct call path: grants, audit
 
     def _visible(self, ctx: CallContext) -> dict[Key, tuple[str, ToolEntry]]:
         """The tools the caller may execute through this endpoint, by index key."""
-        table = self.gateway.table
+        table = self.core.table
         if self.index.version != table.version:
             self.index.rebuild(table.by_public.values(), table.version)
-        return {(t.server, t.name): (name, t) for name, t in self.gateway._visible(ctx)}
+        return {(t.server, t.name): (name, t) for name, t in tool_access.visible(table, ctx)}
 
     def search(self, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """search_tools: BM25 over the caller's executable tools."""
@@ -187,7 +189,8 @@ class Progressive:
     def describe(self, arguments: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """describe_tool: the tool as a direct tools/list would list it."""
         name = arguments.get("name")
-        tool = self.gateway.resolve(name, ctx)  # unknown or not executable: the same errors
+        # unknown or not executable: the same errors as a direct call
+        tool = tool_access.resolve(self.core.table, name, ctx)
         listed = tool.public if ctx.server is None else tool.name
         return {"tool": tool.as_listed(listed), "server": tool.server}
 

@@ -30,16 +30,14 @@ import structlog
 
 from libs.common import subjects
 from libs.common.bus import Bus
+from services.gateway.features.session_watch import SessionFollower
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
 from services.gateway.routing_table import RoutingTable, ServerEntry
-from services.gateway.session_watch import SessionFollower
-from services.gateway.sse_upstream import SseUpstream
-from services.gateway.upstream import (
-    HttpUpstream,
-    TransportFailure,
-    UpstreamPool,
-)
-from services.gateway.upstream_listen import ListenRefused, listen_messages
+from services.gateway.upstreams.legacy_sse import SseUpstream
+from services.gateway.upstreams.listen import ListenRefused, listen_messages
+from services.gateway.upstreams.pool import UpstreamPool
+from services.gateway.upstreams.streamable_http import HttpUpstream
+from services.gateway.upstreams.transport import TransportFailure
 
 log = structlog.get_logger()
 
@@ -90,12 +88,10 @@ class ResourceWatch:
         async def on_ended(msg: Any) -> None:  # a DELETEd session follows nothing any more
             self.drop_session(msg.data.decode(errors="replace"))
 
-        self._sub = await self.bus.nc.subscribe(
-            self.bus.subject(subjects.GATEWAY_RESOURCE_UNSUBSCRIBE), cb=on_msg
+        self._sub = await self.bus.listen(
+            subjects.GATEWAY_RESOURCE_UNSUBSCRIBE, on_msg, owned=False
         )
-        self._ended = await self.bus.nc.subscribe(
-            self.bus.subject(subjects.GATEWAY_SESSION_ENDED), cb=on_ended
-        )
+        self._ended = await self.bus.listen(subjects.GATEWAY_SESSION_ENDED, on_ended, owned=False)
 
     async def stop(self) -> None:
         """Close every upstream stream."""
@@ -229,14 +225,14 @@ class ResourceWatch:
         self.drop_session(session_id)
         if self.bus is not None:
             body = orjson.dumps({"owner": session_id})
-            await self.bus.nc.publish(self.bus.subject(subjects.GATEWAY_RESOURCE_UNSUBSCRIBE), body)
+            await self.bus.send(subjects.GATEWAY_RESOURCE_UNSUBSCRIBE, body)
 
     async def remove_everywhere(self, server: str, uri: str, owner: Any) -> None:
         """`remove` on every replica."""
         self.remove(server, uri, owner)
         if self.bus is not None:
             body = orjson.dumps({"server": server, "uri": uri, "owner": owner})
-            await self.bus.nc.publish(self.bus.subject(subjects.GATEWAY_RESOURCE_UNSUBSCRIBE), body)
+            await self.bus.send(subjects.GATEWAY_RESOURCE_UNSUBSCRIBE, body)
 
     def _refresh(self, server: str) -> None:
         """Reopen the server's upstream stream when its URI set changed."""

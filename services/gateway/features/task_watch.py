@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,16 +27,14 @@ import structlog
 
 from services.gateway.jsonrpc import RpcFault
 from services.gateway.routing_table import RoutingTable, ServerEntry
-from services.gateway.session_stream import NoSessionStream, stream_of
-from services.gateway.upstream import (
-    HttpUpstream,
-    UpstreamPool,
-)
-from services.gateway.upstream_listen import ListenRefused, listen_messages
+from services.gateway.upstreams.listen import ListenRefused, listen_messages
+from services.gateway.upstreams.pool import UpstreamPool
+from services.gateway.upstreams.session_stream import NoSessionStream, stream_of
+from services.gateway.upstreams.streamable_http import HttpUpstream
 
 if TYPE_CHECKING:
-    from services.gateway.protocol import CallContext
-    from services.gateway.tasks import Tasks
+    from services.gateway.call_context import CallContext
+    from services.gateway.clients.relay import Relay
 
 log = structlog.get_logger()
 
@@ -45,6 +44,7 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 RETRY_S = 1.0
 READY_S = 5.0
 WATCH_MAX_S = 24 * 3600.0  # a task with no (or a longer) ttl is followed this long at most
+Unwrap = Callable[[Any, "CallContext"], tuple[ServerEntry, str]]
 
 
 def current(table: RoutingTable, route: ServerEntry) -> ServerEntry | None:
@@ -70,10 +70,10 @@ class Watched:
 class SessionStatus:
     """This replica's followed session-upstream streams (2025-11-25 task status)."""
 
-    def __init__(self, pool: UpstreamPool, table: RoutingTable) -> None:
+    def __init__(self, pool: UpstreamPool, table: RoutingTable, relay: Relay | None) -> None:
         self.pool = pool
         self.table = table
-        self.relay: Any = None  # set by the app: delivers to client session streams
+        self.relay = relay  # delivers to client session streams (any replica's)
         self.watched: dict[str, dict[str, Watched]] = {}  # pool key -> upstream task id -> who
         self.entries: dict[str, ServerEntry] = {}
         self.followers: dict[str, asyncio.Task[None]] = {}
@@ -179,8 +179,17 @@ class SessionStatus:
 class TaskListen:
     """The task part of one client's `subscriptions/listen` (2026-07-28)."""
 
-    def __init__(self, tasks: Tasks, ctx: CallContext, out: asyncio.Queue[dict[str, Any]]) -> None:
-        self.tasks = tasks
+    def __init__(
+        self,
+        unwrap: Unwrap,
+        table: RoutingTable,
+        pool: UpstreamPool,
+        ctx: CallContext,
+        out: asyncio.Queue[dict[str, Any]],
+    ) -> None:
+        self.unwrap = unwrap  # a wrapped task id -> (connection, upstream id), for the caller
+        self.table = table
+        self.pool = pool
         self.ctx = ctx
         self.out = out  # params of `notifications/tasks`, ids wrapped
         self.honored: set[str] = set()
@@ -191,7 +200,7 @@ class TaskListen:
         groups: dict[str, tuple[ServerEntry, dict[str, str]]] = {}
         for wrapped in wanted:
             try:
-                route, task_id = self.tasks.unwrap(wrapped, self.ctx)
+                route, task_id = self.unwrap(wrapped, self.ctx)
             except RpcFault:
                 continue
             groups.setdefault(route.key, (route, {}))[1][task_id] = wrapped
@@ -218,8 +227,8 @@ class TaskListen:
     async def _follow(self, route: ServerEntry, ids: dict[str, str], acked: asyncio.Event) -> None:
         """One upstream listen stream for `ids` (upstream id -> wrapped), reopened if it drops."""
         while True:
-            live = current(self.tasks.gateway.table, route)
-            upstream = self.tasks.gateway.pool.upstream(live) if live is not None else None
+            live = current(self.table, route)
+            upstream = self.pool.upstream(live) if live is not None else None
             if not isinstance(upstream, HttpUpstream):
                 acked.set()
                 return

@@ -1,6 +1,6 @@
 """The circuit breaker's states."""
 
-from services.gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from services.gateway.upstreams.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 
 
 def test_the_circuit_opens_after_n_consecutive_failures() -> None:

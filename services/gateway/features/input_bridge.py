@@ -14,7 +14,7 @@ call's SSE response (or its SSE stream). `relaying` answers them: `ping` at once
 client, by asking it over its session stream as above and POSTing the answer upstream on the
 upstream session; for a 2026-07-28 client, by parking the call and answering `input_required`
 (`parking.py`). On an SSE upstream's shared stream a request reaches this hook only when exactly
-one call is in flight on that upstream session (`sse_upstream.py`); otherwise the upstream gets
+one call is in flight on that upstream session (`legacy_sse.py`); otherwise the upstream gets
 -32601 and no client sees it.
 """
 
@@ -26,11 +26,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from services.gateway.jsonrpc import UPSTREAM_ERROR, RpcFault, relayed, well_formed
-from services.gateway.sse_upstream import SseUpstream
-from services.gateway.upstream import HttpUpstream, InputNeeded
+from services.gateway.upstreams.legacy_sse import SseUpstream
+from services.gateway.upstreams.streamable_http import HttpUpstream
+from services.gateway.upstreams.transport import InputNeeded
 
 if TYPE_CHECKING:
-    from services.gateway.protocol import CallContext, Gateway
+    from services.gateway.call_context import CallContext
+    from services.gateway.core import Core
     from services.gateway.routing_table import ServerEntry
 
 MAX_ROUNDS = 5
@@ -39,7 +41,7 @@ Ask = Callable[[str, dict[str, Any] | None], Awaitable[dict[str, Any]]]
 
 
 async def resolve(
-    gateway: Gateway,
+    core: Core,
     server: ServerEntry,
     method: str,
     forwarded: dict[str, Any],
@@ -75,7 +77,7 @@ async def resolve(
         forwarded.pop("requestState", None)
         if "requestState" in result:
             forwarded["requestState"] = result["requestState"]
-        reply, _ = await gateway.pool.request(
+        reply, _ = await core.pool.request(
             server, method, forwarded, on_notify=ctx.notify, headers=headers
         )
         if "error" in reply:
@@ -85,7 +87,7 @@ async def resolve(
 
 
 def relaying(
-    gateway: Gateway, server: ServerEntry, ctx: CallContext
+    core: Core, server: ServerEntry, ctx: CallContext
 ) -> Callable[[dict], Awaitable[None]]:
     """The upstream message hook of one call: notifications to the client, requests answered.
 
@@ -98,21 +100,19 @@ def relaying(
             if ctx.notify is not None:
                 await ctx.notify(msg)
             return
-        if ctx.modern and msg.get("method") != "ping" and _parkable(gateway, server):
+        if ctx.modern and msg.get("method") != "ping" and _parkable(core, server):
             # a 2026-07-28 client: park the call, answer `input_required` (parking.py)
-            assert gateway.parking is not None
-            park = partial(gateway.parking.park, server, principal_key(ctx))
+            assert core.parking is not None
+            park = partial(core.parking.park, server, principal_key(ctx))
             raise InputNeeded(msg, park)
-        task = asyncio.get_running_loop().create_task(_answer(gateway, server, msg, ctx))
+        task = asyncio.get_running_loop().create_task(_answer(core, server, msg, ctx))
         _answering.add(task)
         task.add_done_callback(_answering.discard)
 
     return on_message
 
 
-async def _answer(
-    gateway: Gateway, server: ServerEntry, msg: dict[str, Any], ctx: CallContext
-) -> None:
+async def _answer(core: Core, server: ServerEntry, msg: dict[str, Any], ctx: CallContext) -> None:
     """Answer one server-to-client request of an upstream, through the client when possible."""
     reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg["id"]}
     method = str(msg.get("method"))
@@ -129,17 +129,17 @@ async def _answer(
             reply["result"] = answer["result"]
         else:
             reply["error"] = answer.get("error") or {"code": -32603, "message": "no answer"}
-    if server.name in gateway.table.servers:
-        upstream = gateway.pool.upstream(server)
+    if server.name in core.table.servers:
+        upstream = core.pool.upstream(server)
         respond = getattr(upstream, "respond", None)
         if respond is not None:
             await respond(reply)
 
 
-def _parkable(gateway: Gateway, server: ServerEntry) -> bool:
+def _parkable(core: Core, server: ServerEntry) -> bool:
     """Whether the call runs on an upstream session that can hold it open for a retry."""
-    upstream = gateway.pool.upstream(server)
-    return gateway.parking is not None and isinstance(upstream, HttpUpstream | SseUpstream)
+    upstream = core.pool.upstream(server)
+    return core.parking is not None and isinstance(upstream, HttpUpstream | SseUpstream)
 
 
 def principal_key(ctx: CallContext) -> str:
