@@ -25,6 +25,7 @@ from typing import Any
 
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
+from services.gateway.upstream import UpstreamPool
 
 from benchmarks.upstream import build
 from libs.common.authn import Principal
@@ -32,7 +33,6 @@ from services.gateway import sse_upstream
 from services.gateway.protocol import CallContext, Gateway
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
-from services.gateway.upstream import UpstreamPool
 
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))

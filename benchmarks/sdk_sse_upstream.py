@@ -21,12 +21,12 @@ import structlog
 from mcp.client.sse import sse_client
 from mcp.shared.message import SessionMessage
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from services.gateway.sse_upstream import ENDPOINT_TIMEOUT_S, SSE_PROTOCOL, SseUpstream
+from services.gateway.upstream import CLIENT_INFO, TransportFailure
 
 from libs.common.outbound import Guard
 from services.gateway import metrics
 from services.gateway.routing_table import ServerEntry
-from services.gateway.sse_upstream import ENDPOINT_TIMEOUT_S, SSE_PROTOCOL, SseUpstream
-from services.gateway.upstream import CLIENT_INFO, TransportFailure
 
 log = structlog.get_logger()
 
