@@ -6,7 +6,7 @@ gateway's core (routing table, upstream pool, `Gateway.handle`: resolve, limits,
 check) with the upstream registered as `transport: sse`, and drives `tools/call` of `echo` from
 C concurrent callers for BENCH_DURATION_S seconds per run. Each round runs both transports, in
 alternating order (ABBA), each on a fresh pool and session: `hand` is
-services/gateway/sse_upstream.py, `sdk` is benchmarks/sdk_sse_upstream.py (`sse_client`). It
+services/gateway/upstreams/legacy_sse.py, `sdk` is benchmarks/sdk_sse_upstream.py (`sse_client`). It
 prints calls/s, p50 and p99 (ms), and this process's CPU per call (gateway plus the callers,
 which cost the same for both), per run and as medians.
 
@@ -25,14 +25,16 @@ from typing import Any
 
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
-from services.gateway.upstream import UpstreamPool
 
 from benchmarks.upstream import build
 from libs.common.authn import Principal
-from services.gateway import sse_upstream
-from services.gateway.protocol import CallContext, Gateway
+from services.gateway.call_context import CallContext
+from services.gateway.protocol import Gateway
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
+from services.gateway.upstreams import legacy_sse
+from services.gateway.upstreams import pool as pool_module
+from services.gateway.upstreams.pool import UpstreamPool
 
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -43,7 +45,7 @@ LOCAL = TransportSecuritySettings(
     allowed_hosts=["127.0.0.1:*"],
     allowed_origins=["http://127.0.0.1:*"],
 )
-HAND = sse_upstream.SseUpstream
+HAND = legacy_sse.SseUpstream
 
 
 def serve(port: int) -> None:
@@ -98,9 +100,9 @@ async def core(url: str, variant: str) -> tuple[Gateway, UpstreamPool]:
         def make(server: Any, http: Any, limit: int) -> Any:
             return SdkSseUpstream(server, http, limit, pool.guard)
 
-        sse_upstream.SseUpstream = make  # type: ignore[assignment,misc]
+        pool_module.SseUpstream = make  # type: ignore[assignment,misc]
     else:
-        sse_upstream.SseUpstream = HAND  # type: ignore[misc]
+        pool_module.SseUpstream = HAND  # type: ignore[misc]
     return Gateway(settings, table, pool, None), pool
 
 

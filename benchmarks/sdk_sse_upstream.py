@@ -1,7 +1,7 @@
 """The HTTP+SSE upstream transport on the official SDK's `sse_client`, for the measurement only.
 
-`SseUpstream` (services/gateway/sse_upstream.py) with its stream and its POSTs replaced by the
-SDK's: `mcp.client.sse.sse_client` through the outbound guard's httpx2 client factory, messages
+`SseUpstream` (services/gateway/upstreams/legacy_sse.py) with its stream and its POSTs replaced by
+the SDK's: `mcp.client.sse.sse_client` through the outbound guard's httpx2 client factory, messages
 converted to and from the SDK's pydantic types. Everything above the wire (request ids,
 progress-token rewriting, server-to-client requests, parking) is the hand-written class's own, so
 `benchmarks.legacy_sse` compares the two wires alone. It is not used by the gateway: the
@@ -21,12 +21,12 @@ import structlog
 from mcp.client.sse import sse_client
 from mcp.shared.message import SessionMessage
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from services.gateway.sse_upstream import ENDPOINT_TIMEOUT_S, SSE_PROTOCOL, SseUpstream
-from services.gateway.upstream import CLIENT_INFO, TransportFailure
 
 from libs.common.outbound import Guard
 from services.gateway import metrics
 from services.gateway.routing_table import ServerEntry
+from services.gateway.upstreams.legacy_sse import ENDPOINT_TIMEOUT_S, SSE_PROTOCOL, SseUpstream
+from services.gateway.upstreams.transport import CLIENT_INFO, TransportFailure
 
 log = structlog.get_logger()
 
