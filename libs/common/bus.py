@@ -26,7 +26,7 @@ from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 from libs.common import subjects as subject_names
 from libs.common.bus_access import inbox_prefix
 from libs.common.errors import ApiError, Unavailable, UpstreamError, UpstreamTimeout
-from libs.common.events import Event
+from libs.common.events import Event, PayloadError
 from libs.common.log import request_id_var, trace_id_var
 from libs.common.settings import Settings
 
@@ -260,6 +260,8 @@ class Bus:
         async def on_msg(msg: Msg) -> None:
             try:
                 await handler(Event.from_bytes(msg.data))
+            except PayloadError as exc:  # a payload unlike its type: said once, not a traceback
+                log.warning("event_malformed", subject=msg.subject, error=str(exc))
             except Exception:
                 log.exception("event_follow_failed", subject=msg.subject)
 
@@ -351,6 +353,10 @@ class Bus:
             return
         try:
             await handler(event)
+        except PayloadError as exc:  # redelivering it would fail the same way
+            log.warning("event_malformed", subject=msg.subject, event_id=event.id, error=str(exc))
+            await msg.term()
+            return
         except DEPENDENCY_AWAY as exc:
             # Postgres (or another dependency) is away: one line, not a traceback per event
             log.warning("event_handler_retrying", event_type=event.type, error=repr(exc))

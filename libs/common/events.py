@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
+from libs.common import wire
 from libs.common.log import trace_id_var
 
 P = TypeVar("P")
@@ -61,12 +62,32 @@ class Event:
             raise ValueError(f"not an event envelope: {exc}") from None
 
 
+class PayloadError(ValueError):
+    """An event's payload does not fit its type: the Bus drops the event as malformed."""
+
+
+_TYPES: dict[str, EventType[Any]] = {}
+
+
 @dataclass(frozen=True)
 class EventType(Generic[P]):
     """A named fact and the dataclass of its payload."""
 
     name: str
     payload: type[P]
+
+    def __post_init__(self) -> None:
+        _TYPES[self.name] = self
+
+    def decode(self, event: Event) -> P:
+        """The payload of `event`, typed: keys the payload lacks are ignored (a newer producer
+        may send more); a missing required field or a wrong shape raises PayloadError."""
+        if event.type != self.name:
+            raise PayloadError(f"expected a {self.name} event, got {event.type}")
+        try:
+            return wire.decode(self.payload, event.data)
+        except wire.WireError as exc:
+            raise PayloadError(f"{self.name} payload: {exc}") from None
 
     def event(
         self, payload: P, *, source: str, actor: str | None = None, org: str | None = None
@@ -81,6 +102,19 @@ class EventType(Generic[P]):
             org=org,
             trace_id=trace_id_var.get() or None,
         )
+
+
+def type_of(name: str) -> EventType[Any] | None:
+    """The event type named `name`, when it is one of the types defined here."""
+    return _TYPES.get(name)
+
+
+def decode(event: Event) -> Any:
+    """The typed payload of any known event; PayloadError for an unknown type or a bad one."""
+    kind = _TYPES.get(event.type)
+    if kind is None:
+        raise PayloadError(f"{event.type} is not a known event type")
+    return kind.decode(event)
 
 
 # ---- platform ---------------------------------------------------------------------------
@@ -119,6 +153,20 @@ class ServiceStopping:
 def service_event(service: str, verb: str, payload_type: type[P]) -> EventType[P]:
     """`<service>.service.<verb>` for the platform events every service sends."""
     return EventType(f"{service}.service.{verb}", payload_type)
+
+
+SERVICE_PAYLOADS: dict[str, type[Any]] = {
+    "started": ServiceStarted,
+    "heartbeat": ServiceHeartbeat,
+    "stopping": ServiceStopping,
+}
+
+
+def platform_event(name: str) -> EventType[Any] | None:
+    """The platform event type named `name` (`<service>.service.<verb>`), else None."""
+    service, sep, verb = name.rpartition(".service.")
+    payload = SERVICE_PAYLOADS.get(verb) if sep and service and "." not in service else None
+    return service_event(service, verb, payload) if payload is not None else None
 
 
 # ---- gateway ----------------------------------------------------------------------------
@@ -391,6 +439,12 @@ TOOL_ENABLED = registry_event("tool", "enabled", ToolChanged)
 TOOL_DISABLED = registry_event("tool", "disabled", ToolChanged)
 TOOL_REMOVED = registry_event("tool", "removed", ToolChanged)
 SETTINGS_UPDATED = registry_event("settings", "updated", SettingsUpdated)
+# every registry.server.* type: each payload carries `server`, `server_id` and `version`
+SERVER_EVENTS = frozenset(
+    t.name
+    for t in (SERVER_CREATED, SERVER_UPDATED, SERVER_DELETED, SERVER_TOGGLED, SERVER_STATUS,
+              SERVER_SHARED, SERVER_UNSHARED)
+)  # fmt: skip
 
 
 # ---- sandbox ----------------------------------------------------------------------------
@@ -513,3 +567,4 @@ class AlertChanged:
 
 ALERT_FIRED = EventType("audit.alert.fired", AlertChanged)
 ALERT_RESOLVED = EventType("audit.alert.resolved", AlertChanged)
+ALERT_EVENTS = frozenset({ALERT_FIRED.name, ALERT_RESOLVED.name})

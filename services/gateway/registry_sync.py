@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from libs.common import events as ev
 from libs.common import rpc, subjects
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
@@ -91,14 +92,16 @@ class RegistrySync:
 
     async def on_event(self, event: Event) -> None:
         """Apply one registry event: refetch the server, drop it, or reload everything."""
-        if event.type == "registry.settings.updated":
+        if event.type == ev.SETTINGS_UPDATED.name:
+            ev.SETTINGS_UPDATED.decode(event)
             await self.load()
             await self.on_change()
             return
-        name = event.data.get("server")
-        if not isinstance(name, str):
-            return
-        if event.type == "registry.server.deleted":
+        kind = ev.type_of(event.type)
+        if kind is None:
+            return  # a registry event this gateway does not know: nothing it routes changed
+        name = kind.decode(event).server  # every other registry payload names its server
+        if event.type == ev.SERVER_DELETED.name:
             self.table.remove(name)
             self.pool.forget(name)
         else:

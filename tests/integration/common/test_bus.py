@@ -3,6 +3,7 @@
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -12,7 +13,7 @@ from libs.common import bus as busmod
 from libs.common import migrate, outbox
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import Conflict, Unavailable
-from libs.common.events import Event
+from libs.common.events import Event, EventType
 from tests.integration.common.demo_app import DemoSettings
 from tests.support import settings_for
 
@@ -24,6 +25,14 @@ async def bus(nats_url: str, namespace: str, pg_url: str) -> AsyncIterator[Bus]:
     settings = settings_for(DemoSettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
     async with busmod.connect(settings) as b:
         yield b
+
+
+@dataclass(frozen=True)
+class Widget:
+    """A demo payload."""
+
+    name: str
+    size: int = 0
 
 
 def an_event(kind: str = "demo.widget.created", **data: object) -> Event:
@@ -49,6 +58,30 @@ async def test_a_durable_consumer_redelivers_until_the_handler_succeeds(bus: Bus
     async with asyncio.timeout(10):
         await done.wait()
     assert seen == [event.id]
+
+
+async def test_a_payload_unlike_its_type_is_dropped_once_not_redelivered(bus: Bus) -> None:
+    kind = EventType(f"demo.typed{secrets.token_hex(2)}.made", Widget)
+    handled: list[str] = []
+    good = asyncio.Event()
+
+    async def handler(event: Event) -> None:
+        handled.append(event.id)
+        kind.decode(event)
+        good.set()
+
+    durable = f"demo-typed-{secrets.token_hex(2)}"
+    bus.consume(durable, [f"events.{kind.name}"], handler)
+    bad = Event(type=kind.name, source="demo", data={"size": 1})  # `name` is missing
+    await bus.publish(bad)
+    fine = kind.event(Widget("w", 2), source="demo")
+    await bus.publish(fine)
+    async with asyncio.timeout(10):
+        await good.wait()
+        # a nak'd event stays pending for its redelivery; a terminated one is done with
+        while (await bus.js.consumer_info(bus.stream, durable)).num_ack_pending:
+            await asyncio.sleep(0.05)
+    assert handled == [bad.id, fine.id]
 
 
 async def test_publishing_the_same_event_twice_is_stored_once(bus: Bus) -> None:
