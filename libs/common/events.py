@@ -66,18 +66,12 @@ class PayloadError(ValueError):
     """An event's payload does not fit its type: the Bus drops the event as malformed."""
 
 
-_TYPES: dict[str, EventType[Any]] = {}
-
-
 @dataclass(frozen=True)
 class EventType(Generic[P]):
     """A named fact and the dataclass of its payload."""
 
     name: str
     payload: type[P]
-
-    def __post_init__(self) -> None:
-        _TYPES[self.name] = self
 
     def decode(self, event: Event) -> P:
         """The payload of `event`, typed: keys the payload lacks are ignored (a newer producer
@@ -102,19 +96,6 @@ class EventType(Generic[P]):
             org=org,
             trace_id=trace_id_var.get() or None,
         )
-
-
-def type_of(name: str) -> EventType[Any] | None:
-    """The event type named `name`, when it is one of the types defined here."""
-    return _TYPES.get(name)
-
-
-def decode(event: Event) -> Any:
-    """The typed payload of any known event; PayloadError for an unknown type or a bad one."""
-    kind = _TYPES.get(event.type)
-    if kind is None:
-        raise PayloadError(f"{event.type} is not a known event type")
-    return kind.decode(event)
 
 
 # ---- platform ---------------------------------------------------------------------------
@@ -440,6 +421,11 @@ TOOL_DISABLED = registry_event("tool", "disabled", ToolChanged)
 TOOL_REMOVED = registry_event("tool", "removed", ToolChanged)
 SETTINGS_UPDATED = registry_event("settings", "updated", SettingsUpdated)
 # every registry.server.* type: each payload carries `server`, `server_id` and `version`
+TOOL_EVENTS = frozenset(
+    t.name
+    for t in (TOOL_DISCOVERED, TOOL_CHANGED, TOOL_QUARANTINED, TOOL_APPROVED, TOOL_ENABLED,
+              TOOL_DISABLED, TOOL_REMOVED)
+)  # fmt: skip
 SERVER_EVENTS = frozenset(
     t.name
     for t in (SERVER_CREATED, SERVER_UPDATED, SERVER_DELETED, SERVER_TOGGLED, SERVER_STATUS,
@@ -568,3 +554,25 @@ class AlertChanged:
 ALERT_FIRED = EventType("audit.alert.fired", AlertChanged)
 ALERT_RESOLVED = EventType("audit.alert.resolved", AlertChanged)
 ALERT_EVENTS = frozenset({ALERT_FIRED.name, ALERT_RESOLVED.name})
+
+
+# ---- every type above, by name --------------------------------------------------------
+
+_TYPES: dict[str, EventType[Any]] = {
+    value.name: value for value in list(globals().values()) if isinstance(value, EventType)
+}
+
+
+def type_of(name: str) -> EventType[Any] | None:
+    """The event type named `name`, when it is one of the types defined here (the platform
+    events of every service: `platform_event`)."""
+    return _TYPES.get(name)
+
+
+def decode(event: Event) -> Any:
+    """The typed payload of any event type defined here; PayloadError for another type or a
+    payload unlike its type."""
+    kind = _TYPES.get(event.type)
+    if kind is None:
+        raise PayloadError(f"{event.type} is not a known event type")
+    return kind.decode(event)

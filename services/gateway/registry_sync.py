@@ -97,10 +97,9 @@ class RegistrySync:
             await self.load()
             await self.on_change()
             return
-        kind = ev.type_of(event.type)
-        if kind is None:
-            return  # a registry event this gateway does not know: nothing it routes changed
-        name = kind.decode(event).server  # every other registry payload names its server
+        if event.type not in ev.SERVER_EVENTS and event.type not in ev.TOOL_EVENTS:
+            return  # the registry's heartbeats, or a type this gateway does not know
+        name = ev.decode(event).server  # a server's or a tool's change names its server
         if event.type == ev.SERVER_DELETED.name:
             self.table.remove(name)
             self.pool.forget(name)
