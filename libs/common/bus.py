@@ -8,7 +8,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import nats
@@ -24,13 +24,19 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, Stream
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 from libs.common import subjects as subject_names
+from libs.common import wire
 from libs.common.bus_access import inbox_prefix
 from libs.common.errors import ApiError, Unavailable, UpstreamError, UpstreamTimeout
 from libs.common.events import Event, PayloadError
 from libs.common.log import request_id_var, trace_id_var
 from libs.common.settings import Settings
 
+if TYPE_CHECKING:
+    from libs.common.rpc_types import Rpc
+
 log = structlog.get_logger()
+Q = TypeVar("Q")
+R = TypeVar("R")
 
 STREAM = "EVENTS"
 # failures that mean "try again later", not a bug in the handler
@@ -187,6 +193,25 @@ class Bus:
             int(err.get("status", 500)),
             err.get("details"),
         )
+
+    async def call(self, method: Rpc[Q, R], request: Q, timeout: float = 5.0) -> R:
+        """A typed RPC: `request` goes out as the JSON object it always was, the reply comes back
+        decoded (UpstreamError when it is outside the contract); remote errors are RpcError."""
+        data = await self.request(method.subject, method.encode_request(request), timeout)
+        return method.decode_reply(data)
+
+    async def answer(
+        self,
+        method: Rpc[Q, R],
+        handler: Callable[[Q], Awaitable[R]],
+        queue: str | None = None,
+    ) -> None:
+        """Serve `method` with a typed handler; a request outside its contract is answered 400."""
+
+        async def on_request(data: dict[str, Any]) -> Any:
+            return wire.encode(await handler(method.decode_request(data)))
+
+        await self.serve(method.subject, on_request, queue)
 
     async def serve(self, name: str, handler: RpcHandler, queue: str | None = None) -> None:
         """Answer `name` with `handler`, shared over replicas by the queue group."""

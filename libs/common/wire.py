@@ -21,7 +21,17 @@ Convert = Callable[[Any, str], Any]
 
 
 class WireError(ValueError):
-    """A JSON value does not fit the type it should become."""
+    """A JSON value does not fit the type it should become; `where` is its path."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where
+
+    @property
+    def field(self) -> str:
+        """The top-level field the bad value is in (`names` of `SnapshotRequest.names[2]`)."""
+        _, _, rest = self.where.partition(".")
+        return rest.replace("[", ".").split(".", 1)[0]
 
 
 def decode(cls: type[T], doc: Any) -> T:
@@ -71,7 +81,7 @@ def _same(value: Any, where: str) -> Any:
 
 def _fail(where: str, wanted: str, value: Any) -> WireError:
     """The error for a value of the wrong kind."""
-    return WireError(f"{where} must be {wanted} (got {type(value).__name__})")
+    return WireError(f"{where} must be {wanted} (got {type(value).__name__})", where)
 
 
 def _exact(kind: type, wanted: str) -> Convert:
@@ -110,7 +120,7 @@ def _union(args: tuple[Any, ...]) -> Convert:
         if value is None:
             if optional:
                 return None
-            raise WireError(f"{where} is required (got null)")
+            raise WireError(f"{where} is required (got null)", where)
         if len(members) == 1:
             return members[0](value, where)
         for member in members:
@@ -161,7 +171,7 @@ def _custom(cls: type) -> Convert:
         try:
             return cls.from_dict(value)  # type: ignore[attr-defined]
         except (KeyError, TypeError, ValueError) as exc:
-            raise WireError(f"{where} is not a {cls.__name__}: {exc!r}") from None
+            raise WireError(f"{where} is not a {cls.__name__}: {exc!r}", where) from None
 
     return convert
 
@@ -187,7 +197,7 @@ def _dataclass(cls: type) -> Convert:
             if name in value:
                 kwargs[name] = field_of(value[name], f"{where}.{name}")
             elif required:
-                raise WireError(f"{where}.{name} is required")
+                raise WireError(f"{where}.{name} is required", f"{where}.{name}")
         return cls(**kwargs)
 
     return convert

@@ -12,8 +12,9 @@ import pytest
 from libs.common import bus as busmod
 from libs.common import migrate, outbox
 from libs.common.bus import Bus, RpcError
-from libs.common.errors import Conflict, Unavailable
+from libs.common.errors import Conflict, Unavailable, UpstreamError
 from libs.common.events import Event, EventType
+from libs.common.rpc_types import Rpc
 from tests.integration.common.demo_app import DemoSettings
 from tests.support import settings_for
 
@@ -160,6 +161,41 @@ async def test_rpc_returns_data_and_remote_errors(bus: Bus) -> None:
     with pytest.raises(RpcError) as err:
         await bus.request(subject, {"fail": True})
     assert (err.value.code, err.value.status, err.value.details) == ("CONFLICT", 409, {"name": "x"})
+
+
+@dataclass(frozen=True)
+class Sized:
+    """A demo reply."""
+
+    widget: Widget
+    doubled: int
+
+
+async def test_a_typed_rpc_speaks_the_same_json_as_an_untyped_one(bus: Bus) -> None:
+    method = Rpc(f"rpc.demo.size{secrets.token_hex(2)}", Widget, Sized)
+
+    async def handler(widget: Widget) -> Sized:
+        return Sized(widget, widget.size * 2)
+
+    await bus.answer(method, handler)
+    assert await bus.call(method, Widget("w", 3)) == Sized(Widget("w", 3), 6)
+    # an older caller (a dict out, a dict back) talks to the typed server unchanged
+    raw = await bus.request(method.subject, {"name": "w", "size": 1, "newer": True})
+    assert raw == {"widget": {"name": "w", "size": 1}, "doubled": 2}
+    with pytest.raises(RpcError) as refused:
+        await bus.request(method.subject, {"size": 1})
+    assert (refused.value.status, refused.value.details) == (400, {"field": "name"})
+
+
+async def test_a_reply_outside_the_contract_is_an_upstream_error(bus: Bus) -> None:
+    method = Rpc(f"rpc.demo.odd{secrets.token_hex(2)}", Widget, Sized)
+
+    async def handler(data: dict) -> dict:
+        return {"doubled": "two"}
+
+    await bus.serve(method.subject, handler)
+    with pytest.raises(UpstreamError):
+        await bus.call(method, Widget("w"))
 
 
 async def test_rpc_without_responders_is_unavailable(bus: Bus) -> None:
