@@ -12,7 +12,7 @@ import contextlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import nats
@@ -28,13 +28,19 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, Stream
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 from libs.common import subjects as subject_names
+from libs.common import wire
 from libs.common.bus_access import inbox_prefix
 from libs.common.errors import ApiError, Unavailable, UpstreamError, UpstreamTimeout
-from libs.common.events import Event
+from libs.common.events import Event, PayloadError
 from libs.common.log import request_id_var, trace_id_var
 from libs.common.settings import Settings
 
+if TYPE_CHECKING:
+    from libs.common.rpc_types import Rpc
+
 log = structlog.get_logger()
+Q = TypeVar("Q")
+R = TypeVar("R")
 
 STREAM = "EVENTS"
 # failures that mean "try again later", not a bug in the handler
@@ -191,6 +197,25 @@ class Bus:
             err.get("details"),
         )
 
+    async def call(self, method: Rpc[Q, R], request: Q, timeout: float = 5.0) -> R:
+        """A typed RPC: `request` goes out as the JSON object it always was, the reply comes back
+        decoded (UpstreamError when it is outside the contract); remote errors are RpcError."""
+        data = await self.request(method.subject, method.encode_request(request), timeout)
+        return method.decode_reply(data)
+
+    async def answer(
+        self,
+        method: Rpc[Q, R],
+        handler: Callable[[Q], Awaitable[R]],
+        queue: str | None = None,
+    ) -> None:
+        """Serve `method` with a typed handler; a request outside its contract is answered 400."""
+
+        async def on_request(data: dict[str, Any]) -> Any:
+            return wire.encode(await handler(method.decode_request(data)))
+
+        await self.serve(method.subject, on_request, queue)
+
     async def serve(self, name: str, handler: RpcHandler, queue: str | None = None) -> None:
         """Answer `name` with `handler`, shared over replicas by the queue group."""
 
@@ -263,6 +288,8 @@ class Bus:
         async def on_msg(msg: Msg) -> None:
             try:
                 await handler(Event.from_bytes(msg.data))
+            except PayloadError as exc:  # a payload unlike its type: said once, not a traceback
+                log.warning("event_malformed", subject=msg.subject, error=str(exc))
             except Exception:
                 log.exception("event_follow_failed", subject=msg.subject)
 
@@ -354,6 +381,10 @@ class Bus:
             return
         try:
             await handler(event)
+        except PayloadError as exc:  # redelivering it would fail the same way
+            log.warning("event_malformed", subject=msg.subject, event_id=event.id, error=str(exc))
+            await msg.term()
+            return
         except DEPENDENCY_AWAY as exc:
             # Postgres (or another dependency) is away: one line, not a traceback per event
             log.warning("event_handler_retrying", event_type=event.type, error=repr(exc))

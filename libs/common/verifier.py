@@ -11,12 +11,13 @@ from typing import Any
 import jwt
 import structlog
 
-from libs.common import rpc, subjects
+from libs.common import rpc_types, subjects
 from libs.common.bus import Bus, RpcError
 from libs.common.cookies import cookie_names
 from libs.common.errors import ApiError, Unauthenticated, Unavailable
 from libs.common.events import Event
 from libs.common.principal import Principal
+from libs.common.rpc_types import IntrospectRequest, JwksRequest
 
 log = structlog.get_logger()
 
@@ -137,12 +138,14 @@ class Verifier:
             return hit[1]
         deadline = now + self.ttl
         if any(token.startswith(prefix) for prefix in OPAQUE_PREFIXES):
-            principal = await self._introspect(("token", seen[1]), {"token_hash": seen[1]})
+            principal = await self._introspect(
+                ("token", seen[1]), IntrospectRequest(token_hash=seen[1])
+            )
         elif token.count(".") == 2:
             claims = await self._verify_jwt(token)
             key = ("user", claims["sub"], claims.get("sid") or "")
             principal = await self._introspect(
-                key, {"user_id": claims["sub"], "session_id": claims.get("sid")}
+                key, IntrospectRequest(user_id=claims["sub"], session_id=claims.get("sid"))
             )
             deadline = min(deadline, now + float(claims["exp"]) - time.time())
         else:
@@ -150,21 +153,22 @@ class Verifier:
         self._cache[seen] = (deadline, principal)
         return principal
 
-    async def _introspect(self, key: tuple[str, ...], request: dict[str, Any]) -> Principal:
+    async def _introspect(self, key: tuple[str, ...], request: IntrospectRequest) -> Principal:
         """Cached principal lookup through rpc.auth.introspect."""
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
         try:
-            doc = await self.bus.request(rpc.AUTH_INTROSPECT, request, timeout=self.rpc_timeout)
+            principal = await self.bus.call(
+                rpc_types.AUTH_INTROSPECT, request, timeout=self.rpc_timeout
+            )
         except RpcError as exc:
             if exc.status in (401, 403, 404):
                 raise Unauthenticated("The credential is not valid.") from None
             raise Unavailable("The auth service could not check the credential.") from None
         except ApiError:
             raise Unavailable("The auth service is not reachable.") from None
-        principal = Principal.from_dict(doc)
         if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[key] = (now + self.ttl, principal)
@@ -215,11 +219,13 @@ class Verifier:
                 return None
             self._keys_fetched = time.monotonic()
             try:
-                doc = await self.bus.request(rpc.AUTH_JWKS, {}, timeout=self.rpc_timeout)
+                jwks = await self.bus.call(
+                    rpc_types.AUTH_JWKS, JwksRequest(), timeout=self.rpc_timeout
+                )
             except ApiError:
                 raise Unavailable("The auth service's keys could not be fetched.") from None
             keys = {}
-            for jwk in doc.get("keys", []):
+            for jwk in jwks.keys:
                 try:
                     keys[jwk["kid"]] = jwt.PyJWK(jwk)
                 except (jwt.PyJWTError, KeyError):

@@ -10,10 +10,12 @@ from typing import Any
 
 import structlog
 
-from libs.common import rpc, subjects
+from libs.common import events as ev
+from libs.common import rpc_types, subjects
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
 from libs.common.events import Event
+from libs.common.rpc_types import ServerView, SnapshotRequest
 from services.gateway import metrics
 from services.gateway.heap import Settler
 from services.gateway.routing_table import RoutingTable
@@ -45,19 +47,19 @@ class RegistrySync:
         self.loaded = asyncio.Event()
         self.heap = Settler(enabled=settle_heap)  # keeps the table out of full GC passes
 
-    async def fetch(self, names: list[str] | None = None) -> tuple[list[dict[str, Any]], dict]:
+    async def fetch(
+        self, names: list[str] | None = None
+    ) -> tuple[list[ServerView], dict[str, Any]]:
         """Page through the snapshot (optionally for some names only)."""
-        views: list[dict[str, Any]] = []
+        views: list[ServerView] = []
         settings: dict[str, Any] = {}
         offset: int | None = 0
         while offset is not None:
-            request: dict[str, Any] = {"offset": offset, "limit": PAGE}
-            if names is not None:
-                request["names"] = names
-            page = await self.bus.request(rpc.REGISTRY_SNAPSHOT, request, timeout=10)
-            views.extend(page.get("servers") or [])
-            settings = page.get("settings") or settings
-            offset = page.get("next_offset")
+            request = SnapshotRequest(names=names, offset=offset, limit=PAGE)
+            page = await self.bus.call(rpc_types.REGISTRY_SNAPSHOT, request, timeout=10)
+            views.extend(page.servers)
+            settings = page.settings or settings
+            offset = page.next_offset
         return views, settings
 
     async def load(self) -> None:
@@ -91,14 +93,15 @@ class RegistrySync:
 
     async def on_event(self, event: Event) -> None:
         """Apply one registry event: refetch the server, drop it, or reload everything."""
-        if event.type == "registry.settings.updated":
+        if event.type == ev.SETTINGS_UPDATED.name:
+            ev.SETTINGS_UPDATED.decode(event)
             await self.load()
             await self.on_change()
             return
-        name = event.data.get("server")
-        if not isinstance(name, str):
-            return
-        if event.type == "registry.server.deleted":
+        if event.type not in ev.SERVER_EVENTS and event.type not in ev.TOOL_EVENTS:
+            return  # the registry's heartbeats, or a type this gateway does not know
+        name = ev.decode(event).server  # a server's or a tool's change names its server
+        if event.type == ev.SERVER_DELETED.name:
             self.table.remove(name)
             self.pool.forget(name)
         else:
@@ -107,7 +110,7 @@ class RegistrySync:
             except ApiError as exc:
                 log.warning("registry_refetch_failed", server=name, error=exc.message)
                 return
-            view = next((v for v in views if v.get("name") == name), None)
+            view = next((v for v in views if v.name == name), None)
             if view is None:
                 self.table.remove(name)
                 self.pool.forget(name)

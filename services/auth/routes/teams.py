@@ -255,18 +255,18 @@ async def set_grant(request: Request) -> Response:
         team = await _team_for(request, conn, principal, "admin")
         org = str(team["org_id"])
         server = await resolve_one(context_of(request).bus, org, body.server)
-        if "write" in perms and server.get("org") != org:
+        if "write" in perms and server.org != org:
             raise Unprocessable(
                 "A shared server lends read and execute; only its own org may change it.",
                 details={"fields": {"permissions": "write is only for the org's own servers"}},
             )
-        server_id = uuid.UUID(server["id"])
+        server_id = uuid.UUID(server.id)
         async with conn.transaction():
             row = await teams.upsert_grant(
-                conn, team["id"], server["name"], server_id, perms, body.tools
+                conn, team["id"], server.name, server_id, perms, body.tools
             )
             payload = GrantChanged(
-                str(row["id"]), team["name"], org, server["name"], perms, body.tools, server["id"]
+                str(row["id"]), team["name"], org, server.name, perms, body.tools, server.id
             )
             await emit(conn, GRANT_UPDATED, payload, principal, org)
     return json_response(grant_view(row, team["name"]), 201)

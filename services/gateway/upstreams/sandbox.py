@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from libs.common import rpc
+from libs.common import rpc_types
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
+from libs.common.rpc_types import SandboxCall
 from services.gateway.jsonrpc import well_formed
 from services.gateway.routing_table import ServerEntry
 from services.gateway.upstreams.transport import Notify, TransportFailure
@@ -35,18 +36,15 @@ class SandboxUpstream:
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": next(self._ids), "method": method}
         if params is not None:
             message["params"] = params
-        request: dict[str, Any] = {"server": self.server.name, "message": message}
-        request["timeout_s"] = timeout_s
-        if principal is not None:
-            request["principal"] = principal
+        request = SandboxCall(self.server.name, message, timeout_s, principal)
         try:
-            data = await self.bus.request(rpc.SANDBOX_CALL, request, timeout=timeout_s + 1)
+            answer = await self.bus.call(rpc_types.SANDBOX_CALL, request, timeout=timeout_s + 1)
         except ApiError as exc:
             if exc.status == 504:
                 raise TimeoutError() from None
             raise TransportFailure(f"sandbox: {exc.code}: {exc.message}") from None
-        reply = (data or {}).get("message")
-        if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
+        reply = answer.message
+        if reply is None or ("result" not in reply and "error" not in reply):
             raise TransportFailure("the sandbox answered without a JSON-RPC response")
         return well_formed(reply)
 

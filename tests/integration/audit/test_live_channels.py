@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from libs.common import bus as busmod
-from libs.common.events import TOOL_CALLED, Event, ToolCalled
+from libs.common.events import TOOL_CALLED, ToolCalled
 from libs.devstack.harness import until
+from tests.integration.audit import registry_events
 from tests.integration.audit.conftest import People
 from tests.integration.audit.test_live import connect, receive
 
@@ -79,9 +80,7 @@ async def test_monitoring_pushes_the_server_counts_and_recent_performance(
     try:
         base = uuid.uuid4().hex[:6]
         for name, status in (("a", "healthy"), ("b", "healthy"), ("c", "unhealthy")):
-            data = {"server": f"mon-{base}-{name}", "status": status}
-            await publisher.publish(Event(type="registry.server.status", source="registry",
-                                          data=data))  # fmt: skip
+            await publisher.publish(registry_events.server_status(f"mon-{base}-{name}", status))
         for status, latency in (("ok", 10.0), ("ok", 20.0), ("ok", 30.0), ("error", 40.0)):
             payload = ToolCalled(server=f"mon-{base}-a", tool="t", status=status,
                                  latency_ms=latency)  # fmt: skip

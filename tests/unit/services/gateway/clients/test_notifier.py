@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from functools import partial
 
+from libs.common import wire
+from libs.common.rpc_types import ServerView
 from services.gateway.clients.sessions import Notifier
 from services.gateway.clients.subscriptions import listing_digest
 from services.gateway.routing_table import RoutingTable
 
 
-def view(tools: list[str], status: str = "healthy") -> dict:
+def view(tools: list[str], status: str = "healthy") -> ServerView:
     """A snapshot server view."""
-    return {
+    doc = {
         "name": "calc",
         "id": "s-1",
         "path": "/calc",
@@ -21,6 +23,7 @@ def view(tools: list[str], status: str = "healthy") -> dict:
         "status": status,
         "tools": [{"name": t, "description": t, "input_schema": {"type": "object"}} for t in tools],
     }
+    return wire.decode(ServerView, doc)
 
 
 async def test_only_changes_clients_can_see_are_announced() -> None:

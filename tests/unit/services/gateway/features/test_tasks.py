@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
 
+from libs.common import wire
 from libs.common.authn import Grant, Principal
+from libs.common.rpc_types import ServerView, ToolView
 from services.gateway.call_context import CallContext
 from services.gateway.features.task_list import decode_cursor, encode_cursor
 from services.gateway.features.tasks import Tasks
@@ -25,19 +28,14 @@ READER = Principal(
 SOURCE = {"url": "http://127.0.0.1:2/mcp", "transport": "streamable-http"}
 
 
-def view(server_id: str = "id-1") -> dict:
+def view(server_id: str = "id-1") -> ServerView:
     """A registry view of `jobs` with an own tool and one imported from a source."""
     tools = [
         {"name": "render", "input_schema": {"type": "object"}},
         {"name": "lookup", "input_schema": {"type": "object"}, "upstream": SOURCE},
     ]
-    return {
-        "id": server_id,
-        "name": "jobs",
-        "org": "o1",
-        "url": "http://127.0.0.1:1/mcp",
-        "tools": tools,
-    }
+    doc = {"id": server_id, "name": "jobs", "org": "o1", "url": "http://127.0.0.1:1/mcp"}
+    return wire.decode(ServerView, {**doc, "tools": tools})
 
 
 def tasks_of(table: RoutingTable, secret: bytes = b"shared") -> Tasks:
@@ -118,7 +116,7 @@ async def test_a_task_augmented_call_of_a_tool_without_task_support_is_method_no
     execution: dict | None,
 ) -> None:
     table = RoutingTable()
-    table.replace([{**view(), "tools": [{"name": "render", "execution": execution}]}])
+    table.replace([dataclasses.replace(view(), tools=[ToolView("render", execution=execution)])])
     server = table.servers["jobs"]
     forwarded = {"name": "render", "arguments": {}}
     with pytest.raises(RpcFault) as refused:  # the pool is None: nothing may be asked upstream

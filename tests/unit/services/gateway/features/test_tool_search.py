@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
+from libs.common import wire
+from libs.common.rpc_types import ServerView, ToolView
 from services.gateway.features.tool_search import ToolIndex, tokens
 from services.gateway.routing_table import RoutingTable
 
 FIXTURES = Path(__file__).parents[4] / "fixtures" / "gateway"
 
 
-def catalogue() -> list[dict]:
+def catalogue() -> list[ServerView]:
     """Server views (as the registry snapshot sends them) from tool_catalogue.txt."""
     views: list[dict] = []
     for line in (FIXTURES / "tool_catalogue.txt").read_text().splitlines():
         if line.startswith("## "):
-            views.append({"name": line[3:].strip(), "status": "healthy", "tools": []})
+            name = line[3:].strip()
+            views.append({"name": name, "id": f"id-{name}", "status": "healthy", "tools": []})
         elif line.strip() and not line.startswith("#"):
             name, description, params = (part.strip() for part in line.split("|"))
             properties = {p.strip(): {"type": "string"} for p in params.split(",") if p.strip()}
@@ -27,7 +31,7 @@ def catalogue() -> list[dict]:
                     "input_schema": {"type": "object", "properties": properties},
                 }
             )
-    return views
+    return [wire.decode(ServerView, v) for v in views]
 
 
 def queries() -> list[tuple[str, set[tuple[str, str]]]]:
@@ -92,9 +96,9 @@ def test_search_never_returns_a_tool_outside_the_allowed_set() -> None:
 def test_a_rebuild_retokenises_only_the_changed_server() -> None:
     table, index = loaded()
     before = dict(index._docs)
-    view = next(v for v in catalogue() if v["name"] == "slack")
-    view["tools"].append({"name": "summon_llama", "description": "Summon a llama."})
-    table.upsert(view)
+    view = next(v for v in catalogue() if v.name == "slack")
+    llama = ToolView("summon_llama", description="Summon a llama.")
+    table.upsert(dataclasses.replace(view, tools=[*view.tools, llama]))
     index.rebuild(table.by_public.values(), table.version)
     changed = [k for k, doc in index._docs.items() if before.get(k) is not doc]
     assert changed and {server for server, _ in changed} == {"slack"}
