@@ -65,8 +65,9 @@ def arguments_policy(event: Event) -> str | None:
 
 
 def tool_call_live(event: Event, policy: str) -> dict[str, Any]:
-    """What /ws/events shows of a tool call: the event, its arguments redacted per `policy` (the
-    store's: the live stream never shows more than the record keeps)."""
+    """What /ws/events shows of a tool call: the event, its arguments redacted per `policy`.
+
+    The policy is the store's: the live stream never shows more than the record keeps."""
     call = TOOL_CALLED.decode(event)
     return {k: v for k, v in vars(call).items() if k != "arguments"} | {
         "arguments": redact(call.arguments, policy),
