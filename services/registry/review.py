@@ -107,9 +107,11 @@ def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str
 
 
 def _texts(tool: Mapping[str, Any]) -> list[str]:
-    """Every text of a tool a model reads: description, title, annotations' title, and in its
-    input and output schemas, nested at any depth, every description, title, comment, property
-    name, default, enum value, const and example."""
+    """Every text of a tool a model reads.
+
+    Description, title, annotations' title, and in its input and output schemas, nested at any
+    depth, every description, title, comment, property name, default, enum value, const and
+    example."""
     texts = [tool.get("description") or "", tool.get("title") or ""]
     annotations = tool.get("annotations")
     if isinstance(annotations, Mapping) and isinstance(annotations.get("title"), str):
@@ -167,8 +169,10 @@ def foreign_names(refs: Iterable[tuple[str, str]], separator: str = "__") -> lis
 
 
 def poisoning_flags(tool: Mapping[str, Any], foreign_tools: Iterable[str] = ()) -> list[str]:
-    """Markers of tool poisoning in the tool's texts; `foreign_tools` are other servers' tools
-    (bare names and the gateway's `{server}{separator}{tool}` names, see `foreign_names`)."""
+    """Markers of tool poisoning in the tool's texts.
+
+    `foreign_tools` are other servers' tools (bare names and the gateway's
+    `{server}{separator}{tool}` names, see `foreign_names`)."""
     flags: list[str] = []
     text = "\n".join(_texts(tool))
     for name, pattern in POISON_PATTERNS + CROSS_TOOL_PATTERNS:
