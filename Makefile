@@ -51,7 +51,7 @@ run: runtime ## Start Postgres, NATS, the five services and nginx on http://127.
 stop: ## Stop the stack started by `make run`
 	@if [ -x $(PY) ]; then $(PY) -m libs.devstack stop; else echo "not running"; fi
 
-test: setup ## Run every test (unit, integration, e2e, acceptance, conformance)
+test: setup lint ## Lint, then run every test (unit, integration, e2e, acceptance, conformance)
 	$(PYTEST) $(XDIST) tests $(NO_TESTS_OK)
 
 test-unit: runtime ## Run the unit tests
@@ -72,9 +72,10 @@ test-fuzz: setup ## Fuzz every service's OpenAPI document through nginx (schemat
 test-conformance: setup ## Run the official MCP conformance suites, directly and through the gateway
 	$(PYTEST) tests/conformance $(NO_TESTS_OK)
 
-lint: runtime ## Check lint and formatting (changes nothing)
+lint: runtime ## Check lint, formatting and the project's import rules (changes nothing)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m libs.devstack.lint
 
 fmt: runtime ## Format the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .

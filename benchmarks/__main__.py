@@ -18,8 +18,8 @@ import orjson
 
 from libs.devstack import nats as devnats
 from libs.devstack import postgres, proc
+from libs.devstack.harness import free_port
 from libs.devstack.nginx import Nginx
-from tests.support import free_port
 
 PY = sys.executable
 MODERN = "2026-07-28"

@@ -3,36 +3,28 @@
 import asyncio
 import sys
 
-from libs.common import bus as busmod
-from libs.common import db
+from libs.devstack.harness import serving
+from libs.devstack.harness.auth import admin_token, running_auth
+from libs.devstack.harness.registry import registry_parts, registry_settings
 from services.registry import refresh, servers
 from services.registry.app import create_app as create_registry
-from services.registry.context import Registry
-from services.registry.crypto import SecretBox
 from services.registry.schemas import ServerCreate
-from tests.integration.registry.conftest import MASTER_KEY, registry_settings
-from tests.support import serving
-from tests.support.auth import auth_service
 
 
 async def main(pg_url: str, nats_url: str, namespace: str, upstream: str, copies: int) -> None:
     """Start auth + registry, register `copies` servers, print the admin token, run."""
     settings = registry_settings(pg_url, nats_url, namespace)
     async with (
-        auth_service(pg_url, nats_url, namespace) as auth,
+        running_auth(pg_url, nats_url, namespace) as auth,
         serving(create_registry(settings)),
-        db.open_pool(settings) as pool,
-        busmod.connect(settings, name="bench") as bus,
+        registry_parts(settings, "bench") as reg,
     ):
-        reg = Registry(
-            pool=pool, bus=bus, settings=settings, box=SecretBox.from_base64(MASTER_KEY, "k1")
-        )
         for i in range(copies):
             body = ServerCreate(name=f"s{i:03d}", transport="streamable-http", url=upstream)
-            async with pool.acquire() as conn, conn.transaction():
+            async with reg.pool.acquire() as conn, conn.transaction():
                 server = await servers.create(reg, conn, body, None, "bench")
             await refresh.refresh(reg, server["id"], "bench")
-        print("TOKEN", await auth.admin_token(), flush=True)
+        print("TOKEN", await admin_token(auth.url), flush=True)
         await asyncio.Event().wait()
 
 

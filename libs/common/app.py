@@ -116,7 +116,7 @@ async def readyz(request: Request) -> Response:
     """Ready when Postgres and NATS answer."""
     checks = {
         "postgres": await db.ping(request.state.pool),
-        "nats": request.state.bus.nc.is_connected,
+        "nats": request.state.bus.connected,
     }
     ready = all(checks.values())
     body = {"status": "ready" if ready else "not_ready", "checks": checks}

@@ -1,451 +1,67 @@
-"""Verification of every credential kind, the Principal it yields, and the checks made on it."""
+"""Authentication of a request: its credential, the CSRF check, the Principal and the checks on it.
+
+The Principal and grants are in `principal.py`, the cookie names in `cookies.py`, the Verifier in
+`verifier.py`; their public names are re-exported here, the one import services need.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import hmac
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
-import jwt
-import structlog
 from starlette.requests import HTTPConnection
 
-from libs.common import rpc, subjects
-from libs.common.bus import Bus, RpcError
-from libs.common.errors import ApiError, Forbidden, NotFound, Unauthenticated, Unavailable
-from libs.common.events import Event
+from libs.common.cookies import (
+    CSRF_COOKIE,
+    HOST_PREFIX,
+    SESSION_COOKIE,
+    CookieNames,
+    cookie_names,
+    cookies_of,
+)
+from libs.common.errors import Forbidden, NotFound, Unauthenticated
+from libs.common.principal import PERMISSIONS, ROLE_ORDER, Grant, Principal, ServerRef
+from libs.common.verifier import (
+    JWT_ALGORITHMS,
+    JWT_AUDIENCE,
+    JWT_ISSUER,
+    OPAQUE_PREFIXES,
+    Verifier,
+    canonical_resource,
+    hash_token,
+)
 
-log = structlog.get_logger()
+__all__ = [
+    "CSRF_COOKIE",
+    "HOST_PREFIX",
+    "JWT_ALGORITHMS",
+    "JWT_AUDIENCE",
+    "JWT_ISSUER",
+    "OPAQUE_PREFIXES",
+    "PERMISSIONS",
+    "ROLE_ORDER",
+    "SESSION_COOKIE",
+    "CookieNames",
+    "Grant",
+    "Principal",
+    "ServerRef",
+    "Verifier",
+    "authenticate",
+    "canonical_resource",
+    "check_csrf",
+    "constant_time_equal",
+    "cookie_names",
+    "cookies_of",
+    "credential_from",
+    "hash_token",
+    "optional_principal",
+    "require_grant",
+    "require_org_role",
+    "require_platform_admin",
+    "require_scope",
+]
 
-ROLE_ORDER = ("viewer", "member", "admin", "owner")
-PERMISSIONS = ("read", "execute", "write")
-JWT_ALGORITHMS = ["EdDSA", "RS256"]
-JWT_AUDIENCE = "switchboard"
-JWT_ISSUER = "switchboard-auth"  # the issuer of tokens for JWT_AUDIENCE
-SESSION_COOKIE = "sb_session"
-CSRF_COOKIE = "sb_csrf"
-# a `__Host-` cookie is Secure, Path=/ and has no Domain: no other host (a sibling subdomain)
-# and no plain-http page can set or replace it, so the CSRF double-submit cannot be forged
-HOST_PREFIX = "__Host-"
-DEFAULT_PORTS = {"http": "80", "https": "443"}
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-OPAQUE_PREFIXES = {
-    "sbk_": "api_key",
-    "sbt_": "service_token",
-    "sba_": "admin_token",
-    "sbs_": "session",
-}
-
-
-def hash_token(token: str) -> str:
-    """The stored form of an opaque credential: hex SHA-256 (the tokens are high-entropy)."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class CookieNames:
-    """The browser cookies' names: `__Host-` prefixed when they are Secure (every deployment),
-    plain on plain-http development, where a browser refuses a prefixed cookie without Secure."""
-
-    session: str
-    csrf: str
-    secure: bool
-
-
-def cookie_names(secure: bool) -> CookieNames:
-    """The names of the session and CSRF cookies for SWITCHBOARD_COOKIE_SECURE."""
-    prefix = HOST_PREFIX if secure else ""
-    return CookieNames(prefix + SESSION_COOKIE, prefix + CSRF_COOKIE, secure)
-
-
-def cookies_of(conn: HTTPConnection) -> CookieNames:
-    """The cookie names the service in charge of this request uses (Secure when unknown)."""
-    verifier = getattr(conn.state, "verifier", None)
-    return getattr(verifier, "cookies", None) or cookie_names(True)
-
-
-@dataclass(frozen=True)
-class ServerRef:
-    """What every service knows of a server to decide who may reach it (docs/TENANCY.md)."""
-
-    id: str
-    name: str
-    org: str | None = None  # the owning org's id; None: the platform owns it
-    owner_team: str | None = None  # a team of `org`, by name
-    shared_with: frozenset[str] = frozenset()  # orgs a platform admin shared it with
-
-    def lent_to(self, org: str | None) -> bool:
-        """True when `org` owns the server or was given it by a share."""
-        return org is not None and (org == self.org or org in self.shared_with)
-
-
-@dataclass(frozen=True)
-class Grant:
-    """A team's permissions on one server (bound by id, within the team's org), optionally
-    narrowed to listed tools."""
-
-    team: str
-    server: str  # the server's name, for display; the binding is `server_id`
-    permissions: frozenset[str]
-    tools: tuple[str, ...] | None = None
-    server_id: str | None = None
-    org: str | None = None  # the org of the team (or service token) holding the grant
-
-    def applies_to(self, server: ServerRef) -> bool:
-        """True when this grant names `server` (by id) and its org owns or was lent it."""
-        return (
-            self.server_id is not None and self.server_id == server.id and server.lent_to(self.org)
-        )
-
-    def covers(self, permission: str, server: ServerRef, tool: str | None) -> bool:
-        """True when this grant gives `permission` on `server` (and `tool`).
-
-        A share lends use (read, execute), never change: `write` needs the owning org's grant.
-        """
-        if not self.applies_to(server):
-            return False
-        if permission == "write" and self.org != server.org:
-            return False
-        # write implies read; any grant lets the holder see (read) what it may use
-        held = set(self.permissions) | ({"read"} if self.permissions else set())
-        if permission not in held:
-            return False
-        return tool is None or self.tools is None or tool in self.tools
-
-    @property
-    def whole_server(self) -> bool:
-        """True when the grant is not narrowed to tools (resources, prompts, completion need it)."""
-        return self.tools is None
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a user (JWT, cookie, API key) or a token, with its orgs, teams and grants."""
-
-    kind: str  # user | api_key | service_token | admin_token
-    id: str  # user id, or token id for service and admin tokens
-    name: str
-    user_id: str | None = None
-    platform_role: str | None = None
-    orgs: Mapping[str, str] = field(default_factory=dict)  # org id → role
-    org_slugs: Mapping[str, str] = field(default_factory=dict)  # org slug → org id
-    teams: tuple[str, ...] = ()
-    # (org id, team name) of every team in `teams`: a team is matched within its org only
-    team_orgs: tuple[tuple[str, str], ...] = ()
-    scopes: tuple[str, ...] = ()
-    grants: tuple[Grant, ...] = ()
-    credential_id: str | None = None  # API key or token id, for the audit trail
-    org: str | None = None  # the org a token belongs to, else the user's first org
-
-    @property
-    def is_platform_admin(self) -> bool:
-        """Platform admins (and the admin token) may do everything."""
-        return self.platform_role == "platform_admin"
-
-    def role_in(self, org_id: str) -> str | None:
-        """The principal's role in `org_id` (platform admins count as owner)."""
-        if self.is_platform_admin:
-            return "owner"
-        return self.orgs.get(org_id)
-
-    def has_org_role(self, org_id: str, minimum: str) -> bool:
-        """True when the role in `org_id` is at least `minimum`."""
-        role = self.role_in(org_id)
-        return role is not None and ROLE_ORDER.index(role) >= ROLE_ORDER.index(minimum)
-
-    def has_scope(self, scope: str) -> bool:
-        """Users have every scope their roles give; tokens only those they carry (`*` matches)."""
-        if self.is_platform_admin:
-            return True
-        want = scope.split(":")
-        for held in self.scopes:
-            have = held.split(":")
-            if len(have) == len(want) and all(
-                h in ("*", w) for h, w in zip(have, want, strict=True)
-            ):
-                return True
-        return False
-
-    def member_of(self, org: str | None, team: str | None) -> bool:
-        """True when the principal is in the team named `team` of `org` (not a namesake of
-        another org)."""
-        return org is not None and team is not None and (org, team) in self.team_orgs
-
-    def permits(self, permission: str, server: ServerRef, tool: str | None = None) -> bool:
-        """True when a grant (or platform admin) gives `permission` on `server`/`tool`."""
-        if self.is_platform_admin:
-            return True
-        return any(g.covers(permission, server, tool) for g in self.grants)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form, as rpc.auth.introspect returns it."""
-        return {
-            "kind": self.kind,
-            "id": self.id,
-            "name": self.name,
-            "user_id": self.user_id,
-            "platform_role": self.platform_role,
-            "orgs": dict(self.orgs),
-            "org_slugs": dict(self.org_slugs),
-            "teams": list(self.teams),
-            "team_orgs": [list(pair) for pair in self.team_orgs],
-            "scopes": list(self.scopes),
-            "grants": [
-                {
-                    "team": g.team,
-                    "server": g.server,
-                    "permissions": sorted(g.permissions),
-                    "tools": list(g.tools) if g.tools is not None else None,
-                    "server_id": g.server_id,
-                    "org": g.org,
-                }
-                for g in self.grants
-            ],
-            "credential_id": self.credential_id,
-            "org": self.org,
-        }
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> Principal:
-        """Parse the JSON form."""
-        return cls(
-            kind=doc["kind"],
-            id=doc["id"],
-            name=doc.get("name") or "",
-            user_id=doc.get("user_id"),
-            platform_role=doc.get("platform_role"),
-            orgs=dict(doc.get("orgs") or {}),
-            org_slugs=dict(doc.get("org_slugs") or {}),
-            teams=tuple(doc.get("teams") or ()),
-            team_orgs=tuple((str(o), str(t)) for o, t in doc.get("team_orgs") or ()),
-            scopes=tuple(doc.get("scopes") or ()),
-            grants=tuple(
-                Grant(
-                    team=g["team"],
-                    server=g["server"],
-                    permissions=frozenset(g.get("permissions") or ()),
-                    tools=tuple(g["tools"]) if g.get("tools") is not None else None,
-                    server_id=g.get("server_id"),
-                    org=g.get("org"),
-                )
-                for g in doc.get("grants") or ()
-            ),
-            credential_id=doc.get("credential_id"),
-            org=doc.get("org"),
-        )
-
-
-class Verifier:
-    """Verifies credentials: JWTs locally against cached JWKS, opaque ones via rpc.auth.introspect.
-
-    Principals are cached for `ttl` seconds; any `events.auth.>` event clears the cache, so a
-    revoked key, a suspended user or a changed grant takes effect within the event's delivery.
-    The cache is also cleared whenever the NATS connection comes back, since events published
-    while it was away are not replayed. JWTs must have `aud="switchboard"` and
-    `iss="switchboard-auth"`, or an audience a resource server added with the issuer it trusts
-    for it (the gateway: its `/mcp` URL, issued by the public URL), matched exactly in RFC 8707
-    canonical form: no path under it, no prefix.
-    """
-
-    def __init__(
-        self,
-        bus: Bus,
-        ttl: float = 30.0,
-        rpc_timeout: float = 3.0,
-        audiences: Mapping[str, str] | None = None,
-        cookie_secure: bool = True,
-    ) -> None:
-        self.bus = bus
-        self.ttl = ttl
-        self.rpc_timeout = rpc_timeout
-        self.cookies = cookie_names(cookie_secure)
-        self.audiences: dict[str, str] = {}  # canonical audience → the issuer trusted for it
-        for audience, issuer in (audiences or {}).items():
-            self.accept_audience(audience, issuer)
-        self._cache: dict[tuple[str, ...], tuple[float, Principal]] = {}
-        self._keys: dict[str, jwt.PyJWK] = {}  # by kid; each knows its one algorithm
-        self._keys_fetched = 0.0
-        self._keys_lock = asyncio.Lock()
-
-    def accept_audience(self, audience: str, issuer: str) -> None:
-        """Also accept JWTs whose `aud` is exactly `audience` (e.g. the gateway's public `/mcp`
-        URL) and whose `iss` is `issuer`."""
-        audience = canonical_resource(audience)
-        if audience:
-            self.audiences[audience] = issuer
-
-    def issuer_for(self, aud: object) -> str | None:
-        """The issuer trusted for a token's `aud` claim (a string or a list), None when it
-        names no accepted audience."""
-        values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        for value in values:
-            if not isinstance(value, str):
-                continue
-            if value == JWT_AUDIENCE:
-                return JWT_ISSUER
-            issuer = self.audiences.get(canonical_resource(value))
-            if issuer is not None:
-                return issuer
-        return None
-
-    def audience_ok(self, aud: object) -> bool:
-        """True when a token's `aud` claim names an accepted audience."""
-        return self.issuer_for(aud) is not None
-
-    async def start(self) -> None:
-        """Follow auth events to drop cached principals and keys; forget them on reconnect."""
-        await self.bus.follow(subjects.AUTH_EVENTS, self._on_auth_event)
-        on_reconnect = getattr(self.bus, "on_reconnect", None)
-        if on_reconnect is not None:
-            on_reconnect(self._on_reconnect)
-
-    async def _on_reconnect(self) -> None:
-        """Events sent while NATS was away are lost to us: drop what they might have changed."""
-        self._cache.clear()
-        self._keys_fetched = 0.0
-        log.info("verifier_cache_cleared", reason="nats_reconnected")
-
-    async def _on_auth_event(self, event: Event) -> None:
-        """Any change in auth may change a principal: forget them all."""
-        if event.type.startswith("auth.login."):
-            return
-        self._cache.clear()
-        if event.type.startswith("auth.signing_key."):
-            self._keys_fetched = 0.0
-
-    def clear(self) -> None:
-        """Forget every cached principal."""
-        self._cache.clear()
-
-    async def verify(self, token: str) -> Principal:
-        """The principal for a bearer credential, or Unauthenticated.
-
-        A credential verified recently costs one dict lookup (keyed by its SHA-256, so no raw
-        credential is held): the hot path of every service, the gateway's above all. The entry
-        lives until the verifier's TTL or the JWT's expiry, whichever comes first, and goes with
-        the rest of the cache on any auth event.
-        """
-        token = token.strip()
-        if not token:
-            raise Unauthenticated("An empty credential was given.")
-        now = time.monotonic()
-        seen = ("credential", hash_token(token))
-        hit = self._cache.get(seen)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        deadline = now + self.ttl
-        if any(token.startswith(prefix) for prefix in OPAQUE_PREFIXES):
-            principal = await self._introspect(("token", seen[1]), {"token_hash": seen[1]})
-        elif token.count(".") == 2:
-            claims = await self._verify_jwt(token)
-            key = ("user", claims["sub"], claims.get("sid") or "")
-            principal = await self._introspect(
-                key, {"user_id": claims["sub"], "session_id": claims.get("sid")}
-            )
-            deadline = min(deadline, now + float(claims["exp"]) - time.time())
-        else:
-            raise Unauthenticated("The credential is not of a known kind.")
-        self._cache[seen] = (deadline, principal)
-        return principal
-
-    async def _introspect(self, key: tuple[str, ...], request: dict[str, Any]) -> Principal:
-        """Cached principal lookup through rpc.auth.introspect."""
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        try:
-            doc = await self.bus.request(rpc.AUTH_INTROSPECT, request, timeout=self.rpc_timeout)
-        except RpcError as exc:
-            if exc.status in (401, 403, 404):
-                raise Unauthenticated("The credential is not valid.") from None
-            raise Unavailable("The auth service could not check the credential.") from None
-        except ApiError:
-            raise Unavailable("The auth service is not reachable.") from None
-        principal = Principal.from_dict(doc)
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[key] = (now + self.ttl, principal)
-        return principal
-
-    async def _verify_jwt(self, token: str) -> dict[str, Any]:
-        """Check the signature against the JWKS (refetched once for an unknown kid) and claims."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise Unauthenticated("The token is malformed.") from None
-        kid = header.get("kid")
-        if header.get("alg") not in JWT_ALGORITHMS or not isinstance(kid, str):
-            raise Unauthenticated("The token's algorithm or key id is not accepted.")
-        key = self._keys.get(kid) or await self._refresh_keys(kid)
-        if key is None:
-            raise Unauthenticated("The token was signed with an unknown key.")
-        # a key verifies with its own algorithm only: `alg: RS256` naming an Ed25519 key is a
-        # forgery, not a reason to try RSA with a key of another type
-        if header["alg"] != key.algorithm_name:
-            raise Unauthenticated("The token's algorithm is not its key's.")
-        try:
-            claims = jwt.decode(
-                token,
-                key=key.key,
-                algorithms=[key.algorithm_name],
-                options={"require": ["exp", "iat", "sub", "aud"], "verify_aud": False},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated("The token has expired.") from None
-        except (jwt.PyJWTError, ValueError, TypeError):
-            raise Unauthenticated("The token does not verify.") from None
-        issuer = self.issuer_for(claims.get("aud"))
-        if issuer is None:
-            raise Unauthenticated("The token is not meant for this service.")
-        if claims.get("iss") != issuer:
-            raise Unauthenticated("The token was not issued by the issuer of its audience.")
-        if claims.get("typ") != "access":
-            raise Unauthenticated("The token is not an access token.")
-        return claims
-
-    async def _refresh_keys(self, kid: str) -> jwt.PyJWK | None:
-        """Fetch the JWKS from auth, at most once a second."""
-        async with self._keys_lock:
-            if kid in self._keys:
-                return self._keys[kid]
-            if time.monotonic() - self._keys_fetched < 1.0:
-                return None
-            self._keys_fetched = time.monotonic()
-            try:
-                doc = await self.bus.request(rpc.AUTH_JWKS, {}, timeout=self.rpc_timeout)
-            except ApiError:
-                raise Unavailable("The auth service's keys could not be fetched.") from None
-            keys = {}
-            for jwk in doc.get("keys", []):
-                try:
-                    keys[jwk["kid"]] = jwt.PyJWK(jwk)
-                except (jwt.PyJWTError, KeyError):
-                    log.warning("jwks_key_skipped", kid=jwk.get("kid"))
-            self._keys = keys
-            return keys.get(kid)
-
-
-def canonical_resource(url: str) -> str:
-    """A resource URL in the canonical form RFC 8707 and the MCP spec compare: lower-case scheme
-    and host, no default port, no fragment, no trailing slash; the path is kept as it is (no
-    dot-segment or case folding), so only an exact match is the same resource."""
-    url = url.strip().split("#", 1)[0]
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url.rstrip("/")
-    scheme = scheme.lower()
-    host, slash, path = rest.partition("/")
-    host = host.lower()
-    name, colon, port = host.rpartition(":")
-    if colon and "]" not in port and DEFAULT_PORTS.get(scheme) == port:
-        host = name
-    return f"{scheme}://{host}{slash}{path}".rstrip("/")
 
 
 def credential_from(conn: HTTPConnection) -> tuple[str | None, bool]:
@@ -469,12 +85,12 @@ def check_csrf(conn: HTTPConnection) -> None:
         return
     cookie = conn.cookies.get(cookies_of(conn).csrf)
     header = conn.headers.get(CSRF_HEADER)
-    if not cookie or not header or not _equal(cookie, header):
+    if not cookie or not header or not constant_time_equal(cookie, header):
         raise Forbidden("A state-changing request made with the session cookie needs X-CSRF-Token.")
 
 
-def _equal(a: str, b: str) -> bool:
-    """Constant-time comparison."""
+def constant_time_equal(a: str, b: str) -> bool:
+    """Compare two secrets in constant time."""
     return hmac.compare_digest(a.encode(), b.encode())
 
 

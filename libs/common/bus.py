@@ -1,14 +1,18 @@
-"""NATS: one connection per service, the EVENTS stream, acked publishing, RPC and consumers."""
+"""NATS: one connection per service, the EVENTS stream, acked publishing, RPC and consumers.
+
+Over 300 lines on purpose: it is the one Bus class, whose publishing, RPC, core-NATS and
+consumer methods share its connection, namespace, reconnect hooks and subscriptions; splitting the
+class would spread one object's state over modules. Idempotent handlers are in idempotence.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import nats
@@ -24,13 +28,19 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, Stream
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 from libs.common import subjects as subject_names
+from libs.common import wire
 from libs.common.bus_access import inbox_prefix
 from libs.common.errors import ApiError, Unavailable, UpstreamError, UpstreamTimeout
-from libs.common.events import Event
+from libs.common.events import Event, PayloadError
 from libs.common.log import request_id_var, trace_id_var
 from libs.common.settings import Settings
 
+if TYPE_CHECKING:
+    from libs.common.rpc_types import Rpc
+
 log = structlog.get_logger()
+Q = TypeVar("Q")
+R = TypeVar("R")
 
 STREAM = "EVENTS"
 # failures that mean "try again later", not a bug in the handler
@@ -42,7 +52,6 @@ DEPENDENCY_AWAY = (
 )
 STREAM_MAX_AGE_S = 7 * 24 * 3600
 Handler = Callable[[Event], Awaitable[None]]
-TxHandler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 RpcHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 MsgHandler = Callable[[Msg], Awaitable[None]]
 
@@ -188,6 +197,25 @@ class Bus:
             err.get("details"),
         )
 
+    async def call(self, method: Rpc[Q, R], request: Q, timeout: float = 5.0) -> R:
+        """A typed RPC: `request` goes out as the JSON object it always was, the reply comes back
+        decoded (UpstreamError when it is outside the contract); remote errors are RpcError."""
+        data = await self.request(method.subject, method.encode_request(request), timeout)
+        return method.decode_reply(data)
+
+    async def answer(
+        self,
+        method: Rpc[Q, R],
+        handler: Callable[[Q], Awaitable[R]],
+        queue: str | None = None,
+    ) -> None:
+        """Serve `method` with a typed handler; a request outside its contract is answered 400."""
+
+        async def on_request(data: dict[str, Any]) -> Any:
+            return wire.encode(await handler(method.decode_request(data)))
+
+        await self.serve(method.subject, on_request, queue)
+
     async def serve(self, name: str, handler: RpcHandler, queue: str | None = None) -> None:
         """Answer `name` with `handler`, shared over replicas by the queue group."""
 
@@ -260,6 +288,8 @@ class Bus:
         async def on_msg(msg: Msg) -> None:
             try:
                 await handler(Event.from_bytes(msg.data))
+            except PayloadError as exc:  # a payload unlike its type: said once, not a traceback
+                log.warning("event_malformed", subject=msg.subject, error=str(exc))
             except Exception:
                 log.exception("event_follow_failed", subject=msg.subject)
 
@@ -351,6 +381,10 @@ class Bus:
             return
         try:
             await handler(event)
+        except PayloadError as exc:  # redelivering it would fail the same way
+            log.warning("event_malformed", subject=msg.subject, event_id=event.id, error=str(exc))
+            await msg.term()
+            return
         except DEPENDENCY_AWAY as exc:
             # Postgres (or another dependency) is away: one line, not a traceback per event
             log.warning("event_handler_retrying", event_type=event.type, error=repr(exc))
@@ -382,38 +416,6 @@ class Bus:
 def _error_dict(exc: ApiError) -> dict[str, Any]:
     """An ApiError as an RPC error reply."""
     return {"code": exc.code, "status": exc.status, "message": exc.message, "details": exc.details}
-
-
-def transactional(pool: asyncpg.Pool, schema: str, consumer: str, handler: TxHandler) -> Handler:
-    """Wrap `handler` so each event is applied once: its id is recorded in the same transaction."""
-
-    async def run(event: Event) -> None:
-        async with pool.acquire() as conn, conn.transaction():
-            fresh = await conn.fetchval(
-                f'INSERT INTO "{schema}".processed_events (consumer, event_id) VALUES ($1, $2)'
-                " ON CONFLICT DO NOTHING RETURNING true",
-                consumer,
-                event.id,
-            )
-            if fresh:
-                await handler(conn, event)
-
-    return run
-
-
-def deduplicated(handler: Handler, size: int = 10_000) -> Handler:
-    """Wrap `handler` to skip event ids seen recently (for consumers without a database)."""
-    seen: OrderedDict[str, None] = OrderedDict()
-
-    async def run(event: Event) -> None:
-        if event.id in seen:
-            return
-        await handler(event)
-        seen[event.id] = None
-        if len(seen) > size:
-            seen.popitem(last=False)
-
-    return run
 
 
 @asynccontextmanager

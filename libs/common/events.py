@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
+from libs.common import wire
 from libs.common.log import trace_id_var
 
 P = TypeVar("P")
@@ -61,12 +62,26 @@ class Event:
             raise ValueError(f"not an event envelope: {exc}") from None
 
 
+class PayloadError(ValueError):
+    """An event's payload does not fit its type: the Bus drops the event as malformed."""
+
+
 @dataclass(frozen=True)
 class EventType(Generic[P]):
     """A named fact and the dataclass of its payload."""
 
     name: str
     payload: type[P]
+
+    def decode(self, event: Event) -> P:
+        """The payload of `event`, typed: keys the payload lacks are ignored (a newer producer
+        may send more); a missing required field or a wrong shape raises PayloadError."""
+        if event.type != self.name:
+            raise PayloadError(f"expected a {self.name} event, got {event.type}")
+        try:
+            return wire.decode(self.payload, event.data)
+        except wire.WireError as exc:
+            raise PayloadError(f"{self.name} payload: {exc}") from None
 
     def event(
         self, payload: P, *, source: str, actor: str | None = None, org: str | None = None
@@ -119,6 +134,20 @@ class ServiceStopping:
 def service_event(service: str, verb: str, payload_type: type[P]) -> EventType[P]:
     """`<service>.service.<verb>` for the platform events every service sends."""
     return EventType(f"{service}.service.{verb}", payload_type)
+
+
+SERVICE_PAYLOADS: dict[str, type[Any]] = {
+    "started": ServiceStarted,
+    "heartbeat": ServiceHeartbeat,
+    "stopping": ServiceStopping,
+}
+
+
+def platform_event(name: str) -> EventType[Any] | None:
+    """The platform event type named `name` (`<service>.service.<verb>`), else None."""
+    service, sep, verb = name.rpartition(".service.")
+    payload = SERVICE_PAYLOADS.get(verb) if sep and service and "." not in service else None
+    return service_event(service, verb, payload) if payload is not None else None
 
 
 # ---- gateway ----------------------------------------------------------------------------
@@ -404,6 +433,17 @@ TOOL_CHANGE_EVENTS: dict[str, EventType[ToolChanged]] = {
     "removed": TOOL_REMOVED,
 }
 SETTINGS_UPDATED = registry_event("settings", "updated", SettingsUpdated)
+# every registry.server.* type: each payload carries `server`, `server_id` and `version`
+TOOL_EVENTS = frozenset(
+    t.name
+    for t in (TOOL_DISCOVERED, TOOL_CHANGED, TOOL_QUARANTINED, TOOL_APPROVED, TOOL_ENABLED,
+              TOOL_DISABLED, TOOL_REMOVED)
+)  # fmt: skip
+SERVER_EVENTS = frozenset(
+    t.name
+    for t in (SERVER_CREATED, SERVER_UPDATED, SERVER_DELETED, SERVER_TOGGLED, SERVER_STATUS,
+              SERVER_SHARED, SERVER_UNSHARED)
+)  # fmt: skip
 
 
 # ---- sandbox ----------------------------------------------------------------------------
@@ -526,3 +566,26 @@ class AlertChanged:
 
 ALERT_FIRED = EventType("audit.alert.fired", AlertChanged)
 ALERT_RESOLVED = EventType("audit.alert.resolved", AlertChanged)
+ALERT_EVENTS = frozenset({ALERT_FIRED.name, ALERT_RESOLVED.name})
+
+
+# ---- every type above, by name --------------------------------------------------------
+
+_TYPES: dict[str, EventType[Any]] = {
+    value.name: value for value in list(globals().values()) if isinstance(value, EventType)
+}
+
+
+def type_of(name: str) -> EventType[Any] | None:
+    """The event type named `name`, when it is one of the types defined here (the platform
+    events of every service: `platform_event`)."""
+    return _TYPES.get(name)
+
+
+def decode(event: Event) -> Any:
+    """The typed payload of any event type defined here; PayloadError for another type or a
+    payload unlike its type."""
+    kind = _TYPES.get(event.type)
+    if kind is None:
+        raise PayloadError(f"{event.type} is not a known event type")
+    return kind.decode(event)

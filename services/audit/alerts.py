@@ -101,7 +101,7 @@ async def evaluate_once(pool: asyncpg.Pool, default_webhook: str) -> list[Notifi
     now = datetime.now(UTC)
     out: list[Notification] = []
     async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", store.EVALUATION_LOCK):
+        if not await store.try_evaluation_lock(conn):
             return out
         firing = await store.firing_alerts(conn)
         for rule in await store.all_rules(conn):

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from libs.common.app import build_app
 from libs.common.outbound import Guard
 from services.audit import alerts, consumers, retention
+from services.audit.context import AuditContext
 from services.audit.live import Hub
 from services.audit.routes import activity, calls, health, live, monitoring
 from services.audit.routes import alerts as alert_routes
@@ -50,7 +51,8 @@ def create_app(settings: AuditSettings) -> Starlette:
             hub = Hub(state["bus"], pool, settings)
             await hub.start()
             try:
-                yield {"hub": hub}
+                context = AuditContext(pool, state["bus"], settings, hub, state["verifier"])
+                yield {"audit": context}
             finally:
                 await hub.stop()
                 for job in jobs:

@@ -8,17 +8,21 @@ from contextlib import asynccontextmanager
 import asyncpg
 import structlog
 
+from libs.common import events as ev
 from libs.common import subjects
-from libs.common.bus import Bus, transactional
-from libs.common.events import TOOL_CALLED, Event
+from libs.common.bus import Bus
+from libs.common.events import (
+    TOOL_CALLED,
+    Event,
+)
+from libs.common.idempotence import transactional
 from services.audit import records, store
 from services.audit.store import calls, servers
 
 log = structlog.get_logger()
 
 DURABLE = "audit-store"
-DELETED = "registry.server.deleted"
-SHARE_TYPES = ("registry.server.shared", "registry.server.unshared")
+SHARE_TYPES = (ev.SERVER_SHARED.name, ev.SERVER_UNSHARED.name)
 
 
 def make_handler(default_policy: str):  # noqa: ANN201 - a TxHandler
@@ -26,15 +30,17 @@ def make_handler(default_policy: str):  # noqa: ANN201 - a TxHandler
 
     async def on_event(conn: asyncpg.Connection, event: Event) -> None:
         """Heartbeats update replicas, tool calls become records, the rest activity."""
-        kind = event.type.rsplit(".", 2)
-        if len(kind) == 3 and kind[1] == "service":
-            if await on_service_event(conn, event, kind[2]):
+        platform = ev.platform_event(event.type)
+        if platform is not None:
+            if await on_service_event(conn, event, platform.decode(event)):
                 return
         if event.type == TOOL_CALLED.name:
             await on_tool_called(conn, event, default_policy)
             return
-        if event.type.startswith("registry."):
-            await on_registry_event(conn, event)
+        if event.type in ev.SERVER_EVENTS:
+            await on_server_event(conn, event)
+        elif event.type == ev.SETTINGS_UPDATED.name:
+            await on_settings_updated(conn, event)
         shown = records.without_tool_changes(event)
         await store.insert_event(conn, shown, **records.activity_fields(shown))
         for fact in records.tool_facts(event):  # a refresh's tools, one activity record each
@@ -43,22 +49,25 @@ def make_handler(default_policy: str):  # noqa: ANN201 - a TxHandler
     return on_event
 
 
-async def on_service_event(conn: asyncpg.Connection, event: Event, verb: str) -> bool:
+async def on_service_event(
+    conn: asyncpg.Connection,
+    event: Event,
+    payload: ev.ServiceStarted | ev.ServiceHeartbeat | ev.ServiceStopping,
+) -> bool:
     """Track a replica; True when the event is a heartbeat (not kept as activity)."""
-    data = event.data
-    if verb in ("heartbeat", "started"):
-        await store.upsert_instance(
-            conn,
-            service=data["service"],
-            instance=data["instance"],
-            version=data.get("version", ""),
-            started_at=data.get("started_at", event.time),
-            seen_at=event.time,
-            interval_s=float(data.get("interval_s", 5.0)),
-        )
-    elif verb == "stopping":
-        await store.mark_stopped(conn, data["service"], data["instance"], event.time)
-    return verb == "heartbeat"
+    if isinstance(payload, ev.ServiceStopping):
+        await store.mark_stopped(conn, payload.service, payload.instance, event.time)
+        return False
+    await store.upsert_instance(
+        conn,
+        service=payload.service,
+        instance=payload.instance,
+        version=payload.version,
+        started_at=payload.started_at,
+        seen_at=event.time,
+        interval_s=payload.interval_s if isinstance(payload, ev.ServiceHeartbeat) else 5.0,
+    )
+    return isinstance(payload, ev.ServiceHeartbeat)
 
 
 async def on_tool_called(conn: asyncpg.Connection, event: Event, default_policy: str) -> None:
@@ -67,22 +76,25 @@ async def on_tool_called(conn: asyncpg.Connection, event: Event, default_policy:
     await calls.insert_call(conn, records.call_row(event, policy, store.parse_time(event.time)))
 
 
-async def on_registry_event(conn: asyncpg.Connection, event: Event) -> None:
-    """Keep the server-status projection and the argument policy current."""
-    data = event.data
-    server = data.get("server") or data.get("name")
+async def on_server_event(conn: asyncpg.Connection, event: Event) -> None:
+    """Keep the server-status and owner projections current."""
+    # ServerChanged, ServerToggled, ServerStatusChanged or ServerShared: each names its server
+    change = ev.decode(event)
+    if event.type == ev.SERVER_DELETED.name:
+        await servers.delete_server(conn, change.server)
+        return
     at = store.parse_time(event.time)
-    if event.type.startswith("registry.server.") and server and event.type != DELETED:
-        shared = data.get("shared_with") if event.type in SHARE_TYPES else None
-        await servers.upsert_owner(conn, server, data.get("server_id"), event.org, shared, at)
-    if event.type in records.SERVER_STATUS_TYPES and server and data.get("status"):
-        await servers.upsert_server_status(conn, server, str(data["status"]), event.org, at)
-    elif event.type == DELETED and server:
-        await servers.delete_server(conn, server)
-    elif event.type == "registry.settings.updated":
-        policy = records.arguments_policy(event)
-        if policy is not None:
-            await servers.put_setting(conn, records.ARGUMENTS_SETTING, policy)
+    shared = change.shared_with if isinstance(change, ev.ServerShared) else None
+    await servers.upsert_owner(conn, change.server, change.server_id, event.org, shared, at)
+    if isinstance(change, ev.ServerStatusChanged) and change.status:
+        await servers.upsert_server_status(conn, change.server, change.status, event.org, at)
+
+
+async def on_settings_updated(conn: asyncpg.Connection, event: Event) -> None:
+    """Keep the argument policy current."""
+    policy = records.arguments_policy(event)
+    if policy is not None:
+        await servers.put_setting(conn, records.ARGUMENTS_SETTING, policy)
 
 
 @asynccontextmanager

@@ -12,6 +12,7 @@ import asyncpg
 import orjson
 import structlog
 
+from libs.common import events as ev
 from libs.common import subjects, tenancy
 from libs.common.authn import Principal, ServerRef
 from libs.common.bus import Bus
@@ -33,11 +34,11 @@ def channel_of(event: Event) -> str | None:
     """The channel an event is relayed on (None: not relayed; heartbeats feed `health`)."""
     if event.type == TOOL_CALLED.name:
         return "tool-calls"
-    if event.type.startswith("registry.server."):
+    if event.type in ev.SERVER_EVENTS:
         return "server-status"
-    if event.type.startswith("audit.alert."):
+    if event.type in ev.ALERT_EVENTS:
         return "alerts"
-    if ".service." in event.type:
+    if ev.platform_event(event.type) is not None:
         return None
     return "activity"
 
@@ -115,7 +116,7 @@ class Hub:
             stored = await servers.get_setting(conn, records.ARGUMENTS_SETTING)
         self.arguments_policy = stored or self.settings.arguments
         await self.bus.follow(subjects.ALL_EVENTS, self.on_event)
-        sub = await self.bus.nc.subscribe(self.bus.subject(subjects.SANDBOX_LOGS), cb=self.on_log)
+        sub = await self.bus.listen(subjects.SANDBOX_LOGS, self.on_log, owned=False)
         self._subs.append(sub)
         self._tasks.append(asyncio.create_task(self._health_loop()))
         self._tasks.append(asyncio.create_task(self._monitoring_loop()))
@@ -158,20 +159,21 @@ class Hub:
 
     def follow_owner(self, event: Event) -> None:
         """Keep whose each server is current from registry server events."""
-        name = event.data.get("server")
-        if not event.type.startswith("registry.server.") or not isinstance(name, str):
+        if event.type not in ev.SERVER_EVENTS:
             return
-        if event.type == "registry.server.deleted":
+        # ServerChanged, ServerToggled, ServerStatusChanged or ServerShared: each names its server
+        change = ev.decode(event)
+        name = change.server
+        if event.type == ev.SERVER_DELETED.name:
             self.owners.pop(name, None)
             return
         known = self.owners.get(name)
-        shared = event.data.get("shared_with")
         self.owners[name] = ServerRef(
-            id=str(event.data.get("server_id") or (known.id if known else "")),
+            id=change.server_id or (known.id if known else ""),
             name=name,
             org=event.org,
-            shared_with=frozenset(shared)
-            if isinstance(shared, list)
+            shared_with=frozenset(change.shared_with)
+            if isinstance(change, ev.ServerShared)
             else (known.shared_with if known else frozenset()),
         )
 

@@ -7,53 +7,57 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from libs.common.events import SERVER_UPDATED, TOOL_CHANGE_EVENTS, Event, ToolChanged
+from libs.common.events import (
+    SERVER_UPDATED,
+    SETTINGS_UPDATED,
+    TOOL_CALLED,
+    TOOL_CHANGE_EVENTS,
+    Event,
+    ToolChanged,
+)
 from libs.common.redaction import POLICIES, redact
 
 TARGET_KEYS = ("server", "name", "slug", "key", "email", "tool", "id", "user_id", "org_id")
-SERVER_STATUS_TYPES = (
-    "registry.server.status",
-    "registry.server.created",
-    "registry.server.updated",
-)
 ARGUMENTS_SETTING = "audit_arguments"
 
 
 def call_row(event: Event, policy: str, at: datetime) -> dict[str, Any]:
     """A tools_calls row from a `gateway.tool.called` event, arguments redacted per `policy`."""
-    d = event.data
-    arguments = d.get("arguments")
+    call = TOOL_CALLED.decode(event)
     return {
         "id": event.id,
         "time": at,
-        "server": str(d.get("server") or ""),
-        "tool": str(d.get("tool") or ""),
-        "status": str(d.get("status") or "ok"),
-        "principal_kind": d.get("principal_kind"),
-        "principal_id": d.get("principal_id") or event.actor,
-        "principal_name": d.get("principal_name"),
-        "credential_id": d.get("credential_id"),
-        "org": d.get("org") or event.org,  # the server's org (docs/TENANCY.md)
-        "caller_org": d.get("caller_org"),
-        "team": d.get("team"),
-        "endpoint": d.get("endpoint"),
-        "method": d.get("method"),
-        "error_code": _int(d.get("error_code")),
-        "error_message": d.get("error_message"),
-        "latency_ms": _float(d.get("latency_ms")) or 0.0,
-        "upstream_ms": _float(d.get("upstream_ms")),
-        "request_bytes": _int(d.get("request_bytes")) or 0,
-        "response_bytes": _int(d.get("response_bytes")) or 0,
-        "arguments": redact(arguments if isinstance(arguments, dict) else None, policy),
-        "session_id": d.get("session_id"),
-        "client": d.get("client"),
+        "server": call.server,
+        "tool": call.tool,
+        "status": call.status or "ok",
+        "principal_kind": call.principal_kind,
+        "principal_id": call.principal_id or event.actor,
+        "principal_name": call.principal_name,
+        "credential_id": call.credential_id,
+        "org": call.org or event.org,  # the server's org (docs/TENANCY.md)
+        "caller_org": call.caller_org,
+        "team": call.team,
+        "endpoint": call.endpoint,
+        "method": call.method,
+        "error_code": call.error_code,
+        "error_message": call.error_message,
+        "latency_ms": call.latency_ms,
+        "upstream_ms": call.upstream_ms,
+        "request_bytes": call.request_bytes,
+        "response_bytes": call.response_bytes,
+        "arguments": redact(call.arguments, policy),
+        "session_id": call.session_id,
+        "client": call.client,
         "trace_id": event.trace_id,
-        "tool_fingerprint": d.get("tool_fingerprint"),
+        "tool_fingerprint": call.tool_fingerprint,
     }
 
 
 def activity_fields(event: Event) -> dict[str, Any]:
-    """The target, before and after an activity record shows (when the event carries them)."""
+    """The target, before and after an activity record shows (when the event carries them).
+
+    Generic on purpose: the activity log keeps events of every type, so it reads the envelope's
+    data as it came, whatever its payload type."""
     d = event.data
     target = next((str(d[k]) for k in TARGET_KEYS if d.get(k) not in (None, "")), None)
     return {"target": target, "before": d.get("before"), "after": d.get("after")}
@@ -63,19 +67,18 @@ def tool_facts(event: Event) -> list[Event]:
     """The per-tool facts a `server.updated` change summary stands for, as the tool events they
     are (`registry.tool.discovered`...), each with an id derived from the summary's (stored once
     however often the summary is delivered). Other events stand for none."""
-    items = event.data.get("tool_changes")
-    if event.type != SERVER_UPDATED.name or not isinstance(items, list):
+    if event.type != SERVER_UPDATED.name or not event.data.get("tool_changes"):
         return []
-    server, version = str(event.data.get("server") or ""), event.data.get("version") or 0
+    summary = SERVER_UPDATED.decode(event)
     facts = []
-    for item in items:
-        kind = TOOL_CHANGE_EVENTS.get(item.get("change")) if isinstance(item, dict) else None
+    for item in summary.tool_changes or ():
+        kind = TOOL_CHANGE_EVENTS.get(item.get("change"))
         if kind is None or not isinstance(item.get("tool"), str):
             continue
         payload = ToolChanged(
-            server,
+            summary.server,
             item["tool"],
-            version,
+            summary.version,
             str(item.get("state") or ""),
             bool(item.get("routable")),
             item.get("fingerprint"),
@@ -99,38 +102,21 @@ def without_tool_changes(event: Event) -> Event:
 
 
 def arguments_policy(event: Event) -> str | None:
-    """The new `audit_arguments` policy when a settings event carries it, else None."""
-    d = event.data
-    if d.get("key") != ARGUMENTS_SETTING:
+    """The new `audit_arguments` policy when the event is a setting of it, else None."""
+    if event.type != SETTINGS_UPDATED.name:
         return None
-    value = d.get(
-        "value", (d.get("after") or {}).get("value") if isinstance(d.get("after"), dict) else None
-    )
-    return value if value in POLICIES else None
+    setting = SETTINGS_UPDATED.decode(event)
+    if setting.key != ARGUMENTS_SETTING:
+        return None
+    return setting.value if setting.value in POLICIES else None
 
 
 def tool_call_live(event: Event, policy: str) -> dict[str, Any]:
     """What /ws/events shows of a tool call: the event, its arguments redacted per `policy` (the
     store's: the live stream never shows more than the record keeps)."""
-    arguments = event.data.get("arguments")
-    return {k: v for k, v in event.data.items() if k != "arguments"} | {
-        "arguments": redact(arguments if isinstance(arguments, dict) else None, policy),
+    call = TOOL_CALLED.decode(event)
+    return {k: v for k, v in vars(call).items() if k != "arguments"} | {
+        "arguments": redact(call.arguments, policy),
         "id": event.id,
         "time": event.time,
     }
-
-
-def _int(value: Any) -> int | None:
-    """An int, or None when absent or not a number."""
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    """A float, or None when absent or not a number."""
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None

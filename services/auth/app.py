@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from libs.common.app import build_app
 from libs.common.authn import hash_token
 from services.auth import binding, bootstrap, principals, rpc
+from services.auth.context import AuthContext
 from services.auth.passwords import Passwords
 from services.auth.routes import auth, browser, keys, mfa, oauth, orgs, teams, users
 from services.auth.settings import AuthSettings
@@ -38,11 +39,10 @@ def create_app(settings: AuthSettings) -> Starlette:
         await rpc.serve(bus, pool, keystore)
         binder = asyncio.create_task(binding.bind_forever(pool, bus))
         try:
-            yield {
-                "keystore": keystore,
-                "passwords": passwords,
-                "verifier": principals.LocalVerifier(bus, pool, keystore, settings.cookie_secure),
-            }
+            verifier = principals.LocalVerifier(bus, pool, keystore, settings.cookie_secure)
+            context = AuthContext(pool, bus, settings, keystore, passwords, verifier)
+            # libs.common.authn reads the verifier from the state; the handlers read `auth`
+            yield {"verifier": verifier, "auth": context}
         finally:
             binder.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -38,7 +38,7 @@ async def bind_unbound(pool: asyncpg.Pool, bus: Bus) -> tuple[int, int]:
                 log.warning("grant_left_unbound", grant=str(grant["id"]), team=grant["team"])
                 continue
             async with pool.acquire() as conn, conn.transaction():
-                row = await teams.bind_grant(conn, grant["id"], uuid.UUID(server["id"]))
+                row = await teams.bind_grant(conn, grant["id"], uuid.UUID(server.id))
                 if row is None:
                     continue
                 payload = GrantChanged(
@@ -48,7 +48,7 @@ async def bind_unbound(pool: asyncpg.Pool, bus: Bus) -> tuple[int, int]:
                     row["server"],
                     sorted(row["permissions"]),
                     list(row["tools"]) if row["tools"] is not None else None,
-                    server["id"],
+                    server.id,
                 )
                 await emit(conn, GRANT_UPDATED, payload, None, org)
                 bound += 1

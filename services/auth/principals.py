@@ -11,6 +11,7 @@ import orjson
 
 from libs.common.authn import ROLE_ORDER, Grant, Principal, Verifier, hash_token
 from libs.common.errors import Unauthenticated
+from libs.common.rpc_types import IntrospectRequest
 from services.auth.grants import as_grants, bind, owned
 from services.auth.store import credentials, principals, users
 
@@ -133,16 +134,14 @@ async def _active_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> asyncpg.
     return user
 
 
-async def introspect(pool: asyncpg.Pool, request: dict[str, Any]) -> dict[str, Any]:
-    """rpc.auth.introspect: `{"token_hash"}` or `{"user_id", "session_id"}` → principal."""
+async def introspect(pool: asyncpg.Pool, request: IntrospectRequest) -> Principal:
+    """rpc.auth.introspect: an opaque credential's hash, or a JWT's user and session → principal."""
     async with pool.acquire() as conn:
-        if isinstance(request.get("token_hash"), str):
-            principal = await by_token_hash(conn, request["token_hash"])
-        elif isinstance(request.get("user_id"), str):
-            principal = await by_session(conn, request["user_id"], request.get("session_id"))
-        else:
-            raise Unauthenticated("Nothing to introspect.")
-    return principal.to_dict()
+        if request.token_hash is not None:
+            return await by_token_hash(conn, request.token_hash)
+        if request.user_id is not None:
+            return await by_session(conn, request.user_id, request.session_id)
+    raise Unauthenticated("Nothing to introspect.")
 
 
 class LocalVerifier(Verifier):
@@ -153,9 +152,9 @@ class LocalVerifier(Verifier):
         self.pool = pool
         self.keystore = keystore
 
-    async def _introspect(self, key: tuple[str, ...], request: dict[str, Any]) -> Principal:
+    async def _introspect(self, key: tuple[str, ...], request: IntrospectRequest) -> Principal:
         """Resolve directly (auth never serves a stale principal)."""
-        return Principal.from_dict(await introspect(self.pool, request))
+        return await introspect(self.pool, request)
 
     async def _refresh_keys(self, kid: str) -> jwt.PyJWK | None:
         """Load the verifying key of `kid` from the database (with its algorithm)."""

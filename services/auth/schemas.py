@@ -1,14 +1,14 @@
-"""Request models (validated with field errors) and response views of auth records."""
+"""Request models of accounts and users, and the shared base and field types of every body.
+
+Orgs and teams are in tenancy_schemas.py, credentials in credential_schemas.py, response views
+in views.py.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-import asyncpg
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_RE = r"^[a-z0-9][a-z0-9_.\-]{0,62}$"
@@ -16,9 +16,6 @@ USERNAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{1,63}$"
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 Role = Literal["owner", "admin", "member", "viewer"]
 Permission = Literal["read", "execute", "write"]
-FORBIDDEN_SCHEMES = {"javascript", "data", "file", "vbscript", "about", "blob", "ftp", "ws", "wss"}
-LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
-SCOPE_RE = r"^(read|write|ci|admin|execute|\*):(org|server|team|\*):[A-Za-z0-9_.\-*]+$"
 
 
 class Body(BaseModel):
@@ -48,7 +45,7 @@ def _has_nul(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def _email(value: str | None) -> str | None:
+def check_email(value: str | None) -> str | None:
     """Check an optional email address."""
     if value is not None and not EMAIL_RE.match(value):
         raise ValueError("must be an email address")
@@ -63,7 +60,7 @@ class SetupIn(Body):
     email: str | None = None
     display_name: str = Field("", max_length=200)
 
-    _check_email = field_validator("email")(_email)
+    _check_email = field_validator("email")(check_email)
 
 
 class LoginIn(Body):
@@ -141,7 +138,7 @@ class UserIn(Body):
     display_name: str = Field("", max_length=200)
     platform_role: Literal["user", "platform_admin"] = "user"
 
-    _check_email = field_validator("email")(_email)
+    _check_email = field_validator("email")(check_email)
 
     @model_validator(mode="before")
     @classmethod
@@ -160,7 +157,7 @@ class UserUpdate(Body):
     display_name: str | None = Field(None, max_length=200)
     plan: str | None = Field(None, pattern=r"^[a-z0-9_\-]{1,32}$")
 
-    _check_email = field_validator("email")(_email)
+    _check_email = field_validator("email")(check_email)
 
 
 class RoleIn(Body):
@@ -193,365 +190,3 @@ class BulkIn(Body):
         if isinstance(data, dict) and "user_ids" not in data:
             return {**data, "user_ids": data.get("ids") or data.get("userIds")}
         return data
-
-
-class OrgIn(Body):
-    """POST /orgs."""
-
-    slug: str = Field(pattern=NAME_RE)
-    name: str = Field(min_length=1, max_length=200)
-    display_name: str = Field("", max_length=200)
-    plan: str = Field("free", pattern=r"^[a-z0-9_\-]{1,32}$")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        """The slug defaults to the name, the name to the slug."""
-        if isinstance(data, dict):
-            data = dict(data)
-            if not data.get("slug") and isinstance(data.get("name"), str):
-                data["slug"] = data["name"].lower()
-            if not data.get("name") and data.get("slug"):
-                data["name"] = data["slug"]
-            if isinstance(data.get("plan"), str):
-                data["plan"] = data["plan"].lower()
-        return data
-
-
-class OrgUpdate(Body):
-    """PUT/PATCH /orgs/{org}."""
-
-    name: str | None = Field(None, min_length=1, max_length=200)
-    display_name: str | None = Field(None, max_length=200)
-
-
-class MemberIn(Body):
-    """POST /orgs/{org}/members and team members: a user (id or username) and a role."""
-
-    user: str = Field(min_length=1, max_length=200)
-    role: Role = "member"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _alias(cls, data: Any) -> Any:
-        """Accept user_id / userId / username; roles in any case."""
-        if isinstance(data, dict):
-            data = dict(data)
-            if "user" not in data:
-                data["user"] = data.get("user_id") or data.get("userId") or data.get("username")
-            if isinstance(data.get("role"), str):
-                data["role"] = data["role"].lower()
-        return data
-
-
-class MemberRoleIn(Body):
-    """PATCH …/members/{user}(/role)."""
-
-    role: Role
-
-    @field_validator("role", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        """Roles in any case."""
-        return value.lower() if isinstance(value, str) else value
-
-
-class InviteIn(Body):
-    """POST /orgs/{org}/users/invite."""
-
-    email: str
-    role: Role = "member"
-
-    _check_email = field_validator("email")(_email)
-
-    @field_validator("role", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        """Roles in any case (the seed sends MEMBER)."""
-        return value.lower() if isinstance(value, str) else value
-
-
-class InviteAcceptIn(Body):
-    """POST /auth/invites/accept."""
-
-    token: str = Field(min_length=8, max_length=256)
-
-
-class TeamIn(Body):
-    """POST /teams (or /orgs/{org}/areas, where org comes from the path)."""
-
-    name: str = Field(pattern=NAME_RE)
-    org: str | None = Field(None, min_length=1, max_length=200)
-    description: str = Field("", max_length=2000)
-    parent: str | None = Field(None, max_length=200)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _alias(cls, data: Any) -> Any:
-        """Accept slug (areas) and parentGroup (groups)."""
-        if isinstance(data, dict):
-            data = dict(data)
-            if data.get("slug") and not data.get("name"):
-                data["name"] = data["slug"]
-            elif data.get("slug"):
-                data["name"] = data["slug"]
-            if "parent" not in data:
-                data["parent"] = data.get("parentGroup") or data.get("parent_id")
-        return data
-
-
-class TeamUpdate(Body):
-    """PUT/PATCH /teams/{team}."""
-
-    name: str | None = Field(None, pattern=NAME_RE)
-    description: str | None = Field(None, max_length=2000)
-    parent: str | None = Field(None, max_length=200)
-
-
-class GrantIn(Body):
-    """POST /teams/{team}/grants: permissions on a server, optionally only on listed tools."""
-
-    server: str = Field(min_length=1, max_length=200)
-    permissions: list[Permission] = Field(min_length=1, max_length=3)
-    tools: list[str] | None = Field(None, max_length=1000)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _alias(cls, data: Any) -> Any:
-        """Accept the seed's serverId."""
-        if isinstance(data, dict) and "server" not in data:
-            return {**data, "server": data.get("serverId") or data.get("server_name")}
-        return data
-
-
-class KeyIn(Body):
-    """POST /keys."""
-
-    name: str = Field(min_length=1, max_length=200)
-    teams: list[str] | None = Field(None, max_length=100)
-    expires_at: datetime | None = None
-
-    @field_validator("expires_at")
-    @classmethod
-    def _future(cls, value: datetime | None) -> datetime | None:
-        """Expiry must be a future, zoned time."""
-        if value is not None:
-            if value.tzinfo is None:
-                raise ValueError("must include a time zone")
-            if value <= datetime.now(value.tzinfo):
-                raise ValueError("must be in the future")
-        return value
-
-
-class TokenGrantIn(Body):
-    """A server grant carried by a service token (`grants` of POST /orgs/{org}/tokens)."""
-
-    server: str = Field(min_length=1, max_length=200)
-    permissions: list[Permission] = Field(min_length=1, max_length=3)
-    tools: list[str] | None = Field(None, max_length=1000)
-
-
-class TokenIn(Body):
-    """POST /orgs/{org}/tokens."""
-
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field("", max_length=2000)
-    scopes: list[str] = Field(min_length=1, max_length=50)
-    expires_in_days: int | None = Field(None, ge=1, le=3650)
-    grants: list[TokenGrantIn] | None = Field(None, max_length=100)
-
-    @field_validator("scopes")
-    @classmethod
-    def _scopes(cls, value: list[str]) -> list[str]:
-        """Each scope is verb:kind:name."""
-        for scope in value:
-            if not re.match(SCOPE_RE, scope):
-                raise ValueError(f"{scope!r} is not a scope like read:org:<slug>")
-        return value
-
-
-def redirect_uri_problem(uri: str) -> str | None:
-    """Why a redirect URI may not be registered (None when it may): https, loopback http, or a
-    private-use scheme (RFC 8252); never a fragment."""
-    if len(uri) > 2000 or any(c.isspace() for c in uri):
-        return "must be a URL of at most 2000 characters without spaces"
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return "is not a URL"
-    scheme = parts.scheme.lower()
-    if not re.match(r"^[a-z][a-z0-9+.\-]*$", scheme):
-        return "must be an absolute URL"
-    if parts.fragment or "#" in uri:
-        return "must not contain a fragment"
-    if scheme in FORBIDDEN_SCHEMES:
-        return f"must not use the {scheme} scheme"
-    if scheme == "https":
-        return None if parts.hostname else "must name a host"
-    if scheme == "http":
-        if (parts.hostname or "") in LOOPBACK:
-            return None
-        return "http is allowed only for loopback hosts (localhost, 127.0.0.1, [::1])"
-    return None  # a native app's private-use scheme
-
-
-class ClientIn(Body):
-    """POST /oauth/register (RFC 7591): a public client that uses PKCE."""
-
-    redirect_uris: list[str] = Field(min_length=1, max_length=10)
-    client_name: str = Field("", max_length=200)
-    grant_types: list[Literal["authorization_code", "refresh_token"]] = Field(
-        default_factory=lambda: ["authorization_code", "refresh_token"], min_length=1
-    )
-    response_types: list[Literal["code"]] = Field(default_factory=lambda: ["code"])
-    token_endpoint_auth_method: Literal["none"] = "none"
-    scope: str | None = Field(None, max_length=500)
-    client_uri: str | None = Field(None, max_length=2000)
-    logo_uri: str | None = Field(None, max_length=2000)
-    tos_uri: str | None = Field(None, max_length=2000)
-    policy_uri: str | None = Field(None, max_length=2000)
-    software_id: str | None = Field(None, max_length=200)
-    software_version: str | None = Field(None, max_length=200)
-    contacts: list[str] | None = Field(None, max_length=10)
-
-    @field_validator("redirect_uris")
-    @classmethod
-    def _redirects(cls, value: list[str]) -> list[str]:
-        """Each redirect URI is https, loopback http or a private-use scheme, without fragment."""
-        for uri in value:
-            problem = redirect_uri_problem(uri)
-            if problem is not None:
-                raise ValueError(f"{uri[:100]!r} {problem}")
-        return list(dict.fromkeys(value))
-
-
-# ---- views ---------------------------------------------------------------------------------
-
-
-def _iso(value: datetime | None) -> str | None:
-    """RFC 3339 UTC."""
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def user_view(row: asyncpg.Record) -> dict[str, Any]:
-    """A user as the API shows it (no hashes, no MFA secret)."""
-    return {
-        "id": str(row["id"]),
-        "username": row["username"],
-        "email": row["email"],
-        "display_name": row["display_name"],
-        "platform_role": row["platform_role"],
-        "role": "admin" if row["platform_role"] == "platform_admin" else "user",
-        "status": row["status"],
-        "plan": row["plan"],
-        "mfa_enabled": row["mfa_enabled"],
-        "last_login_at": _iso(row["last_login_at"]),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-    }
-
-
-def org_view(row: asyncpg.Record) -> dict[str, Any]:
-    """An org."""
-    return {
-        "id": str(row["id"]),
-        "slug": row["slug"],
-        "name": row["name"],
-        "display_name": row["display_name"],
-        "plan": row["plan"],
-        "status": row["status"],
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-    }
-
-
-def member_view(row: asyncpg.Record) -> dict[str, Any]:
-    """An org membership (or pending invite)."""
-    return {
-        "id": str(row["id"]),
-        "org_id": str(row["org_id"]),
-        "user_id": str(row["user_id"]) if row["user_id"] else None,
-        "username": row["username"],
-        "email": row["email"] or row["invited_email"],
-        "role": row["role"],
-        "status": row["status"],
-        "created_at": _iso(row["created_at"]),
-    }
-
-
-def team_view(row: asyncpg.Record) -> dict[str, Any]:
-    """A team."""
-    return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "slug": row["name"],
-        "org_id": str(row["org_id"]),
-        "org": row["org_slug"],
-        "parent_id": str(row["parent_id"]) if row["parent_id"] else None,
-        "description": row["description"],
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-    }
-
-
-def team_member_view(row: asyncpg.Record) -> dict[str, Any]:
-    """A team member."""
-    return {
-        "user_id": str(row["user_id"]),
-        "username": row["username"],
-        "email": row["email"],
-        "display_name": row["display_name"],
-        "role": row["role"],
-        "created_at": _iso(row["created_at"]),
-    }
-
-
-def grant_view(row: asyncpg.Record, team: str) -> dict[str, Any]:
-    """A grant."""
-    return {
-        "id": str(row["id"]),
-        "team": team,
-        "server": row["server"],
-        "server_id": str(row["server_id"]) if row["server_id"] else None,
-        "bound": row["server_id"] is not None,
-        "permissions": sorted(row["permissions"]),
-        "tools": list(row["tools"]) if row["tools"] is not None else None,
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-    }
-
-
-def key_view(row: asyncpg.Record) -> dict[str, Any]:
-    """An API key without its secret."""
-    return {
-        "id": str(row["id"]),
-        "name": row["name"],
-        "prefix": row["prefix"],
-        "teams": list(row["teams"]) if row["teams"] is not None else None,
-        "expires_at": _iso(row["expires_at"]),
-        "last_used_at": _iso(row["last_used_at"]),
-        "revoked_at": _iso(row["revoked_at"]),
-        "created_at": _iso(row["created_at"]),
-    }
-
-
-def token_view(row: asyncpg.Record) -> dict[str, Any]:
-    """A service token without its secret."""
-    return {
-        "id": str(row["id"]),
-        "org_id": str(row["org_id"]),
-        "name": row["name"],
-        "description": row["description"],
-        "prefix": row["prefix"],
-        "scopes": list(row["scopes"]),
-        "grants": _json(row["grants"]),
-        "expires_at": _iso(row["expires_at"]),
-        "last_used_at": _iso(row["last_used_at"]),
-        "revoked_at": _iso(row["revoked_at"]),
-        "created_at": _iso(row["created_at"]),
-    }
-
-
-def _json(value: Any) -> Any:
-    """A jsonb column's value (asyncpg returns it as text without a codec)."""
-    return orjson.loads(value) if isinstance(value, str) else value

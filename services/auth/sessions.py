@@ -11,10 +11,10 @@ from libs.common import outbox
 from libs.common.errors import Unauthenticated
 from libs.common.events import SESSION_REVOKED, SessionChanged
 from services.auth.credentials import REFRESH, new_credential
-from services.auth.schemas import user_view
 from services.auth.settings import AuthSettings
 from services.auth.signing import KeyStore
 from services.auth.store import credentials
+from services.auth.views import user_view
 
 
 async def issue(

@@ -26,7 +26,6 @@ from services.auth.store import signing_keys as store
 log = structlog.get_logger()
 
 ALGORITHM = "EdDSA"
-KEY_LOCK = 0x5B0A_0A07  # advisory lock held while the first key is created
 
 
 class KeyStore:
@@ -71,7 +70,7 @@ class KeyStore:
     async def ensure(self, pool: asyncpg.Pool) -> str:
         """Create the first key unless one exists (one replica at a time); returns its kid."""
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", KEY_LOCK)
+            await store.lock_first_key(conn)
             row = await store.get_active(conn)
             if row is not None:
                 if not row["encrypted"] and self._aead is not None:

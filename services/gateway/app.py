@@ -10,17 +10,19 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from libs.common.trusted_hosts import TrustedHosts
-from services.gateway import registry_sync, sessions
-from services.gateway.parking import Parking
+from services.gateway import registry_sync
+from services.gateway.clients import sessions
+from services.gateway.clients.relay import Inflight, Relay
+from services.gateway.clients.subscriptions import listing_digest
+from services.gateway.context import STATE_KEY, GatewayContext
+from services.gateway.features.parking import Parking
+from services.gateway.features.resource_watch import ResourceWatch
 from services.gateway.protocol import Gateway
 from services.gateway.rate_limit import RateLimiter, parse_overrides
-from services.gateway.relay import Relay
-from services.gateway.resource_watch import ResourceWatch
 from services.gateway.routes import admin, legacy_sse, mcp, wellknown
 from services.gateway.routing_table import RoutingTable
 from services.gateway.settings import GatewaySettings
-from services.gateway.subscriptions import listing_digest
-from services.gateway.upstream import UpstreamPool
+from services.gateway.upstreams.pool import UpstreamPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -38,51 +40,53 @@ def create_app(settings: GatewaySettings) -> Starlette:
         table = RoutingTable(settings.separator)
         pool = UpstreamPool(settings, bus)
         await pool.start()
-        gateway = Gateway(settings, table, pool, bus)
         notifier = sessions.Notifier(digest=partial(listing_digest, table))
         codec = sessions.SessionCodec(
             await sessions.shared_secret(bus, settings.session_secret), settings.session_ttl_s
         )
         await sessions.follow_ended(bus, codec)
         # calls of session upstreams parked for a 2026-07-28 client's retry (any replica's)
-        gateway.parking = Parking(bus, codec.secret, settings.upstream_timeout_s)
-        await gateway.parking.start()
+        parking = Parking(bus, codec.secret, settings.upstream_timeout_s)
+        await parking.start()
         sync = registry_sync.RegistrySync(
             bus, table, pool, notifier.tools_changed, settings.resync_s, settings.gc_freeze
         )
-        inflight: dict = {}
+        inflight: Inflight = {}
         relay = Relay(bus, inflight)  # SSE session streams and cancellation across replicas
         await relay.start()
         watch = ResourceWatch(pool, bus, table)  # upstream resource updates for subscribers
         await watch.start()
-        gateway.aggregate.watch, gateway.aggregate.relay = watch, relay
+        gateway = Gateway(settings, table, pool, bus, parking=parking, relay=relay, watch=watch)
         gateway.tasks.use_secret(codec.secret)  # task ids: every replica unwraps them
-        gateway.tasks.status.relay = relay  # task status to client session streams
         limiter = RateLimiter(
             bus, settings.rate_limit_per_min, parse_overrides(settings.rate_limit_overrides)
         )
         await limiter.start()
+        ctx = GatewayContext(
+            settings=settings,
+            bus=bus,
+            gateway=gateway,
+            table=table,
+            pool=pool,
+            sessions=codec,
+            notifier=notifier,
+            registry_sync=sync,
+            inflight=inflight,
+            relay=relay,
+            watch=watch,
+            limiter=limiter,
+            trusted_hosts=TrustedHosts.of(
+                settings.public_url, settings.allowed_hosts, settings.allowed_origins
+            ),
+        )
         try:
             async with registry_sync.running(sync):
-                yield {
-                    "gateway": gateway,
-                    "table": table,
-                    "pool": pool,
-                    "sessions": codec,
-                    "notifier": notifier,
-                    "registry_sync": sync,
-                    "inflight": inflight,
-                    "relay": relay,
-                    "limiter": limiter,
-                    "trusted_hosts": TrustedHosts.of(
-                        settings.public_url, settings.allowed_hosts, settings.allowed_origins
-                    ),
-                }
+                yield {STATE_KEY: ctx}
         finally:
             await gateway.tasks.stop()
             await watch.stop()
             await relay.stop()
-            await gateway.parking.stop()
+            await parking.stop()
             await pool.close()
 
     return build_app(

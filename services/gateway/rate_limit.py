@@ -182,9 +182,8 @@ class RateLimiter:
         state.lease, state.seen = want, state.seen  # fail open for one lease
 
 
-async def rate_limit(request: Request, principal: Principal) -> None:
+async def rate_limit(request: Request, principal: Principal, limiter: RateLimiter | None) -> None:
     """Spend one of the principal's tokens; over the limit → -32029 (HTTP 429, Retry-After)."""
-    limiter: RateLimiter | None = getattr(request.state, "limiter", None)
     if limiter is None or not limiter.enabled:
         return
     verdict = await limiter.check(principal)

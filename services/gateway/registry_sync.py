@@ -11,14 +11,16 @@ from typing import Any
 
 import structlog
 
-from libs.common import rpc, subjects
+from libs.common import events as ev
+from libs.common import rpc_types, subjects
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
 from libs.common.events import Event
+from libs.common.rpc_types import ServerView, SnapshotRequest
 from services.gateway import metrics
 from services.gateway.heap import Settler
 from services.gateway.routing_table import RoutingTable
-from services.gateway.upstream import UpstreamPool
+from services.gateway.upstreams.pool import UpstreamPool
 
 log = structlog.get_logger()
 
@@ -47,31 +49,31 @@ class RegistrySync:
         self.heap = Settler(enabled=settle_heap)  # keeps the table out of full GC passes
         self.applied: dict[str, int] = {}  # server name -> the registry version its entry shows
         self.pulling: set[str] = set()  # servers being refetched now
-        # ... the highest version an event announced meanwhile (inf: no version, or deleted)
+        # ... the highest version an event announced meanwhile (inf: deleted)
         self.wanted: dict[str, float] = {}
         self.dropped: set[str] = set()  # ... which were deleted meanwhile
         self._pulls: set[asyncio.Task[None]] = set()
 
-    async def fetch(self, names: list[str] | None = None) -> tuple[list[dict[str, Any]], dict]:
+    async def fetch(
+        self, names: list[str] | None = None
+    ) -> tuple[list[ServerView], dict[str, Any]]:
         """Page through the snapshot (optionally for some names only)."""
-        views: list[dict[str, Any]] = []
+        views: list[ServerView] = []
         settings: dict[str, Any] = {}
         offset: int | None = 0
         while offset is not None:
-            request: dict[str, Any] = {"offset": offset, "limit": PAGE}
-            if names is not None:
-                request["names"] = names
-            page = await self.bus.request(rpc.REGISTRY_SNAPSHOT, request, timeout=10)
-            views.extend(page.get("servers") or [])
-            settings = page.get("settings") or settings
-            offset = page.get("next_offset")
+            request = SnapshotRequest(names=names, offset=offset, limit=PAGE)
+            page = await self.bus.call(rpc_types.REGISTRY_SNAPSHOT, request, timeout=10)
+            views.extend(page.servers)
+            settings = page.settings or settings
+            offset = page.next_offset
         return views, settings
 
     async def load(self) -> None:
         """Replace the table with a full snapshot."""
         views, settings = await self.fetch()
         self.table.replace(views)
-        self.applied = {v["name"]: v.get("version") or 0 for v in views}
+        self.applied = {v.name: v.version for v in views}
         self.table.settings = settings
         self.pool.allow_also(settings.get("ssrf_allowlist"))
         self.pool.retain(self.table.pool_keys)
@@ -100,25 +102,25 @@ class RegistrySync:
     async def on_event(self, event: Event) -> None:
         """Apply one registry event: drop the server, reload everything, or refetch the server
         (once per version: an event whose version the table shows already is old news)."""
-        if event.type == "registry.settings.updated":
+        if event.type == ev.SETTINGS_UPDATED.name:
+            ev.SETTINGS_UPDATED.decode(event)
             await self.load()
             await self.on_change()
             return
-        name = event.data.get("server")
-        if not isinstance(name, str):
-            return
-        if event.type == "registry.server.deleted":
+        if event.type not in ev.SERVER_EVENTS and event.type not in ev.TOOL_EVENTS:
+            return  # the registry's heartbeats, or a type this gateway does not know
+        fact = ev.decode(event)  # a server's or a tool's change names its server and version
+        name = fact.server
+        if event.type == ev.SERVER_DELETED.name:
             if name in self.pulling:  # what that refetch brings back is stale
                 self.dropped.add(name)
                 self.wanted[name] = math.inf
             self._forget(name)
             await self._changed()
             return
-        version = event.data.get("version")
-        version = version if isinstance(version, int) else math.inf
-        if version <= self.applied.get(name, -1):
+        if fact.version <= self.applied.get(name, -1):
             return
-        self.pull(name, version)
+        self.pull(name, fact.version)
 
     def pull(self, name: str, version: float = math.inf) -> None:
         """Refetch a server in the background; while one refetch of it runs, more events about
@@ -156,12 +158,12 @@ class RegistrySync:
             return
         if name in self.dropped:  # deleted while the view was on its way: fetch it again
             return
-        view = next((v for v in views if v.get("name") == name), None)
+        view = next((v for v in views if v.name == name), None)
         if view is None:
             self._forget(name)
         else:
             self.table.upsert(view)
-            self.applied[name] = view.get("version") or 0
+            self.applied[name] = view.version
             self.pool.retain(self.table.pool_keys)  # a source gone or its url changed
         await self._changed()
 

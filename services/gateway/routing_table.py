@@ -13,6 +13,7 @@ import structlog
 from mcp.shared.inbound import find_invalid_x_mcp_header, x_mcp_header_map
 
 from libs.common.authn import Principal, ServerRef
+from libs.common.rpc_types import ServerView, ToolUpstream, ToolView
 
 log = structlog.get_logger()
 
@@ -138,21 +139,20 @@ def target(server: ServerEntry, tool: ToolEntry) -> ServerEntry:
     return tool.source or server
 
 
-def tool_definition(tool: Mapping[str, Any]) -> dict[str, Any]:
+def tool_definition(tool: ToolView) -> dict[str, Any]:
     """The MCP tool object from a snapshot tool (snake_case fields → MCP camelCase)."""
-    out: dict[str, Any] = {"name": tool["name"]}
-    if tool.get("title"):
-        out["title"] = tool["title"]
-    out["description"] = tool.get("description") or ""
-    out["inputSchema"] = tool.get("input_schema") or tool.get("inputSchema") or {"type": "object"}
-    output = tool.get("output_schema") or tool.get("outputSchema")
-    if output:
-        out["outputSchema"] = output
-    annotations = wire_annotations(tool.get("annotations"))
+    out: dict[str, Any] = {"name": tool.name}
+    if tool.title:
+        out["title"] = tool.title
+    out["description"] = tool.description or ""
+    out["inputSchema"] = tool.input_schema or {"type": "object"}
+    if tool.output_schema:
+        out["outputSchema"] = tool.output_schema
+    annotations = wire_annotations(tool.annotations)
     if annotations:
         out["annotations"] = annotations
-    if isinstance(tool.get("execution"), Mapping):  # as declared, even `{}`
-        out["execution"] = tool["execution"]
+    if isinstance(tool.execution, Mapping):  # as declared, even `{}`
+        out["execution"] = tool.execution
     return out
 
 
@@ -170,92 +170,92 @@ def wire_annotations(stored: Any) -> dict[str, Any]:
     return out
 
 
-def server_from_view(view: Mapping[str, Any], separator: str) -> ServerEntry:
+def server_from_view(view: ServerView, separator: str) -> ServerEntry:
     """Build a ServerEntry from a registry server view."""
-    name = view["name"]
-    trusted = bool(view.get("trusted"))
+    name = view.name
     tools = []
     sources: dict[str, ServerEntry] = {}
-    for tool in view.get("tools") or ():
-        if not tool.get("routable", True):
+    for tool in view.tools:
+        if not tool.routable:
             continue
-        annotations = wire_annotations(tool.get("annotations"))
-        upstream = tool.get("upstream")
+        annotations = wire_annotations(tool.annotations)
         source = None
-        if isinstance(upstream, Mapping) and upstream.get("url"):
-            source = _source_entry(view, upstream)
+        if tool.upstream is not None and tool.upstream.url:
+            source = _source_entry(view, tool.upstream)
             source = sources.setdefault(source.key, source)
         tools.append(
             ToolEntry(
                 server=name,
-                name=tool["name"],
-                public=public_name(name, tool["name"], separator),
+                name=tool.name,
+                public=public_name(name, tool.name, separator),
                 definition=tool_definition(tool),
-                read_only=trusted and bool(annotations.get("readOnlyHint")),
-                idempotent=trusted and bool(annotations.get("idempotentHint")),
-                fingerprint=str(tool.get("fingerprint") or ""),
+                read_only=view.trusted and bool(annotations.get("readOnlyHint")),
+                idempotent=view.trusted and bool(annotations.get("idempotentHint")),
+                fingerprint=tool.fingerprint or "",
                 source=source,
             )
         )
     tools.sort(key=lambda t: t.name)
     return ServerEntry(
-        name=name,
-        id=str(view.get("id") or name),
-        path=(view.get("path") or name).strip("/") or name,
-        org=view.get("org"),
-        owner_team=view.get("owner_team"),
-        transport=view.get("transport") or "streamable-http",
-        url=view.get("url"),
-        headers=dict(view.get("headers") or {}),
-        enabled=bool(view.get("enabled", True)),
-        status=str(view.get("status") or "unknown"),
-        timeout_s=view.get("timeout_s"),
-        max_concurrency=view.get("max_concurrency"),
-        trusted=trusted,
+        **_connection(view),
+        transport=view.transport or "streamable-http",
+        url=view.url,
+        headers=dict(view.headers),
+        trusted=view.trusted,
         tools=tuple(tools),
-        resources=tuple(view.get("resources") or ()),
-        prompts=tuple(view.get("prompts") or ()),
-        fingerprint=_fingerprint(view),
+        resources=tuple(view.resources or ()),
+        prompts=tuple(view.prompts or ()),
+        fingerprint=_fingerprint(view.transport, view.url, view.command, view.args, view.headers),
         sources=tuple(sources.values()),
-        shared_with=frozenset(view.get("shared_with") or ()),
+        shared_with=frozenset(view.shared_with),
     )
 
 
-def _source_entry(view: Mapping[str, Any], upstream: Mapping[str, Any]) -> ServerEntry:
+def _connection(view: ServerView) -> dict[str, Any]:
+    """What a server's own connection and its sources' share: names, owner, limits, status."""
+    name = view.name
+    return {
+        "name": name,
+        "id": view.id or name,
+        "path": (view.path or name).strip("/") or name,
+        "org": view.org,
+        "owner_team": view.owner_team,
+        "enabled": view.enabled,
+        "status": view.status or "unknown",
+        "timeout_s": view.timeout_s,
+        "max_concurrency": view.max_concurrency,
+    }
+
+
+def _source_entry(view: ServerView, upstream: ToolUpstream) -> ServerEntry:
     """The connection to an external source, under the server's name, limits and status.
 
     Keyed by (server, source url) plus a digest of transport and headers, so two sources at one
     url with different credentials never share a session.
     """
-    conn = {
-        "transport": upstream.get("transport") or "streamable-http",
-        "url": upstream["url"],
-        "headers": dict(upstream.get("headers") or {}),
-    }
-    fingerprint = _fingerprint(conn)
-    name = view["name"]
+    transport = upstream.transport or "streamable-http"
+    headers = dict(upstream.headers)
+    fingerprint = _fingerprint(transport, upstream.url, None, None, headers)
     return ServerEntry(
-        name=name,
-        id=str(view.get("id") or name),
-        path=(view.get("path") or name).strip("/") or name,
-        org=view.get("org"),
-        owner_team=view.get("owner_team"),
-        transport=conn["transport"],
-        url=conn["url"],
-        headers=conn["headers"],
-        enabled=bool(view.get("enabled", True)),
-        status=str(view.get("status") or "unknown"),
-        timeout_s=view.get("timeout_s"),
-        max_concurrency=view.get("max_concurrency"),
+        **_connection(view),
+        transport=transport,
+        url=upstream.url,
+        headers=headers,
         fingerprint=fingerprint,
-        key=f"{name}\0{conn['url']}\0{fingerprint[:12]}",
+        key=f"{view.name}\0{upstream.url}\0{fingerprint[:12]}",
     )
 
 
-def _fingerprint(view: Mapping[str, Any]) -> str:
+def _fingerprint(
+    transport: str | None,
+    url: str | None,
+    command: str | None,
+    args: list[str] | None,
+    headers: Mapping[str, str],
+) -> str:
     """What identifies a connection: a changed URL, transport or headers means a new session."""
-    parts = [str(view.get(k)) for k in ("transport", "url", "command", "args")]
-    parts.append(repr(sorted((view.get("headers") or {}).items())))
+    parts = [str(transport), str(url), str(command), str(args)]
+    parts.append(repr(sorted(headers.items())))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -278,12 +278,12 @@ class RoutingTable:
         self.collisions: dict[str, list[str]] = {}  # would-be name -> servers, when shared
         self._visible: dict[tuple[Any, ...], tuple[int, list[ToolEntry]]] = {}
 
-    def replace(self, views: Iterable[Mapping[str, Any]]) -> None:
+    def replace(self, views: Iterable[ServerView]) -> None:
         """Replace the whole table with the given server views."""
-        self.servers = {v["name"]: server_from_view(v, self.separator) for v in views}
+        self.servers = {v.name: server_from_view(v, self.separator) for v in views}
         self._reindex()
 
-    def upsert(self, view: Mapping[str, Any]) -> ServerEntry:
+    def upsert(self, view: ServerView) -> ServerEntry:
         """Add or replace one server."""
         entry = server_from_view(view, self.separator)
         self.servers[entry.name] = entry

@@ -13,9 +13,9 @@ from services.registry.context import Registry
 from services.registry.crypto import SecretBox
 from services.registry.routes import (
     catalog,
+    config,
     secrets,
     servers,
-    settings,
     shares,
     sources,
     tools,
@@ -26,15 +26,13 @@ from services.registry.settings import RegistrySettings
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def create_app(settings_: RegistrySettings) -> Starlette:
+def create_app(settings: RegistrySettings) -> Starlette:
     """Build the registry app."""
-    box = SecretBox.from_settings(
-        settings_.master_keys, settings_.master_key, settings_.master_key_id
-    )
+    box = SecretBox.from_settings(settings.master_keys, settings.master_key, settings.master_key_id)
 
     @asynccontextmanager
     async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        reg = Registry(pool=state["pool"], bus=state["bus"], settings=settings_, box=box)
+        reg = Registry(pool=state["pool"], bus=state["bus"], settings=settings, box=box)
         await rpc.serve(reg)
         await consumers.ensure_code_server(reg)
         async with consumers.running(reg), health.running(reg), orgs.normalising(reg):
@@ -48,6 +46,6 @@ def create_app(settings_: RegistrySettings) -> Starlette:
         *tools.routes,
         *secrets.routes,
         *sources.routes,
-        *settings.routes,
+        *config.routes,
     ]
-    return build_app(settings_, routes, migrations=MIGRATIONS_DIR, extra=extra)
+    return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra)

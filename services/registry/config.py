@@ -1,4 +1,4 @@
-"""Admin settings: validated writes (secrets sealed) with SETTINGS_UPDATED, masked reads."""
+"""The admin config: validated writes (secrets sealed) with SETTINGS_UPDATED, masked reads."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import asyncpg
 
 from libs.common import events as ev
 from libs.common.errors import NotFound, Unprocessable
-from services.registry import setting_keys
+from services.registry import config_keys
 from services.registry.context import SCHEMA, Registry
 from services.registry.crypto import MASK
+from services.registry.store import config as config_store
 from services.registry.store import servers as servers_store
-from services.registry.store import settings as settings_store
 
 
 async def masked(reg: Registry, conn: asyncpg.Connection) -> dict[str, Any]:
@@ -20,7 +20,7 @@ async def masked(reg: Registry, conn: asyncpg.Connection) -> dict[str, Any]:
     cfg = await reg.config(conn)
     return {
         name: ((MASK if cfg[name] else None) if key.secret else cfg[name])
-        for name, key in setting_keys.KEYS.items()
+        for name, key in config_keys.KEYS.items()
     }
 
 
@@ -28,11 +28,11 @@ async def put(
     reg: Registry, conn: asyncpg.Connection, name: str, value: Any, actor: str
 ) -> dict[str, Any]:
     """Validate and store one setting; returns {"key", "value"} (masked when secret)."""
-    key = setting_keys.KEYS.get(name)
+    key = config_keys.KEYS.get(name)
     if key is None:
         raise NotFound(
             f"There is no setting {name!r}.",
-            details={"key": name, "known": sorted(setting_keys.KEYS)},
+            details={"key": name, "known": sorted(config_keys.KEYS)},
         )
     try:
         checked = key.check(value)
@@ -43,7 +43,7 @@ async def put(
     sealed = (
         reg.box.seal(checked, f"setting:{name}") if key.secret and checked is not None else None
     )
-    await settings_store.put_setting(conn, name, checked, sealed, actor)
+    await config_store.put_entry(conn, name, checked, sealed, actor)
     version = await servers_store.next_version(conn)
     payload = ev.SettingsUpdated(name, version, None if key.secret else checked, key.secret)
     await reg.emit(conn, ev.SETTINGS_UPDATED.event(payload, source=SCHEMA, actor=actor))

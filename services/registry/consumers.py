@@ -47,8 +47,16 @@ async def ensure_code_server(reg: Registry) -> None:
         await reg.emit(conn, ev.SERVER_CREATED.event(payload, source=SCHEMA))
 
 
+CODE_TOOL_TYPES = {t.name: t for t in (ev.CODE_TOOL_CREATED, ev.CODE_TOOL_UPDATED,
+                                        ev.CODE_TOOL_DELETED)}  # fmt: skip
+
+
 async def on_code_tool_changed(reg: Registry, event: Event) -> None:
     """A code tool was created, approved, changed or removed: rediscover the code server."""
+    kind = CODE_TOOL_TYPES.get(event.type)
+    if kind is None:
+        raise ev.PayloadError(f"{event.type} is not a code tool event")
+    kind.decode(event)  # a payload unlike the contract is dropped as malformed, not acted on
     async with reg.pool.acquire() as conn:
         server = await servers_store.get_server(conn, CODE_SERVER)
     if server is not None:

@@ -10,10 +10,10 @@ import asyncpg
 from libs.common import outbox, ssrf
 from libs.common.bus import Bus
 from libs.common.events import Event
-from services.registry import setting_keys
+from services.registry import config_keys
 from services.registry.crypto import Sealed, SecretBox
 from services.registry.settings import RegistrySettings
-from services.registry.store import settings as settings_store
+from services.registry.store import config as config_store
 
 SCHEMA = "registry"
 
@@ -32,10 +32,10 @@ class Registry:
         await outbox.enqueue(conn, SCHEMA, event)
 
     async def config(self, conn: asyncpg.Connection, *, reveal: bool = False) -> dict[str, Any]:
-        """Effective admin settings: defaults overlaid with stored values (secrets if `reveal`)."""
-        out = setting_keys.defaults(self.settings)
-        for row in await settings_store.list_settings(conn):
-            key = setting_keys.KEYS.get(row["key"])
+        """Effective admin config: defaults overlaid with stored values (secrets if `reveal`)."""
+        out = config_keys.defaults(self.settings)
+        for row in await config_store.list_entries(conn):
+            key = config_keys.KEYS.get(row["key"])
             if key is None:
                 continue
             if key.secret:

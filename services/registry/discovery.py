@@ -14,10 +14,11 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from libs.common import rpc
+from libs.common import rpc_types
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import ApiError, Unavailable, UpstreamTimeout
 from libs.common.outbound import ClientFactory, Guard
+from libs.common.rpc_types import SandboxDiscover
 from libs.common.ssrf import IPNetwork, SsrfRefused
 
 MAX_PAGES = 50
@@ -173,7 +174,9 @@ async def discover_sandboxed(bus: Bus, server: str, *, timeout: float) -> Listin
     """Ask the sandbox (stdio servers and code tools) over rpc.sandbox.discover."""
     started = time.perf_counter()
     try:
-        data = await bus.request(rpc.SANDBOX_DISCOVER, {"server": server}, timeout=timeout)
+        listing = await bus.call(
+            rpc_types.SANDBOX_DISCOVER, SandboxDiscover(server), timeout=timeout
+        )
     except Unavailable:
         raise DiscoveryFailed("sandbox unavailable", status="unknown") from None
     except UpstreamTimeout:
@@ -182,12 +185,9 @@ async def discover_sandboxed(bus: Bus, server: str, *, timeout: float) -> Listin
         raise DiscoveryFailed(f"sandbox: {exc.message}") from None
     except ApiError as exc:
         raise DiscoveryFailed(f"sandbox: {exc.message}", status="unknown") from None
-    data = data or {}
     return Listing(
-        tools=[
-            tool_dict(t) for t in data.get("tools") or [] if isinstance(t, dict) and "name" in t
-        ],
-        resources=[_plain(r) for r in data.get("resources") or [] if isinstance(r, dict)],
-        prompts=[_plain(p) for p in data.get("prompts") or [] if isinstance(p, dict)],
+        tools=[tool_dict(t) for t in listing.tools if isinstance(t, dict) and "name" in t],
+        resources=[_plain(r) for r in listing.resources if isinstance(r, dict)],
+        prompts=[_plain(p) for p in listing.prompts if isinstance(p, dict)],
         latency_ms=round((time.perf_counter() - started) * 1000, 2),
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncpg
 from prometheus_client import Gauge, Histogram
 
+from services.registry.store import servers, tools
+
 STATUSES = ("healthy", "unhealthy", "unknown")
 
 SERVERS = Gauge("switchboard_registry_servers", "Registered servers by health status.", ["status"])
@@ -26,10 +28,7 @@ def observe_discovery(transport: str, ok: bool, seconds: float) -> None:
 
 async def update_gauges(conn: asyncpg.Connection) -> None:
     """Recount servers by status and quarantined tools (two small aggregate queries)."""
-    rows = await conn.fetch("SELECT status, count(*)::int AS n FROM registry.servers GROUP BY 1")
-    counts = {r["status"]: r["n"] for r in rows}
+    counts = await servers.count_by_status(conn)
     for status in STATUSES:
         SERVERS.labels(status).set(counts.get(status, 0))
-    QUARANTINED_TOOLS.set(
-        await conn.fetchval("SELECT count(*) FROM registry.tools WHERE state = 'quarantined'")
-    )
+    QUARANTINED_TOOLS.set(await tools.count_quarantined(conn))

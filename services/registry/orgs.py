@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import structlog
 
-from libs.common import rpc
+from libs.common import rpc_types
 from libs.common.authn import Principal
 from libs.common.bus import RpcError
 from libs.common.errors import ApiError, NotFound, Unavailable, Unprocessable
+from libs.common.rpc_types import OrgReply, OrgRequest
 from services.registry import permissions, servers
 from services.registry.context import Registry
 from services.registry.store import servers as servers_store
@@ -23,10 +23,10 @@ LOOKUP_TIMEOUT_S = 3.0
 RETRY_MAX_S = 30.0
 
 
-async def lookup(reg: Registry, ref: str) -> dict[str, Any] | None:
+async def lookup(reg: Registry, ref: str) -> OrgReply | None:
     """The org (`id`, `slug`, `status`) named by id or slug, or None when there is none."""
     try:
-        return await reg.bus.request(rpc.AUTH_ORG, {"ref": ref}, timeout=LOOKUP_TIMEOUT_S)
+        return await reg.bus.call(rpc_types.AUTH_ORG, OrgRequest(ref), timeout=LOOKUP_TIMEOUT_S)
     except RpcError as exc:
         if exc.status < 500:
             return None
@@ -44,7 +44,7 @@ async def org_id(reg: Registry, principal: Principal, ref: str) -> str:
         return principal.org_slugs[ref]
     if principal.is_platform_admin:
         found = await lookup(reg, ref)
-        return found["id"] if found else ref
+        return found.id if found else ref
     return ref
 
 
@@ -57,9 +57,9 @@ async def creation_org(reg: Registry, principal: Principal, ref: str | None) -> 
     if ref is None:
         return None
     found = await lookup(reg, ref)
-    if found is None or found.get("status") == "deleted":
+    if found is None or found.status == "deleted":
         raise NotFound(f"Organisation {ref!r} not found.", details={"org": ref})
-    return str(found["id"])
+    return found.id
 
 
 def same_org(ref: str) -> Unprocessable:
@@ -83,7 +83,7 @@ async def normalise_stored(reg: Registry) -> int:
             continue
         async with reg.pool.acquire() as conn, conn.transaction():
             for row in await servers_store.list_by_org(conn, ref):
-                await servers.touch(reg, conn, row, ["org"], "registry", {"org": found["id"]})
+                await servers.touch(reg, conn, row, ["org"], "registry", {"org": found.id})
                 changed += 1
     return changed
 

@@ -9,8 +9,8 @@ from libs.common.errors import Unprocessable
 from services.registry import sources, views
 from services.registry.context import Registry
 from services.registry.crypto import MasterKeyError, Sealed
+from services.registry.store import config as config_store
 from services.registry.store import secrets as secrets_store
-from services.registry.store import settings as settings_store
 from services.registry.store import sources as sources_store
 
 log = structlog.get_logger()
@@ -29,11 +29,11 @@ async def reencrypt(reg: Registry, conn: asyncpg.Connection) -> dict[str, object
                     conn, row["server_id"], row["kind"], row["key"], sealed
                 )
                 counts["secrets"] += 1
-        for row in await settings_store.list_not_under(conn, box.key_id):
+        for row in await config_store.list_not_under(conn, box.key_id):
             aad = f"setting:{row['key']}"
             sealed = box.reseal(Sealed(row["nonce"], row["ciphertext"], row["key_id"]), aad)
             if sealed is not None:
-                await settings_store.reseal_setting(conn, row["key"], sealed)
+                await config_store.reseal_entry(conn, row["key"], sealed)
                 counts["settings"] += 1
         for row in await sources_store.list_not_under(conn, box.key_id):
             aad = sources.aad(row["id"])

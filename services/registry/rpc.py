@@ -8,9 +8,20 @@ from typing import Any
 import orjson
 import structlog
 
-from libs.common import rpc, tenancy
+from libs.common import rpc_types, tenancy
 from libs.common.errors import NotFound, ValidationError
-from services.registry import setting_keys, sources, views
+from libs.common.rpc_types import (
+    HostedReply,
+    HostedRequest,
+    ResolvedServer,
+    ResolveReply,
+    ResolveRequest,
+    ServerView,
+    Snapshot,
+    SnapshotRequest,
+    ToolUpstream,
+)
+from services.registry import config_keys, sources, views
 from services.registry.context import Registry
 from services.registry.crypto import SecretUnreadable
 from services.registry.store import secrets as secrets_store
@@ -20,30 +31,23 @@ from services.registry.store import tools as tools_store
 
 log = structlog.get_logger()
 
-DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_REPLY_BYTES = 900_000
 
 
-def _params(data: dict[str, Any]) -> tuple[list[str] | None, int, int]:
-    """Validate {"names"?, "offset"?, "limit"?}."""
-    names = data.get("names")
-    if names is not None and (
-        not isinstance(names, list) or not all(isinstance(n, str) for n in names)
-    ):
-        raise ValidationError("names must be a list of server names.", details={"field": "names"})
-    offset, limit = data.get("offset", 0), data.get("limit", DEFAULT_LIMIT)
-    for name, value in (("offset", offset), ("limit", limit)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+def _params(request: SnapshotRequest) -> tuple[list[str] | None, int, int]:
+    """The page asked for: offset and limit non-negative, the limit capped."""
+    for name, value in (("offset", request.offset), ("limit", request.limit)):
+        if value < 0:
             raise ValidationError(
                 f"{name} must be a non-negative integer.", details={"field": name}
             )
-    return names, offset, max(1, min(limit, MAX_LIMIT))
+    return request.names, request.offset, max(1, min(request.limit, MAX_LIMIT))
 
 
-async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
+async def snapshot(reg: Registry, request: SnapshotRequest) -> Snapshot:
     """A page of server views with tools and decrypted secrets, under the NATS payload limit."""
-    names, offset, limit = _params(data)
+    names, offset, limit = _params(request)
     async with reg.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         version = await servers_store.current_version(conn)
         cfg = await reg.config(conn)
@@ -54,12 +58,12 @@ async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
         secrets = await secrets_store.list_secrets(conn, ids)
         source_rows = await sources_store.list_for_servers(conn, ids)
     upstreams = {
-        row["id"]: {
-            "source_id": str(row["id"]),
-            "transport": row["transport"],
-            "url": row["url"],
-            "headers": sources.headers_of(reg, row),
-        }
+        row["id"]: ToolUpstream(
+            source_id=str(row["id"]),
+            transport=row["transport"],
+            url=row["url"],
+            headers=sources.headers_of(reg, row),
+        )
         for row in source_rows
     }
     by_tools: dict[Any, list] = {}
@@ -68,7 +72,7 @@ async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
     by_secrets: dict[Any, list] = {}
     for row in secrets:
         by_secrets.setdefault(row["server_id"], []).append(row)
-    out: list[dict[str, Any]] = []
+    out: list[ServerView] = []
     size = 0
     consumed = 0  # servers of the page dealt with, skipped ones included
     for server in page:
@@ -92,41 +96,37 @@ async def snapshot(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
             break
         out.append(view)
     more = consumed < len(page) or len(servers) > limit
-    return {
-        "version": version,
-        "settings": {k: cfg[k] for k, key in setting_keys.KEYS.items() if key.routing},
-        "servers": out,
-        "next_offset": offset + consumed if more else None,
-    }
+    return Snapshot(
+        version=version,
+        settings={k: cfg[k] for k, key in config_keys.KEYS.items() if key.routing},
+        servers=out,
+        next_offset=offset + consumed if more else None,
+    )
 
 
-async def hosted(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
+async def hosted(reg: Registry, request: HostedRequest) -> HostedReply:
     """One server's launch spec by name: `{"server": view}`; 404 when it is not registered."""
-    name = data.get("server")
-    if not isinstance(name, str) or not name:
+    name = request.server
+    if not name:
         raise ValidationError("`server` (a server name) is required.", details={"field": "server"})
     async with reg.pool.acquire() as conn:
         servers = await servers_store.list_page(conn, [name], 0, 1)
         secrets = await secrets_store.list_secrets(conn, [servers[0]["id"]]) if servers else []
     if not servers:
         raise NotFound(f"Server {name!r} is not registered.", details={"server": name})
-    return {"server": views.hosted_server(servers[0], secrets, reg.box)}
+    return HostedReply(server=views.hosted_server(servers[0], secrets, reg.box))
 
 
 MAX_RESOLVE = 200
 
 
-async def resolve(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
+async def resolve(reg: Registry, request: ResolveRequest) -> ResolveReply:
     """The servers named (by name, path or id) that `org` owns or was shared: what auth binds a
     grant to. Another org's server is left out exactly like one that does not exist."""
-    org, refs = data.get("org"), data.get("servers")
-    if not isinstance(org, str) or not org:
+    org, refs = request.org, request.servers
+    if not org:
         raise ValidationError("org must be an org id.", details={"field": "org"})
-    if (
-        not isinstance(refs, list)
-        or len(refs) > MAX_RESOLVE
-        or not all(isinstance(r, str) and r for r in refs)
-    ):
+    if len(refs) > MAX_RESOLVE or not all(refs):
         raise ValidationError(
             f"servers must be a list of at most {MAX_RESOLVE} server names or ids.",
             details={"field": "servers"},
@@ -138,29 +138,29 @@ async def resolve(reg: Registry, data: dict[str, Any]) -> dict[str, Any]:
             if server is None or not tenancy.server_ref(server).lent_to(org):
                 continue
             out.append(
-                {
-                    "ref": ref,
-                    "id": str(server["id"]),
-                    "name": server["name"],
-                    "org": server["org"],
-                    "shared": server["org"] != org,
-                }
+                ResolvedServer(
+                    ref=ref,
+                    id=str(server["id"]),
+                    name=server["name"],
+                    org=server["org"],
+                    shared=server["org"] != org,
+                )
             )
-    return {"servers": out}
+    return ResolveReply(servers=out)
 
 
 async def serve(reg: Registry) -> None:
     """Answer rpc.registry.* (queue group: registry)."""
 
-    async def on_snapshot(data: dict[str, Any]) -> dict[str, Any]:
-        return await snapshot(reg, data)
+    async def on_snapshot(request: SnapshotRequest) -> Snapshot:
+        return await snapshot(reg, request)
 
-    async def on_hosted(data: dict[str, Any]) -> dict[str, Any]:
-        return await hosted(reg, data)
+    async def on_hosted(request: HostedRequest) -> HostedReply:
+        return await hosted(reg, request)
 
-    async def on_resolve(data: dict[str, Any]) -> dict[str, Any]:
-        return await resolve(reg, data)
+    async def on_resolve(request: ResolveRequest) -> ResolveReply:
+        return await resolve(reg, request)
 
-    await reg.bus.serve(rpc.REGISTRY_SNAPSHOT, on_snapshot)
-    await reg.bus.serve(rpc.REGISTRY_HOSTED, on_hosted)
-    await reg.bus.serve(rpc.REGISTRY_RESOLVE, on_resolve)
+    await reg.bus.answer(rpc_types.REGISTRY_SNAPSHOT, on_snapshot)
+    await reg.bus.answer(rpc_types.REGISTRY_HOSTED, on_hosted)
+    await reg.bus.answer(rpc_types.REGISTRY_RESOLVE, on_resolve)

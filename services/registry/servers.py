@@ -1,4 +1,8 @@
-"""Server operations: validate, store with secrets and events, refresh after changes."""
+"""Server operations: validate, store with secrets and events, refresh after changes.
+
+Just over 300 lines on purpose: it holds the operations of one aggregate, the server (the model
+of routes → servers → store), each a short function; their shared validation is private here.
+"""
 
 from __future__ import annotations
 

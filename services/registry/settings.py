@@ -1,4 +1,4 @@
-"""Settings of the registry service."""
+"""The registry's environment settings (`RegistrySettings`); the admin config is config.py."""
 
 from dataclasses import dataclass
 from typing import ClassVar

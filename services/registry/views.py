@@ -1,12 +1,15 @@
-"""JSON views of servers and tools: public (secrets masked) and snapshot (secrets decrypted)."""
+"""Views of servers and tools: public JSON (secrets masked), and the snapshot's and the hosted
+launch spec's shared types from libs/common/rpc_types.py (secrets decrypted)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
 
+from libs.common.rpc_types import HostedServer, ServerView, ToolUpstream, ToolView
 from services.registry import review
 from services.registry.crypto import MASK, Sealed, SecretBox
 
@@ -136,33 +139,33 @@ def tool_out(server: asyncpg.Record, tool: asyncpg.Record) -> dict[str, Any]:
 
 def hosted_server(
     server: asyncpg.Record, secrets: Iterable[asyncpg.Record], box: SecretBox
-) -> dict[str, Any]:
+) -> HostedServer:
     """The view of rpc.registry.hosted: what the sandbox needs to launch one stdio server.
 
     Only a stdio server's env is decrypted; any other server answers its transport alone (the
     sandbox refuses it), never a URL or headers.
     """
-    view: dict[str, Any] = {
-        "id": str(server["id"]),
-        "name": server["name"],
-        "org": server["org"],
-        "owner_team": server["owner_team"],  # who may reach it (docs/TENANCY.md)
-        "shared_with": list(server["shared_with"] or []),
-        "transport": server["transport"],
-        "enabled": server["enabled"],
-    }
+    view = HostedServer(
+        id=str(server["id"]),
+        name=server["name"],
+        org=server["org"],
+        owner_team=server["owner_team"],  # who may reach it (docs/TENANCY.md)
+        shared_with=list(server["shared_with"] or []),
+        transport=server["transport"],
+        enabled=server["enabled"],
+    )
     if server["transport"] != "stdio":
         return view
-    return {
-        **view,
-        "command": server["command"],
-        "args": server["args"],
-        "env": secrets_by_kind([r for r in secrets if r["kind"] == "env"], box)["env"],
-        "cwd": server["cwd"],
-        "timeout_s": server["timeout_s"],
-        "per_user": server["per_user"],
-        "version": server["version"],
-    }
+    return dataclasses.replace(
+        view,
+        command=server["command"],
+        args=server["args"],
+        env=secrets_by_kind([r for r in secrets if r["kind"] == "env"], box)["env"],
+        cwd=server["cwd"],
+        timeout_s=server["timeout_s"],
+        per_user=server["per_user"],
+        version=server["version"],
+    )
 
 
 def snapshot_server(
@@ -170,8 +173,8 @@ def snapshot_server(
     tools: Iterable[asyncpg.Record],
     secrets: Iterable[asyncpg.Record],
     box: SecretBox,
-    upstreams: dict[Any, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+    upstreams: dict[Any, ToolUpstream] | None = None,
+) -> ServerView:
     """The server view of rpc.registry.snapshot (docs/CONTRACTS.md), secrets decrypted.
 
     A tool imported from an external source carries `upstream` (its source's transport, url and
@@ -179,42 +182,42 @@ def snapshot_server(
     """
     upstreams = upstreams or {}
     plain = secrets_by_kind(secrets, box)
-    return {
-        "id": str(server["id"]),
-        "name": server["name"],
-        "path": server["path"],
-        "org": server["org"],
-        "owner_team": server["owner_team"],
-        "shared_with": list(server["shared_with"] or []),
-        "transport": server["transport"],
-        "url": server["url"],
-        "headers": plain["header"],
-        "command": server["command"],
-        "args": server["args"],
-        "env": plain["env"],
-        "cwd": server["cwd"],
-        "enabled": server["enabled"],
-        "status": server["status"],
-        "timeout_s": server["timeout_s"],
-        "max_concurrency": server["max_concurrency"],
-        "per_user": server["per_user"],
-        "trusted": server["trusted"],
-        "version": server["version"],
-        "tools": [
-            {
-                "name": t["name"],
-                "title": t["title"],
-                "description": t["description"],
-                "input_schema": t["input_schema"],
-                "output_schema": t["output_schema"],
-                "annotations": t["annotations"],
-                "execution": t["execution"],
-                "fingerprint": t["fingerprint"],
-                "routable": routable(server, t),
-                "upstream": upstreams.get(t["source_id"]),
-            }
+    return ServerView(
+        id=str(server["id"]),
+        name=server["name"],
+        path=server["path"],
+        org=server["org"],
+        owner_team=server["owner_team"],
+        shared_with=list(server["shared_with"] or []),
+        transport=server["transport"],
+        url=server["url"],
+        headers=plain["header"],
+        command=server["command"],
+        args=server["args"],
+        env=plain["env"],
+        cwd=server["cwd"],
+        enabled=server["enabled"],
+        status=server["status"],
+        timeout_s=server["timeout_s"],
+        max_concurrency=server["max_concurrency"],
+        per_user=server["per_user"],
+        trusted=server["trusted"],
+        version=server["version"],
+        tools=[
+            ToolView(
+                name=t["name"],
+                title=t["title"],
+                description=t["description"],
+                input_schema=t["input_schema"],
+                output_schema=t["output_schema"],
+                annotations=t["annotations"],
+                execution=t["execution"],
+                fingerprint=t["fingerprint"],
+                routable=routable(server, t),
+                upstream=upstreams.get(t["source_id"]),
+            )
             for t in tools
         ],
-        "resources": server["resources"],
-        "prompts": server["prompts"],
-    }
+        resources=server["resources"],
+        prompts=server["prompts"],
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.common import rpc
+from libs.common import rpc_types
 from libs.common.bus import Bus
 from libs.common.errors import ValidationError
+from libs.common.rpc_types import Listing, SandboxCall, SandboxCallReply, SandboxDiscover
 from services.sandbox.replicas import CODE_SERVER, Replicas, server_name, timeout_of
 from services.sandbox.runtime import Runtime
 
@@ -15,23 +16,25 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
     """Answer rpc.sandbox.call and rpc.sandbox.discover, and what other replicas forward."""
     replicas = runtime.replicas = Replicas(runtime)
 
-    async def call(data: dict[str, Any]) -> dict[str, Any]:
+    async def call(request: SandboxCall) -> SandboxCallReply:
+        # the replica verbs take the request's JSON object, forwarded to the owner as it came
+        data = rpc_types.SANDBOX_CALL.encode_request(request)
         name = server_name(data)
-        message = data.get("message")
-        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        if request.message.get("jsonrpc") != "2.0":
             raise ValidationError("`message` must be a JSON-RPC 2.0 object.")
         if name == CODE_SERVER and code is not None:
-            return {"message": await code.call(message, timeout_of(data))}
+            return SandboxCallReply(await code.call(request.message, timeout_of(data)))
         await runtime.require_isolation()
-        return await replicas.keyed("call", data)
+        return rpc_types.SANDBOX_CALL.decode_reply(await replicas.keyed("call", data))
 
-    async def discover(data: dict[str, Any]) -> dict[str, Any]:
+    async def discover(request: SandboxDiscover) -> Listing:
+        data = rpc_types.SANDBOX_DISCOVER.encode_request(request)
         name = server_name(data)
         if name == CODE_SERVER and code is not None:
-            return await code.discover()
+            return rpc_types.SANDBOX_DISCOVER.decode_reply(await code.discover())
         await runtime.require_isolation()
-        return await replicas.keyed("discover", data)
+        return rpc_types.SANDBOX_DISCOVER.decode_reply(await replicas.keyed("discover", data))
 
-    await bus.serve(rpc.SANDBOX_CALL, call, queue="sandbox")
-    await bus.serve(rpc.SANDBOX_DISCOVER, discover, queue="sandbox")
+    await bus.answer(rpc_types.SANDBOX_CALL, call, queue="sandbox")
+    await bus.answer(rpc_types.SANDBOX_DISCOVER, discover, queue="sandbox")
     await replicas.serve()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ import asyncpg
 import orjson
 import structlog
 
-from libs.common import outbox, process_env, rpc, ssrf, subjects, tenancy
+from libs.common import outbox, process_env, rpc_types, ssrf, subjects, tenancy
 from libs.common.authn import ServerRef
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import NotFound, Unprocessable
@@ -23,6 +24,7 @@ from libs.common.events import (
     EgressRefused,
     ProcessStatus,
 )
+from libs.common.rpc_types import HostedRequest
 from services.sandbox import (
     addresses,
     allowlist,
@@ -192,14 +194,14 @@ class Runtime:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         try:
-            doc = await self.bus.request(rpc.REGISTRY_HOSTED, {"server": name}, timeout=5)
+            hosted = await self.bus.call(rpc_types.REGISTRY_HOSTED, HostedRequest(name), timeout=5)
         except RpcError as exc:
             if exc.status == 404:
                 raise NotFound(
                     f"Server {name!r} is not registered.", details={"server": name}
                 ) from None
             raise
-        view = doc.get("server") or {}
+        view = dataclasses.asdict(hosted.server)  # the spec and the access checks read a dict
         if view.get("name") != name:
             raise NotFound(f"Server {name!r} is not registered.", details={"server": name})
         self._views[name] = (time.monotonic() + self.settings.spec_ttl_s, view)

@@ -117,8 +117,11 @@ def copy_checkout(source: Path = proc.ROOT) -> Path:
             continue  # deleted in the working tree
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / name, root / name, follow_symlinks=False)
-    subprocess.run(["cp", "-a", str(source / ".venv"), str(root / ".venv")], check=True)
-    _point_editable_install_at(root, source)
+    # a worktree's .venv may be a link to another checkout's: copy what it names, never the
+    # link (the copy's venv loses the test packages below)
+    venv = (source / ".venv").resolve()
+    subprocess.run(["cp", "-a", str(venv), str(root / ".venv")], check=True)
+    _point_editable_install_at(root, venv.parent)
     _uninstall(root, packages_only_tests_need())
     return root
 

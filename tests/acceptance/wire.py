@@ -13,6 +13,7 @@ import orjson
 
 from tests.acceptance.rest import Admin, expect
 from tests.e2e.gateway_support import list_tools, tool_names
+from tests.support.sse import events_of
 
 SESSION_REVISION = "2025-11-25"
 CLIENT_INFO = {"name": "acceptance", "version": "1"}
@@ -52,13 +53,8 @@ def message(resp: httpx.Response, rid: Any = None) -> dict[str, Any] | None:
     try:
         if kind.startswith("text/event-stream"):
             found = None
-            for event in resp.text.replace("\r\n", "\n").split("\n\n"):
-                data = "\n".join(
-                    line[5:].removeprefix(" ")
-                    for line in event.split("\n")
-                    if line.startswith("data:")
-                )
-                doc = orjson.loads(data) if data.strip() else None
+            for event in events_of(resp.content):
+                doc = orjson.loads(event.data) if event.data.strip() else None
                 if isinstance(doc, dict) and "id" in doc and (rid is None or doc["id"] == rid):
                     found = doc
             return found

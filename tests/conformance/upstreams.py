@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from libs.devstack import proc as devstack_proc
-from tests.support import free_port, node
+from libs.devstack.harness import free_port
+from tests.support import node
 
 SERVERS = Path(__file__).with_name("servers")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from typing import Any
 
 import httpx
 
+from libs.devstack.harness import until
 from tests.e2e.conftest import STACK_ENV
 
 MODERN = "2026-07-28"
@@ -98,12 +98,12 @@ async def call_tool(
 
 async def wait_listed(http: httpx.AsyncClient, base: str, token: str, tool: str) -> None:
     """Poll tools/list on `base` until `tool` is listed (10 s at most)."""
-    async with asyncio.timeout(10):
-        while True:
-            resp = await list_tools(http, base, token)
-            if resp.status_code == 200 and tool in tool_names(resp):
-                return
-            await asyncio.sleep(0.05)
+
+    async def listed() -> bool:
+        resp = await list_tools(http, base, token)
+        return resp.status_code == 200 and tool in tool_names(resp)
+
+    await until(listed, timeout=10, what=f"{tool} in tools/list")
 
 
 def tool_names(resp: httpx.Response) -> list[str]:

@@ -1,6 +1,5 @@
 """Auth through nginx: every credential kind works on another service and dies within a second."""
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -8,6 +7,7 @@ import asyncpg
 import httpx
 import pytest
 
+from libs.devstack.harness import until
 from libs.devstack.stack import Stack
 from tests.e2e.conftest import SecuredStack
 from tests.support.auth import AuthClient, unique
@@ -32,9 +32,11 @@ async def registry_status(http: httpx.AsyncClient, headers: dict[str, str]) -> i
 async def refused_after(http: httpx.AsyncClient, headers: dict[str, str]) -> float:
     """Seconds until the registry answers 401 for `headers` (fails after 5 s)."""
     start = time.monotonic()
-    async with asyncio.timeout(5):
-        while await registry_status(http, headers) != 401:
-            await asyncio.sleep(0.02)
+
+    async def refused() -> bool:
+        return await registry_status(http, headers) == 401
+
+    await until(refused, timeout=5, interval=0.02, what="the registry to answer 401")
     return time.monotonic() - start
 
 

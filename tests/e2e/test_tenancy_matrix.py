@@ -28,10 +28,11 @@ import websockets
 from starlette.routing import Route, WebSocketRoute
 from websockets.exceptions import InvalidHandshake
 
+from libs.devstack.harness import settings_for
 from libs.devstack.stack import Stack
 from tests.e2e.gateway_support import admin_token, bearer, modern, modern_headers
 from tests.e2e.tenancy_world import ROLES, Builder, World
-from tests.support import settings_for
+from tests.support.sse import events_of, stream_events
 from tests.support.upstreams import make_upstream, run_upstream
 
 ITEM, PLATFORM, LIST, CREATE, OWN, PUBLIC, MCP, WS = (
@@ -772,13 +773,13 @@ async def probe(http: httpx.AsyncClient, method: str, path: str, headers: dict) 
 
 
 def _json_of(resp: httpx.Response) -> dict[str, Any]:
-    """The JSON-RPC message of a response (JSON, or the last SSE `data:` line)."""
-    text = resp.text
+    """The JSON-RPC message of a response (JSON, or the last SSE event's data)."""
+    body = resp.content
     if resp.headers.get("content-type", "").startswith("text/event-stream"):
-        lines = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
-        text = lines[-1] if lines else "{}"
+        data = [event.data for event in events_of(body) if event.data]
+        body = data[-1] if data else b"{}"
     try:
-        doc = orjson.loads(text)
+        doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return {}
     return doc if isinstance(doc, dict) else {}
@@ -788,20 +789,20 @@ async def legacy_sse_leaks(http: httpx.AsyncClient, headers: dict, b: World) -> 
     """Org B's markers in what the legacy HTTP+SSE transport (/sse + /messages) lists."""
     seen = ""
     async with http.stream("GET", "/sse", headers=headers) as stream, asyncio.timeout(10):
-        lines = stream.aiter_lines()
+        events = stream_events(stream)
         endpoint = ""
-        async for line in lines:
-            if line.startswith("data:") and "session_id" in line:
-                endpoint = line[5:].strip()
+        async for event in events:
+            if event.event == "endpoint":
+                endpoint = event.data.decode().strip()
                 break
         for rid, method in enumerate(("tools/list", "resources/list", "prompts/list"), 1):
             body = {"jsonrpc": "2.0", "id": rid, "method": method, "params": {}}
             await http.post(endpoint, json=body, headers=headers)
         answered = 0
-        async for line in lines:
-            if line.startswith("data:"):
-                seen += line
-                answered += '"id"' in line
+        async for event in events:
+            if event.data:
+                seen += event.data.decode(errors="replace")
+                answered += b'"id"' in event.data
                 if answered == 3:
                     break
     return leaks(seen, b)

@@ -41,25 +41,23 @@ from typing import Any
 
 import httpx
 
-from services.auth.app import create_app
-from services.auth.settings import AuthSettings
-from tests.support import serving, settings_for
+from libs.devstack.harness.auth import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    TEST_ENV,
+    running_auth,
+)
+from libs.devstack.harness.auth import AuthRefused as AuthError
+from libs.devstack.harness.auth import admin_token as fetch_admin_token
 
-ADMIN_USERNAME = "admin"
-ADMIN_PASSWORD = "Adm1n-Passw0rd!"
-TEST_ENV = {
-    "AUTH_ARGON2_TIME_COST": 1,
-    "AUTH_ARGON2_MEMORY_KIB": 1024,
-    "AUTH_ARGON2_PARALLELISM": 1,
-    "AUTH_FAILURE_DELAY_S": 0,
-    "AUTH_ACCOUNT_DELAY_S": 0.2,
-    "AUTH_MAX_SOURCE_FAILURES": 100000,
-    "AUTH_OAUTH_REGISTRATIONS_PER_HOUR": 100000,
-    "SWITCHBOARD_COOKIE_SECURE": "false",
-    "AUTH_KEY_ENCRYPTION_SECRET": "test-key-encryption-secret",
-    "SWITCHBOARD_ADMIN_USER": ADMIN_USERNAME,
-    "SWITCHBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
-}
+__all__ = [
+    "ADMIN_PASSWORD",
+    "ADMIN_USERNAME",
+    "TEST_ENV",
+    "AuthClient",
+    "AuthError",
+    "auth_service",
+]
 
 
 def unique(prefix: str) -> str:
@@ -85,10 +83,6 @@ class GrantedMember:
     team: dict[str, Any]
     user: User
     key: str
-
-
-class AuthError(AssertionError):
-    """The auth service refused a setup call the test relied on."""
 
 
 class AuthClient:
@@ -127,13 +121,7 @@ class AuthClient:
     async def admin_token(self) -> str:
         """A JWT of the platform admin user (created by setup on first use)."""
         if self._admin_jwt is None:
-            resp = await self.http.post(
-                "/api/v1/auth/setup",
-                json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD},
-            )
-            if resp.status_code not in (201, 409):
-                raise AuthError(f"setup → {resp.status_code}: {resp.text}")
-            self._admin_jwt = (await self.login(ADMIN_USERNAME, ADMIN_PASSWORD))["access_token"]
+            self._admin_jwt = await fetch_admin_token(self.url)
         return self._admin_jwt
 
     async def create_user(
@@ -269,18 +257,11 @@ async def auth_service(
     pg_url: str, nats_url: str, namespace: str, **env: Any
 ) -> AsyncIterator[AuthClient]:
     """Start the real auth service in-process and yield a client for it."""
-    admin_api_token = env.pop("SWITCHBOARD_ADMIN_TOKEN", None) or "sba_" + secrets.token_urlsafe(32)
-    settings = settings_for(
-        AuthSettings,
-        pg_url=pg_url,
-        nats_url=nats_url,
-        namespace=namespace,
-        SWITCHBOARD_ADMIN_TOKEN=admin_api_token,
-        **{**TEST_ENV, **env},
-    )
-    app = create_app(settings)
-    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
-        client = AuthClient(url, http, admin_api_token)
-        client.app = app  # type: ignore[attr-defined]
-        client.settings = settings  # type: ignore[attr-defined]
+    async with (
+        running_auth(pg_url, nats_url, namespace, **env) as auth,
+        httpx.AsyncClient(base_url=auth.url, timeout=10) as http,
+    ):
+        client = AuthClient(auth.url, http, auth.admin_api_token)
+        client.app = auth.app  # type: ignore[attr-defined]
+        client.settings = auth.settings  # type: ignore[attr-defined]
         yield client

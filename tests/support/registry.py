@@ -1,50 +1,16 @@
-"""The registry for other tests: its settings, and its shared parts on a pool and bus of our own."""
+"""The registry for other tests: a clean slate between tests.
+
+Its settings and shared parts live in `libs.devstack.harness.registry` (the benchmarks use them
+too); they are re-exported here for the gateway and sandbox tests that import them from here.
+"""
 
 from __future__ import annotations
 
-import base64
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 import asyncpg
 
-from libs.common import bus as busmod
-from libs.common import db
-from services.registry.context import Registry
-from services.registry.crypto import SecretBox
-from services.registry.settings import RegistrySettings
-from tests.support import settings_for
+from libs.devstack.harness.registry import MASTER_KEY, registry_parts, registry_settings
 
-MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
-
-
-def registry_settings(pg_url: str, nats_url: str, namespace: str, **env: Any) -> RegistrySettings:
-    """Registry settings for tests: 127.0.0.0/8 allowed, health loop off unless asked."""
-    base = {
-        "REGISTRY_MASTER_KEY": MASTER_KEY,
-        "REGISTRY_SSRF_ALLOWLIST": "127.0.0.0/8",
-        "REGISTRY_HEALTH_ENABLED": "false",
-        "REGISTRY_DISCOVERY_TIMEOUT_S": "5",
-        "REGISTRY_SANDBOX_TIMEOUT_S": "0.5",
-    }
-    base.update(env)
-    return settings_for(
-        RegistrySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace, **base
-    )
-
-
-@asynccontextmanager
-async def registry_parts(settings: RegistrySettings, bus_name: str) -> AsyncIterator[Registry]:
-    """The registry's shared parts on a pool and bus of our own, for calling its logic directly."""
-    async with (
-        db.open_pool(settings) as pool,
-        busmod.connect(settings, name=bus_name) as bus,
-    ):
-        yield Registry(
-            pool=pool, bus=bus, settings=settings, box=SecretBox.from_base64(MASTER_KEY, "k1")
-        )
+__all__ = ["MASTER_KEY", "delete_user_servers", "registry_parts", "registry_settings"]
 
 
 async def delete_user_servers(pool: asyncpg.Pool) -> None:

@@ -11,9 +11,14 @@ import orjson
 from libs.common.sse import Event, Parser, events
 
 
+def events_of(body: bytes) -> list[Event]:
+    """The events of a whole SSE body (a last event not followed by a blank line included)."""
+    return Parser().feed(body + b"\n\n")
+
+
 def messages(body: bytes) -> list[Any]:
     """The JSON messages of a whole SSE body (events without data skipped)."""
-    return [orjson.loads(e.data) for e in Parser().feed(body + b"\n\n") if e.data]
+    return [orjson.loads(e.data) for e in events_of(body) if e.data]
 
 
 async def stream_events(resp: httpx.Response) -> AsyncIterator[Event]:

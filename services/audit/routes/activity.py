@@ -11,6 +11,7 @@ from libs.common.errors import NotFound
 from libs.common.http import json_response
 from libs.common.pagination import list_query, page_body
 from services.audit import exporting, queries, schemas
+from services.audit.context import context_of
 from services.audit.store import activity
 from services.audit.store.activity import ActivityFilters
 from services.audit.visibility import Scope, org_id, org_refs, scope_for
@@ -20,7 +21,7 @@ async def _page(request: Request, scope: Scope, filters: ActivityFilters | None 
     """One page of activity under `scope`."""
     query = list_query(request, sorts=activity.SORTS, filters=activity.FILTERS, default_sort="time")
     filters = filters or queries.activity_filters(request, query.q)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows, total = await activity.list_activity(conn, filters, scope, query)
     return json_response(page_body([schemas.activity_out(r) for r in rows], total, query))
 
@@ -37,7 +38,7 @@ async def recent_activity(request: Request) -> Response:
     query = list_query(request, sorts=activity.SORTS, default_sort="time")
     query = type(query)(1, limit, "time", "desc")
     filters = queries.activity_filters(request, None)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows, _ = await activity.list_activity(conn, filters, scope, query)
     return json_response({"items": [schemas.activity_out(r) for r in rows]})
 
@@ -47,7 +48,7 @@ async def activity_stats(request: Request) -> Response:
     scope = scope_for(await authenticate(request))
     filters = queries.activity_filters(request, request.query_params.get("q") or None)
     top = queries.int_param(request, "top", 10, 1, 100)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         found = await activity.activity_stats(conn, filters, scope, top)
     return json_response(
         {
@@ -66,7 +67,7 @@ async def export_activity(request: Request) -> Response:
     query = list_query(request, sorts=activity.SORTS, filters=activity.FILTERS, default_sort="time")
     filters = queries.activity_filters(request, query.q)
     return exporting.stream(
-        request.state.pool,
+        context_of(request).pool,
         lambda conn: activity.iter_activity(conn, filters, scope, query.order_sql),
         fmt,
         schemas.ACTIVITY_CSV,

@@ -15,6 +15,7 @@ from libs.common.errors import Conflict, Forbidden, NotFound, Unprocessable
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import list_query, page_body
 from services.audit import alerts, queries, schemas
+from services.audit.context import context_of
 from services.audit.store import alerts as store
 from services.audit.store import servers as servers_store
 from services.audit.visibility import admin_orgs, org_id, org_refs
@@ -56,7 +57,7 @@ async def list_rules(request: Request) -> Response:
     """The rules the caller manages."""
     orgs = managed_orgs(await authenticate(request))
     query = list_query(request, sorts=store.RULE_SORTS, filters=("kind", "server"))
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows, total = await store.list_rules(conn, orgs, query)
     return json_response(page_body([schemas.rule_out(r) for r in rows], total, query))
 
@@ -76,7 +77,7 @@ async def create_rule(request: Request) -> Response:
             raise NotFound(f"Organisation {body.org!r} not found.", details={"org": body.org})
     if orgs is not None and (body.org is None or fields["org"] not in orgs):
         raise Forbidden("Org admins create rules for an org they administer (set org).")
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         await _require_server_of(conn, principal, fields.get("org"), body.server)
         try:
             row = await store.insert_rule(conn, fields)
@@ -89,13 +90,13 @@ async def create_rule(request: Request) -> Response:
 
 async def get_rule(request: Request) -> Response:
     """One rule."""
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         return json_response(schemas.rule_out(await _rule(request, conn)))
 
 
 async def update_rule(request: Request) -> Response:
     """Change a rule's name, server, threshold, window, webhook or enabled flag."""
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         row = await _rule(request, conn)
         changes = (await parse_body(request, schemas.RulePatch)).model_dump(exclude_unset=True)
         check_webhook_allowed(await authenticate(request), changes.get("webhook_url"))
@@ -122,7 +123,7 @@ async def update_rule(request: Request) -> Response:
 
 async def delete_rule(request: Request) -> Response:
     """Delete a rule; its firing alert is resolved first, past alerts are kept."""
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         row = await _rule(request, conn)
         async with conn.transaction():
             current = (await store.firing_alerts(conn)).get(row["id"])
@@ -148,7 +149,7 @@ async def list_alerts(request: Request) -> Response:
         raise Unprocessable("Invalid alert query.", details={"fields": problems})
     filters = {"state": state, "server": params.get("server"), "since": since,
                "rule": _uuid(rule) if rule else None}  # fmt: skip
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows, total = await store.list_alerts(conn, orgs, filters, query)
     return json_response(page_body([schemas.alert_out(r) for r in rows], total, query))
 

@@ -13,6 +13,7 @@ from libs.common.errors import NotFound
 from libs.common.http import json_response
 from libs.common.pagination import list_query, page_body
 from services.audit import exporting, queries, schemas
+from services.audit.context import context_of
 from services.audit.store import calls
 from services.audit.visibility import scope_for
 
@@ -22,7 +23,7 @@ async def list_calls(request: Request) -> Response:
     scope = scope_for(await authenticate(request))
     query = list_query(request, sorts=calls.SORTS, filters=calls.FILTERS, default_sort="time")
     filters = queries.call_filters(request, query.q)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows, total = await calls.list_calls(conn, filters, scope, query)
     return json_response(page_body([schemas.call_out(r) for r in rows], total, query))
 
@@ -33,7 +34,7 @@ async def get_call(request: Request) -> Response:
     call_id = request.path_params["id"]
     row = None
     if _is_uuid(call_id):
-        async with request.state.pool.acquire() as conn:
+        async with context_of(request).pool.acquire() as conn:
             row = await calls.get_call(conn, call_id, scope)
     if row is None:
         raise NotFound(f"No tool call {call_id!r}.", details={"id": call_id})
@@ -45,7 +46,7 @@ async def call_stats(request: Request) -> Response:
     scope = scope_for(await authenticate(request))
     filters = queries.call_filters(request, request.query_params.get("q") or None)
     top = queries.int_param(request, "top", 10, 1, 100)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         found = await calls.stats(conn, filters, scope, top)
     by_tool = [
         {"server": r["server"], "tool": r["tool"], **schemas.agg_out(r)} for r in found["by_tool"]
@@ -80,7 +81,7 @@ async def export_calls(request: Request) -> Response:
     query = list_query(request, sorts=calls.SORTS, filters=calls.FILTERS, default_sort="time")
     filters = queries.call_filters(request, query.q)
     return exporting.stream(
-        request.state.pool,
+        context_of(request).pool,
         lambda conn: calls.iter_calls(conn, filters, scope, query.order_sql),
         fmt,
         schemas.CALL_CSV,

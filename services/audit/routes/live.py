@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from libs.common.authn import Principal
 from libs.common.errors import ApiError
 from libs.common.trusted_hosts import refuse_websocket_origin
+from services.audit.context import context_of
 from services.audit.live import ADMIN_CHANNELS, CHANNELS, SLOW_CLOSE_CODE, Client
 
 AUTH_CLOSE_CODE = 4401
@@ -20,20 +21,20 @@ AUTH_CLOSE_CODE = 4401
 
 async def _origin_refused(ws: WebSocket) -> bool:
     """Another site's page may not open these sockets (checked before the handshake ends)."""
-    settings = ws.state.settings
+    settings = context_of(ws).settings
     return await refuse_websocket_origin(ws, settings.public_url, settings.allowed_origins)
 
 
 async def _principal(ws: WebSocket) -> Principal | None:
     """From the session cookie or bearer header, else the first message `{"type":"auth"}`."""
-    verifier = ws.state.verifier
+    verifier = context_of(ws).verifier
     token = ws.cookies.get(verifier.cookies.session)
     auth = ws.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         token = auth[7:]
     if token is None:
         try:
-            async with asyncio.timeout(ws.state.settings.ws_auth_timeout_s):
+            async with asyncio.timeout(context_of(ws).settings.ws_auth_timeout_s):
                 first = orjson.loads(await ws.receive_text())
         except (TimeoutError, orjson.JSONDecodeError, WebSocketDisconnect, KeyError):
             return None
@@ -85,7 +86,7 @@ async def _handle(ws: WebSocket, client: Client, msg: dict) -> None:
         else:
             client.subscriptions.pop(channel, None)
         client.offer({"type": f"{kind}d", "channel": channel, "filters": filters})
-        hub = ws.state.hub
+        hub = context_of(ws).hub
         if kind == "subscribe" and channel == "health" and hub.health is not None:
             data = hub.health_for(client, hub.health)
             client.offer({"type": "health", "channel": "health", "data": data})
@@ -104,7 +105,7 @@ async def events_ws(ws: WebSocket) -> None:
         await ws.send_text('{"type":"error","code":"UNAUTHENTICATED"}')
         await ws.close(AUTH_CLOSE_CODE, "authentication required")
         return
-    hub = ws.state.hub
+    hub = context_of(ws).hub
     client = hub.register(principal)
     who = {"kind": principal.kind, "id": principal.id, "name": principal.name}
     client.offer({"type": "authenticated", "principal": who, "channels": list(CHANNELS)})
@@ -137,7 +138,7 @@ async def _serve(ws: WebSocket, client: Client, on_text: Callable[[str], Awaitab
     except WebSocketDisconnect:
         pass
     finally:
-        ws.state.hub.unregister(client)
+        context_of(ws).hub.unregister(client)
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
@@ -148,7 +149,7 @@ async def health_status_ws(ws: WebSocket) -> None:
     if await _origin_refused(ws):
         return
     await ws.accept()
-    hub = ws.state.hub
+    hub = context_of(ws).hub
     client = hub.register(None, health_only=True)
     data = hub.health_for(client, await hub.health_map())  # no server names for the public
     client.offer({"type": "health", "channel": "health", "data": data})

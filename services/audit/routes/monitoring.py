@@ -15,6 +15,7 @@ from libs.common.http import json_response
 from libs.common.pagination import ListQuery
 from services.audit import health, monitoring, retention, schemas, store
 from services.audit.consumers import DURABLE
+from services.audit.context import context_of
 from services.audit.store import activity, calls, servers
 from services.audit.store.activity import ActivityFilters
 from services.audit.store.calls import CallFilters
@@ -27,7 +28,7 @@ STARTED = time.monotonic()
 async def health_detail(request: Request) -> Response:
     """Platform health plus Postgres, NATS and the audit consumer's lag (platform admins)."""
     require_platform_admin(await authenticate(request))
-    bus = request.state.bus
+    bus = context_of(request).bus
     lag: dict[str, object] = {"durable": DURABLE}
     try:
         info = await bus.js.consumer_info(bus.stream, DURABLE)
@@ -35,11 +36,11 @@ async def health_detail(request: Request) -> Response:
                 "redelivered": info.num_redelivered}  # fmt: skip
     except Exception as exc:
         lag |= {"error": str(exc) or type(exc).__name__}
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows = await store.list_instances(conn, datetime.now(UTC) - timedelta(hours=1))
     body = health.platform_health(rows)
-    body["postgres"] = {"status": "up" if await db.ping(request.state.pool) else "down"}
-    body["nats"] = {"status": "up" if bus.nc.is_connected else "down", "stream": bus.stream}
+    body["postgres"] = {"status": "up" if await db.ping(context_of(request).pool) else "down"}
+    body["nats"] = {"status": "up" if bus.connected else "down", "stream": bus.stream}
     body["consumer"] = lag
     return json_response(body)
 
@@ -48,10 +49,10 @@ async def monitoring_status(request: Request) -> Response:
     """Servers total/healthy/unhealthy, requests per minute, average latency and error rate."""
     require_platform_admin(await authenticate(request))
     now = datetime.now(UTC)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows = await servers.list_server_status(conn)
         totals = await calls.rollup_totals(conn, now - timedelta(minutes=STATUS_WINDOW_MIN), now)
-    settings = request.state.settings
+    settings = context_of(request).settings
     return json_response(
         {
             "system": {"version": settings.version, "uptime_s": round(time.monotonic() - STARTED)},
@@ -68,7 +69,7 @@ async def monitoring_metrics(request: Request) -> Response:
     end = datetime.now(UTC)
     start = end - span
     server = request.query_params.get("server") or None
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows = await calls.rollup_series(conn, start, end, step, server)
     return json_response(
         {
@@ -86,11 +87,11 @@ async def dashboard(request: Request) -> Response:
     principal = await authenticate(request)
     scope = scope_for(principal)
     since = datetime.now(UTC) - timedelta(days=1)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows = await servers.list_server_status(conn)
         found = await calls.stats(conn, CallFilters(since=since), scope, 5)
         recent, _ = await activity.list_activity(conn, ActivityFilters(), scope, _recent_query())
-    seen = request.state.hub.servers_for(principal, {r["server"]: r for r in rows})
+    seen = context_of(request).hub.servers_for(principal, {r["server"]: r for r in rows})
     return json_response(
         {
             "servers": monitoring.server_counts(list(seen.values())),
@@ -107,9 +108,9 @@ async def dashboard(request: Request) -> Response:
 async def run_retention(request: Request) -> Response:
     """Run the retention purge now (platform admins); returns how many rows went."""
     require_platform_admin(await authenticate(request))
-    settings = request.state.settings
+    settings = context_of(request).settings
     deleted = await retention.purge(
-        request.state.pool, settings.retention_days, settings.retention_batch
+        context_of(request).pool, settings.retention_days, settings.retention_batch
     )
     return json_response({"retention_days": settings.retention_days, "deleted": deleted})
 

@@ -26,6 +26,11 @@ ALERT_SORTS = ("fired_at", "resolved_at", "rule_name", "server", "status")
 EVALUATION_LOCK = 0x617564_616C72
 
 
+async def try_evaluation_lock(conn: asyncpg.Connection) -> bool:
+    """Take the evaluation lock for the caller's transaction unless another replica holds it."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", EVALUATION_LOCK))
+
+
 def _org_scope(where: Where, orgs: tuple[str, ...] | None) -> None:
     """Restrict to rows of `orgs` (None: every row)."""
     if orgs is not None:

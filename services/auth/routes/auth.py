@@ -15,16 +15,11 @@ from libs.common.errors import Conflict, Unauthenticated, Unprocessable
 from libs.common.events import USER_CREATED
 from libs.common.http import json_response, parse_body
 from services.auth import login, sessions
+from services.auth.context import context_of
 from services.auth.events_out import emit, user_payload
-from services.auth.schemas import (
-    ChangePasswordIn,
-    LoginIn,
-    LogoutIn,
-    RefreshIn,
-    SetupIn,
-    user_view,
-)
+from services.auth.schemas import ChangePasswordIn, LoginIn, LogoutIn, RefreshIn, SetupIn
 from services.auth.store import credentials, users
+from services.auth.views import user_view
 
 
 def client_source(request: Request) -> str:
@@ -36,7 +31,7 @@ def client_source(request: Request) -> str:
         address = ipaddress.ip_address(peer)
     except ValueError:
         return peer[:64]
-    if any(address in net for net in request.state.settings.trusted_networks):
+    if any(address in net for net in context_of(request).settings.trusted_networks):
         try:
             return str(ipaddress.ip_address(request.headers.get("x-real-ip", "").strip()))
         except ValueError:
@@ -46,7 +41,7 @@ def client_source(request: Request) -> str:
 
 def check_password(request: Request, password: str, username: str, field: str) -> None:
     """422 when the password breaks the policy."""
-    problems = request.state.passwords.problems(password, username)
+    problems = context_of(request).passwords.problems(password, username)
     if problems:
         raise Unprocessable(
             "The password does not meet the policy.",
@@ -58,8 +53,8 @@ async def setup(request: Request) -> Response:
     """Create the first platform admin (once; afterwards 409)."""
     body = await parse_body(request, SetupIn)
     check_password(request, body.password, body.username, "password")
-    hashed = await request.state.passwords.hash(body.password)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    hashed = await context_of(request).passwords.hash(body.password)
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         await conn.execute("LOCK TABLE auth.users IN SHARE ROW EXCLUSIVE MODE")
         if await users.count_admins(conn):
             raise Conflict("Setup is done already: a platform admin exists.")
@@ -80,7 +75,7 @@ async def setup(request: Request) -> Response:
 
 async def setup_status(request: Request) -> Response:
     """Whether setup is still needed (public)."""
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         done = bool(await users.count_admins(conn))
     return json_response({"setup_required": not done})
 
@@ -88,32 +83,30 @@ async def setup_status(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     """Password (+ TOTP) login → access token, refresh token, user."""
     body = await parse_body(request, LoginIn)
-    state = request.state
+    ctx = context_of(request)
     user = await login.sign_in(
-        state.pool,
-        state.passwords,
-        state.settings,
+        ctx.pool,
+        ctx.passwords,
+        ctx.settings,
         body.login,
         body.password,
         body.mfa_code,
         client_source(request),
     )
-    async with state.pool.acquire() as conn, conn.transaction():
-        out = await sessions.issue(
-            conn, state.keystore, state.settings, user, client_source(request)
-        )
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        out = await sessions.issue(conn, ctx.keystore, ctx.settings, user, client_source(request))
     return json_response(out)
 
 
 async def refresh(request: Request) -> Response:
     """Rotate a refresh token; reusing a spent one revokes its whole family."""
     body = await parse_body(request, RefreshIn)
-    state = request.state
-    async with state.pool.acquire() as conn, conn.transaction():
+    ctx = context_of(request)
+    async with ctx.pool.acquire() as conn, conn.transaction():
         out = await sessions.rotate(
             conn,
-            state.keystore,
-            state.settings,
+            ctx.keystore,
+            ctx.settings,
             hash_token(body.refresh_token),
             lambda c, uid: users.get(c, str(uid)),
         )
@@ -129,7 +122,7 @@ async def logout(request: Request) -> Response:
     if await request.body():
         body = await parse_body(request, LogoutIn)
     ended = False
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         if principal.kind == "user" and principal.credential_id and principal.user_id:
             ended = await sessions.end(
                 conn, uuid.UUID(principal.credential_id), uuid.UUID(principal.user_id), "logout"
@@ -157,7 +150,7 @@ async def me(request: Request) -> Response:
     principal = await authenticate(request)
     user = None
     if principal.user_id:
-        async with request.state.pool.acquire() as conn:
+        async with context_of(request).pool.acquire() as conn:
             row = await users.get(conn, principal.user_id)
         user = user_view(row) if row else None
     return json_response({"user": user, "principal": principal.to_dict()})
@@ -169,17 +162,15 @@ async def change_password(request: Request) -> Response:
     body = await parse_body(request, ChangePasswordIn)
     if principal.user_id is None:
         raise Unauthenticated("Only a user has a password.")
-    state = request.state
-    async with state.pool.acquire() as conn:
+    ctx = context_of(request)
+    async with ctx.pool.acquire() as conn:
         user = await users.get(conn, principal.user_id)
-    if user is None or not await state.passwords.verify(
-        user["password_hash"], body.current_password
-    ):
+    if user is None or not await ctx.passwords.verify(user["password_hash"], body.current_password):
         raise Unauthenticated("The current password is wrong.")
     check_password(request, body.new_password, user["username"], "new_password")
-    hashed = await state.passwords.hash(body.new_password)
+    hashed = await ctx.passwords.hash(body.new_password)
     keep = principal.credential_id if principal.kind == "user" else None
-    async with state.pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         await users.set_password(conn, user["id"], hashed)
         ended = await sessions.end_all(
             conn, user["id"], "password_changed", uuid.UUID(keep) if keep else None
@@ -189,8 +180,8 @@ async def change_password(request: Request) -> Response:
 
 async def jwks(request: Request) -> Response:
     """The public keys that verify access tokens (public)."""
-    async with request.state.pool.acquire() as conn:
-        doc = await request.state.keystore.jwks(conn)
+    async with context_of(request).pool.acquire() as conn:
+        doc = await context_of(request).keystore.jwks(conn)
     return json_response(doc, headers={"Cache-Control": "public, max-age=60"})
 
 

@@ -10,14 +10,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from libs.common.authn import _equal, authenticate, cookies_of
+from libs.common.authn import authenticate, constant_time_equal, cookies_of
 from libs.common.errors import ApiError, Forbidden, ValidationError
 from libs.common.http import json_response
 from services.auth import login, sessions
+from services.auth.context import context_of
 from services.auth.credentials import SESSION, new_credential
 from services.auth.routes.auth import client_source
-from services.auth.schemas import user_view
 from services.auth.store import credentials
+from services.auth.views import user_view
 
 FORM = """<!doctype html><html><head><meta charset="utf-8"><title>Switchboard sign-in</title>
 </head><body><form method="post" action="/api/v1/auth/login-form">
@@ -54,7 +55,7 @@ def _set_csrf(request: Request, response: Response, csrf: str) -> None:
     response.set_cookie(
         names.csrf,
         csrf,
-        max_age=request.state.settings.session_ttl_s,
+        max_age=context_of(request).settings.session_ttl_s,
         path="/",  # `__Host-`: Secure, Path=/ and no Domain (docs/AUTH.md)
         secure=names.secure,
         httponly=False,
@@ -72,7 +73,7 @@ async def submit_login_form(request: Request) -> Response:
     form = await request.form()
     csrf_cookie = request.cookies.get(cookies_of(request).csrf, "")
     csrf_field = str(form.get("csrf_token") or "")
-    if not csrf_cookie or not csrf_field or not _equal(csrf_cookie, csrf_field):
+    if not csrf_cookie or not csrf_field or not constant_time_equal(csrf_cookie, csrf_field):
         raise Forbidden("The form's CSRF token does not match its cookie; reload the form.")
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
@@ -83,12 +84,12 @@ async def submit_login_form(request: Request) -> Response:
             "Username and password are required.",
             details={"fields": {"username": "required", "password": "required"}},
         )
-    state = request.state
+    ctx = context_of(request)
     try:
         user = await login.sign_in(
-            state.pool,
-            state.passwords,
-            state.settings,
+            ctx.pool,
+            ctx.passwords,
+            ctx.settings,
             username,
             password,
             str(form.get("mfa_code") or "") or None,
@@ -99,12 +100,12 @@ async def submit_login_form(request: Request) -> Response:
             return _form_page(request, secrets.token_urlsafe(24), exc.message, exc.status)
         raise
     cookie = new_credential(SESSION)
-    async with state.pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         await credentials.insert_session(
             conn,
             user["id"],
             "browser",
-            state.settings.session_ttl_s,
+            ctx.settings.session_ttl_s,
             client_source(request),
             cookie.hash,
         )
@@ -117,7 +118,7 @@ async def submit_login_form(request: Request) -> Response:
     response.set_cookie(
         names.session,
         cookie.secret,
-        max_age=state.settings.session_ttl_s,
+        max_age=ctx.settings.session_ttl_s,
         path="/",
         secure=names.secure,
         httponly=True,
@@ -131,7 +132,7 @@ async def logout_form(request: Request) -> Response:
     """End the cookie session (CSRF-checked) and clear both cookies."""
     principal = await authenticate(request)
     if principal.kind == "user" and principal.credential_id and principal.user_id:
-        async with request.state.pool.acquire() as conn, conn.transaction():
+        async with context_of(request).pool.acquire() as conn, conn.transaction():
             await sessions.end(
                 conn, uuid.UUID(principal.credential_id), uuid.UUID(principal.user_id), "logout"
             )

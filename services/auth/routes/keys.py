@@ -21,11 +21,13 @@ from libs.common.events import (
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import paginate_request
 from services.auth.access import org_for
+from services.auth.context import context_of
+from services.auth.credential_schemas import KeyIn, TokenIn
 from services.auth.credentials import ADMIN_TOKEN, API_KEY, SERVICE_TOKEN, new_credential
 from services.auth.events_out import emit
 from services.auth.grants import as_grants, bind, not_owned, to_json
-from services.auth.schemas import KeyIn, TokenIn, key_view, token_view
 from services.auth.store import credentials, principals
+from services.auth.views import key_view, token_view
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:
@@ -64,7 +66,7 @@ async def create_key(request: Request) -> Response:
                 details={"fields": {"teams": f"not your teams: {', '.join(unknown)}"}},
             )
     cred = new_credential(API_KEY)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         row = await credentials.insert_key(
             conn,
             uuid.UUID(principal.user_id),
@@ -83,7 +85,7 @@ async def list_keys(request: Request) -> Response:
     principal = await authenticate(request)
     if principal.user_id is None:
         raise Forbidden("API keys belong to users.")
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows = await credentials.list_keys(conn, uuid.UUID(principal.user_id))
     items = [key_view(r) for r in rows]
     return json_response(paginate_request(request, items))
@@ -96,7 +98,7 @@ async def revoke_key(request: Request) -> Response:
     owner = None if principal.is_platform_admin else principal.user_id
     if owner is None and not principal.is_platform_admin:
         raise Forbidden("API keys belong to users.")
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         row = await credentials.revoke_key(conn, key_id, uuid.UUID(owner) if owner else None)
         if row is None:
             raise NotFound("No such key.", details={"key": str(key_id)})
@@ -126,7 +128,7 @@ async def create_token(request: Request) -> Response:
     expires = (
         datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     )
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         org = await org_for(conn, principal, request.path_params["org"], "admin")
         foreign = [s for s in body.scopes if s.split(":")[2] not in (org["slug"], str(org["id"]))]
         if foreign and not principal.is_platform_admin:
@@ -164,7 +166,7 @@ async def create_token(request: Request) -> Response:
 async def list_tokens(request: Request) -> Response:
     """An org's live service tokens (org admin; prefix only)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         org = await org_for(conn, principal, request.path_params["org"], "admin")
         rows = await credentials.list_tokens(conn, org["id"])
     items = [token_view(r) for r in rows]
@@ -176,7 +178,7 @@ async def list_all_tokens(request: Request) -> Response:
     principal = await authenticate(request)
     admin_of = [uuid.UUID(o) for o, role in principal.orgs.items() if role in ("admin", "owner")]
     only = None if principal.is_platform_admin else admin_of
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows = await credentials.list_tokens_in(conn, only)
     items = [token_view(r) for r in rows]
     return json_response(paginate_request(request, items))
@@ -186,7 +188,7 @@ async def revoke_token(request: Request) -> Response:
     """Revoke a service token (org admin)."""
     principal = await authenticate(request)
     token_id = _uuid(request.path_params["id"], "token")
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         org = await org_for(conn, principal, request.path_params["org"], "admin")
         row = await credentials.revoke_token(conn, org["id"], token_id)
         if row is None:
@@ -200,7 +202,7 @@ async def rotate_admin_token(request: Request) -> Response:
     principal = await authenticate(request)
     require_platform_admin(principal)
     cred = new_credential(ADMIN_TOKEN)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         new_id, revoked = await credentials.replace_admin_token(
             conn,
             cred.prefix,
@@ -219,8 +221,8 @@ async def rotate_signing_key(request: Request) -> Response:
     """Make a new JWT signing key active; tokens signed with the old one verify until expiry."""
     principal = await authenticate(request)
     require_platform_admin(principal)
-    async with request.state.pool.acquire() as conn, conn.transaction():
-        out = await request.state.keystore.rotate(conn, principal.id)
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
+        out = await context_of(request).keystore.rotate(conn, principal.id)
     return json_response(out, 201)
 
 

@@ -13,6 +13,7 @@ from libs.common.authn import authenticate
 from libs.common.errors import Conflict, Forbidden, Unprocessable
 from libs.common.events import USER_UPDATED
 from libs.common.http import json_response, parse_body
+from services.auth.context import context_of
 from services.auth.events_out import emit, user_payload
 from services.auth.schemas import MfaCodeIn
 from services.auth.store import users
@@ -25,7 +26,7 @@ async def _me(request: Request):  # type: ignore[no-untyped-def]
     principal = await authenticate(request)
     if principal.kind != "user" or principal.user_id is None:
         raise Forbidden("MFA belongs to a signed-in user.")
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         row = await users.get(conn, principal.user_id)
     return principal, row
 
@@ -42,7 +43,7 @@ async def enrol(request: Request) -> Response:
         raise Conflict("MFA is on already; disable it first.")
     secret = pyotp.random_base32()
     uri = pyotp.TOTP(secret).provisioning_uri(name=user["username"], issuer_name=ISSUER)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         await users.set_mfa(conn, user["id"], secret, False)
     return json_response({"secret": secret, "otpauth_uri": uri}, 201)
 
@@ -55,7 +56,7 @@ async def confirm(request: Request) -> Response:
         raise Conflict("There is no enrolment to confirm.")
     if not pyotp.TOTP(user["mfa_secret"]).verify(body.code, valid_window=1):
         raise _bad_code()
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         await users.set_mfa(conn, user["id"], user["mfa_secret"], True)
         row = await users.get(conn, str(user["id"]))
         await emit(conn, USER_UPDATED, user_payload(row), principal)
@@ -70,7 +71,7 @@ async def disable(request: Request) -> Response:
         raise Conflict("MFA is not on.")
     if not pyotp.TOTP(user["mfa_secret"]).verify(body.code, valid_window=1):
         raise _bad_code()
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         await users.set_mfa(conn, uuid.UUID(str(user["id"])), None, False)
         row = await users.get(conn, str(user["id"]))
         await emit(conn, USER_UPDATED, user_payload(row), principal)

@@ -4,6 +4,10 @@ Errors of /oauth/register, /oauth/token and /oauth/revoke use the RFC 6749/7591 
 (`{"error": "invalid_grant", "error_description": …, "details": {"fields": …}}`) because MCP
 client SDKs parse exactly that; authorization errors go to the client's redirect URI once the
 client and redirect URI are known to be genuine, and are a JSON 400 (VALIDATION_ERROR) before.
+
+Over 300 lines on purpose: the five endpoints of one authorization server share its form
+parsing, client checks and the RFC 6749 error shape; the work itself is in oauth.py and
+oauth_tokens.py.
 """
 
 from __future__ import annotations
@@ -21,12 +25,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from libs.common.authn import Principal, _equal, authenticate, cookies_of, credential_from
+from libs.common.authn import (
+    Principal,
+    authenticate,
+    constant_time_equal,
+    cookies_of,
+    credential_from,
+)
 from libs.common.errors import ApiError, Forbidden, ValidationError
 from libs.common.http import field_errors, read_json
-from services.auth import oauth
+from services.auth import oauth, oauth_tokens
+from services.auth.context import context_of
+from services.auth.credential_schemas import ClientIn
 from services.auth.routes.auth import client_source
-from services.auth.schemas import ClientIn
 from services.auth.store import oauth as store
 
 log = structlog.get_logger()
@@ -60,10 +71,10 @@ CONSENT = """<!doctype html><html><head><meta charset="utf-8"><title>Authorize {
 
 async def metadata(request: Request) -> Response:
     """RFC 8414 authorization server metadata."""
-    issuer = request.state.settings.oauth_issuer
+    issuer = context_of(request).settings.oauth_issuer
     registration = (
         {"registration_endpoint": f"{issuer}/oauth/register"}
-        if request.state.settings.oauth_registration != "off"
+        if context_of(request).settings.oauth_registration != "off"
         else {}
     )
     return JSONResponse(
@@ -90,7 +101,7 @@ async def metadata(request: Request) -> Response:
 async def registration_refused(request: Request) -> Response | None:
     """The answer to a registration AUTH_OAUTH_REGISTRATION does not allow, else None: `off`
     refuses all, `admin` wants a platform admin's credential (the initial access token)."""
-    mode = request.state.settings.oauth_registration
+    mode = context_of(request).settings.oauth_registration
     if mode == "off":
         return oauth.OAuthError(
             403, "access_denied", "Dynamic client registration is turned off here."
@@ -140,8 +151,8 @@ async def register(request: Request) -> Response:
         include={"client_uri", "logo_uri", "tos_uri", "policy_uri", "software_id"}
         | {"software_version", "contacts"},
     )
-    settings, source = request.state.settings, client_source(request)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    settings, source = context_of(request).settings, client_source(request)
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         if settings.oauth_registration == "open":
             count, left_s = await store.recent_clients(conn, source, REGISTRATION_WINDOW_S)
             if count >= settings.oauth_registrations_per_hour:
@@ -168,7 +179,7 @@ async def register(request: Request) -> Response:
 
 async def _checked(request: Request, params: dict[str, str]) -> oauth.AuthorizeRequest | Response:
     """The checked authorization request, or the response that reports its error."""
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         try:
             client, redirect_uri = await oauth.check_client_and_redirect(conn, params)
         except ValueError as exc:
@@ -177,11 +188,11 @@ async def _checked(request: Request, params: dict[str, str]) -> oauth.AuthorizeR
                 details={"fields": exc.args[0]},
             ) from None
     try:
-        return oauth.check_authorize(request.state.settings, client, redirect_uri, params)
+        return oauth.check_authorize(context_of(request).settings, client, redirect_uri, params)
     except oauth.RedirectError as exc:
         sep = "&" if "?" in redirect_uri else "?"
         query = {"error": exc.error, "error_description": exc.description}
-        query["iss"] = request.state.settings.oauth_issuer
+        query["iss"] = context_of(request).settings.oauth_issuer
         if params.get("state") is not None:
             query["state"] = params["state"]
         return RedirectResponse(redirect_uri + sep + urlencode(query), 303)
@@ -193,7 +204,7 @@ async def _signed_in(request: Request) -> Principal | None:
     if not cookie:
         return None
     try:
-        principal = await request.state.verifier.verify(cookie)
+        principal = await context_of(request).verifier.verify(cookie)
     except ApiError:
         return None
     return principal if principal.kind == "user" and principal.user_id else None
@@ -229,7 +240,7 @@ async def authorize(request: Request) -> Response:
         response.set_cookie(
             names.csrf,
             csrf,
-            max_age=request.state.settings.session_ttl_s,
+            max_age=context_of(request).settings.session_ttl_s,
             path="/",
             secure=names.secure,
             httponly=False,
@@ -246,7 +257,7 @@ async def decide(request: Request) -> Response:
         raise ValidationError("The form contains a NUL character.")
     csrf_cookie = request.cookies.get(cookies_of(request).csrf, "")
     csrf_field = values.get("csrf_token", "")
-    if not csrf_cookie or not csrf_field or not _equal(csrf_cookie, csrf_field):
+    if not csrf_cookie or not csrf_field or not constant_time_equal(csrf_cookie, csrf_field):
         raise Forbidden("The form's CSRF token does not match its cookie; reload the page.")
     principal = await _signed_in(request)
     if principal is None or principal.user_id is None:
@@ -255,13 +266,13 @@ async def decide(request: Request) -> Response:
     checked = await _checked(request, params)
     if isinstance(checked, Response):
         return checked
-    issuer = request.state.settings.oauth_issuer
+    issuer = context_of(request).settings.oauth_issuer
     if values.get("decision") != "approve":
         denied = checked.redirect(issuer, error="access_denied", error_description="denied")
         return RedirectResponse(denied, 303)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         code = await oauth.issue_code(
-            conn, request.state.settings, uuid.UUID(principal.user_id), checked
+            conn, context_of(request).settings, uuid.UUID(principal.user_id), checked
         )
     log.info("oauth_code_issued", client_id=checked.client_id, user_id=principal.user_id)
     return RedirectResponse(checked.redirect(issuer, code=code), 303)
@@ -287,17 +298,17 @@ async def _form(request: Request) -> dict[str, str]:
 
 async def token(request: Request) -> Response:
     """The token endpoint: authorization_code (+ code_verifier) and refresh_token (rotating)."""
-    state = request.state
+    ctx = context_of(request)
     try:
         form = await _form(request)
         grant_type = form.get("grant_type")
-        async with state.pool.acquire() as conn, conn.transaction():
+        async with ctx.pool.acquire() as conn, conn.transaction():
             if grant_type == "authorization_code":
-                out = await oauth.exchange_code(
-                    conn, state.keystore, state.settings, form, client_source(request)
+                out = await oauth_tokens.exchange_code(
+                    conn, ctx.keystore, ctx.settings, form, client_source(request)
                 )
             elif grant_type == "refresh_token":
-                out = await oauth.refresh(conn, state.keystore, state.settings, form)
+                out = await oauth_tokens.refresh(conn, ctx.keystore, ctx.settings, form)
             else:
                 raise oauth.OAuthError(
                     400,
@@ -317,8 +328,10 @@ async def revoke(request: Request) -> Response:
     """RFC 7009 revocation of a refresh or access token (ends the whole grant)."""
     try:
         form = await _form(request)
-        async with request.state.pool.acquire() as conn, conn.transaction():
-            await oauth.revoke(conn, request.state.keystore, request.state.settings, form)
+        async with context_of(request).pool.acquire() as conn, conn.transaction():
+            await oauth_tokens.revoke(
+                conn, context_of(request).keystore, context_of(request).settings, form
+            )
     except oauth.OAuthError as exc:
         return exc.response()
     return JSONResponse({}, headers=oauth.NO_STORE)

@@ -1,4 +1,8 @@
-"""Organisations: CRUD, suspend/activate, plan, members, invites, roles."""
+"""Organisations: CRUD, suspend/activate, plan, members, invites, roles.
+
+Just over 300 lines on purpose: one route group (an org, its members and invites), whose
+handlers share the private org lookups and role-change checks here.
+"""
 
 from __future__ import annotations
 
@@ -25,20 +29,20 @@ from libs.common.events import (
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import list_query, page_body, paginate_request
 from services.auth.access import get_org, org_for, org_level
+from services.auth.context import context_of
 from services.auth.credentials import INVITE, new_credential
 from services.auth.events_out import emit, org_payload
-from services.auth.schemas import (
+from services.auth.schemas import PlanIn
+from services.auth.store import orgs, users
+from services.auth.tenancy_schemas import (
     InviteAcceptIn,
     InviteIn,
     MemberIn,
     MemberRoleIn,
     OrgIn,
     OrgUpdate,
-    PlanIn,
-    member_view,
-    org_view,
 )
-from services.auth.store import orgs, users
+from services.auth.views import member_view, org_view
 
 ROLES = {
     "owner": [
@@ -71,7 +75,7 @@ async def create_org(request: Request) -> Response:
     principal = await authenticate(request)
     require_platform_admin(principal)
     body = await parse_body(request, OrgIn)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         try:
             row = await orgs.insert(conn, body.slug, body.name, body.display_name, body.plan)
         except UniqueViolationError:
@@ -89,7 +93,7 @@ async def list_orgs(request: Request) -> Response:
     principal = await authenticate(request)
     query = list_query(request, sorts=orgs.SORTS, filters=("status", "plan"))
     only = None if principal.is_platform_admin else [uuid.UUID(o) for o in _org_ids(principal)]
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows, total = await orgs.list_orgs(conn, query, only)
     return json_response(page_body([org_view(r) for r in rows], total, query))
 
@@ -102,7 +106,7 @@ def _org_ids(principal: Principal) -> set[str]:
 async def get_org_(request: Request) -> Response:
     """One org (any member, or a token of the org)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         org = await org_for(conn, principal, request.path_params["org"], "viewer")
     return json_response({**org_view(org), "my_role": org_level(principal, org)})
 
@@ -111,7 +115,7 @@ async def update_org(request: Request) -> Response:
     """Rename an org (org admin)."""
     principal = await authenticate(request)
     body = await parse_body(request, OrgUpdate)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         org = await org_for(conn, principal, request.path_params["org"], "admin")
         row = await orgs.update(conn, org["id"], body.model_dump(exclude_none=True))
         await emit(conn, ORG_UPDATED, org_payload(row), principal, str(row["id"]))
@@ -123,7 +127,7 @@ async def set_plan(request: Request) -> Response:
     principal = await authenticate(request)
     require_platform_admin(principal)
     body = await parse_body(request, PlanIn)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         org = await get_org(conn, request.path_params["org"])
         row = await orgs.update(conn, org["id"], {"plan": body.plan})
         await emit(conn, ORG_UPDATED, org_payload(row), principal, str(row["id"]))
@@ -135,7 +139,7 @@ async def _set_status(request: Request, status: str) -> Response:
     principal = await authenticate(request)
     require_platform_admin(principal)
     kind = {"suspended": ORG_SUSPENDED, "active": ORG_ACTIVATED, "deleted": ORG_DELETED}[status]
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         org = await get_org(conn, request.path_params["org"])
         row = await orgs.set_status(conn, org["id"], status)
         await emit(conn, kind, org_payload(row), principal, str(row["id"]))
@@ -160,7 +164,7 @@ async def delete_org(request: Request) -> Response:
 async def list_members(request: Request) -> Response:
     """Members and pending invites of an org (any member)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         org = await org_for(conn, principal, request.path_params["org"], "viewer")
         rows = await orgs.list_members(conn, org["id"])
     items = [member_view(r) for r in rows]
@@ -177,7 +181,7 @@ async def add_member(request: Request) -> Response:
     """Add a user to an org with a role (org admin)."""
     principal = await authenticate(request)
     body = await parse_body(request, MemberIn)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         org = await org_for(conn, principal, request.path_params["org"], "admin")
         user = await users.get(conn, body.user)
         if user is None:
@@ -196,7 +200,7 @@ async def set_member_role(request: Request) -> Response:
     """Change a member's role (org admin; owners only by owners)."""
     principal = await authenticate(request)
     body = await parse_body(request, MemberRoleIn)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         org = await org_for(conn, principal, request.path_params["org"], "admin")
         user = await users.get(conn, request.path_params["user"])
         current = await orgs.role_of(conn, org["id"], user["id"]) if user else None
@@ -213,7 +217,7 @@ async def set_member_role(request: Request) -> Response:
 async def remove_member(request: Request) -> Response:
     """Remove a member (org admin; owners only by owners)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         org = await org_for(conn, principal, request.path_params["org"], "admin")
         user = await users.get(conn, request.path_params["user"])
         current = await orgs.role_of(conn, org["id"], user["id"]) if user else None
@@ -231,8 +235,8 @@ async def invite(request: Request) -> Response:
     principal = await authenticate(request)
     body = await parse_body(request, InviteIn)
     cred = new_credential(INVITE)
-    ttl = request.state.settings.invite_ttl_s
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    ttl = context_of(request).settings.invite_ttl_s
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         org = await org_for(conn, principal, request.path_params["org"], "admin")
         _check_role_change(principal, org, body.role, None)
         row = await orgs.insert_invite(conn, org["id"], body.email, body.role, cred.hash, ttl)
@@ -258,7 +262,7 @@ async def accept_invite(request: Request) -> Response:
     body = await parse_body(request, InviteAcceptIn)
     if principal.user_id is None:
         raise Unauthenticated("Only a user can accept an invite.")
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         row = await orgs.accept_invite(conn, hash_token(body.token), uuid.UUID(principal.user_id))
         if row is None:
             raise NotFound("The invite is unknown or expired.")
@@ -271,7 +275,7 @@ async def accept_invite(request: Request) -> Response:
 async def list_roles(request: Request) -> Response:
     """The org roles and their permissions (any member)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         await org_for(conn, principal, request.path_params["org"], "viewer")
     items = [{"role": r, "permissions": p} for r, p in ROLES.items()]
     return json_response(paginate_request(request, items))

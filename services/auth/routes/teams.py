@@ -1,4 +1,8 @@
-"""Teams (= groups = areas): CRUD within an org, members with roles, and server grants."""
+"""Teams (= groups = areas): CRUD within an org, members with roles, and server grants.
+
+Just over 300 lines on purpose: one route group; /teams and its /orgs/{org}/areas alias are
+built by one route table from the same handlers, which share the private team lookups here.
+"""
 
 from __future__ import annotations
 
@@ -35,19 +39,12 @@ from services.auth.access import (
     team_missing,
     team_org_ref,
 )
+from services.auth.context import context_of
 from services.auth.events_out import emit, team_payload
-from services.auth.schemas import (
-    GrantIn,
-    MemberIn,
-    MemberRoleIn,
-    TeamIn,
-    TeamUpdate,
-    grant_view,
-    team_member_view,
-    team_view,
-)
 from services.auth.servers import resolve_one
 from services.auth.store import orgs, teams, users
+from services.auth.tenancy_schemas import GrantIn, MemberIn, MemberRoleIn, TeamIn, TeamUpdate
+from services.auth.views import grant_view, team_member_view, team_view
 
 
 async def _team(request: Request, conn: asyncpg.Connection) -> asyncpg.Record:
@@ -84,7 +81,7 @@ async def create_team(request: Request) -> Response:
     principal = await authenticate(request)
     body = await parse_body(request, TeamIn)
     org_ref = request.path_params.get("org") or body.org or _only_org(principal)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         org = await org_for(conn, principal, org_ref, "admin")
         parent = await _parent(conn, org["id"], body.parent)
         try:
@@ -107,7 +104,7 @@ async def list_teams(request: Request) -> Response:
     """Teams of the caller's orgs (all for platform admins); filters org, q."""
     principal = await authenticate(request)
     query = list_query(request, sorts=teams.SORTS, filters=("org",), default_order="asc")
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         only = None if principal.is_platform_admin else _member_orgs(principal)
         if "org" in request.path_params:
             org = await org_for(conn, principal, request.path_params["org"], "viewer")
@@ -125,7 +122,7 @@ def _member_orgs(principal: Principal) -> list[uuid.UUID]:
 async def get_team_(request: Request) -> Response:
     """One team with its members and grants (org viewer)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         team = await _team_for(request, conn, principal, "viewer")
         members = await teams.list_members(conn, team["id"])
         grants = await teams.list_grants(conn, team["id"])
@@ -142,7 +139,7 @@ async def update_team(request: Request) -> Response:
     """Rename, describe or re-parent a team (org admin)."""
     principal = await authenticate(request)
     body = await parse_body(request, TeamUpdate)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         team = await _team_for(request, conn, principal, "admin")
         fields: dict[str, Any] = body.model_dump(exclude_none=True, exclude={"parent"})
         if body.parent is not None:
@@ -168,7 +165,7 @@ async def update_team(request: Request) -> Response:
 async def delete_team(request: Request) -> Response:
     """Delete a team with its memberships and grants (org admin)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         team = await _team_for(request, conn, principal, "admin")
         await teams.delete(conn, team["id"])
         await emit(conn, TEAM_DELETED, team_payload(team), principal, str(team["org_id"]))
@@ -178,7 +175,7 @@ async def delete_team(request: Request) -> Response:
 async def list_members(request: Request) -> Response:
     """A team's members (org viewer)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         team = await _team_for(request, conn, principal, "viewer")
         rows = await teams.list_members(conn, team["id"])
     items = [team_member_view(r) for r in rows]
@@ -203,7 +200,7 @@ async def _set_member(
     request: Request, principal: Principal, user_ref: str, role: str, existing: bool = False
 ) -> Response:
     """Upsert a team membership; the user must belong to the team's org."""
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         team = await _team_for(request, conn, principal, "admin")
         user = await users.get(conn, user_ref)
         if user is None:
@@ -226,7 +223,7 @@ async def _set_member(
 async def remove_member(request: Request) -> Response:
     """Remove a user from a team (org admin)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         team = await _team_for(request, conn, principal, "admin")
         user = await users.get(conn, request.path_params["user"])
         if user is None or not await teams.delete_member(conn, team["id"], user["id"]):
@@ -241,7 +238,7 @@ async def remove_member(request: Request) -> Response:
 async def list_grants(request: Request) -> Response:
     """A team's grants (org viewer)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         team = await _team_for(request, conn, principal, "viewer")
         rows = await teams.list_grants(conn, team["id"])
     items = [grant_view(r, team["name"]) for r in rows]
@@ -254,22 +251,22 @@ async def set_grant(request: Request) -> Response:
     principal = await authenticate(request)
     body = await parse_body(request, GrantIn)
     perms = sorted(set(body.permissions))
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         team = await _team_for(request, conn, principal, "admin")
         org = str(team["org_id"])
-        server = await resolve_one(request.state.bus, org, body.server)
-        if "write" in perms and server.get("org") != org:
+        server = await resolve_one(context_of(request).bus, org, body.server)
+        if "write" in perms and server.org != org:
             raise Unprocessable(
                 "A shared server lends read and execute; only its own org may change it.",
                 details={"fields": {"permissions": "write is only for the org's own servers"}},
             )
-        server_id = uuid.UUID(server["id"])
+        server_id = uuid.UUID(server.id)
         async with conn.transaction():
             row = await teams.upsert_grant(
-                conn, team["id"], server["name"], server_id, perms, body.tools
+                conn, team["id"], server.name, server_id, perms, body.tools
             )
             payload = GrantChanged(
-                str(row["id"]), team["name"], org, server["name"], perms, body.tools, server["id"]
+                str(row["id"]), team["name"], org, server.name, perms, body.tools, server.id
             )
             await emit(conn, GRANT_UPDATED, payload, principal, org)
     return json_response(grant_view(row, team["name"]), 201)
@@ -278,7 +275,7 @@ async def set_grant(request: Request) -> Response:
 async def delete_grant(request: Request) -> Response:
     """Remove a team's grant on a server (by grant id or server name; org admin)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         team = await _team_for(request, conn, principal, "admin")
         row = await teams.delete_grant(conn, team["id"], request.path_params["grant"])
         if row is None:

@@ -22,10 +22,12 @@ from libs.common.events import (
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import list_query, page_body
 from services.auth import sessions
+from services.auth.context import context_of
 from services.auth.events_out import emit, user_payload
 from services.auth.routes.auth import check_password
-from services.auth.schemas import BulkIn, PlanIn, RoleIn, UserIn, UserUpdate, user_view
+from services.auth.schemas import BulkIn, PlanIn, RoleIn, UserIn, UserUpdate
 from services.auth.store import users
+from services.auth.views import user_view
 
 STATUS_EVENTS = {"suspended": USER_SUSPENDED, "active": USER_ACTIVATED, "deleted": USER_DELETED}
 
@@ -51,8 +53,8 @@ async def create_user(request: Request) -> Response:
     hashed = None
     if body.password is not None:
         check_password(request, body.password, body.username, "password")
-        hashed = await request.state.passwords.hash(body.password)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+        hashed = await context_of(request).passwords.hash(body.password)
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         try:
             row = await users.insert(
                 conn,
@@ -77,7 +79,7 @@ async def list_users(request: Request) -> Response:
     query = list_query(request, sorts=users.SORTS, filters=("role", "status", "org"))
     if query.filters.get("role") == "admin":
         query.filters["role"] = "platform_admin"
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         rows, total = await users.list_users(conn, query)
     return json_response(page_body([user_view(r) for r in rows], total, query))
 
@@ -85,7 +87,7 @@ async def list_users(request: Request) -> Response:
 async def get_user(request: Request) -> Response:
     """One user (platform admin, or oneself)."""
     principal = await authenticate(request)
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         row = await _get(conn, request.path_params["user"])
     if not principal.is_platform_admin and principal.user_id != str(row["id"]):
         raise _missing(request.path_params["user"])  # another user is not revealed
@@ -96,7 +98,7 @@ async def update_user(request: Request) -> Response:
     """Update email, display name or plan (platform admin, or oneself without plan)."""
     principal = await authenticate(request)
     body = await parse_body(request, UserUpdate)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         user = await _get(conn, request.path_params["user"])
         self_edit = principal.user_id == str(user["id"]) and principal.kind == "user"
         if not principal.is_platform_admin and principal.user_id != str(user["id"]):
@@ -116,7 +118,7 @@ async def set_plan(request: Request) -> Response:
     principal = await authenticate(request)
     require_platform_admin(principal)
     body = await parse_body(request, PlanIn)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         user = await _get(conn, request.path_params["user"])
         row = await users.update(conn, user["id"], {"plan": body.plan})
         await emit(conn, USER_UPDATED, user_payload(row), principal)
@@ -128,7 +130,7 @@ async def set_role(request: Request) -> Response:
     principal = await authenticate(request)
     require_platform_admin(principal)
     body = await parse_body(request, RoleIn)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         user = await _get(conn, request.path_params["user"])
         if str(user["id"]) == principal.user_id:
             raise Conflict("You cannot change your own platform role.")
@@ -141,7 +143,7 @@ async def _set_status(request: Request, ids: list[str], status: str) -> list[asy
     """Change users' status; suspending or deleting ends their sessions."""
     principal = await authenticate(request)
     require_platform_admin(principal)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with context_of(request).pool.acquire() as conn, conn.transaction():
         found = [await _get(conn, ref) for ref in ids]
         if principal.user_id in {str(u["id"]) for u in found} and status != "active":
             raise Conflict("You cannot suspend or delete yourself.")
@@ -156,7 +158,7 @@ async def _set_status(request: Request, ids: list[str], status: str) -> list[asy
 async def suspend_user(request: Request) -> Response:
     """Suspend a user: every token of theirs stops working."""
     await _set_status(request, [request.path_params["user"]], "suspended")
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         row = await _get(conn, request.path_params["user"])
     return json_response(user_view(row))
 
@@ -164,7 +166,7 @@ async def suspend_user(request: Request) -> Response:
 async def activate_user(request: Request) -> Response:
     """Activate a suspended user."""
     await _set_status(request, [request.path_params["user"]], "active")
-    async with request.state.pool.acquire() as conn:
+    async with context_of(request).pool.acquire() as conn:
         row = await _get(conn, request.path_params["user"])
     return json_response(user_view(row))
 

@@ -1,4 +1,8 @@
-"""SQL for API keys, service tokens, admin tokens, sessions and refresh tokens."""
+"""SQL for API keys, service tokens, admin tokens, sessions and refresh tokens.
+
+Just over 300 lines on purpose: the SQL of one table family (auth.credentials and the sessions
+and refresh tokens that point at it), which change together.
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,12 @@ from typing import Any
 import asyncpg
 
 COLUMNS = "kid, algorithm, private_key, encrypted, public_jwk, created_at, retired_at"
+FIRST_KEY_LOCK = 0x5B0A_0A07  # advisory lock held while the first key is created
+
+
+async def lock_first_key(conn: asyncpg.Connection) -> None:
+    """Hold the first-key lock until the caller's transaction ends (one replica creates it)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", FIRST_KEY_LOCK)
 
 
 async def get_active(conn: asyncpg.Connection) -> asyncpg.Record | None:

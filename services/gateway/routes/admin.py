@@ -14,8 +14,9 @@ from libs.common import tenancy
 from libs.common.authn import Principal, authenticate, require_grant
 from libs.common.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout
 from libs.common.http import json_response, parse_body
+from services.gateway.call_context import CallContext
+from services.gateway.context import context
 from services.gateway.jsonrpc import UPSTREAM_TIMEOUT, RpcFault
-from services.gateway.protocol import CallContext
 
 
 class CallToolIn(pydantic.BaseModel):
@@ -30,7 +31,7 @@ def _server(request: Request, principal: Principal) -> Any:
     """The routing-table entry of the server in the path, or 404 (also when no grant lets the
     caller see it: another org's server is not there for it)."""
     name = request.path_params["name"]
-    table = request.state.gateway.table
+    table = context(request).table
     server = table.servers.get(name) or next(
         (s for s in table.servers.values() if s.id == name), None
     )
@@ -57,7 +58,7 @@ async def test_server(request: Request) -> Response:
         )
     t0 = time.perf_counter()
     try:
-        reply, upstream_ms = await request.state.pool.request(server, "tools/list", {})
+        reply, upstream_ms = await context(request).pool.request(server, "tools/list", {})
     except RpcFault as fault:
         return json_response(
             {
@@ -84,7 +85,7 @@ async def call_tool(request: Request) -> Response:
     principal = await authenticate(request)
     server = _server(request, principal)
     body = await parse_body(request, CallToolIn)
-    gateway = request.state.gateway
+    gateway = context(request).gateway
     ctx = CallContext(principal, endpoint="admin call-tool", server=server)
     t0 = time.perf_counter()
     try:

@@ -4,7 +4,7 @@
 HTTP sessions, so any replica can check it) and opens the stream; its first event is `endpoint`
 with the POST URL. `POST /messages` checks the credential and the session (it must belong to the
 same principal), answers 202 and sends the JSON-RPC response over the session's stream, on
-whichever replica holds it (see `services.gateway.relay`).
+whichever replica holds it (see `services.gateway.clients.relay`).
 
 Three views, as on Streamable HTTP: `GET /sse` + `POST /messages` is `/mcp`'s (every permitted
 tool, named `{server}__{tool}`); `GET /mcp/{team}/sse` + `POST /mcp/{team}/messages` is the
@@ -26,6 +26,16 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from services.gateway import metrics
+from services.gateway.call_context import CallContext
+from services.gateway.clients.admission import (
+    check_origin,
+    endpoint_context,
+    principal_of,
+    www_authenticate,
+)
+from services.gateway.clients.answers import KEEPALIVE_S, SSE_HEADERS, fault_message, json_message
+from services.gateway.context import context
+from services.gateway.features.progressive import parse_mode
 from services.gateway.jsonrpc import (
     FORBIDDEN,
     INVALID_PARAMS,
@@ -37,18 +47,7 @@ from services.gateway.jsonrpc import (
     error,
     response,
 )
-from services.gateway.progressive import parse_mode
-from services.gateway.protocol import CallContext, negotiate
-from services.gateway.routes.mcp import (
-    KEEPALIVE_S,
-    SSE_HEADERS,
-    _check_origin,
-    _endpoint,
-    _fault,
-    _json,
-    _principal,
-    _www_authenticate,
-)
+from services.gateway.protocol import negotiate
 
 SSE_PROTOCOL = "2024-11-05"
 
@@ -61,19 +60,22 @@ def _frame(event: str, data: bytes) -> bytes:
 async def get_sse(request: Request) -> Response:
     """Open a session: the endpoint event, then every message for the client."""
     try:
-        _check_origin(request)
-        principal = await _principal(request)
-        _endpoint(request, principal)  # the team's member, the server routable: else no stream
+        check_origin(request)
+        principal = await principal_of(request)
+        endpoint_context(
+            request, principal
+        )  # the team's member, the server routable: else no stream
         exposure = parse_mode(request.query_params.get("exposure"))
     except RpcFault as fault:
         if fault.code in (FORBIDDEN, INVALID_PARAMS):  # no stream opens: say so in the status
             status = 403 if fault.code == FORBIDDEN else 400
-            return _json(error(None, fault.code, fault.message, fault.data), status)
-        headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
-        return _fault(None, fault, False, headers)
-    session_id = request.state.sessions.issue(principal, SSE_PROTOCOL, None)
-    relay = request.state.relay
-    notifier = request.state.notifier
+            return json_message(error(None, fault.code, fault.message, fault.data), status)
+        headers = www_authenticate(request) if fault.code == UNAUTHENTICATED else None
+        return fault_message(None, fault, False, headers)
+    gw = context(request)
+    session_id = gw.sessions.issue(principal, SSE_PROTOCOL, None)
+    relay = gw.relay
+    notifier = gw.notifier
     queue = await relay.open_stream(session_id)
     changes = notifier.subscribe()
     endpoint = _messages_url(request, session_id, exposure)
@@ -111,7 +113,7 @@ async def get_sse(request: Request) -> Response:
             await relay.close_stream(session_id, queue)
             metrics.OPEN_SESSIONS.dec()
             with contextlib.suppress(Exception):  # no stream can reopen this session
-                await request.state.gateway.aggregate.watch.drop_session_everywhere(session_id)
+                await gw.watch.drop_session_everywhere(session_id)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -127,31 +129,31 @@ def _messages_url(request: Request, session_id: str, exposure: str) -> str:
 async def post_message(request: Request) -> Response:
     """One client message for an SSE session: 202, the answer goes over the stream."""
     try:
-        _check_origin(request)
-        principal = await _principal(request)
+        check_origin(request)
+        principal = await principal_of(request)
         session_id = request.query_params.get("session_id") or ""
         if not session_id:
             raise RpcFault(INVALID_REQUEST, "session_id is required: open GET /sse first.")
-        info = request.state.sessions.open(session_id, principal)
+        info = context(request).sessions.open(session_id, principal)
         if info is None:
             raise RpcFault(SESSION_NOT_FOUND, "Unknown or ended session.", {"session": "not found"})
-        ctx = _endpoint(request, principal)
+        ctx = endpoint_context(request, principal)
         ctx.exposure = parse_mode(request.query_params.get("exposure"))
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
-            return _json(
+            return json_message(
                 error(None, INVALID_REQUEST, "Content-Type must be application/json."), 415
             )
         raw = await request.body()
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return _json(error(None, PARSE_ERROR, "Parse error: the body is not JSON."), 400)
+            return json_message(error(None, PARSE_ERROR, "Parse error: the body is not JSON."), 400)
         if not isinstance(body, dict) or body.get("jsonrpc") != "2.0":
-            return _json(error(None, INVALID_REQUEST, "Expected one JSON-RPC message."), 400)
+            return json_message(error(None, INVALID_REQUEST, "Expected one JSON-RPC message."), 400)
     except RpcFault as fault:
-        headers = _www_authenticate(request) if fault.code == UNAUTHENTICATED else None
-        return _fault(None, fault, False, headers)
+        headers = www_authenticate(request) if fault.code == UNAUTHENTICATED else None
+        return fault_message(None, fault, False, headers)
     ctx.endpoint = "/sse" if ctx.endpoint == "/mcp" else f"{ctx.endpoint}/sse"
     ctx.session_id, ctx.client, ctx.request_bytes = session_id, info.client, len(raw)
     await _accept(request, body, ctx)
@@ -160,7 +162,8 @@ async def post_message(request: Request) -> Response:
 
 async def _accept(request: Request, body: dict[str, Any], ctx: CallContext) -> None:
     """Route a notification now; run a request in the background, answering over the stream."""
-    relay = request.state.relay
+    gw = context(request)
+    relay = gw.relay
     method = body.get("method")
     params = body.get("params") if isinstance(body.get("params"), dict) else {}
     if "method" not in body:  # a response to a server-to-client request
@@ -177,13 +180,11 @@ async def _accept(request: Request, body: dict[str, Any], ctx: CallContext) -> N
         await relay.send(session_id, msg)
 
     async def ask(method: str, params: dict[str, Any] | None) -> dict[str, Any]:
-        return await relay.ask(
-            session_id, method, params, request.state.settings.upstream_timeout_s
-        )
+        return await relay.ask(session_id, method, params, gw.settings.upstream_timeout_s)
 
     ctx.notify, ctx.ask = notify, ask
-    gateway = request.state.gateway
-    inflight = request.state.inflight
+    gateway = gw.gateway
+    inflight = gw.inflight
     key = (session_id, body["id"])
 
     async def run() -> None:

@@ -295,3 +295,9 @@ async def list_org_refs(conn: asyncpg.Connection) -> list[str]:
 async def list_by_org(conn: asyncpg.Connection, org: str) -> list[asyncpg.Record]:
     """The servers whose org column holds `org`."""
     return await conn.fetch(f"SELECT {COLUMNS} FROM registry.servers s WHERE s.org = $1", org)
+
+
+async def count_by_status(conn: asyncpg.Connection) -> dict[str, int]:
+    """How many servers are in each status."""
+    rows = await conn.fetch("SELECT status, count(*)::int AS n FROM registry.servers GROUP BY 1")
+    return {r["status"]: r["n"] for r in rows}

@@ -156,3 +156,8 @@ async def search_tools(
     columns = f"{COLUMNS}, s.name AS server, s.enabled AS server_enabled, s.disabled_tools"
     source = "registry.tools t JOIN registry.servers s ON s.id = t.server_id"
     return await fetch_page(conn, columns, source, w, query, f"t.{query.order_sql}, s.name")
+
+
+async def count_quarantined(conn: asyncpg.Connection) -> int:
+    """How many tools are quarantined."""
+    return await conn.fetchval("SELECT count(*) FROM registry.tools WHERE state = 'quarantined'")

@@ -14,13 +14,14 @@ from nats.js.errors import NotFoundError
 
 from libs.common import bus as busmod
 from libs.common import db, migrate
+from libs.devstack.harness import serving, settings_for, until
+from libs.devstack.harness.registry import registry_settings
 from services.audit.app import MIGRATIONS_DIR, create_app
 from services.audit.consumers import DURABLE
 from services.audit.settings import AuditSettings
 from services.registry.app import create_app as create_registry
-from tests.support import package_isolation, serving, settings_for
+from tests.support import package_isolation
 from tests.support.auth import AuthClient, User, auth_service
-from tests.support.registry import registry_settings
 
 TABLES = (
     "tool_calls",
@@ -100,15 +101,15 @@ async def clean(audit_pool: asyncpg.Pool, publisher: busmod.Bus) -> None:
 
 async def consumed(bus: busmod.Bus) -> None:
     """Wait until the audit consumer has nothing pending or unacknowledged (if it exists yet)."""
-    async with asyncio.timeout(15):
-        while True:
-            try:
-                info = await bus.js.consumer_info(bus.stream, DURABLE)
-            except NotFoundError:
-                return
-            if info.num_pending == 0 and info.num_ack_pending == 0:
-                return
-            await asyncio.sleep(0.05)
+
+    async def idle() -> bool:
+        try:
+            info = await bus.js.consumer_info(bus.stream, DURABLE)
+        except NotFoundError:
+            return True
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    await until(idle, timeout=15, what="the audit consumer to be idle")
 
 
 @pytest.fixture

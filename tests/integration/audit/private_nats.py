@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import subprocess
 from pathlib import Path
 
+from libs.devstack.harness import free_port, until
 from libs.devstack.nats import find_binary
-from tests.support import free_port
 
 
 class PrivateNats:
@@ -41,13 +40,13 @@ class PrivateNats:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        async with asyncio.timeout(15):
-            while True:
-                with contextlib.suppress(OSError):
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                    writer.close()
-                    return
-                await asyncio.sleep(0.05)
+
+        async def accepting() -> bool:
+            _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            writer.close()
+            return True
+
+        await until(accepting, timeout=15, what=f"nats-server on port {self.port}")
 
     async def kill(self) -> None:
         """SIGKILL the server (a crash, not a clean stop)."""

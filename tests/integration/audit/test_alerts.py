@@ -17,12 +17,12 @@ from aiohttp import web
 from libs.common import bus as busmod
 from libs.common.events import ALERT_FIRED, TOOL_CALLED, Event, ToolCalled
 from libs.common.outbound import Guard
+from libs.devstack.harness import free_port, until
 from services.audit import alerts
 from services.audit.store import alerts as alert_store
+from tests.integration.audit import registry_events
 from tests.integration.audit.conftest import People, bearer
 from tests.integration.audit.test_live import connect
-from tests.integration.audit.waiting import until
-from tests.support import free_port
 
 pytestmark = pytest.mark.usefixtures("clean")
 
@@ -237,10 +237,7 @@ async def test_latency_and_unhealthy_rules_fire_and_an_unhealthy_server_recoveri
     for latency in (100.0, 900.0, 950.0):
         await call(publisher, slow, latency=latency)
     ten_min_ago = (datetime.now(UTC) - timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
-    down = {"server": sick, "status": "unhealthy"}
-    await publisher.publish(
-        Event(type="registry.server.status", source="registry", data=down, time=ten_min_ago)
-    )
+    await publisher.publish(registry_events.server_status(sick, "unhealthy", time=ten_min_ago))
 
     async def firing_count() -> bool:
         return (await alerts_of(api, people.admin, state="firing"))["total"] == 2
@@ -249,8 +246,7 @@ async def test_latency_and_unhealthy_rules_fire_and_an_unhealthy_server_recoveri
     found = {a["server"]: a for a in (await alerts_of(api, people.admin, state="firing"))["items"]}
     assert found[slow]["value"] > 500 and found[slow]["kind"] == "latency_p95"
     assert found[sick]["value"] >= 10 and found[sick]["kind"] == "server_unhealthy"
-    await publisher.publish(Event(type="registry.server.status", source="registry",
-                                  data={"server": sick, "status": "healthy"}))  # fmt: skip
+    await publisher.publish(registry_events.server_status(sick, "healthy"))
 
     async def sick_resolved() -> bool:
         return (await alerts_of(api, people.admin, state="resolved", server=sick))["total"] == 1

@@ -13,11 +13,11 @@ import nats
 import pytest
 
 from libs.common.events import TOOL_CALLED, Event, ToolCalled
+from libs.devstack.harness import serving, until
 from services.audit.app import create_app
 from tests.integration.audit.conftest import audit_settings_for
 from tests.integration.audit.private_nats import PrivateNats
-from tests.integration.audit.waiting import consumer_idle, until
-from tests.support import serving
+from tests.integration.audit.waiting import consumer_idle
 
 PUBLISHERS = 4
 PER_PUBLISHER = 150

@@ -13,11 +13,11 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from libs.common import bus as busmod
-from libs.common.events import SERVER_UPDATED, TOOL_CALLED, Event, ServerChanged, ToolCalled
+from libs.common.events import SERVER_UPDATED, TOOL_CALLED, ServerChanged, ToolCalled
+from libs.devstack.harness import serving, until
 from services.audit.app import create_app
+from tests.integration.audit import registry_events
 from tests.integration.audit.conftest import People, audit_settings_for
-from tests.integration.audit.waiting import until
-from tests.support import serving
 
 
 def ws_url(base: str, path: str) -> str:
@@ -54,14 +54,7 @@ async def test_an_org_admin_gets_their_orgs_status_change_and_call_within_a_seco
         other = f"other-{uuid.uuid4().hex[:6]}"
         mine = f"mine-{uuid.uuid4().hex[:6]}"
         for server, org in ((other, b), (mine, a)):
-            await publisher.publish(
-                Event(
-                    type="registry.server.status",
-                    source="registry",
-                    org=org,
-                    data={"server": server, "status": "unhealthy"},
-                )  # fmt: skip
-            )
+            await publisher.publish(registry_events.server_status(server, "unhealthy", org=org))
             await publisher.publish(
                 TOOL_CALLED.event(
                     ToolCalled(
@@ -131,13 +124,7 @@ async def test_health_status_sends_the_map_on_connect_and_on_a_change_without_se
         assert "services" in first["data"] and first["data"]["servers"] == {}
         admin = await connect(audit_url, people.admin, "health")
         try:
-            await publisher.publish(
-                Event(
-                    type="registry.server.status",
-                    source="registry",
-                    data={"server": server, "status": "healthy"},
-                )  # fmt: skip
-            )
+            await publisher.publish(registry_events.server_status(server, "healthy"))
             async with asyncio.timeout(5):  # a platform admin's map names it...
                 while (await receive(admin, "health", 5))["data"]["servers"].get(server) is None:
                     pass
@@ -213,8 +200,7 @@ async def test_a_live_tool_call_shows_its_arguments_redacted_as_the_store_keeps_
     seen: dict[str, Any] = {}
     try:
         for policy in ("keys", "full", "none"):
-            setting = Event(type="registry.settings.updated", source="registry",
-                            data={"key": "audit_arguments", "value": policy})  # fmt: skip
+            setting = registry_events.setting("audit_arguments", policy)
             await publisher.publish(setting)
             server = f"live-{policy}-{uuid.uuid4().hex[:6]}"
             # an event as a publisher that redacts nothing would send it
@@ -232,8 +218,7 @@ async def test_a_live_tool_call_shows_its_arguments_redacted_as_the_store_keeps_
                         break
     finally:
         await ws.close()
-        back = Event(type="registry.settings.updated", source="registry",
-                     data={"key": "audit_arguments", "value": "keys"})  # fmt: skip
+        back = registry_events.setting("audit_arguments", "keys")
         await publisher.publish(back)
         await until(lambda: stored_policy(audit_pool, "keys"))  # later tests start from keys
     assert seen["keys"] == {"query": "[redacted]", "token": "[redacted]", "deep": "[redacted]"}

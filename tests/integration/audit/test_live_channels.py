@@ -10,7 +10,9 @@ import orjson
 import pytest
 
 from libs.common import bus as busmod
-from libs.common.events import TOOL_CALLED, Event, ToolCalled
+from libs.common.events import TOOL_CALLED, ToolCalled
+from libs.devstack.harness import until
+from tests.integration.audit import registry_events
 from tests.integration.audit.conftest import People
 from tests.integration.audit.test_live import connect, receive
 
@@ -23,16 +25,17 @@ async def log_line(publisher: busmod.Bus, server: str, payload: bytes) -> None:
 
 async def wait_owned(audit_url: str, admin: str, server: str) -> None:
     """Wait until audit knows whose `server` is (its registry.server.created event)."""
-    async with httpx.AsyncClient(base_url=audit_url) as http, asyncio.timeout(5):
-        while True:
+    async with httpx.AsyncClient(base_url=audit_url) as http:
+
+        async def owned() -> int:
             found = await http.get(
                 "/api/v1/activity",
                 params={"target": server},
                 headers={"Authorization": f"Bearer {admin}"},
             )
-            if found.json()["total"]:
-                return
-            await asyncio.sleep(0.05)
+            return found.json()["total"]
+
+        await until(owned, timeout=5, what=f"audit to know whose {server} is")
 
 
 async def test_server_logs_reach_only_readers_of_the_server_and_honour_the_filter(
@@ -77,9 +80,7 @@ async def test_monitoring_pushes_the_server_counts_and_recent_performance(
     try:
         base = uuid.uuid4().hex[:6]
         for name, status in (("a", "healthy"), ("b", "healthy"), ("c", "unhealthy")):
-            data = {"server": f"mon-{base}-{name}", "status": status}
-            await publisher.publish(Event(type="registry.server.status", source="registry",
-                                          data=data))  # fmt: skip
+            await publisher.publish(registry_events.server_status(f"mon-{base}-{name}", status))
         for status, latency in (("ok", 10.0), ("ok", 20.0), ("ok", 30.0), ("error", 40.0)):
             payload = ToolCalled(server=f"mon-{base}-a", tool="t", status=status,
                                  latency_ms=latency)  # fmt: skip

@@ -9,10 +9,11 @@ import httpx
 
 from libs.common import bus as busmod
 from libs.common.events import Event
+from libs.devstack.harness import until
 from services.audit import records
 from services.audit.store import calls
+from tests.integration.audit import registry_events
 from tests.integration.audit.conftest import People, bearer
-from tests.integration.audit.waiting import until
 
 
 def row(server: str, status: str, latency: float, at: datetime) -> dict:
@@ -33,13 +34,7 @@ async def test_status_counts_servers_from_registry_events_and_rates_from_rollups
     clean: None,
 ) -> None:
     for server, status in (("a", "healthy"), ("b", "healthy"), ("c", "unhealthy"), ("a", "up")):
-        await publisher.publish(
-            Event(
-                type="registry.server.status",
-                source="registry",
-                data={"server": server, "status": status},
-            )  # fmt: skip
-        )
+        await publisher.publish(registry_events.server_status(server, status))
     now = datetime.now(UTC)
     async with audit_pool.acquire() as conn:
         for latency, status in ((10, "ok"), (20, "ok"), (30, "error"), (40, "ok"), (50, "ok")):

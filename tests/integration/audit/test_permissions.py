@@ -10,8 +10,8 @@ import pytest
 
 from libs.common import bus as busmod
 from libs.common.events import TOOL_CALLED, ToolCalled
+from libs.devstack.harness import until
 from tests.integration.audit.conftest import People, bearer
-from tests.integration.audit.waiting import until
 
 WHO = ("anonymous", "member", "org_admin", "platform_admin", "member_key", "token_read",
        "token_no_read")  # fmt: skip

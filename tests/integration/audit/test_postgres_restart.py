@@ -22,10 +22,10 @@ import nats
 import pytest
 
 from libs.common.events import TOOL_CALLED, ToolCalled
+from libs.devstack.harness import serving, settings_for, until
 from services.audit.app import create_app
 from services.audit.settings import AuditSettings
-from tests.integration.audit.waiting import consumer_idle, until
-from tests.support import serving, settings_for
+from tests.integration.audit.waiting import consumer_idle
 from tests.support.private_postgres import PrivatePostgres
 
 PUBLISHERS = 4

@@ -8,7 +8,8 @@ import asyncpg
 
 from libs.common import bus as busmod
 from libs.common.events import SERVER_UPDATED, TOOL_CALLED, Event, ServerChanged, ToolCalled
-from tests.integration.audit.waiting import until
+from libs.devstack.harness import until
+from tests.integration.audit import registry_events
 
 
 def tool_call(server: str, tool: str = "search", **fields) -> Event:
@@ -27,11 +28,7 @@ async def recorded_under(
     publisher: busmod.Bus, pool: asyncpg.Pool, policy: str, arguments: dict
 ) -> asyncpg.Record:
     """Set the registry's audit_arguments policy, then publish a call and wait for its record."""
-    setting = Event(
-        type="registry.settings.updated",
-        source="registry",
-        data={"key": "audit_arguments", "value": policy},
-    )
+    setting = registry_events.setting("audit_arguments", policy)
     await publisher.publish(setting)
     call = tool_call("github", arguments=arguments)
     await publisher.publish(call)
@@ -97,7 +94,14 @@ async def test_an_admin_change_becomes_an_activity_record_with_before_and_after(
         source="registry",
         actor="admin-1",
         org="o1",
-        data={"server": "github", "before": {"enabled": True}, "after": {"enabled": False}},
+        # a payload with more than ServerChanged: the activity record keeps what it came with
+        data={
+            "server": "github",
+            "server_id": "5d9c1f4e-0000-4000-8000-000000000001",
+            "version": 2,
+            "before": {"enabled": True},
+            "after": {"enabled": False},
+        },
     )
     await publisher.publish(event)
 

@@ -1,22 +1,8 @@
-"""Waiting on a condition with a deadline (never a bare sleep for correctness)."""
+"""Conditions the audit tests wait for (with `libs.devstack.harness.until`)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import nats
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await asyncio.sleep(0.05)
 
 
 async def consumer_idle(url: str, namespace: str) -> bool:

@@ -17,10 +17,11 @@ from libs.common.authn import ServerRef, authenticate, require_grant
 from libs.common.http import json_response
 from libs.common.settings import Settings
 from libs.devstack import postgres
+from libs.devstack.harness import serving, settings_for
+from libs.devstack.harness.registry import registry_settings
 from services.registry.app import create_app as create_registry
-from tests.support import package_isolation, serving, settings_for
+from tests.support import package_isolation
 from tests.support.auth import AuthClient, auth_service
-from tests.support.registry import registry_settings
 
 EMPTY_MIGRATIONS = Path(__file__).parent / "probe_migrations"
 

@@ -1,9 +1,8 @@
 """The whole flow across two services: every credential works elsewhere, and stops within 1 s."""
 
-import asyncio
-
 import httpx
 
+from libs.devstack.harness import until
 from tests.support.auth import AuthClient
 
 WHOAMI = "/api/v1/probe/whoami"
@@ -11,14 +10,16 @@ WHOAMI = "/api/v1/probe/whoami"
 
 async def refused_within(probe: httpx.AsyncClient, headers: dict[str, str], seconds: float) -> None:
     """Poll the other service until it answers 401, failing after `seconds`."""
-    async with asyncio.timeout(seconds):
-        while True:
-            resp = await probe.get(WHOAMI, headers=headers)
-            if resp.status_code == 401:
-                assert resp.json()["error"]["code"] == "UNAUTHENTICATED"
-                return
-            assert resp.status_code == 200
-            await asyncio.sleep(0.02)
+
+    async def refused() -> bool:
+        resp = await probe.get(WHOAMI, headers=headers)
+        if resp.status_code == 401:
+            assert resp.json()["error"]["code"] == "UNAUTHENTICATED"
+            return True
+        assert resp.status_code == 200
+        return False
+
+    await until(refused, timeout=seconds, interval=0.02, what="a 401", retry_on=())
 
 
 async def test_every_credential_kind_works_against_another_service(
@@ -112,10 +113,12 @@ async def test_a_removed_grant_stops_the_tool_call_elsewhere(
     headers = auth.bearer(gina.token)
     assert (await probe.post(path, params=params, headers=headers)).status_code == 200
     await auth.call("DELETE", f"/api/v1/teams/{team['name']}/grants/{jira['name']}", expect=204)
-    async with asyncio.timeout(1.0):
+
+    async def gone() -> bool:
         # without a grant the server is not there for the caller
-        while (await probe.post(path, params=params, headers=headers)).status_code != 404:
-            await asyncio.sleep(0.02)
+        return (await probe.post(path, params=params, headers=headers)).status_code == 404
+
+    await until(gone, timeout=1.0, interval=0.02, what="a 404 once the grant is gone")
 
 
 async def test_the_rotated_admin_token_replaces_the_old_one(

@@ -1,9 +1,8 @@
 """Grants inherited from parent teams (with cycles refused) and server grants on service tokens."""
 
-import asyncio
-
 import httpx
 
+from libs.devstack.harness import until
 from tests.support.auth import AuthClient
 
 CALL = "/api/v1/probe/servers/{server}/call"
@@ -88,9 +87,11 @@ async def test_a_service_token_carries_grants_its_org_holds(
     assert listed["items"][0]["grants"] == bound and "token" not in listed["items"][0]
 
     await auth.call("DELETE", f"/api/v1/teams/{team['name']}/grants/{github['id']}", expect=204)
-    async with asyncio.timeout(1.0):
-        while await call(probe, token, github, "search") == 200:
-            await asyncio.sleep(0.02)
+
+    async def revoked() -> bool:
+        return await call(probe, token, github, "search") != 200
+
+    await until(revoked, timeout=1.0, interval=0.02, what="the grant's revocation to apply")
     assert await call(probe, token, github, "search") == 404
 
 

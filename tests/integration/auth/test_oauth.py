@@ -1,7 +1,6 @@
 """OAuth 2.1 for MCP clients end to end: register, authorize with the browser session, exchange
 with PKCE, call a resource server built with build_app, refresh, revoke; and every refusal."""
 
-import asyncio
 import base64
 import hashlib
 import secrets
@@ -18,9 +17,9 @@ from starlette.routing import Route
 
 from libs.common.app import build_app
 from libs.common.authn import CSRF_COOKIE
+from libs.devstack.harness import serving, settings_for, until
 from services.auth.signing import KeyStore
 from tests.integration.auth.conftest import EMPTY_MIGRATIONS, ProbeSettings, call_tool, whoami
-from tests.support import serving, settings_for
 from tests.support.auth import TEST_ENV, AuthClient, User, auth_service, unique
 
 REDIRECT = "http://127.0.0.1:47123/callback"
@@ -150,14 +149,16 @@ async def fresh_grant(auth: AuthClient) -> tuple[str, dict[str, Any]]:
 async def refused_within(client: httpx.AsyncClient, token: str, seconds: float) -> None:
     """Poll the resource server until it answers 401, failing after `seconds`."""
     headers = {"Authorization": f"Bearer {token}"}
-    async with asyncio.timeout(seconds):
-        while True:
-            resp = await client.get(WHOAMI, headers=headers)
-            if resp.status_code == 401:
-                assert resp.json()["error"]["code"] == "UNAUTHENTICATED"
-                return
-            assert resp.status_code == 200
-            await asyncio.sleep(0.02)
+
+    async def refused() -> bool:
+        resp = await client.get(WHOAMI, headers=headers)
+        if resp.status_code == 401:
+            assert resp.json()["error"]["code"] == "UNAUTHENTICATED"
+            return True
+        assert resp.status_code == 200
+        return False
+
+    await until(refused, timeout=seconds, interval=0.02, what="a 401", retry_on=())
 
 
 async def test_the_metadata_names_every_endpoint_and_requires_s256(auth: AuthClient) -> None:

@@ -7,6 +7,7 @@ import jwt
 import pyotp
 
 from libs.common.authn import CSRF_COOKIE, SESSION_COOKIE
+from libs.devstack.harness import until
 from tests.support.auth import AuthClient, auth_service, unique
 
 WHOAMI = "/api/v1/probe/whoami"
@@ -45,11 +46,12 @@ async def test_changing_the_password_ends_other_sessions(
     assert (
         await auth.http.get("/api/v1/auth/me", headers=auth.bearer(user.token))
     ).status_code == 200
-    async with asyncio.timeout(1):
-        while (
-            await probe.get(WHOAMI, headers=auth.bearer(other["access_token"]))
-        ).status_code != 401:
-            await asyncio.sleep(0.02)
+
+    async def signed_out() -> bool:
+        resp = await probe.get(WHOAMI, headers=auth.bearer(other["access_token"]))
+        return resp.status_code == 401
+
+    await until(signed_out, timeout=1, interval=0.02, what="the other session to end")
     old = await auth.http.post(
         "/api/v1/auth/login", json={"username": user.username, "password": user.password}
     )
@@ -208,9 +210,11 @@ async def test_browser_login_sets_an_httponly_cookie_and_needs_csrf_for_changes(
         token = browser.cookies[CSRF_COOKIE]
         out = await browser.post("/api/v1/auth/logout-form", headers={"X-CSRF-Token": token})
         assert out.status_code == 200
-        async with asyncio.timeout(1):
-            while (await probe.get(WHOAMI, headers=cookies)).status_code != 401:
-                await asyncio.sleep(0.02)
+
+        async def signed_out() -> bool:
+            return (await probe.get(WHOAMI, headers=cookies)).status_code == 401
+
+        await until(signed_out, timeout=1, interval=0.02, what="the session to end elsewhere")
 
 
 async def test_the_login_form_refuses_a_missing_csrf_echo(auth: AuthClient) -> None:

@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from libs.devstack.harness import serving, settings_for
 from tests.integration.common.demo_app import DemoSettings, create_app
-from tests.support import serving, settings_for
 
 
 @pytest.fixture(scope="module")

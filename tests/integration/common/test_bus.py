@@ -3,6 +3,7 @@
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -11,10 +12,12 @@ import pytest
 from libs.common import bus as busmod
 from libs.common import migrate, outbox
 from libs.common.bus import Bus, RpcError
-from libs.common.errors import Conflict, Unavailable
-from libs.common.events import Event
+from libs.common.errors import Conflict, Unavailable, UpstreamError
+from libs.common.events import Event, EventType
+from libs.common.idempotence import transactional
+from libs.common.rpc_types import Rpc
+from libs.devstack.harness import settings_for
 from tests.integration.common.demo_app import DemoSettings
-from tests.support import settings_for
 
 MIGRATIONS = Path(__file__).parents[2] / "fixtures" / "common" / "migrations"
 
@@ -24,6 +27,14 @@ async def bus(nats_url: str, namespace: str, pg_url: str) -> AsyncIterator[Bus]:
     settings = settings_for(DemoSettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
     async with busmod.connect(settings) as b:
         yield b
+
+
+@dataclass(frozen=True)
+class Widget:
+    """A demo payload."""
+
+    name: str
+    size: int = 0
 
 
 def an_event(kind: str = "demo.widget.created", **data: object) -> Event:
@@ -49,6 +60,30 @@ async def test_a_durable_consumer_redelivers_until_the_handler_succeeds(bus: Bus
     async with asyncio.timeout(10):
         await done.wait()
     assert seen == [event.id]
+
+
+async def test_a_payload_unlike_its_type_is_dropped_once_not_redelivered(bus: Bus) -> None:
+    kind = EventType(f"demo.typed{secrets.token_hex(2)}.made", Widget)
+    handled: list[str] = []
+    good = asyncio.Event()
+
+    async def handler(event: Event) -> None:
+        handled.append(event.id)
+        kind.decode(event)
+        good.set()
+
+    durable = f"demo-typed-{secrets.token_hex(2)}"
+    bus.consume(durable, [f"events.{kind.name}"], handler)
+    bad = Event(type=kind.name, source="demo", data={"size": 1})  # `name` is missing
+    await bus.publish(bad)
+    fine = kind.event(Widget("w", 2), source="demo")
+    await bus.publish(fine)
+    async with asyncio.timeout(10):
+        await good.wait()
+        # a nak'd event stays pending for its redelivery; a terminated one is done with
+        while (await bus.js.consumer_info(bus.stream, durable)).num_ack_pending:
+            await asyncio.sleep(0.05)
+    assert handled == [bad.id, fine.id]
 
 
 async def test_publishing_the_same_event_twice_is_stored_once(bus: Bus) -> None:
@@ -105,7 +140,7 @@ async def test_transactional_handlers_apply_each_event_once(bus: Bus, pg_url: st
                 f"INSERT INTO {schema}.widgets (name) VALUES ($1)", event.data["name"]
             )
 
-        handle = busmod.transactional(pool, schema, "demo-store", insert)
+        handle = transactional(pool, schema, "demo-store", insert)
         event = an_event(name="once")
         await handle(event)
         await handle(event)
@@ -127,6 +162,41 @@ async def test_rpc_returns_data_and_remote_errors(bus: Bus) -> None:
     with pytest.raises(RpcError) as err:
         await bus.request(subject, {"fail": True})
     assert (err.value.code, err.value.status, err.value.details) == ("CONFLICT", 409, {"name": "x"})
+
+
+@dataclass(frozen=True)
+class Sized:
+    """A demo reply."""
+
+    widget: Widget
+    doubled: int
+
+
+async def test_a_typed_rpc_speaks_the_same_json_as_an_untyped_one(bus: Bus) -> None:
+    method = Rpc(f"rpc.demo.size{secrets.token_hex(2)}", Widget, Sized)
+
+    async def handler(widget: Widget) -> Sized:
+        return Sized(widget, widget.size * 2)
+
+    await bus.answer(method, handler)
+    assert await bus.call(method, Widget("w", 3)) == Sized(Widget("w", 3), 6)
+    # an older caller (a dict out, a dict back) talks to the typed server unchanged
+    raw = await bus.request(method.subject, {"name": "w", "size": 1, "newer": True})
+    assert raw == {"widget": {"name": "w", "size": 1}, "doubled": 2}
+    with pytest.raises(RpcError) as refused:
+        await bus.request(method.subject, {"size": 1})
+    assert (refused.value.status, refused.value.details) == (400, {"field": "name"})
+
+
+async def test_a_reply_outside_the_contract_is_an_upstream_error(bus: Bus) -> None:
+    method = Rpc(f"rpc.demo.odd{secrets.token_hex(2)}", Widget, Sized)
+
+    async def handler(data: dict) -> dict:
+        return {"doubled": "two"}
+
+    await bus.serve(method.subject, handler)
+    with pytest.raises(UpstreamError):
+        await bus.call(method, Widget("w"))
 
 
 async def test_rpc_without_responders_is_unavailable(bus: Bus) -> None:

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import nats
 import orjson
@@ -25,6 +26,7 @@ from libs.common.errors import Unavailable, UpstreamTimeout
 from libs.common.events import Event
 from libs.common.settings import Settings
 from libs.devstack import natsauth
+from libs.devstack.harness import until
 from libs.devstack.nats import Nats, permission_violations, start_private_server
 from libs.devstack.natsauth import NatsAuth
 
@@ -93,12 +95,12 @@ async def admin_client(secured: tuple[Nats, NatsAuth, Path]) -> NatsClient:
 async def answered(bus: Bus, subject: str, data: dict) -> object:
     """bus.request, asked again while the server has not seen the responder's subscription yet
     (a loaded machine): permitted requests are answered, refused ones never are."""
-    async with asyncio.timeout(5):
-        while True:
-            try:
-                return await bus.request(subject, data)
-            except Unavailable:  # no responders yet
-                await asyncio.sleep(0.05)
+
+    async def answered() -> list[Any]:
+        return [await bus.request(subject, data)]  # a list: even an empty reply is an answer
+
+    # Unavailable: no responders yet
+    return (await until(answered, timeout=5, what=subject, retry_on=(Unavailable,)))[0]
 
 
 def ns(subject: str) -> str:
@@ -109,10 +111,9 @@ def ns(subject: str) -> str:
 async def until_refused(errors: list[str], subject: str, kind: str = "subscription") -> None:
     """Wait for the server's permissions violation (subscription or publish) about subject."""
     try:
-        async with asyncio.timeout(5):
-            # nats-py lower-cases the server's message
-            while not any(f'violation for {kind} to "{subject.lower()}' in e for e in errors):
-                await asyncio.sleep(0.02)
+        # nats-py lower-cases the server's message
+        needle = f'violation for {kind} to "{subject.lower()}'
+        await until(lambda: any(needle in e for e in errors), timeout=5, interval=0.02)
     except TimeoutError:
         raise AssertionError(f"not refused: {subject}; errors: {errors}") from None
 
@@ -317,9 +318,11 @@ async def _follow_and_consume(buses: dict[str, Bus]) -> None:
     expected["sandbox follows servers"] = {server.id}
     expected["registry consumes"] = {code_tool.id}
     expected["audit consumes"] = {e.id for e in sent.values()} | {code_tool.id, server.id}
-    async with asyncio.timeout(10):
-        while any(not ids <= seen.get(key, set()) for key, ids in expected.items()):
-            await asyncio.sleep(0.05)
+    await until(
+        lambda: all(ids <= seen.get(key, set()) for key, ids in expected.items()),
+        timeout=10,
+        what="every follower and consumer to see its events",
+    )
     assert seen["sandbox follows servers"] == {server.id}
     assert seen["registry consumes"] == {code_tool.id}
 

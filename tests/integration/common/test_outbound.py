@@ -13,7 +13,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from libs.common.outbound import Guard, OutboundRefused, RedirectRefused
 from libs.common.ssrf import SsrfRefused
-from tests.support import serving
+from libs.devstack.harness import serving
 from tests.support.listeners import Rebinder, listening
 from tests.support.upstreams import make_upstream
 

@@ -13,12 +13,14 @@ from mcp.server.mcpserver import MCPServer
 
 from libs.common.authn import Grant, Principal
 from libs.common.outbound import Resolve
-from services.gateway.protocol import CallContext, Gateway
+from libs.devstack.harness import until
+from services.gateway.call_context import CallContext
+from services.gateway.clients.sessions import Notifier
+from services.gateway.protocol import Gateway
 from services.gateway.registry_sync import RegistrySync
 from services.gateway.routing_table import RoutingTable
-from services.gateway.sessions import Notifier
 from services.gateway.settings import GatewaySettings
-from services.gateway.upstream import UpstreamPool
+from services.gateway.upstreams.pool import UpstreamPool
 from services.registry import refresh, servers
 from services.registry.app import create_app as create_registry
 from services.registry.context import Registry
@@ -112,9 +114,11 @@ async def clean_registry(registry: Registry) -> AsyncIterator[None]:
             async with conn.transaction():
                 await servers.delete(registry, conn, row, "test")
             gone.append(row["name"])
-    async with asyncio.timeout(5):
-        while await registry.pool.fetchval("SELECT count(*) FROM registry.outbox"):
-            await asyncio.sleep(0.01)
+
+    async def relayed() -> bool:
+        return not await registry.pool.fetchval("SELECT count(*) FROM registry.outbox")
+
+    await until(relayed, timeout=5, interval=0.01, what="the registry's outbox relayed")
     for stack in LIVE_STACKS if gone else ():
         await stack.wait_until_gone(gone)
     yield
@@ -151,9 +155,12 @@ class Core:
 
     async def wait_for_tool(self, name: str, present: bool = True) -> None:
         """Wait until the routing table has (or lacks) a tool."""
-        async with asyncio.timeout(5):
-            while (name in self.table.by_public) != present:
-                await asyncio.sleep(0.02)
+        await until(
+            lambda: (name in self.table.by_public) == present,
+            timeout=5,
+            interval=0.02,
+            what=f"{name} {'in' if present else 'out of'} the routing table",
+        )
 
 
 @pytest.fixture
@@ -211,16 +218,21 @@ class Stack:
 
     async def wait_for_tool(self, http: Any, name: str, token: str | None = None) -> None:
         """Poll tools/list (modern, stateless) until `name` is listed."""
-        async with asyncio.timeout(5):
-            while name not in [t["name"] for t in (await self.list_tools(http, token))]:
-                await asyncio.sleep(0.05)
+
+        async def listed() -> bool:
+            return name in [t["name"] for t in await self.list_tools(http, token)]
+
+        await until(listed, timeout=5, what=f"{name} in tools/list")
 
     async def wait_until_gone(self, servers: list[str]) -> None:
         """Poll tools/list (as the admin) until no tool of `servers` is listed."""
         prefixes = tuple(f"{name}__" for name in servers)
-        async with httpx.AsyncClient(timeout=5) as http, asyncio.timeout(5):
-            while any(t["name"].startswith(prefixes) for t in await self.list_tools(http)):
-                await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(timeout=5) as http:
+
+            async def gone() -> bool:
+                return not any(t["name"].startswith(prefixes) for t in await self.list_tools(http))
+
+            await until(gone, timeout=5, interval=0.02, what=f"the tools of {servers} gone")
 
     async def list_tools(self, http: Any, token: str | None = None) -> list[dict[str, Any]]:
         """One stateless tools/list."""

@@ -16,8 +16,9 @@ import pytest
 
 from libs.common import bus as busmod
 from libs.common.bus import Bus
+from services.gateway.call_context import CallContext
 from services.gateway.jsonrpc import AUDIT_UNAVAILABLE, RpcFault
-from services.gateway.protocol import CallContext, Gateway
+from services.gateway.protocol import Gateway
 from services.gateway.settings import GatewaySettings
 from tests.integration.audit.private_nats import PrivateNats
 from tests.integration.gateway.conftest import ADMIN, calculator, register

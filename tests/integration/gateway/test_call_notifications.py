@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import httpx
 import httpx2
-import orjson
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -14,6 +13,7 @@ from mcp_types import LoggingMessageNotificationParams
 
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers, register
 from tests.support.mcp_messages import initialize
+from tests.support.sse import messages as sse_messages
 from tests.support.upstreams import run_upstream
 
 # the upstream logs through the SDK's logging API, deprecated by 2026-07-28 (SEP-2577) but what
@@ -81,7 +81,7 @@ async def test_a_2026_07_28_client_gets_log_messages_when_its_request_asks(
         assert resp.json()["result"]["content"][0]["text"] == "worked"
         return
     assert resp.headers["content-type"].startswith("text/event-stream")
-    messages = [orjson.loads(line[5:]) for line in resp.text.splitlines() if line[:5] == "data:"]
+    messages = sse_messages(resp.content)
     logged = [m["params"]["data"] for m in messages if m.get("method") == "notifications/message"]
     assert logged == ["started", "finished"]
     assert messages[-1]["result"]["content"][0]["text"] == "worked"

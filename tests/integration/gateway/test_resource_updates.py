@@ -10,8 +10,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ResourceUpdated
 
-from services.gateway.resource_watch import ResourceWatch
-from services.gateway.sessions import broadcast_ended
+from services.gateway.clients.sessions import broadcast_ended
+from services.gateway.features.resource_watch import ResourceWatch
 from tests.integration.gateway.conftest import ADMIN, bearer, first_update, register
 from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream

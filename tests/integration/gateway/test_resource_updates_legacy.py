@@ -17,8 +17,8 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types import ResourceUpdatedNotification
 
+from services.gateway.features.resource_watch import ResourceWatch
 from services.gateway.jsonrpc import INVALID_PARAMS
-from services.gateway.resource_watch import ResourceWatch
 from tests.integration.gateway.conftest import ADMIN, bearer, first_update, register
 from tests.integration.gateway.upstreams import (
     NOT_FOUND,
@@ -311,8 +311,8 @@ async def test_an_upstream_without_a_standalone_stream_cannot_be_followed(regist
 async def test_an_abandoned_sessions_subscriptions_end_when_the_session_expires(
     registry, stack, pg_url, nats_url, namespace, monkeypatch
 ) -> None:
-    from services.gateway import resource_watch
     from services.gateway.app import create_app
+    from services.gateway.features import resource_watch
     from services.gateway.settings import GatewaySettings
     from tests.integration.gateway.conftest import Stack
     from tests.support import settings_for

@@ -14,9 +14,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitResult
 
+from services.gateway.features.parking import Parking
 from services.gateway.jsonrpc import UPSTREAM_ERROR, UPSTREAM_TIMEOUT, RpcFault
-from services.gateway.parking import Parking
-from services.gateway.sse_upstream import SseUpstream
+from services.gateway.upstreams.legacy_sse import SseUpstream
 from tests.integration.gateway.conftest import ADMIN, bearer, register
 from tests.integration.gateway.upstreams import Hangs, Name, rich
 from tests.integration.registry.conftest import run_upstream
@@ -220,7 +220,7 @@ async def test_a_parked_call_whose_retry_never_comes_is_cancelled_upstream(
     async with run_upstream(asking("late", hangs), transport="sse") as url:
         await register(registry, "late", url, transport="sse")
         core = await core_factory()
-        core.gateway.parking = Parking(None, b"secret", 0.3)
+        core.gateway.core.parking = Parking(None, b"secret", 0.3)
         call = {"name": "late__elicit", "arguments": {"tag": "t1"}}
         first = await core.call(ADMIN, "tools/call", call, modern=True)
         await hangs.wait(hangs.cancelled, "t1")
@@ -233,7 +233,7 @@ async def test_a_parked_call_whose_retry_never_comes_is_cancelled_upstream(
             "requestState": second["requestState"],
         }
         done = await core.call(ADMIN, "tools/call", retry, modern=True)
-        await core.gateway.parking.stop()
+        await core.gateway.core.parking.stop()
     assert first["resultType"] == second["resultType"] == "input_required"
     assert first["inputRequests"]["upstream"]["method"] == "elicitation/create"
     assert done["content"][0]["text"] == "hi Lu"
@@ -245,7 +245,7 @@ async def test_a_parked_call_fails_when_the_sse_upstream_goes_away(registry, cor
     async with run_upstream(asking("gone", hangs), transport="sse", port=port) as url:
         await register(registry, "gone", url, transport="sse")
         core = await core_factory()
-        core.gateway.parking = Parking(None, b"secret", 30)
+        core.gateway.core.parking = Parking(None, b"secret", 30)
         call = {"name": "gone__elicit", "arguments": {"tag": "t1"}}
         first = await core.call(ADMIN, "tools/call", call, modern=True)
         waiting = asyncio.ensure_future(
@@ -264,7 +264,7 @@ async def test_a_parked_call_fails_when_the_sse_upstream_goes_away(registry, cor
         again = await core.call(ADMIN, "tools/call", call, modern=True)
         with pytest.raises(RpcFault) as late:
             await core.call(ADMIN, "tools/call", retry, modern=True)
-    await core.gateway.parking.stop()
+    await core.gateway.core.parking.stop()
     assert first["resultType"] == again["resultType"] == "input_required"
     assert ended.value.code == late.value.code == UPSTREAM_ERROR
 

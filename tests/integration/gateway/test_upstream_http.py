@@ -17,7 +17,7 @@ import pytest
 
 from libs.common.outbound import Guard
 from libs.common.sse import Event
-from services.gateway.upstream_http import HttpFailure, TooLarge, UpstreamHttp
+from services.gateway.upstreams.http_client import HttpFailure, TooLarge, UpstreamHttp
 
 Answer = Callable[[bytes, asyncio.Transport], None]
 LOCAL = Guard(["127.0.0.0/8"])  # the peers listen on loopback

@@ -8,17 +8,14 @@ from typing import Any
 import asyncpg
 import pytest
 
+from libs.devstack.harness import free_port, serving
+from libs.devstack.harness.registry import MASTER_KEY, registry_parts, registry_settings
 from services.registry.app import create_app
 from services.registry.context import Registry
 from services.registry.settings import RegistrySettings
-from tests.support import free_port, package_isolation, serving
+from tests.support import package_isolation
 from tests.support.events import Events, collecting
-from tests.support.registry import (
-    MASTER_KEY,
-    delete_user_servers,
-    registry_parts,
-    registry_settings,
-)
+from tests.support.registry import delete_user_servers
 from tests.support.upstreams import LOCAL, Upstream, make_upstream, run_upstream
 
 # the gateway's and e2e tests import these from here

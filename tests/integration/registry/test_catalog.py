@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.support import serving
+from libs.devstack.harness import serving
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "registry"
 

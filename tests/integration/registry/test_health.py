@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from libs.devstack.harness import serving
+from libs.devstack.harness.registry import registry_settings
 from services.registry.app import create_app
-from tests.support import serving
-from tests.support.registry import registry_settings
 from tests.support.upstreams import make_upstream, run_upstream
 
 INTERVAL_S = 1.0

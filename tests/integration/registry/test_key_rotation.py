@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
+from libs.common.rpc_types import SnapshotRequest
+from libs.devstack.harness import serving
+from libs.devstack.harness.registry import MASTER_KEY, registry_settings
 from services.registry.app import create_app
 from services.registry.context import Registry
 from services.registry.crypto import MasterKeyError, SecretBox
 from services.registry.rpc import snapshot
-from tests.support import serving
-from tests.support.registry import MASTER_KEY, registry_settings
 
 NEW_KEY = base64.b64encode(os.urandom(32)).decode()
 
@@ -74,10 +75,10 @@ async def test_reencrypt_rewrites_every_value_under_the_first_key(
             settings=reg.settings,
             box=SecretBox.from_keyring([f"k2:{NEW_KEY}"]),
         )
-        snap = await snapshot(only_new, {"names": ["files"]})
-        server = snap["servers"][0]
-        assert server["env"] == {"TOKEN": "t0ken", "NEW": "n"}
-        assert server["tools"] == []
+        snap = await snapshot(only_new, SnapshotRequest(names=["files"]))
+        server = snap.servers[0]
+        assert server.env == {"TOKEN": "t0ken", "NEW": "n"}
+        assert server.tools == []
         async with reg.pool.acquire() as conn:
             cfg = await only_new.config(conn, reveal=True)
             assert cfg["llm_api_key"] == "sk-old"

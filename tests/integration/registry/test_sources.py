@@ -6,6 +6,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
+from libs.common.rpc_types import SnapshotRequest
 from services.registry.context import Registry
 from services.registry.rpc import snapshot
 from tests.support.upstreams import make_upstream, run_upstream
@@ -63,11 +64,11 @@ async def test_a_sources_tools_are_discovered_imported_and_survive_a_refresh(
         assert by_name["lookup"]["source_id"] == sid and by_name["lookup"]["routable"]
         assert by_name["forecast"]["source_id"] is None
         # the gateway learns where calls to the imported tool go (headers decrypted)
-        snap = await snapshot(reg, {"names": ["weather"]})
-        upstreams = {t["name"]: t["upstream"] for t in snap["servers"][0]["tools"]}
+        snap = await snapshot(reg, SnapshotRequest(names=["weather"]))
+        upstreams = {t.name: t.upstream for t in snap.servers[0].tools}
         assert upstreams["forecast"] is None
-        assert upstreams["lookup"]["url"] == source_url
-        assert upstreams["lookup"]["headers"] == {"Authorization": "Bearer s3"}
+        assert upstreams["lookup"] is not None and upstreams["lookup"].url == source_url
+        assert upstreams["lookup"].headers == {"Authorization": "Bearer s3"}
 
         # the host's own refresh leaves imported tools alone
         resp = await api.post("/api/v1/servers/weather/refresh")

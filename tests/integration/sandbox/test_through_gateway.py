@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from libs.devstack.harness import until
 from services.gateway.app import create_app as create_gateway
 from services.gateway.settings import GatewaySettings
 from tests.integration.sandbox.conftest import register_stdio, unique_name
@@ -51,12 +51,12 @@ async def mcp(http: httpx.AsyncClient, url: str, admin: dict, method: str, param
 
 async def wait_for_tool(http: httpx.AsyncClient, url: str, admin: dict, name: str) -> None:
     """Poll tools/list until the gateway routes `name`."""
-    async with asyncio.timeout(15):
-        while True:
-            listed = await mcp(http, url, admin, "tools/list", {})
-            if name in {t["name"] for t in listed["result"]["tools"]}:
-                return
-            await asyncio.sleep(0.1)
+
+    async def routed() -> bool:
+        listed = await mcp(http, url, admin, "tools/list", {})
+        return name in {t["name"] for t in listed["result"]["tools"]}
+
+    await until(routed, timeout=15, interval=0.1, what=f"the gateway to route {name}")
 
 
 async def test_a_stdio_tool_is_called_through_the_gateway(

@@ -5,7 +5,9 @@ from nats.js.api import ConsumerConfig
 from libs.common import bus_access, rpc, subjects
 from libs.common.bus_access import SERVICES, permissions
 from services.audit import consumers as audit_consumers
-from services.gateway import rate_limit, sessions, task_records
+from services.gateway import rate_limit
+from services.gateway.clients import sessions
+from services.gateway.features import task_records
 from services.registry import consumers as registry_consumers
 
 

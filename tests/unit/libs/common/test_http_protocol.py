@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from libs.common.http_protocol import CoalescingHttpToolsProtocol, CoalescingTransport
-from tests.support import serving
+from libs.devstack.harness import serving
 
 
 class Recorder(asyncio.Transport):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
-from libs.common.sse import Event, EventTooLarge, Parser
+from libs.common.sse import Event, EventTooLarge, Parser, events
 
 PRIMING = b"id: 0_7\nretry: 1000\ndata: \n\n"  # what TypeScript SDK servers send first
 
@@ -89,3 +91,40 @@ def test_events_under_the_limit_pass_however_many_there_are() -> None:
     parser = Parser(max_event_bytes=64)
     events = parser.feed(b"data: x\n\n" * 1000)
     assert len(events) == 1000
+
+
+# what a TypeScript-SDK server's Streamable HTTP response looks like on the wire, CRLF included
+TS_STREAM = (
+    b"id: 0_1\r\nretry: 1000\r\ndata: \r\n\r\n"
+    b": keep-alive\r\n\r\n"
+    b"event: message\r\nid: 0_2\r\n"
+    b'data: {"jsonrpc":"2.0","method":"notifications/progress"}\r\n\r\n'
+    b"event: message\r\nid: 0_3\r\n"
+    b'data: {"jsonrpc":"2.0","id":1,\r\ndata: "result":{"t":"\xc3\xa9"}}\r\n\r\n'
+)
+
+
+def test_a_typescript_sdk_stream_parses_the_same_however_it_is_chunked() -> None:
+    expected = [
+        Event(b"", "message", "0_1"),
+        Event(b'{"jsonrpc":"2.0","method":"notifications/progress"}', "message", "0_2"),
+        Event(b'{"jsonrpc":"2.0","id":1,\n"result":{"t":"\xc3\xa9"}}', "message", "0_3"),
+    ]
+    for chunks in every_split(TS_STREAM):
+        events, parser = parse(*chunks)
+        assert events == expected, chunks
+        assert (parser.last_id, parser.retry_ms) == ("0_3", 1000)
+
+
+async def test_the_async_reader_yields_events_as_their_chunks_arrive() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(TS_STREAM), 7):
+            yield TS_STREAM[i : i + 7]
+
+    parser = Parser()
+    got = [event async for event in events(chunks(), parser)]
+    assert [e.id for e in got] == ["0_1", "0_2", "0_3"] and parser.retry_ms == 1000
+
+
+def test_a_value_keeps_its_later_colons_and_spaces() -> None:
+    assert parse(b"data: a: b :c \n\n")[0] == [Event(b"a: b :c ")]

@@ -6,9 +6,9 @@ import hashlib
 import pytest
 
 from libs.common.authn import Grant
+from services.auth.credential_schemas import redirect_uri_problem
 from services.auth.grants import as_grants, bind, not_owned, owned
 from services.auth.oauth import granted_scope, pkce_challenge, resource_for
-from services.auth.schemas import redirect_uri_problem
 from services.auth.settings import AuthSettings
 
 SETTINGS = AuthSettings.from_env({"SWITCHBOARD_PUBLIC_URL": "https://SB.example.com/"})

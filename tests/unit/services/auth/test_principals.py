@@ -3,9 +3,11 @@
 import pydantic
 import pytest
 
+from services.auth.credential_schemas import TokenIn
 from services.auth.credentials import API_KEY, new_credential
 from services.auth.principals import role_scopes
-from services.auth.schemas import GrantIn, LoginIn, OrgIn, TokenIn
+from services.auth.schemas import LoginIn
+from services.auth.tenancy_schemas import GrantIn, OrgIn
 
 
 def test_org_roles_give_growing_scopes() -> None:

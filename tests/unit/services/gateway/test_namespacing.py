@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from libs.common.authn import Principal
-from services.gateway.aggregate import unwrap, wrap
+from services.gateway.clients.relay import stream_key
+from services.gateway.clients.subscriptions import honored
+from services.gateway.features.aggregate import unwrap, wrap
+from services.gateway.features.task_spec import declare, declared
 from services.gateway.jsonrpc import INVALID_PARAMS, RpcFault
-from services.gateway.relay import stream_key
-from services.gateway.subscriptions import honored
-from services.gateway.tasks import declare, declared
 
 ALICE = Principal(kind="user", id="u-1", name="alice")
 

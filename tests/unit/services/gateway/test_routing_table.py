@@ -1,12 +1,16 @@
 """Client-safe tool names and what the routing table shows to whom."""
 
+import dataclasses
+
+from libs.common import wire
 from libs.common.authn import Grant, Principal
+from libs.common.rpc_types import ServerView, ToolUpstream, ToolView
 from services.gateway.routing_table import NAME_RE, RoutingTable, public_name
 
 
-def view(name: str, *tools: str, **extra) -> dict:
+def view(name: str, *tools: str, **extra) -> ServerView:
     """A registry server view with the given tool names."""
-    return {
+    doc = {
         "id": f"id-{name}",
         "name": name,
         "transport": "streamable-http",
@@ -16,6 +20,7 @@ def view(name: str, *tools: str, **extra) -> dict:
         "tools": [{"name": t, "description": t, "input_schema": {"type": "object"}} for t in tools],
         **extra,
     }
+    return wire.decode(ServerView, doc)
 
 
 def test_a_short_safe_name_is_server_separator_tool() -> None:
@@ -51,7 +56,9 @@ def test_names_do_not_change_when_another_server_is_added() -> None:
 def test_disabled_quarantined_and_unroutable_tools_are_not_visible() -> None:
     table = RoutingTable()
     hidden_tool = view("gamma", "ok")
-    hidden_tool["tools"].append({"name": "bad", "routable": False})
+    hidden_tool = dataclasses.replace(
+        hidden_tool, tools=[*hidden_tool.tools, ToolView("bad", routable=False)]
+    )
     table.replace(
         [view("alpha", "x", enabled=False), view("beta", "y", status="quarantined"), hidden_tool]
     )
@@ -94,11 +101,10 @@ def test_a_removed_server_takes_its_tools_along() -> None:
 
 
 def test_an_imported_tool_routes_to_its_source_under_its_servers_name() -> None:
-    upstream = {"source_id": "s1", "transport": "sse", "url": "http://b/sse", "headers": {"X": "1"}}
+    upstream = ToolUpstream("http://b/sse", "sse", {"X": "1"}, source_id="s1")
     server = view("shelf", "add", timeout_s=7)
-    server["tools"].append(
-        {"name": "lookup", "input_schema": {"type": "object"}, "upstream": upstream}
-    )
+    lookup = ToolView("lookup", input_schema={"type": "object"}, upstream=upstream)
+    server = dataclasses.replace(server, tools=[*server.tools, lookup])
     table = RoutingTable()
     table.replace([server])
     entry = table.servers["shelf"]
@@ -125,11 +131,13 @@ def test_tools_are_listed_with_their_execution_as_declared() -> None:
         "odd": {"taskSupport": "sometimes"},
         "plain": None,
     }
-    server = view("jobs")
-    server["tools"] = [
-        {"name": name, "input_schema": {"type": "object"}, "execution": execution}
-        for name, execution in declared.items()
-    ]
+    server = dataclasses.replace(
+        view("jobs"),
+        tools=[
+            ToolView(name, input_schema={"type": "object"}, execution=execution)
+            for name, execution in declared.items()
+        ],
+    )
     table = RoutingTable()
     table.replace([server])
     tools = {t.name: t for t in table.servers["jobs"].tools}

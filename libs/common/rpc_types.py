@@ -1,0 +1,291 @@
+"""RPC requests and replies as dataclasses, each bound to its subject (`rpc.py`) in an `Rpc`.
+
+Both ends use them: a caller sends `bus.call(REGISTRY_SNAPSHOT, SnapshotRequest(...))` and gets a
+`Snapshot`; a server answers with `bus.answer(REGISTRY_SNAPSHOT, handler)`, its handler taking a
+`SnapshotRequest`. The wire stays the JSON objects it was (a request leaves out its unset optional
+fields, as the dicts did), so replicas of two versions still understand each other; fields a reader
+does not know are ignored. Fields that carry what an upstream MCP server declared (schemas,
+annotations, listings) stay plain JSON: the gateway copes with their oddities, and one odd tool
+must not make a whole snapshot unreadable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from libs.common import rpc, wire
+from libs.common.errors import UpstreamError, ValidationError
+from libs.common.principal import Principal
+
+Q = TypeVar("Q")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Rpc(Generic[Q, R]):
+    """An RPC subject and the dataclasses of its request and reply."""
+
+    subject: str
+    request: type[Q]
+    reply: type[R]
+
+    def encode_request(self, request: Q) -> dict[str, Any]:
+        """The request's JSON object: unset optional fields (None by default) left out."""
+        return {
+            f.name: value
+            for f in dataclasses.fields(request)  # type: ignore[arg-type]
+            if (value := getattr(request, f.name)) is not None or f.default is not None
+        }
+
+    def decode_request(self, doc: Any) -> Q:
+        """The typed request; 400 VALIDATION_ERROR naming the field when it does not fit."""
+        try:
+            return wire.decode(self.request, doc)
+        except wire.WireError as exc:
+            raise ValidationError(str(exc), details={"field": exc.field}) from None
+
+    def decode_reply(self, doc: Any) -> R:
+        """The typed reply; 502 UPSTREAM_ERROR when the server answered outside the contract."""
+        try:
+            return wire.decode(self.reply, doc)
+        except wire.WireError as exc:
+            raise UpstreamError(
+                f"{self.subject} answered outside its contract: {exc}",
+                details={"subject": self.subject},
+            ) from None
+
+
+# ---- auth ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IntrospectRequest:
+    """An opaque credential by its hash, or a verified JWT's user and session."""
+
+    token_hash: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JwksRequest:
+    """The JWKS takes no arguments."""
+
+
+@dataclass(frozen=True)
+class Jwks:
+    """The public keys tokens are verified with (RFC 7517 JWKs)."""
+
+    keys: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OrgRequest:
+    """An org by id or slug."""
+
+    ref: str
+
+
+@dataclass(frozen=True)
+class OrgReply:
+    """An org that exists (404 otherwise)."""
+
+    id: str
+    slug: str
+    status: str
+
+
+AUTH_INTROSPECT = Rpc(rpc.AUTH_INTROSPECT, IntrospectRequest, Principal)
+AUTH_JWKS = Rpc(rpc.AUTH_JWKS, JwksRequest, Jwks)
+AUTH_ORG = Rpc(rpc.AUTH_ORG, OrgRequest, OrgReply)
+
+
+# ---- registry -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    """A page of the routable snapshot, of some servers (by name) or all."""
+
+    names: list[str] | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class ToolUpstream:
+    """Where calls to a tool imported from an external source go, instead of its server."""
+
+    url: str
+    transport: str = "streamable-http"
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    source_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolView:
+    """A tool in the snapshot: its MCP definition (snake_case), fingerprint and routability."""
+
+    name: str
+    title: str | None = None
+    description: str | None = None
+    input_schema: Any = None  # the JSON Schema the upstream declared
+    output_schema: Any = None
+    annotations: Any = None  # as discovery stored them (snake_case hints)
+    execution: Any = None  # `execution` as declared (2025-11-25), even `{}`
+    fingerprint: str | None = None
+    routable: bool = True
+    upstream: ToolUpstream | None = None
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """A server in the snapshot, secrets decrypted: what the gateway routes with.
+
+    The registry fills every field; the defaults are what a reader assumes of a field an older
+    registry did not send.
+    """
+
+    name: str
+    id: str
+    path: str | None = None
+    org: str | None = None
+    owner_team: str | None = None
+    shared_with: list[str] = field(default_factory=list)
+    transport: str = "streamable-http"
+    url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    command: str | None = None
+    args: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    cwd: str | None = None
+    enabled: bool = True
+    status: str = "unknown"
+    timeout_s: float | None = None
+    max_concurrency: int | None = None
+    per_user: bool = False
+    trusted: bool = False
+    version: int = 0
+    tools: list[ToolView] = field(default_factory=list)
+    resources: list[dict[str, Any]] | None = None
+    prompts: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A page of server views, the routing settings and the registry's version."""
+
+    servers: list[ServerView]
+    version: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    next_offset: int | None = None
+
+
+@dataclass(frozen=True)
+class HostedRequest:
+    """One hosted server's launch spec, by name."""
+
+    server: str
+
+
+@dataclass(frozen=True)
+class HostedServer:
+    """What the sandbox needs to launch a stdio server (a non-stdio one: its transport alone)."""
+
+    id: str
+    name: str
+    transport: str
+    org: str | None = None
+    owner_team: str | None = None  # who may reach it (docs/TENANCY.md)
+    shared_with: list[str] = field(default_factory=list)
+    enabled: bool = True
+    command: str | None = None
+    args: list[str] | None = None
+    env: dict[str, str] | None = field(default=None, repr=False)
+    cwd: str | None = None
+    timeout_s: float | None = None
+    per_user: bool | None = None
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class HostedReply:
+    """The launch spec of the server asked for."""
+
+    server: HostedServer
+
+
+@dataclass(frozen=True)
+class ResolveRequest:
+    """Servers (by name, path or id) an org names in a grant."""
+
+    org: str
+    servers: list[str]
+
+
+@dataclass(frozen=True)
+class ResolvedServer:
+    """A server the org owns (`shared` False) or was shared."""
+
+    ref: str  # as the request named it
+    id: str
+    name: str
+    org: str | None
+    shared: bool
+
+
+@dataclass(frozen=True)
+class ResolveReply:
+    """The servers named that the org may bind a grant to; the others are absent."""
+
+    servers: list[ResolvedServer] = field(default_factory=list)
+
+
+REGISTRY_SNAPSHOT = Rpc(rpc.REGISTRY_SNAPSHOT, SnapshotRequest, Snapshot)
+REGISTRY_HOSTED = Rpc(rpc.REGISTRY_HOSTED, HostedRequest, HostedReply)
+REGISTRY_RESOLVE = Rpc(rpc.REGISTRY_RESOLVE, ResolveRequest, ResolveReply)
+
+
+# ---- sandbox ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SandboxCall:
+    """A JSON-RPC message for a hosted server (the caller's principal for per-user servers)."""
+
+    server: str
+    message: dict[str, Any]
+    timeout_s: float | None = None
+    principal: dict[str, Any] | None = None  # Principal.to_dict() of the caller
+    hops: int | None = None  # how often replicas forwarded it
+
+
+@dataclass(frozen=True)
+class SandboxCallReply:
+    """The hosted server's JSON-RPC response (None: the message was a notification)."""
+
+    message: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class SandboxDiscover:
+    """A hosted server's listing, by name."""
+
+    server: str
+    principal: dict[str, Any] | None = None
+    hops: int | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a hosted server lists: tools, resources and prompts as it declared them."""
+
+    tools: list[Any] = field(default_factory=list)
+    resources: list[Any] = field(default_factory=list)
+    prompts: list[Any] = field(default_factory=list)
+
+
+SANDBOX_CALL = Rpc(rpc.SANDBOX_CALL, SandboxCall, SandboxCallReply)
+SANDBOX_DISCOVER = Rpc(rpc.SANDBOX_DISCOVER, SandboxDiscover, Listing)

@@ -1,0 +1,1 @@
+"""The gateway's side of its clients: sessions, the cross-replica relay, listen streams."""

@@ -1,0 +1,1 @@
+"""What the gateway adds around calls: aggregation, progressive mode, tasks, parking, watches."""

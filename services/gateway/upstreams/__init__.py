@@ -1,0 +1,1 @@
+"""Upstream MCP servers: the pool, its transports, session streams and breakers."""

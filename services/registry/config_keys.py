@@ -1,0 +1,144 @@
+"""The keys of the admin config: documented, validated, their defaults and which are secret.
+
+Two kinds of settings, two names: `settings.py` (`RegistrySettings`) is the environment, read
+once at start; the *config* (`config.py`, `config_keys.py`, `store/config.py`, `routes/config.py`)
+is what platform admins edit at run time through /api/v1/settings and Postgres stores.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from libs.common import ssrf
+from services.registry.settings import RegistrySettings
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: its check, its default, whether it is secret or routing-relevant."""
+
+    name: str
+    check: Callable[[Any], Any]
+    default: Any = None
+    secret: bool = False
+    routing: bool = False  # part of the snapshot the gateway receives
+    doc: str = ""
+
+
+def _choice(*options: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return check
+
+
+def _url_or_null(value: Any) -> Any:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError("must be an http(s) URL or null")
+    if not urlsplit(value).hostname:
+        raise ValueError("must have a host")
+    return value
+
+
+def _text(max_len: int, nullable: bool = True) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str) or len(value) > max_len:
+            raise ValueError(f"must be a string of at most {max_len} characters")
+        return value
+
+    return check
+
+
+def _separator(value: Any) -> Any:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,4}", value):
+        raise ValueError("must be 1 to 4 characters from letters, digits, _ . -")
+    return value
+
+
+def _cidrs(value: Any) -> Any:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of CIDR strings")
+    return [str(n) for n in ssrf.parse_networks(value)]
+
+
+def _number(lo: float, hi: float) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise ValueError(f"must be a number from {lo:g} to {hi:g}")
+        return value
+
+    return check
+
+
+KEYS: dict[str, Key] = {
+    k.name: k
+    for k in [
+        Key(
+            "exposure_mode",
+            _choice("all", "progressive"),
+            "all",
+            routing=True,
+            doc="all: every tool listed; progressive: search/describe/call meta-tools",
+        ),
+        Key(
+            "tool_name_separator",
+            _separator,
+            "__",
+            routing=True,
+            doc="joins server and tool names in the gateway",
+        ),
+        Key(
+            "audit_arguments",
+            _choice("none", "keys", "full"),
+            "keys",
+            routing=True,
+            doc="how much of tool arguments the audit trail keeps",
+        ),
+        Key(
+            "new_tool_policy",
+            _choice("auto_approve", "quarantine"),
+            "quarantine",
+            doc="what happens to tools that appear on an already discovered server "
+            "(quarantine: held until approved)",
+        ),
+        Key(
+            "ssrf_allowlist",
+            _cidrs,
+            None,
+            routing=True,  # the gateway connects to what the registry let register
+            doc="CIDRs upstream URLs may point into",
+        ),
+        Key("health_interval_s", _number(1, 86400), None, doc="seconds between health checks"),
+        Key("llm_base_url", _url_or_null, None, doc="OpenAI-compatible API base URL"),
+        Key("llm_api_key", _text(4096), None, secret=True, doc="API key of the LLM endpoint"),
+        Key("llm_model", _text(200), None, doc="model for description generation"),
+        Key("catalog_sync_url", _url_or_null, None, doc="external catalog to sync servers from"),
+        Key("catalog_sync_token", _text(4096), None, secret=True, doc="bearer token for it"),
+        Key(
+            "catalog_sync_format",
+            _choice("auto", "mcp-registry", "modelscope"),
+            "auto",
+            doc="format of the external catalog",
+        ),
+        Key("modelscope_token", _text(4096), None, secret=True, doc="MCPHubs alias of the token"),
+    ]
+}
+
+
+def defaults(settings: RegistrySettings) -> dict[str, Any]:
+    """Every key's default; some come from the service's environment."""
+    out = {name: key.default for name, key in KEYS.items()}
+    out["ssrf_allowlist"] = list(settings.ssrf_allowlist)
+    out["new_tool_policy"] = settings.new_tool_policy
+    out["health_interval_s"] = settings.health_interval_s
+    return out
