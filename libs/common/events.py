@@ -341,6 +341,11 @@ class ServerChanged:
     server_id: str
     version: int
     changed: list[str] = field(default_factory=list)  # field names, or ["tools"] after a refresh
+    # after a refresh or import that changed tools (one event for them all): how many tools each
+    # change touched ({"discovered": 1000}), and per tool {"tool", "change" (a TOOL_CHANGE_EVENTS
+    # key), "state", "routable", "fingerprint", "flags"}, which audit keeps as the tool's activity
+    tools: dict[str, int] | None = None
+    tool_changes: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -421,6 +426,14 @@ TOOL_APPROVED = registry_event("tool", "approved", ToolChanged)
 TOOL_ENABLED = registry_event("tool", "enabled", ToolChanged)
 TOOL_DISABLED = registry_event("tool", "disabled", ToolChanged)
 TOOL_REMOVED = registry_event("tool", "removed", ToolChanged)
+# the tool fact each change of a server.updated summary stands for (ServerChanged.tool_changes)
+TOOL_CHANGE_EVENTS: dict[str, EventType[ToolChanged]] = {
+    "discovered": TOOL_DISCOVERED,
+    "quarantined": TOOL_QUARANTINED,
+    "changed": TOOL_CHANGED,
+    "restored": TOOL_APPROVED,
+    "removed": TOOL_REMOVED,
+}
 SETTINGS_UPDATED = registry_event("settings", "updated", SettingsUpdated)
 # every registry.server.* type: each payload carries `server`, `server_id` and `version`
 TOOL_EVENTS = frozenset(

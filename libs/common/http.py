@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import orjson
 import pydantic
 import structlog
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -218,6 +218,11 @@ class RequestContextMiddleware:
         except PayloadTooLarge as exc:
             if not started:
                 await render(exc)(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # the client went away while its body was read: nobody is left to answer, and it
+            # is the client's doing, not a fault (a load generator does it at every run's end)
+            status = 499
+            log.info("client_disconnected", path=scope.get("path"), method=scope["method"])
         except Exception:
             log.exception("unhandled_exception", path=scope.get("path"), method=scope["method"])
             if not started:

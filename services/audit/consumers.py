@@ -41,7 +41,10 @@ def make_handler(default_policy: str):  # noqa: ANN201 - a TxHandler
             await on_server_event(conn, event)
         elif event.type == ev.SETTINGS_UPDATED.name:
             await on_settings_updated(conn, event)
-        await store.insert_event(conn, event, **records.activity_fields(event))
+        shown = records.without_tool_changes(event)
+        await store.insert_event(conn, shown, **records.activity_fields(shown))
+        for fact in records.tool_facts(event):  # a refresh's tools, one activity record each
+            await store.insert_event(conn, fact, **records.activity_fields(fact))
 
     return on_event
 

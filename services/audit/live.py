@@ -209,8 +209,10 @@ class Hub:
         if channel == "tool-calls":
             data = records.tool_call_live(event, self.arguments_policy)
         else:
-            data = dict(event.data)
+            data = dict(records.without_tool_changes(event).data)
         self.publish(channel, data, event)
+        for fact in records.tool_facts(event):  # a refresh's tools, as activity one by one
+            self.publish(channel_of(fact) or "activity", dict(fact.data), fact)
 
     async def on_log(self, msg: Any) -> None:
         """Relay a hosted process's log line from `live.sandbox.logs.<server>`."""

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from datetime import datetime
 from typing import Any
 
-from libs.common.events import SETTINGS_UPDATED, TOOL_CALLED, Event
+from libs.common.events import (
+    SERVER_UPDATED,
+    SETTINGS_UPDATED,
+    TOOL_CALLED,
+    TOOL_CHANGE_EVENTS,
+    Event,
+    ToolChanged,
+)
 from libs.common.redaction import POLICIES, redact
 
 TARGET_KEYS = ("server", "name", "slug", "key", "email", "tool", "id", "user_id", "org_id")
@@ -52,6 +61,44 @@ def activity_fields(event: Event) -> dict[str, Any]:
     d = event.data
     target = next((str(d[k]) for k in TARGET_KEYS if d.get(k) not in (None, "")), None)
     return {"target": target, "before": d.get("before"), "after": d.get("after")}
+
+
+def tool_facts(event: Event) -> list[Event]:
+    """The per-tool facts a `server.updated` change summary stands for, as the tool events they
+    are (`registry.tool.discovered`...), each with an id derived from the summary's (stored once
+    however often the summary is delivered). Other events stand for none."""
+    if event.type != SERVER_UPDATED.name or not event.data.get("tool_changes"):
+        return []
+    summary = SERVER_UPDATED.decode(event)
+    facts = []
+    for item in summary.tool_changes or ():
+        kind = TOOL_CHANGE_EVENTS.get(item.get("change"))
+        if kind is None or not isinstance(item.get("tool"), str):
+            continue
+        payload = ToolChanged(
+            summary.server,
+            item["tool"],
+            summary.version,
+            str(item.get("state") or ""),
+            bool(item.get("routable")),
+            item.get("fingerprint"),
+            list(item.get("flags") or []),
+        )
+        fact_id = uuid.uuid5(uuid.NAMESPACE_OID, f"{event.id}/{kind.name}/{item['tool']}")
+        facts.append(
+            dataclasses.replace(
+                event, type=kind.name, data=dataclasses.asdict(payload), id=str(fact_id)
+            )
+        )
+    return facts
+
+
+def without_tool_changes(event: Event) -> Event:
+    """The event as its own activity shows it: a summary's per-tool detail is in its facts."""
+    if "tool_changes" not in event.data:
+        return event
+    data = {k: v for k, v in event.data.items() if k != "tool_changes"}
+    return dataclasses.replace(event, data=data)
 
 
 def arguments_policy(event: Event) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,6 +47,12 @@ class RegistrySync:
         self.resync_s = resync_s
         self.loaded = asyncio.Event()
         self.heap = Settler(enabled=settle_heap)  # keeps the table out of full GC passes
+        self.applied: dict[str, int] = {}  # server name -> the registry version its entry shows
+        self.pulling: set[str] = set()  # servers being refetched now
+        # ... the highest version an event announced meanwhile (inf: deleted)
+        self.wanted: dict[str, float] = {}
+        self.dropped: set[str] = set()  # ... which were deleted meanwhile
+        self._pulls: set[asyncio.Task[None]] = set()
 
     async def fetch(
         self, names: list[str] | None = None
@@ -66,6 +73,7 @@ class RegistrySync:
         """Replace the table with a full snapshot."""
         views, settings = await self.fetch()
         self.table.replace(views)
+        self.applied = {v.name: v.version for v in views}
         self.table.settings = settings
         self.pool.allow_also(settings.get("ssrf_allowlist"))
         self.pool.retain(self.table.pool_keys)
@@ -92,7 +100,8 @@ class RegistrySync:
                 delay = min(delay * 2, 5.0)
 
     async def on_event(self, event: Event) -> None:
-        """Apply one registry event: refetch the server, drop it, or reload everything."""
+        """Apply one registry event: drop the server, reload everything, or refetch the server
+        (once per version: an event whose version the table shows already is old news)."""
         if event.type == ev.SETTINGS_UPDATED.name:
             ev.SETTINGS_UPDATED.decode(event)
             await self.load()
@@ -100,26 +109,83 @@ class RegistrySync:
             return
         if event.type not in ev.SERVER_EVENTS and event.type not in ev.TOOL_EVENTS:
             return  # the registry's heartbeats, or a type this gateway does not know
-        name = ev.decode(event).server  # a server's or a tool's change names its server
+        fact = ev.decode(event)  # a server's or a tool's change names its server and version
+        name = fact.server
         if event.type == ev.SERVER_DELETED.name:
-            self.table.remove(name)
-            self.pool.forget(name)
+            if name in self.pulling:  # what that refetch brings back is stale
+                self.dropped.add(name)
+                self.wanted[name] = math.inf
+            self._forget(name)
+            await self._changed()
+            return
+        if fact.version <= self.applied.get(name, -1):
+            return
+        self.pull(name, fact.version)
+
+    def pull(self, name: str, version: float = math.inf) -> None:
+        """Refetch a server in the background; while one refetch of it runs, more events about
+        it make one more refetch after it (unless it brought their version), however many."""
+        if name in self.pulling:
+            self.wanted[name] = max(self.wanted.get(name, -1), version)
+            return
+        self.pulling.add(name)
+        task = asyncio.create_task(self._pull(name))
+        self._pulls.add(task)
+        task.add_done_callback(self._pulls.discard)
+
+    async def _pull(self, name: str) -> None:
+        """Refetch `name` until no event about it arrived during the last refetch."""
+        try:
+            while True:
+                self.wanted.pop(name, None)
+                self.dropped.discard(name)
+                await self._refetch(name)
+                if self.wanted.get(name, -1) <= self.applied.get(name, -1):
+                    return
+        except Exception:
+            log.exception("registry_refetch_crashed", server=name)
+        finally:
+            self.pulling.discard(name)
+            self.wanted.pop(name, None)
+            self.dropped.discard(name)
+
+    async def _refetch(self, name: str) -> None:
+        """Fetch one server's view and put it in the table (or take it out)."""
+        try:
+            views, _ = await self.fetch([name])
+        except ApiError as exc:
+            log.warning("registry_refetch_failed", server=name, error=exc.message)
+            return
+        if name in self.dropped:  # deleted while the view was on its way: fetch it again
+            return
+        view = next((v for v in views if v.name == name), None)
+        if view is None:
+            self._forget(name)
         else:
-            try:
-                views, _ = await self.fetch([name])
-            except ApiError as exc:
-                log.warning("registry_refetch_failed", server=name, error=exc.message)
-                return
-            view = next((v for v in views if v.name == name), None)
-            if view is None:
-                self.table.remove(name)
-                self.pool.forget(name)
-            else:
-                self.table.upsert(view)
-                self.pool.retain(self.table.pool_keys)  # a source gone or its url changed
+            self.table.upsert(view)
+            self.applied[name] = view.version
+            self.pool.retain(self.table.pool_keys)  # a source gone or its url changed
+        await self._changed()
+
+    def _forget(self, name: str) -> None:
+        """Take a server out of the table and the pool."""
+        self.table.remove(name)
+        self.pool.forget(name)
+        self.applied.pop(name, None)
+
+    async def _changed(self) -> None:
+        """Tell the metrics, the heap and the sessions that the table changed."""
         metrics.ROUTING_TOOLS.set(len(self.table.by_public))
         self.heap.soon()
         await self.on_change()
+
+    async def stop(self) -> None:
+        """Cancel the refetches in flight."""
+        for task in list(self._pulls):
+            task.cancel()
+        for task in list(self._pulls):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @asynccontextmanager
@@ -131,6 +197,7 @@ async def running(sync: RegistrySync) -> AsyncIterator[None]:
         yield
     finally:
         sync.heap.cancel()
+        await sync.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -9,21 +9,13 @@ from typing import Any
 import structlog
 
 from libs.common import events as ev
-from services.registry import discovery, metrics, review, views
+from services.registry import discovery, metrics, review, summaries, views
 from services.registry.context import SCHEMA, Registry
 from services.registry.store import secrets as secrets_store
 from services.registry.store import servers as servers_store
 from services.registry.store import tools as tools_store
 
 log = structlog.get_logger()
-
-TOOL_EVENTS = {
-    "discovered": ev.TOOL_DISCOVERED,
-    "quarantined": ev.TOOL_QUARANTINED,
-    "changed": ev.TOOL_CHANGED,
-    "restored": ev.TOOL_APPROVED,
-    "removed": ev.TOOL_REMOVED,
-}
 
 
 async def _listing(reg: Registry, server: Any) -> discovery.Listing:
@@ -62,7 +54,7 @@ async def refresh(reg: Registry, server_id: uuid.UUID, actor: str | None = None)
         current = await servers_store.get_server_by_id(conn, server_id)
         if current is None:
             return {"status": "unknown", "error": "deleted", "changes": []}
-        changes = await _reconcile(reg, conn, current, listing, actor) if listing else []
+        changes, items = await _reconcile(reg, conn, current, listing) if listing else ([], [])
         listing_changed = bool(changes) or (
             listing is not None
             and (listing.resources != current["resources"] or listing.prompts != current["prompts"])
@@ -95,11 +87,13 @@ async def refresh(reg: Registry, server_id: uuid.UUID, actor: str | None = None)
                 ev.SERVER_STATUS.event(payload, source=SCHEMA, actor=actor, org=current["org"]),
             )
         if listing_changed:
+            # one event for the whole listing: its summary names each changed tool
             payload = ev.ServerChanged(current["name"], str(server_id), version, ["tools"])
-            await reg.emit(
-                conn,
-                ev.SERVER_UPDATED.event(payload, source=SCHEMA, actor=actor, org=current["org"]),
-            )
+            for part in summaries.with_tools(payload, items):
+                await reg.emit(
+                    conn,
+                    ev.SERVER_UPDATED.event(part, source=SCHEMA, actor=actor, org=current["org"]),
+                )
     async with reg.pool.acquire() as conn:
         await metrics.update_gauges(conn)
     if status != current["status"]:
@@ -113,9 +107,9 @@ async def refresh(reg: Registry, server_id: uuid.UUID, actor: str | None = None)
 
 
 async def _reconcile(
-    reg: Registry, conn: Any, server: Any, listing: discovery.Listing, actor: str | None
-) -> list[review.ToolChange]:
-    """Apply a fresh listing to the stored tools; one event per changed tool."""
+    reg: Registry, conn: Any, server: Any, listing: discovery.Listing
+) -> tuple[list[review.ToolChange], list[dict[str, Any]]]:
+    """Apply a fresh listing to the stored tools; the changes and their summary items."""
     # tools imported from external sources are reconciled by their source, not the upstream
     stored = {
         t["name"]: dict(t)
@@ -132,50 +126,34 @@ async def _reconcile(
         policy="auto_approve" if server["transport"] == "code" else cfg["new_tool_policy"],
         foreign_tools=review.foreign_names(refs, cfg["tool_name_separator"]),
     )
-    await apply_changes(reg, conn, server, changes, actor)
-    return changes
+    return changes, await apply_changes(conn, server, changes)
 
 
 async def apply_changes(
-    reg: Registry,
     conn: Any,
     server: Any,
     changes: list[review.ToolChange],
-    actor: str | None,
     source_id: uuid.UUID | None = None,
-) -> None:
-    """Store planned tool changes (of the upstream, or of one external source), one event each."""
-    if not changes:
-        return
-    version = await servers_store.next_version(conn)
+) -> list[dict[str, Any]]:
+    """Store planned tool changes (of the upstream, or of one external source) in two batched
+    statements; returns the summary item of each change, which the caller publishes in one
+    `server.updated` (summaries.with_tools)."""
     disabled = set(server["disabled_tools"])
+    writes: list[tools_store.ToolWrite] = []
+    removed: list[str] = []
+    items: list[dict[str, Any]] = []
     for change in changes:
         fp = None
         if change.kind == "removed":
-            await tools_store.delete_tool(conn, server["id"], change.name)
+            removed.append(change.name)
         else:
             fp = review.fingerprint(change.tool)
             approve = change.state == "approved" and change.kind in ("discovered", "restored")
-            await tools_store.upsert_tool(
-                conn,
-                server["id"],
-                change.tool,
-                fingerprint=fp,
-                state=change.state,
-                flags=change.flags,
-                approve=approve,
-                source_id=source_id,
+            writes.append(
+                tools_store.ToolWrite(change.tool, fp, change.state, change.flags, approve)
             )
-        is_routable = (
-            server["enabled"] and change.state == "approved" and change.name not in disabled
-        )
-        payload = ev.ToolChanged(
-            server["name"], change.name, version, change.state, is_routable, fp, change.flags
-        )
-        await reg.emit(
-            conn,
-            TOOL_EVENTS[change.kind].event(payload, source=SCHEMA, actor=actor, org=server["org"]),
-        )
+        routable = server["enabled"] and change.state == "approved" and change.name not in disabled
+        items.append(summaries.tool_item(change, fp, bool(routable)))
         if change.kind in ("quarantined", "discovered") and change.state == "quarantined":
             log.warning(
                 "tool_quarantined",
@@ -184,3 +162,8 @@ async def apply_changes(
                 reason=change.kind,
                 flags=change.flags,
             )
+    if removed:
+        await tools_store.delete_tools(conn, server["id"], removed)
+    if writes:
+        await tools_store.upsert_tools(conn, server["id"], writes, source_id)
+    return items

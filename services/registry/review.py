@@ -168,7 +168,62 @@ def foreign_names(refs: Iterable[tuple[str, str]], separator: str = "__") -> lis
     return sorted(names)
 
 
-def poisoning_flags(tool: Mapping[str, Any], foreign_tools: Iterable[str] = ()) -> list[str]:
+# a run of the characters a plain tool name is made of: another tool named in a text lies in one
+WORD_RUN = re.compile(r"[\w.-]+")
+MIN_FOREIGN = 4  # shorter names are too common words to flag
+
+
+@dataclass(frozen=True)
+class ForeignNames:
+    """Other servers' tool names, indexed once for a whole listing.
+
+    A plain name (only word characters, `.` and `-`) is found by looking the text's candidate
+    words up in a set, so checking a tool costs time linear in its text, not in the number of
+    names; any other name is searched for alone.
+    """
+
+    plain: frozenset[str] = frozenset()
+    odd: tuple[str, ...] = ()
+    longest: int = 0
+
+    @classmethod
+    def of(cls, names: Iterable[str] | ForeignNames) -> ForeignNames:
+        """The index of `names` (the same object when it is one already)."""
+        if isinstance(names, ForeignNames):
+            return names
+        kept = {n for n in names if len(n) >= MIN_FOREIGN}
+        plain = frozenset(n for n in kept if WORD_RUN.fullmatch(n))
+        return cls(plain, tuple(sorted(kept - plain)), max(map(len, plain), default=0))
+
+    def mentioned(self, text: str, own: str | None = None) -> list[str]:
+        """The names (but `own`) that `text` mentions whole: not inside a longer word."""
+        found: set[str] = set()
+        if self.plain:
+            for run in WORD_RUN.finditer(text):
+                found.update(self._words(run.group()))
+        for other in self.odd:
+            if re.search(rf"(?<![\w-]){re.escape(other)}(?![\w-])", text):
+                found.add(other)
+        return sorted(found - {own})
+
+    def _words(self, run: str) -> Iterable[str]:
+        """The known names in a run of name characters, each a whole name.
+
+        A name is whole when it starts at the run's start or after a `.`, and ends at the run's
+        end or before a `.`."""
+        dots = [i for i, c in enumerate(run) if c == "."]
+        ends = [*dots, len(run)]
+        for start in (0, *(i + 1 for i in dots)):
+            for end in ends:
+                if end - start > self.longest:
+                    break
+                if end > start and run[start:end] in self.plain:
+                    yield run[start:end]
+
+
+def poisoning_flags(
+    tool: Mapping[str, Any], foreign_tools: Iterable[str] | ForeignNames = ()
+) -> list[str]:
     """Markers of tool poisoning in the tool's texts.
 
     `foreign_tools` are other servers' tools (bare names and the gateway's
@@ -181,13 +236,8 @@ def poisoning_flags(tool: Mapping[str, Any], foreign_tools: Iterable[str] = ()) 
     if INVISIBLE.search(text) or any(unicodedata.category(c) == "Cf" for c in text):
         flags.append("invisible_unicode")
     own = tool.get("name")
-    for other in sorted(set(foreign_tools)):
-        if (
-            other != own
-            and len(other) >= 4
-            and re.search(rf"(?<![\w-]){re.escape(other)}(?![\w-])", text)
-        ):
-            flags.append(f"references_other_tool:{other}")
+    mentioned = ForeignNames.of(foreign_tools).mentioned(text, own)
+    flags.extend(f"references_other_tool:{other}" for other in mentioned)
     return flags
 
 
@@ -208,10 +258,10 @@ def plan(
     *,
     first_discovery: bool,
     policy: str,
-    foreign_tools: Iterable[str] = (),
+    foreign_tools: Iterable[str] | ForeignNames = (),
 ) -> list[ToolChange]:
     """What to do with each tool given the stored rows (by name) and a fresh listing."""
-    foreign = set(foreign_tools)
+    foreign = ForeignNames.of(foreign_tools)
     changes: list[ToolChange] = []
     seen: set[str] = set()
     for tool in listed:

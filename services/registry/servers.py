@@ -14,7 +14,7 @@ from libs.common import events as ev
 from libs.common import ssrf
 from libs.common.authn import Principal
 from libs.common.errors import Conflict, NotFound, Unprocessable
-from services.registry import permissions, views
+from services.registry import permissions, summaries, views
 from services.registry.context import SCHEMA, Registry
 from services.registry.crypto import MASK
 from services.registry.schemas import ServerCreate, ServerFields
@@ -219,13 +219,17 @@ async def touch(
     changed: list[str],
     actor: str | None,
     cols: dict[str, Any] | None = None,
+    *,
+    tools: list[dict[str, Any]] | None = None,
 ) -> asyncpg.Record:
-    """Bump a server's version (optionally writing columns) and publish SERVER_UPDATED."""
+    """Bump a server's version (optionally writing columns) and publish SERVER_UPDATED, with
+    the summary of the tool changes `tools` (summaries.tool_item) when given."""
     updated = await servers_store.update_server(conn, server["id"], cols or {})
     payload = ev.ServerChanged(updated["name"], str(updated["id"]), updated["version"], changed)
-    await reg.emit(
-        conn, ev.SERVER_UPDATED.event(payload, source=SCHEMA, actor=actor, org=updated["org"])
-    )
+    for part in summaries.with_tools(payload, tools):
+        await reg.emit(
+            conn, ev.SERVER_UPDATED.event(part, source=SCHEMA, actor=actor, org=updated["org"])
+        )
     return updated
 
 

@@ -231,9 +231,9 @@ async def discover(reg: Registry, source: Any, actor: str | None) -> dict[str, A
                 policy="quarantine",
                 foreign_tools=await _foreign(reg, conn, server),
             )
-            await refresh.apply_changes(reg, conn, server, changes, actor, source["id"])
+            items = await refresh.apply_changes(conn, server, changes, source["id"])
             if changes:
-                await servers.touch(reg, conn, server, ["tools"], actor)
+                await servers.touch(reg, conn, server, ["tools"], actor, tools=items)
     return {
         "status": status,
         "error": error,
@@ -278,7 +278,7 @@ async def import_tools(
         flags = review.poisoning_flags(tool, foreign)
         state = "quarantined" if flags else "approved"
         changes.append(review.ToolChange(name, "discovered", tool, state, flags))
-    await refresh.apply_changes(reg, conn, server, changes, actor, source["id"])
+    items = await refresh.apply_changes(conn, server, changes, source["id"])
     await sources_store.mark_imported(conn, source["id"])
-    await servers.touch(reg, conn, server, ["tools"], actor)
+    await servers.touch(reg, conn, server, ["tools"], actor, tools=items)
     return [{"tool": c.name, "state": c.state, "flags": c.flags} for c in changes]

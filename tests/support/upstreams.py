@@ -67,6 +67,21 @@ def make_upstream(name: str = "weather", server: MCPServer | None = None) -> MCP
     return server
 
 
+def wide_upstream(count: int = 1000, name: str = "wide") -> MCPServer:
+    """An MCP server with `count` small tools, `t0000` to `t{count-1}` (each adds its index)."""
+    server = MCPServer(name)
+
+    def adder(i: int) -> Callable[[int], int]:
+        def tool(value: int) -> int:
+            return value + i
+
+        return tool
+
+    for i in range(count):
+        server.tool(name=f"t{i:04d}", description=f"Add {i} to a value.")(adder(i))
+    return server
+
+
 async def read_body(receive: Receive) -> bytes:
     """The whole body of an ASGI request."""
     body = b""

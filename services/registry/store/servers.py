@@ -183,11 +183,20 @@ async def list_page(
 async def update_server(
     conn: asyncpg.Connection, server_id: uuid.UUID, fields: dict[str, Any]
 ) -> asyncpg.Record:
-    """Update the given columns, bump the version."""
+    """Update the given columns, bump the version.
+
+    The version is drawn by the UPDATE itself, under the row's lock: a server's versions rise
+    in the order its changes commit, so a follower that applied version V has seen every change
+    an event with a version up to V announces.
+    """
     data = {k: v for k, v in fields.items() if k in WRITABLE}
-    data["version"] = await next_version(conn)
     sets, values = assignments(data)
-    await conn.execute(f"UPDATE registry.servers SET {sets} WHERE id = $1", server_id, *values)
+    await conn.execute(
+        f"UPDATE registry.servers SET {sets}, version = nextval('registry.change_seq')"
+        " WHERE id = $1",
+        server_id,
+        *values,
+    )
     return await get_server_by_id(conn, server_id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -48,54 +49,71 @@ async def foreign_tools(conn: asyncpg.Connection, server_id: uuid.UUID) -> list[
     return [(r["server"], r["name"]) for r in rows]
 
 
-async def upsert_tool(
+UPSERT_SQL = (
+    "INSERT INTO registry.tools (id, server_id, name, title, description, input_schema,"
+    " output_schema, annotations, fingerprint, state, flags, approved, approved_at, source_id,"
+    " execution)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+    "  CASE WHEN $13 THEN now() END, $14, $15)"
+    " ON CONFLICT (server_id, name) DO UPDATE SET title = EXCLUDED.title,"
+    " description = EXCLUDED.description, input_schema = EXCLUDED.input_schema,"
+    " output_schema = EXCLUDED.output_schema, annotations = EXCLUDED.annotations,"
+    " execution = EXCLUDED.execution,"
+    " fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, flags = EXCLUDED.flags,"
+    " approved = CASE WHEN $13 THEN EXCLUDED.approved ELSE registry.tools.approved END,"
+    " approved_at = CASE WHEN $13 THEN now() ELSE registry.tools.approved_at END,"
+    " updated_at = now()"
+)
+
+
+@dataclass(frozen=True)
+class ToolWrite:
+    """One tool definition to store: its state and flags; `approve` also records it as the
+    approved version."""
+
+    tool: dict[str, Any]
+    fingerprint: str
+    state: str
+    flags: list[str]
+    approve: bool
+
+
+async def upsert_tools(
     conn: asyncpg.Connection,
     server_id: uuid.UUID,
-    tool: dict[str, Any],
-    *,
-    fingerprint: str,
-    state: str,
-    flags: list[str],
-    approve: bool,
+    writes: list[ToolWrite],
     source_id: uuid.UUID | None = None,
 ) -> None:
-    """Insert or replace a tool's definition; `approve` also records it as the approved version."""
-    await conn.execute(
-        "INSERT INTO registry.tools (id, server_id, name, title, description, input_schema,"
-        " output_schema, annotations, fingerprint, state, flags, approved, approved_at, source_id,"
-        " execution)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-        "  CASE WHEN $13 THEN now() END, $14, $15)"
-        " ON CONFLICT (server_id, name) DO UPDATE SET title = EXCLUDED.title,"
-        " description = EXCLUDED.description, input_schema = EXCLUDED.input_schema,"
-        " output_schema = EXCLUDED.output_schema, annotations = EXCLUDED.annotations,"
-        " execution = EXCLUDED.execution,"
-        " fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, flags = EXCLUDED.flags,"
-        " approved = CASE WHEN $13 THEN EXCLUDED.approved ELSE registry.tools.approved END,"
-        " approved_at = CASE WHEN $13 THEN now() ELSE registry.tools.approved_at END,"
-        " updated_at = now()",
-        uuid.uuid4(),
-        server_id,
-        tool["name"],
-        tool.get("title"),
-        tool.get("description") or "",
-        tool.get("input_schema") or {},
-        tool.get("output_schema"),
-        tool.get("annotations"),
-        fingerprint,
-        state,
-        flags,
-        tool if approve else None,
-        approve,
-        source_id,
-        tool.get("execution"),
+    """Insert or replace tools' definitions, in one pipelined round of statements."""
+    await conn.executemany(
+        UPSERT_SQL,
+        [
+            (
+                uuid.uuid4(),
+                server_id,
+                w.tool["name"],
+                w.tool.get("title"),
+                w.tool.get("description") or "",
+                w.tool.get("input_schema") or {},
+                w.tool.get("output_schema"),
+                w.tool.get("annotations"),
+                w.fingerprint,
+                w.state,
+                w.flags,
+                w.tool if w.approve else None,
+                w.approve,
+                source_id,
+                w.tool.get("execution"),
+            )
+            for w in writes
+        ],
     )
 
 
-async def delete_tool(conn: asyncpg.Connection, server_id: uuid.UUID, name: str) -> None:
-    """Remove a tool the upstream no longer lists."""
+async def delete_tools(conn: asyncpg.Connection, server_id: uuid.UUID, names: list[str]) -> None:
+    """Remove tools the upstream no longer lists."""
     await conn.execute(
-        "DELETE FROM registry.tools WHERE server_id = $1 AND name = $2", server_id, name
+        "DELETE FROM registry.tools WHERE server_id = $1 AND name = ANY($2)", server_id, names
     )
 
 

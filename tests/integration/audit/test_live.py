@@ -13,7 +13,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from libs.common import bus as busmod
-from libs.common.events import TOOL_CALLED, ToolCalled
+from libs.common.events import SERVER_UPDATED, TOOL_CALLED, ServerChanged, ToolCalled
 from libs.devstack.harness import serving, until
 from services.audit.app import create_app
 from tests.integration.audit import registry_events
@@ -225,3 +225,34 @@ async def test_a_live_tool_call_shows_its_arguments_redacted_as_the_store_keeps_
     assert seen["full"] == {
         "query": "hello", "token": "[redacted]", "deep": {"secret": "[redacted]"}}  # fmt: skip
     assert seen["none"] is None
+
+
+async def test_a_refresh_summary_is_relayed_as_the_activity_of_each_tool(
+    audit_url: str, publisher: busmod.Bus, people: People
+) -> None:
+    ws = await connect(audit_url, people.admin, "activity", "server-status")
+    try:
+        server = f"wide-{uuid.uuid4().hex[:6]}"
+        changes = [
+            {"tool": name, "change": "discovered", "state": "approved", "routable": True,
+             "fingerprint": f"sha256:{name}", "flags": []}
+            for name in ("a", "b")
+        ]  # fmt: skip
+        payload = ServerChanged(server, "id-1", 3, ["tools"], {"discovered": 2}, changes)
+        await publisher.publish(SERVER_UPDATED.event(payload, source="registry"))
+        status = await receive(ws, "server-status")
+        assert status["data"]["tools"] == {"discovered": 2}
+        assert "tool_changes" not in status["data"]
+        first, second = [(await receive(ws, "activity"))["data"] for _ in range(2)]
+        assert [first["tool"], second["tool"]] == ["a", "b"]
+        assert first == {
+            "server": server,
+            "tool": "a",
+            "version": 3,
+            "state": "approved",
+            "routable": True,
+            "fingerprint": "sha256:a",
+            "flags": [],
+        }
+    finally:
+        await ws.close()

@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 
 from libs.common import bus as busmod
-from libs.common.events import TOOL_CALLED, Event, ToolCalled
+from libs.common.events import SERVER_UPDATED, TOOL_CALLED, Event, ServerChanged, ToolCalled
 from libs.devstack.harness import until
 from tests.integration.audit import registry_events
 
@@ -149,3 +149,56 @@ async def test_a_redelivered_event_is_stored_once(
             "SELECT sum(calls) FROM audit.call_rollups WHERE server = $1", server
         )
     assert calls == 2
+
+
+async def test_a_refresh_summary_is_kept_as_one_activity_record_per_tool(
+    audit_url: str, audit_pool: asyncpg.Pool, publisher: busmod.Bus, clean: None
+) -> None:
+    server = f"wide-{uuid.uuid4().hex[:8]}"
+    changes = [
+        {"tool": "a", "change": "discovered", "state": "approved", "routable": True,
+         "fingerprint": "sha256:aa", "flags": []},
+        {"tool": "b", "change": "quarantined", "state": "quarantined", "routable": False,
+         "fingerprint": "sha256:bb", "flags": ["hidden_instruction_tag"]},
+        {"tool": "c", "change": "restored", "state": "approved", "routable": True,
+         "fingerprint": "sha256:cc", "flags": []},
+        {"tool": "d", "change": "removed", "state": "removed", "routable": False,
+         "fingerprint": None, "flags": []},
+    ]  # fmt: skip
+    payload = ServerChanged(server, "id-1", 7, ["tools"], {"discovered": 1}, changes)
+    event = SERVER_UPDATED.event(payload, source="registry", actor="admin-1", org="o1")
+    for msg_id in (event.id, str(uuid.uuid4())):  # redelivered: each record is kept once
+        await publisher.js.publish(
+            publisher.subject(event.subject),
+            event.to_bytes(),
+            stream=publisher.stream,
+            headers={"Nats-Msg-Id": msg_id},
+        )
+    marker = tool_call(server, tool="marker")
+    await publisher.publish(marker)
+    await until(lambda: record(audit_pool, marker.id))
+    async with audit_pool.acquire() as conn:
+        stored = await conn.fetch("SELECT * FROM audit.events WHERE target = $1", server)
+    assert len(stored) == 5
+    rows = {r["action"]: r for r in stored}
+    # what the registry published one by one before: one record per tool, as the tool's event
+    assert set(rows) == {
+        "registry.server.updated",
+        "registry.tool.discovered",
+        "registry.tool.quarantined",
+        "registry.tool.approved",
+        "registry.tool.removed",
+    }
+    quarantined = rows["registry.tool.quarantined"]
+    assert quarantined["data"] == {
+        "server": server,
+        "tool": "b",
+        "version": 7,
+        "state": "quarantined",
+        "routable": False,
+        "fingerprint": "sha256:bb",
+        "flags": ["hidden_instruction_tag"],
+    }
+    assert (quarantined["actor"], quarantined["org"]) == ("admin-1", "o1")
+    assert "tool_changes" not in rows["registry.server.updated"]["data"]
+    assert rows["registry.server.updated"]["data"]["tools"] == {"discovered": 1}

@@ -8,7 +8,7 @@ from libs.common import rpc
 from services.registry import refresh, servers, tools
 from services.registry.context import Registry
 from services.registry.schemas import ServerCreate
-from tests.support.upstreams import make_upstream, run_upstream
+from tests.support.upstreams import make_upstream, run_upstream, wide_upstream
 
 
 async def register(
@@ -68,9 +68,20 @@ async def test_a_changed_description_quarantines_the_tool_until_approved(
         assert {"tool": "forecast", "change": "quarantined", "state": "quarantined"} in outcome[
             "changes"
         ]
-        await events.wait_for(
-            lambda e: e.type == "registry.tool.quarantined" and e.data["tool"] == "forecast"
+        # the refresh's one server.updated names the tool in its change summary (it sent a
+        # registry.tool.quarantined of its own before)
+        updated = await events.wait_for(
+            lambda e: e.type == "registry.server.updated" and e.data["tools"] == {"quarantined": 1}
         )
+        [change] = updated.data["tool_changes"]
+        assert (change["tool"], change["change"], change["state"]) == (
+            "forecast",
+            "quarantined",
+            "quarantined",
+        )
+        assert not change["routable"]
+        assert "hidden_instruction_tag" in change["flags"]
+        assert not [e for e in events.items if e.type.startswith("registry.tool.")]
         snap = await snapshot(reg, names=["weather"])
         routable = {t["name"]: t["routable"] for t in snap["servers"][0]["tools"]}
         assert routable == {"temperature": True, "forecast": False}
@@ -122,3 +133,36 @@ async def test_the_snapshot_carries_decrypted_headers_and_pages(reg: Registry) -
     async with reg.pool.acquire() as conn:
         raw = await conn.fetch("SELECT ciphertext FROM registry.secrets")
     assert raw and all(b"s3cret" not in r["ciphertext"] for r in raw)
+
+
+async def test_discovering_many_tools_publishes_one_update_with_a_summary(
+    reg: Registry, events: Any
+) -> None:
+    upstream = wide_upstream(300)
+    async with run_upstream(upstream) as url:
+        server = await register(reg, "wide", url)
+        await events.wait_for(lambda e: e.type == "registry.server.updated")
+        upstream.remove_tool("t0299")
+        upstream.remove_tool("t0001")
+        upstream.add_tool(lambda value: value, name="t0001", description="Now it subtracts.")
+        await refresh.refresh(reg, server["id"], "test")
+        second = await events.wait_for(
+            lambda e: e.type == "registry.server.updated" and e.data["tools"] != {"discovered": 300}
+        )
+    first = next(e for e in events.items if e.type == "registry.server.updated")
+    assert (first.data["changed"], first.data["tools"]) == (["tools"], {"discovered": 300})
+    assert len(first.data["tool_changes"]) == 300
+    assert all(c["routable"] and c["fingerprint"] for c in first.data["tool_changes"])
+    assert second.data["tools"] == {"quarantined": 1, "removed": 1}
+    assert {(c["tool"], c["change"]) for c in second.data["tool_changes"]} == {
+        ("t0001", "quarantined"),
+        ("t0299", "removed"),
+    }
+    assert second.data["version"] > first.data["version"]
+    mine = [e.type for e in events.items if e.data.get("server") == "wide"]
+    assert mine == [
+        "registry.server.created",
+        "registry.server.status",
+        "registry.server.updated",
+        "registry.server.updated",
+    ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pydantic
+import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -56,3 +58,37 @@ async def test_a_content_length_of_non_ascii_digits_is_not_a_500() -> None:
     async with client() as c:
         resp = await c.post("/echo", content=b'{"name": "a"}', headers={"content-length": b"\xb9"})
     assert resp.status_code < 500
+
+
+async def test_a_client_gone_while_its_body_is_read_is_logged_as_such_not_as_a_fault(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = Starlette(  # wired as build_app wires it
+        routes=[Route("/echo", echo, methods=["POST"])],
+        middleware=[
+            Middleware(
+                RequestContextMiddleware, service="test", max_body_bytes=1024, instance="t-1"
+            )
+        ],
+    )
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/echo",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"40")],
+    }
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    out = capsys.readouterr().out
+    assert sent == []  # nobody to answer
+    assert "client_disconnected" in out
+    assert "unhandled_exception" not in out

@@ -1,5 +1,9 @@
 """Fingerprints, poisoning flags and the refresh plan."""
 
+import random
+import re
+import time
+
 from services.registry import review
 
 TOOL = {"name": "search", "description": "Search the web.", "input_schema": {"type": "object"}}
@@ -154,3 +158,35 @@ def test_other_servers_tools_are_recognised_bare_and_by_their_gateway_name() -> 
     assert "references_other_tool:mail__send_email" in review.poisoning_flags(tool, foreign)
     dotted = review.foreign_names([("mail", "send_email")], ".")
     assert "mail.send_email" in dotted
+
+
+def _mentions_one_by_one(text: str, names: list[str], own: str) -> list[str]:
+    """The former check: one regular expression per name."""
+    return sorted(
+        n
+        for n in set(names)
+        if n != own and len(n) >= 4 and re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)
+    )
+
+
+def test_foreign_names_are_found_exactly_as_one_search_per_name_finds_them() -> None:
+    rng = random.Random(14)
+    names = ["send_email", "mail__send_email", "mail.send_email", "a.b.c", "x-y-z", "fetch",
+             ".env", "tail.", "we ird", "über_tool", "t0001", "srv__t0001"]  # fmt: skip
+    pieces = [*names, ".", "-", "_", " ", "x", "é", "\n", "..", "mail", "send", "/"]
+    index = review.ForeignNames.of(names)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        own = rng.choice(names)
+        assert index.mentioned(text, own) == _mentions_one_by_one(text, names, own), text
+
+
+def test_checking_a_listing_against_many_foreign_names_takes_time_linear_in_the_listing() -> None:
+    listed = [{"name": f"t{i:04d}", "description": f"Add {i}; see other__t{i:04d}."}
+              for i in range(1000)]  # fmt: skip
+    foreign = review.foreign_names([("other", f"t{i:04d}") for i in range(1000)])
+    started = time.perf_counter()
+    plan = review.plan({}, listed, first_discovery=True, policy="auto_approve",
+                       foreign_tools=foreign)  # fmt: skip
+    assert time.perf_counter() - started < 5  # one search per (tool, name) pair took minutes
+    assert plan[7].flags == ["references_other_tool:other__t0007"]
