@@ -127,8 +127,10 @@ async def drive_aiohttp(url: str, payload: bytes, hdrs: dict, concurrency: int) 
 
 
 def bracketed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Two direct runs, one before and one after the runs they are compared with, as one: the
-    mean of each figure, so a machine that speeds up or slows down meanwhile biases nothing."""
+    """Two direct runs combined into one: the mean of each figure.
+
+    One run goes before and one after the runs they are compared with, so a machine that speeds
+    up or slows down meanwhile biases nothing."""
     merged = {k: (before[k] + after[k]) / 2 for k in ("calls_s", "p50", "p99", "cpu_us")}
     merged["errors"] = before["errors"] + after["errors"]
     merged["others_us"] = {

@@ -1,0 +1,1 @@
+"""Code shared by the services and their tooling: `common` (every service) and `devstack`."""

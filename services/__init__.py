@@ -1,0 +1,1 @@
+"""The Switchboard services: auth, registry, gateway, sandbox and audit, one package each."""

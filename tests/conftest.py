@@ -87,8 +87,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the `summary` lines tests recorded with record_property (the conformance counts),
-    also under xdist, which shows no output of passing tests."""
+    """Print the `summary` lines tests recorded with record_property (the conformance counts).
+
+    Also under xdist, which shows no output of passing tests."""
     lines = [
         str(value)
         for reports in terminalreporter.stats.values()

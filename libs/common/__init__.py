@@ -1,0 +1,1 @@
+"""What every service uses: settings, logging, errors, HTTP, database, NATS, events and RPC."""

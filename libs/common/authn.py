@@ -142,8 +142,9 @@ def require_scope(principal: Principal, scope: str) -> None:
 def require_grant(
     principal: Principal, permission: str, server: ServerRef, tool: str | None = None
 ) -> None:
-    """404 when no grant lets the principal see the server, 403 when one does but not
-    `permission` (another org's server is never confirmed to exist)."""
+    """404 when no grant lets the principal see the server, 403 when one lacks `permission`.
+
+    Another org's server is never confirmed to exist."""
     if not principal.permits("read", server):
         raise NotFound(f"Server {server.name!r} not found.", details={"server": server.name})
     if not principal.permits(permission, server, tool):

@@ -120,8 +120,10 @@ class Bus:
                 await self.js.stream_info(self.stream)
 
     async def key_value(self, name: str, ttl_s: float | None = None) -> Any:
-        """The KV bucket `name` (namespaced), created with `ttl_s` and one revision per key when
-        it is missing; replicas racing to create it all get the same bucket."""
+        """The KV bucket `name` (namespaced), created when it is missing.
+
+        It is created with `ttl_s` and one revision per key; replicas racing to create it all get
+        the same bucket."""
         bucket = f"{self.namespace}_{name}" if self.namespace else name
         try:
             return await self.js.key_value(bucket)
@@ -198,8 +200,10 @@ class Bus:
         )
 
     async def call(self, method: Rpc[Q, R], request: Q, timeout: float = 5.0) -> R:
-        """A typed RPC: `request` goes out as the JSON object it always was, the reply comes back
-        decoded (UpstreamError when it is outside the contract); remote errors are RpcError."""
+        """A typed RPC: the request goes out as JSON, the reply comes back decoded.
+
+        `request` goes out as the JSON object it always was; the reply is decoded (UpstreamError
+        when it is outside the contract); remote errors are RpcError."""
         data = await self.request(method.subject, method.encode_request(request), timeout)
         return method.decode_reply(data)
 
@@ -283,6 +287,7 @@ class Bus:
 
     async def follow(self, pattern: str, handler: Handler) -> Subscription:
         """Receive live events on `pattern` (core NATS, every replica gets each one, no replay).
+
         The subscription ends with the Bus, or earlier by its `unsubscribe()`."""
 
         async def on_msg(msg: Msg) -> None:
@@ -460,9 +465,11 @@ async def connect(settings: Settings, name: str | None = None) -> AsyncIterator[
 
 
 def _flush_now(nc: NatsClient) -> None:
-    """Write nats-py's pending commands now rather than on its flusher task's next turn (one
-    event-loop pass later), as nats-py itself does when its flusher is gone. Only what the
-    flusher would send, in the same order; on another nats-py layout it leaves them to it."""
+    """Write nats-py's pending commands now rather than on its flusher task's next turn.
+
+    The flusher would send them one event-loop pass later; nats-py itself does this when its
+    flusher is gone. Only what the flusher would send, in the same order; on another nats-py
+    layout it leaves them to it."""
     pending = getattr(nc, "_pending", None)
     transport = getattr(nc, "_transport", None)
     if not pending or transport is None or not nc.is_connected:

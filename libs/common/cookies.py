@@ -15,8 +15,10 @@ HOST_PREFIX = "__Host-"
 
 @dataclass(frozen=True)
 class CookieNames:
-    """The browser cookies' names: `__Host-` prefixed when they are Secure (every deployment),
-    plain on plain-http development, where a browser refuses a prefixed cookie without Secure."""
+    """The browser cookies' names: `__Host-` prefixed when they are Secure (every deployment).
+
+    They are plain on plain-http development, where a browser refuses a prefixed cookie without
+    Secure."""
 
     session: str
     csrf: str

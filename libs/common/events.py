@@ -74,8 +74,10 @@ class EventType(Generic[P]):
     payload: type[P]
 
     def decode(self, event: Event) -> P:
-        """The payload of `event`, typed: keys the payload lacks are ignored (a newer producer
-        may send more); a missing required field or a wrong shape raises PayloadError."""
+        """The payload of `event`, typed.
+
+        Keys the payload lacks are ignored (a newer producer may send more); a missing required
+        field or a wrong shape raises PayloadError."""
         if event.type != self.name:
             raise PayloadError(f"expected a {self.name} event, got {event.type}")
         try:
@@ -577,14 +579,16 @@ _TYPES: dict[str, EventType[Any]] = {
 
 
 def type_of(name: str) -> EventType[Any] | None:
-    """The event type named `name`, when it is one of the types defined here (the platform
-    events of every service: `platform_event`)."""
+    """The event type named `name`, when it is one of the types defined here.
+
+    These are the platform events of every service: `platform_event`."""
     return _TYPES.get(name)
 
 
 def decode(event: Event) -> Any:
-    """The typed payload of any event type defined here; PayloadError for another type or a
-    payload unlike its type."""
+    """The typed payload of any event type defined here.
+
+    PayloadError for another type or a payload unlike its type."""
     kind = _TYPES.get(event.type)
     if kind is None:
         raise PayloadError(f"{event.type} is not a known event type")

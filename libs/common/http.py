@@ -39,7 +39,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def _dumps(data: Any) -> bytes:
-    """orjson with pydantic models understood."""
+    """JSON bytes by orjson, with pydantic models understood."""
     return orjson.dumps(data, default=_default)
 
 
@@ -138,8 +138,9 @@ def _wanted_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def _uuid4_hex() -> str:
-    """`uuid.uuid4().hex` without building a UUID object: 16 random bytes, version 4, RFC 4122
-    variant."""
+    """`uuid.uuid4().hex` without building a UUID object.
+
+    16 random bytes, version 4, RFC 4122 variant."""
     b = bytearray(os.urandom(16))
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
@@ -157,6 +158,7 @@ class RequestContextMiddleware:
         self.instance_header = (b"x-switchboard-instance", instance.encode("latin-1", "replace"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP or WebSocket scope with its request context; others pass through."""
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return

@@ -30,6 +30,7 @@ class CoalescingTransport:
         self._head: bytes | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Hold a complete response head; send it joined with the next write, or send now."""
         head = self._head
         if head is not None:
             self._head = None
@@ -41,10 +42,12 @@ class CoalescingTransport:
             self._transport.write(data)
 
     def writelines(self, chunks: Any) -> None:
+        """Send a held head, then `chunks`."""
         self.flush()
         self._transport.writelines(chunks)
 
     def write_eof(self) -> None:
+        """Send a held head, then close the write side."""
         self.flush()
         self._transport.write_eof()
 
@@ -56,6 +59,7 @@ class CoalescingTransport:
             self._transport.write(head)
 
     def close(self) -> None:
+        """Send a held head, then close the transport."""
         self.flush()
         self._transport.close()
 
@@ -67,5 +71,6 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol over a `CoalescingTransport` (pass as uvicorn's `http=`)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the connection on `transport` wrapped in a `CoalescingTransport`."""
         wrapped = CoalescingTransport(transport, asyncio.get_running_loop())
         super().connection_made(wrapped)  # type: ignore[arg-type]

@@ -28,8 +28,9 @@ _REQUEST_CHILDREN: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
 
 
 def observe_request(service: str, method: str, route: str, status: int, seconds: float) -> None:
-    """Count one request and record its latency (children bound once per label set: `.labels()`
-    hashes and locks on every call)."""
+    """Count one request and record its latency.
+
+    Children are bound once per label set: `.labels()` hashes and locks on every call."""
     key = (service, method, route, status)
     children = _REQUEST_CHILDREN.get(key)
     if children is None:
@@ -42,8 +43,10 @@ def observe_request(service: str, method: str, route: str, status: int, seconds:
 
 
 def matched_template(scope: dict[str, Any], root_path: str = "") -> str:
-    """The template of the route the router matched (it leaves it in `scope["route"]`), with the
-    prefixes of any mounts on the way; UNMATCHED when none matched. Costs nothing per request."""
+    """The template of the route the router matched, with the prefixes of any mounts on the way.
+
+    The router leaves it in `scope["route"]`; UNMATCHED when none matched. Costs nothing per
+    request."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     if path is None:

@@ -150,8 +150,9 @@ class Guard:
         *,
         ssl_context: ssl.SSLContext | None = None,
     ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
-        """`loop.create_connection` to the first vetted address of `host` that answers; TLS
-        verifies the name (SNI), not the address. Raises SsrfRefused or OSError."""
+        """`loop.create_connection` to the first vetted address of `host` that answers.
+
+        TLS verifies the name (SNI), not the address. Raises SsrfRefused or OSError."""
         loop = asyncio.get_running_loop()
         last: OSError | None = None
         for addr in await self.addresses(host, port):
@@ -174,6 +175,7 @@ class Guard:
         self, connector: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> aiohttp.ClientSession:
         """An aiohttp session through the guard: pinned addresses, no redirects, no proxies.
+
         `connector` holds TCPConnector options (limits, keep-alive)."""
         tcp = aiohttp.TCPConnector(
             resolver=GuardResolver(self), use_dns_cache=False, **dict(connector or {})
@@ -207,8 +209,10 @@ class Guard:
     # ---- httpx2 (the official MCP client) ------------------------------------------------
 
     def http_client_factory(self, only_host: str | None = None) -> ClientFactory:
-        """An `McpHttpClientFactory` whose clients connect through the guard; with `only_host`,
-        to that host alone (an SSE `endpoint` or anything else elsewhere is refused)."""
+        """An `McpHttpClientFactory` whose clients connect through the guard.
+
+        With `only_host`, to that host alone (an SSE `endpoint` or anything else elsewhere is
+        refused)."""
 
         def make(
             headers: dict[str, str] | None = None,

@@ -27,8 +27,9 @@ class ServerRef:
 
 @dataclass(frozen=True)
 class Grant:
-    """A team's permissions on one server (bound by id, within the team's org), optionally
-    narrowed to listed tools."""
+    """A team's permissions on one server, optionally narrowed to listed tools.
+
+    The server is bound by id, within the team's org."""
 
     team: str
     server: str  # the server's name, for display; the binding is `server_id`
@@ -113,8 +114,9 @@ class Principal:
         return False
 
     def member_of(self, org: str | None, team: str | None) -> bool:
-        """True when the principal is in the team named `team` of `org` (not a namesake of
-        another org)."""
+        """True when the principal is in the team named `team` of `org`.
+
+        Not a namesake of another org."""
         return org is not None and team is not None and (org, team) in self.team_orgs
 
     def permits(self, permission: str, server: ServerRef, tool: str | None = None) -> bool:

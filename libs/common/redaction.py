@@ -36,6 +36,7 @@ URL_USERINFO_RE = re.compile(r"(\w+://[^/\s:@]+:)[^@\s/]+@")
 
 def redact(arguments: dict[str, Any] | None, policy: str) -> dict[str, Any] | None:
     """Arguments as stored under `policy`: none → nothing, keys → names only, full → masked.
+
     An unknown policy counts as `keys`."""
     if arguments is None or policy == "none":
         return None
@@ -66,7 +67,7 @@ def mask_string(text: str) -> str:
 
 
 def _secret_key(key: Any) -> bool:
-    """Does the key name a secret?"""
+    """True when the key names a secret."""
     return isinstance(key, str) and SECRET_KEY_RE.search(key) is not None
 
 

@@ -27,8 +27,9 @@ def env(
     per_service: bool = False,
     aliases: tuple[str, ...] = (),
 ) -> Any:
-    """Declare a settings field read from the variable `name` (else an older name in
-    `aliases`); `per_service`: from `<SERVICE>_<name>` first (each service its own database
+    """Declare a settings field read from the variable `name` (else an older name in `aliases`).
+
+    With `per_service`, it is read from `<SERVICE>_<name>` first (each service its own database
     role, its own NATS user)."""
     metadata: dict[str, Any] = {"env": name, "per_service": per_service, "aliases": aliases}
     kwargs: dict[str, Any] = {"metadata": metadata, "repr": not secret}

@@ -1,8 +1,8 @@
-"""Signed tokens: a JSON payload and its expiry, opaque, URL-safe and bound to one purpose.
+r"""Signed tokens: a JSON payload and its expiry, opaque, URL-safe and bound to one purpose.
 
 A token is `<body>.<mac>`: `body` is the unpadded base64url of the JSON `{"x": expiry, "d":
 payload}`, `mac` the unpadded base64url of HMAC-SHA256 over `body` under a key derived from the
-secret *and the purpose* (`HMAC(secret, "switchboard signed token\\0" + purpose)`), so a token
+secret *and the purpose* (`HMAC(secret, "switchboard signed token\0" + purpose)`), so a token
 made for one purpose (a session id) never verifies for another (a parked call's state) even
 under the same secret. The MAC is compared as text, in constant time: no second spelling of a
 token verifies. Expiry is checked after the signature (nothing unsigned is trusted). Every way a

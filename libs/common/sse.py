@@ -151,6 +151,7 @@ async def events(
     chunks: AsyncIterable[bytes], parser: Parser | None = None, max_event_bytes: int | None = None
 ) -> AsyncIterator[Event]:
     """The events of a byte stream (any chunking), in order; pass a parser to read its ids.
+
     Raises EventTooLarge when an event passes `max_event_bytes` (or the parser's limit)."""
     parser = parser or Parser(max_event_bytes)
     async for chunk in chunks:

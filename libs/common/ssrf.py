@@ -146,8 +146,9 @@ def canonical_host(host: str) -> tuple[str, IPAddress | None]:
 
 
 def parse_address(host: str) -> IPAddress | None:
-    """The address a host text denotes (`[v6]`, v6, dotted or numeric v4), None for a name or
-    for a text that is no valid address."""
+    """The address a host text denotes (`[v6]`, v6, dotted or numeric v4).
+
+    None for a name or for a text that is no valid address."""
     try:
         return canonical_host(host.split("%")[0] if ":" in host else host)[1]
     except SsrfRefused:

@@ -77,9 +77,10 @@ def may(
 
 
 def reads_whole(principal: Principal, server: ServerRef) -> bool:
-    """True when the principal may read the whole server: its resources, prompts and
-    completions. A grant narrowed to tools gives those tools only; every other way of reading
-    (platform or org admin, owner team, a grant on every tool) gives the whole server."""
+    """True when the principal may read the whole server: its resources, prompts and completions.
+
+    A grant narrowed to tools gives those tools only; every other way of reading (platform or
+    org admin, owner team, a grant on every tool) gives the whole server."""
     if may(replace(principal, grants=()), "read", server):
         return True
     return any(g.tools is None and g.covers("read", server, None) for g in principal.grants)

@@ -90,8 +90,9 @@ class TrustedHosts:
 
 
 async def refuse_websocket_origin(ws: WebSocket, public_url: str, allowed: tuple[str, ...]) -> bool:
-    """Close a WebSocket handshake whose Origin is not allowed (the client sees HTTP 403);
-    True when it was refused. Call it before `accept`."""
+    """Close a WebSocket handshake whose Origin is not allowed; True when it was refused.
+
+    The client sees HTTP 403. Call it before `accept`."""
     trusted = TrustedHosts.of(public_url, (), allowed)
     if not trusted.origin_refused(ws.headers.get("origin")):
         return False

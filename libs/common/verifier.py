@@ -71,15 +71,17 @@ class Verifier:
         self._keys_lock = asyncio.Lock()
 
     def accept_audience(self, audience: str, issuer: str) -> None:
-        """Also accept JWTs whose `aud` is exactly `audience` (e.g. the gateway's public `/mcp`
-        URL) and whose `iss` is `issuer`."""
+        """Also accept JWTs whose `aud` is exactly `audience` and whose `iss` is `issuer`.
+
+        The audience is e.g. the gateway's public `/mcp` URL."""
         audience = canonical_resource(audience)
         if audience:
             self.audiences[audience] = issuer
 
     def issuer_for(self, aud: object) -> str | None:
-        """The issuer trusted for a token's `aud` claim (a string or a list), None when it
-        names no accepted audience."""
+        """The issuer trusted for a token's `aud` claim (a string or a list).
+
+        None when it names no accepted audience."""
         values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
         for value in values:
             if not isinstance(value, str):
@@ -235,9 +237,11 @@ class Verifier:
 
 
 def canonical_resource(url: str) -> str:
-    """A resource URL in the canonical form RFC 8707 and the MCP spec compare: lower-case scheme
-    and host, no default port, no fragment, no trailing slash; the path is kept as it is (no
-    dot-segment or case folding), so only an exact match is the same resource."""
+    """A resource URL in the canonical form RFC 8707 and the MCP spec compare.
+
+    Lower-case scheme and host, no default port, no fragment, no trailing slash; the path is
+    kept as it is (no dot-segment or case folding), so only an exact match is the same
+    resource."""
     url = url.strip().split("#", 1)[0]
     scheme, sep, rest = url.partition("://")
     if not sep:

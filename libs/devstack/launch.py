@@ -67,8 +67,10 @@ def nats_auth(root: Path = proc.ROOT) -> NatsAuth:
 
 
 async def database_roles(admin_url: str, root: Path) -> tuple[dict[str, dict[str, str]], str]:
-    """Each service's own role on admin_url's database, created there by the admin role (the
-    URLs kept in .run/, 0600); a service whose <SERVICE>_DATABASE_URL is set keeps that."""
+    """Each service's own role on admin_url's database, created there by the admin role.
+
+    The URLs are kept in .run/ (0600); a service whose <SERVICE>_DATABASE_URL is set keeps
+    that."""
     services = tuple(s for s in SERVICES if not os.environ.get(f"{s.upper()}_DATABASE_URL"))
     if not services:
         return {}, "each service connects with its <SERVICE>_DATABASE_URL"
@@ -86,8 +88,10 @@ async def database_roles(admin_url: str, root: Path) -> tuple[dict[str, dict[str
 
 
 def nats_credentials(url: str, auth: NatsAuth | None, root: Path) -> tuple[dict, str]:
-    """Each service's NATS user: auth's (a private server `make run` started), else what the
-    caller's environment sets (<SERVICE>_NATS_USER/_PASSWORD, else NATS_USER/NATS_PASSWORD)."""
+    """Each service's NATS user: from `auth`, else from the caller's environment.
+
+    `auth` holds the users of a private server `make run` started; the environment sets
+    <SERVICE>_NATS_USER/_PASSWORD, else NATS_USER/NATS_PASSWORD."""
     if auth is not None:
         path = proc.run_dir(root) / NATS_CREDENTIALS
         return (

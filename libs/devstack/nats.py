@@ -86,8 +86,9 @@ def find_binary() -> Path | None:
 
 
 def ensure_nats(name: str = "nats", auth: NatsAuth | None = None) -> Nats:
-    """Use NATS_URL, else 127.0.0.1:4222, else start nats-server with JetStream in .run/<name>
-    (with auth's users when given)."""
+    """Use NATS_URL, else 127.0.0.1:4222, else start nats-server with JetStream in .run/<name>.
+
+    The started server has auth's users when given."""
     configured = os.environ.get("NATS_URL")
     if configured and is_reachable(configured):
         return Nats(url=configured)
@@ -105,8 +106,10 @@ def start_private_server(
     log: Path | None = None,
     monitor: bool = False,
 ) -> Nats:
-    """Start nats-server -js on `port` (else a free one) with its store under <root>/.run/<name>
-    (or `store`); with `auth`, only its users may connect, each within its permissions.
+    """Start nats-server -js on `port` (else a free one) with its store under <root>/.run/<name>.
+
+    The store goes to `store` when given; with `auth`, only its users may connect, each within
+    its permissions.
 
     Started again with the same name, port and root, it serves the same JetStream store at the
     same URL (a restart). `monitor` opens its HTTP monitoring port on 127.0.0.1.

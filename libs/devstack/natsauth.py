@@ -56,7 +56,7 @@ class NatsAuth:
         return {k: v for s in self.users for k, v in self.service_env(s).items()}
 
     def admin_url(self, url: str) -> str:
-        """url with the admin's credentials (test stacks' probes)."""
+        """The NATS URL `url` with the admin's credentials (test stacks' probes)."""
         if self.admin is None:
             raise ValueError("this server has no admin user")
         scheme, rest = url.split("://", 1)

@@ -100,9 +100,11 @@ class Nginx:
         raise RuntimeError(f"nginx failed to start; see {log}:\n{proc.tail(log)}")
 
     def reload(self, settle_s: float = 5.0) -> None:
-        """Re-render the config for the current upstreams, make nginx load it, and wait (up to
-        settle_s) until the old workers are gone: until then they close their idle keep-alive
-        connections, and a client sending on one as it closes sees a reset, not an answer."""
+        """Re-render the config for the current upstreams, make nginx load it, and wait.
+
+        It waits (up to settle_s) until the old workers are gone: until then they close their
+        idle keep-alive connections, and a client sending on one as it closes sees a reset, not
+        an answer."""
         self.write_config()
         if self.process is None or self.process.poll() is not None:
             return

@@ -124,8 +124,9 @@ async def drop_roles(server_url: str, database: str) -> None:
 
 
 async def drop_orphan_roles(server_url: str, database_prefix: str) -> None:
-    """Drop the service roles of databases named `<database_prefix>…` that are gone (a test run
-    that was killed before its teardown)."""
+    """Drop the service roles of databases named `<database_prefix>…` that are gone.
+
+    Such databases belong to a test run that was killed before its teardown."""
     conn = await asyncpg.connect(server_url, timeout=10)
     try:
         names = await conn.fetch(

@@ -66,8 +66,9 @@ def start_service(
     python: str = sys.executable,
     cwd: Path = proc.ROOT,
 ) -> ServiceProcess:
-    """Start `python -m services.<service>` in the checkout `cwd` on a free port, with env on
-    top of os.environ."""
+    """Start `python -m services.<service>` in the checkout `cwd` on a free port.
+
+    Its env is `env` on top of os.environ."""
     if service not in SERVICES:
         raise ValueError(f"Unknown service {service!r}; expected one of {', '.join(SERVICES)}.")
     port = port or ports.free_port(host)

@@ -30,9 +30,10 @@ class StackError(RuntimeError):
 
 @dataclass
 class StackConfig:
-    """What a stack needs: its backing servers, namespace, public port, extra env (for all, and
-    per service: each one's own database role and NATS user), and the checkout (and its
-    interpreter) the services run from."""
+    """What a stack needs: its backing servers, namespace, public port, extra env and checkout.
+
+    The extra env is for all services and per service (each one's own database role and NATS
+    user); the checkout (and its interpreter) is what the services run from."""
 
     database_url: str  # DATABASE_URL of every service (empty: each has its own URL)
     nats_url: str

@@ -1,0 +1,1 @@
+"""The audit service: tool-call records, activity, heartbeats, rollups and alerts."""

@@ -141,9 +141,10 @@ async def evaluate_once(pool: asyncpg.Pool, default_webhook: str) -> list[Notifi
 
 
 async def post_webhook(http: aiohttp.ClientSession, pool: asyncpg.Pool, note: Notification) -> None:
-    """POST an alert event to its webhook (a few attempts); remember how it went. `http` is
-    the outbound guard's session: an address the SSRF rules refuse, or a redirect, is a failed
-    attempt like any other."""
+    """POST an alert event to its webhook (a few attempts); remember how it went.
+
+    `http` is the outbound guard's session: an address the SSRF rules refuse, or a redirect, is
+    a failed attempt like any other."""
     body = {"type": note.event.type, "id": note.event.id, "time": note.event.time,
             "alert": note.event.data}  # fmt: skip
     status = "failed"
@@ -165,8 +166,9 @@ async def post_webhook(http: aiohttp.ClientSession, pool: asyncpg.Pool, note: No
 async def run_forever(
     pool: asyncpg.Pool, interval_s: float, default_webhook: str, guard: Guard
 ) -> None:
-    """Evaluate the rules every `interval_s`; webhooks are posted without holding the loop,
-    through the outbound guard."""
+    """Evaluate the rules every `interval_s`.
+
+    Webhooks are posted without holding the loop, through the outbound guard."""
     pending: set[asyncio.Task] = set()
     timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
     async with guard.session(timeout=timeout) as http:

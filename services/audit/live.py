@@ -50,8 +50,9 @@ def may_see(
     data: dict[str, Any],
     owner: ServerRef | None = None,
 ) -> bool:
-    """Only what the principal may see: admins all, org admins their org, members their own;
-    a server's status and logs only to those who may read it through its own org (`owner`:
+    """Only what the principal may see: admins all, org admins their org, members their own.
+
+    A server's status and logs go only to those who may read it through its own org (`owner`:
     whose the server is; unknown: platform admins only)."""
     if principal.is_platform_admin:
         return True
@@ -178,8 +179,9 @@ class Hub:
         )
 
     def servers_for(self, principal: Principal | None, statuses: dict[str, Any]) -> dict:
-        """The server statuses a client may see: none for the public, readable ones (through
-        their own org) for the others."""
+        """The server statuses a client may see.
+
+        Nothing for the public; for the others, those they may read through their own org."""
         if principal is None:
             return {}
         if principal.is_platform_admin:

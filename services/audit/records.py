@@ -64,9 +64,11 @@ def activity_fields(event: Event) -> dict[str, Any]:
 
 
 def tool_facts(event: Event) -> list[Event]:
-    """The per-tool facts a `server.updated` change summary stands for, as the tool events they
-    are (`registry.tool.discovered`...), each with an id derived from the summary's (stored once
-    however often the summary is delivered). Other events stand for none."""
+    """The per-tool facts a `server.updated` change summary stands for, as tool events.
+
+    They are the tool events they stand for (`registry.tool.discovered`...), each with an id
+    derived from the summary's (stored once however often the summary is delivered). Other
+    events stand for none."""
     if event.type != SERVER_UPDATED.name or not event.data.get("tool_changes"):
         return []
     summary = SERVER_UPDATED.decode(event)
@@ -112,8 +114,9 @@ def arguments_policy(event: Event) -> str | None:
 
 
 def tool_call_live(event: Event, policy: str) -> dict[str, Any]:
-    """What /ws/events shows of a tool call: the event, its arguments redacted per `policy` (the
-    store's: the live stream never shows more than the record keeps)."""
+    """What /ws/events shows of a tool call: the event, its arguments redacted per `policy`.
+
+    The policy is the store's: the live stream never shows more than the record keeps."""
     call = TOOL_CALLED.decode(event)
     return {k: v for k, v in vars(call).items() if k != "arguments"} | {
         "arguments": redact(call.arguments, policy),

@@ -27,8 +27,9 @@ def org_level(principal: Principal, org: asyncpg.Record) -> str | None:
 def require_org(
     principal: Principal, org: Any, minimum: str, missing: NotFound | None = None
 ) -> None:
-    """`missing` (404) when the principal holds no role in `org` (another org's objects do not
-    exist for it, docs/TENANCY.md), 403 when its role is below `minimum`."""
+    """`missing` (404) when the principal holds no role in `org`, 403 when it is below `minimum`.
+
+    Another org's objects do not exist for it (docs/TENANCY.md)."""
     level = org_level(principal, org)
     if level is None:
         raise missing or NotFound("Organisation not found.")
@@ -50,8 +51,9 @@ async def get_org(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
 async def org_for(
     conn: asyncpg.Connection, principal: Principal, ref: str, minimum: str
 ) -> asyncpg.Record:
-    """An org by id or slug in which the principal holds at least `minimum`, else 404 (also
-    when it holds no role there) or 403."""
+    """An org by id or slug in which the principal holds at least `minimum`, else 404 or 403.
+
+    404 also when it holds no role there."""
     org = await get_org(conn, ref)
     require_org(principal, org, minimum, org_missing(ref))
     return org

@@ -21,9 +21,10 @@ RETRY_MAX_S = 30.0
 
 
 async def bind_unbound(pool: asyncpg.Pool, bus: Bus) -> tuple[int, int]:
-    """Bind each unbound grant to the server of its team's org (or shared with it) that its name
-    names; a name of another org's server, or of none, stays unbound (it gives nothing).
-    Returns (bound, left unbound)."""
+    """Bind each unbound grant to the server its name names in its team's org.
+
+    The server is the org's own or one shared with it; a name of another org's server, or of
+    none, stays unbound (it gives nothing). Returns (bound, left unbound)."""
     async with pool.acquire() as conn:
         rows = await teams.list_unbound_grants(conn)
     bound = left = 0

@@ -67,8 +67,9 @@ class TokenIn(Body):
 
 
 def redirect_uri_problem(uri: str) -> str | None:
-    """Why a redirect URI may not be registered (None when it may): https, loopback http, or a
-    private-use scheme (RFC 8252); never a fragment."""
+    """Why a redirect URI may not be registered (None when it may).
+
+    Allowed are https, loopback http, or a private-use scheme (RFC 8252); never a fragment."""
     if len(uri) > 2000 or any(c.isspace() for c in uri):
         return "must be a URL of at most 2000 characters without spaces"
     try:

@@ -11,8 +11,9 @@ from libs.common.authn import Grant
 def as_grants(
     rows: Iterable[Mapping[str, Any]], team: str | None = None, org: str | None = None
 ) -> list[Grant]:
-    """Grant objects from rows or dicts with server, server_id, permissions, tools (and team,
-    org)."""
+    """Grant objects from rows or dicts.
+
+    Each has server, server_id, permissions, tools (and team, org)."""
     return [
         Grant(
             team=team if team is not None else str(r.get("team") or ""),
@@ -35,8 +36,9 @@ def _holds(held: Grant, permission: str, grant: Grant, tool: str | None) -> bool
 
 
 def owned(grant: Grant, org: Sequence[Grant]) -> bool:
-    """True when the org's grants cover every permission of `grant` on its server and tools
-    (a grant on every tool needs an org grant on every tool)."""
+    """True when the org's grants cover every permission of `grant` on its server and tools.
+
+    A grant on every tool needs an org grant on every tool."""
     for permission in grant.permissions:
         if grant.tools is None:
             if not any(g.tools is None and _holds(g, permission, grant, None) for g in org):
@@ -47,8 +49,9 @@ def owned(grant: Grant, org: Sequence[Grant]) -> bool:
 
 
 def bind(grants: Sequence[Grant], org: Sequence[Grant]) -> tuple[list[Grant], list[str]]:
-    """Token grants named by server name or id, bound to the server ids of the org's grants;
-    and the names the org holds no grant on (for the 422 details)."""
+    """Token grants named by server name or id, bound to the server ids of the org's grants.
+
+    Also the names the org holds no grant on (for the 422 details)."""
     by_ref: dict[str, Grant] = {}
     for held in org:
         if held.server_id is not None:

@@ -115,9 +115,11 @@ def granted_scope(requested: str | None) -> str:
 
 
 def resource_for(settings: AuthSettings, requested: str | None) -> str | None:
-    """The audience for a requested resource: exactly the gateway's /mcp in RFC 8707 canonical
-    form (every /mcp endpoint is that one resource); None for anything else, a path under it
-    included, or a URI with a fragment (RFC 8707 forbids one)."""
+    """The audience for a requested resource: exactly the gateway's /mcp, else None.
+
+    The audience is /mcp in RFC 8707 canonical form (every /mcp endpoint is that one resource);
+    None for anything else, a path under it included, or a URI with a fragment (RFC 8707
+    forbids one)."""
     base = canonical_resource(settings.mcp_resource)
     if not requested:
         return base
@@ -150,8 +152,9 @@ class AuthorizeRequest:
 async def check_client_and_redirect(
     conn: asyncpg.Connection, params: dict[str, str]
 ) -> tuple[asyncpg.Record, str]:
-    """The client and redirect URI of a request; errors here are never redirected (RFC 6749
-    4.1.2.1), so they are returned as ValueError field messages."""
+    """The client and redirect URI of a request; errors are returned as ValueError messages.
+
+    Errors here are never redirected (RFC 6749 4.1.2.1), so they are field messages."""
     fields: dict[str, str] = {}
     client_id = params.get("client_id") or ""
     client = await store.get_client(conn, client_id) if 0 < len(client_id) <= 200 else None

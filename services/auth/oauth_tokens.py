@@ -65,8 +65,9 @@ async def exchange_code(
     form: dict[str, str],
     source: str,
 ) -> dict[str, Any] | None:
-    """grant_type=authorization_code; None when a spent code was replayed (its grant is ended
-    and the caller must commit that before refusing)."""
+    """The token exchange for grant_type=authorization_code; None when a spent code was replayed.
+
+    On a replay the grant is ended and the caller must commit that before refusing."""
     client = await _client(conn, form)
     code, verifier = form.get("code") or "", form.get("code_verifier") or ""
     if not code:
@@ -119,8 +120,10 @@ async def exchange_code(
 async def refresh(
     conn: asyncpg.Connection, keystore: KeyStore, settings: AuthSettings, form: dict[str, str]
 ) -> dict[str, Any] | None:
-    """grant_type=refresh_token with rotation; None when a spent token was replayed (the grant
-    is ended and the caller must commit that before refusing)."""
+    """The token exchange for grant_type=refresh_token, with rotation.
+
+    None when a spent token was replayed: the grant is ended and the caller must commit that
+    before refusing."""
     client = await _client(conn, form)
     token = form.get("refresh_token") or ""
     if not token:
@@ -154,8 +157,9 @@ async def refresh(
 async def revoke(
     conn: asyncpg.Connection, keystore: KeyStore, settings: AuthSettings, form: dict[str, str]
 ) -> None:
-    """RFC 7009: end the grant a refresh or access token of this client belongs to (unknown
-    tokens are ignored, as the RFC says)."""
+    """RFC 7009: end the grant a refresh or access token of this client belongs to.
+
+    Unknown tokens are ignored, as the RFC says."""
     client = await _client(conn, form)
     token = form.get("token") or ""
     if not token:
@@ -177,8 +181,9 @@ async def revoke(
 async def _session_of_jwt(
     conn: asyncpg.Connection, keystore: KeyStore, issuer: str, token: str
 ) -> uuid.UUID | None:
-    """The `sid` of one of our OAuth access tokens (signed by us, issued by `issuer`; expired
-    ones too)."""
+    """The `sid` of one of our OAuth access tokens, expired ones too.
+
+    The token is signed by us and issued by `issuer`."""
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError:

@@ -13,8 +13,9 @@ RESOLVE_TIMEOUT_S = 5.0
 
 
 async def resolve(bus: Bus, org: str, refs: Sequence[str]) -> dict[str, ResolvedServer]:
-    """The servers named by `refs` (names or ids) that the org owns or was shared, by ref; a
-    server of another org is absent, exactly like one that does not exist."""
+    """The servers named by `refs` (names or ids) that the org owns or was shared, by ref.
+
+    A server of another org is absent, exactly like one that does not exist."""
     if not refs:
         return {}
     try:

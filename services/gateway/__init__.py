@@ -1,0 +1,1 @@
+"""The gateway service: the MCP endpoints in front of the registered servers; nothing durable."""

@@ -1,8 +1,10 @@
-"""What of a client's `_meta` travels upstream. Not the 2026-07-28 envelope, which the gateway
-sends for itself, except what a 2026-07-28 client asks for this one request: the log level it
-wants messages at, and the input capabilities it declared, so that the upstream asks it only for
-what it can answer (SEP-2322: sampling, elicitation, roots). Upstreams of earlier revisions get
-none of the envelope: they learnt their client at the handshake."""
+"""What of a client's `_meta` travels upstream.
+
+Not the 2026-07-28 envelope, which the gateway sends for itself, except what a 2026-07-28 client
+asks for this one request: the log level it wants messages at, and the input capabilities it
+declared, so that the upstream asks it only for what it can answer (SEP-2322: sampling,
+elicitation, roots). Upstreams of earlier revisions get none of the envelope: they learnt their
+client at the handshake."""
 
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ INPUT_CAPABILITIES = ("sampling", "elicitation", "roots")  # what an upstream ma
 
 
 def upstream_meta(meta: Any, capabilities: Any = None) -> dict[str, Any]:
-    """The client's `_meta` without the envelope but its log level; with the client's
-    `capabilities` (2026-07-28 clients), those of them an `input_required` result may ask for."""
+    """The client's `_meta` without the envelope but its log level.
+
+    With the client's `capabilities` (2026-07-28 clients), those of them an `input_required`
+    result may ask for."""
     out = (
         {
             k: v

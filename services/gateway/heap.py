@@ -42,8 +42,10 @@ def settle() -> float:
 
 
 class Settler:
-    """Settles the heap `SETTLE_DELAY_S` after the first of a burst of changes. The heap is the
-    process's: however many settlers there are, one settle is pending at a time."""
+    """Settles the heap `SETTLE_DELAY_S` after the first of a burst of changes.
+
+    The heap is the process's: however many settlers there are, one settle is pending at a
+    time."""
 
     _pending: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
 

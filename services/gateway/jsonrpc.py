@@ -85,9 +85,10 @@ CODE_RANGE = range(-(2**31), 2**31)
 
 
 def well_formed(reply: dict[str, Any]) -> dict[str, Any]:
-    """An upstream's JSON-RPC response, or (when its error or result is malformed: a code that
-    is not an integer, a message that is not a string, a result that is not an object) a -32010
-    error in its place, so nothing downstream ever trips over it."""
+    """An upstream's JSON-RPC response, or a -32010 error in its place when it is malformed.
+
+    Malformed is an error code that is not an integer, a message that is not a string, a result
+    that is not an object; so nothing downstream ever trips over it."""
     if "error" in reply:
         err = reply["error"]
         if (

@@ -1,6 +1,8 @@
-"""`Mcp-Param-*` headers (SEP-2243, 2026-07-28): a tool's input schema marks properties with
-`x-mcp-header`, and a `tools/call` mirrors their values into `Mcp-Param-<name>` headers (values
-that are not plain printable ASCII as `=?base64?...?=`), so intermediaries can route on them.
+"""`Mcp-Param-*` headers (SEP-2243, 2026-07-28): tool arguments mirrored into request headers.
+
+A tool's input schema marks properties with `x-mcp-header`, and a `tools/call` mirrors their
+values into `Mcp-Param-<name>` headers (values that are not plain printable ASCII as
+`=?base64?...?=`), so intermediaries can route on them.
 
 The gateway checks a client's headers against the call's arguments (the SDK's comparison: a
 header decoded, then matched; a missing, extra, malformed or mismatching one is -32020, HTTP
@@ -22,8 +24,10 @@ PREFIX = "mcp-param-"
 
 
 def received(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """A request's `Mcp-Param-*` headers (lower-case names, values without the surrounding
-    whitespace RFC 9110 excludes from a field value), duplicates kept."""
+    """A request's `Mcp-Param-*` headers, duplicates kept.
+
+    Names are lower-case; values are without the surrounding whitespace RFC 9110 excludes from a
+    field value."""
     return tuple((k.lower(), v.strip()) for k, v in headers if k.lower().startswith(PREFIX))
 
 

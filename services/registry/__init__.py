@@ -1,0 +1,1 @@
+"""The registry service: servers, their tools, upstream secrets, health and settings."""

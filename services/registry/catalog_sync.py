@@ -94,8 +94,10 @@ def from_modelscope(entry: dict[str, Any]) -> dict[str, Any] | None:
 async def fetch(
     url: str, token: str | None, fmt: str, allow: list[IPNetwork], timeout: float
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Every catalog entry (following the registry's cursor), converted to server fields;
-    through the outbound guard (raises SsrfRefused before connecting to a refused host)."""
+    """Every catalog entry (following the registry's cursor), converted to server fields.
+
+    Fetched through the outbound guard (raises SsrfRefused before connecting to a refused
+    host)."""
     guard = Guard(allow)
     await guard.check_url(url)
     session = guard.session(timeout=aiohttp.ClientTimeout(total=timeout))

@@ -118,8 +118,9 @@ async def discover_remote(
     timeout: float,
     allow: list[IPNetwork],
 ) -> Listing:
-    """Connect with the official MCP client and list everything (through the outbound guard,
-    to the URL's host only)."""
+    """Connect with the official MCP client and list everything.
+
+    Through the outbound guard, to the URL's host only."""
     guard = Guard(allow)
     try:
         host, _ = await guard.check_url(url)

@@ -39,8 +39,10 @@ def messages(server: Any, tools: list[Any]) -> list[dict[str, str]]:
 async def describe(
     cfg: dict[str, Any], server: Any, tools: list[Any], timeout: float, allow: list[IPNetwork]
 ) -> str:
-    """Ask the configured LLM for a description (through the outbound guard: `allow` holds the
-    CIDRs the SSRF rules let through, e.g. a model served on the local network)."""
+    """Ask the configured LLM for a description, through the outbound guard.
+
+    `allow` holds the CIDRs the SSRF rules let through, e.g. a model served on the local
+    network."""
     base, model, key = configured(cfg)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     body = {"model": model, "messages": messages(server, tools), "temperature": 0.2}

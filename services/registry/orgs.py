@@ -1,5 +1,6 @@
-"""Orgs as the registry keeps them: by id (docs/TENANCY.md); a slug is resolved through the
-caller's principal, else by asking auth (rpc.auth.org)."""
+"""Orgs as the registry keeps them: by id (docs/TENANCY.md).
+
+A slug is resolved through the caller's principal, else by asking auth (rpc.auth.org)."""
 
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ async def lookup(reg: Registry, ref: str) -> OrgReply | None:
 
 
 async def org_id(reg: Registry, principal: Principal, ref: str) -> str:
-    """An org reference (id or slug) as the org's id; one the caller is not in stays as given
-    (a filter on it then matches nothing the caller may read)."""
+    """An org reference (id or slug) as the org's id.
+
+    One the caller is not in stays as given (a filter on it then matches nothing the caller may
+    read)."""
     if ref in principal.orgs:
         return ref
     if ref in principal.org_slugs:
@@ -49,9 +52,10 @@ async def org_id(reg: Registry, principal: Principal, ref: str) -> str:
 
 
 async def creation_org(reg: Registry, principal: Principal, ref: str | None) -> str | None:
-    """The org (id) a new server belongs to. A platform admin may name any existing org (by id
-    or slug), or none: the server is then the platform's; others create in an org they
-    administer (theirs by default)."""
+    """The org (id) a new server belongs to.
+
+    A platform admin may name any existing org (by id or slug), or none: the server is then the
+    platform's; others create in an org they administer (theirs by default)."""
     if not principal.is_platform_admin:
         return permissions.creation_org(principal, ref)
     if ref is None:
@@ -71,8 +75,10 @@ def same_org(ref: str) -> Unprocessable:
 
 
 async def normalise_stored(reg: Registry) -> int:
-    """Rewrite servers whose org column holds a slug (stored before orgs were kept by id) to
-    the org's id, with a `registry.server.updated` event each; returns how many changed."""
+    """Rewrite servers whose org column holds a slug to the org's id; returns how many changed.
+
+    Slugs were stored before orgs were kept by id. Each rewrite comes with a
+    `registry.server.updated` event."""
     changed = 0
     async with reg.pool.acquire() as conn:
         refs = await servers_store.list_org_refs(conn)

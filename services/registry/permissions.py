@@ -17,10 +17,12 @@ def admin_orgs(principal: Principal) -> list[str]:
 
 @dataclass(frozen=True)
 class Visibility:
-    """What a principal may read, in the shape the list queries filter on (SQL, so totals and
-    pages stay right): everything, or servers of orgs it administers (owned or shared with
-    them), of its teams (owner team within the server's org), of its grants (by server id,
-    held by the owning org or one it is shared with), and single tools of narrowed grants."""
+    """What a principal may read, in the shape the list queries filter on.
+
+    The shape is SQL, so totals and pages stay right: everything, or servers of orgs it
+    administers (owned or shared with them), of its teams (owner team within the server's org),
+    of its grants (by server id, held by the owning org or one it is shared with), and single
+    tools of narrowed grants."""
 
     everything: bool
     orgs: list[str]
@@ -68,20 +70,23 @@ def can(principal: Principal, permission: str, server: Any, tool: str | None = N
 
 
 def reads_whole(principal: Principal, server: Any) -> bool:
-    """True when the principal may read the whole server (its resources and prompts), not only
-    the tools a narrowed grant names."""
+    """True when the principal may read the whole server (its resources and prompts).
+
+    Not only the tools a narrowed grant names."""
     return tenancy.reads_whole(principal, ref(server))
 
 
 def inspects(principal: Principal, server: Any) -> bool:
-    """True when the principal reaches the server through its owning org (not only a share):
-    it then sees its secrets' names and, as platform admin, whom it is shared with."""
+    """True when the principal reaches the server through its owning org (not only a share).
+
+    It then sees its secrets' names and, as platform admin, whom it is shared with."""
     return tenancy.may(principal, "read", ref(server), via_share=False)
 
 
 def require_inspect(principal: Principal, server: Any) -> None:
-    """403 for a server the principal reaches only through a share: its sources (their URLs and
-    header names) are the owning org's."""
+    """403 for a server the principal reaches only through a share.
+
+    Its sources (their URLs and header names) are the owning org's."""
     if not inspects(principal, server):
         raise Forbidden(
             f"{server['name']!r} is lent to your org; its sources are its own org's.",
@@ -92,8 +97,9 @@ def require_inspect(principal: Principal, server: Any) -> None:
 def require_read(
     principal: Principal, server: Any, ref_: str, missing: NotFound | None = None
 ) -> None:
-    """404 (`missing`, else the server's) when the server is invisible to the principal: its
-    existence, and its name, are not revealed."""
+    """404 (`missing`, else the server's) when the server is invisible to the principal.
+
+    Its existence, and its name, are not revealed."""
     if not can(principal, "read", server):
         raise missing or NotFound(f"Server {ref_!r} not found.", details={"server": ref_})
 
@@ -111,8 +117,10 @@ def require_write(
 
 
 def holds_secrets(principal: Principal, server: Any) -> bool:
-    """True for those who may carry a server's stored secrets to a new destination: platform
-    admins and admins of the owning org (a `write` grant may not, docs/TENANCY.md)."""
+    """True for those who may carry a server's stored secrets to a new destination.
+
+    Those are platform admins and admins of the owning org (a `write` grant may not,
+    docs/TENANCY.md)."""
     if principal.is_platform_admin:
         return True
     org = tenancy.org_id(principal, server["org"])
@@ -120,8 +128,10 @@ def holds_secrets(principal: Principal, server: Any) -> bool:
 
 
 def require_trust(principal: Principal, server: Any) -> None:
-    """403 unless the principal may vouch for a server's annotations (`trusted`): those who hold
-    its secrets (platform admins, admins of its org); a `write` grant is not enough."""
+    """403 unless the principal may vouch for a server's annotations (`trusted`).
+
+    Those who may are those who hold its secrets (platform admins, admins of its org); a
+    `write` grant is not enough."""
     if holds_secrets(principal, server):
         return
     raise Forbidden(
@@ -131,9 +141,11 @@ def require_trust(principal: Principal, server: Any) -> None:
 
 
 def creation_org(principal: Principal, org: str | None) -> str | None:
-    """The org (its id) a new server of a non-platform-admin belongs to: the named one (by id or
-    slug) or the caller's; 404 when the caller is not in it, 403 when not its admin. Platform
-    admins' org references are resolved by the caller (they may name any org)."""
+    """The org (its id) a new server of a non-platform-admin belongs to.
+
+    The named one (by id or slug) or the caller's; 404 when the caller is not in it, 403 when
+    not its admin. Platform admins' org references are resolved by the caller (they may name
+    any org)."""
     if principal.is_platform_admin:
         return org
     org = tenancy.org_id(principal, org) if org else principal.org

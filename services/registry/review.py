@@ -107,9 +107,11 @@ def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str
 
 
 def _texts(tool: Mapping[str, Any]) -> list[str]:
-    """Every text of a tool a model reads: description, title, annotations' title, and in its
-    input and output schemas, nested at any depth, every description, title, comment, property
-    name, default, enum value, const and example."""
+    """Every text of a tool a model reads.
+
+    Description, title, annotations' title, and in its input and output schemas, nested at any
+    depth, every description, title, comment, property name, default, enum value, const and
+    example."""
     texts = [tool.get("description") or "", tool.get("title") or ""]
     annotations = tool.get("annotations")
     if isinstance(annotations, Mapping) and isinstance(annotations.get("title"), str):
@@ -205,8 +207,10 @@ class ForeignNames:
         return sorted(found - {own})
 
     def _words(self, run: str) -> Iterable[str]:
-        """The known names in a run of name characters: a name is whole when it starts at the
-        run's start or after a `.`, and ends at the run's end or before a `.`."""
+        """The known names in a run of name characters, each a whole name.
+
+        A name is whole when it starts at the run's start or after a `.`, and ends at the run's
+        end or before a `.`."""
         dots = [i for i, c in enumerate(run) if c == "."]
         ends = [*dots, len(run)]
         for start in (0, *(i + 1 for i in dots)):
@@ -220,8 +224,10 @@ class ForeignNames:
 def poisoning_flags(
     tool: Mapping[str, Any], foreign_tools: Iterable[str] | ForeignNames = ()
 ) -> list[str]:
-    """Markers of tool poisoning in the tool's texts; `foreign_tools` are other servers' tools
-    (bare names and the gateway's `{server}{separator}{tool}` names, see `foreign_names`)."""
+    """Markers of tool poisoning in the tool's texts.
+
+    `foreign_tools` are other servers' tools (bare names and the gateway's
+    `{server}{separator}{tool}` names, see `foreign_names`)."""
     flags: list[str] = []
     text = "\n".join(_texts(tool))
     for name, pattern in POISON_PATTERNS + CROSS_TOOL_PATTERNS:

@@ -1,5 +1,7 @@
-"""rpc.registry.* handlers: the routable snapshot the gateway starts from, the spec of one
-hosted server the sandbox launches, and the servers an org may name in a grant."""
+"""rpc.registry.* handlers: the routable snapshot, a hosted server's spec, grantable servers.
+
+The routable snapshot is what the gateway starts from; the spec of one hosted server is what
+the sandbox launches; the servers an org may name in a grant are what auth binds grants to."""
 
 from __future__ import annotations
 
@@ -121,8 +123,10 @@ MAX_RESOLVE = 200
 
 
 async def resolve(reg: Registry, request: ResolveRequest) -> ResolveReply:
-    """The servers named (by name, path or id) that `org` owns or was shared: what auth binds a
-    grant to. Another org's server is left out exactly like one that does not exist."""
+    """The servers named (by name, path or id) that `org` owns or was shared.
+
+    They are what auth binds a grant to. Another org's server is left out exactly like one that
+    does not exist."""
     org, refs = request.org, request.servers
     if not org:
         raise ValidationError("org must be an org id.", details={"field": "org"})

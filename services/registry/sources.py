@@ -81,8 +81,9 @@ async def imported_names(conn: asyncpg.Connection, server: Any, source_id: Any) 
 
 
 def missing(ref: str) -> NotFound:
-    """The 404 of a source that does not exist or whose server the caller may not see (the
-    server is not named)."""
+    """The 404 of a source that does not exist or whose server the caller may not see.
+
+    The server is not named."""
     return NotFound(f"Source {ref!r} not found.", details={"source": ref})
 
 
@@ -156,8 +157,10 @@ async def update(
     *,
     keep_secrets: bool = True,
 ) -> Any:
-    """Change the given fields of a source. Unless `keep_secrets` (the caller may carry them),
-    a new url or transport drops the stored headers (docs/TENANCY.md)."""
+    """Change the given fields of a source.
+
+    Unless `keep_secrets` (the caller may carry them), a new url or transport drops the stored
+    headers (docs/TENANCY.md)."""
     fields = body.model_dump(exclude_unset=True)
     moved = any(k in fields and fields[k] != source[k] for k in ("url", "transport"))
     if moved and not keep_secrets:

@@ -31,8 +31,10 @@ def tool_item(change: review.ToolChange, fingerprint: str | None, routable: bool
 def with_tools(
     payload: ev.ServerChanged, items: list[dict[str, Any]] | None
 ) -> list[ev.ServerChanged]:
-    """`payload` carrying the summary of `items` (itself alone when there are none), split so
-    that no event carries more than MAX_DETAIL_BYTES of detail."""
+    """`payload` carrying the summary of `items`, split so no event carries too much detail.
+
+    Itself alone when there are no items; no event carries more than MAX_DETAIL_BYTES of
+    detail."""
     if not items:
         return [payload]
     counts = dict(Counter(item["change"] for item in items))

@@ -1,5 +1,7 @@
-"""Views of servers and tools: public JSON (secrets masked), and the snapshot's and the hosted
-launch spec's shared types from libs/common/rpc_types.py (secrets decrypted)."""
+"""Views of servers and tools: public JSON (secrets masked), and the shared RPC types.
+
+The snapshot's and the hosted launch spec's views use the shared types of
+libs/common/rpc_types.py (secrets decrypted)."""
 
 from __future__ import annotations
 
@@ -42,9 +44,10 @@ def secret_aad(server_id: Any, kind: str, key: str) -> str:
 def server_out(
     server: asyncpg.Record, secrets: Iterable[asyncpg.Record], full: bool = True
 ) -> dict[str, Any]:
-    """The public view: header and env values masked. Unless `full` (the caller reaches the
-    server only through a share), the secrets' names and the orgs it is shared with are left
-    out too."""
+    """The public view: header and env values masked.
+
+    When not `full` (the caller reaches the server only through a share), the secrets' names and
+    the orgs it is shared with are left out too."""
     masked = secrets_by_kind(secrets if full else (), None)
     meta = dict(server["metadata"] or {})
     return {

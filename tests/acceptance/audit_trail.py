@@ -1,5 +1,6 @@
-"""The audit trail through nginx: the tool-call records of a server, once the audit service has
-caught up with the event stream."""
+"""The audit trail through nginx: the tool-call records of a server.
+
+They are read once the audit service has caught up with the event stream."""
 
 from __future__ import annotations
 
@@ -62,8 +63,10 @@ async def by_trace(
 async def records_by_trace(
     api: httpx.AsyncClient, admin: Admin, server: str, traces: set[str], wait_s: float = 60
 ) -> dict[str, list[dict[str, Any]]]:
-    """The records of `server` for each trace id once the consumer is idle (every event in the
-    stream stored, redeliveries included, so a missing record is lost and a duplicate shows)."""
+    """The records of `server` for each trace id once the consumer is idle.
+
+    Idle means every event in the stream stored, redeliveries included, so a missing record is
+    lost and a duplicate shows."""
     try:
         async with asyncio.timeout(wait_s):
             while not all((await by_trace(api, admin, server, traces)).values()):

@@ -1,5 +1,7 @@
-"""A steady load of `tools/call` through nginx, in both MCP generations, every answer judged:
-a result, a clean JSON-RPC error, or not clean (an HTML page, a bare 5xx, a hang, a reset)."""
+"""A steady load of `tools/call` through nginx, in both MCP generations, every answer judged.
+
+An answer is a result, a clean JSON-RPC error, or not clean (an HTML page, a bare 5xx, a hang, a
+reset)."""
 
 from __future__ import annotations
 
@@ -89,8 +91,9 @@ class Load:
         self.stopping.set()
 
     async def once(self, tool: str, key: str | None = None) -> Outcome:
-        """One 2026-07-28 call of `tool` on a connection of its own (with `key`, else the
-        load's), judged and counted like the load's."""
+        """One 2026-07-28 call of `tool` on its own connection, judged and counted like the load's.
+
+        The connection uses `key`, else the load's."""
         async with httpx.AsyncClient(base_url=self.base_url, timeout=CALL_TIMEOUT_S) as http:
             trace = secrets.token_hex(16)
             city = f"c{trace[:12]}"

@@ -1,5 +1,7 @@
-"""The npm peers as users run them: the TypeScript SDK client, and server-everything as a
-TypeScript SDK upstream over Streamable HTTP (both on the pinned Node 22)."""
+"""The npm peers as users run them: the TypeScript SDK client, and server-everything upstream.
+
+server-everything runs as a TypeScript SDK upstream over Streamable HTTP; both are on the pinned
+Node 22."""
 
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ async def run_ts_client(mcp_url: str, key: str, tool: str, arguments: dict[str, 
 
 @asynccontextmanager
 async def everything_over_http() -> AsyncIterator[str]:
-    """`server-everything streamableHttp` (the TypeScript SDK's server, with an event store,
-    so it primes SSE streams) on a free port; yields its MCP URL."""
+    """`server-everything streamableHttp` on a free port; yields its MCP URL.
+
+    It is the TypeScript SDK's server, with an event store, so it primes SSE streams."""
     node.installed()
     port = ports.free_port()
     server = await asyncio.create_subprocess_exec(

@@ -54,7 +54,7 @@ class Platform:
 
     @property
     def url(self) -> str:
-        """nginx's base URL."""
+        """The base URL of the stack's nginx."""
         return self.stack.url
 
     def logs(self) -> str:
@@ -127,8 +127,9 @@ def copy_checkout(source: Path = proc.ROOT) -> Path:
 
 
 def _point_editable_install_at(root: Path, source: Path) -> None:
-    """Make the copied venv's editable install of the project name the copy, as
-    `pip install -e .` in the copy would have (the services import from their cwd anyway)."""
+    """Make the copied venv's editable install of the project name the copy.
+
+    As `pip install -e .` in the copy would have (the services import from their cwd anyway)."""
     for finder in (root / ".venv" / "lib").glob("python*/site-packages/__editable__*finder.py"):
         finder.write_text(finder.read_text().replace(str(source), str(root)))
 
@@ -167,8 +168,9 @@ def _closure(requirements: list[Requirement]) -> set[str]:
 
 
 def _uninstall(root: Path, packages: list[str]) -> None:
-    """Remove packages from the copy's venv: the platform runs on a plain install, and a
-    service that imports a test-only package must fail here as it fails for users."""
+    """Remove packages from the copy's venv: the platform runs on a plain install.
+
+    A service that imports a test-only package must fail here as it fails for users."""
     if packages:
         python = root / ".venv" / "bin" / "python"
         subprocess.run(
@@ -189,14 +191,16 @@ def remove_leftovers() -> None:
 
 
 def relocated_work_root(root: Path) -> Path:
-    """Where the sandbox, run as root, moves the default work root of the checkout at root
-    (other users cannot enter the 0700 directory)."""
+    """Where the sandbox, run as root, moves the default work root of the checkout at root.
+
+    Other users cannot enter the 0700 directory."""
     return relocated_root((root / ".run" / "sandbox").resolve())
 
 
 async def start(stack: Stack) -> str | None:
-    """Start the stack; on a failure, let the other services finish starting and return it (so
-    each capability's test reports on its own service rather than all failing at boot)."""
+    """Start the stack; on a failure, let the other services finish starting and return it.
+
+    So each capability's test reports on its own service rather than all failing at boot."""
     try:
         await stack.start(timeout=90)
         return None

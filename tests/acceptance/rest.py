@@ -35,8 +35,9 @@ def unique(prefix: str) -> str:
 
 
 def expect(resp: httpx.Response, status: int, capability: str) -> Any:
-    """The JSON body of `resp` after asserting its status; a failure names the capability and
-    shows the answer (error answers carry no credential)."""
+    """The JSON body of `resp` after asserting its status.
+
+    A failure names the capability and shows the answer (error answers carry no credential)."""
     assert resp.status_code == status, (
         f"{capability}: {resp.request.method} {resp.request.url.path} answered "
         f"{resp.status_code}, expected {status}: {resp.text[:600]}"

@@ -26,8 +26,10 @@ async def sdk_client(base_url: str, key: str, mode: str = "auto") -> AsyncIterat
 
 
 async def call_text(client: Client, tool: str, arguments: dict[str, Any]) -> str:
-    """The text of a tool call's result, or what went wrong instead (a JSON-RPC error, an error
-    result), for the test to assert on outside the client's task group."""
+    """The text of a tool call's result, or what went wrong instead.
+
+    What went wrong is a JSON-RPC error or an error result, for the test to assert on outside
+    the client's task group."""
     try:
         result = await client.call_tool(tool, arguments)
     except MCPError as exc:

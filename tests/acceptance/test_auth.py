@@ -162,8 +162,10 @@ async def test_auth_signs_in_manages_users_orgs_teams_grants_keys_tokens_and_ses
 
 
 def forged_rs256(kid: str) -> str:
-    """A JWT whose header names `alg: RS256` with the platform's real key id, and whose claims
-    look right; its signature is 256 random bytes (nobody holds an RSA key for that kid)."""
+    """A JWT with the platform's real key id and right-looking claims, but a random signature.
+
+    Its header names `alg: RS256` with that key id; its signature is 256 random bytes (nobody
+    holds an RSA key for that kid)."""
 
     def part(doc: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()

@@ -1,5 +1,6 @@
-"""The gateway through nginx with the official SDK clients of both generations and a TypeScript
-SDK upstream."""
+"""The gateway through nginx with the official SDK clients of both generations.
+
+The upstream is a TypeScript SDK server."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The sandbox on the booted platform: its isolation tier, a stdio server from npm and a code
-tool called through /mcp, and attacks from inside a sandbox that each must be blocked."""
+"""The sandbox on the booted platform: its isolation tier, a stdio server, a code tool, attacks.
+
+A stdio server from npm and a code tool are called through /mcp, and attacks from inside a
+sandbox each must be blocked."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Faults under load: one of two gateway replicas killed, NATS restarted (after a crash, and
-after a hang), Postgres restarted, while both MCP generations call a tool through nginx.
+"""Faults under load, while both MCP generations call a tool through nginx.
+
+The faults: one of two gateway replicas killed, NATS restarted (after a crash, and after a
+hang), Postgres restarted.
 
 Every call must end in a result or a clean JSON-RPC error (never an HTML page, a bare 5xx, a
 reset or a hang), a valid credential is never refused as unauthenticated because the platform is

@@ -1,5 +1,7 @@
-"""MCP over HTTP through nginx, both generations, as raw JSON-RPC: requests, answers read from
-JSON or SSE bodies, and a verdict on each answer (a result, a clean JSON-RPC error, or not)."""
+"""MCP over HTTP through nginx, both generations, as raw JSON-RPC.
+
+Requests, answers read from JSON or SSE bodies, and a verdict on each answer (a result, a clean
+JSON-RPC error, or not)."""
 
 from __future__ import annotations
 
@@ -47,8 +49,9 @@ def traceparent(trace: str) -> dict[str, str]:
 
 
 def message(resp: httpx.Response, rid: Any = None) -> dict[str, Any] | None:
-    """The JSON-RPC message answering request `rid` (any answer when None) from a JSON or SSE
-    body; None when the body holds none."""
+    """The JSON-RPC message answering request `rid` (any answer when None) from a JSON or SSE body.
+
+    None when the body holds none."""
     kind = resp.headers.get("content-type", "")
     try:
         if kind.startswith("text/event-stream"):

@@ -1,6 +1,8 @@
-"""The conformance tests' stack: the five services behind nginx, as the e2e tests boot it, but in
-a database and a NATS namespace of its own, so that it never shares events, consumers or
-registered servers with an e2e stack on the same pytest worker."""
+"""The conformance tests' stack: the five services behind nginx, in a database of its own.
+
+It is booted as the e2e tests boot it, but in a database and a NATS namespace of its own, so
+that it never shares events, consumers or registered servers with an e2e stack on the same
+pytest worker."""
 
 from collections.abc import AsyncIterator
 

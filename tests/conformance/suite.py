@@ -1,5 +1,7 @@
-"""Running the official conformance CLI (npm @modelcontextprotocol/conformance) and reading what
-it found: one directory per scenario under its `-o` output dir, each with a `checks.json`."""
+"""Running the official conformance CLI and reading what it found.
+
+The CLI is npm @modelcontextprotocol/conformance; it writes one directory per scenario under its
+`-o` output dir, each with a `checks.json`."""
 
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ class SuiteRun:
 
 
 def read_results(out_dir: Path) -> dict[str, list[str]]:
-    """scenario -> its failed checks, from the CLI's output directory."""
+    """Each scenario's failed checks, from the CLI's output directory."""
     results: dict[str, list[str]] = {}
     for checks_file in sorted(out_dir.glob("*/checks.json")):
         match = RUN_DIR.match(checks_file.parent.name)

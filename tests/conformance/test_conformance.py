@@ -75,8 +75,9 @@ async def _compare(
     out: Path,
     record: Callable[[str, object], None],
 ) -> tuple[SuiteRun, SuiteRun]:
-    """Run the suite at the upstream and through the gateway; record the counts (printed at the
-    end of the run) and return both runs."""
+    """Run the suite at the upstream and through the gateway; record the counts, return both runs.
+
+    The counts are printed at the end of the run."""
     token, key = admin
     async with upstream() as url:
         path = await _registered(stack, token, key, url)

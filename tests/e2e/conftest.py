@@ -55,8 +55,9 @@ def remove_old_logs(label: str = "e2e", max_age_s: float = 3600) -> None:
 
 
 class SecuredStack(Stack):
-    """A stack whose services sign in to NATS and Postgres as themselves; tests that need to
-    look underneath get the NATS admin user and the database's admin URL."""
+    """A stack whose services sign in to NATS and Postgres as themselves.
+
+    Tests that need to look underneath get the NATS admin user and the database's admin URL."""
 
     def __init__(self, config: StackConfig, nats: devstack_nats.Nats, database_url: str) -> None:
         super().__init__(config)
@@ -82,9 +83,11 @@ async def running_stack(
     label: str = "e2e",
     env: dict[str, str] | None = None,
 ) -> AsyncIterator[SecuredStack]:
-    """Boot the five services and nginx in a database, a namespace (`{namespace}{label}`) and
-    a nats-server of their own, each service as its own Postgres role and NATS user, with `env`
-    on top of STACK_ENV; tear down everything started, database and roles included."""
+    """Boot the five services and nginx in a database, a namespace and a nats-server of their own.
+
+    The namespace is `{namespace}{label}`; each service runs as its own Postgres role and NATS
+    user, with `env` on top of STACK_ENV. Teardown stops everything started, database and roles
+    included."""
     remove_old_logs(label)
     # a sandbox work root of the stack's own (not the checkout's .run/sandbox, which `make run`
     # uses), in the temp dir every sandbox uid can reach wherever the checkout lies

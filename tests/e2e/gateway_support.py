@@ -38,8 +38,9 @@ async def api_key(api: httpx.AsyncClient, token: str) -> str:
 async def register(
     api: httpx.AsyncClient, token: str, name: str, url: str, transport: str = "streamable-http"
 ) -> None:
-    """Register an upstream (Streamable HTTP unless `transport` says `sse`) through nginx (the
-    registry discovers its tools)."""
+    """Register an upstream through nginx (the registry discovers its tools).
+
+    Streamable HTTP unless `transport` says `sse`."""
     body = {"name": name, "transport": transport, "url": url}
     resp = await api.post("/api/v1/servers", json=body, headers=bearer(token))
     assert resp.status_code == 201, resp.text

@@ -240,8 +240,9 @@ class Builder:
     async def tool_call(
         self, admin: str, key: str, server: dict[str, Any], stdio: dict[str, Any]
     ) -> str:
-        """The member calls both servers' tools (the stdio one starts its process); the id of
-        the remote call's audit record."""
+        """The member calls both servers' tools; the id of the remote call's audit record.
+
+        The stdio one starts its process."""
         for name, args in (
             (f"{server['name']}__temperature", {"city": "Oslo"}),
             (f"{stdio['name']}__echo", {"text": "hello"}),

@@ -1,5 +1,6 @@
-"""The client × server matrix: every official-SDK client against every kind of official-SDK
-upstream, through nginx with an API key, on one stack.
+"""The client × server matrix: every official-SDK client against every official-SDK upstream.
+
+Every kind of upstream, through nginx with an API key, on one stack.
 
 Upstreams (each registered once, named `mx-<kind>`; the Python ones are twins of
 tests/node/ts_server.mjs, with the same tools and answers):
@@ -247,8 +248,9 @@ async def matrix(e2e_stack: Stack) -> AsyncIterator[Matrix]:
 
 
 async def run_ts_client(matrix: Matrix, plan: list[Call], transport: str) -> Report:
-    """Run the TypeScript SDK client (tests/node/sdk_client.mjs) over `transport` (`streamable`
-    at /mcp, `sse` at /sse) with `plan`."""
+    """Run the TypeScript SDK client (tests/node/sdk_client.mjs) over `transport` with `plan`.
+
+    `transport` is `streamable` (at /mcp) or `sse` (at /sse)."""
     url = f"{matrix.base}/sse" if transport == "sse" else f"{matrix.base}/mcp"
     steps = [
         {
@@ -282,8 +284,9 @@ def first_text(result: dict[str, Any]) -> str | None:
 
 
 async def run_python_client(matrix: Matrix, plan: list[Call], mode: str) -> Report:
-    """Run the Python SDK client over Streamable HTTP at /mcp in `mode` (`legacy`, or a modern
-    revision it adopts without a handshake) with `plan`."""
+    """Run the Python SDK client over Streamable HTTP at /mcp in `mode` with `plan`.
+
+    `mode` is `legacy`, or a modern revision it adopts without a handshake."""
     report = Report(session=False)
 
     async def note_session(response: httpx2.Response) -> None:
@@ -388,10 +391,12 @@ def problems_of(client: str, upstream: str, report: Report, servers: dict[str, s
 def progress_problems(
     pair: str, call: Call, outcome: Outcome, lossy: bool, window: bool = False
 ) -> list[str]:
-    """What went wrong with a call's progress: the gateway must put all of it on the wire before
-    the response; the SDK must hand it over (a lossy client: at least in order, without gaps).
-    `window`: the upstream may lose what it sends while its stream resumes (RESUME_WINDOW), so
-    what it sent before closing its stream is all that must arrive."""
+    """What went wrong with a call's progress.
+
+    The gateway must put all of it on the wire before the response; the SDK must hand it over
+    (a lossy client: at least in order, without gaps). `window`: the upstream may lose what it
+    sends while its stream resumes (RESUME_WINDOW), so what it sent before closing its stream is
+    all that must arrive."""
     expected = call.progress or []
     if window:
         outcome = _within_window(outcome, expected)
@@ -405,8 +410,9 @@ def progress_problems(
 
 
 def _within_window(outcome: Outcome, expected: list[float]) -> Outcome:
-    """The outcome with its progress taken as complete when it is the part of `expected` sent
-    before the stream closed (the first value) — what RESUME_WINDOW may leave of it."""
+    """The outcome, its progress taken as complete when it is what RESUME_WINDOW may leave.
+
+    That is the part of `expected` sent before the stream closed (the first value)."""
     head = expected[:1]
 
     def complete(seen: list[float] | None) -> list[float] | None:

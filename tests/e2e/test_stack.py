@@ -111,7 +111,9 @@ async def test_a_killed_service_turns_down_within_the_heartbeat_window(e2e_stack
 async def test_a_service_keeps_an_idle_connection_longer_than_nginx_does(
     e2e_stack: Stack,
 ) -> None:
-    """nginx drops idle upstream connections after 60 s; a service that closed first (uvicorn's
+    """A service keeps an idle connection open longer than nginx does.
+
+    nginx drops idle upstream connections after 60 s; a service that closed first (uvicorn's
     default is 5 s) would race nginx's next request on them, and a POST lost that way is a 502."""
     replica = next(r for r in e2e_stack.replicas_of("gateway") if r.alive())  # one may be killed
     reader, writer = await asyncio.open_connection(replica.host, replica.port)

@@ -1,5 +1,6 @@
-"""Each tenancy hole of issue 13, reproduced through nginx with the REST and MCP APIs only (so the
-same test runs against any version): every one fails on a platform that has the hole."""
+"""Each tenancy hole of issue 13, reproduced through nginx with the REST and MCP APIs only.
+
+So the same test runs against any version: every one fails on a platform that has the hole."""
 
 from __future__ import annotations
 

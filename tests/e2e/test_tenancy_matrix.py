@@ -1,7 +1,9 @@
-"""The tenancy matrix (docs/TENANCY.md): every route of every service × every role of org A ×
-every object of org B, through nginx on the real stack. No cross-org read or write succeeds:
-an item route answers 404, exactly as for an object that does not exist; a list omits org B's
-objects; MCP, the legacy SSE transport and the WebSockets show org A nothing of org B.
+"""The tenancy matrix (docs/TENANCY.md): every route × every org A role × every org B object.
+
+Every route of every service × every role of org A × every object of org B, through nginx on the
+real stack. No cross-org read or write succeeds: an item route answers 404, exactly as for an
+object that does not exist; a list omits org B's objects; MCP, the legacy SSE transport and the
+WebSockets show org A nothing of org B.
 
 The routes come from the five apps' route tables (`app.routes`), so a new route cannot be left
 out: each must match a rule of RULES, or the matrix fails naming it. A failure names the route,
@@ -51,8 +53,9 @@ SUCCESS = range(200, 300)
 
 @dataclass(frozen=True)
 class Rule:
-    """How the matrix treats a route: its kind, and the body each method sends (valid, so that
-    only the object decides the answer)."""
+    """How the matrix treats a route: its kind, and the body each method sends.
+
+    The bodies are valid, so that only the object decides the answer."""
 
     kind: str
     why: str = ""  # for OWN and PLATFORM routes: why no org's object is behind them
@@ -431,8 +434,9 @@ def credential(a: World, caller: str) -> dict[str, str]:
 
 
 def leaks(text: str, b: World, said: str = "") -> list[str]:
-    """Org B's markers found in a response, but for those the caller itself said (a 404 may
-    repeat the reference it was given)."""
+    """Org B's markers found in a response, but for those the caller itself said.
+
+    A 404 may repeat the reference it was given."""
     return sorted(m for m in b.markers if m in text and m not in said)
 
 
@@ -581,8 +585,9 @@ async def create_route(
     a: World,
     b: World,
 ) -> None:
-    """A collection: its list omits org B's objects; a create naming org B is refused as for an
-    org that does not exist."""
+    """A collection: its list omits org B's objects.
+
+    A create naming org B is refused as for an org that does not exist."""
     if method == "GET":
         await list_route(http, matrix, method, path, a, b)
         return
@@ -612,8 +617,9 @@ def judge(
     sent: str,
     not_404: bool = False,
 ) -> None:
-    """Record the first way an answer about org B's object differs from one about a missing
-    object: success, another status, a status other than 404 (`not_404`), or org B's names."""
+    """Record the first way an answer about org B's object differs from one about a missing one.
+
+    The ways: success, another status, a status other than 404 (`not_404`), or org B's names."""
     if resp.status_code in SUCCESS:
         matrix.fail(f"{where}: {resp.status_code} (succeeded) {resp.text[:200]}")
     elif resp.status_code != missing.status_code:

@@ -105,8 +105,9 @@ async def test_no_generated_request_makes_a_service_answer_5xx(
 
 
 def failures(report: str) -> str:
-    """The report's failure section (each failing request, its answer and a curl to repeat it),
-    else its end."""
+    """The report's failure section, else its end.
+
+    The section holds each failing request, its answer and a curl to repeat it."""
     start = report.find("= FAILURES =")
     end = report.find("= SUMMARY =")
     if start < 0:

@@ -207,8 +207,9 @@ class AuthClient:
         return resp.json() if resp.content else None
 
     async def server(self, org: str | None, name: str | None = None, **fields: Any) -> Any:
-        """Register a (disabled, never contacted) server in `org` (id or slug; None: the
-        platform's), as the platform admin."""
+        """Register a (disabled, never contacted) server in `org`, as the platform admin.
+
+        `org` is an id or slug; None: the platform's."""
         body = {
             "name": name or unique("srv"),
             "transport": "streamable-http",
@@ -228,9 +229,11 @@ class AuthClient:
     async def granted_member(
         self, server: str, permissions: list[str] | None = None, org: dict | None = None
     ) -> GrantedMember:
-        """A new user in a new team of `org` (default: a new org, to which the platform server
-        `server` is first lent), the team granted `permissions` on `server`, with an API key
-        narrowed to that team. A `write` grant needs the server to be `org`'s own."""
+        """A new user in a new team of `org`, granted `permissions` on `server`, with an API key.
+
+        `org` defaults to a new org, to which the platform server `server` is first lent; the
+        team is granted `permissions` on `server`, and the API key is narrowed to that team. A
+        `write` grant needs the server to be `org`'s own."""
         lent = org is None
         org = org or await self.create_org()
         team = await self.create_team(org["slug"])

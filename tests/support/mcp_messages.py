@@ -11,8 +11,10 @@ def initialize(
     version: str = "2025-11-25",
     request_id: int | str = 1,
 ) -> dict[str, Any]:
-    """A fresh legacy `initialize` request. `client` is a name (clientInfo `{name, version: "1"}`),
-    a clientInfo dict sent as it is, or None for no clientInfo at all."""
+    """A fresh legacy `initialize` request.
+
+    `client` is a name (clientInfo `{name, version: "1"}`), a clientInfo dict sent as it is, or
+    None for no clientInfo at all."""
     params: dict[str, Any] = {"protocolVersion": version, "capabilities": dict(capabilities or {})}
     if isinstance(client, str):
         params["clientInfo"] = {"name": client, "version": "1"}

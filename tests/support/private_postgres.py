@@ -10,8 +10,9 @@ from libs.devstack import postgres
 
 
 class PrivatePostgres:
-    """A cluster restarted on the same port (clients find it again); a commit the client saw
-    survives `pg_ctl stop -m immediate` (synchronous_commit on)."""
+    """A cluster restarted on the same port (clients find it again).
+
+    A commit the client saw survives `pg_ctl stop -m immediate` (synchronous_commit on)."""
 
     def __init__(self, base: Path) -> None:
         self.base = base  # a directory the unprivileged user can reach: the cluster runs as it

@@ -25,8 +25,9 @@ Upstream = Callable[..., AbstractAsyncContextManager[str]]
 
 
 class DeclaringServer(MCPServer):
-    """An SDK server whose tools declare `execution` as `execution` says (by tool name, changeable
-    while it runs); the SDK's own server declares none."""
+    """An SDK server whose tools declare `execution` as `execution` says.
+
+    By tool name, changeable while it runs; the SDK's own server declares none."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -106,10 +107,12 @@ def replaying(body: bytes, receive: Receive) -> Receive:
 
 
 def handshake_era(app: ASGIApp) -> ASGIApp:
-    """An SDK app whose connections all open in the handshake era (2025-11-25), over Streamable
-    HTTP and SSE alike: the client's `server/discover` probe loses its 2026-07-28 envelope, so the
-    server opens a legacy connection, refuses the probe, and the client falls back to
-    `initialize`. (2026-07-28 has no `execution` on tools: the SDK drops it there.)"""
+    """An SDK app whose connections all open in the handshake era (2025-11-25).
+
+    Over Streamable HTTP and SSE alike: the client's `server/discover` probe loses its
+    2026-07-28 envelope, so the server opens a legacy connection, refuses the probe, and the
+    client falls back to `initialize`. (2026-07-28 has no `execution` on tools: the SDK drops it
+    there.)"""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -174,10 +177,11 @@ async def run_upstream(
     json_response: bool = False,
     stateless: bool = False,
 ) -> AsyncIterator[str]:
-    """Serve `server` over Streamable HTTP (/mcp) or SSE (/sse), in the handshake era only when
-    `handshake`, priming its SSE responses and keeping their events when `resumable`, answering
-    with JSON instead of SSE when `json_response`, without sessions when `stateless`; yields its
-    MCP URL."""
+    """Serve `server` over Streamable HTTP (/mcp) or SSE (/sse); yields its MCP URL.
+
+    In the handshake era only when `handshake`, priming its SSE responses and keeping their
+    events when `resumable`, answering with JSON instead of SSE when `json_response`, without
+    sessions when `stateless`."""
     if transport == "sse":
         app = server.sse_app(transport_security=LOCAL)
         path = "/sse"

@@ -34,8 +34,10 @@ def managed_orgs(principal: Principal) -> tuple[str, ...] | None:
 
 
 def check_webhook_allowed(principal: Principal, webhook_url: str | None) -> None:
-    """Only platform admins choose where alerts are POSTed: a URL is an outbound request the
-    audit service makes, and an org admin must not aim it at internal addresses."""
+    """Only platform admins choose where alerts are POSTed.
+
+    A URL is an outbound request the audit service makes, and an org admin must not aim it at
+    internal addresses."""
     if webhook_url and not principal.is_platform_admin:
         raise Forbidden(
             "Only a platform admin may set a rule's webhook_url; org rules use the platform's.",
@@ -157,8 +159,9 @@ async def list_alerts(request: Request) -> Response:
 async def _require_server_of(
     conn: asyncpg.Connection, principal: Principal, org: str | None, server: str | None
 ) -> None:
-    """404 unless an org's rule names a server of that org (another org's server is not there
-    for it, docs/TENANCY.md); platform admins' rules may name any server."""
+    """404 unless an org's rule names a server of that org; platform admins' rules may name any.
+
+    Another org's server is not there for it (docs/TENANCY.md)."""
     if server is None or principal.is_platform_admin:
         return
     row = await servers_store.get_owner(conn, server)

@@ -23,8 +23,9 @@ from services.auth.views import user_view
 
 
 def client_source(request: Request) -> str:
-    """The caller's address: X-Real-IP when the peer is a trusted proxy (nginx sets it to the
-    address it was connected from, replacing what the client sent), else the peer itself.
+    """The caller's address: X-Real-IP when the peer is a trusted proxy, else the peer itself.
+
+    nginx sets X-Real-IP to the address it was connected from, replacing what the client sent.
     X-Forwarded-For is never read: nginx appends to what the client sent."""
     peer = request.client.host if request.client else "unknown"
     try:

@@ -99,8 +99,9 @@ async def metadata(request: Request) -> Response:
 
 
 async def registration_refused(request: Request) -> Response | None:
-    """The answer to a registration AUTH_OAUTH_REGISTRATION does not allow, else None: `off`
-    refuses all, `admin` wants a platform admin's credential (the initial access token)."""
+    """The answer to a registration AUTH_OAUTH_REGISTRATION does not allow, else None.
+
+    `off` refuses all, `admin` wants a platform admin's credential (the initial access token)."""
     mode = context_of(request).settings.oauth_registration
     if mode == "off":
         return oauth.OAuthError(
@@ -127,8 +128,9 @@ async def registration_refused(request: Request) -> Response | None:
 
 
 async def register(request: Request) -> Response:
-    """RFC 7591 dynamic client registration of a public client (PKCE, no secret), as
-    AUTH_OAUTH_REGISTRATION allows: open (rate-limited per source), admin only, or off."""
+    """RFC 7591 dynamic client registration of a public client (PKCE, no secret).
+
+    As AUTH_OAUTH_REGISTRATION allows: open (rate-limited per source), admin only, or off."""
     refused = await registration_refused(request)
     if refused is not None:
         return refused

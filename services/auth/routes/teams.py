@@ -246,8 +246,10 @@ async def list_grants(request: Request) -> Response:
 
 
 async def set_grant(request: Request) -> Response:
-    """Give a team permissions on a server of its org (or one shared with it), optionally only
-    on listed tools (org admin); a server of another org answers 404 like a missing one."""
+    """Give a team permissions on a server of its org, optionally only on listed tools.
+
+    The server is the org's own or one shared with it (org admin); a server of another org
+    answers 404 like a missing one."""
     principal = await authenticate(request)
     body = await parse_body(request, GrantIn)
     perms = sorted(set(body.permissions))

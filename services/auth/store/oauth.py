@@ -38,8 +38,10 @@ async def insert_client(
 async def recent_clients(
     conn: asyncpg.Connection, source: str, window_s: float
 ) -> tuple[int, float]:
-    """How many clients `source` registered within the window, and the seconds until the
-    oldest of them leaves it; registrations from one source are serialised until commit."""
+    """How many clients `source` registered within the window, and when the oldest leaves it.
+
+    The second figure is the seconds until the oldest of them leaves the window; registrations
+    from one source are serialised until commit."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('oauth-register:' || $1))", source)
     row = await conn.fetchrow(
         "SELECT count(*) AS n, extract(epoch FROM min(created_at)"

@@ -32,10 +32,11 @@ async def user_teams(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[async
 
 
 async def team_grants(conn: asyncpg.Connection, team_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
-    """The bound grants of the listed teams and of their ancestors (parent teams), each labelled
-    with the listed team it reaches the holder through and the org of the team holding it; the
-    depth bound stops a cycle. Unbound grants (a name no server of the org answers to) give
-    nothing and are left out."""
+    """The bound grants of the listed teams and of their ancestors (parent teams).
+
+    Each is labelled with the listed team it reaches the holder through and the org of the
+    team holding it; the depth bound stops a cycle. Unbound grants (a name no server of the org
+    answers to) give nothing and are left out."""
     return await conn.fetch(
         "WITH RECURSIVE chain (origin, team_id, depth) AS ("
         " SELECT id, id, 0 FROM auth.teams WHERE id = ANY($1)"

@@ -147,8 +147,10 @@ async def name_failures(conn: asyncpg.Connection, name_hash: str, window_s: int)
 
 
 async def take_name_slot(conn: asyncpg.Connection, name_hash: str, delay_s: float) -> float:
-    """Reserve the next attempt of a paced name: 0 when reserved (it runs after delay_s), else
-    the seconds until the attempt already waiting is done."""
+    """Reserve the next attempt of a paced name.
+
+    0 when reserved (it runs after delay_s), else the seconds until the attempt already waiting
+    is done."""
     taken = await conn.fetchval(
         "UPDATE auth.sign_in_names SET next_attempt_at = now() + make_interval(secs => $2)"
         " WHERE name_hash = $1 AND next_attempt_at <= now() RETURNING true",
@@ -166,8 +168,9 @@ async def take_name_slot(conn: asyncpg.Connection, name_hash: str, delay_s: floa
 
 
 async def record_name_failure(conn: asyncpg.Connection, name_hash: str, window_s: int) -> int:
-    """Count a failure of a sign-in name (a new run once the last is older than the window);
-    names idle for longer than the window are forgotten."""
+    """Count a failure of a sign-in name; a new run starts once the last is older than the window.
+
+    Names idle for longer than the window are forgotten."""
     window = float(window_s)
     failures = await conn.fetchval(
         "INSERT INTO auth.sign_in_names AS n (name_hash, failures) VALUES ($1, 1)"

@@ -39,8 +39,9 @@ KEEPALIVE_S = 15.0
 
 
 def listing_digest(table: RoutingTable) -> bytes:
-    """A digest of what clients can list (servers, routability, tools, prompts, resources):
-    registry events that leave it unchanged (status heartbeats, per-tool events replayed after
+    """A digest of what clients can list: servers, routability, tools, prompts, resources.
+
+    Registry events that leave it unchanged (status heartbeats, per-tool events replayed after
     the whole server was fetched, periodic resyncs) send no list_changed."""
     h = hashlib.blake2b(digest_size=16)
     for server in sorted(table.servers.values(), key=lambda s: s.name):

@@ -70,8 +70,9 @@ class Aggregate:
         self.watch = watch  # upstream resource subscriptions (legacy sessions, listen streams)
 
     def servers(self, ctx: CallContext) -> list[ServerEntry]:
-        """Routable servers the caller may read through this endpoint, by name (code tools have
-        neither resources nor prompts)."""
+        """Routable servers the caller may read through this endpoint, by name.
+
+        Code tools have neither resources nor prompts."""
         out = []
         for server in sorted(self.core.table.servers.values(), key=lambda s: s.name):
             if server.routable and server.transport != "code" and self._readable(ctx, server):
@@ -79,8 +80,10 @@ class Aggregate:
         return out
 
     def _readable(self, ctx: CallContext, server: ServerEntry) -> bool:
-        """Whether the caller may read all of `server` (through a team endpoint: that team's
-        grants): resources, prompts and completion are not given by a grant narrowed to tools."""
+        """Whether the caller may read all of `server`: its resources, prompts and completion.
+
+        Through a team endpoint, that team's grants count; a grant narrowed to tools gives none
+        of the three."""
         return self.core.table.may_read_server(ctx.principal, server, ctx.team, whole=True)
 
     def server(self, name: str, ctx: CallContext) -> ServerEntry:
@@ -144,8 +147,9 @@ class Aggregate:
 
     @staticmethod
     def subscription(uri: Any, ctx: CallContext) -> tuple[str, str]:
-        """(server, upstream URI) a subscription names: a `switchboard://` URI, or on
-        `/mcp/servers/{path}` the upstream's own."""
+        """(server, upstream URI) a subscription names.
+
+        A `switchboard://` URI, or on `/mcp/servers/{path}` the upstream's own."""
         if ctx.server is None:
             return unwrap(uri)
         if not isinstance(uri, str) or not uri:
@@ -248,8 +252,9 @@ class Aggregate:
         on_notify: Notify | None = None,
         capabilities: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One request to one server (with a 2026-07-28 client's `capabilities`); its JSON-RPC
-        error relayed."""
+        """One request to one server, its JSON-RPC error relayed.
+
+        A 2026-07-28 client's `capabilities` go with it."""
         if "_meta" in params or capabilities is not None:
             params = dict(params)
             if meta := client_meta.upstream_meta(params.pop("_meta", None), capabilities):

@@ -49,8 +49,9 @@ async def resolve(
     ctx: CallContext,
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Ask the legacy client what the upstream needs, retry (with the call's `Mcp-Param-*`
-    `headers`), until a complete result."""
+    """Ask the legacy client what the upstream needs and retry, until a complete result.
+
+    Each retry carries the call's `Mcp-Param-*` `headers`."""
     for _ in range(MAX_ROUNDS):
         if result.get("resultType") != "input_required":
             return result

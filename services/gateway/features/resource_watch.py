@@ -116,8 +116,9 @@ class ResourceWatch:
         callback: Callback,
         expires_at: float | None = None,
     ) -> None:
-        """Deliver updates of `uri` on `server` to `callback` (one per owner), until `expires_at`
-        (wall clock) when given."""
+        """Deliver updates of `uri` on `server` to `callback` (one per owner).
+
+        Until `expires_at` (wall clock) when given."""
         upstream = self.pool.upstream(server)
         if isinstance(upstream, HttpUpstream | SseUpstream) and not upstream.connected:
             try:

@@ -162,8 +162,9 @@ class SessionFollower:
             release()
 
     async def _sync(self, entry: ServerEntry, upstream: Any, session: str | None) -> bool:
-        """Subscribe what is wanted and unsubscribe what is not, on `session`; False when the
-        upstream's session changed meanwhile (the request went elsewhere)."""
+        """Subscribe what is wanted and unsubscribe what is not, on `session`.
+
+        False when the upstream's session changed meanwhile (the request went elsewhere)."""
         while True:
             wanted = set(self.watch.uris(self.server))
             self.refused = {uri: f for uri, f in self.refused.items() if uri in wanted}
@@ -187,8 +188,9 @@ class SessionFollower:
     async def _open_http(
         self, upstream: HttpUpstream
     ) -> tuple[str | None, asyncio.Future[None], Callable[[], None]]:
-        """The standalone GET stream of the upstream's session (a new session after a 404),
-        shared with task status (`session_stream.py`)."""
+        """The standalone GET stream of the upstream's session (a new session after a 404).
+
+        It is shared with task status (`session_stream.py`)."""
 
         async def on_message(msg: dict[str, Any]) -> None:
             await self._on_message(msg)

@@ -48,8 +48,10 @@ Unwrap = Callable[[Any, "CallContext"], tuple[ServerEntry, str]]
 
 
 def current(table: RoutingTable, route: ServerEntry) -> ServerEntry | None:
-    """`route` while the routing table still has it unchanged (else its tasks are gone with it;
-    asking the pool for a stale entry would replace the live connection)."""
+    """`route` while the routing table still has it unchanged.
+
+    Else its tasks are gone with it; asking the pool for a stale entry would replace the live
+    connection."""
     server = table.servers.get(route.name)
     if server is None or server.id != route.id:
         return None
@@ -101,8 +103,9 @@ class SessionStatus:
         self.followers.clear()
 
     def _live(self, key: str) -> float | None:
-        """Seconds until the first watched task of `key` expires (expired ones dropped); None
-        when none is left."""
+        """Seconds until the first watched task of `key` expires (expired ones dropped).
+
+        None when none is left."""
         now = time.monotonic()
         held = {k: w for k, w in self.watched.get(key, {}).items() if w.until > now}
         if not held:
@@ -136,8 +139,10 @@ class SessionStatus:
         self.entries.pop(key, None)
 
     async def _read(self, upstream: HttpUpstream, key: str) -> bool:
-        """Listen on the session's stream (shared with resource updates, `session_stream.py`)
-        until it ends or nothing is watched; True when the upstream offers no stream (405)."""
+        """Listen on the session's stream until it ends or nothing is watched.
+
+        The stream is shared with resource updates (`session_stream.py`). True when the upstream
+        offers no stream (405)."""
         unwatched = asyncio.Event()
 
         async def on_message(msg: dict[str, Any]) -> None:

@@ -122,8 +122,9 @@ class Tasks:
     # ---- ids -------------------------------------------------------------------------------
 
     def _owned(self, route: ServerEntry, task_id: str, principal: Principal) -> bytes:
-        """What the owner tag signs: the task's connection, the server's registry id (a server
-        deleted and registered again under its name is another server) and its creator."""
+        """What the owner tag signs: the task's connection, the server's registry id, its creator.
+
+        A server deleted and registered again under its name is another server."""
         fingerprint = principal_fingerprint(principal)
         return f"{route_tag(route)}\0{route.id}\0{fingerprint}\0{task_id}".encode()
 
@@ -173,9 +174,10 @@ class Tasks:
     async def augment(
         self, route: ServerEntry, forwarded: dict[str, Any], task: Any, tool: ToolEntry, name: str
     ) -> None:
-        """Add a 2025-11-25 client's `params.task` to the upstream call, when the tool declares
-        task support and its upstream takes task-augmented calls; else -32601 (bad `task`:
-        -32602). `name` is the tool as the client called it."""
+        """Add a 2025-11-25 client's `params.task` to the upstream call, when both sides take it.
+
+        That is when the tool declares task support and its upstream takes task-augmented calls;
+        else -32601 (bad `task`: -32602). `name` is the tool as the client called it."""
         ttl = task.get("ttl") if isinstance(task, dict) else None
         if not isinstance(task, dict) or not (
             ttl is None or (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl >= 0)
@@ -212,8 +214,10 @@ class Tasks:
         forwarded: dict[str, Any],
         ctx: CallContext,
     ) -> dict[str, Any]:
-        """A task-creating `tools/call` result, its id wrapped; a 2025-11-25 task is recorded
-        (for tasks/list) and its status followed (for the creating session's stream)."""
+        """A task-creating `tools/call` result, its id wrapped.
+
+        A 2025-11-25 task is recorded (for tasks/list) and its status followed (for the creating
+        session's stream)."""
         if result.get("resultType") == "task":
             return self.rewrap(result, route, ctx)
         task = result.get("task")
@@ -265,8 +269,10 @@ class Tasks:
     async def _wait(
         self, route: ServerEntry, forwarded: dict[str, Any], ctx: CallContext
     ) -> dict[str, Any]:
-        """tasks/result: held open until the task ends. A long wait is not a slow upstream, so
-        it takes no concurrency slot, has its own limit and does not trip the breaker."""
+        """tasks/result: held open until the task ends.
+
+        A long wait is not a slow upstream, so it takes no concurrency slot, has its own limit
+        and does not trip the breaker."""
         pool = self.core.pool
         upstream = pool.upstream(route)
         if not isinstance(upstream, HttpUpstream):
@@ -289,8 +295,10 @@ class Tasks:
             ) from None
 
     def _relaying(self, route: ServerEntry, ctx: CallContext) -> Notify:
-        """The message hook of a tasks/result: task ids wrapped; requests go to the client
-        (input_bridge); status notifications to the request's stream, else the session's."""
+        """The message hook of a tasks/result: task ids wrapped, messages sent on.
+
+        Requests go to the client (input_bridge); status notifications to the request's stream,
+        else the session's."""
         bridge = input_bridge.relaying(self.core, route, ctx)
         relay = self.status.relay
 

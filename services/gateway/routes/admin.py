@@ -28,8 +28,9 @@ class CallToolIn(pydantic.BaseModel):
 
 
 def _server(request: Request, principal: Principal) -> Any:
-    """The routing-table entry of the server in the path, or 404 (also when no grant lets the
-    caller see it: another org's server is not there for it)."""
+    """The routing-table entry of the server in the path, or 404.
+
+    404 also when no grant lets the caller see it: another org's server is not there for it."""
     name = request.path_params["name"]
     table = context(request).table
     server = table.servers.get(name) or next(

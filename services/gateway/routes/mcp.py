@@ -117,8 +117,10 @@ async def post_mcp(request: Request) -> Response:
 async def _notification(
     request: Request, principal: Principal, method: str, params: dict[str, Any]
 ) -> Response:
-    """Notifications of an authenticated caller are accepted; a cancellation names a call of
-    the caller's own session (by request id), else the session is unknown (404)."""
+    """Notifications of an authenticated caller are accepted.
+
+    A cancellation names a call of the caller's own session (by request id), else the session
+    is unknown (404)."""
     if method == "notifications/cancelled" and request.headers.get("mcp-session-id"):
         info = session_of(request, principal)
         # the replica running the call may be another one: relay.cancel reaches every replica
@@ -275,9 +277,11 @@ _METHODS = ["POST", "GET", "DELETE"]
 
 
 class _McpEndpoint:
-    """POST/GET/DELETE on one MCP path, served as a bare ASGI app: Starlette calls a class
-    instance endpoint directly, without its request_response wrapper (an exception still reaches
-    the app's ExceptionMiddleware, which renders it with the same handlers)."""
+    """POST/GET/DELETE on one MCP path, served as a bare ASGI app.
+
+    Starlette calls a class instance endpoint directly, without its request_response wrapper
+    (an exception still reaches the app's ExceptionMiddleware, which renders it with the same
+    handlers)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)

@@ -53,8 +53,10 @@ class TooLarge(HttpFailure):
 
 
 class ClosedIdle(HttpFailure):
-    """A kept-alive connection was closed by the server before any byte of the answer: the
-    server's idle timeout crossing our request, which it never read. Safe to send again."""
+    """A kept-alive connection was closed by the server before any byte of the answer.
+
+    That is the server's idle timeout crossing our request, which it never read. Safe to send
+    again."""
 
 
 class _Target:
@@ -363,6 +365,7 @@ class UpstreamHttp:
         self, url: str, body: bytes, headers: dict[str, str], limit: int | None = None
     ) -> Response:
         """POST `body`; returns once the response's head is in (read its body, then release).
+
         The body, or each SSE event of it, may be at most `limit` bytes (TooLarge)."""
         target = self._target(url)
         request = _encode(target, body, headers)
@@ -436,8 +439,10 @@ class UpstreamHttp:
 
 
 def _encode(target: _Target, body: bytes, headers: dict[str, Any]) -> bytes:
-    """The request's bytes. Framing headers are ours; a value or name with a line break (header
-    injection) or a character outside Latin-1 is refused."""
+    """The request's bytes.
+
+    Framing headers are ours; a value or name with a line break (header injection) or a
+    character outside Latin-1 is refused."""
     lines = [f"POST {target.path} HTTP/1.1\r\n"]
     given: set[str] = set()
     for name, value in headers.items():

@@ -58,8 +58,10 @@ ENDPOINT_TIMEOUT_S = 10.0
 async def sse_events(
     resp: aiohttp.ClientResponse, max_event_bytes: int
 ) -> AsyncIterator[tuple[str, bytes]]:
-    """(event type, data) of an SSE response's events that carry data, in order (priming events
-    carry none: they are skipped). An event past `max_event_bytes` raises sse.EventTooLarge."""
+    """(event type, data) of an SSE response's events that carry data, in order.
+
+    Priming events carry none: they are skipped. An event past `max_event_bytes` raises
+    sse.EventTooLarge."""
     async for event in sse.events(resp.content.iter_any(), max_event_bytes=max_event_bytes):
         if event.data:
             yield event.event, event.data

@@ -31,8 +31,9 @@ async def listen_messages(
     request_id: str,
     client_capabilities: dict[str, Any] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """The JSON-RPC messages of one upstream listen stream, until it ends (use with
-    `contextlib.aclosing`, so the stream closes as soon as the reader stops)."""
+    """The JSON-RPC messages of one upstream listen stream, until it ends.
+
+    Use with `contextlib.aclosing`, so the stream closes as soon as the reader stops."""
     meta = (
         {} if client_capabilities is None else {CLIENT_CAPABILITIES_META_KEY: client_capabilities}
     )

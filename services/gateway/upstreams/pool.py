@@ -36,6 +36,7 @@ Upstream = HttpUpstream | SseUpstream | SandboxUpstream
 
 class UpstreamPool:
     """One upstream connection per server, with its concurrency limit and circuit breaker.
+
     Every connection is opened through one outbound guard (resolved, checked, pinned)."""
 
     def __init__(
@@ -157,8 +158,9 @@ class UpstreamPool:
         principal: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], float]:
-        """Forward one request (`headers`: a call's `Mcp-Param-*`, for Streamable HTTP
-        upstreams); returns the upstream's JSON-RPC reply and the upstream ms."""
+        """Forward one request; returns the upstream's JSON-RPC reply and the upstream ms.
+
+        `headers` are a call's `Mcp-Param-*`, for Streamable HTTP upstreams."""
         upstream = self.upstream(server)
         breaker = self.admitted(server)
         timeout = server.timeout_s or self.settings.upstream_timeout_s

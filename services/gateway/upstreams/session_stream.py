@@ -51,8 +51,9 @@ class SessionStream:
         self._lock = asyncio.Lock()
 
     async def attach(self, listener: Listener) -> tuple[int, str | None, asyncio.Future[None]]:
-        """Listen on the stream of the upstream's current session (opened when needed): a token
-        for `detach`, the session id, and a future done when the stream ends.
+        """Listen on the stream of the upstream's current session, opened when needed.
+
+        Returns a token for `detach`, the session id, and a future done when the stream ends.
         Raises NoSessionStream on 404 / 405, TransportFailure on anything else but a stream."""
         async with self._lock:
             session = self.upstream.session_id

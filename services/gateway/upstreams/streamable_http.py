@@ -145,6 +145,7 @@ class HttpUpstream:
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Send one request over the pooled session; re-initialise once when it expired.
+
         `headers` (a call's `Mcp-Param-*`) go to 2026-07-28 upstreams only."""
         for attempt in range(2):
             if not self.connected:

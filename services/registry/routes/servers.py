@@ -69,8 +69,9 @@ async def get_server(request: Request) -> Response:
 
 
 async def server_details(request: Request) -> Response:
-    """A server with its tools, resources and prompts (MCP Gateway Registry details); a grant
-    narrowed to tools shows those tools only, and no resources or prompts."""
+    """A server with its tools, resources and prompts (MCP Gateway Registry details).
+
+    A grant narrowed to tools shows those tools only, and no resources or prompts."""
     principal = await authenticate(request)
     ref = request.path_params["name"]
     async with _reg(request).pool.acquire() as conn:

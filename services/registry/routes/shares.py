@@ -39,8 +39,9 @@ async def list_shares(request: Request) -> Response:
 
 
 async def share_server(request: Request) -> Response:
-    """Share the server with an org (by id or slug): its admins may then grant their teams read
-    and execute on it."""
+    """Share the server with an org (by id or slug).
+
+    Its admins may then grant their teams read and execute on it."""
     principal = await _platform_admin(request)
     body = await parse_body(request, ShareIn)
     reg = _reg(request)

@@ -68,8 +68,9 @@ UPSERT_SQL = (
 
 @dataclass(frozen=True)
 class ToolWrite:
-    """One tool definition to store: its state and flags; `approve` also records it as the
-    approved version."""
+    """One tool definition to store: its state and flags.
+
+    `approve` also records it as the approved version."""
 
     tool: dict[str, Any]
     fingerprint: str

@@ -1,5 +1,7 @@
-"""A Python SDK server with every tool, resource and prompt the 2026-07-28 conformance scenarios
-(npm @modelcontextprotocol/conformance 0.2.x) call, written from their descriptions."""
+"""A Python SDK server with every tool, resource and prompt the conformance scenarios call.
+
+The scenarios are the 2026-07-28 ones of npm @modelcontextprotocol/conformance 0.2.x; the server
+is written from their descriptions."""
 
 from __future__ import annotations
 
@@ -109,8 +111,9 @@ def _declared(ctx: Context, capability: str) -> bool:
 
 
 class EverythingServer(MCPServer):
-    """MCPServer whose json_schema_2020_12_tool lists the exact 2020-12 schema (the SDK would
-    generate its own from the function)."""
+    """MCPServer whose json_schema_2020_12_tool lists the exact 2020-12 schema.
+
+    The SDK would generate its own from the function."""
 
     async def list_tools(self) -> list[Tool]:
         """The tools, the 2020-12 one with its schema as written."""

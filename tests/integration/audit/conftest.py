@@ -83,8 +83,10 @@ async def publisher(audit_settings: AuditSettings) -> AsyncIterator[busmod.Bus]:
 
 @pytest.fixture
 async def clean(audit_pool: asyncpg.Pool, publisher: busmod.Bus) -> None:
-    """Empty the audit tables before a test, once the audit app has stored what earlier tests
-    published (a record stored after the truncation would count in this test)."""
+    """Empty the audit tables before a test, once the audit app has stored earlier tests' events.
+
+    Everything earlier tests published is stored first: a record stored after the truncation
+    would count in this test."""
     await consumed(publisher)
     # the app's own jobs (rollups, alert rules) read these tables meanwhile; TRUNCATE locks them
     # one by one, so Postgres may end it as a deadlock's victim: it is then simply run again
@@ -138,8 +140,9 @@ class People:
 
 @pytest.fixture(scope="package")
 async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
-    """The real auth service, in-process, on the session's namespace, with the real registry
-    beside it (grants name its servers, and its events say whose each server is)."""
+    """The real auth service, in-process on the session's namespace, beside the real registry.
+
+    Grants name the registry's servers, and its events say whose each server is."""
     settings = registry_settings(pg_url, nats_url, namespace)
     async with (
         auth_service(pg_url, nats_url, namespace) as client,

@@ -54,8 +54,9 @@ namespace, pg_url = package_isolation("aut")
 
 @pytest.fixture(scope="package")
 async def auth(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[AuthClient]:
-    """The running auth service and an admin-capable client, with the real registry beside it
-    (grants name servers it knows, docs/TENANCY.md)."""
+    """The running auth service and an admin-capable client, with the real registry beside it.
+
+    Grants name servers it knows (docs/TENANCY.md)."""
     settings = registry_settings(pg_url, nats_url, namespace)
     async with (
         auth_service(pg_url, nats_url, namespace) as client,

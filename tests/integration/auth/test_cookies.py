@@ -1,5 +1,6 @@
-"""Browser cookies are `__Host-` cookies (Secure, Path=/, no Domain) wherever they are Secure;
-plain-http development (SWITCHBOARD_COOKIE_SECURE=false) uses the plain names."""
+"""Browser cookies are `__Host-` cookies (Secure, Path=/, no Domain) wherever they are Secure.
+
+Plain-http development (SWITCHBOARD_COOKIE_SECURE=false) uses the plain names."""
 
 from http.cookies import SimpleCookie
 

@@ -1,5 +1,7 @@
-"""OAuth 2.1 for MCP clients end to end: register, authorize with the browser session, exchange
-with PKCE, call a resource server built with build_app, refresh, revoke; and every refusal."""
+"""OAuth 2.1 for MCP clients end to end, and every refusal.
+
+Register, authorize with the browser session, exchange with PKCE, call a resource server built
+with build_app, refresh, revoke; and every refusal."""
 
 import base64
 import hashlib

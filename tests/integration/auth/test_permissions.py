@@ -75,8 +75,9 @@ def only_platform_admin(ok: int) -> tuple[int, ...]:
 
 
 def org_admins(ok: int) -> tuple[int, ...]:
-    """Statuses of an endpoint for the org's admins (users or its scoped token); another org's
-    token finds nothing there (docs/TENANCY.md)."""
+    """Statuses of an endpoint for the org's admins (users or its scoped token).
+
+    Another org's token finds nothing there (docs/TENANCY.md)."""
     return 401, 403, 403, ok, ok, ok, 404
 
 

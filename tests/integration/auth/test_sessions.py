@@ -75,8 +75,9 @@ async def test_a_wrong_current_password_or_a_weak_new_one_is_refused(auth: AuthC
 
 
 async def failing(auth: AuthClient, name: str, times: int, **headers: str) -> list[tuple]:
-    """Sign in as `name` with a wrong password `times` in a row; each answer's status, error
-    code and message."""
+    """Sign in as `name` with a wrong password `times` in a row.
+
+    Returns each answer's status, error code and message."""
     body = {"username": name, "password": "Wrong-Passw0rd!"}
     answers = []
     for _ in range(times):

@@ -1,6 +1,8 @@
-"""NATS refuses what a service's code should never do: a real nats-server with the users
-`make run` and the test stacks generate (libs/devstack/natsauth.py, libs/common/bus_access.py),
-and each service's real Bus doing its own work within its permissions."""
+"""NATS refuses what a service's code should never do.
+
+A real nats-server with the users `make run` and the test stacks generate
+(libs/devstack/natsauth.py, libs/common/bus_access.py), and each service's real Bus doing its own
+work within its permissions."""
 
 from __future__ import annotations
 
@@ -93,8 +95,9 @@ async def admin_client(secured: tuple[Nats, NatsAuth, Path]) -> NatsClient:
 
 
 async def answered(bus: Bus, subject: str, data: dict) -> object:
-    """bus.request, asked again while the server has not seen the responder's subscription yet
-    (a loaded machine): permitted requests are answered, refused ones never are."""
+    """Repeat bus.request while the server has not seen the responder's subscription yet.
+
+    That happens on a loaded machine: permitted requests are answered, refused ones never are."""
 
     async def answered() -> list[Any]:
         return [await bus.request(subject, data)]  # a list: even an empty reply is an answer
@@ -104,7 +107,7 @@ async def answered(bus: Bus, subject: str, data: dict) -> object:
 
 
 def ns(subject: str) -> str:
-    """subject under the test's namespace."""
+    """The subject `subject` under the test's namespace."""
     return f"{NAMESPACE}.{subject}"
 
 
@@ -119,8 +122,9 @@ async def until_refused(errors: list[str], subject: str, kind: str = "subscripti
 
 
 async def sign_in(url: str, credentials: dict[str, str]) -> bytes:
-    """The server's answer to a CONNECT with credentials, then PING (the wire protocol, as
-    any program on the host could speak it)."""
+    """The server's answer to a CONNECT with credentials, then PING.
+
+    The wire protocol, as any program on the host could speak it."""
     host, port = url.removeprefix("nats://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     try:

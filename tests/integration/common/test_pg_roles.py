@@ -1,5 +1,7 @@
-"""Postgres refuses what a service's SQL should never do: each service's own role (created by
-libs/devstack/pgroles.py, as `make run` and the test stacks do) owns its schema and nothing else."""
+"""Postgres refuses what a service's SQL should never do.
+
+Each service's own role (created by libs/devstack/pgroles.py, as `make run` and the test stacks
+do) owns its schema and nothing else."""
 
 from __future__ import annotations
 

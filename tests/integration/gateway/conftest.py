@@ -39,8 +39,9 @@ SERVER_IDS: dict[str, str] = {}  # name → id of each server `register` made
 
 
 def member(*grants: tuple[str, str, set[str]], teams: tuple[str, ...] = ("team-a",)) -> Principal:
-    """A user of TEST_ORG whose teams hold the given (team, server, permissions) grants, bound
-    to the servers `register` made (register them first)."""
+    """A user of TEST_ORG whose teams hold the given (team, server, permissions) grants.
+
+    The grants are bound to the servers `register` made (register them first)."""
     return Principal(
         kind="api_key",
         id="u-member",
@@ -104,10 +105,12 @@ async def registry(
 
 @pytest.fixture(autouse=True)
 async def clean_registry(registry: Registry) -> AsyncIterator[None]:
-    """Every test starts without user servers — deleted through the registry's logic, and the
-    package's gateway (`stack`, which outlives tests) has dropped them before the test registers
-    a server of the same name: a stale entry would otherwise answer the test's wait, and its
-    calls would go to the previous test's (stopped) upstream."""
+    """Every test starts without user servers.
+
+    They are deleted through the registry's logic, and the package's gateway (`stack`, which
+    outlives tests) has dropped them before the test registers a server of the same name: a
+    stale entry would otherwise answer the test's wait, and its calls would go to the previous
+    test's (stopped) upstream."""
     gone: list[str] = []
     async with registry.pool.acquire() as conn:
         for row in await conn.fetch("SELECT * FROM registry.servers WHERE name <> 'code'"):
@@ -125,8 +128,7 @@ async def clean_registry(registry: Registry) -> AsyncIterator[None]:
 
 
 async def register(registry: Registry, name: str, url: str, **extra: Any) -> Any:
-    """Register and discover a server of `org` (default TEST_ORG) through the registry's own
-    logic."""
+    """Register and discover a server of `org` (default TEST_ORG) through the registry's logic."""
     org = extra.pop("org", TEST_ORG)
     body = ServerCreate(
         name=name, transport=extra.pop("transport", "streamable-http"), url=url, **extra
@@ -304,8 +306,9 @@ async def stack(
 
 @pytest.fixture
 async def replica_b(stack: Stack, pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[str]:
-    """A second gateway replica beside `stack`, on the same NATS namespace (shares the session
-    secret, the relay subjects and the registry events)."""
+    """A second gateway replica beside `stack`, on the same NATS namespace.
+
+    It shares the session secret, the relay subjects and the registry events."""
     from services.gateway.app import create_app
 
     settings = settings_for(GatewaySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)

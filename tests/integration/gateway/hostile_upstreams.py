@@ -1,6 +1,7 @@
-"""A hand-written Streamable HTTP upstream whose tools answer what no SDK server would: endless
-bodies, one endless SSE event, malformed JSON-RPC errors. The handshake and listing are real, so
-the registry discovers it with the official client like any other server."""
+"""A hand-written Streamable HTTP upstream whose tools answer what no SDK server would.
+
+Endless bodies, one endless SSE event, malformed JSON-RPC errors. The handshake and listing are
+real, so the registry discovers it with the official client like any other server."""
 
 from __future__ import annotations
 

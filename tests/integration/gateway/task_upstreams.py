@@ -1,5 +1,6 @@
-"""Upstreams with tasks, by hand: the official SDK (2.3.0) has the task wire types but no server
-side, in either revision. Small Starlette apps speaking JSON-RPC as the specifications say:
+"""Upstreams with tasks, by hand: small Starlette apps speaking JSON-RPC as the specifications say.
+
+The official SDK (2.3.0) has the task wire types but no server side, in either revision.
 
 - `TaskServer`: 2026-07-28, stateless, the Tasks extension (`io.modelcontextprotocol/tasks`):
   `tools/call` answers `resultType: "task"` when the request declares the extension; tasks/get,
@@ -240,8 +241,10 @@ class SessionTaskServer:
         return rpc_result(body["id"], result, {"Mcp-Session-Id": session})
 
     def standalone(self, session: str) -> Response:
-        """The session's GET stream: the messages queued for it. Idle for IDLE_S, the server
-        closes it (as it may); what comes meanwhile waits in the queue for the next GET."""
+        """The session's GET stream: the messages queued for it.
+
+        Idle for IDLE_S, the server closes it (as it may); what comes meanwhile waits in the
+        queue for the next GET."""
         if session in self.streaming:
             return Response(status_code=409)
         queue = self.sessions[session]
@@ -302,8 +305,10 @@ class SessionTaskServer:
         return rpc_error(rid, -32601, f"Method not found: {method}")
 
     def call(self, session: str, rid: Any, params: dict[str, Any]) -> Response:
-        """tools/call: a task when augmented (render may, sign must; like a careless server, it
-        does not check that note may not), else inline."""
+        """tools/call: a task when augmented, else inline.
+
+        `render` may be task-augmented, `sign` must; like a careless server, it does not check
+        that `note` may not."""
         name, task = params.get("name"), params.get("task")
         if task is None:
             if name == "sign":
@@ -326,8 +331,9 @@ class SessionTaskServer:
         return rpc_result(rid, {"task": dict(self.tasks[task_id])})
 
     def result(self, rid: Any, task_id: str) -> Response:
-        """tasks/result: the outcome at once when the task ended, else an SSE stream that asks
-        for pending input and carries the outcome once the task ends."""
+        """tasks/result: the outcome at once when the task ended, else an SSE stream.
+
+        The stream asks for pending input and carries the outcome once the task ends."""
         if self.tasks[task_id]["status"] in TERMINAL:
             return JSONResponse({"jsonrpc": "2.0", "id": rid, **self.outcome(task_id)})
 

@@ -117,9 +117,10 @@ async def test_the_sdk_client_reads_resources_and_prompts(registry, stack, mode)
 async def test_a_uri_with_a_line_break_reaches_the_upstream_but_never_its_headers(
     registry, core_factory
 ) -> None:
-    """Mcp-Name carries the URI toward a 2026-07-28 upstream; one that would split the request
-    is left out of the headers (the body still carries it), so the upstream answers for itself
-    and its breaker does not count a failure."""
+    """Mcp-Name carries the URI toward a 2026-07-28 upstream, unless it would split the request.
+
+    One that would split the request is left out of the headers (the body still carries it), so
+    the upstream answers for itself and its breaker does not count a failure."""
     async with run_upstream(rich("alpha")) as a:
         await register(registry, "alpha", a)
         core = await core_factory()

@@ -1,5 +1,7 @@
-"""Every MCP endpoint authenticates before it does or says anything: notifications, client
-replies and malformed bodies included, in both generations and on the HTTP+SSE transport."""
+"""Every MCP endpoint authenticates before it does or says anything.
+
+Notifications, client replies and malformed bodies included, in both generations and on the
+HTTP+SSE transport."""
 
 from __future__ import annotations
 

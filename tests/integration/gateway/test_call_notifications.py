@@ -1,5 +1,7 @@
-"""Notifications an upstream sends before a call's result (log messages) reach the client on the
-call's response, in both generations; a call that sends none is answered with plain JSON."""
+"""Notifications an upstream sends before a call's result reach the client on the call's response.
+
+Such notifications are log messages, in both generations; a call that sends none is answered
+with plain JSON."""
 
 from __future__ import annotations
 

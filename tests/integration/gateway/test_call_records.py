@@ -1,5 +1,6 @@
-"""What a call's record says (the definition called, arguments under the platform's policy),
-and per-team concurrency caps."""
+"""What a call's record says, and per-team concurrency caps.
+
+The record says the definition called and the arguments under the platform's policy."""
 
 from __future__ import annotations
 

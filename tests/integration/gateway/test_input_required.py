@@ -317,8 +317,9 @@ async def test_a_prompt_needing_input_is_answered_in_every_generation(
 
 
 def capability_aware(name: str) -> MCPServer:
-    """An upstream that asks, in `input_required`, only for inputs the client declared it can
-    give (SEP-2322), from a tool and from a prompt."""
+    """An upstream that asks, in `input_required`, only for inputs the client declared it can give.
+
+    SEP-2322; it asks from a tool and from a prompt."""
     server = MCPServer(name)
 
     def asked(ctx: Context) -> InputRequiredResult:

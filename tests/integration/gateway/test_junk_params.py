@@ -1,5 +1,6 @@
-"""Junk params on every method, in both generations, on `/mcp` and on a server view: a JSON-RPC
-error or a result, never a 5xx, and the gateway stays healthy."""
+"""Junk params on every method, in both generations, on `/mcp` and on a server view.
+
+The answer is a JSON-RPC error or a result, never a 5xx, and the gateway stays healthy."""
 
 from __future__ import annotations
 

@@ -108,8 +108,9 @@ async def _next_message(lines: AsyncIterator[Event]) -> dict:
 
 
 async def _reply(lines: AsyncIterator[Event]) -> dict:
-    """The next answer on the stream, past any notification (another test's registry change may
-    announce itself at any time)."""
+    """The next answer on the stream, past any notification.
+
+    Another test's registry change may announce itself at any time."""
     while "id" not in (message := await _next_message(lines)):
         pass
     return message
@@ -197,8 +198,9 @@ async def test_the_per_server_sse_view_has_unprefixed_tools_and_prompts(
 async def test_no_list_changed_reaches_a_stream_before_its_session_is_initialized(
     registry, stack
 ) -> None:
-    """A client lists after `initialize` anyway: a change announced before it is noise that
-    would arrive where the client waits for its initialize result."""
+    """A client lists after `initialize` anyway: a change announced before it is noise.
+
+    It would arrive where the client waits for its initialize result."""
     async with httpx.AsyncClient(timeout=10, headers=bearer(stack.admin)) as http:
         async with http.stream("GET", f"{stack.url}/sse") as stream:
             lines = stream_events(stream)

@@ -1,5 +1,6 @@
-"""`Mcp-Param-*` headers and encoded `Mcp-Name` (SEP-2243) through the gateway, to a Python SDK
-upstream that checks them too."""
+"""`Mcp-Param-*` headers and encoded `Mcp-Name` (SEP-2243) through the gateway.
+
+The upstream is a Python SDK server that checks them too."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from tests.support.mcp_messages import initialize
 
 
 def regional(name: str) -> MCPServer:
-    """An upstream whose tool mirrors its `region` argument into `Mcp-Param-Region`, and a prompt
-    whose name is not plain ASCII."""
+    """An upstream whose tool mirrors its `region` argument into `Mcp-Param-Region`.
+
+    It also has a prompt whose name is not plain ASCII."""
     server = MCPServer(name)
 
     @server.tool(description="Say where the call was routed.")

@@ -1,5 +1,6 @@
-"""Progress relayed to the client before the result; cancellation reaching the replica that runs
-the call and, through it, the upstream."""
+"""Progress relayed to the client before the result, and cancellation reaching the upstream.
+
+Cancellation reaches the replica that runs the call and, through it, the upstream."""
 
 from __future__ import annotations
 

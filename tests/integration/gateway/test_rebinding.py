@@ -66,8 +66,9 @@ async def test_clients_without_origin_and_pages_on_loopback_are_served(stack: St
 async def public_gateway(
     stack: Stack, pg_url: str, nats_url: str, namespace: str
 ) -> AsyncIterator[str]:
-    """A replica published as https://mcp.example.com, reached as gateway.internal inside, with
-    the console of https://console.example.org allowed."""
+    """A replica published as https://mcp.example.com, reached as gateway.internal inside.
+
+    The console of https://console.example.org is allowed."""
     from services.gateway.app import create_app
 
     env: dict[str, Any] = {

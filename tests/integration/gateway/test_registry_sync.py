@@ -39,8 +39,9 @@ def updated(name: str, version: int) -> ev.Event:
 
 
 async def idle(core: Any, registry: Any = None) -> None:
-    """Wait until the registry has relayed its events (when given) and the core refetches
-    nothing, then a moment for the snapshot requests to be seen."""
+    """Wait until the registry (when given) has relayed its events and the core refetches nothing.
+
+    Then wait a moment for the snapshot requests to be seen."""
     async with asyncio.timeout(5):
         while registry is not None and await registry.pool.fetchval(
             "SELECT count(*) FROM registry.outbox"

@@ -1,5 +1,7 @@
-"""Resource updates of session-based upstreams (2025-era Streamable HTTP, HTTP+SSE), and
-subscriptions on `/mcp/servers/{path}`: official SDK upstreams and clients."""
+"""Resource updates of session-based upstreams, and subscriptions on `/mcp/servers/{path}`.
+
+The upstreams are 2025-era Streamable HTTP and HTTP+SSE; upstreams and clients are official
+SDK ones."""
 
 from __future__ import annotations
 
@@ -65,8 +67,10 @@ async def registered(registry, stack, name: str, transport: str, hub: Followed):
 
 @asynccontextmanager
 async def legacy_client(stack, transport: str, path: str = "") -> AsyncIterator[tuple]:
-    """The SDK client on a legacy session (Streamable HTTP or the SSE transport) at
-    `/mcp{path}`; yields it and the queue of resource URIs it was told changed."""
+    """The SDK client on a legacy session at `/mcp{path}`.
+
+    The session is Streamable HTTP or the SSE transport; yields the client and the queue of
+    resource URIs it was told changed."""
     updates: asyncio.Queue[str] = asyncio.Queue()
 
     async def on_message(message) -> None:  # noqa: ANN001

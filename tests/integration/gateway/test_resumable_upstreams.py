@@ -86,8 +86,10 @@ async def test_a_call_whose_python_server_closes_the_stream_is_answered_after_re
 
 
 class SlowReplays(MemoryEventStore):
-    """An event store that answers a replay only once `answers` responses are stored, as a store
-    across the network may: what other sessions stored meanwhile is in the replay's range."""
+    """An event store that answers a replay only once `answers` responses are stored.
+
+    As a store across the network may: what other sessions stored meanwhile is in the replay's
+    range."""
 
     def __init__(self, answers: int) -> None:
         super().__init__()

@@ -1,5 +1,7 @@
-"""2025-11-25 tasks (task-augmented `tools/call`, tasks/*, status notifications) through the
-gateway, between session clients and a session upstream that declares the `tasks` capability."""
+"""2025-11-25 tasks through the gateway, between session clients and a session upstream.
+
+Task-augmented `tools/call`, tasks/* and status notifications; the upstream declares the `tasks`
+capability."""
 
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ class Session:
         self.capabilities: dict[str, Any] = {}
 
     async def open(self, version: str = "2025-11-25") -> Session:
-        """initialize + notifications/initialized."""
+        """Open a session: initialize, then notifications/initialized."""
         init = {
             "protocolVersion": version,
             "capabilities": {},

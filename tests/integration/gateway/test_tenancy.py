@@ -1,5 +1,7 @@
-"""The gateway's side of tenancy (docs/TENANCY.md): grants of another org reach nothing, grants
-narrowed to tools give only those tools, and calls are filed under the server's org."""
+"""The gateway's side of tenancy (docs/TENANCY.md).
+
+Grants of another org reach nothing, grants narrowed to tools give only those tools, and calls
+are filed under the server's org."""
 
 from __future__ import annotations
 

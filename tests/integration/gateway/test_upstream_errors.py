@@ -1,5 +1,6 @@
-"""An upstream's malformed JSON-RPC answer is a clean JSON-RPC error for the client, never a 500;
-a well-formed one is relayed as it is, with HTTP 200 whatever its code."""
+"""An upstream's malformed JSON-RPC answer is a clean JSON-RPC error for the client, never a 500.
+
+A well-formed one is relayed as it is, with HTTP 200 whatever its code."""
 
 from __future__ import annotations
 

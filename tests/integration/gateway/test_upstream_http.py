@@ -357,8 +357,10 @@ async def test_https_upstreams_are_verified_and_kept_alive(tmp_path: Path) -> No
 async def test_a_kept_alive_connection_closed_as_the_request_crosses_it_is_retried_once(
     serve, client
 ) -> None:
-    """The server's idle timeout closing the connection just as a request is written: the
-    server never read it, so it goes again on a new connection (a fresh one is never retried)."""
+    """The server's idle timeout closing the connection just as a request is written.
+
+    The server never read it, so it goes again on a new connection (a fresh one is never
+    retried)."""
     inner = json_answer()
 
     def answer(request: bytes, transport: asyncio.Transport) -> None:

@@ -1,5 +1,6 @@
-"""Upstream MCP servers (official SDK) for protocol tests: progress, hangs, resources, prompts,
-resource subscriptions of 2025-era servers."""
+"""Upstream MCP servers (official SDK) for protocol tests.
+
+Progress, hangs, resources, prompts, resource subscriptions of 2025-era servers."""
 
 from __future__ import annotations
 
@@ -166,8 +167,10 @@ NOT_FOUND = -32002  # "Resource not found" of the 2025 revisions
 
 
 class Followed:
-    """A session-based upstream's resource subscriptions: which sessions follow which URI, and
-    every `resources/subscribe` / `resources/unsubscribe` it was sent."""
+    """A session-based upstream's resource subscriptions.
+
+    Which sessions follow which URI, and every `resources/subscribe` / `resources/unsubscribe`
+    it was sent."""
 
     def __init__(self) -> None:
         self.sessions: dict[str, set[ServerSession]] = {}
@@ -191,8 +194,9 @@ class Followed:
             await self.changed.wait_for(lambda: self.requests.count((method, uri)) >= count)
 
     async def touch(self, uri: str) -> int:
-        """`notifications/resources/updated` to every session following `uri` (on its
-        standalone stream); how many were told."""
+        """Send `notifications/resources/updated` to every session following `uri`.
+
+        Each on its standalone stream; returns how many were told."""
         following = list(self.sessions.get(uri, ()))
         for session in following:
             await session.send_resource_updated(uri)

@@ -1,5 +1,7 @@
-"""The registry's side of tenancy (docs/TENANCY.md): orgs by id or slug, platform servers and
-shares, secrets that do not follow a new destination, and the grant resolution auth asks for."""
+"""The registry's side of tenancy (docs/TENANCY.md).
+
+Orgs by id or slug, platform servers and shares, secrets that do not follow a new destination,
+and the grant resolution auth asks for."""
 
 from __future__ import annotations
 

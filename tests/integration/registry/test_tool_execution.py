@@ -1,5 +1,7 @@
-"""A tool's `execution` (2025-11-25 `taskSupport`): kept from every discovery path, shown by the
-tool API and the snapshot, and reviewed like the rest of the definition."""
+"""A tool's `execution` (2025-11-25 `taskSupport`) through discovery, the API and review.
+
+It is kept from every discovery path, shown by the tool API and the snapshot, and reviewed like
+the rest of the definition."""
 
 from __future__ import annotations
 

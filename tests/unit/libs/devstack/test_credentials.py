@@ -1,5 +1,6 @@
-"""The credentials the devstack hands out: one per service, nothing of the others, no secret in
-a repr."""
+"""The credentials the devstack hands out: one per service, nothing of the others.
+
+No secret shows in a repr."""
 
 from urllib.parse import urlsplit
 
