@@ -100,8 +100,10 @@ class RegistrySync:
                 delay = min(delay * 2, 5.0)
 
     async def on_event(self, event: Event) -> None:
-        """Apply one registry event: drop the server, reload everything, or refetch the server
-        (once per version: an event whose version the table shows already is old news)."""
+        """Apply one registry event: drop the server, reload everything, or refetch the server.
+
+        A server is refetched once per version: an event whose version the table shows already
+        is old news."""
         if event.type == ev.SETTINGS_UPDATED.name:
             ev.SETTINGS_UPDATED.decode(event)
             await self.load()
@@ -123,8 +125,10 @@ class RegistrySync:
         self.pull(name, fact.version)
 
     def pull(self, name: str, version: float = math.inf) -> None:
-        """Refetch a server in the background; while one refetch of it runs, more events about
-        it make one more refetch after it (unless it brought their version), however many."""
+        """Refetch a server in the background, coalescing the events that arrive meanwhile.
+
+        While one refetch of it runs, more events about it make one more refetch after it
+        (unless it brought their version), however many."""
         if name in self.pulling:
             self.wanted[name] = max(self.wanted.get(name, -1), version)
             return

@@ -70,8 +70,10 @@ class ToolEntry:
 
     @cached_property
     def param_headers(self) -> dict[tuple[str, ...], str]:
-        """Its `x-mcp-header` annotations: property path -> `Mcp-Param-` suffix (none when they
-        are invalid: clients then send no such header). Worked out on the first call."""
+        """Its `x-mcp-header` annotations: property path -> `Mcp-Param-` suffix.
+
+        None when they are invalid (clients then send no such header). Worked out on the first
+        call."""
         schema = self.definition.get("inputSchema")
         if find_invalid_x_mcp_header(schema) is not None:
             return {}
@@ -157,9 +159,11 @@ def tool_definition(tool: ToolView) -> dict[str, Any]:
 
 
 def wire_annotations(stored: Any) -> dict[str, Any]:
-    """Tool annotations as MCP sends them: the registry keeps what discovery gave it, which for
-    SDK-parsed tools is snake_case with every hint present (`read_only_hint: null`); clients need
-    camelCase with unset hints left out."""
+    """Tool annotations as MCP sends them.
+
+    The registry keeps what discovery gave it, which for SDK-parsed tools is snake_case with
+    every hint present (`read_only_hint: null`); clients need camelCase with unset hints left
+    out."""
     if not isinstance(stored, Mapping):
         return {}
     out = {}
@@ -306,8 +310,10 @@ class RoutingTable:
         self._visible.clear()
 
     def _named(self) -> dict[str, ToolEntry]:
-        """Every tool by its public name. Two servers' tools that would share a name (server
-        `a__b` tool `c` and server `a` tool `b__c`, or a crafted alias) never overwrite each
+        """Every tool by its public name.
+
+        Two servers' tools that would share a name (server `a__b` tool `c` and server `a` tool
+        `b__c`, or a crafted alias) never overwrite each
         other: each is listed under its pair's hashed alias, its `_meta` naming the name it
         would have had; an alias that is taken too withholds the tool. Said in the log once
         per change."""
@@ -374,8 +380,10 @@ class RoutingTable:
     def permits(
         self, principal: Principal, tool: ToolEntry, team: str | None = None, permission="execute"
     ) -> bool:
-        """True when a grant (of `team`, when given) allows `permission` on the tool: bound to
-        the server's id and held by its org or one it is shared with (docs/TENANCY.md)."""
+        """True when a grant (of `team`, when given) allows `permission` on the tool.
+
+        The grant is bound to the server's id and held by its org or one it is shared with
+        (docs/TENANCY.md)."""
         server = self.servers.get(tool.server)
         if server is None:
             return False
@@ -391,8 +399,10 @@ class RoutingTable:
     def may_read_server(
         self, principal: Principal, server: ServerEntry, team: str | None = None, whole=False
     ) -> bool:
-        """True when a grant (of `team`, when given) lets the principal see the server; `whole`:
-        all of it (resources, prompts, completion), which a grant narrowed to tools does not."""
+        """True when a grant (of `team`, when given) lets the principal see the server.
+
+        `whole`: all of it (resources, prompts, completion), which a grant narrowed to tools
+        does not give."""
         if team is None and principal.is_platform_admin:
             return True
         ref = server.ref

@@ -135,9 +135,10 @@ async def apply_changes(
     changes: list[review.ToolChange],
     source_id: uuid.UUID | None = None,
 ) -> list[dict[str, Any]]:
-    """Store planned tool changes (of the upstream, or of one external source) in two batched
-    statements; returns the summary item of each change, which the caller publishes in one
-    `server.updated` (summaries.with_tools)."""
+    """Store planned tool changes (of the upstream, or of one external source) in two statements.
+
+    Returns the summary item of each change, which the caller publishes in one `server.updated`
+    (summaries.with_tools)."""
     disabled = set(server["disabled_tools"])
     writes: list[tools_store.ToolWrite] = []
     removed: list[str] = []

@@ -128,8 +128,10 @@ def moved(server: asyncpg.Record, fields: dict[str, Any]) -> list[str]:
 
 
 def drop_secrets(server: asyncpg.Record, fields: dict[str, Any]) -> dict[str, Any]:
-    """The change with every stored secret dropped: headers and env become exactly what the
-    change gives, and `********` (keep the stored value) is refused, since nothing is kept."""
+    """The change with every stored secret dropped.
+
+    Headers and env become exactly what the change gives, and `********` (keep the stored
+    value) is refused, since nothing is kept."""
     kept = {
         f"{name}.{key}": "a stored value cannot follow a change of the server's destination"
         for name in SECRET_KINDS
@@ -153,9 +155,10 @@ async def update(
     *,
     keep_secrets: bool = True,
 ) -> tuple[asyncpg.Record, bool]:
-    """Apply changed fields; returns the server and whether a refresh is due. Unless
-    `keep_secrets` (the caller may carry them), a change of the destination drops the stored
-    secrets."""
+    """Apply changed fields; returns the server and whether a refresh is due.
+
+    Unless `keep_secrets` (the caller may carry them), a change of the destination drops the
+    stored secrets."""
     fields = body.model_dump(exclude_unset=True)
     if not keep_secrets and moved(server, fields):
         fields = drop_secrets(server, fields)
@@ -222,8 +225,9 @@ async def touch(
     *,
     tools: list[dict[str, Any]] | None = None,
 ) -> asyncpg.Record:
-    """Bump a server's version (optionally writing columns) and publish SERVER_UPDATED, with
-    the summary of the tool changes `tools` (summaries.tool_item) when given."""
+    """Bump a server's version (optionally writing columns) and publish SERVER_UPDATED.
+
+    The event carries the summary of the tool changes `tools` (summaries.tool_item) when given."""
     updated = await servers_store.update_server(conn, server["id"], cols or {})
     payload = ev.ServerChanged(updated["name"], str(updated["id"]), updated["version"], changed)
     for part in summaries.with_tools(payload, tools):
@@ -264,8 +268,9 @@ async def share(
 async def unshare(
     reg: Registry, conn: asyncpg.Connection, server: asyncpg.Record, org: str, actor: str
 ) -> asyncpg.Record:
-    """Stop sharing a server with an org (its grants there stop working at once); 404 when it
-    was not shared with it."""
+    """Stop sharing a server with an org; its grants there stop working at once.
+
+    404 when it was not shared with it."""
     if not await servers_store.delete_share(conn, server["id"], org):
         raise NotFound("The server is not shared with that org.", details={"org": org})
     updated = await servers_store.update_server(conn, server["id"], {})
@@ -313,6 +318,7 @@ async def public_views(
 
 
 def _full(principal: Principal | None, server: asyncpg.Record) -> bool:
-    """Whether the view may show the secrets' names and the orgs the server is shared with:
-    not to those who reach it only through a share."""
+    """Whether the view may show the secrets' names and the orgs the server is shared with.
+
+    Not to those who reach it only through a share."""
     return principal is None or permissions.inspects(principal, server)
