@@ -115,8 +115,11 @@ def landlock_abi(cap: int = 0) -> int:
 def _fallback(settings: SandboxSettings, why: str) -> tuple[str, str]:
     """Landlock + seccomp + rlimits + uid when the kernel has Landlock, else none."""
     abi = landlock_abi(settings.landlock_abi_max)
-    if abi >= 1 and seccomp.supported() and settings.isolation != NONE:
+    no_seccomp = seccomp.unavailable_reason()
+    if abi >= 1 and no_seccomp is None and settings.isolation != NONE:
         return LANDLOCK_FALLBACK, f"{why}; Landlock ABI {abi} + seccomp + rlimits instead"
+    if abi >= 1 and no_seccomp is not None:
+        return NONE, f"{why}; the Landlock fallback needs seccomp: {no_seccomp}"
     return NONE, why
 
 

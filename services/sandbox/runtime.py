@@ -57,6 +57,9 @@ class Runtime:
         self.bus = bus
         self.instance = instance
         self.tier, self.tier_reason = isolation.probe_tier(settings)
+        no_seccomp = seccomp.unavailable_reason()
+        if no_seccomp is not None:
+            log.warning("sandbox_seccomp_unavailable", reason=no_seccomp, tier=self.tier)
         self.cgroups = cgroups.detect(settings.cgroups)
         if self.cgroups.reason:
             log.info("sandbox_cgroups_unavailable", reason=self.cgroups.reason)
