@@ -21,9 +21,13 @@ from libs.common.events import (
     ApprovalChanged,
     CodeToolChanged,
 )
-from services.sandbox import allowlist, modules, store
+from services.sandbox import allowlist, modules
 from services.sandbox.execution import RunRequest, run_code
 from services.sandbox.runtime import SCHEMA, Runtime
+from services.sandbox.store import approvals as approvals_store
+from services.sandbox.store import hosts as hosts_store
+from services.sandbox.store import modules as modules_store
+from services.sandbox.store import tools as tools_store
 from services.sandbox.validation import check_arguments, validate_code
 
 SERVER = "code"
@@ -69,10 +73,10 @@ async def _request_tool_approval(
     conn: asyncpg.Connection, row: asyncpg.Record, actor: str | None, auto: bool
 ) -> asyncpg.Record:
     """Open a pending approval for the tool's current version, or approve it at once."""
-    await store.supersede_tool_approvals(conn, str(row["id"]))
+    await approvals_store.supersede_tool_approvals(conn, str(row["id"]))
     if auto:
-        return await store.set_tool_status(conn, row["id"], "approved", row["version"])
-    approval = await store.insert_approval(
+        return await tools_store.set_tool_status(conn, row["id"], "approved", row["version"])
+    approval = await approvals_store.insert_approval(
         conn,
         kind="tool",
         subject=str(row["id"]),
@@ -97,9 +101,9 @@ async def create_tool(
     conn: asyncpg.Connection, body: dict[str, Any], actor: str | None, auto_approve: bool
 ) -> asyncpg.Record:
     """Save a new tool (version 1) and ask for its approval."""
-    if await store.get_tool(conn, body["name"]) is not None:
+    if await tools_store.get_tool(conn, body["name"]) is not None:
         raise Conflict(f"A tool named {body['name']!r} exists.", details={"name": body["name"]})
-    row = await store.insert_tool(conn, body, actor)
+    row = await tools_store.insert_tool(conn, body, actor)
     row = await _request_tool_approval(conn, row, actor, auto_approve)
     await _emit(conn, CODE_TOOL_CREATED, _tool_event(row), actor)
     return row
@@ -107,7 +111,7 @@ async def create_tool(
 
 async def locked_tool(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
     """A tool, locked for update, or 404."""
-    row = await store.get_tool(conn, ref, lock=True)
+    row = await tools_store.get_tool(conn, ref, lock=True)
     if row is None:
         raise NotFound(f"Tool {ref!r} not found.", details={"tool": ref})
     return row
@@ -123,11 +127,11 @@ async def save_version(
 ) -> asyncpg.Record:
     """Store new content as the next version; it needs approval again unless it is the approved
     content (a rollback to it)."""
-    row = await store.update_tool(conn, tool["id"], fields)
-    await store.insert_version(conn, row, actor, note)
+    row = await tools_store.update_tool(conn, tool["id"], fields)
+    await tools_store.insert_version(conn, row, actor, note)
     approved = None
     if tool["approved_version"] is not None:
-        approved = await store.get_version(conn, tool["id"], tool["approved_version"])
+        approved = await tools_store.get_version(conn, tool["id"], tool["approved_version"])
     same = approved is not None and _content(approved) == _content(row)
     row = await _request_tool_approval(conn, row, actor, auto_approve or same)
     await _emit(conn, CODE_TOOL_UPDATED, _tool_event(row), actor)
@@ -145,8 +149,8 @@ def _content(row: Any) -> tuple[str, str, bytes]:
 
 async def delete_tool(conn: asyncpg.Connection, tool: asyncpg.Record, actor: str | None) -> None:
     """Delete a tool and close its approvals."""
-    await store.supersede_tool_approvals(conn, str(tool["id"]))
-    await store.delete_tool(conn, tool["id"])
+    await approvals_store.supersede_tool_approvals(conn, str(tool["id"]))
+    await tools_store.delete_tool(conn, tool["id"])
     await _emit(conn, CODE_TOOL_DELETED, _tool_event(tool), actor)
 
 
@@ -180,7 +184,7 @@ async def decide(
     actor: str | None,
 ) -> asyncpg.Record:
     """Apply approve / reject / revoke to an approval and its subject; publish the decision."""
-    row = await store.get_approval(conn, approval_id)
+    row = await approvals_store.get_approval(conn, approval_id)
     if row is None or row["kind"] != kind:
         raise NotFound("No such approval.", details={"id": str(approval_id)})
     if action == "revoke":
@@ -194,7 +198,7 @@ async def decide(
             raise Conflict("This request was decided already.", details={"status": row["status"]})
         status = DECISIONS[action]
     await _apply(rt, conn, row, status, actor)
-    decided = await store.decide_approval(conn, approval_id, status, reason, actor)
+    decided = await approvals_store.decide_approval(conn, approval_id, status, reason, actor)
     payload = ApprovalChanged(
         id=str(row["id"]),
         kind=kind,
@@ -214,35 +218,37 @@ async def _apply(
 ) -> None:
     """What a decision does to the tool, module allowlist or host allowlist."""
     if row["kind"] == "tool":
-        tool = await store.get_tool(conn, row["subject"], lock=True)
+        tool = await tools_store.get_tool(conn, row["subject"], lock=True)
         if tool is None:
             raise Conflict("The tool no longer exists.")
         if status == "approved":
             if tool["version"] != row["version"]:
                 raise Conflict("The tool changed since this request; decide the newer one.")
-            tool = await store.set_tool_status(conn, tool["id"], "approved", row["version"])
+            tool = await tools_store.set_tool_status(conn, tool["id"], "approved", row["version"])
         elif status == "rejected":
-            tool = await store.set_tool_status(
+            tool = await tools_store.set_tool_status(
                 conn, tool["id"], "rejected", tool["approved_version"]
             )
         else:
-            tool = await store.set_tool_status(conn, tool["id"], "revoked", None)
+            tool = await tools_store.set_tool_status(conn, tool["id"], "revoked", None)
         await _emit(conn, CODE_TOOL_UPDATED, _tool_event(tool), actor)
     elif row["kind"] == "network":
         host = row["subject"]
         if status == "approved":
             host = _approvable_host(rt, host)
-            await store.insert_allowed_host(conn, row["server"], host, actor)
+            await hosts_store.insert_allowed_host(conn, row["server"], host, actor)
         elif status == "revoked":
-            await store.delete_allowed_host(conn, row["server"], host)
+            await hosts_store.delete_allowed_host(conn, row["server"], host)
             with contextlib.suppress(ValueError):  # approved in canonical form
-                await store.delete_allowed_host(conn, row["server"], allowlist.normalise(host))
+                await hosts_store.delete_allowed_host(
+                    conn, row["server"], allowlist.normalise(host)
+                )
         rt.forget_hosts(row["server"])
     elif row["kind"] == "module":
         if status == "approved":
-            await store.insert_module(conn, row["subject"], actor)
+            await modules_store.insert_module(conn, row["subject"], actor)
         elif status == "revoked":
-            await store.delete_module(conn, row["subject"])
+            await modules_store.delete_module(conn, row["subject"])
 
 
 def _approvable_host(rt: Runtime, host: str) -> str:
@@ -270,7 +276,7 @@ class CodeServer:
     async def _tools(self) -> list[asyncpg.Record]:
         """Approved tools with their approved content."""
         async with self.rt.pool.acquire() as conn:
-            return await store.approved_tools(conn)
+            return await tools_store.approved_tools(conn)
 
     async def discover(self) -> dict[str, list[Any]]:
         """tools/list of the code server."""
@@ -358,7 +364,7 @@ def _err(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
 async def packages_for(rt: Runtime, imports: list[str]) -> tuple[str, ...]:
     """Installed package dirs of allowlisted modules the code imports (what gets mounted)."""
     async with rt.pool.acquire() as conn:
-        allowed = [r["name"] for r in await store.list_modules(conn)]
+        allowed = [r["name"] for r in await modules_store.list_modules(conn)]
     root = rt.layout.work_root
     return tuple(str(p) for p in modules.mounts_for(root, allowed, imports))
 

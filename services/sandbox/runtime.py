@@ -31,7 +31,6 @@ from services.sandbox import (
     isolation,
     seccomp,
     selftest,
-    store,
 )
 from services.sandbox.egress import NOT_ALLOWLISTED, EgressProxy
 from services.sandbox.layout import ensure_dir, plan
@@ -39,6 +38,9 @@ from services.sandbox.ownership import Ownership
 from services.sandbox.policy import Policy, PolicyCache
 from services.sandbox.processes import FAILED, STOPPED, ProcessManager, ServerSpec
 from services.sandbox.settings import SandboxSettings
+from services.sandbox.store import approvals as approvals_store
+from services.sandbox.store import hosts as hosts_store
+from services.sandbox.store import processes as processes_store
 from services.sandbox.workspace import Workspace
 
 log = structlog.get_logger()
@@ -257,7 +259,7 @@ class Runtime:
             instance=self.instance,
         )
         async with self.pool.acquire() as conn, conn.transaction():
-            await store.upsert_process(conn, snap, self.instance)
+            await processes_store.upsert_process(conn, snap, self.instance)
             await outbox.enqueue(conn, SCHEMA, PROCESS_STATUS.event(payload, source=SCHEMA))
 
     def releasable(self, key: str) -> bool:
@@ -296,7 +298,7 @@ class Runtime:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         async with self.pool.acquire() as conn:
-            hosts = await store.list_allowed_hosts(conn, server)
+            hosts = await hosts_store.list_allowed_hosts(conn, server)
         self._hosts[server] = (time.monotonic() + HOSTS_TTL_S, hosts)
         return hosts
 
@@ -336,7 +338,7 @@ class Runtime:
             ask = ask and reason == NOT_ALLOWLISTED and self.requestable(host)
             row = None
             if ask:
-                row = await store.insert_approval(
+                row = await approvals_store.insert_approval(
                     conn, kind="network", subject=host, server=server, details={"port": port}
                 )
             refused = EgressRefused(server=server, host=host, port=port, reason=reason)

@@ -14,9 +14,10 @@ from libs.common.errors import Conflict, Forbidden, NotFound
 from libs.common.events import APPROVAL_REQUESTED, ApprovalChanged
 from libs.common.http import json_response, parse_body
 from libs.common.pagination import list_query, page_body
-from services.sandbox import approvers, codetools, store
+from services.sandbox import approvers, codetools
 from services.sandbox.runtime import SCHEMA
 from services.sandbox.schemas import Decision, ModuleRequest, Revoke
+from services.sandbox.store import approvals as approvals_store
 
 BASE = "/api/v1/sandbox/approvals"
 
@@ -40,7 +41,7 @@ async def _decider(request: Request, kind: str) -> Principal:
             "Only a platform admin may decide approvals.", details={"approvers": policy.approvers}
         )
     async with request.state.pool.acquire() as conn:
-        row = await store.get_approval(conn, _approval_id(request))
+        row = await approvals_store.get_approval(conn, _approval_id(request))
     if row is None or row["kind"] != kind:
         raise NotFound("No such approval.", details={"id": request.path_params["id"]})
     org = await rt.request_org(row)
@@ -68,7 +69,7 @@ async def stats(request: Request) -> Response:
     """Counts by kind and status."""
     await _approver(request)
     async with request.state.pool.acquire() as conn:
-        rows = await store.approval_stats(conn)
+        rows = await approvals_store.approval_stats(conn)
     out: dict[str, dict[str, int]] = {
         k: {"pending": 0, "approved": 0, "rejected": 0, "revoked": 0}
         for k in codetools.KINDS.values()
@@ -85,7 +86,7 @@ async def list_approvals(request: Request) -> Response:
     kind = codetools.check_kind(request.path_params["kind"])
     query = list_query(request, sorts=["created_at", "updated_at"], filters=["status"])
     async with request.state.pool.acquire() as conn:
-        rows, total = await store.list_approvals(
+        rows, total = await approvals_store.list_approvals(
             conn, kind, query.filters.get("status"), query.order_sql, query.page_size, query.offset
         )
     return json_response(page_body([codetools.approval_out(r) for r in rows], total, query))
@@ -96,7 +97,7 @@ async def request_module(request: Request) -> Response:
     principal = await authenticate(request)
     body = await parse_body(request, ModuleRequest)
     async with request.state.pool.acquire() as conn, conn.transaction():
-        row = await store.insert_approval(
+        row = await approvals_store.insert_approval(
             conn,
             kind="module",
             subject=body.module,

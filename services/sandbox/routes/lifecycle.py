@@ -16,10 +16,12 @@ from libs.common import tenancy
 from libs.common.authn import Principal, authenticate
 from libs.common.errors import Forbidden, NotFound
 from libs.common.http import json_response, parse_body, query_model, read_json, validate
-from services.sandbox import approvers, codetools, egress_requests, store
+from services.sandbox import approvers, codetools, egress_requests
 from services.sandbox.logs import LEVELS
 from services.sandbox.runtime import Runtime
 from services.sandbox.schemas import HostsBody, HostsRemoval, LogsQuery, StopBody, check_name
+from services.sandbox.store import hosts as hosts_store
+from services.sandbox.store import processes as processes_store
 
 SERVER = "/api/v1/sandbox/servers/{name}"
 FOLLOW_MAX_S = 3600.0
@@ -75,7 +77,7 @@ async def server_status(request: Request) -> Response:
     rt, _, name = await _target(request, "read", inspect=True)
     answers = await rt.replicas.spread("status", {"server": name})
     async with request.state.pool.acquire() as conn:
-        reported = await store.list_processes(conn, name)
+        reported = await processes_store.list_processes(conn, name)
     live = _processes(answers)
     state = live[0]["state"] if live else (reported[0]["state"] if reported else "stopped")
     return json_response(
@@ -180,7 +182,7 @@ async def add_allowed_hosts(request: Request) -> Response:
         rows = await egress_requests.request_hosts(
             rt, conn, name, body.hosts, principal.id, decides
         )
-        hosts = await store.list_allowed_hosts(conn, name)
+        hosts = await hosts_store.list_allowed_hosts(conn, name)
     rt.forget_hosts(name)
     requests = [codetools.approval_out(r) for r in rows]
     return json_response(
@@ -200,7 +202,7 @@ async def remove_allowed_hosts(request: Request) -> Response:
     )
     async with request.state.pool.acquire() as conn, conn.transaction():
         await egress_requests.remove_hosts(conn, name, body.hosts, principal.id)
-        hosts = await store.list_allowed_hosts(conn, name)
+        hosts = await hosts_store.list_allowed_hosts(conn, name)
     rt.forget_hosts(name)
     return json_response({"server": name, "hosts": hosts})
 

@@ -9,9 +9,11 @@ from starlette.routing import Route
 from libs.common.authn import authenticate, require_platform_admin
 from libs.common.errors import Conflict
 from libs.common.http import json_response, parse_body, validate
-from services.sandbox import modules, store
+from services.sandbox import modules
 from services.sandbox.policy import Policy, PolicyPatch, merged
 from services.sandbox.schemas import ModulesPatch
+from services.sandbox.store import modules as modules_store
+from services.sandbox.store import policy as policy_store
 from services.sandbox.validation import STDLIB_ALLOWED
 
 
@@ -30,7 +32,7 @@ async def patch_policy(request: Request) -> Response:
     rt = request.state.runtime
     async with request.state.pool.acquire() as conn, conn.transaction():
         doc = validate(Policy, merged(await rt.policy_cache.get(conn), patch))
-        await store.put_policy(conn, doc.model_dump(), principal.id)
+        await policy_store.put_policy(conn, doc.model_dump(), principal.id)
     rt.policy_cache.set(doc)
     return json_response(doc)
 
@@ -40,7 +42,7 @@ async def list_modules(request: Request) -> Response:
     principal = await authenticate(request)
     require_platform_admin(principal)
     async with request.state.pool.acquire() as conn:
-        rows = await store.list_modules(conn)
+        rows = await modules_store.list_modules(conn)
     return json_response({"items": [dict(r) for r in rows], "stdlib": sorted(STDLIB_ALLOWED)})
 
 
@@ -51,10 +53,10 @@ async def patch_modules(request: Request) -> Response:
     body = await parse_body(request, ModulesPatch)
     async with request.state.pool.acquire() as conn, conn.transaction():
         for name in body.add:
-            await store.insert_module(conn, name, principal.id)
+            await modules_store.insert_module(conn, name, principal.id)
         for name in body.remove:
-            await store.delete_module(conn, name)
-        rows = await store.list_modules(conn)
+            await modules_store.delete_module(conn, name)
+        rows = await modules_store.list_modules(conn)
     return json_response({"items": [dict(r) for r in rows], "stdlib": sorted(STDLIB_ALLOWED)})
 
 
@@ -76,7 +78,7 @@ async def modules_enhanced(request: Request) -> Response:
     await _admin(request)
     root = request.state.runtime.layout.work_root
     async with request.state.pool.acquire() as conn:
-        rows = await store.list_modules(conn)
+        rows = await modules_store.list_modules(conn)
     items = []
     for row in rows:
         target = modules.package_dir(root, row["name"])
@@ -102,7 +104,7 @@ async def install_module(request: Request) -> Response:
     await _admin(request)
     name = modules.check_name(request.path_params["name"])
     async with request.state.pool.acquire() as conn:
-        allowed = {r["name"] for r in await store.list_modules(conn)}
+        allowed = {r["name"] for r in await modules_store.list_modules(conn)}
     if name not in allowed:
         raise Conflict(f"{name!r} is not on the module allowlist.", details={"name": name})
     row = await _install(request, name)
@@ -114,7 +116,7 @@ async def _install(request: Request, name: str):
     root = request.state.runtime.layout.work_root
     outcome = await modules.install(root, name)
     async with request.state.pool.acquire() as conn:
-        return await store.set_module_install(
+        return await modules_store.set_module_install(
             conn, name, outcome["status"], outcome["version"], outcome["error"]
         )
 
@@ -124,7 +126,7 @@ async def sync_modules(request: Request) -> Response:
     await _admin(request)
     root = request.state.runtime.layout.work_root
     async with request.state.pool.acquire() as conn:
-        rows = await store.list_modules(conn)
+        rows = await modules_store.list_modules(conn)
     results = []
     for row in rows:
         if not modules.package_dir(root, row["name"]).is_dir():

@@ -10,9 +10,11 @@ from libs.common.authn import Principal, authenticate, require_platform_admin
 from libs.common.errors import NotFound, Unprocessable
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import list_query, page_body
-from services.sandbox import codetools, store
+from services.sandbox import codetools
 from services.sandbox.execution import RunRequest, run_code
 from services.sandbox.schemas import CodeCheck, ToolCreate, ToolUpdate
+from services.sandbox.store import modules as modules_store
+from services.sandbox.store import tools as tools_store
 from services.sandbox.validation import validate_code
 
 TOOLS = "/api/v1/sandbox/tools"
@@ -29,7 +31,7 @@ async def _admin(request: Request) -> Principal:
 async def _allowed_modules(request: Request) -> list[str]:
     """Names on the module allowlist."""
     async with request.state.pool.acquire() as conn:
-        return [r["name"] for r in await store.list_modules(conn)]
+        return [r["name"] for r in await modules_store.list_modules(conn)]
 
 
 async def _require_valid(request: Request, code: str, schema: dict) -> None:
@@ -60,7 +62,7 @@ async def list_tools(request: Request) -> Response:
     await _admin(request)
     query = list_query(request, sorts=["created_at", "name", "updated_at"], filters=["status"])
     async with request.state.pool.acquire() as conn:
-        rows, total = await store.list_tools(
+        rows, total = await tools_store.list_tools(
             conn,
             query.q,
             query.filters.get("status"),
@@ -75,7 +77,7 @@ async def get_tool(request: Request) -> Response:
     """One tool by id or name."""
     await _admin(request)
     async with request.state.pool.acquire() as conn:
-        row = await store.get_tool(conn, request.path_params["ref"])
+        row = await tools_store.get_tool(conn, request.path_params["ref"])
     if row is None:
         raise NotFound("Tool not found.", details={"tool": request.path_params["ref"]})
     return json_response(codetools.tool_out(row))
@@ -119,7 +121,7 @@ async def list_versions(request: Request) -> Response:
     await _admin(request)
     async with request.state.pool.acquire() as conn:
         tool = await codetools.locked_tool(conn, request.path_params["ref"])
-        rows = await store.list_versions(conn, tool["id"])
+        rows = await tools_store.list_versions(conn, tool["id"])
     return json_response({"tool": tool["name"], "items": [dict(r) for r in rows]})
 
 
@@ -134,7 +136,7 @@ def _version_number(raw: str | None, field: str) -> int:
 
 async def _version(conn, tool, n: int):
     """One version row or 404."""
-    row = await store.get_version(conn, tool["id"], n)
+    row = await tools_store.get_version(conn, tool["id"], n)
     if row is None:
         raise NotFound(f"Version {n} not found.", details={"version": n})
     return row

@@ -1,0 +1,1 @@
+"""SQL for the sandbox schema, one module per aggregate."""
