@@ -36,11 +36,13 @@ from services.sandbox.egress import NOT_ALLOWLISTED, EgressProxy
 from services.sandbox.layout import ensure_dir, plan
 from services.sandbox.ownership import Ownership
 from services.sandbox.policy import Policy, PolicyCache
-from services.sandbox.processes import FAILED, STOPPED, ProcessManager, ServerSpec
+from services.sandbox.processes import ProcessManager
+from services.sandbox.server_spec import ServerSpec
 from services.sandbox.settings import SandboxSettings
 from services.sandbox.store import approvals as approvals_store
 from services.sandbox.store import hosts as hosts_store
 from services.sandbox.store import processes as processes_store
+from services.sandbox.supervision import FAILED, STOPPED
 from services.sandbox.workspace import Workspace
 
 log = structlog.get_logger()
