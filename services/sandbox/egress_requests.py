@@ -6,8 +6,9 @@ import asyncpg
 
 from libs.common import outbox
 from libs.common.events import APPROVAL_DECIDED, APPROVAL_REQUESTED, ApprovalChanged, EventType
-from services.sandbox import codetools
-from services.sandbox.runtime import SCHEMA, Runtime
+from services.sandbox import approvals
+from services.sandbox.runtime import Runtime
+from services.sandbox.store import SCHEMA
 from services.sandbox.store import approvals as approvals_store
 from services.sandbox.store import hosts as hosts_store
 
@@ -38,7 +39,7 @@ async def request_hosts(
         else:
             await _emit(conn, APPROVAL_REQUESTED, row, "request", actor)
         if approve and row is not None:
-            row = await codetools.decide(
+            row = await approvals.decide(
                 rt, conn, "network", row["id"], "approve", APPROVED_BY_REQUESTER, actor
             )
         if row is not None:

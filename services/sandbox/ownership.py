@@ -12,11 +12,11 @@ import structlog
 
 from libs.common import outbox
 from libs.common.events import PROCESS_STATUS, ProcessStatus
+from services.sandbox.store import SCHEMA
 from services.sandbox.store import owners as owners_store
 from services.sandbox.store import processes as processes_store
 
 log = structlog.get_logger()
-SCHEMA = "sandbox"
 
 LostHook = Callable[[list[str]], Awaitable[None]]
 IdleCheck = Callable[[str], bool]

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from libs.common.errors import UpstreamError
-from services.sandbox import cgroups, isolation
+from services.sandbox import cgroups, isolation, launchers
 from services.sandbox.cgroups import CgroupSupport
 from services.sandbox.framing import STREAM_LIMIT, StdioChannel
 from services.sandbox.layout import Layout
@@ -159,7 +159,7 @@ class HostedProcess:
         cmd = None
         try:
             argv = [self.spec.command, *self.spec.args]
-            cmd = isolation.build_command(
+            cmd = launchers.build_command(
                 self.settings, self.manager.layout, self.manager.tier, conf, argv
             )
             self.proc = await isolation.spawn(

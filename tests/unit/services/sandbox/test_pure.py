@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from services.sandbox import isolation
+from services.sandbox import isolation, launchers
 from services.sandbox.egress import parse_target
 from services.sandbox.layout import Layout
 from services.sandbox.settings import SandboxSettings
@@ -63,7 +63,7 @@ def test_the_bwrap_command_isolates_everything_and_passes_the_seccomp_fd(tmp_pat
     limits = isolation.Limits(256, 5, 64, 16, 1)
     env = {"API_TOKEN": "s3cret-value", "LD_PRELOAD": "/work/evil.so"}
     conf = isolation.Confinement(key="k", workdir=tmp_path, limits=limits, env=env)
-    cmd = isolation.build_command(settings, layout, isolation.BWRAP_USERNS, conf, ["python3", "x"])
+    cmd = launchers.build_command(settings, layout, isolation.BWRAP_USERNS, conf, ["python3", "x"])
     try:
         argv, options = cmd.argv, options_of(cmd)
         prlimit = next(i for i, a in enumerate(argv) if a.endswith("/prlimit"))
@@ -91,7 +91,7 @@ def test_the_fallback_launcher_starts_isolated_with_an_empty_environment(tmp_pat
         key="k", workdir=tmp_path, limits=isolation.Limits(256, 5, 64, 16, 1), env=env
     )
     argv = ["python3", "x"]
-    cmd = isolation.build_command(settings, layout, isolation.LANDLOCK_FALLBACK, conf, argv)
+    cmd = launchers.build_command(settings, layout, isolation.LANDLOCK_FALLBACK, conf, argv)
     try:
         launcher = cmd.argv.index("-I") - 1
         assert os.path.isabs(cmd.argv[launcher]) and cmd.argv[launcher + 2] == "-S"
