@@ -87,8 +87,12 @@ CLONE_NEW_FLAGS: tuple[int, ...] = (
 # socketpair() (a different syscall, what asyncio and libuv use) stays allowed.
 FALLBACK_SOCKET_FAMILIES: frozenset[int] = frozenset()
 # the architectures whose syscall arguments this policy was checked against, by uname name
-ARCHES: dict[str, str] = {"x86_64": "X86_64", "amd64": "X86_64", "aarch64": "AARCH64"}
-ARCHES["arm64"] = "AARCH64"
+ARCHES: dict[str, str] = {
+    "x86_64": "X86_64",
+    "amd64": "X86_64",
+    "aarch64": "AARCH64",
+    "arm64": "AARCH64",
+}
 
 
 def native_arch() -> str:
