@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import glob
 import os
 import signal
 import sys
@@ -13,8 +14,14 @@ from libs.devstack import launch, nats, nginx, peers, ports, postgres, proc
 from libs.devstack.stack import Stack, StackError
 
 DEFAULT_PORT = 8080
-SANDBOX_PACKAGES = {"bubblewrap": "/usr/bin/bwrap", "python3": "/usr/bin/python3",
-                    "util-linux": "/usr/bin/prlimit"}  # fmt: skip
+# each package, and a path (a glob) it installs; python3-seccomp: libseccomp's binding, which
+# the sandbox loads for the venv's CPython 3.11 to build its seccomp filter
+SANDBOX_PACKAGES = {
+    "bubblewrap": "/usr/bin/bwrap",
+    "python3": "/usr/bin/python3",
+    "util-linux": "/usr/bin/prlimit",
+    "python3-seccomp": "/usr/lib/python3/dist-packages/seccomp.cpython-*.so",
+}
 
 
 def pid_file() -> Path:
@@ -168,7 +175,7 @@ async def setup() -> int:
     if not reachable and postgres.find_bin_dir() is None:
         proc.apt_install("postgresql")
     # the sandbox runs hosted processes in bubblewrap, with Debian's python3 inside
-    missing = [pkg for pkg, path in SANDBOX_PACKAGES.items() if not Path(path).exists()]
+    missing = [pkg for pkg, path in SANDBOX_PACKAGES.items() if not glob.glob(path)]
     if missing:
         proc.apt_install(*missing)
     if nats.find_binary() is None:

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from services.sandbox import consumers, rpc, runtime
-from services.sandbox.codetools import CodeServer
+from services.sandbox.code_server import CodeServer
 from services.sandbox.routes import approvals, files, lifecycle, policy, status, terminal, tools
 from services.sandbox.settings import SandboxSettings
 

@@ -1,8 +1,7 @@
-"""Code tools: versioned saves, approvals and their effects, and the built-in `code` MCP server."""
+"""Code tools: versioned saves, approval requests, deletion and version diffs."""
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import uuid
 from typing import Any
@@ -11,9 +10,8 @@ import asyncpg
 import orjson
 
 from libs.common import outbox
-from libs.common.errors import Conflict, NotFound, Unprocessable
+from libs.common.errors import Conflict, NotFound
 from libs.common.events import (
-    APPROVAL_DECIDED,
     APPROVAL_REQUESTED,
     CODE_TOOL_CREATED,
     CODE_TOOL_DELETED,
@@ -21,14 +19,9 @@ from libs.common.events import (
     ApprovalChanged,
     CodeToolChanged,
 )
-from services.sandbox import allowlist, modules, store
-from services.sandbox.execution import RunRequest, run_code
-from services.sandbox.runtime import SCHEMA, Runtime
-from services.sandbox.validation import check_arguments, validate_code
-
-SERVER = "code"
-DECISIONS = {"approve": "approved", "reject": "rejected"}
-KINDS = {"tools": "tool", "modules": "module", "network": "network"}
+from services.sandbox.store import SCHEMA
+from services.sandbox.store import approvals as approvals_store
+from services.sandbox.store import tools as tools_store
 
 
 def plain(row: Any) -> dict[str, Any]:
@@ -44,12 +37,7 @@ def tool_out(row: asyncpg.Record) -> dict[str, Any]:
     return doc
 
 
-def approval_out(row: asyncpg.Record) -> dict[str, Any]:
-    """An approval as the API shows it."""
-    return plain(row)
-
-
-def _tool_event(row: asyncpg.Record) -> CodeToolChanged:
+def tool_event(row: asyncpg.Record) -> CodeToolChanged:
     """The event payload of a tool."""
     return CodeToolChanged(
         id=str(row["id"]),
@@ -60,7 +48,7 @@ def _tool_event(row: asyncpg.Record) -> CodeToolChanged:
     )
 
 
-async def _emit(conn: asyncpg.Connection, kind: Any, payload: Any, actor: str | None) -> None:
+async def emit(conn: asyncpg.Connection, kind: Any, payload: Any, actor: str | None) -> None:
     """Enqueue an event in the caller's transaction."""
     await outbox.enqueue(conn, SCHEMA, kind.event(payload, source=SCHEMA, actor=actor))
 
@@ -69,10 +57,10 @@ async def _request_tool_approval(
     conn: asyncpg.Connection, row: asyncpg.Record, actor: str | None, auto: bool
 ) -> asyncpg.Record:
     """Open a pending approval for the tool's current version, or approve it at once."""
-    await store.supersede_tool_approvals(conn, str(row["id"]))
+    await approvals_store.supersede_tool_approvals(conn, str(row["id"]))
     if auto:
-        return await store.set_tool_status(conn, row["id"], "approved", row["version"])
-    approval = await store.insert_approval(
+        return await tools_store.set_tool_status(conn, row["id"], "approved", row["version"])
+    approval = await approvals_store.insert_approval(
         conn,
         kind="tool",
         subject=str(row["id"]),
@@ -89,7 +77,7 @@ async def _request_tool_approval(
             action="request",
             version=row["version"],
         )
-        await _emit(conn, APPROVAL_REQUESTED, payload, actor)
+        await emit(conn, APPROVAL_REQUESTED, payload, actor)
     return row
 
 
@@ -97,17 +85,17 @@ async def create_tool(
     conn: asyncpg.Connection, body: dict[str, Any], actor: str | None, auto_approve: bool
 ) -> asyncpg.Record:
     """Save a new tool (version 1) and ask for its approval."""
-    if await store.get_tool(conn, body["name"]) is not None:
+    if await tools_store.get_tool(conn, body["name"]) is not None:
         raise Conflict(f"A tool named {body['name']!r} exists.", details={"name": body["name"]})
-    row = await store.insert_tool(conn, body, actor)
+    row = await tools_store.insert_tool(conn, body, actor)
     row = await _request_tool_approval(conn, row, actor, auto_approve)
-    await _emit(conn, CODE_TOOL_CREATED, _tool_event(row), actor)
+    await emit(conn, CODE_TOOL_CREATED, tool_event(row), actor)
     return row
 
 
 async def locked_tool(conn: asyncpg.Connection, ref: str) -> asyncpg.Record:
     """A tool, locked for update, or 404."""
-    row = await store.get_tool(conn, ref, lock=True)
+    row = await tools_store.get_tool(conn, ref, lock=True)
     if row is None:
         raise NotFound(f"Tool {ref!r} not found.", details={"tool": ref})
     return row
@@ -123,14 +111,14 @@ async def save_version(
 ) -> asyncpg.Record:
     """Store new content as the next version; it needs approval again unless it is the approved
     content (a rollback to it)."""
-    row = await store.update_tool(conn, tool["id"], fields)
-    await store.insert_version(conn, row, actor, note)
+    row = await tools_store.update_tool(conn, tool["id"], fields)
+    await tools_store.insert_version(conn, row, actor, note)
     approved = None
     if tool["approved_version"] is not None:
-        approved = await store.get_version(conn, tool["id"], tool["approved_version"])
+        approved = await tools_store.get_version(conn, tool["id"], tool["approved_version"])
     same = approved is not None and _content(approved) == _content(row)
     row = await _request_tool_approval(conn, row, actor, auto_approve or same)
-    await _emit(conn, CODE_TOOL_UPDATED, _tool_event(row), actor)
+    await emit(conn, CODE_TOOL_UPDATED, tool_event(row), actor)
     return row
 
 
@@ -145,9 +133,9 @@ def _content(row: Any) -> tuple[str, str, bytes]:
 
 async def delete_tool(conn: asyncpg.Connection, tool: asyncpg.Record, actor: str | None) -> None:
     """Delete a tool and close its approvals."""
-    await store.supersede_tool_approvals(conn, str(tool["id"]))
-    await store.delete_tool(conn, tool["id"])
-    await _emit(conn, CODE_TOOL_DELETED, _tool_event(tool), actor)
+    await approvals_store.supersede_tool_approvals(conn, str(tool["id"]))
+    await tools_store.delete_tool(conn, tool["id"])
+    await emit(conn, CODE_TOOL_DELETED, tool_event(tool), actor)
 
 
 def compare(a: asyncpg.Record, b: asyncpg.Record) -> dict[str, Any]:
@@ -165,206 +153,3 @@ def compare(a: asyncpg.Record, b: asyncpg.Record) -> dict[str, Any]:
         "description_changed": a["description"] != b["description"],
         "input_schema_changed": a["input_schema"] != b["input_schema"],
     }
-
-
-# ---- approvals ---------------------------------------------------------------------------
-
-
-async def decide(
-    rt: Runtime,
-    conn: asyncpg.Connection,
-    kind: str,
-    approval_id: uuid.UUID,
-    action: str,
-    reason: str | None,
-    actor: str | None,
-) -> asyncpg.Record:
-    """Apply approve / reject / revoke to an approval and its subject; publish the decision."""
-    row = await store.get_approval(conn, approval_id)
-    if row is None or row["kind"] != kind:
-        raise NotFound("No such approval.", details={"id": str(approval_id)})
-    if action == "revoke":
-        if row["status"] != "approved":
-            raise Conflict(
-                "Only an approved request can be revoked.", details={"status": row["status"]}
-            )
-        status = "revoked"
-    else:
-        if row["status"] != "pending":
-            raise Conflict("This request was decided already.", details={"status": row["status"]})
-        status = DECISIONS[action]
-    await _apply(rt, conn, row, status, actor)
-    decided = await store.decide_approval(conn, approval_id, status, reason, actor)
-    payload = ApprovalChanged(
-        id=str(row["id"]),
-        kind=kind,
-        subject=(row["details"] or {}).get("name", row["subject"]),
-        status=status,
-        action=action,
-        server=row["server"],
-        version=row["version"],
-        reason=reason,
-    )
-    await _emit(conn, APPROVAL_DECIDED, payload, actor)
-    return decided
-
-
-async def _apply(
-    rt: Runtime, conn: asyncpg.Connection, row: asyncpg.Record, status: str, actor: str | None
-) -> None:
-    """What a decision does to the tool, module allowlist or host allowlist."""
-    if row["kind"] == "tool":
-        tool = await store.get_tool(conn, row["subject"], lock=True)
-        if tool is None:
-            raise Conflict("The tool no longer exists.")
-        if status == "approved":
-            if tool["version"] != row["version"]:
-                raise Conflict("The tool changed since this request; decide the newer one.")
-            tool = await store.set_tool_status(conn, tool["id"], "approved", row["version"])
-        elif status == "rejected":
-            tool = await store.set_tool_status(
-                conn, tool["id"], "rejected", tool["approved_version"]
-            )
-        else:
-            tool = await store.set_tool_status(conn, tool["id"], "revoked", None)
-        await _emit(conn, CODE_TOOL_UPDATED, _tool_event(tool), actor)
-    elif row["kind"] == "network":
-        host = row["subject"]
-        if status == "approved":
-            host = _approvable_host(rt, host)
-            await store.insert_allowed_host(conn, row["server"], host, actor)
-        elif status == "revoked":
-            await store.delete_allowed_host(conn, row["server"], host)
-            with contextlib.suppress(ValueError):  # approved in canonical form
-                await store.delete_allowed_host(conn, row["server"], allowlist.normalise(host))
-        rt.forget_hosts(row["server"])
-    elif row["kind"] == "module":
-        if status == "approved":
-            await store.insert_module(conn, row["subject"], actor)
-        elif status == "revoked":
-            await store.delete_module(conn, row["subject"])
-
-
-def _approvable_host(rt: Runtime, host: str) -> str:
-    """The canonical entry of a requested host; 422 for wildcards of everything and internal
-    addresses (a request opened before these rules, or by hand)."""
-    try:
-        entry = allowlist.normalise(host)
-    except ValueError as exc:
-        raise Unprocessable(
-            "This request does not name a host.", details={"fields": {"subject": str(exc)}}
-        ) from None
-    rt.check_hosts([entry])
-    return entry
-
-
-# ---- the built-in code server ------------------------------------------------------------
-
-
-class CodeServer:
-    """Approved code tools as the tools of one MCP server, `code`, reached over rpc.sandbox.*."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-
-    async def _tools(self) -> list[asyncpg.Record]:
-        """Approved tools with their approved content."""
-        async with self.rt.pool.acquire() as conn:
-            return await store.approved_tools(conn)
-
-    async def discover(self) -> dict[str, list[Any]]:
-        """tools/list of the code server."""
-        tools = [
-            {"name": t["name"], "description": t["description"], "inputSchema": t["input_schema"]}
-            for t in await self._tools()
-        ]
-        return {"tools": tools, "resources": [], "prompts": []}
-
-    async def call(self, message: dict[str, Any], timeout: float | None) -> dict[str, Any] | None:
-        """Answer one JSON-RPC message."""
-        rid = message.get("id")
-        method = message.get("method")
-        if rid is None:
-            return None
-        if method == "initialize":
-            result = {
-                "protocolVersion": (message.get("params") or {}).get("protocolVersion")
-                or "2025-06-18",
-                "capabilities": {"tools": {"listChanged": True}},
-                "serverInfo": {"name": "switchboard-code", "version": "0.1.0"},
-            }
-            return _ok(rid, result)
-        if method == "ping":
-            return _ok(rid, {})
-        if method == "tools/list":
-            return _ok(rid, {"tools": (await self.discover())["tools"]})
-        if method != "tools/call":
-            return _err(rid, -32601, f"Method {method!r} is not supported by the code server.")
-        params = message.get("params") or {}
-        name, args = params.get("name"), params.get("arguments") or {}
-        tool = next((t for t in await self._tools() if t["name"] == name), None)
-        if tool is None:
-            return _err(rid, -32602, f"Unknown or unapproved tool {name!r}.")
-        if not isinstance(args, dict):
-            return _err(rid, -32602, "arguments must be an object.")
-        problems = check_arguments(tool["input_schema"], args)
-        if problems:
-            return _err(rid, -32602, "Invalid arguments.", {"fields": problems})
-        policy = await self.rt.policy()
-        imports = validate_code(tool["code"], tool["input_schema"], [])["imports"]
-        run = await run_code(
-            self.rt,
-            RunRequest(
-                code=tool["code"],
-                args=args,
-                kind="call",
-                tool=name,
-                limits=policy.limits(),
-                timeout_s=min(timeout or policy.timeout_s, policy.timeout_s),
-                packages=await packages_for(self.rt, imports),
-            ),
-        )
-        if run["ok"]:
-            text = orjson.dumps(run["result"]).decode()
-            return _ok(
-                rid,
-                {
-                    "content": [{"type": "text", "text": text}],
-                    "structuredContent": {"result": run["result"]},
-                    "isError": False,
-                },
-            )
-        error = run["error"] or {}
-        detail = error.get("message") or run["outcome"]
-        text = f"{error.get('type', run['outcome'])}: {detail}"
-        if run["limit"]:
-            text += f" (limit: {run['limit']})"
-        return _ok(rid, {"content": [{"type": "text", "text": text}], "isError": True})
-
-
-def _ok(rid: Any, result: dict[str, Any]) -> dict[str, Any]:
-    """A JSON-RPC result."""
-    return {"jsonrpc": "2.0", "id": rid, "result": result}
-
-
-def _err(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
-    """A JSON-RPC error."""
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return {"jsonrpc": "2.0", "id": rid, "error": error}
-
-
-async def packages_for(rt: Runtime, imports: list[str]) -> tuple[str, ...]:
-    """Installed package dirs of allowlisted modules the code imports (what gets mounted)."""
-    async with rt.pool.acquire() as conn:
-        allowed = [r["name"] for r in await store.list_modules(conn)]
-    root = rt.layout.work_root
-    return tuple(str(p) for p in modules.mounts_for(root, allowed, imports))
-
-
-def check_kind(kind: str) -> str:
-    """The approval kind of a path segment (tools → tool), or 404."""
-    if kind not in KINDS:
-        raise NotFound("No such approval list.", details={"kind": kind})
-    return KINDS[kind]

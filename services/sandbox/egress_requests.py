@@ -6,8 +6,11 @@ import asyncpg
 
 from libs.common import outbox
 from libs.common.events import APPROVAL_DECIDED, APPROVAL_REQUESTED, ApprovalChanged, EventType
-from services.sandbox import codetools, store
-from services.sandbox.runtime import SCHEMA, Runtime
+from services.sandbox import approvals
+from services.sandbox.runtime import Runtime
+from services.sandbox.store import SCHEMA
+from services.sandbox.store import approvals as approvals_store
+from services.sandbox.store import hosts as hosts_store
 
 APPROVED_BY_REQUESTER = "requested by an approver"
 
@@ -23,7 +26,7 @@ async def request_hosts(
     """One network request per host (an open one is reused); an approver's are approved now."""
     rows = []
     for host in hosts:
-        row = await store.insert_approval(
+        row = await approvals_store.insert_approval(
             conn,
             kind="network",
             subject=host,
@@ -32,11 +35,11 @@ async def request_hosts(
             details={"via": "allowed-hosts"},
         )
         if row is None:
-            row = await store.get_pending_network_approval(conn, server, host)
+            row = await approvals_store.get_pending_network_approval(conn, server, host)
         else:
             await _emit(conn, APPROVAL_REQUESTED, row, "request", actor)
         if approve and row is not None:
-            row = await codetools.decide(
+            row = await approvals.decide(
                 rt, conn, "network", row["id"], "approve", APPROVED_BY_REQUESTER, actor
             )
         if row is not None:
@@ -47,8 +50,8 @@ async def request_hosts(
 async def remove_hosts(conn: asyncpg.Connection, server: str, hosts: list[str], actor: str) -> None:
     """Take hosts off the allowlist; the approvals that put them there become revoked."""
     for host in hosts:
-        await store.delete_allowed_host(conn, server, host)
-        for row in await store.revoke_network_approvals(
+        await hosts_store.delete_allowed_host(conn, server, host)
+        for row in await approvals_store.revoke_network_approvals(
             conn, server, host, "removed from the allowlist", actor
         ):
             await _emit(conn, APPROVAL_DECIDED, row, "revoke", actor)

@@ -17,8 +17,9 @@ import structlog
 
 from libs.common import outbox
 from libs.common.events import EXECUTION_FINISHED, ExecutionFinished
-from services.sandbox import cgroups, isolation
-from services.sandbox.runtime import SCHEMA, Runtime
+from services.sandbox import cgroups, isolation, launchers
+from services.sandbox.runtime import Runtime
+from services.sandbox.store import SCHEMA
 
 log = structlog.get_logger()
 
@@ -64,18 +65,18 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
     if req.packages:
         paths = []
         for index, src in enumerate(req.packages):
-            dest = f"{isolation.TOOL_PACKAGES}/{index}"
+            dest = f"{launchers.TOOL_PACKAGES}/{index}"
             conf.ro_binds.append((src, dest))
             paths.append(dest if rt.tier == isolation.BWRAP_USERNS else src)
         conf.python_path = ":".join(paths)
-    runner = f"{isolation.SUPPORT_DIR}/runner.py"
+    runner = f"{launchers.SUPPORT_DIR}/runner.py"
     if rt.tier != isolation.BWRAP_USERNS:
         runner = str(rt.layout.support / "runner.py")
     argv = [rt.settings.python, "-S", runner]
     started = time.perf_counter()
     cmd = None
     try:
-        cmd = isolation.build_command(rt.settings, rt.layout, rt.tier, conf, argv)
+        cmd = launchers.build_command(rt.settings, rt.layout, rt.tier, conf, argv)
         outcome = await _spawn(cmd, orjson.dumps({"code": req.code, "args": req.args}), timeout)
     finally:
         for fd in cmd.pass_fds if cmd is not None else ():

@@ -42,8 +42,8 @@ class Layout:
     """Host paths of the sandbox: its work root and what every sandbox reads."""
 
     work_root: Path
-    support: Path  # inside/ helpers, bound at isolation.SUPPORT_DIR
-    packages: Path | None  # the service's site-packages, bound at isolation.SITE_PACKAGES
+    support: Path  # inside/ helpers, bound at launchers.SUPPORT_DIR
+    packages: Path | None  # the service's site-packages, bound at launchers.SITE_PACKAGES
     ro_paths: tuple[tuple[str, str], ...]  # (host source, path seen inside the sandbox)
     stage: Path | None  # this replica's staged copies (removed on close)
     notes: tuple[str, ...] = ()  # what was moved or staged, and why

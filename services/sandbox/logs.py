@@ -1,4 +1,4 @@
-"""A hosted server's log: lines cut from its stream, bounded in lines and bytes, with followers."""
+"""Hosted servers' logs: lines cut from a stream, bounded buffers per server with followers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from libs.common.events import now_iso
@@ -143,3 +143,49 @@ class LogBuffer:
             if LEVELS.index(ln["level"]) >= floor and (since is None or ln["time"] > since)
         ]
         return picked[-limit:]
+
+
+LogHook = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ServerLogs:
+    """The log buffer of each hosted server on this replica, each line also published live."""
+
+    def __init__(self, lines: int, max_bytes: int, line_bytes: int, on_log: LogHook | None) -> None:
+        self.sizes = (lines, max_bytes, line_bytes)
+        self.on_log = on_log
+        self.buffers: dict[str, LogBuffer] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    def log(self, server: str, stream: str, text: str) -> None:
+        """Record a log line and publish it live."""
+        line = self.buffer(server).append(server, stream, text)
+        if self.on_log is not None:
+            task = asyncio.create_task(self.on_log(line))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def buffer(self, server: str) -> LogBuffer:
+        """The log buffer of a server (created empty)."""
+        buf = self.buffers.get(server)
+        if buf is None:
+            buf = self.buffers[server] = LogBuffer(*self.sizes)
+        return buf
+
+    async def drain(self) -> None:
+        """Wait for the lines still being published."""
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+
+
+async def read_lines(
+    stream: asyncio.StreamReader, line_bytes: int, on_line: Callable[[str], None]
+) -> None:
+    """Hand each line of a stream to `on_line`, cut to `line_bytes` while reading, to its end."""
+    lines = LineSplitter(line_bytes)
+    while chunk := await stream.read(65536):
+        for text in lines.feed(chunk):
+            on_line(text)
+    for text in lines.close():
+        on_line(text)

@@ -12,10 +12,11 @@ import structlog
 
 from libs.common import outbox
 from libs.common.events import PROCESS_STATUS, ProcessStatus
-from services.sandbox import store
+from services.sandbox.store import SCHEMA
+from services.sandbox.store import owners as owners_store
+from services.sandbox.store import processes as processes_store
 
 log = structlog.get_logger()
-SCHEMA = "sandbox"
 
 LostHook = Callable[[list[str]], Awaitable[None]]
 IdleCheck = Callable[[str], bool]
@@ -56,8 +57,8 @@ class Ownership:
                 await self._task
         self.owned.clear()
         async with self.pool.acquire() as conn, conn.transaction():
-            await store.delete_owners_of(conn, self.instance)
-            await store.delete_processes_of(conn, self.instance)
+            await owners_store.delete_owners_of(conn, self.instance)
+            await processes_store.delete_processes_of(conn, self.instance)
 
     def holds(self, key: str) -> bool:
         """True when this replica surely still holds the key's lease (no database round trip)."""
@@ -69,14 +70,16 @@ class Ownership:
             return self.instance
         for _ in range(3):
             async with self.pool.acquire() as conn, conn.transaction():
-                row = await store.get_owner_for_update(conn, key)
+                row = await owners_store.get_owner_for_update(conn, key)
                 if row is None:
-                    if not await store.insert_owner(conn, key, server, self.instance, self.ttl_s):
+                    if not await owners_store.insert_owner(
+                        conn, key, server, self.instance, self.ttl_s
+                    ):
                         continue  # another replica inserted it at the same moment
                 elif row["live"] and row["instance"] != self.instance:
                     return row["instance"]
                 else:
-                    await store.update_owner(conn, key, self.instance, self.ttl_s)
+                    await owners_store.update_owner(conn, key, self.instance, self.ttl_s)
                     if row["instance"] != self.instance:
                         log.info("sandbox_ownership_taken", key=key, previous=row["instance"])
                         await self._reap(conn)
@@ -87,7 +90,7 @@ class Ownership:
     async def expire(self, key: str, instance: str) -> None:
         """End another replica's lease now: it holds the key but no longer answers."""
         async with self.pool.acquire() as conn:
-            await store.expire_owner(conn, key, instance)
+            await owners_store.expire_owner(conn, key, instance)
 
     async def release(self, keys: list[str]) -> None:
         """Give up leases whose processes stopped: the next call anywhere may claim them."""
@@ -95,13 +98,13 @@ class Ownership:
             self.owned.pop(key, None)
         if keys:
             async with self.pool.acquire() as conn:
-                await store.delete_owners(conn, self.instance, keys)
+                await owners_store.delete_owners(conn, self.instance, keys)
 
     async def holders(self, server: str) -> set[str]:
         """Replicas that own one of a server's keys or last stored one of its processes."""
         async with self.pool.acquire() as conn:
-            rows = await store.list_live_owners(conn, server)
-            stored = await store.list_process_instances(conn, server)
+            rows = await owners_store.list_live_owners(conn, server)
+            stored = await owners_store.list_process_instances(conn, server)
         return {r["instance"] for r in rows} | set(stored)
 
     async def refresh(self) -> list[str]:
@@ -111,7 +114,7 @@ class Ownership:
             return []
         started = time.monotonic()
         async with self.pool.acquire() as conn:
-            kept = set(await store.refresh_owners(conn, self.instance, keys, self.ttl_s))
+            kept = set(await owners_store.refresh_owners(conn, self.instance, keys, self.ttl_s))
         lost = [k for k in keys if k not in kept]
         for key in kept:
             self.owned[key] = started + self.ttl_s / 2
@@ -121,14 +124,14 @@ class Ownership:
 
     async def reap(self) -> list[dict]:
         """Mark our ended processes' rows as still served (their logs live on here), then delete
-        the rows of replicas that died (`store.delete_orphan_processes`)."""
+        the rows of replicas that died (`processes_store.delete_orphan_processes`)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await store.touch_ended_processes(conn, self.instance)
+            await processes_store.touch_ended_processes(conn, self.instance)
             return await self._reap(conn)
 
     async def _reap(self, conn: asyncpg.Connection) -> list[dict]:
         """Reap in the caller's transaction; each row gone is a `stopped` status event."""
-        rows = await store.delete_orphan_processes(conn, self.ttl_s)
+        rows = await processes_store.delete_orphan_processes(conn, self.ttl_s)
         for row in rows:
             if row["state"] == "stopped":
                 continue

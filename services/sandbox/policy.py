@@ -8,7 +8,8 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.sandbox import isolation, store
+from services.sandbox import isolation
+from services.sandbox.store import policy as policy_store
 
 CACHE_S = 3.0
 
@@ -66,7 +67,7 @@ class PolicyCache:
         """The current policy."""
         if self._value is not None and self._until > time.monotonic():
             return self._value
-        doc = await store.get_policy(conn)
+        doc = await policy_store.get_policy(conn)
         self._value = Policy.model_validate(doc or {})
         self._until = time.monotonic() + CACHE_S
         return self._value

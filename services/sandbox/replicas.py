@@ -9,8 +9,8 @@ from libs.common import rpc
 from libs.common.authn import Principal
 from libs.common.bus import RpcError, RpcHandler
 from libs.common.errors import Unavailable, ValidationError
-from services.sandbox.processes import ServerSpec
-from services.sandbox.runtime import Runtime, _token
+from services.sandbox.runtime import Runtime, subject_token
+from services.sandbox.server_spec import ServerSpec
 
 CODE_SERVER = "code"
 KEYED = ("call", "discover", "start", "restart")  # routed to the owner of the process key
@@ -53,7 +53,7 @@ class Replicas:
 
     def subject(self, instance: str, verb: str) -> str:
         """The subject one replica answers `verb` on."""
-        return f"{rpc.SANDBOX_REPLICA}.{_token(instance)}.{verb}"
+        return f"{rpc.SANDBOX_REPLICA}.{subject_token(instance)}.{verb}"
 
     async def serve(self) -> None:
         """Answer the verbs other replicas forward to this one."""

@@ -17,35 +17,32 @@ from libs.common.authn import ServerRef
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import NotFound, Unprocessable
 from libs.common.events import (
-    APPROVAL_REQUESTED,
-    EGRESS_REFUSED,
     PROCESS_STATUS,
-    ApprovalChanged,
-    EgressRefused,
     ProcessStatus,
 )
 from libs.common.rpc_types import HostedRequest
 from services.sandbox import (
     addresses,
-    allowlist,
     cgroups,
     enforcement,
     isolation,
     seccomp,
     selftest,
-    store,
 )
-from services.sandbox.egress import NOT_ALLOWLISTED, EgressProxy
+from services.sandbox.egress import EgressProxy
+from services.sandbox.egress_gate import EgressGate, platform_hosts
 from services.sandbox.layout import ensure_dir, plan
 from services.sandbox.ownership import Ownership
 from services.sandbox.policy import Policy, PolicyCache
-from services.sandbox.processes import FAILED, STOPPED, ProcessManager, ServerSpec
+from services.sandbox.processes import ProcessManager
+from services.sandbox.server_spec import ServerSpec
 from services.sandbox.settings import SandboxSettings
+from services.sandbox.store import SCHEMA
+from services.sandbox.store import processes as processes_store
+from services.sandbox.supervision import FAILED, STOPPED
 from services.sandbox.workspace import Workspace
 
 log = structlog.get_logger()
-SCHEMA = "sandbox"
-HOSTS_TTL_S = 5.0
 
 
 class Runtime:
@@ -59,6 +56,9 @@ class Runtime:
         self.bus = bus
         self.instance = instance
         self.tier, self.tier_reason = isolation.probe_tier(settings)
+        no_seccomp = seccomp.unavailable_reason()
+        if no_seccomp is not None:
+            log.warning("sandbox_seccomp_unavailable", reason=no_seccomp, tier=self.tier)
         self.cgroups = cgroups.detect(settings.cgroups)
         if self.cgroups.reason:
             log.info("sandbox_cgroups_unavailable", reason=self.cgroups.reason)
@@ -81,7 +81,9 @@ class Runtime:
             allow=ssrf.parse_networks(settings.egress_allow_cidrs),
             platform_hosts=platform_hosts(settings),
         )
-        self.proxy = EgressProxy(self.host_allowed, self.egress_refused, self.guard)
+        self.policy_cache = PolicyCache()
+        self.egress = EgressGate(pool, self.guard, self.policy_cache)
+        self.proxy = EgressProxy(self.egress.host_allowed, self.egress.refused, self.guard)
         self.manager = ProcessManager(
             settings,
             self.layout,
@@ -101,7 +103,6 @@ class Runtime:
         )
         self.replicas: Any = None  # services.sandbox.replicas.Replicas, set by the app
         self.self_test: selftest.SelfTest | None = None  # set by start()
-        self.policy_cache = PolicyCache()
         self.workspace = Workspace(
             self.layout.work_root / "workspace",
             settings.max_file_bytes,
@@ -111,7 +112,6 @@ class Runtime:
         self._views: dict[str, tuple[float, dict[str, Any]]] = {}
         # the last listing of each server, answered while its process is stopped and unchanged
         self.listings: dict[str, tuple[ServerSpec, dict[str, Any]]] = {}
-        self._hosts: dict[str, tuple[float, list[str]]] = {}
 
     async def start(self) -> None:
         """Prepare the work root and start supervising."""
@@ -256,7 +256,7 @@ class Runtime:
             instance=self.instance,
         )
         async with self.pool.acquire() as conn, conn.transaction():
-            await store.upsert_process(conn, snap, self.instance)
+            await processes_store.upsert_process(conn, snap, self.instance)
             await outbox.enqueue(conn, SCHEMA, PROCESS_STATUS.event(payload, source=SCHEMA))
 
     def releasable(self, key: str) -> bool:
@@ -278,90 +278,19 @@ class Runtime:
         return {**line, "instance": self.instance}
 
     def log_subject(self, server: str) -> str:
-        """The core NATS subject a server's log lines are published on, live."""
-        return self.bus.subject(subjects.sandbox_logs(_token(server)))
+        """The core NATS subject a server's log lines are published on, live (not namespaced:
+        the Bus adds the namespace)."""
+        return subjects.sandbox_logs(subject_token(server))
 
     async def publish_log(self, line: dict[str, Any]) -> None:
         """Publish a log line live on core NATS (not stored in the stream)."""
         try:
-            subject = self.log_subject(line["server"])
-            await self.bus.nc.publish(subject, orjson.dumps(self.log_line(line)))
+            await self.bus.send(self.log_subject(line["server"]), orjson.dumps(self.log_line(line)))
         except Exception as exc:
             log.warning("sandbox_log_not_published", error=str(exc))
 
-    async def allowed_hosts(self, server: str) -> list[str]:
-        """A server's egress allowlist (cached a few seconds)."""
-        hit = self._hosts.get(server)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        async with self.pool.acquire() as conn:
-            hosts = await store.list_allowed_hosts(conn, server)
-        self._hosts[server] = (time.monotonic() + HOSTS_TTL_S, hosts)
-        return hosts
 
-    def forget_hosts(self, server: str) -> None:
-        """Drop the cached allowlist of a server."""
-        self._hosts.pop(server, None)
-
-    async def host_allowed(self, server: str, host: str, port: int) -> bool:
-        """True when the server's allowlist names host:port."""
-        return allowlist.allows(await self.allowed_hosts(server), host, port)
-
-    def check_hosts(self, hosts: list[str]) -> None:
-        """422 for allowlist entries no approval could open (internal or platform addresses)."""
-        fields = {}
-        for index, host in enumerate(hosts):
-            problem = self.guard.literal_problem(allowlist.parse_entry(host).host)
-            if problem is not None:
-                fields[f"hosts.{index}"] = f"{host!r} is a {problem}"
-        if fields:
-            raise Unprocessable(
-                "Sandboxes may not reach these addresses.", details={"fields": fields}
-            )
-
-    def requestable(self, host: str) -> bool:
-        """True when a refused host could be approved (a host, not an internal address)."""
-        try:
-            self.check_hosts([host])
-        except (ValueError, Unprocessable):
-            return False
-        return True
-
-    async def egress_refused(self, server: str, host: str, port: int, reason: str) -> None:
-        """Record a refusal: an event, and a pending network approval for a host that is merely
-        not on the allowlist (one per host; internal addresses open none)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            ask = (await self.policy_cache.get(conn)).network_default == "ask"
-            ask = ask and reason == NOT_ALLOWLISTED and self.requestable(host)
-            row = None
-            if ask:
-                row = await store.insert_approval(
-                    conn, kind="network", subject=host, server=server, details={"port": port}
-                )
-            refused = EgressRefused(server=server, host=host, port=port, reason=reason)
-            await outbox.enqueue(conn, SCHEMA, EGRESS_REFUSED.event(refused, source=SCHEMA))
-            if row is not None:
-                approval = ApprovalChanged(
-                    id=str(row["id"]),
-                    kind="network",
-                    subject=host,
-                    status="pending",
-                    action="request",
-                    server=server,
-                )
-                await outbox.enqueue(
-                    conn, SCHEMA, APPROVAL_REQUESTED.event(approval, source=SCHEMA)
-                )
-
-
-def platform_hosts(settings: SandboxSettings) -> tuple[str, ...]:
-    """The platform's own endpoints the sandbox knows: Postgres, NATS, nginx, itself, and
-    SANDBOX_PLATFORM_HOSTS (the other services)."""
-    urls = [settings.database_url, settings.nats_url, settings.public_url]
-    return (*addresses.url_hosts(urls), settings.host, *settings.platform_hosts)
-
-
-def _token(name: str) -> str:
+def subject_token(name: str) -> str:
     """A server name as one NATS subject token."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "_"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from services.sandbox import isolation
+from services.sandbox import isolation, launchers
 from services.sandbox.layout import Layout
 from services.sandbox.settings import SandboxSettings
 
@@ -92,7 +92,7 @@ async def _probe_server(settings: SandboxSettings, layout: Layout, tier: str) ->
 
 async def _probe_code(settings: SandboxSettings, layout: Layout, tier: str) -> Check:
     """The code runner from the support dir, as a code tool runs."""
-    runner = f"{isolation.SUPPORT_DIR}/runner.py"
+    runner = f"{launchers.SUPPORT_DIR}/runner.py"
     if tier != isolation.BWRAP_USERNS:
         runner = str(layout.support / "runner.py")
     job = orjson.dumps({"code": CODE_PROBE, "args": {}})
@@ -122,7 +122,7 @@ async def _run(
         key=key, workdir=workdir, limits=limits, service_packages=service_packages
     )
     try:
-        cmd = isolation.build_command(settings, layout, tier, conf, argv)
+        cmd = launchers.build_command(settings, layout, tier, conf, argv)
     except OSError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
         return None, "", f"the command could not be built: {exc}"

@@ -12,8 +12,9 @@ import os
 import struct
 import sys
 
-SYS_CREATE, SYS_ADD_RULE, SYS_RESTRICT, SYS_SECCOMP = 444, 445, 446, 317
+SYS_CREATE, SYS_ADD_RULE, SYS_RESTRICT = 444, 445, 446  # the same on x86_64 and aarch64
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2  # prctl: no per-architecture syscall number
 RULE_PATH_BENEATH = 1
 READ = 1 | 4 | 8  # execute, read file, read dir
 FILE_RIGHTS = 1 | 2 | 4 | (1 << 14) | (1 << 15)  # rights that apply to a file (not a dir)
@@ -77,13 +78,13 @@ def landlock(ro: list, rw: list, abi_max: int) -> None:
 
 
 def seccomp(fd: int) -> None:
-    """Load the BPF program read from `fd`."""
+    """Load the BPF program read from `fd` (prctl, as seccomp(2)'s number differs by arch)."""
     program = os.read(fd, 65536)
     os.close(fd)
     filters = ctypes.create_string_buffer(program, len(program))
     prog = struct.pack("=HxxxxxxQ", len(program) // 8, ctypes.addressof(filters))
     buf = ctypes.create_string_buffer(prog, len(prog))
-    if libc.syscall(SYS_SECCOMP, 1, 0, buf) != 0:
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, buf, 0, 0) != 0:
         fail("seccomp")
 
 

@@ -14,9 +14,11 @@ from libs.common.errors import Conflict, Forbidden, NotFound
 from libs.common.events import APPROVAL_REQUESTED, ApprovalChanged
 from libs.common.http import json_response, parse_body
 from libs.common.pagination import list_query, page_body
-from services.sandbox import approvers, codetools, store
-from services.sandbox.runtime import SCHEMA
+from services.sandbox import approvals, approvers
+from services.sandbox.context import runtime_of
 from services.sandbox.schemas import Decision, ModuleRequest, Revoke
+from services.sandbox.store import SCHEMA
+from services.sandbox.store import approvals as approvals_store
 
 BASE = "/api/v1/sandbox/approvals"
 
@@ -33,14 +35,14 @@ async def _decider(request: Request, kind: str) -> Principal:
     principal = await authenticate(request)
     if principal.is_platform_admin:
         return principal
-    rt = request.state.runtime
+    rt = runtime_of(request)
     policy = await rt.policy()
     if policy.approvers != "org_admin":
         raise Forbidden(
             "Only a platform admin may decide approvals.", details={"approvers": policy.approvers}
         )
-    async with request.state.pool.acquire() as conn:
-        row = await store.get_approval(conn, _approval_id(request))
+    async with rt.pool.acquire() as conn:
+        row = await approvals_store.get_approval(conn, _approval_id(request))
     if row is None or row["kind"] != kind:
         raise NotFound("No such approval.", details={"id": request.path_params["id"]})
     org = await rt.request_org(row)
@@ -67,11 +69,11 @@ def _approval_id(request: Request) -> uuid.UUID:
 async def stats(request: Request) -> Response:
     """Counts by kind and status."""
     await _approver(request)
-    async with request.state.pool.acquire() as conn:
-        rows = await store.approval_stats(conn)
+    async with runtime_of(request).pool.acquire() as conn:
+        rows = await approvals_store.approval_stats(conn)
     out: dict[str, dict[str, int]] = {
         k: {"pending": 0, "approved": 0, "rejected": 0, "revoked": 0}
-        for k in codetools.KINDS.values()
+        for k in approvals.KINDS.values()
     }
     for row in rows:
         out[row["kind"]][row["status"]] = row["n"]
@@ -82,21 +84,21 @@ async def stats(request: Request) -> Response:
 async def list_approvals(request: Request) -> Response:
     """Approvals of one kind (tools, modules, network), `status` filter, paged."""
     await _approver(request)
-    kind = codetools.check_kind(request.path_params["kind"])
+    kind = approvals.check_kind(request.path_params["kind"])
     query = list_query(request, sorts=["created_at", "updated_at"], filters=["status"])
-    async with request.state.pool.acquire() as conn:
-        rows, total = await store.list_approvals(
+    async with runtime_of(request).pool.acquire() as conn:
+        rows, total = await approvals_store.list_approvals(
             conn, kind, query.filters.get("status"), query.order_sql, query.page_size, query.offset
         )
-    return json_response(page_body([codetools.approval_out(r) for r in rows], total, query))
+    return json_response(page_body([approvals.approval_out(r) for r in rows], total, query))
 
 
 async def request_module(request: Request) -> Response:
     """Ask for a module to be put on the allowlist (a pending module approval)."""
     principal = await authenticate(request)
     body = await parse_body(request, ModuleRequest)
-    async with request.state.pool.acquire() as conn, conn.transaction():
-        row = await store.insert_approval(
+    async with runtime_of(request).pool.acquire() as conn, conn.transaction():
+        row = await approvals_store.insert_approval(
             conn,
             kind="module",
             subject=body.module,
@@ -118,17 +120,18 @@ async def request_module(request: Request) -> Response:
         await outbox.enqueue(
             conn, SCHEMA, APPROVAL_REQUESTED.event(payload, source=SCHEMA, actor=principal.id)
         )
-    return json_response(codetools.approval_out(row), 201)
+    return json_response(approvals.approval_out(row), 201)
 
 
 async def act(request: Request) -> Response:
     """Approve or reject a pending request."""
-    kind = codetools.check_kind(request.path_params["kind"])
+    rt = runtime_of(request)
+    kind = approvals.check_kind(request.path_params["kind"])
     principal = await _decider(request, kind)
     body = await parse_body(request, Decision)
-    async with request.state.pool.acquire() as conn, conn.transaction():
-        row = await codetools.decide(
-            request.state.runtime,
+    async with rt.pool.acquire() as conn, conn.transaction():
+        row = await approvals.decide(
+            rt,
             conn,
             kind,
             _approval_id(request),
@@ -136,17 +139,18 @@ async def act(request: Request) -> Response:
             body.reason,
             principal.id,
         )
-    return json_response(codetools.approval_out(row))
+    return json_response(approvals.approval_out(row))
 
 
 async def revoke(request: Request) -> Response:
     """Revoke an approval: the tool stops being served, the host or module is removed."""
-    kind = codetools.check_kind(request.path_params["kind"])
+    rt = runtime_of(request)
+    kind = approvals.check_kind(request.path_params["kind"])
     principal = await _decider(request, kind)
     body = Revoke() if not await request.body() else await parse_body(request, Revoke)
-    async with request.state.pool.acquire() as conn, conn.transaction():
-        row = await codetools.decide(
-            request.state.runtime,
+    async with rt.pool.acquire() as conn, conn.transaction():
+        row = await approvals.decide(
+            rt,
             conn,
             kind,
             _approval_id(request),
@@ -154,7 +158,7 @@ async def revoke(request: Request) -> Response:
             body.reason,
             principal.id,
         )
-    return json_response(codetools.approval_out(row))
+    return json_response(approvals.approval_out(row))
 
 
 routes = [

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from libs.common.authn import authenticate, require_platform_admin
 from libs.common.errors import ValidationError
 from libs.common.http import json_response, no_content, parse_body
+from services.sandbox.context import runtime_of
 from services.sandbox.workspace import Workspace
 
 FILES = "/api/v1/sandbox/files"
@@ -35,7 +36,7 @@ async def _workspace(request: Request) -> Workspace:
     """Authenticate a platform admin and return the workspace."""
     principal = await authenticate(request)
     require_platform_admin(principal)
-    return request.state.runtime.workspace
+    return runtime_of(request).workspace
 
 
 async def list_files(request: Request) -> Response:

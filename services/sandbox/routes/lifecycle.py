@@ -16,10 +16,13 @@ from libs.common import tenancy
 from libs.common.authn import Principal, authenticate
 from libs.common.errors import Forbidden, NotFound
 from libs.common.http import json_response, parse_body, query_model, read_json, validate
-from services.sandbox import approvers, codetools, egress_requests, store
+from services.sandbox import approvals, approvers, egress_requests
+from services.sandbox.context import runtime_of
 from services.sandbox.logs import LEVELS
 from services.sandbox.runtime import Runtime
 from services.sandbox.schemas import HostsBody, HostsRemoval, LogsQuery, StopBody, check_name
+from services.sandbox.store import hosts as hosts_store
+from services.sandbox.store import processes as processes_store
 
 SERVER = "/api/v1/sandbox/servers/{name}"
 FOLLOW_MAX_S = 3600.0
@@ -34,7 +37,7 @@ async def _target(
     org, not through a share."""
     principal = await authenticate(request)
     name = check_name(request.path_params["name"])
-    rt: Runtime = request.state.runtime
+    rt = runtime_of(request)
     server = await rt.server_ref(name)
     if not tenancy.may(principal, "read", server, via_share=not inspect):
         raise NotFound(f"Server {name!r} is not registered.", details={"server": name})
@@ -74,8 +77,8 @@ async def server_status(request: Request) -> Response:
     """The server's processes on every replica that owns one, and what each last stored."""
     rt, _, name = await _target(request, "read", inspect=True)
     answers = await rt.replicas.spread("status", {"server": name})
-    async with request.state.pool.acquire() as conn:
-        reported = await store.list_processes(conn, name)
+    async with runtime_of(request).pool.acquire() as conn:
+        reported = await processes_store.list_processes(conn, name)
     live = _processes(answers)
     state = live[0]["state"] if live else (reported[0]["state"] if reported else "stopped")
     return json_response(
@@ -112,7 +115,7 @@ async def server_logs(request: Request) -> Response:
         with contextlib.suppress(asyncio.QueueFull, orjson.JSONDecodeError):
             queue.put_nowait(orjson.loads(msg.data))
 
-    sub = await rt.bus.nc.subscribe(rt.log_subject(name), cb=on_line)
+    sub = await rt.bus.listen(rt.log_subject(name), on_line, owned=False)
     try:
         lines = await _backlog(rt, data)
     except BaseException:
@@ -164,7 +167,7 @@ async def _follow(
 async def list_allowed_hosts(request: Request) -> Response:
     """The server's egress allowlist."""
     rt, _, name = await _target(request, "read", inspect=True)
-    return json_response({"server": name, "hosts": await rt.allowed_hosts(name)})
+    return json_response({"server": name, "hosts": await rt.egress.allowed_hosts(name)})
 
 
 async def add_allowed_hosts(request: Request) -> Response:
@@ -172,17 +175,17 @@ async def add_allowed_hosts(request: Request) -> Response:
     once when the requester may decide it (201), else left for an approver (202)."""
     rt, principal, name = await _target(request, "write")
     body = await parse_body(request, HostsBody)
-    rt.check_hosts(body.hosts)
+    rt.egress.check_hosts(body.hosts)
     decides = principal.is_platform_admin or approvers.may_decide(
         await rt.policy(), principal, await rt.request_org({"kind": "network", "server": name})
     )
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with runtime_of(request).pool.acquire() as conn, conn.transaction():
         rows = await egress_requests.request_hosts(
             rt, conn, name, body.hosts, principal.id, decides
         )
-        hosts = await store.list_allowed_hosts(conn, name)
-    rt.forget_hosts(name)
-    requests = [codetools.approval_out(r) for r in rows]
+        hosts = await hosts_store.list_allowed_hosts(conn, name)
+    rt.egress.forget_hosts(name)
+    requests = [approvals.approval_out(r) for r in rows]
     return json_response(
         {"server": name, "hosts": hosts, "requests": requests}, 201 if decides else 202
     )
@@ -198,10 +201,10 @@ async def remove_allowed_hosts(request: Request) -> Response:
         if raw
         else validate(HostsRemoval, await read_json(request))
     )
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with runtime_of(request).pool.acquire() as conn, conn.transaction():
         await egress_requests.remove_hosts(conn, name, body.hosts, principal.id)
-        hosts = await store.list_allowed_hosts(conn, name)
-    rt.forget_hosts(name)
+        hosts = await hosts_store.list_allowed_hosts(conn, name)
+    rt.egress.forget_hosts(name)
     return json_response({"server": name, "hosts": hosts})
 
 

@@ -9,9 +9,12 @@ from starlette.routing import Route
 from libs.common.authn import authenticate, require_platform_admin
 from libs.common.errors import Conflict
 from libs.common.http import json_response, parse_body, validate
-from services.sandbox import modules, store
+from services.sandbox import modules
+from services.sandbox.context import runtime_of
 from services.sandbox.policy import Policy, PolicyPatch, merged
 from services.sandbox.schemas import ModulesPatch
+from services.sandbox.store import modules as modules_store
+from services.sandbox.store import policy as policy_store
 from services.sandbox.validation import STDLIB_ALLOWED
 
 
@@ -19,7 +22,7 @@ async def get_policy(request: Request) -> Response:
     """The current security policy."""
     principal = await authenticate(request)
     require_platform_admin(principal)
-    return json_response(await request.state.runtime.policy())
+    return json_response(await runtime_of(request).policy())
 
 
 async def patch_policy(request: Request) -> Response:
@@ -27,10 +30,10 @@ async def patch_policy(request: Request) -> Response:
     principal = await authenticate(request)
     require_platform_admin(principal)
     patch = await parse_body(request, PolicyPatch)
-    rt = request.state.runtime
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    rt = runtime_of(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
         doc = validate(Policy, merged(await rt.policy_cache.get(conn), patch))
-        await store.put_policy(conn, doc.model_dump(), principal.id)
+        await policy_store.put_policy(conn, doc.model_dump(), principal.id)
     rt.policy_cache.set(doc)
     return json_response(doc)
 
@@ -39,8 +42,8 @@ async def list_modules(request: Request) -> Response:
     """The module allowlist (approved packages) and the always-allowed standard modules."""
     principal = await authenticate(request)
     require_platform_admin(principal)
-    async with request.state.pool.acquire() as conn:
-        rows = await store.list_modules(conn)
+    async with runtime_of(request).pool.acquire() as conn:
+        rows = await modules_store.list_modules(conn)
     return json_response({"items": [dict(r) for r in rows], "stdlib": sorted(STDLIB_ALLOWED)})
 
 
@@ -49,12 +52,12 @@ async def patch_modules(request: Request) -> Response:
     principal = await authenticate(request)
     require_platform_admin(principal)
     body = await parse_body(request, ModulesPatch)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with runtime_of(request).pool.acquire() as conn, conn.transaction():
         for name in body.add:
-            await store.insert_module(conn, name, principal.id)
+            await modules_store.insert_module(conn, name, principal.id)
         for name in body.remove:
-            await store.delete_module(conn, name)
-        rows = await store.list_modules(conn)
+            await modules_store.delete_module(conn, name)
+        rows = await modules_store.list_modules(conn)
     return json_response({"items": [dict(r) for r in rows], "stdlib": sorted(STDLIB_ALLOWED)})
 
 
@@ -73,10 +76,11 @@ async def _admin(request: Request) -> None:
 
 async def modules_enhanced(request: Request) -> Response:
     """The allowlist with install status, versions and the import names each package provides."""
+    rt = runtime_of(request)
     await _admin(request)
-    root = request.state.runtime.layout.work_root
-    async with request.state.pool.acquire() as conn:
-        rows = await store.list_modules(conn)
+    root = rt.layout.work_root
+    async with rt.pool.acquire() as conn:
+        rows = await modules_store.list_modules(conn)
     items = []
     for row in rows:
         target = modules.package_dir(root, row["name"])
@@ -101,8 +105,8 @@ async def install_module(request: Request) -> Response:
     """Install an allowlisted module (wheels only) into its own read-only package directory."""
     await _admin(request)
     name = modules.check_name(request.path_params["name"])
-    async with request.state.pool.acquire() as conn:
-        allowed = {r["name"] for r in await store.list_modules(conn)}
+    async with runtime_of(request).pool.acquire() as conn:
+        allowed = {r["name"] for r in await modules_store.list_modules(conn)}
     if name not in allowed:
         raise Conflict(f"{name!r} is not on the module allowlist.", details={"name": name})
     row = await _install(request, name)
@@ -111,20 +115,22 @@ async def install_module(request: Request) -> Response:
 
 async def _install(request: Request, name: str):
     """Install and record the outcome."""
-    root = request.state.runtime.layout.work_root
+    rt = runtime_of(request)
+    root = rt.layout.work_root
     outcome = await modules.install(root, name)
-    async with request.state.pool.acquire() as conn:
-        return await store.set_module_install(
+    async with rt.pool.acquire() as conn:
+        return await modules_store.set_module_install(
             conn, name, outcome["status"], outcome["version"], outcome["error"]
         )
 
 
 async def sync_modules(request: Request) -> Response:
     """Install every allowlisted module that is not installed yet."""
+    rt = runtime_of(request)
     await _admin(request)
-    root = request.state.runtime.layout.work_root
-    async with request.state.pool.acquire() as conn:
-        rows = await store.list_modules(conn)
+    root = rt.layout.work_root
+    async with rt.pool.acquire() as conn:
+        rows = await modules_store.list_modules(conn)
     results = []
     for row in rows:
         if not modules.package_dir(root, row["name"]).is_dir():

@@ -10,15 +10,16 @@ from libs.common import tenancy
 from libs.common.authn import Principal, authenticate
 from libs.common.errors import ApiError
 from libs.common.http import json_response
-from services.sandbox import store
+from services.sandbox.context import runtime_of
+from services.sandbox.store import processes as processes_store
 
 
 async def sandbox_status(request: Request) -> Response:
     """The isolation tier, the start-up self-test, default limits, and processes by state."""
     principal = await authenticate(request)
-    rt = request.state.runtime
-    async with request.state.pool.acquire() as conn:
-        counts = await store.count_processes(conn)
+    rt = runtime_of(request)
+    async with rt.pool.acquire() as conn:
+        counts = await processes_store.count_processes(conn)
     live = [
         p.snapshot()
         for p in rt.manager.processes.values()

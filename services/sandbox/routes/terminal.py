@@ -19,8 +19,10 @@ from libs.common.authn import authenticate, require_platform_admin
 from libs.common.errors import ApiError
 from libs.common.events import TERMINAL_CLOSED, TERMINAL_OPENED, TerminalSession
 from libs.common.trusted_hosts import refuse_websocket_origin
-from services.sandbox import isolation
-from services.sandbox.runtime import SCHEMA, Runtime
+from services.sandbox import isolation, launchers
+from services.sandbox.context import runtime_of
+from services.sandbox.runtime import Runtime
+from services.sandbox.store import SCHEMA
 
 log = structlog.get_logger()
 KEY = "terminal"
@@ -35,7 +37,7 @@ async def _audit(rt: Runtime, kind, payload: TerminalSession, actor: str) -> Non
 
 async def terminal(ws: WebSocket) -> None:
     """Authenticate, check policy, then bridge the socket to a shell on a PTY in a sandbox."""
-    rt: Runtime = ws.app.state.runtime
+    rt = runtime_of(ws)
     if await refuse_websocket_origin(ws, rt.settings.public_url, rt.settings.allowed_origins):
         return
     try:
@@ -92,7 +94,7 @@ async def _spawn_shell(rt: Runtime, tty: int) -> tuple[asyncio.subprocess.Proces
     conf.limits = isolation.Limits(
         policy.memory_mb, int(MAX_SESSION_S), policy.nofile, policy.nproc, policy.fsize_mb
     )
-    cmd = isolation.build_command(rt.settings, rt.layout, rt.tier, conf, ["/bin/sh", "-i"])
+    cmd = launchers.build_command(rt.settings, rt.layout, rt.tier, conf, ["/bin/sh", "-i"])
     proc = await isolation.spawn(cmd, stdin=tty, stdout=tty, stderr=tty)
     return proc, cmd.pass_fds
 

@@ -10,9 +10,12 @@ from libs.common.authn import Principal, authenticate, require_platform_admin
 from libs.common.errors import NotFound, Unprocessable
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import list_query, page_body
-from services.sandbox import codetools, store
+from services.sandbox import code_server, codetools
+from services.sandbox.context import runtime_of
 from services.sandbox.execution import RunRequest, run_code
 from services.sandbox.schemas import CodeCheck, ToolCreate, ToolUpdate
+from services.sandbox.store import modules as modules_store
+from services.sandbox.store import tools as tools_store
 from services.sandbox.validation import validate_code
 
 TOOLS = "/api/v1/sandbox/tools"
@@ -28,8 +31,8 @@ async def _admin(request: Request) -> Principal:
 
 async def _allowed_modules(request: Request) -> list[str]:
     """Names on the module allowlist."""
-    async with request.state.pool.acquire() as conn:
-        return [r["name"] for r in await store.list_modules(conn)]
+    async with runtime_of(request).pool.acquire() as conn:
+        return [r["name"] for r in await modules_store.list_modules(conn)]
 
 
 async def _require_valid(request: Request, code: str, schema: dict) -> None:
@@ -44,11 +47,12 @@ async def _require_valid(request: Request, code: str, schema: dict) -> None:
 
 async def create_tool(request: Request) -> Response:
     """Save a new code tool (version 1); it is served once approved."""
+    rt = runtime_of(request)
     principal = await _admin(request)
     body = await parse_body(request, ToolCreate)
     await _require_valid(request, body.code, body.input_schema)
-    policy = await request.state.runtime.policy()
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    policy = await rt.policy()
+    async with rt.pool.acquire() as conn, conn.transaction():
         row = await codetools.create_tool(
             conn, body.model_dump(), principal.id, not policy.require_tool_approval
         )
@@ -59,8 +63,8 @@ async def list_tools(request: Request) -> Response:
     """Code tools, paged, `q` searching name and description, `status` filter."""
     await _admin(request)
     query = list_query(request, sorts=["created_at", "name", "updated_at"], filters=["status"])
-    async with request.state.pool.acquire() as conn:
-        rows, total = await store.list_tools(
+    async with runtime_of(request).pool.acquire() as conn:
+        rows, total = await tools_store.list_tools(
             conn,
             query.q,
             query.filters.get("status"),
@@ -74,8 +78,8 @@ async def list_tools(request: Request) -> Response:
 async def get_tool(request: Request) -> Response:
     """One tool by id or name."""
     await _admin(request)
-    async with request.state.pool.acquire() as conn:
-        row = await store.get_tool(conn, request.path_params["ref"])
+    async with runtime_of(request).pool.acquire() as conn:
+        row = await tools_store.get_tool(conn, request.path_params["ref"])
     if row is None:
         raise NotFound("Tool not found.", details={"tool": request.path_params["ref"]})
     return json_response(codetools.tool_out(row))
@@ -83,10 +87,11 @@ async def get_tool(request: Request) -> Response:
 
 async def update_tool(request: Request) -> Response:
     """Save changes as a new version; the change needs approval again."""
+    rt = runtime_of(request)
     principal = await _admin(request)
     body = await parse_body(request, ToolUpdate)
-    policy = await request.state.runtime.policy()
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    policy = await rt.policy()
+    async with rt.pool.acquire() as conn, conn.transaction():
         tool = await codetools.locked_tool(conn, request.path_params["ref"])
         fields = {
             "description": tool["description"] if body.description is None else body.description,
@@ -108,7 +113,7 @@ async def update_tool(request: Request) -> Response:
 async def delete_tool(request: Request) -> Response:
     """Delete a tool with its versions."""
     principal = await _admin(request)
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    async with runtime_of(request).pool.acquire() as conn, conn.transaction():
         tool = await codetools.locked_tool(conn, request.path_params["ref"])
         await codetools.delete_tool(conn, tool, principal.id)
     return no_content()
@@ -117,9 +122,9 @@ async def delete_tool(request: Request) -> Response:
 async def list_versions(request: Request) -> Response:
     """Every saved version, newest first."""
     await _admin(request)
-    async with request.state.pool.acquire() as conn:
+    async with runtime_of(request).pool.acquire() as conn:
         tool = await codetools.locked_tool(conn, request.path_params["ref"])
-        rows = await store.list_versions(conn, tool["id"])
+        rows = await tools_store.list_versions(conn, tool["id"])
     return json_response({"tool": tool["name"], "items": [dict(r) for r in rows]})
 
 
@@ -134,7 +139,7 @@ def _version_number(raw: str | None, field: str) -> int:
 
 async def _version(conn, tool, n: int):
     """One version row or 404."""
-    row = await store.get_version(conn, tool["id"], n)
+    row = await tools_store.get_version(conn, tool["id"], n)
     if row is None:
         raise NotFound(f"Version {n} not found.", details={"version": n})
     return row
@@ -144,7 +149,7 @@ async def get_version(request: Request) -> Response:
     """One version's content."""
     await _admin(request)
     n = _version_number(request.path_params["n"], "n")
-    async with request.state.pool.acquire() as conn:
+    async with runtime_of(request).pool.acquire() as conn:
         tool = await codetools.locked_tool(conn, request.path_params["ref"])
         row = await _version(conn, tool, n)
     return json_response(dict(row))
@@ -155,7 +160,7 @@ async def compare_versions(request: Request) -> Response:
     await _admin(request)
     a = _version_number(request.query_params.get("a"), "a")
     b = _version_number(request.query_params.get("b"), "b")
-    async with request.state.pool.acquire() as conn:
+    async with runtime_of(request).pool.acquire() as conn:
         tool = await codetools.locked_tool(conn, request.path_params["ref"])
         diff = codetools.compare(await _version(conn, tool, a), await _version(conn, tool, b))
     return json_response(diff)
@@ -163,10 +168,11 @@ async def compare_versions(request: Request) -> Response:
 
 async def rollback(request: Request) -> Response:
     """Save version n's content as a new version (approved at once if it is the approved one)."""
+    rt = runtime_of(request)
     principal = await _admin(request)
     n = _version_number(request.path_params["n"], "n")
-    policy = await request.state.runtime.policy()
-    async with request.state.pool.acquire() as conn, conn.transaction():
+    policy = await rt.policy()
+    async with rt.pool.acquire() as conn, conn.transaction():
         tool = await codetools.locked_tool(conn, request.path_params["ref"])
         old = await _version(conn, tool, n)
         fields = {k: old[k] for k in ("description", "code", "input_schema")}
@@ -192,10 +198,10 @@ async def test_code(request: Request) -> Response:
     report = validate_code(body.code, body.input_schema, await _allowed_modules(request))
     if not report["valid"]:
         return json_response({"ok": False, "outcome": "invalid", "validation": report}, 422)
-    rt = request.state.runtime
+    rt = runtime_of(request)
     policy = await rt.policy()
     timeout = min(body.timeout_s or policy.timeout_s, policy.timeout_s)
-    packages = await codetools.packages_for(rt, report["imports"])
+    packages = await code_server.packages_for(rt, report["imports"])
     req = RunRequest(
         code=body.code,
         args=body.args,

@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 
 from libs.common import db
-from services.sandbox import store
+from services.sandbox.store import approvals as approvals_store
 from tests.integration.sandbox.conftest import register_stdio, unique_name
 from tests.support.auth import AuthClient
 
@@ -18,7 +18,7 @@ async def pending_network_approval(pg_url: str, server: str, host: str) -> str:
     conn = await asyncpg.connect(pg_url)
     await db._init_connection(conn)  # the JSON codecs the service's pool uses
     try:
-        row = await store.insert_approval(
+        row = await approvals_store.insert_approval(
             conn, kind="network", subject=host, server=server, details={"port": 443}
         )
     finally:

@@ -21,8 +21,8 @@ from libs.common.errors import UpstreamError
 from services.sandbox import runtime as runtime_mod
 from services.sandbox.execution import RunRequest, run_code
 from services.sandbox.isolation import LANDLOCK_FALLBACK, Limits
-from services.sandbox.processes import ServerSpec
 from services.sandbox.runtime import Runtime
+from services.sandbox.server_spec import ServerSpec
 from tests.integration.sandbox.conftest import FIXTURES, WORK_ROOT, sandbox_settings
 
 SMALL = Limits(memory_mb=256, cpu_s=2, nofile=64, nproc=16, fsize_mb=1)

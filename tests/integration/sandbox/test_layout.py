@@ -18,7 +18,8 @@ import pytest
 from libs.common.errors import UpstreamError
 from services.sandbox import isolation, layout, selftest
 from services.sandbox.layout import drops_privileges, ensure_dir, plan
-from services.sandbox.processes import ProcessManager, ServerSpec
+from services.sandbox.processes import ProcessManager
+from services.sandbox.server_spec import ServerSpec
 from services.sandbox.settings import SandboxSettings
 from tests.integration.sandbox.conftest import ECHO_SERVER, WORK_ROOT
 

@@ -16,7 +16,8 @@ import pytest
 from libs.common.errors import Unavailable
 from services.sandbox import isolation
 from services.sandbox.layout import ensure_dir, plan
-from services.sandbox.processes import ProcessManager, ServerSpec
+from services.sandbox.processes import ProcessManager
+from services.sandbox.server_spec import ServerSpec
 from services.sandbox.settings import SandboxSettings
 from tests.integration.sandbox.conftest import ECHO_SERVER, FIXTURES, WORK_ROOT
 from tests.integration.sandbox.test_no_orphans import processes_of

@@ -1,42 +1,16 @@
-"""Pure logic of the sandbox: seccomp program, validation, egress parsing, command building."""
+"""Pure logic of the sandbox: validation, egress parsing, command building."""
 
 from __future__ import annotations
 
 import json
 import os
-import struct
 from pathlib import Path
 
-from services.sandbox import isolation, seccomp
+from services.sandbox import isolation, launchers
 from services.sandbox.egress import parse_target
 from services.sandbox.layout import Layout
 from services.sandbox.settings import SandboxSettings
 from services.sandbox.validation import check_arguments, validate_code
-
-
-def test_the_seccomp_program_denies_each_listed_syscall_and_ends_in_allow_then_eperm() -> None:
-    prog = seccomp.build_filter()
-    ins = [struct.unpack("=HBBI", prog[i : i + 8]) for i in range(0, len(prog), 8)]
-    assert ins[-2] == (seccomp.RET_K, 0, 0, seccomp.RET_ALLOW)
-    assert ins[-1][3] == seccomp.RET_ERRNO | 1
-    checked = {k for code, _, _, k in ins if code == seccomp.JEQ_K}
-    assert set(seccomp.DENIED_X86_64.values()) <= checked
-    for index, (code, jt, _, k) in enumerate(ins):
-        if code == seccomp.JEQ_K and k in seccomp.DENIED_X86_64.values():
-            assert index + 1 + jt == len(ins) - 1  # every deny jumps to the EPERM return
-
-
-def test_the_fallback_seccomp_program_answers_socket_with_eperm_before_the_deny_list() -> None:
-    prog = seccomp.build_filter(socket_families=frozenset())
-    ins = [struct.unpack("=HBBI", prog[i : i + 8]) for i in range(0, len(prog), 8)]
-    at = ins.index((seccomp.JEQ_K, 0, 1, seccomp.SOCKET_X86_64))
-    assert ins[at + 1] == (seccomp.RET_K, 0, 0, seccomp.RET_ERRNO | 1)
-    assert len(prog) == len(seccomp.build_filter()) + 2 * 8
-    some = seccomp.build_filter(socket_families=frozenset({1}))
-    ins = [struct.unpack("=HBBI", some[i : i + 8]) for i in range(0, len(some), 8)]
-    at = next(i for i, x in enumerate(ins) if x[3] == seccomp.SOCKET_X86_64)
-    assert ins[at + 2] == (seccomp.JEQ_K, 1, 0, 1)  # AF_UNIX jumps over EPERM to ALLOW
-    assert ins[at + 3][3] == seccomp.RET_ERRNO | 1 and ins[at + 4][3] == seccomp.RET_ALLOW
 
 
 def test_validation_finds_forbidden_imports_calls_and_a_missing_entry_point() -> None:
@@ -89,7 +63,7 @@ def test_the_bwrap_command_isolates_everything_and_passes_the_seccomp_fd(tmp_pat
     limits = isolation.Limits(256, 5, 64, 16, 1)
     env = {"API_TOKEN": "s3cret-value", "LD_PRELOAD": "/work/evil.so"}
     conf = isolation.Confinement(key="k", workdir=tmp_path, limits=limits, env=env)
-    cmd = isolation.build_command(settings, layout, isolation.BWRAP_USERNS, conf, ["python3", "x"])
+    cmd = launchers.build_command(settings, layout, isolation.BWRAP_USERNS, conf, ["python3", "x"])
     try:
         argv, options = cmd.argv, options_of(cmd)
         prlimit = next(i for i, a in enumerate(argv) if a.endswith("/prlimit"))
@@ -117,7 +91,7 @@ def test_the_fallback_launcher_starts_isolated_with_an_empty_environment(tmp_pat
         key="k", workdir=tmp_path, limits=isolation.Limits(256, 5, 64, 16, 1), env=env
     )
     argv = ["python3", "x"]
-    cmd = isolation.build_command(settings, layout, isolation.LANDLOCK_FALLBACK, conf, argv)
+    cmd = launchers.build_command(settings, layout, isolation.LANDLOCK_FALLBACK, conf, argv)
     try:
         launcher = cmd.argv.index("-I") - 1
         assert os.path.isabs(cmd.argv[launcher]) and cmd.argv[launcher + 2] == "-S"
