@@ -1,5 +1,7 @@
-"""Which addresses sandboxed code may reach: the platform's SSRF rules (libs/common/ssrf.py:
-numeric host forms read, internal ranges refused), minus the platform's own addresses."""
+"""Which addresses sandboxed code may reach: the SSRF rules, minus the platform's own addresses.
+
+The rules are the platform's (libs/common/ssrf.py): numeric host forms read, internal ranges
+refused."""
 
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ def url_hosts(urls: Iterable[str]) -> list[str]:
 
 @dataclass
 class AddressGuard:
-    """The destinations egress may reach: public addresses, minus the platform's own, plus the
-    CIDRs a platform admin allowlisted (SANDBOX_EGRESS_ALLOW_CIDRS)."""
+    """The destinations egress may reach: public addresses, minus the platform's own.
+
+    Plus the CIDRs a platform admin allowlisted (SANDBOX_EGRESS_ALLOW_CIDRS)."""
 
     allow: Sequence[IPNetwork] = ()
     platform_hosts: tuple[str, ...] = ()

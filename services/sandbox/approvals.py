@@ -105,8 +105,10 @@ async def _apply(
 
 
 def _approvable_host(rt: Runtime, host: str) -> str:
-    """The canonical entry of a requested host; 422 for wildcards of everything and internal
-    addresses (a request opened before these rules, or by hand)."""
+    """The canonical entry of a requested host.
+
+    422 for wildcards of everything and internal addresses (a request opened before these rules,
+    or by hand)."""
     try:
         entry = allowlist.normalise(host)
     except ValueError as exc:

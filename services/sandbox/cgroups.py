@@ -160,7 +160,9 @@ def create(support: CgroupSupport, key: str, memory_mb: int, nproc: int) -> Path
 
 
 def enter_prefix(cgroup: Path | None) -> list[str]:
-    """argv that moves the command into its cgroup before anything else runs (as the service)."""
+    """The argv that moves the command into its cgroup before anything else runs.
+
+    The move is made as the service."""
     if cgroup is None:
         return []
     return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup / "cgroup.procs")]

@@ -109,8 +109,9 @@ async def save_version(
     note: str,
     auto_approve: bool,
 ) -> asyncpg.Record:
-    """Store new content as the next version; it needs approval again unless it is the approved
-    content (a rollback to it)."""
+    """Store new content as the next version.
+
+    It needs approval again unless it is the approved content (a rollback to it)."""
     row = await tools_store.update_tool(conn, tool["id"], fields)
     await tools_store.insert_version(conn, row, actor, note)
     approved = None

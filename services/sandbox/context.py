@@ -8,8 +8,9 @@ from services.sandbox.runtime import Runtime
 
 
 def runtime_of(conn: HTTPConnection) -> Runtime:
-    """The sandbox's runtime (pool, bus, settings, processes, egress) serving a request or a
-    WebSocket."""
+    """The sandbox's runtime serving a request or a WebSocket.
+
+    It holds the pool, bus, settings, processes and egress."""
     rt = conn.state.runtime
     assert isinstance(rt, Runtime)
     return rt

@@ -1,5 +1,7 @@
-"""The egress gate of every sandbox: each server's allowlist (cached), the addresses no approval
-may open, and what a refusal records (an event, and a pending approval when it may be asked)."""
+"""The egress gate of every sandbox: allowlists, addresses never opened, refusals recorded.
+
+Each server's allowlist (cached), the addresses no approval may open, and what a refusal records
+(an event, and a pending approval when it may be asked)."""
 
 from __future__ import annotations
 
@@ -76,8 +78,10 @@ class EgressGate:
         return True
 
     async def refused(self, server: str, host: str, port: int, reason: str) -> None:
-        """Record a refusal: an event, and a pending network approval for a host that is merely
-        not on the allowlist (one per host; internal addresses open none)."""
+        """Record a refusal: an event, and for some hosts a pending network approval.
+
+        The approval is opened for a host that is merely not on the allowlist (one per host;
+        internal addresses open none)."""
         async with self.pool.acquire() as conn, conn.transaction():
             ask = (await self.policy_cache.get(conn)).network_default == "ask"
             ask = ask and reason == NOT_ALLOWLISTED and self.requestable(host)
@@ -103,7 +107,8 @@ class EgressGate:
 
 
 def platform_hosts(settings: SandboxSettings) -> tuple[str, ...]:
-    """The platform's own endpoints the sandbox knows: Postgres, NATS, nginx, itself, and
-    SANDBOX_PLATFORM_HOSTS (the other services)."""
+    """The platform's own endpoints the sandbox knows.
+
+    Postgres, NATS, nginx, itself, and SANDBOX_PLATFORM_HOSTS (the other services)."""
     urls = [settings.database_url, settings.nats_url, settings.public_url]
     return (*addresses.url_hosts(urls), settings.host, *settings.platform_hosts)

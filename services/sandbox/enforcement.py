@@ -1,5 +1,6 @@
-"""What a tier enforces on every sandboxed process, guarantee by guarantee, and whether that is
-enough for untrusted code."""
+"""What a tier enforces on every sandboxed process, and whether that is enough for untrusted code.
+
+The enforcement is described guarantee by guarantee."""
 
 from __future__ import annotations
 
@@ -48,8 +49,10 @@ class Enforcement:
 
     @property
     def weak(self) -> bool:
-        """Untrusted code needs network and file isolation, and a uid or PID namespace between
-        it and the service's processes; without one of them the tier is weak."""
+        """Whether the tier is weak: without one of the guarantees untrusted code needs.
+
+        Untrusted code needs network and file isolation, and a uid or PID namespace between it
+        and the service's processes."""
         separated = self.separate_uid or self.pid_namespace
         return not (self.network and self.filesystem and separated)
 
@@ -67,8 +70,10 @@ def measure(
     landlock_abi: int,
     cgroups: bool = False,
 ) -> Enforcement:
-    """The guarantees of `mechanism` on this host: running as root gives each sandbox a uid of
-    its own; the fallback tier's seccomp filter allows no socket() at all (socketpair only)."""
+    """The guarantees of `mechanism` on this host.
+
+    Running as root gives each sandbox a uid of its own; the fallback tier's seccomp filter
+    allows no socket() at all (socketpair only)."""
     report = _mechanism(mechanism, gvisor, root, seccomp, landlock_abi)
     return dataclasses.replace(report, cgroup_memory=cgroups, cgroup_pids=cgroups)
 

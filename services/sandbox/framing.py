@@ -17,8 +17,10 @@ NOT_SUPPORTED = {"code": -32601, "message": "Not supported by the host."}
 
 
 class StdioChannel:
-    """One process's stdin and stdout as a JSON-RPC channel: our requests go out under private
-    ids, and its replies come back to whoever waits for that id."""
+    """One process's stdin and stdout as a JSON-RPC channel.
+
+    Our requests go out under private ids, and its replies come back to whoever waits for that
+    id."""
 
     def __init__(self, server: str) -> None:
         self.server = server
@@ -73,8 +75,10 @@ class StdioChannel:
         return {**reply, "id": message.get("id")}
 
     async def read(self, stream: asyncio.StreamReader, on_text: Callable[[str], None]) -> None:
-        """Dispatch replies until the stream ends; the server's own requests are answered
-        method-not-found, and a line that is not JSON goes to `on_text` (raw, uncut)."""
+        """Dispatch replies until the stream ends.
+
+        The server's own requests are answered method-not-found, and a line that is not JSON
+        goes to `on_text` (raw, uncut)."""
         while True:
             try:
                 raw = await stream.readline()

@@ -94,8 +94,9 @@ class Command:
 
 
 def landlock_abi(cap: int = 0) -> int:
-    """The Landlock ABI version the fallback tier uses: the kernel's (0 when Landlock is
-    unavailable), at most `cap` when one is set."""
+    """The Landlock ABI version the fallback tier uses.
+
+    The kernel's (0 when Landlock is unavailable), at most `cap` when one is set."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.syscall.restype = ctypes.c_long
@@ -192,7 +193,7 @@ def host_uid(settings: SandboxSettings, key: str) -> int | None:
 
 
 def identity_prefix(uid: int | None) -> list[str]:
-    """argv that drops to the sandbox's host uid and gid, with no supplementary groups.
+    """The argv that drops to the sandbox's host uid and gid, with no supplementary groups.
 
     A command prefix rather than subprocess's user/group arguments, which uvloop (the services'
     event loop) refuses. Nothing when we are not root: sandboxes then run as our own uid.
@@ -249,8 +250,9 @@ async def communicate(
 
 
 def proxy_socket(directory: Path, key: str) -> Path:
-    """Where the egress proxy listens for one sandbox: a short name, whatever the key's length
-    (a Unix socket's path must fit in 107 bytes; server names and user ids are long)."""
+    """Where the egress proxy listens for one sandbox: a short name, whatever the key's length.
+
+    A Unix socket's path must fit in 107 bytes; server names and user ids are long."""
     return directory / f".px-{hashlib.sha256(key.encode()).hexdigest()[:16]}.sock"
 
 

@@ -41,8 +41,10 @@ def executable(program: str) -> str:
 
 
 def inside_env(conf: Confinement) -> dict[str, str]:
-    """The environment of the confined process: ours, then the server's own, minus the names
-    that steer loaders and interpreters (the registry refuses them; dropped here in case)."""
+    """The environment of the confined process: ours, then the server's own, minus some names.
+
+    Dropped are the names that steer loaders and interpreters (the registry refuses them;
+    dropped here in case)."""
     refused = process_env.refused_names(conf.env)
     if refused:
         log.warning("sandbox_env_dropped", key=conf.key, names=refused)

@@ -146,8 +146,10 @@ def _work_root(settings: SandboxSettings, notes: list[str], problems: list[str])
 
 
 def relocated_root(configured: Path | None = None) -> Path:
-    """Where the default work root (`configured`, else `.run/sandbox` here) moves when out of
-    reach: one directory per checkout, so restarts find their workspace (`make clean` drops it)."""
+    """Where the default work root moves when out of reach: one directory per checkout.
+
+    The default work root is `configured`, else `.run/sandbox` here. One directory per checkout,
+    so restarts find their workspace (`make clean` drops it)."""
     configured = configured or Path(DEFAULT_WORK_ROOT).resolve()
     digest = hashlib.sha256(str(configured).encode()).hexdigest()[:12]
     parent = RELOCATED_PARENT if RELOCATED_PARENT.is_dir() else Path(tempfile.gettempdir())

@@ -62,8 +62,9 @@ class SecretMask:
 
 
 class LineSplitter:
-    """Cuts a byte stream into lines of at most `limit` bytes without ever holding more: the
-    rest of a longer line is counted and dropped up to its newline."""
+    """Cuts a byte stream into lines of at most `limit` bytes without ever holding more.
+
+    The rest of a longer line is counted and dropped up to its newline."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -102,8 +103,9 @@ class LineSplitter:
 
 
 class LogBuffer:
-    """The last log lines of one server, at most `size` lines and `max_bytes` bytes of text,
-    each line at most `line_bytes`; new lines go to followers too."""
+    """The last log lines of one server; new lines go to followers too.
+
+    At most `size` lines and `max_bytes` bytes of text, each line at most `line_bytes`."""
 
     def __init__(self, size: int, max_bytes: int, line_bytes: int) -> None:
         self.lines: deque[dict[str, Any]] = deque()

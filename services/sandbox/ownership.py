@@ -123,8 +123,10 @@ class Ownership:
         return lost
 
     async def reap(self) -> list[dict]:
-        """Mark our ended processes' rows as still served (their logs live on here), then delete
-        the rows of replicas that died (`processes_store.delete_orphan_processes`)."""
+        """Mark our ended processes' rows as still served, then delete those of dead replicas.
+
+        Our ended processes' logs live on here; the rows of replicas that died go through
+        `processes_store.delete_orphan_processes`."""
         async with self.pool.acquire() as conn, conn.transaction():
             await processes_store.touch_ended_processes(conn, self.instance)
             return await self._reap(conn)

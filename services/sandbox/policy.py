@@ -33,7 +33,7 @@ class Policy(BaseModel):
     accept_weak_isolation: bool = False  # see GET /status isolation.weak
 
     def limits(self) -> isolation.Limits:
-        """rlimits for code runs."""
+        """The rlimits for code runs."""
         return isolation.Limits(self.memory_mb, self.cpu_s, self.nofile, self.nproc, self.fsize_mb)
 
 

@@ -1,5 +1,7 @@
-"""Hosted stdio MCP servers: one shared sandboxed process per server, started lazily, capped,
-stopped when idle and pinged while running (each process itself: supervision.py)."""
+"""Hosted stdio MCP servers: one shared sandboxed process per server.
+
+Processes are started lazily, capped, stopped when idle and pinged while running (each process
+itself: supervision.py)."""
 
 from __future__ import annotations
 

@@ -163,8 +163,10 @@ class Runtime:
             return None
 
     def untrusted_allowed(self, policy: Policy) -> bool:
-        """Whether untrusted code may run: always on a tier that is not weak; on a weak one only
-        when an admin accepted it (no isolation at all needs `allow_unisolated`)."""
+        """Whether untrusted code may run.
+
+        Always on a tier that is not weak; on a weak one only when an admin accepted it (no
+        isolation at all needs `allow_unisolated`)."""
         unisolated = self.settings.allow_unisolated or policy.allow_unisolated
         if self.tier == isolation.NONE and not self.gvisor:
             return unisolated
@@ -278,8 +280,9 @@ class Runtime:
         return {**line, "instance": self.instance}
 
     def log_subject(self, server: str) -> str:
-        """The core NATS subject a server's log lines are published on, live (not namespaced:
-        the Bus adds the namespace)."""
+        """The core NATS subject a server's log lines are published on, live.
+
+        Not namespaced: the Bus adds the namespace."""
         return subjects.sandbox_logs(subject_token(server))
 
     async def publish_log(self, line: dict[str, Any]) -> None:

@@ -78,7 +78,9 @@ def landlock(ro: list, rw: list, abi_max: int) -> None:
 
 
 def seccomp(fd: int) -> None:
-    """Load the BPF program read from `fd` (prctl, as seccomp(2)'s number differs by arch)."""
+    """Load the BPF program read from `fd` with prctl.
+
+    Not the seccomp syscall, whose number differs by architecture."""
     program = os.read(fd, 65536)
     os.close(fd)
     filters = ctypes.create_string_buffer(program, len(program))

@@ -1,5 +1,6 @@
-"""Workspace files (platform admins): list, read, write, upload (with safe extraction), download,
-mkdir, delete."""
+"""Workspace files (platform admins): list, read, write, upload, download, mkdir, delete.
+
+Uploads are extracted safely."""
 
 from __future__ import annotations
 

@@ -31,10 +31,11 @@ FOLLOW_MAX_S = 3600.0
 async def _target(
     request: Request, permission: str, inspect: bool = False
 ) -> tuple[Runtime, Principal, str]:
-    """Authenticate, check the caller's access to the server (docs/TENANCY.md), and return the
-    runtime and name: 404 for a server the caller may not see (another org's), 403 for one it
-    sees without `permission`. `inspect` (status, logs, allowed hosts): only through the owning
-    org, not through a share."""
+    """Authenticate, check the caller's access to the server, and return the runtime and name.
+
+    Access is as docs/TENANCY.md says: 404 for a server the caller may not see (another org's),
+    403 for one it sees without `permission`. `inspect` (status, logs, allowed hosts): only
+    through the owning org, not through a share."""
     principal = await authenticate(request)
     name = check_name(request.path_params["name"])
     rt = runtime_of(request)
@@ -171,8 +172,9 @@ async def list_allowed_hosts(request: Request) -> Response:
 
 
 async def add_allowed_hosts(request: Request) -> Response:
-    """Ask for hosts on a server's egress allowlist: one network approval per host, approved at
-    once when the requester may decide it (201), else left for an approver (202)."""
+    """Ask for hosts on a server's egress allowlist: one network approval per host.
+
+    Approved at once when the requester may decide it (201), else left for an approver (202)."""
     rt, principal, name = await _target(request, "write")
     body = await parse_body(request, HostsBody)
     rt.egress.check_hosts(body.hosts)
@@ -192,8 +194,9 @@ async def add_allowed_hosts(request: Request) -> Response:
 
 
 async def remove_allowed_hosts(request: Request) -> Response:
-    """Remove hosts from a server's egress allowlist (body {"hosts": [...]} or ?host=); the
-    approvals that allowed them are revoked."""
+    """Remove hosts from a server's egress allowlist, revoking the approvals that allowed them.
+
+    The hosts come in the body {"hosts": [...]} or as ?host=."""
     rt, principal, name = await _target(request, "write")
     raw = request.query_params.getlist("host")
     body = (

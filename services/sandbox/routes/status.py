@@ -51,8 +51,9 @@ async def sandbox_status(request: Request) -> Response:
 
 
 async def _may_inspect(rt: Any, principal: Principal, server: str) -> bool:
-    """Whether the caller may see a process of `server` (its owning org's readers; another
-    org's process names are not shown, docs/TENANCY.md)."""
+    """Whether the caller may see a process of `server`.
+
+    Its owning org's readers may; another org's process names are not shown (docs/TENANCY.md)."""
     if principal.is_platform_admin:
         return True
     try:

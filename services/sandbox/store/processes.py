@@ -48,10 +48,12 @@ async def delete_processes_of(conn: asyncpg.Connection, instance: str) -> None:
 
 
 async def delete_orphan_processes(conn: asyncpg.Connection, stale_s: float) -> list[asyncpg.Record]:
-    """Delete the rows of replicas that died; return them. A live process's row is orphaned
-    once its replica holds no live lease on the key. A stopped or failed process has no lease
-    (it was released) but its replica still serves its logs: that row goes only when its replica
-    has not touched it for `stale_s` (see `touch_ended_processes`)."""
+    """Delete the rows of replicas that died; return them.
+
+    A live process's row is orphaned once its replica holds no live lease on the key. A stopped
+    or failed process has no lease (it was released) but its replica still serves its logs: that
+    row goes only when its replica has not touched it for `stale_s` (see
+    `touch_ended_processes`)."""
     return await conn.fetch(
         f"DELETE FROM {S}.processes p WHERE NOT EXISTS (SELECT 1 FROM {S}.owners o"
         " WHERE o.key = p.key AND o.instance = p.instance AND o.expires_at > now())"

@@ -149,8 +149,9 @@ async def test_a_stopped_process_row_outlives_the_reaper_while_its_replica_lives
     admin: dict[str, str],
     bus: Bus,
 ) -> None:
-    """The row is how other replicas find the stopped owner's logs; a dead replica's ended rows
-    go once nobody has touched them for a lease's lifetime."""
+    """The row is how other replicas find the stopped owner's logs.
+
+    A dead replica's ended rows go once nobody has touched them for a lease's lifetime."""
     name, stale = unique_name("ended"), unique_name("ended-stale")
     await register_stdio(reg_api, admin, name)
     a_id = f"sbx-a-{secrets.token_hex(2)}"

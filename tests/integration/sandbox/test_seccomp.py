@@ -1,5 +1,6 @@
-"""The exported seccomp filter, loaded by bwrap for a real process: it denies what the
-hand-assembled x86_64 filter denied, on the node's own architecture."""
+"""The exported seccomp filter, loaded by bwrap for a real process.
+
+It denies what the hand-assembled x86_64 filter denied, on the node's own architecture."""
 
 from __future__ import annotations
 
