@@ -20,13 +20,11 @@ import mcp_types
 import structlog
 from mcp.client.sse import sse_client
 from mcp.shared.message import SessionMessage
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from libs.common.outbound import Guard
-from services.gateway import metrics
 from services.gateway.routing_table import ServerEntry
-from services.gateway.upstreams.legacy_sse import ENDPOINT_TIMEOUT_S, SSE_PROTOCOL, SseUpstream
-from services.gateway.upstreams.transport import CLIENT_INFO, TransportFailure
+from services.gateway.upstreams.legacy_sse import ENDPOINT_TIMEOUT_S, SseUpstream
+from services.gateway.upstreams.transport import TransportFailure
 
 log = structlog.get_logger()
 
@@ -56,21 +54,7 @@ class SdkSseUpstream(SseUpstream):
                 await self._teardown()
                 raise TransportFailure(f"the SSE upstream did not open: {exc}") from None
             self.post_url = self.server.url  # the SDK keeps the endpoint to itself
-            params = {
-                "protocolVersion": HANDSHAKE_PROTOCOL_VERSIONS[-1],
-                "capabilities": {},
-                "clientInfo": CLIENT_INFO,
-            }
-            reply = await self._call("initialize", params, None)
-            if "error" in reply:
-                await self._teardown()
-                raise TransportFailure(f"initialize failed: {reply['error'].get('message')}")
-            result = reply.get("result") or {}
-            self.protocol = result.get("protocolVersion") or SSE_PROTOCOL
-            self.capabilities = result.get("capabilities") or {}
-            await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-            self.connected = True
-            metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
+            await self.initialize()
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
         """The SDK's client for the stream's life: each message it reads is dispatched."""

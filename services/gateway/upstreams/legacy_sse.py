@@ -139,21 +139,25 @@ class SseUpstream:
                 raise TransportFailure("the SSE upstream's endpoint is on another origin")
             self.post_url = post_url
             self._reader = asyncio.get_running_loop().create_task(self._read(events))
-            params = {
-                "protocolVersion": HANDSHAKE_PROTOCOL_VERSIONS[-1],
-                "capabilities": {},
-                "clientInfo": CLIENT_INFO,
-            }
-            reply = await self._call("initialize", params, None)
-            if "error" in reply:
-                await self._teardown()
-                raise TransportFailure(f"initialize failed: {reply['error'].get('message')}")
-            result = reply.get("result") or {}
-            self.protocol = result.get("protocolVersion") or SSE_PROTOCOL
-            self.capabilities = result.get("capabilities") or {}
-            await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-            self.connected = True
-            metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
+            await self.initialize()
+
+    async def initialize(self) -> None:
+        """The session's handshake over an open stream: initialize, then initialized."""
+        params = {
+            "protocolVersion": HANDSHAKE_PROTOCOL_VERSIONS[-1],
+            "capabilities": {},
+            "clientInfo": CLIENT_INFO,
+        }
+        reply = await self._call("initialize", params, None)
+        if "error" in reply:
+            await self._teardown()
+            raise TransportFailure(f"initialize failed: {reply['error'].get('message')}")
+        result = reply.get("result") or {}
+        self.protocol = result.get("protocolVersion") or SSE_PROTOCOL
+        self.capabilities = result.get("capabilities") or {}
+        await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        self.connected = True
+        metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
 
     async def request(
         self, method: str, params: dict[str, Any] | None, on_notify: Notify | None = None

@@ -17,7 +17,7 @@ from libs.common.authn import ServerRef, authenticate, require_grant
 from libs.common.http import json_response
 from libs.common.settings import Settings
 from libs.devstack import postgres
-from libs.devstack.harness import serving, settings_for
+from libs.devstack.harness import serving, settings_for, until
 from libs.devstack.harness.registry import registry_settings
 from services.registry.app import create_app as create_registry
 from tests.support import package_isolation
@@ -31,6 +31,25 @@ class ProbeSettings(Settings):
     """A stand-in for any other service."""
 
     service: ClassVar[str] = "authprobe"
+
+
+WHOAMI = "/api/v1/probe/whoami"
+
+
+async def refused_within(
+    client: httpx.AsyncClient, headers: dict[str, str], seconds: float
+) -> None:
+    """Poll the probe service until the credential in `headers` gets 401 (within `seconds`)."""
+
+    async def refused() -> bool:
+        resp = await client.get(WHOAMI, headers=headers)
+        if resp.status_code == 401:
+            assert resp.json()["error"]["code"] == "UNAUTHENTICATED"
+            return True
+        assert resp.status_code == 200
+        return False
+
+    await until(refused, timeout=seconds, interval=0.02, what="a 401", retry_on=())
 
 
 async def whoami(request: Request) -> Response:

@@ -3,23 +3,8 @@
 import httpx
 
 from libs.devstack.harness import until
+from tests.integration.auth.conftest import WHOAMI, refused_within
 from tests.support.auth import AuthClient
-
-WHOAMI = "/api/v1/probe/whoami"
-
-
-async def refused_within(probe: httpx.AsyncClient, headers: dict[str, str], seconds: float) -> None:
-    """Poll the other service until it answers 401, failing after `seconds`."""
-
-    async def refused() -> bool:
-        resp = await probe.get(WHOAMI, headers=headers)
-        if resp.status_code == 401:
-            assert resp.json()["error"]["code"] == "UNAUTHENTICATED"
-            return True
-        assert resp.status_code == 200
-        return False
-
-    await until(refused, timeout=seconds, interval=0.02, what="a 401", retry_on=())
 
 
 async def test_every_credential_kind_works_against_another_service(

@@ -19,13 +19,24 @@ from starlette.routing import Route
 
 from libs.common.app import build_app
 from libs.common.authn import CSRF_COOKIE
-from libs.devstack.harness import serving, settings_for, until
+from libs.devstack.harness import serving, settings_for
 from services.auth.signing import KeyStore
-from tests.integration.auth.conftest import EMPTY_MIGRATIONS, ProbeSettings, call_tool, whoami
+from tests.integration.auth.conftest import (
+    EMPTY_MIGRATIONS,
+    WHOAMI,
+    ProbeSettings,
+    call_tool,
+    refused_within,
+    whoami,
+)
 from tests.support.auth import TEST_ENV, AuthClient, User, auth_service, unique
 
 REDIRECT = "http://127.0.0.1:47123/callback"
-WHOAMI = "/api/v1/probe/whoami"
+
+
+def bearer_of(token: str) -> dict[str, str]:
+    """The Authorization header carrying `token`."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="module")
@@ -148,21 +159,6 @@ async def fresh_grant(auth: AuthClient) -> tuple[str, dict[str, Any]]:
     return client_id, (await exchange(auth, client_id, code, verifier)).json()
 
 
-async def refused_within(client: httpx.AsyncClient, token: str, seconds: float) -> None:
-    """Poll the resource server until it answers 401, failing after `seconds`."""
-    headers = {"Authorization": f"Bearer {token}"}
-
-    async def refused() -> bool:
-        resp = await client.get(WHOAMI, headers=headers)
-        if resp.status_code == 401:
-            assert resp.json()["error"]["code"] == "UNAUTHENTICATED"
-            return True
-        assert resp.status_code == 200
-        return False
-
-    await until(refused, timeout=seconds, interval=0.02, what="a 401", retry_on=())
-
-
 async def test_the_metadata_names_every_endpoint_and_requires_s256(auth: AuthClient) -> None:
     resp = await auth.http.get("/.well-known/oauth-authorization-server")
     assert resp.status_code == 200
@@ -236,8 +232,8 @@ async def test_the_whole_flow_register_authorize_exchange_use_refresh_revoke(
     revoke = {"token": fresh["refresh_token"], "client_id": client_id}
     resp = await auth.http.post("/oauth/revoke", data=revoke)
     assert resp.status_code == 200
-    await refused_within(mcp, fresh["access_token"], 1.0)
-    await refused_within(mcp, tokens["access_token"], 1.0)
+    await refused_within(mcp, bearer_of(fresh["access_token"]), 1.0)
+    await refused_within(mcp, bearer_of(tokens["access_token"]), 1.0)
     again = await auth.http.post("/oauth/token", data={**body, "client_id": client_id})
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
@@ -250,7 +246,7 @@ async def test_revoking_the_access_token_ends_the_grant(
     assert (await mcp.get(WHOAMI, headers=bearer)).status_code == 200
     form = {"token": tokens["access_token"], "client_id": client_id}
     assert (await auth.http.post("/oauth/revoke", data=form)).status_code == 200
-    await refused_within(mcp, tokens["access_token"], 1.0)
+    await refused_within(mcp, bearer_of(tokens["access_token"]), 1.0)
     body = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     resp = await auth.http.post("/oauth/token", data={**body, "client_id": client_id})
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
@@ -265,7 +261,7 @@ async def test_a_replayed_refresh_token_ends_the_grant(
     fresh = (await auth.http.post("/oauth/token", data=body)).json()
     replay = await auth.http.post("/oauth/token", data=body)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    await refused_within(mcp, fresh["access_token"], 1.0)
+    await refused_within(mcp, bearer_of(fresh["access_token"]), 1.0)
     after = {**body, "refresh_token": fresh["refresh_token"]}
     resp = await auth.http.post("/oauth/token", data=after)
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
@@ -289,7 +285,7 @@ async def test_a_reused_code_is_refused_and_ends_the_grant_it_opened(
     assert first.status_code == 200
     second = await exchange(auth, client_id, code, verifier)
     assert second.status_code == 400 and second.json()["error"] == "invalid_grant"
-    await refused_within(mcp, first.json()["access_token"], 1.0)
+    await refused_within(mcp, bearer_of(first.json()["access_token"]), 1.0)
 
 
 async def test_a_redirect_uri_mismatch_is_refused(auth: AuthClient) -> None:
