@@ -27,7 +27,9 @@ import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 
 from benchmarks.upstream import build
+from libs.common import wire
 from libs.common.authn import Principal
+from libs.common.rpc_types import ServerView
 from services.gateway.call_context import CallContext
 from services.gateway.protocol import Gateway
 from services.gateway.routing_table import RoutingTable
@@ -91,7 +93,7 @@ async def core(url: str, variant: str) -> tuple[Gateway, UpstreamPool]:
     table = RoutingTable(settings.separator)
     tools = [{"name": "echo", "input_schema": {"type": "object"}}]
     view = {"id": "s1", "name": "old", "transport": "sse", "url": url, "tools": tools}
-    table.replace([view])
+    table.replace([wire.decode(ServerView, view)])
     pool = UpstreamPool(settings, None)
     await pool.start()
     if variant == "sdk":
