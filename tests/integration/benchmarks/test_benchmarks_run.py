@@ -1,0 +1,49 @@
+"""The benchmarks still run against the current modules (tiny settings; figures unchecked)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_legacy_sse_benchmark_runs_both_transports_without_errors() -> None:
+    env = {**os.environ, "BENCH_ROUNDS": "1", "BENCH_DURATION_S": "0.3", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.legacy_sse"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = [line for line in done.stdout.splitlines() if line.startswith("round 0")]
+    assert len(runs) == 4, done.stdout  # two transports × two concurrencies
+    assert all(line.endswith("errors 0") for line in runs), done.stdout
+
+
+def test_make_bench_runs_end_to_end_on_a_tiny_setting() -> None:
+    env = {
+        **os.environ,
+        "BENCH_SERVERS": "2",
+        "BENCH_DURATION_S": "0.5",
+        "BENCH_SESSIONS": "5",
+        "BENCH_LOADGEN": "aiohttp",  # wrk may not be installed; its figures are not the point
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line.split() for line in done.stdout.splitlines()]
+    paths = ("gw", "nginx")
+    runs = [r for r in rows if len(r) > 7 and r[1] in paths and r[2].isdigit()]
+    assert len(runs) == 4, done.stdout
+    assert all(r[7] == "0" for r in runs), done.stdout  # the errors column
