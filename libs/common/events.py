@@ -1,4 +1,7 @@
-"""The event envelope and every event type with its payload, defined once."""
+"""The event envelope and every event type with its payload, defined once.
+
+Longer than 300 lines on purpose: it is the catalog of every fact the services publish, one
+section per service, so a producer and its consumers read the same definitions in one place."""
 
 from __future__ import annotations
 

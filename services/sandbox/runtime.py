@@ -1,4 +1,7 @@
-"""The sandbox runtime: process manager, egress proxy and spec source wired to Postgres and NATS."""
+"""The sandbox runtime: process manager, egress proxy and spec source wired to Postgres and NATS.
+
+A little over 300 lines: the wiring of the service's parts; each part's logic lives in its own
+module (processes, egress_gate, replicas, ownership)."""
 
 from __future__ import annotations
 

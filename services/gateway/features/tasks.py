@@ -38,6 +38,10 @@ name), a server the caller may no longer execute on or a task of the other gener
 Audit: a task-augmented `tools/call` is recorded (`events.gateway.tool.called`) like any call;
 for a task the record describes its creation (`ok`: the upstream accepted it). `tasks/*`
 requests and the task's outcome are not recorded.
+
+A little over 300 lines: ids, task-augmented calls and the tasks/* methods of one gateway; the
+revisions' rules, listing, records and watches are in task_spec, task_list, task_records and
+task_watch.
 """
 
 from __future__ import annotations

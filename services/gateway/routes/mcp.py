@@ -1,4 +1,7 @@
-"""The MCP endpoints: /mcp, /mcp/{team}, /mcp/servers/{path} (Streamable HTTP, both generations)."""
+"""The MCP endpoints: /mcp, /mcp/{team}, /mcp/servers/{path} (Streamable HTTP, both generations).
+
+A little over 300 lines: the POST, GET and DELETE handlers and their dispatch; what they share
+with the legacy transport lives in clients/ (admission, answers, streamed_call)."""
 
 from __future__ import annotations
 
