@@ -79,8 +79,12 @@ def test_decode_of_another_type_of_event_raises_payload_error() -> None:
         SERVER_UPDATED.decode(event)
 
 
-def test_a_payload_error_is_a_value_error() -> None:
-    assert issubclass(PayloadError, ValueError)
+def test_a_misshapen_payload_reaches_callers_that_catch_value_errors() -> None:
+    event = server_status_event(
+        server="s", server_id="1", version="three", status="healthy", previous="unknown"
+    )
+    with pytest.raises(ValueError, match="version must be an integer"):
+        SERVER_STATUS.decode(event)
 
 
 def test_any_known_event_decodes_by_its_type_and_an_unknown_one_is_refused() -> None:
