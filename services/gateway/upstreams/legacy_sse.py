@@ -47,24 +47,14 @@ from services.gateway.upstreams.transport import (
     InputNeeded,
     Notify,
     TransportFailure,
+    json_messages,
+    sse_events,
 )
 
 log = structlog.get_logger()
 
 SSE_PROTOCOL = "2024-11-05"
 ENDPOINT_TIMEOUT_S = 10.0
-
-
-async def sse_events(
-    resp: aiohttp.ClientResponse, max_event_bytes: int
-) -> AsyncIterator[tuple[str, bytes]]:
-    """(event type, data) of an SSE response's events that carry data, in order.
-
-    Priming events carry none: they are skipped. An event past `max_event_bytes` raises
-    sse.EventTooLarge."""
-    async for event in sse.events(resp.content.iter_any(), max_event_bytes=max_event_bytes):
-        if event.data:
-            yield event.event, event.data
 
 
 def same_origin(url: str, other: str) -> bool:
@@ -238,16 +228,9 @@ class SseUpstream:
     async def _read(self, events: AsyncIterator[tuple[str, bytes]]) -> None:
         """Dispatch the stream: responses to waiting calls, progress to their relays."""
         try:
-            async for kind, data in events:
-                if kind != "message":
-                    continue
-                try:
-                    msg = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    log.warning("sse_upstream_garbage", server=self.server.name)
-                    continue
-                if isinstance(msg, dict):
-                    await self._dispatch(msg)
+            garbage = "sse_upstream_garbage"
+            async for msg in json_messages(events, self.server.name, garbage, only="message"):
+                await self._dispatch(msg)
         except (TimeoutError, aiohttp.ClientError, sse.EventTooLarge) as exc:
             log.info("sse_upstream_stream_ended", server=self.server.name, error=str(exc))
         finally:

@@ -14,9 +14,8 @@ import structlog
 from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp_types.version import LATEST_MODERN_VERSION
 
-from services.gateway.upstreams.legacy_sse import sse_events
 from services.gateway.upstreams.streamable_http import HttpUpstream
-from services.gateway.upstreams.transport import with_modern_meta
+from services.gateway.upstreams.transport import json_messages, sse_events, with_modern_meta
 
 log = structlog.get_logger()
 
@@ -46,11 +45,6 @@ async def listen_messages(
     ) as resp:
         if not resp.headers.get("content-type", "").startswith("text/event-stream"):
             raise ListenRefused(f"listen: HTTP {resp.status}")
-        async for _, data in sse_events(resp, upstream.posts.max_body_bytes):
-            try:
-                msg = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                log.warning("listen_stream_garbage", server=upstream.server.name)
-                continue
-            if isinstance(msg, dict):
-                yield msg
+        events = sse_events(resp, upstream.posts.max_body_bytes)
+        async for msg in json_messages(events, upstream.server.name, "listen_stream_garbage"):
+            yield msg

@@ -17,14 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import orjson
 import structlog
 
 from libs.common import sse
 from services.gateway.jsonrpc import METHOD_NOT_FOUND
-from services.gateway.upstreams.legacy_sse import sse_events
 from services.gateway.upstreams.streamable_http import HttpUpstream
-from services.gateway.upstreams.transport import TransportFailure
+from services.gateway.upstreams.transport import TransportFailure, json_messages, sse_events
 
 log = structlog.get_logger()
 
@@ -96,13 +94,9 @@ class SessionStream:
         """Dispatch the stream until it ends."""
         name = self.upstream.server.name
         try:
-            async for _, data in sse_events(resp, self.upstream.posts.max_body_bytes):
-                try:
-                    msg = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    log.warning("session_stream_garbage", server=name)
-                    continue
-                if not isinstance(msg, dict) or not isinstance(msg.get("method"), str):
+            events = sse_events(resp, self.upstream.posts.max_body_bytes)
+            async for msg in json_messages(events, name, "session_stream_garbage"):
+                if not isinstance(msg.get("method"), str):
                     continue
                 if "id" in msg:
                     await self._refuse(msg)

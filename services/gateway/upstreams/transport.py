@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+import aiohttp
+import orjson
+import structlog
 from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
     CLIENT_INFO_META_KEY,
     PROTOCOL_VERSION_META_KEY,
 )
 
+from libs.common import sse
 from services.gateway.jsonrpc import RESULT_TOO_LARGE, RpcFault
 from services.gateway.routing_table import ServerEntry
 from services.gateway.upstreams.http_client import Response
+
+log = structlog.get_logger()
 
 CLIENT_INFO = {"name": "switchboard-gateway", "version": "0.1.0"}
 SMALL_BODY = 64 * 1024  # what an answer to a notification or to our response may hold
@@ -76,3 +82,33 @@ def with_modern_meta(params: dict[str, Any] | None, version: str) -> dict[str, A
     meta.setdefault(CLIENT_CAPABILITIES_META_KEY, {})
     params["_meta"] = meta
     return params
+
+
+async def sse_events(
+    resp: aiohttp.ClientResponse, max_event_bytes: int
+) -> AsyncIterator[tuple[str, bytes]]:
+    """(event type, data) of an SSE response's events that carry data, in order.
+
+    Priming events carry none: they are skipped. An event past `max_event_bytes` raises
+    sse.EventTooLarge."""
+    async for event in sse.events(resp.content.iter_any(), max_event_bytes=max_event_bytes):
+        if event.data:
+            yield event.event, event.data
+
+
+async def json_messages(
+    events: AsyncIterator[tuple[str, bytes]], server: str, garbage: str, only: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects an upstream's event stream carries (of event type `only`, when given).
+
+    Data that is not JSON is logged as `garbage` and skipped; JSON that is not an object too."""
+    async for kind, data in events:
+        if only is not None and kind != only:
+            continue
+        try:
+            msg = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            log.warning(garbage, server=server)
+            continue
+        if isinstance(msg, dict):
+            yield msg

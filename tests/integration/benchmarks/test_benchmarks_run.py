@@ -8,16 +8,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_legacy_sse_benchmark_runs_both_transports_without_errors() -> None:
-    env = {**os.environ, "BENCH_ROUNDS": "1", "BENCH_DURATION_S": "0.3", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.legacy_sse"],
+def run_module(module: str, timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m module` from the checkout, with `env` added to the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", module],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def test_the_legacy_sse_benchmark_runs_both_transports_without_errors() -> None:
+    done = run_module("benchmarks.legacy_sse", 120, BENCH_ROUNDS="1", BENCH_DURATION_S="0.3")
     assert done.returncode == 0, done.stderr[-3000:]
     runs = [line for line in done.stdout.splitlines() if line.startswith("round 0")]
     assert len(runs) == 4, done.stdout  # two transports × two concurrencies
@@ -25,21 +29,13 @@ def test_the_legacy_sse_benchmark_runs_both_transports_without_errors() -> None:
 
 
 def test_make_bench_runs_end_to_end_on_a_tiny_setting() -> None:
-    env = {
-        **os.environ,
-        "BENCH_SERVERS": "2",
-        "BENCH_DURATION_S": "0.5",
-        "BENCH_SESSIONS": "5",
-        "BENCH_LOADGEN": "aiohttp",  # wrk may not be installed; its figures are not the point
-        "PYTHONPATH": str(ROOT),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_module(
+        "benchmarks",
+        300,
+        BENCH_SERVERS="2",
+        BENCH_DURATION_S="0.5",
+        BENCH_SESSIONS="5",
+        BENCH_LOADGEN="aiohttp",  # wrk may not be installed; its figures are not the point
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = [line.split() for line in done.stdout.splitlines()]
