@@ -100,10 +100,11 @@ async def test_a_refetch_racing_a_deletion_leaves_the_server_out(registry, core_
         server = await register(registry, "calc", url)
         core = await core_factory()
         await core.wait_for_tool("calc__add")
+        version = core.sync.applied["calc"]  # read before: the deletion's event may come first
         async with registry.pool.acquire() as conn, conn.transaction():
             await servers.delete(registry, conn, server, "test")
         # a refetch started around the deletion's event: whichever lands last, it is gone
-        await core.sync.on_event(updated("calc", core.sync.applied["calc"] + 1))
+        await core.sync.on_event(updated("calc", version + 1))
         await core.wait_for_tool("calc__add", present=False)
         await idle(core)
     assert "calc" not in core.table.servers
