@@ -438,6 +438,57 @@ TOOL_CHANGE_EVENTS: dict[str, EventType[ToolChanged]] = {
     "removed": TOOL_REMOVED,
 }
 SETTINGS_UPDATED = registry_event("settings", "updated", SettingsUpdated)
+
+
+@dataclass(frozen=True)
+class McpChanged:
+    """A catalog entry (MCP) was created, updated or deleted."""
+
+    mcp_id: str
+    name: str
+    visibility: str  # public | private
+    changed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VersionChanged:
+    """A catalog version was added, or its scan state changed (status PENDING … CERTIFIED)."""
+
+    mcp_id: str
+    version_id: str
+    visible_version: str
+    status: str
+    snapshot_id: str | None = None
+    global_score: int | None = None
+    grade: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanRequested:
+    """Scan one version's source (the `registry-scans` work queue; docs/CATALOG.md)."""
+
+    version_id: str
+    reason: str = "created"  # created | rescan | webhook
+
+
+@dataclass(frozen=True)
+class PolicyChanged:
+    """An org policy, or an org's approval of a version, changed: gateways re-evaluate the org."""
+
+    policy_id: str | None
+    name: str
+    version: int
+
+
+MCP_CREATED = registry_event("mcp", "created", McpChanged)
+MCP_UPDATED = registry_event("mcp", "updated", McpChanged)
+MCP_DELETED = registry_event("mcp", "deleted", McpChanged)
+VERSION_CREATED = registry_event("version", "created", VersionChanged)
+VERSION_SCANNED = registry_event("version", "scanned", VersionChanged)
+SCAN_REQUESTED = registry_event("scan", "requested", ScanRequested)
+POLICY_CREATED = registry_event("policy", "created", PolicyChanged)
+POLICY_UPDATED = registry_event("policy", "updated", PolicyChanged)
+POLICY_DELETED = registry_event("policy", "deleted", PolicyChanged)
 # every registry.server.* type: each payload carries `server`, `server_id` and `version`
 TOOL_EVENTS = frozenset(
     t.name
