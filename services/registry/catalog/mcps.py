@@ -17,12 +17,17 @@ EVENT_FIELDS = ("name", "visibility", "title", "description", "repo_url", "homep
                 "language", "license", "category", "tags", "featured", "server_json")  # fmt: skip
 
 
+def plain(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as a dict with its UUIDs as strings (asyncpg's UUID is not orjson's)."""
+    return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in row.items()}
+
+
 def latest_out(row: Mapping[str, Any]) -> dict[str, Any] | None:
     """The seed's `latest_version` summary from an MCP row."""
     if row["lv_id"] is None:
         return None
     return {
-        "id": row["lv_id"],
+        "id": str(row["lv_id"]),
         "visible_version": row["lv_visible_version"],
         "status": row["lv_status"],
         "global_score": row["lv_global_score"],
@@ -32,12 +37,12 @@ def latest_out(row: Mapping[str, Any]) -> dict[str, Any] | None:
 def mcp_out(row: Mapping[str, Any]) -> dict[str, Any]:
     """An MCP as lists show it."""
     category = (
-        {"id": row["category_id"], "slug": row["category_slug"], "name": row["category_name"]}
+        {"id": str(row["category_id"]), "slug": row["category_slug"], "name": row["category_name"]}
         if row["category_id"]
         else None
     )
     return {
-        "id": row["id"],
+        "id": str(row["id"]),
         "name": row["name"],
         "title": row["title"],
         "description": row["description"],
@@ -62,7 +67,7 @@ async def mcp_detail(conn: asyncpg.Connection, row: Mapping[str, Any]) -> dict[s
     out["server_json"] = row["server_json"]
     if out["latest_version"] is not None:
         snapshot = await store.latest_snapshot(conn, row["lv_id"])
-        out["latest_version"]["snapshot"] = dict(snapshot) if snapshot else None
+        out["latest_version"]["snapshot"] = plain(snapshot) if snapshot else None
     return out
 
 

@@ -24,8 +24,8 @@ from services.registry.store import catalog as store
 def version_out(mcp: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
     """A version as the API shows it (the seed's fields, `tarball_url` included)."""
     return {
-        "id": row["id"],
-        "mcp_id": row["mcp_id"],
+        "id": str(row["id"]),
+        "mcp_id": str(row["mcp_id"]),
         "visible_version": row["visible_version"],
         "status": row["status"],
         "status_error": row["status_error"],

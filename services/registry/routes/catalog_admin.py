@@ -127,7 +127,7 @@ async def list_taxonomy(request: Request) -> Response:
     _, reg = await _admin(request)
     async with reg.pool.acquire() as conn:
         rows = await store.list_taxonomy(conn, _table(request))
-    return json_response(paginate_request(request, [dict(r) for r in rows]))
+    return json_response(paginate_request(request, [mcps.plain(r) for r in rows]))
 
 
 async def _taxonomy(conn, table: str, ref: str):  # noqa: ANN001, ANN202 - connection, record
@@ -146,7 +146,7 @@ async def create_taxonomy(request: Request) -> Response:
         if await store.get_taxonomy(conn, table, body.slug):
             raise Conflict(f"{body.slug!r} already exists.", details={"slug": body.slug})
         row_id = await store.insert_taxonomy(conn, table, body.model_dump(exclude_none=True))
-        return json_response(dict(await _taxonomy(conn, table, str(row_id))), 201)
+        return json_response(mcps.plain(await _taxonomy(conn, table, str(row_id))), 201)
 
 
 async def update_taxonomy(request: Request) -> Response:
@@ -162,7 +162,7 @@ async def update_taxonomy(request: Request) -> Response:
         ):
             raise Conflict(f"{fields['slug']!r} already exists.", details={"slug": fields["slug"]})
         await store.update_taxonomy(conn, table, row["id"], fields)
-        return json_response(dict(await _taxonomy(conn, table, str(row["id"]))))
+        return json_response(mcps.plain(await _taxonomy(conn, table, str(row["id"]))))
 
 
 async def delete_taxonomy(request: Request) -> Response:
