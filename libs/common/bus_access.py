@@ -45,6 +45,8 @@ ACCESS: dict[str, Access] = {
         # rpc.auth.org: an org by id or slug (tenancy)
         calls=(rpc.SANDBOX_DISCOVER, rpc.AUTH_ORG),
         consumes=(("registry-code-tools", subjects.CODE_TOOL_EVENTS),),
+        # the public catalog's anonymous limit (services/registry/catalog/rate.py)
+        buckets=("registry_catalog_ratelimit",),
     ),
     "gateway": Access(
         calls=(rpc.REGISTRY_SNAPSHOT, rpc.SANDBOX_CALL),

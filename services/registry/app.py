@@ -9,10 +9,12 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from services.registry import consumers, health, orgs, rpc
+from services.registry.catalog.rate import AnonymousLimit
 from services.registry.context import Registry
 from services.registry.crypto import SecretBox
 from services.registry.routes import (
     catalog,
+    catalog_admin,
     config,
     secrets,
     servers,
@@ -21,6 +23,8 @@ from services.registry.routes import (
     tools,
     transfer,
 )
+from services.registry.routes import mcps as mcp_routes
+from services.registry.routes import subregistry as subregistry_routes
 from services.registry.settings import RegistrySettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -35,12 +39,17 @@ def create_app(settings: RegistrySettings) -> Starlette:
         reg = Registry(pool=state["pool"], bus=state["bus"], settings=settings, box=box)
         await rpc.serve(reg)
         await consumers.ensure_code_server(reg)
+        catalog_limit = AnonymousLimit(reg.bus, settings)
+        await catalog_limit.start()
         async with consumers.running(reg), health.running(reg), orgs.normalising(reg):
-            yield {"registry": reg}
+            yield {"registry": reg, "catalog_limit": catalog_limit}
 
     routes = [
         *transfer.routes,  # /api/v1/servers/export before /api/v1/servers/{name}
         *catalog.routes,
+        *mcp_routes.routes,
+        *catalog_admin.routes,
+        *subregistry_routes.routes,
         *servers.routes,
         *shares.routes,
         *tools.routes,

@@ -80,6 +80,18 @@ def _number(lo: float, hi: float) -> Callable[[Any], Any]:
     return check
 
 
+CATALOG_GIT_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org")
+
+
+def _hosts(value: Any) -> Any:
+    host = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and len(v) <= 253 and host.match(v.lower()) for v in value
+    ):
+        raise ValueError("must be a list of host names")
+    return [v.lower() for v in value]
+
+
 KEYS: dict[str, Key] = {
     k.name: k
     for k in [
@@ -131,6 +143,12 @@ KEYS: dict[str, Key] = {
             doc="format of the external catalog",
         ),
         Key("modelscope_token", _text(4096), None, secret=True, doc="MCPHubs alias of the token"),
+        Key(
+            "catalog_git_hosts",
+            _hosts,
+            list(CATALOG_GIT_HOSTS),
+            doc="hosts the catalog clones git repositories from (https only)",
+        ),
     ]
 }
 

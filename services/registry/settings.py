@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
+from libs.common import forwarded
 from libs.common.settings import Settings, SettingsError, env
 
 
@@ -29,6 +30,16 @@ class RegistrySettings(Settings):
     discovery_timeout_s: float = env("REGISTRY_DISCOVERY_TIMEOUT_S", 10.0)
     sandbox_timeout_s: float = env("REGISTRY_SANDBOX_TIMEOUT_S", 5.0)
     llm_timeout_s: float = env("REGISTRY_LLM_TIMEOUT_S", 30.0)
+    # the catalog (docs/CATALOG.md): file:// repositories only when allowed (tests, air-gapped)
+    catalog_allow_local_git: bool = env("REGISTRY_CATALOG_ALLOW_LOCAL_GIT", False)
+    catalog_git_timeout_s: float = env("REGISTRY_CATALOG_GIT_TIMEOUT_S", 60.0)
+    catalog_max_tarball_bytes: int = env("REGISTRY_CATALOG_MAX_TARBALL_BYTES", 20 * 1024 * 1024)
+    catalog_max_unpacked_bytes: int = env("REGISTRY_CATALOG_MAX_UNPACKED_BYTES", 200 * 1024 * 1024)
+    catalog_max_files: int = env("REGISTRY_CATALOG_MAX_FILES", 10_000)
+    # anonymous callers of the public catalog, per client address and minute (0: no limit)
+    catalog_anon_per_min: int = env("REGISTRY_CATALOG_ANON_PER_MIN", 15)
+    # peers whose X-Real-IP names the client (nginx)
+    trusted_proxies: tuple[str, ...] = env("REGISTRY_TRUSTED_PROXIES", ("127.0.0.1/32", "::1/128"))
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set."""
@@ -37,3 +48,9 @@ class RegistrySettings(Settings):
                 "REGISTRY_NEW_TOOL_POLICY must be quarantine or auto_approve "
                 f"(got {self.new_tool_policy!r})"
             )
+        try:
+            forwarded.parse_networks(self.trusted_proxies)
+        except ValueError:
+            raise SettingsError(
+                f"REGISTRY_TRUSTED_PROXIES must list CIDRs (got {self.trusted_proxies!r})"
+            ) from None

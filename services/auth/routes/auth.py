@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 
 from asyncpg.exceptions import UniqueViolationError
@@ -13,6 +12,7 @@ from starlette.routing import Route
 from libs.common.authn import authenticate, cookies_of, hash_token
 from libs.common.errors import Conflict, Unauthenticated, Unprocessable
 from libs.common.events import USER_CREATED
+from libs.common.forwarded import client_address
 from libs.common.http import json_response, parse_body
 from services.auth import login, sessions
 from services.auth.context import context_of
@@ -23,21 +23,8 @@ from services.auth.views import user_view
 
 
 def client_source(request: Request) -> str:
-    """The caller's address: X-Real-IP when the peer is a trusted proxy, else the peer itself.
-
-    nginx sets X-Real-IP to the address it was connected from, replacing what the client sent.
-    X-Forwarded-For is never read: nginx appends to what the client sent."""
-    peer = request.client.host if request.client else "unknown"
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return peer[:64]
-    if any(address in net for net in context_of(request).settings.trusted_networks):
-        try:
-            return str(ipaddress.ip_address(request.headers.get("x-real-ip", "").strip()))
-        except ValueError:
-            pass
-    return str(address)
+    """The caller's address (libs/common/forwarded.py: X-Real-IP from a trusted proxy only)."""
+    return client_address(request, context_of(request).settings.trusted_networks)
 
 
 def check_password(request: Request, password: str, username: str, field: str) -> None:

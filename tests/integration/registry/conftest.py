@@ -29,7 +29,8 @@ namespace, pg_url = package_isolation("reg")
 @pytest.fixture(scope="package")
 async def registry_settings_(pg_url: str, nats_url: str, namespace: str) -> RegistrySettings:
     """The settings of the session's registry."""
-    return registry_settings(pg_url, nats_url, namespace)
+    # the catalog's tests add versions from local git repositories (no network)
+    return registry_settings(pg_url, nats_url, namespace, REGISTRY_CATALOG_ALLOW_LOCAL_GIT="true")
 
 
 @pytest.fixture(scope="package")

@@ -1,0 +1,1 @@
+"""The certification catalog: MCPs, their versions and sources, curation (docs/CATALOG.md)."""
