@@ -47,7 +47,7 @@ ACCESS: dict[str, Access] = {
         consumes=(("registry-code-tools", subjects.CODE_TOOL_EVENTS),),
     ),
     "gateway": Access(
-        calls=(rpc.REGISTRY_SNAPSHOT, rpc.SANDBOX_CALL),
+        calls=(rpc.REGISTRY_SNAPSHOT, rpc.SANDBOX_CALL, rpc.REGISTRY_POLICIES),
         follows=(subjects.REGISTRY_EVENTS,),
         publishes_live=(subjects.GATEWAY_LIVE,),
         follows_live=(subjects.GATEWAY_LIVE,),

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from libs.common import rpc, wire
 from libs.common.errors import UpstreamError, ValidationError
+from libs.common.policy import Certification, Rule
 from libs.common.principal import Principal
 
 Q = TypeVar("Q")
@@ -171,6 +172,8 @@ class ServerView:
     tools: list[ToolView] = field(default_factory=list)
     resources: list[dict[str, Any]] | None = None
     prompts: list[dict[str, Any]] | None = None
+    # the catalog version it runs and that version's latest scan (None: not from the catalog)
+    certification: Certification | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,32 @@ class ResolveReply:
 REGISTRY_SNAPSHOT = Rpc(rpc.REGISTRY_SNAPSHOT, SnapshotRequest, Snapshot)
 REGISTRY_HOSTED = Rpc(rpc.REGISTRY_HOSTED, HostedRequest, HostedReply)
 REGISTRY_RESOLVE = Rpc(rpc.REGISTRY_RESOLVE, ResolveRequest, ResolveReply)
+
+
+@dataclass(frozen=True)
+class PoliciesRequest:
+    """The policies of some orgs (by id), or of every org."""
+
+    orgs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class OrgPolicies:
+    """An org's enabled policies and the catalog versions it approved (ids)."""
+
+    org: str
+    policies: list[Rule] = field(default_factory=list)
+    approved: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """The orgs asked for (every org with a policy or an approval, when none were named)."""
+
+    orgs: list[OrgPolicies] = field(default_factory=list)
+
+
+REGISTRY_POLICIES = Rpc(rpc.REGISTRY_POLICIES, PoliciesRequest, PolicySet)
 
 
 # ---- sandbox ------------------------------------------------------------------------------

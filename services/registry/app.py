@@ -14,6 +14,7 @@ from services.registry.crypto import SecretBox
 from services.registry.routes import (
     catalog,
     config,
+    policies,
     secrets,
     servers,
     shares,
@@ -47,5 +48,6 @@ def create_app(settings: RegistrySettings) -> Starlette:
         *secrets.routes,
         *sources.routes,
         *config.routes,
+        *policies.routes,
     ]
     return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra)

@@ -21,9 +21,11 @@ from libs.common.rpc_types import (
     ServerView,
     Snapshot,
     SnapshotRequest,
+    PoliciesRequest,
+    PolicySet,
     ToolUpstream,
 )
-from services.registry import config_keys, sources, views
+from services.registry import config_keys, policies, sources, views
 from services.registry.context import Registry
 from services.registry.crypto import SecretUnreadable
 from services.registry.store import secrets as secrets_store
@@ -153,6 +155,16 @@ async def resolve(reg: Registry, request: ResolveRequest) -> ResolveReply:
     return ResolveReply(servers=out)
 
 
+async def policy_set(reg: Registry, request: PoliciesRequest) -> PolicySet:
+    """The enabled policies and approvals of the orgs named (all orgs: every org with some)."""
+    if request.orgs is not None and (len(request.orgs) > MAX_RESOLVE or not all(request.orgs)):
+        raise ValidationError(
+            f"orgs must be a list of at most {MAX_RESOLVE} org ids.", details={"field": "orgs"}
+        )
+    async with reg.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        return PolicySet(orgs=await policies.policy_sets(conn, request.orgs))
+
+
 async def serve(reg: Registry) -> None:
     """Answer rpc.registry.* (queue group: registry)."""
 
@@ -168,3 +180,8 @@ async def serve(reg: Registry) -> None:
     await reg.bus.answer(rpc_types.REGISTRY_SNAPSHOT, on_snapshot)
     await reg.bus.answer(rpc_types.REGISTRY_HOSTED, on_hosted)
     await reg.bus.answer(rpc_types.REGISTRY_RESOLVE, on_resolve)
+
+    async def on_policies(request: PoliciesRequest) -> PolicySet:
+        return await policy_set(reg, request)
+
+    await reg.bus.answer(rpc_types.REGISTRY_POLICIES, on_policies)
