@@ -15,14 +15,14 @@ from libs.common.errors import NotFound, ValidationError
 from libs.common.rpc_types import (
     HostedReply,
     HostedRequest,
+    PoliciesRequest,
+    PolicySet,
     ResolvedServer,
     ResolveReply,
     ResolveRequest,
     ServerView,
     Snapshot,
     SnapshotRequest,
-    PoliciesRequest,
-    PolicySet,
     ToolUpstream,
 )
 from services.registry import config_keys, policies, sources, views
