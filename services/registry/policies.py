@@ -4,7 +4,6 @@ Verdicts come from libs/common/policy.py, the evaluator the gateway uses too."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,9 +13,10 @@ from libs.common import events as ev
 from libs.common import policy
 from libs.common.authn import Principal
 from libs.common.errors import Conflict, Forbidden, NotFound, Unprocessable
-from libs.common.policy import Certification, Rule
+from libs.common.policy import Rule
 from libs.common.rpc_types import OrgPolicies
 from services.registry import orgs
+from services.registry.certification import certification_of
 from services.registry.context import SCHEMA, Registry
 from services.registry.schemas import ApprovalIn, CiEvaluate, PolicyFields
 from services.registry.store import policies as store
@@ -102,20 +102,6 @@ def rule_of(row: asyncpg.Record) -> Rule:
         target_value=row["target_value"],
         priority=row["priority"],
         enabled=row["enabled"],
-    )
-
-
-def certification_of(row: asyncpg.Record) -> Certification:
-    """The evaluator's form of a version's certification row (store.CERTIFICATION_SQL)."""
-    return Certification(
-        mcp_id=str(row["mcp_id"]),
-        mcp=row["mcp"],
-        version_id=str(row["version_id"]),
-        visible_version=row["visible_version"],
-        global_score=row["global_score"],
-        grade=row["grade"],
-        license=row["license"],
-        failed_controls=list(row["failed_controls"] or []),
     )
 
 
@@ -305,11 +291,3 @@ async def policy_sets(conn: asyncpg.Connection, org_ids: list[str] | None) -> li
     for org in org_ids or []:
         by_org.setdefault(org, OrgPolicies(org=org))  # none left: the gateway forgets them
     return list(by_org.values())
-
-
-def version_id(value: str) -> uuid.UUID | None:
-    """A version id as given, or None when it is not a uuid."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None

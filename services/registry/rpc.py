@@ -25,7 +25,7 @@ from libs.common.rpc_types import (
     SnapshotRequest,
     ToolUpstream,
 )
-from services.registry import config_keys, policies, sources, views
+from services.registry import certification, config_keys, policies, sources, views
 from services.registry.context import Registry
 from services.registry.crypto import SecretUnreadable
 from services.registry.store import secrets as secrets_store
@@ -61,6 +61,7 @@ async def snapshot(reg: Registry, request: SnapshotRequest) -> Snapshot:
         tools = await tools_store.list_for_servers(conn, ids)
         secrets = await secrets_store.list_secrets(conn, ids)
         source_rows = await sources_store.list_for_servers(conn, ids)
+        certs = await certification.of_servers(conn, page)
     upstreams = {
         row["id"]: ToolUpstream(
             source_id=str(row["id"]),
@@ -88,6 +89,7 @@ async def snapshot(reg: Registry, request: SnapshotRequest) -> Snapshot:
                 by_secrets.get(server["id"], []),
                 reg.box,
                 upstreams,
+                certs.get(server["id"]),
             )
         except SecretUnreadable as exc:
             # one server sealed under a key this replica lacks must not hide all the others;

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import orjson
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ async def add_snapshot(
         " VALUES ($1, $2, $3, $3, $3, $3, $4, '{}', 't1', 's1', 'c1', $5::jsonb,"
         "  clock_timestamp())",
         snapshot_id, version_id, score, "A" if score >= 90 else "F" if score < 50 else "C",
-        orjson.dumps(tools or []).decode(),
+        tools or [],
     )  # fmt: skip
     for control, passed in [*((c, False) for c in failed), ("DOC-001", True)]:
         await conn.execute(

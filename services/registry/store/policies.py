@@ -180,3 +180,13 @@ async def readable_version(
         version_id,
         org,
     )
+
+
+async def snapshot_tools(conn: asyncpg.Connection, version_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The tools of a version's latest snapshot ([] without one)."""
+    tools = await conn.fetchval(
+        "SELECT tools FROM registry.snapshots WHERE version_id = $1"
+        " ORDER BY created_at DESC, id LIMIT 1",
+        version_id,
+    )
+    return list(tools or [])
