@@ -7,6 +7,8 @@ fields, as the dicts did), so replicas of two versions still understand each oth
 does not know are ignored. Fields that carry what an upstream MCP server declared (schemas,
 annotations, listings) stay plain JSON: the gateway copes with their oddities, and one odd tool
 must not make a whole snapshot unreadable.
+
+A little over 300 lines: one module holds every RPC's types, so the wire contract is in one place.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The in-memory routing table: servers and tools from the registry snapshot, client-safe names.
 
-About 400 lines kept together: the entries, the public-name index with its collision rule and the
+About 440 lines kept together: the entries, the public-name index with its collision rule and the
 grant checks all read the same indexes, which the hot path uses without a copy or a lookup
 through another module."""
 
