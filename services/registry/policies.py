@@ -30,6 +30,15 @@ def _slug_of(principal: Principal, org: str) -> str | None:
     return next((slug for slug, oid in principal.org_slugs.items() if oid == org), None)
 
 
+async def _resolve(reg: Registry, principal: Principal, ref: str) -> str | None:
+    """The org's id; None when a platform admin names an org that does not exist."""
+    org = await orgs.org_id(reg, principal, ref)
+    if principal.is_platform_admin and org not in principal.orgs:
+        found = await orgs.lookup(reg, org)
+        return found.id if found is not None and found.status != "deleted" else None
+    return org
+
+
 def _sees(principal: Principal, org: str) -> bool:
     """True when the org is the caller's (a member, its token, or a platform admin)."""
     return principal.role_in(org) is not None or principal.org == org
@@ -51,8 +60,8 @@ async def org_for(reg: Registry, principal: Principal, ref: str | None, minimum:
     ref = ref or principal.org
     if ref is None:
         raise NotFound("The caller belongs to no organisation.", details={"org": None})
-    org = await orgs.org_id(reg, principal, ref)
-    if not _sees(principal, org):
+    org = await _resolve(reg, principal, ref)
+    if org is None or not _sees(principal, org):
         raise NotFound(f"Organisation {ref!r} not found.", details={"org": ref})
     if not _holds(principal, org, minimum):
         raise Forbidden(f"Changing policies needs the {minimum} role.", details={"org": ref})
@@ -228,8 +237,8 @@ async def ci_org(reg: Registry, principal: Principal, ref: str) -> str:
 
     Another org's is 404, as if it did not exist (tenancy: nothing tells a token whether an
     org it does not belong to exists); the caller's own without the scope is 403."""
-    org = await orgs.org_id(reg, principal, ref)
-    if not _sees(principal, org):
+    org = await _resolve(reg, principal, ref)
+    if org is None or not _sees(principal, org):
         raise NotFound(f"Organisation {ref!r} not found.", details={"org_id": ref})
     slug = _slug_of(principal, org)
     if not principal.is_platform_admin and not principal.has_scope(f"ci:org:{slug}"):

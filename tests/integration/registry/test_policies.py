@@ -309,3 +309,12 @@ async def test_the_gateway_rpc_gives_enabled_policies_and_approvals(
     assert [o.org for o in reply.orgs] == [org["id"]]
     assert [p.name for p in reply.orgs[0].policies] == [MIN_SCORE["name"]]
     assert reply.orgs[0].approved == [str(version.version_id)]
+
+
+async def test_an_org_that_does_not_exist_is_404_even_to_a_platform_admin(
+    api: httpx.AsyncClient,
+) -> None:
+    resp = await api.post("/api/v1/orgs/no-such-org/policies", json=MIN_SCORE)
+    assert resp.status_code == 404
+    resp = await api.post("/api/v1/ci/evaluate", json={**CI_REQUEST, "org_id": "no-such-org"})
+    assert resp.status_code == 404
