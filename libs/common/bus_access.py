@@ -49,7 +49,7 @@ ACCESS: dict[str, Access] = {
         buckets=("registry_catalog_ratelimit",),
     ),
     "gateway": Access(
-        calls=(rpc.REGISTRY_SNAPSHOT, rpc.SANDBOX_CALL),
+        calls=(rpc.REGISTRY_SNAPSHOT, rpc.SANDBOX_CALL, rpc.REGISTRY_POLICIES),
         follows=(subjects.REGISTRY_EVENTS,),
         publishes_live=(subjects.GATEWAY_LIVE,),
         follows_live=(subjects.GATEWAY_LIVE,),

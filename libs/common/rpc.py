@@ -19,6 +19,9 @@ REGISTRY_HOSTED = "rpc.registry.hosted"
 # {"org": id, "servers": [name or id, ...]} → {"servers": [{"ref", "id", "name", "org",
 # "shared"}]}: only the servers the org owns or was shared (docs/TENANCY.md); others are absent
 REGISTRY_RESOLVE = "rpc.registry.resolve"
+# {"orgs"?: [id, ...]} → {"orgs": [{"org", "policies": [...], "approved": [version id]}]}: the
+# enabled policies and approvals the gateway enforces (libs/common/policy.py)
+REGISTRY_POLICIES = "rpc.registry.policies"
 
 # sandbox
 SANDBOX_CALL = "rpc.sandbox.call"  # {"server", "message"} → JSON-RPC response of a hosted server

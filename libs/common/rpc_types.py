@@ -7,6 +7,8 @@ fields, as the dicts did), so replicas of two versions still understand each oth
 does not know are ignored. Fields that carry what an upstream MCP server declared (schemas,
 annotations, listings) stay plain JSON: the gateway copes with their oddities, and one odd tool
 must not make a whole snapshot unreadable.
+
+A little over 300 lines: one module holds every RPC's types, so the wire contract is in one place.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from libs.common import rpc, wire
 from libs.common.errors import UpstreamError, ValidationError
+from libs.common.policy import Certification, Rule
 from libs.common.principal import Principal
 
 Q = TypeVar("Q")
@@ -171,6 +174,8 @@ class ServerView:
     tools: list[ToolView] = field(default_factory=list)
     resources: list[dict[str, Any]] | None = None
     prompts: list[dict[str, Any]] | None = None
+    # the catalog version it runs and that version's latest scan (None: not from the catalog)
+    certification: Certification | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +251,32 @@ class ResolveReply:
 REGISTRY_SNAPSHOT = Rpc(rpc.REGISTRY_SNAPSHOT, SnapshotRequest, Snapshot)
 REGISTRY_HOSTED = Rpc(rpc.REGISTRY_HOSTED, HostedRequest, HostedReply)
 REGISTRY_RESOLVE = Rpc(rpc.REGISTRY_RESOLVE, ResolveRequest, ResolveReply)
+
+
+@dataclass(frozen=True)
+class PoliciesRequest:
+    """The policies of some orgs (by id), or of every org."""
+
+    orgs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class OrgPolicies:
+    """An org's enabled policies and the catalog versions it approved (ids)."""
+
+    org: str
+    policies: list[Rule] = field(default_factory=list)
+    approved: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """The orgs asked for (every org with a policy or an approval, when none were named)."""
+
+    orgs: list[OrgPolicies] = field(default_factory=list)
+
+
+REGISTRY_POLICIES = Rpc(rpc.REGISTRY_POLICIES, PoliciesRequest, PolicySet)
 
 
 # ---- sandbox ------------------------------------------------------------------------------

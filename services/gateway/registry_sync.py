@@ -16,7 +16,7 @@ from libs.common import rpc_types, subjects
 from libs.common.bus import Bus
 from libs.common.errors import ApiError
 from libs.common.events import Event
-from libs.common.rpc_types import ServerView, SnapshotRequest
+from libs.common.rpc_types import PoliciesRequest, ServerView, SnapshotRequest
 from services.gateway import metrics
 from services.gateway.heap import Settler
 from services.gateway.routing_table import RoutingTable
@@ -25,6 +25,7 @@ from services.gateway.upstreams.pool import UpstreamPool
 log = structlog.get_logger()
 
 PAGE = 50
+POLICY_EVENTS = frozenset(t.name for t in (ev.POLICY_CREATED, ev.POLICY_UPDATED, ev.POLICY_DELETED))
 Changed = Callable[[], Awaitable[None]]
 
 
@@ -53,6 +54,8 @@ class RegistrySync:
         self.wanted: dict[str, float] = {}
         self.dropped: set[str] = set()  # ... which were deleted meanwhile
         self._pulls: set[asyncio.Task[None]] = set()
+        self.policy_pulling: set[str] = set()  # orgs whose policies are being fetched now
+        self.policy_again: set[str] = set()  # ... of which an event arrived meanwhile
 
     async def fetch(
         self, names: list[str] | None = None
@@ -72,6 +75,8 @@ class RegistrySync:
     async def load(self) -> None:
         """Replace the table with a full snapshot."""
         views, settings = await self.fetch()
+        policy_set = await self.bus.call(rpc_types.REGISTRY_POLICIES, PoliciesRequest(), timeout=10)
+        self.table.policies.replace(policy_set.orgs)
         self.table.replace(views)
         self.applied = {v.name: v.version for v in views}
         self.table.settings = settings
@@ -109,6 +114,13 @@ class RegistrySync:
             await self.load()
             await self.on_change()
             return
+        if event.type in POLICY_EVENTS:
+            if event.org in self.policy_pulling:
+                self.policy_again.add(event.org)  # one more fetch after the one in flight
+            elif event.org is not None:
+                self.policy_pulling.add(event.org)
+                self._spawn(self._refetch_policies(event.org))
+            return
         if event.type not in ev.SERVER_EVENTS and event.type not in ev.TOOL_EVENTS:
             return  # the registry's heartbeats, or a type this gateway does not know
         fact = ev.decode(event)  # a server's or a tool's change names its server and version
@@ -133,9 +145,37 @@ class RegistrySync:
             self.wanted[name] = max(self.wanted.get(name, -1), version)
             return
         self.pulling.add(name)
-        task = asyncio.create_task(self._pull(name))
+        self._spawn(self._pull(name))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        """Run a refetch in the background (stop() cancels it)."""
+        task = asyncio.ensure_future(work)
         self._pulls.add(task)
         task.add_done_callback(self._pulls.discard)
+
+    async def _refetch_policies(self, org: str) -> None:
+        """Fetch one org's policies and approvals until no event about them arrived meanwhile.
+
+        One fetch at a time per org, so an older answer never lands after a newer one."""
+        try:
+            while True:
+                self.policy_again.discard(org)
+                try:
+                    reply = await self.bus.call(
+                        rpc_types.REGISTRY_POLICIES, PoliciesRequest(orgs=[org]), timeout=10
+                    )
+                except ApiError as exc:
+                    log.warning("registry_policies_refetch_failed", org=org, error=exc.message)
+                    return
+                self.table.policies.update(reply.orgs)
+                self.table.policies_changed()
+                log.info("org_policies_applied", org=org)
+                await self._changed()
+                if org not in self.policy_again:
+                    return
+        finally:
+            self.policy_pulling.discard(org)
+            self.policy_again.discard(org)
 
     async def _pull(self, name: str) -> None:
         """Refetch `name` until no event about it arrived during the last refetch."""

@@ -1,6 +1,6 @@
 """The in-memory routing table: servers and tools from the registry snapshot, client-safe names.
 
-About 400 lines kept together: the entries, the public-name index with its collision rule and the
+About 440 lines kept together: the entries, the public-name index with its collision rule and the
 grant checks all read the same indexes, which the hot path uses without a copy or a lookup
 through another module."""
 
@@ -17,7 +17,9 @@ import structlog
 from mcp.shared.inbound import find_invalid_x_mcp_header, x_mcp_header_map
 
 from libs.common.authn import Principal, ServerRef
+from libs.common.policy import Certification, Verdict
 from libs.common.rpc_types import ServerView, ToolUpstream, ToolView
+from services.gateway.policy_book import PolicyBook
 
 log = structlog.get_logger()
 
@@ -115,6 +117,7 @@ class ServerEntry:
     key: str = ""  # the pool key: the server name, or `{server}\0{source url}\0{digest}`
     sources: tuple[ServerEntry, ...] = ()  # connections of the imported tools' sources
     shared_with: frozenset[str] = frozenset()  # orgs a platform admin lent it to
+    certification: Certification | None = None  # its catalog version, which org policies judge
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -216,6 +219,7 @@ def server_from_view(view: ServerView, separator: str) -> ServerEntry:
         fingerprint=_fingerprint(view.transport, view.url, view.command, view.args, view.headers),
         sources=tuple(sources.values()),
         shared_with=frozenset(view.shared_with),
+        certification=view.certification,
     )
 
 
@@ -269,7 +273,7 @@ def _fingerprint(
 
 def grants_key(principal: Principal, team: str | None) -> tuple[Any, ...]:
     """A cache key for what a principal may see through an endpoint."""
-    return (principal.is_platform_admin, principal.grants, team)
+    return (principal.is_platform_admin, principal.grants, team, principal.org)
 
 
 class RoutingTable:
@@ -285,6 +289,15 @@ class RoutingTable:
         self.settings: dict[str, Any] = {}
         self.collisions: dict[str, list[str]] = {}  # would-be name -> servers, when shared
         self._visible: dict[tuple[Any, ...], tuple[int, list[ToolEntry]]] = {}
+        self.policies = PolicyBook()  # org policies on catalog versions (no I/O when read)
+
+    def refusal(self, principal: Principal, server: ServerEntry) -> Verdict | None:
+        """The policy verdict that keeps the caller's org from the server, or None."""
+        return self.policies.verdict(principal.org, server.name, server.certification)
+
+    def policies_changed(self) -> None:
+        """Org policies changed: what each caller sees is worked out again."""
+        self._visible.clear()
 
     def replace(self, views: Iterable[ServerView]) -> None:
         """Replace the whole table with the given server views."""
@@ -312,6 +325,7 @@ class RoutingTable:
         self.pool_keys = {k for s in self.servers.values() for k in s.pool_keys()}
         self.version += 1
         self._visible.clear()
+        self.policies.forget_verdicts()
 
     def _named(self) -> dict[str, ToolEntry]:
         """Every tool by its public name.
@@ -382,14 +396,22 @@ class RoutingTable:
         return out
 
     def permits(
-        self, principal: Principal, tool: ToolEntry, team: str | None = None, permission="execute"
+        self,
+        principal: Principal,
+        tool: ToolEntry,
+        team: str | None = None,
+        permission="execute",
+        *,
+        enforce: bool = True,
     ) -> bool:
         """True when a grant (of `team`, when given) allows `permission` on the tool.
 
         The grant is bound to the server's id and held by its org or one it is shared with
-        (docs/TENANCY.md)."""
+        (docs/TENANCY.md); unless not `enforce`, an org policy denying the server refuses it."""
         server = self.servers.get(tool.server)
         if server is None:
+            return False
+        if enforce and self.refusal(principal, server) is not None:
             return False
         if team is None and principal.is_platform_admin:
             return True
@@ -406,7 +428,9 @@ class RoutingTable:
         """True when a grant (of `team`, when given) lets the principal see the server.
 
         `whole`: all of it (resources, prompts, completion), which a grant narrowed to tools
-        does not give."""
+        does not give. An org policy denying the server refuses it."""
+        if self.refusal(principal, server) is not None:
+            return False
         if team is None and principal.is_platform_admin:
             return True
         ref = server.ref

@@ -28,6 +28,11 @@ def resolve(table: RoutingTable, name: Any, ctx: CallContext) -> ToolEntry:
     server = table.servers.get(tool.server) if tool is not None else None
     if tool is None or server is None or not server.routable:
         raise RpcFault(INVALID_PARAMS, f"Unknown tool: {name}", {"tool": name})
+    refusal = table.refusal(ctx.principal, server)
+    if refusal is not None and table.permits(ctx.principal, tool, ctx.team, "read", enforce=False):
+        # the caller could use it but for an org policy: say which (not to strangers)
+        data = {"tool": name, "result": refusal.result, "policy": refusal.matched_policy()}
+        raise RpcFault(FORBIDDEN, refusal.reason or "An org policy refuses this server.", data)
     if not table.permits(ctx.principal, tool, ctx.team):
         if table.permits(ctx.principal, tool, ctx.team, "read"):
             raise RpcFault(FORBIDDEN, f"No grant allows calling {name}.", {"tool": name})

@@ -16,6 +16,7 @@ from services.registry.routes import (
     catalog,
     catalog_admin,
     config,
+    policies,
     secrets,
     servers,
     shares,
@@ -56,5 +57,6 @@ def create_app(settings: RegistrySettings) -> Starlette:
         *secrets.routes,
         *sources.routes,
         *config.routes,
+        *policies.routes,
     ]
     return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra)

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from libs.common import events as ev
-from services.registry import discovery, metrics, review, summaries, views
+from services.registry import certification, discovery, metrics, review, summaries, views
 from services.registry.context import SCHEMA, Registry
 from services.registry.store import secrets as secrets_store
 from services.registry.store import servers as servers_store
@@ -126,6 +126,9 @@ async def _reconcile(
         policy="auto_approve" if server["transport"] == "code" else cfg["new_tool_policy"],
         foreign_tools=review.foreign_names(refs, cfg["tool_name_separator"]),
     )
+    # a server from the catalog runs only the tools its certified snapshot describes
+    certified = await certification.snapshot_tools(conn, server["catalog_version_id"])
+    certification.hold_to_snapshot(changes, certified)
     return changes, await apply_changes(conn, server, changes)
 
 

@@ -15,6 +15,8 @@ from libs.common.errors import NotFound, ValidationError
 from libs.common.rpc_types import (
     HostedReply,
     HostedRequest,
+    PoliciesRequest,
+    PolicySet,
     ResolvedServer,
     ResolveReply,
     ResolveRequest,
@@ -23,7 +25,7 @@ from libs.common.rpc_types import (
     SnapshotRequest,
     ToolUpstream,
 )
-from services.registry import config_keys, sources, views
+from services.registry import certification, config_keys, policies, sources, views
 from services.registry.context import Registry
 from services.registry.crypto import SecretUnreadable
 from services.registry.store import secrets as secrets_store
@@ -59,6 +61,7 @@ async def snapshot(reg: Registry, request: SnapshotRequest) -> Snapshot:
         tools = await tools_store.list_for_servers(conn, ids)
         secrets = await secrets_store.list_secrets(conn, ids)
         source_rows = await sources_store.list_for_servers(conn, ids)
+        certs = await certification.of_servers(conn, page)
     upstreams = {
         row["id"]: ToolUpstream(
             source_id=str(row["id"]),
@@ -86,6 +89,7 @@ async def snapshot(reg: Registry, request: SnapshotRequest) -> Snapshot:
                 by_secrets.get(server["id"], []),
                 reg.box,
                 upstreams,
+                certs.get(server["id"]),
             )
         except SecretUnreadable as exc:
             # one server sealed under a key this replica lacks must not hide all the others;
@@ -153,6 +157,16 @@ async def resolve(reg: Registry, request: ResolveRequest) -> ResolveReply:
     return ResolveReply(servers=out)
 
 
+async def policy_set(reg: Registry, request: PoliciesRequest) -> PolicySet:
+    """The enabled policies and approvals of the orgs named (all orgs: every org with some)."""
+    if request.orgs is not None and (len(request.orgs) > MAX_RESOLVE or not all(request.orgs)):
+        raise ValidationError(
+            f"orgs must be a list of at most {MAX_RESOLVE} org ids.", details={"field": "orgs"}
+        )
+    async with reg.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        return PolicySet(orgs=await policies.policy_sets(conn, request.orgs))
+
+
 async def serve(reg: Registry) -> None:
     """Answer rpc.registry.* (queue group: registry)."""
 
@@ -168,3 +182,8 @@ async def serve(reg: Registry) -> None:
     await reg.bus.answer(rpc_types.REGISTRY_SNAPSHOT, on_snapshot)
     await reg.bus.answer(rpc_types.REGISTRY_HOSTED, on_hosted)
     await reg.bus.answer(rpc_types.REGISTRY_RESOLVE, on_resolve)
+
+    async def on_policies(request: PoliciesRequest) -> PolicySet:
+        return await policy_set(reg, request)
+
+    await reg.bus.answer(rpc_types.REGISTRY_POLICIES, on_policies)

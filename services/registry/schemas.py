@@ -54,6 +54,8 @@ class ServerFields(BaseModel):
     language: str | None = Field(None, max_length=100)
     repo_url: str | None = Field(None, max_length=2048)
     is_python: bool | None = None
+    # the catalog version the server runs: its id, or {"mcp": name, "version": visible_version}
+    catalog_version: str | CatalogRef | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -210,3 +212,67 @@ class SourceImport(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     tools: list[str] | None = Field(None, max_length=1000)
+
+
+class CatalogRef(BaseModel):
+    """A catalog version by MCP name and visible version (a server's `catalog_version`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mcp: str = Field(min_length=1, max_length=200)
+    version: str | None = Field(None, min_length=1, max_length=200)
+
+
+PolicyAction = Literal["ALLOW", "DENY", "REQUIRE_APPROVAL"]
+PolicyTarget = Literal["SCORE", "LICENSE", "NAME", "CONTROL"]
+
+
+class PolicyFields(BaseModel):
+    """Fields of an org policy; all optional here (PATCH)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=4000)
+    action: PolicyAction | None = None
+    target_type: PolicyTarget | None = None
+    target_value: str | None = Field(None, min_length=1, max_length=1000)
+    priority: int | None = Field(None, ge=0, le=1_000_000)
+    enabled: bool | None = None
+
+
+class PolicyCreate(PolicyFields):
+    """POST /api/v1/orgs/{org}/policies, and PUT (the whole policy)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=4000)
+    action: PolicyAction
+    target_type: PolicyTarget
+    target_value: str = Field(min_length=1, max_length=1000)
+    priority: int = Field(100, ge=0, le=1_000_000)
+    enabled: bool = True
+
+
+class ApprovalIn(BaseModel):
+    """POST/DELETE /api/v1/orgs/{org}/policies/approvals: an MCP version by name."""
+
+    model_config = ConfigDict(extra="forbid")
+    mcp: str = Field(min_length=1, max_length=200)
+    version: str = Field(min_length=1, max_length=200)
+    reason: str = Field("", max_length=2000)
+
+
+class CiMcp(BaseModel):
+    """One MCP of a CI evaluation: by name, at a visible version (default: the latest)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    version: str | None = Field(None, min_length=1, max_length=200)
+
+
+class CiEvaluate(BaseModel):
+    """POST /api/v1/ci/evaluate (the certification seed's request)."""
+
+    model_config = ConfigDict(extra="forbid")
+    org_id: str = Field(min_length=1, max_length=200)
+    environment: str | None = Field(None, max_length=200)
+    mcps: list[CiMcp] = Field(min_length=1, max_length=200)

@@ -14,7 +14,7 @@ from libs.common import events as ev
 from libs.common import ssrf
 from libs.common.authn import Principal
 from libs.common.errors import Conflict, NotFound, Unprocessable
-from services.registry import permissions, summaries, views
+from services.registry import certification, permissions, summaries, views
 from services.registry.context import SCHEMA, Registry
 from services.registry.crypto import MASK
 from services.registry.schemas import ServerCreate, ServerFields
@@ -105,6 +105,8 @@ async def create(
     await check_url(reg, conn, body.url)
     cols = columns(fields, {})
     cols.update(org=org, created_by=actor, path=body.path or body.name)
+    if body.catalog_version is not None:
+        cols["catalog_version_id"] = await certification.link(conn, org, body.catalog_version)
     try:
         async with conn.transaction():
             server = await servers_store.insert_server(conn, cols)
@@ -171,6 +173,10 @@ async def update(
     if "url" in fields:
         await check_url(reg, conn, fields["url"])
     cols = columns(fields, server["metadata"])
+    if "catalog_version" in fields:
+        cols["catalog_version_id"] = await certification.link(
+            conn, server["org"], body.catalog_version
+        )
     try:
         async with conn.transaction():
             updated = await servers_store.update_server(conn, server["id"], cols)
@@ -299,11 +305,14 @@ async def public_view(
     conn: asyncpg.Connection, server: asyncpg.Record, principal: Principal | None = None
 ) -> dict[str, Any]:
     """The masked view of one server, as `principal` may see it."""
-    return views.server_out(
+    view = views.server_out(
         server,
         await secrets_store.list_secrets(conn, [server["id"]]),
         _full(principal, server),
     )
+    certs = await certification.of_servers(conn, [server])
+    view["certification"] = certification.out(certs.get(server["id"]))
+    return view
 
 
 async def public_views(
@@ -314,7 +323,14 @@ async def public_views(
     by_server: dict[Any, list] = {}
     for row in rows:
         by_server.setdefault(row["server_id"], []).append(row)
-    return [views.server_out(s, by_server.get(s["id"], []), _full(principal, s)) for s in servers]
+    certs = await certification.of_servers(conn, servers)
+    return [
+        {
+            **views.server_out(s, by_server.get(s["id"], []), _full(principal, s)),
+            "certification": certification.out(certs.get(s["id"])),
+        }
+        for s in servers
+    ]
 
 
 def _full(principal: Principal | None, server: asyncpg.Record) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from libs.common.policy import Certification
 from libs.common.rpc_types import HostedServer, ServerView, ToolUpstream, ToolView
 from services.registry import review
 from services.registry.crypto import MASK, Sealed, SecretBox
@@ -177,6 +178,7 @@ def snapshot_server(
     secrets: Iterable[asyncpg.Record],
     box: SecretBox,
     upstreams: dict[Any, ToolUpstream] | None = None,
+    certification: Certification | None = None,
 ) -> ServerView:
     """The server view of rpc.registry.snapshot (docs/CONTRACTS.md), secrets decrypted.
 
@@ -223,4 +225,5 @@ def snapshot_server(
         ],
         resources=server["resources"],
         prompts=server["prompts"],
+        certification=certification,
     )

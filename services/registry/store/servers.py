@@ -18,7 +18,7 @@ COLUMNS = (
     " s.cwd, s.tags, s.enabled, s.org, s.owner_team, s.timeout_s, s.max_concurrency, s.per_user,"
     " s.health_interval_s, s.disabled_tools, s.metadata, s.resources, s.prompts, s.status,"
     " s.status_error, s.last_checked_at, s.latency_ms, s.discovered_at, s.version, s.created_by,"
-    " s.created_at, s.updated_at, s.trusted,"
+    " s.created_at, s.updated_at, s.trusted, s.catalog_version_id,"
     " (SELECT count(*) FROM registry.tools t WHERE t.server_id = s.id)::int AS tool_count,"
     " ARRAY(SELECT sh.org FROM registry.server_shares sh WHERE sh.server_id = s.id"
     "  ORDER BY sh.org) AS shared_with"
@@ -56,6 +56,7 @@ WRITABLE = {
     "metadata",
     "created_by",
     "trusted",
+    "catalog_version_id",
 }
 SORTS = ("created_at", "updated_at", "name", "status", "transport")
 FILTERS = ("status", "team", "tag", "transport", "enabled", "org")
@@ -304,3 +305,13 @@ async def count_by_status(conn: asyncpg.Connection) -> dict[str, int]:
     """How many servers are in each status."""
     rows = await conn.fetch("SELECT status, count(*)::int AS n FROM registry.servers GROUP BY 1")
     return {r["status"]: r["n"] for r in rows}
+
+
+async def list_by_catalog_version(
+    conn: asyncpg.Connection, version_id: uuid.UUID
+) -> list[asyncpg.Record]:
+    """The servers linked to a catalog version."""
+    return await conn.fetch(
+        f"SELECT {COLUMNS} FROM registry.servers s WHERE s.catalog_version_id = $1 ORDER BY s.name",
+        version_id,
+    )

@@ -1,0 +1,98 @@
+"""Catalog rows written with SQL for tests (MCPs, versions, snapshots, control results)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class Version:
+    """What `insert_version` wrote."""
+
+    mcp_id: uuid.UUID
+    version_id: uuid.UUID
+    snapshot_id: uuid.UUID | None
+    mcp: str
+    visible_version: str
+
+
+def sha256(text: str) -> str:
+    """The hex SHA-256 of a text (as snapshots.tools give description_sha256)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def insert_version(
+    pool: asyncpg.Pool,
+    mcp: str,
+    *,
+    visible_version: str = "commit-a3f91c2-2026-01-14",
+    org: str | None = None,
+    visibility: str = "public",
+    license: str | None = "MIT",
+    score: int | None = 85,
+    failed: tuple[str, ...] = (),
+    tools: list[dict[str, Any]] | None = None,
+) -> Version:
+    """An MCP (made when absent) with a version and, unless `score` is None, a snapshot."""
+    async with pool.acquire() as conn, conn.transaction():
+        mcp_id = await conn.fetchval(
+            "SELECT id FROM registry.mcps WHERE name = $1 AND org IS NOT DISTINCT FROM $2",
+            mcp,
+            org,
+        )
+        if mcp_id is None:
+            mcp_id = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO registry.mcps (id, name, org, visibility, license)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                mcp_id, mcp, org, visibility, license,
+            )  # fmt: skip
+        version_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO registry.mcp_versions (id, mcp_id, visible_version, source_kind, status)"
+            " VALUES ($1, $2, $3, 'tarball', 'CERTIFIED')",
+            version_id, mcp_id, visible_version,
+        )  # fmt: skip
+        snapshot_id = None
+        if score is not None:
+            snapshot_id = await add_snapshot(conn, version_id, score, failed, tools or [])
+    return Version(mcp_id, version_id, snapshot_id, mcp, visible_version)
+
+
+async def add_snapshot(
+    conn: asyncpg.Connection,
+    version_id: uuid.UUID,
+    score: int,
+    failed: tuple[str, ...] = (),
+    tools: list[dict[str, Any]] | None = None,
+) -> uuid.UUID:
+    """A new (latest) snapshot of a version with `failed` controls failed and one passed."""
+    snapshot_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO registry.snapshots (id, version_id, global_score, security_score,"
+        " supply_chain_score, maturity_score, grade, scores, toolchain_version, scoring_version,"
+        " controls_catalog_version, tools, created_at)"
+        " VALUES ($1, $2, $3, $3, $3, $3, $4, '{}', 't1', 's1', 'c1', $5::jsonb,"
+        "  clock_timestamp())",
+        snapshot_id, version_id, score, "A" if score >= 90 else "F" if score < 50 else "C",
+        tools or [],
+    )  # fmt: skip
+    for control, passed in [*((c, False) for c in failed), ("DOC-001", True)]:
+        await conn.execute(
+            "INSERT INTO registry.control_results (id, snapshot_id, control_id, control_name,"
+            " control_category, passed, severity) VALUES ($1, $2, $3, $3, 'security', $4, 'high')",
+            uuid.uuid4(), snapshot_id, control, passed,
+        )  # fmt: skip
+    return snapshot_id
+
+
+async def delete_catalog(pool: asyncpg.Pool) -> None:
+    """Remove every MCP (with versions, snapshots, approvals) and every policy."""
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM registry.policies")
+        await conn.execute("DELETE FROM registry.mcps")
