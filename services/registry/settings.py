@@ -29,6 +29,8 @@ class RegistrySettings(Settings):
     discovery_timeout_s: float = env("REGISTRY_DISCOVERY_TIMEOUT_S", 10.0)
     sandbox_timeout_s: float = env("REGISTRY_SANDBOX_TIMEOUT_S", 5.0)
     llm_timeout_s: float = env("REGISTRY_LLM_TIMEOUT_S", 30.0)
+    # how old a Stripe-Signature timestamp may be (either way), against replays
+    stripe_tolerance_s: float = env("REGISTRY_STRIPE_TOLERANCE_S", 300.0)
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set."""
