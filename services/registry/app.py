@@ -8,7 +8,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from libs.common.app import build_app
-from services.registry import consumers, health, orgs, rpc
+from services.registry import consumers, health, orgs, plans, reports, rpc
 from services.registry.context import Registry
 from services.registry.crypto import SecretBox
 from services.registry.routes import (
@@ -21,6 +21,8 @@ from services.registry.routes import (
     tools,
     transfer,
 )
+from services.registry.routes import reports as report_routes
+from services.registry.routes import webhooks as webhook_routes
 from services.registry.settings import RegistrySettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -36,7 +38,8 @@ def create_app(settings: RegistrySettings) -> Starlette:
         await rpc.serve(reg)
         await consumers.ensure_code_server(reg)
         async with consumers.running(reg), health.running(reg), orgs.normalising(reg):
-            yield {"registry": reg}
+            async with reports.running(reg), plans.following(reg):
+                yield {"registry": reg}
 
     routes = [
         *transfer.routes,  # /api/v1/servers/export before /api/v1/servers/{name}
@@ -47,5 +50,7 @@ def create_app(settings: RegistrySettings) -> Starlette:
         *secrets.routes,
         *sources.routes,
         *config.routes,
+        *report_routes.routes,
+        *webhook_routes.routes,
     ]
     return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra)
