@@ -28,6 +28,8 @@ STRIPE_PLAN_EVENTS = frozenset(
         "checkout.session.completed",
     }
 )
+ORG_REF_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")  # an org id or slug
+PLAN_RE = re.compile(r"^[a-z0-9_\-]{1,32}$")  # as auth accepts a plan name
 # a subscription in these states pays for nothing any more
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 
@@ -35,6 +37,11 @@ ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 def _refused(reason: str) -> Unauthenticated:
     """401 for a delivery whose signature does not verify (the reason says which part)."""
     return Unauthenticated("The webhook signature does not verify.", details={"reason": reason})
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two header values (any characters: compared as UTF-8)."""
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def _hmac_hex(secret: str, data: bytes) -> str:
@@ -49,7 +56,7 @@ def verify_hub_signature(secret: str, header: str | None, raw: bytes) -> None:
     algo, _, given = header.strip().partition("=")
     if algo.lower() != "sha256" or not given:
         raise _refused("not a sha256 signature")
-    if not hmac.compare_digest(_hmac_hex(secret, raw), given.strip().lower()):
+    if not _same(_hmac_hex(secret, raw), given.strip().lower()):
         raise _refused("signature mismatch")
 
 
@@ -57,7 +64,7 @@ def verify_token(secret: str, header: str | None) -> None:
     """GitLab: the X-Gitlab-Token header equals the configured token."""
     if not header:
         raise _refused("missing token")
-    if not hmac.compare_digest(secret.encode(), header.encode()):
+    if not _same(secret, header):
         raise _refused("token mismatch")
 
 
@@ -75,13 +82,13 @@ def verify_stripe(
             stamp = value
         elif key == "v1" and value:
             signatures.append(value.lower())
-    if stamp is None or not stamp.isdigit() or not signatures:
+    if stamp is None or not re.fullmatch(r"[0-9]{1,12}", stamp) or not signatures:
         raise _refused("malformed signature header")
     if abs(now - int(stamp)) > tolerance:
         raise _refused("timestamp outside the tolerance")
     expected = _hmac_hex(secret, stamp.encode() + b"." + raw)
     # every candidate compared, so the time taken says nothing of which one matched
-    matches = [hmac.compare_digest(expected, sig) for sig in signatures]
+    matches = [_same(expected, sig) for sig in signatures]
     if not any(matches):
         raise _refused("signature mismatch")
 
@@ -185,17 +192,17 @@ def stripe_plan_change(event: Mapping[str, Any]) -> PlanChange | str:
     """The plan change a Stripe event asks for, or why it asks for none."""
     kind = event.get("type")
     if kind not in STRIPE_PLAN_EVENTS:
-        return f"event {kind!r} does not change plans"
+        return "the event type does not change plans"
     obj = _dict(_dict(event.get("data")).get("object"))
     meta = _dict(obj.get("metadata"))
     org = meta.get("org") or obj.get("client_reference_id")
-    if not isinstance(org, str) or not org:
-        return "no metadata.org"
+    if not isinstance(org, str) or not ORG_REF_RE.match(org):
+        return "no metadata.org (an org id or slug)"
     if kind == "customer.subscription.deleted" or obj.get("status") in ENDED_STATUSES:
         return PlanChange(org, "free")
     plan = meta.get("plan") or _lookup_key(obj)
-    if not isinstance(plan, str) or not plan:
-        return "no metadata.plan nor a price lookup_key"
+    if not isinstance(plan, str) or not PLAN_RE.match(plan.lower()):
+        return "no plan name in metadata.plan nor a price lookup_key"
     return PlanChange(org, plan.lower())
 
 

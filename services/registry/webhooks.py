@@ -109,12 +109,19 @@ def _json(raw: bytes) -> dict[str, Any]:
 def _event_name(provider: str, headers: Mapping[str, str], body: dict[str, Any]) -> str:
     """The event's name as the provider gives it."""
     if provider == "github":
-        return headers.get("x-github-event", "")
-    if provider == "gitlab":
-        return headers.get("x-gitlab-event", "") or str(body.get("object_kind") or "")
-    if provider == "bitbucket":
-        return headers.get("x-event-key", "")
-    return str(body.get("type") or "")
+        name: Any = headers.get("x-github-event")
+    elif provider == "gitlab":
+        name = headers.get("x-gitlab-event") or body.get("object_kind")
+    elif provider == "bitbucket":
+        name = headers.get("x-event-key")
+    else:
+        name = body.get("type")
+    return _clean(name)
+
+
+def _clean(value: Any) -> str:
+    """A provider's string as we store it: at most 200 characters, no NUL (Postgres text)."""
+    return value.replace("\x00", "")[:200] if isinstance(value, str) else ""
 
 
 def _delivery_id(
@@ -125,10 +132,10 @@ def _delivery_id(
         "github": headers.get("x-github-delivery"),
         "gitlab": headers.get("x-gitlab-event-uuid") or headers.get("idempotency-key"),
         "bitbucket": headers.get("x-request-uuid") or headers.get("x-hook-uuid"),
-        "stripe": body.get("id") if isinstance(body.get("id"), str) else None,
+        "stripe": body.get("id"),
     }[provider]
-    if given:
-        return given[:200]
+    if given := _clean(given):
+        return given
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 

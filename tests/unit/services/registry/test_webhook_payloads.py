@@ -25,14 +25,15 @@ def test_a_hub_signature_verifies_only_for_the_same_secret_and_body() -> None:
     wp.verify_hub_signature("s3cret", hub("s3cret", RAW), RAW)
     wp.verify_hub_signature("s3cret", hub("s3cret", RAW).upper().replace("SHA256", "sha256"), RAW)
     for header, raw in ((hub("other", RAW), RAW), (hub("s3cret", RAW), RAW + b" "),
-                        (None, RAW), ("", RAW), ("sha1=abc", RAW), ("sha256=", RAW)):  # fmt: skip
+                        (None, RAW), ("", RAW), ("sha1=abc", RAW), ("sha256=", RAW),
+                        ("sha256=\u00e9", RAW)):  # fmt: skip
         with pytest.raises(Unauthenticated):
             wp.verify_hub_signature("s3cret", header, raw)
 
 
 def test_a_gitlab_token_must_equal_the_secret() -> None:
     wp.verify_token("tok", "tok")
-    for header in (None, "", "tok2", "to"):
+    for header in (None, "", "tok2", "to", "t\u00f6k"):
         with pytest.raises(Unauthenticated):
             wp.verify_token("tok", header)
 
@@ -47,6 +48,8 @@ def test_a_stripe_signature_needs_a_recent_timestamp_and_one_matching_v1() -> No
         f"t={now},v1={stripe('other', now)}",
         f"v1={good}",
         f"t=abc,v1={good}",
+        f"t=\u00b2,v1={good}",  # a digit to str.isdigit, not to int()
+        f"t={now},v1=\u00e9{good[1:]}",
         f"t={now}",
         "",
     ]
@@ -117,3 +120,7 @@ def test_stripe_events_give_the_orgs_plan_or_why_not() -> None:
     assert isinstance(wp.stripe_plan_change(event("customer.subscription.created")), str)
     no_plan = event("customer.subscription.created", metadata={"org": "acme"})
     assert isinstance(wp.stripe_plan_change(no_plan), str)
+    for odd in ({"org": "ac\u0000me", "plan": "pro"}, {"org": "acme", "plan": "pro plan!"}):
+        assert isinstance(
+            wp.stripe_plan_change(event("checkout.session.completed", metadata=odd)), str
+        )
