@@ -42,8 +42,8 @@ ACCESS: dict[str, Access] = {
     "auth": Access(serves=(rpc.served_by("auth"),), calls=(rpc.REGISTRY_RESOLVE,)),
     "registry": Access(
         serves=(rpc.served_by("registry"),),
-        # rpc.auth.org: an org by id or slug (tenancy)
-        calls=(rpc.SANDBOX_DISCOVER, rpc.AUTH_ORG),
+        # rpc.auth.org: an org by id or slug (tenancy); rpc.auth.set_plan: Stripe webhooks
+        calls=(rpc.SANDBOX_DISCOVER, rpc.AUTH_ORG, rpc.AUTH_SET_PLAN),
         consumes=(("registry-code-tools", subjects.CODE_TOOL_EVENTS),),
         # the public catalog's anonymous limit (services/registry/catalog/rate.py)
         buckets=("registry_catalog_ratelimit",),

@@ -51,6 +51,13 @@ class Unauthenticated(ApiError):
     code = "UNAUTHENTICATED"
 
 
+class PlanLimit(ApiError):
+    """The org's plan allows no more of something (seats, private MCPs, scans); see plans.py."""
+
+    status = 402
+    code = "PLAN_LIMIT"
+
+
 class Forbidden(ApiError):
     """A valid credential without the needed role, scope or grant."""
 

@@ -625,6 +625,20 @@ ALERT_RESOLVED = EventType("audit.alert.resolved", AlertChanged)
 ALERT_EVENTS = frozenset({ALERT_FIRED.name, ALERT_RESOLVED.name})
 
 
+@dataclass(frozen=True)
+class ReportChanged:
+    """A certification report of a snapshot was rendered (COMPLETED) or could not be (FAILED)."""
+
+    report_id: str
+    snapshot_id: str
+    format: str
+    status: str
+
+
+REPORT_COMPLETED = registry_event("report", "completed", ReportChanged)
+REPORT_FAILED = registry_event("report", "failed", ReportChanged)
+
+
 # ---- every type above, by name --------------------------------------------------------
 
 _TYPES: dict[str, EventType[Any]] = {

@@ -9,7 +9,10 @@ def served_by(service: str) -> str:
 # auth
 AUTH_INTROSPECT = "rpc.auth.introspect"  # {"token_hash"} | {"user_id", "session_id"} → principal
 AUTH_JWKS = "rpc.auth.jwks"  # {} → {"keys": [JWK, ...]}
-AUTH_ORG = "rpc.auth.org"  # {"ref": id or slug} → {"id", "slug", "status"}; 404 when none
+# {"ref": id or slug} → {"id", "slug", "status", "plan"}; 404 when none
+AUTH_ORG = "rpc.auth.org"
+# {"org": id or slug, "plan", "actor"?} → the org as rpc.auth.org answers it (and auth.org.updated)
+AUTH_SET_PLAN = "rpc.auth.set_plan"
 
 # registry
 REGISTRY_SNAPSHOT = "rpc.registry.snapshot"  # {names?, offset?, limit?} → routable view, paged

@@ -98,11 +98,22 @@ class OrgReply:
     id: str
     slug: str
     status: str
+    plan: str | None = None  # None: an auth that predates plans (the free plan's limits apply)
+
+
+@dataclass(frozen=True)
+class SetPlanRequest:
+    """Set an org's plan (by org id or slug): a billing webhook's outcome; `actor` for audit."""
+
+    org: str
+    plan: str
+    actor: str | None = None
 
 
 AUTH_INTROSPECT = Rpc(rpc.AUTH_INTROSPECT, IntrospectRequest, Principal)
 AUTH_JWKS = Rpc(rpc.AUTH_JWKS, JwksRequest, Jwks)
 AUTH_ORG = Rpc(rpc.AUTH_ORG, OrgRequest, OrgReply)
+AUTH_SET_PLAN = Rpc(rpc.AUTH_SET_PLAN, SetPlanRequest, OrgReply)
 
 
 # ---- registry -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ AUTH_EVENTS = "events.auth.>"
 REGISTRY_EVENTS = "events.registry.>"
 REGISTRY_SERVER_EVENTS = "events.registry.server.>"
 CODE_TOOL_EVENTS = "events.sandbox.code_tool.>"
+AUTH_ORG_EVENTS = "events.auth.org.>"  # the registry drops cached plans (within AUTH_EVENTS)
 
 # live: the gateway's replicas
 GATEWAY_LIVE = "live.gateway.>"

@@ -22,6 +22,8 @@ SANDBOX_PACKAGES = {
     "util-linux": "/usr/bin/prlimit",
     "python3-seccomp": "/usr/lib/python3/dist-packages/seccomp.cpython-*.so",
 }
+# what the tests use besides the stack: pdftoppm/pdftotext check the registry's PDF reports
+TEST_PACKAGES = {"poppler-utils": "/usr/bin/pdftoppm"}
 
 
 def pid_file() -> Path:
@@ -175,7 +177,8 @@ async def setup() -> int:
     if not reachable and postgres.find_bin_dir() is None:
         proc.apt_install("postgresql")
     # the sandbox runs hosted processes in bubblewrap, with Debian's python3 inside
-    missing = [pkg for pkg, path in SANDBOX_PACKAGES.items() if not glob.glob(path)]
+    wanted = {**SANDBOX_PACKAGES, **TEST_PACKAGES}
+    missing = [pkg for pkg, path in wanted.items() if not glob.glob(path)]
     if missing:
         proc.apt_install(*missing)
     if nats.find_binary() is None:

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from libs.common.app import build_app
-from services.registry import consumers, health, orgs, rpc
+from services.registry import consumers, health, orgs, plans, reports, rpc
 from services.registry.catalog.rate import AnonymousLimit
 from services.registry.context import Registry
 from services.registry.crypto import SecretBox
@@ -25,7 +25,9 @@ from services.registry.routes import (
     transfer,
 )
 from services.registry.routes import mcps as mcp_routes
+from services.registry.routes import reports as report_routes
 from services.registry.routes import subregistry as subregistry_routes
+from services.registry.routes import webhooks as webhook_routes
 from services.registry.settings import RegistrySettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -43,7 +45,8 @@ def create_app(settings: RegistrySettings) -> Starlette:
         catalog_limit = AnonymousLimit(reg.bus, settings)
         await catalog_limit.start()
         async with consumers.running(reg), health.running(reg), orgs.normalising(reg):
-            yield {"registry": reg, "catalog_limit": catalog_limit}
+            async with reports.running(reg), plans.following(reg):
+                yield {"registry": reg, "catalog_limit": catalog_limit}
 
     routes = [
         *transfer.routes,  # /api/v1/servers/export before /api/v1/servers/{name}
@@ -58,5 +61,7 @@ def create_app(settings: RegistrySettings) -> Starlette:
         *sources.routes,
         *config.routes,
         *policies.routes,
+        *report_routes.routes,
+        *webhook_routes.routes,
     ]
     return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from libs.common import ssrf
+from libs.common import plans, ssrf
 from services.registry.settings import RegistrySettings
 
 
@@ -149,6 +149,17 @@ KEYS: dict[str, Key] = {
             list(CATALOG_GIT_HOSTS),
             doc="hosts the catalog clones git repositories from (https only)",
         ),
+        Key(
+            "plan_limits",
+            plans.check_overrides,
+            None,
+            doc='per-plan overrides of libs/common/plans.py limits, e.g. {"pro": {"seats": 20}}'
+            " (the registry's private MCPs and scans per month)",
+        ),
+        Key("webhook_github_secret", _text(4096), None, secret=True, doc="GitHub webhook secret"),
+        Key("webhook_gitlab_token", _text(4096), None, secret=True, doc="GitLab webhook token"),
+        Key("webhook_bitbucket_secret", _text(4096), None, secret=True, doc="Bitbucket secret"),
+        Key("stripe_webhook_secret", _text(4096), None, secret=True, doc="Stripe whsec_ secret"),
     ]
 }
 

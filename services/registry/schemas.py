@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -276,3 +277,14 @@ class CiEvaluate(BaseModel):
     org_id: str = Field(min_length=1, max_length=200)
     environment: str | None = Field(None, max_length=200)
     mcps: list[CiMcp] = Field(min_length=1, max_length=200)
+class ReportCreate(BaseModel):
+    """POST /api/v1/orgs/{org}/reports: a certification report of one snapshot."""
+
+    model_config = ConfigDict(extra="forbid")
+    snapshot_id: uuid.UUID
+    format: Literal["PDF"] = "PDF"
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value

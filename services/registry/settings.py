@@ -40,6 +40,8 @@ class RegistrySettings(Settings):
     catalog_anon_per_min: int = env("REGISTRY_CATALOG_ANON_PER_MIN", 15)
     # peers whose X-Real-IP names the client (nginx)
     trusted_proxies: tuple[str, ...] = env("REGISTRY_TRUSTED_PROXIES", ("127.0.0.1/32", "::1/128"))
+    # how old a Stripe-Signature timestamp may be (either way), against replays
+    stripe_tolerance_s: float = env("REGISTRY_STRIPE_TOLERANCE_S", 300.0)
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set."""

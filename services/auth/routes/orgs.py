@@ -33,6 +33,7 @@ from services.auth.context import context_of
 from services.auth.credentials import INVITE, new_credential
 from services.auth.events_out import emit, org_payload
 from services.auth.schemas import PlanIn
+from services.auth.seats import require_seat
 from services.auth.store import orgs, users
 from services.auth.tenancy_schemas import (
     InviteAcceptIn,
@@ -188,6 +189,7 @@ async def add_member(request: Request) -> Response:
             raise NotFound(f"User {body.user!r} not found.", details={"user": body.user})
         current = await orgs.role_of(conn, org["id"], user["id"])
         _check_role_change(principal, org, body.role, current)
+        await require_seat(conn, org["id"], user["id"])
         created = await orgs.upsert_member(conn, org["id"], user["id"], body.role)
         kind = MEMBERSHIP_CREATED if created else MEMBERSHIP_UPDATED
         payload = MembershipChanged(str(org["id"]), str(user["id"]), body.role)
@@ -263,7 +265,11 @@ async def accept_invite(request: Request) -> Response:
     if principal.user_id is None:
         raise Unauthenticated("Only a user can accept an invite.")
     async with context_of(request).pool.acquire() as conn, conn.transaction():
-        row = await orgs.accept_invite(conn, hash_token(body.token), uuid.UUID(principal.user_id))
+        invitee = uuid.UUID(principal.user_id)
+        pending = await orgs.pending_invite(conn, hash_token(body.token))
+        if pending is not None:
+            await require_seat(conn, pending["org_id"], invitee)
+        row = await orgs.accept_invite(conn, hash_token(body.token), invitee)
         if row is None:
             raise NotFound("The invite is unknown or expired.")
         payload = MembershipChanged(str(row["org_id"]), principal.user_id, row["role"])

@@ -152,15 +152,20 @@ async def insert_invite(
     )
 
 
-async def accept_invite(
-    conn: asyncpg.Connection, invite_hash: str, user_id: uuid.UUID
-) -> asyncpg.Record | None:
-    """Turn a live invite into the user's membership (None when unknown or expired)."""
-    row = await conn.fetchrow(
+async def pending_invite(conn: asyncpg.Connection, invite_hash: str) -> asyncpg.Record | None:
+    """A live invite (id, org_id, role) by its hash, locked; None when unknown or expired."""
+    return await conn.fetchrow(
         "SELECT id, org_id, role FROM auth.memberships WHERE invite_hash = $1"
         " AND status = 'pending' AND invite_expires_at > now() FOR UPDATE",
         invite_hash,
     )
+
+
+async def accept_invite(
+    conn: asyncpg.Connection, invite_hash: str, user_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """Turn a live invite into the user's membership (None when unknown or expired)."""
+    row = await pending_invite(conn, invite_hash)
     if row is None:
         return None
     await conn.execute("DELETE FROM auth.memberships WHERE id = $1", row["id"])
@@ -175,4 +180,16 @@ async def role_of(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUI
         " AND status = 'active'",
         org_id,
         user_id,
+    )
+
+
+async def lock_for_seats(conn: asyncpg.Connection, org_id: uuid.UUID) -> asyncpg.Record | None:
+    """The org row, locked until the caller's transaction ends (seat checks do not race)."""
+    return await conn.fetchrow(f"SELECT {COLUMNS} FROM auth.orgs WHERE id = $1 FOR UPDATE", org_id)
+
+
+async def count_active_members(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:
+    """Active memberships of an org: its seats in use (pending invites take none)."""
+    return await conn.fetchval(
+        "SELECT count(*) FROM auth.memberships WHERE org_id = $1 AND status = 'active'", org_id
     )

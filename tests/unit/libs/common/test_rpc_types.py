@@ -27,6 +27,7 @@ def test_a_request_leaves_out_its_unset_optional_fields_as_the_dicts_did() -> No
     [
         (rt.AUTH_INTROSPECT, rt.IntrospectRequest(user_id="u", session_id="s")),
         (rt.AUTH_ORG, rt.OrgRequest("acme")),
+        (rt.AUTH_SET_PLAN, rt.SetPlanRequest("acme", "pro", "webhook:stripe")),
         (rt.REGISTRY_SNAPSHOT, rt.SnapshotRequest(["a", "b"], 50, 10)),
         (rt.REGISTRY_HOSTED, rt.HostedRequest("echo")),
         (rt.REGISTRY_RESOLVE, rt.ResolveRequest("o1", ["a", "id-2"])),
@@ -58,6 +59,7 @@ def snapshot() -> rt.Snapshot:
     [
         (rt.AUTH_JWKS, rt.Jwks([{"kid": "k1", "kty": "OKP"}])),
         (rt.AUTH_ORG, rt.OrgReply("id-1", "acme", "active")),
+        (rt.AUTH_SET_PLAN, rt.OrgReply("id-1", "acme", "active", "team")),
         (rt.REGISTRY_SNAPSHOT, snapshot()),
         (rt.REGISTRY_HOSTED, rt.HostedReply(rt.HostedServer("id", "echo", "stdio", command="x"))),
         (rt.REGISTRY_RESOLVE, rt.ResolveReply([rt.ResolvedServer("a", "id", "a", "o1", False)])),
