@@ -277,6 +277,8 @@ class CiEvaluate(BaseModel):
     org_id: str = Field(min_length=1, max_length=200)
     environment: str | None = Field(None, max_length=200)
     mcps: list[CiMcp] = Field(min_length=1, max_length=200)
+
+
 class ReportCreate(BaseModel):
     """POST /api/v1/orgs/{org}/reports: a certification report of one snapshot."""
 
