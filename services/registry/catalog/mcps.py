@@ -10,6 +10,7 @@ import asyncpg
 
 from libs.common import events as ev
 from libs.common.errors import Conflict, Forbidden, Unprocessable
+from services.registry import plans
 from services.registry.context import SCHEMA, Registry
 from services.registry.store import catalog as store
 
@@ -119,6 +120,8 @@ async def create(
     """Insert an MCP (private unless said otherwise) with its tags; MCP_CREATED."""
     fields = await _columns(conn, body, is_admin)
     fields.setdefault("visibility", "private")
+    if org is not None and fields["visibility"] == "private":
+        await plans.require_capacity(reg, conn, org, "mcps")
     if await store.name_taken(conn, org, fields["name"]):
         raise Conflict(
             f"An MCP named {fields['name']!r} already exists.", details={"name": fields["name"]}

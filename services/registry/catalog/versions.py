@@ -14,6 +14,7 @@ import asyncpg
 
 from libs.common import events as ev
 from libs.common.errors import Conflict, Unprocessable
+from services.registry import plans
 from services.registry.catalog import sources
 from services.registry.catalog.schemas import VERSION
 from services.registry.catalog.sources import Source
@@ -161,6 +162,8 @@ async def store_version(
     async with reg.pool.acquire() as conn, conn.transaction():
         if await store.version_exists(conn, mcp["id"], visible):
             raise _duplicate(mcp, visible)
+        if mcp["org"] is not None:
+            await plans.require_capacity(reg, conn, str(mcp["org"]), "scans")
         try:
             async with conn.transaction():
                 version = await store.insert_version(conn, mcp["id"], row, source.tarball)

@@ -14,6 +14,7 @@ from libs.common.errors import NotFound, PlanLimit
 from libs.devstack.harness import until
 from services.registry import plans
 from services.registry.context import Registry
+from tests.integration.registry.test_catalog_api import tarball
 from tests.support.catalog_rows import clear_catalog, insert_mcp, insert_snapshot
 
 
@@ -89,3 +90,36 @@ async def test_bad_plan_limit_overrides_are_refused_and_an_unknown_org_is_not_fo
     assert (await api.get("/api/v1/settings")).json()["settings"]["plan_limits"] is None
     with pytest.raises(NotFound):
         await refusal(reg, "00000000-0000-0000-0000-000000000000", "mcps")
+
+
+async def test_the_catalog_api_refuses_a_private_mcp_or_a_scan_beyond_the_plan(
+    auth: Any, reg: Registry, api: httpx.AsyncClient
+) -> None:
+    org = await auth.create_org()
+    resp = await api.put(
+        "/api/v1/settings/plan_limits",
+        json={"value": {"free": {"max_private_mcps": 1, "scans_per_month": 1}}},
+    )
+    assert resp.status_code == 200, resp.text
+    first = await api.post("/api/v1/mcps", json={"name": "first", "org": org["id"]})
+    assert first.status_code == 201, first.text
+    second = await api.post("/api/v1/mcps", json={"name": "second", "org": org["id"]})
+    assert (second.status_code, second.json()["error"]["code"]) == (402, "PLAN_LIMIT")
+    public = {"name": "shown", "org": org["id"], "visibility": "public"}
+    assert (await api.post("/api/v1/mcps", json=public)).status_code == 201
+
+    upload = tarball({"README.md": b"# first\n"})
+    headers = {"Content-Type": "application/gzip"}
+    path = f"/api/v1/mcps/{first.json()['id']}/versions"
+    assert (await api.post(path, content=upload, headers=headers)).status_code == 201
+    async with reg.pool.acquire() as conn:
+        mcp = await conn.fetchval("SELECT id FROM registry.mcps WHERE name = 'first'")
+        await insert_snapshot(conn, mcp, "scanned-once")
+    again = await api.post(path + "?version=v2", content=upload, headers=headers)
+    assert (again.status_code, again.json()["error"]["code"]) == (402, "PLAN_LIMIT")
+    async with reg.pool.acquire() as conn:
+        names = await conn.fetch("SELECT name FROM registry.mcps WHERE org = $1", org["id"])
+        versions = await conn.fetchval(
+            "SELECT count(*) FROM registry.mcp_versions WHERE visible_version = 'v2'"
+        )
+    assert sorted(r["name"] for r in names) == ["first", "shown"] and versions == 0

@@ -217,11 +217,10 @@ def git_repo(where: Path) -> tuple[Path, str]:
 async def test_a_github_push_adds_a_version_to_the_mcps_of_that_repository(
     api: httpx.AsyncClient, reg: Registry, tmp_path: Path
 ) -> None:
-    """Passes once the catalog's add_git_version (services/registry/catalog/versions.py) is in."""
     await configure(api, "github")
     repo, sha = git_repo(tmp_path)
     async with reg.pool.acquire() as conn:
-        mcp = await insert_mcp(conn, "tool", None, "public", repo_url=f"file://{repo}.git")
+        mcp = await insert_mcp(conn, "tool", None, "public", repo_url=f"file://{repo}")
         await insert_mcp(conn, "other", None, "public", repo_url="https://github.com/x/other")
     body = {"ref": "refs/heads/main", "after": sha, "repository": {"clone_url": f"file://{repo}"}}
     raw = json.dumps(body).encode()
@@ -229,6 +228,7 @@ async def test_a_github_push_adds_a_version_to_the_mcps_of_that_repository(
     resp = await api.post("/api/v1/webhooks/github", content=raw, headers=headers)
     assert resp.status_code == 200, resp.text
     assert resp.json()["mcps"] == ["tool"]
+    assert resp.json()["errors"] == [], resp.text
     async with reg.pool.acquire() as conn:
         rows = await conn.fetch("SELECT mcp_id, commit_sha, git_ref FROM registry.mcp_versions")
     assert [(r["mcp_id"], sha in (r["commit_sha"], r["git_ref"])) for r in rows] == [(mcp, True)]
