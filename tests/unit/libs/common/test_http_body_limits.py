@@ -1,4 +1,4 @@
-"""Per-route body limits: a route given a larger limit takes larger bodies, the rest keep the cap."""
+"""Per-route body limits: a route given a larger limit takes larger bodies, others keep the cap."""
 
 from __future__ import annotations
 
