@@ -231,9 +231,7 @@ async def test_a_version_upload_may_exceed_the_body_cap_up_to_the_catalogs_limit
     six_mib = b"x" * (6 * 1024 * 1024)
     async with httpx.AsyncClient(base_url=edge, timeout=30) as client:
         upload = await client.post("/api/v1/mcps/m1/versions", content=six_mib)
-        too_big = await client.post(
-            "/api/v1/mcps/m1/versions", content=b"x" * (21 * 1024 * 1024)
-        )
+        too_big = await client.post("/api/v1/mcps/m1/versions", content=b"x" * (21 * 1024 * 1024))
         elsewhere = await client.post("/api/v1/mcps", content=six_mib)
         deeper = await client.post("/api/v1/mcps/m1/versions/v1", content=six_mib)
     assert upload.status_code == 200 and upload.json()["service"] == "registry"
