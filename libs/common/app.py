@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -138,8 +138,11 @@ def build_app(
     migrations: Path,
     extra: Extra | None = None,
     middleware: Sequence[Middleware] = (),
+    body_limits: Mapping[str, int] | None = None,
 ) -> Starlette:
-    """The service app: platform runtime, then `extra` (service-specific) in the lifespan."""
+    """The service app: platform runtime, then `extra` (service-specific) in the lifespan.
+
+    `body_limits` ({path regex: max bytes}) lets a few routes take bodies over the platform cap."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -168,6 +171,7 @@ def build_app(
                 service=settings.service,
                 max_body_bytes=settings.max_body_bytes,
                 instance=instance_id(settings),
+                body_limits=body_limits,
             ),
             *middleware,
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
@@ -150,10 +151,20 @@ def _uuid4_hex() -> str:
 class RequestContextMiddleware:
     """Request id, trace id, body limit, metrics, access log and the last-resort error handler."""
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int, instance: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        max_body_bytes: int,
+        instance: str,
+        body_limits: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        # per-route overrides, {path regex: max bytes}: the first whose regex matches the path
+        self.body_limits = [(re.compile(k), v) for k, v in (body_limits or {}).items()]
         # which replica answered: scale tests and operators read it
         self.instance_header = (b"x-switchboard-instance", instance.encode("latin-1", "replace"))
 
@@ -202,16 +213,16 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            limit = self.body_limit(scope.get("path", ""))
             declared = headers.get("content-length", "")
-            if declared.isascii() and declared.isdigit() and int(declared) > self.max_body_bytes:
+            if declared.isascii() and declared.isdigit() and int(declared) > limit:
                 raise PayloadTooLarge(
-                    f"The body is larger than {self.max_body_bytes} bytes.",
-                    details={"limit": self.max_body_bytes},
+                    f"The body is larger than {limit} bytes.", details={"limit": limit}
                 )
             if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
                 # Postgres text cannot hold NUL: refuse it here rather than fail later with a 500
                 raise ValidationError("The path or query contains a NUL character.")
-            await self.app(scope, self._limited(receive), send_wrapper)
+            await self.app(scope, self._limited(receive, limit), send_wrapper)
         except ValidationError as exc:
             if not started:
                 await render(exc)(scope, receive, send_wrapper)
@@ -243,10 +254,16 @@ class RequestContextMiddleware:
             request_id_var.reset(rid_token)
             trace_id_var.reset(tid_token)
 
-    def _limited(self, receive: Receive) -> Receive:
-        """Wrap `receive` so a streamed body over the limit raises PayloadTooLarge."""
+    def body_limit(self, path: str) -> int:
+        """The most bytes a request body to `path` may carry: its route's override, else the cap."""
+        for pattern, limit in self.body_limits:
+            if pattern.match(path):
+                return limit
+        return self.max_body_bytes
+
+    def _limited(self, receive: Receive, limit: int) -> Receive:
+        """Wrap `receive` so a streamed body over `limit` raises PayloadTooLarge."""
         seen = 0
-        limit = self.max_body_bytes
 
         async def wrapped() -> Message:
             nonlocal seen

@@ -64,4 +64,6 @@ def create_app(settings: RegistrySettings) -> Starlette:
         *report_routes.routes,
         *webhook_routes.routes,
     ]
-    return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra)
+    # tarball uploads may be larger than the platform's body cap, up to the catalog's limit
+    limits = {mcp_routes.UPLOAD_PATH: mcp_routes.upload_limit(settings)}
+    return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra, body_limits=limits)

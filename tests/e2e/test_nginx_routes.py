@@ -34,6 +34,7 @@ ROUTES = {
         "/api/v1/tools",
         "/api/v1/catalog/x",
         "/api/v1/mcps",
+        "/api/v1/mcps/m1/versions",
         "/api/v1/policies",
         "/api/v1/ci/evaluate",
         "/api/v1/settings",
@@ -195,3 +196,46 @@ async def test_an_mcp_endpoint_without_a_gateway_answers_a_json_rpc_error(
     assert resp.status_code == 502
     assert resp.json()["jsonrpc"] == "2.0" and resp.json()["error"]["code"] == -32015
     assert big.status_code == 413 and big.json()["error"]["code"] == -32600
+
+
+@pytest.mark.parametrize("path", ["/health", "/healthz"])
+async def test_the_seeds_liveness_paths_answer_ok(edge: str, path: str) -> None:
+    async with httpx.AsyncClient(base_url=edge) as client:
+        resp = await client.get(path)
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/ready", "/readyz"])
+async def test_the_seeds_readiness_paths_reach_the_registrys_readyz(edge: str, path: str) -> None:
+    async with httpx.AsyncClient(base_url=edge) as client:
+        resp = await client.get(path)
+    assert resp.status_code == 200
+    assert resp.json()["service"] == "registry" and resp.json()["path"] == "/readyz"
+
+
+async def test_readiness_without_a_registry_answers_upstream_error(log_dir: Path) -> None:
+    nginx = start_nginx(log_dir, upstreams={})
+    try:
+        async with httpx.AsyncClient(base_url=nginx.url) as client:
+            resp = await client.get("/ready")
+    finally:
+        stop_nginx(nginx)
+    assert resp.status_code == 502
+    assert resp.json()["error"]["code"] == "UPSTREAM_ERROR"
+
+
+async def test_a_version_upload_may_exceed_the_body_cap_up_to_the_catalogs_limit(
+    edge: str,
+) -> None:
+    six_mib = b"x" * (6 * 1024 * 1024)
+    async with httpx.AsyncClient(base_url=edge, timeout=30) as client:
+        upload = await client.post("/api/v1/mcps/m1/versions", content=six_mib)
+        too_big = await client.post("/api/v1/mcps/m1/versions", content=b"x" * (21 * 1024 * 1024))
+        elsewhere = await client.post("/api/v1/mcps", content=six_mib)
+        deeper = await client.post("/api/v1/mcps/m1/versions/v1", content=six_mib)
+    assert upload.status_code == 200 and upload.json()["service"] == "registry"
+    assert upload.json()["path"] == "/api/v1/mcps/m1/versions"
+    for resp in (too_big, elsewhere, deeper):
+        assert resp.status_code == 413
+        assert resp.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -21,6 +22,18 @@ def _http_url(value: str | None) -> str | None:
     return value
 
 
+def _not_null(value: Any) -> Any:
+    """An optional field that, when given, must not be null (its column is NOT NULL)."""
+    if value is None:
+        raise ValueError("must not be null")
+    return value
+
+
+def not_null(*fields: str) -> Any:
+    """A before-validator refusing an explicit null for `fields` (absent stays allowed)."""
+    return field_validator(*fields, mode="before")(classmethod(lambda cls, v: _not_null(v)))
+
+
 class McpFields(BaseModel):
     """Metadata an MCP's org admins may set."""
 
@@ -37,6 +50,7 @@ class McpFields(BaseModel):
     tags: list[Annotated[str, Field(pattern=SLUG)]] | None = Field(default=None, max_length=50)
 
     _urls = field_validator("repo_url", "homepage")(classmethod(lambda cls, v: _http_url(v)))
+    _set = not_null("description", "visibility")
 
 
 class McpCreate(McpFields):
@@ -46,12 +60,16 @@ class McpCreate(McpFields):
     org: str | None = None
     featured: bool | None = None
 
+    _featured = not_null("featured")
+
 
 class McpUpdate(McpFields):
     """Changed MCP fields (absent: unchanged)."""
 
     name: str | None = Field(default=None, pattern=NAME)
     featured: bool | None = None
+
+    _set_too = not_null("name", "featured")
 
 
 class GitVersion(BaseModel):
@@ -76,6 +94,15 @@ class ServerJsonVersion(BaseModel):
     version: str | None = Field(default=None, pattern=VERSION)
     ref: Annotated[str, Field(min_length=1, max_length=255)] | None = None
 
+    @field_validator("server_json")
+    @classmethod
+    def _named(cls, doc: dict[str, Any]) -> dict[str, Any]:
+        """server.json names its server (the official schema requires `name`)."""
+        name = doc.get("name")
+        if not isinstance(name, str) or not re.fullmatch(NAME, name):
+            raise ValueError("must hold a `name` (a server name such as io.github.owner/repo)")
+        return doc
+
 
 class CategoryBody(BaseModel):
     """Assign a category (id or slug) or none."""
@@ -95,21 +122,35 @@ class FeaturedBody(BaseModel):
     featured: bool
 
 
-class TaxonomyCreate(BaseModel):
-    """A new category or tag."""
+class TagCreate(BaseModel):
+    """A new tag."""
 
     model_config = ConfigDict(extra="forbid")
 
     slug: str = Field(pattern=SLUG)
     name: Short
+
+
+class TaxonomyCreate(TagCreate):
+    """A new category (a tag has no description)."""
+
     description: Text | None = None
 
 
-class TaxonomyUpdate(BaseModel):
-    """Changed category or tag fields."""
+class TagUpdate(BaseModel):
+    """Changed tag fields (absent: unchanged; null refused, the columns are NOT NULL)."""
 
     model_config = ConfigDict(extra="forbid")
 
     slug: str | None = Field(default=None, pattern=SLUG)
     name: Short | None = None
+
+    _set = not_null("slug", "name")
+
+
+class TaxonomyUpdate(TagUpdate):
+    """Changed category fields."""
+
     description: Text | None = None
+
+    _described = not_null("description")

@@ -52,7 +52,8 @@ def _safe_name(name: str) -> str:
     clean = posixpath.normpath(name)
     if clean == ".." or clean.startswith("../") or "\\" in name or "\x00" in name:
         raise refused(f"The archive holds a path outside its root ({name[:200]!r}).")
-    return clean.lstrip("./") if clean != "." else ""
+    # normpath already dropped any `./`; stripping more would turn `.github/` into `github/`
+    return clean if clean != "." else ""
 
 
 def _check_link(member: tarfile.TarInfo, name: str) -> None:
@@ -68,6 +69,8 @@ def _check_link(member: tarfile.TarInfo, name: str) -> None:
 
 def normalise_tarball(data: bytes, settings: RegistrySettings) -> Source:
     """Check an uploaded (or archived) tar or tar.gz and repack it normalised."""
+    if not data:
+        raise refused("The body is empty; a tar or tar.gz archive is expected.")
     if len(data) > settings.catalog_max_tarball_bytes:
         raise PayloadTooLarge(
             f"The source is larger than {settings.catalog_max_tarball_bytes} bytes.",
@@ -108,6 +111,8 @@ def normalise_tarball(data: bytes, settings: RegistrySettings) -> Source:
                 members[name] = (member, body)
         except (tarfile.TarError, OSError, EOFError):
             raise refused("The archive is damaged or truncated.") from None
+    if not any(body is not None for _, body in members.values()):
+        raise refused("The archive holds no files.")
     return _repack(members)
 
 
@@ -213,6 +218,12 @@ async def _run(args: list[str], env: dict[str, str]) -> bytes:
         raise
     if proc.returncode != 0:
         message = err.decode(errors="replace").strip()[:STDERR_CHARS]
+        if "couldn't find remote ref" in message:
+            # the repository answered; the branch, tag or commit asked for is not in it
+            raise Unprocessable(
+                "The git ref was not found in the repository.",
+                details={"fields": {"ref": "not found in the repository"}, "git": message},
+            )
         raise Unprocessable(
             "The repository could not be fetched.",
             details={"fields": {"url": "git failed"}, "git": message},

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
+
+from libs.common.errors import Unprocessable
 
 OFFICIAL = "io.modelcontextprotocol.registry/official"
 
@@ -66,6 +69,19 @@ def server_list(rows: list[Mapping[str, Any]], next_cursor: str | None) -> dict[
 def cursor_of(row: Mapping[str, Any]) -> str:
     """The opaque cursor after `row` (its order key)."""
     return f"{row['name']}:{row['version_id']}"
+
+
+def parse_cursor(cursor: str | None) -> tuple[str, uuid.UUID] | None:
+    """The (name, version id) key a cursor from `cursor_of` holds; 422 when it is not one."""
+    if not cursor:
+        return None
+    name, _, version_id = cursor.rpartition(":")
+    try:
+        return name, uuid.UUID(version_id)
+    except ValueError:
+        raise Unprocessable(
+            "Invalid list parameters.", details={"fields": {"cursor": "not a cursor of this list"}}
+        ) from None
 
 
 def _iso(value: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -20,7 +21,9 @@ from services.registry.catalog.schemas import (
     FeaturedBody,
     McpCreate,
     McpUpdate,
+    TagCreate,
     TagsBody,
+    TagUpdate,
     TaxonomyCreate,
     TaxonomyUpdate,
 )
@@ -137,31 +140,35 @@ async def _taxonomy(conn, table: str, ref: str):  # noqa: ANN001, ANN202 - conne
     return row
 
 
+def _taken(slug: str) -> Conflict:
+    return Conflict(f"{slug!r} already exists.", details={"slug": slug})
+
+
 async def create_taxonomy(request: Request) -> Response:
     """A new category (or tag); its slug is unique."""
     _, reg = await _admin(request)
-    body = await parse_body(request, TaxonomyCreate)
     table = _table(request)
+    body = await parse_body(request, TaxonomyCreate if table == "categories" else TagCreate)
     async with reg.pool.acquire() as conn, conn.transaction():
-        if await store.get_taxonomy(conn, table, body.slug):
-            raise Conflict(f"{body.slug!r} already exists.", details={"slug": body.slug})
-        row_id = await store.insert_taxonomy(conn, table, body.model_dump(exclude_none=True))
+        try:
+            row_id = await store.insert_taxonomy(conn, table, body.model_dump(exclude_none=True))
+        except asyncpg.UniqueViolationError:
+            raise _taken(body.slug) from None
         return json_response(mcps.plain(await _taxonomy(conn, table, str(row_id))), 201)
 
 
 async def update_taxonomy(request: Request) -> Response:
-    """Change a category (or tag)."""
+    """Change a category (or tag); a slug another one has is a conflict."""
     _, reg = await _admin(request)
-    body = await parse_body(request, TaxonomyUpdate)
     table = _table(request)
+    body = await parse_body(request, TaxonomyUpdate if table == "categories" else TagUpdate)
     async with reg.pool.acquire() as conn, conn.transaction():
         row = await _taxonomy(conn, table, request.path_params["id"])
         fields = body.model_dump(exclude_unset=True)
-        if fields.get("slug") not in (None, row["slug"]) and await store.get_taxonomy(
-            conn, table, fields["slug"]
-        ):
-            raise Conflict(f"{fields['slug']!r} already exists.", details={"slug": fields["slug"]})
-        await store.update_taxonomy(conn, table, row["id"], fields)
+        try:
+            await store.update_taxonomy(conn, table, row["id"], fields)
+        except asyncpg.UniqueViolationError:
+            raise _taken(fields["slug"]) from None
         return json_response(mcps.plain(await _taxonomy(conn, table, str(row["id"]))))
 
 

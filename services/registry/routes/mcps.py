@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from libs.common.authn import Principal, authenticate, optional_principal
-from libs.common.errors import NotFound, UnsupportedMediaType
+from libs.common.errors import NotFound, PayloadTooLarge, UnsupportedMediaType
 from libs.common.http import json_response, no_content, parse_body, read_json, validate
 from libs.common.sql import Where
 from libs.common.tenancy import org_id
@@ -21,11 +21,20 @@ from services.registry.catalog.schemas import (
     ServerJsonVersion,
 )
 from services.registry.context import Registry
+from services.registry.settings import RegistrySettings
 from services.registry.store import catalog as store
 
 FILTERS = ("category", "tag", "featured", "language")
 TARBALL_TYPES = ("application/gzip", "application/x-gzip", "application/x-tar",
                  "application/octet-stream")  # fmt: skip
+# the one route whose body may exceed SWITCHBOARD_MAX_BODY_BYTES (nginx has the same location)
+UPLOAD_PATH = r"^/api/v1/mcps/[^/]+/versions$"
+MULTIPART_SLACK = 64 * 1024  # a multipart upload's boundaries and headers around the tarball
+
+
+def upload_limit(settings: RegistrySettings) -> int:
+    """The body limit of the version upload route: the catalog's tarball limit (+ multipart)."""
+    return settings.catalog_max_tarball_bytes + MULTIPART_SLACK
 
 
 def _reg(request: Request) -> Registry:
@@ -161,6 +170,7 @@ async def create_version(request: Request) -> Response:
         data, named = await _uploaded(request, named)
         out = await versions.add_tarball_version(reg, mcp, data, principal.id, named)
     else:
+        await _within_platform_cap(request, reg.settings)
         doc = await read_json(request)
         if isinstance(doc, dict) and "server_json" in doc:
             sj = validate(ServerJsonVersion, doc)
@@ -173,6 +183,15 @@ async def create_version(request: Request) -> Response:
                 reg, mcp, git.ref, principal.id, url=git.url, version=git.version
             )
     return json_response(out, 201)
+
+
+async def _within_platform_cap(request: Request, settings: RegistrySettings) -> None:
+    """JSON on the upload route keeps the platform's body cap (only tarballs may be larger)."""
+    if len(await request.body()) > settings.max_body_bytes:
+        raise PayloadTooLarge(
+            f"The body is larger than {settings.max_body_bytes} bytes.",
+            details={"limit": settings.max_body_bytes},
+        )
 
 
 async def _uploaded(request: Request, named: str | None) -> tuple[bytes, str | None]:

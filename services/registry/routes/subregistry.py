@@ -63,8 +63,9 @@ async def list_servers(request: Request) -> Response:
         where.add("m.name ILIKE {}", f"%{search}%")
     if params.get("version") == "latest":
         where.add("v.id = lv.id")
+    after = subregistry.parse_cursor(params.get("cursor"))
     async with _reg(request).pool.acquire() as conn:
-        rows = await store.published_versions(conn, where, limit + 1, params.get("cursor"))
+        rows = await store.published_versions(conn, where, limit + 1, after)
     page = rows[:limit]
     cursor = subregistry.cursor_of(page[-1]) if len(rows) > limit else None
     return json_response(subregistry.server_list(page, cursor))

@@ -325,20 +325,25 @@ async def latest_snapshot(conn: asyncpg.Connection, version_id: uuid.UUID) -> as
 
 
 async def published_versions(
-    conn: asyncpg.Connection, where: Where, limit: int, after: str | None
+    conn: asyncpg.Connection, where: Where, limit: int, after: tuple[str, uuid.UUID] | None
 ) -> list[asyncpg.Record]:
-    """Versions of the MCPs `where` selects, by (name, created_at, id), after a cursor key.
+    """Versions of the MCPs `where` selects, by (name, version id), after a (name, id) key.
 
-    Each row carries the MCP's columns and `is_latest`; for the subregistry."""
+    Names compare bytewise (C collation): a server's versions stay together whatever the
+    database's collation. Each row carries the MCP's columns and `is_latest`; for the
+    subregistry."""
     if after is not None:
-        where.add("(m.name || ':' || v.id::text) > {}", after)
+        name, version_id = after
+        where.add(
+            '(m.name COLLATE "C" > {} OR (m.name = {} AND v.id > {}))', name, name, version_id
+        )
     n = len(where.args)
     return await conn.fetch(
         f"SELECT {MCP_COLUMNS}, v.id AS version_id, v.visible_version, v.server_json AS"
         " version_server_json, v.status, v.created_at AS published_at,"
         " v.updated_at AS version_updated_at, (v.id = lv.id) AS is_latest"
         f" FROM {MCP_SOURCE} JOIN registry.mcp_versions v ON v.mcp_id = m.id{where.sql}"
-        f" ORDER BY m.name || ':' || v.id::text LIMIT ${n + 1}",
+        f' ORDER BY m.name COLLATE "C", v.id LIMIT ${n + 1}',
         *where.args,
         limit,
     )
