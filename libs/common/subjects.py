@@ -12,6 +12,7 @@ AUTH_EVENTS = "events.auth.>"
 REGISTRY_EVENTS = "events.registry.>"
 REGISTRY_SERVER_EVENTS = "events.registry.server.>"
 CODE_TOOL_EVENTS = "events.sandbox.code_tool.>"
+SCAN_REQUESTS = "events.registry.scan.requested"  # the registry-scans work queue
 
 # live: the gateway's replicas
 GATEWAY_LIVE = "live.gateway.>"

@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from services.registry import consumers, health, orgs, rpc
+from services.registry.catalog import scans
 from services.registry.context import Registry
 from services.registry.crypto import SecretBox
 from services.registry.routes import (
@@ -17,6 +18,7 @@ from services.registry.routes import (
     secrets,
     servers,
     shares,
+    snapshots,
     sources,
     tools,
     transfer,
@@ -36,7 +38,8 @@ def create_app(settings: RegistrySettings) -> Starlette:
         await rpc.serve(reg)
         await consumers.ensure_code_server(reg)
         async with consumers.running(reg), health.running(reg), orgs.normalising(reg):
-            yield {"registry": reg}
+            async with scans.running(reg):
+                yield {"registry": reg}
 
     routes = [
         *transfer.routes,  # /api/v1/servers/export before /api/v1/servers/{name}
@@ -47,5 +50,6 @@ def create_app(settings: RegistrySettings) -> Starlette:
         *secrets.routes,
         *sources.routes,
         *config.routes,
+        *snapshots.routes,
     ]
     return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra)

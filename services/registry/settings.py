@@ -29,6 +29,9 @@ class RegistrySettings(Settings):
     discovery_timeout_s: float = env("REGISTRY_DISCOVERY_TIMEOUT_S", 10.0)
     sandbox_timeout_s: float = env("REGISTRY_SANDBOX_TIMEOUT_S", 5.0)
     llm_timeout_s: float = env("REGISTRY_LLM_TIMEOUT_S", 30.0)
+    # catalog scans: how long one sandbox scan may take, and how often an error is retried
+    scan_timeout_s: float = env("REGISTRY_SCAN_TIMEOUT_S", 240.0)
+    scan_attempts: int = env("REGISTRY_SCAN_ATTEMPTS", 3)
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set."""

@@ -1,0 +1,1 @@
+"""The certification catalog: MCPs, versions, their scans and policies (docs/CATALOG.md)."""
