@@ -153,18 +153,23 @@ def secret_exposed(tree: Tree) -> Result:
 def dangerous_python(tree: Tree) -> Result:
     """Bandit on the Python files: issues of medium or high severity and confidence."""
     import logging
-
-    from bandit.core import config as bandit_config
-    from bandit.core import manager as bandit_manager
+    import warnings
 
     logging.getLogger("bandit").setLevel(logging.CRITICAL)
     paths = [str(tree.root / f) for f in tree.files if f.endswith(".py") and not _vendored(f)]
     findings = []
+    issues = []
     if paths:
-        mgr = bandit_manager.BanditManager(bandit_config.BanditConfig(), "file", quiet=True)
-        mgr.discover_files(paths, recursive=False)
-        mgr.run_tests()
-        for issue in mgr.get_issue_list(sev_level="MEDIUM", conf_level="MEDIUM"):
+        with warnings.catch_warnings():  # stevedore's deprecation notes while bandit loads plugins
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from bandit.core import config as bandit_config
+            from bandit.core import manager as bandit_manager
+
+            mgr = bandit_manager.BanditManager(bandit_config.BanditConfig(), "file", quiet=True)
+            mgr.discover_files(paths, recursive=False)
+            mgr.run_tests()
+            issues = mgr.get_issue_list(sev_level="MEDIUM", conf_level="MEDIUM")
+        for issue in issues:
             rel = str(Path(issue.fname).relative_to(tree.root))
             detail = f"{issue.test_id} {issue.severity.lower()}: {issue.text}"[:300]
             findings.append({"file": rel, "line": issue.lineno, "detail": detail})

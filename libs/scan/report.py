@@ -25,6 +25,15 @@ def toolchain_version() -> str:
     return ",".join(parts)
 
 
+def single_top_dir(root: Path, files: list[str]) -> tuple[Path, list[str]]:
+    """A tree whose files all sit in one top directory (`repo-main/...`) is read from there."""
+    tops = {f.split("/", 1)[0] for f in files}
+    if len(tops) == 1 and all("/" in f for f in files):
+        top = tops.pop()
+        return root / top, [f.split("/", 1)[1] for f in files]
+    return root, files
+
+
 def scan(archive: Path, workdir: Path, advisories: osv.Advisories,
          limits: extract.Limits) -> dict[str, Any]:  # fmt: skip
     """The report: {"outcome": "scanned", ...} or {"outcome": "refused", "reason"}."""
@@ -34,7 +43,8 @@ def scan(archive: Path, workdir: Path, advisories: osv.Advisories,
     except extract.UnsafeArchive as exc:
         return {"outcome": "refused", "reason": str(exc),
                 "controls": [controls.archive_safety(str(exc)).to_dict()]}  # fmt: skip
-    tree = controls.Tree(root, unpacked.files, advisories)
+    source_root, files = single_top_dir(root, unpacked.files)
+    tree = controls.Tree(source_root, files, advisories)
     results = controls.run_all(tree)
     by_id = {r.control.id: {**r.to_dict(), **r.extra} for r in results}
     scored = scoring.score(by_id)
