@@ -87,7 +87,8 @@ def sandbox_settings(pg_url: str, nats_url: str, namespace: str, **env: Any) -> 
         "SANDBOX_EGRESS_ALLOW_CIDRS": f"{ALLOWED_LOOPBACK}/32",
         "SANDBOX_LOG_BYTES": str(LOG_BYTES),
         "SANDBOX_LOG_LINE_BYTES": str(LOG_LINE_BYTES),
-        "OSV_ADVISORIES_PATH": str(OSV_FIXTURES),
+        # a copy per sandbox: a test may add an advisory (test_modules.py)
+        "OSV_ADVISORIES_PATH": shutil.copytree(OSV_FIXTURES, tempfile.mkdtemp() + "/osv"),
         "SANDBOX_SCAN_MAX_SOURCE_BYTES": str(SCAN_MAX_SOURCE_BYTES),
         "SANDBOX_SCAN_TIMEOUT_S": "60",
     }
