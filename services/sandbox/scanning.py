@@ -43,6 +43,8 @@ PROG_DIR = ".prog"
 MARK = b"@@SWITCHBOARD_RESULT@@"
 OUTPUT_LIMIT = 4 * 1024 * 1024
 SOURCE_CALL_TIMEOUT_S = 30.0
+MAX_REPLY_BYTES = 900_000  # a NATS message holds 1 MB
+MAX_DESCRIPTION = 2000
 
 
 class Refused(Exception):
@@ -175,12 +177,29 @@ async def scan(rt: Runtime, bus: Bus, request: ScanRequest) -> ScanReply:
     duration = round((time.perf_counter() - started) * 1000)
     outcome = reply.get("outcome")
     if outcome == "scanned":
-        report = {k: v for k, v in reply.items() if k not in ("outcome", "reason")}
+        report = fit({k: v for k, v in reply.items() if k not in ("outcome", "reason")})
         return ScanReply("scanned", None, report, duration, rt.tier)
     if outcome == "refused":
         return ScanReply("refused", reply.get("reason"), None, duration, rt.tier)
     reason = str(reply.get("reason") or "the scan failed")
     return ScanReply("error", reason, None, duration, rt.tier)
+
+
+def fit(report: dict[str, Any]) -> dict[str, Any]:
+    """The report under the NATS payload limit.
+
+    Past it, tools lose their full definitions, then long descriptions are cut (their
+    description_sha256 stays that of the whole text), then the list is cut."""
+    if len(orjson.dumps(report)) <= MAX_REPLY_BYTES:
+        return report
+    tools = [{k: v for k, v in t.items() if k != "definition"} for t in report.get("tools") or []]
+    report = {**report, "tools": tools, "tools_truncated": True}
+    if len(orjson.dumps(report)) > MAX_REPLY_BYTES:
+        for tool in tools:
+            tool["description"] = str(tool.get("description") or "")[:MAX_DESCRIPTION]
+    while tools and len(orjson.dumps(report)) > MAX_REPLY_BYTES:
+        del tools[len(tools) // 2 :]
+    return report
 
 
 async def _run(cmd: isolation.Command, job: bytes, timeout: float) -> dict[str, Any]:

@@ -1,11 +1,13 @@
-"""Module installs are checked against the OSV advisories: what a package dir holds, matched."""
+"""Module installs checked against OSV advisories; scan reports cut to fit one NATS message."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from libs.common import osv
-from services.sandbox import modules
+from services.sandbox import modules, scanning
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "osv"
 
@@ -33,3 +35,18 @@ def test_fixed_versions_pass(tmp_path: Path) -> None:
     target = site(tmp_path, "requests-2.32.3", "jinja2-3.1.4")
     assert modules.vulnerable(target, osv.load(FIXTURES)) == []
     assert modules.distributions(target) == [("jinja2", "3.1.4"), ("requests", "2.32.3")]
+
+
+def test_a_scan_report_over_the_nats_limit_is_cut_to_fit() -> None:
+    big = "x" * 50_000
+    tools = [
+        {"name": f"t{i}", "description": big, "description_sha256": "h", "definition": {"d": big}}
+        for i in range(40)
+    ]
+    report = scanning.fit({"global_score": 90, "tools": tools})
+    assert len(orjson.dumps(report)) <= scanning.MAX_REPLY_BYTES
+    assert report["tools_truncated"] and report["global_score"] == 90
+    assert all("definition" not in t and len(t["description"]) <= 2000 for t in report["tools"])
+    assert len(report["tools"]) == 40
+    small = {"global_score": 90, "tools": tools[:1]}
+    assert scanning.fit(small) is small
