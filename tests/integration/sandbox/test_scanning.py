@@ -14,14 +14,23 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
+from libs.common import db as dbmod
 from libs.common import outbox
-from libs.common.events import SCAN_REQUESTED, ScanRequested
+from libs.common.bus import Bus
+from libs.common.events import SCAN_REQUESTED, Event, ScanRequested
+from services.registry.catalog import scans
+from services.registry.context import Registry
+from services.registry.crypto import SecretBox
+from services.registry.settings import RegistrySettings
 from tests.integration.sandbox.conftest import SCAN_MAX_SOURCE_BYTES
-from tests.support import tarballs
+from tests.support import settings_for, tarballs
+from tests.support.registry import MASTER_KEY
 
 # 700 KB of incompressible bytes in a vendored directory: two source chunks, no findings
 BLOB = os.urandom(700_000)
+requested: list[Event] = []  # the scan requests this module stored, newest last
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +41,7 @@ async def db(pg_url: str, registry: str) -> Any:
 
 
 async def add_version(
-    db: asyncpg.Connection, source: bytes, request: bool = True
+    db: asyncpg.Connection, source: bytes | None, request: bool = True
 ) -> tuple[str, str]:
     """A public MCP with one PENDING version of `source`; its scan requested via the outbox."""
     mcp_id, version_id = uuid.uuid4(), uuid.uuid4()
@@ -47,16 +56,18 @@ async def add_version(
             " source_size) VALUES ($1, $2, 'v1', 'tarball', $3)",
             version_id,
             mcp_id,
-            len(source),
+            len(source or b""),
         )
-        await db.execute(
-            "INSERT INTO registry.version_sources (version_id, tarball) VALUES ($1, $2)",
-            version_id,
-            source,
-        )
+        if source is not None:
+            await db.execute(
+                "INSERT INTO registry.version_sources (version_id, tarball) VALUES ($1, $2)",
+                version_id,
+                source,
+            )
         if request:
             event = SCAN_REQUESTED.event(ScanRequested(str(version_id)), source="registry")
             await outbox.enqueue(db, "registry", event)
+            requested.append(event)
     return str(mcp_id), str(version_id)
 
 
@@ -84,6 +95,12 @@ async def results(api: httpx.AsyncClient, mcp: str, version: str) -> dict[str, A
         assert resp.status_code == 200, resp.text
         out[name] = resp.json()
     return out
+
+
+def duplicates() -> float:
+    """Scan requests the registry found already stored (switchboard_registry_scans_total)."""
+    value = REGISTRY.get_sample_value("switchboard_registry_scans_total", {"outcome": "duplicate"})
+    return value or 0.0
 
 
 def failed(body: dict[str, Any]) -> set[str]:
@@ -184,3 +201,32 @@ async def test_a_private_mcp_of_another_org_answers_404(
         resp = await reg_api.get(f"/api/v1/mcps/{mcp}/versions/{version}/{name}")
         assert resp.status_code == 404
         assert resp.json()["error"]["details"] == {"mcp": mcp}
+
+
+async def test_a_source_the_sandbox_cannot_get_ends_error_after_the_retries(
+    db: asyncpg.Connection, sandbox: Any
+) -> None:
+    _, version = await add_version(db, None)  # no version_sources row: every pull is refused
+    row = await settled(db, version)
+    assert row["status"] == "ERROR" and "No source" in row["status_error"]
+
+
+async def test_a_redelivered_request_stores_nothing_twice(
+    db: asyncpg.Connection, pg_url: str, nats_url: str, namespace: str, bus: Bus, sandbox: Any
+) -> None:
+    _, version = await add_version(db, tarballs.clean())
+    event = requested[-1]
+    assert (await settled(db, version))["status"] == "CERTIFIED"
+    settings = settings_for(
+        RegistrySettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace,
+        REGISTRY_MASTER_KEY=MASTER_KEY,
+    )  # fmt: skip
+    box = SecretBox.from_settings(settings.master_keys, settings.master_key, settings.master_key_id)
+    before = duplicates()
+    async with dbmod.open_pool(settings) as pool:
+        await scans.on_scan_requested(Registry(pool, bus, settings, box), event)
+    assert duplicates() == before + 1
+    count = await db.fetchval(
+        "SELECT count(*) FROM registry.snapshots WHERE version_id = $1", uuid.UUID(version)
+    )
+    assert count == 1
