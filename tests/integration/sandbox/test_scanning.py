@@ -201,6 +201,12 @@ async def test_a_private_mcp_of_another_org_answers_404(
         resp = await reg_api.get(f"/api/v1/mcps/{mcp}/versions/{version}/{name}")
         assert resp.status_code == 404
         assert resp.json()["error"]["details"] == {"mcp": mcp}
+    for odd in ("a%00b", "x" * 300, "%F0%9F%92%A9"):
+        resp = await reg_api.get(f"/api/v1/mcps/{odd}/versions/{odd}/scores")
+        assert resp.status_code in (400, 404), resp.text
+    public, _ = await add_version(db, tarballs.clean(), request=False)
+    resp = await reg_api.get(f"/api/v1/mcps/{public}/versions/a%00b/scores")
+    assert resp.status_code in (400, 404), resp.text
 
 
 async def test_a_source_the_sandbox_cannot_get_ends_error_after_the_retries(
