@@ -26,6 +26,7 @@ from services.registry.crypto import SecretBox
 from services.registry.settings import RegistrySettings
 from tests.integration.sandbox.conftest import SCAN_MAX_SOURCE_BYTES
 from tests.support import settings_for, tarballs
+from tests.support.auth import AuthClient
 from tests.support.registry import MASTER_KEY
 
 # 700 KB of incompressible bytes in a vendored directory: two source chunks, no findings
@@ -236,3 +237,32 @@ async def test_a_redelivered_request_stores_nothing_twice(
         "SELECT count(*) FROM registry.snapshots WHERE version_id = $1", uuid.UUID(version)
     )
     assert count == 1
+
+
+async def test_a_private_mcp_is_read_by_its_org_and_rescanned_by_its_admins_only(
+    db: asyncpg.Connection, reg_api: httpx.AsyncClient, auth: AuthClient, sandbox: Any
+) -> None:
+    org = await auth.create_org()
+    other = await auth.create_org()
+    tokens = {}
+    for role, org_id in (("member", org["id"]), ("admin", org["id"]), ("outsider", other["id"])):
+        user = await auth.create_user()
+        await auth.add_org_member(org_id, user, "admin" if role != "member" else "member")
+        tokens[role] = auth.bearer((await auth.login(user.username, user.password))["access_token"])
+    mcp, version = await add_version(db, tarballs.clean(), request=False)
+    await db.execute(
+        "UPDATE registry.mcps SET visibility = 'private', org = $2 WHERE id = $1",
+        uuid.UUID(mcp),
+        org["id"],
+    )
+    base = f"/api/v1/mcps/{mcp}/versions/{version}"
+    outsider = await reg_api.get(f"{base}/scores", headers=tokens["outsider"])
+    assert outsider.status_code == 404 and outsider.json()["error"]["details"] == {"mcp": mcp}
+    assert (await reg_api.post(f"{base}/scan", headers=tokens["outsider"])).status_code == 404
+    assert (await reg_api.post(f"{base}/scan", headers=tokens["member"])).status_code == 403
+    pending = await reg_api.get(f"{base}/scores", headers=tokens["member"])
+    assert pending.status_code == 404 and pending.json()["error"]["details"]["status"] == "PENDING"
+    assert (await reg_api.post(f"{base}/scan", headers=tokens["admin"])).status_code == 202
+    assert (await settled(db, version))["status"] == "CERTIFIED"
+    scores = await reg_api.get(f"{base}/scores", headers=tokens["member"])
+    assert scores.status_code == 200 and scores.json()["grade"] == "A"
