@@ -43,8 +43,16 @@ ACCESS: dict[str, Access] = {
     "registry": Access(
         serves=(rpc.served_by("registry"),),
         # rpc.auth.org: an org by id or slug (tenancy); rpc.auth.set_plan: Stripe webhooks
-        calls=(rpc.SANDBOX_DISCOVER, rpc.AUTH_ORG, rpc.AUTH_SET_PLAN),
-        consumes=(("registry-code-tools", subjects.CODE_TOOL_EVENTS),),
+        calls=(
+            rpc.SANDBOX_DISCOVER,
+            rpc.AUTH_ORG,
+            rpc.AUTH_SET_PLAN,
+            rpc.SANDBOX_SCAN,  # scan a catalog version's source (docs/CATALOG.md)
+        ),
+        consumes=(
+            ("registry-code-tools", subjects.CODE_TOOL_EVENTS),
+            ("registry-scans", subjects.SCAN_REQUESTS),  # the scan work queue
+        ),
         # the public catalog's anonymous limit (services/registry/catalog/rate.py)
         buckets=("registry_catalog_ratelimit",),
     ),
@@ -57,7 +65,11 @@ ACCESS: dict[str, Access] = {
     ),
     "sandbox": Access(
         serves=(rpc.served_by("sandbox"),),
-        calls=(rpc.REGISTRY_HOSTED, f"{rpc.SANDBOX_REPLICA}.>"),
+        calls=(
+            rpc.REGISTRY_HOSTED,
+            f"{rpc.SANDBOX_REPLICA}.>",
+            rpc.REGISTRY_SOURCE,  # a catalog version's tarball, in chunks, for the scanner
+        ),
         follows=(subjects.REGISTRY_SERVER_EVENTS,),
         publishes_live=(subjects.SANDBOX_LOGS,),
         follows_live=(subjects.SANDBOX_LOGS,),

@@ -32,3 +32,10 @@ SANDBOX_DISCOVER = "rpc.sandbox.discover"  # {"server"} → {"tools", "resources
 # `rpc.sandbox.replica.<instance>.<verb>`: work on a server sent to the replica owning its process;
 # verbs call, discover, start, restart (routed on by lease) and stop, status, logs (that replica's)
 SANDBOX_REPLICA = "rpc.sandbox.replica"
+
+# catalog scanning (docs/CATALOG.md, Scanning)
+# {"version_id", "offset", "length" ≤ 512 KiB} → {"data": base64, "offset", "size", "sha256"}:
+# one chunk of a catalog version's source tarball, for the sandbox's scanner
+REGISTRY_SOURCE = "rpc.registry.source"
+# {"version_id", "timeout_s"?} → {"outcome": scanned | refused | error, "reason", "report"}
+SANDBOX_SCAN = "rpc.sandbox.scan"

@@ -331,3 +331,50 @@ class Listing:
 
 SANDBOX_CALL = Rpc(rpc.SANDBOX_CALL, SandboxCall, SandboxCallReply)
 SANDBOX_DISCOVER = Rpc(rpc.SANDBOX_DISCOVER, SandboxDiscover, Listing)
+
+
+# ---- catalog scanning ---------------------------------------------------------------------
+
+SOURCE_CHUNK_MAX = 512 * 1024  # raw bytes per rpc.registry.source reply (base64: ~683 KiB)
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    """A byte range of a catalog version's source tarball."""
+
+    version_id: str
+    offset: int = 0
+    length: int = SOURCE_CHUNK_MAX
+
+
+@dataclass(frozen=True)
+class SourceChunk:
+    """Bytes of the tarball (base64), where they start, the whole size and its SHA-256 (hex)."""
+
+    data: str
+    offset: int
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """Scan one catalog version's source in the sandbox."""
+
+    version_id: str
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ScanReply:
+    """How the scan ended: scanned (with the report), refused (the archive), error (the run)."""
+
+    outcome: str  # scanned | refused | error
+    reason: str | None = None
+    report: dict[str, Any] | None = None
+    duration_ms: int | None = None
+    isolation: str | None = None
+
+
+REGISTRY_SOURCE = Rpc(rpc.REGISTRY_SOURCE, SourceRequest, SourceChunk)
+SANDBOX_SCAN = Rpc(rpc.SANDBOX_SCAN, ScanRequest, ScanReply)

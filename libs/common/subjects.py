@@ -13,6 +13,7 @@ REGISTRY_EVENTS = "events.registry.>"
 REGISTRY_SERVER_EVENTS = "events.registry.server.>"
 CODE_TOOL_EVENTS = "events.sandbox.code_tool.>"
 AUTH_ORG_EVENTS = "events.auth.org.>"  # the registry drops cached plans (within AUTH_EVENTS)
+SCAN_REQUESTS = "events.registry.scan.requested"  # the registry-scans work queue
 
 # live: the gateway's replicas
 GATEWAY_LIVE = "live.gateway.>"

@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from services.registry import consumers, health, orgs, plans, reports, rpc
+from services.registry.catalog import scans
 from services.registry.catalog.rate import AnonymousLimit
 from services.registry.context import Registry
 from services.registry.crypto import SecretBox
@@ -20,6 +21,7 @@ from services.registry.routes import (
     secrets,
     servers,
     shares,
+    snapshots,
     sources,
     tools,
     transfer,
@@ -45,7 +47,7 @@ def create_app(settings: RegistrySettings) -> Starlette:
         catalog_limit = AnonymousLimit(reg.bus, settings)
         await catalog_limit.start()
         async with consumers.running(reg), health.running(reg), orgs.normalising(reg):
-            async with reports.running(reg), plans.following(reg):
+            async with reports.running(reg), plans.following(reg), scans.running(reg):
                 yield {"registry": reg, "catalog_limit": catalog_limit}
 
     routes = [
@@ -63,6 +65,7 @@ def create_app(settings: RegistrySettings) -> Starlette:
         *policies.routes,
         *report_routes.routes,
         *webhook_routes.routes,
+        *snapshots.routes,
     ]
     # tarball uploads may be larger than the platform's body cap, up to the catalog's limit
     limits = {mcp_routes.UPLOAD_PATH: mcp_routes.upload_limit(settings)}

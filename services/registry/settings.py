@@ -42,6 +42,9 @@ class RegistrySettings(Settings):
     trusted_proxies: tuple[str, ...] = env("REGISTRY_TRUSTED_PROXIES", ("127.0.0.1/32", "::1/128"))
     # how old a Stripe-Signature timestamp may be (either way), against replays
     stripe_tolerance_s: float = env("REGISTRY_STRIPE_TOLERANCE_S", 300.0)
+    # catalog scans: how long one sandbox scan may take, and how often an error is retried
+    scan_timeout_s: float = env("REGISTRY_SCAN_TIMEOUT_S", 240.0)
+    scan_attempts: int = env("REGISTRY_SCAN_ATTEMPTS", 3)
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set."""

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from libs.common.errors import NotFound, UpstreamError, UpstreamTimeout
+from libs.common import osv
+from libs.common.errors import NotFound, Unprocessable, UpstreamError, UpstreamTimeout
 
 PIP_TIMEOUT_S = 120.0
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -72,8 +73,13 @@ def package_dir(root: Path, name: str) -> Path:
     return root / "packages" / name.lower()
 
 
-async def install(root: Path, name: str) -> dict[str, Any]:
-    """Install `name` (and its dependencies, wheels only) into its own directory."""
+async def install(
+    root: Path, name: str, advisories: osv.Advisories | None = None
+) -> dict[str, Any]:
+    """Install `name` (and its dependencies, wheels only) into its own directory.
+
+    Every distribution pip put there is checked against the OSV `advisories` before it replaces
+    the installed one: a known-vulnerable version is refused (422 naming the advisories)."""
     target = package_dir(root, name)
     staging = target.with_name(target.name + ".new")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +98,15 @@ async def install(root: Path, name: str) -> dict[str, Any]:
         shutil.rmtree(staging, ignore_errors=True)
         tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["pip failed"]
         return {"status": "failed", "error": tail[0][:500], "version": None}
+    found = vulnerable(staging, advisories) if advisories is not None else []
+    if found:
+        shutil.rmtree(staging, ignore_errors=True)
+        ids = sorted({a["id"] for a in found})
+        raise Unprocessable(
+            f"{name!r} would install known-vulnerable versions: "
+            + ", ".join(f"{a['package']} {a['version']} ({a['id']})" for a in found),
+            details={"name": name, "advisories": ids, "vulnerable": found},
+        )
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     target.chmod(0o755)
@@ -106,6 +121,25 @@ def installed_version(target: Path, name: str) -> str | None:
         if dist.lower().replace("-", "_") == want:
             return version
     return None
+
+
+def distributions(target: Path) -> list[tuple[str, str]]:
+    """(name, version) of every distribution installed in a package directory, sorted."""
+    out = []
+    for info in target.glob("*.dist-info"):
+        dist, _, version = info.name[: -len(".dist-info")].rpartition("-")
+        if dist and version:
+            out.append((dist, version))
+    return sorted(out)
+
+
+def vulnerable(target: Path, advisories: osv.Advisories) -> list[dict[str, str]]:
+    """The installed distributions an OSV advisory affects: package, version, advisory id."""
+    return [
+        {"package": dist, "version": version, "id": match.id, "summary": match.summary}
+        for dist, version in distributions(target)
+        for match in advisories.matches(osv.PYPI, dist, version)
+    ]
 
 
 def import_names(target: Path) -> set[str]:

@@ -7,13 +7,21 @@ from typing import Any
 from libs.common import rpc_types
 from libs.common.bus import Bus
 from libs.common.errors import ValidationError
-from libs.common.rpc_types import Listing, SandboxCall, SandboxCallReply, SandboxDiscover
+from libs.common.rpc_types import (
+    Listing,
+    SandboxCall,
+    SandboxCallReply,
+    SandboxDiscover,
+    ScanReply,
+    ScanRequest,
+)
+from services.sandbox import scanning
 from services.sandbox.replicas import CODE_SERVER, Replicas, server_name, timeout_of
 from services.sandbox.runtime import Runtime
 
 
 async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
-    """Answer rpc.sandbox.call and rpc.sandbox.discover, and what other replicas forward."""
+    """Answer rpc.sandbox.call, discover and scan, and what other replicas forward."""
     replicas = runtime.replicas = Replicas(runtime)
 
     async def call(request: SandboxCall) -> SandboxCallReply:
@@ -37,4 +45,9 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
 
     await bus.answer(rpc_types.SANDBOX_CALL, call, queue="sandbox")
     await bus.answer(rpc_types.SANDBOX_DISCOVER, discover, queue="sandbox")
+
+    async def scan(request: ScanRequest) -> ScanReply:
+        return await scanning.scan(runtime, bus, request)
+
+    await bus.answer(rpc_types.SANDBOX_SCAN, scan, queue="sandbox")
     await replicas.serve()

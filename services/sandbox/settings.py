@@ -70,6 +70,16 @@ class SandboxSettings(Settings):
     egress_allow_cidrs: tuple[str, ...] = env("SANDBOX_EGRESS_ALLOW_CIDRS", ())
     # host names or addresses of the other services, refused like Postgres and NATS
     platform_hosts: tuple[str, ...] = env("SANDBOX_PLATFORM_HOSTS", ())
+    # catalog scans (docs/CATALOG.md, Scanning): the source tarball, what it may unpack to, and
+    # the confined scanner's time and memory
+    scan_max_source_bytes: int = env("SANDBOX_SCAN_MAX_SOURCE_BYTES", 32 * 1024 * 1024)
+    scan_max_unpacked_bytes: int = env("SANDBOX_SCAN_MAX_UNPACKED_BYTES", 128 * 1024 * 1024)
+    scan_max_files: int = env("SANDBOX_SCAN_MAX_FILES", 10_000)
+    scan_timeout_s: float = env("SANDBOX_SCAN_TIMEOUT_S", 180.0)
+    scan_memory_mb: int = env("SANDBOX_SCAN_MEMORY_MB", 1536)
+    # OSV advisories (a directory of OSV JSON records or one JSON list): what scans and module
+    # installs are checked against; empty: none known
+    osv_advisories_path: str = env("OSV_ADVISORIES_PATH", "")
 
     def __post_init__(self) -> None:
         """Refuse a malformed CIDR at start, naming the variable."""

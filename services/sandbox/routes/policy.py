@@ -9,7 +9,7 @@ from starlette.routing import Route
 from libs.common.authn import authenticate, require_platform_admin
 from libs.common.errors import Conflict
 from libs.common.http import json_response, parse_body, validate
-from services.sandbox import modules
+from services.sandbox import modules, scanning
 from services.sandbox.context import runtime_of
 from services.sandbox.policy import Policy, PolicyPatch, merged
 from services.sandbox.schemas import ModulesPatch
@@ -117,7 +117,8 @@ async def _install(request: Request, name: str):
     """Install and record the outcome."""
     rt = runtime_of(request)
     root = rt.layout.work_root
-    outcome = await modules.install(root, name)
+    advisories = scanning.advisories(rt.settings.osv_advisories_path)
+    outcome = await modules.install(root, name, advisories)
     async with rt.pool.acquire() as conn:
         return await modules_store.set_module_install(
             conn, name, outcome["status"], outcome["version"], outcome["error"]

@@ -26,6 +26,8 @@ from tests.support.auth import AuthClient, auth_service
 from tests.support.registry import MASTER_KEY
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sandbox"
+OSV_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "osv"
+SCAN_MAX_SOURCE_BYTES = 1_500_000  # a test source of 2 MB is refused; one of 700 KB takes 2 chunks
 ECHO_SERVER = str(FIXTURES / "echo_server.py")
 # in the system temp dir, which every sandbox uid can reach wherever the checkout lies (a work
 # root below a 0700 directory is refused: test_layout.py)
@@ -75,8 +77,9 @@ async def registry(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[
 
 def sandbox_settings(pg_url: str, nats_url: str, namespace: str, **env: Any) -> SandboxSettings:
     """Sandbox settings for tests: fixtures mounted read-only, short idle and backoff."""
+    work_root = WORK_ROOT / secrets.token_hex(4)
     base = {
-        "SANDBOX_WORK_ROOT": str(WORK_ROOT / secrets.token_hex(4)),
+        "SANDBOX_WORK_ROOT": str(work_root),
         "SANDBOX_RO_PATHS": f"{FIXTURES},{node.NODE_MODULES}",
         "SANDBOX_IDLE_TIMEOUT_S": "3",
         "SANDBOX_BACKOFF_BASE_S": "0.5",
@@ -85,6 +88,10 @@ def sandbox_settings(pg_url: str, nats_url: str, namespace: str, **env: Any) -> 
         "SANDBOX_EGRESS_ALLOW_CIDRS": f"{ALLOWED_LOOPBACK}/32",
         "SANDBOX_LOG_BYTES": str(LOG_BYTES),
         "SANDBOX_LOG_LINE_BYTES": str(LOG_LINE_BYTES),
+        # a copy per sandbox, removed with its work root: a test may add one (test_modules.py)
+        "OSV_ADVISORIES_PATH": str(shutil.copytree(OSV_FIXTURES, work_root / "osv")),
+        "SANDBOX_SCAN_MAX_SOURCE_BYTES": str(SCAN_MAX_SOURCE_BYTES),
+        "SANDBOX_SCAN_TIMEOUT_S": "60",
     }
     base.update(env)
     return settings_for(
