@@ -37,7 +37,7 @@ from libs.common.events import (
     VersionChanged,
 )
 from libs.common.rpc_types import ScanReply, ScanRequest, SourceChunk, SourceRequest
-from services.registry import review
+from services.registry import certification, review
 from services.registry.context import SCHEMA, Registry
 from services.registry.store import snapshots as store
 
@@ -151,6 +151,8 @@ async def _store(
             await store.insert_controls(conn, snapshot["id"], report.get("controls") or [])
             if report.get("license"):
                 await store.fill_license(conn, version["mcp_id"], report["license"])
+            # the servers running this version are judged on the new snapshot (gateways refetch)
+            await certification.announce(reg, conn, version_id)
             status, error = "CERTIFIED", None
         elif reply.outcome == "refused":
             status, error = "FAILED", reply.reason or "the source was refused"

@@ -7,6 +7,7 @@ from typing import Any
 from libs.common.authn import require_org_role, require_platform_admin
 from libs.common.errors import NotFound
 from libs.common.principal import Principal
+from services.registry import plans
 from services.registry.catalog import access, scans
 from services.registry.context import Registry
 from services.registry.store import snapshots as store
@@ -85,5 +86,6 @@ async def rescan(
             require_platform_admin(principal)
         else:
             require_org_role(principal, mcp["org"], "admin")
+            await plans.require_capacity(reg, conn, str(mcp["org"]), "scans")
         event = await scans.request_scan(reg, conn, mcp, version, principal.id, "rescan")
     return {"version_id": str(version["id"]), "status": "PENDING", "request_id": event.id}

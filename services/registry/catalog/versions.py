@@ -15,7 +15,7 @@ import asyncpg
 from libs.common import events as ev
 from libs.common.errors import Conflict, Unprocessable
 from services.registry import plans
-from services.registry.catalog import sources
+from services.registry.catalog import scans, sources
 from services.registry.catalog.schemas import VERSION
 from services.registry.catalog.sources import Source
 from services.registry.context import SCHEMA, Registry
@@ -184,8 +184,7 @@ async def _emit_created(
     )
     org = mcp["org"]
     await reg.emit(conn, ev.VERSION_CREATED.event(created, source=SCHEMA, actor=actor, org=org))
-    scan = ev.ScanRequested(version_id=str(version["id"]), reason="created")
-    await reg.emit(conn, ev.SCAN_REQUESTED.event(scan, source=SCHEMA, actor=actor, org=org))
+    await scans.request_scan(reg, conn, mcp, version, actor, "created")
 
 
 def _duplicate(mcp: Mapping, visible: str) -> Conflict:

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from libs.common.authn import authenticate, optional_principal
 from libs.common.http import json_response
 from services.registry.catalog import snapshots
+from services.registry.catalog.rate import public
 from services.registry.context import Registry
 
 PREFIX = "/api/v1/mcps/{mcp}/versions/{version}"
@@ -24,6 +25,7 @@ def _refs(request: Request) -> tuple[str, str]:
     return request.path_params["mcp"], request.path_params["version"]
 
 
+@public
 async def latest_snapshot(request: Request) -> Response:
     """The version's newest snapshot: four scores, findings by severity, toolchain versions."""
     principal = await optional_principal(request)
@@ -31,6 +33,7 @@ async def latest_snapshot(request: Request) -> Response:
     return json_response(snapshots.snapshot_view(version, snapshot))
 
 
+@public
 async def controls(request: Request) -> Response:
     """The latest snapshot's control results with pass/fail counts."""
     principal = await optional_principal(request)
@@ -38,6 +41,7 @@ async def controls(request: Request) -> Response:
     return json_response(snapshots.controls_view(rows))
 
 
+@public
 async def scores(request: Request) -> Response:
     """The latest snapshot's scores with weights and breakdowns, and the grade."""
     principal = await optional_principal(request)

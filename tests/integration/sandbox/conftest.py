@@ -70,6 +70,8 @@ async def registry(pg_url: str, nats_url: str, namespace: str) -> AsyncIterator[
         REGISTRY_MASTER_KEY=MASTER_KEY,
         REGISTRY_HEALTH_ENABLED="false",
         REGISTRY_SANDBOX_TIMEOUT_S="10",
+        # the scanning tests read snapshots anonymously, more than 15 times a minute
+        REGISTRY_CATALOG_ANON_PER_MIN="0",
     )
     async with serving(create_registry(settings)) as url:
         yield url
