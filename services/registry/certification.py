@@ -17,11 +17,12 @@ import asyncpg
 from libs.common import events as ev
 from libs.common.errors import Unprocessable
 from libs.common.policy import Certification
-from services.registry import review
+from services.registry import review, summaries
 from services.registry.context import SCHEMA, Registry
 from services.registry.schemas import CatalogRef
 from services.registry.store import policies as policies_store
 from services.registry.store import servers as servers_store
+from services.registry.store import tools as tools_store
 
 MISMATCH = "certification_mismatch"
 
@@ -91,17 +92,44 @@ def out(cert: Certification | None) -> dict[str, Any] | None:
 async def announce(reg: Registry, conn: asyncpg.Connection, version_id: uuid.UUID) -> int:
     """A version's certification changed (a new snapshot): bump its servers, SERVER_UPDATED.
 
-    In the caller's transaction; returns how many servers were linked."""
+    Each linked server's approved tools are held to the new snapshot (hold_stored). In the
+    caller's transaction; returns how many servers were linked."""
     rows = await servers_store.list_by_catalog_version(conn, version_id)
     for row in rows:
+        items = await hold_stored(conn, row)
         updated = await servers_store.update_server(conn, row["id"], {})
         payload = ev.ServerChanged(
             updated["name"], str(updated["id"]), updated["version"], ["certification"]
         )
-        await reg.emit(
-            conn, ev.SERVER_UPDATED.event(payload, source=SCHEMA, actor=None, org=updated["org"])
-        )
+        for part in summaries.with_tools(payload, items):
+            await reg.emit(
+                conn, ev.SERVER_UPDATED.event(part, source=SCHEMA, actor=None, org=updated["org"])
+            )
     return len(rows)
+
+
+async def hold_stored(conn: asyncpg.Connection, server: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Quarantine the server's approved tools its certified snapshot does not vouch for.
+
+    For a server just linked to a version, or whose version got a new snapshot: tools already
+    stored are held as a refresh holds changed ones. Returns their summary items
+    (summaries.tool_item) for the caller's SERVER_UPDATED."""
+    certified = await snapshot_tools(conn, server["catalog_version_id"])
+    if not certified:
+        return []
+    held: list[tuple[review.ToolChange, str]] = []
+    for row in await tools_store.list_for_servers(conn, [server["id"]]):
+        tool = dict(row)
+        if tool["source_id"] is not None or tool["state"] != "approved":
+            continue
+        if mismatched(tool, certified):
+            flags = sorted({*(tool["flags"] or []), MISMATCH})
+            held.append(
+                (review.ToolChange(tool["name"], "quarantined", tool, "quarantined", flags),
+                 tool["fingerprint"])
+            )  # fmt: skip
+    await tools_store.quarantine(conn, server["id"], [(c.name, c.flags) for c, _ in held])
+    return [summaries.tool_item(change, fp, False) for change, fp in held]
 
 
 async def snapshot_tools(

@@ -190,10 +190,13 @@ async def update(
                 reg, conn, server["id"], kind, fields[field_name] or {}, replace=True
             )
     changed = sorted(fields)
+    # linked to a catalog version: the stored tools are held to its certified snapshot
+    held = await certification.hold_stored(conn, updated) if "catalog_version" in fields else []
     payload = ev.ServerChanged(updated["name"], str(updated["id"]), updated["version"], changed)
-    await reg.emit(
-        conn, ev.SERVER_UPDATED.event(payload, source=SCHEMA, actor=actor, org=updated["org"])
-    )
+    for part in summaries.with_tools(payload, held):
+        await reg.emit(
+            conn, ev.SERVER_UPDATED.event(part, source=SCHEMA, actor=actor, org=updated["org"])
+        )
     return updated, bool(REFRESH_FIELDS & set(fields)) or fields.get("enabled") is True
 
 

@@ -118,6 +118,18 @@ async def delete_tools(conn: asyncpg.Connection, server_id: uuid.UUID, names: li
     )
 
 
+async def quarantine(
+    conn: asyncpg.Connection, server_id: uuid.UUID, held: list[tuple[str, list[str]]]
+) -> None:
+    """Put tools (by name, with their new flags) in quarantine: no longer routable."""
+    if held:
+        await conn.executemany(
+            "UPDATE registry.tools SET state = 'quarantined', flags = $3, updated_at = now()"
+            " WHERE server_id = $1 AND name = $2",
+            [(server_id, name, flags) for name, flags in held],
+        )
+
+
 async def approve_tool(
     conn: asyncpg.Connection, server_id: uuid.UUID, name: str, by: str, definition: dict[str, Any]
 ) -> None:

@@ -141,3 +141,46 @@ async def test_an_admin_approval_overrides_the_mismatch(
         "temperature": True,
         "forecast": True,
     }
+
+
+async def test_tools_already_stored_are_held_when_linked_and_when_a_new_snapshot_differs(
+    api: httpx.AsyncClient, reg: Registry, events: Events
+) -> None:
+    both = [
+        {"name": "temperature", "description_sha256": sha256(TEMPERATURE)},
+        {"name": "forecast", "description_sha256": sha256(FORECAST)},
+    ]
+    wrong = [both[0], {"name": "forecast", "description_sha256": sha256("Old text.")}]
+    version = await insert_version(reg.pool, "mcp-weather", tools=wrong)
+    async with run_upstream(make_upstream()) as url:
+        resp = await api.post("/api/v1/servers", json=server("later", url))
+        assert resp.status_code == 201, resp.text
+
+        async def states() -> dict[str, bool]:
+            details = (await api.get("/api/v1/servers/later/details")).json()
+            return {t["name"]: t["routable"] for t in details["tools"]}
+
+        assert await states() == {"temperature": True, "forecast": True}
+        # linked after discovery: the stored forecast is held to the snapshot at once
+        linked = await api.patch(
+            "/api/v1/servers/later", json={"catalog_version": str(version.version_id)}
+        )
+        assert linked.status_code == 200, linked.text
+        assert await states() == {"temperature": True, "forecast": False}
+        event = await events.wait_for(
+            lambda e: e.type == ev.SERVER_UPDATED.name
+            and e.data["server"] == "later"
+            and "certification" not in e.data["changed"]
+            and "catalog_version" in e.data["changed"]
+        )
+        assert [(c["tool"], c["change"]) for c in event.data["tool_changes"]] == [
+            ("forecast", "quarantined")
+        ]
+        # the admin approves it; a new snapshot that describes temperature otherwise holds that
+        approved = await api.post("/api/v1/servers/later/tools/forecast/approve")
+        assert approved.status_code == 200, approved.text
+        changed = [{"name": "temperature", "description_sha256": sha256("Other.")}, both[1]]
+        async with reg.pool.acquire() as conn, conn.transaction():
+            await add_snapshot(conn, version.version_id, 90, tools=changed)
+            await certification.announce(reg, conn, version.version_id)
+        assert await states() == {"temperature": False, "forecast": True}
