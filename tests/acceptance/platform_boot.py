@@ -231,6 +231,9 @@ async def booted() -> AsyncIterator[Platform]:
         # Not added by `make run`: server-everything (an npm test peer) must be readable inside
         # the sandbox, as any stdio server's files are for an operator who lists them here.
         config.env["SANDBOX_RO_PATHS"] = str(node.installed())
+        # Not set by `make run` (no advisory set ships with the platform): the test advisories,
+        # as an operator points the sandbox at an OSV dump (docs/CATALOG.md, Scanning).
+        config.env["OSV_ADVISORIES_PATH"] = str(root / "tests" / "fixtures" / "osv")
         stack = Stack(config)
         boot_error = await start(stack)
         yield Platform(stack, admin, root, pg, bus, boot_error)

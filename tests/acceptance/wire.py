@@ -21,9 +21,15 @@ SESSION_REVISION = "2025-11-25"
 CLIENT_INFO = {"name": "acceptance", "version": "1"}
 
 
-async def register_http(api: httpx.AsyncClient, admin: Admin, name: str, url: str) -> dict:
-    """Register a Streamable HTTP upstream (the registry discovers its tools before answering)."""
+async def register_http(
+    api: httpx.AsyncClient, admin: Admin, name: str, url: str, org: str | None = None
+) -> dict:
+    """Register a Streamable HTTP upstream (the registry discovers its tools before answering).
+
+    `org`: the org (id) that owns it; the platform's without."""
     body = {"name": name, "transport": "streamable-http", "url": url}
+    if org is not None:
+        body["org"] = org
     resp = await api.post("/api/v1/servers", json=body, headers=admin.headers)
     return expect(resp, 201, f"registry: register the Streamable HTTP server {name!r}")
 
