@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import subprocess
 import tarfile
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,24 +101,34 @@ async def add_snapshot(
     return snapshot_id
 
 
-async def delete_catalog(pool: asyncpg.Pool) -> None:
-    """Remove every MCP (with versions, snapshots, approvals) and every policy."""
+async def empty_catalog(pool: asyncpg.Pool) -> None:
+    """Delete every catalog row.
+
+    MCPs (with everything under them), policies, categories, tags, reports and webhook
+    deliveries."""
     async with pool.acquire() as conn:
-        await conn.execute("DELETE FROM registry.policies")
-        await conn.execute("DELETE FROM registry.mcps")
+        await conn.execute(
+            "DELETE FROM registry.reports; DELETE FROM registry.policies;"
+            " DELETE FROM registry.mcps; DELETE FROM registry.categories;"
+            " DELETE FROM registry.tags; DELETE FROM registry.webhook_deliveries"
+        )
 
 
 GZIP = {"Content-Type": "application/gzip"}
 
 
-def tarball(files: dict[str, bytes]) -> bytes:
-    """A tar.gz of the files."""
+def tarball(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    """A tar.gz of the files (and symbolic links)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         for name, body in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(body)
             tar.addfile(info, io.BytesIO(body))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
     return out.getvalue()
 
 
@@ -126,6 +138,7 @@ def git_repo(path: Path) -> str:
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin", "HOME": str(path)}  # fmt: skip
     path.mkdir()
+    (path / "README.md").write_text("# demo\n")
     (path / "server.py").write_text("print('hi')\n")
     for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "first"]):
         subprocess.run(["git", "-C", str(path), *args], check=True, env=env)
@@ -141,16 +154,85 @@ async def new_mcp(api: httpx.AsyncClient, name: str, **fields: Any) -> dict[str,
     return resp.json()
 
 
-async def empty_catalog(pool: asyncpg.Pool) -> None:
-    """Delete every MCP (with its versions), category and tag."""
-    async with pool.acquire() as conn:
-        await conn.execute("DELETE FROM registry.mcps; DELETE FROM registry.categories;"
-                           " DELETE FROM registry.tags")  # fmt: skip
-
-
 async def stored_versions(pool: asyncpg.Pool) -> tuple[int, int]:
     """How many versions and version sources are stored."""
     async with pool.acquire() as conn:
         versions = await conn.fetchval("SELECT count(*) FROM registry.mcp_versions")
         sources = await conn.fetchval("SELECT count(*) FROM registry.version_sources")
     return versions, sources
+
+
+CONTROLS = [
+    # (id, name, category, passed, severity, message, findings)
+    ("SEC-001", "No exposed secrets", "security", False, "critical", "1 secret in config.py", 1),
+    ("SUP-002", "Lockfile present", "supply_chain", True, "medium", "poetry.lock found", 0),
+    ("MAT-001", "README present", "maturity", True, "low", "README.md found", 0),
+]
+
+
+async def insert_mcp(
+    conn: asyncpg.Connection,
+    name: str,
+    org: str | None,
+    visibility: str = "private",
+    repo_url: str | None = None,
+) -> uuid.UUID:
+    """A catalog entry."""
+    mcp_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO registry.mcps (id, name, org, visibility, repo_url)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        mcp_id,
+        name,
+        org,
+        visibility,
+        repo_url,
+    )
+    return mcp_id
+
+
+async def insert_snapshot(
+    conn: asyncpg.Connection,
+    mcp_id: uuid.UUID,
+    version: str = "commit-abc1234-20261201",
+    grade: str = "C",
+    created_at: datetime | None = None,
+) -> uuid.UUID:
+    """A version of the MCP with one snapshot and the CONTROLS' results."""
+    version_id, snapshot_id = uuid.uuid4(), uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO registry.mcp_versions (id, mcp_id, visible_version, source_kind, status)"
+        " VALUES ($1, $2, $3, 'tarball', 'CERTIFIED')",
+        version_id,
+        mcp_id,
+        version,
+    )
+    scores: dict[str, Any] = {"security": {"score": 40}, "supply_chain": {"score": 70}}
+    await conn.execute(
+        "INSERT INTO registry.snapshots (id, version_id, global_score, security_score,"
+        " supply_chain_score, maturity_score, grade, scores, toolchain_version, scoring_version,"
+        " controls_catalog_version, total_findings, critical_findings, low_findings, created_at)"
+        " VALUES ($1, $2, 61, 40, 70, 80, $3, $4::jsonb, 'tc-1', 'sc-1', 'cc-1', 2, 1, 1,"
+        " coalesce($5, now()))",
+        snapshot_id,
+        version_id,
+        grade,
+        json.dumps(scores),
+        created_at,
+    )
+    for cid, name, category, passed, severity, message, findings in CONTROLS:
+        await conn.execute(
+            "INSERT INTO registry.control_results (id, snapshot_id, control_id, control_name,"
+            " control_category, passed, severity, message, findings)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            uuid.uuid4(),
+            snapshot_id,
+            cid,
+            name,
+            category,
+            passed,
+            severity,
+            message,
+            findings,
+        )
+    return snapshot_id

@@ -19,7 +19,7 @@ from services.registry.context import Registry
 from services.registry.schemas import PolicyCreate, PolicyFields
 from tests.integration.gateway.conftest import SERVER_IDS, TEST_ORG, calculator, member, register
 from tests.integration.registry.conftest import run_upstream
-from tests.support.catalog import delete_catalog, insert_version
+from tests.support.catalog import empty_catalog, insert_version
 
 OTHER_ORG = "org-gateway-policy-free"
 DENY_LOW = PolicyCreate(
@@ -31,7 +31,7 @@ PROPAGATION_S = 1.0
 @pytest.fixture(autouse=True)
 async def no_catalog(registry: Registry) -> AsyncIterator[None]:
     """Every test starts without MCPs and policies."""
-    await delete_catalog(registry.pool)
+    await empty_catalog(registry.pool)
     yield
 
 

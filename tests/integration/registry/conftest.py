@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from libs.devstack.harness import free_port, serving
@@ -61,6 +63,16 @@ async def events(nats_url: str, namespace: str) -> AsyncIterator[Events]:
     """Collect events.registry.> for one test."""
     async with collecting(nats_url, f"{namespace}.events.registry.>") as box:
         yield box
+
+
+@pytest.fixture
+async def anon(registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An anonymous client with an address of its own (X-Real-IP from the trusted loopback)."""
+    ip = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+    async with httpx.AsyncClient(
+        base_url=registry_url, headers={"X-Real-IP": ip}, timeout=20
+    ) as client:
+        yield client
 
 
 @pytest.fixture

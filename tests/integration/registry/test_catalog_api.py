@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import secrets
-import subprocess
-import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,63 +14,15 @@ from libs.common import events as ev
 from libs.common import ssrf
 from services.registry import catalog_sync
 from services.registry.context import Registry
+from tests.support.catalog import empty_catalog, git_repo, new_mcp, tarball
 from tests.support.events import Events
 
 
 @pytest.fixture(autouse=True)
 async def clean_catalog(reg: Registry) -> AsyncIterator[None]:
     """Every test starts with an empty catalog."""
-    async with reg.pool.acquire() as conn:
-        await conn.execute("DELETE FROM registry.mcps; DELETE FROM registry.categories;"
-                           " DELETE FROM registry.tags")  # fmt: skip
+    await empty_catalog(reg.pool)
     yield
-
-
-@pytest.fixture
-async def anon(registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An anonymous client with an address of its own (X-Real-IP from the trusted loopback)."""
-    ip = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
-    async with httpx.AsyncClient(
-        base_url=registry_url, headers={"X-Real-IP": ip}, timeout=20
-    ) as client:
-        yield client
-
-
-def tarball(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
-    """A tar.gz of the files (and symbolic links)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, body in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-        for name, target in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
-            tar.addfile(info)
-    return out.getvalue()
-
-
-def git_repo(path: Path) -> str:
-    """A local repository with one commit dated 2026-01-14 (UTC); returns its commit sha."""
-    env = {"GIT_AUTHOR_DATE": "2026-01-14T10:00:00Z", "GIT_COMMITTER_DATE": "2026-01-14T10:00:00Z",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin", "HOME": str(path)}  # fmt: skip
-    path.mkdir()
-    (path / "README.md").write_text("# demo\n")
-    (path / "server.py").write_text("print('hi')\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "first"]):
-        subprocess.run(["git", "-C", str(path), *args], check=True, env=env)
-    out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], env=env, check=True,
-                         capture_output=True, text=True)  # fmt: skip
-    return out.stdout.strip()
-
-
-async def new_mcp(api: httpx.AsyncClient, name: str, **fields: Any) -> dict[str, Any]:
-    """Create an MCP as the platform admin (public unless said otherwise)."""
-    resp = await api.post("/api/v1/mcps", json={"name": name, "visibility": "public", **fields})
-    assert resp.status_code == 201, resp.text
-    return resp.json()
 
 
 async def test_the_list_searches_pages_and_caps_the_limit(api: httpx.AsyncClient, anon) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,16 +27,6 @@ async def clean_catalog(reg: Registry) -> AsyncIterator[None]:
     """Every test starts with an empty catalog."""
     await empty_catalog(reg.pool)
     yield
-
-
-@pytest.fixture
-async def anon(registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An anonymous client with an address of its own (its own 15 a minute)."""
-    ip = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
-    async with httpx.AsyncClient(
-        base_url=registry_url, headers={"X-Real-IP": ip}, timeout=20
-    ) as client:
-        yield client
 
 
 async def publish(api: httpx.AsyncClient, catalog: dict[str, list[str]]) -> None:

@@ -14,7 +14,7 @@ from libs.common import events as ev
 from services.registry import certification
 from services.registry.context import Registry
 from tests.integration.registry.conftest import make_upstream, run_upstream
-from tests.support.catalog import add_snapshot, delete_catalog, insert_version, sha256
+from tests.support.catalog import add_snapshot, empty_catalog, insert_version, sha256
 from tests.support.events import Events
 
 # what make_upstream's tools say of themselves
@@ -25,7 +25,7 @@ FORECAST = "Forecast for the next days."
 @pytest.fixture(autouse=True)
 async def no_catalog(reg: Registry) -> AsyncIterator[None]:
     """Every test starts without MCPs and policies."""
-    await delete_catalog(reg.pool)
+    await empty_catalog(reg.pool)
     yield
 
 
@@ -168,10 +168,12 @@ async def test_tools_already_stored_are_held_when_linked_and_when_a_new_snapshot
         assert linked.status_code == 200, linked.text
         assert await states() == {"temperature": True, "forecast": False}
         event = await events.wait_for(
-            lambda e: e.type == ev.SERVER_UPDATED.name
-            and e.data["server"] == "later"
-            and "certification" not in e.data["changed"]
-            and "catalog_version" in e.data["changed"]
+            lambda e: (
+                e.type == ev.SERVER_UPDATED.name
+                and e.data["server"] == "later"
+                and "certification" not in e.data["changed"]
+                and "catalog_version" in e.data["changed"]
+            )
         )
         assert [(c["tool"], c["change"]) for c in event.data["tool_changes"]] == [
             ("forecast", "quarantined")

@@ -15,14 +15,13 @@ from libs.devstack.harness import until
 from services.registry import plans
 from services.registry.context import Registry
 from tests.integration.registry.test_catalog_api import tarball
-from tests.support.catalog_rows import clear_catalog, insert_mcp, insert_snapshot
+from tests.support.catalog import empty_catalog, insert_mcp, insert_snapshot
 
 
 @pytest.fixture(autouse=True)
 async def no_catalog(reg: Registry) -> AsyncIterator[None]:
     """Every test starts without catalog entries."""
-    async with reg.pool.acquire() as conn:
-        await clear_catalog(conn)
+    await empty_catalog(reg.pool)
     yield
 
 

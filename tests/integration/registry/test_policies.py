@@ -11,7 +11,7 @@ import pytest
 
 from libs.common import events as ev
 from services.registry.context import Registry
-from tests.support.catalog import delete_catalog, insert_version
+from tests.support.catalog import empty_catalog, insert_version
 from tests.support.events import Events
 
 MIN_SCORE = {
@@ -35,7 +35,7 @@ CI_REQUEST = {
 @pytest.fixture(autouse=True)
 async def no_catalog(reg: Registry) -> AsyncIterator[None]:
     """Every test starts without MCPs and policies."""
-    await delete_catalog(reg.pool)
+    await empty_catalog(reg.pool)
     yield
 
 

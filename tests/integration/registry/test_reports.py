@@ -14,15 +14,14 @@ from PIL import Image
 from services.registry import reports
 from services.registry.context import Registry
 from tests.integration.registry.test_tenancy import as_user, org_admin
-from tests.support.catalog_rows import clear_catalog, insert_mcp, insert_snapshot
+from tests.support.catalog import empty_catalog, insert_mcp, insert_snapshot
 from tests.support.events import Events
 
 
 @pytest.fixture(autouse=True)
 async def no_catalog(reg: Registry) -> AsyncIterator[None]:
     """Every test starts without catalog entries and reports."""
-    async with reg.pool.acquire() as conn:
-        await clear_catalog(conn)
+    await empty_catalog(reg.pool)
     yield
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from services.registry.context import Registry
-from tests.support.catalog_rows import clear_catalog, insert_mcp
+from tests.support.catalog import empty_catalog, insert_mcp
 
 SECRET = "whsec_test_0123456789"
 SETTING = {
@@ -31,8 +31,7 @@ Signer = Callable[[str, bytes, str], dict[str, str]]
 @pytest.fixture(autouse=True)
 async def no_catalog(reg: Registry) -> AsyncIterator[None]:
     """Every test starts without catalog entries and deliveries."""
-    async with reg.pool.acquire() as conn:
-        await clear_catalog(conn)
+    await empty_catalog(reg.pool)
     yield
 
 
