@@ -27,6 +27,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 
 from libs.common import rpc_types, subjects
+from libs.common.app import instance_id
 from libs.common.errors import NotFound, ValidationError
 from libs.common.events import (
     SCAN_REQUESTED,
@@ -147,6 +148,7 @@ async def _store(
                 reply.duration_ms,
                 event.id,
                 reply.isolation,
+                instance_id(reg.settings),
             )
             await store.insert_controls(conn, snapshot["id"], report.get("controls") or [])
             if report.get("license"):

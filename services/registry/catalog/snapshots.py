@@ -16,7 +16,7 @@ SNAPSHOT_FIELDS = (
     "global_score", "security_score", "supply_chain_score", "maturity_score", "grade",
     "toolchain_version", "scoring_version", "controls_catalog_version", "total_findings",
     "critical_findings", "high_findings", "medium_findings", "low_findings", "duration_ms",
-    "isolation", "created_at",
+    "isolation", "scanned_by", "created_at",
 )  # fmt: skip
 CONTROL_FIELDS = ("control_id", "control_name", "control_category", "passed", "severity",
                   "message", "findings", "evidence")  # fmt: skip

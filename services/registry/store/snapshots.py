@@ -11,7 +11,7 @@ SNAPSHOT_COLUMNS = (
     "id, version_id, global_score, security_score, supply_chain_score, maturity_score, grade,"
     " scores, toolchain_version, scoring_version, controls_catalog_version, total_findings,"
     " critical_findings, high_findings, medium_findings, low_findings, tools, duration_ms,"
-    " request_id, isolation, created_at"
+    " request_id, isolation, scanned_by, created_at"
 )
 CONTROL_COLUMNS = (
     "id, snapshot_id, control_id, control_name, control_category, passed, severity, message,"
@@ -75,6 +75,7 @@ async def insert_snapshot(
     duration_ms: int | None,
     request_id: str | None,
     isolation: str | None,
+    scanned_by: str,
 ) -> Any:
     """Store a scan's snapshot (scores and counts from the report)."""
     scores = report["scores"]
@@ -82,9 +83,9 @@ async def insert_snapshot(
         "INSERT INTO registry.snapshots (id, version_id, global_score, security_score,"
         " supply_chain_score, maturity_score, grade, scores, toolchain_version, scoring_version,"
         " controls_catalog_version, total_findings, critical_findings, high_findings,"
-        " medium_findings, low_findings, tools, duration_ms, request_id, isolation)"
+        " medium_findings, low_findings, tools, duration_ms, request_id, isolation, scanned_by)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-        f" $18, $19, $20) RETURNING {SNAPSHOT_COLUMNS}",
+        f" $18, $19, $20, $21) RETURNING {SNAPSHOT_COLUMNS}",
         uuid.uuid4(),
         version_id,
         report["global_score"],
@@ -105,6 +106,7 @@ async def insert_snapshot(
         duration_ms,
         request_id,
         isolation,
+        scanned_by,
     )
 
 

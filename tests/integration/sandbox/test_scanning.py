@@ -20,12 +20,13 @@ from libs.common import db as dbmod
 from libs.common import outbox
 from libs.common.bus import Bus
 from libs.common.events import SCAN_REQUESTED, Event, ScanRequested
+from services.registry.app import create_app as create_registry
 from services.registry.catalog import scans
 from services.registry.context import Registry
 from services.registry.crypto import SecretBox
 from services.registry.settings import RegistrySettings
 from tests.integration.sandbox.conftest import SCAN_MAX_SOURCE_BYTES
-from tests.support import settings_for, tarballs
+from tests.support import serving, settings_for, tarballs
 from tests.support.auth import AuthClient
 from tests.support.registry import MASTER_KEY
 
@@ -266,3 +267,27 @@ async def test_a_private_mcp_is_read_by_its_org_and_rescanned_by_its_admins_only
     assert (await settled(db, version))["status"] == "CERTIFIED"
     scores = await reg_api.get(f"{base}/scores", headers=tokens["member"])
     assert scores.status_code == 200 and scores.json()["grade"] == "A"
+
+
+async def test_the_scan_queue_is_shared_by_every_registry_replica(
+    db: asyncpg.Connection, pg_url: str, nats_url: str, namespace: str, sandbox: Any
+) -> None:
+    second = settings_for(
+        RegistrySettings,
+        pg_url=pg_url,
+        nats_url=nats_url,
+        namespace=namespace,
+        REGISTRY_MASTER_KEY=MASTER_KEY,
+        REGISTRY_HEALTH_ENABLED="false",
+        SWITCHBOARD_INSTANCE="registry-b",
+    )
+    async with serving(create_registry(second)):
+        versions = [(await add_version(db, tarballs.clean()))[1] for _ in range(6)]
+        rows = [await settled(db, version) for version in versions]
+        assert {r["status"] for r in rows} == {"CERTIFIED"}
+        scanned_by = await db.fetch(
+            "SELECT DISTINCT scanned_by FROM registry.snapshots WHERE version_id = ANY($1)",
+            [uuid.UUID(v) for v in versions],
+        )
+    # one request at a time per replica: while one scans, the other takes the next
+    assert len({r["scanned_by"] for r in scanned_by}) == 2, scanned_by
