@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from libs.common.authn import authenticate, require_platform_admin
-from libs.common.errors import Unprocessable
+from libs.common.authn import Principal, authenticate, require_platform_admin
+from libs.common.errors import NotFound, Unprocessable
 from libs.common.http import json_response, read_json, validate
 from services.registry import importing, permissions, servers, transfer, views
 from services.registry.context import Registry
@@ -16,9 +18,8 @@ from services.registry.store import secrets as secrets_store
 from services.registry.store import servers as servers_store
 
 
-async def export_servers(request: Request) -> Response:
-    """Visible servers as a config file (`format`; `include_secrets=true` for platform admins)."""
-    principal = await authenticate(request)
+def _export_params(request: Request, principal: Principal) -> tuple[str, bool]:
+    """The `format` and whether secrets are revealed (`include_secrets=true`, platform admin)."""
     fmt = request.query_params.get("format", "generic")
     if fmt not in transfer.FORMATS:
         raise Unprocessable(
@@ -28,6 +29,28 @@ async def export_servers(request: Request) -> Response:
     reveal = request.query_params.get("include_secrets", "").lower() in ("1", "true", "yes")
     if reveal:
         require_platform_admin(principal)
+    return fmt, reveal
+
+
+async def _export_items(
+    reg: Registry, conn: Any, principal: Principal, rows: list[Any], reveal: bool
+) -> list[dict[str, Any]]:
+    """The public views of `rows`, with their headers and env in clear when `reveal`."""
+    items = await servers.public_views(conn, rows, principal)
+    if reveal:
+        secrets = await secrets_store.list_secrets(conn, [s["id"] for s in rows])
+        for item in items:
+            plain = views.secrets_by_kind(
+                [r for r in secrets if str(r["server_id"]) == item["id"]], reg.box
+            )
+            item["headers"], item["env"] = plain["header"], plain["env"]
+    return items
+
+
+async def export_servers(request: Request) -> Response:
+    """Visible servers as a config file (`format`; `include_secrets=true` for platform admins)."""
+    principal = await authenticate(request)
+    fmt, reveal = _export_params(request, principal)
     reg: Registry = request.state.registry
     async with reg.pool.acquire() as conn:
         rows = [
@@ -35,14 +58,21 @@ async def export_servers(request: Request) -> Response:
             for s in await servers_store.list_all(conn)
             if s["transport"] != "code" and permissions.can(principal, "read", s)
         ]
-        items = await servers.public_views(conn, rows, principal)
-        if reveal:
-            secrets = await secrets_store.list_secrets(conn, [s["id"] for s in rows])
-            for item in items:
-                plain = views.secrets_by_kind(
-                    [r for r in secrets if str(r["server_id"]) == item["id"]], reg.box
-                )
-                item["headers"], item["env"] = plain["header"], plain["env"]
+        items = await _export_items(reg, conn, principal, rows, reveal)
+    return json_response(transfer.export(items, fmt))
+
+
+async def export_server(request: Request) -> Response:
+    """One visible server (name, path or id) as a config file, in the whole export's format."""
+    principal = await authenticate(request)
+    fmt, reveal = _export_params(request, principal)
+    ref = request.path_params["ref"]
+    reg: Registry = request.state.registry
+    async with reg.pool.acquire() as conn:
+        row = await servers.readable(conn, principal, ref)
+        if row["transport"] == "code":
+            raise NotFound(f"Server {ref!r} not found.", details={"server": ref})
+        items = await _export_items(reg, conn, principal, [row], reveal)
     return json_response(transfer.export(items, fmt))
 
 
@@ -80,4 +110,8 @@ routes = [
     Route("/api/v1/servers/export", export_servers, methods=["GET"]),
     Route("/api/v1/import", import_servers, methods=["POST"]),
     Route("/api/v1/servers/import", import_servers, methods=["POST"]),
+    # MCPBox's paths: /api/export/servers, /api/export/servers/{id}, /api/export/import
+    Route("/api/v1/export/servers", export_servers, methods=["GET"]),
+    Route("/api/v1/export/servers/{ref}", export_server, methods=["GET"]),
+    Route("/api/v1/export/import", import_servers, methods=["POST"]),
 ]

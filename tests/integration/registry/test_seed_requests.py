@@ -1,0 +1,58 @@
+"""The mcphubs and MCPBox seeds' own requests against the registry: disabled tools, one export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.upstreams import make_upstream, run_upstream
+
+
+async def test_the_mcphubs_disabled_tools_body_is_accepted_and_answered_in_its_shape(
+    api: Any,
+) -> None:
+    async with run_upstream(make_upstream()) as url:
+        body = {"name": "weather", "transport": "streamable-http", "url": url}
+        assert (await api.post("/api/v1/servers", json=body)).status_code == 201
+    resp = await api.put(
+        "/api/v1/servers/weather/disabled-tools", json={"disabled_tools": ["forecast"]}
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["disabled_tools"] == ["forecast"] and resp.json()["tools"] == ["forecast"]
+    listing = (await api.get("/api/v1/servers/weather/tools")).json()
+    assert {t["name"]: t["disabled"] for t in listing["items"]} == {
+        "temperature": False,
+        "forecast": True,
+    }
+    assert (await api.get("/api/v1/servers/weather/disabled-tools")).json()["disabled_tools"] == [
+        "forecast"
+    ]
+    both = await api.put(
+        "/api/v1/servers/weather/disabled-tools", json={"tools": [], "disabled_tools": []}
+    )
+    assert both.status_code == 422 and both.json()["error"]["code"] == "VALIDATION_ERROR"
+    wrong = await api.put("/api/v1/servers/weather/disabled-tools", json={"disabled_tools": "x"})
+    assert wrong.status_code == 422
+    assert (await api.get("/api/v1/servers/weather/disabled-tools")).json()["tools"] == [
+        "forecast"
+    ]
+
+
+async def test_one_server_is_exported_in_the_whole_exports_format(api: Any) -> None:
+    for name in ("files", "other"):
+        body = {"name": name, "transport": "stdio", "command": "npx", "env": {"TOKEN": "s3cr3t"}}
+        assert (await api.post("/api/v1/servers", json=body)).status_code == 201
+    whole = (await api.get("/api/v1/export/servers", params={"format": "claude"})).json()
+    created = (await api.get("/api/v1/servers/files")).json()
+    one = await api.get(f"/api/v1/export/servers/{created['id']}", params={"format": "claude"})
+    assert one.status_code == 200, one.text
+    assert one.json() == {"mcpServers": {"files": whole["mcpServers"]["files"]}}
+    assert "s3cr3t" not in one.text
+    generic = (await api.get("/api/v1/export/servers/files")).json()
+    assert [s["name"] for s in generic["servers"]] == ["files"]
+    revealed = await api.get("/api/v1/export/servers/files", params={"include_secrets": "true"})
+    assert revealed.json()["servers"][0]["env"] == {"TOKEN": "s3cr3t"}
+    missing = await api.get("/api/v1/export/servers/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
+    assert (await api.get("/api/v1/export/servers/code")).status_code == 404
+    bad = await api.get("/api/v1/export/servers/files", params={"format": "yaml"})
+    assert bad.status_code == 422
