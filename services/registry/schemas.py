@@ -126,7 +126,7 @@ class ToggleBody(BaseModel):
 
 
 class DisabledTools(BaseModel):
-    """PUT /api/v1/servers/{name}/disabled-tools: `{"tools": [...]}` or mcphubs' `disabled_tools`."""
+    """PUT …/disabled-tools: `{"tools": [...]}` or the mcphubs seed's `disabled_tools`."""
 
     model_config = ConfigDict(extra="forbid")
     tools: list[str] = Field(max_length=1000)

@@ -32,9 +32,7 @@ async def test_the_mcphubs_disabled_tools_body_is_accepted_and_answered_in_its_s
     assert both.status_code == 422 and both.json()["error"]["code"] == "VALIDATION_ERROR"
     wrong = await api.put("/api/v1/servers/weather/disabled-tools", json={"disabled_tools": "x"})
     assert wrong.status_code == 422
-    assert (await api.get("/api/v1/servers/weather/disabled-tools")).json()["tools"] == [
-        "forecast"
-    ]
+    assert (await api.get("/api/v1/servers/weather/disabled-tools")).json()["tools"] == ["forecast"]
 
 
 async def test_one_server_is_exported_in_the_whole_exports_format(api: Any) -> None:
