@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from libs.common import authn, db, migrate, outbox
+from libs.common import authn, db, hoststats, migrate, outbox
 from libs.common import bus as busmod
 from libs.common import log as logmod
 from libs.common import openapi as openapi_doc
@@ -41,6 +41,7 @@ from libs.common.settings import Settings, SettingsError
 log = structlog.get_logger()
 
 Extra = Callable[[dict[str, Any]], AbstractAsyncContextManager[dict[str, Any] | None]]
+StatsSource = Callable[[], Awaitable[dict[str, Any]]]
 
 
 def instance_id(settings: Settings) -> str:
@@ -65,6 +66,18 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
             )
             await _publish_quietly(bus, started)
 
+            stats_sources: list[StatsSource] = []  # an `extra` appends its own figures
+            meter = hoststats.CpuMeter()
+
+            async def stats() -> dict[str, Any]:
+                out = hoststats.snapshot(meter)
+                for source in stats_sources:
+                    try:
+                        out.update(await source())
+                    except Exception as exc:
+                        log.warning("heartbeat_stats_failed", error=str(exc))
+                return out
+
             async def beat() -> None:
                 kind = service_event(schema, "heartbeat", ServiceHeartbeat)
                 while True:
@@ -75,6 +88,7 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
                         started_at,
                         round(time.monotonic() - t0, 3),
                         settings.heartbeat_s,
+                        await stats(),
                     )
                     await _publish_quietly(bus, kind.event(payload, source=schema))
                     await asyncio.sleep(settings.heartbeat_s)
@@ -88,6 +102,7 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
                     "settings": settings,
                     "instance": instance,
                     "started_at": started_at,
+                    "stats_sources": stats_sources,
                 }
             finally:
                 heart.cancel()

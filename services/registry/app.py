@@ -1,5 +1,6 @@
 """The registry service app."""
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ def create_app(settings: RegistrySettings) -> Starlette:
         reg = Registry(pool=state["pool"], bus=state["bus"], settings=settings, box=box)
         await rpc.serve(reg)
         await consumers.ensure_code_server(reg)
+        state["stats_sources"].append(functools.partial(health.figures, reg))
         async with consumers.running(reg), health.running(reg), orgs.normalising(reg):
             yield {"registry": reg}
 

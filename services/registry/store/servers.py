@@ -304,3 +304,12 @@ async def count_by_status(conn: asyncpg.Connection) -> dict[str, int]:
     """How many servers are in each status."""
     rows = await conn.fetch("SELECT status, count(*)::int AS n FROM registry.servers GROUP BY 1")
     return {r["status"]: r["n"] for r in rows}
+
+
+async def count_servers_and_tools(conn: asyncpg.Connection) -> tuple[int, int]:
+    """How many servers and how many tools the platform holds."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM registry.servers)::int AS servers,"
+        " (SELECT count(*) FROM registry.tools)::int AS tools"
+    )
+    return row["servers"], row["tools"]

@@ -54,3 +54,24 @@ async def test_one_server_is_exported_in_the_whole_exports_format(api: Any) -> N
     assert (await api.get("/api/v1/export/servers/code")).status_code == 404
     bad = await api.get("/api/v1/export/servers/files", params={"format": "yaml"})
     assert bad.status_code == 422
+
+
+async def test_the_registry_heartbeat_carries_its_server_and_tool_counts(
+    api: Any, events: Any
+) -> None:
+    async with run_upstream(make_upstream()) as url:
+        body = {"name": "weather", "transport": "streamable-http", "url": url}
+        assert (await api.post("/api/v1/servers", json=body)).status_code == 201
+    put = await api.put("/api/v1/settings/exposure_mode", json={"value": "progressive"})
+    assert put.status_code == 200
+    total = (await api.get("/api/v1/servers")).json()["total"]
+    beat = await events.wait_for(
+        lambda e: (
+            e.type == "registry.service.heartbeat"
+            and (e.data.get("stats") or {}).get("exposure_mode") == "progressive"
+        ),
+        timeout=15,
+    )
+    assert beat.data["stats"]["servers_count"] == total
+    assert beat.data["stats"]["total_tools"] == 2
+    assert beat.data["stats"]["memory_total_mb"] > 0
