@@ -75,3 +75,72 @@ async def test_the_registry_heartbeat_carries_its_server_and_tool_counts(
     assert beat.data["stats"]["servers_count"] == total
     assert beat.data["stats"]["total_tools"] == 2
     assert beat.data["stats"]["memory_total_mb"] > 0
+
+
+MCPHUB_CONFIG = {  # the mcphub seed's PUT /api/config body, as it writes it
+    "smtp": {
+        "host": "smtp.example.com",
+        "port": 587,
+        "secure": False,
+        "auth": {"user": "noreply@example.com", "pass": "password"},
+    },
+    "notifications": {
+        "email": True,
+        "slack": True,
+        "webhook": "https://hooks.example.com/notifications",
+    },
+}
+
+
+async def test_the_mcphub_config_body_sets_smtp_and_notifications_at_once(
+    api: Any, events: Any
+) -> None:
+    resp = await api.put("/api/v1/config", json=MCPHUB_CONFIG)
+    assert resp.status_code == 200, resp.text
+    assert "password" not in resp.text.replace("smtp_password", "")
+    got = (await api.get("/api/v1/settings")).json()["settings"]
+    assert got["smtp"] == {
+        "host": "smtp.example.com",
+        "port": 587,
+        "tls": "starttls",
+        "secure": False,
+        "from": "noreply@example.com",
+        "username": "noreply@example.com",
+    }
+    assert got["smtp_password"] == "********"
+    assert got["notifications"] == MCPHUB_CONFIG["notifications"]
+    assert (await api.get("/api/v1/config")).json()["settings"] == got
+    sealed = await events.wait_for(
+        lambda e: e.type == "registry.settings.updated" and e.data["key"] == "smtp_password"
+    )
+    assert sealed.data["value"] is None and sealed.data["secret"] is True
+    several = await api.put(
+        "/api/v1/settings", json={"exposure_mode": "progressive", "llm_model": "m1"}
+    )
+    assert several.status_code == 200
+    got = (await api.get("/api/v1/settings")).json()["settings"]
+    assert (got["exposure_mode"], got["llm_model"]) == ("progressive", "m1")
+
+
+async def test_several_settings_are_all_or_nothing_with_each_bad_key_named(api: Any) -> None:
+    bad = await api.put(
+        "/api/v1/settings",
+        json={
+            "exposure_mode": "all",
+            "smtp": {"host": "smtp.example.com", "port": 70000, "tls": "starttls"},
+            "notifications": {"webhook": "ftp://x"},
+            "nope": 1,
+        },
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert set(bad.json()["error"]["details"]["fields"]) == {"smtp", "notifications", "nope"}
+    got = (await api.get("/api/v1/settings")).json()["settings"]
+    assert got["smtp"] is None and got["notifications"] is None
+    one = await api.put(
+        "/api/v1/settings/smtp",
+        json={"value": {"host": "mail.example.com", "port": 465, "tls": "tls", "password": "pw"}},
+    )
+    assert one.status_code == 200 and one.json()["value"]["secure"] is True
+    assert "pw" not in (await api.get("/api/v1/settings")).text
+    assert (await api.put("/api/v1/settings", json=[1])).status_code == 422
+    assert (await api.put("/api/v1/settings/smtp", json={"value": "x"})).status_code == 422
