@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from libs.devstack import ports
+from libs.devstack.harness import until
 from libs.devstack.nginx import SERVICES, Nginx
 
 ROUTES = {
@@ -44,6 +45,8 @@ ROUTES = {
         "/api/v1/admin/categories",
         "/api/v1/admin/tags",
         "/api/v1/sources/s1/discover",
+        "/api/v1/config",
+        "/api/v1/export/servers/s1",
     ],
     "gateway": [
         "/api/v1/servers/github/test",
@@ -55,7 +58,7 @@ ROUTES = {
         "/messages",
         "/.well-known/oauth-protected-resource",
     ],
-    "sandbox": ["/api/v1/sandbox/processes", "/ws/terminal"],
+    "sandbox": ["/api/v1/sandbox/processes", "/ws/terminal", "/api/v1/terminal/ws"],
     "audit": [
         "/api/v1/orgs/acme/audit-events",
         "/api/v1/admin/audit",
@@ -195,3 +198,21 @@ async def test_an_mcp_endpoint_without_a_gateway_answers_a_json_rpc_error(
     assert resp.status_code == 502
     assert resp.json()["jsonrpc"] == "2.0" and resp.json()["error"]["code"] == -32015
     assert big.status_code == 413 and big.json()["error"]["code"] == -32600
+
+
+async def test_a_websocket_token_in_the_query_is_not_written_to_the_access_log(
+    edge: str, log_dir: Path
+) -> None:
+    secret = "sbk_" + "q7Zsecretvalue"
+    async with httpx.AsyncClient(base_url=edge) as client:
+        resp = await client.get(f"/api/v1/terminal/ws?cols=120&token={secret}&rows=30")
+    assert resp.status_code == 200
+
+    async def logged() -> bool:
+        return (
+            "/api/v1/terminal/ws?cols=120&token=REDACTED&rows=30"
+            in (log_dir / "nginx.log").read_text()
+        )
+
+    await until(logged, timeout=10, what="nginx to flush its access log")
+    assert secret not in (log_dir / "nginx.log").read_text()
