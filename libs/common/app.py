@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 import uvicorn
 from starlette.applications import Starlette
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from libs.common import authn, db, hoststats, migrate, outbox
+from libs.common import authn, db, hoststats, migrate, outbox, subjects
 from libs.common import bus as busmod
 from libs.common import log as logmod
 from libs.common import openapi as openapi_doc
@@ -41,6 +42,7 @@ from libs.common.settings import Settings, SettingsError
 log = structlog.get_logger()
 
 Extra = Callable[[dict[str, Any]], AbstractAsyncContextManager[dict[str, Any] | None]]
+LOG_RELAY_S = 0.2  # how often a replica sends its buffered WARNING+ lines
 StatsSource = Callable[[], Awaitable[dict[str, Any]]]
 
 
@@ -93,7 +95,22 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
                     await _publish_quietly(bus, kind.event(payload, source=schema))
                     await asyncio.sleep(settings.heartbeat_s)
 
+            sink = logmod.forward(schema)
+
+            async def relay_logs() -> None:
+                subject = subjects.service_logs(schema)
+                while True:
+                    while sink:
+                        line = sink.popleft()
+                        try:
+                            await bus.send(subject, orjson.dumps({**line, "instance": instance}))
+                        except Exception:
+                            sink.appendleft(line)  # kept (bounded) until NATS is back
+                            break
+                    await asyncio.sleep(LOG_RELAY_S)
+
             heart = asyncio.create_task(beat())
+            relay = asyncio.create_task(relay_logs())
             try:
                 yield {
                     "pool": pool,
@@ -105,9 +122,11 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
                     "stats_sources": stats_sources,
                 }
             finally:
-                heart.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heart
+                logmod.stop_forwarding(schema, sink)
+                for task in (heart, relay):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 stopping = service_event(schema, "stopping", ServiceStopping)
                 await _publish_quietly(
                     bus, stopping.event(ServiceStopping(schema, instance), source=schema)

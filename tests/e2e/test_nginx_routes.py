@@ -66,6 +66,7 @@ ROUTES = {
         "/api/v1/audit/events",
         "/api/v1/activity",
         "/api/v1/monitoring/status",
+        "/api/v1/monitoring/logs",
         "/api/v1/health",
         "/api/v1/dashboard",
         "/api/v1/alerts",
