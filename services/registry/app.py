@@ -15,6 +15,7 @@ from services.registry.crypto import SecretBox
 from services.registry.routes import (
     catalog,
     config,
+    pages,
     secrets,
     servers,
     shares,
@@ -49,5 +50,6 @@ def create_app(settings: RegistrySettings) -> Starlette:
         *secrets.routes,
         *sources.routes,
         *config.routes,
+        *pages.routes,  # the MCP Gateway Registry's GET / and GET /edit/{service_path}
     ]
     return build_app(settings, routes, migrations=MIGRATIONS_DIR, extra=extra)

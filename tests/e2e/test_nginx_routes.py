@@ -47,6 +47,8 @@ ROUTES = {
         "/api/v1/sources/s1/discover",
         "/api/v1/config",
         "/api/v1/export/servers/s1",
+        "/",
+        "/edit/weather",
     ],
     "gateway": [
         "/api/v1/servers/github/test",

@@ -144,3 +144,47 @@ async def test_several_settings_are_all_or_nothing_with_each_bad_key_named(api: 
     assert "pw" not in (await api.get("/api/v1/settings")).text
     assert (await api.put("/api/v1/settings", json=[1])).status_code == 422
     assert (await api.put("/api/v1/settings/smtp", json={"value": "x"})).status_code == 422
+
+
+async def test_the_gateway_registry_pages_list_and_edit_servers_escaped(
+    api: Any, registry_url: str
+) -> None:
+    import httpx
+
+    body = {
+        "name": "weather",
+        "transport": "streamable-http",
+        "url": "http://127.0.0.1:9/mcp",
+        "description": "<script>alert(1)</script>",
+        "tags": ["weather"],
+        "license": "MIT",
+    }
+    assert (await api.post("/api/v1/servers", json=body)).status_code == 201
+    home = await api.get("/")
+    assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+    assert 'href="/edit/weather"' in home.text
+    page = await api.get("/edit/weather")
+    assert page.status_code == 200
+    assert 'name="proxy_pass_url" value="http://127.0.0.1:9/mcp"' in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert" not in page.text
+    assert 'fetch("/api/v1/servers/" + "' in page.text and "X-CSRF-Token" in page.text
+    # what the page's form sends
+    saved = await api.patch(
+        f"/api/v1/servers/{(await api.get('/api/v1/servers/weather')).json()['id']}",
+        json={
+            "display_name": "Weather API",
+            "description": "Updated",
+            "tags": ["a", "b"],
+            "stars": 5,
+            "is_python": True,
+            "license": "MIT",
+        },  # fmt: skip
+    )
+    assert saved.status_code == 200, saved.text
+    assert "Weather API" in (await api.get("/")).text
+    assert (await api.get("/edit/nope")).status_code == 404
+    async with httpx.AsyncClient(base_url=registry_url) as anonymous:
+        for path in ("/", "/edit/weather"):
+            resp = await anonymous.get(path)
+            assert resp.status_code == 303
+            assert resp.headers["location"].startswith("/api/v1/auth/login-form?next=/")
