@@ -22,16 +22,16 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
         name = server_name(data)
         if request.message.get("jsonrpc") != "2.0":
             raise ValidationError("`message` must be a JSON-RPC 2.0 object.")
-        if name == CODE_SERVER and code is not None:
-            return SandboxCallReply(await code.call(request.message, timeout_of(data)))
+        if code is not None and (name == CODE_SERVER or await code.hosts(name)):
+            return SandboxCallReply(await code.call(request.message, timeout_of(data), name))
         await runtime.require_isolation()
         return rpc_types.SANDBOX_CALL.decode_reply(await replicas.keyed("call", data))
 
     async def discover(request: SandboxDiscover) -> Listing:
         data = rpc_types.SANDBOX_DISCOVER.encode_request(request)
         name = server_name(data)
-        if name == CODE_SERVER and code is not None:
-            return rpc_types.SANDBOX_DISCOVER.decode_reply(await code.discover())
+        if code is not None and (name == CODE_SERVER or await code.hosts(name)):
+            return rpc_types.SANDBOX_DISCOVER.decode_reply(await code.discover(name))
         await runtime.require_isolation()
         return rpc_types.SANDBOX_DISCOVER.decode_reply(await replicas.keyed("discover", data))
 

@@ -104,3 +104,44 @@ async def test_an_approved_code_tool_is_called_through_the_gateway(
             http, gateway, admin, "tools/call", {"name": f"code__{tool}", "arguments": {"n": 21}}
         )
     assert reply["result"]["structuredContent"] == {"result": 42}
+
+
+async def test_a_code_tool_put_under_a_chosen_server_is_served_there(
+    gateway: str, api: httpx.AsyncClient, admin: dict, reg_api: httpx.AsyncClient
+) -> None:
+    server, tool = unique_name("maths"), f"double-{secrets.token_hex(3)}"
+    body = {  # MCPBox: a tool created under a server of one's choosing
+        "name": tool,
+        "server": server,
+        "code": "async def main(n: int):\n    return n * 2",
+        "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+    }
+    created = await api.post("/api/v1/sandbox/tools", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["server"] == server
+    pending = await api.get(
+        "/api/v1/sandbox/approvals/tools", params={"status": "pending"}, headers=admin
+    )
+    approval = next(a for a in pending.json()["items"] if a["subject"] == created.json()["id"])
+    decided = await api.post(
+        f"/api/v1/sandbox/approvals/tools/{approval['id']}/action",
+        json={"action": "approve"},
+        headers=admin,
+    )
+    assert decided.status_code == 200
+    async with httpx.AsyncClient(timeout=30) as http:
+        await wait_for_tool(http, gateway, admin, f"{server}__{tool}")
+        reply = await mcp(
+            http, gateway, admin, "tools/call", {"name": f"{server}__{tool}", "arguments": {"n": 4}}
+        )
+    assert reply["result"]["structuredContent"] == {"result": 8}
+    registered = (await reg_api.get(f"/api/v1/servers/{server}", headers=admin)).json()
+    assert registered["transport"] == "code"
+    code_tools = (await reg_api.get("/api/v1/servers/code/tools", headers=admin)).json()
+    assert tool not in {t["name"] for t in code_tools["items"]}
+    stdio = unique_name()
+    await register_stdio(reg_api, admin, stdio)
+    clash = await api.post(
+        "/api/v1/sandbox/tools", json=body | {"name": f"x-{tool}", "server": stdio}, headers=admin
+    )
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "CONFLICT"
