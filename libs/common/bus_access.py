@@ -43,7 +43,13 @@ ACCESS: dict[str, Access] = {
     "registry": Access(
         serves=(rpc.served_by("registry"),),
         # rpc.auth.org: an org by id or slug (tenancy)
-        calls=(rpc.SANDBOX_DISCOVER, rpc.AUTH_ORG),
+        calls=(
+            rpc.SANDBOX_DISCOVER,
+            rpc.AUTH_ORG,
+            # export/import carry code tools (MCPBox)
+            rpc.SANDBOX_CODE_TOOLS_EXPORT,
+            rpc.SANDBOX_CODE_TOOLS_IMPORT,
+        ),
         consumes=(("registry-code-tools", subjects.CODE_TOOL_EVENTS),),
     ),
     "gateway": Access(

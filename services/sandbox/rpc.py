@@ -8,6 +8,7 @@ from libs.common import rpc_types
 from libs.common.bus import Bus
 from libs.common.errors import ValidationError
 from libs.common.rpc_types import Listing, SandboxCall, SandboxCallReply, SandboxDiscover
+from services.sandbox import code_transfer
 from services.sandbox.replicas import CODE_SERVER, Replicas, server_name, timeout_of
 from services.sandbox.runtime import Runtime
 
@@ -37,4 +38,13 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
 
     await bus.answer(rpc_types.SANDBOX_CALL, call, queue="sandbox")
     await bus.answer(rpc_types.SANDBOX_DISCOVER, discover, queue="sandbox")
+
+    async def export_code_tools(request: rpc_types.CodeToolsExport) -> rpc_types.CodeTools:
+        return await code_transfer.export_tools(runtime, request)
+
+    async def import_code_tools(request: rpc_types.CodeToolsImport) -> rpc_types.CodeToolsImported:
+        return await code_transfer.import_tools(runtime, request)
+
+    await bus.answer(rpc_types.SANDBOX_CODE_TOOLS_EXPORT, export_code_tools, queue="sandbox")
+    await bus.answer(rpc_types.SANDBOX_CODE_TOOLS_IMPORT, import_code_tools, queue="sandbox")
     await replicas.serve()

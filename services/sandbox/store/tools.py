@@ -162,3 +162,13 @@ async def hosts_code_server(conn: asyncpg.Connection, server: str) -> bool:
     return server == "code" or await conn.fetchval(
         f"SELECT EXISTS (SELECT 1 FROM {S}.code_tools WHERE server = $1)", server
     )
+
+
+async def approved_content(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every approved tool at its approved version, with its server (for exports)."""
+    return await conn.fetch(
+        f"SELECT t.name, t.server, v.description, v.code, v.input_schema"
+        f" FROM {S}.code_tools t JOIN {S}.code_tool_versions v"
+        "   ON v.tool_id = t.id AND v.version = t.approved_version"
+        " WHERE t.approved_version IS NOT NULL ORDER BY t.server, t.name"
+    )
