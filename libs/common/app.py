@@ -8,11 +8,12 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 import uvicorn
 from starlette.applications import Starlette
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from libs.common import authn, db, migrate, outbox
+from libs.common import authn, db, hoststats, migrate, outbox, subjects
 from libs.common import bus as busmod
 from libs.common import log as logmod
 from libs.common import openapi as openapi_doc
@@ -41,6 +42,8 @@ from libs.common.settings import Settings, SettingsError
 log = structlog.get_logger()
 
 Extra = Callable[[dict[str, Any]], AbstractAsyncContextManager[dict[str, Any] | None]]
+LOG_RELAY_S = 0.2  # how often a replica sends its buffered WARNING+ lines
+StatsSource = Callable[[], Awaitable[dict[str, Any]]]
 
 
 def instance_id(settings: Settings) -> str:
@@ -65,6 +68,18 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
             )
             await _publish_quietly(bus, started)
 
+            stats_sources: list[StatsSource] = []  # an `extra` appends its own figures
+            meter = hoststats.CpuMeter()
+
+            async def stats() -> dict[str, Any]:
+                out = hoststats.snapshot(meter)
+                for source in stats_sources:
+                    try:
+                        out.update(await source())
+                    except Exception as exc:
+                        log.warning("heartbeat_stats_failed", error=str(exc))
+                return out
+
             async def beat() -> None:
                 kind = service_event(schema, "heartbeat", ServiceHeartbeat)
                 while True:
@@ -75,11 +90,27 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
                         started_at,
                         round(time.monotonic() - t0, 3),
                         settings.heartbeat_s,
+                        await stats(),
                     )
                     await _publish_quietly(bus, kind.event(payload, source=schema))
                     await asyncio.sleep(settings.heartbeat_s)
 
+            sink = logmod.forward(schema)
+
+            async def relay_logs() -> None:
+                subject = subjects.service_logs(schema)
+                while True:
+                    while sink:
+                        line = sink.popleft()
+                        try:
+                            await bus.send(subject, orjson.dumps({**line, "instance": instance}))
+                        except Exception:
+                            sink.appendleft(line)  # kept (bounded) until NATS is back
+                            break
+                    await asyncio.sleep(LOG_RELAY_S)
+
             heart = asyncio.create_task(beat())
+            relay = asyncio.create_task(relay_logs())
             try:
                 yield {
                     "pool": pool,
@@ -88,11 +119,14 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
                     "settings": settings,
                     "instance": instance,
                     "started_at": started_at,
+                    "stats_sources": stats_sources,
                 }
             finally:
-                heart.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heart
+                logmod.stop_forwarding(schema, sink)
+                for task in (heart, relay):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 stopping = service_event(schema, "stopping", ServiceStopping)
                 await _publish_quietly(
                     bus, stopping.event(ServiceStopping(schema, instance), source=schema)

@@ -75,6 +75,10 @@ def credential_from(conn: HTTPConnection) -> tuple[str | None, bool]:
     cookie = conn.cookies.get(cookies_of(conn).session)
     if cookie:
         return cookie, True
+    if conn.scope.get("type") == "websocket":  # browsers cannot set headers on a WebSocket
+        token = conn.query_params.get("token")  # nginx's access log redacts it
+        if token:
+            return token.strip(), False
     return None, False
 
 

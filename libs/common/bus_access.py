@@ -48,6 +48,9 @@ ACCESS: dict[str, Access] = {
             rpc.AUTH_ORG,
             rpc.AUTH_SET_PLAN,
             rpc.SANDBOX_SCAN,  # scan a catalog version's source (docs/CATALOG.md)
+            # export/import carry code tools (MCPBox)
+            rpc.SANDBOX_CODE_TOOLS_EXPORT,
+            rpc.SANDBOX_CODE_TOOLS_IMPORT,
         ),
         consumes=(
             ("registry-code-tools", subjects.CODE_TOOL_EVENTS),
@@ -77,7 +80,7 @@ ACCESS: dict[str, Access] = {
     "audit": Access(
         follows=(subjects.ALL_EVENTS,),
         consumes=(("audit-store", subjects.ALL_EVENTS),),
-        follows_live=(subjects.SANDBOX_LOGS,),
+        follows_live=(subjects.SANDBOX_LOGS, subjects.SERVICE_LOGS),
     ),
 }
 
@@ -113,6 +116,7 @@ def permissions(service: str, namespace: str = "") -> dict[str, Any]:
     stream = prefixed(ns, STREAM, "_")
     publish = [prefixed(ns, s) for s in access.calls + access.publishes_live]
     publish += [prefixed(ns, subjects.events_of(service))]  # its own events, into the stream
+    publish += [prefixed(ns, subjects.service_logs(service))]  # its own log lines, live
     publish += [f"{JS_API}.STREAM.INFO.{stream}", f"{JS_API}.STREAM.CREATE.{stream}"]
     subscribe = [prefixed(ns, s) for s in access.serves + access.follows + access.follows_live]
     subscribe += [inbox_prefix(service, ns) + ".>"]

@@ -126,6 +126,8 @@ class ServiceHeartbeat:
     started_at: str
     uptime_s: float
     interval_s: float
+    # host CPU/memory (libs/common/hoststats.py) and what the service adds (the registry: counts)
+    stats: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

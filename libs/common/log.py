@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections import deque
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -91,3 +93,51 @@ def configure(service: str, level: str = "info", stream: Any = None) -> None:
     )
     structlog.contextvars.bind_contextvars(service=service)
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream or sys.stderr)
+
+
+# ---- forwarding: WARNING and above also go to GET /api/v1/monitoring/logs (audit) -------------
+
+FORWARDED_LEVELS = frozenset({"warning", "error", "critical", "exception"})
+FORWARD_BUFFER = 1000  # lines a replica holds while NATS is away; the oldest are dropped
+MAX_FIELDS_CHARS = 4000
+_sinks: dict[str, deque[dict[str, Any]]] = {}
+
+
+def _forward(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Copy a WARNING+ line, redacted, to the sink of the service that logged it."""
+    level = str(event.get("level") or method).lower()
+    if level not in FORWARDED_LEVELS or not _sinks:
+        return event
+    sink = _sinks.get(str(event.get("service", "")))
+    if sink is None:
+        return event
+    clean = _redact(None, "", dict(event))
+    fields = {k: v for k, v in clean.items() if k not in ("event", "level", "service", "timestamp")}
+    text = _dumps(fields)
+    sink.append(
+        {
+            "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "level": "error" if level in ("exception", "critical") else level,
+            "source": clean.get("service"),
+            "event": str(clean.get("event", ""))[:500],
+            "fields": fields if len(text) <= MAX_FIELDS_CHARS else {"truncated": text[:4000]},
+        }
+    )
+    return event
+
+
+def forward(service: str) -> deque[dict[str, Any]]:
+    """Start keeping `service`'s WARNING+ lines in a bounded buffer for the runtime to publish."""
+    sink: deque[dict[str, Any]] = deque(maxlen=FORWARD_BUFFER)
+    _sinks[service] = sink
+    processors = list(structlog.get_config()["processors"])
+    if _forward not in processors:  # before the renderer, which turns the dict into text
+        processors.insert(max(len(processors) - 1, 0), _forward)
+        structlog.configure(processors=processors)
+    return sink
+
+
+def stop_forwarding(service: str, sink: deque[dict[str, Any]]) -> None:
+    """Stop keeping `service`'s lines (when this buffer is still the current one)."""
+    if _sinks.get(service) is sink:
+        del _sinks[service]

@@ -29,6 +29,9 @@ REGISTRY_POLICIES = "rpc.registry.policies"
 # sandbox
 SANDBOX_CALL = "rpc.sandbox.call"  # {"server", "message"} → JSON-RPC response of a hosted server
 SANDBOX_DISCOVER = "rpc.sandbox.discover"  # {"server"} → {"tools", "resources", "prompts"}
+# code tools for the registry's export/import (MCPBox): approved content out, tools in
+SANDBOX_CODE_TOOLS_EXPORT = "rpc.sandbox.code_tools.export"
+SANDBOX_CODE_TOOLS_IMPORT = "rpc.sandbox.code_tools.import"
 # `rpc.sandbox.replica.<instance>.<verb>`: work on a server sent to the replica owning its process;
 # verbs call, discover, start, restart (routed on by lease) and stop, status, logs (that replica's)
 SANDBOX_REPLICA = "rpc.sandbox.replica"

@@ -378,3 +378,39 @@ class ScanReply:
 
 REGISTRY_SOURCE = Rpc(rpc.REGISTRY_SOURCE, SourceRequest, SourceChunk)
 SANDBOX_SCAN = Rpc(rpc.SANDBOX_SCAN, ScanRequest, ScanReply)
+
+
+@dataclass(frozen=True)
+class CodeToolsExport:
+    """The approved code tools, for an export (all servers, or the ones named)."""
+
+    servers: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class CodeTools:
+    """Code tools as exported: name, server, description, code, input_schema (approved)."""
+
+    tools: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CodeToolsImport:
+    """Create these code tools (all validated first); `on_conflict` fail | skip for names."""
+
+    tools: list[Any]
+    actor: str | None = None
+    on_conflict: str = "fail"
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class CodeToolsImported:
+    """Names created (pending approval unless the policy approves at once) and skipped."""
+
+    created: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+SANDBOX_CODE_TOOLS_EXPORT = Rpc(rpc.SANDBOX_CODE_TOOLS_EXPORT, CodeToolsExport, CodeTools)
+SANDBOX_CODE_TOOLS_IMPORT = Rpc(rpc.SANDBOX_CODE_TOOLS_IMPORT, CodeToolsImport, CodeToolsImported)

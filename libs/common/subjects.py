@@ -28,6 +28,15 @@ GATEWAY_RETRY = "live.gateway.retry"  # a parked request's retry, to the replica
 SANDBOX_LOGS = "live.sandbox.logs.>"
 
 
+# live: every service's own WARNING+ log lines (`live.logs.<service>`), kept by audit
+SERVICE_LOGS = "live.logs.>"
+
+
+def service_logs(service: str) -> str:
+    """The live subject of one service's own log lines."""
+    return f"live.logs.{service}"
+
+
 def events_of(service: str) -> str:
     """The pattern of one service's own events."""
     return f"events.{service}.>"

@@ -66,6 +66,7 @@ async def on_service_event(
         started_at=payload.started_at,
         seen_at=event.time,
         interval_s=payload.interval_s if isinstance(payload, ev.ServiceHeartbeat) else 5.0,
+        stats=payload.stats if isinstance(payload, ev.ServiceHeartbeat) else None,
     )
     return isinstance(payload, ev.ServiceHeartbeat)
 

@@ -9,6 +9,8 @@ import asyncpg
 
 PLATFORM_SERVICES = ("auth", "registry", "gateway", "sandbox", "audit")
 MISSED_BEATS = 3
+REGISTRY_FIGURES = ("servers_count", "total_tools", "exposure_mode")
+HOST_FIGURES = ("cpu_percent", "memory_used_mb", "memory_total_mb", "memory_percent")
 
 
 def instance_status(row: asyncpg.Record) -> str:
@@ -45,4 +47,21 @@ def platform_health(rows: Sequence[asyncpg.Record]) -> dict[str, Any]:
             }
         )
     overall = "ok" if all(s["status"] == "up" for s in services) else "degraded"
-    return {"status": overall, "services": services}
+    return {"status": overall, "name": "Switchboard", **seed_figures(rows), "services": services}
+
+
+def seed_figures(rows: Sequence[asyncpg.Record]) -> dict[str, Any]:
+    """The mcphubs seed's health figures from the newest heartbeats that carry them.
+
+    `servers_count`, `total_tools`, `exposure_mode` from the registry; `cpu_percent` and the
+    memory figures of the machine of the replica heard from last (None until one reported)."""
+    up = sorted(
+        (r for r in rows if r["stats"] and instance_status(r) == "up"),
+        key=lambda r: r["last_heartbeat"],
+        reverse=True,
+    )
+    registry = next((r["stats"] for r in up if r["service"] == "registry"), {})
+    host = next((r["stats"] for r in up if "memory_total_mb" in r["stats"]), {})
+    out: dict[str, Any] = {k: registry.get(k) for k in REGISTRY_FIGURES}
+    out.update({k: host.get(k) for k in HOST_FIGURES})
+    return out

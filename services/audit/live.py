@@ -1,4 +1,7 @@
-"""The live hub behind /ws/events and /ws/health_status: NATS events relayed to clients."""
+"""The live hub behind /ws/events and /ws/health_status: NATS events relayed to clients.
+
+A little over 300 lines: the hub is one object (clients, filters, live subjects) and its
+subscriptions, the services' log lines among them, belong with it."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from libs.common.authn import Principal, ServerRef
 from libs.common.bus import Bus
 from libs.common.events import TOOL_CALLED, Event
 from services.audit import health, monitoring, records, store
-from services.audit.store import calls, servers
+from services.audit.store import calls, logs, servers
 from services.audit.visibility import scope_for
 
 log = structlog.get_logger()
@@ -118,6 +121,11 @@ class Hub:
         self.arguments_policy = stored or self.settings.arguments
         await self.bus.follow(subjects.ALL_EVENTS, self.on_event)
         sub = await self.bus.listen(subjects.SANDBOX_LOGS, self.on_log, owned=False)
+        self._subs.append(sub)
+        # each service's own WARNING+ lines: one audit replica (queue group) stores each
+        sub = await self.bus.listen(
+            subjects.SERVICE_LOGS, self.on_service_log, queue="audit", owned=False
+        )
         self._subs.append(sub)
         self._tasks.append(asyncio.create_task(self._health_loop()))
         self._tasks.append(asyncio.create_task(self._monitoring_loop()))
@@ -223,6 +231,27 @@ class Hub:
             doc = {"line": msg.data.decode(errors="replace")}
         data = doc if isinstance(doc, dict) else {"line": doc}
         self.publish("server-logs", {"server": server, **data})
+
+    async def on_service_log(self, msg: Any) -> None:
+        """Keep a service's own log line (`live.logs.<service>`) in the bounded table."""
+        source = self.bus.unprefix(msg.subject).split(".", 2)[-1]
+        try:
+            doc = orjson.loads(msg.data)
+            line = {
+                "time": store.parse_time(doc["time"]),
+                "level": doc["level"] if doc["level"] in logs.LEVELS else "error",
+                "source": source,  # the subject names the service: its NATS user may only send it
+                "instance": str(doc.get("instance") or "")[:200] or None,
+                "event": str(doc["event"])[:500],
+                "fields": doc["fields"] if isinstance(doc.get("fields"), dict) else {},
+            }
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return  # not a log line: nothing to keep (and no log, which would loop back)
+        try:
+            async with self.pool.acquire() as conn:
+                await logs.insert_line(conn, line, self.settings.system_logs_kept)
+        except Exception as exc:
+            log.info("system_log_not_stored", error=type(exc).__name__)
 
     async def health_map(self) -> dict[str, Any]:
         """Services and servers with their status (what /ws/health_status sends)."""

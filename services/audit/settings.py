@@ -31,6 +31,8 @@ class AuditSettings(Settings):
     ws_auth_timeout_s: float = env("AUDIT_WS_AUTH_TIMEOUT_S", 10.0)
     monitoring_interval_s: float = env("AUDIT_MONITORING_INTERVAL_S", 5.0)
     health_interval_s: float = env("AUDIT_HEALTH_INTERVAL_S", 2.0)
+    # the services' own WARNING+ log lines kept for GET /api/v1/monitoring/logs (newest)
+    system_logs_kept: int = env("AUDIT_SYSTEM_LOGS_KEPT", 10000)
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set or range."""

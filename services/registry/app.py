@@ -1,5 +1,6 @@
 """The registry service app."""
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from services.registry.routes import (
     catalog,
     catalog_admin,
     config,
+    pages,
     policies,
     secrets,
     servers,
@@ -46,6 +48,7 @@ def create_app(settings: RegistrySettings) -> Starlette:
         await consumers.ensure_code_server(reg)
         catalog_limit = AnonymousLimit(reg.bus, settings)
         await catalog_limit.start()
+        state["stats_sources"].append(functools.partial(health.figures, reg))
         async with consumers.running(reg), health.running(reg), orgs.normalising(reg):
             async with reports.running(reg), plans.following(reg), scans.running(reg):
                 yield {"registry": reg, "catalog_limit": catalog_limit}
@@ -66,6 +69,7 @@ def create_app(settings: RegistrySettings) -> Starlette:
         *report_routes.routes,
         *webhook_routes.routes,
         *snapshots.routes,
+        *pages.routes,  # the MCP Gateway Registry's GET / and GET /edit/{service_path}
     ]
     # tarball uploads may be larger than the platform's body cap, up to the catalog's limit
     limits = {mcp_routes.UPLOAD_PATH: mcp_routes.upload_limit(settings)}

@@ -49,3 +49,38 @@ async def put(
     await reg.emit(conn, ev.SETTINGS_UPDATED.event(payload, source=SCHEMA, actor=actor))
     shown = (MASK if checked else None) if key.secret else checked
     return {"key": name, "value": shown}
+
+
+def expand(values: dict[str, Any]) -> dict[str, Any]:
+    """Several settings as given: an smtp value's password becomes the secret `smtp_password`."""
+    out = dict(values)
+    if "smtp" in out:
+        out["smtp"], password = config_keys.smtp_password(out["smtp"])
+        if password is not ...:
+            out.setdefault("smtp_password", password)
+    return out
+
+
+async def put_many(
+    reg: Registry, conn: asyncpg.Connection, values: dict[str, Any], actor: str
+) -> dict[str, Any]:
+    """Validate every setting first (422 naming each bad key), then store all of them.
+
+    In the caller's transaction; answers {"settings": {key: value (masked when secret)}}."""
+    expanded = expand(values)
+    problems: dict[str, str] = {}
+    for name, value in expanded.items():
+        key = config_keys.KEYS.get(name)
+        if key is None:
+            problems[name] = "unknown setting"
+            continue
+        try:
+            key.check(value)
+        except ValueError as exc:
+            problems[name] = str(exc)
+    if problems:
+        raise Unprocessable("Some settings are invalid.", details={"fields": problems})
+    stored = {}
+    for name, value in expanded.items():
+        stored[name] = (await put(reg, conn, name, value, actor))["value"]
+    return {"settings": stored}

@@ -164,6 +164,103 @@ KEYS: dict[str, Key] = {
 }
 
 
+HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+EMAIL_RE = re.compile(r"^[^@\s<>\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+TLS_MODES = ("none", "starttls", "tls")
+SMTP_FIELDS = {"host", "port", "tls", "secure", "from", "username", "auth", "password"}
+
+
+def smtp_password(value: Any) -> tuple[Any, Any]:
+    """Split an smtp value into (value without the password, the password or ...).
+
+    The password (`password`, or the mcphub seed's `auth.pass`) is kept apart, sealed as the
+    secret key `smtp_password`; `...` means none was given."""
+    if not isinstance(value, dict):
+        return value, ...
+    rest = dict(value)
+    password = rest.pop("password", ...)
+    if isinstance(rest.get("auth"), dict):
+        auth = dict(rest["auth"])
+        if "pass" in auth:
+            password = auth.pop("pass")
+        rest["auth"] = auth
+    return rest, password
+
+
+def _smtp(value: Any) -> Any:
+    """host, port, TLS mode (`tls`, or the seed's `secure`), from address, username."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("must be an object with host, port, tls, from, username")
+    unknown = set(value) - SMTP_FIELDS
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    host, port = value.get("host"), value.get("port", 587)
+    if not isinstance(host, str) or not HOST_RE.match(host):
+        raise ValueError("host must be a host name or address")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError("port must be an integer from 1 to 65535")
+    tls = value.get("tls")
+    if tls is None:
+        secure = value.get("secure", False)
+        if not isinstance(secure, bool):
+            raise ValueError("secure must be a boolean")
+        tls = "tls" if secure else "starttls"  # nodemailer: secure false = upgrade by STARTTLS
+    if tls not in TLS_MODES:
+        raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}")
+    auth = value.get("auth") or {}
+    if not isinstance(auth, dict) or set(auth) - {"user"}:
+        raise ValueError("auth must be an object with user (and pass)")
+    username = value.get("username", auth.get("user"))
+    if username is not None and (not isinstance(username, str) or len(username) > 320):
+        raise ValueError("username must be a string of at most 320 characters")
+    sender = value.get("from", username if username and "@" in username else None)
+    if sender is not None and (not isinstance(sender, str) or not EMAIL_RE.match(sender)):
+        raise ValueError("from must be an email address")
+    return {
+        "host": host,
+        "port": port,
+        "tls": tls,
+        "secure": tls == "tls",
+        "from": sender,
+        "username": username,
+    }
+
+
+def _notifications(value: Any) -> Any:
+    """The mcphub seed's targets: `email` (bool), `slack` (bool or webhook URL), `webhook`."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"email", "slack", "webhook"}:
+        raise ValueError("must be an object with email, slack, webhook")
+    email, slack = value.get("email", False), value.get("slack", False)
+    if not isinstance(email, bool):
+        raise ValueError("email must be a boolean")
+    if not isinstance(slack, bool):
+        try:
+            slack = _url_or_null(slack)
+        except ValueError:
+            raise ValueError("slack must be a boolean or an http(s) URL") from None
+    try:
+        webhook = _url_or_null(value.get("webhook"))
+    except ValueError:
+        raise ValueError("webhook must be an http(s) URL or null") from None
+    return {"email": email, "slack": slack, "webhook": webhook}
+
+
+KEYS.update(
+    {
+        k.name: k
+        for k in [
+            Key("smtp", _smtp, None, doc="outgoing mail: host, port, tls, from, username"),
+            Key("smtp_password", _text(1024), None, secret=True, doc="the SMTP password"),
+            Key("notifications", _notifications, None, doc="email, slack, webhook targets"),
+        ]
+    }
+)
+
+
 def defaults(settings: RegistrySettings) -> dict[str, Any]:
     """Every key's default; some come from the service's environment."""
     out = {name: key.default for name, key in KEYS.items()}

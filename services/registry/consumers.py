@@ -21,20 +21,23 @@ CODE_SERVER = "code"
 DURABLE = "registry-code-tools"
 
 
-async def ensure_code_server(reg: Registry) -> None:
-    """Create the built-in `code` server (tools: the sandbox's approved code tools) if missing."""
+async def ensure_code_server(reg: Registry, name: str = CODE_SERVER) -> None:
+    """Create a code server if missing: the built-in `code`, or one a code tool was put under."""
     async with reg.pool.acquire() as conn, conn.transaction():
-        if await servers_store.get_server(conn, CODE_SERVER) is not None:
+        if await servers_store.get_server(conn, name) is not None:
             return
+        builtin = name == CODE_SERVER
         try:
             async with conn.transaction():
                 server = await servers_store.insert_server(
                     conn,
                     {
-                        "name": CODE_SERVER,
-                        "path": CODE_SERVER,
-                        "display_name": "Code tools",
-                        "description": "Python code tools approved in the sandbox.",
+                        "name": name,
+                        "path": name,
+                        "display_name": "Code tools" if builtin else name,
+                        "description": "Python code tools approved in the sandbox."
+                        if builtin
+                        else f"Python code tools of {name}, approved in the sandbox.",
                         "transport": "code",
                         "created_by": "registry",
                     },
@@ -56,10 +59,13 @@ async def on_code_tool_changed(reg: Registry, event: Event) -> None:
     kind = CODE_TOOL_TYPES.get(event.type)
     if kind is None:
         raise ev.PayloadError(f"{event.type} is not a code tool event")
-    kind.decode(event)  # a payload unlike the contract is dropped as malformed, not acted on
+    payload = kind.decode(event)  # a payload unlike the contract is dropped as malformed
+    name = payload.server or CODE_SERVER
+    if kind is not ev.CODE_TOOL_DELETED:
+        await ensure_code_server(reg, name)  # MCPBox: a tool put under a server of its own
     async with reg.pool.acquire() as conn:
-        server = await servers_store.get_server(conn, CODE_SERVER)
-    if server is not None:
+        server = await servers_store.get_server(conn, name)
+    if server is not None and server["transport"] == "code":
         await refresh.refresh(reg, server["id"], event.actor)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 
@@ -66,3 +67,11 @@ async def running(reg: Registry) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def figures(reg: Registry) -> dict[str, Any]:
+    """What the registry's heartbeat adds for GET /api/v1/health (the mcphubs seed's counts)."""
+    async with reg.pool.acquire() as conn:
+        servers, tools = await servers_store.count_servers_and_tools(conn)
+        cfg = await reg.config(conn)
+    return {"servers_count": servers, "total_tools": tools, "exposure_mode": cfg["exposure_mode"]}

@@ -129,10 +129,21 @@ class ToggleBody(BaseModel):
 
 
 class DisabledTools(BaseModel):
-    """PUT /api/v1/servers/{name}/disabled-tools."""
+    """PUT …/disabled-tools: `{"tools": [...]}` or the mcphubs seed's `disabled_tools`."""
 
     model_config = ConfigDict(extra="forbid")
     tools: list[str] = Field(max_length=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_key(cls, data: Any) -> Any:
+        """Accept the mcphubs seed's `disabled_tools` as the name of `tools` (one of the two)."""
+        if isinstance(data, dict) and "disabled_tools" in data:
+            if "tools" in data:
+                raise ValueError("give either tools or disabled_tools, not both")
+            data = {**data, "tools": data["disabled_tools"]}
+            del data["disabled_tools"]
+        return data
 
 
 class ToolPatch(BaseModel):

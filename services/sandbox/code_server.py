@@ -21,20 +21,27 @@ class CodeServer:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
-    async def _tools(self) -> list[asyncpg.Record]:
-        """Approved tools with their approved content."""
+    async def hosts(self, server: str) -> bool:
+        """Whether `server` is a code server (`code`, or one a code tool was put under)."""
         async with self.rt.pool.acquire() as conn:
-            return await tools_store.approved_tools(conn)
+            return await tools_store.hosts_code_server(conn, server)
 
-    async def discover(self) -> dict[str, list[Any]]:
-        """tools/list of the code server."""
+    async def _tools(self, server: str) -> list[asyncpg.Record]:
+        """A code server's approved tools with their approved content."""
+        async with self.rt.pool.acquire() as conn:
+            return await tools_store.approved_tools(conn, server)
+
+    async def discover(self, server: str = "code") -> dict[str, list[Any]]:
+        """tools/list of one code server."""
         tools = [
             {"name": t["name"], "description": t["description"], "inputSchema": t["input_schema"]}
-            for t in await self._tools()
+            for t in await self._tools(server)
         ]
         return {"tools": tools, "resources": [], "prompts": []}
 
-    async def call(self, message: dict[str, Any], timeout: float | None) -> dict[str, Any] | None:
+    async def call(
+        self, message: dict[str, Any], timeout: float | None, server: str = "code"
+    ) -> dict[str, Any] | None:
         """Answer one JSON-RPC message."""
         rid = message.get("id")
         method = message.get("method")
@@ -51,12 +58,12 @@ class CodeServer:
         if method == "ping":
             return _ok(rid, {})
         if method == "tools/list":
-            return _ok(rid, {"tools": (await self.discover())["tools"]})
+            return _ok(rid, {"tools": (await self.discover(server))["tools"]})
         if method != "tools/call":
             return _err(rid, -32601, f"Method {method!r} is not supported by the code server.")
         params = message.get("params") or {}
         name, args = params.get("name"), params.get("arguments") or {}
-        tool = next((t for t in await self._tools() if t["name"] == name), None)
+        tool = next((t for t in await self._tools(server) if t["name"] == name), None)
         if tool is None:
             return _err(rid, -32602, f"Unknown or unapproved tool {name!r}.")
         if not isinstance(args, dict):

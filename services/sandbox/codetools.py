@@ -45,6 +45,7 @@ def tool_event(row: asyncpg.Record) -> CodeToolChanged:
         version=row["version"],
         status=row["status"],
         approved_version=row["approved_version"],
+        server=row["server"],
     )
 
 

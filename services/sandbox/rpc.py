@@ -15,7 +15,7 @@ from libs.common.rpc_types import (
     ScanReply,
     ScanRequest,
 )
-from services.sandbox import scanning
+from services.sandbox import code_transfer, scanning
 from services.sandbox.replicas import CODE_SERVER, Replicas, server_name, timeout_of
 from services.sandbox.runtime import Runtime
 
@@ -30,16 +30,16 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
         name = server_name(data)
         if request.message.get("jsonrpc") != "2.0":
             raise ValidationError("`message` must be a JSON-RPC 2.0 object.")
-        if name == CODE_SERVER and code is not None:
-            return SandboxCallReply(await code.call(request.message, timeout_of(data)))
+        if code is not None and (name == CODE_SERVER or await code.hosts(name)):
+            return SandboxCallReply(await code.call(request.message, timeout_of(data), name))
         await runtime.require_isolation()
         return rpc_types.SANDBOX_CALL.decode_reply(await replicas.keyed("call", data))
 
     async def discover(request: SandboxDiscover) -> Listing:
         data = rpc_types.SANDBOX_DISCOVER.encode_request(request)
         name = server_name(data)
-        if name == CODE_SERVER and code is not None:
-            return rpc_types.SANDBOX_DISCOVER.decode_reply(await code.discover())
+        if code is not None and (name == CODE_SERVER or await code.hosts(name)):
+            return rpc_types.SANDBOX_DISCOVER.decode_reply(await code.discover(name))
         await runtime.require_isolation()
         return rpc_types.SANDBOX_DISCOVER.decode_reply(await replicas.keyed("discover", data))
 
@@ -50,4 +50,13 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
         return await scanning.scan(runtime, bus, request)
 
     await bus.answer(rpc_types.SANDBOX_SCAN, scan, queue="sandbox")
+
+    async def export_code_tools(request: rpc_types.CodeToolsExport) -> rpc_types.CodeTools:
+        return await code_transfer.export_tools(runtime, request)
+
+    async def import_code_tools(request: rpc_types.CodeToolsImport) -> rpc_types.CodeToolsImported:
+        return await code_transfer.import_tools(runtime, request)
+
+    await bus.answer(rpc_types.SANDBOX_CODE_TOOLS_EXPORT, export_code_tools, queue="sandbox")
+    await bus.answer(rpc_types.SANDBOX_CODE_TOOLS_IMPORT, import_code_tools, queue="sandbox")
     await replicas.serve()

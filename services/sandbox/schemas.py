@@ -86,6 +86,8 @@ class ToolCreate(BaseModel):
     description: str = Field("", max_length=4000)
     code: str = Field(min_length=1, max_length=256 * 1024)
     input_schema: dict = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    # MCPBox: the code server (a registry server of transport `code`) the tool is served under
+    server: str = Field("code", pattern=TOOL_NAME_RE)
 
 
 class ToolUpdate(BaseModel):

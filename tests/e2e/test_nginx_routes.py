@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from libs.devstack import ports
+from libs.devstack.harness import until
 from libs.devstack.nginx import SERVICES, Nginx
 
 ROUTES = {
@@ -52,6 +53,10 @@ ROUTES = {
         "/api/v1/orgs/o1/reports",
         "/api/v1/orgs/o1/reports/r1.pdf",
         "/v0.1/servers",
+        "/api/v1/config",
+        "/api/v1/export/servers/s1",
+        "/",
+        "/edit/weather",
     ],
     "gateway": [
         "/api/v1/servers/github/test",
@@ -63,7 +68,7 @@ ROUTES = {
         "/messages",
         "/.well-known/oauth-protected-resource",
     ],
-    "sandbox": ["/api/v1/sandbox/processes", "/ws/terminal"],
+    "sandbox": ["/api/v1/sandbox/processes", "/ws/terminal", "/api/v1/terminal/ws"],
     "audit": [
         "/api/v1/orgs/acme/audit-events",
         "/api/v1/admin/audit",
@@ -71,6 +76,7 @@ ROUTES = {
         "/api/v1/audit/events",
         "/api/v1/activity",
         "/api/v1/monitoring/status",
+        "/api/v1/monitoring/logs",
         "/api/v1/health",
         "/api/v1/dashboard",
         "/api/v1/alerts",
@@ -246,3 +252,21 @@ async def test_a_version_upload_may_exceed_the_body_cap_up_to_the_catalogs_limit
     for resp in (too_big, elsewhere, deeper):
         assert resp.status_code == 413
         assert resp.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_a_websocket_token_in_the_query_is_not_written_to_the_access_log(
+    edge: str, log_dir: Path
+) -> None:
+    secret = "sbk_" + "q7Zsecretvalue"
+    async with httpx.AsyncClient(base_url=edge) as client:
+        resp = await client.get(f"/api/v1/terminal/ws?cols=120&token={secret}&rows=30")
+    assert resp.status_code == 200
+
+    async def logged() -> bool:
+        return (
+            "/api/v1/terminal/ws?cols=120&token=REDACTED&rows=30"
+            in (log_dir / "nginx.log").read_text()
+        )
+
+    await until(logged, timeout=10, what="nginx to flush its access log")
+    assert secret not in (log_dir / "nginx.log").read_text()

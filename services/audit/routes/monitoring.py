@@ -11,12 +11,13 @@ from starlette.routing import Route
 
 from libs.common import db
 from libs.common.authn import authenticate, require_platform_admin
+from libs.common.errors import Unprocessable
 from libs.common.http import json_response
-from libs.common.pagination import ListQuery
-from services.audit import health, monitoring, retention, schemas, store
+from libs.common.pagination import ListQuery, page_body
+from services.audit import health, monitoring, queries, retention, schemas, store
 from services.audit.consumers import DURABLE
 from services.audit.context import context_of
-from services.audit.store import activity, calls, servers
+from services.audit.store import activity, calls, logs, servers
 from services.audit.store.activity import ActivityFilters
 from services.audit.store.calls import CallFilters
 from services.audit.visibility import scope_for
@@ -120,10 +121,49 @@ def _recent_query() -> ListQuery:
     return ListQuery(1, 5, "time", "desc")
 
 
+MAX_LOG_LINES = 1000
+
+
+def _log_filters(request: Request) -> logs.LogFilters:
+    """`level` (minimum), `source` (a service), `since`/`until`, `limit` (1–1000, default 100)."""
+    params = request.query_params
+    problems: dict[str, str] = {}
+    since, until = queries.time_range(request, problems)
+    level = (params.get("level") or "").lower() or None
+    if level == "warn":
+        level = "warning"
+    if level is not None and level not in logs.LEVELS:
+        problems["level"] = "must be one of " + ", ".join(logs.LEVELS)
+    source = params.get("source") or None
+    if source is not None and source not in health.PLATFORM_SERVICES:
+        problems["source"] = "must be one of " + ", ".join(health.PLATFORM_SERVICES)
+    raw = params.get("limit", "100")
+    limit = int(raw) if raw.isdigit() else 0
+    if not 1 <= limit <= MAX_LOG_LINES:
+        problems["limit"] = f"must be an integer from 1 to {MAX_LOG_LINES}"
+    if problems:
+        raise Unprocessable("Invalid log query.", details={"fields": problems})
+    return logs.LogFilters(level, source, since, until, limit)
+
+
+async def monitoring_logs(request: Request) -> Response:
+    """The services' own WARNING+ log lines, newest first (the mcphub seed's monitoring/logs)."""
+    require_platform_admin(await authenticate(request))
+    filters = _log_filters(request)
+    async with context_of(request).pool.acquire() as conn:
+        rows, total = await logs.list_lines(conn, filters)
+    items = [
+        {**dict(r), "time": r["time"].isoformat().replace("+00:00", "Z"), "message": r["event"]}
+        for r in rows
+    ]
+    return json_response(page_body(items, total, ListQuery(page=1, page_size=filters.limit)))
+
+
 routes = [
     Route("/api/v1/health/detail", health_detail, methods=["GET"]),
     Route("/api/v1/monitoring/status", monitoring_status, methods=["GET"]),
     Route("/api/v1/monitoring/metrics", monitoring_metrics, methods=["GET"]),
+    Route("/api/v1/monitoring/logs", monitoring_logs, methods=["GET"]),
     Route("/api/v1/dashboard", dashboard, methods=["GET"]),
     Route("/api/v1/audit/retention/run", run_retention, methods=["POST"]),
 ]

@@ -47,14 +47,18 @@ async def upsert_instance(
     started_at: str,
     seen_at: str,
     interval_s: float,
+    stats: dict[str, Any] | None = None,
 ) -> None:
     """Record a replica's latest sign of life (older heartbeats never overwrite newer ones)."""
     await conn.execute(
         "INSERT INTO audit.service_instances"
-        " (service, instance, version, started_at, last_heartbeat, interval_s)"
-        " VALUES ($1, $2, $3, $4, $5, $6)"
+        " (service, instance, version, started_at, last_heartbeat, interval_s, stats)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (service, instance) DO UPDATE SET version = EXCLUDED.version,"
         " started_at = EXCLUDED.started_at, interval_s = EXCLUDED.interval_s,"
+        " stats = CASE WHEN EXCLUDED.last_heartbeat >= audit.service_instances.last_heartbeat"
+        " THEN coalesce(EXCLUDED.stats, audit.service_instances.stats)"
+        " ELSE audit.service_instances.stats END,"
         " last_heartbeat = GREATEST(audit.service_instances.last_heartbeat,"
         " EXCLUDED.last_heartbeat), stopped_at = NULL",
         service,
@@ -63,6 +67,7 @@ async def upsert_instance(
         parse_time(started_at),
         parse_time(seen_at),
         interval_s,
+        stats,
     )
 
 
@@ -80,7 +85,7 @@ async def list_instances(conn: asyncpg.Connection, since: datetime) -> list[asyn
     """Replicas heard from since `since`, with the database's current time."""
     return await conn.fetch(
         "SELECT service, instance, version, started_at, last_heartbeat, interval_s, stopped_at,"
-        " now() AS now FROM audit.service_instances WHERE last_heartbeat >= $1"
+        " stats, now() AS now FROM audit.service_instances WHERE last_heartbeat >= $1"
         " ORDER BY service, instance",
         since,
     )

@@ -7,7 +7,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from libs.common.authn import authenticate, require_platform_admin
-from libs.common.http import json_response, parse_body
+from libs.common.errors import Unprocessable
+from libs.common.http import json_response, parse_body, read_json
 from services.registry import config, config_keys, rotation
 from services.registry.context import Registry
 from services.registry.schemas import SettingValue
@@ -28,9 +29,29 @@ async def put_config_value(request: Request) -> Response:
     principal = await authenticate(request)
     require_platform_admin(principal)
     body = await parse_body(request, SettingValue)
+    name = request.path_params["key"]
     reg: Registry = request.state.registry
     async with reg.pool.acquire() as conn, conn.transaction():
-        out = await config.put(reg, conn, request.path_params["key"], body.value, principal.id)
+        if name == "smtp":  # its password is kept apart, as the secret smtp_password
+            stored = await config.put_many(reg, conn, {name: body.value}, principal.id)
+            out = {"key": name, "value": stored["settings"][name]}
+        else:
+            out = await config.put(reg, conn, name, body.value, principal.id)
+    return json_response(out)
+
+
+async def put_config(request: Request) -> Response:
+    """Set several settings at once (`{key: value, ...}`, the mcphub seed's `PUT /api/config`)."""
+    principal = await authenticate(request)
+    require_platform_admin(principal)
+    body = await read_json(request)
+    if not isinstance(body, dict) or not body:
+        raise Unprocessable(
+            "The body must be an object of settings.", details={"fields": {"body": "object"}}
+        )
+    reg: Registry = request.state.registry
+    async with reg.pool.acquire() as conn, conn.transaction():
+        out = await config.put_many(reg, conn, body, principal.id)
     return json_response(out)
 
 
@@ -46,5 +67,9 @@ async def reencrypt_secrets(request: Request) -> Response:
 routes = [
     Route("/api/v1/settings/secrets/reencrypt", reencrypt_secrets, methods=["POST"]),
     Route("/api/v1/settings", get_config, methods=["GET"]),
+    Route("/api/v1/settings", put_config, methods=["PUT", "PATCH"]),
     Route("/api/v1/settings/{key}", put_config_value, methods=["PUT"]),
+    # the mcphub seed's /api/config
+    Route("/api/v1/config", get_config, methods=["GET"]),
+    Route("/api/v1/config", put_config, methods=["PUT", "PATCH"]),
 ]

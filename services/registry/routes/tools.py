@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -77,13 +79,19 @@ async def get_tool(request: Request) -> Response:
         return json_response(views.tool_out(server, await tools.get_or_404(conn, server, name)))
 
 
+def _disabled_out(server: Any) -> dict[str, Any]:
+    """Our `tools` and the mcphubs seed's `disabled_tools`: the same list under both names."""
+    names = list(server["disabled_tools"])
+    return {"server": server["name"], "tools": names, "disabled_tools": names}
+
+
 async def get_disabled_tools(request: Request) -> Response:
     """The server's disabled tool names."""
     principal = await authenticate(request)
     ref = request.path_params["name"]
     async with _reg(request).pool.acquire() as conn:
         server = await servers.readable(conn, principal, ref)
-    return json_response({"server": server["name"], "tools": list(server["disabled_tools"])})
+    return json_response(_disabled_out(server))
 
 
 async def put_disabled_tools(request: Request) -> Response:
@@ -95,7 +103,7 @@ async def put_disabled_tools(request: Request) -> Response:
     async with reg.pool.acquire() as conn, conn.transaction():
         server = await servers.writable(conn, principal, ref)
         server = await tools.set_disabled(reg, conn, server, body.tools, principal.id)
-    return json_response({"server": server["name"], "tools": list(server["disabled_tools"])})
+    return json_response(_disabled_out(server))
 
 
 async def _set_enabled(request: Request, enabled: bool) -> Response:

@@ -315,3 +315,12 @@ async def list_by_catalog_version(
         f"SELECT {COLUMNS} FROM registry.servers s WHERE s.catalog_version_id = $1 ORDER BY s.name",
         version_id,
     )
+
+
+async def count_servers_and_tools(conn: asyncpg.Connection) -> tuple[int, int]:
+    """How many servers and how many tools the platform holds."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM registry.servers)::int AS servers,"
+        " (SELECT count(*) FROM registry.tools)::int AS tools"
+    )
+    return row["servers"], row["tools"]

@@ -4,7 +4,12 @@ Uploads are extracted safely."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -16,6 +21,8 @@ from services.sandbox.context import runtime_of
 from services.sandbox.workspace import Workspace
 
 FILES = "/api/v1/sandbox/files"
+MAX_UPLOAD_FILES = 20
+ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 
 class WriteBody(BaseModel):
@@ -80,16 +87,47 @@ async def download(request: Request) -> Response:
     )
 
 
+def _flag(request: Request, *names: str) -> bool:
+    """A true query flag under any of `names` (`extract`, the mcphubs seed's `auto_extract`)."""
+    return any(request.query_params.get(n, "").lower() in ("1", "true", "yes") for n in names)
+
+
 async def upload(request: Request) -> Response:
-    """The raw body as the file `path`; with `extract=true`, an archive unpacked into `path`."""
+    """The raw body as the file `path`, or multipart files into the directory `path`.
+
+    With `extract=true` (or the mcphubs seed's `auto_extract=true`) an archive is unpacked into
+    `path` instead, after the zip-slip, link and size checks of Workspace.extract."""
     ws = await _workspace(request)
     path = request.query_params.get("path")
+    extract = _flag(request, "extract", "auto_extract")
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await _upload_multipart(request, ws, path, extract)
     data = await request.body()
-    if request.query_params.get("extract") in ("1", "true", "yes"):
+    if extract:
         name = request.query_params.get("name") or ""
         written = ws.extract(path, name, data)
         return json_response({"path": path or "", "extracted": written}, 201)
     return json_response(ws.write(path, data), 201)
+
+
+async def _upload_multipart(
+    request: Request, ws: Workspace, path: str | None, extract: bool
+) -> Response:
+    """Each file part into the directory `path` under its own base name.
+
+    An archive is unpacked there instead when `extract` is set."""
+    try:
+        form = await request.form(
+            max_files=MAX_UPLOAD_FILES, max_fields=20, max_part_size=ws.max_file_bytes
+        )
+    except (MultiPartException, ValueError) as exc:
+        raise ValidationError(f"The multipart body does not parse: {exc}") from None
+    try:
+        files, extracted = await _store_parts(ws, form, path, extract)
+    finally:
+        await form.close()  # the spooled temporary files, on refusals too
+    base = ws.rel(ws.resolve(path, allow_root=True))
+    return json_response({"path": base, "files": files, "extracted": extracted}, 201)
 
 
 async def make_dir(request: Request) -> Response:
@@ -104,6 +142,27 @@ async def delete(request: Request) -> Response:
     ws = await _workspace(request)
     ws.delete(request.query_params.get("path"))
     return no_content()
+
+
+async def _store_parts(
+    ws: Workspace, form: FormData, path: str | None, extract: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(files written, paths extracted) for the form's file parts."""
+    parts = [v for v in form.values() if isinstance(v, UploadFile)]
+    if not parts:
+        raise ValidationError("The multipart body has no file part.", details={"field": "file"})
+    base = ws.rel(ws.resolve(path, allow_root=True))
+    files, extracted = [], []
+    for part in parts:
+        name = PurePosixPath((part.filename or "").replace("\\", "/")).name
+        if name in ("", ".", ".."):
+            raise ValidationError("A file part needs a file name.", details={"field": "file"})
+        data = await part.read()
+        if extract and name.lower().endswith(ARCHIVES):
+            extracted += ws.extract(base, name, data)
+        else:
+            files.append(ws.write(f"{base}/{name}" if base else name, data))
+    return files, extracted
 
 
 routes = [

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
+import struct
+import termios
 import time
 import uuid
 
@@ -27,6 +30,23 @@ from services.sandbox.store import SCHEMA
 log = structlog.get_logger()
 KEY = "terminal"
 MAX_SESSION_S = 3600.0
+MAX_DIMENSION = 1000
+
+
+def _dimension(value: object, default: int) -> int | None:
+    """A column or row count from 1 to MAX_DIMENSION (`default` when absent), None when invalid."""
+    if value is None:
+        return default
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIMENSION:
+        return None
+    return value
+
+
+def resize(master: int, cols: int, rows: int) -> None:
+    """Set the PTY's window size (the shell gets SIGWINCH)."""
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 async def _audit(rt: Runtime, kind, payload: TerminalSession, actor: str) -> None:
@@ -51,11 +71,18 @@ async def terminal(ws: WebSocket) -> None:
     except ApiError as exc:
         await ws.close(code=4401 if exc.status == 401 else 4403, reason=exc.code)
         return
+    # the mcphubs seed's ?cols=120&rows=30 (its ?token= is read by authenticate)
+    cols = _dimension(ws.query_params.get("cols"), 80)
+    rows = _dimension(ws.query_params.get("rows"), 24)
+    if cols is None or rows is None:
+        await ws.close(code=4400, reason="VALIDATION_ERROR")
+        return
     await ws.accept()
     session = str(uuid.uuid4())
     started = time.monotonic()
     await _audit(rt, TERMINAL_OPENED, TerminalSession(session, principal.id, rt.tier), principal.id)
     master, slave = os.openpty()
+    resize(master, cols, rows)
     proc, fds = await _spawn_shell(rt, slave)
     os.close(slave)
     typed = 0
@@ -125,8 +152,12 @@ async def _bridge(ws: WebSocket, master: int, proc: asyncio.subprocess.Process) 
         while True:
             text = await ws.receive_text()
             if text.startswith("{"):
-                with contextlib.suppress(orjson.JSONDecodeError):
+                with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
                     doc = orjson.loads(text)
+                    if doc.get("type") == "resize":  # {"type":"resize","cols":…,"rows":…}
+                        cols, rows = _dimension(doc.get("cols"), 0), _dimension(doc.get("rows"), 0)
+                        if cols and rows:
+                            resize(master, cols, rows)
                     text = doc.get("data", "") if doc.get("type") == "input" else ""
             typed += len(text)
             os.write(master, text.encode())
@@ -150,4 +181,7 @@ async def _bridge(ws: WebSocket, master: int, proc: asyncio.subprocess.Process) 
     return typed
 
 
-routes = [WebSocketRoute("/ws/terminal", terminal)]
+routes = [
+    WebSocketRoute("/ws/terminal", terminal),
+    WebSocketRoute("/api/v1/terminal/ws", terminal),  # the mcphubs seed's /api/terminal/ws
+]

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from libs.common.authn import Principal, authenticate, require_platform_admin
-from libs.common.errors import NotFound, Unprocessable
+from libs.common.errors import Conflict, NotFound, Unprocessable
 from libs.common.http import json_response, no_content, parse_body
 from libs.common.pagination import list_query, page_body
 from services.sandbox import code_server, codetools
@@ -45,12 +45,28 @@ async def _require_valid(request: Request, code: str, schema: dict) -> None:
         )
 
 
+async def _require_code_server(request: Request, server: str) -> None:
+    """409 when `server` is a registered server of another transport (a new name is created)."""
+    if server == "code":
+        return
+    try:
+        view = await runtime_of(request).view(server)
+    except NotFound:
+        return  # the registry creates it as a `code` server on the tool's event
+    if view.get("transport") != "code":
+        raise Conflict(
+            f"Server {server!r} is not a code server.",
+            details={"server": server, "transport": view.get("transport")},
+        )
+
+
 async def create_tool(request: Request) -> Response:
     """Save a new code tool (version 1); it is served once approved."""
     rt = runtime_of(request)
     principal = await _admin(request)
     body = await parse_body(request, ToolCreate)
     await _require_valid(request, body.code, body.input_schema)
+    await _require_code_server(request, body.server)
     policy = await rt.policy()
     async with rt.pool.acquire() as conn, conn.transaction():
         row = await codetools.create_tool(

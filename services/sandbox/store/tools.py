@@ -10,7 +10,7 @@ import asyncpg
 S = '"sandbox"'
 TOOL_COLUMNS = (
     "id, name, description, code, input_schema, version, approved_version, status, created_by,"
-    " created_at, updated_at"
+    " created_at, updated_at, server"
 )
 
 
@@ -20,7 +20,7 @@ async def insert_tool(
     """Create a tool at version 1 (and its first version row)."""
     row = await conn.fetchrow(
         f"INSERT INTO {S}.code_tools (id, name, description, code, input_schema, version,"
-        f" status, created_by) VALUES ($1, $2, $3, $4, $5, 1, 'pending', $6)"
+        f" status, created_by, server) VALUES ($1, $2, $3, $4, $5, 1, 'pending', $6, $7)"
         f" RETURNING {TOOL_COLUMNS}",
         uuid.uuid4(),
         body["name"],
@@ -28,6 +28,7 @@ async def insert_tool(
         body["code"],
         body["input_schema"],
         actor,
+        body.get("server") or "code",
     )
     await insert_version(conn, row, actor, "created")
     return row
@@ -145,11 +146,29 @@ async def get_version(
     )
 
 
-async def approved_tools(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Approved tools with the content of their approved version (the built-in code server)."""
+async def approved_tools(conn: asyncpg.Connection, server: str = "code") -> list[asyncpg.Record]:
+    """Approved tools of one code server with the content of their approved version."""
     return await conn.fetch(
         f"SELECT t.id, t.name, v.description, v.code, v.input_schema, t.approved_version"
         f" FROM {S}.code_tools t JOIN {S}.code_tool_versions v"
         "   ON v.tool_id = t.id AND v.version = t.approved_version"
-        " WHERE t.approved_version IS NOT NULL ORDER BY t.name"
+        " WHERE t.approved_version IS NOT NULL AND t.server = $1 ORDER BY t.name",
+        server,
+    )
+
+
+async def hosts_code_server(conn: asyncpg.Connection, server: str) -> bool:
+    """Whether `server` is a code server: the built-in one, or one a code tool was put under."""
+    return server == "code" or await conn.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {S}.code_tools WHERE server = $1)", server
+    )
+
+
+async def approved_content(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every approved tool at its approved version, with its server (for exports)."""
+    return await conn.fetch(
+        f"SELECT t.name, t.server, v.description, v.code, v.input_schema"
+        f" FROM {S}.code_tools t JOIN {S}.code_tool_versions v"
+        "   ON v.tool_id = t.id AND v.version = t.approved_version"
+        " WHERE t.approved_version IS NOT NULL ORDER BY t.server, t.name"
     )

@@ -153,3 +153,47 @@ async def test_a_name_longer_than_the_file_system_takes_is_refused_not_a_500(
             resp = await api.request(method, url, headers=admin, **kw)
             assert resp.status_code == 400, (method, path[:20], resp.text)
             assert resp.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_the_mcphubs_multipart_upload_writes_files_and_auto_extracts_archives(
+    api: httpx.AsyncClient, admin: dict, sandbox: Any
+) -> None:
+    root = sandbox.state.runtime.workspace.root
+    top = f"mp-{secrets.token_hex(3)}"
+    assert (await api.post(f"{FILES}/mkdir", json={"path": top}, headers=admin)).status_code == 201
+    upload = f"{FILES}/upload"
+    plain = await api.post(
+        f"{upload}?path={top}&auto_extract=false",
+        files={"file": ("../notes.txt", b"hello", "text/plain")},
+        headers=admin,
+    )
+    assert plain.status_code == 201, plain.text
+    assert (root / top / "notes.txt").read_bytes() == b"hello"
+    kept = await api.post(
+        f"{upload}?path={top}&auto_extract=false",
+        files={"file": ("kept.zip", zip_of({"a.txt": b"a"}), "application/zip")},
+        headers=admin,
+    )
+    assert kept.status_code == 201 and (root / top / "kept.zip").is_file()
+    unpacked = await api.post(
+        f"{upload}?path={top}&auto_extract=true",
+        files={"file": ("site.zip", zip_of({"x/one.txt": b"1", "two.txt": b"2"}))},
+        headers=admin,
+    )
+    assert unpacked.status_code == 201, unpacked.text
+    assert sorted(unpacked.json()["extracted"]) == [f"{top}/two.txt", f"{top}/x/one.txt"]
+    assert (root / top / "x" / "one.txt").read_bytes() == b"1"
+    for name, data in (
+        ("slip.zip", zip_of({"../../evil.txt": b"x"})),
+        ("link.zip", zip_of({}, symlink="/etc/passwd")),
+        ("link.tar", tar_with_symlink("/etc/passwd")),
+    ):
+        refused = await api.post(
+            f"{upload}?path={top}&auto_extract=true", files={"file": (name, data)}, headers=admin
+        )
+        assert refused.status_code == 400, (name, refused.text)
+        assert refused.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert not (root.parent / "evil.txt").exists() and not (root / top / "link").exists()
+    empty = await api.post(upload, data={"path": top}, files={}, headers=admin)
+    assert empty.status_code in (400, 415)
+    await api.delete(FILES, params={"path": top}, headers=admin)

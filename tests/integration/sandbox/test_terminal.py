@@ -104,3 +104,35 @@ async def test_another_site_s_page_gets_no_terminal_even_with_an_admin_s_cookie(
             await ws.send("exit\n")
     finally:
         await set_terminal(api, admin, False)
+
+
+async def read_until(ws: Any, marker: str) -> str:
+    """Terminal output up to and including `marker`."""
+    seen = ""
+    async with asyncio.timeout(10):
+        while marker not in seen:
+            seen += str(await ws.recv())
+    return seen
+
+
+async def test_the_mcphubs_terminal_url_takes_the_token_and_size_and_resizes(
+    sandbox: Any, api: httpx.AsyncClient, admin: dict
+) -> None:
+    await set_terminal(api, admin, True)
+    token = admin["Authorization"].split(" ", 1)[1]
+    base = sandbox.url.replace("http://", "ws://") + "/api/v1/terminal/ws"
+    try:
+        async with connect(f"{base}?token={token}&cols=120&rows=30") as ws:
+            await ws.send("echo size-$(stty size | tr ' ' x)-end\n")
+            assert "size-30x120-end" in await read_until(ws, "x120-end")
+            await ws.send('{"type":"resize","cols":100,"rows":40}')
+            await ws.send("echo size-$(stty size | tr ' ' x)-end\n")
+            assert "size-40x100-end" in await read_until(ws, "x100-end")
+            await ws.send("exit\n")
+        for bad in (f"?token={token}&cols=0", f"?token={token}&rows=abc", "?token=sbk_nope"):
+            with pytest.raises(InvalidStatus) as err:
+                async with connect(base + bad):
+                    pass
+            assert err.value.response.status_code in (400, 401, 403), bad
+    finally:
+        await set_terminal(api, admin, False)

@@ -104,3 +104,95 @@ async def test_an_approved_code_tool_is_called_through_the_gateway(
             http, gateway, admin, "tools/call", {"name": f"code__{tool}", "arguments": {"n": 21}}
         )
     assert reply["result"]["structuredContent"] == {"result": 42}
+
+
+async def test_a_code_tool_put_under_a_chosen_server_is_served_there(
+    gateway: str, api: httpx.AsyncClient, admin: dict, reg_api: httpx.AsyncClient
+) -> None:
+    server, tool = unique_name("maths"), f"double-{secrets.token_hex(3)}"
+    body = {  # MCPBox: a tool created under a server of one's choosing
+        "name": tool,
+        "server": server,
+        "code": "async def main(n: int):\n    return n * 2",
+        "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+    }
+    created = await api.post("/api/v1/sandbox/tools", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["server"] == server
+    pending = await api.get(
+        "/api/v1/sandbox/approvals/tools", params={"status": "pending"}, headers=admin
+    )
+    approval = next(a for a in pending.json()["items"] if a["subject"] == created.json()["id"])
+    decided = await api.post(
+        f"/api/v1/sandbox/approvals/tools/{approval['id']}/action",
+        json={"action": "approve"},
+        headers=admin,
+    )
+    assert decided.status_code == 200
+    async with httpx.AsyncClient(timeout=30) as http:
+        await wait_for_tool(http, gateway, admin, f"{server}__{tool}")
+        reply = await mcp(
+            http, gateway, admin, "tools/call", {"name": f"{server}__{tool}", "arguments": {"n": 4}}
+        )
+    assert reply["result"]["structuredContent"] == {"result": 8}
+    registered = (await reg_api.get(f"/api/v1/servers/{server}", headers=admin)).json()
+    assert registered["transport"] == "code"
+    code_tools = (await reg_api.get("/api/v1/servers/code/tools", headers=admin)).json()
+    assert tool not in {t["name"] for t in code_tools["items"]}
+    stdio = unique_name()
+    await register_stdio(reg_api, admin, stdio)
+    clash = await api.post(
+        "/api/v1/sandbox/tools", json=body | {"name": f"x-{tool}", "server": stdio}, headers=admin
+    )
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "CONFLICT"
+
+
+async def test_code_tools_travel_in_the_export_and_come_back_with_the_import(
+    api: httpx.AsyncClient, admin: dict, reg_api: httpx.AsyncClient, gateway: str
+) -> None:
+    server, tool = unique_name("tools"), f"triple-{secrets.token_hex(3)}"
+    code = "async def main(n: int):\n    return n * 3"
+    body = {"name": tool, "server": server, "code": code, "description": "Triples"}
+    created = await api.post("/api/v1/sandbox/tools", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    pending = await api.get(
+        "/api/v1/sandbox/approvals/tools", params={"status": "pending"}, headers=admin
+    )
+    approval = next(a for a in pending.json()["items"] if a["subject"] == created.json()["id"])
+    await api.post(
+        f"/api/v1/sandbox/approvals/tools/{approval['id']}/action",
+        json={"action": "approve"},
+        headers=admin,
+    )
+    await until(
+        lambda: reg_api.get(f"/api/v1/servers/{server}", headers=admin),
+        what="the registry to create the code server",
+        retry_on=(),
+    )
+    whole = (await reg_api.get("/api/v1/export/servers", headers=admin)).json()
+    mine = [t for t in whole["code_tools"] if t["name"] == tool]
+    assert mine == [
+        {
+            "name": tool,
+            "server": server,
+            "description": "Triples",
+            "code": code,
+            "input_schema": {"type": "object", "properties": {}},
+        }
+    ]
+    one = (await reg_api.get(f"/api/v1/export/servers/{server}", headers=admin)).json()
+    assert (one["servers"], one["code_tools"]) == ([], mine)
+    deleted = await api.delete(f"/api/v1/sandbox/tools/{tool}", headers=admin)
+    assert deleted.status_code == 204
+    back = await reg_api.post(
+        "/api/v1/export/import", json={"config": one, "on_conflict": "skip"}, headers=admin
+    )
+    assert back.status_code == 201, back.text
+    assert back.json()["code_tools"] == {"created": [tool], "skipped": []}
+    again = (await api.get(f"/api/v1/sandbox/tools/{tool}", headers=admin)).json()
+    assert (again["server"], again["code"]) == (server, code)
+    twice = await reg_api.post("/api/v1/export/import", json=one, headers=admin)
+    assert twice.status_code == 409 and twice.json()["error"]["code"] == "CONFLICT"
+    bad = dict(one, code_tools=[dict(mine[0], name="Bad Name")])
+    invalid = await reg_api.post("/api/v1/export/import", json=bad, headers=admin)
+    assert invalid.status_code == 422

@@ -1,0 +1,51 @@
+"""GET /api/v1/health as the mcphubs seed reads it: servers, tools, exposure mode, CPU, memory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+
+from libs.common import bus as busmod
+from libs.common.events import ServiceHeartbeat, service_event
+from libs.devstack.harness import until
+
+SEED_KEYS = {
+    "status",
+    "name",
+    "servers_count",
+    "exposure_mode",
+    "total_tools",
+    "cpu_percent",
+    "memory_used_mb",
+    "memory_total_mb",
+    "memory_percent",
+}
+
+
+async def test_health_carries_the_registry_counts_and_the_hosts_cpu_and_memory(
+    api: httpx.AsyncClient, publisher: busmod.Bus, clean: None
+) -> None:
+    stats = {"servers_count": 8, "total_tools": 49, "exposure_mode": "progressive"}
+    beat = ServiceHeartbeat(
+        "registry", "registry-seed-1", "1.0", datetime.now(UTC).isoformat(), 1.0, 5.0, stats
+    )
+    kind = service_event("registry", "heartbeat", ServiceHeartbeat)
+    await publisher.publish(kind.event(beat, source="registry"))
+
+    async def reported() -> bool:
+        body = (await api.get("/api/v1/health")).json()
+        return body["servers_count"] == 8 and body["memory_total_mb"] is not None
+
+    await until(reported, timeout=15, what="the registry's and audit's heartbeats")
+    resp = await api.get("/api/v1/health")  # public, as the seed's: no credential
+    assert resp.status_code == 200
+    body = resp.json()
+    assert SEED_KEYS <= set(body)
+    assert (body["servers_count"], body["total_tools"], body["exposure_mode"]) == (
+        8,
+        49,
+        "progressive",
+    )
+    assert 0 < body["memory_used_mb"] < body["memory_total_mb"]
+    assert 0 < body["memory_percent"] < 100 and 0 <= body["cpu_percent"] <= 100
