@@ -100,7 +100,9 @@ def configure(service: str, level: str = "info", stream: Any = None) -> None:
 FORWARDED_LEVELS = frozenset({"warning", "error", "critical", "exception"})
 FORWARD_BUFFER = 1000  # lines a replica holds while NATS is away; the oldest are dropped
 MAX_FIELDS_CHARS = 4000
-_sinks: dict[str, deque[dict[str, Any]]] = {}
+# per service, the buffers of its live runtimes (several only when tests run replicas in one
+# process): lines go to the newest, and when it stops to the one before
+_sinks: dict[str, list[deque[dict[str, Any]]]] = {}
 
 
 def _forward(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -108,9 +110,10 @@ def _forward(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
     level = str(event.get("level") or method).lower()
     if level not in FORWARDED_LEVELS or not _sinks:
         return event
-    sink = _sinks.get(str(event.get("service", "")))
-    if sink is None:
+    sinks = _sinks.get(str(event.get("service", "")))
+    if not sinks:
         return event
+    sink = sinks[-1]
     clean = _redact(None, "", dict(event))
     fields = {k: v for k, v in clean.items() if k not in ("event", "level", "service", "timestamp")}
     text = _dumps(fields)
@@ -129,7 +132,7 @@ def _forward(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
 def forward(service: str) -> deque[dict[str, Any]]:
     """Start keeping `service`'s WARNING+ lines in a bounded buffer for the runtime to publish."""
     sink: deque[dict[str, Any]] = deque(maxlen=FORWARD_BUFFER)
-    _sinks[service] = sink
+    _sinks.setdefault(service, []).append(sink)
     processors = list(structlog.get_config()["processors"])
     if _forward not in processors:  # before the renderer, which turns the dict into text
         processors.insert(max(len(processors) - 1, 0), _forward)
@@ -138,6 +141,9 @@ def forward(service: str) -> deque[dict[str, Any]]:
 
 
 def stop_forwarding(service: str, sink: deque[dict[str, Any]]) -> None:
-    """Stop keeping `service`'s lines (when this buffer is still the current one)."""
-    if _sinks.get(service) is sink:
-        del _sinks[service]
+    """Stop keeping `service`'s lines in this buffer (an older live one takes them again)."""
+    sinks = _sinks.get(service, [])
+    if any(s is sink for s in sinks):
+        sinks[:] = [s for s in sinks if s is not sink]
+    if not sinks:
+        _sinks.pop(service, None)

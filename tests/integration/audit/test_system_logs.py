@@ -23,11 +23,11 @@ async def test_a_services_warning_is_listed_by_level_and_source_without_its_secr
 
     async def listed() -> list[dict]:
         resp = await api.get(
-            "/api/v1/monitoring/logs?level=warning&source=audit&limit=50", headers=admin
+            "/api/v1/monitoring/logs?level=warning&source=audit&limit=1000&since=5m", headers=admin
         )
         return [i for i in resp.json()["items"] if i["event"].startswith(marker)]
 
-    items = await until(listed, timeout=10, what="the warning to reach audit")
+    items = await until(listed, timeout=30, what="the warning to reach audit")
     assert [i["event"] for i in items] == [marker]
     line = items[0]
     assert (line["level"], line["source"], line["message"]) == ("warning", "audit", marker)
