@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.gateway_support import bearer, modern, modern_headers
+from tests.support import tarballs
 
 ECHO_SERVER = str(Path(__file__).resolve().parents[1] / "fixtures" / "sandbox" / "echo_server.py")
 ROLES = ("owner", "admin", "member", "viewer")
@@ -31,6 +32,30 @@ class Person:
     id: str
     username: str
     token: str
+
+
+@dataclass
+class Catalog:
+    """The org's certification objects: a private MCP, its scanned version, a policy, a report."""
+
+    mcp: dict[str, Any]
+    version: dict[str, Any]
+    snapshot_id: str
+    policy: dict[str, Any]
+    report: dict[str, Any]
+
+    def markers(self) -> set[str]:
+        """Strings that name these objects."""
+        return {
+            self.mcp["id"],
+            self.mcp["name"],
+            self.version["id"],
+            self.version["visible_version"],
+            self.snapshot_id,
+            self.policy["id"],
+            self.policy["name"],
+            self.report["id"],
+        }
 
 
 @dataclass
@@ -52,6 +77,7 @@ class World:
     rule: dict[str, Any]
     call_id: str
     secret: str  # a stored secret's value
+    catalog: Catalog | None = None
     markers: set[str] = field(default_factory=set)
 
 
@@ -195,6 +221,7 @@ class Builder:
             expect=201,
         )
         call_id = await self.tool_call(people["admin"].token, key["key"], server, stdio)
+        catalog = await self.catalog(org["id"], slug, tag)
         world = World(
             id=org["id"],
             slug=slug,
@@ -211,8 +238,9 @@ class Builder:
             rule=rule,
             call_id=call_id,
             secret=secret,
+            catalog=catalog,
         )
-        world.markers = {
+        world.markers = catalog.markers() | {
             org["id"],
             slug,
             team["name"],
@@ -236,6 +264,54 @@ class Builder:
             *(p.username for p in people.values()),
         }
         return world
+
+    async def catalog(self, org: str, slug: str, tag: str) -> Catalog:
+        """The org's catalog objects.
+
+        A private MCP with a version scanned in the sandbox, a policy naming it, an approval of
+        the version and a PDF report of its snapshot."""
+        mcp = await self.call(
+            "POST", "/api/v1/mcps", json={"name": f"mcp-{tag}", "org": org}, expect=201
+        )
+        resp = await self.http.post(
+            f"/api/v1/mcps/{mcp['id']}/versions",
+            params={"version": f"v-{tag}"},
+            content=tarballs.clean(),
+            headers={**bearer(self.admin), "Content-Type": "application/gzip"},
+        )
+        assert resp.status_code == 201, resp.text
+        version = resp.json()
+        base = f"/api/v1/mcps/{mcp['id']}/versions/{version['id']}"
+        async with asyncio.timeout(90):
+            while (await self.call("GET", base))["status"] in ("PENDING", "SCANNING"):
+                await asyncio.sleep(0.3)
+        snapshot = await self.call("GET", f"{base}/snapshot/latest")
+        policy = await self.call(
+            "POST",
+            f"/api/v1/orgs/{slug}/policies",
+            json={
+                "name": f"pol-{tag}",
+                "action": "REQUIRE_APPROVAL",
+                "target_type": "NAME",
+                "target_value": mcp["name"],
+            },  # fmt: skip
+            expect=201,
+        )
+        await self.call(
+            "POST",
+            f"/api/v1/orgs/{slug}/policies/approvals",
+            json={"mcp": mcp["name"], "version": version["visible_version"]},
+            expect=201,
+        )
+        report = await self.call(
+            "POST", f"/api/v1/orgs/{slug}/reports", json={"snapshot_id": snapshot["id"]}, expect=202
+        )
+        async with asyncio.timeout(30):
+            while (await self.call("GET", f"/api/v1/orgs/{slug}/reports/{report['id']}"))[
+                "status"
+            ] == "PENDING":
+                await asyncio.sleep(0.2)
+        return Catalog(mcp, version, snapshot["id"], policy, report)
 
     async def tool_call(
         self, admin: str, key: str, server: dict[str, Any], stdio: dict[str, Any]

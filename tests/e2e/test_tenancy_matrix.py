@@ -70,6 +70,16 @@ def body(**by_method: Callable[[World, World], Any]) -> dict[str, Callable[[Worl
 
 SERVER_PATCH = body(PATCH=lambda a, b: {"description": "x"}, PUT=lambda a, b: {"description": "x"})
 ROLE = lambda a, b: {"role": "member"}  # noqa: E731
+POLICY = lambda a, b: {  # noqa: E731
+    "name": f"p-{secrets.token_hex(3)}",
+    "action": "DENY",
+    "target_type": "NAME",
+    "target_value": "x",
+}
+APPROVAL = lambda a, b: {  # noqa: E731
+    "mcp": b.catalog.mcp["name"],
+    "version": b.catalog.version["visible_version"],
+}
 TEAMS = r"(/api/v1/(teams|groups)|/api/v1/orgs/\{org\}/areas)"
 # first match wins; every route must match one
 RULES: list[tuple[str, Rule]] = [
@@ -248,7 +258,75 @@ RULES: list[tuple[str, Rule]] = [
             ),
         ),
     ),  # fmt: skip
-    (r"^/api/v1/settings(/.*)?$", Rule(PLATFORM, "platform settings")),
+    (r"^/api/v1/(settings|config)(/.*)?$", Rule(PLATFORM, "platform settings")),
+    (r"^/api/v1/export/servers$", Rule(LIST)),
+    (r"^/api/v1/export/servers/\{ref\}$", Rule(ITEM)),
+    (
+        r"^/api/v1/export/import$",
+        Rule(OWN, "imports into the caller's org; a document's org is not taken (registry tests)"),
+    ),
+    (r"^/$", Rule(LIST)),
+    (r"^/edit/\{service_path\}$", Rule(ITEM)),
+    # ---- the certification catalog (docs/CATALOG.md)
+    (
+        r"^/api/v1/(mcps|catalog)$",
+        Rule(
+            CREATE,
+            bodies=body(POST=lambda a, b: {"name": f"m-{secrets.token_hex(3)}", "org": b.slug}),
+        ),
+    ),  # fmt: skip
+    (
+        r"^/api/v1/mcps/\{mcp\}(/.*)?$",
+        Rule(
+            ITEM,
+            bodies=body(
+                PATCH=lambda a, b: {"description": "x"},
+                PUT=lambda a, b: {"description": "x"},
+                POST=lambda a, b: {"source": "git", "url": "https://github.com/x/y"},
+            ),
+        ),
+    ),  # fmt: skip
+    (r"^/api/v1/admin/(mcps|categories|tags)(/.*)?$", Rule(PLATFORM, "catalog curation")),
+    (r"^/v0\.1/servers$", Rule(LIST)),
+    (r"^/v0\.1/servers/\{name\}/versions(/\{version\})?$", Rule(ITEM)),
+    (
+        r"^/api/v1/policies(/approvals|/\{id\})?$",
+        Rule(OWN, "the caller's own org's policies (/api/v1/orgs/{org}/policies: the matrix's)"),
+    ),
+    (
+        r"^/api/v1/(orgs/\{org\}/)?policies/approvals$",
+        Rule(ITEM, bodies=body(POST=APPROVAL, DELETE=APPROVAL)),
+    ),
+    (
+        r"^/api/v1/(orgs/\{org\}/)?policies(/\{id\})?$",
+        Rule(
+            ITEM,
+            bodies=body(
+                POST=lambda a, b: {
+                    "name": f"p-{secrets.token_hex(3)}",
+                    "action": "DENY",
+                    "target_type": "NAME",
+                    "target_value": "x",
+                },
+                PATCH=lambda a, b: {"description": "x"},
+                PUT=lambda a, b: {"description": "x"},
+            ),
+        ),
+    ),  # fmt: skip
+    (
+        r"^/api/v1/ci/evaluate$",
+        Rule(
+            ITEM,
+            bodies=body(
+                POST=lambda a, b: {"org_id": b.slug, "mcps": [{"name": b.catalog.mcp["name"]}]}
+            ),
+        ),
+    ),  # fmt: skip
+    (
+        r"^/api/v1/orgs/\{org\}/reports(/.*)?$",
+        Rule(ITEM, bodies=body(POST=lambda a, b: {"snapshot_id": b.catalog.snapshot_id})),
+    ),
+    (r"^/api/v1/webhooks/", Rule(PUBLIC, "signed by the provider, not by a credential")),
     # ---- gateway
     (r"^(/mcp|/sse|/messages)(/.*)?$", Rule(MCP)),
     # ---- sandbox
@@ -303,6 +381,7 @@ RULES: list[tuple[str, Rule]] = [
         ),
     ),  # fmt: skip
     (r"^/ws/", Rule(WS)),
+    (r"^/api/v1/terminal/ws$", Rule(PLATFORM, "the terminal is the platform admin's")),
     # ---- every service's own probes (not routed by nginx: nginx answers 404)
     (r"^/(healthz|readyz|metrics|openapi\.json)$", Rule(PUBLIC, "service probes")),
 ]
@@ -361,6 +440,8 @@ def fill(path: str, b: World, ghost: bool = False) -> tuple[str, str]:
         "/api/v1/admin/audit/users/": b.people["member"].id,
         "/api/v1/admin/audit/orgs/": b.id,
         "/api/v1/sandbox/approvals/": str(uuid.uuid4()),
+        "/api/v1/orgs/{org}/policies/": b.catalog.policy["id"],
+        "/api/v1/policies/": b.catalog.policy["id"],
     }
     values = {
         "name": server["name"],
@@ -373,12 +454,18 @@ def fill(path: str, b: World, ghost: bool = False) -> tuple[str, str]:
         "org": b.slug,
         "id": next((v for prefix, v in by_id.items() if path.startswith(prefix)), ""),
         "kind": "network",
-        "ref": "x",
+        "ref": server["id"] if path.startswith("/api/v1/export/") else "x",
         "n": "1",
+        "mcp": b.catalog.mcp["id"],
+        "version": b.catalog.version["id"],
+        "report": b.catalog.report["id"],
+        "service_path": server["path"].strip("/"),
     }
+    if path.startswith("/v0.1/"):  # the subregistry names an MCP and a version by name
+        values.update(name=b.catalog.mcp["name"], version=b.catalog.version["visible_version"])
     if ghost:
-        values = {k: str(uuid.uuid4()) if k in ("id", "user", "org") else f"ghost-{k}"
-                  for k in values}  # fmt: skip
+        uuids = ("id", "user", "org", "mcp", "version", "report", "ref")
+        values = {k: str(uuid.uuid4()) if k in uuids else f"ghost-{k}" for k in values}
         values["kind"] = "network"
     names = re.findall(r"\{(\w+)\}", path)
     what = ", ".join(f"{n}={values[n]}" for n in names)
