@@ -155,7 +155,8 @@ def _matches(rule: Rule, name: str, cert: Certification | None) -> tuple[bool, s
         wanted = license_keys(value) or set()
         used = license_keys(cert.license) if cert is not None and cert.license else None
         hit = sorted(wanted & (used or set()))
-        return bool(hit), f"licence {cert.license if cert else None} uses {', '.join(hit)}"
+        listed = f"a licence the policy lists ({value})"
+        return bool(hit), f"licence {cert.license if cert else None} is {listed}"
     if rule.target_type == "CONTROL":
         failed = set(cert.failed_controls) if cert is not None else set()
         hit = [c for c in control_ids(value) if c in failed]
