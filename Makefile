@@ -37,7 +37,8 @@ $(STAMP): pyproject.toml
 runtime: $(STAMP) ## Create .venv, install the Python deps and missing system packages (what make run needs)
 	@$(PY) -m libs.devstack setup
 
-setup: runtime test-peers ## Everything to develop and test: runtime, plus the npm test peers with Node 22
+setup: runtime test-peers ## Everything to develop and test: runtime, plus the npm test peers with Node 22, poppler and chromium
+	@$(PY) -m libs.devstack test-tools
 
 $(PEERS_STAMP): $(PEERS)/package.json $(PEERS)/package-lock.json | $(STAMP)
 	@$(PY) -m libs.devstack peers $(PEERS)

