@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import asyncpg
+import structlog
 
 from libs.common import events as ev
 from libs.common.errors import Unprocessable
@@ -24,6 +25,7 @@ from services.registry.store import policies as policies_store
 from services.registry.store import servers as servers_store
 from services.registry.store import tools as tools_store
 
+log = structlog.get_logger()
 MISMATCH = "certification_mismatch"
 
 
@@ -129,6 +131,8 @@ async def hold_stored(conn: asyncpg.Connection, server: Mapping[str, Any]) -> li
                  tool["fingerprint"])
             )  # fmt: skip
     await tools_store.quarantine(conn, server["id"], [(c.name, c.flags) for c, _ in held])
+    for change, _ in held:
+        log.warning("tool_quarantined", server=server["name"], tool=change.name, reason=MISMATCH)
     return [summaries.tool_item(change, fp, False) for change, fp in held]
 
 
