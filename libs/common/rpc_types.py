@@ -302,6 +302,9 @@ class SandboxCall:
     timeout_s: float | None = None
     principal: dict[str, Any] | None = None  # Principal.to_dict() of the caller
     hops: int | None = None  # how often replicas forwarded it
+    # the server's transport as the caller knows it: `code` (code tools) or `stdio` (a hosted
+    # process); unset, the sandbox looks it up
+    transport: str | None = None
 
 
 @dataclass(frozen=True)
@@ -318,6 +321,7 @@ class SandboxDiscover:
     server: str
     principal: dict[str, Any] | None = None
     hops: int | None = None
+    transport: str | None = None  # as in SandboxCall
 
 
 @dataclass(frozen=True)

@@ -171,12 +171,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def discover_sandboxed(bus: Bus, server: str, *, timeout: float) -> Listing:
+async def discover_sandboxed(
+    bus: Bus, server: str, *, timeout: float, transport: str | None = None
+) -> Listing:
     """Ask the sandbox (stdio servers and code tools) over rpc.sandbox.discover."""
     started = time.perf_counter()
     try:
         listing = await bus.call(
-            rpc_types.SANDBOX_DISCOVER, SandboxDiscover(server), timeout=timeout
+            rpc_types.SANDBOX_DISCOVER,
+            SandboxDiscover(server, transport=transport),
+            timeout=timeout,
         )
     except Unavailable:
         raise DiscoveryFailed("sandbox unavailable", status="unknown") from None

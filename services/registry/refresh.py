@@ -22,7 +22,10 @@ async def _listing(reg: Registry, server: Any) -> discovery.Listing:
     """Discover through the right path for the server's transport."""
     if server["transport"] in ("stdio", "code"):
         return await discovery.discover_sandboxed(
-            reg.bus, server["name"], timeout=reg.settings.sandbox_timeout_s
+            reg.bus,
+            server["name"],
+            timeout=reg.settings.sandbox_timeout_s,
+            transport=server["transport"],
         )
     async with reg.pool.acquire() as conn:
         rows = await secrets_store.list_secrets(conn, [server["id"]])

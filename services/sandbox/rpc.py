@@ -30,7 +30,7 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
         name = server_name(data)
         if request.message.get("jsonrpc") != "2.0":
             raise ValidationError("`message` must be a JSON-RPC 2.0 object.")
-        if code is not None and (name == CODE_SERVER or await code.hosts(name)):
+        if code is not None and await _is_code(code, name, request.transport):
             return SandboxCallReply(await code.call(request.message, timeout_of(data), name))
         await runtime.require_isolation()
         return rpc_types.SANDBOX_CALL.decode_reply(await replicas.keyed("call", data))
@@ -38,7 +38,7 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
     async def discover(request: SandboxDiscover) -> Listing:
         data = rpc_types.SANDBOX_DISCOVER.encode_request(request)
         name = server_name(data)
-        if code is not None and (name == CODE_SERVER or await code.hosts(name)):
+        if code is not None and await _is_code(code, name, request.transport):
             return rpc_types.SANDBOX_DISCOVER.decode_reply(await code.discover(name))
         await runtime.require_isolation()
         return rpc_types.SANDBOX_DISCOVER.decode_reply(await replicas.keyed("discover", data))
@@ -60,3 +60,15 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
     await bus.answer(rpc_types.SANDBOX_CODE_TOOLS_EXPORT, export_code_tools, queue="sandbox")
     await bus.answer(rpc_types.SANDBOX_CODE_TOOLS_IMPORT, import_code_tools, queue="sandbox")
     await replicas.serve()
+
+
+async def _is_code(code: Any, name: str, transport: str | None) -> bool:
+    """Whether the server is a code server.
+
+    As the caller says (no lookup on the call path), or, from a caller that does not say, as the
+    code tools' table says."""
+    if name == CODE_SERVER or transport == "code":
+        return True
+    if transport is not None:
+        return False
+    return await code.hosts(name)

@@ -36,7 +36,9 @@ class SandboxUpstream:
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": next(self._ids), "method": method}
         if params is not None:
             message["params"] = params
-        request = SandboxCall(self.server.name, message, timeout_s, principal)
+        request = SandboxCall(
+            self.server.name, message, timeout_s, principal, transport=self.server.transport
+        )
         try:
             answer = await self.bus.call(rpc_types.SANDBOX_CALL, request, timeout=timeout_s + 1)
         except ApiError as exc:
