@@ -1,4 +1,4 @@
-"""Which sandbox path a call takes: code servers by the caller's word, no lookup on the call path."""
+"""Which sandbox path a call takes: a code server by the caller's word, no lookup per call."""
 
 from __future__ import annotations
 
