@@ -59,6 +59,23 @@ async def wait_for_tool(http: httpx.AsyncClient, url: str, admin: dict, name: st
     await until(routed, timeout=15, interval=0.1, what=f"the gateway to route {name}")
 
 
+async def create_approved(api: httpx.AsyncClient, admin: dict, body: dict) -> dict:
+    """A code tool created (POST /api/v1/sandbox/tools) and its approval granted."""
+    created = await api.post("/api/v1/sandbox/tools", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    pending = await api.get(
+        "/api/v1/sandbox/approvals/tools", params={"status": "pending"}, headers=admin
+    )
+    approval = next(a for a in pending.json()["items"] if a["subject"] == created.json()["id"])
+    decided = await api.post(
+        f"/api/v1/sandbox/approvals/tools/{approval['id']}/action",
+        json={"action": "approve"},
+        headers=admin,
+    )
+    assert decided.status_code == 200
+    return created.json()
+
+
 async def test_a_stdio_tool_is_called_through_the_gateway(
     gateway: str, reg_api: httpx.AsyncClient, admin: dict
 ) -> None:
@@ -86,18 +103,7 @@ async def test_an_approved_code_tool_is_called_through_the_gateway(
         "code": "async def main(n: int):\n    return n * 2",
         "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
     }
-    created = await api.post("/api/v1/sandbox/tools", json=body, headers=admin)
-    assert created.status_code == 201
-    pending = await api.get(
-        "/api/v1/sandbox/approvals/tools", params={"status": "pending"}, headers=admin
-    )
-    approval = next(a for a in pending.json()["items"] if a["subject"] == created.json()["id"])
-    decided = await api.post(
-        f"/api/v1/sandbox/approvals/tools/{approval['id']}/action",
-        json={"action": "approve"},
-        headers=admin,
-    )
-    assert decided.status_code == 200
+    await create_approved(api, admin, body)
     async with httpx.AsyncClient(timeout=30) as http:
         await wait_for_tool(http, gateway, admin, f"code__{tool}")
         reply = await mcp(
@@ -116,19 +122,8 @@ async def test_a_code_tool_put_under_a_chosen_server_is_served_there(
         "code": "async def main(n: int):\n    return n * 2",
         "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
     }
-    created = await api.post("/api/v1/sandbox/tools", json=body, headers=admin)
-    assert created.status_code == 201, created.text
-    assert created.json()["server"] == server
-    pending = await api.get(
-        "/api/v1/sandbox/approvals/tools", params={"status": "pending"}, headers=admin
-    )
-    approval = next(a for a in pending.json()["items"] if a["subject"] == created.json()["id"])
-    decided = await api.post(
-        f"/api/v1/sandbox/approvals/tools/{approval['id']}/action",
-        json={"action": "approve"},
-        headers=admin,
-    )
-    assert decided.status_code == 200
+    created = await create_approved(api, admin, body)
+    assert created["server"] == server
     async with httpx.AsyncClient(timeout=30) as http:
         await wait_for_tool(http, gateway, admin, f"{server}__{tool}")
         reply = await mcp(
@@ -153,17 +148,7 @@ async def test_code_tools_travel_in_the_export_and_come_back_with_the_import(
     server, tool = unique_name("tools"), f"triple-{secrets.token_hex(3)}"
     code = "async def main(n: int):\n    return n * 3"
     body = {"name": tool, "server": server, "code": code, "description": "Triples"}
-    created = await api.post("/api/v1/sandbox/tools", json=body, headers=admin)
-    assert created.status_code == 201, created.text
-    pending = await api.get(
-        "/api/v1/sandbox/approvals/tools", params={"status": "pending"}, headers=admin
-    )
-    approval = next(a for a in pending.json()["items"] if a["subject"] == created.json()["id"])
-    await api.post(
-        f"/api/v1/sandbox/approvals/tools/{approval['id']}/action",
-        json={"action": "approve"},
-        headers=admin,
-    )
+    await create_approved(api, admin, body)
     await until(
         lambda: reg_api.get(f"/api/v1/servers/{server}", headers=admin),
         what="the registry to create the code server",
