@@ -36,13 +36,16 @@ async def test_platform_health_lists_all_five_services_up(api: httpx.AsyncClient
     # still reconnecting has missed its beats for a moment, so poll for the steady state
     everyone = {service: "up" for service in SERVICES}
     statuses: dict[str, str] = {}
-    async with asyncio.timeout(DOWN_DEADLINE_S):
-        while statuses != everyone:
-            resp = await api.get("/api/v1/health")
-            assert resp.status_code == 200
-            statuses = {s["service"]: s["status"] for s in resp.json()["services"]}
-            if statuses != everyone:
-                await asyncio.sleep(0.2)
+    try:
+        async with asyncio.timeout(DOWN_DEADLINE_S):
+            while statuses != everyone:
+                resp = await api.get("/api/v1/health")
+                assert resp.status_code == 200
+                statuses = {s["service"]: s["status"] for s in resp.json()["services"]}
+                if statuses != everyone:
+                    await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(f"not all up within {DOWN_DEADLINE_S}s: {statuses}") from None
 
 
 async def test_an_unknown_path_answers_nginx_json_not_found(api: httpx.AsyncClient) -> None:
