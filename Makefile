@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; \
 	fi
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,dev]'
 	@touch $@
 
 runtime: $(STAMP) ## Create .venv, install the Python deps and missing system packages (what make run needs)

