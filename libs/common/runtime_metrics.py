@@ -18,17 +18,22 @@ PUBLISH_ERRORS = Counter(
     ["service"],
 )
 
-_SOURCES: dict[str, tuple[Any, Any]] = {}  # service → (asyncpg pool, Bus)
+# service → [(asyncpg pool, Bus)]: one in production; tests may run two apps of one service in a
+# process, and the one started last is reported until it stops
+_SOURCES: dict[str, list[tuple[Any, Any]]] = {}
 
 
 def track(service: str, pool: Any, bus: Any) -> None:
     """Report this service's pool and NATS connection from now on."""
-    _SOURCES[service] = (pool, bus)
+    _SOURCES.setdefault(service, []).append((pool, bus))
 
 
 def untrack(service: str, pool: Any) -> None:
-    """Stop reporting them (only if they are still the ones tracked)."""
-    if _SOURCES.get(service, (None, None))[0] is pool:
+    """Stop reporting the pool (and its connection) tracked for `service`."""
+    kept = [each for each in _SOURCES.get(service, []) if each[0] is not pool]
+    if kept:
+        _SOURCES[service] = kept
+    else:
         _SOURCES.pop(service, None)
 
 
@@ -64,7 +69,8 @@ class RuntimeCollector(Collector):
             "Times the NATS connection was re-established.",
             labels=["service"],
         )
-        for service, (pool, bus) in sorted(_SOURCES.items()):
+        for service, tracked in sorted(_SOURCES.items()):
+            pool, bus = tracked[-1]
             figures = pool_figures(pool)
             conns.add_metric([service, "idle"], figures["idle"])
             conns.add_metric([service, "in_use"], figures["in_use"])

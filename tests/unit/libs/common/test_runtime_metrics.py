@@ -65,3 +65,22 @@ def test_collector_reports_tracked_services_until_untracked() -> None:
     finally:
         runtime_metrics.untrack("unit-svc", pool)
     assert REGISTRY.get_sample_value("switchboard_nats_connected", {"service": "unit-svc"}) is None
+
+
+def test_the_service_started_last_is_reported_until_it_stops() -> None:
+    first, second = FakePool(1, 1, 5), FakePool(2, 0, 7)
+    bus = SimpleNamespace(nc=SimpleNamespace(is_connected=True, stats={"reconnects": 0}))
+    runtime_metrics.track("unit-two", first, bus)
+    runtime_metrics.track("unit-two", second, bus)
+    try:
+        sample = REGISTRY.get_sample_value
+        assert sample("switchboard_db_pool_max_connections", {"service": "unit-two"}) == 7
+        runtime_metrics.untrack("unit-two", second)
+        assert sample("switchboard_db_pool_max_connections", {"service": "unit-two"}) == 5
+    finally:
+        runtime_metrics.untrack("unit-two", first)
+        runtime_metrics.untrack("unit-two", second)
+    assert (
+        REGISTRY.get_sample_value("switchboard_db_pool_max_connections", {"service": "unit-two"})
+        is None
+    )
