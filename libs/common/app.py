@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from libs.common import authn, db, hoststats, migrate, outbox, subjects
+from libs.common import authn, db, hoststats, migrate, outbox, runtime_metrics, subjects
 from libs.common import bus as busmod
 from libs.common import log as logmod
 from libs.common import openapi as openapi_doc
@@ -60,6 +60,7 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
     t0 = time.monotonic()
     async with db.open_pool(settings) as pool, busmod.connect(settings) as bus:
         await migrate.apply(pool, schema=schema, directory=migrations)
+        runtime_metrics.track(schema, pool, bus)
         verifier = authn.Verifier(bus, cookie_secure=settings.cookie_secure)
         await verifier.start()
         async with outbox.relaying(pool, schema, bus):
@@ -122,6 +123,7 @@ async def platform_runtime(settings: Settings, migrations: Path) -> AsyncIterato
                     "stats_sources": stats_sources,
                 }
             finally:
+                runtime_metrics.untrack(schema, pool)
                 logmod.stop_forwarding(schema, sink)
                 for task in (heart, relay):
                     task.cancel()

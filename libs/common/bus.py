@@ -33,6 +33,7 @@ from libs.common.bus_access import inbox_prefix
 from libs.common.errors import ApiError, Unavailable, UpstreamError, UpstreamTimeout
 from libs.common.events import Event, PayloadError
 from libs.common.log import request_id_var, trace_id_var
+from libs.common.runtime_metrics import PUBLISH_ERRORS
 from libs.common.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class Bus:
         self._acks_prefix: str | None = None  # the inbox JetStream acknowledgements come to
         self._acks: dict[str, asyncio.Future[Msg]] = {}
         self._ack_ids = itertools.count(1)
+        self._publish_errors = PUBLISH_ERRORS.labels(source)  # bound once: counted on failure only
 
     def on_reconnect(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Call `hook` each time the connection comes back (after subscriptions are restored)."""
@@ -157,13 +159,19 @@ class Bus:
             async with asyncio.timeout(timeout):
                 reply = await ack
         except TimeoutError:
+            self._publish_errors.inc()
             raise NatsTimeout from None
+        except Exception:  # a cancelled publish is not a failed one
+            self._publish_errors.inc()
+            raise
         finally:
             self._acks.pop(token, None)
         if reply.headers and reply.headers.get(Header.STATUS.value) == "503":
+            self._publish_errors.inc()
             raise NoStreamResponseError  # no stream takes the subject
         answer = orjson.loads(reply.data)
         if "error" in answer:
+            self._publish_errors.inc()
             raise APIError.from_error(answer["error"])
 
     async def _on_ack(self, msg: Msg) -> None:

@@ -27,7 +27,11 @@ def create_app(settings: AuditSettings) -> Starlette:
     @asynccontextmanager
     async def extra(state: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         async with consumers.running(
-            state["bus"], state["pool"], settings.arguments, settings.ack_wait_s
+            state["bus"],
+            state["pool"],
+            settings.arguments,
+            settings.ack_wait_s,
+            settings.lag_interval_s,
         ):
             pool = state["pool"]
             jobs = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +18,7 @@ from libs.common.events import (
     Event,
 )
 from libs.common.idempotence import transactional
-from services.audit import records, store
+from services.audit import metrics, records, store
 from services.audit.store import calls, servers
 
 log = structlog.get_logger()
@@ -25,17 +27,23 @@ DURABLE = "audit-store"
 SHARE_TYPES = (ev.SERVER_SHARED.name, ev.SERVER_UNSHARED.name)
 
 
-def make_handler(default_policy: str):  # noqa: ANN201 - a TxHandler
-    """The transactional handler, with the env's argument policy as the default."""
+def make_handler(default_policy: str, written: dict[str, str] | None = None):  # noqa: ANN201 - a TxHandler
+    """The transactional handler, with the env's argument policy as the default.
+
+    `written` (metrics.measured's) gets the kind of record each applied event became."""
 
     async def on_event(conn: asyncpg.Connection, event: Event) -> None:
         """Heartbeats update replicas, tool calls become records, the rest activity."""
         platform = ev.platform_event(event.type)
         if platform is not None:
             if await on_service_event(conn, event, platform.decode(event)):
+                if written is not None:
+                    written[event.id] = "replica"
                 return
         if event.type == TOOL_CALLED.name:
             await on_tool_called(conn, event, default_policy)
+            if written is not None:
+                written[event.id] = "call"
             return
         if event.type in ev.SERVER_EVENTS:
             await on_server_event(conn, event)
@@ -45,6 +53,8 @@ def make_handler(default_policy: str):  # noqa: ANN201 - a TxHandler
         await store.insert_event(conn, shown, **records.activity_fields(shown))
         for fact in records.tool_facts(event):  # a refresh's tools, one activity record each
             await store.insert_event(conn, fact, **records.activity_fields(fact))
+        if written is not None:
+            written[event.id] = "activity"
 
     return on_event
 
@@ -100,14 +110,25 @@ async def on_settings_updated(conn: asyncpg.Connection, event: Event) -> None:
 
 @asynccontextmanager
 async def running(
-    bus: Bus, pool: asyncpg.Pool, default_policy: str, ack_wait_s: float = 30.0
+    bus: Bus,
+    pool: asyncpg.Pool,
+    default_policy: str,
+    ack_wait_s: float = 30.0,
+    lag_interval_s: float = 15.0,
 ) -> AsyncIterator[None]:
-    """Consume while the service runs (the bus stops the consumer on close)."""
-    handler = make_handler(default_policy)
+    """Consume while the service runs (the bus stops the consumer on close); export its lag."""
+    written: dict[str, str] = {}
+    handler = make_handler(default_policy, written)
     bus.consume(
         DURABLE,
         [subjects.ALL_EVENTS],
-        transactional(pool, "audit", DURABLE, handler),
+        metrics.measured(transactional(pool, "audit", DURABLE, handler), written),
         ack_wait_s=ack_wait_s,
     )
-    yield
+    lag = asyncio.create_task(metrics.watch_lag(bus, DURABLE, lag_interval_s))
+    try:
+        yield
+    finally:
+        lag.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lag

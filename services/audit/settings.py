@@ -33,6 +33,8 @@ class AuditSettings(Settings):
     health_interval_s: float = env("AUDIT_HEALTH_INTERVAL_S", 2.0)
     # the services' own WARNING+ log lines kept for GET /api/v1/monitoring/logs (newest)
     system_logs_kept: int = env("AUDIT_SYSTEM_LOGS_KEPT", 10000)
+    # how often the audit-store consumer's lag is read for /metrics (not per message)
+    lag_interval_s: float = env("AUDIT_LAG_INTERVAL_S", 15.0)
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set or range."""

@@ -19,6 +19,7 @@ import structlog
 from libs.common import outbox
 from libs.common.errors import RateLimited, Unauthenticated
 from libs.common.events import LOGIN_FAILED, LOGIN_LOCKED, LOGIN_SUCCEEDED, LoginAttempted
+from services.auth import metrics
 from services.auth.passwords import Passwords
 from services.auth.settings import AuthSettings
 from services.auth.store import users
@@ -46,12 +47,14 @@ async def sign_in(
     async with pool.acquire() as conn:
         if await users.source_locked(conn, source):
             await _say(conn, LOGIN_LOCKED, login, source, None, "source_locked")
+            metrics.login("locked")
             raise _slow_down(settings.lockout_s)
         paced = await users.name_failures(conn, name, settings.failure_window_s)
         if paced >= settings.max_user_failures:
             busy = await users.take_name_slot(conn, name, settings.account_delay_s)
             if busy:
                 await _say(conn, LOGIN_LOCKED, login, source, None, "name_paced")
+                metrics.login("paced")
                 raise _slow_down(busy)
         user = await users.get_for_login(conn, login)
     if paced >= settings.max_user_failures:
@@ -62,6 +65,7 @@ async def sign_in(
         reason = "not_active"
     if reason is None and user["mfa_enabled"]:
         if not mfa_code:
+            metrics.login("mfa_required")
             raise Unauthenticated("A one-time code is required.", details={"mfa_required": True})
         if not pyotp.TOTP(user["mfa_secret"]).verify(mfa_code, valid_window=1):
             reason = "bad_mfa_code"
@@ -71,6 +75,7 @@ async def sign_in(
         await users.record_success(conn, user["id"])
         await users.clear_name(conn, name)
         await _say(conn, LOGIN_SUCCEEDED, login, source, user, None)
+    metrics.login("succeeded")
     return user
 
 
@@ -94,6 +99,9 @@ async def _fail(
         )
         await _say(conn, LOGIN_FAILED, login, source, user, reason)
     log.info("login_failed", reason=reason, source=source)
+    metrics.login("failed")
+    if source_failures == settings.max_source_failures:  # this failure locked the source
+        metrics.LOCKOUTS.inc()
     # the delay grows with the source's failures, the same whichever name was tried
     await asyncio.sleep(min(MAX_DELAY_S, settings.failure_delay_s * source_failures))
     raise Unauthenticated("The username or password is wrong.")

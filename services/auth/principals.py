@@ -10,8 +10,9 @@ import jwt
 import orjson
 
 from libs.common.authn import ROLE_ORDER, Grant, Principal, Verifier, hash_token
-from libs.common.errors import Unauthenticated
+from libs.common.errors import ApiError, Unauthenticated
 from libs.common.rpc_types import IntrospectRequest
+from services.auth import metrics
 from services.auth.grants import as_grants, bind, owned
 from services.auth.store import credentials, principals, users
 
@@ -136,12 +137,23 @@ async def _active_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> asyncpg.
 
 async def introspect(pool: asyncpg.Pool, request: IntrospectRequest) -> Principal:
     """rpc.auth.introspect: an opaque credential's hash, or a JWT's user and session → principal."""
-    async with pool.acquire() as conn:
-        if request.token_hash is not None:
-            return await by_token_hash(conn, request.token_hash)
-        if request.user_id is not None:
-            return await by_session(conn, request.user_id, request.session_id)
-    raise Unauthenticated("Nothing to introspect.")
+    kind = "opaque" if request.token_hash is not None else "session"
+    try:
+        async with pool.acquire() as conn:
+            if request.token_hash is not None:
+                principal = await by_token_hash(conn, request.token_hash)
+            elif request.user_id is not None:
+                principal = await by_session(conn, request.user_id, request.session_id)
+            else:
+                raise Unauthenticated("Nothing to introspect.")
+    except ApiError:
+        metrics.verification(kind, "rejected")
+        raise
+    except Exception:
+        metrics.verification(kind, "error")
+        raise
+    metrics.verification(kind, "valid")
+    return principal
 
 
 class LocalVerifier(Verifier):

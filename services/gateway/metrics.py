@@ -106,10 +106,12 @@ _OPERATIONS: dict[tuple[str, str], Any] = {}
 
 
 def operation(method: str, status: str) -> Any:
-    """The OPERATION_DURATION child (unknown methods share `other`: bounded cardinality)."""
-    key = (method, status)
+    """The OPERATION_DURATION child (unknown methods share `other`: bounded cardinality).
+
+    The cache is keyed by the label, not the method a caller sent: junk method names from
+    unauthenticated callers must not grow it (one frozenset lookup, as before)."""
+    key = (method if method in _METHODS else "other", status)
     child = _OPERATIONS.get(key)
     if child is None:
-        label = method if method in _METHODS else "other"
-        child = _OPERATIONS[key] = OPERATION_DURATION.labels(label, status)
+        child = _OPERATIONS[key] = OPERATION_DURATION.labels(*key)
     return child

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import structlog
 
+from services.sandbox import metrics
 from services.sandbox.addresses import AddressGuard, parse_address
 from services.sandbox.allowlist import canonical_host
 
@@ -122,19 +123,23 @@ class EgressProxy:
         lines = head.decode("latin-1").split("\r\n")
         target = parse_target(lines[0])
         if target is None:
+            metrics.egress("bad_request")
             await _answer(writer, 400, "Bad Request")
             return
         method, raw_host, port, path = target
         host = canonical_host(raw_host)
         if not await self.allow(server, host, port):
+            metrics.egress("not_allowlisted")
             await _answer(writer, 403, "Forbidden", b"egress to this host is not allowed\n")
             await self.refused(server, host, port, NOT_ALLOWLISTED)
             return
         addresses, problem = await self.addresses(host, port)
         if problem is not None:
+            metrics.egress("address_refused")
             await _answer(writer, 403, "Forbidden", f"egress refused: {problem}\n".encode())
             await self.refused(server, host, port, problem)
             return
+        metrics.egress("allowed")
         upstream = await _connect(addresses, port)
         if upstream is None:
             await _answer(writer, 502, "Bad Gateway")

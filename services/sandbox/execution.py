@@ -17,7 +17,7 @@ import structlog
 
 from libs.common import outbox
 from libs.common.events import EXECUTION_FINISHED, ExecutionFinished
-from services.sandbox import cgroups, isolation, launchers
+from services.sandbox import cgroups, isolation, launchers, metrics
 from services.sandbox.runtime import Runtime
 from services.sandbox.store import SCHEMA
 
@@ -88,6 +88,7 @@ async def run_code(rt: Runtime, req: RunRequest) -> dict[str, Any]:
         (time.perf_counter() - started) * 1000, 2
     )
     outcome["isolation"] = rt.tier
+    metrics.limit_kill(outcome["limit"])
     await _publish(rt, req, outcome)
     return outcome
 

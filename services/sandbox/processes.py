@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from libs.common.errors import Conflict, Unavailable, UpstreamError, UpstreamTimeout
-from services.sandbox import isolation
+from services.sandbox import isolation, metrics
 from services.sandbox.cgroups import CgroupSupport
 from services.sandbox.layout import Layout
 from services.sandbox.logs import LogBuffer, LogHook, ServerLogs
@@ -59,6 +59,7 @@ class ProcessManager:
         self.logs = ServerLogs(s.log_lines, s.log_bytes, s.log_line_bytes, on_log)
         self._sweeper: asyncio.Task | None = None
         self.closed = False
+        metrics.track(self)
 
     def limits(self) -> isolation.Limits:
         """Default rlimits of a hosted server."""
@@ -243,6 +244,7 @@ class ProcessManager:
             await proc.forward({"jsonrpc": "2.0", "id": 0, "method": "ping"}, 5.0)
         except (UpstreamError, UpstreamTimeout):
             self.log(proc.spec.name, "system", "health ping failed; restarting")
+            metrics.limit_kill("unresponsive")
             proc.kill_group()
         finally:
             proc.last_used = used  # a ping is not use

@@ -15,7 +15,7 @@ from libs.common.rpc_types import (
     ScanReply,
     ScanRequest,
 )
-from services.sandbox import code_transfer, scanning
+from services.sandbox import code_transfer, metrics, scanning
 from services.sandbox.replicas import CODE_SERVER, Replicas, server_name, timeout_of
 from services.sandbox.runtime import Runtime
 
@@ -47,7 +47,13 @@ async def serve(bus: Bus, runtime: Runtime, code: Any = None) -> None:
     await bus.answer(rpc_types.SANDBOX_DISCOVER, discover, queue="sandbox")
 
     async def scan(request: ScanRequest) -> ScanReply:
-        return await scanning.scan(runtime, bus, request)
+        try:
+            reply = await scanning.scan(runtime, bus, request)
+        except Exception:
+            metrics.scanned("error")
+            raise
+        metrics.scanned(reply.outcome)
+        return reply
 
     await bus.answer(rpc_types.SANDBOX_SCAN, scan, queue="sandbox")
 

@@ -29,7 +29,7 @@ import structlog
 from libs.common import osv, rpc_types
 from libs.common.bus import Bus
 from libs.common.rpc_types import ScanReply, ScanRequest, SourceRequest
-from services.sandbox import cgroups, isolation, launchers
+from services.sandbox import cgroups, isolation, launchers, metrics
 from services.sandbox.runtime import Runtime
 
 log = structlog.get_logger()
@@ -217,6 +217,7 @@ async def _run(cmd: isolation.Command, job: bytes, timeout: float) -> dict[str, 
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         await isolation.communicate(proc, b"", OUTPUT_LIMIT)
+        metrics.limit_kill("timeout")
         return {"outcome": "refused", "reason": f"the scan took longer than {timeout:g} s"}
     _, mark, tail = out.rpartition(MARK)
     if mark:
@@ -227,6 +228,9 @@ async def _run(cmd: isolation.Command, job: bytes, timeout: float) -> dict[str, 
     if code is not None and (code < 0 or code > 128):
         sig = -code if code < 0 else code - 128
         if sig in (signal.SIGKILL, signal.SIGXCPU, signal.SIGXFSZ):
+            metrics.limit_kill(
+                {signal.SIGXCPU: "cpu", signal.SIGXFSZ: "file_size"}.get(sig, "memory")
+            )
             return {"outcome": "refused", "reason": f"the scan hit a limit (signal {sig})"}
     log.warning("scan_no_result", exit_code=code, stderr=said)
     return {"outcome": "error", "reason": f"the scanner exited with code {code}: {said}"}

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from libs.common.errors import UpstreamError
-from services.sandbox import cgroups, isolation, launchers
+from services.sandbox import cgroups, isolation, launchers, metrics
 from services.sandbox.cgroups import CgroupSupport
 from services.sandbox.framing import STREAM_LIMIT, StdioChannel
 from services.sandbox.layout import Layout
@@ -180,6 +180,16 @@ class HostedProcess:
     async def _start(self) -> None:
         """Spawn the sandbox, read its streams, and perform the MCP initialize handshake."""
         self.manager.check_capacity(self)
+        t0 = time.monotonic()
+        try:
+            await self._launch()
+        except Exception:
+            metrics.started(False)
+            raise
+        metrics.started(True, time.monotonic() - t0)
+
+    async def _launch(self) -> None:
+        """STARTING, spawn, the handshake, RUNNING (FAILED, and an error, when it cannot)."""
         await self._set_state(STARTING)
         await self._spawn()
         assert self.proc is not None and self.proc.stdout is not None
@@ -300,6 +310,7 @@ class HostedProcess:
             self.settings.backoff_base_s * 2 ** (self.restarts - 1), self.settings.backoff_max_s
         )
         await self._set_state(BACKOFF, f"restarting in {delay}s", backoff_s=delay)
+        metrics.RESTARTS.inc()
         self.backoff_task = asyncio.create_task(self._restart_after(delay))
 
     async def _restart_after(self, delay: float) -> None:

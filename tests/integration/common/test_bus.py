@@ -276,3 +276,24 @@ async def test_live_subjects_are_namespaced_and_answered_through_the_bus(bus: Bu
     assert reply.data == b"pong:two"
     assert bus.connected
     await sub.unsubscribe()
+
+
+async def test_failed_publishes_count_as_publish_errors_and_good_ones_do_not(bus: Bus) -> None:
+    from nats.js.errors import NoStreamResponseError
+    from prometheus_client import REGISTRY
+
+    def errors() -> float:
+        labels = {"service": bus.source}
+        return REGISTRY.get_sample_value("switchboard_nats_publish_errors_total", labels) or 0
+
+    before = errors()
+    await bus.publish(an_event())
+    assert errors() == before
+    namespace = bus.namespace
+    bus.namespace = f"{namespace}x"  # a subject no stream listens on
+    try:
+        with pytest.raises(NoStreamResponseError):
+            await bus.publish(Event(type="demo.widget.created", source="demo", data={}))
+    finally:
+        bus.namespace = namespace
+    assert errors() == before + 1
