@@ -4,7 +4,7 @@ The shipped prometheus.yml and alerts.rules.yml are used as they are except for 
 here: each job's targets become the stack's live replicas, the rule file is named by its absolute
 path, and the scrape and evaluation intervals are 1 s (15 s as shipped) so the test waits seconds,
 not minutes. Calls are driven first (tools/call that succeed, fail and are refused, a failed
-sign-in, a process in the sandbox, an upstream that goes away until its breaker opens)."""
+sign-in, a process in the sandbox, an upstream whose transport fails until its breaker opens)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ import httpx
 import pytest
 import yaml
 from mcp.server.mcpserver import MCPServer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs.devstack import ports
-from libs.devstack.harness import until
+from libs.devstack.harness import serving, until
 from libs.devstack.services import SERVICES
 from tests.e2e.conftest import SecuredStack
 from tests.e2e.gateway_support import admin_token, bearer, call_tool, register, wait_listed
@@ -35,10 +36,11 @@ from tests.support.promql import (
     panel_queries,
     selectors,
 )
-from tests.support.upstreams import make_upstream, run_upstream
+from tests.support.upstreams import LOCAL, handshake_era, make_upstream, read_body, replaying
 
 PROMETHEUS = "/usr/bin/prometheus"
 SCRAPE_S = "1s"
+LOCAL_APP = {"transport_security": LOCAL}
 
 
 def scrape_config(stack: SecuredStack) -> dict[str, Any]:
@@ -105,6 +107,25 @@ def flaky_upstream(name: str) -> MCPServer:
     return server
 
 
+class FailingCalls:
+    """An upstream app whose tools/call answer 502 (a transport failure) once `failing` is set."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.failing = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request, or refuse a tools/call while failing."""
+        if scope["type"] != "http" or not self.failing:
+            return await self.app(scope, receive, send)
+        body = await read_body(receive)
+        if b'"tools/call"' not in body:
+            return await self.app(scope, replaying(body, receive), send)
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 502, "headers": headers})
+        await send({"type": "http.response.body", "body": b"upstream down"})
+
+
 async def drive_calls(stack: SecuredStack) -> None:
     """Calls that make each metric the dashboards and alerts read appear."""
     async with httpx.AsyncClient(base_url=stack.url, timeout=15) as api:
@@ -115,7 +136,9 @@ async def drive_calls(stack: SecuredStack) -> None:
         token = await admin_token(api)
         name = f"mon{secrets.token_hex(3)}"
         # a handshake-era upstream: the gateway keeps a session with it (upstream sessions)
-        async with run_upstream(flaky_upstream(name), handshake=True) as url:
+        app = FailingCalls(handshake_era(flaky_upstream(name).streamable_http_app(**LOCAL_APP)))
+        async with serving(app) as base:
+            url = base + "/mcp"
             await register(api, token, name, url)
             await wait_listed(api, "", token, f"{name}__temperature")
             ok = await call_tool(api, "", token, f"{name}__temperature", {"city": "x"})
@@ -124,10 +147,11 @@ async def drive_calls(stack: SecuredStack) -> None:
             assert failed.json()["result"]["isError"] is True, failed.text
             refused = await call_tool(api, "", token, f"{name}__nothing", {"city": "x"})
             assert "error" in refused.json(), refused.text
-        # the upstream is gone: its transport fails until the breaker opens (all at once: the
-        # registry soon notices and the route goes, and a tools/call is never retried)
-        calls = (call_tool(api, "", token, f"{name}__temperature", {"city": "x"}) for _ in range(8))
-        await asyncio.gather(*calls)
+            # its tools/call now fail as a transport would, until the breaker opens (its health
+            # checks still pass, so the route stays)
+            app.failing = True
+            for _ in range(8):
+                await call_tool(api, "", token, f"{name}__temperature", {"city": "x"})
         stdio = f"monstdio{secrets.token_hex(3)}"
         body = {"name": stdio, "transport": "stdio", "command": "python3", "args": [ECHO_SERVER]}
         resp = await api.post("/api/v1/servers", json=body, headers=bearer(token))
