@@ -28,8 +28,7 @@ SANDBOX_PACKAGES = {
 TEST_PACKAGES = {
     "poppler-utils": "/usr/bin/pdftoppm",
     "chromium": "/usr/bin/chromium",
-    # promtool checks deploy/monitoring; prometheus scrapes the stack in tests/e2e
-    "prometheus": "/usr/bin/promtool",
+    "prometheus": "/usr/bin/promtool",  # make k8s-check: promtool check/test rules
 }
 
 
