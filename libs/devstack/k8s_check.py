@@ -132,7 +132,7 @@ def dockerfiles(root: Path = proc.ROOT) -> list[Path]:
 
 
 def hadolint(files: Iterable[Path]) -> None:
-    """hadolint finds nothing in the files."""
+    """Fail unless hadolint finds nothing in the files."""
     files = list(files)
     if not files:
         return
@@ -142,7 +142,7 @@ def hadolint(files: Iterable[Path]) -> None:
 
 
 def promtool(root: Path = proc.ROOT) -> list[str]:
-    """promtool check rules / test rules on deploy/monitoring, when rules exist; what ran."""
+    """Run promtool check/test rules on deploy/monitoring when rules exist; return what ran."""
     rules = sorted((root / MONITORING).glob("*.rules.yml"))
     if not rules:
         return []
