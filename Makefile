@@ -85,7 +85,7 @@ fmt: runtime ## Format the code and apply safe lint fixes
 bench: runtime ## Run the benchmarks
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "No benchmarks yet."; fi
 
-k8s-check: setup ## Validate deploy/k8s (kubectl kustomize | kubernetes-validate --strict), hadolint the Dockerfiles, promtool the alert rules
+k8s-check: runtime ## Validate deploy/k8s (kubectl kustomize | kubernetes-validate --strict), hadolint the Dockerfiles, promtool the alert rules
 	$(PY) -m libs.devstack.k8s_check
 
 clean: stop ## Remove .run (logs, private Postgres/NATS data, nginx prefix, sandbox work) and caches; keeps .venv

@@ -8,9 +8,7 @@ defaults; secrets are Secret references only, and prod ships no Secret at all.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import functools
 import importlib
 from pathlib import Path
 from typing import Any
@@ -18,23 +16,18 @@ from typing import Any
 import pytest
 
 from libs.common.settings import Settings
-from libs.devstack import k8s_check, k8s_config
+from libs.devstack import k8s_config
+from tests.support.k8s_manifests import (
+    named,
+    objects,
+    rendered,
+    resolve_env,
+    service_container,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES = tuple(k8s_config.SETTINGS)
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
-
-
-@functools.cache
-def rendered() -> dict[str, list[dict[str, Any]]]:
-    out = {}
-    for r in k8s_check.render_all(ROOT):
-        out[r.name] = r.documents + r.custom
-    return out
-
-
-def objects(overlay: str, kind: str) -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["name"]: d for d in rendered()[overlay] if d["kind"] == kind}
 
 
 def variables(cls: type[Settings]) -> dict[str, dataclasses.Field]:
@@ -49,37 +42,6 @@ def variables(cls: type[Settings]) -> dict[str, dataclasses.Field]:
         for alias in f.metadata.get("aliases", ()):
             names[alias] = f
     return names
-
-
-def service_container(overlay: str, service: str) -> dict[str, Any]:
-    deployment = objects(overlay, "Deployment")[service]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    return container
-
-
-def resolve_env(overlay: str, container: dict[str, Any], pod: str) -> dict[str, str]:
-    """The container's environment as the kubelet would build it (dev: Secrets are generated)."""
-    secrets = objects(overlay, "Secret")
-    maps = objects(overlay, "ConfigMap")
-    env: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        env.update(maps[source["configMapRef"]["name"]]["data"])
-    for var in container.get("env", []):
-        if "value" in var:
-            env[var["name"]] = var["value"]
-            continue
-        ref = var["valueFrom"]
-        if "secretKeyRef" in ref:
-            secret = secrets[ref["secretKeyRef"]["name"]]
-            env[var["name"]] = base64.b64decode(secret["data"][ref["secretKeyRef"]["key"]]).decode()
-        elif "configMapKeyRef" in ref:
-            env[var["name"]] = maps[ref["configMapKeyRef"]["name"]]["data"][
-                ref["configMapKeyRef"]["key"]
-            ]
-        else:
-            assert ref["fieldRef"]["fieldPath"] == "metadata.name"
-            env[var["name"]] = pod
-    return env
 
 
 @pytest.mark.parametrize("overlay", ["overlays/dev", "overlays/prod"])
@@ -127,8 +89,7 @@ def test_ports_are_the_settings_defaults_and_nginx_reaches_them(overlay: str) ->
         assert container["ports"] == [{"name": "http", "containerPort": cls.default_port}]
         assert services[service]["spec"]["ports"][0]["port"] == cls.default_port
         assert f"{service.upper()}_PORT" not in {v["name"] for v in container["env"]}
-    nginx_conf = objects(overlay, "ConfigMap")
-    (config,) = [c for n, c in nginx_conf.items() if n.startswith("nginx-config")]
+    config = named(overlay, "ConfigMap", "nginx-config")
     assert config["data"]["nginx.conf"] == k8s_config.render_nginx(ROOT)
 
 
@@ -206,7 +167,7 @@ def test_nats_gets_every_service_password_from_the_key_that_service_uses() -> No
 def test_prod_runs_three_nats_nodes_and_cloudnativepg_dev_a_postgres_statefulset() -> None:
     prod_nats = objects("overlays/prod", "StatefulSet")["nats"]
     assert prod_nats["spec"]["replicas"] == 3
-    (config,) = [c for n, c in objects("overlays/prod", "ConfigMap").items() if "nats" in n]
+    config = named("overlays/prod", "ConfigMap", "nats-config")
     assert "nats-2.nats-cluster:6222" in config["data"]["cluster.conf"]
     assert "Cluster" in {d["kind"] for d in rendered()["overlays/prod"]}
     assert "postgres" not in objects("overlays/prod", "StatefulSet")
