@@ -25,7 +25,11 @@ SANDBOX_PACKAGES = {
 # what the tests use besides the stack: pdftoppm/pdftotext check the registry's PDF reports
 # what only the tests use: pdftoppm/pdftotext read the PDF reports, chromium is the browser the
 # page tests drive with Playwright (installed by `make setup`/`make test`, not by `make run`)
-TEST_PACKAGES = {"poppler-utils": "/usr/bin/pdftoppm", "chromium": "/usr/bin/chromium"}
+TEST_PACKAGES = {
+    "poppler-utils": "/usr/bin/pdftoppm",
+    "chromium": "/usr/bin/chromium",
+    "prometheus": "/usr/bin/promtool",  # make k8s-check: promtool check/test rules
+}
 
 
 def pid_file() -> Path:
