@@ -85,8 +85,8 @@ fmt: runtime ## Format the code and apply safe lint fixes
 bench: runtime ## Run the benchmarks
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "No benchmarks yet."; fi
 
-k8s-check: ## Validate the Kubernetes manifests
-	@echo "k8s-check: not yet (deploy/k8s is not written yet)."
+k8s-check: runtime ## Validate deploy/k8s (kubectl kustomize | kubernetes-validate --strict), hadolint the Dockerfiles, promtool the alert rules
+	$(PY) -m libs.devstack.k8s_check
 
 clean: stop ## Remove .run (logs, private Postgres/NATS data, nginx prefix, sandbox work) and caches; keeps .venv
 	@if [ -x $(PY) ]; then rm -rf "$$($(PY) -c 'from services.sandbox.layout import relocated_root; print(relocated_root())')"; fi
