@@ -25,6 +25,8 @@ _SOURCES: dict[str, list[tuple[Any, Any]]] = {}
 
 def track(service: str, pool: Any, bus: Any) -> None:
     """Report this service's pool and NATS connection from now on."""
+    # the series exists at 0 before any failure, so increase() and alerts see it from the start
+    PUBLISH_ERRORS.labels(service)
     _SOURCES.setdefault(service, []).append((pool, bus))
 
 
