@@ -4,7 +4,6 @@ The service is driven as its other tests drive it, then scraped."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
@@ -21,7 +20,7 @@ from tests.integration.sandbox.conftest import (
     unique_name,
 )
 from tests.integration.sandbox.test_hosted_servers import call, structured
-from tests.integration.sandbox.test_network_approvals import fetch
+from tests.integration.sandbox.test_network_approvals import fetch, ok_server
 from tests.support.metrics import scrape, value
 
 STARTS = "switchboard_sandbox_process_starts_total"
@@ -80,14 +79,7 @@ async def test_a_code_run_past_its_timeout_counts_a_timeout_kill(
 async def test_egress_counts_denied_and_allowed_connections(
     sandbox: Any, api: httpx.AsyncClient, reg_api: httpx.AsyncClient, admin: dict
 ) -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, ALLOWED_LOOPBACK, 0)
-    url = f"http://{ALLOWED_LOOPBACK}:{server.sockets[0].getsockname()[1]}/"
+    server, url = await ok_server()
     name = f"netm-{os.urandom(3).hex()}"
     await register_stdio(reg_api, admin, name, enabled=False)
     try:

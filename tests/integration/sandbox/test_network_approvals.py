@@ -22,6 +22,19 @@ def main(url):
 """
 
 
+async def ok_server() -> tuple[asyncio.Server, str]:
+    """An HTTP server on the allowed loopback answering `ok` to one request a connection."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, ALLOWED_LOOPBACK, 0)
+    return server, f"http://{ALLOWED_LOOPBACK}:{server.sockets[0].getsockname()[1]}/"
+
+
 async def fetch(sandbox: Any, server: str, url: str) -> Any:
     """Fetch `url` from inside a sandbox whose egress is `server`'s."""
     req = RunRequest(code=textwrap.dedent(FETCH), args={"url": url}, server=server)
@@ -33,14 +46,7 @@ async def fetch(sandbox: Any, server: str, url: str) -> Any:
 async def test_approving_a_refused_host_allows_it_and_revoking_blocks_it_again(
     sandbox: Any, api: httpx.AsyncClient, reg_api: httpx.AsyncClient, admin: dict
 ) -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, ALLOWED_LOOPBACK, 0)
-    url = f"http://{ALLOWED_LOOPBACK}:{server.sockets[0].getsockname()[1]}/"
+    server, url = await ok_server()
     name = f"net-{os.urandom(3).hex()}"
     await register_stdio(reg_api, admin, name, enabled=False)  # its allowlist is its org's
     try:
