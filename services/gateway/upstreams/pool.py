@@ -137,8 +137,13 @@ class UpstreamPool:
         return br
 
     def admitted(self, server: ServerEntry) -> CircuitBreaker:
-        """The server's breaker, when it lets a request through; else the circuit-open fault."""
+        """The server's breaker, when it lets a request through; else the circuit-open fault.
+
+        A new breaker shows as closed in the metrics, so every upstream called has the series."""
+        new = server.key not in self.breakers
         breaker = self.breaker(server.key)
+        if new:
+            metrics.set_circuit(server.label, breaker.state)
         if not breaker.allow():
             raise RpcFault(
                 UPSTREAM_UNAVAILABLE,

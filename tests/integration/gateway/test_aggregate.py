@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 import httpx2
 import pytest
@@ -9,12 +11,15 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference
+from prometheus_client import REGISTRY
 
 from services.gateway.jsonrpc import INVALID_PARAMS, UPSTREAM_ERROR, RpcFault
 from tests.integration.gateway.conftest import ADMIN, bearer, member, register
 from tests.integration.gateway.upstreams import rich
 from tests.integration.registry.conftest import run_upstream
 from tests.support import free_port
+
+CIRCUIT = "switchboard_gateway_circuit_state"
 
 
 async def test_lists_are_namespaced_and_read_routes_back(registry, core_factory) -> None:
@@ -133,3 +138,16 @@ async def test_a_uri_with_a_line_break_reaches_the_upstream_but_never_its_header
             else:
                 assert "X-Injected" in read["contents"][0]["text"]
         assert core.pool.breaker("alpha").failures == 0
+
+
+async def test_an_upstream_called_once_shows_its_breaker_closed_in_the_metrics(
+    registry, core_factory
+) -> None:
+    name = f"cb{secrets.token_hex(3)}"
+    async with run_upstream(rich(name)) as url:
+        await register(registry, name, url)
+        core = await core_factory()
+        assert REGISTRY.get_sample_value(CIRCUIT, {"server": name}) is None
+        await core.call(ADMIN, "resources/list", {})
+    # the series exists before any failure (dashboards and the breaker alert read it)
+    assert REGISTRY.get_sample_value(CIRCUIT, {"server": name}) == 0
