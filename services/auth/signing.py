@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import jwt
 import structlog
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -20,6 +21,7 @@ from jwt.algorithms import OKPAlgorithm
 
 from libs.common import outbox
 from libs.common.authn import JWT_AUDIENCE, JWT_ISSUER
+from libs.common.errors import Unavailable
 from libs.common.events import SIGNING_KEY_CREATED, SIGNING_KEY_ROTATED, SigningKeyChanged
 from services.auth.store import signing_keys as store
 
@@ -47,8 +49,20 @@ class KeyStore:
         """Decrypt and load a stored private key."""
         if encrypted:
             if self._aead is None:
-                raise RuntimeError("signing keys are encrypted: set AUTH_KEY_ENCRYPTION_SECRET")
-            blob = self._aead.decrypt(blob[:12], blob[12:], b"switchboard-signing-key")
+                log.error("signing_key_sealed", reason="AUTH_KEY_ENCRYPTION_SECRET is not set")
+                raise Unavailable(
+                    "Sign-in is unavailable: the signing key is encrypted and no key "
+                    "encryption secret is configured."
+                )
+            try:
+                blob = self._aead.decrypt(blob[:12], blob[12:], b"switchboard-signing-key")
+            except InvalidTag:
+                # another AUTH_KEY_ENCRYPTION_SECRET than the one that sealed the stored key
+                log.error("signing_key_sealed", reason="the key encryption secret does not open it")
+                raise Unavailable(
+                    "Sign-in is unavailable: the configured key encryption secret does not open "
+                    "the stored signing key."
+                ) from None
         return Ed25519PrivateKey.from_private_bytes(blob)
 
     async def _create(self, conn: asyncpg.Connection) -> tuple[str, Ed25519PrivateKey]:

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from libs.common.errors import Unavailable
 from services.auth.signing import KeyStore
 from tests.support.auth import TEST_ENV, AuthClient
 
@@ -156,3 +157,18 @@ async def test_an_algorithm_other_than_the_keys_own_is_refused_not_crashed(
     _, header, claims = real  # the platform's real kid: an Ed25519 key
     signing_input = f"{b64(orjson.dumps({**header, 'alg': alg}))}.{b64(orjson.dumps(claims))}"
     await assert_refused(auth, probe, f"{signing_input}.{b64(b'x' * 256)}")
+
+
+async def test_a_stored_key_the_configured_secret_cannot_open_is_a_clear_503(
+    auth: AuthClient, real, pg_url: str
+) -> None:
+    # another AUTH_KEY_ENCRYPTION_SECRET than the one that sealed the stored key (a second
+    # checkout's dev secrets on a shared database): no 500, and nothing is signed
+    _, _, claims = real
+    keystore = KeyStore("another-secret-than-the-one-that-sealed-it", 900)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        with pytest.raises(Unavailable, match="does not open the stored signing key"):
+            await keystore.sign(conn, claims)
+    finally:
+        await conn.close()
