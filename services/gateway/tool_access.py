@@ -28,13 +28,13 @@ def resolve(table: RoutingTable, name: Any, ctx: CallContext) -> ToolEntry:
     server = table.servers.get(tool.server) if tool is not None else None
     if tool is None or server is None or not server.routable:
         raise RpcFault(INVALID_PARAMS, f"Unknown tool: {name}", {"tool": name})
+    # the org policy is judged once here, and the grants once on the way that succeeds
     refusal = table.refusal(ctx.principal, server)
-    if refusal is not None and table.permits(ctx.principal, tool, ctx.team, "read", enforce=False):
-        # the caller could use it but for an org policy: say which (not to strangers)
-        data = {"tool": name, "result": refusal.result, "policy": refusal.matched_policy()}
-        raise RpcFault(FORBIDDEN, refusal.reason or "An org policy refuses this server.", data)
-    if not table.permits(ctx.principal, tool, ctx.team):
-        if table.permits(ctx.principal, tool, ctx.team, "read"):
-            raise RpcFault(FORBIDDEN, f"No grant allows calling {name}.", {"tool": name})
-        raise RpcFault(INVALID_PARAMS, f"Unknown tool: {name}", {"tool": name})
-    return tool
+    if refusal is None and table.permits(ctx.principal, tool, ctx.team, enforce=False):
+        return tool
+    if table.permits(ctx.principal, tool, ctx.team, "read", enforce=False):
+        if refusal is not None:  # usable but for an org policy: say which (not to strangers)
+            data = {"tool": name, "result": refusal.result, "policy": refusal.matched_policy()}
+            raise RpcFault(FORBIDDEN, refusal.reason or "An org policy refuses this server.", data)
+        raise RpcFault(FORBIDDEN, f"No grant allows calling {name}.", {"tool": name})
+    raise RpcFault(INVALID_PARAMS, f"Unknown tool: {name}", {"tool": name})
