@@ -37,10 +37,14 @@ class Extracted:
     links_skipped: int = 0
 
 
-def _safe_name(name: str) -> str:
-    """The member's normalised relative path; UnsafeArchive for absolute or escaping names."""
+def safe_name(name: str) -> str:
+    """The member's normalised relative path; UnsafeArchive for absolute or escaping names.
+
+    Shared with the registry, which checks an upload the same way before storing it."""
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise UnsafeArchive(f"absolute path in archive: {name!r}")
+    if "\x00" in name:
+        raise UnsafeArchive(f"a NUL character in an archive path: {name!r}")
     parts = name.replace("\\", "/").split("/")
     if ".." in parts:
         raise UnsafeArchive(f"path traversal in archive: {name!r}")
@@ -50,7 +54,7 @@ def _safe_name(name: str) -> str:
     return norm
 
 
-def _check_link(member: tarfile.TarInfo, name: str) -> None:
+def check_link(member: tarfile.TarInfo, name: str) -> None:
     """A link must point inside the tree: relative, and not above the root once resolved."""
     target = member.linkname
     if target.startswith("/") or "\\" in target:
@@ -84,13 +88,13 @@ def extract(archive: Path, dest: Path, limits: Limits) -> Extracted:
             count += 1
             if count > limits.max_files:
                 raise UnsafeArchive(f"more than {limits.max_files} entries in the archive")
-            name = _safe_name(member.name)
+            name = safe_name(member.name)
             if member.isdir():
                 if name:
                     (dest / name).mkdir(parents=True, exist_ok=True)
                 continue
             if member.issym() or member.islnk():
-                _check_link(member, name)
+                check_link(member, name)
                 out.links_skipped += 1
                 continue
             if not member.isreg():

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from libs.common.errors import PayloadTooLarge, Unprocessable, UpstreamTimeout
+from libs.scan.extract import UnsafeArchive, check_link, safe_name
 from services.registry.settings import RegistrySettings
 
 GIT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -46,25 +47,19 @@ def refused(message: str, field: str = "file") -> Unprocessable:
 
 
 def _safe_name(name: str) -> str:
-    """The member name without `./`, refused when absolute or climbing out."""
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise refused(f"The archive holds an absolute path ({name[:200]!r}).")
-    clean = posixpath.normpath(name)
-    if clean == ".." or clean.startswith("../") or "\\" in name or "\x00" in name:
-        raise refused(f"The archive holds a path outside its root ({name[:200]!r}).")
-    # normpath already dropped any `./`; stripping more would turn `.github/` into `github/`
-    return clean if clean != "." else ""
+    """The member name, normalised; 422 when absolute or climbing out (libs/scan's rule)."""
+    try:
+        return safe_name(name[:4096])
+    except UnsafeArchive as exc:
+        raise refused(f"The archive is refused: {str(exc)[:300]}.") from None
 
 
 def _check_link(member: tarfile.TarInfo, name: str) -> None:
-    """Symbolic and hard links must point inside the archive."""
-    target = member.linkname
-    if target.startswith("/"):
-        raise refused(f"The link {name[:200]!r} points to an absolute path.")
-    base = posixpath.dirname(name) if member.issym() else ""
-    resolved = posixpath.normpath(posixpath.join(base, target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise refused(f"The link {name[:200]!r} points outside the archive.")
+    """Symbolic and hard links must point inside the archive (libs/scan's rule)."""
+    try:
+        check_link(member, name)
+    except UnsafeArchive as exc:
+        raise refused(f"The archive is refused: {str(exc)[:300]}.") from None
 
 
 def normalise_tarball(data: bytes, settings: RegistrySettings) -> Source:
