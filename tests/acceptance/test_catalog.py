@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 
+from tests.acceptance.platform_boot import Platform
 from tests.acceptance.rest import Admin, bearer, expect, unique
 from tests.acceptance.wire import register_http, wait_routed
 from tests.e2e.gateway_support import call_tool, list_tools, tool_names
-from tests.support import tarballs
+from tests.support import node, tarballs
 from tests.support.upstreams import make_upstream, run_upstream
 
 # the tools make_upstream serves, as a source declares them: the certified snapshot lists both
@@ -156,7 +157,7 @@ async def test_the_catalog_scans_in_the_sandbox_and_serves_scores_and_the_subreg
 
 
 async def test_an_org_policy_holds_in_ci_and_at_the_gateway_and_other_orgs_are_refused(
-    api: httpx.AsyncClient, admin: Admin
+    platform: Platform, api: httpx.AsyncClient, admin: Admin
 ) -> None:
     upstream = unique("pol")
     name = unique("certmcp")
@@ -207,6 +208,12 @@ async def test_an_org_policy_holds_in_ci_and_at_the_gateway_and_other_orgs_are_r
         assert error.get("code") == -32003 and "No MIT" in json.dumps(error), (
             f"gateway: a denied server's call names the policy: {refused.text}"
         )
+        # the TypeScript SDK client (a 2025 session) sees the same: not listed, refused
+        plan = [{"key": "t", "name": tool, "arguments": {"city": "Oslo"}}]
+        report = await node.run_sdk_client(f"{platform.url}/mcp", token, "streamable", plan)
+        assert "failure" not in report, report
+        assert tool not in [t["name"] for t in report["tools"]], "ts sdk: a denied tool listed"
+        assert report["calls"]["t"].get("error", {}).get("code") == -32003, report["calls"]
         resp = await api.patch(
             f"{policies}/{policy['id']}", json={"enabled": False}, headers=admin.headers
         )
