@@ -27,6 +27,7 @@ async def pulls(nats_url: str, namespace: str, name: str) -> AsyncIterator[list[
             seen.append(asyncio.get_running_loop().time())
 
     await nc.subscribe(f"{namespace}.rpc.registry.snapshot", cb=on_msg)
+    await nc.flush()  # the server knows the subscription before any request is sent
     try:
         yield seen
     finally:
