@@ -173,6 +173,7 @@ async def events(nats_url: str, namespace: str) -> AsyncIterator[EventTap]:
         tap.on(msg.data)
 
     await client.subscribe(f"{namespace}.events.sandbox.>", cb=cb)
+    await client.flush()
     yield tap
     await client.close()
 
