@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from libs.devstack import nats as devnats
 from libs.devstack import postgres, proc
@@ -206,12 +207,15 @@ def profiler(pid: int) -> subprocess.Popen | None:
     return subprocess.Popen([*argv, "-d", str(int(DURATION_S))], stdout=subprocess.DEVNULL)
 
 
-# the gateway's own split of a call's time (sum / count of its histograms)
+# the gateway's own split of a call's time (sum / count of its histograms): name, and labels to
+# match (series with more labels, such as each error_type's, are summed)
 SPLIT = {
-    "upstream": "mcp_client_operation_duration_seconds_{}"
-    '{{mcp_method_name="tools/call",server="s000"}}',
-    "in-gateway": 'switchboard_gateway_added_duration_seconds_{}{{mcp_method_name="tools/call"}}',
-    "audit ack": "switchboard_gateway_audit_publish_seconds_{}",
+    "upstream": (
+        "mcp_client_operation_duration_seconds",
+        {"mcp_method_name": "tools/call", "server": "s000"},
+    ),
+    "in-gateway": ("switchboard_gateway_added_duration_seconds", {"mcp_method_name": "tools/call"}),
+    "audit ack": ("switchboard_gateway_audit_publish_seconds", {}),
 }
 
 
@@ -219,15 +223,14 @@ async def split_totals(metrics_url: str) -> dict[str, tuple[float, float]]:
     """(sum, count) of each SPLIT histogram on the gateway now."""
     async with aiohttp.ClientSession() as http, http.get(metrics_url) as resp:
         text = await resp.text()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return {
-        k: (values.get(m.format("sum"), 0.0), values.get(m.format("count"), 0.0))
-        for k, m in SPLIT.items()
-    }
+    totals = {k: [0.0, 0.0] for k in SPLIT}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            for k, (name, labels) in SPLIT.items():
+                suffix = sample.name.removeprefix(name)
+                if suffix in ("_sum", "_count") and labels.items() <= sample.labels.items():
+                    totals[k][suffix == "_count"] += sample.value
+    return {k: (total, count) for k, (total, count) in totals.items()}
 
 
 def split_means(before: dict, after: dict) -> dict[str, float]:

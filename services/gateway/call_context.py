@@ -32,6 +32,8 @@ class CallContext:
     exposure: str = ""  # `?exposure=`: all | progressive | '' (settings decide)
     param_headers: tuple[tuple[str, str], ...] = ()  # 2026-07-28: the request's Mcp-Param-*
     capabilities: dict[str, Any] | None = None  # 2026-07-28: what the client declared
+    tool_label: str = ""  # tools/call: the routed tool's public name, else `other` (metrics)
+    error_type: str = ""  # `tool_error` when a tools/call result has isError (metrics)
 
 
 def for_client(result: dict[str, Any], ctx: CallContext) -> dict[str, Any]:

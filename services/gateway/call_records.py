@@ -41,6 +41,10 @@ class CallRecords:
         elapsed = (time.perf_counter() - call.t0) * 1000
         record = self.record_of(call, elapsed)
         self._observe(record, elapsed, call.upstream_ms)
+        # the request's mcp.server.operation.duration labels: a routed tool's name, tool_error
+        call.ctx.tool_label = call.tool.public if call.tool is not None else metrics.OTHER
+        if call.status == "error" and call.code is None:
+            call.ctx.error_type = metrics.TOOL_ERROR
         if not await self.record(record, call.ctx.principal, record.org) and call.answered:
             raise RpcFault(
                 AUDIT_UNAVAILABLE,
@@ -84,7 +88,7 @@ class CallRecords:
         return str(self.table.settings.get("audit_arguments") or "keys")
 
     def _observe(self, record: ToolCalled, elapsed_ms: float, upstream_ms: float | None) -> None:
-        """Tool-call metrics: count, upstream time and the time the gateway added."""
+        """Tool-call metrics: count and the time the gateway added (the pool times upstreams)."""
         known = record.server in self.table.servers
         metrics.tool_calls(
             record.server if known else "<unknown>",
@@ -92,7 +96,6 @@ class CallRecords:
             record.status,
         ).inc()
         if upstream_ms is not None:
-            metrics.upstream_duration(record.server, "tools/call").observe(upstream_ms / 1000)
             metrics.CALL_OVERHEAD.observe(max(0.0, elapsed_ms - upstream_ms) / 1000)
 
     def record_org(self, server: str, principal: Principal) -> str | None:

@@ -100,6 +100,7 @@ class ToolCalls:
                 retry=(tool.read_only or tool.idempotent) and "task" not in forwarded,
                 principal=ctx.principal.to_dict() if _sandboxed(route) else None,
                 headers=param_headers.for_upstream(tool, forwarded["arguments"]),
+                tool=tool.name,
             )
         if "error" in reply:
             raise relayed(reply["error"])

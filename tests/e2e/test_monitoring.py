@@ -4,7 +4,8 @@ The shipped prometheus.yml and alerts.rules.yml are used as they are except for 
 here: each job's targets become the stack's live replicas, the rule file is named by its absolute
 path, and the scrape and evaluation intervals are 1 s (15 s as shipped) so the test waits seconds,
 not minutes. Calls are driven first (tools/call that succeed, fail and are refused, a failed
-sign-in, a process in the sandbox, an upstream whose transport fails until its breaker opens)."""
+sign-in, a process in the sandbox, an upstream whose transport fails until its breaker opens and
+which is then deleted, a client session that ends)."""
 
 from __future__ import annotations
 
@@ -152,6 +153,20 @@ async def drive_calls(stack: SecuredStack) -> None:
             app.failing = True
             for _ in range(8):
                 await call_tool(api, "", token, f"{name}__temperature", {"city": "x"})
+            # deleted: the gateway ends its session with the upstream (upstream session durations)
+            gone = await api.delete(f"/api/v1/servers/{name}", headers=bearer(token))
+            assert gone.status_code == 204, gone.text
+        # a handshake-era client session that ends (client session durations)
+        init = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}},
+        }
+        opened = await api.post("/mcp", json=init, headers=bearer(token))
+        session = {**bearer(token), "Mcp-Session-Id": opened.headers["mcp-session-id"]}
+        ended = await api.delete("/mcp", headers=session)
+        assert ended.status_code == 204, ended.text
         stdio = f"monstdio{secrets.token_hex(3)}"
         body = {"name": stdio, "transport": "stdio", "command": "python3", "args": [ECHO_SERVER]}
         resp = await api.post("/api/v1/servers", json=body, headers=bearer(token))

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from libs.common.signed import Signer
+from services.gateway import metrics
 from services.gateway.clients.sessions import principal_fingerprint
 from services.gateway.features import input_bridge
 from services.gateway.features.task_list import TaskList
@@ -283,9 +284,13 @@ class Tasks:
             raise RpcFault(INVALID_PARAMS, "Unknown task.", {"taskId": str(forwarded["taskId"])})
         pool.admitted(route)
         wait = self.core.settings.task_result_wait_s
+        timed = metrics.UpstreamOperation(route.name, "tasks/result", upstream.protocol)
         try:
-            async with asyncio.timeout(wait):
-                return await upstream.request("tasks/result", forwarded, self._relaying(route, ctx))
+            with timed:  # not through the pool: timed here
+                async with asyncio.timeout(wait):
+                    relaying = self._relaying(route, ctx)
+                    reply = await upstream.request("tasks/result", forwarded, relaying)
+                return timed.reply(reply)
         except TimeoutError:
             raise RpcFault(
                 UPSTREAM_TIMEOUT,

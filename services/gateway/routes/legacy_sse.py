@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -82,6 +83,7 @@ async def get_sse(request: Request) -> Response:
 
     async def stream() -> AsyncIterator[bytes]:
         metrics.OPEN_SESSIONS.inc()
+        opened, ended = time.monotonic(), ""
         getters: dict[asyncio.Task[Any], str] = {}
         answered = False
         try:
@@ -106,12 +108,16 @@ async def get_sse(request: Request) -> Response:
                         yield _frame("message", orjson.dumps(task.result()))
                     source = queue if kind == "msg" else changes
                     getters[asyncio.ensure_future(source.get())] = kind
+        except Exception as exc:  # not the client going away (cancelled): the session failed
+            ended = metrics.exception_type(exc)
+            raise
         finally:
             for task in getters:
                 task.cancel()
             notifier.unsubscribe(changes)
             await relay.close_stream(session_id, queue)
             metrics.OPEN_SESSIONS.dec()
+            metrics.session_ended(time.monotonic() - opened, SSE_PROTOCOL, ended)
             with contextlib.suppress(Exception):  # no stream can reopen this session
                 await gw.watch.drop_session_everywhere(session_id)
 
@@ -186,8 +192,10 @@ async def _accept(request: Request, body: dict[str, Any], ctx: CallContext) -> N
     gateway = gw.gateway
     inflight = gw.inflight
     key = (session_id, body["id"])
+    t0 = time.perf_counter()  # mcp.server.operation.duration, as on /mcp
 
     async def run() -> None:
+        protocol, failure = SSE_PROTOCOL, ""
         try:
             if not isinstance(method, str):
                 raise RpcFault(INVALID_REQUEST, "method must be a string.")
@@ -198,12 +206,19 @@ async def _accept(request: Request, body: dict[str, Any], ctx: CallContext) -> N
                 result = await gateway.handle(method, params, ctx)
             await relay.send(session_id, response(body["id"], result))
         except RpcFault as fault:
+            failure = metrics.error_type(fault.code)
             await relay.send(session_id, error(body["id"], fault.code, fault.message, fault.data))
         except asyncio.CancelledError:
+            failure = metrics.error_type(-32800)  # what the client is answered
             with contextlib.suppress(Exception):
                 await relay.send(session_id, error(body["id"], -32800, "Request cancelled."))
         finally:
             inflight.pop(key, None)
+            if isinstance(method, str):
+                failure = failure or ctx.error_type
+                metrics.operation(method, ctx.tool_label, failure, protocol).observe(
+                    time.perf_counter() - t0
+                )
 
     task = asyncio.ensure_future(run())
     inflight[key] = task

@@ -64,7 +64,9 @@ async def post_mcp(request: Request) -> Response:
     request_id: Any = None
     body: Any = None
     t0 = time.perf_counter()  # mcp.server.operation.duration
-    modern = request.headers.get("mcp-protocol-version") in MODERN_PROTOCOL_VERSIONS
+    version = request.headers.get("mcp-protocol-version")
+    modern = version in MODERN_PROTOCOL_VERSIONS
+    ctx: CallContext | None = None
     try:
         check_origin(request)
         # before anything else: a notification (cancellation), a client's reply or a parse error
@@ -104,17 +106,37 @@ async def post_mcp(request: Request) -> Response:
         ctx.modern, ctx.request_bytes = modern, len(raw)
         ctx.exposure = parse_mode(request.query_params.get("exposure"))
         reply = await _request(request, body, params, ctx, raw)
-        metrics.operation(body["method"], "ok").observe(time.perf_counter() - t0)
+        _observe(body["method"], ctx, version, "", t0)
         return reply
     except RpcFault as fault:
         if isinstance(body, dict) and isinstance(body.get("method"), str):
-            metrics.operation(body["method"], "error").observe(time.perf_counter() - t0)
+            _observe(body["method"], ctx, version, metrics.error_type(fault.code), t0)
         headers = (
             www_authenticate(request)
             if fault.status is None and fault.code == UNAUTHENTICATED
             else None
         )
         return fault_message(request_id, fault, modern, headers)
+    except Exception as exc:  # answered 500 by the app's handler: counted here first
+        if isinstance(body, dict) and isinstance(body.get("method"), str):
+            _observe(body["method"], ctx, version, metrics.exception_type(exc), t0)
+        raise
+
+
+def _observe(
+    method: str, ctx: CallContext | None, version: str | None, error: str, t0: float
+) -> None:
+    """mcp.server.operation.duration of one request (labels bounded in `metrics.operation`).
+
+    The protocol is the request's MCP-Protocol-Version header, else its session's or the one
+    initialize negotiated."""
+    if ctx is None:
+        metrics.operation(method, "", error, version).observe(time.perf_counter() - t0)
+        return
+    if not version and (ctx.session_id or ctx.modern or method == "initialize"):
+        version = ctx.protocol
+    error = error or ctx.error_type
+    metrics.operation(method, ctx.tool_label, error, version).observe(time.perf_counter() - t0)
 
 
 async def _notification(
@@ -162,6 +184,7 @@ async def _request(
         protocol = negotiate(params.get("protocolVersion"))
         client = client_name(params.get("clientInfo"))
         session_id = gw.sessions.issue(ctx.principal, protocol, client)
+        ctx.protocol = protocol  # the negotiated version, for the operation's metric
         result = gw.gateway.initialize_result(protocol)
         return json_message(response(body["id"], result), headers={"Mcp-Session-Id": session_id})
     else:
@@ -271,6 +294,7 @@ async def delete_mcp(request: Request) -> Response:
         headers = www_authenticate(request) if fault.code == UNAUTHENTICATED else None
         return fault_message(None, fault, False, headers)
     context(request).sessions.end(info.id)
+    metrics.session_ended(time.time() - info.issued_at, info.protocol)
     with contextlib.suppress(Exception):
         await broadcast_ended(context(request).bus, info.id)
     return Response(status_code=204)

@@ -94,6 +94,7 @@ class SseUpstream:
         self._held: dict[int, list[dict[str, Any]]] = {}  # parked calls: requests held for them
         self._reader: asyncio.Task[None] | None = None
         self._resp: aiohttp.ClientResponse | None = None
+        self._opened: float | None = None  # the open session's start (monotonic), if counted
 
     async def connect(self) -> None:
         """Open the stream, learn the POST URL, initialise the session."""
@@ -138,7 +139,8 @@ class SseUpstream:
             "capabilities": {},
             "clientInfo": CLIENT_INFO,
         }
-        reply = await self._call("initialize", params, None)
+        with metrics.UpstreamOperation(self.server.name, "initialize", SSE_PROTOCOL) as op:
+            reply = op.reply(await self._call("initialize", params, None))
         if "error" in reply:
             await self._teardown()
             raise TransportFailure(f"initialize failed: {reply['error'].get('message')}")
@@ -147,7 +149,7 @@ class SseUpstream:
         self.capabilities = result.get("capabilities") or {}
         await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         self.connected = True
-        metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
+        self._opened = metrics.upstream_session_opened(self.server.name)
 
     async def request(
         self, method: str, params: dict[str, Any] | None, on_notify: Notify | None = None
@@ -234,7 +236,7 @@ class SseUpstream:
         except (TimeoutError, aiohttp.ClientError, sse.EventTooLarge) as exc:
             log.info("sse_upstream_stream_ended", server=self.server.name, error=str(exc))
         finally:
-            self._fail_pending("the SSE upstream closed its stream")
+            self._fail_pending("the SSE upstream closed its stream", metrics.SESSION_LOST)
 
     async def _dispatch(self, msg: dict[str, Any]) -> None:
         """Route one message from the upstream."""
@@ -334,10 +336,14 @@ class SseUpstream:
             task = asyncio.get_running_loop().create_task(self._send_quietly(note))
             task.add_done_callback(lambda _: None)
 
-    def _fail_pending(self, reason: str) -> None:
-        """The stream is gone: every waiting call fails, the next one reconnects."""
-        if self.connected:
-            metrics.UPSTREAM_SESSIONS.labels(self.server.name).dec()
+    def _fail_pending(self, reason: str, error: str = "") -> None:
+        """The stream is gone: every waiting call fails, the next one reconnects.
+
+        The session ends in the metrics once, even when a failed POST already marked it
+        disconnected (`error`: why, when the gateway did not close it)."""
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            metrics.upstream_session_ended(self.server.name, opened, self.protocol, error)
         self.connected = False
         for rid in self._held:  # parked calls fail on their retry; they no longer count
             self._relays.pop(rid, None)

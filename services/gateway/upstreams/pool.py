@@ -162,10 +162,12 @@ class UpstreamPool:
         retry: bool = False,
         principal: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        tool: str = "",
     ) -> tuple[dict[str, Any], float]:
         """Forward one request; returns the upstream's JSON-RPC reply and the upstream ms.
 
-        `headers` are a call's `Mcp-Param-*`, for Streamable HTTP upstreams."""
+        `headers` are a call's `Mcp-Param-*`, for Streamable HTTP upstreams; `tool` the routed
+        tool's upstream name of a tools/call (its metric label: never a caller's text)."""
         upstream = self.upstream(server)
         breaker = self.admitted(server)
         timeout = server.timeout_s or self.settings.upstream_timeout_s
@@ -194,6 +196,7 @@ class UpstreamPool:
                 result = await need.park(need)
                 return {"jsonrpc": "2.0", "result": result}, (time.perf_counter() - t0) * 1000
             except TimeoutError:
+                _observe(server, method, tool, upstream, t0, metrics.TIMEOUT)
                 self._failed(server.label, breaker)
                 if isinstance(upstream, HttpUpstream):
                     upstream.connected = False
@@ -208,14 +211,23 @@ class UpstreamPool:
                     upstream.connected = False
                 if attempt + 1 < attempts and not relayed and breaker.allow():
                     continue
+                _observe(server, method, tool, upstream, t0, "TransportFailure")
                 log.warning("upstream_failed", server=server.name, error=str(exc))
                 raise RpcFault(
                     UPSTREAM_ERROR,
                     f"The server {server.name!r} failed: {exc}",
                     {"server": server.name},
                 ) from None
+            except (RpcFault, asyncio.CancelledError) as exc:  # too large, or the caller gone
+                _observe(server, method, tool, upstream, t0, metrics.exception_type(exc))
+                raise
             self._succeeded(server.label, breaker)
-            return reply, (time.perf_counter() - t0) * 1000
+            elapsed = time.perf_counter() - t0
+            error = metrics.reply_error(method, reply)
+            metrics.upstream_duration(
+                server.name, method, tool, error, upstream.protocol, metrics.TCP
+            ).observe(elapsed)
+            return reply, elapsed * 1000
         raise AssertionError("unreachable")
 
     def _failed(self, name: str, breaker: CircuitBreaker) -> None:
@@ -234,3 +246,15 @@ class UpstreamPool:
             metrics.set_circuit(name, "closed")
         else:
             breaker.failures = 0
+
+
+def _observe(
+    server: ServerEntry, method: str, tool: str, upstream: Upstream, t0: float, error: str
+) -> None:
+    """mcp.client.operation.duration of a request that failed.
+
+    network.transport is `tcp` for every upstream: HTTP ones, and stdio servers too, which the
+    gateway reaches over its NATS connection (the pipe is the sandbox's hop, not the gateway's)."""
+    metrics.upstream_duration(
+        server.name, method, tool, error, upstream.protocol, metrics.TCP
+    ).observe(time.perf_counter() - t0)

@@ -18,6 +18,7 @@ class SandboxUpstream:
     """stdio servers and code tools, reached through the sandbox over NATS."""
 
     modern = False
+    protocol: str | None = None  # the sandbox holds the session with the process, not we
 
     def __init__(self, server: ServerEntry, bus: Bus) -> None:
         self.server = server

@@ -74,6 +74,7 @@ class HttpUpstream:
         self.capabilities: dict[str, Any] = {}  # the upstream's, from discover or initialize
         self.connected = False
         self._counted = False  # this session is in the open upstream sessions gauge
+        self._opened = 0.0  # when it opened (monotonic): mcp.client.session.duration
         self._lock = asyncio.Lock()
         self._ids = itertools.count(FIRST_ID[0] + secrets.randbelow(FIRST_ID[1] - FIRST_ID[0]))
 
@@ -97,7 +98,7 @@ class HttpUpstream:
         async with self._lock:
             if self.connected:
                 return
-            self._uncount()  # an expired session is being replaced
+            self._uncount(metrics.SESSION_LOST)  # an expired session is being replaced
             self.session_id, self.protocol, self.modern = None, None, False
             meta = {
                 PROTOCOL_VERSION_META_KEY: LATEST_MODERN_VERSION,
@@ -106,7 +107,10 @@ class HttpUpstream:
             }
             self.protocol, self.modern = LATEST_MODERN_VERSION, True
             try:
-                reply = await self._post("server/discover", {"_meta": meta}, None)
+                with metrics.UpstreamOperation(
+                    self.server.name, "server/discover", LATEST_MODERN_VERSION
+                ) as op:
+                    reply = op.reply(await self._post("server/discover", {"_meta": meta}, None))
                 versions = (reply.get("result") or {}).get("supportedVersions") or []
             except (TransportFailure, SessionExpired):
                 versions = []
@@ -120,7 +124,8 @@ class HttpUpstream:
                 "capabilities": {},
                 "clientInfo": CLIENT_INFO,
             }
-            reply = await self._post("initialize", params, None, keep_session=True)
+            with metrics.UpstreamOperation(self.server.name, "initialize", LATEST_LEGACY) as op:
+                reply = op.reply(await self._post("initialize", params, None, keep_session=True))
             if "error" in reply:
                 raise TransportFailure(f"initialize failed: {reply['error'].get('message')}")
             result = reply.get("result") or {}
@@ -129,13 +134,15 @@ class HttpUpstream:
             await self._notify("notifications/initialized")
             self.connected = True
             self._counted = True
-            metrics.UPSTREAM_SESSIONS.labels(self.server.name).inc()
+            self._opened = metrics.upstream_session_opened(self.server.name)
 
-    def _uncount(self) -> None:
-        """Take this upstream's session out of the open-sessions gauge (once)."""
+    def _uncount(self, error: str = "") -> None:
+        """Take this upstream's session out of the open-sessions gauge (once); time it.
+
+        `error`: why it ended, when not closed by the gateway (error.type)."""
         if self._counted:
             self._counted = False
-            metrics.UPSTREAM_SESSIONS.labels(self.server.name).dec()
+            metrics.upstream_session_ended(self.server.name, self._opened, self.protocol, error)
 
     async def request(
         self,

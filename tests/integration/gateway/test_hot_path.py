@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.gateway.conftest import bearer, modern_body, modern_headers
 from tests.support.mcp_messages import initialize
@@ -75,17 +76,25 @@ async def test_the_sessions_gauge_counts_open_streams_not_handshakes(stack) -> N
     assert closed == before
 
 
-def _count(text: str, method: str, status: str) -> float:
-    """mcp_server_operation_duration_seconds_count for one label set (0 when absent)."""
-    prefix = (
-        "mcp_server_operation_duration_seconds_count"
-        f'{{mcp_method_name="{method}",status="{status}"}} '
+def _count(text: str, method: str, error: str) -> float:
+    """mcp_server_operation_duration_seconds_count of one 2026-07-28 method and error type."""
+    labels = {
+        "mcp_method_name": method,
+        "gen_ai_tool_name": "",
+        "error_type": error,
+        "mcp_protocol_version": "2026-07-28",
+        "network_transport": "tcp",
+    }
+    samples = (
+        sample
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "mcp_server_operation_duration_seconds_count"
     )
-    line = next((x for x in text.splitlines() if x.startswith(prefix)), None)
-    return float(line.split()[-1]) if line else 0.0
+    return next((s.value for s in samples if s.labels == labels), 0.0)
 
 
-async def test_operation_durations_are_recorded_by_method_and_outcome(stack) -> None:
+async def test_operation_durations_are_recorded_by_method_and_error_type(stack) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         before = (await http.get(f"{stack.url}/metrics")).text
         ok = await http.post(
@@ -100,5 +109,5 @@ async def test_operation_durations_are_recorded_by_method_and_outcome(stack) -> 
         )
         after = (await http.get(f"{stack.url}/metrics")).text
     assert ok.status_code == 200 and odd.json()["error"]["code"] == -32601
-    assert _count(after, "tools/list", "ok") == _count(before, "tools/list", "ok") + 1
-    assert _count(after, "other", "error") == _count(before, "other", "error") + 1
+    assert _count(after, "tools/list", "") == _count(before, "tools/list", "") + 1
+    assert _count(after, "other", "-32601") == _count(before, "other", "-32601") + 1
