@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,18 +54,21 @@ class Booted:
 async def whole_stack(space: str) -> AsyncIterator[Booted]:
     """Start the stack as `make run` does, in database sbbench_<space> and namespace `space`."""
     remove_old_logs()
-    pg = await postgres.ensure_postgres("pg-bench")
-    await pgroles.drop_orphan_roles(pg.url, DATABASE_PREFIX)  # of runs killed earlier
-    database = f"{DATABASE_PREFIX}{space}"
-    database_url = await postgres.create_database(pg.url, database)
-    bus = nats.ensure_nats("nats-bench", auth=launch.nats_auth(space=space))
-    secrets_dir = proc.run_dir() / "bench"
-    secrets_dir.mkdir(mode=0o700, exist_ok=True)
-    kept = secrets_dir / f"{space}-db-credentials.env"  # not make run's file
-    work_root = tempfile.mkdtemp(prefix="sbbench-sandbox-")  # not make run's .run/sandbox
-    os.chmod(work_root, 0o711)
-    stack: Stack | None = None
-    try:
+    async with AsyncExitStack() as cleanup:  # undone in reverse order, whatever failed
+        pg = await postgres.ensure_postgres("pg-bench")
+        cleanup.callback(pg.stop)  # only when this run started it
+        await pgroles.drop_orphan_roles(pg.url, DATABASE_PREFIX)  # of runs killed earlier
+        database = f"{DATABASE_PREFIX}{space}"
+        database_url = await postgres.create_database(pg.url, database)
+        cleanup.push_async_callback(drop_database, pg.url, database)
+        bus = nats.ensure_nats("nats-bench", auth=launch.nats_auth(space=space))
+        cleanup.push_async_callback(release_nats, bus, space)
+        kept = proc.run_dir() / "bench" / f"{space}-db-credentials.env"  # not make run's file
+        kept.parent.mkdir(mode=0o700, exist_ok=True)
+        cleanup.callback(kept.unlink, missing_ok=True)
+        work_root = tempfile.mkdtemp(prefix="sbbench-sandbox-")  # not make run's .run/sandbox
+        os.chmod(work_root, 0o711)
+        cleanup.callback(shutil.rmtree, work_root, ignore_errors=True)
         credentials = await launch.service_credentials(
             database_url, bus.url, bus.auth, keep_in=kept
         )
@@ -76,24 +79,32 @@ async def whole_stack(space: str) -> AsyncIterator[Booted]:
         config.log_dir = proc.run_dir() / "logs" / f"bench-{space}"
         config.env["SANDBOX_WORK_ROOT"] = work_root
         stack = Stack(config)
+        cleanup.callback(stop_stack, stack)
         print(f"starting the stack (logs in {config.log_dir}/)", flush=True)
         await stack.start()
         yield Booted(stack, admin, database, database_url, pg.url, bus)
-    finally:
-        if stack is not None:
-            stack.stop()
-            if stack.nginx.prefix is not None:
-                shutil.rmtree(stack.nginx.prefix, ignore_errors=True)
-        if bus.started:
-            bus.stop()
-            shutil.rmtree(proc.run_dir() / "nats-bench", ignore_errors=True)
-        else:
-            await delete_streams(bus.url, space)
-        await postgres.drop_database(pg.url, database)
-        await pgroles.drop_roles(pg.url, database)
-        pg.stop()
-        kept.unlink(missing_ok=True)
-        shutil.rmtree(work_root, ignore_errors=True)
+
+
+def stop_stack(stack: Stack) -> None:
+    """Stop the services and nginx; remove nginx's prefix directory."""
+    stack.stop()
+    if stack.nginx.prefix is not None:
+        shutil.rmtree(stack.nginx.prefix, ignore_errors=True)
+
+
+async def drop_database(server_url: str, database: str) -> None:
+    """Drop the benchmark's database and its service roles."""
+    await postgres.drop_database(server_url, database)
+    await pgroles.drop_roles(server_url, database)
+
+
+async def release_nats(bus: nats.Nats, space: str) -> None:
+    """Stop a NATS server this run started (and remove its store), else delete our streams."""
+    if bus.started:
+        bus.stop()
+        shutil.rmtree(proc.run_dir() / "nats-bench", ignore_errors=True)
+    else:
+        await delete_streams(bus.url, space)
 
 
 def remove_old_logs(max_age_s: float = 3600) -> None:
