@@ -188,7 +188,10 @@ async def main() -> None:
             base = booted.stack.url
             token, key = await rest.admin_key(http, base, booted.admin)
             names = [f"s{i:03d}" for i in range(SERVERS)]
+            print(f"registering {SERVERS} servers through {base}", flush=True)
+            started = time.monotonic()
             await rest.register(http, base, token, names, upstream_url)
+            print(f"registered in {time.monotonic() - started:.1f} s", flush=True)
             await rest.wait_listed(http, f"{base}/mcp", key, SERVERS * rest.TOOLS_PER_SERVER)
             groups, shared = process_groups(booted, upstream.pid)
             metrics = [f"{r.url}/metrics" for r in booted.stack.replicas_of("gateway")]
