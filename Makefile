@@ -82,7 +82,7 @@ fmt: runtime ## Format the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: runtime ## Run the benchmarks
+bench: runtime ## Benchmark the whole stack as make run starts it (BENCH_MODE=trimmed: the gateway alone)
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "No benchmarks yet."; fi
 
 k8s-check: runtime ## Validate deploy/k8s (kubectl kustomize | kubernetes-validate --strict), hadolint the Dockerfiles, promtool the alert rules

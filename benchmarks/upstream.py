@@ -8,7 +8,9 @@ from mcp.server.mcpserver import MCPServer
 
 def build(tools: int = 50) -> MCPServer:
     """An MCP server with `echo` and `tools - 1` more small tools."""
-    server = MCPServer("bench")
+    # WARNING: at INFO the SDK renders a line for each 2025-revision request it serves
+    # statelessly ("Terminating session"), which would be most of that request's cost
+    server = MCPServer("bench", log_level="WARNING")
 
     @server.tool(description="Echo the text back.")
     def echo(text: str) -> str:

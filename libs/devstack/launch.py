@@ -61,20 +61,26 @@ def namespace() -> str:
     return os.environ.get("SWITCHBOARD_NAMESPACE", "")
 
 
-def nats_auth(root: Path = proc.ROOT) -> NatsAuth:
-    """The users of the private NATS `make run` starts (passwords kept in .run/, 0600)."""
-    return natsauth.load(proc.run_dir(root) / NATS_CREDENTIALS, namespace())
+def nats_auth(root: Path = proc.ROOT, space: str | None = None) -> NatsAuth:
+    """The users of the private NATS `make run` starts (passwords kept in .run/, 0600).
+
+    Their permissions are for the namespace `space`, else the caller's SWITCHBOARD_NAMESPACE."""
+    return natsauth.load(
+        proc.run_dir(root) / NATS_CREDENTIALS, namespace() if space is None else space
+    )
 
 
-async def database_roles(admin_url: str, root: Path) -> tuple[dict[str, dict[str, str]], str]:
+async def database_roles(
+    admin_url: str, root: Path, keep_in: Path | None = None
+) -> tuple[dict[str, dict[str, str]], str]:
     """Each service's own role on admin_url's database, created there by the admin role.
 
-    The URLs are kept in .run/ (0600); a service whose <SERVICE>_DATABASE_URL is set keeps
-    that."""
+    The URLs are kept in `keep_in`, else .run/db-credentials.env (0600); a service whose
+    <SERVICE>_DATABASE_URL is set keeps that."""
     services = tuple(s for s in SERVICES if not os.environ.get(f"{s.upper()}_DATABASE_URL"))
     if not services:
         return {}, "each service connects with its <SERVICE>_DATABASE_URL"
-    path = proc.run_dir(root) / DB_CREDENTIALS
+    path = keep_in or proc.run_dir(root) / DB_CREDENTIALS
     try:
         roles = await pgroles.ensure_roles(admin_url, pgroles.stored_passwords(path), services)
     except (pgroles.RolesUnavailable, asyncpg.PostgresError) as exc:
@@ -116,10 +122,16 @@ def nats_credentials(url: str, auth: NatsAuth | None, root: Path) -> tuple[dict,
 
 
 async def service_credentials(
-    admin_url: str, nats_url: str, auth: NatsAuth | None, root: Path = proc.ROOT
+    admin_url: str,
+    nats_url: str,
+    auth: NatsAuth | None,
+    root: Path = proc.ROOT,
+    keep_in: Path | None = None,
 ) -> Credentials:
-    """The database roles (created now) and NATS users the services of `make run` use."""
-    db_env, db_note = await database_roles(admin_url, root)
+    """The database roles (created now) and NATS users the services of `make run` use.
+
+    `keep_in`: the file the roles' URLs go to (another stack than `make run`'s keeps its own)."""
+    db_env, db_note = await database_roles(admin_url, root, keep_in)
     nats_env, nats_note = nats_credentials(nats_url, auth, root)
     merged = {s: {**db_env.get(s, {}), **nats_env.get(s, {})} for s in SERVICES}
     return Credentials(merged, db_note, nats_note)
@@ -139,13 +151,14 @@ def stack_config(
     port: int,
     root: Path = proc.ROOT,
     credentials: Credentials | None = None,
+    space: str | None = None,
 ) -> tuple[StackConfig, AdminLogin]:
     """The stack `make run` starts from the checkout at root, and its admin's credentials.
 
     The env is what `make run` adds to the caller's: the admin's credentials, the dev secrets
-    (generated once into .run/), a short drain, SWITCHBOARD_NAMESPACE and each service's own
-    database URL and NATS user (`credentials`); the stack adds DATABASE_URL, NATS_URL, the
-    public URL, its free ports and its local defaults.
+    (generated once into .run/), a short drain, SWITCHBOARD_NAMESPACE (`space`, else the
+    caller's) and each service's own database URL and NATS user (`credentials`); the stack adds
+    DATABASE_URL, NATS_URL, the public URL, its free ports and its local defaults.
     """
     run_dir = proc.run_dir(root)
     admin = admin_credentials(run_dir)
@@ -159,7 +172,7 @@ def stack_config(
         database_url="" if own else database_url,  # the admin's URL only where it is needed
         nats_url=nats_url,
         port=port,
-        namespace=namespace(),
+        namespace=namespace() if space is None else space,
         log_dir=run_dir / "logs",
         env=env,
         service_env=service_env,

@@ -28,16 +28,18 @@ def test_the_legacy_sse_benchmark_runs_both_transports_without_errors() -> None:
     assert all(line.endswith("errors 0") for line in runs), done.stdout
 
 
-def test_make_bench_runs_end_to_end_on_a_tiny_setting() -> None:
+def test_the_trimmed_bench_runs_end_to_end_on_a_tiny_setting() -> None:
     done = run_module(
         "benchmarks",
         300,
+        BENCH_MODE="trimmed",
         BENCH_SERVERS="2",
         BENCH_DURATION_S="0.5",
         BENCH_SESSIONS="5",
         BENCH_LOADGEN="aiohttp",  # wrk may not be installed; its figures are not the point
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "TRIMMED stack (BENCH_MODE=trimmed)" in done.stdout, done.stdout
     rows = [line.split() for line in done.stdout.splitlines()]
     paths = ("gw", "nginx")
     runs = [r for r in rows if len(r) > 7 and r[1] in paths and r[2].isdigit()]
