@@ -38,6 +38,7 @@ class AuditSettings(Settings):
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set or range."""
+        super().__post_init__()
         if self.arguments not in POLICIES:
             raise SettingsError(
                 f"AUDIT_ARGUMENTS must be one of {', '.join(POLICIES)} (got {self.arguments!r})"

@@ -57,6 +57,7 @@ class AuthSettings(Settings):
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set or form."""
+        super().__post_init__()
         if self.oauth_registration not in REGISTRATION_MODES:
             raise SettingsError(
                 f"AUTH_OAUTH_REGISTRATION must be one of {', '.join(REGISTRATION_MODES)}"
