@@ -35,6 +35,7 @@ METRIC_MODULES = (
     "services.gateway.metrics",
     "services.sandbox.metrics",
     "services.audit.metrics",
+    "services.audit.platform_metrics",
 )
 SUFFIXES = {
     "counter": ("_total", "_created"),
