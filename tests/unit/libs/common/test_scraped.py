@@ -1,4 +1,4 @@
-"""Scraped figures: read at most once per TTL, shared by concurrent scrapes, empty after a failure."""
+"""Scraped figures: read once per TTL, shared by concurrent scrapes, empty after a failure."""
 
 from __future__ import annotations
 
