@@ -1,4 +1,4 @@
-"""The overlays ship deploy/monitoring: dashboards, ServiceMonitor, the rules as a PrometheusRule."""
+"""The overlays ship deploy/monitoring: dashboards, ServiceMonitor, rules as a PrometheusRule."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def test_the_nats_exporter_runs_beside_nats_on_the_monitoring_port_nats_enables(
     nats, exporter = pod["containers"]
     assert nats["name"] == "nats" and exporter["name"] == "nats-exporter"
     assert {"name": "monitor", "containerPort": 8222} in nats["ports"]
-    config = next(m for n, m in objects(overlay, "ConfigMap").items() if n.startswith("nats-config"))
+    maps = objects(overlay, "ConfigMap")
+    config = next(m for name, m in maps.items() if name.startswith("nats-config"))
     assert "http_port: 8222" in config["data"]["nats.conf"]
     assert exporter["args"][-1] == "http://localhost:8222"
     assert "-jsz=all" in exporter["args"]
