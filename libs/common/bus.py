@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -66,15 +67,38 @@ class RpcError(ApiError):
         self.status = status
 
 
+class StreamRefused(RuntimeError):
+    """JetStream refused to create a stream the services need; the message says what to change."""
+
+    def __init__(self, stream: str, replicas: int, refused: Exception) -> None:
+        reason = getattr(refused, "description", None) or str(refused) or type(refused).__name__
+        super().__init__(
+            f"NATS refused to create the stream {stream} with {replicas} replica(s)"
+            f" (NATS_STREAM_REPLICAS): {reason}. A stream needs as many JetStream nodes as"
+            " replicas; one nats-server takes NATS_STREAM_REPLICAS=1."
+        )
+        self.stream = stream
+
+
 class Bus:
     """A namespaced view of one NATS connection and its JetStream context."""
 
-    def __init__(self, nc: NatsClient, namespace: str, source: str) -> None:
+    def __init__(
+        self,
+        nc: NatsClient,
+        namespace: str,
+        source: str,
+        *,
+        replicas: int = 1,
+        max_bytes: int = 0,
+    ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.namespace = namespace
         self.source = source
         self.stream = f"{namespace}_{STREAM}" if namespace else STREAM
+        self.replicas = replicas  # NATS_STREAM_REPLICAS: of EVENTS and of every KV bucket
+        self.max_bytes = max_bytes  # NATS_STREAM_MAX_BYTES of EVENTS; 0: no limit
         self._tasks: list[asyncio.Task] = []
         self._subs: list[Any] = []
         self._pull_subs: list[Any] = []
@@ -106,34 +130,80 @@ class Bus:
         return subject[len(prefix) :] if prefix and subject.startswith(prefix) else subject
 
     async def ensure_stream(self) -> None:
-        """Create the EVENTS stream on `events.>` when it is missing."""
+        """Create the EVENTS stream on `events.>` when it is missing, else bring it to the settings.
+
+        A stream JetStream refuses to create (more replicas than JetStream nodes) is StreamRefused,
+        naming the setting; one found with fewer replicas or another byte limit is updated."""
         try:
-            await self.js.stream_info(self.stream)
+            info = await self.js.stream_info(self.stream)
         except NotFoundError:
             config = StreamConfig(
                 name=self.stream,
                 subjects=[self.subject(subject_names.ALL_EVENTS)],
                 max_age=STREAM_MAX_AGE_S,
+                max_bytes=self.max_bytes or -1,
                 duplicate_window=120,
+                num_replicas=self.replicas,
             )
             try:
                 await self.js.add_stream(config)
-            except Exception:  # another replica created it first
-                await self.js.stream_info(self.stream)
+            except Exception as exc:
+                await self._created_by_another(self.stream, exc)
+            return
+        await self._update_stream(info.config, max_bytes=self.max_bytes or -1)
 
     async def key_value(self, name: str, ttl_s: float | None = None) -> Any:
         """The KV bucket `name` (namespaced), created when it is missing.
 
-        It is created with `ttl_s` and one revision per key; replicas racing to create it all get
-        the same bucket."""
+        It is created with `ttl_s`, one revision per key and NATS_STREAM_REPLICAS copies (an older
+        bucket with fewer is raised to it); replicas racing to create it all get the same bucket."""
         bucket = f"{self.namespace}_{name}" if self.namespace else name
         try:
-            return await self.js.key_value(bucket)
+            kv = await self.js.key_value(bucket)
         except Exception:
             try:
-                return await self.js.create_key_value(bucket=bucket, ttl=ttl_s, history=1)
-            except Exception:  # another replica created it first
+                return await self.js.create_key_value(
+                    bucket=bucket, ttl=ttl_s, history=1, replicas=self.replicas
+                )
+            except Exception as exc:
+                await self._created_by_another(f"KV_{bucket}", exc)
                 return await self.js.key_value(bucket)
+        await self._update_stream((await self.js.stream_info(f"KV_{bucket}")).config)
+        return kv
+
+    async def _created_by_another(self, stream: str, refused: Exception) -> None:
+        """After a failed create: fine when another replica made the stream, else StreamRefused."""
+        try:
+            await self.js.stream_info(stream)
+        except NotFoundError:
+            error = StreamRefused(stream, self.replicas, refused)
+            log.error("stream_refused", stream=stream, replicas=self.replicas, error=str(error))
+            raise error from refused
+
+    async def _update_stream(self, config: StreamConfig, **wanted: Any) -> None:
+        """Raise the stream's replicas to the setting (never lower them) and set `wanted` fields.
+
+        JetStream in a cluster moves a stream to more nodes; when it cannot (fewer nodes than
+        replicas), the stream keeps serving as it is and the refusal is logged."""
+        changes = {k: v for k, v in wanted.items() if getattr(config, k) != v}
+        had = config.num_replicas or 1
+        if had < self.replicas:
+            changes["num_replicas"] = self.replicas
+        if not changes:
+            return
+        try:
+            await self.js.update_stream(dataclasses.replace(config, **changes))
+        except Exception as exc:
+            log.error(
+                "stream_not_updated",
+                stream=config.name,
+                replicas=had,
+                wanted=changes,
+                setting="NATS_STREAM_REPLICAS",
+                error=str(exc) or type(exc).__name__,
+            )
+            return
+        log.info("stream_updated", stream=config.name, replicas=had, changes=changes)
 
     async def publish(self, event: Event, timeout: float = 5.0) -> None:
         """Publish to JetStream and wait for its acknowledgement (deduplicated by event id).
@@ -463,7 +533,13 @@ async def connect(settings: Settings, name: str | None = None) -> AsyncIterator[
         password=settings.nats_password or None,
         inbox_prefix=inbox_prefix(settings.service, settings.namespace),
     )
-    bus = Bus(nc, settings.namespace, settings.service)
+    bus = Bus(
+        nc,
+        settings.namespace,
+        settings.service,
+        replicas=settings.nats_stream_replicas,
+        max_bytes=settings.nats_stream_max_bytes,
+    )
     buses.append(bus)
     try:
         await bus.ensure_stream()

@@ -32,6 +32,8 @@ class Access:
     publishes_live: tuple[str, ...] = ()  # unstored core subjects it sends
     follows_live: tuple[str, ...] = ()  # unstored core subjects it receives
     buckets: tuple[str, ...] = ()  # KV buckets it creates, reads, writes and watches
+    # reads the info of every platform stream and durable for its JetStream figures (/metrics)
+    reads_figures: bool = False
 
 
 # what every service does through libs/common: the Verifier asks auth and follows its events
@@ -81,6 +83,7 @@ ACCESS: dict[str, Access] = {
         follows=(subjects.ALL_EVENTS,),
         consumes=(("audit-store", subjects.ALL_EVENTS),),
         follows_live=(subjects.SANDBOX_LOGS, subjects.SERVICE_LOGS),
+        reads_figures=True,  # services/audit/platform_metrics.py
     ),
 }
 
@@ -96,7 +99,20 @@ def access_of(service: str) -> Access:
         publishes_live=own.publishes_live,
         follows_live=own.follows_live,
         buckets=own.buckets,
+        reads_figures=own.reads_figures,
     )
+
+
+def platform_streams(namespace: str = "") -> tuple[str, ...]:
+    """Every stream the services create: EVENTS and each KV bucket's, under the namespace."""
+    buckets = sorted({b for access in ACCESS.values() for b in access.buckets})
+    kv = (f"KV_{prefixed(namespace, b, '_')}" for b in buckets)
+    return (prefixed(namespace, STREAM, "_"), *kv)
+
+
+def platform_durables() -> tuple[str, ...]:
+    """Every durable consumer the services run on EVENTS."""
+    return tuple(sorted({d for access in ACCESS.values() for d, _ in access.consumes}))
 
 
 def prefixed(namespace: str, name: str, sep: str = ".") -> str:
@@ -118,6 +134,8 @@ def permissions(service: str, namespace: str = "") -> dict[str, Any]:
     publish += [prefixed(ns, subjects.events_of(service))]  # its own events, into the stream
     publish += [prefixed(ns, subjects.service_logs(service))]  # its own log lines, live
     publish += [f"{JS_API}.STREAM.INFO.{stream}", f"{JS_API}.STREAM.CREATE.{stream}"]
+    # raising its replicas or byte limit to the settings (libs/common/bus.py)
+    publish += [f"{JS_API}.STREAM.UPDATE.{stream}"]
     subscribe = [prefixed(ns, s) for s in access.serves + access.follows + access.follows_live]
     subscribe += [inbox_prefix(service, ns) + ".>"]
     for durable, filter_subject in access.consumes:
@@ -137,6 +155,7 @@ def permissions(service: str, namespace: str = "") -> dict[str, Any]:
             f"$KV.{bucket}.>",
             f"{JS_API}.STREAM.INFO.{kv}",
             f"{JS_API}.STREAM.CREATE.{kv}",
+            f"{JS_API}.STREAM.UPDATE.{kv}",
             f"{JS_API}.STREAM.MSG.GET.{kv}",
             f"{JS_API}.DIRECT.GET.{kv}.>",
             f"{JS_API}.CONSUMER.CREATE.{kv}",
@@ -145,6 +164,11 @@ def permissions(service: str, namespace: str = "") -> dict[str, Any]:
             f"{JS_API}.CONSUMER.DELETE.{kv}.>",
             f"$JS.FC.{kv}.>",
         ]
+    if access.reads_figures:
+        publish += [f"{JS_API}.STREAM.INFO.{name}" for name in platform_streams(ns)[1:]]
+        known = {f"{stream}.{durable}" for durable, _ in access.consumes}
+        consumers = [f"{stream}.{durable}" for durable in platform_durables()]
+        publish += [f"{JS_API}.CONSUMER.INFO.{c}" for c in consumers if c not in known]
     return {
         "publish": {"allow": publish},
         "subscribe": {"allow": subscribe},

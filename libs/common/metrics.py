@@ -8,6 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.requests import Request
 from starlette.responses import Response
 
+from libs.common import scraped
+
 QUIET_ROUTES = {"/healthz", "/readyz", "/metrics"}
 UNMATCHED = "<unmatched>"
 
@@ -55,5 +57,8 @@ def matched_template(scope: dict[str, Any], root_path: str = "") -> str:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus exposition of the default registry (includes process metrics)."""
+    """Prometheus exposition of the default registry (includes process metrics).
+
+    Figures read from Postgres or NATS (libs/common/scraped.py) are refreshed first when due."""
+    await scraped.refresh_all()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -13,6 +13,8 @@ T = TypeVar("T", bound="Settings")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+# JetStream keeps at most five copies of a stream (one per cluster node)
+MIN_REPLICAS, MAX_REPLICAS = 1, 5
 
 
 class SettingsError(ValueError):
@@ -59,6 +61,11 @@ class Settings:
     # the service's NATS user (AUTH_NATS_USER, ...; else NATS_USER); empty: no credentials
     nats_user: str = env("NATS_USER", "", per_service=True)
     nats_password: str = env("NATS_PASSWORD", "", secret=True, per_service=True)
+    # copies of each JetStream stream and KV bucket the services create: 1 on one node, 3 on a
+    # three-node cluster (overlays/prod); a stream found with fewer is raised to it
+    nats_stream_replicas: int = env("NATS_STREAM_REPLICAS", 1)
+    # the EVENTS stream's byte limit (oldest events dropped beyond it); 0: only its age limits it
+    nats_stream_max_bytes: int = env("NATS_STREAM_MAX_BYTES", 0)
     log_level: str = env("LOG_LEVEL", "info")
     namespace: str = env("SWITCHBOARD_NAMESPACE", "")
     version: str = env("SWITCHBOARD_VERSION", "0.1.0")
@@ -77,6 +84,19 @@ class Settings:
     cookie_secure: bool = env("SWITCHBOARD_COOKIE_SECURE", True, aliases=("AUTH_COOKIE_SECURE",))
     host: str = "127.0.0.1"
     port: int = 0
+
+    def __post_init__(self) -> None:
+        """Check the platform values that have a range (subclasses call this first)."""
+        if not MIN_REPLICAS <= self.nats_stream_replicas <= MAX_REPLICAS:
+            raise SettingsError(
+                f"NATS_STREAM_REPLICAS must be from {MIN_REPLICAS} to {MAX_REPLICAS}"
+                f" (got {self.nats_stream_replicas})"
+            )
+        if self.nats_stream_max_bytes < 0:
+            raise SettingsError(
+                f"NATS_STREAM_MAX_BYTES must be 0 (no limit) or more"
+                f" (got {self.nats_stream_max_bytes})"
+            )
 
     @classmethod
     def from_env(cls: type[T], environ: typing.Mapping[str, str] | None = None) -> T:

@@ -27,8 +27,14 @@ K8S = Path("deploy") / "k8s"
 OVERLAYS = ("overlays/dev", "overlays/prod")
 # overlays rendered with an optional component added: (name, overlay, component)
 WITH_COMPONENTS = (("overlays/dev+gvisor", "overlays/dev", "components/gvisor"),)
-# custom resources kubernetes-validate has no schema for (CloudNativePG's Cluster in prod)
-CUSTOM_KINDS = {("postgresql.cnpg.io/v1", "Cluster")}
+# custom resources kubernetes-validate has no schema for: CloudNativePG's Cluster (prod) and the
+# Prometheus Operator's objects of components/monitoring and the dev overlay
+CUSTOM_KINDS = {
+    ("postgresql.cnpg.io/v1", "Cluster"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 KUBERNETES_VERSION = "1.37.0"
 MONITORING = Path("deploy") / "monitoring"
 

@@ -1,8 +1,9 @@
-"""The files deploy/k8s ships that are rendered from the code: nginx's config and NATS users.
+"""The files deploy/k8s ships that are rendered from sources: nginx, NATS users, alert rules.
 
 `python -m libs.devstack.k8s_config` writes them; tests/unit/deploy/test_k8s_config.py fails
 when the committed files differ from what this renders, so a new subject in
-libs/common/bus_access.py or a change of deploy/nginx/nginx.conf cannot drift from Kubernetes.
+libs/common/bus_access.py, a change of deploy/nginx/nginx.conf or of the alert rules cannot drift
+from Kubernetes.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+import yaml
 
 from libs.common.bus_access import SERVICES, permissions
 from libs.devstack import nginx, proc
@@ -22,6 +25,8 @@ from services.sandbox.settings import SandboxSettings
 BASE = Path("deploy") / "k8s" / "base"
 NGINX_CONF = BASE / "nginx" / "nginx.conf"
 NATS_AUTH = BASE / "nats" / "auth.conf"
+ALERT_RULES = Path("deploy") / "monitoring" / "alerts.rules.yml"
+PROMETHEUS_RULE = Path("deploy") / "k8s" / "components" / "monitoring" / "prometheusrule.yaml"
 NGINX_PORT = 8080  # unprivileged: the Service maps 80 to it
 SETTINGS = {
     s.service: s
@@ -63,9 +68,29 @@ def render_nats_auth(namespace: str = "") -> str:
     return HEADER + "authorization: " + text + "\n"
 
 
+def render_prometheus_rule(root: Path = proc.ROOT) -> str:
+    """deploy/monitoring/alerts.rules.yml as the Prometheus Operator's PrometheusRule object.
+
+    The rule file stays the one source: prometheus.yml loads it as it is, and this object
+    carries its groups unchanged."""
+    groups = yaml.safe_load((root / ALERT_RULES).read_text())["groups"]
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "switchboard", "labels": {"app.kubernetes.io/part-of": "switchboard"}},
+        "spec": {"groups": groups},
+    }
+    text = yaml.safe_dump(rule, sort_keys=False, width=100, allow_unicode=True)
+    return f"{HEADER}# from {ALERT_RULES.as_posix()}\n{text}"
+
+
 def rendered(root: Path = proc.ROOT) -> dict[Path, str]:
     """Every generated file (relative to root) and its content."""
-    return {NGINX_CONF: render_nginx(root), NATS_AUTH: render_nats_auth()}
+    return {
+        NGINX_CONF: render_nginx(root),
+        NATS_AUTH: render_nats_auth(),
+        PROMETHEUS_RULE: render_prometheus_rule(root),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,8 @@ from libs.common.bus_access import SERVICES
 from libs.devstack import devsecrets
 
 ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+# roles granted pg_monitor: audit exports the server's statistics (every role's sessions)
+MONITORS = ("audit",)
 # relations whose owner is changed one by one (sequences of a column follow their table)
 RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW",
                   "f": "FOREIGN TABLE", "S": "SEQUENCE"}  # fmt: skip
@@ -107,6 +109,8 @@ async def ensure_roles(
                 await _ensure_role(conn, role, passwords[service])
                 await _ddl(conn, "GRANT CONNECT ON DATABASE %I TO %I", database, role)
                 await _own_schema(conn, service, role)
+                if service in MONITORS:
+                    await _ddl(conn, "GRANT pg_monitor TO %I", role)
     finally:
         await conn.close()
     urls = {s: role_url(admin_url, r, passwords[s]) for s, r in roles.items()}

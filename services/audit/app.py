@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from libs.common.outbound import Guard
-from services.audit import alerts, consumers, retention
+from services.audit import alerts, consumers, platform_metrics, retention
 from services.audit.context import AuditContext
 from services.audit.live import Hub
 from services.audit.routes import activity, calls, health, live, monitoring
@@ -54,10 +54,12 @@ def create_app(settings: AuditSettings) -> Starlette:
             ]
             hub = Hub(state["bus"], pool, settings)
             await hub.start()
+            figures = platform_metrics.attach(pool, state["bus"], settings.platform_metrics_s)
             try:
                 context = AuditContext(pool, state["bus"], settings, hub, state["verifier"])
                 yield {"audit": context}
             finally:
+                platform_metrics.detach(figures)
                 await hub.stop()
                 for job in jobs:
                     job.cancel()

@@ -35,9 +35,13 @@ class AuditSettings(Settings):
     system_logs_kept: int = env("AUDIT_SYSTEM_LOGS_KEPT", 10000)
     # how often the audit-store consumer's lag is read for /metrics (not per message)
     lag_interval_s: float = env("AUDIT_LAG_INTERVAL_S", 15.0)
+    # how long the Postgres and JetStream figures of /metrics are kept before a scrape reads
+    # them again (services/audit/platform_metrics.py)
+    platform_metrics_s: float = env("AUDIT_PLATFORM_METRICS_S", 15.0)
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set or range."""
+        super().__post_init__()
         if self.arguments not in POLICIES:
             raise SettingsError(
                 f"AUDIT_ARGUMENTS must be one of {', '.join(POLICIES)} (got {self.arguments!r})"

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from libs.common.app import build_app
 from libs.common.authn import hash_token
-from services.auth import binding, bootstrap, principals, rpc
+from services.auth import binding, bootstrap, metrics, principals, rpc
 from services.auth.context import AuthContext
 from services.auth.passwords import Passwords
 from services.auth.routes import auth, browser, keys, mfa, oauth, orgs, teams, users
@@ -38,12 +38,16 @@ def create_app(settings: AuthSettings) -> Starlette:
             await bootstrap.first_admin(pool, passwords, settings)
         await rpc.serve(bus, pool, keystore)
         binder = asyncio.create_task(binding.bind_forever(pool, bus))
+        figures = metrics.watch_credentials(
+            pool, settings.signing_key_rotation_days, settings.credential_metrics_s
+        )
         try:
             verifier = principals.LocalVerifier(bus, pool, keystore, settings.cookie_secure)
             context = AuthContext(pool, bus, settings, keystore, passwords, verifier)
             # libs.common.authn reads the verifier from the state; the handlers read `auth`
             yield {"verifier": verifier, "auth": context}
         finally:
+            metrics.CREDENTIALS.detach(figures)
             binder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await binder

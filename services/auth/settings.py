@@ -54,13 +54,24 @@ class AuthSettings(Settings):
     oauth_registrations_per_hour: int = env("AUTH_OAUTH_REGISTRATIONS_PER_HOUR", 20)
     # the access-token lifetime of OAuth tokens is AUTH_ACCESS_TTL_S; their refresh tokens live
     # AUTH_REFRESH_TTL_S like the others
+    # the JWT signing key should be rotated (POST /api/v1/auth/signing-keys/rotate) before it is
+    # this old: /metrics exports both, and SwitchboardSigningKeyOverdue compares them
+    signing_key_rotation_days: int = env("AUTH_SIGNING_KEY_ROTATION_DAYS", 90)
+    # how long the credential-expiry and key-age figures of /metrics are kept between reads
+    credential_metrics_s: float = env("AUTH_CREDENTIAL_METRICS_S", 60.0)
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set or form."""
+        super().__post_init__()
         if self.oauth_registration not in REGISTRATION_MODES:
             raise SettingsError(
                 f"AUTH_OAUTH_REGISTRATION must be one of {', '.join(REGISTRATION_MODES)}"
                 f" (got {self.oauth_registration!r})"
+            )
+        if self.signing_key_rotation_days < 1:
+            raise SettingsError(
+                "AUTH_SIGNING_KEY_ROTATION_DAYS must be at least 1"
+                f" (got {self.signing_key_rotation_days})"
             )
         for cidr in self.trusted_proxies:
             try:

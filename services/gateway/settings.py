@@ -57,6 +57,7 @@ class GatewaySettings(Settings):
 
     def __post_init__(self) -> None:
         """Check the allowlist's CIDRs and the team overrides once, at start."""
+        super().__post_init__()
         try:
             parse_networks(self.ssrf_allowlist)
         except ValueError as exc:

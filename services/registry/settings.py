@@ -48,6 +48,7 @@ class RegistrySettings(Settings):
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set."""
+        super().__post_init__()
         if self.new_tool_policy not in ("quarantine", "auto_approve"):
             raise SettingsError(
                 "REGISTRY_NEW_TOOL_POLICY must be quarantine or auto_approve "

@@ -83,6 +83,7 @@ class SandboxSettings(Settings):
 
     def __post_init__(self) -> None:
         """Refuse a malformed CIDR at start, naming the variable."""
+        super().__post_init__()
         try:
             parse_networks(self.egress_allow_cidrs)
         except ValueError as exc:

@@ -7,7 +7,7 @@ and refresh tokens that point at it), which change together.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -303,4 +303,19 @@ async def list_tokens_in(
         f"SELECT {TOKEN_COLUMNS} FROM auth.service_tokens WHERE revoked_at IS NULL"
         " AND ($1::uuid[] IS NULL OR org_id = ANY($1)) ORDER BY created_at DESC",
         org_ids,
+    )
+
+
+# ---- expiry figures (/metrics) -------------------------------------------------------------
+
+
+async def count_expiring(conn: asyncpg.Connection, within: timedelta) -> list[asyncpg.Record]:
+    """Per kind (api_key, service_token): live ones expiring within `within`, and the soonest."""
+    live = "revoked_at IS NULL AND expires_at > now()"
+    return await conn.fetch(
+        "SELECT 'api_key' AS kind, count(*) FILTER (WHERE expires_at <= now() + $1) AS expiring,"
+        f" min(expires_at) AS soonest FROM auth.api_keys WHERE {live}"
+        " UNION ALL SELECT 'service_token', count(*) FILTER (WHERE expires_at <= now() + $1),"
+        f" min(expires_at) FROM auth.service_tokens WHERE {live}",
+        within,
     )

@@ -43,6 +43,7 @@ def audit_settings_for(pg_url: str, nats_url: str, namespace: str, **env: Any) -
         "AUDIT_HEALTH_INTERVAL_S": "0.5",
         "AUDIT_ACK_WAIT_S": "2",
         "AUDIT_SSRF_ALLOWLIST": "127.0.0.0/8",  # the webhook receivers listen on loopback
+        "AUDIT_PLATFORM_METRICS_S": "0.5",
     }
     return settings_for(
         AuditSettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace, **(defaults | env)

@@ -31,6 +31,7 @@ from libs.devstack import natsauth
 from libs.devstack.harness import until
 from libs.devstack.nats import Nats, permission_violations, start_private_server
 from libs.devstack.natsauth import NatsAuth
+from services.audit import platform_metrics
 
 NAMESPACE = f"t{secrets.token_hex(4)}perm"
 REFUSED_WITHIN_S = 1.0  # a refused publish is dropped: the caller waits this long for nothing
@@ -261,7 +262,19 @@ async def test_every_service_does_its_own_work_within_its_permissions(
         await _follow_and_consume(buses)
         await _live_subjects(gateway, sandbox, audit)
         await _gateway_buckets(gateway)
+        await _audit_figures(audit)
     assert permission_violations(log)[before:] == []
+
+
+async def _audit_figures(audit: Bus) -> None:
+    """Audit reads every platform stream's and durable's info for /metrics (nothing more)."""
+    figures = await platform_metrics.read_jetstream(audit)
+    streams = {labels[0] for labels, _ in figures["switchboard_jetstream_stream_messages"]}
+    assert {"EVENTS", "KV_gateway"} <= streams
+    durables = {
+        labels[1] for labels, _ in figures["switchboard_jetstream_consumer_pending_messages"]
+    }
+    assert {"audit-store", "registry-code-tools"} <= durables
 
 
 async def _serve_and_call(auth: Bus, registry: Bus, gateway: Bus, sandbox: Bus) -> None:

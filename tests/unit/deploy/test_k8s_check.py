@@ -33,11 +33,17 @@ def test_the_shipped_manifests_dockerfiles_and_rules_pass() -> None:
     assert any(line.startswith("hadolint:") for line in passed)
 
 
-def test_every_overlay_renders_and_only_the_cloudnativepg_cluster_is_set_aside() -> None:
+def test_every_overlay_renders_and_only_the_named_custom_resources_are_set_aside() -> None:
     rendered = {r.name: r for r in k8s_check.render_all(ROOT)}
     assert set(rendered) == {"overlays/dev", "overlays/prod", "overlays/dev+gvisor"}
-    assert [d["kind"] for d in rendered["overlays/prod"].custom] == ["Cluster"]
-    assert rendered["overlays/dev"].custom == []
+    monitoring = ["PodMonitor/switchboard-nats", "PrometheusRule/switchboard"]
+    monitoring += ["ServiceMonitor/switchboard"]
+
+    def aside(name: str) -> list[str]:
+        return sorted(f"{d['kind']}/{d['metadata']['name']}" for d in rendered[name].custom)
+
+    assert aside("overlays/prod") == sorted(["Cluster/postgres", *monitoring])
+    assert aside("overlays/dev") == sorted(["PodMonitor/switchboard-postgres", *monitoring])
     kinds = {d["kind"] for d in rendered["overlays/dev+gvisor"].documents}
     assert "RuntimeClass" in kinds
 

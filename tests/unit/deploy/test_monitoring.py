@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from tests.support.promql import (
     DASHBOARDS,
+    EXTERNAL_METRICS,
     MONITORING,
     alert_rules,
     dashboards,
@@ -35,6 +36,7 @@ METRIC_MODULES = (
     "services.gateway.metrics",
     "services.sandbox.metrics",
     "services.audit.metrics",
+    "services.audit.platform_metrics",
 )
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -132,7 +134,7 @@ def test_every_dashboard_query_reads_metrics_the_services_define() -> None:
 
 
 def test_every_alert_reads_metrics_the_services_define() -> None:
-    known = exported_names() | PROMETHEUS_OWN
+    known = exported_names() | PROMETHEUS_OWN | set(EXTERNAL_METRICS)
     unknown = [
         (rule["alert"], metric_name(selector))
         for rule in alert_rules()
@@ -140,6 +142,15 @@ def test_every_alert_reads_metrics_the_services_define() -> None:
         if metric_name(selector) not in known
     ]
     assert unknown == []
+
+
+def test_external_metrics_are_used_by_an_alert_and_none_is_a_services_own() -> None:
+    read = {metric_name(s) for rule in alert_rules() for s in selectors(rule["expr"])}
+    assert set(EXTERNAL_METRICS) <= read
+    assert not set(EXTERNAL_METRICS) & exported_names()
+    assert all(reason.strip() for reason in EXTERNAL_METRICS.values())
+    dashboards_read = {metric_name(s) for _, _, expr in panel_queries() for s in selectors(expr)}
+    assert not set(EXTERNAL_METRICS) & dashboards_read  # dashboards show the stack's own data
 
 
 def test_the_static_check_catches_a_misspelt_metric() -> None:

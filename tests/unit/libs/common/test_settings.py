@@ -90,3 +90,20 @@ def test_a_services_own_database_url_and_nats_user_win_over_the_shared_ones() ->
     fallback = DemoSettings.from_env(shared)
     assert (fallback.database_url, fallback.nats_user) == ("postgresql://admin@h/db", "everyone")
     assert "p1" not in repr(s) and "pw" not in repr(s)
+
+
+@pytest.mark.parametrize("replicas", ["0", "6", "-1"])
+def test_stream_replicas_outside_one_to_five_are_refused_by_name(replicas: str) -> None:
+    with pytest.raises(SettingsError, match=r"NATS_STREAM_REPLICAS must be from 1 to 5"):
+        DemoSettings.from_env({"DEMO_MASTER_KEY": "k", "NATS_STREAM_REPLICAS": replicas})
+
+
+def test_stream_replicas_default_to_one_and_take_up_to_five() -> None:
+    assert DemoSettings.from_env({"DEMO_MASTER_KEY": "k"}).nats_stream_replicas == 1
+    five = DemoSettings.from_env({"DEMO_MASTER_KEY": "k", "NATS_STREAM_REPLICAS": "5"})
+    assert five.nats_stream_replicas == 5
+
+
+def test_a_negative_stream_byte_limit_is_refused_by_name() -> None:
+    with pytest.raises(SettingsError, match="NATS_STREAM_MAX_BYTES"):
+        DemoSettings.from_env({"DEMO_MASTER_KEY": "k", "NATS_STREAM_MAX_BYTES": "-5"})
