@@ -26,6 +26,7 @@ from libs.common.settings import Settings, SettingsError
 SERVER, CLIENT, CONSUMER = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.CONSUMER
 INTERNAL = SpanKind.INTERNAL
 ERROR_TYPE = "error.type"
+RPC_STATUS_CODE = "rpc.response.status_code"  # a JSON-RPC error's code (MCP conventions)
 
 enabled = False  # read by every helper and by hot paths before they prepare a span's attributes
 _tracer: Tracer | None = None
