@@ -11,6 +11,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -64,6 +65,28 @@ def one(spans: list[ReceivedSpan], service: str, name: str) -> ReceivedSpan:
     return found[0]
 
 
+async def answered(
+    api: httpx.AsyncClient,
+    key: str,
+    tool: str,
+    arguments: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Call `tool` until it answers (10 s at most); its result.
+
+    A new stack's gateway may refuse a loopback upstream until it holds the registry's SSRF
+    allowlist; a refused call never reaches the upstream."""
+    results: list[dict[str, Any]] = []
+
+    async def answers() -> bool:
+        resp = await call_tool(api, "", key, tool, arguments, headers)
+        results.append(resp.json())
+        return "result" in results[-1]
+
+    await until(answers, timeout=10, what=f"{tool} answered")
+    return results[-1]["result"]
+
+
 def has(service: str, name: str, trace_id: str) -> object:
     """A predicate: the receiver has a span of `service` called `name` in the trace."""
     full = f"switchboard-{service}"
@@ -84,9 +107,8 @@ async def test_a_tool_call_is_one_trace_from_the_gateway_to_the_upstream_and_the
     ):
         await register(api, traced.token, server, url)
         await wait_listed(api, "", traced.key, tool)
-        seen.clear()
-        resp = await call_tool(api, "", traced.key, tool, {"a": 2, "b": 3})
-    assert resp.json().get("result", {}).get("structuredContent") == {"result": 5}, resp.text
+        result = await answered(api, traced.key, tool, {"a": 2, "b": 3})
+    assert result["structuredContent"] == {"result": 5}
 
     posted = [h for h in seen if h.get("mcp-method") == "tools/call"]
     assert len(posted) == 1 and "traceparent" in posted[0]
@@ -132,6 +154,7 @@ async def test_a_sandbox_hosted_call_shows_the_sandbox_s_span_in_the_trace(
         await until(answers, timeout=30, what=f"{tool} answered")
     (trace_id,) = answered
     await traced.receiver.wait_for(has("sandbox", "rpc.sandbox.call process", trace_id))
+    await traced.receiver.wait_for(has("gateway", "tools/call echo", trace_id))
     in_trace = traced.receiver.in_trace(trace_id)
     upstream = one(in_trace, "gateway", "tools/call echo")
     sandbox = one(in_trace, "sandbox", "rpc.sandbox.call process")
@@ -152,7 +175,7 @@ async def test_the_default_stack_sends_upstreams_no_traceparent(e2e_stack: Secur
         await register(api, token, server, url)
         await wait_listed(api, "", key, tool)
         client_trace = {"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"}
-        resp = await call_tool(api, "", key, tool, {"a": 1, "b": 1}, client_trace)
-    assert resp.json()["result"]["structuredContent"] == {"result": 2}
+        result = await answered(api, key, tool, {"a": 1, "b": 1}, client_trace)
+    assert result["structuredContent"] == {"result": 2}
     assert [h for h in seen if h.get("mcp-method") == "tools/call"]
     assert not [h for h in seen if "traceparent" in h]
