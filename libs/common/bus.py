@@ -148,7 +148,8 @@ class Bus:
         ack: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._acks[token] = ack
         headers = {"Nats-Msg-Id": event.id, Header.EXPECTED_STREAM.value: self.stream}
-        tracing.inject(headers)  # the consumers' spans continue the publisher's trace
+        if tracing.enabled:  # the consumers' spans continue the publisher's trace
+            tracing.inject(headers)
         try:
             await self.nc.publish(
                 self.subject(event.subject),
@@ -186,7 +187,8 @@ class Bus:
     async def request(self, name: str, data: dict[str, Any], timeout: float = 5.0) -> Any:
         """Call `rpc.<service>.<verb>`; remote errors come back as RpcError."""
         headers = {"X-Request-Id": request_id_var.get(), "X-Trace-Id": trace_id_var.get()}
-        tracing.inject(headers)
+        if tracing.enabled:
+            tracing.inject(headers)
         try:
             msg = await self.nc.request(
                 self.subject(name), orjson.dumps(data), timeout=timeout, headers=headers
