@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from libs.common import authn, db, hoststats, migrate, outbox, runtime_metrics, subjects
+from libs.common import authn, db, hoststats, migrate, outbox, runtime_metrics, subjects, tracing
 from libs.common import bus as busmod
 from libs.common import log as logmod
 from libs.common import openapi as openapi_doc
@@ -223,10 +223,21 @@ def run(settings_cls: type[Settings], create_app: Callable[[Any], Starlette]) ->
     """`python -m services.<name>`: settings, logging, uvicorn with uvloop and httptools."""
     try:
         settings = settings_cls.from_env()
+        traced = tracing.configure(settings, instance_id(settings))
     except SettingsError as exc:
         print(f"{settings_cls.service}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     logmod.configure(settings.service, settings.log_level)
+    if traced:
+        log.info("tracing_on", endpoint=tracing.traces_endpoint(settings))
+    try:
+        _serve(settings, create_app)
+    finally:
+        tracing.shutdown()  # the spans still batched are exported before the process ends
+
+
+def _serve(settings: Settings, create_app: Callable[[Any], Starlette]) -> None:
+    """Run uvicorn (uvloop, httptools) until the service is stopped."""
     uvicorn.run(
         create_app(settings),
         host=settings.host,

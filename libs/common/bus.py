@@ -29,7 +29,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, Stream
 from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 from libs.common import subjects as subject_names
-from libs.common import wire
+from libs.common import tracing, wire
 from libs.common.bus_access import inbox_prefix
 from libs.common.errors import ApiError, Unavailable, UpstreamError, UpstreamTimeout
 from libs.common.events import Event, PayloadError
@@ -218,6 +218,8 @@ class Bus:
         ack: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._acks[token] = ack
         headers = {"Nats-Msg-Id": event.id, Header.EXPECTED_STREAM.value: self.stream}
+        if tracing.enabled:  # the consumers' spans continue the publisher's trace
+            tracing.inject(headers)
         try:
             await self.nc.publish(
                 self.subject(event.subject),
@@ -255,6 +257,8 @@ class Bus:
     async def request(self, name: str, data: dict[str, Any], timeout: float = 5.0) -> Any:
         """Call `rpc.<service>.<verb>`; remote errors come back as RpcError."""
         headers = {"X-Request-Id": request_id_var.get(), "X-Trace-Id": trace_id_var.get()}
+        if tracing.enabled:
+            tracing.inject(headers)
         try:
             msg = await self.nc.request(
                 self.subject(name), orjson.dumps(data), timeout=timeout, headers=headers
@@ -300,6 +304,7 @@ class Bus:
 
     async def serve(self, name: str, handler: RpcHandler, queue: str | None = None) -> None:
         """Answer `name` with `handler`, shared over replicas by the queue group."""
+        span_name, attributes = f"{name} process", _messaging_attributes(name)
 
         async def on_msg(msg: Msg) -> None:
             rid = (msg.headers or {}).get("X-Request-Id", "")
@@ -307,7 +312,9 @@ class Bus:
             rid_token, tid_token = request_id_var.set(rid), trace_id_var.set(tid)
             try:
                 data = orjson.loads(msg.data) if msg.data else {}
-                reply = {"ok": True, "data": await handler(data)}
+                with tracing.server_span(span_name, msg.headers, tracing.SERVER, attributes):
+                    answer = await handler(data)
+                reply = {"ok": True, "data": answer}
             except ApiError as exc:
                 reply = {"ok": False, "error": _error_dict(exc)}
             except orjson.JSONDecodeError:
@@ -343,6 +350,9 @@ class Bus:
 
     async def send(self, name: str, data: bytes, headers: dict[str, str] | None = None) -> None:
         """Publish raw bytes on the core subject `name` (namespaced), written at once."""
+        if tracing.enabled:
+            headers = {**(headers or {})}
+            tracing.inject(headers)
         await self.nc.publish(self.subject(name), data, headers=headers)
         _flush_now(self.nc)
 
@@ -455,7 +465,19 @@ class Bus:
             await self.js.add_consumer(self.stream, config)
 
     async def _handle(self, msg: Msg, handler: Handler) -> None:
-        """Handle one message: bad envelopes are terminated, failures redelivered."""
+        """Handle one message: bad envelopes are terminated, failures redelivered.
+
+        Traced, it is handled in a CONSUMER span continuing the publisher's trace."""
+        if not tracing.enabled:
+            await self._handle_event(msg, handler)
+            return
+        subject = self.unprefix(msg.subject)
+        attributes = _messaging_attributes(subject)
+        with tracing.server_span(f"{subject} process", msg.headers, tracing.CONSUMER, attributes):
+            await self._handle_event(msg, handler)
+
+    async def _handle_event(self, msg: Msg, handler: Handler) -> None:
+        """Decode, handle and settle one message."""
         try:
             event = Event.from_bytes(msg.data)
         except ValueError:
@@ -494,6 +516,15 @@ class Bus:
             await self.nc.flush(timeout=2)
         with contextlib.suppress(Exception):
             await self.nc.drain()
+
+
+def _messaging_attributes(subject: str) -> dict[str, str]:
+    """Messaging semantic-convention attributes of processing a message from `subject`."""
+    return {
+        "messaging.system": "nats",
+        "messaging.destination.name": subject,
+        "messaging.operation.type": "process",
+    }
 
 
 def _error_dict(exc: ApiError) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.common import log as logmod
-from libs.common import metrics
+from libs.common import metrics, tracing
 from libs.common.errors import (
     Internal,
     PayloadTooLarge,
@@ -130,7 +130,7 @@ def query_model(request: Request, model: type[M]) -> M:
     return validate(model, dict(request.query_params))
 
 
-WANTED_HEADERS = (b"x-request-id", b"traceparent", b"content-length")
+WANTED_HEADERS = (b"x-request-id", b"traceparent", b"tracestate", b"content-length")
 
 
 def _wanted_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -146,6 +146,28 @@ def _uuid4_hex() -> str:
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     return b.hex()
+
+
+def _span_attributes(scope: Scope) -> dict[str, Any]:
+    """The HTTP semantic-convention attributes known before the request is routed."""
+    attributes: dict[str, Any] = {
+        "http.request.method": scope.get("method", "GET"),
+        "url.scheme": scope.get("scheme", "http"),
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    server = scope.get("server")
+    if server:
+        attributes["server.address"], attributes["server.port"] = server[0], server[1]
+    return attributes
+
+
+def _finish_span(span: Any, method: str, route: str, status: int) -> None:
+    """Name the request's span by its route template (never the raw path) and note its status."""
+    span.update_name(f"{method} {route}")
+    span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        tracing.fail(span, str(status))
 
 
 class RequestContextMiddleware:
@@ -174,11 +196,25 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = _wanted_headers(scope["headers"])
+        if tracing.enabled:  # a SERVER span, the child of the client's traceparent if it sent one
+            with tracing.server_span(scope.get("method", "GET"), headers) as span:
+                span.set_attributes(_span_attributes(scope))
+                await self._serve(scope, receive, send, headers, span)
+            return
+        await self._serve(scope, receive, send, headers, None)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], span: Any
+    ) -> None:
+        """Serve one scope with its request id and trace id (the span's, when there is one)."""
         request_id = headers.get("x-request-id", "")
         if not REQUEST_ID_RE.match(request_id):
             request_id = _uuid4_hex()
-        match = TRACEPARENT_RE.match(headers.get("traceparent", ""))
-        trace_id = match.group(1) if match else _uuid4_hex()
+        if span is not None:
+            trace_id = tracing.trace_id_of(span)
+        else:
+            match = TRACEPARENT_RE.match(headers.get("traceparent", ""))
+            trace_id = match.group(1) if match else _uuid4_hex()
         rid_token = request_id_var.set(request_id)
         tid_token = trace_id_var.set(trace_id)
         scope.setdefault("state", {})
@@ -191,9 +227,6 @@ class RequestContextMiddleware:
                 request_id_var.reset(rid_token)
                 trace_id_var.reset(tid_token)
             return
-        await self._http(scope, receive, send, headers, request_id, rid_token, tid_token)
-
-    async def _http(self, scope, receive, send, headers, request_id, rid_token, tid_token) -> None:
         start = time.perf_counter()
         status = 500
         started = False
@@ -251,6 +284,8 @@ class RequestContextMiddleware:
                     status=status,
                     duration_ms=round(elapsed * 1000, 2),
                 )
+            if span is not None:
+                _finish_span(span, scope["method"], route, status)
             request_id_var.reset(rid_token)
             trace_id_var.reset(tid_token)
 

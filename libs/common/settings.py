@@ -82,6 +82,11 @@ class Settings:
     # browser cookies: Secure and named `__Host-…`; false only for plain-http development
     # (`make run`), where they are plain `sb_session` / `sb_csrf` (docs/AUTH.md)
     cookie_secure: bool = env("SWITCHBOARD_COOKIE_SECURE", True, aliases=("AUTH_COOKIE_SECURE",))
+    # tracing (libs/common/tracing.py): off unless one of the standard OTLP endpoints is set
+    otlp_endpoint: str = env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    otlp_traces_endpoint: str = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+    otel_sdk_disabled: bool = env("OTEL_SDK_DISABLED", False)
+    trace_sample_ratio: float = env("SWITCHBOARD_TRACE_SAMPLE_RATIO", 1.0)  # of root spans
     host: str = "127.0.0.1"
     port: int = 0
 

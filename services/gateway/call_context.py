@@ -25,6 +25,7 @@ class CallContext:
     session_id: str | None = None
     session_expires_at: float | None = None  # wall clock: when the legacy session's id expires
     client: str | None = None
+    rpc_id: Any = None  # the JSON-RPC request's id (for its span)
     request_bytes: int = 0
     notify: Notify | None = None
     meta: dict[str, Any] = field(default_factory=dict)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Awaitable
 from typing import Any
 
 import structlog
@@ -11,8 +12,9 @@ from mcp_types import SERVER_INFO_META_KEY
 from mcp_types.methods import CLIENT_REQUESTS
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
+from libs.common import tracing
 from libs.common.bus import Bus
-from services.gateway import client_meta, team_limits, tool_access
+from services.gateway import client_meta, spans, team_limits, tool_access
 from services.gateway.call_context import CallContext, for_client
 from services.gateway.call_records import CallRecords
 from services.gateway.clients.relay import Relay
@@ -112,8 +114,17 @@ class Gateway:
             "tools/call": self.call_tool,
         }
 
-    async def handle(self, method: str, params: dict[str, Any], ctx: CallContext) -> Any:
-        """Answer one request; raises RpcFault for every failure."""
+    def handle(self, method: str, params: dict[str, Any], ctx: CallContext) -> Awaitable[Any]:
+        """Answer one request; raises RpcFault for every failure.
+
+        Traced, in the request's MCP span; untraced, the answer's coroutine itself (no wrapper
+        on the per-call path)."""
+        if tracing.enabled:
+            return spans.request(method, params, ctx, self._answer(method, params, ctx))
+        return self._answer(method, params, ctx)
+
+    async def _answer(self, method: str, params: dict[str, Any], ctx: CallContext) -> Any:
+        """The result of one request, by its method."""
         handler = self.handlers.get(method)
         if handler is not None:
             result = await handler(params, ctx)

@@ -163,6 +163,17 @@ class MemoryEventStore(EventStore):
         return seen[1]
 
 
+def recording(app: ASGIApp, seen: list[dict[str, str]]) -> ASGIApp:
+    """`app`, noting the headers of each HTTP request it gets in `seen` (names in lower case)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            seen.append({k.decode(): v.decode("latin-1") for k, v in scope["headers"]})
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 RETRY_MS = 100  # the `retry` a resumable upstream asks for: short, so that tests stay quick
 
 
@@ -176,12 +187,13 @@ async def run_upstream(
     resumable: bool = False,
     json_response: bool = False,
     stateless: bool = False,
+    seen: list[dict[str, str]] | None = None,
 ) -> AsyncIterator[str]:
     """Serve `server` over Streamable HTTP (/mcp) or SSE (/sse); yields its MCP URL.
 
     In the handshake era only when `handshake`, priming its SSE responses and keeping their
     events when `resumable`, answering with JSON instead of SSE when `json_response`, without
-    sessions when `stateless`."""
+    sessions when `stateless`; the headers of every request it gets go to `seen`."""
     if transport == "sse":
         app = server.sse_app(transport_security=LOCAL)
         path = "/sse"
@@ -195,5 +207,9 @@ async def run_upstream(
             retry_interval=RETRY_MS if resumable else None,
         )
         path = "/mcp"
-    async with serving(handshake_era(app) if handshake else app, port=port) as base:
+    if handshake:
+        app = handshake_era(app)
+    if seen is not None:
+        app = recording(app, seen)
+    async with serving(app, port=port) as base:
         yield base + path

@@ -162,6 +162,7 @@ async def post_message(request: Request) -> Response:
         return fault_message(None, fault, False, headers)
     ctx.endpoint = "/sse" if ctx.endpoint == "/mcp" else f"{ctx.endpoint}/sse"
     ctx.session_id, ctx.client, ctx.request_bytes = session_id, info.client, len(raw)
+    ctx.rpc_id = body.get("id")
     await _accept(request, body, ctx)
     return Response("Accepted", status_code=202)
 

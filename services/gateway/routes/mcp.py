@@ -103,7 +103,7 @@ async def post_mcp(request: Request) -> Response:
         ctx = endpoint_context(request, principal)
         if "id" not in body:
             return await _notification(request, principal, body["method"], params)
-        ctx.modern, ctx.request_bytes = modern, len(raw)
+        ctx.modern, ctx.request_bytes, ctx.rpc_id = modern, len(raw), request_id
         ctx.exposure = parse_mode(request.query_params.get("exposure"))
         reply = await _request(request, body, params, ctx, raw)
         _observe(body["method"], ctx, version, "", t0)

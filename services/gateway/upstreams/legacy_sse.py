@@ -35,7 +35,7 @@ import orjson
 import structlog
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from libs.common import sse
+from libs.common import sse, tracing
 from libs.common.outbound import read_capped
 from libs.common.ssrf import url_port
 from services.gateway import client_meta, metrics
@@ -204,6 +204,8 @@ class SseUpstream:
         if self.post_url is None:
             raise TransportFailure("the SSE session is not open")
         headers = {**self.server.headers, "Content-Type": "application/json"}
+        if tracing.enabled:
+            tracing.inject(headers)
         try:
             async with self.http.post(
                 self.post_url, data=orjson.dumps(message), headers=headers

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
 import orjson
 import structlog
 
+from libs.common import tracing
 from libs.common.bus import Bus
 from libs.common.outbound import Guard, Resolve
 from libs.common.ssrf import parse_networks
-from services.gateway import metrics
+from services.gateway import metrics, spans
 from services.gateway.jsonrpc import (
     UPSTREAM_ERROR,
     UPSTREAM_TIMEOUT,
@@ -184,14 +186,11 @@ class UpstreamPool:
         for attempt in range(attempts):
             try:
                 async with asyncio.timeout(timeout), self._limits[server.key]:
-                    if isinstance(upstream, SandboxUpstream):
-                        reply = await upstream.request(
-                            method, params, relay, principal=principal, timeout_s=timeout
-                        )
-                    elif isinstance(upstream, HttpUpstream):
-                        reply = await upstream.request(method, params, relay, headers)
-                    else:
-                        reply = await upstream.request(method, params, relay)
+                    sending = _send(upstream, method, params, relay, principal, timeout, headers)
+                    if tracing.enabled:  # in a CLIENT span, whose traceparent goes upstream
+                        session = _session(upstream)
+                        sending = spans.upstream(server, method, params, session, sending)
+                    reply = await sending
             except InputNeeded as need:  # a session upstream asked a 2026-07-28 client
                 result = await need.park(need)
                 return {"jsonrpc": "2.0", "result": result}, (time.perf_counter() - t0) * 1000
@@ -258,3 +257,27 @@ def _observe(
     metrics.upstream_duration(
         server.name, method, tool, error, upstream.protocol, metrics.TCP
     ).observe(time.perf_counter() - t0)
+
+
+def _send(
+    upstream: Upstream,
+    method: str,
+    params: dict[str, Any] | None,
+    relay: Notify,
+    principal: dict[str, Any] | None,
+    timeout: float,
+    headers: dict[str, str] | None,
+) -> Awaitable[dict[str, Any]]:
+    """The upstream's request, as its transport takes it (not yet awaited)."""
+    if isinstance(upstream, SandboxUpstream):
+        return upstream.request(method, params, relay, principal=principal, timeout_s=timeout)
+    if isinstance(upstream, HttpUpstream):
+        return upstream.request(method, params, relay, headers)
+    return upstream.request(method, params, relay)
+
+
+def _session(upstream: Upstream) -> tuple[str | None, str | None]:
+    """The upstream session's id and protocol version, where the transport has them."""
+    if isinstance(upstream, HttpUpstream):
+        return upstream.session_id, upstream.protocol
+    return None, None

@@ -23,7 +23,7 @@ from mcp_types import (
 )
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_MODERN_VERSION
 
-from libs.common import sse
+from libs.common import sse, tracing
 from libs.common.outbound import read_capped
 from services.gateway import client_meta, metrics
 from services.gateway.jsonrpc import well_formed
@@ -91,6 +91,8 @@ class HttpUpstream:
             value = params.get(key) if key and params else None
             if isinstance(value, str):  # base64 (=?base64?...?=) unless plain printable ASCII
                 headers["Mcp-Name"] = encode_header_value(value)
+        if tracing.enabled:  # the current span (the gateway's upstream call) as the parent
+            tracing.inject(headers)
         return headers
 
     async def connect(self) -> None:
