@@ -202,18 +202,25 @@ def operation(
     `tool` (a routing-table name, or `other`) counts for tools/call only; `error` is a value of
     `error_type`, `exception_type` or TOOL_ERROR; method and protocol are mapped to their fixed
     sets here. One dict lookup when the child exists."""
+    key = _operation_labels(method, tool, error, protocol, transport)
+    child = _OPERATIONS.get(key)
+    if child is None:
+        child = _OPERATIONS[key] = OPERATION_DURATION.labels(*key)
+    return child
+
+
+def _operation_labels(
+    method: str, tool: str, error: str, protocol: str | None, transport: str
+) -> tuple[str, str, str, str, str]:
+    """An operation's labels, each mapped to its fixed set (tool counts for tools/call only)."""
     method = method if method in _METHODS else OTHER
-    key = (
+    return (
         method,
         (tool or OTHER) if method == "tools/call" else "",
         error,
         protocol if protocol in PROTOCOL_VERSIONS else protocol_label(protocol),
         transport,
     )
-    child = _OPERATIONS.get(key)
-    if child is None:
-        child = _OPERATIONS[key] = OPERATION_DURATION.labels(*key)
-    return child
 
 
 def upstream_duration(
@@ -227,15 +234,7 @@ def upstream_duration(
     """The UPSTREAM_DURATION child of a request sent to a registered server (`server`).
 
     `tool` is the upstream's name of a routed tool (or `other`) and counts for tools/call only."""
-    method = method if method in _METHODS else OTHER
-    key = (
-        server,
-        method,
-        (tool or OTHER) if method == "tools/call" else "",
-        error,
-        protocol if protocol in PROTOCOL_VERSIONS else protocol_label(protocol),
-        transport,
-    )
+    key = (server, *_operation_labels(method, tool, error, protocol, transport))
     child = _UPSTREAM.get(key)
     if child is None:
         child = _UPSTREAM[key] = UPSTREAM_DURATION.labels(*key)

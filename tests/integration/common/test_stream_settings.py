@@ -107,6 +107,19 @@ async def test_an_existing_stream_is_raised_to_the_replicas_set_and_never_lowere
         assert (await bus.js.stream_info(bus.stream)).config.num_replicas == 3
 
 
+def run_audit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m services.audit` with `env` until it exits (60 s at most)."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.audit"],
+        env=env,
+        cwd=proc.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_a_service_started_with_too_many_replicas_exits_saying_why(
     pg_url: str, nats_url: str, namespace: str
 ) -> None:
@@ -119,15 +132,7 @@ def test_a_service_started_with_too_many_replicas_exits_saying_why(
         "AUDIT_PORT": "0",
         "LOG_LEVEL": "info",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "services.audit"],
-        env=env,
-        cwd=proc.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_audit(env)
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert "stream_refused" in output and "NATS_STREAM_REPLICAS" in output, output[-3000:]
@@ -135,14 +140,6 @@ def test_a_service_started_with_too_many_replicas_exits_saying_why(
 
 def test_an_out_of_range_replica_count_is_a_configuration_error() -> None:
     env = {"PATH": os.environ.get("PATH", ""), "NATS_STREAM_REPLICAS": "7"}
-    done = subprocess.run(
-        [sys.executable, "-m", "services.audit"],
-        env=env,
-        cwd=proc.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_audit(env)
     assert done.returncode == 2
     assert "NATS_STREAM_REPLICAS must be from 1 to 5 (got 7)" in done.stderr
