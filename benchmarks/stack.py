@@ -24,7 +24,7 @@ import aiohttp
 import asyncpg
 import nats as nats_client
 
-from benchmarks import load, report, rest
+from benchmarks import load, profiling, report, rest
 from benchmarks.load import MODERN, SESSION_REVISION, body, bracketed, wait_http
 from benchmarks.processes import Selector, listener_pid, postgres_of, tree
 from benchmarks.runs import Watch, measured
@@ -166,12 +166,27 @@ async def run_all(booted: Booted, watch: Watch, upstream: str, key: str) -> list
                     if revision == SESSION_REVISION:
                         session = await rest.open_session(http, url, key)
                     hdrs = rest.call_headers(revision, "s000__echo", key, session)
+                    spy = profiled(booted, revision, conc, path)
                     row[path] = await measured(watch, url, call, hdrs, conc, True)
+                    if spy is not None:
+                        spy.wait()
                 after = await measured(watch, upstream, direct_call, direct_hdrs, conc, False)
                 row["direct"] = bracketed(before, after)
                 row["drift"] = (before["p50"], after["p50"])
                 runs.append(row)
     return runs
+
+
+def profiled(booted: Booted, revision: str, conc: int, path: str) -> subprocess.Popen | None:
+    """py-spy on the (first) gateway replica for this run, when BENCH_PROFILE asks for it.
+
+    The stacks go to `<BENCH_PROFILE>-<stateless|session>-c<conc>-<path>.txt`."""
+    if not profiling.wanted(conc, path):
+        return None
+    generation = "stateless" if revision == MODERN else "session"
+    out = f"{profiling.PROFILE}-{generation}-c{conc}-{path}.txt"
+    print(f"profiling the gateway into {out}", flush=True)
+    return profiling.record(booted.stack.replicas_of("gateway")[0].process.pid, out)
 
 
 async def main() -> None:

@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks import load
+from benchmarks import load, profiling
 from benchmarks.load import body, bracketed, drive, drive_once, headers, wait_http
 from benchmarks.processes import cpu_s, listener_pid, rss_mb, self_cpu_s, with_children
 from libs.devstack import nats as devnats
@@ -28,10 +28,7 @@ from libs.devstack.nginx import Nginx
 PY = sys.executable
 SERVERS = int(os.environ.get("BENCH_SERVERS", "100"))
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "1000"))
-# BENCH_PROFILE=out.txt: py-spy (when installed) samples the gateway during the nginx run at
-# concurrency BENCH_PROFILE_CONC (32 unless told)
-PROFILE = os.environ.get("BENCH_PROFILE", "")
-PROFILE_CONC = int(os.environ.get("BENCH_PROFILE_CONC", "32"))
+PROFILE_CONC = int(profiling.PROFILE_CONC or "32")
 
 
 async def measured(
@@ -48,16 +45,6 @@ async def measured(
     result["others_us"] = {k: v * 1e6 / calls for k, v in spent.items()}
     result["others_us"]["loadgen"] = (self_cpu_s() - gen_before) * 1e6 / calls
     return result
-
-
-def profiler(pid: int) -> subprocess.Popen | None:
-    """py-spy recording `pid` for one run (raw folded stacks into PROFILE), when asked."""
-    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(PY), "py-spy")
-    if not PROFILE or not os.path.exists(spy):
-        return None
-    rate = os.environ.get("BENCH_PROFILE_RATE", "250")  # samples per second
-    argv = [spy, "record", "-p", str(pid), "-r", rate, "-f", "raw", "-o", PROFILE]
-    return subprocess.Popen([*argv, "-d", str(int(load.DURATION_S))], stdout=subprocess.DEVNULL)
 
 
 # the gateway's own split of a call's time (sum / count of its histograms): name, and labels to
@@ -183,7 +170,10 @@ async def main() -> None:
             mark = await split_totals(metrics_url)
             through = await measured(gw_pid, gw, gw_call, gw_hdrs, conc, chain)
             through["split"] = split_means(mark, mark := await split_totals(metrics_url))
-            spy = profiler(gw_pid) if conc == PROFILE_CONC else None
+            # BENCH_PROFILE=out.txt: the gateway during the nginx run at BENCH_PROFILE_CONC (32)
+            spy = None
+            if profiling.PROFILE and conc == PROFILE_CONC:
+                spy = profiling.record(gw_pid, profiling.PROFILE)
             nginxed = await measured(gw_pid, via_nginx, gw_call, gw_hdrs, conc, chain)
             nginxed["split"] = split_means(mark, await split_totals(metrics_url))
             if spy is not None:

@@ -71,6 +71,10 @@ class Signer:
 
     def loads(self, token: Any, now: float | None = None) -> Any:
         """The payload of a genuine, live token; else Malformed, BadSignature or Expired."""
+        return self.loads_until(token, now)[0]
+
+    def loads_until(self, token: Any, now: float | None = None) -> tuple[Any, float]:
+        """The payload of a genuine, live token and its expiry (epoch seconds); errors as loads."""
         if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not token.isascii():
             raise Malformed("a token is a short ASCII string")
         body, dot, mac = token.partition(".")
@@ -89,7 +93,7 @@ class Signer:
             raise Malformed("the token's body has no expiry")
         if (time.time() if now is None else now) > expiry:
             raise Expired(f"the {self.purpose} token has expired")
-        return doc["d"]
+        return doc["d"], float(expiry)
 
     def tag(self, data: bytes, chars: int = 32) -> str:
         """A detached MAC of `data` (the first `chars` hex digits), for ids in clear."""

@@ -30,6 +30,7 @@ log = structlog.get_logger()
 KV_BUCKET = "gateway"
 KV_SECRET_KEY = "session-secret"
 PURPOSE = "gateway session id"
+MAX_OPENED = 100_000  # verified session ids remembered per replica
 LIST_CHANGED = tuple(
     {"jsonrpc": "2.0", "method": f"notifications/{kind}/list_changed"}
     for kind in ("tools", "prompts", "resources")
@@ -47,6 +48,15 @@ class SessionInfo:
     client: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """A verified session id: what it says, whom it opened for, and until when."""
+
+    info: SessionInfo
+    owner: tuple[str, str, str | None]  # kind, id, credential id of the principal it opened for
+    until: float  # the token's expiry
+
+
 def principal_fingerprint(principal: Principal) -> str:
     """A short, stable fingerprint of who owns a session."""
     ident = f"{principal.kind}:{principal.id}:{principal.credential_id or ''}"
@@ -56,39 +66,58 @@ def principal_fingerprint(principal: Principal) -> str:
 class SessionCodec:
     """Issues and checks signed session ids; remembers ended ones."""
 
-    def __init__(self, secret: bytes, ttl_s: float) -> None:
+    def __init__(
+        self, secret: bytes, ttl_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.secret = secret
         self.ttl_s = ttl_s
+        self.clock = clock
         self.signer = Signer(secret, PURPOSE)
         self.ended: dict[str, float] = {}
+        self._opened: dict[str, _Opened] = {}  # ids verified, by id
 
     def issue(self, principal: Principal, protocol: str, client: str | None) -> str:
         """A new session id for `principal` at `protocol`."""
         payload = {
             "v": protocol,
             "p": principal_fingerprint(principal),
-            "t": int(time.time()),
+            "t": int(now := self.clock()),
             "n": secrets.token_hex(8),
             "c": (client or "")[:80],
         }
-        return self.signer.dumps(payload, self.ttl_s)
+        return self.signer.dumps(payload, self.ttl_s, now)
 
     def open(self, session_id: str, principal: Principal) -> SessionInfo | None:
-        """The session when the id is genuine, live, not ended and owned by `principal`."""
+        """The session when the id is genuine, live, not ended and owned by `principal`.
+
+        Every call of a session names it: an id verified once is remembered with its owner until
+        the token's expiry, so the next calls of its owner cost a dict lookup, not an HMAC, a
+        base64 and a JSON decode and a SHA-256."""
+        if session_id in self.ended:
+            return None
+        now = self.clock()
+        owner = (principal.kind, principal.id, principal.credential_id)
+        opened = self._opened.get(session_id)
+        if opened is not None and now <= opened.until and opened.owner == owner:
+            return opened.info
         try:
-            doc = self.signer.loads(session_id)
+            doc, until = self.signer.loads_until(session_id, now)
         except TokenError:
             return None
-        if session_id in self.ended or not isinstance(doc, dict):
+        if not isinstance(doc, dict) or doc.get("p") != principal_fingerprint(principal):
             return None
-        if doc.get("p") != principal_fingerprint(principal):
-            return None
-        return SessionInfo(session_id, doc["v"], doc["p"], doc["t"], doc.get("c") or None)
+        info = SessionInfo(session_id, doc["v"], doc["p"], doc["t"], doc.get("c") or None)
+        if until > now:
+            if len(self._opened) >= MAX_OPENED:
+                self._opened.clear()  # bounded; the ids in use are verified once more
+            self._opened[session_id] = _Opened(info, owner, until)
+        return info
 
     def end(self, session_id: str) -> None:
         """Remember an ended session (until it would have expired)."""
-        now = time.time()
+        now = self.clock()
         self.ended[session_id] = now + self.ttl_s
+        self._opened.pop(session_id, None)
         if len(self.ended) > 100_000:
             self.ended = {k: v for k, v in self.ended.items() if v > now}
 

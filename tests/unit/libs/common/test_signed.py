@@ -58,6 +58,14 @@ def test_a_token_expires_after_its_ttl() -> None:
         signer.loads(signer.dumps(PAYLOAD, -1))
 
 
+def test_a_token_tells_its_expiry_to_who_asks() -> None:
+    signer = Signer(b"secret", "session id")
+    token = signer.dumps(PAYLOAD, 10, now=1000.0)
+    assert signer.loads_until(token, now=1005.0) == (PAYLOAD, 1010.0)
+    with pytest.raises(Expired):
+        signer.loads_until(token, now=1010.1)
+
+
 def test_an_expired_token_of_another_purpose_is_a_bad_signature_not_expired() -> None:
     token = Signer(b"secret", "a").dumps(PAYLOAD, -1)
     with pytest.raises(BadSignature):
