@@ -6,7 +6,7 @@ section per service, so a producer and its consumers read the same definitions i
 from __future__ import annotations
 
 import dataclasses
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -17,6 +17,17 @@ from libs.common import wire
 from libs.common.log import trace_id_var
 
 P = TypeVar("P")
+
+
+def new_id() -> str:
+    """A random (version 4) UUID in its canonical text form, as `str(uuid.uuid4())` gives.
+
+    Without building a `uuid.UUID` (a third of the cost): every tool call's event needs one."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def now_iso() -> str:
@@ -34,7 +45,7 @@ class Event:
     actor: str | None = None
     org: str | None = None
     trace_id: str | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=new_id)
     time: str = field(default_factory=now_iso)
 
     @property

@@ -36,7 +36,8 @@ class StreamedCall:
     ) -> None:
         self.rid, self.inflight = body["id"], inflight
         self.key = (ctx.session_id, body["id"])
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        # the call's messages once the answer is SSE (most calls end first and never need one)
+        self.queue: asyncio.Queue[dict[str, Any] | None] | None = None
         self.streaming = False  # the answer is SSE: the call's messages go through the queue
         # resolved with True by the first notification, with False when the call ends first
         self.notified = asyncio.get_running_loop().create_future()
@@ -53,18 +54,25 @@ class StreamedCall:
 
     async def _notify(self, msg: dict[str, Any]) -> None:
         """A message of the upstream for this call's client: the answer becomes SSE."""
-        self.streaming = True
-        self.queue.put_nowait(msg)
+        self._stream().put_nowait(msg)
         if not self.notified.done():
             self.notified.set_result(True)
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         """The call ended: on a stream, its response message and the stream's end."""
         if self.streaming:
-            self.queue.put_nowait(self._message(task))
-            self.queue.put_nowait(None)
+            queue = self._stream()
+            queue.put_nowait(self._message(task))
+            queue.put_nowait(None)
         elif not self.notified.done():
             self.notified.set_result(False)
+
+    def _stream(self) -> asyncio.Queue[dict[str, Any] | None]:
+        """The queue of the call's messages, the answer being SSE from now on."""
+        self.streaming = True
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+        return self.queue
 
     def _message(self, task: asyncio.Task[Any]) -> dict[str, Any]:
         """The JSON-RPC response of the ended call."""
@@ -99,17 +107,18 @@ class StreamedCall:
 
     def streamed(self, headers: dict) -> Response:
         """The call's messages as SSE (keep-alive comments while it runs)."""
-        self.streaming = True
+        self._stream()
         return StreamingResponse(
             self._events(), media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
         )
 
     async def _events(self) -> AsyncIterator[bytes]:
+        queue = self._stream()
         try:
             while True:
                 try:
                     async with asyncio.timeout(KEEPALIVE_S):
-                        msg = await self.queue.get()
+                        msg = await queue.get()
                 except TimeoutError:
                     yield b": ping\n\n"
                     continue

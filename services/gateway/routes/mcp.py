@@ -161,9 +161,10 @@ async def _request(
     method = body["method"]
     headers: dict[str, str] = {}
     if ctx.modern:
-        dup = find_duplicated_routing_header(request.headers.items())
+        items = request.headers.items()  # decoded once for the three readers below
+        dup = find_duplicated_routing_header(items)
         # RFC 9110: a field value excludes the whitespace around it (httptools keeps a trailing one)
-        fields = {name: value.strip() for name, value in request.headers.items()}
+        fields = {name: value.strip() for name, value in items}
         verdict = classify_inbound_request(body, headers=fields)
         if dup is not None:
             raise RpcFault(HEADER_MISMATCH, f"The {dup} header appears more than once.")
@@ -175,7 +176,7 @@ async def _request(
             )
         ctx.protocol = verdict.protocol_version
         ctx.client = client_name(verdict.client_info)
-        ctx.param_headers = param_headers.received(request.headers.items())
+        ctx.param_headers = param_headers.received(items)
         caps = verdict.client_capabilities
         ctx.capabilities = caps if isinstance(caps, dict) else {}
         if method == "subscriptions/listen":

@@ -1,5 +1,7 @@
 """The event envelope round-trips and refuses what is not one."""
 
+import uuid
+
 import pytest
 
 from libs.common.events import (
@@ -14,6 +16,7 @@ from libs.common.events import (
     SettingsUpdated,
     ToolCalled,
     decode,
+    new_id,
     platform_event,
     type_of,
 )
@@ -102,3 +105,12 @@ def test_platform_events_are_known_by_their_verb() -> None:
     assert kind.decode(event) == ServiceStopping("gateway", "g-1")
     assert platform_event("gateway.service.exploded") is None
     assert platform_event("registry.server.updated") is None
+
+
+def test_event_ids_are_distinct_version_4_uuids_in_canonical_form() -> None:
+    ids = [Event(type="t", source="s", data={}).id for _ in range(2000)] + [new_id()]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
