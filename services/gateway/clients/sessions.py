@@ -66,9 +66,7 @@ def principal_fingerprint(principal: Principal) -> str:
 class SessionCodec:
     """Issues and checks signed session ids; remembers ended ones."""
 
-    def __init__(
-        self, secret: bytes, ttl_s: float, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, secret: bytes, ttl_s: float, clock: Callable[[], float] = time.time) -> None:
         self.secret = secret
         self.ttl_s = ttl_s
         self.clock = clock
