@@ -100,7 +100,8 @@ def constant_time_equal(a: str, b: str) -> bool:
 
 async def authenticate(conn: HTTPConnection) -> Principal:
     """The request's principal (cached on the request), or 401."""
-    cached = getattr(conn.state, "principal", None)
+    # the state's dict, read directly: a miss on `conn.state` raises and catches an error
+    cached = conn.scope.get("state", {}).get("principal")
     if cached is not None:
         return cached
     token, from_cookie = credential_from(conn)

@@ -215,11 +215,13 @@ class Bus:
             self._acks_prefix = self.nc.new_inbox() + "."
             self._subs.append(await self.nc.subscribe(self._acks_prefix + "*", cb=self._on_ack))
         token = str(next(self._ack_ids))
-        ack: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        ack: asyncio.Future[Msg] = loop.create_future()
         self._acks[token] = ack
         headers = {"Nats-Msg-Id": event.id, Header.EXPECTED_STREAM.value: self.stream}
         if tracing.enabled:  # the consumers' spans continue the publisher's trace
             tracing.inject(headers)
+        expiry: asyncio.TimerHandle | None = None
         try:
             await self.nc.publish(
                 self.subject(event.subject),
@@ -228,8 +230,9 @@ class Bus:
                 headers=headers,
             )
             _flush_now(self.nc)
-            async with asyncio.timeout(timeout):
-                reply = await ack
+            # a timer failing the future, not asyncio.timeout: a quarter of its cost per call
+            expiry = loop.call_later(timeout, _expire, ack)
+            reply = await ack
         except TimeoutError:
             self._publish_errors.inc()
             raise NatsTimeout from None
@@ -237,6 +240,8 @@ class Bus:
             self._publish_errors.inc()
             raise
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._acks.pop(token, None)
         if reply.headers and reply.headers.get(Header.STATUS.value) == "503":
             self._publish_errors.inc()
@@ -577,6 +582,12 @@ async def connect(settings: Settings, name: str | None = None) -> AsyncIterator[
         yield bus
     finally:
         await bus.close()
+
+
+def _expire(ack: asyncio.Future[Msg]) -> None:
+    """Fail a publish still waiting for its acknowledgement."""
+    if not ack.done():
+        ack.set_exception(TimeoutError())
 
 
 def _flush_now(nc: NatsClient) -> None:

@@ -93,7 +93,8 @@ async def rate_limit(request: Request, principal: Principal, limiter: RateLimite
 
 def with_rate_headers(request: Request, response: Response) -> Response:
     """Add the X-RateLimit-* (and Retry-After) headers of this request's verdict."""
-    verdict: Verdict | None = getattr(request.state, "rate_verdict", None)
+    # the state's dict, read directly: a miss on `request.state` raises and catches an error
+    verdict: Verdict | None = request.scope.get("state", {}).get("rate_verdict")
     if verdict is not None:
         response.headers.update(verdict.headers())
     return response
