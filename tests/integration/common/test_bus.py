@@ -115,6 +115,28 @@ async def test_concurrent_publishes_each_get_their_own_acknowledgement(bus: Bus)
     assert bus._acks == {}  # every acknowledgement was claimed
 
 
+async def test_publishes_made_in_one_event_loop_pass_go_out_in_one_write(bus: Bus) -> None:
+    kind = f"demo.batch{secrets.token_hex(2)}.made"
+    await bus.publish(an_event(kind, n=-1))  # the acknowledgements' inbox is subscribed
+    transport = bus.nc._transport
+    writes: list[int] = []  # how many publishes each write of the connection carried
+    real = transport.writelines
+
+    def counting(chunks: list[bytes]) -> None:
+        writes.append(sum(chunk.startswith(b"HPUB ") for chunk in chunks))
+        real(chunks)
+
+    transport.writelines = counting
+    try:
+        await asyncio.gather(*(bus.publish(an_event(kind, n=i)) for i in range(20)))
+        await bus.publish(an_event(kind, n=20))  # alone in its pass: a write of its own
+    finally:
+        del transport.writelines
+    assert [n for n in writes if n] == [20, 1]
+    info = await bus.js.stream_info(bus.stream, subjects_filter=bus.subject(f"events.{kind}"))
+    assert info.state.subjects == {bus.subject(f"events.{kind}"): 22}
+
+
 async def test_a_publish_no_stream_takes_fails_at_once(bus: Bus) -> None:
     from nats.js.errors import NoStreamResponseError
 
