@@ -253,13 +253,19 @@ class Bus:
             raise APIError.from_error(answer["error"])
 
     def _flush_soon(self) -> None:
-        """Write the pending publishes at the end of this event-loop pass, all in one write.
+        """Write the pending publishes now when alone, else at the end of this event-loop pass.
 
         Calls that end together (concurrent clients) publish in the same pass: one send, and one
-        read for NATS, instead of one each. Still before nats-py's flusher would."""
-        if not self._flush_due:
-            self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush_pending)
+        read for NATS, instead of one each; still before nats-py's flusher would. A publish with
+        no other awaiting its acknowledgement (one client at a time) is written at once: it
+        would wait for nothing but the loop's next turn."""
+        if self._flush_due:
+            return
+        if len(self._acks) <= 1:  # its own
+            _flush_now(self.nc)
+            return
+        self._flush_due = True
+        asyncio.get_running_loop().call_soon(self._flush_pending)
 
     def _flush_pending(self) -> None:
         """Write what the publishes of this pass left pending."""
