@@ -1,9 +1,12 @@
-"""The sizing model: cores per service at 1k, 10k and 100k calls/s, from `make bench`'s figures.
+"""The sizing model: cores per service at 1k, 10k and 100k calls/s, from measured CPU per call.
 
-`BENCH_JSON=run1.json make bench` (three times), then `python -m benchmarks.sizing run*.json`
-prints the tables of docs/PERFORMANCE.md's "Sizing" section. Each figure is the CPU per call
-through nginx at the highest concurrency the bench ran (the regime a busy deployment runs in),
-the worse of the two protocol generations, the median over the files given.
+`BENCH_JSON=run1.json make bench` (three times) and `BENCH_JSON=js.json python -m
+benchmarks.jetstream`, then `python -m benchmarks.sizing run*.json js.json` prints the tables of
+docs/PERFORMANCE.md's "Sizing" section. A service's figure is its CPU per call through nginx at
+the highest concurrency the bench ran (the regime a busy deployment runs in), the worse of the two
+protocol generations, the median over the files given. NATS's is the 3-node R3 cluster's of
+benchmarks/jetstream.py when given (the whole-stack bench shares the machine's NATS server with
+other work), else the whole-stack figure on each of three nodes.
 """
 
 from __future__ import annotations
@@ -24,11 +27,9 @@ PYTHON_SERVICES = ("gateway", "audit", "auth", "registry", "sandbox")
 SHARED_SERVERS = ("nginx", "nats", "postgres")
 UPSTREAM = "upstream"  # the bench's echo server (official Python SDK): the operator's, not ours
 # A JetStream stream is one Raft group: every publish to it goes through its leader. Assumed:
-# the leader spends the measured single-node CPU per call and one core's worth is its ceiling.
+# one core of the leader's is what one stream gets (its appends are ordered, so one at a time).
 STREAM_LEADER_CORES = 1.0
-# A 3-node cluster with R3 streams: each node stores every message (the leader also sends it to
-# two followers); assumed per node about the single node's measured cost.
-NATS_NODES = 3
+NATS_NODES = 3  # a 3-node cluster with R3 streams: every node stores every message
 POSTGRES_PRIMARY_CORES = 16  # an assumed primary: the write ceiling before partitioning
 DAY_S = 86_400
 RETENTION_DAYS = 90  # AUDIT_RETENTION_DAYS' default
@@ -41,6 +42,21 @@ class PerCall:
     cpu_us: dict[str, float]
     storage: dict[str, float]
     files: int
+    # CPU us per call record of each node of a 3-node R3 cluster, the stream leader's first
+    nats_nodes_us: tuple[float, ...] = ()
+
+    @property
+    def nats_measured(self) -> bool:
+        """Whether the NATS figures come from benchmarks/jetstream.py's cluster."""
+        return bool(self.nats_nodes_us)
+
+    @property
+    def nats_us(self) -> tuple[float, ...]:
+        """Each NATS node's CPU per call: measured, else the whole-stack figure on each node."""
+        if self.nats_nodes_us:
+            return self.nats_nodes_us
+        one = self.cpu_us.get("nats", 0.0)
+        return (one,) * NATS_NODES if one else ()
 
 
 def worst_nginx_run(document: dict[str, Any]) -> dict[str, float]:
@@ -61,14 +77,26 @@ def worst_nginx_run(document: dict[str, Any]) -> dict[str, float]:
 
 
 def per_call(documents: list[dict[str, Any]]) -> PerCall:
-    """The median over documents of worst_nginx_run, and of their storage figures."""
-    figures = [worst_nginx_run(d) for d in documents]
+    """The median over the bench documents of worst_nginx_run and of their storage figures.
+
+    And the median over the JetStream documents of each node's figure in their R3 run."""
+    stacks = [d for d in documents if d.get("kind") != "jetstream"]
+    figures = [worst_nginx_run(d) for d in stacks]
     groups = sorted({g for f in figures for g in f})
     cpu = {g: statistics.median(f[g] for f in figures if g in f) for g in groups}
-    stored = [d["storage"] for d in documents if d.get("storage")]
+    stored = [d["storage"] for d in stacks if d.get("storage")]
     keys = sorted({k for s in stored for k in s})
     storage = {k: statistics.median(s[k] for s in stored if k in s) for k in keys}
-    return PerCall(cpu, storage, len(documents))
+    clusters = [
+        list(r["node_us"].values())
+        for d in documents
+        if d.get("kind") == "jetstream"
+        for r in d["runs"]
+        if r["replicas"] == NATS_NODES
+    ]
+    width = NATS_NODES if clusters else 0
+    nodes = tuple(statistics.median(c[i] for c in clusters) for i in range(width))
+    return PerCall(cpu, storage, len(stacks), nodes)
 
 
 def cores(us_per_call: float, rate: float) -> float:
@@ -80,9 +108,9 @@ def ceilings(model: PerCall) -> dict[str, float]:
     """Calls/s at which a part that does not scale by adding replicas reaches its target."""
     cpu = model.cpu_us
     found = {}
-    if cpu.get("nats"):
+    if model.nats_us:
         found["one JetStream stream (its leader)"] = (
-            STREAM_LEADER_CORES * TARGET_UTILISATION * 1e6 / cpu["nats"]
+            STREAM_LEADER_CORES * TARGET_UTILISATION * 1e6 / model.nats_us[0]
         )
     if cpu.get("postgres"):
         found[f"one Postgres primary ({POSTGRES_PRIMARY_CORES} cores)"] = (
@@ -112,32 +140,38 @@ def fmt(value: float) -> str:
 def service_table(model: PerCall) -> list[str]:
     """Markdown: us per call, calls/s per core, cores (replicas) at each rate."""
     head = "| process | CPU us/call | calls/s per core |" + "".join(
-        f" cores at {r // 1000}k/s |" for r in RATES
+        f" cores (replicas) at {r // 1000}k/s |" for r in RATES
     )
     lines = [head, "|---" * (3 + len(RATES)) + "|"]
+    rows = [(g, model.cpu_us.get(g, 0.0)) for g in (*PYTHON_SERVICES, *SHARED_SERVERS, UPSTREAM)]
     platform_us, platform_cores = 0.0, [0.0] * len(RATES)
-    for group in (*PYTHON_SERVICES, *SHARED_SERVERS, UPSTREAM):
-        us = model.cpu_us.get(group)
+    for group, us in rows:
+        if group == "nats":
+            us = sum(model.nats_us)
         if not us:
             continue
-        nodes = NATS_NODES if group == "nats" else 1
-        needs = [cores(us, rate) * nodes for rate in RATES]
+        needs = [cores(us, rate) for rate in RATES]
         cells = [
-            f" {fmt(need)} ({math.ceil(need)} replicas) |"
-            if group in PYTHON_SERVICES
-            else f" {fmt(need)} |"
+            f" {fmt(need)} ({math.ceil(need)}) |" if group in PYTHON_SERVICES else f" {fmt(need)} |"
             for need in needs
         ]
-        name = f"nats ({NATS_NODES} nodes, R{NATS_NODES})" if group == "nats" else group
-        lines.append(f"| {name} | {us:.0f} | {1e6 / us:,.0f} |" + "".join(cells))
+        lines.append(f"| {label(group, model)} | {us:.0f} | {1e6 / us:,.0f} |" + "".join(cells))
         if group != UPSTREAM:
-            platform_us += us * nodes
+            platform_us += us
             platform_cores = [t + n for t, n in zip(platform_cores, needs, strict=True)]
     lines.append(
         f"| platform (all but the upstream) | {platform_us:.0f} | {1e6 / platform_us:,.0f} |"
         + "".join(f" {fmt(c)} |" for c in platform_cores)
     )
     return lines
+
+
+def label(group: str, model: PerCall) -> str:
+    """A row's name: NATS says which cluster and where its figure comes from."""
+    if group != "nats":
+        return group
+    source = "benchmarks/jetstream.py" if model.nats_measured else "the whole-stack figure x3"
+    return f"nats, {NATS_NODES} nodes, R{NATS_NODES} ({source})"
 
 
 def storage_lines(model: PerCall) -> list[str]:
@@ -168,9 +202,16 @@ def storage_lines(model: PerCall) -> list[str]:
 
 def report(model: PerCall) -> str:
     """Every table of the Sizing section."""
+    nodes = ", ".join(f"{us:.0f}" for us in model.nats_us)
     out = [
         f"Median of {model.files} bench file(s); CPU per call through nginx at the top"
-        f" concurrency, the worse generation; planned at {TARGET_UTILISATION:.0%} of each core.",
+        f" concurrency, the worse generation; planned at {TARGET_UTILISATION:.0%} of each core."
+        f" NATS nodes (stream leader first): {nodes} us per call record"
+        + (
+            f"; the whole-stack run's NATS server (shared) showed {model.cpu_us['nats']:.0f}."
+            if model.nats_measured and model.cpu_us.get("nats")
+            else "."
+        ),
         "",
         *service_table(model),
         "",

@@ -87,10 +87,39 @@ def test_the_report_has_a_row_per_process_and_replicas_for_the_python_services(
     gateway = next(line for line in out.splitlines() if line.startswith("| gateway |"))
     # 500 us per call: 2,000 calls/s per core; at 100k calls/s 50 busy cores, 83.3 planned
     assert gateway.split("|")[2:4] == [" 500 ", " 2,000 "]
-    assert "83.3 (84 replicas)" in gateway
-    assert "| nats (3 nodes, R3) |" in out
+    assert "83.3 (84)" in gateway
+    # no JetStream file: NATS is the whole-stack figure on each of three nodes
+    assert "| nats, 3 nodes, R3 (the whole-stack figure x3) | 300 |" in out
     # 1,100 B per call at 1,000 calls/s: 95.0 GB a day
     assert "| 1,000 | 2,000 | 95.0 GB" in out
+
+
+def jetstream(leader: float, followers: tuple[float, float]) -> dict:
+    """A benchmarks/jetstream.py document: one node, then three (the leader's figure first)."""
+    cluster = {"n2": leader, "n1": followers[0], "n3": followers[1]}
+    return {
+        "kind": "jetstream",
+        "runs": [
+            {"nodes": 1, "replicas": 1, "node_us": {"n1": 40.0}},
+            {"nodes": 3, "replicas": 3, "node_us": cluster},
+        ],
+    }
+
+
+def test_a_jetstream_file_gives_the_nats_cluster_and_its_leader_the_stream_ceiling() -> None:
+    documents = [
+        bench(gateway=400, audit=150, nats=900),
+        jetstream(50.0, (30.0, 20.0)),
+        jetstream(70.0, (50.0, 40.0)),
+        jetstream(60.0, (40.0, 30.0)),
+    ]
+    model = sizing.per_call(documents)
+    assert model.files == 1  # the bench files; JetStream's are apart
+    assert model.nats_us == (60.0, 40.0, 30.0)  # medians, node by node
+    assert sizing.ceilings(model)["one JetStream stream (its leader)"] == pytest.approx(10_000)
+    table = "\n".join(sizing.service_table(model))
+    assert "| nats, 3 nodes, R3 (benchmarks/jetstream.py) | 130 | 7,692 |" in table
+    assert "the whole-stack run's NATS server (shared) showed 900" in sizing.report(model)
 
 
 def test_no_file_is_a_usage_error() -> None:
