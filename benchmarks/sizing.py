@@ -117,7 +117,7 @@ def ceilings(model: PerCall) -> dict[str, float]:
             POSTGRES_PRIMARY_CORES * TARGET_UTILISATION * 1e6 / cpu["postgres"]
         )
     if cpu.get(UPSTREAM):
-        found["one upstream core (the bench's Python SDK echo)"] = (
+        found["one upstream process (the bench's Python SDK echo, 1 core)"] = (
             TARGET_UTILISATION * 1e6 / cpu[UPSTREAM]
         )
     return found
