@@ -305,9 +305,9 @@ async def test_killing_an_audit_consumer_and_restarting_a_gateway_mid_run_loses_
     run = new_run("disrupted")
 
     async def disrupt(answered: int) -> None:
-        if answered == CALLS // 4:
+        if answered == CALLS // 5:
             killed_audit.kill()  # SIGKILL: its unacknowledged batch is redelivered
-        elif answered == CALLS // 2:
+        elif answered == CALLS // 3:  # early enough for the replacement to serve a share
             await asyncio.to_thread(restarted.stop)  # SIGTERM: in-flight calls finish
             replacement.append(await stack.restart("gateway"))
 
