@@ -1,12 +1,23 @@
 """Logs are JSON, carry service and ids, and never secrets."""
 
 import io
+from collections.abc import Iterator
 
 import orjson
 import pytest
 import structlog
 
 from libs.common import log
+
+
+@pytest.fixture(autouse=True)
+def unconfigured(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test configures logging to its own stream; the tests after it find the defaults."""
+    for name in ("info_enabled", "access_enabled", "_levels", "_default_level", "_write"):
+        monkeypatch.setattr(log, name, getattr(log, name))  # put back after the test
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
 
 
 def test_log_lines_are_json_with_service_and_request_id() -> None:
