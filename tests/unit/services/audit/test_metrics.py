@@ -1,4 +1,4 @@
-"""metrics.measured and measured_batch count applied events once, by kind; not duplicates or failures."""
+"""metrics.measured(_batch) count applied events once, by kind; not duplicates or failures."""
 
 from __future__ import annotations
 
