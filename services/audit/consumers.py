@@ -77,7 +77,7 @@ def make_batch_handler(
             if event.type != TOOL_CALLED.name:
                 await one(conn, event)
                 if event.type == ev.SETTINGS_UPDATED.name:
-                    policy = None
+                    policy = None  # it may have changed: the next call reads it again
                 continue
             if policy is None:
                 policy = await servers.get_setting(conn, records.ARGUMENTS_SETTING)
