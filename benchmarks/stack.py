@@ -8,6 +8,7 @@ protocol generations, direct, at the gateway's port and through nginx, and every
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -34,6 +35,8 @@ from libs.devstack.services import SERVICES
 from libs.devstack.stack import Stack
 
 SERVERS = int(os.environ.get("BENCH_SERVERS", "100"))
+# BENCH_JSON=path: also write the runs as JSON there (what benchmarks/sizing.py reads)
+JSON_PATH = os.environ.get("BENCH_JSON", "")
 CONCURRENCY = (1, 32)
 DATABASE_PREFIX = "sbbench_"
 
@@ -189,6 +192,52 @@ def profiled(booted: Booted, revision: str, conc: int, path: str) -> subprocess.
     return profiling.record(booted.stack.replicas_of("gateway")[0].process.pid, out)
 
 
+async def storage_per_call(conn: asyncpg.Connection, wal_start: int) -> dict[str, float]:
+    """Bytes per stored call: its record, its processed-event id, the WAL since `wal_start`.
+
+    The record is given as heap alone and with its indexes and TOAST. The WAL is the whole
+    server's: on a Postgres shared with other work it is an upper bound."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM audit.tool_calls) AS calls,"
+        " pg_relation_size('audit.tool_calls') AS heap,"
+        " pg_total_relation_size('audit.tool_calls') AS total,"
+        " pg_total_relation_size('audit.processed_events') AS processed,"
+        " pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn) AS wal",
+        wal_start,
+    )
+    calls = max(int(row["calls"]), 1)
+    return {
+        "calls": float(row["calls"]),
+        "record_heap_bytes": row["heap"] / calls,
+        "record_bytes": row["total"] / calls,
+        "processed_event_bytes": row["processed"] / calls,
+        "wal_bytes_upper_bound": float(row["wal"]) / calls,
+    }
+
+
+def write_json(
+    path: str,
+    runs: list[dict[str, Any]],
+    groups: list[str],
+    shared: list[str],
+    storage: dict[str, float],
+) -> None:
+    """Write a run's figures (every process's CPU per call, calls/s, latency) as JSON."""
+    document = {
+        "servers": SERVERS,
+        "duration_s": load.DURATION_S,
+        "loadgen": load.LOADGEN,
+        "cores": os.cpu_count(),
+        "groups": groups,
+        "shared": shared,
+        "storage": storage,
+        "runs": runs,
+    }
+    with open(path, "w") as out:
+        json.dump(document, out, indent=1)
+    print(f"figures written to {path}", flush=True)
+
+
 async def main() -> None:
     """Start the stack and the upstream, register, measure, print."""
     load.ensure_loadgen()
@@ -212,10 +261,14 @@ async def main() -> None:
             metrics = [f"{r.url}/metrics" for r in booted.stack.replicas_of("gateway")]
             audit = await asyncpg.connect(booted.database_url)
             try:
+                wal = await audit.fetchval("SELECT pg_current_wal_lsn()")
                 runs = await run_all(booted, Watch(groups, audit, metrics), upstream_url, key)
+                storage = await storage_per_call(audit, wal)
             finally:
                 await audit.close()
             report.print_whole(runs, list(groups), shared, SERVERS)
+            if JSON_PATH:
+                write_json(JSON_PATH, runs, list(groups), shared, storage)
     finally:
         upstream.terminate()
         try:

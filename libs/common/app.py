@@ -227,7 +227,9 @@ def run(settings_cls: type[Settings], create_app: Callable[[Any], Starlette]) ->
     except SettingsError as exc:
         print(f"{settings_cls.service}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    logmod.configure(settings.service, settings.log_level)
+    logmod.configure(
+        settings.service, settings.log_level, levels=logmod.parse_levels(settings.log_levels)
+    )
     if traced:
         log.info("tracing_on", endpoint=tracing.traces_endpoint(settings))
     try:

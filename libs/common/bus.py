@@ -54,6 +54,7 @@ DEPENDENCY_AWAY = (
 )
 STREAM_MAX_AGE_S = 7 * 24 * 3600
 Handler = Callable[[Event], Awaitable[None]]
+BatchHandler = Callable[[list[Event]], Awaitable[None]]
 RpcHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 MsgHandler = Callable[[Msg], Awaitable[None]]
 
@@ -427,6 +428,42 @@ class Bus:
         ack_wait_s: float = 30.0,
     ) -> None:
         """Run a durable pull consumer: ack after `handler` returns, redeliver when it raises."""
+
+        async def settle(msgs: list[Msg]) -> None:
+            for msg in msgs:
+                await self._handle(msg, handler)
+
+        config = self._consumer_config(durable, subjects, deliver_new, ack_wait_s)
+        self._tasks.append(asyncio.create_task(self._pull_loop(durable, config, settle, batch)))
+
+    def consume_batches(
+        self,
+        durable: str,
+        subjects: Sequence[str],
+        handler: BatchHandler,
+        one: Handler,
+        *,
+        batch: int = 64,
+        deliver_new: bool = False,
+        ack_wait_s: float = 30.0,
+    ) -> None:
+        """Run a durable pull consumer handing `handler` each fetch's events at once.
+
+        `handler` must apply a batch all or nothing (one transaction): its messages are acked
+        after it returns. When it raises, the batch is handled again event by event with `one`,
+        so an event no handler takes is terminated or redelivered alone; with a dependency away
+        (DEPENDENCY_AWAY) the whole batch is redelivered after a second."""
+
+        async def settle(msgs: list[Msg]) -> None:
+            await self._handle_batch(msgs, handler, one)
+
+        config = self._consumer_config(durable, subjects, deliver_new, ack_wait_s)
+        self._tasks.append(asyncio.create_task(self._pull_loop(durable, config, settle, batch)))
+
+    def _consumer_config(
+        self, durable: str, subjects: Sequence[str], deliver_new: bool, ack_wait_s: float
+    ) -> ConsumerConfig:
+        """The durable pull consumer's configuration: explicit acks, redelivered forever."""
         config = ConsumerConfig(
             # named as well: the create request then carries its filter in its subject, where
             # the service's NATS permissions pin it (libs/common/bus_access.py)
@@ -443,11 +480,14 @@ class Bus:
             config.filter_subject = filters[0]
         else:
             config.filter_subjects = filters
-        task = asyncio.create_task(self._pull_loop(durable, config, handler, batch))
-        self._tasks.append(task)
+        return config
 
     async def _pull_loop(
-        self, durable: str, config: ConsumerConfig, handler: Handler, batch: int
+        self,
+        durable: str,
+        config: ConsumerConfig,
+        settle: Callable[[list[Msg]], Awaitable[None]],
+        batch: int,
     ) -> None:
         """Fetch, handle, ack; back off and retry on every failure."""
         sub = None
@@ -462,8 +502,7 @@ class Bus:
                     msgs = await sub.fetch(batch, timeout=1)
                 except (NatsTimeout, TimeoutError):  # nothing to fetch right now
                     continue
-                for msg in msgs:
-                    await self._handle(msg, handler)
+                await settle(msgs)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -510,6 +549,10 @@ class Bus:
             log.warning("event_malformed", subject=msg.subject)
             await msg.term()
             return
+        await self._apply(msg, event, handler)
+
+    async def _apply(self, msg: Msg, event: Event, handler: Handler) -> None:
+        """Handle one decoded event and settle its message."""
         try:
             await handler(event)
         except PayloadError as exc:  # redelivering it would fail the same way
@@ -526,6 +569,57 @@ class Bus:
             await msg.nak(delay=1)
             return
         await msg.ack()
+
+    async def _handle_batch(self, msgs: list[Msg], handler: BatchHandler, one: Handler) -> None:
+        """Handle one fetch: the batch at once, else (it raised) event by event.
+
+        Acks are sent without waiting for JetStream, as `msg.ack()` always does: one buffered
+        write per message, no round trip. Traced, each message gets its CONSUMER span continuing
+        its publisher's trace, covering the batch (and its own handling if the batch fell back)."""
+        msgs, events = await self._decoded(msgs)
+        if not events:
+            return
+        spans = self._batch_spans(msgs) if tracing.enabled else None
+        try:
+            await handler(events)
+        except DEPENDENCY_AWAY as exc:
+            log.warning("event_handler_retrying", events=len(events), error=repr(exc))
+            for msg in msgs:
+                await msg.nak(delay=1)
+        except Exception as exc:
+            # one event the handler refuses (or a conflict) must not hold back the others
+            log.warning("event_batch_failed", events=len(events), error=repr(exc))
+            for i, (msg, event) in enumerate(zip(msgs, events, strict=True)):
+                with tracing.resumed(spans[i] if spans else None):
+                    await self._apply(msg, event, one)
+        else:
+            for msg in msgs:
+                await msg.ack()
+        finally:
+            for span in spans or ():
+                span.end()
+
+    async def _decoded(self, msgs: list[Msg]) -> tuple[list[Msg], list[Event]]:
+        """The messages whose envelopes decode, and their events; the others are terminated."""
+        kept, events = [], []
+        for msg in msgs:
+            try:
+                events.append(Event.from_bytes(msg.data))
+            except ValueError:
+                log.warning("event_malformed", subject=msg.subject)
+                await msg.term()
+                continue
+            kept.append(msg)
+        return kept, events
+
+    def _batch_spans(self, msgs: list[Msg]) -> list[Any]:
+        """A started CONSUMER span per message, each the child of its publisher's span."""
+        spans = []
+        for msg in msgs:
+            subject = self.unprefix(msg.subject)
+            name, attributes = f"{subject} process", _messaging_attributes(subject)
+            spans.append(tracing.started_span(name, msg.headers, tracing.CONSUMER, attributes))
+        return spans
 
     async def close(self) -> None:
         """Stop consumers, flush and drain the connection."""

@@ -276,14 +276,8 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - start
             route = metrics.matched_template(scope, root_path)
             metrics.observe_request(self.service, scope["method"], route, status, elapsed)
-            if logmod.info_enabled and route not in metrics.QUIET_ROUTES:
-                log.info(
-                    "http_request",
-                    method=scope["method"],
-                    route=route,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )
+            if logmod.access_enabled and route not in metrics.QUIET_ROUTES:
+                logmod.access_line(scope["method"], route, status, elapsed)
             if span is not None:
                 _finish_span(span, scope["method"], route, status)
             request_id_var.reset(rid_token)

@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from libs.common.bus import Handler
+from libs.common.bus import BatchHandler, Handler
 from libs.common.events import Event
 
 TxHandler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+TxBatchHandler = Callable[[asyncpg.Connection, list[Event]], Awaitable[None]]
 
 
 def transactional(pool: asyncpg.Pool, schema: str, consumer: str, handler: TxHandler) -> Handler:
@@ -26,6 +27,35 @@ def transactional(pool: asyncpg.Pool, schema: str, consumer: str, handler: TxHan
             )
             if fresh:
                 await handler(conn, event)
+
+    return run
+
+
+def transactional_batch(
+    pool: asyncpg.Pool, schema: str, consumer: str, handler: TxBatchHandler
+) -> BatchHandler:
+    """Wrap `handler` so a batch is applied in one transaction, each event of it once.
+
+    The batch's ids are recorded in one statement; `handler` gets only the events not applied
+    before, in their order (an id twice in the batch, the first of them)."""
+
+    async def run(events: list[Event]) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f'INSERT INTO "{schema}".processed_events (consumer, event_id)'
+                " SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                consumer,
+                [event.id for event in events],
+            )
+            if not rows:
+                return
+            ids = {row[0] for row in rows}
+            fresh = []
+            for event in events:
+                if event.id in ids:
+                    ids.discard(event.id)
+                    fresh.append(event)
+            await handler(conn, fresh)
 
     return run
 

@@ -24,6 +24,7 @@ pin), kept in one module so that it is reviewed and changed as one security boun
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -308,14 +309,22 @@ class GuardBackend(httpcore2.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The TLS context of every guarded httpx2 client, made once per process.
+
+    Loading the CA bundle costs about 35 ms of CPU: made per client, it was most of the
+    registry's cost of a health check."""
+    return httpx2.create_ssl_context(trust_env=False)
+
+
 class GuardTransport(httpx2.AsyncHTTPTransport):
     """httpx2's transport with the guard's backend and no proxies from the environment."""
 
     def __init__(self, guard: Guard, only_host: str | None = None) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=_tls(), trust_env=False)
         self._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=httpx2.create_ssl_context(trust_env=False),
-            network_backend=GuardBackend(guard, only_host),
+            ssl_context=_tls(), network_backend=GuardBackend(guard, only_host)
         )
 
 

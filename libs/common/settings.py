@@ -9,6 +9,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from libs.common import log
+
 T = TypeVar("T", bound="Settings")
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -67,6 +69,8 @@ class Settings:
     # the EVENTS stream's byte limit (oldest events dropped beyond it); 0: only its age limits it
     nats_stream_max_bytes: int = env("NATS_STREAM_MAX_BYTES", 0)
     log_level: str = env("LOG_LEVEL", "info")
+    # levels of named loggers over LOG_LEVEL: `access=warning,registry.health=debug` (log.py)
+    log_levels: str = env("LOG_LEVELS", "")
     namespace: str = env("SWITCHBOARD_NAMESPACE", "")
     version: str = env("SWITCHBOARD_VERSION", "0.1.0")
     instance: str = env("SWITCHBOARD_INSTANCE", "")
@@ -97,6 +101,11 @@ class Settings:
                 f"NATS_STREAM_REPLICAS must be from {MIN_REPLICAS} to {MAX_REPLICAS}"
                 f" (got {self.nats_stream_replicas})"
             )
+        for variable, check in (("LOG_LEVEL", log.parse_level), ("LOG_LEVELS", log.parse_levels)):
+            try:
+                check(getattr(self, variable.lower()))
+            except ValueError as exc:
+                raise SettingsError(f"{variable}: {exc}") from None
         if self.nats_stream_max_bytes < 0:
             raise SettingsError(
                 f"NATS_STREAM_MAX_BYTES must be 0 (no limit) or more"

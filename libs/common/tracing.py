@@ -17,7 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, format_trace_id
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, format_trace_id, use_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from libs.common.log import trace_id_var
@@ -108,6 +108,44 @@ def server_span(
         return OFF
     parent = _propagator.extract(headers) if headers else None
     return _current(name, kind, parent, attributes)
+
+
+def started_span(
+    name: str,
+    headers: Mapping[str, str] | None,
+    kind: SpanKind = CONSUMER,
+    attributes: Mapping[str, Any] | None = None,
+) -> Span | None:
+    """Like `server_span`, but started without becoming current (None while tracing is off).
+
+    For messages handled as a batch: each message's span covers the batch; `resumed` makes one
+    current while its message is handled alone; the caller ends each with `span.end()`."""
+    if not enabled:
+        return None
+    assert _tracer is not None
+    parent = _propagator.extract(headers) if headers else None
+    return _tracer.start_span(
+        name,
+        context=parent,
+        kind=kind,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+
+
+@contextmanager
+def resumed(current: Span | None) -> Iterator[Span | None]:
+    """Make a started span current (for children and the logs' trace id) without ending it."""
+    if current is None:
+        yield None
+        return
+    token = trace_id_var.set(trace_id_of(current))
+    try:
+        with use_span(current, record_exception=False, set_status_on_exception=False):
+            yield current
+    finally:
+        trace_id_var.reset(token)
 
 
 def span(

@@ -17,7 +17,7 @@ from libs.common.events import (
     TOOL_CALLED,
     Event,
 )
-from libs.common.idempotence import transactional
+from libs.common.idempotence import TxBatchHandler, transactional, transactional_batch
 from services.audit import metrics, records, store
 from services.audit.store import calls, servers
 
@@ -57,6 +57,38 @@ def make_handler(default_policy: str, written: dict[str, str] | None = None):  #
             written[event.id] = "activity"
 
     return on_event
+
+
+def make_batch_handler(
+    default_policy: str, written: dict[str, str] | None = None
+) -> TxBatchHandler:
+    """The batch's transactional handler: events applied in order, tool calls stored at once.
+
+    The argument policy is read once per batch, and again after a settings event passes (the
+    calls after it follow the new policy); the calls' rows go in with one statement at the end
+    (nothing else in a batch reads them)."""
+    one = make_handler(default_policy, written)
+
+    async def on_events(conn: asyncpg.Connection, events: list[Event]) -> None:
+        """Tool calls become rows of one insert; every other event is applied as alone."""
+        policy: str | None = None
+        rows = []
+        for event in events:
+            if event.type != TOOL_CALLED.name:
+                await one(conn, event)
+                if event.type == ev.SETTINGS_UPDATED.name:
+                    policy = None  # it may have changed: the next call reads it again
+                continue
+            if policy is None:
+                policy = await servers.get_setting(conn, records.ARGUMENTS_SETTING)
+                policy = policy or default_policy
+            rows.append(records.call_row(event, policy, store.parse_time(event.time)))
+            if written is not None:
+                written[event.id] = "call"
+        if rows:
+            await calls.insert_calls(conn, rows)
+
+    return on_events
 
 
 async def on_service_event(
@@ -118,11 +150,14 @@ async def running(
 ) -> AsyncIterator[None]:
     """Consume while the service runs (the bus stops the consumer on close); export its lag."""
     written: dict[str, str] = {}
-    handler = make_handler(default_policy, written)
-    bus.consume(
+    batch = make_batch_handler(default_policy, written)
+    one = make_handler(default_policy, written)
+    bus.consume_batches(
         DURABLE,
         [subjects.ALL_EVENTS],
-        metrics.measured(transactional(pool, "audit", DURABLE, handler), written),
+        metrics.measured_batch(transactional_batch(pool, "audit", DURABLE, batch), written),
+        # a batch that fails is applied event by event: only the failing event stays behind
+        metrics.measured(transactional(pool, "audit", DURABLE, one), written),
         ack_wait_s=ack_wait_s,
     )
     lag = asyncio.create_task(metrics.watch_lag(bus, DURABLE, lag_interval_s))

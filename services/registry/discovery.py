@@ -121,40 +121,70 @@ async def discover_remote(
     """Connect with the official MCP client and list everything.
 
     Through the outbound guard, to the URL's host only."""
-    guard = Guard(allow)
-    try:
-        host, _ = await guard.check_url(url)
-    except SsrfRefused as exc:
-        raise DiscoveryFailed(f"refused by SSRF rules: the URL {exc}") from None
-    factory = guard.http_client_factory(only_host=host)
     started = time.perf_counter()
-    try:
-        async with asyncio.timeout(timeout):
-            async with Client(
-                _transport(transport, url, headers, timeout, factory), cache=None
-            ) as client:
-                caps = client.server_capabilities
-                tools = await _pages(lambda c: client.list_tools(cursor=c), "tools")
-                resources = (
-                    await _pages(lambda c: client.list_resources(cursor=c), "resources")
-                    if caps.resources is not None
-                    else []
-                )
-                prompts = (
-                    await _pages(lambda c: client.list_prompts(cursor=c), "prompts")
-                    if caps.prompts is not None
-                    else []
-                )
-    except TimeoutError:
-        raise DiscoveryFailed(f"no answer within {timeout:g}s") from None
-    except Exception as exc:
-        raise DiscoveryFailed(_describe(exc)) from None
+    async with _connected(transport, url, headers, timeout, allow) as client:
+        caps = client.server_capabilities
+        tools = await _pages(lambda c: client.list_tools(cursor=c), "tools")
+        resources = (
+            await _pages(lambda c: client.list_resources(cursor=c), "resources")
+            if caps.resources is not None
+            else []
+        )
+        prompts = (
+            await _pages(lambda c: client.list_prompts(cursor=c), "prompts")
+            if caps.prompts is not None
+            else []
+        )
     return Listing(
         tools=[tool_dict(t) for t in tools],
         resources=[_plain(r) for r in resources],
         prompts=[_plain(p) for p in prompts],
         latency_ms=round((time.perf_counter() - started) * 1000, 2),
     )
+
+
+async def probe_remote(
+    transport: str,
+    url: str,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    allow: list[IPNetwork],
+) -> float:
+    """Open a session with the upstream (its discover or initialize) and close it; the ms taken.
+
+    The light health check: one exchange instead of the listing of every page."""
+    started = time.perf_counter()
+    async with _connected(transport, url, headers, timeout, allow):
+        pass
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+@asynccontextmanager
+async def _connected(
+    transport: str, url: str, headers: dict[str, str], timeout: float, allow: list[IPNetwork]
+) -> AsyncIterator[Client]:
+    """An MCP client session with the upstream, through the outbound guard, within `timeout`.
+
+    Every failure, the session's or the body's, is DiscoveryFailed."""
+    guard = Guard(allow)
+    try:
+        host, _ = await guard.check_url(url)
+    except SsrfRefused as exc:
+        raise DiscoveryFailed(f"refused by SSRF rules: the URL {exc}") from None
+    factory = guard.http_client_factory(only_host=host)
+    try:
+        async with asyncio.timeout(timeout):
+            async with Client(
+                _transport(transport, url, headers, timeout, factory), cache=None
+            ) as client:
+                yield client
+    except DiscoveryFailed:
+        raise
+    except TimeoutError:
+        raise DiscoveryFailed(f"no answer within {timeout:g}s") from None
+    except Exception as exc:
+        raise DiscoveryFailed(_describe(exc)) from None
 
 
 def _describe(exc: BaseException) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from services.registry.store import servers, tools
 
@@ -20,10 +20,21 @@ DISCOVERY_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+HEALTH_CHECKS = Counter(
+    "switchboard_registry_health_checks_total",
+    "Periodic health checks: `probe` opens a session only, `full` lists and reconciles.",
+    ["kind", "outcome"],
+)
+
 
 def observe_discovery(transport: str, ok: bool, seconds: float) -> None:
     """Record one discovery (transport is one of the five known values)."""
     DISCOVERY_SECONDS.labels(transport, "ok" if ok else "failed").observe(seconds)
+
+
+def count_check(kind: str, ok: bool) -> None:
+    """Count one periodic health check (`probe` or `full`)."""
+    HEALTH_CHECKS.labels(kind, "ok" if ok else "failed").inc()
 
 
 async def update_gauges(conn: asyncpg.Connection) -> None:

@@ -18,23 +18,45 @@ from services.registry.store import tools as tools_store
 log = structlog.get_logger()
 
 
+SANDBOXED = ("stdio", "code")  # listed by the sandbox over NATS, not reached by URL
+
+
 async def _listing(reg: Registry, server: Any) -> discovery.Listing:
     """Discover through the right path for the server's transport."""
-    if server["transport"] in ("stdio", "code"):
+    if server["transport"] in SANDBOXED:
         return await discovery.discover_sandboxed(
             reg.bus,
             server["name"],
             timeout=reg.settings.sandbox_timeout_s,
             transport=server["transport"],
         )
+    headers, timeout, allow = await _reach(reg, server)
+    return await discovery.discover_remote(
+        server["transport"], server["url"], headers, timeout=timeout, allow=allow
+    )
+
+
+async def _reach(reg: Registry, server: Any) -> tuple[dict[str, str], float, list[Any]]:
+    """What a remote server is reached with: its header secrets, a timeout, the SSRF allowlist."""
     async with reg.pool.acquire() as conn:
         rows = await secrets_store.list_secrets(conn, [server["id"]])
         allow = await reg.allowlist(conn)
     headers = views.secrets_by_kind(rows, reg.box)["header"]
-    timeout = min(float(server["timeout_s"]), reg.settings.discovery_timeout_s)
-    return await discovery.discover_remote(
-        server["transport"], server["url"], headers, timeout=timeout, allow=allow
-    )
+    return headers, min(float(server["timeout_s"]), reg.settings.discovery_timeout_s), allow
+
+
+async def probe(reg: Registry, server: Any) -> bool:
+    """Whether a remote server answers a session's opening (the light health check).
+
+    Nothing is written: a server that does not answer gets a full refresh, which records it."""
+    headers, timeout, allow = await _reach(reg, server)
+    try:
+        await discovery.probe_remote(
+            server["transport"], server["url"], headers, timeout=timeout, allow=allow
+        )
+    except discovery.DiscoveryFailed:
+        return False
+    return True
 
 
 async def refresh(reg: Registry, server_id: uuid.UUID, actor: str | None = None) -> dict[str, Any]:

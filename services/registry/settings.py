@@ -27,6 +27,11 @@ class RegistrySettings(Settings):
     health_interval_s: float = env("REGISTRY_HEALTH_INTERVAL_S", 30.0)
     health_concurrency: int = env("REGISTRY_HEALTH_CONCURRENCY", 8)
     health_enabled: bool = env("REGISTRY_HEALTH_ENABLED", True)
+    # each healthy remote server is listed in full (tool descriptions compared: rug pulls
+    # caught) at least this often; the checks between only open a session. 0: every check lists
+    # in full, so a rug pull is caught within one health interval (large fleets may trade that
+    # for CPU, docs/REGISTRY.md "Health")
+    full_refresh_s: float = env("REGISTRY_FULL_REFRESH_S", 0.0)
     discovery_timeout_s: float = env("REGISTRY_DISCOVERY_TIMEOUT_S", 10.0)
     sandbox_timeout_s: float = env("REGISTRY_SANDBOX_TIMEOUT_S", 5.0)
     llm_timeout_s: float = env("REGISTRY_LLM_TIMEOUT_S", 30.0)

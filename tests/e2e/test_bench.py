@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from benchmarks import sizing
+
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = (
     "auth",
@@ -22,8 +26,10 @@ PROCESSES = (
 RUNS = ("stateless c=1", "stateless c=32", "session c=1", "session c=32")
 
 
-def run_bench() -> str:
-    """`python -m benchmarks` on the whole stack with 1 s runs and one server; its output."""
+def run_bench(json_path: Path) -> str:
+    """`python -m benchmarks` on the whole stack with 1 s runs and one server; its output.
+
+    Its figures also go to json_path (BENCH_JSON)."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks"],
         cwd=ROOT,
@@ -32,6 +38,7 @@ def run_bench() -> str:
             "PYTHONPATH": str(ROOT),
             "BENCH_DURATION_S": "1",
             "BENCH_SERVERS": "1",
+            "BENCH_JSON": str(json_path),
             # never install anything from a test: wrk when the machine has it
             "BENCH_LOADGEN": "wrk" if shutil.which("wrk") else "aiohttp",
         },
@@ -56,8 +63,10 @@ def cpu_rows(out: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_the_whole_stack_bench_prints_every_process_and_stores_every_call() -> None:
-    out = run_bench()
+def test_the_whole_stack_bench_prints_every_process_and_stores_every_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run_bench(tmp_path / "bench.json")
     assert "WHOLE STACK" in out, out
     rows = cpu_rows(out)
     for name in PROCESSES:
@@ -72,3 +81,9 @@ def test_the_whole_stack_bench_prints_every_process_and_stores_every_call() -> N
     for cells in calls:
         path, per_s, errors = cells[2], float(cells[3]), cells[8]
         assert per_s > 0 and errors == "0", f"{path}: {cells}\n{out}"
+    # the JSON feeds the sizing model: a row per service, storage per call from the audit's table
+    assert sizing.main([str(tmp_path / "bench.json")]) == 0
+    model = capsys.readouterr().out
+    for name in ("gateway", "audit", "postgres"):
+        assert f"| {name} |" in model, model
+    assert "Per call: 1 record of" in model, model

@@ -20,7 +20,31 @@ COLUMNS = (
     " request_bytes, response_bytes, arguments, session_id, client, trace_id, caller_org,"
     " tool_fingerprint"
 )
-PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, COLUMNS.count(",") + 2))
+COLUMN_NAMES = tuple(c.strip() for c in COLUMNS.split(","))
+PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(COLUMN_NAMES) + 1))
+# the columns' types, in COLUMNS' order: a batch goes in as one array per column
+_TYPES = (
+    "uuid timestamptz text text text text text text text text text text text integer text"
+    " float8 float8 bigint bigint jsonb text text text text text"
+).split()
+_ROLLUP_SUMS = (
+    "INSERT INTO audit.call_rollups AS r"
+    " (minute, server, tool, calls, errors, denied, latency_sum, latency_max)"
+    " SELECT date_trunc('minute', time), server, tool, count(*),"
+    " count(*) FILTER (WHERE status = 'error'), count(*) FILTER (WHERE status = 'denied'),"
+    " sum(coalesce(latency_ms, 0)), max(coalesce(latency_ms, 0)) FROM stored"
+    # in key order: replicas' batches then lock the rollup rows they share in the same order
+    " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    " ON CONFLICT (minute, server, tool) DO UPDATE SET calls = r.calls + EXCLUDED.calls,"
+    " errors = r.errors + EXCLUDED.errors, denied = r.denied + EXCLUDED.denied,"
+    " latency_sum = r.latency_sum + EXCLUDED.latency_sum,"
+    " latency_max = GREATEST(r.latency_max, EXCLUDED.latency_max)"
+)
+INSERT_CALLS = (
+    f"WITH stored AS (INSERT INTO audit.tool_calls ({COLUMNS})"
+    f" SELECT * FROM unnest({', '.join(f'${n}::{t}[]' for n, t in enumerate(_TYPES, 1))})"
+    " ON CONFLICT (id) DO NOTHING RETURNING time, server, tool, status, latency_ms) " + _ROLLUP_SUMS
+)
 SORTS = ("time", "latency_ms", "server", "tool", "status", "principal_name")
 FILTERS = ("server", "tool", "status", "principal", "org", "team", "since", "until")
 
@@ -45,7 +69,7 @@ async def insert_call(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
     inserted = await conn.fetchval(
         f"INSERT INTO audit.tool_calls ({COLUMNS}) VALUES ({PLACEHOLDERS})"
         " ON CONFLICT (id) DO NOTHING RETURNING true",
-        *(row[c.strip()] for c in COLUMNS.split(",")),
+        *(row[c] for c in COLUMN_NAMES),
     )
     if not inserted:
         return False
@@ -65,6 +89,14 @@ async def insert_call(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
         float(row["latency_ms"] or 0.0),
     )
     return True
+
+
+async def insert_calls(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    """Store calls once each (by event id) and count them in their minutes' rollups.
+
+    One statement, whatever the number: the rows go in as one array per column, and the
+    rollups are summed from the rows actually inserted (none for an id already stored)."""
+    await conn.execute(INSERT_CALLS, *([row[c] for row in rows] for c in COLUMN_NAMES))
 
 
 def _where(filters: CallFilters, scope: Scope) -> Where:

@@ -249,7 +249,7 @@ async def claim_due(
         " WHERE s.id IN (SELECT id FROM registry.servers WHERE enabled"
         "   AND (next_check_at IS NULL OR next_check_at <= now())"
         "   ORDER BY next_check_at NULLS FIRST LIMIT $1 FOR UPDATE SKIP LOCKED)"
-        " RETURNING s.id, s.name",
+        " RETURNING s.id, s.name, s.transport, s.url, s.timeout_s, s.status",
         limit,
         default_interval,
         jitter,

@@ -8,10 +8,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def run_module(module: str, timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python -m module` from the checkout, with `env` added to the environment."""
+def run_module(
+    module: str, timeout: float, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m module *args` from the checkout, with `env` added to the environment."""
     return subprocess.run(
-        [sys.executable, "-m", module],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -45,3 +47,10 @@ def test_the_trimmed_bench_runs_end_to_end_on_a_tiny_setting() -> None:
     runs = [r for r in rows if len(r) > 7 and r[1] in paths and r[2].isdigit()]
     assert len(runs) == 4, done.stdout
     assert all(r[7] == "0" for r in runs), done.stdout  # the errors column
+
+
+def test_the_audit_writes_benchmark_waits_for_every_record_and_reports_its_cpu() -> None:
+    done = run_module("benchmarks.audit_writes", 120, "200", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("run 1: consumer "), done.stdout
+    assert "median: consumer " in done.stdout

@@ -74,6 +74,40 @@ async def test_a_consumer_handles_an_event_in_a_span_continuing_the_publishers_t
     assert received.trace_id == logged == trace_id  # the envelope and the consumer's logs agree
 
 
+async def test_each_event_of_a_batch_gets_its_span_in_its_publishers_trace(
+    bus: Bus, spans: InMemorySpanExporter
+) -> None:
+    kind = f"demo.batched{secrets.token_hex(2)}.made"
+    publishers = []
+    for n in range(2):
+        with tracing.span("tools/call", f"t{n}", tracing.SERVER) as publisher:
+            await bus.publish(EventType(kind, dict).event({"n": n}, source="demo"))
+        publishers.append(publisher)
+    alone: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(events: list[Event]) -> None:
+        raise RuntimeError("the batch fails: each event is handled alone, in its own span")
+
+    async def one(event: Event) -> None:
+        alone.append(trace_id_var.get())
+        if len(alone) == 2:
+            done.set()
+
+    bus.consume_batches(f"demo-batched-{secrets.token_hex(2)}", [f"events.{kind}"], handler, one)
+    async with asyncio.timeout(10):
+        await done.wait()
+    found = [s for s in spans.get_finished_spans() if s.name == f"events.{kind} process"]
+    async with asyncio.timeout(5):
+        while len(found) < 2:  # ended once the batch is settled
+            await asyncio.sleep(0.01)
+            found = [s for s in spans.get_finished_spans() if s.name == f"events.{kind} process"]
+    assert [s.kind for s in found] == [SpanKind.CONSUMER] * 2
+    parents = {s.parent.span_id for s in found if s.parent is not None}
+    assert parents == {p.get_span_context().span_id for p in publishers}
+    assert alone == [tracing.trace_id_of(p) for p in publishers]
+
+
 async def test_an_rpc_is_served_in_a_span_that_is_the_child_of_the_callers(
     bus: Bus, spans: InMemorySpanExporter
 ) -> None:

@@ -107,3 +107,11 @@ def test_stream_replicas_default_to_one_and_take_up_to_five() -> None:
 def test_a_negative_stream_byte_limit_is_refused_by_name() -> None:
     with pytest.raises(SettingsError, match="NATS_STREAM_MAX_BYTES"):
         DemoSettings.from_env({"DEMO_MASTER_KEY": "k", "NATS_STREAM_MAX_BYTES": "-5"})
+
+
+def test_unreadable_log_levels_are_errors_naming_the_variable() -> None:
+    with pytest.raises(SettingsError, match="LOG_LEVEL: 'loud'"):
+        Settings.from_env({"LOG_LEVEL": "loud"})
+    with pytest.raises(SettingsError, match="LOG_LEVELS: 'access' is not name=level"):
+        Settings.from_env({"LOG_LEVELS": "access"})
+    assert Settings.from_env({"LOG_LEVELS": "access=warning"}).log_levels == "access=warning"

@@ -1,4 +1,4 @@
-"""metrics.measured counts an applied event once, by kind; not duplicates or failures."""
+"""metrics.measured(_batch) count applied events once, by kind; not duplicates or failures."""
 
 from __future__ import annotations
 
@@ -37,4 +37,37 @@ async def test_applied_duplicate_and_failed_events() -> None:
     with pytest.raises(RuntimeError):
         await metrics.measured(failing, written)(event)
     assert counted("activity") == before_activity
+    assert written == {}
+
+
+def write_count() -> float:
+    return REGISTRY.get_sample_value("switchboard_audit_write_duration_seconds_count") or 0
+
+
+async def test_a_batch_counts_its_fresh_records_by_kind_and_one_write() -> None:
+    events = [
+        TOOL_CALLED.event(ToolCalled(server="s", tool=f"t{i}", status="ok"), source="gateway")
+        for i in range(3)
+    ]
+    written: dict[str, str] = {}
+
+    async def apply(batch) -> None:  # the first event was applied before: nothing written
+        for e in batch[1:]:
+            written[e.id] = "call"
+
+    run = metrics.measured_batch(apply, written)
+    calls, writes = counted("call"), write_count()
+    await run(events)
+    assert counted("call") == calls + 2
+    assert write_count() == writes + 1
+    assert written == {}
+
+    async def failing(batch) -> None:
+        written[batch[0].id] = "call"
+        raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        await metrics.measured_batch(failing, written)(events)
+    assert counted("call") == calls + 2
+    assert write_count() == writes + 1
     assert written == {}
