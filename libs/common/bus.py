@@ -446,8 +446,12 @@ class Bus:
         batch: int = 64,
         deliver_new: bool = False,
         ack_wait_s: float = 30.0,
+        linger_s: float = 0.0,
     ) -> None:
         """Run a durable pull consumer handing `handler` each fetch's events at once.
+
+        After a fetch smaller than `batch`, the next waits `linger_s`, so that at low rates
+        events gather into batches instead of going one by one (each event waits at most that).
 
         `handler` must apply a batch all or nothing (one transaction): its messages are acked
         after it returns. When it raises, the batch is handled again event by event with `one`,
@@ -458,7 +462,8 @@ class Bus:
             await self._handle_batch(msgs, handler, one)
 
         config = self._consumer_config(durable, subjects, deliver_new, ack_wait_s)
-        self._tasks.append(asyncio.create_task(self._pull_loop(durable, config, settle, batch)))
+        loop = self._pull_loop(durable, config, settle, batch, linger_s)
+        self._tasks.append(asyncio.create_task(loop))
 
     def _consumer_config(
         self, durable: str, subjects: Sequence[str], deliver_new: bool, ack_wait_s: float
@@ -488,6 +493,7 @@ class Bus:
         config: ConsumerConfig,
         settle: Callable[[list[Msg]], Awaitable[None]],
         batch: int,
+        linger_s: float = 0.0,
     ) -> None:
         """Fetch, handle, ack; back off and retry on every failure."""
         sub = None
@@ -503,6 +509,8 @@ class Bus:
                 except (NatsTimeout, TimeoutError):  # nothing to fetch right now
                     continue
                 await settle(msgs)
+                if linger_s and len(msgs) < batch:
+                    await asyncio.sleep(linger_s)  # let the next batch gather
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

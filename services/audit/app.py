@@ -32,6 +32,7 @@ def create_app(settings: AuditSettings) -> Starlette:
             settings.arguments,
             settings.ack_wait_s,
             settings.lag_interval_s,
+            settings.batch_linger_ms / 1000,
         ):
             pool = state["pool"]
             jobs = [

@@ -147,6 +147,7 @@ async def running(
     default_policy: str,
     ack_wait_s: float = 30.0,
     lag_interval_s: float = 15.0,
+    linger_s: float = 0.0,
 ) -> AsyncIterator[None]:
     """Consume while the service runs (the bus stops the consumer on close); export its lag."""
     written: dict[str, str] = {}
@@ -159,6 +160,7 @@ async def running(
         # a batch that fails is applied event by event: only the failing event stays behind
         metrics.measured(transactional(pool, "audit", DURABLE, one), written),
         ack_wait_s=ack_wait_s,
+        linger_s=linger_s,
     )
     lag = asyncio.create_task(metrics.watch_lag(bus, DURABLE, lag_interval_s))
     try:

@@ -38,6 +38,9 @@ class AuditSettings(Settings):
     # how long the Postgres and JetStream figures of /metrics are kept before a scrape reads
     # them again (services/audit/platform_metrics.py)
     platform_metrics_s: float = env("AUDIT_PLATFORM_METRICS_S", 15.0)
+    # after a fetch smaller than a full batch, wait this long before the next: at low rates calls
+    # are stored in batches (each waits at most this), not one transaction each
+    batch_linger_ms: float = env("AUDIT_BATCH_LINGER_MS", 20.0)
 
     def __post_init__(self) -> None:
         """Check the values that have a fixed set or range."""
@@ -54,5 +57,9 @@ class AuditSettings(Settings):
             parse_networks(self.ssrf_allowlist)
         except ValueError as exc:
             raise SettingsError(f"AUDIT_SSRF_ALLOWLIST: {exc}") from None
+        if not 0 <= self.batch_linger_ms <= 1000:
+            raise SettingsError(
+                f"AUDIT_BATCH_LINGER_MS must be from 0 to 1000 (got {self.batch_linger_ms:g})"
+            )
         if self.ws_queue < 1:
             raise SettingsError(f"AUDIT_WS_QUEUE must be at least 1 (got {self.ws_queue})")

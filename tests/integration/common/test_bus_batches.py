@@ -79,6 +79,34 @@ async def test_a_fetch_is_handed_over_as_one_batch_and_acked_after_it(bus: Bus) 
     assert info.ack_floor.stream_seq == info.delivered.stream_seq  # every message acked
 
 
+@pytest.mark.parametrize(
+    ("linger_s", "gathered"), [(0.0, False), (0.2, True)], ids=["no-linger", "linger"]
+)
+async def test_with_a_linger_events_sent_one_at_a_time_are_stored_in_batches(
+    bus: Bus, linger_s: float, gathered: bool
+) -> None:
+    kind = f"demo.trickle{secrets.token_hex(2)}.made"
+    published = events_of(kind, 12)
+    batches: list[int] = []
+
+    async def handler(events: list[Event]) -> None:
+        batches.append(len(events))
+
+    async def one(event: Event) -> None:
+        raise AssertionError("a batch that succeeds is not handled again")
+
+    durable = f"demo-trickle-{secrets.token_hex(2)}"
+    bus.consume_batches(durable, [f"events.{kind}"], handler, one, linger_s=linger_s)
+    await asyncio.sleep(0.3)  # the consumer is waiting for its first event
+    for event in published:  # a trickle: one event every 20 ms
+        await bus.publish(event)
+        await asyncio.sleep(0.02)
+    await idle(bus, durable)
+    assert sum(batches) == 12
+    # lingering 0.2 s, the 12 events (0.24 s) come in two or three batches; without, mostly alone
+    assert (len(batches) <= 4) is gathered, batches
+
+
 async def test_a_failing_batch_is_handled_again_one_by_one_so_only_the_poison_is_terminated(
     bus: Bus,
 ) -> None:
