@@ -100,8 +100,15 @@ async def test_auth_signs_in_manages_users_orgs_teams_grants_keys_tokens_and_ses
         "/api/v1/keys", json={"name": "laptop", "teams": [team]}, headers=bearer(alice_jwt)
     )
     key = expect(resp, 201, "auth: create an API key")["key"]
-    listed = await list_tools(api, "", key)
-    tools = tool_names(listed)
+    # the share reaches the gateways as an event (the registry's outbox, then a refetch): it
+    # shows within moments, not necessarily by the next request
+    deadline = time.monotonic() + 5
+    while True:
+        listed = await list_tools(api, "", key)
+        tools = tool_names(listed)
+        if tools or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert tools and all(t.startswith(f"{weather}__") for t in tools), (
         f"auth: a team grant gives exactly its server's tools on /mcp (got {tools}, "
         f"answer {listed.status_code})"
