@@ -2,31 +2,20 @@
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from libs.common import bus as busmod
 from libs.common import migrate, outbox
 from libs.common.bus import Bus, RpcError
 from libs.common.errors import Conflict, Unavailable, UpstreamError
 from libs.common.events import Event, EventType
 from libs.common.idempotence import transactional
 from libs.common.rpc_types import Rpc
-from libs.devstack.harness import settings_for
-from tests.integration.common.demo_app import DemoSettings
 
 MIGRATIONS = Path(__file__).parents[2] / "fixtures" / "common" / "migrations"
-
-
-@pytest.fixture
-async def bus(nats_url: str, namespace: str, pg_url: str) -> AsyncIterator[Bus]:
-    settings = settings_for(DemoSettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
-    async with busmod.connect(settings) as b:
-        yield b
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -12,22 +11,12 @@ import pytest
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
-from libs.common import bus as busmod
 from libs.common import migrate
 from libs.common.bus import Bus
 from libs.common.events import Event, PayloadError
 from libs.common.idempotence import transactional_batch
-from libs.devstack.harness import settings_for
-from tests.integration.common.demo_app import DemoSettings
 
 MIGRATIONS = Path(__file__).parents[2] / "fixtures" / "common" / "migrations"
-
-
-@pytest.fixture
-async def bus(nats_url: str, namespace: str, pg_url: str) -> AsyncIterator[Bus]:
-    settings = settings_for(DemoSettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
-    async with busmod.connect(settings) as b:
-        yield b
 
 
 def events_of(kind: str, n: int) -> list[Event]:

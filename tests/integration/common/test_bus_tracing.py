@@ -2,7 +2,7 @@
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,20 +12,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from libs.common import bus as busmod
 from libs.common import tracing
 from libs.common.bus import Bus
 from libs.common.events import Event, EventType
 from libs.common.log import trace_id_var
-from libs.devstack.harness import settings_for
 from tests.integration.common.demo_app import DemoSettings
-
-
-@pytest.fixture
-async def bus(nats_url: str, namespace: str, pg_url: str) -> AsyncIterator[Bus]:
-    settings = settings_for(DemoSettings, pg_url=pg_url, nats_url=nats_url, namespace=namespace)
-    async with busmod.connect(settings) as b:
-        yield b
 
 
 @pytest.fixture

@@ -17,15 +17,25 @@ from tests.support.upstreams import make_upstream, run_upstream
 INTERVAL_S = 1.0
 
 
-async def test_an_upstream_going_down_publishes_unhealthy_within_one_interval(
-    api: Any, events: Any, port: int, pg_url: str, nats_url: str, namespace: str
-) -> None:
-    settings = registry_settings(
+def checking(pg_url: str, nats_url: str, namespace: str, **extra: str) -> Any:
+    """Registry settings with health checks on, every INTERVAL_S."""
+    return registry_settings(
         pg_url,
         nats_url,
         namespace,
         REGISTRY_HEALTH_ENABLED="true",
         REGISTRY_HEALTH_INTERVAL_S=str(INTERVAL_S),
+        **extra,
+    )
+
+
+async def test_an_upstream_going_down_publishes_unhealthy_within_one_interval(
+    api: Any, events: Any, port: int, pg_url: str, nats_url: str, namespace: str
+) -> None:
+    settings = checking(
+        pg_url,
+        nats_url,
+        namespace,
     )
     async with serving(create_app(settings)):
         async with run_upstream(make_upstream(), port=port) as url:
@@ -92,12 +102,10 @@ def health_checks(kind: str) -> float:
 async def test_between_full_refreshes_a_healthy_server_is_only_probed(
     api: Any, port: int, pg_url: str, nats_url: str, namespace: str
 ) -> None:
-    settings = registry_settings(
+    settings = checking(
         pg_url,
         nats_url,
         namespace,
-        REGISTRY_HEALTH_ENABLED="true",
-        REGISTRY_HEALTH_INTERVAL_S=str(INTERVAL_S),
         REGISTRY_FULL_REFRESH_S="3600",
     )
     upstream = make_upstream(server=CountingServer("weather"))
@@ -117,12 +125,10 @@ async def test_a_changed_description_is_quarantined_by_the_periodic_full_refresh
     api: Any, events: Any, port: int, pg_url: str, nats_url: str, namespace: str
 ) -> None:
     full_s = 3.0
-    settings = registry_settings(
+    settings = checking(
         pg_url,
         nats_url,
         namespace,
-        REGISTRY_HEALTH_ENABLED="true",
-        REGISTRY_HEALTH_INTERVAL_S=str(INTERVAL_S),
         REGISTRY_FULL_REFRESH_S=str(full_s),
     )
     upstream = make_upstream()
